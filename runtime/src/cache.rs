@@ -1,0 +1,97 @@
+//! The on-disk cache of compiled components.
+//!
+//! Compiling a large component (an 18 MB Python one) takes seconds to minutes, so compiled
+//! artifacts are kept, named by the component's sha256 and a hash of the engine's settings and
+//! version. Deserializing an artifact runs its machine code, so only files this runtime wrote
+//! are read: the directory must belong to the current user and be closed to everyone else, and
+//! files are written atomically under a name only a matching component can produce.
+
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Creates the cache directory (mode 0700) or checks that an existing one is private.
+pub(crate) fn prepare_dir(dir: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create the component cache {}: {e}", dir.display()))?;
+        let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        let probe = dir.join(".owner-probe");
+        std::fs::write(&probe, b"").map_err(|e| format!("the component cache {} is not writable: {e}", dir.display()))?;
+        let me = std::fs::metadata(&probe).map(|m| m.uid()).unwrap_or(u32::MAX);
+        let _ = std::fs::remove_file(&probe);
+        if !meta.is_dir() || meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
+            return Err(format!(
+                "the component cache {} must be a directory owned by this user and not writable by others",
+                dir.display()
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the component cache {}: {e}", dir.display()))?;
+    Ok(())
+}
+
+fn artifact_path(engine: &Engine, dir: &Path, sha256: &str) -> PathBuf {
+    let mut hasher = std::hash::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    env!("CARGO_PKG_VERSION").hash(&mut hasher);
+    dir.join(format!("{sha256}-{:016x}.cwasm", hasher.finish()))
+}
+
+/// Compiles a component, or loads its compiled form from the cache.
+pub(crate) fn compile(engine: &Engine, wasm: &[u8], sha256: &str, cache: Option<&Path>) -> Result<Component, String> {
+    let Some(dir) = cache else {
+        return Component::new(engine, wasm).map_err(|e| format!("{e:#}"));
+    };
+    let path = artifact_path(engine, dir, sha256);
+    if path.is_file() {
+        // SAFETY: the file is in a private directory that only this runtime writes, under a name
+        // derived from the component's digest and the engine's settings; wasmtime also checks
+        // the engine compatibility recorded in the artifact.
+        #[allow(unsafe_code)]
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(c) => return Ok(c),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring an unusable cached component"),
+        }
+    }
+    let component = Component::new(engine, wasm).map_err(|e| format!("{e:#}"))?;
+    match component.serialize() {
+        Ok(bytes) => {
+            if let Err(e) = write_atomically(&path, &bytes) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot cache a compiled component");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot serialize a compiled component"),
+    }
+    Ok(component)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile_in(dir)?;
+    tmp.1.write_all(bytes)?;
+    tmp.1.sync_all()?;
+    std::fs::rename(&tmp.0, path)
+}
+
+fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let name = format!(".tmp-{}", uuid::Uuid::new_v4());
+    let path = dir.join(name);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    Ok((path.clone(), options.open(&path)?))
+}

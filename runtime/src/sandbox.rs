@@ -1,0 +1,678 @@
+//! The sandbox: one wasmtime engine, the linker with the world's imports and capability-free
+//! WASI, component loading and validation, and dispatch of `test-connection` / `check-health`
+//! with a fresh instance per call.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use crate::bindings::{IntegrationConnector, IntegrationConnectorPre, types as wit};
+use crate::egress::{NetworkPolicy, OriginAllowlist};
+use crate::host::{HostState, InvocationContext, InvocationLimiter, Journal, lock};
+use crate::http_client::{EgressClients, HttpTimeouts};
+use crate::limits::{LimitKind, Limits};
+use crate::manifest::{IntegrationType, Manifest, read_manifest};
+use crate::outcome::{FailureClass, HealthOutcome, Invocation, TestOutcome};
+use crate::record::{DenialKind, InvocationRecord, TrapInfo, rfc3339};
+use crate::secrets::{AuthRef, SecretResolver};
+
+/// How often the epoch advances; also how often a busy guest yields to other tasks.
+const EPOCH_TICK: Duration = Duration::from_millis(2);
+/// Extra time the outer timeout allows past the deadline before the guest is dropped.
+const DEADLINE_GRACE: Duration = Duration::from_millis(250);
+
+/// The operator's sandbox configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SandboxConfig {
+    /// Per-invocation ceilings.
+    pub limits: Limits,
+    /// Which addresses connectors may reach.
+    pub network: NetworkPolicy,
+    /// Largest component file accepted, in bytes (default 64 MiB).
+    pub max_component_bytes: u64,
+    /// How many invocations may run at once (sizes the pooling allocator; default 256).
+    pub max_concurrent_invocations: u32,
+    /// Where compiled components are cached (none: compile at every start).
+    pub cache_dir: Option<PathBuf>,
+    /// Connect timeout of outbound requests, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Timeout of one outbound request, in milliseconds (also bounded by the deadline).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            network: NetworkPolicy::default(),
+            max_component_bytes: 64 << 20,
+            max_concurrent_invocations: 256,
+            cache_dir: None,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Why a component was refused at load time.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file is larger than the operator's cap.
+    #[error("the component is {size} bytes; the limit is {limit}")]
+    TooLarge {
+        /// The size found.
+        size: u64,
+        /// The cap.
+        limit: u64,
+    },
+    /// Not a component (a core module, a precompiled artifact, or not wasm at all).
+    #[error("not a WebAssembly component: {0}")]
+    NotAComponent(String),
+    /// The manifest is missing or invalid.
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
+    /// It imports an interface the sandbox does not provide.
+    #[error("the component imports `{0}`, which the sandbox does not provide (allowed: WASI 0.2 and stellaops:integrations/*@0.1.0)")]
+    ForbiddenImport(String),
+    /// It does not implement the world `integration-connector`.
+    #[error("the component does not implement the world `stellaops:integrations/integration-connector@0.1.0`: {0}")]
+    WrongWorld(String),
+    /// Compilation failed.
+    #[error("the component does not compile: {0}")]
+    Compile(String),
+    /// Reading the file failed.
+    #[error("cannot read the component: {0}")]
+    Io(String),
+}
+
+/// Where a connector came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "path")]
+pub enum ConnectorSource {
+    /// Embedded in the service binary.
+    BuiltIn,
+    /// A file in the plugins directory (or given on the command line).
+    File(PathBuf),
+}
+
+/// A loaded, validated and compiled connector, ready to be invoked any number of times.
+pub struct LoadedConnector {
+    manifest: Manifest,
+    sha256: String,
+    size: u64,
+    imports: Vec<String>,
+    source: ConnectorSource,
+    pre: IntegrationConnectorPre<HostState>,
+}
+
+impl std::fmt::Debug for LoadedConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedConnector")
+            .field("provider", &self.manifest.connector.provider)
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedConnector {
+    /// The connector's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+    /// The provider id.
+    pub fn provider(&self) -> &str {
+        &self.manifest.connector.provider
+    }
+    /// Hex sha256 of the component bytes.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+    /// Size of the component in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    /// The component's imports (interface names).
+    pub fn imports(&self) -> &[String] {
+        &self.imports
+    }
+    /// Where it came from.
+    pub fn source(&self) -> &ConnectorSource {
+        &self.source
+    }
+}
+
+/// The integration a connector is asked to test, as the host knows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionConfig {
+    /// The integration's id.
+    pub integration_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    pub integration_type: IntegrationType,
+    /// Its provider id.
+    pub provider: String,
+    /// Its base URL.
+    pub base_url: Option<String>,
+    /// Its AuthRef: the only one the connector may resolve.
+    pub auth_ref: Option<String>,
+    /// Its configuration object. The key `caCertificates` (PEM) adds trusted CAs for this
+    /// integration's requests.
+    pub configuration: serde_json::Value,
+    /// Its environment label.
+    pub environment: Option<String>,
+}
+
+/// The configuration key holding an integration's extra CA certificates (PEM).
+pub const CA_CERTIFICATES_KEY: &str = "caCertificates";
+
+/// Ticks the engine's epoch while the sandbox lives.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The connector sandbox. Create one per process; it is cheap to share (`Arc`).
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<HostState>,
+    egress: Arc<EgressClients>,
+    resolver: Arc<dyn SecretResolver>,
+    config: SandboxConfig,
+    _ticker: EpochTicker,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Which export to call.
+#[derive(Clone, Copy, Debug)]
+enum Operation {
+    Test,
+    Health,
+}
+
+impl Operation {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Test => "test-connection",
+            Self::Health => "check-health",
+        }
+    }
+}
+
+enum GuestAnswer {
+    Test(wit::TestResult),
+    Health(wit::HealthResult),
+}
+
+/// The outcome of running the guest, before it becomes a result.
+enum RunEnd {
+    Answered(GuestAnswer),
+    Trapped(FailureClass, TrapInfo),
+}
+
+impl Sandbox {
+    /// Builds the engine, the linker and the outbound client.
+    pub fn new(config: SandboxConfig, resolver: Arc<dyn SecretResolver>) -> Result<Self, String> {
+        config.limits.validate()?;
+        let concurrency = config.max_concurrent_invocations.max(1);
+        let instances = u32::try_from(config.limits.instances).unwrap_or(u32::MAX);
+
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(concurrency)
+            .total_core_instances(concurrency.saturating_mul(16))
+            .total_memories(concurrency.saturating_mul(4))
+            .total_tables(concurrency.saturating_mul(8))
+            .total_stacks(concurrency)
+            .max_core_instances_per_component(instances)
+            .max_memories_per_component(instances.min(16))
+            .max_tables_per_component(instances.min(32))
+            .max_memory_size(usize::try_from(config.limits.memory_bytes).unwrap_or(usize::MAX))
+            .table_elements(usize::try_from(config.limits.table_elements).unwrap_or(usize::MAX))
+            .max_component_instance_size(4 << 20)
+            .max_core_instance_size(4 << 20);
+
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .max_wasm_stack(512 << 10)
+            .async_stack_size(2 << 20);
+        let engine = Engine::new(&wasm).map_err(|e| format!("cannot create the wasm engine: {e}"))?;
+
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("cannot link WASI: {e}"))?;
+        IntegrationConnector::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| format!("cannot link the host imports: {e}"))?;
+
+        let timeouts = HttpTimeouts {
+            connect: Duration::from_millis(config.connect_timeout_ms),
+            request: Duration::from_millis(config.request_timeout_ms),
+        };
+        let egress = Arc::new(EgressClients::new(config.network.clone(), timeouts)?);
+
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.weak();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("stella-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        match engine.upgrade() {
+                            Some(e) => e.increment_epoch(),
+                            None => break,
+                        }
+                    }
+                })
+                .map_err(|e| format!("cannot start the epoch thread: {e}"))?;
+        }
+
+        if let Some(dir) = &config.cache_dir {
+            crate::cache::prepare_dir(dir)?;
+        }
+
+        Ok(Self {
+            engine,
+            linker,
+            egress,
+            resolver,
+            config,
+            _ticker: EpochTicker { stop },
+        })
+    }
+
+    /// The configuration the sandbox runs with.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
+    }
+
+    /// Validates, compiles (or loads from the cache) and prepares a component.
+    pub fn load(&self, wasm: &[u8], source: ConnectorSource) -> Result<LoadedConnector, LoadError> {
+        let size = wasm.len() as u64;
+        if size > self.config.max_component_bytes {
+            return Err(LoadError::TooLarge {
+                size,
+                limit: self.config.max_component_bytes,
+            });
+        }
+        // Precompiled artifacts are never accepted from outside: deserializing one runs
+        // whatever machine code it holds.
+        if Engine::detect_precompiled(wasm).is_some() {
+            return Err(LoadError::NotAComponent(
+                "precompiled artifacts are not accepted; ship the .wasm component".into(),
+            ));
+        }
+        if !wasmparser::Parser::is_component(wasm) {
+            return Err(LoadError::NotAComponent(if wasmparser::Parser::is_core_wasm(wasm) {
+                "this is a core module; build a component (e.g. for the wasm32-wasip2 target)".into()
+            } else {
+                "the file is not WebAssembly".into()
+            }));
+        }
+        let manifest = read_manifest(wasm)?;
+        let sha256 = hex::encode(Sha256::digest(wasm));
+        let component = crate::cache::compile(&self.engine, wasm, &sha256, self.config.cache_dir.as_deref())
+            .map_err(LoadError::Compile)?;
+
+        let mut imports = Vec::new();
+        for (name, _) in component.component_type().imports(&self.engine) {
+            if !import_allowed(name) {
+                return Err(LoadError::ForbiddenImport(name.to_string()));
+            }
+            imports.push(name.to_string());
+        }
+        imports.sort();
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let pre = IntegrationConnectorPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        Ok(LoadedConnector {
+            manifest,
+            sha256,
+            size,
+            imports,
+            source,
+            pre,
+        })
+    }
+
+    /// Reads and loads a component file.
+    pub fn load_file(&self, path: &std::path::Path) -> Result<LoadedConnector, LoadError> {
+        let meta = std::fs::metadata(path).map_err(|e| LoadError::Io(e.to_string()))?;
+        if meta.len() > self.config.max_component_bytes {
+            return Err(LoadError::TooLarge {
+                size: meta.len(),
+                limit: self.config.max_component_bytes,
+            });
+        }
+        let bytes = std::fs::read(path).map_err(|e| LoadError::Io(e.to_string()))?;
+        self.load(&bytes, ConnectorSource::File(path.to_path_buf()))
+    }
+
+    /// Runs `test-connection`. Never fails: a trap, a limit or a bad configuration is a failed
+    /// result with its failure class.
+    pub async fn test_connection(&self, connector: &LoadedConnector, config: &ConnectionConfig) -> Invocation<TestOutcome> {
+        let (end, record, redactor) = self.run(connector, config, Operation::Test).await;
+        let result = match end {
+            RunEnd::Answered(GuestAnswer::Test(r)) => TestOutcome::from_wit(r, &redactor),
+            RunEnd::Answered(GuestAnswer::Health(_)) => unreachable!("test-connection answers with a test result"),
+            RunEnd::Trapped(class, trap) => TestOutcome::sandbox_failure(class, trap.message.clone()),
+        };
+        Invocation { result, record }
+    }
+
+    /// Runs `check-health`; the latency is the invocation's wall-clock time.
+    pub async fn check_health(&self, connector: &LoadedConnector, config: &ConnectionConfig) -> Invocation<HealthOutcome> {
+        let (end, record, redactor) = self.run(connector, config, Operation::Health).await;
+        let latency = record.duration_ms;
+        let result = match end {
+            RunEnd::Answered(GuestAnswer::Health(r)) => HealthOutcome::from_wit(r, &redactor, latency),
+            RunEnd::Answered(GuestAnswer::Test(_)) => unreachable!("check-health answers with a health result"),
+            RunEnd::Trapped(class, trap) => HealthOutcome::sandbox_failure(class, trap.message.clone(), latency),
+        };
+        Invocation { result, record }
+    }
+
+    async fn run(
+        &self,
+        connector: &LoadedConnector,
+        config: &ConnectionConfig,
+        op: Operation,
+    ) -> (RunEnd, InvocationRecord, crate::secrets::Redactor) {
+        let started = Instant::now();
+        let started_at = SystemTime::now();
+        let limits = self.config.limits.effective(&connector.manifest.limits);
+        let journal = Arc::new(Mutex::new(Journal::default()));
+        let stdout = MemoryOutputPipe::new(limits.max_log_bytes as usize);
+        let stderr = MemoryOutputPipe::new(limits.max_log_bytes as usize);
+
+        let end = match self.prepare(connector, config, &limits, started, &journal, &stdout, &stderr) {
+            Err(message) => RunEnd::Trapped(FailureClass::Misconfigured, TrapInfo { limit: None, message }),
+            Ok(state) => {
+                let outer = limits.deadline() + DEADLINE_GRACE;
+                match tokio::time::timeout(outer, self.call_guest(connector, state, op)).await {
+                    Ok(end) => end,
+                    Err(_) => {
+                        lock(&journal).limit_hit.get_or_insert(LimitKind::Deadline);
+                        RunEnd::Trapped(
+                            FailureClass::Timeout,
+                            TrapInfo {
+                                limit: Some(LimitKind::Deadline),
+                                message: format!("the connector did not finish within its deadline of {} ms", limits.deadline_ms),
+                            },
+                        )
+                    }
+                }
+            }
+        };
+
+        let j = std::mem::take(&mut *lock(&journal));
+        let end = match end {
+            // A limit the host enforced explains the trap better than the trap itself.
+            RunEnd::Trapped(_, trap) if trap.limit.is_none() && j.limit_hit.is_some() => {
+                let limit = j.limit_hit.expect("checked above");
+                RunEnd::Trapped(limit_class(limit), TrapInfo { limit: Some(limit), message: limit_message(limit, &limits, &trap.message) })
+            }
+            other => other,
+        };
+        let trap = match &end {
+            RunEnd::Trapped(_, t) => Some(TrapInfo {
+                limit: t.limit,
+                message: j.redactor.redact(&t.message),
+            }),
+            RunEnd::Answered(_) => None,
+        };
+        let text = |pipe: &MemoryOutputPipe| j.redactor.redact(&String::from_utf8_lossy(&pipe.contents()));
+        let record = InvocationRecord {
+            invocation_id: uuid::Uuid::new_v4().to_string(),
+            operation: op.name().into(),
+            provider: connector.provider().into(),
+            connector_version: connector.manifest.connector.version.clone(),
+            sha256: connector.sha256.clone(),
+            started_at: rfc3339(started_at),
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            memory_peak_bytes: j.memory_peak,
+            limits,
+            host_calls: j.host_calls,
+            denials: j.denials,
+            logs: j.logs,
+            stdout: text(&stdout),
+            stderr: text(&stderr),
+            trap,
+        };
+        (end, record, j.redactor)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn prepare(
+        &self,
+        connector: &LoadedConnector,
+        config: &ConnectionConfig,
+        limits: &Limits,
+        started: Instant,
+        journal: &Arc<Mutex<Journal>>,
+        stdout: &MemoryOutputPipe,
+        stderr: &MemoryOutputPipe,
+    ) -> Result<(HostState, wit::ConnectionConfig), String> {
+        let base_url = match &config.base_url {
+            None => None,
+            Some(u) => Some(Url::parse(u).map_err(|e| format!("the base URL `{u}` is not valid: {e}"))?),
+        };
+        let bound_auth_ref = match &config.auth_ref {
+            None => None,
+            Some(r) => Some(AuthRef::parse(r).map_err(|e| format!("the AuthRef is not valid: {e}"))?),
+        };
+        let origins = OriginAllowlist::new(base_url.as_ref(), &connector.manifest.permissions.hosts)?;
+        let ca = match config.configuration.get(CA_CERTIFICATES_KEY) {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(pem)) => Some(pem.as_str()),
+            Some(_) => return Err(format!("configuration.{CA_CERTIFICATES_KEY} must be a PEM string")),
+        };
+        let client = self.egress.client(ca)?;
+
+        let wasi_journal = journal.clone();
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(move |addr, use_| {
+                let mut j = lock(&wasi_journal);
+                j.deny(
+                    DenialKind::WasiSocket,
+                    addr.to_string(),
+                    format!("WASI sockets are not available to connectors ({use_:?}); use the http import"),
+                );
+                Box::pin(async { false })
+            })
+            .build();
+
+        let wit_config = wit::ConnectionConfig {
+            integration_id: config.integration_id.clone(),
+            name: config.name.clone(),
+            integration_type: match config.integration_type {
+                IntegrationType::Registry => wit::IntegrationType::Registry,
+                IntegrationType::Scm => wit::IntegrationType::Scm,
+                IntegrationType::Ci => wit::IntegrationType::Ci,
+                IntegrationType::Host => wit::IntegrationType::Host,
+                IntegrationType::Feed => wit::IntegrationType::Feed,
+                IntegrationType::Artifact => wit::IntegrationType::Artifact,
+            },
+            provider: config.provider.clone(),
+            base_url: config.base_url.clone(),
+            auth_ref: config.auth_ref.clone(),
+            configuration: config.configuration.to_string(),
+            environment: config.environment.clone(),
+        };
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: InvocationLimiter {
+                memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+                table_elements: usize::try_from(limits.table_elements).unwrap_or(usize::MAX),
+                instances: usize::try_from(limits.instances).unwrap_or(usize::MAX),
+                journal: journal.clone(),
+            },
+            cx: InvocationContext {
+                started,
+                deadline: started + limits.deadline(),
+                limits: limits.clone(),
+                bound_auth_ref,
+                origins,
+                permissions: connector.manifest.permissions.clone(),
+                egress: self.egress.clone(),
+                client,
+                timeouts: self.egress.timeouts(),
+                resolver: self.resolver.clone(),
+                requests_made: 0,
+                journal: journal.clone(),
+            },
+        };
+        Ok((state, wit_config))
+    }
+
+    async fn call_guest(
+        &self,
+        connector: &LoadedConnector,
+        (state, wit_config): (HostState, wit::ConnectionConfig),
+        op: Operation,
+    ) -> RunEnd {
+        let deadline = state.cx.deadline;
+        let deadline_ms = state.cx.limits.deadline_ms;
+        let journal = state.cx.journal.clone();
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |store| {
+            if Instant::now() >= deadline {
+                lock(&store.data().cx.journal).limit_hit.get_or_insert(LimitKind::Deadline);
+                return Err(wasmtime::Error::new(Trap::Interrupt));
+            }
+            // Yield at every tick so that a busy guest never starves other invocations.
+            Ok(UpdateDeadline::Yield(1))
+        });
+
+        let result = async {
+            let instance = connector.pre.instantiate_async(&mut store).await?;
+            match op {
+                Operation::Test => instance
+                    .call_test_connection(&mut store, &wit_config)
+                    .await
+                    .map(GuestAnswer::Test),
+                Operation::Health => instance
+                    .call_check_health(&mut store, &wit_config)
+                    .await
+                    .map(GuestAnswer::Health),
+            }
+        }
+        .await;
+        match result {
+            Ok(answer) => RunEnd::Answered(answer),
+            Err(e) => {
+                let limit = lock(&journal).limit_hit;
+                let limit = limit.or_else(|| match e.downcast_ref::<Trap>() {
+                    Some(Trap::StackOverflow) => Some(LimitKind::Stack),
+                    Some(Trap::Interrupt) => Some(LimitKind::Deadline),
+                    _ => None,
+                });
+                let class = limit.map_or(FailureClass::Internal, limit_class);
+                let detail = format!("{e:#}");
+                let message = match limit {
+                    Some(LimitKind::Deadline) => {
+                        format!("the connector did not finish within its deadline of {deadline_ms} ms")
+                    }
+                    Some(_) => detail,
+                    None => format!("the connector failed: {detail}"),
+                };
+                RunEnd::Trapped(class, TrapInfo { limit, message })
+            }
+        }
+    }
+}
+
+fn limit_class(limit: LimitKind) -> FailureClass {
+    match limit {
+        LimitKind::Deadline => FailureClass::Timeout,
+        _ => FailureClass::Internal,
+    }
+}
+
+fn limit_message(limit: LimitKind, limits: &Limits, detail: &str) -> String {
+    let what = match limit {
+        LimitKind::Deadline => format!("the connector did not finish within its deadline of {} ms", limits.deadline_ms),
+        LimitKind::Memory => format!("the connector exceeded its memory limit of {} bytes", limits.memory_bytes),
+        LimitKind::TableElements => format!("the connector exceeded its table limit of {} elements", limits.table_elements),
+        LimitKind::Instances => "the connector exceeded its instance limit".to_string(),
+        LimitKind::LogBytes => format!("the connector exceeded its log budget of {} bytes", limits.max_log_bytes),
+        LimitKind::Stack => "the connector overflowed its stack".to_string(),
+    };
+    format!("{what} ({detail})")
+}
+
+/// WASI 0.2 interfaces and this package's interfaces; nothing else may be imported.
+fn import_allowed(name: &str) -> bool {
+    const WASI: &[&str] = &["wasi:cli/", "wasi:clocks/", "wasi:filesystem/", "wasi:io/", "wasi:random/", "wasi:sockets/"];
+    const OURS: &[&str] = &["types", "secrets", "http", "crypto", "log"];
+    if let Some(rest) = name.strip_prefix("stellaops:integrations/") {
+        return rest
+            .split_once('@')
+            .is_some_and(|(iface, version)| OURS.contains(&iface) && version == "0.1.0");
+    }
+    WASI.iter().any(|p| name.starts_with(p))
+        && name
+            .split_once('@')
+            .is_some_and(|(_, v)| v.starts_with("0.2.") && v[4..].bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_wasi_0_2_and_our_interfaces_are_allowed() {
+        for ok in [
+            "wasi:cli/environment@0.2.0",
+            "wasi:io/streams@0.2.6",
+            "wasi:sockets/tcp@0.2.3",
+            "wasi:filesystem/preopens@0.2.0",
+            "stellaops:integrations/http@0.1.0",
+            "stellaops:integrations/types@0.1.0",
+        ] {
+            assert!(import_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "wasi:http/outgoing-handler@0.2.0",
+            "wasi:cli/environment@0.3.0",
+            "wasi:io/streams",
+            "wasi:keyvalue/store@0.2.0-draft",
+            "stellaops:integrations/http@0.2.0",
+            "stellaops:integrations/admin@0.1.0",
+            "evil:backdoor/exec@1.0.0",
+            "wasi:cli/environment@0.2.0-rc",
+        ] {
+            assert!(!import_allowed(bad), "{bad}");
+        }
+    }
+}
