@@ -39,6 +39,7 @@ mod cache;
 pub mod catalog;
 pub mod egress;
 mod host;
+pub mod inspect;
 pub mod http_client;
 pub mod limits;
 pub mod manifest;

@@ -598,7 +598,12 @@ impl Sandbox {
                     _ => None,
                 });
                 let class = limit.map_or(FailureClass::Internal, limit_class);
-                let detail = format!("{e:#}");
+                // The trap itself, without the wasm backtrace: the audit wants what happened.
+                tracing::debug!(error = format!("{e:?}"), "connector trapped");
+                let detail = match e.downcast_ref::<Trap>() {
+                    Some(trap) => format!("wasm trap: {trap}"),
+                    None => e.to_string(),
+                };
                 let message = match limit {
                     Some(LimitKind::Deadline) => {
                         format!("the connector did not finish within its deadline of {deadline_ms} ms")

@@ -1,0 +1,289 @@
+//! The commands of `stella-integrations`.
+//!
+//! Exit codes: 0 success, 1 a connector test or health check failed, 2 a usage or load error.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
+use stella_runtime::egress::NetworkPolicy;
+use stella_runtime::inspect::describe;
+use stella_runtime::manifest::{Manifest, embed_manifest};
+use stella_runtime::secrets::{AuthRef, ChainResolver, EnvSecretResolver, SecretValue, StaticSecretResolver};
+use stella_runtime::{ConnectionConfig, ConnectorSource, IntegrationType, Sandbox, SandboxConfig};
+
+/// The StellaOps Integration Catalog.
+#[derive(Debug, Parser)]
+#[command(name = "stella-integrations", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Work with connector components (.wasm): inspect, package, test.
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectorCommand {
+    /// Print a component's provider, type, version, sha256, imports, permissions and limits.
+    Inspect {
+        /// The component file, or `builtin:<provider>` for a built-in connector.
+        file: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Embed (or replace) a manifest in any component.
+    Package {
+        /// The component to package.
+        input: PathBuf,
+        /// The manifest (TOML).
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Where to write the packaged component.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Run a connector's test (or health check) in the same sandbox the service uses.
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+struct TestArgs {
+    /// The component file, or `builtin:<provider>` for a built-in connector.
+    file: String,
+    /// The integration's base URL.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// The integration's configuration (a JSON object).
+    #[arg(long, default_value = "{}")]
+    config: String,
+    /// The integration's AuthRef (`ref://<scope>/<provider>/<key>`).
+    #[arg(long)]
+    auth_ref: Option<String>,
+    /// A secret for the test, `REF=VALUE` (repeatable). Secrets are also read from
+    /// `STELLA_SECRET__<SCOPE>__<PROVIDER>__<KEY>` variables.
+    #[arg(long = "secret", value_name = "REF=VALUE")]
+    secrets: Vec<String>,
+    /// Allow connections to this network although the default policy blocks it (repeatable),
+    /// e.g. 127.0.0.1/32 for a local server.
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    allow_networks: Vec<IpNet>,
+    /// The integration type (default: the connector's first type).
+    #[arg(long = "type")]
+    integration_type: Option<String>,
+    /// The integration's name.
+    #[arg(long, default_value = "cli-test")]
+    name: String,
+    /// Run the health check instead of the connection test.
+    #[arg(long)]
+    health: bool,
+    /// Print JSON (result and invocation record).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a command and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Connector(ConnectorCommand::Inspect { file, json }) => inspect(&file, json),
+        Command::Connector(ConnectorCommand::Package { input, manifest, output }) => package(&input, &manifest, &output),
+        Command::Connector(ConnectorCommand::Test(args)) => test(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read_component(file: &str) -> Result<(Vec<u8>, ConnectorSource), String> {
+    if let Some(provider) = file.strip_prefix("builtin:") {
+        let (_, bytes) = stella_builtin_connectors::BUILTINS
+            .iter()
+            .find(|(p, _)| *p == provider)
+            .ok_or_else(|| {
+                let names: Vec<&str> = stella_builtin_connectors::BUILTINS.iter().map(|(p, _)| *p).collect();
+                format!("no built-in connector `{provider}` (built-ins: {})", names.join(", "))
+            })?;
+        return Ok((bytes.to_vec(), ConnectorSource::BuiltIn));
+    }
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+    Ok((bytes, ConnectorSource::File(PathBuf::from(file))))
+}
+
+fn inspect(file: &str, json: bool) -> Result<ExitCode, String> {
+    let (bytes, _) = read_component(file)?;
+    let d = describe(&bytes).map_err(|e| format!("{file}: {e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&d).expect("a description serializes"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let m = &d.manifest;
+    let types: Vec<&str> = m.connector.types.iter().map(|t| t.as_str()).collect();
+    let mut out = String::new();
+    out += &format!("provider:        {}\n", m.connector.provider);
+    out += &format!("types:           {}\n", types.join(", "));
+    out += &format!("version:         {}\n", m.connector.version);
+    out += &format!("description:     {}\n", m.connector.description);
+    out += &format!("sha256:          {}\n", d.sha256);
+    out += &format!("size:            {} bytes\n", d.size);
+    out += "permissions:\n";
+    out += "  hosts:          the integration's base URL";
+    for h in &m.permissions.hosts {
+        out += &format!(", {h}");
+    }
+    out += "\n";
+    out += &format!("  reveal-secrets: {}\n", m.permissions.reveal_secrets);
+    out += &format!("  sign-jwt:       {}\n", m.permissions.sign_jwt);
+    let limits = toml::to_string(&m.limits).unwrap_or_default();
+    if limits.trim().is_empty() {
+        out += "limits:          the operator's defaults\n";
+    } else {
+        out += "limits (asked):\n";
+        for line in limits.lines() {
+            out += &format!("  {line}\n");
+        }
+    }
+    out += "imports:\n";
+    for i in &d.imports {
+        out += &format!("  {i}\n");
+    }
+    out += "exports:\n";
+    for e in &d.exports {
+        out += &format!("  {e}\n");
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn package(input: &Path, manifest_path: &Path, output: &Path) -> Result<ExitCode, String> {
+    let bytes = std::fs::read(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+    let text = std::fs::read_to_string(manifest_path).map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
+    let manifest = Manifest::from_toml(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let packaged = embed_manifest(&bytes, &manifest).map_err(|e| format!("{}: {e}", input.display()))?;
+    // Check the result reads back before writing it anywhere.
+    let d = describe(&packaged).map_err(|e| format!("the packaged component does not read back: {e}"))?;
+    let tmp = output.with_extension("wasm.tmp");
+    std::fs::write(&tmp, &packaged).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, output).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+    println!(
+        "packaged {} {} as {} (sha256 {})",
+        d.manifest.connector.provider,
+        d.manifest.connector.version,
+        output.display(),
+        d.sha256
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn test(args: TestArgs) -> Result<ExitCode, String> {
+    let (bytes, source) = read_component(&args.file)?;
+    let configuration: serde_json::Value =
+        serde_json::from_str(&args.config).map_err(|e| format!("--config is not valid JSON: {e}"))?;
+    if !configuration.is_object() {
+        return Err("--config must be a JSON object".into());
+    }
+    let mut given = StaticSecretResolver::default();
+    for pair in &args.secrets {
+        let (r, value) = pair.split_once('=').ok_or("--secret takes REF=VALUE")?;
+        let r = AuthRef::parse(r).map_err(|e| format!("--secret {r}: {e}"))?;
+        given.insert(r, SecretValue::new(value.to_string()));
+    }
+    let resolver = ChainResolver::new(vec![Arc::new(given), Arc::new(EnvSecretResolver::default())]);
+    let mut network = NetworkPolicy::default();
+    network.allow.extend(args.allow_networks.iter().copied());
+    let config = SandboxConfig {
+        network,
+        ..SandboxConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async move {
+        let sandbox = Sandbox::new(config, Arc::new(resolver))?;
+        let connector = sandbox.load(&bytes, source).map_err(|e| format!("{}: {e}", args.file))?;
+        let integration_type = match &args.integration_type {
+            Some(t) => t.parse::<IntegrationType>()?,
+            None => connector.manifest().connector.types[0],
+        };
+        if !connector.manifest().serves(integration_type) {
+            return Err(format!("the connector does not serve integration type `{integration_type}`"));
+        }
+        let cc = ConnectionConfig {
+            integration_id: uuid::Uuid::new_v4().to_string(),
+            name: args.name.clone(),
+            integration_type,
+            provider: connector.provider().to_string(),
+            base_url: args.base_url.clone(),
+            auth_ref: args.auth_ref.clone(),
+            configuration,
+            environment: None,
+        };
+        let mut stdout = std::io::stdout().lock();
+        let ok = if args.health {
+            let run = sandbox.check_health(&connector, &cc).await;
+            if args.json {
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&run).expect("serializes")).ok();
+            } else {
+                writeln!(stdout, "health: {:?} ({} ms)", run.result.status, run.result.latency_ms).ok();
+                print_common(&mut stdout, &run.result.message, run.result.failure, &run.result.steps, &run.record);
+            }
+            run.result.status != stella_runtime::HealthStatus::Unhealthy
+        } else {
+            let run = sandbox.test_connection(&connector, &cc).await;
+            if args.json {
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&run).expect("serializes")).ok();
+            } else {
+                writeln!(stdout, "test: {}", if run.result.success { "success" } else { "failed" }).ok();
+                print_common(&mut stdout, &run.result.message, run.result.failure, &run.result.steps, &run.record);
+            }
+            run.result.success
+        };
+        Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    })
+}
+
+fn print_common(
+    out: &mut impl Write,
+    message: &str,
+    failure: Option<stella_runtime::FailureClass>,
+    steps: &[stella_runtime::CheckStep],
+    record: &stella_runtime::record::InvocationRecord,
+) {
+    writeln!(out, "message: {message}").ok();
+    if let Some(f) = failure {
+        writeln!(out, "failure: {}", serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).ok();
+    }
+    for s in steps {
+        writeln!(out, "  [{}] {}: {}", if s.passed { "pass" } else { "FAIL" }, s.name, s.message).ok();
+    }
+    writeln!(out, "invocation: {} ms, memory peak {} bytes", record.duration_ms, record.memory_peak_bytes).ok();
+    for c in &record.host_calls {
+        let outcome = match (&c.status, &c.error) {
+            (Some(s), _) => s.to_string(),
+            (None, Some(e)) => e.clone(),
+            _ => "ok".into(),
+        };
+        writeln!(out, "  call {} {} {} -> {} ({} ms)", c.interface, c.operation, c.target, outcome, c.duration_ms).ok();
+    }
+    for d in &record.denials {
+        writeln!(out, "  denied {:?} {}: {}", d.kind, d.target, d.reason).ok();
+    }
+    for l in &record.logs {
+        writeln!(out, "  log {} {}", l.level, l.message).ok();
+    }
+    if let Some(t) = &record.trap {
+        writeln!(out, "  trap: {}", t.message).ok();
+    }
+}

@@ -1,0 +1,3 @@
+//! Paths of the compiled test programs; see `build.rs`.
+
+include!(concat!(env!("OUT_DIR"), "/gen.rs"));

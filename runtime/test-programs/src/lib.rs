@@ -1,0 +1,41 @@
+//! Helpers shared by the test programs (each example is one component).
+
+use stella_connector_sdk::http::{Response, ResponseExt};
+use stella_connector_sdk::prelude::*;
+
+/// GETs `base-url + path`, applying the integration's secret as a bearer token when it has one,
+/// and follows up to three redirects the way a real connector would (each hop is a new request
+/// the host checks again).
+pub fn fetch(config: &ConnectionConfig, path: &str) -> Result<Response, http::HttpError> {
+    let base = config.base_url.clone().unwrap_or_default();
+    let mut url = format!("{}{}", base.trim_end_matches('/'), path);
+    let secret = secrets::integration_secret(config).and_then(Result::ok);
+    for _ in 0..4 {
+        let mut req = http::get(&url);
+        if let Some(s) = &secret {
+            req = req.bearer(s);
+        }
+        let resp = req.send()?;
+        match (resp.status, resp.header("location")) {
+            (300..=399, Some(next)) => url = next.to_string(),
+            _ => return Ok(resp),
+        }
+    }
+    Err(http::HttpError::Other("too many redirects".into()))
+}
+
+/// A test result for a fetch: success on 2xx, otherwise the error's class.
+pub fn result_of(fetched: Result<Response, http::HttpError>) -> TestResult {
+    let mut report = Report::new();
+    match fetched {
+        Ok(r) if (200..300).contains(&r.status) => {
+            report.pass("fetch", format!("status {}", r.status));
+            report.success(r.text())
+        }
+        Ok(r) => report.fail(FailureClass::ProviderDown, "fetch", format!("status {}", r.status)),
+        Err(e) => {
+            let class = e.failure_class();
+            report.fail(class, "fetch", e.to_string())
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! A minimal HTTP/1.1 server on loopback for the sandbox tests: it counts requests, remembers
+//! the credentials it saw, and serves the handful of behaviours the tests need.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Default)]
+struct Seen {
+    hits: AtomicUsize,
+    authorization: Mutex<Vec<String>>,
+}
+
+pub struct StubServer {
+    port: u16,
+    seen: Arc<Seen>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StubServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl StubServer {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Seen::default());
+        let task = {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else { return };
+                    tokio::spawn(serve(stream, seen.clone()));
+                }
+            })
+        };
+        Self { port, seen, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn hits(&self) -> usize {
+        self.seen.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn seen_authorization(&self) -> Vec<String> {
+        self.seen.authorization.lock().unwrap().clone()
+    }
+}
+
+async fn serve(mut stream: TcpStream, seen: Arc<Seen>) {
+    loop {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte).await {
+                Ok(1) => buf.push(byte[0]),
+                _ => return,
+            }
+            if buf.len() > 64 * 1024 {
+                return;
+            }
+        }
+        seen.hits.fetch_add(1, Ordering::SeqCst);
+        let head = String::from_utf8_lossy(&buf).into_owned();
+        let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
+        };
+        let mut echoed = Vec::new();
+        for name in ["authorization", "x-api-key"] {
+            if let Some(v) = header(name) {
+                seen.authorization.lock().unwrap().push(v.clone());
+                echoed.push(v);
+            }
+        }
+        let route = path.split('?').next().unwrap_or("/");
+        let response = match route {
+            "/ok" | "/collect" => ok("ok"),
+            "/echo" => ok(&echoed.join(" ")),
+            "/slow" => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                ok("slow ok")
+            }
+            "/redirect-metadata" => redirect("http://169.254.169.254/latest/meta-data/"),
+            "/redirect-stray" => redirect("https://exfiltrate.example.net/"),
+            "/big-declared" => {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\nxxxx")
+                    .await;
+                return;
+            }
+            "/flood" => {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await;
+                let chunk = format!("{:x}\r\n{}\r\n", 16 * 1024, "f".repeat(16 * 1024));
+                // Until the client hangs up.
+                while stream.write_all(chunk.as_bytes()).await.is_ok() {}
+                return;
+            }
+            _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string(),
+        };
+        if stream.write_all(response.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn ok(body: &str) -> String {
+    format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+}
+
+fn redirect(to: &str) -> String {
+    format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n")
+}
