@@ -36,12 +36,16 @@ impl ConnectorCatalog {
         for (name, bytes) in builtins {
             match sandbox.load(bytes, ConnectorSource::BuiltIn) {
                 Ok(c) => {
-                    catalog.connectors.insert(c.provider().to_string(), Arc::new(c));
+                    catalog
+                        .connectors
+                        .insert(c.provider().to_string(), Arc::new(c));
                 }
                 Err(e) => catalog.fail(format!("built-in {name}"), e.to_string()),
             }
         }
-        let Some(dir) = plugins_dir else { return catalog };
+        let Some(dir) = plugins_dir else {
+            return catalog;
+        };
         let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -49,7 +53,10 @@ impl ConnectorCatalog {
                 .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => {
-                catalog.fail(dir.display().to_string(), format!("cannot read the plugins directory: {e}"));
+                catalog.fail(
+                    dir.display().to_string(),
+                    format!("cannot read the plugins directory: {e}"),
+                );
                 Vec::new()
             }
         };

@@ -42,8 +42,13 @@ impl OriginPattern {
         let url = Url::parse(&format!("{scheme}://{rest}"))
             .map_err(|e| format!("`{pattern}` is not a valid origin: {e}"))?;
         let origin = Self::from_url(&url).map_err(|e| format!("`{pattern}`: {e}"))?;
-        if !(url.path() == "/" || url.path().is_empty()) || url.query().is_some() || url.fragment().is_some() {
-            return Err(format!("`{pattern}` must be an origin without a path, query or fragment"));
+        if !(url.path() == "/" || url.path().is_empty())
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
+            return Err(format!(
+                "`{pattern}` must be an origin without a path, query or fragment"
+            ));
         }
         if rest.ends_with('/') {
             return Err(format!("`{pattern}` must be an origin without a path"));
@@ -52,11 +57,15 @@ impl OriginPattern {
             return Ok(origin);
         }
         match (&origin.host, url.host()) {
-            (HostPattern::Exact(domain), Some(Host::Domain(_))) if domain.contains('.') => Ok(Self {
-                host: HostPattern::SubdomainOf(domain.clone()),
-                ..origin
-            }),
-            _ => Err(format!("`{pattern}`: a wildcard needs a domain with at least two labels")),
+            (HostPattern::Exact(domain), Some(Host::Domain(_))) if domain.contains('.') => {
+                Ok(Self {
+                    host: HostPattern::SubdomainOf(domain.clone()),
+                    ..origin
+                })
+            }
+            _ => Err(format!(
+                "`{pattern}`: a wildcard needs a domain with at least two labels"
+            )),
         }
     }
 
@@ -64,7 +73,9 @@ impl OriginPattern {
     pub fn from_url(url: &Url) -> Result<Self, String> {
         let scheme = url.scheme();
         if scheme != "http" && scheme != "https" {
-            return Err(format!("scheme `{scheme}` is not allowed; use http or https"));
+            return Err(format!(
+                "scheme `{scheme}` is not allowed; use http or https"
+            ));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err("credentials in a URL are not allowed; use an AuthRef".into());
@@ -130,10 +141,15 @@ impl OriginAllowlist {
         }
         let origin = url.origin().ascii_serialization();
         if self.patterns.is_empty() {
-            Err(format!("origin {origin} is not allowed: the integration has no base URL and the manifest declares no hosts"))
+            Err(format!(
+                "origin {origin} is not allowed: the integration has no base URL and the manifest declares no hosts"
+            ))
         } else {
             let allowed: Vec<String> = self.patterns.iter().map(|p| p.to_string()).collect();
-            Err(format!("origin {origin} is not allowed (allowed: {})", allowed.join(", ")))
+            Err(format!(
+                "origin {origin} is not allowed (allowed: {})",
+                allowed.join(", ")
+            ))
         }
     }
 }
@@ -187,7 +203,10 @@ impl NetworkPolicy {
     /// Ok when a connection to `ip` is allowed; otherwise the reason.
     pub fn check(&self, ip: IpAddr) -> Result<(), String> {
         let forms = effective_forms(ip);
-        if forms.iter().any(|a| self.allow.iter().any(|n| n.contains(a))) {
+        if forms
+            .iter()
+            .any(|a| self.allow.iter().any(|n| n.contains(a)))
+        {
             return Ok(());
         }
         for form in &forms {
@@ -195,7 +214,9 @@ impl NetworkPolicy {
                 return if *form == ip {
                     Err(format!("address {ip} is in blocked network {net}"))
                 } else {
-                    Err(format!("address {ip} embeds {form}, which is in blocked network {net}"))
+                    Err(format!(
+                        "address {ip} embeds {form}, which is in blocked network {net}"
+                    ))
                 };
             }
         }
@@ -255,9 +276,18 @@ mod tests {
         let p = OriginPattern::parse("https://registry.example.com").unwrap();
         assert!(p.matches(&url("https://registry.example.com/v2/")));
         assert!(p.matches(&url("https://REGISTRY.example.com:443/v2/")));
-        assert!(!p.matches(&url("http://registry.example.com/v2/")), "scheme");
-        assert!(!p.matches(&url("https://registry.example.com:8443/")), "port");
-        assert!(!p.matches(&url("https://registry.example.com.evil.io/")), "suffix");
+        assert!(
+            !p.matches(&url("http://registry.example.com/v2/")),
+            "scheme"
+        );
+        assert!(
+            !p.matches(&url("https://registry.example.com:8443/")),
+            "port"
+        );
+        assert!(
+            !p.matches(&url("https://registry.example.com.evil.io/")),
+            "suffix"
+        );
         assert!(!p.matches(&url("https://evilregistry.example.com/")));
     }
 
@@ -278,20 +308,45 @@ mod tests {
 
     #[test]
     fn allowlist_names_the_allowed_origins() {
-        let list = OriginAllowlist::new(Some(&url("https://harbor.local/")), &["https://*.example.com".into()]).unwrap();
-        assert!(list.check(&url("https://harbor.local/api/v2.0/ping")).is_ok());
+        let list = OriginAllowlist::new(
+            Some(&url("https://harbor.local/")),
+            &["https://*.example.com".into()],
+        )
+        .unwrap();
+        assert!(
+            list.check(&url("https://harbor.local/api/v2.0/ping"))
+                .is_ok()
+        );
         assert!(list.check(&url("https://x.example.com/")).is_ok());
         let err = list.check(&url("https://elsewhere.io/")).unwrap_err();
-        assert!(err.contains("https://elsewhere.io") && err.contains("harbor.local"), "{err}");
+        assert!(
+            err.contains("https://elsewhere.io") && err.contains("harbor.local"),
+            "{err}"
+        );
         let empty = OriginAllowlist::new(None, &[]).unwrap();
-        assert!(empty.check(&url("https://harbor.local/")).unwrap_err().contains("no base URL"));
+        assert!(
+            empty
+                .check(&url("https://harbor.local/"))
+                .unwrap_err()
+                .contains("no base URL")
+        );
     }
 
     #[test]
     fn url_parsing_normalizes_encoded_ipv4_spellings() {
         // The WHATWG parser turns these into 127.0.0.1; the policy then sees the real address.
-        for spelling in ["http://2130706433/", "http://0x7f.1/", "http://0177.0.0.1/", "http://127.1/", "http://0x7f000001/"] {
-            assert_eq!(url(spelling).host(), Some(Host::Ipv4(Ipv4Addr::LOCALHOST)), "{spelling}");
+        for spelling in [
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://0x7f000001/",
+        ] {
+            assert_eq!(
+                url(spelling).host(),
+                Some(Host::Ipv4(Ipv4Addr::LOCALHOST)),
+                "{spelling}"
+            );
         }
     }
 
@@ -299,16 +354,37 @@ mod tests {
     fn default_policy_blocks_local_and_metadata_addresses() {
         let policy = NetworkPolicy::default();
         for blocked in [
-            "127.0.0.1", "127.255.0.9", "0.0.0.0", "169.254.169.254", "224.0.0.1", "255.255.255.255",
-            "::1", "::", "fe80::1", "ff02::1", "fd00:ec2::254",
-            "::ffff:127.0.0.1", "::127.0.0.1", "::ffff:169.254.169.254", "::ffff:0:127.0.0.1",
-            "64:ff9b::7f00:1", "64:ff9b:1::a9fe:a9fe", "2002:7f00:1::1", "2002:a9fe:a9fe::",
+            "127.0.0.1",
+            "127.255.0.9",
+            "0.0.0.0",
+            "169.254.169.254",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "ff02::1",
+            "fd00:ec2::254",
+            "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:0:127.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::",
             "2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo client 127.0.0.1
         ] {
             let ip: IpAddr = blocked.parse().unwrap();
             assert!(policy.check(ip).is_err(), "{blocked} must be blocked");
         }
-        for allowed in ["93.184.216.34", "10.0.0.5", "192.168.1.10", "2606:4700::1111", "::ffff:93.184.216.34"] {
+        for allowed in [
+            "93.184.216.34",
+            "10.0.0.5",
+            "192.168.1.10",
+            "2606:4700::1111",
+            "::ffff:93.184.216.34",
+        ] {
             let ip: IpAddr = allowed.parse().unwrap();
             assert!(policy.check(ip).is_ok(), "{allowed} must be allowed");
         }
@@ -323,8 +399,14 @@ mod tests {
         assert!(policy.check("127.0.0.1".parse().unwrap()).is_ok());
         assert!(policy.check("::ffff:127.0.0.1".parse().unwrap()).is_ok());
         assert!(policy.check("127.0.0.2".parse().unwrap()).is_err());
-        assert!(policy.check("::ffff:169.254.169.254".parse().unwrap()).is_err());
-        let err = policy.check("::ffff:169.254.169.254".parse().unwrap()).unwrap_err();
+        assert!(
+            policy
+                .check("::ffff:169.254.169.254".parse().unwrap())
+                .is_err()
+        );
+        let err = policy
+            .check("::ffff:169.254.169.254".parse().unwrap())
+            .unwrap_err();
         assert!(err.contains("embeds 169.254.169.254"), "{err}");
     }
 }

@@ -39,8 +39,8 @@ mod cache;
 pub mod catalog;
 pub mod egress;
 mod host;
-pub mod inspect;
 pub mod http_client;
+pub mod inspect;
 pub mod limits;
 pub mod manifest;
 pub mod outcome;
@@ -50,5 +50,10 @@ pub mod secrets;
 
 pub use catalog::{ConnectorCatalog, LoadFailure};
 pub use manifest::{IntegrationType, Manifest};
-pub use outcome::{CheckStep, Facts, FailureClass, HealthOutcome, HealthStatus, Invocation, TestOutcome};
-pub use sandbox::{CA_CERTIFICATES_KEY, ConnectionConfig, ConnectorSource, LoadError, LoadedConnector, Sandbox, SandboxConfig};
+pub use outcome::{
+    CheckStep, Facts, FailureClass, HealthOutcome, HealthStatus, Invocation, TestOutcome,
+};
+pub use sandbox::{
+    CA_CERTIFICATES_KEY, ConnectionConfig, ConnectorSource, LoadError, LoadedConnector, Sandbox,
+    SandboxConfig,
+};

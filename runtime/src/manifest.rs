@@ -142,7 +142,9 @@ pub struct Permissions {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// The component carries no manifest section.
-    #[error("the component has no `{MANIFEST_SECTION}` custom section (package one with `stella-integrations connector package`)")]
+    #[error(
+        "the component has no `{MANIFEST_SECTION}` custom section (package one with `stella-integrations connector package`)"
+    )]
     Missing,
     /// More than one manifest section was found.
     #[error("the component carries {0} `{MANIFEST_SECTION}` sections; it must carry exactly one")]
@@ -242,8 +244,16 @@ fn is_semver(v: &str) -> bool {
 /// per level is accepted.
 pub fn read_manifest(wasm: &[u8]) -> Result<Manifest, ManifestError> {
     let sections = manifest_sections(wasm)?;
-    let top: Vec<&Vec<u8>> = sections.iter().filter(|(d, _)| *d == 0).map(|(_, s)| s).collect();
-    let nested: Vec<&Vec<u8>> = sections.iter().filter(|(d, _)| *d > 0).map(|(_, s)| s).collect();
+    let top: Vec<&Vec<u8>> = sections
+        .iter()
+        .filter(|(d, _)| *d == 0)
+        .map(|(_, s)| s)
+        .collect();
+    let nested: Vec<&Vec<u8>> = sections
+        .iter()
+        .filter(|(d, _)| *d > 0)
+        .map(|(_, s)| s)
+        .collect();
     let chosen = match (top.len(), nested.len()) {
         (1, _) => top[0],
         (0, 1) => nested[0],
@@ -293,8 +303,12 @@ pub fn embed_manifest(wasm: &[u8], manifest: &Manifest) -> Result<Vec<u8>, Manif
                 out.extend_from_slice(&wasm[range.start..range.end]);
                 continue;
             }
-            Payload::ModuleSection { unchecked_range, .. }
-            | Payload::ComponentSection { unchecked_range, .. } => {
+            Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | Payload::ComponentSection {
+                unchecked_range, ..
+            } => {
                 if nested == 0 {
                     // Copy the whole section (id + size + contents) verbatim.
                     let start = section_start(wasm, unchecked_range.start);
@@ -376,14 +390,38 @@ mod tests {
     #[test]
     fn refuses_bad_manifests() {
         for (bad, why) in [
-            ("[connector]\nprovider='Harbor'\ntypes=['registry']\nversion='1.0.0'", "provider"),
-            ("[connector]\nprovider='h'\ntypes=[]\nversion='1.0.0'", "types"),
-            ("[connector]\nprovider='h'\ntypes=['nope']\nversion='1.0.0'", "unknown variant"),
-            ("[connector]\nprovider='h'\ntypes=['ci']\nversion='one'", "semantic"),
-            ("[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\nsurprise=1", "unknown field"),
-            ("[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\n[permissions]\nhosts=['ftp://x']", "scheme"),
-            ("[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\n[permissions]\nhosts=['https://a/b']", "path"),
-            ("[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\n[limits]\ndeadline-ms=0", "deadline"),
+            (
+                "[connector]\nprovider='Harbor'\ntypes=['registry']\nversion='1.0.0'",
+                "provider",
+            ),
+            (
+                "[connector]\nprovider='h'\ntypes=[]\nversion='1.0.0'",
+                "types",
+            ),
+            (
+                "[connector]\nprovider='h'\ntypes=['nope']\nversion='1.0.0'",
+                "unknown variant",
+            ),
+            (
+                "[connector]\nprovider='h'\ntypes=['ci']\nversion='one'",
+                "semantic",
+            ),
+            (
+                "[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\nsurprise=1",
+                "unknown field",
+            ),
+            (
+                "[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\n[permissions]\nhosts=['ftp://x']",
+                "scheme",
+            ),
+            (
+                "[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\n[permissions]\nhosts=['https://a/b']",
+                "path",
+            ),
+            (
+                "[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\n[limits]\ndeadline-ms=0",
+                "deadline",
+            ),
             ("not toml", ""),
         ] {
             let err = Manifest::from_toml(bad).unwrap_err().to_string();

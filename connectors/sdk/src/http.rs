@@ -74,11 +74,19 @@ impl<'a> RequestBuilder<'a> {
 
     /// Applies the secret as the password of `Authorization: Basic …`.
     pub fn basic<'b>(self, username: &str, secret: &'b Secret) -> RequestBuilder<'b> {
-        self.with_credential(secret, wit::CredentialPlacement::Basic(username.to_string()))
+        self.with_credential(
+            secret,
+            wit::CredentialPlacement::Basic(username.to_string()),
+        )
     }
 
     /// Applies the secret as a named header, e.g. `PRIVATE-TOKEN`, with an optional prefix.
-    pub fn secret_header<'b>(self, name: &str, prefix: Option<&str>, secret: &'b Secret) -> RequestBuilder<'b> {
+    pub fn secret_header<'b>(
+        self,
+        name: &str,
+        prefix: Option<&str>,
+        secret: &'b Secret,
+    ) -> RequestBuilder<'b> {
         self.with_credential(
             secret,
             wit::CredentialPlacement::Header(wit::HeaderPlacement {
@@ -88,7 +96,11 @@ impl<'a> RequestBuilder<'a> {
         )
     }
 
-    fn with_credential<'b>(self, secret: &'b Secret, placement: wit::CredentialPlacement) -> RequestBuilder<'b> {
+    fn with_credential<'b>(
+        self,
+        secret: &'b Secret,
+        placement: wit::CredentialPlacement,
+    ) -> RequestBuilder<'b> {
         RequestBuilder {
             request: self.request,
             credential: Some((secret, placement)),
@@ -97,7 +109,9 @@ impl<'a> RequestBuilder<'a> {
 
     /// Sends the request through the host.
     pub fn send(self) -> Result<Response, HttpError> {
-        let credential = self.credential.map(|(secret, placement)| wit::Credential { secret, placement });
+        let credential = self
+            .credential
+            .map(|(secret, placement)| wit::Credential { secret, placement });
         wit::send(&self.request, credential.as_ref())
     }
 }

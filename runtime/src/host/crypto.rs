@@ -63,13 +63,23 @@ impl Host for HostState {
     }
 }
 
-fn sign(key: &SecretValue, algorithm: JwtAlgorithm, claims_json: &str) -> Result<String, CryptoError> {
+fn sign(
+    key: &SecretValue,
+    algorithm: JwtAlgorithm,
+    claims_json: &str,
+) -> Result<String, CryptoError> {
     if claims_json.len() > MAX_CLAIMS {
-        return Err(CryptoError::InvalidClaims(format!("the claims are larger than {MAX_CLAIMS} bytes")));
+        return Err(CryptoError::InvalidClaims(format!(
+            "the claims are larger than {MAX_CLAIMS} bytes"
+        )));
     }
     match serde_json::from_str::<serde_json::Value>(claims_json) {
         Ok(serde_json::Value::Object(_)) => {}
-        _ => return Err(CryptoError::InvalidClaims("the claims must be a JSON object".into())),
+        _ => {
+            return Err(CryptoError::InvalidClaims(
+                "the claims must be a JSON object".into(),
+            ));
+        }
     }
     let der = PrivateKeyDer::from_pem_slice(key.expose().as_bytes())
         .map_err(|_| CryptoError::InvalidKey("the secret is not a PEM private key".into()))?;
@@ -89,12 +99,21 @@ fn sign(key: &SecretValue, algorithm: JwtAlgorithm, claims_json: &str) -> Result
             let pair = match &der {
                 PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
                 PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
-                _ => return Err(CryptoError::InvalidKey("RS256 needs an RSA private key (PKCS#1 or PKCS#8)".into())),
+                _ => {
+                    return Err(CryptoError::InvalidKey(
+                        "RS256 needs an RSA private key (PKCS#1 or PKCS#8)".into(),
+                    ));
+                }
             }
             .map_err(|e| CryptoError::InvalidKey(format!("the RSA key is not usable: {e}")))?;
             let mut sig = vec![0; pair.public().modulus_len()];
-            pair.sign(&signature::RSA_PKCS1_SHA256, &rng, signing_input.as_bytes(), &mut sig)
-                .map_err(|_| CryptoError::InvalidKey("signing with the RSA key failed".into()))?;
+            pair.sign(
+                &signature::RSA_PKCS1_SHA256,
+                &rng,
+                signing_input.as_bytes(),
+                &mut sig,
+            )
+            .map_err(|_| CryptoError::InvalidKey("signing with the RSA key failed".into()))?;
             sig
         }
         JwtAlgorithm::Es256 => {
@@ -103,8 +122,12 @@ fn sign(key: &SecretValue, algorithm: JwtAlgorithm, claims_json: &str) -> Result
                     "ES256 needs a P-256 key in PKCS#8 PEM (convert with `openssl pkcs8 -topk8 -nocrypt`)".into(),
                 ));
             };
-            let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, k.secret_pkcs8_der(), &rng)
-                .map_err(|e| CryptoError::InvalidKey(format!("the P-256 key is not usable: {e}")))?;
+            let pair = EcdsaKeyPair::from_pkcs8(
+                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                k.secret_pkcs8_der(),
+                &rng,
+            )
+            .map_err(|e| CryptoError::InvalidKey(format!("the P-256 key is not usable: {e}")))?;
             pair.sign(&rng, signing_input.as_bytes())
                 .map_err(|_| CryptoError::InvalidKey("signing with the P-256 key failed".into()))?
                 .as_ref()
@@ -121,7 +144,8 @@ mod tests {
     #[test]
     fn es256_tokens_verify_and_bad_input_is_typed() {
         let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .unwrap();
         let pem = rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec());
         let b64 = base64::engine::general_purpose::STANDARD.encode(pem.secret_pkcs8_der());
         let pem_text = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
@@ -129,15 +153,36 @@ mod tests {
         let token = sign(&key, JwtAlgorithm::Es256, r#"{"iss":"123"}"#).unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         assert_eq!(parts.len(), 3);
-        let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(
+            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            pkcs8.as_ref(),
+            &rng,
+        )
+        .unwrap();
         use ring::signature::KeyPair;
-        let public = signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, pair.public_key().as_ref());
-        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
-        public.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig).unwrap();
+        let public = signature::UnparsedPublicKey::new(
+            &signature::ECDSA_P256_SHA256_FIXED,
+            pair.public_key().as_ref(),
+        );
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[2])
+            .unwrap();
+        public
+            .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+            .unwrap();
 
-        assert!(matches!(sign(&key, JwtAlgorithm::Es256, "[1]"), Err(CryptoError::InvalidClaims(_))));
-        assert!(matches!(sign(&key, JwtAlgorithm::Rs256, "{}"), Err(CryptoError::InvalidKey(_))));
+        assert!(matches!(
+            sign(&key, JwtAlgorithm::Es256, "[1]"),
+            Err(CryptoError::InvalidClaims(_))
+        ));
+        assert!(matches!(
+            sign(&key, JwtAlgorithm::Rs256, "{}"),
+            Err(CryptoError::InvalidKey(_))
+        ));
         let not_a_key = SecretValue::new("plain-token".into());
-        assert!(matches!(sign(&not_a_key, JwtAlgorithm::Es256, "{}"), Err(CryptoError::InvalidKey(_))));
+        assert!(matches!(
+            sign(&not_a_key, JwtAlgorithm::Es256, "{}"),
+            Err(CryptoError::InvalidKey(_))
+        ));
     }
 }

@@ -54,7 +54,11 @@ impl Journal {
         let target = self.redactor.redact(&target.into());
         let reason = self.redactor.redact(&reason.into());
         tracing::info!(kind = ?kind, %target, %reason, "connector request denied");
-        self.denials.push(Denial { kind, target, reason });
+        self.denials.push(Denial {
+            kind,
+            target,
+            reason,
+        });
     }
 }
 
@@ -123,7 +127,9 @@ impl wasmtime::ResourceLimiter for InvocationLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.table_elements {
-            lock(&self.journal).limit_hit.get_or_insert(LimitKind::TableElements);
+            lock(&self.journal)
+                .limit_hit
+                .get_or_insert(LimitKind::TableElements);
             return Ok(false);
         }
         Ok(true)

@@ -35,7 +35,9 @@ impl StubServer {
             let seen = seen.clone();
             tokio::spawn(async move {
                 loop {
-                    let Ok((stream, _)) = listener.accept().await else { return };
+                    let Ok((stream, _)) = listener.accept().await else {
+                        return;
+                    };
                     tokio::spawn(serve(stream, seen.clone()));
                 }
             })
@@ -77,8 +79,11 @@ async fn serve(mut stream: TcpStream, seen: Arc<Seen>) {
         let head = String::from_utf8_lossy(&buf).into_owned();
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
         let header = |name: &str| {
-            head.lines()
-                .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
+            head.lines().find_map(|l| {
+                l.split_once(':')
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.trim().to_string())
+            })
         };
         let mut echoed = Vec::new();
         for name in ["authorization", "x-api-key"] {
@@ -104,7 +109,9 @@ async fn serve(mut stream: TcpStream, seen: Arc<Seen>) {
                 return;
             }
             "/flood" => {
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    .await;
                 let chunk = format!("{:x}\r\n{}\r\n", 16 * 1024, "f".repeat(16 * 1024));
                 // Until the client hangs up.
                 while stream.write_all(chunk.as_bytes()).await.is_ok() {}
@@ -119,7 +126,10 @@ async fn serve(mut stream: TcpStream, seen: Arc<Seen>) {
 }
 
 fn ok(body: &str) -> String {
-    format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 fn redirect(to: &str) -> String {

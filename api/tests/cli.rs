@@ -1,0 +1,114 @@
+//! The `stella-integrations connector` commands, run as a user runs them: the real binary.
+
+use std::process::{Command, Output};
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stella-integrations"))
+        .args(args)
+        .env_remove("STELLA_LOG")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn inspect_prints_identity_permissions_and_imports() {
+    let o = cli(&["connector", "inspect", "builtin:in-memory"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for expected in ["provider:        in-memory", "sha256:", "reveal-secrets: false", "wasi:cli/stdout@0.2", "test-connection"] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    // Type imports of the world are not capabilities and are not listed.
+    assert!(!text.contains("  connection-config\n"), "{text}");
+
+    let o = cli(&["connector", "inspect", "builtin:in-memory", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["manifest"]["connector"]["provider"], "in-memory");
+    assert_eq!(json["sha256"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn test_exit_codes_say_what_happened() {
+    let ok = cli(&["connector", "test", "builtin:in-memory", "--config", r#"{"providerVersion":"1.0"}"#]);
+    assert_eq!(ok.status.code(), Some(0), "{}{}", stdout(&ok), stderr(&ok));
+    assert!(stdout(&ok).contains("test: success"));
+
+    let failed = cli(&["connector", "test", "builtin:in-memory", "--config", r#"{"outcome":"failure","failureClass":"auth"}"#]);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(stdout(&failed).contains("failure: auth"), "{}", stdout(&failed));
+
+    let health = cli(&["connector", "test", "builtin:in-memory", "--health", "--json", "--config", r#"{"health":"degraded"}"#]);
+    assert_eq!(health.status.code(), Some(0), "degraded is not a failure");
+    let json: serde_json::Value = serde_json::from_slice(&health.stdout).unwrap();
+    assert_eq!(json["result"]["status"], "degraded");
+    assert!(json["record"]["invocationId"].is_string());
+
+    for bad in [
+        vec!["connector", "test", "/nonexistent.wasm"],
+        vec!["connector", "test", "builtin:nope"],
+        vec!["connector", "test", "builtin:in-memory", "--config", "[1]"],
+        vec!["connector", "test", "builtin:in-memory", "--config", "{"],
+        vec!["connector", "test", "builtin:in-memory", "--secret", "novalue"],
+        vec!["connector", "test", "builtin:in-memory", "--secret", "ref://../x/y=v"],
+        vec!["connector", "test", "builtin:in-memory", "--type", "mainframe"],
+        vec!["connector", "test", "builtin:in-memory", "--allow-network", "not-a-cidr"],
+        vec!["connector", "frobnicate"],
+    ] {
+        let o = cli(&bad);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}{}", stdout(&o), stderr(&o));
+        assert!(!stderr(&o).is_empty(), "{bad:?} must say why");
+    }
+}
+
+#[test]
+fn package_embeds_a_manifest_that_inspect_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.wasm");
+    std::fs::write(&input, stella_builtin_connectors::BUILTINS[0].1).unwrap();
+    let manifest = dir.path().join("connector.toml");
+    std::fs::write(
+        &manifest,
+        "[connector]\nprovider = \"renamed\"\ntypes = [\"feed\"]\nversion = \"3.1.4\"\n\n[permissions]\nhosts = [\"https://*.mirror.example\"]\n",
+    )
+    .unwrap();
+    let output = dir.path().join("out.wasm");
+    let o = cli(&[
+        "connector",
+        "package",
+        input.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "-o",
+        output.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli(&["connector", "inspect", output.to_str().unwrap()]);
+    let text = stdout(&o);
+    assert!(text.contains("provider:        renamed") && text.contains("https://*.mirror.example"), "{text}");
+    let run = cli(&["connector", "test", output.to_str().unwrap(), "--type", "feed"]);
+    assert_eq!(run.status.code(), Some(0), "{}{}", stdout(&run), stderr(&run));
+
+    // A bad manifest is refused and nothing is written.
+    std::fs::write(&manifest, "[connector]\nprovider = \"Bad Name\"\ntypes = [\"feed\"]\nversion = \"1.0.0\"\n").unwrap();
+    let refused = dir.path().join("refused.wasm");
+    let o = cli(&[
+        "connector",
+        "package",
+        input.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "-o",
+        refused.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("provider"), "{}", stderr(&o));
+    assert!(!refused.exists());
+}
