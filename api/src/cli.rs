@@ -12,9 +12,7 @@ use ipnet::IpNet;
 use stella_runtime::egress::NetworkPolicy;
 use stella_runtime::inspect::describe;
 use stella_runtime::manifest::{Manifest, embed_manifest};
-use stella_runtime::secrets::{
-    AuthRef, ChainResolver, EnvSecretResolver, SecretValue, StaticSecretResolver,
-};
+use stella_runtime::secrets::{AuthRef, ChainResolver, EnvSecretResolver, SecretValue, StaticSecretResolver};
 use stella_runtime::{ConnectionConfig, ConnectorSource, IntegrationType, Sandbox, SandboxConfig};
 
 /// The StellaOps Integration Catalog.
@@ -96,11 +94,9 @@ struct TestArgs {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Connector(ConnectorCommand::Inspect { file, json }) => inspect(&file, json),
-        Command::Connector(ConnectorCommand::Package {
-            input,
-            manifest,
-            output,
-        }) => package(&input, &manifest, &output),
+        Command::Connector(ConnectorCommand::Package { input, manifest, output }) => {
+            package(&input, &manifest, &output)
+        }
         Command::Connector(ConnectorCommand::Test(args)) => test(args),
     };
     match result {
@@ -114,19 +110,10 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn read_component(file: &str) -> Result<(Vec<u8>, ConnectorSource), String> {
     if let Some(provider) = file.strip_prefix("builtin:") {
-        let (_, bytes) = stella_builtin_connectors::BUILTINS
-            .iter()
-            .find(|(p, _)| *p == provider)
-            .ok_or_else(|| {
-                let names: Vec<&str> = stella_builtin_connectors::BUILTINS
-                    .iter()
-                    .map(|(p, _)| *p)
-                    .collect();
-                format!(
-                    "no built-in connector `{provider}` (built-ins: {})",
-                    names.join(", ")
-                )
-            })?;
+        let (_, bytes) = stella_builtin_connectors::BUILTINS.iter().find(|(p, _)| *p == provider).ok_or_else(|| {
+            let names: Vec<&str> = stella_builtin_connectors::BUILTINS.iter().map(|(p, _)| *p).collect();
+            format!("no built-in connector `{provider}` (built-ins: {})", names.join(", "))
+        })?;
         return Ok((bytes.to_vec(), ConnectorSource::BuiltIn));
     }
     let bytes = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
@@ -137,10 +124,7 @@ fn inspect(file: &str, json: bool) -> Result<ExitCode, String> {
     let (bytes, _) = read_component(file)?;
     let d = describe(&bytes).map_err(|e| format!("{file}: {e}"))?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&d).expect("a description serializes")
-        );
+        println!("{}", serde_json::to_string_pretty(&d).expect("a description serializes"));
         return Ok(ExitCode::SUCCESS);
     }
     let m = &d.manifest;
@@ -182,17 +166,13 @@ fn inspect(file: &str, json: bool) -> Result<ExitCode, String> {
 }
 
 fn package(input: &Path, manifest_path: &Path, output: &Path) -> Result<ExitCode, String> {
-    let bytes =
-        std::fs::read(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
-    let text = std::fs::read_to_string(manifest_path)
-        .map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
-    let manifest =
-        Manifest::from_toml(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
-    let packaged =
-        embed_manifest(&bytes, &manifest).map_err(|e| format!("{}: {e}", input.display()))?;
+    let bytes = std::fs::read(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+    let text =
+        std::fs::read_to_string(manifest_path).map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
+    let manifest = Manifest::from_toml(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let packaged = embed_manifest(&bytes, &manifest).map_err(|e| format!("{}: {e}", input.display()))?;
     // Check the result reads back before writing it anywhere.
-    let d = describe(&packaged)
-        .map_err(|e| format!("the packaged component does not read back: {e}"))?;
+    let d = describe(&packaged).map_err(|e| format!("the packaged component does not read back: {e}"))?;
     let tmp = output.with_extension("wasm.tmp");
     std::fs::write(&tmp, &packaged).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, output).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
@@ -208,8 +188,8 @@ fn package(input: &Path, manifest_path: &Path, output: &Path) -> Result<ExitCode
 
 fn test(args: TestArgs) -> Result<ExitCode, String> {
     let (bytes, source) = read_component(&args.file)?;
-    let configuration: serde_json::Value = serde_json::from_str(&args.config)
-        .map_err(|e| format!("--config is not valid JSON: {e}"))?;
+    let configuration: serde_json::Value =
+        serde_json::from_str(&args.config).map_err(|e| format!("--config is not valid JSON: {e}"))?;
     if !configuration.is_object() {
         return Err("--config must be a JSON object".into());
     }
@@ -219,33 +199,23 @@ fn test(args: TestArgs) -> Result<ExitCode, String> {
         let r = AuthRef::parse(r).map_err(|e| format!("--secret {r}: {e}"))?;
         given.insert(r, SecretValue::new(value.to_string()));
     }
-    let resolver = ChainResolver::new(vec![
-        Arc::new(given),
-        Arc::new(EnvSecretResolver::default()),
-    ]);
+    let resolver = ChainResolver::new(vec![Arc::new(given), Arc::new(EnvSecretResolver::default())]);
     let mut network = NetworkPolicy::default();
     network.allow.extend(args.allow_networks.iter().copied());
-    let config = SandboxConfig {
-        network,
-        ..SandboxConfig::default()
-    };
+    let config = SandboxConfig { network, ..SandboxConfig::default() };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async move {
         let sandbox = Sandbox::new(config, Arc::new(resolver))?;
-        let connector = sandbox
-            .load(&bytes, source)
-            .map_err(|e| format!("{}: {e}", args.file))?;
+        let connector = sandbox.load(&bytes, source).map_err(|e| format!("{}: {e}", args.file))?;
         let integration_type = match &args.integration_type {
             Some(t) => t.parse::<IntegrationType>()?,
             None => connector.manifest().connector.types[0],
         };
         if !connector.manifest().serves(integration_type) {
-            return Err(format!(
-                "the connector does not serve integration type `{integration_type}`"
-            ));
+            return Err(format!("the connector does not serve integration type `{integration_type}`"));
         }
         let cc = ConnectionConfig {
             integration_id: uuid::Uuid::new_v4().to_string(),
@@ -261,63 +231,23 @@ fn test(args: TestArgs) -> Result<ExitCode, String> {
         let ok = if args.health {
             let run = sandbox.check_health(&connector, &cc).await;
             if args.json {
-                writeln!(
-                    stdout,
-                    "{}",
-                    serde_json::to_string_pretty(&run).expect("serializes")
-                )
-                .ok();
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&run).expect("serializes")).ok();
             } else {
-                writeln!(
-                    stdout,
-                    "health: {:?} ({} ms)",
-                    run.result.status, run.result.latency_ms
-                )
-                .ok();
-                print_common(
-                    &mut stdout,
-                    &run.result.message,
-                    run.result.failure,
-                    &run.result.steps,
-                    &run.record,
-                );
+                writeln!(stdout, "health: {:?} ({} ms)", run.result.status, run.result.latency_ms).ok();
+                print_common(&mut stdout, &run.result.message, run.result.failure, &run.result.steps, &run.record);
             }
             run.result.status != stella_runtime::HealthStatus::Unhealthy
         } else {
             let run = sandbox.test_connection(&connector, &cc).await;
             if args.json {
-                writeln!(
-                    stdout,
-                    "{}",
-                    serde_json::to_string_pretty(&run).expect("serializes")
-                )
-                .ok();
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&run).expect("serializes")).ok();
             } else {
-                writeln!(
-                    stdout,
-                    "test: {}",
-                    if run.result.success {
-                        "success"
-                    } else {
-                        "failed"
-                    }
-                )
-                .ok();
-                print_common(
-                    &mut stdout,
-                    &run.result.message,
-                    run.result.failure,
-                    &run.result.steps,
-                    &run.record,
-                );
+                writeln!(stdout, "test: {}", if run.result.success { "success" } else { "failed" }).ok();
+                print_common(&mut stdout, &run.result.message, run.result.failure, &run.result.steps, &run.record);
             }
             run.result.success
         };
-        Ok(if ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        })
+        Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
     })
 }
 
@@ -333,41 +263,21 @@ fn print_common(
         writeln!(
             out,
             "failure: {}",
-            serde_json::to_value(f)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
+            serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
         )
         .ok();
     }
     for s in steps {
-        writeln!(
-            out,
-            "  [{}] {}: {}",
-            if s.passed { "pass" } else { "FAIL" },
-            s.name,
-            s.message
-        )
-        .ok();
+        writeln!(out, "  [{}] {}: {}", if s.passed { "pass" } else { "FAIL" }, s.name, s.message).ok();
     }
-    writeln!(
-        out,
-        "invocation: {} ms, memory peak {} bytes",
-        record.duration_ms, record.memory_peak_bytes
-    )
-    .ok();
+    writeln!(out, "invocation: {} ms, memory peak {} bytes", record.duration_ms, record.memory_peak_bytes).ok();
     for c in &record.host_calls {
         let outcome = match (&c.status, &c.error) {
             (Some(s), _) => s.to_string(),
             (None, Some(e)) => e.clone(),
             _ => "ok".into(),
         };
-        writeln!(
-            out,
-            "  call {} {} {} -> {} ({} ms)",
-            c.interface, c.operation, c.target, outcome, c.duration_ms
-        )
-        .ok();
+        writeln!(out, "  call {} {} {} -> {} ({} ms)", c.interface, c.operation, c.target, outcome, c.duration_ms).ok();
     }
     for d in &record.denials {
         writeln!(out, "  denied {:?} {}: {}", d.kind, d.target, d.reason).ok();

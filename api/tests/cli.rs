@@ -23,7 +23,9 @@ fn inspect_prints_identity_permissions_and_imports() {
     let o = cli(&["connector", "inspect", "builtin:in-memory"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    for expected in ["provider:        in-memory", "sha256:", "reveal-secrets: false", "wasi:cli/stdout@0.2", "test-connection"] {
+    for expected in
+        ["provider:        in-memory", "sha256:", "reveal-secrets: false", "wasi:cli/stdout@0.2", "test-connection"]
+    {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
     // Type imports of the world are not capabilities and are not listed.
@@ -41,11 +43,13 @@ fn test_exit_codes_say_what_happened() {
     assert_eq!(ok.status.code(), Some(0), "{}{}", stdout(&ok), stderr(&ok));
     assert!(stdout(&ok).contains("test: success"));
 
-    let failed = cli(&["connector", "test", "builtin:in-memory", "--config", r#"{"outcome":"failure","failureClass":"auth"}"#]);
+    let failed =
+        cli(&["connector", "test", "builtin:in-memory", "--config", r#"{"outcome":"failure","failureClass":"auth"}"#]);
     assert_eq!(failed.status.code(), Some(1));
     assert!(stdout(&failed).contains("failure: auth"), "{}", stdout(&failed));
 
-    let health = cli(&["connector", "test", "builtin:in-memory", "--health", "--json", "--config", r#"{"health":"degraded"}"#]);
+    let health =
+        cli(&["connector", "test", "builtin:in-memory", "--health", "--json", "--config", r#"{"health":"degraded"}"#]);
     assert_eq!(health.status.code(), Some(0), "degraded is not a failure");
     let json: serde_json::Value = serde_json::from_slice(&health.stdout).unwrap();
     assert_eq!(json["result"]["status"], "degraded");
@@ -97,7 +101,8 @@ fn package_embeds_a_manifest_that_inspect_reads_back() {
     assert_eq!(run.status.code(), Some(0), "{}{}", stdout(&run), stderr(&run));
 
     // A bad manifest is refused and nothing is written.
-    std::fs::write(&manifest, "[connector]\nprovider = \"Bad Name\"\ntypes = [\"feed\"]\nversion = \"1.0.0\"\n").unwrap();
+    std::fs::write(&manifest, "[connector]\nprovider = \"Bad Name\"\ntypes = [\"feed\"]\nversion = \"1.0.0\"\n")
+        .unwrap();
     let refused = dir.path().join("refused.wasm");
     let o = cli(&[
         "connector",

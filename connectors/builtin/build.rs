@@ -14,14 +14,7 @@ fn main() {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
         .current_dir(&workspace)
-        .args([
-            "build",
-            "--target",
-            "wasm32-wasip2",
-            "--profile",
-            "guest",
-            "--target-dir",
-        ])
+        .args(["build", "--target", "wasm32-wasip2", "--profile", "guest", "--target-dir"])
         .arg(&target_dir)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
@@ -39,28 +32,16 @@ fn main() {
         "/// Every built-in connector: (provider id, component bytes).\npub static BUILTINS: &[(&str, &[u8])] = &[\n",
     );
     for (provider, krate) in CONNECTORS {
-        let wasm = target_dir.join(format!(
-            "wasm32-wasip2/guest/{}.wasm",
-            krate.replace('-', "_")
-        ));
-        code.push_str(&format!(
-            "    ({provider:?}, include_bytes!({:?})),\n",
-            wasm.display().to_string()
-        ));
+        let wasm = target_dir.join(format!("wasm32-wasip2/guest/{}.wasm", krate.replace('-', "_")));
+        code.push_str(&format!("    ({provider:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
         println!(
             "cargo:rerun-if-changed={}",
-            workspace
-                .join("connectors")
-                .join(krate.trim_start_matches("connector-"))
-                .display()
+            workspace.join("connectors").join(krate.trim_start_matches("connector-")).display()
         );
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("builtins.rs");
     std::fs::write(out, code).unwrap();
-    println!(
-        "cargo:rerun-if-changed={}",
-        workspace.join("connectors/sdk").display()
-    );
+    println!("cargo:rerun-if-changed={}", workspace.join("connectors/sdk").display());
     println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
 }

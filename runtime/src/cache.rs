@@ -23,14 +23,11 @@ pub(crate) fn prepare_dir(dir: &Path) -> Result<(), String> {
             .mode(0o700)
             .create(dir)
             .map_err(|e| format!("cannot create the component cache {}: {e}", dir.display()))?;
-        let meta = std::fs::symlink_metadata(dir)
-            .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
         let probe = dir.join(".owner-probe");
         std::fs::write(&probe, b"")
             .map_err(|e| format!("the component cache {} is not writable: {e}", dir.display()))?;
-        let me = std::fs::metadata(&probe)
-            .map(|m| m.uid())
-            .unwrap_or(u32::MAX);
+        let me = std::fs::metadata(&probe).map(|m| m.uid()).unwrap_or(u32::MAX);
         let _ = std::fs::remove_file(&probe);
         if !meta.is_dir() || meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
             return Err(format!(
@@ -40,8 +37,7 @@ pub(crate) fn prepare_dir(dir: &Path) -> Result<(), String> {
         }
     }
     #[cfg(not(unix))]
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("cannot create the component cache {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the component cache {}: {e}", dir.display()))?;
     Ok(())
 }
 
@@ -53,12 +49,7 @@ fn artifact_path(engine: &Engine, dir: &Path, sha256: &str) -> PathBuf {
 }
 
 /// Compiles a component, or loads its compiled form from the cache.
-pub(crate) fn compile(
-    engine: &Engine,
-    wasm: &[u8],
-    sha256: &str,
-    cache: Option<&Path>,
-) -> Result<Component, String> {
+pub(crate) fn compile(engine: &Engine, wasm: &[u8], sha256: &str, cache: Option<&Path>) -> Result<Component, String> {
     let Some(dir) = cache else {
         return Component::new(engine, wasm).map_err(|e| format!("{e:#}"));
     };

@@ -36,9 +36,7 @@ impl ConnectorCatalog {
         for (name, bytes) in builtins {
             match sandbox.load(bytes, ConnectorSource::BuiltIn) {
                 Ok(c) => {
-                    catalog
-                        .connectors
-                        .insert(c.provider().to_string(), Arc::new(c));
+                    catalog.connectors.insert(c.provider().to_string(), Arc::new(c));
                 }
                 Err(e) => catalog.fail(format!("built-in {name}"), e.to_string()),
             }
@@ -53,10 +51,7 @@ impl ConnectorCatalog {
                 .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => {
-                catalog.fail(
-                    dir.display().to_string(),
-                    format!("cannot read the plugins directory: {e}"),
-                );
+                catalog.fail(dir.display().to_string(), format!("cannot read the plugins directory: {e}"));
                 Vec::new()
             }
         };

@@ -32,23 +32,17 @@ enum HostPattern {
 impl OriginPattern {
     /// Parses `https://host`, `https://host:8443` or `https://*.example.com`.
     pub fn parse(pattern: &str) -> Result<Self, String> {
-        let (scheme, rest) = pattern
-            .split_once("://")
-            .ok_or_else(|| format!("`{pattern}` is not of the form scheme://host[:port]"))?;
+        let (scheme, rest) =
+            pattern.split_once("://").ok_or_else(|| format!("`{pattern}` is not of the form scheme://host[:port]"))?;
         let (wildcard, rest) = match rest.strip_prefix("*.") {
             Some(rest) => (true, rest),
             None => (false, rest),
         };
-        let url = Url::parse(&format!("{scheme}://{rest}"))
-            .map_err(|e| format!("`{pattern}` is not a valid origin: {e}"))?;
+        let url =
+            Url::parse(&format!("{scheme}://{rest}")).map_err(|e| format!("`{pattern}` is not a valid origin: {e}"))?;
         let origin = Self::from_url(&url).map_err(|e| format!("`{pattern}`: {e}"))?;
-        if !(url.path() == "/" || url.path().is_empty())
-            || url.query().is_some()
-            || url.fragment().is_some()
-        {
-            return Err(format!(
-                "`{pattern}` must be an origin without a path, query or fragment"
-            ));
+        if !(url.path() == "/" || url.path().is_empty()) || url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("`{pattern}` must be an origin without a path, query or fragment"));
         }
         if rest.ends_with('/') {
             return Err(format!("`{pattern}` must be an origin without a path"));
@@ -58,14 +52,9 @@ impl OriginPattern {
         }
         match (&origin.host, url.host()) {
             (HostPattern::Exact(domain), Some(Host::Domain(_))) if domain.contains('.') => {
-                Ok(Self {
-                    host: HostPattern::SubdomainOf(domain.clone()),
-                    ..origin
-                })
+                Ok(Self { host: HostPattern::SubdomainOf(domain.clone()), ..origin })
             }
-            _ => Err(format!(
-                "`{pattern}`: a wildcard needs a domain with at least two labels"
-            )),
+            _ => Err(format!("`{pattern}`: a wildcard needs a domain with at least two labels")),
         }
     }
 
@@ -73,20 +62,14 @@ impl OriginPattern {
     pub fn from_url(url: &Url) -> Result<Self, String> {
         let scheme = url.scheme();
         if scheme != "http" && scheme != "https" {
-            return Err(format!(
-                "scheme `{scheme}` is not allowed; use http or https"
-            ));
+            return Err(format!("scheme `{scheme}` is not allowed; use http or https"));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err("credentials in a URL are not allowed; use an AuthRef".into());
         }
         let host = url.host_str().ok_or("the URL has no host")?;
         let port = url.port_or_known_default().ok_or("the URL has no port")?;
-        Ok(Self {
-            scheme: scheme.to_string(),
-            host: HostPattern::Exact(host.to_ascii_lowercase()),
-            port,
-        })
+        Ok(Self { scheme: scheme.to_string(), host: HostPattern::Exact(host.to_ascii_lowercase()), port })
     }
 
     /// Whether a request URL falls under this pattern.
@@ -99,9 +82,9 @@ impl OriginPattern {
             && port == self.port
             && match &self.host {
                 HostPattern::Exact(h) => *h == host,
-                HostPattern::SubdomainOf(domain) => host
-                    .strip_suffix(domain.as_str())
-                    .is_some_and(|prefix| prefix.len() > 1 && prefix.ends_with('.')),
+                HostPattern::SubdomainOf(domain) => {
+                    host.strip_suffix(domain.as_str()).is_some_and(|prefix| prefix.len() > 1 && prefix.ends_with('.'))
+                }
             }
     }
 }
@@ -146,10 +129,7 @@ impl OriginAllowlist {
             ))
         } else {
             let allowed: Vec<String> = self.patterns.iter().map(|p| p.to_string()).collect();
-            Err(format!(
-                "origin {origin} is not allowed (allowed: {})",
-                allowed.join(", ")
-            ))
+            Err(format!("origin {origin} is not allowed (allowed: {})", allowed.join(", ")))
         }
     }
 }
@@ -172,10 +152,7 @@ pub struct NetworkPolicy {
 
 impl Default for NetworkPolicy {
     fn default() -> Self {
-        Self {
-            allow: Vec::new(),
-            block: Self::default_blocked(),
-        }
+        Self { allow: Vec::new(), block: Self::default_blocked() }
     }
 }
 
@@ -203,10 +180,7 @@ impl NetworkPolicy {
     /// Ok when a connection to `ip` is allowed; otherwise the reason.
     pub fn check(&self, ip: IpAddr) -> Result<(), String> {
         let forms = effective_forms(ip);
-        if forms
-            .iter()
-            .any(|a| self.allow.iter().any(|n| n.contains(a)))
-        {
+        if forms.iter().any(|a| self.allow.iter().any(|n| n.contains(a))) {
             return Ok(());
         }
         for form in &forms {
@@ -214,9 +188,7 @@ impl NetworkPolicy {
                 return if *form == ip {
                     Err(format!("address {ip} is in blocked network {net}"))
                 } else {
-                    Err(format!(
-                        "address {ip} embeds {form}, which is in blocked network {net}"
-                    ))
+                    Err(format!("address {ip} embeds {form}, which is in blocked network {net}"))
                 };
             }
         }
@@ -276,18 +248,9 @@ mod tests {
         let p = OriginPattern::parse("https://registry.example.com").unwrap();
         assert!(p.matches(&url("https://registry.example.com/v2/")));
         assert!(p.matches(&url("https://REGISTRY.example.com:443/v2/")));
-        assert!(
-            !p.matches(&url("http://registry.example.com/v2/")),
-            "scheme"
-        );
-        assert!(
-            !p.matches(&url("https://registry.example.com:8443/")),
-            "port"
-        );
-        assert!(
-            !p.matches(&url("https://registry.example.com.evil.io/")),
-            "suffix"
-        );
+        assert!(!p.matches(&url("http://registry.example.com/v2/")), "scheme");
+        assert!(!p.matches(&url("https://registry.example.com:8443/")), "port");
+        assert!(!p.matches(&url("https://registry.example.com.evil.io/")), "suffix");
         assert!(!p.matches(&url("https://evilregistry.example.com/")));
     }
 
@@ -308,45 +271,23 @@ mod tests {
 
     #[test]
     fn allowlist_names_the_allowed_origins() {
-        let list = OriginAllowlist::new(
-            Some(&url("https://harbor.local/")),
-            &["https://*.example.com".into()],
-        )
-        .unwrap();
-        assert!(
-            list.check(&url("https://harbor.local/api/v2.0/ping"))
-                .is_ok()
-        );
+        let list =
+            OriginAllowlist::new(Some(&url("https://harbor.local/")), &["https://*.example.com".into()]).unwrap();
+        assert!(list.check(&url("https://harbor.local/api/v2.0/ping")).is_ok());
         assert!(list.check(&url("https://x.example.com/")).is_ok());
         let err = list.check(&url("https://elsewhere.io/")).unwrap_err();
-        assert!(
-            err.contains("https://elsewhere.io") && err.contains("harbor.local"),
-            "{err}"
-        );
+        assert!(err.contains("https://elsewhere.io") && err.contains("harbor.local"), "{err}");
         let empty = OriginAllowlist::new(None, &[]).unwrap();
-        assert!(
-            empty
-                .check(&url("https://harbor.local/"))
-                .unwrap_err()
-                .contains("no base URL")
-        );
+        assert!(empty.check(&url("https://harbor.local/")).unwrap_err().contains("no base URL"));
     }
 
     #[test]
     fn url_parsing_normalizes_encoded_ipv4_spellings() {
         // The WHATWG parser turns these into 127.0.0.1; the policy then sees the real address.
-        for spelling in [
-            "http://2130706433/",
-            "http://0x7f.1/",
-            "http://0177.0.0.1/",
-            "http://127.1/",
-            "http://0x7f000001/",
-        ] {
-            assert_eq!(
-                url(spelling).host(),
-                Some(Host::Ipv4(Ipv4Addr::LOCALHOST)),
-                "{spelling}"
-            );
+        for spelling in
+            ["http://2130706433/", "http://0x7f.1/", "http://0177.0.0.1/", "http://127.1/", "http://0x7f000001/"]
+        {
+            assert_eq!(url(spelling).host(), Some(Host::Ipv4(Ipv4Addr::LOCALHOST)), "{spelling}");
         }
     }
 
@@ -378,13 +319,7 @@ mod tests {
             let ip: IpAddr = blocked.parse().unwrap();
             assert!(policy.check(ip).is_err(), "{blocked} must be blocked");
         }
-        for allowed in [
-            "93.184.216.34",
-            "10.0.0.5",
-            "192.168.1.10",
-            "2606:4700::1111",
-            "::ffff:93.184.216.34",
-        ] {
+        for allowed in ["93.184.216.34", "10.0.0.5", "192.168.1.10", "2606:4700::1111", "::ffff:93.184.216.34"] {
             let ip: IpAddr = allowed.parse().unwrap();
             assert!(policy.check(ip).is_ok(), "{allowed} must be allowed");
         }
@@ -392,21 +327,12 @@ mod tests {
 
     #[test]
     fn allow_entries_are_exceptions_and_embedding_does_not_escape() {
-        let policy = NetworkPolicy {
-            allow: vec!["127.0.0.1/32".parse().unwrap()],
-            ..NetworkPolicy::default()
-        };
+        let policy = NetworkPolicy { allow: vec!["127.0.0.1/32".parse().unwrap()], ..NetworkPolicy::default() };
         assert!(policy.check("127.0.0.1".parse().unwrap()).is_ok());
         assert!(policy.check("::ffff:127.0.0.1".parse().unwrap()).is_ok());
         assert!(policy.check("127.0.0.2".parse().unwrap()).is_err());
-        assert!(
-            policy
-                .check("::ffff:169.254.169.254".parse().unwrap())
-                .is_err()
-        );
-        let err = policy
-            .check("::ffff:169.254.169.254".parse().unwrap())
-            .unwrap_err();
+        assert!(policy.check("::ffff:169.254.169.254".parse().unwrap()).is_err());
+        let err = policy.check("::ffff:169.254.169.254".parse().unwrap()).unwrap_err();
         assert!(err.contains("embeds 169.254.169.254"), "{err}");
     }
 }

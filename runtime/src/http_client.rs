@@ -28,10 +28,7 @@ pub struct HttpTimeouts {
 
 impl Default for HttpTimeouts {
     fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(5),
-            request: Duration::from_secs(10),
-        }
+        Self { connect: Duration::from_secs(5), request: Duration::from_secs(10) }
     }
 }
 
@@ -67,25 +64,15 @@ impl Resolve for PolicyResolver {
             let host = name.as_str().to_string();
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
-                .map_err(|e| DnsFailure {
-                    host: host.clone(),
-                    reason: e.to_string(),
-                })?
+                .map_err(|e| DnsFailure { host: host.clone(), reason: e.to_string() })?
                 .collect();
             if addrs.is_empty() {
-                return Err(DnsFailure {
-                    host,
-                    reason: "no addresses".into(),
-                }
-                .into());
+                return Err(DnsFailure { host, reason: "no addresses".into() }.into());
             }
             // One blocked address denies the whole answer: a name that mixes public and
             // private addresses is how DNS rebinding gets past a check.
             for addr in &addrs {
-                policy.check(addr.ip()).map_err(|reason| AddressDenied {
-                    host: host.clone(),
-                    reason,
-                })?;
+                policy.check(addr.ip()).map_err(|reason| AddressDenied { host: host.clone(), reason })?;
             }
             let addrs: Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
@@ -112,12 +99,7 @@ impl EgressClients {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let policy = Arc::new(policy);
         let default = build_client(&policy, timeouts, &[])?;
-        Ok(Self {
-            policy,
-            timeouts,
-            default,
-            with_ca: Mutex::new(HashMap::new()),
-        })
+        Ok(Self { policy, timeouts, default, with_ca: Mutex::new(HashMap::new()) })
     }
 
     /// The operator's network policy.
@@ -137,10 +119,7 @@ impl EgressClients {
             return Ok(self.default.clone());
         };
         let key: [u8; 32] = Sha256::digest(pem.as_bytes()).into();
-        let mut cache = self
-            .with_ca
-            .lock()
-            .expect("the CA client cache lock is never poisoned");
+        let mut cache = self.with_ca.lock().expect("the CA client cache lock is never poisoned");
         if let Some(c) = cache.get(&key) {
             return Ok(c.clone());
         }
@@ -169,14 +148,9 @@ fn build_client(
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
         .pool_idle_timeout(Duration::from_secs(30))
-        .user_agent(concat!(
-            "stellaops-integrations/",
-            env!("CARGO_PKG_VERSION")
-        ))
+        .user_agent(concat!("stellaops-integrations/", env!("CARGO_PKG_VERSION")))
         .tls_certs_merge(extra_roots.iter().cloned())
-        .dns_resolver(PolicyResolver {
-            policy: policy.clone(),
-        })
+        .dns_resolver(PolicyResolver { policy: policy.clone() })
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }

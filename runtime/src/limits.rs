@@ -96,23 +96,15 @@ impl Limits {
     /// The limits of one invocation: the ceiling, lowered where the manifest asks for less.
     pub fn effective(&self, asked: &RequestedLimits) -> Limits {
         Limits {
-            deadline_ms: asked
-                .deadline_ms
-                .map_or(self.deadline_ms, |v| v.min(self.deadline_ms)),
-            memory_bytes: asked
-                .memory_bytes
-                .map_or(self.memory_bytes, |v| v.min(self.memory_bytes)),
+            deadline_ms: asked.deadline_ms.map_or(self.deadline_ms, |v| v.min(self.deadline_ms)),
+            memory_bytes: asked.memory_bytes.map_or(self.memory_bytes, |v| v.min(self.memory_bytes)),
             table_elements: self.table_elements,
             instances: self.instances,
-            max_requests: asked
-                .max_requests
-                .map_or(self.max_requests, |v| v.min(self.max_requests)),
+            max_requests: asked.max_requests.map_or(self.max_requests, |v| v.min(self.max_requests)),
             max_response_bytes: asked
                 .max_response_bytes
                 .map_or(self.max_response_bytes, |v| v.min(self.max_response_bytes)),
-            max_log_bytes: asked
-                .max_log_bytes
-                .map_or(self.max_log_bytes, |v| v.min(self.max_log_bytes)),
+            max_log_bytes: asked.max_log_bytes.map_or(self.max_log_bytes, |v| v.min(self.max_log_bytes)),
         }
     }
 
@@ -165,15 +157,9 @@ mod tests {
     #[test]
     fn operator_limits_are_validated() {
         assert!(Limits::default().validate().is_ok());
-        let zero = Limits {
-            deadline_ms: 0,
-            ..Limits::default()
-        };
+        let zero = Limits { deadline_ms: 0, ..Limits::default() };
         assert!(zero.validate().is_err());
-        let tiny = Limits {
-            memory_bytes: 10,
-            ..Limits::default()
-        };
+        let tiny = Limits { memory_bytes: 10, ..Limits::default() };
         assert!(tiny.validate().is_err());
     }
 }

@@ -38,14 +38,7 @@ pub enum IntegrationType {
 
 impl IntegrationType {
     /// Every type, in declaration order.
-    pub const ALL: [IntegrationType; 6] = [
-        Self::Registry,
-        Self::Scm,
-        Self::Ci,
-        Self::Host,
-        Self::Feed,
-        Self::Artifact,
-    ];
+    pub const ALL: [IntegrationType; 6] = [Self::Registry, Self::Scm, Self::Ci, Self::Host, Self::Feed, Self::Artifact];
 
     /// The lower-case name used in JSON, TOML and WIT.
     pub fn as_str(self) -> &'static str {
@@ -69,10 +62,9 @@ impl fmt::Display for IntegrationType {
 impl std::str::FromStr for IntegrationType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("unknown integration type `{s}` (expected one of registry, scm, ci, host, feed, artifact)"))
+        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
+            format!("unknown integration type `{s}` (expected one of registry, scm, ci, host, feed, artifact)")
+        })
     }
 }
 
@@ -166,8 +158,7 @@ impl Manifest {
                 text.len()
             )));
         }
-        let manifest: Manifest =
-            toml::from_str(text).map_err(|e| ManifestError::Invalid(e.message().to_string()))?;
+        let manifest: Manifest = toml::from_str(text).map_err(|e| ManifestError::Invalid(e.message().to_string()))?;
         manifest.validate()?;
         Ok(manifest)
     }
@@ -182,9 +173,7 @@ impl Manifest {
         let provider = &self.connector.provider;
         if provider.is_empty()
             || provider.len() > 64
-            || !provider
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            || !provider.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             || provider.starts_with('-')
         {
             return invalid(format!(
@@ -230,11 +219,8 @@ fn is_semver(v: &str) -> bool {
     let parts: Vec<&str> = core.split('.').collect();
     v.len() <= 64
         && parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
 }
 
 /// Reads the manifest section of a component without compiling or instantiating it.
@@ -244,24 +230,16 @@ fn is_semver(v: &str) -> bool {
 /// per level is accepted.
 pub fn read_manifest(wasm: &[u8]) -> Result<Manifest, ManifestError> {
     let sections = manifest_sections(wasm)?;
-    let top: Vec<&Vec<u8>> = sections
-        .iter()
-        .filter(|(d, _)| *d == 0)
-        .map(|(_, s)| s)
-        .collect();
-    let nested: Vec<&Vec<u8>> = sections
-        .iter()
-        .filter(|(d, _)| *d > 0)
-        .map(|(_, s)| s)
-        .collect();
+    let top: Vec<&Vec<u8>> = sections.iter().filter(|(d, _)| *d == 0).map(|(_, s)| s).collect();
+    let nested: Vec<&Vec<u8>> = sections.iter().filter(|(d, _)| *d > 0).map(|(_, s)| s).collect();
     let chosen = match (top.len(), nested.len()) {
         (1, _) => top[0],
         (0, 1) => nested[0],
         (0, 0) => return Err(ManifestError::Missing),
         (0, n) | (n, _) => return Err(ManifestError::Duplicate(n)),
     };
-    let text = std::str::from_utf8(chosen)
-        .map_err(|_| ManifestError::Invalid("the manifest section is not UTF-8".into()))?;
+    let text =
+        std::str::from_utf8(chosen).map_err(|_| ManifestError::Invalid("the manifest section is not UTF-8".into()))?;
     Manifest::from_toml(text)
 }
 
@@ -303,12 +281,7 @@ pub fn embed_manifest(wasm: &[u8], manifest: &Manifest) -> Result<Vec<u8>, Manif
                 out.extend_from_slice(&wasm[range.start..range.end]);
                 continue;
             }
-            Payload::ModuleSection {
-                unchecked_range, ..
-            }
-            | Payload::ComponentSection {
-                unchecked_range, ..
-            } => {
+            Payload::ModuleSection { unchecked_range, .. } | Payload::ComponentSection { unchecked_range, .. } => {
                 if nested == 0 {
                     // Copy the whole section (id + size + contents) verbatim.
                     let start = section_start(wasm, unchecked_range.start);
@@ -338,10 +311,7 @@ pub fn embed_manifest(wasm: &[u8], manifest: &Manifest) -> Result<Vec<u8>, Manif
         }
     }
     let text = manifest.to_toml();
-    let section = wasm_encoder::CustomSection {
-        name: MANIFEST_SECTION.into(),
-        data: text.as_bytes().into(),
-    };
+    let section = wasm_encoder::CustomSection { name: MANIFEST_SECTION.into(), data: text.as_bytes().into() };
     use wasm_encoder::{ComponentSection, Encode};
     let mut encoded = Vec::new();
     encoded.push(ComponentSection::id(&section));
@@ -390,38 +360,14 @@ mod tests {
     #[test]
     fn refuses_bad_manifests() {
         for (bad, why) in [
-            (
-                "[connector]\nprovider='Harbor'\ntypes=['registry']\nversion='1.0.0'",
-                "provider",
-            ),
-            (
-                "[connector]\nprovider='h'\ntypes=[]\nversion='1.0.0'",
-                "types",
-            ),
-            (
-                "[connector]\nprovider='h'\ntypes=['nope']\nversion='1.0.0'",
-                "unknown variant",
-            ),
-            (
-                "[connector]\nprovider='h'\ntypes=['ci']\nversion='one'",
-                "semantic",
-            ),
-            (
-                "[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\nsurprise=1",
-                "unknown field",
-            ),
-            (
-                "[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\n[permissions]\nhosts=['ftp://x']",
-                "scheme",
-            ),
-            (
-                "[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\n[permissions]\nhosts=['https://a/b']",
-                "path",
-            ),
-            (
-                "[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\n[limits]\ndeadline-ms=0",
-                "deadline",
-            ),
+            ("[connector]\nprovider='Harbor'\ntypes=['registry']\nversion='1.0.0'", "provider"),
+            ("[connector]\nprovider='h'\ntypes=[]\nversion='1.0.0'", "types"),
+            ("[connector]\nprovider='h'\ntypes=['nope']\nversion='1.0.0'", "unknown variant"),
+            ("[connector]\nprovider='h'\ntypes=['ci']\nversion='one'", "semantic"),
+            ("[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\nsurprise=1", "unknown field"),
+            ("[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\n[permissions]\nhosts=['ftp://x']", "scheme"),
+            ("[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\n[permissions]\nhosts=['https://a/b']", "path"),
+            ("[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\n[limits]\ndeadline-ms=0", "deadline"),
             ("not toml", ""),
         ] {
             let err = Manifest::from_toml(bad).unwrap_err().to_string();

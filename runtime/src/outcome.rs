@@ -97,13 +97,7 @@ pub struct Invocation<T> {
 impl TestOutcome {
     /// A failed result produced by the sandbox itself (trap, limit, load error).
     pub fn sandbox_failure(failure: FailureClass, message: String) -> Self {
-        Self {
-            success: false,
-            message,
-            failure: Some(failure),
-            steps: Vec::new(),
-            facts: Facts::default(),
-        }
+        Self { success: false, message, failure: Some(failure), steps: Vec::new(), facts: Facts::default() }
     }
 
     pub(crate) fn from_wit(r: wit::TestResult, redactor: &Redactor) -> Self {

@@ -11,10 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
-    UpdateDeadline,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -90,9 +87,7 @@ pub enum LoadError {
     )]
     ForbiddenImport(String),
     /// It does not implement the world `integration-connector`.
-    #[error(
-        "the component does not implement the world `stellaops:integrations/integration-connector@0.1.0`: {0}"
-    )]
+    #[error("the component does not implement the world `stellaops:integrations/integration-connector@0.1.0`: {0}")]
     WrongWorld(String),
     /// Compilation failed.
     #[error("the component does not compile: {0}")]
@@ -207,9 +202,7 @@ pub struct Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("Sandbox").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -267,12 +260,10 @@ impl Sandbox {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .max_wasm_stack(512 << 10)
             .async_stack_size(2 << 20);
-        let engine =
-            Engine::new(&wasm).map_err(|e| format!("cannot create the wasm engine: {e}"))?;
+        let engine = Engine::new(&wasm).map_err(|e| format!("cannot create the wasm engine: {e}"))?;
 
         let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| format!("cannot link WASI: {e}"))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("cannot link WASI: {e}"))?;
         IntegrationConnector::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| format!("cannot link the host imports: {e}"))?;
 
@@ -304,14 +295,7 @@ impl Sandbox {
             crate::cache::prepare_dir(dir)?;
         }
 
-        Ok(Self {
-            engine,
-            linker,
-            egress,
-            resolver,
-            config,
-            _ticker: EpochTicker { stop },
-        })
+        Ok(Self { engine, linker, egress, resolver, config, _ticker: EpochTicker { stop } })
     }
 
     /// The configuration the sandbox runs with.
@@ -323,10 +307,7 @@ impl Sandbox {
     pub fn load(&self, wasm: &[u8], source: ConnectorSource) -> Result<LoadedConnector, LoadError> {
         let size = wasm.len() as u64;
         if size > self.config.max_component_bytes {
-            return Err(LoadError::TooLarge {
-                size,
-                limit: self.config.max_component_bytes,
-            });
+            return Err(LoadError::TooLarge { size, limit: self.config.max_component_bytes });
         }
         // Precompiled artifacts are never accepted from outside: deserializing one runs
         // whatever machine code it holds.
@@ -336,24 +317,16 @@ impl Sandbox {
             ));
         }
         if !wasmparser::Parser::is_component(wasm) {
-            return Err(LoadError::NotAComponent(
-                if wasmparser::Parser::is_core_wasm(wasm) {
-                    "this is a core module; build a component (e.g. for the wasm32-wasip2 target)"
-                        .into()
-                } else {
-                    "the file is not WebAssembly".into()
-                },
-            ));
+            return Err(LoadError::NotAComponent(if wasmparser::Parser::is_core_wasm(wasm) {
+                "this is a core module; build a component (e.g. for the wasm32-wasip2 target)".into()
+            } else {
+                "the file is not WebAssembly".into()
+            }));
         }
         let manifest = read_manifest(wasm)?;
         let sha256 = hex::encode(Sha256::digest(wasm));
-        let component = crate::cache::compile(
-            &self.engine,
-            wasm,
-            &sha256,
-            self.config.cache_dir.as_deref(),
-        )
-        .map_err(LoadError::Compile)?;
+        let component = crate::cache::compile(&self.engine, wasm, &sha256, self.config.cache_dir.as_deref())
+            .map_err(LoadError::Compile)?;
 
         let mut imports = Vec::new();
         for (name, _) in component.component_type().imports(&self.engine) {
@@ -363,30 +336,17 @@ impl Sandbox {
             imports.push(name.to_string());
         }
         imports.sort();
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-        let pre = IntegrationConnectorPre::new(instance_pre)
-            .map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-        Ok(LoadedConnector {
-            manifest,
-            sha256,
-            size,
-            imports,
-            source,
-            pre,
-        })
+        let instance_pre =
+            self.linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        let pre = IntegrationConnectorPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        Ok(LoadedConnector { manifest, sha256, size, imports, source, pre })
     }
 
     /// Reads and loads a component file.
     pub fn load_file(&self, path: &std::path::Path) -> Result<LoadedConnector, LoadError> {
         let meta = std::fs::metadata(path).map_err(|e| LoadError::Io(e.to_string()))?;
         if meta.len() > self.config.max_component_bytes {
-            return Err(LoadError::TooLarge {
-                size: meta.len(),
-                limit: self.config.max_component_bytes,
-            });
+            return Err(LoadError::TooLarge { size: meta.len(), limit: self.config.max_component_bytes });
         }
         let bytes = std::fs::read(path).map_err(|e| LoadError::Io(e.to_string()))?;
         self.load(&bytes, ConnectorSource::File(path.to_path_buf()))
@@ -405,9 +365,7 @@ impl Sandbox {
             RunEnd::Answered(GuestAnswer::Health(_)) => {
                 unreachable!("test-connection answers with a test result")
             }
-            RunEnd::Trapped(class, trap) => {
-                TestOutcome::sandbox_failure(class, trap.message.clone())
-            }
+            RunEnd::Trapped(class, trap) => TestOutcome::sandbox_failure(class, trap.message.clone()),
         };
         Invocation { result, record }
     }
@@ -421,15 +379,11 @@ impl Sandbox {
         let (end, record, redactor) = self.run(connector, config, Operation::Health).await;
         let latency = record.duration_ms;
         let result = match end {
-            RunEnd::Answered(GuestAnswer::Health(r)) => {
-                HealthOutcome::from_wit(r, &redactor, latency)
-            }
+            RunEnd::Answered(GuestAnswer::Health(r)) => HealthOutcome::from_wit(r, &redactor, latency),
             RunEnd::Answered(GuestAnswer::Test(_)) => {
                 unreachable!("check-health answers with a health result")
             }
-            RunEnd::Trapped(class, trap) => {
-                HealthOutcome::sandbox_failure(class, trap.message.clone(), latency)
-            }
+            RunEnd::Trapped(class, trap) => HealthOutcome::sandbox_failure(class, trap.message.clone(), latency),
         };
         Invocation { result, record }
     }
@@ -447,16 +401,8 @@ impl Sandbox {
         let stdout = MemoryOutputPipe::new(limits.max_log_bytes as usize);
         let stderr = MemoryOutputPipe::new(limits.max_log_bytes as usize);
 
-        let end = match self.prepare(
-            connector, config, &limits, started, &journal, &stdout, &stderr,
-        ) {
-            Err(message) => RunEnd::Trapped(
-                FailureClass::Misconfigured,
-                TrapInfo {
-                    limit: None,
-                    message,
-                },
-            ),
+        let end = match self.prepare(connector, config, &limits, started, &journal, &stdout, &stderr) {
+            Err(message) => RunEnd::Trapped(FailureClass::Misconfigured, TrapInfo { limit: None, message }),
             Ok(state) => {
                 let outer = limits.deadline() + DEADLINE_GRACE;
                 match tokio::time::timeout(outer, self.call_guest(connector, state, op)).await {
@@ -485,25 +431,16 @@ impl Sandbox {
                 let limit = j.limit_hit.expect("checked above");
                 RunEnd::Trapped(
                     limit_class(limit),
-                    TrapInfo {
-                        limit: Some(limit),
-                        message: limit_message(limit, &limits, &trap.message),
-                    },
+                    TrapInfo { limit: Some(limit), message: limit_message(limit, &limits, &trap.message) },
                 )
             }
             other => other,
         };
         let trap = match &end {
-            RunEnd::Trapped(_, t) => Some(TrapInfo {
-                limit: t.limit,
-                message: j.redactor.redact(&t.message),
-            }),
+            RunEnd::Trapped(_, t) => Some(TrapInfo { limit: t.limit, message: j.redactor.redact(&t.message) }),
             RunEnd::Answered(_) => None,
         };
-        let text = |pipe: &MemoryOutputPipe| {
-            j.redactor
-                .redact(&String::from_utf8_lossy(&pipe.contents()))
-        };
+        let text = |pipe: &MemoryOutputPipe| j.redactor.redact(&String::from_utf8_lossy(&pipe.contents()));
         let record = InvocationRecord {
             invocation_id: uuid::Uuid::new_v4().to_string(),
             operation: op.name().into(),
@@ -537,25 +474,18 @@ impl Sandbox {
     ) -> Result<(HostState, wit::ConnectionConfig), String> {
         let base_url = match &config.base_url {
             None => None,
-            Some(u) => {
-                Some(Url::parse(u).map_err(|e| format!("the base URL `{u}` is not valid: {e}"))?)
-            }
+            Some(u) => Some(Url::parse(u).map_err(|e| format!("the base URL `{u}` is not valid: {e}"))?),
         };
         let bound_auth_ref = match &config.auth_ref {
             None => None,
-            Some(r) => {
-                Some(AuthRef::parse(r).map_err(|e| format!("the AuthRef is not valid: {e}"))?)
-            }
+            Some(r) => Some(AuthRef::parse(r).map_err(|e| format!("the AuthRef is not valid: {e}"))?),
         };
-        let origins =
-            OriginAllowlist::new(base_url.as_ref(), &connector.manifest.permissions.hosts)?;
+        let origins = OriginAllowlist::new(base_url.as_ref(), &connector.manifest.permissions.hosts)?;
         let ca = match config.configuration.get(CA_CERTIFICATES_KEY) {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(pem)) => Some(pem.as_str()),
             Some(_) => {
-                return Err(format!(
-                    "configuration.{CA_CERTIFICATES_KEY} must be a PEM string"
-                ));
+                return Err(format!("configuration.{CA_CERTIFICATES_KEY} must be a PEM string"));
             }
         };
         let client = self.egress.client(ca)?;
@@ -634,9 +564,7 @@ impl Sandbox {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |store| {
             if Instant::now() >= deadline {
-                lock(&store.data().cx.journal)
-                    .limit_hit
-                    .get_or_insert(LimitKind::Deadline);
+                lock(&store.data().cx.journal).limit_hit.get_or_insert(LimitKind::Deadline);
                 return Err(wasmtime::Error::new(Trap::Interrupt));
             }
             // Yield at every tick so that a busy guest never starves other invocations.
@@ -646,14 +574,8 @@ impl Sandbox {
         let result = async {
             let instance = connector.pre.instantiate_async(&mut store).await?;
             match op {
-                Operation::Test => instance
-                    .call_test_connection(&mut store, &wit_config)
-                    .await
-                    .map(GuestAnswer::Test),
-                Operation::Health => instance
-                    .call_check_health(&mut store, &wit_config)
-                    .await
-                    .map(GuestAnswer::Health),
+                Operation::Test => instance.call_test_connection(&mut store, &wit_config).await.map(GuestAnswer::Test),
+                Operation::Health => instance.call_check_health(&mut store, &wit_config).await.map(GuestAnswer::Health),
             }
         }
         .await;
@@ -675,9 +597,7 @@ impl Sandbox {
                 };
                 let message = match limit {
                     Some(LimitKind::Deadline) => {
-                        format!(
-                            "the connector did not finish within its deadline of {deadline_ms} ms"
-                        )
+                        format!("the connector did not finish within its deadline of {deadline_ms} ms")
                     }
                     Some(_) => detail,
                     None => format!("the connector failed: {detail}"),
@@ -697,23 +617,13 @@ fn limit_class(limit: LimitKind) -> FailureClass {
 
 fn limit_message(limit: LimitKind, limits: &Limits, detail: &str) -> String {
     let what = match limit {
-        LimitKind::Deadline => format!(
-            "the connector did not finish within its deadline of {} ms",
-            limits.deadline_ms
-        ),
-        LimitKind::Memory => format!(
-            "the connector exceeded its memory limit of {} bytes",
-            limits.memory_bytes
-        ),
-        LimitKind::TableElements => format!(
-            "the connector exceeded its table limit of {} elements",
-            limits.table_elements
-        ),
+        LimitKind::Deadline => format!("the connector did not finish within its deadline of {} ms", limits.deadline_ms),
+        LimitKind::Memory => format!("the connector exceeded its memory limit of {} bytes", limits.memory_bytes),
+        LimitKind::TableElements => {
+            format!("the connector exceeded its table limit of {} elements", limits.table_elements)
+        }
         LimitKind::Instances => "the connector exceeded its instance limit".to_string(),
-        LimitKind::LogBytes => format!(
-            "the connector exceeded its log budget of {} bytes",
-            limits.max_log_bytes
-        ),
+        LimitKind::LogBytes => format!("the connector exceeded its log budget of {} bytes", limits.max_log_bytes),
         LimitKind::Stack => "the connector overflowed its stack".to_string(),
     };
     format!("{what} ({detail})")
@@ -721,24 +631,16 @@ fn limit_message(limit: LimitKind, limits: &Limits, detail: &str) -> String {
 
 /// WASI 0.2 interfaces and this package's interfaces; nothing else may be imported.
 fn import_allowed(name: &str) -> bool {
-    const WASI: &[&str] = &[
-        "wasi:cli/",
-        "wasi:clocks/",
-        "wasi:filesystem/",
-        "wasi:io/",
-        "wasi:random/",
-        "wasi:sockets/",
-    ];
+    const WASI: &[&str] =
+        &["wasi:cli/", "wasi:clocks/", "wasi:filesystem/", "wasi:io/", "wasi:random/", "wasi:sockets/"];
     const OURS: &[&str] = &["types", "secrets", "http", "crypto", "log"];
     if let Some(rest) = name.strip_prefix("stellaops:integrations/") {
-        return rest
-            .split_once('@')
-            .is_some_and(|(iface, version)| OURS.contains(&iface) && version == "0.1.0");
+        return rest.split_once('@').is_some_and(|(iface, version)| OURS.contains(&iface) && version == "0.1.0");
     }
     WASI.iter().any(|p| name.starts_with(p))
-        && name.split_once('@').is_some_and(|(_, v)| {
-            v.starts_with("0.2.") && v[4..].bytes().all(|b| b.is_ascii_digit())
-        })
+        && name
+            .split_once('@')
+            .is_some_and(|(_, v)| v.starts_with("0.2.") && v[4..].bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]

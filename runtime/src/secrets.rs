@@ -33,43 +33,25 @@ impl AuthRef {
     /// Parses and validates an AuthRef.
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.len() > MAX_AUTH_REF_LEN {
-            return Err(format!(
-                "an AuthRef is at most {MAX_AUTH_REF_LEN} characters"
-            ));
+            return Err(format!("an AuthRef is at most {MAX_AUTH_REF_LEN} characters"));
         }
-        let rest = s
-            .strip_prefix("ref://")
-            .ok_or("an AuthRef has the form ref://<scope>/<provider>/<key>")?;
+        let rest = s.strip_prefix("ref://").ok_or("an AuthRef has the form ref://<scope>/<provider>/<key>")?;
         let segments: Vec<&str> = rest.split('/').collect();
         if segments.len() != 3 {
-            return Err(
-                "an AuthRef has exactly three segments: ref://<scope>/<provider>/<key>".into(),
-            );
+            return Err("an AuthRef has exactly three segments: ref://<scope>/<provider>/<key>".into());
         }
         for seg in &segments {
             if seg.is_empty() || seg.len() > MAX_SEGMENT_LEN {
-                return Err(format!(
-                    "each AuthRef segment is 1 to {MAX_SEGMENT_LEN} characters"
-                ));
+                return Err(format!("each AuthRef segment is 1 to {MAX_SEGMENT_LEN} characters"));
             }
             if *seg == "." || *seg == ".." {
                 return Err("an AuthRef segment may not be `.` or `..`".into());
             }
-            if !seg
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-            {
-                return Err(
-                    "AuthRef segments may contain only ASCII letters, digits, `-`, `_` and `.`"
-                        .into(),
-                );
+            if !seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+                return Err("AuthRef segments may contain only ASCII letters, digits, `-`, `_` and `.`".into());
             }
         }
-        Ok(Self {
-            scope: segments[0].to_string(),
-            provider: segments[1].to_string(),
-            key: segments[2].to_string(),
-        })
+        Ok(Self { scope: segments[0].to_string(), provider: segments[1].to_string(), key: segments[2].to_string() })
     }
 
     /// The scope segment.
@@ -156,30 +138,20 @@ pub struct EnvSecretResolver {
 
 impl Default for EnvSecretResolver {
     fn default() -> Self {
-        Self {
-            prefix: "STELLA_SECRET__".into(),
-        }
+        Self { prefix: "STELLA_SECRET__".into() }
     }
 }
 
 impl EnvSecretResolver {
     /// A resolver with a custom variable prefix.
     pub fn with_prefix(prefix: impl Into<String>) -> Self {
-        Self {
-            prefix: prefix.into(),
-        }
+        Self { prefix: prefix.into() }
     }
 
     /// The variable an AuthRef maps to.
     pub fn variable_name(&self, auth_ref: &AuthRef) -> String {
         let seg = |s: &str| s.to_ascii_uppercase().replace(['-', '.'], "_");
-        format!(
-            "{}{}__{}__{}",
-            self.prefix,
-            seg(auth_ref.scope()),
-            seg(auth_ref.provider()),
-            seg(auth_ref.key())
-        )
+        format!("{}{}__{}__{}", self.prefix, seg(auth_ref.scope()), seg(auth_ref.provider()), seg(auth_ref.key()))
     }
 }
 
@@ -187,12 +159,10 @@ impl SecretResolver for EnvSecretResolver {
     fn resolve(&self, auth_ref: &AuthRef) -> Result<SecretValue, ResolveError> {
         match std::env::var(self.variable_name(auth_ref)) {
             Ok(v) if !v.is_empty() => Ok(SecretValue::new(v)),
-            Ok(_) | Err(std::env::VarError::NotPresent) => {
-                Err(ResolveError::NotFound(auth_ref.to_string()))
+            Ok(_) | Err(std::env::VarError::NotPresent) => Err(ResolveError::NotFound(auth_ref.to_string())),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(ResolveError::Unavailable(format!("the variable for {auth_ref} is not UTF-8")))
             }
-            Err(std::env::VarError::NotUnicode(_)) => Err(ResolveError::Unavailable(format!(
-                "the variable for {auth_ref} is not UTF-8"
-            ))),
         }
     }
 }
@@ -216,9 +186,7 @@ impl FileSecretResolver {
         let root = self.root.canonicalize().map_err(unavailable)?;
         let real = path.canonicalize().map_err(unavailable)?;
         if !real.starts_with(&root) {
-            return Err(ResolveError::Unavailable(
-                "the secret file points outside the secret directory".into(),
-            ));
+            return Err(ResolveError::Unavailable("the secret file points outside the secret directory".into()));
         }
         let meta = std::fs::metadata(&real).map_err(unavailable)?;
         if !meta.is_file() || meta.len() > MAX_SECRET_BYTES {
@@ -240,15 +208,9 @@ impl FileSecretResolver {
 
 impl SecretResolver for FileSecretResolver {
     fn resolve(&self, auth_ref: &AuthRef) -> Result<SecretValue, ResolveError> {
-        let path = self
-            .root
-            .join(auth_ref.scope())
-            .join(auth_ref.provider())
-            .join(auth_ref.key());
+        let path = self.root.join(auth_ref.scope()).join(auth_ref.provider()).join(auth_ref.key());
         match std::fs::symlink_metadata(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(ResolveError::NotFound(auth_ref.to_string()))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ResolveError::NotFound(auth_ref.to_string())),
             Err(e) => Err(ResolveError::Unavailable(e.kind().to_string())),
             Ok(_) => {
                 let text = self.read(&path)?;
@@ -276,10 +238,7 @@ impl StaticSecretResolver {
 
 impl SecretResolver for StaticSecretResolver {
     fn resolve(&self, auth_ref: &AuthRef) -> Result<SecretValue, ResolveError> {
-        self.values
-            .get(auth_ref)
-            .cloned()
-            .ok_or_else(|| ResolveError::NotFound(auth_ref.to_string()))
+        self.values.get(auth_ref).cloned().ok_or_else(|| ResolveError::NotFound(auth_ref.to_string()))
     }
 }
 
@@ -330,8 +289,7 @@ impl Redactor {
             return;
         }
         self.needles.push(v.to_string());
-        self.needles
-            .push(base64::engine::general_purpose::STANDARD.encode(v));
+        self.needles.push(base64::engine::general_purpose::STANDARD.encode(v));
         self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
     }
 
@@ -339,8 +297,7 @@ impl Redactor {
     pub fn add_basic(&mut self, username: &str, value: &SecretValue) {
         use base64::Engine as _;
         let pair = format!("{username}:{}", value.expose());
-        self.needles
-            .push(base64::engine::general_purpose::STANDARD.encode(pair));
+        self.needles.push(base64::engine::general_purpose::STANDARD.encode(pair));
         self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
     }
 
@@ -368,10 +325,7 @@ mod tests {
     #[test]
     fn auth_refs_are_strict() {
         let r = AuthRef::parse("ref://integrations/github/acme-org.token_1").unwrap();
-        assert_eq!(
-            (r.scope(), r.provider(), r.key()),
-            ("integrations", "github", "acme-org.token_1")
-        );
+        assert_eq!((r.scope(), r.provider(), r.key()), ("integrations", "github", "acme-org.token_1"));
         assert_eq!(r.to_string(), "ref://integrations/github/acme-org.token_1");
         for bad in [
             "",
@@ -393,12 +347,7 @@ mod tests {
         }
         let long = format!("ref://a/b/{}", "k".repeat(65));
         assert!(AuthRef::parse(&long).is_err());
-        let too_long = format!(
-            "ref://{}/{}/{}",
-            "a".repeat(64),
-            "b".repeat(64),
-            "c".repeat(130)
-        );
+        let too_long = format!("ref://{}/{}/{}", "a".repeat(64), "b".repeat(64), "c".repeat(130));
         assert!(AuthRef::parse(&too_long).is_err());
     }
 
@@ -415,24 +364,14 @@ mod tests {
     fn file_store_reads_kubernetes_layout_and_stays_inside() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("integrations/harbor")).unwrap();
-        std::fs::write(
-            dir.path().join("integrations/harbor/robot"),
-            "s3cr3t-value\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("integrations/harbor/robot"), "s3cr3t-value\n").unwrap();
         let outside = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(outside.path(), "outside-secret").unwrap();
         #[cfg(unix)]
-        std::os::unix::fs::symlink(
-            outside.path(),
-            dir.path().join("integrations/harbor/escape"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("integrations/harbor/escape")).unwrap();
 
         let store = FileSecretResolver::new(dir.path());
-        let got = store
-            .resolve(&AuthRef::parse("ref://integrations/harbor/robot").unwrap())
-            .unwrap();
+        let got = store.resolve(&AuthRef::parse("ref://integrations/harbor/robot").unwrap()).unwrap();
         assert_eq!(got.expose(), "s3cr3t-value");
         assert!(matches!(
             store.resolve(&AuthRef::parse("ref://integrations/harbor/missing").unwrap()),
@@ -440,9 +379,7 @@ mod tests {
         ));
         #[cfg(unix)]
         {
-            let err = store
-                .resolve(&AuthRef::parse("ref://integrations/harbor/escape").unwrap())
-                .unwrap_err();
+            let err = store.resolve(&AuthRef::parse("ref://integrations/harbor/escape").unwrap()).unwrap_err();
             assert!(err.to_string().contains("outside"), "{err}");
         }
     }
@@ -463,10 +400,7 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode("canary-123456");
         let basic = base64::engine::general_purpose::STANDARD.encode("robot:canary-123456");
         let out = r.redact(&format!("a canary-123456 b {b64} c Basic {basic}"));
-        assert!(
-            !out.contains("canary-123456") && !out.contains(&b64) && !out.contains(&basic),
-            "{out}"
-        );
+        assert!(!out.contains("canary-123456") && !out.contains(&b64) && !out.contains(&basic), "{out}");
         assert_eq!(out.matches(REDACTED).count(), 3);
     }
 }

@@ -11,8 +11,8 @@ use stella_runtime::limits::{LimitKind, Limits};
 use stella_runtime::record::DenialKind;
 use stella_runtime::secrets::{AuthRef, SecretValue, StaticSecretResolver};
 use stella_runtime::{
-    ConnectionConfig, ConnectorSource, FailureClass, IntegrationType, LoadError, LoadedConnector,
-    Sandbox, SandboxConfig,
+    ConnectionConfig, ConnectorSource, FailureClass, IntegrationType, LoadError, LoadedConnector, Sandbox,
+    SandboxConfig,
 };
 use test_programs_artifacts::*;
 
@@ -37,14 +37,8 @@ fn cache_dir() -> std::path::PathBuf {
 
 fn resolver() -> Arc<StaticSecretResolver> {
     let mut r = StaticSecretResolver::default();
-    r.insert(
-        AuthRef::parse(AUTH_REF).unwrap(),
-        SecretValue::new(CANARY.into()),
-    );
-    r.insert(
-        AuthRef::parse("ref://integrations/other/token").unwrap(),
-        SecretValue::new("other-secret-value".into()),
-    );
+    r.insert(AuthRef::parse(AUTH_REF).unwrap(), SecretValue::new(CANARY.into()));
+    r.insert(AuthRef::parse("ref://integrations/other/token").unwrap(), SecretValue::new("other-secret-value".into()));
     Arc::new(r)
 }
 
@@ -71,16 +65,10 @@ fn sandbox() -> Sandbox {
 #[track_caller]
 fn load(sandbox: &Sandbox, path: &str) -> LoadedConnector {
     let bytes = std::fs::read(path).unwrap();
-    sandbox
-        .load(&bytes, ConnectorSource::File(path.into()))
-        .unwrap()
+    sandbox.load(&bytes, ConnectorSource::File(path.into())).unwrap()
 }
 
-fn integration(
-    base_url: Option<&str>,
-    auth_ref: Option<&str>,
-    configuration: serde_json::Value,
-) -> ConnectionConfig {
+fn integration(base_url: Option<&str>, auth_ref: Option<&str>, configuration: serde_json::Value) -> ConnectionConfig {
     ConnectionConfig {
         integration_id: "00000000-0000-0000-0000-000000000001".into(),
         name: "test".into(),
@@ -97,14 +85,8 @@ fn integration(
 async fn assert_host_still_works(sandbox: &Sandbox) {
     let server = StubServer::start().await;
     let good = load(sandbox, WELL_BEHAVED);
-    let run = sandbox
-        .test_connection(&good, &integration(Some(&server.url()), None, json!({})))
-        .await;
-    assert!(
-        run.result.success,
-        "a well-behaved call after a hostile one failed: {:?}",
-        run.result
-    );
+    let run = sandbox.test_connection(&good, &integration(Some(&server.url()), None, json!({}))).await;
+    assert!(run.result.success, "a well-behaved call after a hostile one failed: {:?}", run.result);
 }
 
 #[tokio::test]
@@ -112,78 +94,37 @@ async fn well_behaved() {
     let server = StubServer::start().await;
     let sandbox = sandbox();
     let c = load(&sandbox, WELL_BEHAVED);
-    let run = sandbox
-        .test_connection(
-            &c,
-            &integration(Some(&server.url()), Some(AUTH_REF), json!({})),
-        )
-        .await;
+    let run = sandbox.test_connection(&c, &integration(Some(&server.url()), Some(AUTH_REF), json!({}))).await;
     assert!(run.result.success, "{:?}", run.result);
     assert_eq!(run.result.failure, None);
-    let call = &run
-        .record
-        .host_calls
-        .iter()
-        .find(|c| c.interface == "http")
-        .unwrap();
+    let call = &run.record.host_calls.iter().find(|c| c.interface == "http").unwrap();
     assert_eq!(call.status, Some(200));
     assert_eq!(call.operation, "GET");
     assert_eq!(call.target, format!("{}/ok", server.url()));
     assert_eq!(call.auth_ref.as_deref(), Some(AUTH_REF));
-    assert_eq!(
-        server.seen_authorization(),
-        vec![format!("Bearer {CANARY}")]
-    );
+    assert_eq!(server.seen_authorization(), vec![format!("Bearer {CANARY}")]);
     assert!(run.record.denials.is_empty());
     assert!(run.record.memory_peak_bytes > 0);
     assert!(run.record.trap.is_none());
 
     // The query string never reaches the audit.
-    let run = sandbox
-        .test_connection(
-            &c,
-            &integration(Some(&server.url()), None, json!({"path": "/ok?token=abc"})),
-        )
-        .await;
+    let run =
+        sandbox.test_connection(&c, &integration(Some(&server.url()), None, json!({"path": "/ok?token=abc"}))).await;
     assert!(run.result.success);
-    assert!(
-        !serde_json::to_string(&run.record)
-            .unwrap()
-            .contains("token=abc")
-    );
+    assert!(!serde_json::to_string(&run.record).unwrap().contains("token=abc"));
 }
 
 #[tokio::test]
 async fn infinite_loop() {
-    let sandbox = sandbox_with(
-        Limits {
-            deadline_ms: 300,
-            ..Limits::default()
-        },
-        true,
-    );
+    let sandbox = sandbox_with(Limits { deadline_ms: 300, ..Limits::default() }, true);
     let c = load(&sandbox, INFINITE_LOOP);
-    let run = sandbox
-        .test_connection(&c, &integration(None, None, json!({})))
-        .await;
+    let run = sandbox.test_connection(&c, &integration(None, None, json!({}))).await;
     assert!(!run.result.success);
     assert_eq!(run.result.failure, Some(FailureClass::Timeout));
-    assert_eq!(
-        run.record.trap.as_ref().unwrap().limit,
-        Some(LimitKind::Deadline)
-    );
-    assert!(
-        run.record.duration_ms < 5_000,
-        "stopped near its deadline: {} ms",
-        run.record.duration_ms
-    );
-    let health = sandbox
-        .check_health(&c, &integration(None, None, json!({})))
-        .await;
-    assert_eq!(
-        health.result.status,
-        stella_runtime::HealthStatus::Unhealthy
-    );
+    assert_eq!(run.record.trap.as_ref().unwrap().limit, Some(LimitKind::Deadline));
+    assert!(run.record.duration_ms < 5_000, "stopped near its deadline: {} ms", run.record.duration_ms);
+    let health = sandbox.check_health(&c, &integration(None, None, json!({}))).await;
+    assert_eq!(health.result.status, stella_runtime::HealthStatus::Unhealthy);
     assert_eq!(health.result.failure, Some(FailureClass::Timeout));
     assert_host_still_works(&sandbox).await;
 }
@@ -191,25 +132,12 @@ async fn infinite_loop() {
 #[tokio::test]
 async fn memory_growth() {
     let limit = 16 << 20;
-    let sandbox = sandbox_with(
-        Limits {
-            memory_bytes: limit,
-            ..Limits::default()
-        },
-        true,
-    );
+    let sandbox = sandbox_with(Limits { memory_bytes: limit, ..Limits::default() }, true);
     let c = load(&sandbox, MEMORY_GROWTH);
-    let run = sandbox
-        .test_connection(&c, &integration(None, None, json!({})))
-        .await;
+    let run = sandbox.test_connection(&c, &integration(None, None, json!({}))).await;
     assert!(!run.result.success);
     assert_eq!(run.result.failure, Some(FailureClass::Internal));
-    assert_eq!(
-        run.record.trap.as_ref().unwrap().limit,
-        Some(LimitKind::Memory),
-        "{:?}",
-        run.record.trap
-    );
+    assert_eq!(run.record.trap.as_ref().unwrap().limit, Some(LimitKind::Memory), "{:?}", run.record.trap);
     assert!(run.record.memory_peak_bytes <= limit && run.record.memory_peak_bytes > limit / 2);
     assert_host_still_works(&sandbox).await;
 }
@@ -218,17 +146,10 @@ async fn memory_growth() {
 async fn deep_recursion() {
     let sandbox = sandbox();
     let c = load(&sandbox, DEEP_RECURSION);
-    let run = sandbox
-        .test_connection(&c, &integration(None, None, json!({})))
-        .await;
+    let run = sandbox.test_connection(&c, &integration(None, None, json!({}))).await;
     assert!(!run.result.success);
     assert_eq!(run.result.failure, Some(FailureClass::Internal));
-    assert_eq!(
-        run.record.trap.as_ref().unwrap().limit,
-        Some(LimitKind::Stack),
-        "{:?}",
-        run.record.trap
-    );
+    assert_eq!(run.record.trap.as_ref().unwrap().limit, Some(LimitKind::Stack), "{:?}", run.record.trap);
     assert_host_still_works(&sandbox).await;
 }
 
@@ -236,23 +157,13 @@ async fn deep_recursion() {
 async fn panic() {
     let sandbox = sandbox();
     let c = load(&sandbox, PANIC);
-    let run = sandbox
-        .test_connection(&c, &integration(None, None, json!({})))
-        .await;
+    let run = sandbox.test_connection(&c, &integration(None, None, json!({}))).await;
     assert!(!run.result.success);
     assert_eq!(run.result.failure, Some(FailureClass::Internal));
     let trap = run.record.trap.as_ref().unwrap();
     assert_eq!(trap.limit, None);
-    assert!(
-        run.result.message.starts_with("the connector failed"),
-        "{}",
-        run.result.message
-    );
-    assert!(
-        run.record.stderr.contains("the connector gave up"),
-        "stderr: {:?}",
-        run.record.stderr
-    );
+    assert!(run.result.message.starts_with("the connector failed"), "{}", run.result.message);
+    assert!(run.record.stderr.contains("the connector gave up"), "stderr: {:?}", run.record.stderr);
     assert_host_still_works(&sandbox).await;
 }
 
@@ -260,14 +171,9 @@ async fn panic() {
 async fn log_flood() {
     let sandbox = sandbox();
     let c = load(&sandbox, LOG_FLOOD);
-    let run = sandbox
-        .test_connection(&c, &integration(None, None, json!({})))
-        .await;
+    let run = sandbox.test_connection(&c, &integration(None, None, json!({}))).await;
     assert!(!run.result.success);
-    assert_eq!(
-        run.record.trap.as_ref().unwrap().limit,
-        Some(LimitKind::LogBytes)
-    );
+    assert_eq!(run.record.trap.as_ref().unwrap().limit, Some(LimitKind::LogBytes));
     let kept: usize = run.record.logs.iter().map(|l| l.message.len()).sum();
     assert!(kept as u64 <= Limits::default().max_log_bytes && kept > 0);
     assert_host_still_works(&sandbox).await;
@@ -276,40 +182,19 @@ async fn log_flood() {
 #[tokio::test]
 async fn body_flood() {
     let server = StubServer::start().await;
-    let sandbox = sandbox_with(
-        Limits {
-            max_response_bytes: 256 << 10,
-            ..Limits::default()
-        },
-        true,
-    );
+    let sandbox = sandbox_with(Limits { max_response_bytes: 256 << 10, ..Limits::default() }, true);
     let c = load(&sandbox, BODY_FLOOD);
-    let run = sandbox
-        .test_connection(&c, &integration(Some(&server.url()), None, json!({})))
-        .await;
+    let run = sandbox.test_connection(&c, &integration(Some(&server.url()), None, json!({}))).await;
     assert!(!run.result.success);
-    let call = run
-        .record
-        .host_calls
-        .iter()
-        .find(|c| c.interface == "http")
-        .unwrap();
+    let call = run.record.host_calls.iter().find(|c| c.interface == "http").unwrap();
     assert_eq!(call.error.as_deref(), Some("body-too-large"), "{call:?}");
 
     // A body that declares itself too large is refused before it is read.
     let declared = load(&sandbox, WELL_BEHAVED);
     let run = sandbox
-        .test_connection(
-            &declared,
-            &integration(Some(&server.url()), None, json!({"path": "/big-declared"})),
-        )
+        .test_connection(&declared, &integration(Some(&server.url()), None, json!({"path": "/big-declared"})))
         .await;
-    let call = run
-        .record
-        .host_calls
-        .iter()
-        .find(|c| c.interface == "http")
-        .unwrap();
+    let call = run.record.host_calls.iter().find(|c| c.interface == "http").unwrap();
     assert_eq!(call.error.as_deref(), Some("body-too-large"));
     assert_host_still_works(&sandbox).await;
 }
@@ -318,20 +203,11 @@ async fn body_flood() {
 async fn undeclared_host() {
     let sandbox = sandbox();
     let c = load(&sandbox, UNDECLARED_HOST);
-    let run = sandbox
-        .test_connection(
-            &c,
-            &integration(Some("https://registry.example.com"), None, json!({})),
-        )
-        .await;
+    let run = sandbox.test_connection(&c, &integration(Some("https://registry.example.com"), None, json!({}))).await;
     assert!(!run.result.success);
     assert_eq!(run.record.denials.len(), 1);
     assert_eq!(run.record.denials[0].kind, DenialKind::Origin);
-    assert!(
-        run.record.denials[0]
-            .reason
-            .contains("https://registry.example.com")
-    );
+    assert!(run.record.denials[0].reason.contains("https://registry.example.com"));
     assert_eq!(run.record.host_calls[0].error.as_deref(), Some("denied"));
     assert_host_still_works(&sandbox).await;
 }
@@ -357,9 +233,7 @@ async fn blocked_addresses_are_never_contacted() {
         "http://[fe80::1]".to_string(),
         "http://0.0.0.0".to_string(),
     ] {
-        let run = sandbox
-            .test_connection(&c, &integration(Some(&base), Some(AUTH_REF), json!({})))
-            .await;
+        let run = sandbox.test_connection(&c, &integration(Some(&base), Some(AUTH_REF), json!({}))).await;
         assert!(!run.result.success, "{base} was reached");
         assert_eq!(run.record.denials.len(), 1, "{base}: {:?}", run.record);
         assert_eq!(run.record.denials[0].kind, DenialKind::Address, "{base}");
@@ -373,14 +247,7 @@ async fn redirect_to_a_blocked_address_is_denied() {
     let sandbox = sandbox();
     let c = load(&sandbox, WELL_BEHAVED);
     let run = sandbox
-        .test_connection(
-            &c,
-            &integration(
-                Some(&server.url()),
-                None,
-                json!({"path": "/redirect-metadata"}),
-            ),
-        )
+        .test_connection(&c, &integration(Some(&server.url()), None, json!({"path": "/redirect-metadata"})))
         .await;
     assert!(!run.result.success);
     assert_eq!(run.record.host_calls[0].status, Some(302));
@@ -388,16 +255,8 @@ async fn redirect_to_a_blocked_address_is_denied() {
     assert_eq!(run.record.denials[0].kind, DenialKind::Address);
     assert!(run.record.denials[0].target.contains("169.254.169.254"));
 
-    let run = sandbox
-        .test_connection(
-            &c,
-            &integration(
-                Some(&server.url()),
-                None,
-                json!({"path": "/redirect-stray"}),
-            ),
-        )
-        .await;
+    let run =
+        sandbox.test_connection(&c, &integration(Some(&server.url()), None, json!({"path": "/redirect-stray"}))).await;
     assert!(!run.result.success);
     assert_eq!(run.record.denials[0].kind, DenialKind::Origin);
 }
@@ -407,32 +266,16 @@ async fn foreign_secret() {
     let sandbox = sandbox();
     let c = load(&sandbox, FOREIGN_SECRET);
     for auth_ref in [Some(AUTH_REF), None] {
-        let run = sandbox
-            .test_connection(&c, &integration(None, auth_ref, json!({})))
-            .await;
+        let run = sandbox.test_connection(&c, &integration(None, auth_ref, json!({}))).await;
         assert!(!run.result.success, "{:?}", run.result);
         assert_eq!(run.record.denials[0].kind, DenialKind::SecretRef);
-        assert_eq!(
-            run.record.denials[0].target,
-            "ref://integrations/other/token"
-        );
+        assert_eq!(run.record.denials[0].target, "ref://integrations/other/token");
     }
     // A malformed AuthRef is an error, not a path into the store.
     let run = sandbox
-        .test_connection(
-            &c,
-            &integration(
-                None,
-                Some(AUTH_REF),
-                json!({"steal": "ref://../../etc/passwd"}),
-            ),
-        )
+        .test_connection(&c, &integration(None, Some(AUTH_REF), json!({"steal": "ref://../../etc/passwd"})))
         .await;
-    assert!(
-        run.result.message.contains("InvalidRef"),
-        "{}",
-        run.result.message
-    );
+    assert!(run.result.message.contains("InvalidRef"), "{}", run.result.message);
     assert_host_still_works(&sandbox).await;
 }
 
@@ -440,9 +283,7 @@ async fn foreign_secret() {
 async fn reveal_unpermitted() {
     let sandbox = sandbox();
     let c = load(&sandbox, REVEAL_UNPERMITTED);
-    let run = sandbox
-        .test_connection(&c, &integration(None, Some(AUTH_REF), json!({})))
-        .await;
+    let run = sandbox.test_connection(&c, &integration(None, Some(AUTH_REF), json!({}))).await;
     assert!(!run.result.success);
     assert_eq!(run.result.failure, Some(FailureClass::Permission));
     let kinds: Vec<DenialKind> = run.record.denials.iter().map(|d| d.kind).collect();
@@ -456,17 +297,11 @@ async fn wasi_escape() {
     let sandbox = sandbox();
     let c = load(&sandbox, WASI_ESCAPE);
     let socket = format!("127.0.0.1:{}", server.port());
-    let run = sandbox
-        .test_connection(&c, &integration(None, None, json!({ "socket": socket })))
-        .await;
+    let run = sandbox.test_connection(&c, &integration(None, None, json!({ "socket": socket }))).await;
     assert!(run.result.success, "a WASI door was open: {:?}", run.result);
     let names: Vec<&str> = run.result.steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["file", "dir", "env", "env-list", "socket", "dns"]);
-    assert_eq!(
-        server.hits(),
-        0,
-        "the guest reached the server through a WASI socket"
-    );
+    assert_eq!(server.hits(), 0, "the guest reached the server through a WASI socket");
 }
 
 #[tokio::test]
@@ -474,32 +309,20 @@ async fn request_flood() {
     let server = StubServer::start().await;
     let sandbox = sandbox();
     let c = load(&sandbox, REQUEST_FLOOD);
-    let run = sandbox
-        .test_connection(&c, &integration(Some(&server.url()), None, json!({})))
-        .await;
+    let run = sandbox.test_connection(&c, &integration(Some(&server.url()), None, json!({}))).await;
     assert!(!run.result.success);
     let budget = Limits::default().max_requests as usize;
     assert_eq!(server.hits(), budget);
     assert_eq!(run.record.host_calls.len(), budget + 1);
-    assert_eq!(
-        run.record.denials.last().unwrap().kind,
-        DenialKind::RequestBudget
-    );
+    assert_eq!(run.record.denials.last().unwrap().kind, DenialKind::RequestBudget);
 }
 
 fn assert_no_canary(run: &impl serde::Serialize) {
     use base64::Engine as _;
     let text = serde_json::to_string(run).unwrap();
     let b64 = base64::engine::general_purpose::STANDARD;
-    for needle in [
-        CANARY.to_string(),
-        b64.encode(CANARY),
-        b64.encode(format!("robot:{CANARY}")),
-    ] {
-        assert!(
-            !text.contains(&needle),
-            "the secret leaked as {needle}: {text}"
-        );
+    for needle in [CANARY.to_string(), b64.encode(CANARY), b64.encode(format!("robot:{CANARY}"))] {
+        assert!(!text.contains(&needle), "the secret leaked as {needle}: {text}");
     }
 }
 
@@ -508,26 +331,12 @@ async fn canary_leak() {
     let server = StubServer::start().await;
     let sandbox = sandbox();
     let c = load(&sandbox, CANARY_LEAK);
-    let run = sandbox
-        .test_connection(
-            &c,
-            &integration(Some(&server.url()), Some(AUTH_REF), json!({})),
-        )
-        .await;
+    let run = sandbox.test_connection(&c, &integration(Some(&server.url()), Some(AUTH_REF), json!({}))).await;
     // The secret did go where it was applied...
-    assert!(
-        server
-            .seen_authorization()
-            .iter()
-            .any(|h| h.contains(CANARY))
-    );
+    assert!(server.seen_authorization().iter().any(|h| h.contains(CANARY)));
     // ...and nowhere else.
     assert_no_canary(&run);
-    assert!(
-        run.result.message.contains("[REDACTED]"),
-        "{}",
-        run.result.message
-    );
+    assert!(run.result.message.contains("[REDACTED]"), "{}", run.result.message);
     assert!(run.record.stdout.contains("[REDACTED]"));
 }
 
@@ -536,25 +345,10 @@ async fn canary_reveal() {
     let server = StubServer::start().await;
     let sandbox = sandbox();
     let c = load(&sandbox, CANARY_REVEAL);
-    let run = sandbox
-        .test_connection(
-            &c,
-            &integration(Some(&server.url()), Some(AUTH_REF), json!({})),
-        )
-        .await;
-    assert!(
-        run.record
-            .host_calls
-            .iter()
-            .any(|c| c.operation == "reveal" && c.error.is_none())
-    );
+    let run = sandbox.test_connection(&c, &integration(Some(&server.url()), Some(AUTH_REF), json!({}))).await;
+    assert!(run.record.host_calls.iter().any(|c| c.operation == "reveal" && c.error.is_none()));
     assert_no_canary(&run);
-    let health = sandbox
-        .check_health(
-            &c,
-            &integration(Some(&server.url()), Some(AUTH_REF), json!({})),
-        )
-        .await;
+    let health = sandbox.check_health(&c, &integration(Some(&server.url()), Some(AUTH_REF), json!({}))).await;
     assert_no_canary(&health);
 }
 
@@ -569,18 +363,12 @@ async fn slow() {
     for _ in 0..200 {
         let (sandbox, c, url) = (sandbox.clone(), c.clone(), server.url());
         tasks.push(tokio::spawn(async move {
-            sandbox
-                .test_connection(&c, &integration(Some(&url), None, json!({})))
-                .await
+            sandbox.test_connection(&c, &integration(Some(&url), None, json!({}))).await
         }));
     }
     for t in tasks {
         let run = t.await.unwrap();
-        assert!(
-            run.result.success,
-            "{:?} {:?}",
-            run.result, run.record.host_calls
-        );
+        assert!(run.result.success, "{:?} {:?}", run.result, run.record.host_calls);
         assert!(run.record.duration_ms < Limits::default().deadline_ms);
     }
     assert_eq!(server.hits(), 200);
@@ -591,52 +379,26 @@ async fn in_memory_connector_scripts_its_outcome() {
     let sandbox = sandbox();
     let c = load(&sandbox, IN_MEMORY);
     assert_eq!(c.provider(), "in-memory");
-    let ok = sandbox
-        .test_connection(
-            &c,
-            &integration(None, None, json!({"providerVersion": "9.9"})),
-        )
-        .await;
+    let ok = sandbox.test_connection(&c, &integration(None, None, json!({"providerVersion": "9.9"}))).await;
     assert!(ok.result.success);
     assert_eq!(ok.result.facts.provider_version.as_deref(), Some("9.9"));
     let failed = sandbox
         .test_connection(
             &c,
-            &integration(
-                None,
-                None,
-                json!({"outcome": "failure", "failureClass": "auth", "message": "nope"}),
-            ),
+            &integration(None, None, json!({"outcome": "failure", "failureClass": "auth", "message": "nope"})),
         )
         .await;
     assert!(!failed.result.success);
     assert_eq!(failed.result.failure, Some(FailureClass::Auth));
     assert_eq!(failed.result.message, "nope");
-    let degraded = sandbox
-        .check_health(
-            &c,
-            &integration(None, None, json!({"health": "degraded", "latencyMs": 50})),
-        )
-        .await;
-    assert_eq!(
-        degraded.result.status,
-        stella_runtime::HealthStatus::Degraded
-    );
-    assert!(
-        degraded.result.latency_ms >= 50,
-        "latency measured by the host: {}",
-        degraded.result.latency_ms
-    );
-    let bad = sandbox
-        .test_connection(&c, &integration(None, None, json!({"outcome": "maybe"})))
-        .await;
+    let degraded =
+        sandbox.check_health(&c, &integration(None, None, json!({"health": "degraded", "latencyMs": 50}))).await;
+    assert_eq!(degraded.result.status, stella_runtime::HealthStatus::Degraded);
+    assert!(degraded.result.latency_ms >= 50, "latency measured by the host: {}", degraded.result.latency_ms);
+    let bad = sandbox.test_connection(&c, &integration(None, None, json!({"outcome": "maybe"}))).await;
     assert_eq!(bad.result.failure, Some(FailureClass::Misconfigured));
     assert!(
-        sandbox
-            .check_health(&c, &integration(None, None, json!({"latencyMs": "soon"})))
-            .await
-            .result
-            .failure
+        sandbox.check_health(&c, &integration(None, None, json!({"latencyMs": "soon"}))).await.result.failure
             == Some(FailureClass::Misconfigured)
     );
 }
@@ -653,24 +415,17 @@ async fn bad_integration_configuration_is_a_misconfigured_result() {
         (None, None, json!({"caCertificates": "not pem"})),
         (None, None, json!({"caCertificates": 42})),
     ] {
-        let run = sandbox
-            .test_connection(&c, &integration(base, auth_ref, config.clone()))
-            .await;
-        assert_eq!(
-            run.result.failure,
-            Some(FailureClass::Misconfigured),
-            "{base:?} {auth_ref:?} {config}"
-        );
+        let run = sandbox.test_connection(&c, &integration(base, auth_ref, config.clone())).await;
+        assert_eq!(run.result.failure, Some(FailureClass::Misconfigured), "{base:?} {auth_ref:?} {config}");
     }
 }
 
 #[test]
 fn components_are_validated_at_load() {
     let sandbox = sandbox();
-    let manifest = stella_runtime::Manifest::from_toml(
-        "[connector]\nprovider='evil'\ntypes=['registry']\nversion='1.0.0'",
-    )
-    .unwrap();
+    let manifest =
+        stella_runtime::Manifest::from_toml("[connector]\nprovider='evil'\ntypes=['registry']\nversion='1.0.0'")
+            .unwrap();
     // A component importing an interface the host does not provide.
     let evil = wat::parse_str(
         r#"(component
@@ -684,43 +439,24 @@ fn components_are_validated_at_load() {
         other => panic!("expected a forbidden import, got {other:?}"),
     }
     // A component that imports nothing wrong but exports nothing.
-    let empty = stella_runtime::manifest::embed_manifest(
-        &wat::parse_str("(component)").unwrap(),
-        &manifest,
-    )
-    .unwrap();
+    let empty = stella_runtime::manifest::embed_manifest(&wat::parse_str("(component)").unwrap(), &manifest).unwrap();
     let err = sandbox.load(&empty, ConnectorSource::BuiltIn).unwrap_err();
     assert!(matches!(err, LoadError::WrongWorld(_)), "{err}");
     assert!(err.to_string().contains("no export"), "{err}");
     // No manifest.
     let bare = wat::parse_str("(component)").unwrap();
-    assert!(matches!(
-        sandbox.load(&bare, ConnectorSource::BuiltIn),
-        Err(LoadError::Manifest(_))
-    ));
+    assert!(matches!(sandbox.load(&bare, ConnectorSource::BuiltIn), Err(LoadError::Manifest(_))));
     // A core module, and garbage.
     let core = wat::parse_str("(module)").unwrap();
     assert!(
         matches!(sandbox.load(&core, ConnectorSource::BuiltIn), Err(LoadError::NotAComponent(m)) if m.contains("core module"))
     );
-    assert!(matches!(
-        sandbox.load(b"MZ\x90\x00", ConnectorSource::BuiltIn),
-        Err(LoadError::NotAComponent(_))
-    ));
+    assert!(matches!(sandbox.load(b"MZ\x90\x00", ConnectorSource::BuiltIn), Err(LoadError::NotAComponent(_))));
     // Too large.
-    let small = Sandbox::new(
-        SandboxConfig {
-            max_component_bytes: 1024,
-            ..SandboxConfig::default()
-        },
-        resolver(),
-    )
-    .unwrap();
+    let small =
+        Sandbox::new(SandboxConfig { max_component_bytes: 1024, ..SandboxConfig::default() }, resolver()).unwrap();
     let bytes = std::fs::read(WELL_BEHAVED).unwrap();
-    assert!(matches!(
-        small.load(&bytes, ConnectorSource::BuiltIn),
-        Err(LoadError::TooLarge { .. })
-    ));
+    assert!(matches!(small.load(&bytes, ConnectorSource::BuiltIn), Err(LoadError::TooLarge { .. })));
     // A precompiled artifact is never accepted from outside.
     let engine = wasmtime_engine_for_test();
     let precompiled = engine.precompile_component(&bytes).unwrap();
@@ -750,27 +486,18 @@ fn package_replaces_the_manifest_and_the_component_still_runs() {
     assert_eq!(c.provider(), "repackaged");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let run = rt.block_on(sandbox.test_connection(&c, &integration(None, None, json!({}))));
-    assert_eq!(
-        run.record.limits.deadline_ms, 1234,
-        "the manifest's limit applies"
-    );
+    assert_eq!(run.record.limits.deadline_ms, 1234, "the manifest's limit applies");
 }
 
 #[test]
 fn compiled_components_are_cached_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let config = SandboxConfig {
-        cache_dir: Some(cache.clone()),
-        ..SandboxConfig::default()
-    };
+    let config = SandboxConfig { cache_dir: Some(cache.clone()), ..SandboxConfig::default() };
     let bytes = std::fs::read(IN_MEMORY).unwrap();
     let first = Sandbox::new(config.clone(), resolver()).unwrap();
     first.load(&bytes, ConnectorSource::BuiltIn).unwrap();
-    let files: Vec<_> = std::fs::read_dir(&cache)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.starts_with(&stella_runtime::inspect::describe(&bytes).unwrap().sha256));
@@ -781,15 +508,8 @@ fn compiled_components_are_cached_on_disk() {
     let third = Sandbox::new(config.clone(), resolver()).unwrap();
     let c = third.load(&bytes, ConnectorSource::BuiltIn).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    assert!(
-        rt.block_on(third.test_connection(&c, &integration(None, None, json!({}))))
-            .result
-            .success
-    );
-    assert!(
-        std::fs::read(&files[0]).unwrap().len() > 1000,
-        "the artifact was rewritten"
-    );
+    assert!(rt.block_on(third.test_connection(&c, &integration(None, None, json!({})))).result.success);
+    assert!(std::fs::read(&files[0]).unwrap().len() > 1000, "the artifact was rewritten");
     // A cache directory others can write to is refused.
     #[cfg(unix)]
     {
@@ -809,18 +529,10 @@ fn a_bad_plugin_file_never_stops_the_others() {
     std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
     let in_memory = std::fs::read(IN_MEMORY).unwrap();
     let sandbox = sandbox();
-    let catalog = stella_runtime::ConnectorCatalog::load(
-        &sandbox,
-        &[("in-memory", &in_memory)],
-        Some(dir.path()),
-    );
+    let catalog = stella_runtime::ConnectorCatalog::load(&sandbox, &[("in-memory", &in_memory)], Some(dir.path()));
     let providers: Vec<&str> = catalog.iter().map(|c| c.provider()).collect();
     assert_eq!(providers, ["in-memory", "test-program"]);
-    let failures: Vec<&str> = catalog
-        .failures()
-        .iter()
-        .map(|f| f.source.as_str())
-        .collect();
+    let failures: Vec<&str> = catalog.failures().iter().map(|f| f.source.as_str()).collect();
     assert_eq!(failures.len(), 2, "{:?}", catalog.failures());
     assert!(failures[0].ends_with("b-duplicate.wasm") && failures[1].ends_with("c-garbage.wasm"));
     assert!(catalog.failures()[1].error.contains("not WebAssembly"));
@@ -830,23 +542,11 @@ fn a_bad_plugin_file_never_stops_the_others() {
 async fn the_deadline_also_bounds_a_guest_blocked_in_a_host_call() {
     let server = StubServer::start().await;
     // The stub's /slow answers after a second; a 300 ms deadline must cut the request.
-    let sandbox = sandbox_with(
-        Limits {
-            deadline_ms: 300,
-            ..Limits::default()
-        },
-        true,
-    );
+    let sandbox = sandbox_with(Limits { deadline_ms: 300, ..Limits::default() }, true);
     let c = load(&sandbox, SLOW);
-    let run = sandbox
-        .test_connection(&c, &integration(Some(&server.url()), None, json!({})))
-        .await;
+    let run = sandbox.test_connection(&c, &integration(Some(&server.url()), None, json!({}))).await;
     assert!(!run.result.success);
-    assert!(
-        run.record.duration_ms < 900,
-        "{} ms",
-        run.record.duration_ms
-    );
+    assert!(run.record.duration_ms < 900, "{} ms", run.record.duration_ms);
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
 
@@ -877,9 +577,8 @@ async fn a_python_connector_runs_in_the_same_sandbox() {
     assert!(c.imports().iter().any(|i| i.starts_with("wasi:filesystem/")));
     assert!(c.imports().iter().any(|i| i.starts_with("wasi:sockets/")));
 
-    let run = sandbox
-        .test_connection(&c, &integration(Some(&server.url()), Some(AUTH_REF), json!({"path": "/ok"})))
-        .await;
+    let run =
+        sandbox.test_connection(&c, &integration(Some(&server.url()), Some(AUTH_REF), json!({"path": "/ok"}))).await;
     assert!(run.result.success, "{:?} {:?}", run.result, run.record);
     assert_eq!(run.record.host_calls.iter().filter(|c| c.interface == "http").count(), 1);
     assert_eq!(server.seen_authorization(), vec![format!("Bearer {CANARY}")]);
@@ -896,4 +595,26 @@ async fn a_python_connector_runs_in_the_same_sandbox() {
     assert_eq!(server.hits(), before);
     let health = strict.check_health(&c, &integration(Some(&server.url()), None, json!({}))).await;
     assert_eq!(health.result.status, stella_runtime::HealthStatus::Unhealthy);
+}
+
+#[tokio::test]
+async fn an_integration_can_trust_its_own_ca() {
+    let server = stub::TlsStub::start().await;
+    let sandbox = sandbox();
+    let c = load(&sandbox, WELL_BEHAVED);
+    let base = format!("https://127.0.0.1:{}", server.port);
+
+    let untrusted = sandbox.test_connection(&c, &integration(Some(&base), None, json!({}))).await;
+    assert!(!untrusted.result.success);
+    assert_eq!(untrusted.result.failure, Some(FailureClass::Tls), "{:?}", untrusted.record.host_calls);
+    assert_eq!(untrusted.record.host_calls[0].error.as_deref(), Some("tls"));
+
+    let trusted =
+        sandbox.test_connection(&c, &integration(Some(&base), None, json!({ "caCertificates": server.ca_pem }))).await;
+    assert!(trusted.result.success, "{:?} {:?}", trusted.result, trusted.record.host_calls);
+    assert_eq!(trusted.result.message, "tls ok");
+
+    // The CA is the integration's alone: another integration without it still fails.
+    let other = sandbox.test_connection(&c, &integration(Some(&base), None, json!({}))).await;
+    assert_eq!(other.result.failure, Some(FailureClass::Tls));
 }

@@ -52,8 +52,7 @@ fn script(config: &ConnectionConfig) -> Result<Script, String> {
     };
     let class = match text("failureClass") {
         None => FailureClass::Internal,
-        Some(name) => failure_class(&name)
-            .ok_or_else(|| format!("failureClass `{name}` is not a failure class"))?,
+        Some(name) => failure_class(&name).ok_or_else(|| format!("failureClass `{name}` is not a failure class"))?,
     };
     let health = match text("health").as_deref() {
         None => None,
@@ -61,9 +60,7 @@ fn script(config: &ConnectionConfig) -> Result<Script, String> {
         Some("degraded") => Some(HealthStatus::Degraded),
         Some("unhealthy") => Some(HealthStatus::Unhealthy),
         Some(other) => {
-            return Err(format!(
-                "health `{other}` must be healthy, degraded or unhealthy"
-            ));
+            return Err(format!("health `{other}` must be healthy, degraded or unhealthy"));
         }
     };
     let latency = match c.get("latencyMs") {
@@ -71,20 +68,11 @@ fn script(config: &ConnectionConfig) -> Result<Script, String> {
         Some(v) => match v.as_u64() {
             Some(ms) if ms <= 60_000 => Duration::from_millis(ms),
             _ => {
-                return Err(
-                    "latencyMs must be a whole number of milliseconds, at most 60000".into(),
-                );
+                return Err("latencyMs must be a whole number of milliseconds, at most 60000".into());
             }
         },
     };
-    Ok(Script {
-        success,
-        class,
-        message: text("message"),
-        health,
-        latency,
-        version: text("providerVersion"),
-    })
+    Ok(Script { success, class, message: text("message"), health, latency, version: text("providerVersion") })
 }
 
 impl Connector for InMemory {
@@ -102,14 +90,10 @@ impl Connector for InMemory {
         if script.success {
             report.pass("scripted-outcome", "scripted success");
             report.success(
-                script.message.unwrap_or_else(|| {
-                    format!("in-memory integration `{}` is reachable", config.name)
-                }),
+                script.message.unwrap_or_else(|| format!("in-memory integration `{}` is reachable", config.name)),
             )
         } else {
-            let message = script
-                .message
-                .unwrap_or_else(|| "scripted failure".to_string());
+            let message = script.message.unwrap_or_else(|| "scripted failure".to_string());
             report.fail(script.class, "scripted-outcome", message)
         }
     }
@@ -120,38 +104,22 @@ impl Connector for InMemory {
             Ok(s) => s,
             Err(why) => {
                 report.pass("configuration", "");
-                return Report::new().health(
-                    HealthStatus::Unhealthy,
-                    Some(FailureClass::Misconfigured),
-                    why,
-                );
+                return Report::new().health(HealthStatus::Unhealthy, Some(FailureClass::Misconfigured), why);
             }
         };
         if !script.latency.is_zero() {
             std::thread::sleep(script.latency);
         }
         report.facts.provider_version = script.version.clone();
-        let status = script.health.unwrap_or(if script.success {
-            HealthStatus::Healthy
-        } else {
-            HealthStatus::Unhealthy
-        });
+        let status =
+            script.health.unwrap_or(if script.success { HealthStatus::Healthy } else { HealthStatus::Unhealthy });
         let (failure, default_message) = match status {
             HealthStatus::Healthy => (None, "scripted healthy"),
-            HealthStatus::Degraded => (
-                Some(script.class).filter(|_| !script.success),
-                "scripted degraded",
-            ),
+            HealthStatus::Degraded => (Some(script.class).filter(|_| !script.success), "scripted degraded"),
             HealthStatus::Unhealthy => (Some(script.class), "scripted unhealthy"),
         };
         report.pass("scripted-health", default_message);
-        report.health(
-            status,
-            failure,
-            script
-                .message
-                .unwrap_or_else(|| default_message.to_string()),
-        )
+        report.health(status, failure, script.message.unwrap_or_else(|| default_message.to_string()))
     }
 }
 

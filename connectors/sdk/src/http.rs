@@ -24,13 +24,7 @@ pub struct RequestBuilder<'a> {
 /// Starts a request.
 pub fn request(method: Method, url: &str) -> RequestBuilder<'static> {
     RequestBuilder {
-        request: wit::Request {
-            method,
-            url: url.to_string(),
-            headers: Vec::new(),
-            body: None,
-            timeout_ms: None,
-        },
+        request: wit::Request { method, url: url.to_string(), headers: Vec::new(), body: None, timeout_ms: None },
         credential: None,
     }
 }
@@ -48,10 +42,7 @@ pub fn post(url: &str) -> RequestBuilder<'static> {
 impl<'a> RequestBuilder<'a> {
     /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.request.headers.push(Header {
-            name: name.to_string(),
-            value: value.to_string(),
-        });
+        self.request.headers.push(Header { name: name.to_string(), value: value.to_string() });
         self
     }
 
@@ -74,19 +65,11 @@ impl<'a> RequestBuilder<'a> {
 
     /// Applies the secret as the password of `Authorization: Basic …`.
     pub fn basic<'b>(self, username: &str, secret: &'b Secret) -> RequestBuilder<'b> {
-        self.with_credential(
-            secret,
-            wit::CredentialPlacement::Basic(username.to_string()),
-        )
+        self.with_credential(secret, wit::CredentialPlacement::Basic(username.to_string()))
     }
 
     /// Applies the secret as a named header, e.g. `PRIVATE-TOKEN`, with an optional prefix.
-    pub fn secret_header<'b>(
-        self,
-        name: &str,
-        prefix: Option<&str>,
-        secret: &'b Secret,
-    ) -> RequestBuilder<'b> {
+    pub fn secret_header<'b>(self, name: &str, prefix: Option<&str>, secret: &'b Secret) -> RequestBuilder<'b> {
         self.with_credential(
             secret,
             wit::CredentialPlacement::Header(wit::HeaderPlacement {
@@ -96,22 +79,13 @@ impl<'a> RequestBuilder<'a> {
         )
     }
 
-    fn with_credential<'b>(
-        self,
-        secret: &'b Secret,
-        placement: wit::CredentialPlacement,
-    ) -> RequestBuilder<'b> {
-        RequestBuilder {
-            request: self.request,
-            credential: Some((secret, placement)),
-        }
+    fn with_credential<'b>(self, secret: &'b Secret, placement: wit::CredentialPlacement) -> RequestBuilder<'b> {
+        RequestBuilder { request: self.request, credential: Some((secret, placement)) }
     }
 
     /// Sends the request through the host.
     pub fn send(self) -> Result<Response, HttpError> {
-        let credential = self
-            .credential
-            .map(|(secret, placement)| wit::Credential { secret, placement });
+        let credential = self.credential.map(|(secret, placement)| wit::Credential { secret, placement });
         wit::send(&self.request, credential.as_ref())
     }
 }
@@ -128,10 +102,7 @@ pub trait ResponseExt {
 
 impl ResponseExt for Response {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str())
+        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
     }
     fn json(&self) -> Result<serde_json::Value, String> {
         serde_json::from_slice(&self.body).map_err(|e| format!("the body is not JSON: {e}"))

@@ -49,8 +49,7 @@ mod report;
 
 pub use report::Report;
 pub use wit::stellaops::integrations::types::{
-    CheckStep, ConnectionConfig, Facts, FailureClass, HealthResult, HealthStatus, IntegrationType,
-    TestResult,
+    CheckStep, ConnectionConfig, Facts, FailureClass, HealthResult, HealthStatus, IntegrationType, TestResult,
 };
 
 /// Credentials as opaque handles held by the host.
@@ -58,9 +57,7 @@ pub mod secrets {
     pub use crate::wit::stellaops::integrations::secrets::{Secret, SecretError, resolve};
 
     /// Resolves the integration's own AuthRef, if it has one.
-    pub fn integration_secret(
-        config: &crate::ConnectionConfig,
-    ) -> Option<Result<Secret, SecretError>> {
+    pub fn integration_secret(config: &crate::ConnectionConfig) -> Option<Result<Secret, SecretError>> {
         config.auth_ref.as_deref().map(resolve)
     }
 }
@@ -95,8 +92,8 @@ pub mod log {
 /// What most connectors need, in one `use`.
 pub mod prelude {
     pub use crate::{
-        CheckStep, ConnectionConfig, Connector, Facts, FailureClass, HealthResult, HealthStatus,
-        IntegrationType, Report, TestResult, configuration, http, log, register_connector, secrets,
+        CheckStep, ConnectionConfig, Connector, Facts, FailureClass, HealthResult, HealthStatus, IntegrationType,
+        Report, TestResult, configuration, http, log, register_connector, secrets,
     };
 }
 
@@ -110,11 +107,7 @@ pub trait Connector {
     fn check_health(config: &ConnectionConfig) -> HealthResult {
         let t = Self::test_connection(config);
         HealthResult {
-            status: if t.success {
-                HealthStatus::Healthy
-            } else {
-                HealthStatus::Unhealthy
-            },
+            status: if t.success { HealthStatus::Healthy } else { HealthStatus::Unhealthy },
             message: t.message,
             failure: t.failure,
             steps: t.steps,
@@ -126,8 +119,7 @@ pub trait Connector {
 /// The integration's configuration as JSON (an empty object when it does not parse, which the
 /// host never sends).
 pub fn configuration(config: &ConnectionConfig) -> serde_json::Value {
-    serde_json::from_str(&config.configuration)
-        .unwrap_or_else(|_| serde_json::Value::Object(Default::default()))
+    serde_json::from_str(&config.configuration).unwrap_or_else(|_| serde_json::Value::Object(Default::default()))
 }
 
 /// Registers a [`Connector`] as the component's exports and embeds its manifest.

@@ -14,11 +14,7 @@ pub struct Report {
 #[allow(clippy::derivable_impls)]
 impl Default for Facts {
     fn default() -> Self {
-        Facts {
-            provider_version: None,
-            credential_expires_at: None,
-            rate_limit_remaining: None,
-        }
+        Facts { provider_version: None, credential_expires_at: None, rate_limit_remaining: None }
     }
 }
 
@@ -30,44 +26,19 @@ impl Report {
 
     /// Records a passed step.
     pub fn pass(&mut self, name: &str, message: impl Into<String>) {
-        self.steps.push(CheckStep {
-            name: name.into(),
-            passed: true,
-            message: message.into(),
-        });
+        self.steps.push(CheckStep { name: name.into(), passed: true, message: message.into() });
     }
 
     /// Records a failed step and returns the failed test result.
-    pub fn fail(
-        mut self,
-        class: FailureClass,
-        name: &str,
-        message: impl Into<String>,
-    ) -> TestResult {
+    pub fn fail(mut self, class: FailureClass, name: &str, message: impl Into<String>) -> TestResult {
         let message = message.into();
-        self.steps.push(CheckStep {
-            name: name.into(),
-            passed: false,
-            message: message.clone(),
-        });
-        TestResult {
-            success: false,
-            message,
-            failure: Some(class),
-            steps: self.steps,
-            facts: self.facts,
-        }
+        self.steps.push(CheckStep { name: name.into(), passed: false, message: message.clone() });
+        TestResult { success: false, message, failure: Some(class), steps: self.steps, facts: self.facts }
     }
 
     /// The successful test result.
     pub fn success(self, message: impl Into<String>) -> TestResult {
-        TestResult {
-            success: true,
-            message: message.into(),
-            failure: None,
-            steps: self.steps,
-            facts: self.facts,
-        }
+        TestResult { success: true, message: message.into(), failure: None, steps: self.steps, facts: self.facts }
     }
 
     /// A health result with the steps so far.
@@ -77,12 +48,6 @@ impl Report {
         failure: Option<FailureClass>,
         message: impl Into<String>,
     ) -> HealthResult {
-        HealthResult {
-            status,
-            message: message.into(),
-            failure,
-            steps: self.steps,
-            facts: self.facts,
-        }
+        HealthResult { status, message: message.into(), failure, steps: self.steps, facts: self.facts }
     }
 }

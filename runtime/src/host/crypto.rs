@@ -41,10 +41,8 @@ impl Host for HostState {
             Ok(token) => {
                 let token = SecretValue::new(token);
                 lock(&self.cx.journal).redactor.add(&token);
-                let handle = self.table.push(SecretHandle {
-                    origin: format!("jwt signed with {origin}"),
-                    value: token,
-                })?;
+                let handle =
+                    self.table.push(SecretHandle { origin: format!("jwt signed with {origin}"), value: token })?;
                 Ok(handle)
             }
             Err(e) => {
@@ -63,22 +61,14 @@ impl Host for HostState {
     }
 }
 
-fn sign(
-    key: &SecretValue,
-    algorithm: JwtAlgorithm,
-    claims_json: &str,
-) -> Result<String, CryptoError> {
+fn sign(key: &SecretValue, algorithm: JwtAlgorithm, claims_json: &str) -> Result<String, CryptoError> {
     if claims_json.len() > MAX_CLAIMS {
-        return Err(CryptoError::InvalidClaims(format!(
-            "the claims are larger than {MAX_CLAIMS} bytes"
-        )));
+        return Err(CryptoError::InvalidClaims(format!("the claims are larger than {MAX_CLAIMS} bytes")));
     }
     match serde_json::from_str::<serde_json::Value>(claims_json) {
         Ok(serde_json::Value::Object(_)) => {}
         _ => {
-            return Err(CryptoError::InvalidClaims(
-                "the claims must be a JSON object".into(),
-            ));
+            return Err(CryptoError::InvalidClaims("the claims must be a JSON object".into()));
         }
     }
     let der = PrivateKeyDer::from_pem_slice(key.expose().as_bytes())
@@ -88,11 +78,8 @@ fn sign(
         JwtAlgorithm::Rs256 => "RS256",
         JwtAlgorithm::Es256 => "ES256",
     };
-    let signing_input = format!(
-        "{}.{}",
-        b64.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#)),
-        b64.encode(claims_json)
-    );
+    let signing_input =
+        format!("{}.{}", b64.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#)), b64.encode(claims_json));
     let rng = ring::rand::SystemRandom::new();
     let signature = match algorithm {
         JwtAlgorithm::Rs256 => {
@@ -100,20 +87,13 @@ fn sign(
                 PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
                 PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
                 _ => {
-                    return Err(CryptoError::InvalidKey(
-                        "RS256 needs an RSA private key (PKCS#1 or PKCS#8)".into(),
-                    ));
+                    return Err(CryptoError::InvalidKey("RS256 needs an RSA private key (PKCS#1 or PKCS#8)".into()));
                 }
             }
             .map_err(|e| CryptoError::InvalidKey(format!("the RSA key is not usable: {e}")))?;
             let mut sig = vec![0; pair.public().modulus_len()];
-            pair.sign(
-                &signature::RSA_PKCS1_SHA256,
-                &rng,
-                signing_input.as_bytes(),
-                &mut sig,
-            )
-            .map_err(|_| CryptoError::InvalidKey("signing with the RSA key failed".into()))?;
+            pair.sign(&signature::RSA_PKCS1_SHA256, &rng, signing_input.as_bytes(), &mut sig)
+                .map_err(|_| CryptoError::InvalidKey("signing with the RSA key failed".into()))?;
             sig
         }
         JwtAlgorithm::Es256 => {
@@ -122,12 +102,9 @@ fn sign(
                     "ES256 needs a P-256 key in PKCS#8 PEM (convert with `openssl pkcs8 -topk8 -nocrypt`)".into(),
                 ));
             };
-            let pair = EcdsaKeyPair::from_pkcs8(
-                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                k.secret_pkcs8_der(),
-                &rng,
-            )
-            .map_err(|e| CryptoError::InvalidKey(format!("the P-256 key is not usable: {e}")))?;
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, k.secret_pkcs8_der(), &rng)
+                    .map_err(|e| CryptoError::InvalidKey(format!("the P-256 key is not usable: {e}")))?;
             pair.sign(&rng, signing_input.as_bytes())
                 .map_err(|_| CryptoError::InvalidKey("signing with the P-256 key failed".into()))?
                 .as_ref()
@@ -144,8 +121,7 @@ mod tests {
     #[test]
     fn es256_tokens_verify_and_bad_input_is_typed() {
         let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .unwrap();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
         let pem = rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec());
         let b64 = base64::engine::general_purpose::STANDARD.encode(pem.secret_pkcs8_der());
         let pem_text = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
@@ -153,36 +129,15 @@ mod tests {
         let token = sign(&key, JwtAlgorithm::Es256, r#"{"iss":"123"}"#).unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         assert_eq!(parts.len(), 3);
-        let pair = EcdsaKeyPair::from_pkcs8(
-            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-            pkcs8.as_ref(),
-            &rng,
-        )
-        .unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
         use ring::signature::KeyPair;
-        let public = signature::UnparsedPublicKey::new(
-            &signature::ECDSA_P256_SHA256_FIXED,
-            pair.public_key().as_ref(),
-        );
-        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(parts[2])
-            .unwrap();
-        public
-            .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
-            .unwrap();
+        let public = signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, pair.public_key().as_ref());
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        public.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig).unwrap();
 
-        assert!(matches!(
-            sign(&key, JwtAlgorithm::Es256, "[1]"),
-            Err(CryptoError::InvalidClaims(_))
-        ));
-        assert!(matches!(
-            sign(&key, JwtAlgorithm::Rs256, "{}"),
-            Err(CryptoError::InvalidKey(_))
-        ));
+        assert!(matches!(sign(&key, JwtAlgorithm::Es256, "[1]"), Err(CryptoError::InvalidClaims(_))));
+        assert!(matches!(sign(&key, JwtAlgorithm::Rs256, "{}"), Err(CryptoError::InvalidKey(_))));
         let not_a_key = SecretValue::new("plain-token".into());
-        assert!(matches!(
-            sign(&not_a_key, JwtAlgorithm::Es256, "{}"),
-            Err(CryptoError::InvalidKey(_))
-        ));
+        assert!(matches!(sign(&not_a_key, JwtAlgorithm::Es256, "{}"), Err(CryptoError::InvalidKey(_))));
     }
 }

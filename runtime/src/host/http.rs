@@ -10,9 +10,7 @@ use url::{Host as UrlHost, Url};
 use std::sync::Mutex;
 
 use super::{HostState, Journal, elapsed_ms, lock};
-use crate::bindings::http::{
-    Credential, CredentialPlacement, Header, Host, HttpError, Method, Request, Response,
-};
+use crate::bindings::http::{Credential, CredentialPlacement, Header, Host, HttpError, Method, Request, Response};
 use crate::http_client::{AddressDenied, DnsFailure};
 use crate::record::{DenialKind, HostCall};
 
@@ -137,9 +135,7 @@ impl HostState {
         self.cx.requests_made += 1;
         if request.url.len() > MAX_URL_LEN {
             call.target = "(over-long URL)".into();
-            return Err(HttpError::InvalidRequest(format!(
-                "the URL is longer than {MAX_URL_LEN} bytes"
-            )));
+            return Err(HttpError::InvalidRequest(format!("the URL is longer than {MAX_URL_LEN} bytes")));
         }
         let url = Url::parse(&request.url).map_err(|e| {
             call.target = "(malformed URL)".into();
@@ -147,17 +143,11 @@ impl HostState {
         })?;
         call.target = audit_target(&url);
         if self.cx.requests_made > self.cx.limits.max_requests {
-            let why = format!(
-                "the invocation's budget of {} requests is spent",
-                self.cx.limits.max_requests
-            );
+            let why = format!("the invocation's budget of {} requests is spent", self.cx.limits.max_requests);
             return Err(self.deny(DenialKind::RequestBudget, &call.target, why));
         }
         if url.scheme() != "http" && url.scheme() != "https" {
-            let why = format!(
-                "scheme `{}` is not allowed; use http or https",
-                url.scheme()
-            );
+            let why = format!("scheme `{}` is not allowed; use http or https", url.scheme());
             return Err(self.deny(DenialKind::InvalidRequest, &call.target, why));
         }
         if !url.username().is_empty() || url.password().is_some() {
@@ -184,9 +174,7 @@ impl HostState {
         if let Some(body) = &request.body
             && body.len() > MAX_REQUEST_BODY
         {
-            return Err(HttpError::InvalidRequest(format!(
-                "the request body is larger than {MAX_REQUEST_BODY} bytes"
-            )));
+            return Err(HttpError::InvalidRequest(format!("the request body is larger than {MAX_REQUEST_BODY} bytes")));
         }
 
         let remaining = self.cx.deadline.saturating_duration_since(Instant::now());
@@ -195,18 +183,11 @@ impl HostState {
             timeout = timeout.min(Duration::from_millis(ms.into()));
         }
         if timeout.is_zero() {
-            return Err(HttpError::Timeout(
-                "the invocation's deadline has passed".into(),
-            ));
+            return Err(HttpError::Timeout("the invocation's deadline has passed".into()));
         }
         let reqwest_method = reqwest::Method::from_bytes(method_name(request.method).as_bytes())
             .expect("every WIT method is a valid HTTP method");
-        let mut builder = self
-            .cx
-            .client
-            .request(reqwest_method, url.clone())
-            .headers(headers)
-            .timeout(timeout);
+        let mut builder = self.cx.client.request(reqwest_method, url.clone()).headers(headers).timeout(timeout);
         if let Some(body) = request.body {
             builder = builder.body(body);
         }
@@ -225,19 +206,8 @@ impl HostState {
                 value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
             })
             .collect();
-        let body = read_capped(
-            &journal,
-            self.cx.limits.max_response_bytes,
-            response,
-            response_deadline,
-            call,
-        )
-        .await?;
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        let body = read_capped(&journal, self.cx.limits.max_response_bytes, response, response_deadline, call).await?;
+        Ok(Response { status, headers, body })
     }
 
     fn build_headers(
@@ -248,29 +218,21 @@ impl HostState {
     ) -> Result<reqwest::header::HeaderMap, HttpError> {
         use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
         if headers.len() > MAX_HEADERS {
-            return Err(HttpError::InvalidRequest(format!(
-                "more than {MAX_HEADERS} headers"
-            )));
+            return Err(HttpError::InvalidRequest(format!("more than {MAX_HEADERS} headers")));
         }
         let total: usize = headers.iter().map(|h| h.name.len() + h.value.len()).sum();
         if total > MAX_HEADER_BYTES {
-            return Err(HttpError::InvalidRequest(format!(
-                "headers larger than {MAX_HEADER_BYTES} bytes"
-            )));
+            return Err(HttpError::InvalidRequest(format!("headers larger than {MAX_HEADER_BYTES} bytes")));
         }
         let mut map = HeaderMap::new();
         for h in headers {
-            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
-                HttpError::InvalidRequest(format!("`{}` is not a valid header name", h.name))
-            })?;
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| HttpError::InvalidRequest(format!("`{}` is not a valid header name", h.name)))?;
             if RESERVED_HEADERS.contains(&name.as_str()) {
-                return Err(HttpError::InvalidRequest(format!(
-                    "the header `{name}` is set by the host"
-                )));
+                return Err(HttpError::InvalidRequest(format!("the header `{name}` is set by the host")));
             }
-            let value = HeaderValue::from_str(&h.value).map_err(|_| {
-                HttpError::InvalidRequest(format!("the value of header `{name}` is not valid"))
-            })?;
+            let value = HeaderValue::from_str(&h.value)
+                .map_err(|_| HttpError::InvalidRequest(format!("the value of header `{name}` is not valid")))?;
             map.append(name, value);
         }
         if let Some(cred) = credential {
@@ -281,53 +243,30 @@ impl HostState {
             call.auth_ref = Some(handle.origin.clone());
             let secret = handle.value.clone();
             let (name, value) = match cred.placement {
-                CredentialPlacement::Bearer => (
-                    reqwest::header::AUTHORIZATION,
-                    format!("Bearer {}", secret.expose()),
-                ),
+                CredentialPlacement::Bearer => (reqwest::header::AUTHORIZATION, format!("Bearer {}", secret.expose())),
                 CredentialPlacement::Basic(username) => {
                     if username.contains(':') {
-                        return Err(HttpError::InvalidRequest(
-                            "a basic-auth username may not contain `:`".into(),
-                        ));
+                        return Err(HttpError::InvalidRequest("a basic-auth username may not contain `:`".into()));
                     }
-                    lock(&self.cx.journal)
-                        .redactor
-                        .add_basic(&username, &secret);
+                    lock(&self.cx.journal).redactor.add_basic(&username, &secret);
                     let pair = format!("{username}:{}", secret.expose());
                     (
                         reqwest::header::AUTHORIZATION,
-                        format!(
-                            "Basic {}",
-                            base64::engine::general_purpose::STANDARD.encode(pair)
-                        ),
+                        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)),
                     )
                 }
                 CredentialPlacement::Header(placement) => {
                     let name = HeaderName::from_bytes(placement.name.as_bytes()).map_err(|_| {
-                        HttpError::InvalidRequest(format!(
-                            "`{}` is not a valid header name",
-                            placement.name
-                        ))
+                        HttpError::InvalidRequest(format!("`{}` is not a valid header name", placement.name))
                     })?;
                     if RESERVED_HEADERS.contains(&name.as_str()) {
-                        return Err(HttpError::InvalidRequest(format!(
-                            "the header `{name}` is set by the host"
-                        )));
+                        return Err(HttpError::InvalidRequest(format!("the header `{name}` is set by the host")));
                     }
-                    (
-                        name,
-                        format!(
-                            "{}{}",
-                            placement.prefix.unwrap_or_default(),
-                            secret.expose()
-                        ),
-                    )
+                    (name, format!("{}{}", placement.prefix.unwrap_or_default(), secret.expose()))
                 }
             };
-            let mut value = HeaderValue::from_str(&value).map_err(|_| {
-                HttpError::InvalidRequest("the secret cannot be written into a header".into())
-            })?;
+            let mut value = HeaderValue::from_str(&value)
+                .map_err(|_| HttpError::InvalidRequest("the secret cannot be written into a header".into()))?;
             value.set_sensitive(true);
             map.insert(name, value);
         }
@@ -346,18 +285,14 @@ async fn read_capped(
         && len > cap
     {
         call.bytes_received = 0;
-        return Err(HttpError::BodyTooLarge(format!(
-            "the response declares {len} bytes; the limit is {cap}"
-        )));
+        return Err(HttpError::BodyTooLarge(format!("the response declares {len} bytes; the limit is {cap}")));
     }
     let mut body = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let chunk = match tokio::time::timeout(left, response.chunk()).await {
             Err(_) => {
-                return Err(HttpError::Timeout(
-                    "the response body did not arrive in time".into(),
-                ));
+                return Err(HttpError::Timeout("the response body did not arrive in time".into()));
             }
             Ok(Err(e)) => return Err(classify(journal, &e, &call.target)),
             Ok(Ok(None)) => return Ok(body),
@@ -365,9 +300,7 @@ async fn read_capped(
         };
         if (body.len() + chunk.len()) as u64 > cap {
             // Stop reading here: the rest of the body is never buffered.
-            return Err(HttpError::BodyTooLarge(format!(
-                "the response body exceeds the limit of {cap} bytes"
-            )));
+            return Err(HttpError::BodyTooLarge(format!("the response body exceeds the limit of {cap} bytes")));
         }
         body.extend_from_slice(&chunk);
     }
@@ -390,16 +323,17 @@ fn classify(journal: &Mutex<Journal>, e: &reqwest::Error, target: &str) -> HttpE
         }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind as K;
-            if let Some(inner) = io.get_ref()
-                && let Some(tls) = inner.downcast_ref::<rustls::Error>()
-            {
-                return HttpError::Tls(tls.to_string());
+            // io::Error's `source()` skips the error it wraps, and TLS errors arrive wrapped in
+            // one or two io::Errors: unwrap them by hand.
+            let mut inner = io.get_ref();
+            while let Some(e) = inner {
+                if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+                    return HttpError::Tls(tls.to_string());
+                }
+                inner = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
             }
             match io.kind() {
-                K::ConnectionRefused
-                | K::ConnectionReset
-                | K::ConnectionAborted
-                | K::NotConnected => {
+                K::ConnectionRefused | K::ConnectionReset | K::ConnectionAborted | K::NotConnected => {
                     return HttpError::ConnectionRefused(io.to_string());
                 }
                 K::TimedOut => return HttpError::Timeout(io.to_string()),

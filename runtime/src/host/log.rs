@@ -19,9 +19,7 @@ impl Host for HostState {
         j.log_bytes = j.log_bytes.saturating_add(message.len() as u64);
         if j.log_bytes > self.cx.limits.max_log_bytes {
             j.limit_hit.get_or_insert(LimitKind::LogBytes);
-            return Err(wasmtime::Error::new(LogBudgetExceeded(
-                self.cx.limits.max_log_bytes,
-            )));
+            return Err(wasmtime::Error::new(LogBudgetExceeded(self.cx.limits.max_log_bytes)));
         }
         let mut message = j.redactor.redact(&message);
         if message.len() > MAX_LINE {
@@ -39,11 +37,7 @@ impl Host for HostState {
             Level::Warn => "warn",
             Level::Error => "error",
         };
-        j.logs.push(LogLine {
-            level: level.to_string(),
-            message,
-            at_ms: elapsed_ms(self.cx.started),
-        });
+        j.logs.push(LogLine { level: level.to_string(), message, at_ms: elapsed_ms(self.cx.started) });
         Ok(())
     }
 }

@@ -54,11 +54,7 @@ impl Journal {
         let target = self.redactor.redact(&target.into());
         let reason = self.redactor.redact(&reason.into());
         tracing::info!(kind = ?kind, %target, %reason, "connector request denied");
-        self.denials.push(Denial {
-            kind,
-            target,
-            reason,
-        });
+        self.denials.push(Denial { kind, target, reason });
     }
 }
 
@@ -89,10 +85,7 @@ pub(crate) struct HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -105,12 +98,7 @@ pub(crate) struct InvocationLimiter {
 }
 
 impl wasmtime::ResourceLimiter for InvocationLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let mut j = lock(&self.journal);
         if desired > self.memory_bytes {
             j.limit_hit.get_or_insert(LimitKind::Memory);
@@ -120,16 +108,9 @@ impl wasmtime::ResourceLimiter for InvocationLimiter {
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.table_elements {
-            lock(&self.journal)
-                .limit_hit
-                .get_or_insert(LimitKind::TableElements);
+            lock(&self.journal).limit_hit.get_or_insert(LimitKind::TableElements);
             return Ok(false);
         }
         Ok(true)

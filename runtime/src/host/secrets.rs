@@ -23,28 +23,20 @@ impl HostState {
 }
 
 impl Host for HostState {
-    async fn resolve(
-        &mut self,
-        auth_ref: String,
-    ) -> wasmtime::Result<Result<Resource<SecretHandle>, SecretError>> {
+    async fn resolve(&mut self, auth_ref: String) -> wasmtime::Result<Result<Resource<SecretHandle>, SecretError>> {
         // The target is logged only once it is known to be a well-formed AuthRef, so a guest
         // cannot smuggle arbitrary text into the audit through it.
         let parsed = match AuthRef::parse(&auth_ref) {
             Ok(r) => r,
             Err(why) => {
-                self.record_secret_call(
-                    "resolve",
-                    "(malformed AuthRef)",
-                    Some(("invalid-ref", why.clone())),
-                );
+                self.record_secret_call("resolve", "(malformed AuthRef)", Some(("invalid-ref", why.clone())));
                 return Ok(Err(SecretError::InvalidRef(why)));
             }
         };
         let target = parsed.to_string();
         if self.cx.bound_auth_ref.as_ref() != Some(&parsed) {
             let why = match &self.cx.bound_auth_ref {
-                Some(_) => "a connector may resolve only the AuthRef of the integration under test"
-                    .to_string(),
+                Some(_) => "a connector may resolve only the AuthRef of the integration under test".to_string(),
                 None => "the integration under test has no AuthRef".to_string(),
             };
             lock(&self.cx.journal).deny(DenialKind::SecretRef, &target, &why);
@@ -55,10 +47,7 @@ impl Host for HostState {
             Ok(value) => {
                 lock(&self.cx.journal).redactor.add(&value);
                 self.record_secret_call("resolve", &target, None);
-                let handle = self.table.push(SecretHandle {
-                    origin: target,
-                    value,
-                })?;
+                let handle = self.table.push(SecretHandle { origin: target, value })?;
                 Ok(Ok(handle))
             }
             Err(ResolveError::NotFound(m)) => {
@@ -79,15 +68,11 @@ impl HostSecret for HostState {
         Ok(self.table.get(&secret)?.origin.clone())
     }
 
-    async fn reveal(
-        &mut self,
-        secret: Resource<SecretHandle>,
-    ) -> wasmtime::Result<Result<String, SecretError>> {
+    async fn reveal(&mut self, secret: Resource<SecretHandle>) -> wasmtime::Result<Result<String, SecretError>> {
         let handle = self.table.get(&secret)?;
         let origin = handle.origin.clone();
         if !self.cx.permissions.reveal_secrets {
-            let why =
-                "reveal needs `reveal-secrets = true` in the connector's manifest".to_string();
+            let why = "reveal needs `reveal-secrets = true` in the connector's manifest".to_string();
             lock(&self.cx.journal).deny(DenialKind::Reveal, &origin, &why);
             self.record_secret_call("reveal", &origin, Some(("denied", why.clone())));
             return Ok(Err(SecretError::Denied(why)));

@@ -23,31 +23,15 @@ fn main() {
 
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(&workspace)
-        .args([
-            "build",
-            "--target",
-            "wasm32-wasip2",
-            "--profile",
-            "guest",
-            "--target-dir",
-        ])
+        .args(["build", "--target", "wasm32-wasip2", "--profile", "guest", "--target-dir"])
         .arg(&target_dir)
-        .args([
-            "-p",
-            "test-programs",
-            "--examples",
-            "-p",
-            "connector-in-memory",
-        ])
+        .args(["-p", "test-programs", "--examples", "-p", "connector-in-memory"])
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
         .status()
         .expect("cargo runs");
-    assert!(
-        status.success(),
-        "building the test programs failed (`rustup target add wasm32-wasip2`?)"
-    );
+    assert!(status.success(), "building the test programs failed (`rustup target add wasm32-wasip2`?)");
 
     let out_wasm = target_dir.join("wasm32-wasip2/guest");
     let mut code = String::new();
@@ -62,28 +46,16 @@ fn main() {
     }
     code += &format!(
         "/// The in-memory connector.\npub const IN_MEMORY: &str = {:?};\n",
-        out_wasm
-            .join("connector_in_memory.wasm")
-            .display()
-            .to_string()
+        out_wasm.join("connector_in_memory.wasm").display().to_string()
     );
     code += "/// Expands `$mac!(name)` for every test program.\n#[macro_export]\nmacro_rules! foreach_program {\n    ($mac:ident) => {\n";
     for name in &names {
         code += &format!("        $mac!({name});\n");
     }
     code += "    };\n}\n";
-    std::fs::write(
-        PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("gen.rs"),
-        code,
-    )
-    .unwrap();
+    std::fs::write(PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("gen.rs"), code).unwrap();
 
-    for dir in [
-        "runtime/test-programs",
-        "connectors/sdk",
-        "connectors/in-memory",
-        "wit",
-    ] {
+    for dir in ["runtime/test-programs", "connectors/sdk", "connectors/in-memory", "wit"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
 }

@@ -6,11 +6,7 @@ struct Deep;
 // Only wasm locals, so it is the wasm stack (not the shadow stack in linear memory) that
 // runs out.
 fn down(n: u64) -> u64 {
-    if std::hint::black_box(n) == u64::MAX {
-        0
-    } else {
-        down(n + 1) + 1
-    }
+    if std::hint::black_box(n) == u64::MAX { 0 } else { down(n + 1) + 1 }
 }
 
 impl Connector for Deep {

@@ -10,22 +10,14 @@ impl Connector for Peek {
         let secret = match secrets::integration_secret(config) {
             Some(Ok(s)) => s,
             other => {
-                return report.fail(
-                    FailureClass::Auth,
-                    "resolve",
-                    format!("{:?}", other.map(|r| r.err())),
-                );
+                return report.fail(FailureClass::Auth, "resolve", format!("{:?}", other.map(|r| r.err())));
             }
         };
         report.pass("resolve", secret.auth_ref());
         if let Err(e) = sign_jwt(&secret, JwtAlgorithm::Rs256, "{}") {
             report.pass("sign-jwt-denied", format!("{e:?}"));
         } else {
-            return report.fail(
-                FailureClass::Internal,
-                "sign-jwt",
-                "signed without permission",
-            );
+            return report.fail(FailureClass::Internal, "sign-jwt", "signed without permission");
         }
         match secret.reveal() {
             Ok(value) => report.success(value),

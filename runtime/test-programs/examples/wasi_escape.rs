@@ -5,11 +5,7 @@ struct Escape;
 
 impl Connector for Escape {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
-        let target = configuration(config)
-            .get("socket")
-            .and_then(|v| v.as_str())
-            .unwrap_or("127.0.0.1:9")
-            .to_string();
+        let target = configuration(config).get("socket").and_then(|v| v.as_str()).unwrap_or("127.0.0.1:9").to_string();
         let mut report = Report::new();
         let mut escaped = Vec::new();
         match std::fs::read("/etc/passwd") {
@@ -40,11 +36,7 @@ impl Connector for Escape {
         if escaped.is_empty() {
             report.success("every WASI door was closed")
         } else {
-            report.fail(
-                FailureClass::Internal,
-                "escape",
-                format!("escaped through: {}", escaped.join(", ")),
-            )
+            report.fail(FailureClass::Internal, "escape", format!("escaped through: {}", escaped.join(", ")))
         }
     }
 }

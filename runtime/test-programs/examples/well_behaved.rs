@@ -6,11 +6,7 @@ struct WellBehaved;
 
 impl Connector for WellBehaved {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
-        let path = configuration(config)
-            .get("path")
-            .and_then(|p| p.as_str())
-            .unwrap_or("/ok")
-            .to_string();
+        let path = configuration(config).get("path").and_then(|p| p.as_str()).unwrap_or("/ok").to_string();
         result_of(fetch(config, &path))
     }
 }

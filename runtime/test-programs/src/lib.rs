@@ -32,11 +32,7 @@ pub fn result_of(fetched: Result<Response, http::HttpError>) -> TestResult {
             report.pass("fetch", format!("status {}", r.status));
             report.success(r.text())
         }
-        Ok(r) => report.fail(
-            FailureClass::ProviderDown,
-            "fetch",
-            format!("status {}", r.status),
-        ),
+        Ok(r) => report.fail(FailureClass::ProviderDown, "fetch", format!("status {}", r.status)),
         Err(e) => {
             let class = e.failure_class();
             report.fail(class, "fetch", e.to_string())

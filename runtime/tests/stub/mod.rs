@@ -80,9 +80,7 @@ async fn serve(mut stream: TcpStream, seen: Arc<Seen>) {
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
         let header = |name: &str| {
             head.lines().find_map(|l| {
-                l.split_once(':')
-                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.trim().to_string())
+                l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string())
             })
         };
         let mut echoed = Vec::new();
@@ -103,15 +101,11 @@ async fn serve(mut stream: TcpStream, seen: Arc<Seen>) {
             "/redirect-metadata" => redirect("http://169.254.169.254/latest/meta-data/"),
             "/redirect-stray" => redirect("https://exfiltrate.example.net/"),
             "/big-declared" => {
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\nxxxx")
-                    .await;
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\nxxxx").await;
                 return;
             }
             "/flood" => {
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-                    .await;
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await;
                 let chunk = format!("{:x}\r\n{}\r\n", 16 * 1024, "f".repeat(16 * 1024));
                 // Until the client hangs up.
                 while stream.write_all(chunk.as_bytes()).await.is_ok() {}
@@ -126,12 +120,65 @@ async fn serve(mut stream: TcpStream, seen: Arc<Seen>) {
 }
 
 fn ok(body: &str) -> String {
-    format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
+    format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}", body.len())
 }
 
 fn redirect(to: &str) -> String {
     format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n")
+}
+
+/// A TLS server on loopback whose certificate (for `127.0.0.1` and `localhost`) is signed by a
+/// private CA; `ca_pem` is that CA, as an integration's `caCertificates` would carry it.
+pub struct TlsStub {
+    pub port: u16,
+    pub ca_pem: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TlsStub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TlsStub {
+    pub async fn start() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(stream).await else { return };
+                    let mut buf = [0u8; 4096];
+                    let _ = tls.read(&mut buf).await;
+                    let _ = tls.write_all(ok("tls ok").as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        Self { port, ca_pem: ca_cert.pem(), task }
+    }
 }

@@ -1,0 +1,152 @@
+//! `make bench`: what the sandbox costs, measured on this machine in one run.
+//!
+//! (a) a native reqwest GET to a minimal HTTP/1.1 keep-alive server running in a separate
+//!     process; (b) the same GET done by the well-behaved test connector through the sandbox
+//!     (fresh instance + call + host http, every limit and policy check on); (c) instantiate +
+//!     call of the in-memory connector, no network. Prints the medians, the ratio b/a and the
+//!     targets.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use stella_runtime::egress::NetworkPolicy;
+use stella_runtime::secrets::StaticSecretResolver;
+use stella_runtime::{ConnectionConfig, ConnectorSource, IntegrationType, Sandbox, SandboxConfig};
+
+const SERVER_ENV: &str = "STELLA_BENCH_SERVER";
+const WARMUP: usize = 200;
+const SAMPLES: usize = 3000;
+const TARGET_RATIO: f64 = 1.25;
+const TARGET_INSTANTIATE_US: f64 = 20.0;
+
+fn main() {
+    if std::env::var_os(SERVER_ENV).is_some() {
+        return serve();
+    }
+    // The server runs in its own process so that its work does not share our runtime.
+    let mut server = Command::new(std::env::current_exe().unwrap())
+        .env(SERVER_ENV, "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the bench server starts");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port: u16 = line.trim().parse().expect("the server prints its port");
+    let url = format!("http://127.0.0.1:{port}");
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let (a, b, c) = rt.block_on(measure(&url));
+    server.kill().ok();
+    server.wait().ok();
+
+    let ratio = b / a;
+    println!();
+    println!("sandbox benchmark (median of {SAMPLES} runs each, after {WARMUP} warm-up runs)");
+    println!("  (a) native reqwest GET                      {:>9.1} µs", a);
+    println!("  (b) sandboxed connector GET (fresh instance) {:>9.1} µs", b);
+    println!("  (c) instantiate + call, no network          {:>9.1} µs", c);
+    println!("  ratio b/a                                   {:>9.2}", ratio);
+    println!(
+        "targets: b/a ≤ {TARGET_RATIO} ({}), (c) ≤ {TARGET_INSTANTIATE_US} µs ({})",
+        if ratio <= TARGET_RATIO { "met" } else { "NOT met" },
+        if c <= TARGET_INSTANTIATE_US { "met" } else { "NOT met" }
+    );
+}
+
+fn median(mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1e6
+}
+
+async fn measure(url: &str) -> (f64, f64, f64) {
+    // (a) Native, with the same TLS provider the sandbox installs.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let ok_url = format!("{url}/ok");
+    let mut native = Vec::with_capacity(SAMPLES);
+    for i in 0..WARMUP + SAMPLES {
+        let t = Instant::now();
+        let body = client.get(&ok_url).send().await.unwrap().bytes().await.unwrap();
+        assert_eq!(&body[..], b"ok");
+        if i >= WARMUP {
+            native.push(t.elapsed());
+        }
+    }
+
+    // (b) and (c) through the sandbox.
+    let mut network = NetworkPolicy::default();
+    network.allow.push("127.0.0.1/32".parse().unwrap());
+    let sandbox =
+        Sandbox::new(SandboxConfig { network, ..SandboxConfig::default() }, Arc::new(StaticSecretResolver::default()))
+            .unwrap();
+    let load = |path: &str| sandbox.load(&std::fs::read(path).unwrap(), ConnectorSource::BuiltIn).unwrap();
+    let fetcher = load(test_programs_artifacts::WELL_BEHAVED);
+    let in_memory = load(test_programs_artifacts::IN_MEMORY);
+    let config = |base: Option<&str>| ConnectionConfig {
+        integration_id: "bench".into(),
+        name: "bench".into(),
+        integration_type: IntegrationType::Registry,
+        provider: "bench".into(),
+        base_url: base.map(str::to_string),
+        auth_ref: None,
+        configuration: json!({}),
+        environment: None,
+    };
+    let with_url = config(Some(url));
+    let mut sandboxed = Vec::with_capacity(SAMPLES);
+    for i in 0..WARMUP + SAMPLES {
+        let t = Instant::now();
+        let run = sandbox.test_connection(&fetcher, &with_url).await;
+        assert!(run.result.success, "{:?}", run.result);
+        if i >= WARMUP {
+            sandboxed.push(t.elapsed());
+        }
+    }
+    let offline = config(None);
+    let mut instantiate = Vec::with_capacity(SAMPLES);
+    for i in 0..WARMUP + SAMPLES {
+        let t = Instant::now();
+        let run = sandbox.test_connection(&in_memory, &offline).await;
+        assert!(run.result.success);
+        if i >= WARMUP {
+            instantiate.push(t.elapsed());
+        }
+    }
+    (median(native), median(sandboxed), median(instantiate))
+}
+
+/// A minimal HTTP/1.1 keep-alive server answering `ok` to every request.
+fn serve() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("{}", listener.local_addr().unwrap().port());
+        std::io::stdout().flush().unwrap();
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            stream.set_nodelay(true).ok();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut filled = 0;
+                loop {
+                    match stream.read(&mut buf[filled..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => filled += n,
+                    }
+                    while let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") {
+                        let response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok";
+                        if stream.write_all(response).await.is_err() {
+                            return;
+                        }
+                        buf.copy_within(end + 4..filled, 0);
+                        filled -= end + 4;
+                    }
+                }
+            });
+        }
+    });
+}
