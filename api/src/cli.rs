@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
-use stella_runtime::egress::NetworkPolicy;
 use stella_runtime::inspect::describe;
 use stella_runtime::manifest::{Manifest, embed_manifest};
 use stella_runtime::secrets::{AuthRef, ChainResolver, EnvSecretResolver, SecretValue, StaticSecretResolver};
@@ -72,7 +71,11 @@ struct TestArgs {
     /// `STELLA_SECRET__<SCOPE>__<PROVIDER>__<KEY>` variables.
     #[arg(long = "secret", value_name = "REF=VALUE")]
     secrets: Vec<String>,
-    /// Allow connections to this network although the default policy blocks it (repeatable),
+    /// The operator's sandbox configuration (TOML: limits, network, timeouts), as the service
+    /// would use it. Defaults apply to what it leaves out.
+    #[arg(long, value_name = "FILE")]
+    sandbox_config: Option<PathBuf>,
+    /// Allow connections to this network although the policy blocks it (repeatable),
     /// e.g. 127.0.0.1/32 for a local server.
     #[arg(long = "allow-network", value_name = "CIDR")]
     allow_networks: Vec<IpNet>,
@@ -200,9 +203,14 @@ fn test(args: TestArgs) -> Result<ExitCode, String> {
         given.insert(r, SecretValue::new(value.to_string()));
     }
     let resolver = ChainResolver::new(vec![Arc::new(given), Arc::new(EnvSecretResolver::default())]);
-    let mut network = NetworkPolicy::default();
-    network.allow.extend(args.allow_networks.iter().copied());
-    let config = SandboxConfig { network, ..SandboxConfig::default() };
+    let mut config = match &args.sandbox_config {
+        None => SandboxConfig::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            toml::from_str::<SandboxConfig>(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?
+        }
+    };
+    config.network.allow.extend(args.allow_networks.iter().copied());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -65,6 +65,7 @@ fn test_exit_codes_say_what_happened() {
         vec!["connector", "test", "builtin:in-memory", "--type", "mainframe"],
         vec!["connector", "test", "builtin:in-memory", "--allow-network", "not-a-cidr"],
         vec!["connector", "frobnicate"],
+        vec!["connector", "test", "builtin:in-memory", "--sandbox-config", "/nonexistent.toml"],
     ] {
         let o = cli(&bad);
         assert_eq!(o.status.code(), Some(2), "{bad:?}: {}{}", stdout(&o), stderr(&o));
@@ -116,4 +117,31 @@ fn package_embeds_a_manifest_that_inspect_reads_back() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("provider"), "{}", stderr(&o));
     assert!(!refused.exists());
+}
+
+#[test]
+fn the_operator_configuration_sets_the_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sandbox.toml");
+    std::fs::write(&config, "[limits]\ndeadline-ms = 200\n").unwrap();
+    let o = cli(&[
+        "connector",
+        "test",
+        "builtin:in-memory",
+        "--json",
+        "--sandbox-config",
+        config.to_str().unwrap(),
+        "--config",
+        r#"{"latencyMs": 2000}"#,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["result"]["failure"], "timeout");
+    assert_eq!(json["record"]["limits"]["deadlineMs"], 200);
+    assert_eq!(json["record"]["trap"]["limit"], "deadline");
+
+    std::fs::write(&config, "[limits]\ndeadline = 200\n").unwrap();
+    let o = cli(&["connector", "test", "builtin:in-memory", "--sandbox-config", config.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown field"), "{}", stderr(&o));
 }

@@ -31,7 +31,7 @@ pub struct InvocationRecord {
     /// The largest linear memory the guest reached, in bytes.
     pub memory_peak_bytes: u64,
     /// The limits the invocation ran under.
-    pub limits: Limits,
+    pub limits: EffectiveLimits,
     /// Every call the guest made into the host's capabilities, in order.
     pub host_calls: Vec<HostCall>,
     /// Everything the sandbox refused, in order.
@@ -47,6 +47,34 @@ pub struct InvocationRecord {
     /// The trap or exhausted limit that stopped the guest, if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub trap: Option<TrapInfo>,
+}
+
+/// The limits one invocation ran under (the operator's ceilings, lowered by the manifest).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct EffectiveLimits {
+    pub deadline_ms: u64,
+    pub memory_bytes: u64,
+    pub table_elements: u64,
+    pub instances: u64,
+    pub max_requests: u32,
+    pub max_response_bytes: u64,
+    pub max_log_bytes: u64,
+}
+
+impl From<&Limits> for EffectiveLimits {
+    fn from(l: &Limits) -> Self {
+        Self {
+            deadline_ms: l.deadline_ms,
+            memory_bytes: l.memory_bytes,
+            table_elements: l.table_elements,
+            instances: l.instances,
+            max_requests: l.max_requests,
+            max_response_bytes: l.max_response_bytes,
+            max_log_bytes: l.max_log_bytes,
+        }
+    }
 }
 
 /// One call into a host capability.

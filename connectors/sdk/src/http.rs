@@ -1,11 +1,16 @@
 //! Outbound HTTP through the host: a small request builder.
 //!
-//! ```ignore
-//! let secret = secrets::resolve(config.auth_ref.as_deref().unwrap())?;
-//! let resp = http::get("https://registry.example.com/v2/")
-//!     .header("Accept", "application/json")
-//!     .bearer(&secret)
-//!     .send()?;
+//! ```no_run
+//! use stella_connector_sdk::prelude::*;
+//!
+//! fn catalog(config: &ConnectionConfig) -> Option<http::Response> {
+//!     let secret = secrets::integration_secret(config)?.ok()?;
+//!     http::get("https://registry.example.com/v2/_catalog")
+//!         .header("Accept", "application/json")
+//!         .bearer(&secret)
+//!         .send()
+//!         .ok()
+//! }
 //! ```
 
 use crate::FailureClass;

@@ -3,7 +3,7 @@
 //! A connector is a WebAssembly component. With this crate it is a type that implements
 //! [`Connector`], registered with [`register_connector!`], built for `wasm32-wasip2`:
 //!
-//! ```ignore
+//! ```no_run
 //! use stella_connector_sdk::prelude::*;
 //!
 //! struct Ping;
@@ -23,7 +23,8 @@
 //!     }
 //! }
 //!
-//! register_connector!(Ping);
+//! // In the connector crate (it embeds that crate's `connector.toml`):
+//! // register_connector!(Ping);
 //! ```
 //!
 //! `register_connector!` also embeds the manifest `connector.toml` (next to the crate's
