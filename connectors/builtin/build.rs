@@ -44,4 +44,5 @@ fn main() {
     std::fs::write(out, code).unwrap();
     println!("cargo:rerun-if-changed={}", workspace.join("connectors/sdk").display());
     println!("cargo:rerun-if-changed={}", workspace.join("wit").display());
+    println!("cargo:rerun-if-changed={}", workspace.join(".cargo/config.toml").display());
 }

@@ -37,22 +37,30 @@ fn main() {
     let port: u16 = line.trim().parse().expect("the server prints its port");
     let url = format!("http://127.0.0.1:{port}");
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let (a, b, c) = rt.block_on(measure(&url));
-    server.kill().ok();
-    server.wait().ok();
-
-    let ratio = b / a;
+    // Both runtime flavours: the single-threaded one shows the sandbox's own cost; the
+    // multi-threaded one (what the service runs) adds cross-thread wake-ups, which on an idle
+    // 2-core machine vary a lot from run to run.
+    let mut met = true;
     println!();
     println!("sandbox benchmark (median of {SAMPLES} runs each, after {WARMUP} warm-up runs)");
-    println!("  (a) native reqwest GET                      {:>9.1} µs", a);
-    println!("  (b) sandboxed connector GET (fresh instance) {:>9.1} µs", b);
-    println!("  (c) instantiate + call, no network          {:>9.1} µs", c);
-    println!("  ratio b/a                                   {:>9.2}", ratio);
+    for (flavour, rt) in [
+        ("current-thread", tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()),
+        ("multi-thread", tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()),
+    ] {
+        let (a, b, c) = rt.block_on(measure(&url));
+        let ratio = b / a;
+        println!("tokio {flavour} runtime:");
+        println!("  (a) native reqwest GET                        {a:>8.1} µs");
+        println!("  (b) sandboxed connector GET (fresh instance)  {b:>8.1} µs");
+        println!("  (c) instantiate + call, no network            {c:>8.1} µs");
+        println!("  ratio b/a                                     {ratio:>8.2}");
+        met &= ratio <= TARGET_RATIO && c <= TARGET_INSTANTIATE_US;
+    }
+    server.kill().ok();
+    server.wait().ok();
     println!(
-        "targets: b/a ≤ {TARGET_RATIO} ({}), (c) ≤ {TARGET_INSTANTIATE_US} µs ({})",
-        if ratio <= TARGET_RATIO { "met" } else { "NOT met" },
-        if c <= TARGET_INSTANTIATE_US { "met" } else { "NOT met" }
+        "targets: b/a <= {TARGET_RATIO} and (c) <= {TARGET_INSTANTIATE_US} µs on both runtimes: {}",
+        if met { "met" } else { "NOT met" }
     );
 }
 

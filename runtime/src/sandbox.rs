@@ -258,7 +258,7 @@ impl Sandbox {
             .max_core_instance_size(4 << 20)
             // Reset small memories and tables with memset instead of madvise: a fresh instance per
             // call must not cost page faults and TLB shootdowns. Everything is still cleared.
-            .linear_memory_keep_resident(2 << 20)
+            .linear_memory_keep_resident(1 << 20)
             .table_keep_resident(256 << 10)
             .decommit_batch_size(16);
 

@@ -191,7 +191,6 @@ impl HostState {
         if let Some(body) = request.body {
             builder = builder.body(body);
         }
-        let response_deadline = Instant::now() + timeout;
         let journal = self.cx.journal.clone();
         let response = match builder.send().await {
             Ok(r) => r,
@@ -206,7 +205,7 @@ impl HostState {
                 value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
             })
             .collect();
-        let body = read_capped(&journal, self.cx.limits.max_response_bytes, response, response_deadline, call).await?;
+        let body = read_capped(&journal, self.cx.limits.max_response_bytes, response, call).await?;
         Ok(Response { status, headers, body })
     }
 
@@ -278,7 +277,6 @@ async fn read_capped(
     journal: &Mutex<Journal>,
     cap: u64,
     mut response: reqwest::Response,
-    deadline: Instant,
     call: &mut HostCall,
 ) -> Result<Vec<u8>, HttpError> {
     if let Some(len) = response.content_length()
@@ -289,14 +287,11 @@ async fn read_capped(
     }
     let mut body = Vec::new();
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let chunk = match tokio::time::timeout(left, response.chunk()).await {
-            Err(_) => {
-                return Err(HttpError::Timeout("the response body did not arrive in time".into()));
-            }
-            Ok(Err(e)) => return Err(classify(journal, &e, &call.target)),
-            Ok(Ok(None)) => return Ok(body),
-            Ok(Ok(Some(c))) => c,
+        // The request's timeout (set on the request builder) covers the body too.
+        let chunk = match response.chunk().await {
+            Err(e) => return Err(classify(journal, &e, &call.target)),
+            Ok(None) => return Ok(body),
+            Ok(Some(c)) => c,
         };
         if (body.len() + chunk.len()) as u64 > cap {
             // Stop reading here: the rest of the body is never buffered.

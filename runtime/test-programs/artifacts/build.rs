@@ -55,7 +55,7 @@ fn main() {
     code += "    };\n}\n";
     std::fs::write(PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("gen.rs"), code).unwrap();
 
-    for dir in ["runtime/test-programs", "connectors/sdk", "connectors/in-memory", "wit"] {
+    for dir in ["runtime/test-programs", "connectors/sdk", "connectors/in-memory", "wit", ".cargo/config.toml"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
 }
