@@ -24,11 +24,13 @@ pub(crate) fn prepare_dir(dir: &Path) -> Result<(), String> {
             .create(dir)
             .map_err(|e| format!("cannot create the component cache {}: {e}", dir.display()))?;
         let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-        let probe = dir.join(".owner-probe");
-        std::fs::write(&probe, b"")
-            .map_err(|e| format!("the component cache {} is not writable: {e}", dir.display()))?;
-        let me = std::fs::metadata(&probe).map(|m| m.uid()).unwrap_or(u32::MAX);
+        // Our own uid, read from a file we create (uniquely named: processes and threads may
+        // prepare the same directory at once).
+        let (probe, _) =
+            tempfile_in(dir).map_err(|e| format!("the component cache {} is not writable: {e}", dir.display()))?;
+        let me = std::fs::metadata(&probe).map(|m| m.uid());
         let _ = std::fs::remove_file(&probe);
+        let me = me.map_err(|e| format!("cannot read {}: {e}", probe.display()))?;
         if !meta.is_dir() || meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
             return Err(format!(
                 "the component cache {} must be a directory owned by this user and not writable by others",
@@ -80,10 +82,12 @@ pub(crate) fn compile(engine: &Engine, wasm: &[u8], sha256: &str, cache: Option<
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile_in(dir)?;
-    tmp.1.write_all(bytes)?;
-    tmp.1.sync_all()?;
-    std::fs::rename(&tmp.0, path)
+    let (tmp, mut file) = tempfile_in(dir)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all()).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
