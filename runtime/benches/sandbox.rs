@@ -70,26 +70,17 @@ fn median(mut samples: Vec<Duration>) -> f64 {
 }
 
 async fn measure(url: &str) -> (f64, f64, f64) {
-    // (a) Native, with the same TLS provider the sandbox installs.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let ok_url = format!("{url}/ok");
-    let mut native = Vec::with_capacity(SAMPLES);
-    for i in 0..WARMUP + SAMPLES {
-        let t = Instant::now();
-        let body = client.get(&ok_url).send().await.unwrap().bytes().await.unwrap();
-        assert_eq!(&body[..], b"ok");
-        if i >= WARMUP {
-            native.push(t.elapsed());
-        }
-    }
 
-    // (b) and (c) through the sandbox.
     let mut network = NetworkPolicy::default();
     network.allow.push("127.0.0.1/32".parse().unwrap());
-    let sandbox =
-        Sandbox::new(SandboxConfig { network, ..SandboxConfig::default() }, Arc::new(StaticSecretResolver::default()))
-            .unwrap();
+    let sandbox = Sandbox::new(
+        SandboxConfig { network, ..SandboxConfig::default() },
+        Arc::new(StaticSecretResolver::default()),
+    )
+    .unwrap();
     let load = |path: &str| sandbox.load(&std::fs::read(path).unwrap(), ConnectorSource::BuiltIn).unwrap();
     let fetcher = load(test_programs_artifacts::WELL_BEHAVED);
     let in_memory = load(test_programs_artifacts::IN_MEMORY);
@@ -104,12 +95,20 @@ async fn measure(url: &str) -> (f64, f64, f64) {
         environment: None,
     };
     let with_url = config(Some(url));
+
+    // (a) and (b) alternate, so that both see the same machine state (frequency, other load).
+    let mut native = Vec::with_capacity(SAMPLES);
     let mut sandboxed = Vec::with_capacity(SAMPLES);
     for i in 0..WARMUP + SAMPLES {
+        let t = Instant::now();
+        let body = client.get(&ok_url).send().await.unwrap().bytes().await.unwrap();
+        assert_eq!(&body[..], b"ok");
+        let native_took = t.elapsed();
         let t = Instant::now();
         let run = sandbox.test_connection(&fetcher, &with_url).await;
         assert!(run.result.success, "{:?}", run.result);
         if i >= WARMUP {
+            native.push(native_took);
             sandboxed.push(t.elapsed());
         }
     }
