@@ -76,11 +76,9 @@ async fn measure(url: &str) -> (f64, f64, f64) {
 
     let mut network = NetworkPolicy::default();
     network.allow.push("127.0.0.1/32".parse().unwrap());
-    let sandbox = Sandbox::new(
-        SandboxConfig { network, ..SandboxConfig::default() },
-        Arc::new(StaticSecretResolver::default()),
-    )
-    .unwrap();
+    let sandbox =
+        Sandbox::new(SandboxConfig { network, ..SandboxConfig::default() }, Arc::new(StaticSecretResolver::default()))
+            .unwrap();
     let load = |path: &str| sandbox.load(&std::fs::read(path).unwrap(), ConnectorSource::BuiltIn).unwrap();
     let fetcher = load(test_programs_artifacts::WELL_BEHAVED);
     let in_memory = load(test_programs_artifacts::IN_MEMORY);

@@ -69,15 +69,20 @@ impl Resolve for PolicyResolver {
             if addrs.is_empty() {
                 return Err(DnsFailure { host, reason: "no addresses".into() }.into());
             }
-            // One blocked address denies the whole answer: a name that mixes public and
-            // private addresses is how DNS rebinding gets past a check.
-            for addr in &addrs {
-                policy.check(addr.ip()).map_err(|reason| AddressDenied { host: host.clone(), reason })?;
-            }
+            check_answer(&policy, &host, &addrs)?;
             let addrs: Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
         })
     }
+}
+
+/// Checks every address of a DNS answer. One blocked address denies the whole answer: a name
+/// that mixes public and private addresses is how DNS rebinding gets past a check.
+pub fn check_answer(policy: &NetworkPolicy, host: &str, addrs: &[SocketAddr]) -> Result<(), AddressDenied> {
+    for addr in addrs {
+        policy.check(addr.ip()).map_err(|reason| AddressDenied { host: host.to_string(), reason })?;
+    }
+    Ok(())
 }
 
 /// Builds and caches the outbound clients.
@@ -153,4 +158,28 @@ fn build_client(
         .dns_resolver(PolicyResolver { policy: policy.clone() })
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| SocketAddr::new(a.parse().unwrap(), 443)).collect()
+    }
+
+    #[test]
+    fn an_answer_mixing_public_and_blocked_addresses_is_denied_whole() {
+        let policy = NetworkPolicy::default();
+        assert!(check_answer(&policy, "registry.example.com", &addrs(&["93.184.216.34", "2606:4700::1111"])).is_ok());
+        for mixed in [
+            &["93.184.216.34", "127.0.0.1"][..],
+            &["127.0.0.1", "93.184.216.34"][..],
+            &["93.184.216.34", "::ffff:169.254.169.254"][..],
+            &["2606:4700::1111", "::1"][..],
+        ] {
+            let err = check_answer(&policy, "rebind.example.com", &addrs(mixed)).unwrap_err();
+            assert!(err.to_string().starts_with("rebind.example.com: address"), "{err}");
+        }
+    }
 }
