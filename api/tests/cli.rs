@@ -73,6 +73,11 @@ fn test_exit_codes_say_what_happened() {
     }
 }
 
+fn package(input: &std::path::Path, manifest: &std::path::Path, output: &std::path::Path) -> Output {
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    cli(&["connector", "package", &path(input), "--manifest", &path(manifest), "-o", &path(output)])
+}
+
 #[test]
 fn package_embeds_a_manifest_that_inspect_reads_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -85,15 +90,7 @@ fn package_embeds_a_manifest_that_inspect_reads_back() {
     )
     .unwrap();
     let output = dir.path().join("out.wasm");
-    let o = cli(&[
-        "connector",
-        "package",
-        input.to_str().unwrap(),
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "-o",
-        output.to_str().unwrap(),
-    ]);
+    let o = package(&input, &manifest, &output);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = cli(&["connector", "inspect", output.to_str().unwrap()]);
     let text = stdout(&o);
@@ -105,15 +102,7 @@ fn package_embeds_a_manifest_that_inspect_reads_back() {
     std::fs::write(&manifest, "[connector]\nprovider = \"Bad Name\"\ntypes = [\"feed\"]\nversion = \"1.0.0\"\n")
         .unwrap();
     let refused = dir.path().join("refused.wasm");
-    let o = cli(&[
-        "connector",
-        "package",
-        input.to_str().unwrap(),
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "-o",
-        refused.to_str().unwrap(),
-    ]);
+    let o = package(&input, &manifest, &refused);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("provider"), "{}", stderr(&o));
     assert!(!refused.exists());

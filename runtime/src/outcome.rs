@@ -158,9 +158,14 @@ impl HealthOutcome {
 const MAX_TEXT: usize = 4096;
 const MAX_STEPS: usize = 64;
 
-fn clip(mut s: String) -> String {
-    if s.len() > MAX_TEXT {
-        let mut end = MAX_TEXT;
+fn clip(s: String) -> String {
+    truncate(s, MAX_TEXT)
+}
+
+/// Cuts a string to at most `max` bytes (on a character boundary), marking the cut with `…`.
+pub(crate) fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
         while !s.is_char_boundary(end) {
             end -= 1;
         }

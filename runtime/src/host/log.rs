@@ -3,6 +3,7 @@
 use super::{HostState, elapsed_ms, lock};
 use crate::bindings::log::{Host, Level};
 use crate::limits::LimitKind;
+use crate::outcome::truncate;
 use crate::record::LogLine;
 
 /// A single line longer than this is cut (the rest still counts against the budget).
@@ -21,15 +22,7 @@ impl Host for HostState {
             j.limit_hit.get_or_insert(LimitKind::LogBytes);
             return Err(wasmtime::Error::new(LogBudgetExceeded(self.cx.limits.max_log_bytes)));
         }
-        let mut message = j.redactor.redact(&message);
-        if message.len() > MAX_LINE {
-            let mut end = MAX_LINE;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push('…');
-        }
+        let message = truncate(j.redactor.redact(&message), MAX_LINE);
         let level = match level {
             Level::Trace => "trace",
             Level::Debug => "debug",
