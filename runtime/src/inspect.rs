@@ -14,7 +14,7 @@ pub struct ComponentDescription {
     pub sha256: String,
     /// File size in bytes.
     pub size: u64,
-    /// The component's top-level imports (interface names).
+    /// The component's top-level imports (interface names), type imports left out.
     pub imports: Vec<String>,
     /// The component's top-level exports.
     pub exports: Vec<String>,
@@ -39,8 +39,9 @@ pub fn describe(wasm: &[u8]) -> Result<ComponentDescription, ManifestError> {
             Payload::ComponentImportSection(reader) if depth == 0 => {
                 for import in reader {
                     let import = import.map_err(|e| ManifestError::Binary(e.to_string()))?;
-                    // Type imports (`use types.{…}` in a world) are not capabilities.
-                    if import.name.name.contains(':') {
+                    // Type imports (`use types.{…}` in a world) are not capabilities; everything
+                    // else (instances, functions, ...) is listed.
+                    if !matches!(import.ty, wasmparser::ComponentTypeRef::Type(_)) {
                         imports.push(import.name.name.to_string());
                     }
                 }

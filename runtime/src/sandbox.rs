@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use url::Url;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
@@ -20,7 +19,7 @@ use crate::egress::{NetworkPolicy, OriginAllowlist};
 use crate::host::{HostState, InvocationContext, InvocationLimiter, Journal, lock};
 use crate::http_client::{EgressClients, HttpTimeouts};
 use crate::limits::{LimitKind, Limits};
-use crate::manifest::{IntegrationType, Manifest, read_manifest};
+use crate::manifest::{IntegrationType, Manifest};
 use crate::outcome::{FailureClass, HealthOutcome, Invocation, TestOutcome};
 use crate::record::{DenialKind, InvocationRecord, TrapInfo, rfc3339};
 use crate::secrets::{AuthRef, SecretResolver};
@@ -331,19 +330,14 @@ impl Sandbox {
                 "the file is not WebAssembly".into()
             }));
         }
-        let manifest = read_manifest(wasm)?;
-        let sha256 = hex::encode(Sha256::digest(wasm));
+        // Everything that can be checked without compiling is checked first: compiling a large
+        // component is the expensive step.
+        let crate::inspect::ComponentDescription { sha256, imports, manifest, .. } = crate::inspect::describe(wasm)?;
+        if let Some(bad) = imports.iter().find(|i| !import_allowed(i)) {
+            return Err(LoadError::ForbiddenImport(bad.clone()));
+        }
         let component = crate::cache::compile(&self.engine, wasm, &sha256, self.config.cache_dir.as_deref())
             .map_err(LoadError::Compile)?;
-
-        let mut imports = Vec::new();
-        for (name, _) in component.component_type().imports(&self.engine) {
-            if !import_allowed(name) {
-                return Err(LoadError::ForbiddenImport(name.to_string()));
-            }
-            imports.push(name.to_string());
-        }
-        imports.sort();
         let instance_pre =
             self.linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let pre = IntegrationConnectorPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;

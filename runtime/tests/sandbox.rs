@@ -618,3 +618,17 @@ async fn an_integration_can_trust_its_own_ca() {
     let other = sandbox.test_connection(&c, &integration(Some(&base), None, json!({}))).await;
     assert_eq!(other.result.failure, Some(FailureClass::Tls));
 }
+
+#[test]
+fn a_plain_named_import_is_listed_and_refused() {
+    let manifest =
+        stella_runtime::Manifest::from_toml("[connector]\nprovider='sly'\ntypes=['ci']\nversion='1.0.0'").unwrap();
+    let sly = wat::parse_str(r#"(component (import "backdoor" (func)))"#).unwrap();
+    let sly = stella_runtime::manifest::embed_manifest(&sly, &manifest).unwrap();
+    let d = stella_runtime::inspect::describe(&sly).unwrap();
+    assert_eq!(d.imports, ["backdoor"], "inspect must show every capability import");
+    match sandbox().load(&sly, ConnectorSource::BuiltIn) {
+        Err(LoadError::ForbiddenImport(name)) => assert_eq!(name, "backdoor"),
+        other => panic!("expected a forbidden import, got {other:?}"),
+    }
+}
