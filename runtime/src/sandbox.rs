@@ -19,7 +19,7 @@ use crate::egress::{NetworkPolicy, OriginAllowlist};
 use crate::host::{HostState, InvocationContext, InvocationLimiter, Journal, lock};
 use crate::http_client::{EgressClients, HttpTimeouts};
 use crate::limits::{LimitKind, Limits};
-use crate::manifest::{IntegrationType, Manifest};
+use crate::manifest::{IntegrationType, Manifest, Permissions};
 use crate::outcome::{FailureClass, HealthOutcome, Invocation, TestOutcome};
 use crate::record::{DenialKind, InvocationRecord, TrapInfo, rfc3339};
 use crate::secrets::{AuthRef, SecretResolver};
@@ -47,6 +47,10 @@ pub struct SandboxConfig {
     pub connect_timeout_ms: u64,
     /// Timeout of one outbound request, in milliseconds (also bounded by the deadline).
     pub request_timeout_ms: u64,
+    /// Whether any connector may read secret values, even one whose manifest asks for it.
+    pub allow_reveal_secrets: bool,
+    /// Whether any connector may sign JWTs, even one whose manifest asks for it.
+    pub allow_sign_jwt: bool,
 }
 
 impl Default for SandboxConfig {
@@ -59,6 +63,8 @@ impl Default for SandboxConfig {
             cache_dir: None,
             connect_timeout_ms: 5_000,
             request_timeout_ms: 10_000,
+            allow_reveal_secrets: true,
+            allow_sign_jwt: true,
         }
     }
 }
@@ -540,7 +546,12 @@ impl Sandbox {
                 limits: limits.clone(),
                 bound_auth_ref,
                 origins,
-                permissions: connector.manifest.permissions.clone(),
+                // What the manifest asks for, as far as the operator allows it.
+                permissions: Permissions {
+                    reveal_secrets: connector.manifest.permissions.reveal_secrets && self.config.allow_reveal_secrets,
+                    sign_jwt: connector.manifest.permissions.sign_jwt && self.config.allow_sign_jwt,
+                    ..connector.manifest.permissions.clone()
+                },
                 egress: self.egress.clone(),
                 client,
                 timeouts: self.egress.timeouts(),

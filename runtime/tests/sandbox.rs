@@ -632,3 +632,18 @@ fn a_plain_named_import_is_listed_and_refused() {
         other => panic!("expected a forbidden import, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn the_operator_can_withhold_what_a_manifest_asks_for() {
+    let server = StubServer::start().await;
+    let mut network = NetworkPolicy::default();
+    network.allow.push("127.0.0.1/32".parse().unwrap());
+    let config = SandboxConfig { network, allow_reveal_secrets: false, ..SandboxConfig::default() };
+    let sandbox = Sandbox::new(config, resolver()).unwrap();
+    let c = load(&sandbox, CANARY_REVEAL);
+    assert!(c.manifest().permissions.reveal_secrets);
+    let run = sandbox.test_connection(&c, &integration(Some(&server.url()), Some(AUTH_REF), json!({}))).await;
+    let reveal = run.record.host_calls.iter().find(|c| c.operation == "reveal").unwrap();
+    assert_eq!(reveal.error.as_deref(), Some("denied"));
+    assert_eq!(run.record.denials[0].kind, DenialKind::Reveal);
+}

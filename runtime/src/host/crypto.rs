@@ -31,7 +31,8 @@ impl Host for HostState {
             ..HostCall::default()
         };
         let result = if !self.cx.permissions.sign_jwt {
-            let why = "sign-jwt needs `sign-jwt = true` in the connector's manifest".to_string();
+            let why = "sign-jwt needs `sign-jwt = true` in the connector's manifest and the operator's permission"
+                .to_string();
             lock(&self.cx.journal).deny(DenialKind::SignJwt, &origin, &why);
             Err(CryptoError::Denied(why))
         } else {

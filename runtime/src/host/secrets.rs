@@ -72,7 +72,8 @@ impl HostSecret for HostState {
         let handle = self.table.get(&secret)?;
         let origin = handle.origin.clone();
         if !self.cx.permissions.reveal_secrets {
-            let why = "reveal needs `reveal-secrets = true` in the connector's manifest".to_string();
+            let why = "reveal needs `reveal-secrets = true` in the connector's manifest and the operator's permission"
+                .to_string();
             lock(&self.cx.journal).deny(DenialKind::Reveal, &origin, &why);
             self.record_secret_call("reveal", &origin, Some(("denied", why.clone())));
             return Ok(Err(SecretError::Denied(why)));
