@@ -241,7 +241,7 @@ fn test(args: TestArgs) -> Result<ExitCode, String> {
             if args.json {
                 writeln!(stdout, "{}", serde_json::to_string_pretty(&run).expect("serializes")).ok();
             } else {
-                writeln!(stdout, "health: {:?} ({} ms)", run.result.status, run.result.latency_ms).ok();
+                writeln!(stdout, "health: {} ({} ms)", wire_name(&run.result.status), run.result.latency_ms).ok();
                 print_common(&mut stdout, &run.result.message, run.result.failure, &run.result.steps, &run.record);
             }
             run.result.status != stella_runtime::HealthStatus::Unhealthy
@@ -268,12 +268,7 @@ fn print_common(
 ) {
     writeln!(out, "message: {message}").ok();
     if let Some(f) = failure {
-        writeln!(
-            out,
-            "failure: {}",
-            serde_json::to_value(f).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-        )
-        .ok();
+        writeln!(out, "failure: {}", wire_name(&f)).ok();
     }
     for s in steps {
         writeln!(out, "  [{}] {}: {}", if s.passed { "pass" } else { "FAIL" }, s.name, s.message).ok();
@@ -288,7 +283,7 @@ fn print_common(
         writeln!(out, "  call {} {} {} -> {} ({} ms)", c.interface, c.operation, c.target, outcome, c.duration_ms).ok();
     }
     for d in &record.denials {
-        writeln!(out, "  denied {:?} {}: {}", d.kind, d.target, d.reason).ok();
+        writeln!(out, "  denied {} {}: {}", wire_name(&d.kind), d.target, d.reason).ok();
     }
     for l in &record.logs {
         writeln!(out, "  log {} {}", l.level, l.message).ok();
@@ -296,4 +291,9 @@ fn print_common(
     if let Some(t) = &record.trap {
         writeln!(out, "  trap: {}", t.message).ok();
     }
+}
+
+/// The name an enum has in JSON (`provider-down`, `degraded`), for text output.
+fn wire_name(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
