@@ -373,7 +373,7 @@ impl Sandbox {
             RunEnd::Answered(GuestAnswer::Health(_)) => {
                 unreachable!("test-connection answers with a test result")
             }
-            RunEnd::Trapped(class, trap) => TestOutcome::sandbox_failure(class, trap.message.clone()),
+            RunEnd::Trapped(class, _) => TestOutcome::sandbox_failure(class, trap_message(&record)),
         };
         Invocation { result, record }
     }
@@ -391,7 +391,7 @@ impl Sandbox {
             RunEnd::Answered(GuestAnswer::Test(_)) => {
                 unreachable!("check-health answers with a health result")
             }
-            RunEnd::Trapped(class, trap) => HealthOutcome::sandbox_failure(class, trap.message.clone(), latency),
+            RunEnd::Trapped(class, _) => HealthOutcome::sandbox_failure(class, trap_message(&record), latency),
         };
         Invocation { result, record }
     }
@@ -619,6 +619,11 @@ impl Sandbox {
             }
         }
     }
+}
+
+/// The (redacted) message of the trap the record holds.
+fn trap_message(record: &InvocationRecord) -> String {
+    record.trap.as_ref().map(|t| t.message.clone()).unwrap_or_default()
 }
 
 fn limit_class(limit: LimitKind) -> FailureClass {
