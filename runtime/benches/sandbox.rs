@@ -29,6 +29,7 @@ fn main() {
     // The server runs in its own process so that its work does not share our runtime.
     let mut server = Command::new(std::env::current_exe().unwrap())
         .env(SERVER_ENV, "1")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .expect("the bench server starts");
@@ -123,8 +124,13 @@ async fn measure(url: &str) -> (f64, f64, f64) {
     (median(native), median(sandboxed), median(instantiate))
 }
 
-/// A minimal HTTP/1.1 keep-alive server answering `ok` to every request.
+/// A minimal HTTP/1.1 keep-alive server answering `ok` to every request. It exits when its
+/// standard input closes, so it never outlives the benchmark, even one that panicked.
 fn serve() {
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
