@@ -6,7 +6,6 @@
 //! embeds or replaces it in any component.
 
 use std::fmt;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -207,11 +206,6 @@ impl Manifest {
     pub fn serves(&self, integration_type: IntegrationType) -> bool {
         self.connector.types.contains(&integration_type)
     }
-
-    /// The deadline the manifest asks for, if any.
-    pub fn requested_deadline(&self) -> Option<Duration> {
-        self.limits.deadline_ms.map(Duration::from_millis)
-    }
 }
 
 fn is_semver(v: &str) -> bool {
@@ -229,7 +223,11 @@ fn is_semver(v: &str) -> bool {
 /// inside a nested core module (written by the Rust SDK at build time). Exactly one manifest
 /// per level is accepted.
 pub fn read_manifest(wasm: &[u8]) -> Result<Manifest, ManifestError> {
-    let sections = manifest_sections(wasm)?;
+    choose_manifest(&crate::inspect::walk(wasm)?.manifest_sections)
+}
+
+/// Picks and parses the manifest among the sections found, given as (nesting depth, contents).
+pub(crate) fn choose_manifest(sections: &[(usize, Vec<u8>)]) -> Result<Manifest, ManifestError> {
     let top: Vec<&Vec<u8>> = sections.iter().filter(|(d, _)| *d == 0).map(|(_, s)| s).collect();
     let nested: Vec<&Vec<u8>> = sections.iter().filter(|(d, _)| *d > 0).map(|(_, s)| s).collect();
     let chosen = match (top.len(), nested.len()) {
@@ -241,24 +239,6 @@ pub fn read_manifest(wasm: &[u8]) -> Result<Manifest, ManifestError> {
     let text =
         std::str::from_utf8(chosen).map_err(|_| ManifestError::Invalid("the manifest section is not UTF-8".into()))?;
     Manifest::from_toml(text)
-}
-
-/// Every manifest section with its nesting depth (0 = the component itself).
-fn manifest_sections(wasm: &[u8]) -> Result<Vec<(usize, Vec<u8>)>, ManifestError> {
-    use wasmparser::{Parser, Payload};
-    let mut found = Vec::new();
-    let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(wasm) {
-        match payload.map_err(|e| ManifestError::Binary(e.to_string()))? {
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => depth = depth.saturating_sub(1),
-            Payload::CustomSection(section) if section.name() == MANIFEST_SECTION => {
-                found.push((depth, section.data().to_vec()));
-            }
-            _ => {}
-        }
-    }
-    Ok(found)
 }
 
 /// Returns `wasm` with its top-level manifest section replaced by `manifest` (or added).

@@ -554,7 +554,6 @@ impl Sandbox {
                 },
                 egress: self.egress.clone(),
                 client,
-                timeouts: self.egress.timeouts(),
                 resolver: self.resolver.clone(),
                 requests_made: 0,
                 journal: journal.clone(),

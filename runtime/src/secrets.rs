@@ -311,11 +311,6 @@ impl Redactor {
         }
         out
     }
-
-    /// Whether there is anything to redact.
-    pub fn is_empty(&self) -> bool {
-        self.needles.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -178,7 +178,7 @@ impl HostState {
         }
 
         let remaining = self.cx.deadline.saturating_duration_since(Instant::now());
-        let mut timeout = self.cx.timeouts.request.min(remaining);
+        let mut timeout = self.cx.egress.timeouts().request.min(remaining);
         if let Some(ms) = request.timeout_ms {
             timeout = timeout.min(Duration::from_millis(ms.into()));
         }

@@ -17,7 +17,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::egress::OriginAllowlist;
-use crate::http_client::{EgressClients, HttpTimeouts};
+use crate::http_client::EgressClients;
 use crate::limits::{LimitKind, Limits};
 use crate::manifest::Permissions;
 use crate::record::{Denial, DenialKind, HostCall, LogLine};
@@ -69,7 +69,6 @@ pub(crate) struct InvocationContext {
     pub permissions: Permissions,
     pub egress: Arc<EgressClients>,
     pub client: reqwest::Client,
-    pub timeouts: HttpTimeouts,
     pub resolver: Arc<dyn SecretResolver>,
     pub requests_made: u32,
     pub journal: Arc<Mutex<Journal>>,
