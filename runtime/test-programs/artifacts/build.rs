@@ -21,17 +21,21 @@ fn main() {
         .collect();
     names.sort();
 
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&workspace)
-        .args(["build", "--target", "wasm32-wasip2", "--profile", "guest", "--target-dir"])
-        .arg(&target_dir)
-        .args(["-p", "test-programs", "--examples", "-p", "connector-in-memory"])
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the test programs failed (`rustup target add wasm32-wasip2`?)");
+    // Two builds: with `--examples`, cargo builds only examples of every selected package, so the
+    // in-memory connector's own cdylib needs a build of its own.
+    for selection in [&["-p", "test-programs", "--examples"][..], &["-p", "connector-in-memory"]] {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&workspace)
+            .args(["build", "--target", "wasm32-wasip2", "--profile", "guest", "--target-dir"])
+            .arg(&target_dir)
+            .args(selection)
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the test programs failed (`rustup target add wasm32-wasip2`?)");
+    }
 
     let out_wasm = target_dir.join("wasm32-wasip2/guest");
     let mut code = String::new();
@@ -44,10 +48,10 @@ fn main() {
             path.display().to_string()
         );
     }
-    code += &format!(
-        "/// The in-memory connector.\npub const IN_MEMORY: &str = {:?};\n",
-        out_wasm.join("connector_in_memory.wasm").display().to_string()
-    );
+    let in_memory = out_wasm.join("connector_in_memory.wasm");
+    assert!(in_memory.exists(), "{} was not built", in_memory.display());
+    code +=
+        &format!("/// The in-memory connector.\npub const IN_MEMORY: &str = {:?};\n", in_memory.display().to_string());
     code += "/// Expands `$mac!(name)` for every test program.\n#[macro_export]\nmacro_rules! foreach_program {\n    ($mac:ident) => {\n";
     for name in &names {
         code += &format!("        $mac!({name});\n");
