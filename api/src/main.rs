@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-mod cli;
+use stella_integrations::cli;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()

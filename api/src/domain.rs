@@ -1,0 +1,386 @@
+//! The `Integration` entity of the spec, and the validation of what clients send.
+
+use serde::{Deserialize, Serialize};
+use stella_runtime::IntegrationType;
+use stella_runtime::secrets::AuthRef;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::lifecycle::{Lifecycle, Status};
+
+/// Longest name, in characters.
+pub const MAX_NAME_LEN: usize = 128;
+/// Longest description, in characters.
+pub const MAX_DESCRIPTION_LEN: usize = 2048;
+/// Longest short text field (environment, owner, tag, pause reason, ticket), in characters.
+pub const MAX_SHORT_LEN: usize = 256;
+/// Longest base URL, in bytes.
+pub const MAX_URL_LEN: usize = 2048;
+/// Most tags on one integration.
+pub const MAX_TAGS: usize = 32;
+/// Largest configuration document, in bytes of compact JSON.
+pub const MAX_CONFIGURATION_BYTES: usize = 64 * 1024;
+/// Deepest nesting of the configuration document.
+pub const MAX_CONFIGURATION_DEPTH: usize = 16;
+
+/// An integration, as stored and as returned by the API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Integration {
+    // Identity
+    /// Its id.
+    pub integration_id: Uuid,
+    /// The tenant that owns it.
+    pub tenant_id: String,
+    /// Unique per tenant.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    // Classification
+    /// What kind of system it connects to.
+    #[serde(rename = "type")]
+    pub integration_type: IntegrationType,
+    /// The connector that serves it (a loaded connector's provider id).
+    pub provider: String,
+    // Configuration
+    /// The provider's base URL.
+    pub base_url: Option<String>,
+    /// Where its credential lives: `ref://<scope>/<provider>/<key>`; never the secret itself.
+    pub auth_ref: Option<String>,
+    /// Provider-specific settings (a JSON object, never a credential).
+    pub configuration: serde_json::Value,
+    // Organization
+    /// Environment label (prod, staging, dev, …).
+    pub environment: Option<String>,
+    /// Labels to filter by.
+    pub tags: Vec<String>,
+    /// Who owns it.
+    pub owner_id: Option<String>,
+    // Lifecycle
+    /// Where it is in its lifecycle.
+    pub status: Status,
+    /// Whether an operator paused it.
+    pub paused: bool,
+    /// Why it was paused.
+    pub pause_reason: Option<String>,
+    /// The ticket tracking the pause.
+    pub pause_ticket: Option<String>,
+    // Health
+    /// When its connection was last tested.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_tested_at: Option<OffsetDateTime>,
+    /// Whether that test passed.
+    pub last_test_success: Option<bool>,
+    /// Checks failed in a row.
+    pub consecutive_failures: u32,
+    // Audit
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Who created it.
+    pub created_by: String,
+    /// When it was last changed.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub modified_at: Option<OffsetDateTime>,
+    /// Who last changed it.
+    pub modified_by: Option<String>,
+    /// Incremented by every change; the ETag.
+    pub version: i64,
+}
+
+impl Integration {
+    /// Its lifecycle fields.
+    pub fn lifecycle(&self) -> Lifecycle {
+        Lifecycle {
+            status: self.status,
+            paused: self.paused,
+            pause_reason: self.pause_reason.clone(),
+            pause_ticket: self.pause_ticket.clone(),
+            consecutive_failures: self.consecutive_failures,
+        }
+    }
+
+    /// Replaces its lifecycle fields.
+    pub fn set_lifecycle(&mut self, l: Lifecycle) {
+        self.status = l.status;
+        self.paused = l.paused;
+        self.pause_reason = l.pause_reason;
+        self.pause_ticket = l.pause_ticket;
+        self.consecutive_failures = l.consecutive_failures;
+    }
+}
+
+/// What a client may set: the body of `POST /` and of `PUT /{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IntegrationSpec {
+    /// Unique per tenant.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// What kind of system it connects to.
+    #[serde(rename = "type")]
+    pub integration_type: IntegrationType,
+    /// A loaded connector's provider id.
+    pub provider: String,
+    /// The provider's base URL (http or https).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// `ref://<scope>/<provider>/<key>`.
+    #[serde(default)]
+    pub auth_ref: Option<String>,
+    /// Provider-specific settings: a JSON object without credentials.
+    #[serde(default = "empty_object")]
+    pub configuration: serde_json::Value,
+    /// Environment label.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// Labels.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Who owns it.
+    #[serde(default)]
+    pub owner_id: Option<String>,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+/// One invalid field of a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldError {
+    /// JSON pointer-like path of the field (`name`, `configuration.auth.password`).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// Configuration keys that hold credentials (compared case-insensitively, ignoring `-` and `_`).
+const CREDENTIAL_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "token",
+    "accesstoken",
+    "refreshtoken",
+    "apitoken",
+    "authtoken",
+    "bearertoken",
+    "secret",
+    "clientsecret",
+    "apikey",
+    "privatekey",
+    "secretkey",
+    "accesskey",
+    "secretaccesskey",
+    "credentials",
+    "credential",
+    "passphrase",
+    "webhooksecret",
+];
+
+/// Whether a configuration key names a credential.
+pub fn is_credential_key(key: &str) -> bool {
+    let folded: String = key.chars().filter(|c| *c != '-' && *c != '_').collect::<String>().to_ascii_lowercase();
+    CREDENTIAL_KEYS.contains(&folded.as_str())
+}
+
+impl IntegrationSpec {
+    /// Checks every field, collecting every problem rather than the first.
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        check_text(&mut errors, "name", Some(&self.name), MAX_NAME_LEN, true);
+        if self.name.trim() != self.name {
+            errors.push(FieldError::new("name", "must not start or end with whitespace"));
+        }
+        check_text(&mut errors, "description", self.description.as_deref(), MAX_DESCRIPTION_LEN, false);
+        check_text(&mut errors, "environment", self.environment.as_deref(), MAX_SHORT_LEN, false);
+        check_text(&mut errors, "ownerId", self.owner_id.as_deref(), MAX_SHORT_LEN, false);
+        if self.provider.is_empty()
+            || self.provider.len() > 64
+            || !self.provider.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            errors.push(FieldError::new("provider", "must be a provider id: 1 to 64 of a-z, 0-9 and `-`"));
+        }
+        if self.tags.len() > MAX_TAGS {
+            errors.push(FieldError::new("tags", format!("at most {MAX_TAGS} tags")));
+        }
+        for (i, tag) in self.tags.iter().enumerate() {
+            check_text(&mut errors, &format!("tags[{i}]"), Some(tag), MAX_SHORT_LEN, true);
+        }
+        if let Some(url) = &self.base_url {
+            if let Err(message) = check_base_url(url) {
+                errors.push(FieldError::new("baseUrl", message));
+            }
+        }
+        if let Some(r) = &self.auth_ref {
+            if let Err(message) = AuthRef::parse(r) {
+                errors.push(FieldError::new("authRef", message));
+            }
+        }
+        check_configuration(&mut errors, &self.configuration);
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+}
+
+fn check_text(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>, max: usize, required: bool) {
+    let Some(value) = value else { return };
+    if required && value.trim().is_empty() {
+        errors.push(FieldError::new(field, "must not be empty"));
+    }
+    if value.chars().count() > max {
+        errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+    }
+    if value.chars().any(char::is_control) {
+        errors.push(FieldError::new(field, "must not contain control characters"));
+    }
+}
+
+fn check_base_url(url: &str) -> Result<(), String> {
+    if url.len() > MAX_URL_LEN {
+        return Err(format!("must be at most {MAX_URL_LEN} bytes"));
+    }
+    let parsed = url::Url::parse(url).map_err(|e| format!("is not a valid URL: {e}"))?;
+    if parsed.scheme() != "http" && parsed.scheme() != "https" {
+        return Err("must be an http or https URL".into());
+    }
+    if parsed.host().is_none() {
+        return Err("must name a host".into());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("must not carry credentials; use authRef".into());
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("must not carry a query or fragment".into());
+    }
+    Ok(())
+}
+
+fn check_configuration(errors: &mut Vec<FieldError>, configuration: &serde_json::Value) {
+    let serde_json::Value::Object(map) = configuration else {
+        errors.push(FieldError::new("configuration", "must be a JSON object"));
+        return;
+    };
+    let size = serde_json::to_vec(configuration).map_or(usize::MAX, |v| v.len());
+    if size > MAX_CONFIGURATION_BYTES {
+        errors.push(FieldError::new("configuration", format!("must be at most {MAX_CONFIGURATION_BYTES} bytes")));
+    }
+    for (key, value) in map {
+        walk_configuration(errors, &format!("configuration.{key}"), key, value, 1);
+    }
+}
+
+fn walk_configuration(errors: &mut Vec<FieldError>, path: &str, key: &str, value: &serde_json::Value, depth: usize) {
+    if depth > MAX_CONFIGURATION_DEPTH {
+        errors.push(FieldError::new(path, format!("configuration is nested deeper than {MAX_CONFIGURATION_DEPTH}")));
+        return;
+    }
+    match value {
+        serde_json::Value::String(s) if is_credential_key(key) && !s.is_empty() => errors.push(FieldError::new(
+            path,
+            "looks like a raw credential; store the secret in the secret store and reference it with authRef \
+             (ref://<scope>/<provider>/<key>)",
+        )),
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                walk_configuration(errors, &format!("{path}.{k}"), k, v, depth + 1);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                walk_configuration(errors, &format!("{path}[{i}]"), key, v, depth + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Now, in UTC, truncated to microseconds (what both databases keep).
+pub fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).expect("a truncated nanosecond is valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(v: serde_json::Value) -> Result<IntegrationSpec, serde_json::Error> {
+        serde_json::from_value(v)
+    }
+
+    fn fields(v: serde_json::Value) -> Vec<String> {
+        spec(v).unwrap().validate().err().unwrap_or_default().into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn a_minimal_spec_is_valid_and_defaults_to_an_empty_configuration() {
+        let s = spec(json!({"name": "harbor-prod", "type": "registry", "provider": "harbor"})).unwrap();
+        assert_eq!(s.configuration, json!({}));
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn raw_credentials_are_refused_at_any_depth_with_a_pointer_to_authref() {
+        let v = json!({"name": "n", "type": "scm", "provider": "gitlab", "configuration": {
+            "password": "hunter2",
+            "nested": {"api_key": "abc", "list": [{"Client-Secret": "x"}], "token": ""},
+            "privateKey": "-----BEGIN",
+            "tokenUrl": "https://example.com/token",
+            "passwordPolicy": {"minLength": 8},
+            "secret": 42
+        }});
+        assert_eq!(
+            fields(v.clone()),
+            [
+                "configuration.nested.api_key",
+                "configuration.nested.list[0].Client-Secret",
+                "configuration.password",
+                "configuration.privateKey"
+            ]
+        );
+        let errors = spec(v).unwrap().validate().unwrap_err();
+        assert!(errors[0].message.contains("authRef"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn every_bad_field_is_reported() {
+        let v = json!({"name": " ", "type": "ci", "provider": "Jenkins!", "baseUrl": "ftp://x", "authRef": "vault:abc",
+            "configuration": [], "tags": ["ok", ""], "environment": "a\u{7}b"});
+        let mut got = fields(v);
+        got.sort();
+        assert_eq!(got, ["authRef", "baseUrl", "configuration", "environment", "name", "name", "provider", "tags[1]"]);
+    }
+
+    #[test]
+    fn base_urls_with_credentials_or_queries_are_refused() {
+        for bad in ["https://user:pw@h.example", "https://h.example/?token=1", "not a url", "https://"] {
+            let v = json!({"name": "n", "type": "registry", "provider": "harbor", "baseUrl": bad});
+            assert_eq!(fields(v), ["baseUrl"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_read_only_fields_are_refused() {
+        assert!(spec(json!({"name": "n", "type": "registry", "provider": "harbor", "status": "active"})).is_err());
+        assert!(spec(json!({"name": "n", "type": "cloud", "provider": "harbor"})).is_err());
+    }
+
+    #[test]
+    fn timestamps_serialize_as_utc_rfc3339_with_z() {
+        let t = now();
+        assert_eq!(t.nanosecond() % 1_000, 0);
+        let s = time::serde::rfc3339::serialize(&t, serde_json::value::Serializer).unwrap();
+        assert!(s.as_str().unwrap().ends_with('Z'), "{s}");
+    }
+}

@@ -1,0 +1,691 @@
+//! The SQLite and PostgreSQL stores.
+//!
+//! Both run the same SQL (`$n` placeholders work in both) through one macro, `sql_store!`, which
+//! is instantiated once per database; only the few places where the dialects differ are
+//! parameters: how a write transaction begins, how the tenant's head row is locked, and how a tag
+//! is matched in the JSON tag list.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
+use stella_runtime::IntegrationType;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    AuditEntry, AuditReport, ChainBreak, Change, GENESIS_HASH, IdempotentResponse, ListFilter, ListPosition, RowWrite,
+    Store, StoreError, StoredEvent, cloud_event,
+};
+use crate::domain::Integration;
+use crate::lifecycle::Status;
+
+const SQLITE_MIGRATION: &str = include_str!("../../../migrations/sqlite/0001_catalog.sql");
+const POSTGRES_MIGRATION: &str = include_str!("../../../migrations/postgres/0001_catalog.sql");
+
+fn migrator(sql: &'static str) -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "catalog".into(),
+        MigrationType::Simple,
+        sql.into_sql_str(),
+        false,
+    )])
+}
+
+/// The embedded default: one SQLite file.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory if needed) the database file and migrates it.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(map_error)?;
+        migrator(SQLITE_MIGRATION).run(&pool).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        Ok(Self { pool })
+    }
+}
+
+/// PostgreSQL, shared by any number of replicas.
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://…`) and migrates the database.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(map_error)?;
+        migrator(POSTGRES_MIGRATION)
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        Ok(Self { pool })
+    }
+}
+
+/// Maps a database error to what the service can do about it.
+fn map_error(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // PostgreSQL: connection exceptions (08…), operator intervention such as
+            // pg_terminate_backend (57P…), serialization failures and deadlocks (40…).
+            // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6).
+            if code.starts_with("08") || code.starts_with("57P") || code.starts_with("40") || code == "5" || code == "6"
+            {
+                StoreError::Unavailable(db.message().to_string())
+            } else {
+                StoreError::Other(db.message().to_string())
+            }
+        }
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(s).map_err(|e| StoreError::Other(format!("a stored id is not a UUID: {e}")))
+}
+
+fn parse_json(s: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Other(format!("a stored JSON document does not parse: {e}")))
+}
+
+const COLUMNS: &str = "integration_id, tenant_id, name, description, integration_type, provider, base_url, auth_ref, \
+    configuration, environment, tags, owner_id, status, paused, pause_reason, pause_ticket, last_tested_at, \
+    last_test_success, consecutive_failures, created_at, created_by, modified_at, modified_by, version";
+
+/// `%…%` LIKE pattern matching `needle` literally (with `ESCAPE '\'`).
+fn contains_pattern(needle: &str) -> String {
+    let mut p = String::from("%");
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// A value bound to a dynamically built query.
+enum Bind {
+    Text(String),
+    Flag(bool),
+    Int(i64),
+}
+
+fn sqlite_tag_filter(n: usize) -> String {
+    format!("EXISTS (SELECT 1 FROM json_each(integrations.tags) WHERE json_each.value = ${n})")
+}
+
+fn postgres_tag_filter(n: usize) -> String {
+    format!("tags @> jsonb_build_array(${n}::text)")
+}
+
+/// The list query and its binds, in the same order for both dialects.
+fn list_query(
+    tenant_id: &str,
+    filter: &ListFilter,
+    after: Option<&ListPosition>,
+    limit: u32,
+    tag_filter: fn(usize) -> String,
+) -> (String, Vec<Bind>) {
+    let mut sql = format!("SELECT {COLUMNS} FROM integrations WHERE tenant_id = $1");
+    let mut binds = vec![Bind::Text(tenant_id.to_string())];
+    let mut eq = |sql: &mut String, column: &str, value: &Option<String>| {
+        if let Some(v) = value {
+            binds.push(Bind::Text(v.clone()));
+            sql.push_str(&format!(" AND {column} = ${}", binds.len()));
+        }
+    };
+    eq(&mut sql, "integration_type", &filter.integration_type);
+    eq(&mut sql, "provider", &filter.provider);
+    eq(&mut sql, "status", &filter.status);
+    eq(&mut sql, "environment", &filter.environment);
+    eq(&mut sql, "owner_id", &filter.owner);
+    if let Some(tag) = &filter.tag {
+        binds.push(Bind::Text(tag.clone()));
+        sql.push_str(&format!(" AND {}", tag_filter(binds.len())));
+    }
+    if let Some(paused) = filter.paused {
+        binds.push(Bind::Flag(paused));
+        sql.push_str(&format!(" AND paused = ${}", binds.len()));
+    }
+    if let Some(q) = &filter.name_contains {
+        binds.push(Bind::Text(contains_pattern(q)));
+        sql.push_str(&format!(" AND lower(name) LIKE ${} ESCAPE '\\'", binds.len()));
+    }
+    if let Some(pos) = after {
+        binds.push(Bind::Text(pos.name.clone()));
+        binds.push(Bind::Text(pos.id.to_string()));
+        sql.push_str(&format!(" AND (name, integration_id) > (${}, ${})", binds.len() - 1, binds.len()));
+    }
+    binds.push(Bind::Int(i64::from(limit)));
+    sql.push_str(&format!(" ORDER BY name, integration_id LIMIT ${}", binds.len()));
+    (sql, binds)
+}
+
+macro_rules! sql_store {
+    ($store:ident, $db:ty, begin_write: $begin:literal, lock_head: $lock:literal, tag_filter: $tag:path) => {
+        impl $store {
+            fn decode(row: &<$db as sqlx::Database>::Row) -> Result<Integration, StoreError> {
+                let get_err = |e: sqlx::Error| StoreError::Other(format!("cannot read an integration row: {e}"));
+                let id: String = row.try_get("integration_id").map_err(get_err)?;
+                let kind: String = row.try_get("integration_type").map_err(get_err)?;
+                let status: String = row.try_get("status").map_err(get_err)?;
+                let failures: i64 = row.try_get("consecutive_failures").map_err(get_err)?;
+                let Json(tags): Json<Vec<String>> = row.try_get("tags").map_err(get_err)?;
+                let Json(configuration): Json<serde_json::Value> = row.try_get("configuration").map_err(get_err)?;
+                Ok(Integration {
+                    integration_id: parse_uuid(&id)?,
+                    tenant_id: row.try_get("tenant_id").map_err(get_err)?,
+                    name: row.try_get("name").map_err(get_err)?,
+                    description: row.try_get("description").map_err(get_err)?,
+                    integration_type: IntegrationType::from_str(&kind)
+                        .map_err(|_| StoreError::Other(format!("unknown stored type `{kind}`")))?,
+                    provider: row.try_get("provider").map_err(get_err)?,
+                    base_url: row.try_get("base_url").map_err(get_err)?,
+                    auth_ref: row.try_get("auth_ref").map_err(get_err)?,
+                    configuration,
+                    environment: row.try_get("environment").map_err(get_err)?,
+                    tags,
+                    owner_id: row.try_get("owner_id").map_err(get_err)?,
+                    status: Status::parse(&status)
+                        .ok_or_else(|| StoreError::Other(format!("unknown stored status `{status}`")))?,
+                    paused: row.try_get("paused").map_err(get_err)?,
+                    pause_reason: row.try_get("pause_reason").map_err(get_err)?,
+                    pause_ticket: row.try_get("pause_ticket").map_err(get_err)?,
+                    last_tested_at: row.try_get("last_tested_at").map_err(get_err)?,
+                    last_test_success: row.try_get("last_test_success").map_err(get_err)?,
+                    consecutive_failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                    created_at: row.try_get("created_at").map_err(get_err)?,
+                    created_by: row.try_get("created_by").map_err(get_err)?,
+                    modified_at: row.try_get("modified_at").map_err(get_err)?,
+                    modified_by: row.try_get("modified_by").map_err(get_err)?,
+                    version: row.try_get("version").map_err(get_err)?,
+                })
+            }
+
+            /// Binds the values of `COLUMNS`, in order, with the given version.
+            fn bind_row<'q>(
+                query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
+                row: &Integration,
+                version: i64,
+            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+                query
+                    .bind(row.integration_id.to_string())
+                    .bind(row.tenant_id.clone())
+                    .bind(row.name.clone())
+                    .bind(row.description.clone())
+                    .bind(row.integration_type.as_str())
+                    .bind(row.provider.clone())
+                    .bind(row.base_url.clone())
+                    .bind(row.auth_ref.clone())
+                    .bind(Json(row.configuration.clone()))
+                    .bind(row.environment.clone())
+                    .bind(Json(row.tags.clone()))
+                    .bind(row.owner_id.clone())
+                    .bind(row.status.as_str())
+                    .bind(row.paused)
+                    .bind(row.pause_reason.clone())
+                    .bind(row.pause_ticket.clone())
+                    .bind(row.last_tested_at)
+                    .bind(row.last_test_success)
+                    .bind(i64::from(row.consecutive_failures))
+                    .bind(row.created_at)
+                    .bind(row.created_by.clone())
+                    .bind(row.modified_at)
+                    .bind(row.modified_by.clone())
+                    .bind(version)
+            }
+
+            /// Why an update or delete matched no row: gone, or at another version.
+            async fn missing_or_stale(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                tenant_id: &str,
+                id: Uuid,
+            ) -> StoreError {
+                let current = sqlx::query("SELECT version FROM integrations WHERE tenant_id = $1 AND integration_id = $2")
+                    .bind(tenant_id)
+                    .bind(id.to_string())
+                    .fetch_optional(&mut **tx)
+                    .await;
+                match current {
+                    Ok(None) => StoreError::NotFound,
+                    Ok(Some(row)) => match row.try_get::<i64, _>(0) {
+                        Ok(current) => StoreError::Stale { current },
+                        Err(e) => map_error(e),
+                    },
+                    Err(e) => map_error(e),
+                }
+            }
+
+            async fn apply_in(tx: &mut sqlx::Transaction<'static, $db>, change: Change) -> Result<(), StoreError> {
+                let tenant = change.tenant_id.as_str();
+                sqlx::query(
+                    "INSERT INTO tenant_heads (tenant_id, audit_seq, audit_hash, event_seq) VALUES ($1, 0, $2, 0) \
+                     ON CONFLICT (tenant_id) DO NOTHING",
+                )
+                .bind(tenant)
+                .bind(GENESIS_HASH)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_error)?;
+                let head = sqlx::query(concat!(
+                    "SELECT audit_seq, audit_hash, event_seq FROM tenant_heads WHERE tenant_id = $1",
+                    $lock
+                ))
+                .bind(tenant)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(map_error)?;
+                let audit_seq: i64 = head.try_get(0).map_err(map_error)?;
+                let prev_hash: String = head.try_get(1).map_err(map_error)?;
+                let mut event_seq: i64 = head.try_get(2).map_err(map_error)?;
+
+                match &change.write {
+                    RowWrite::Insert(row) => {
+                        let sql = format!(
+                            "INSERT INTO integrations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+                             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+                        );
+                        let query = Self::bind_row(sqlx::query(AssertSqlSafe(sql)), row, 1);
+                        if let Err(e) = query.execute(&mut **tx).await {
+                            return Err(if is_unique_violation(&e) {
+                                StoreError::NameTaken(row.name.clone())
+                            } else {
+                                map_error(e)
+                            });
+                        }
+                    }
+                    RowWrite::Update { row, expected_version } => {
+                        let sql = format!(
+                            "UPDATE integrations SET ({COLUMNS}) = ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+                             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
+                             WHERE tenant_id = $25 AND integration_id = $26 AND version = $27"
+                        );
+                        let query = Self::bind_row(sqlx::query(AssertSqlSafe(sql)), row, expected_version + 1)
+                            .bind(tenant)
+                            .bind(change.integration_id.to_string())
+                            .bind(*expected_version);
+                        match query.execute(&mut **tx).await {
+                            Ok(done) if done.rows_affected() == 1 => {}
+                            Ok(_) => return Err(Self::missing_or_stale(tx, tenant, change.integration_id).await),
+                            Err(e) if is_unique_violation(&e) => return Err(StoreError::NameTaken(row.name.clone())),
+                            Err(e) => return Err(map_error(e)),
+                        }
+                    }
+                    RowWrite::Delete { expected_version } => {
+                        let done = sqlx::query(
+                            "DELETE FROM integrations WHERE tenant_id = $1 AND integration_id = $2 AND version = $3",
+                        )
+                        .bind(tenant)
+                        .bind(change.integration_id.to_string())
+                        .bind(*expected_version)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(map_error)?;
+                        if done.rows_affected() != 1 {
+                            return Err(Self::missing_or_stale(tx, tenant, change.integration_id).await);
+                        }
+                    }
+                }
+
+                let mut entry = AuditEntry {
+                    seq: audit_seq + 1,
+                    tenant_id: tenant.to_string(),
+                    integration_id: change.integration_id,
+                    action: change.audit.action.clone(),
+                    actor: change.audit.actor.clone(),
+                    at: change.audit.at,
+                    details: change.audit.details.clone(),
+                    prev_hash,
+                    hash: String::new(),
+                };
+                entry.hash = entry.compute_hash();
+                sqlx::query(
+                    "INSERT INTO audit_entries (tenant_id, seq, integration_id, action, actor, at, details, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(tenant)
+                .bind(entry.seq)
+                .bind(entry.integration_id.to_string())
+                .bind(entry.action.clone())
+                .bind(entry.actor.clone())
+                .bind(entry.at)
+                .bind(entry.details.to_string())
+                .bind(entry.prev_hash.clone())
+                .bind(entry.hash.clone())
+                .execute(&mut **tx)
+                .await
+                .map_err(map_error)?;
+
+                for draft in &change.events {
+                    event_seq += 1;
+                    let event_id = Uuid::new_v4();
+                    let document = cloud_event(tenant, change.integration_id, event_id, change.audit.at, draft);
+                    sqlx::query(
+                        "INSERT INTO events (tenant_id, seq, event_id, event_type, integration_id, at, cloud_event) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(tenant)
+                    .bind(event_seq)
+                    .bind(event_id.to_string())
+                    .bind(draft.event_type.clone())
+                    .bind(change.integration_id.to_string())
+                    .bind(change.audit.at)
+                    .bind(document.to_string())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_error)?;
+                }
+
+                sqlx::query("UPDATE tenant_heads SET audit_seq = $2, audit_hash = $3, event_seq = $4 WHERE tenant_id = $1")
+                    .bind(tenant)
+                    .bind(entry.seq)
+                    .bind(entry.hash.clone())
+                    .bind(event_seq)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_error)?;
+
+                if let Some(result) = &change.test_result {
+                    sqlx::query(
+                        "INSERT INTO test_results (integration_id, tenant_id, at, result) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (integration_id) DO UPDATE SET at = excluded.at, result = excluded.result",
+                    )
+                    .bind(change.integration_id.to_string())
+                    .bind(tenant)
+                    .bind(change.audit.at)
+                    .bind(result.to_string())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_error)?;
+                }
+
+                if let Some(response) = &change.idempotency {
+                    let done = sqlx::query(
+                        "INSERT INTO idempotency_keys (tenant_id, key, request_hash, status, response, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, key) DO NOTHING",
+                    )
+                    .bind(tenant)
+                    .bind(response.key.clone())
+                    .bind(response.request_hash.clone())
+                    .bind(i64::from(response.status))
+                    .bind(response.body.clone())
+                    .bind(change.audit.at)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_error)?;
+                    if done.rows_affected() != 1 {
+                        return Err(StoreError::KeyReused);
+                    }
+                }
+                Ok(())
+            }
+
+            fn decode_audit(row: &<$db as sqlx::Database>::Row) -> Result<AuditEntry, StoreError> {
+                let id: String = row.try_get("integration_id").map_err(map_error)?;
+                let details: String = row.try_get("details").map_err(map_error)?;
+                Ok(AuditEntry {
+                    seq: row.try_get("seq").map_err(map_error)?,
+                    tenant_id: row.try_get("tenant_id").map_err(map_error)?,
+                    integration_id: parse_uuid(&id)?,
+                    action: row.try_get("action").map_err(map_error)?,
+                    actor: row.try_get("actor").map_err(map_error)?,
+                    at: row.try_get::<OffsetDateTime, _>("at").map_err(map_error)?,
+                    details: parse_json(&details)?,
+                    prev_hash: row.try_get("prev_hash").map_err(map_error)?,
+                    hash: row.try_get("hash").map_err(map_error)?,
+                })
+            }
+
+            fn decode_event(row: &<$db as sqlx::Database>::Row) -> Result<StoredEvent, StoreError> {
+                let document: String = row.try_get("cloud_event").map_err(map_error)?;
+                Ok(StoredEvent {
+                    tenant_id: row.try_get("tenant_id").map_err(map_error)?,
+                    seq: row.try_get("seq").map_err(map_error)?,
+                    cloud_event: parse_json(&document)?,
+                })
+            }
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_error)?;
+                Ok(())
+            }
+
+            async fn get(&self, tenant_id: &str, id: Uuid) -> Result<Option<Integration>, StoreError> {
+                let sql = format!("SELECT {COLUMNS} FROM integrations WHERE tenant_id = $1 AND integration_id = $2");
+                let row = sqlx::query(AssertSqlSafe(sql))
+                    .bind(tenant_id)
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_error)?;
+                row.as_ref().map(Self::decode).transpose()
+            }
+
+            async fn list(
+                &self,
+                tenant_id: &str,
+                filter: &ListFilter,
+                after: Option<&ListPosition>,
+                limit: u32,
+            ) -> Result<Vec<Integration>, StoreError> {
+                let (sql, binds) = list_query(tenant_id, filter, after, limit, $tag);
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for bind in binds {
+                    query = match bind {
+                        Bind::Text(s) => query.bind(s),
+                        Bind::Flag(b) => query.bind(b),
+                        Bind::Int(i) => query.bind(i),
+                    };
+                }
+                let rows = query.fetch_all(&self.pool).await.map_err(map_error)?;
+                rows.iter().map(Self::decode).collect()
+            }
+
+            async fn apply(&self, change: Change) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin_with($begin).await.map_err(map_error)?;
+                Self::apply_in(&mut tx, change).await?;
+                tx.commit().await.map_err(map_error)
+            }
+
+            async fn audit(
+                &self,
+                tenant_id: &str,
+                id: Uuid,
+                after_seq: i64,
+                limit: u32,
+            ) -> Result<Vec<AuditEntry>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT * FROM audit_entries WHERE tenant_id = $1 AND integration_id = $2 AND seq > $3 \
+                     ORDER BY seq LIMIT $4",
+                )
+                .bind(tenant_id)
+                .bind(id.to_string())
+                .bind(after_seq)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_error)?;
+                rows.iter().map(Self::decode_audit).collect()
+            }
+
+            async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
+                let heads = sqlx::query("SELECT tenant_id, audit_seq, audit_hash FROM tenant_heads ORDER BY tenant_id")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_error)?;
+                let mut report = AuditReport::default();
+                for head in heads {
+                    let tenant: String = head.try_get(0).map_err(map_error)?;
+                    let head_seq: i64 = head.try_get(1).map_err(map_error)?;
+                    let head_hash: String = head.try_get(2).map_err(map_error)?;
+                    report.tenants += 1;
+                    let (mut seq, mut prev) = (0_i64, GENESIS_HASH.to_string());
+                    let mut problem = None;
+                    'pages: loop {
+                        let rows = sqlx::query(
+                            "SELECT * FROM audit_entries WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT 1000",
+                        )
+                        .bind(tenant.clone())
+                        .bind(seq)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(map_error)?;
+                        if rows.is_empty() {
+                            break;
+                        }
+                        for row in &rows {
+                            let entry = Self::decode_audit(row)?;
+                            report.entries += 1;
+                            let found = if entry.seq != seq + 1 {
+                                Some(format!("entry {} is missing", seq + 1))
+                            } else if entry.prev_hash != prev {
+                                Some("its previous hash does not match the entry before it".to_string())
+                            } else if entry.compute_hash() != entry.hash {
+                                Some("its content does not match its hash".to_string())
+                            } else {
+                                None
+                            };
+                            if let Some(p) = found {
+                                problem = Some((entry.seq, p));
+                                break 'pages;
+                            }
+                            seq = entry.seq;
+                            prev = entry.hash;
+                        }
+                    }
+                    if problem.is_none() && (seq != head_seq || prev != head_hash) {
+                        problem = Some((head_seq, format!("the chain ends at {seq} but the tenant's head is at {head_seq}")));
+                    }
+                    if let Some((seq, problem)) = problem {
+                        report.breaks.push(ChainBreak { tenant_id: tenant, seq, problem });
+                    }
+                }
+                Ok(report)
+            }
+
+            async fn events(&self, tenant_id: &str, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT tenant_id, seq, cloud_event FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(tenant_id)
+                .bind(after_seq)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_error)?;
+                rows.iter().map(Self::decode_event).collect()
+            }
+
+            async fn undelivered_events(&self, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT tenant_id, seq, cloud_event FROM events WHERE delivered_at IS NULL \
+                     ORDER BY at, tenant_id, seq LIMIT $1",
+                )
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_error)?;
+                rows.iter().map(Self::decode_event).collect()
+            }
+
+            async fn mark_delivered(&self, events: &[(String, i64)]) -> Result<(), StoreError> {
+                let now = crate::domain::now();
+                let mut tx = self.pool.begin().await.map_err(map_error)?;
+                for (tenant, seq) in events {
+                    sqlx::query("UPDATE events SET delivered_at = $1 WHERE tenant_id = $2 AND seq = $3")
+                        .bind(now)
+                        .bind(tenant.clone())
+                        .bind(*seq)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_error)?;
+                }
+                tx.commit().await.map_err(map_error)
+            }
+
+            async fn latest_test(&self, tenant_id: &str, id: Uuid) -> Result<Option<serde_json::Value>, StoreError> {
+                let row = sqlx::query("SELECT result FROM test_results WHERE tenant_id = $1 AND integration_id = $2")
+                    .bind(tenant_id)
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_error)?;
+                match row {
+                    None => Ok(None),
+                    Some(row) => Ok(Some(parse_json(&row.try_get::<String, _>(0).map_err(map_error)?)?)),
+                }
+            }
+
+            async fn idempotent_response(
+                &self,
+                tenant_id: &str,
+                key: &str,
+            ) -> Result<Option<IdempotentResponse>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT key, request_hash, status, response FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+                )
+                .bind(tenant_id)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_error)?;
+                let Some(row) = row else { return Ok(None) };
+                let status: i64 = row.try_get(2).map_err(map_error)?;
+                Ok(Some(IdempotentResponse {
+                    key: row.try_get(0).map_err(map_error)?,
+                    request_hash: row.try_get(1).map_err(map_error)?,
+                    status: u16::try_from(status).unwrap_or(500),
+                    body: row.try_get(3).map_err(map_error)?,
+                }))
+            }
+        }
+    };
+}
+
+// SQLite: take the write lock at BEGIN, so that two writers queue on the busy timeout instead of
+// one failing when it upgrades a read transaction. The lock makes FOR UPDATE unnecessary.
+sql_store!(SqliteStore, sqlx::Sqlite, begin_write: "BEGIN IMMEDIATE", lock_head: "", tag_filter: sqlite_tag_filter);
+// PostgreSQL: the tenant's head row is locked for the rest of the transaction.
+sql_store!(PostgresStore, sqlx::Postgres, begin_write: "BEGIN", lock_head: " FOR UPDATE", tag_filter: postgres_tag_filter);
