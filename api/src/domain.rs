@@ -217,15 +217,15 @@ impl IntegrationSpec {
         for (i, tag) in self.tags.iter().enumerate() {
             check_text(&mut errors, &format!("tags[{i}]"), Some(tag), MAX_SHORT_LEN, true);
         }
-        if let Some(url) = &self.base_url {
-            if let Err(message) = check_base_url(url) {
-                errors.push(FieldError::new("baseUrl", message));
-            }
+        if let Some(url) = &self.base_url
+            && let Err(message) = check_base_url(url)
+        {
+            errors.push(FieldError::new("baseUrl", message));
         }
-        if let Some(r) = &self.auth_ref {
-            if let Err(message) = AuthRef::parse(r) {
-                errors.push(FieldError::new("authRef", message));
-            }
+        if let Some(r) = &self.auth_ref
+            && let Err(message) = AuthRef::parse(r)
+        {
+            errors.push(FieldError::new("authRef", message));
         }
         check_configuration(&mut errors, &self.configuration);
         if errors.is_empty() { Ok(()) } else { Err(errors) }
