@@ -1,0 +1,478 @@
+//! The catalog's operations: what each API call does, independent of HTTP.
+//!
+//! Every mutation reads the integration, asks the lifecycle what follows, and hands the store one
+//! [`Change`] (row + audit entry + events). Connection tests run in the sandbox outside any
+//! transaction; their result is then applied to the integration as it is *then* (re-read and
+//! re-applied if it changed meanwhile), so a slow test never overwrites a concurrent edit.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use stella_runtime::catalog::ConnectorCatalog;
+use stella_runtime::outcome::TestOutcome;
+use stella_runtime::record::InvocationRecord;
+use stella_runtime::{ConnectionConfig, Facts, FailureClass, Sandbox};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::{FieldError, Integration, IntegrationSpec, now};
+use crate::lifecycle::{self, Event, Lifecycle};
+use crate::store::{
+    AuditDraft, Change, EventDraft, IdempotentResponse, ListFilter, ListPosition, RowWrite, Store, StoreError,
+};
+
+/// How often a test result is re-applied when the integration keeps changing under it.
+const MAX_APPLY_ATTEMPTS: usize = 8;
+
+/// Who is calling: the tenant and subject of a verified token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The tenant the caller acts in.
+    pub tenant: String,
+    /// The token's subject, recorded as the actor.
+    pub subject: String,
+}
+
+/// Why an operation failed; each maps to one HTTP status and problem type.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request's fields are invalid (422).
+    #[error("the integration is not valid")]
+    Invalid(Vec<FieldError>),
+    /// No such integration in the caller's tenant (404).
+    #[error("integration not found")]
+    NotFound,
+    /// The name is taken in the tenant (409).
+    #[error("an integration named `{0}` already exists")]
+    NameTaken(String),
+    /// The lifecycle forbids the action (409).
+    #[error(transparent)]
+    Conflict(#[from] lifecycle::Conflict),
+    /// The caller's version is not the current one (412).
+    #[error("the integration has changed: it is now at version {current}")]
+    Stale {
+        /// The current version.
+        current: i64,
+    },
+    /// The database is unavailable (503).
+    #[error("the database is unavailable")]
+    Unavailable(String),
+    /// Anything else (500).
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound,
+            StoreError::NameTaken(n) => Self::NameTaken(n),
+            StoreError::Stale { current } => Self::Stale { current },
+            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::KeyReused => Self::Unavailable("the idempotency key is being used by another request".into()),
+            StoreError::Other(m) => Self::Internal(m),
+        }
+    }
+}
+
+/// A connection test: its result and what the connector did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestRun {
+    /// When it ran.
+    #[serde(with = "time::serde::rfc3339")]
+    pub tested_at: OffsetDateTime,
+    /// The connector's answer.
+    pub result: TestOutcome,
+    /// The sandbox's record of the invocation; absent when no connector could run.
+    pub record: Option<InvocationRecord>,
+}
+
+/// The integration after a test, and the test.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tested {
+    /// The integration as it is after the test.
+    pub integration: Integration,
+    /// The test.
+    pub test_result: TestRun,
+}
+
+/// The catalog: store, sandbox and loaded connectors.
+pub struct Catalog {
+    store: Arc<dyn Store>,
+    sandbox: Arc<Sandbox>,
+    connectors: Arc<ConnectorCatalog>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog").finish_non_exhaustive()
+    }
+}
+
+impl Catalog {
+    /// A catalog over these parts.
+    pub fn new(store: Arc<dyn Store>, sandbox: Arc<Sandbox>, connectors: Arc<ConnectorCatalog>) -> Self {
+        Self { store, sandbox, connectors }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The loaded connectors.
+    pub fn connectors(&self) -> &Arc<ConnectorCatalog> {
+        &self.connectors
+    }
+
+    /// Validates a spec, including that its provider is loaded and serves its type.
+    pub fn validate(&self, spec: &IntegrationSpec) -> Result<(), ServiceError> {
+        let mut errors = spec.validate().err().unwrap_or_default();
+        if !errors.iter().any(|e| e.field == "provider") {
+            let types = |c: &stella_runtime::LoadedConnector| {
+                let names: Vec<&str> = c.manifest().connector.types.iter().map(|t| t.as_str()).collect();
+                names.join(", ")
+            };
+            let mut available: Vec<String> =
+                self.connectors.iter().map(|c| format!("{} ({})", c.provider(), types(c))).collect();
+            available.sort();
+            match self.connectors.get(&spec.provider) {
+                None => errors.push(FieldError {
+                    field: "provider".into(),
+                    message: format!("no connector `{}` is loaded; available: {}", spec.provider, available.join(", ")),
+                }),
+                Some(c) if !c.manifest().connector.types.contains(&spec.integration_type) => errors.push(FieldError {
+                    field: "type".into(),
+                    message: format!(
+                        "connector `{}` serves {}, not `{}`; available: {}",
+                        spec.provider,
+                        types(c),
+                        spec.integration_type,
+                        available.join(", ")
+                    ),
+                }),
+                Some(_) => {}
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(ServiceError::Invalid(errors)) }
+    }
+
+    /// Creates an integration in `draft`.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        spec: IntegrationSpec,
+        idempotency: Option<IdempotentResponse>,
+    ) -> Result<Integration, ServiceError> {
+        self.validate(&spec)?;
+        let at = now();
+        let mut row = Integration {
+            integration_id: Uuid::new_v4(),
+            tenant_id: caller.tenant.clone(),
+            name: spec.name,
+            description: spec.description,
+            integration_type: spec.integration_type,
+            provider: spec.provider,
+            base_url: spec.base_url,
+            auth_ref: spec.auth_ref,
+            configuration: spec.configuration,
+            environment: spec.environment,
+            tags: spec.tags,
+            owner_id: spec.owner_id,
+            status: lifecycle::Status::Draft,
+            paused: false,
+            pause_reason: None,
+            pause_ticket: None,
+            last_tested_at: None,
+            last_test_success: None,
+            consecutive_failures: 0,
+            created_at: at,
+            created_by: caller.subject.clone(),
+            modified_at: None,
+            modified_by: None,
+            version: 1,
+        };
+        row.set_lifecycle(Lifecycle::new());
+        let details = json!({"name": row.name, "type": row.integration_type, "provider": row.provider});
+        self.store
+            .apply(Change {
+                tenant_id: caller.tenant.clone(),
+                integration_id: row.integration_id,
+                write: RowWrite::Insert(Box::new(row.clone())),
+                audit: AuditDraft { action: "created".into(), actor: caller.subject.clone(), at, details },
+                events: vec![event("integration.created", &row)],
+                test_result: None,
+                idempotency,
+            })
+            .await?;
+        Ok(row)
+    }
+
+    /// One integration of the caller's tenant.
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Integration, ServiceError> {
+        self.store.get(&caller.tenant, id).await?.ok_or(ServiceError::NotFound)
+    }
+
+    /// A page of the caller's integrations.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        filter: &ListFilter,
+        after: Option<&ListPosition>,
+        limit: u32,
+    ) -> Result<Vec<Integration>, ServiceError> {
+        Ok(self.store.list(&caller.tenant, filter, after, limit).await?)
+    }
+
+    /// Replaces what a client may set, if the integration is still at `if_match`.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        if_match: i64,
+        spec: IntegrationSpec,
+    ) -> Result<Integration, ServiceError> {
+        self.validate(&spec)?;
+        let current = self.get(caller, id).await?;
+        if current.version != if_match {
+            return Err(ServiceError::Stale { current: current.version });
+        }
+        let at = now();
+        let mut row = Integration {
+            name: spec.name,
+            description: spec.description,
+            integration_type: spec.integration_type,
+            provider: spec.provider,
+            base_url: spec.base_url,
+            auth_ref: spec.auth_ref,
+            configuration: spec.configuration,
+            environment: spec.environment,
+            tags: spec.tags,
+            owner_id: spec.owner_id,
+            modified_at: Some(at),
+            modified_by: Some(caller.subject.clone()),
+            version: current.version + 1,
+            ..current.clone()
+        };
+        row.set_lifecycle(current.lifecycle());
+        let details = json!({"changed": changed_fields(&current, &row)});
+        self.store
+            .apply(Change {
+                tenant_id: caller.tenant.clone(),
+                integration_id: id,
+                write: RowWrite::Update { row: Box::new(row.clone()), expected_version: if_match },
+                audit: AuditDraft { action: "updated".into(), actor: caller.subject.clone(), at, details },
+                events: vec![event("integration.updated", &row)],
+                test_result: None,
+                idempotency: None,
+            })
+            .await?;
+        Ok(row)
+    }
+
+    /// Deletes an integration (at `if_match` when given).
+    pub async fn delete(&self, caller: &Caller, id: Uuid, if_match: Option<i64>) -> Result<(), ServiceError> {
+        let current = self.get(caller, id).await?;
+        let expected_version = if_match.unwrap_or(current.version);
+        self.store
+            .apply(Change {
+                tenant_id: caller.tenant.clone(),
+                integration_id: id,
+                write: RowWrite::Delete { expected_version },
+                audit: AuditDraft {
+                    action: "deleted".into(),
+                    actor: caller.subject.clone(),
+                    at: now(),
+                    details: json!({"name": current.name}),
+                },
+                events: vec![event("integration.deleted", &current)],
+                test_result: None,
+                idempotency: None,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Submits a draft for verification (the caller is the approver), then tests it.
+    pub async fn activate(&self, caller: &Caller, id: Uuid) -> Result<Tested, ServiceError> {
+        self.transition(caller, id, &Event::Activate, "activated", json!({"approver": caller.subject}), None).await?;
+        self.test(caller, id).await
+    }
+
+    /// Pauses an integration in service.
+    pub async fn pause(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        reason: String,
+        ticket: Option<String>,
+    ) -> Result<Integration, ServiceError> {
+        let details = json!({"reason": reason, "ticket": ticket});
+        let event = Event::Pause { reason, ticket };
+        self.transition(caller, id, &event, "paused", details, Some("integration.paused")).await
+    }
+
+    /// Resumes a paused integration.
+    pub async fn resume(&self, caller: &Caller, id: Uuid) -> Result<Integration, ServiceError> {
+        let current = self.get(caller, id).await?;
+        let details = json!({"pauseReason": current.pause_reason, "pauseTicket": current.pause_ticket});
+        self.transition(caller, id, &Event::Resume, "resumed", details, Some("integration.resumed")).await
+    }
+
+    /// Runs the connection test in the sandbox and applies its result.
+    pub async fn test(&self, caller: &Caller, id: Uuid) -> Result<Tested, ServiceError> {
+        let subject = self.get(caller, id).await?;
+        let run = self.run_test(&subject).await;
+        let passed = run.result.success;
+        let stored = serde_json::to_value(&run).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let details = json!({
+            "success": passed,
+            "failureClass": run.result.failure,
+            "message": run.result.message,
+            "invocationId": run.record.as_ref().map(|r| r.invocation_id.clone()),
+        });
+        for _ in 0..MAX_APPLY_ATTEMPTS {
+            let current = self.get(caller, id).await?;
+            let next = lifecycle::apply(&current.lifecycle(), &Event::Checked { passed })?;
+            let mut row = current.clone();
+            row.set_lifecycle(next);
+            row.last_tested_at = Some(run.tested_at);
+            row.last_test_success = Some(passed);
+            row.version = current.version + 1;
+            let mut events = vec![];
+            // healthy / unhealthy only when the health changes.
+            if current.last_test_success != Some(passed) {
+                events.push(event(if passed { "integration.healthy" } else { "integration.unhealthy" }, &row));
+            }
+            let change = Change {
+                tenant_id: caller.tenant.clone(),
+                integration_id: id,
+                write: RowWrite::Update { row: Box::new(row.clone()), expected_version: current.version },
+                audit: AuditDraft {
+                    action: "tested".into(),
+                    actor: caller.subject.clone(),
+                    at: now(),
+                    details: details.clone(),
+                },
+                events,
+                test_result: Some(stored.clone()),
+                idempotency: None,
+            };
+            match self.store.apply(change).await {
+                Ok(()) => return Ok(Tested { integration: row, test_result: run }),
+                Err(StoreError::Stale { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Unavailable("the integration kept changing while its test result was recorded".into()))
+    }
+
+    /// The last test's result and invocation record.
+    pub async fn latest_test(&self, caller: &Caller, id: Uuid) -> Result<Option<serde_json::Value>, ServiceError> {
+        self.get(caller, id).await?;
+        Ok(self.store.latest_test(&caller.tenant, id).await?)
+    }
+
+    async fn run_test(&self, integration: &Integration) -> TestRun {
+        let tested_at = now();
+        let config = ConnectionConfig {
+            integration_id: integration.integration_id.to_string(),
+            name: integration.name.clone(),
+            integration_type: integration.integration_type,
+            provider: integration.provider.clone(),
+            base_url: integration.base_url.clone(),
+            auth_ref: integration.auth_ref.clone(),
+            configuration: integration.configuration.clone(),
+            environment: integration.environment.clone(),
+        };
+        match self.connectors.get(&integration.provider) {
+            Some(connector) => {
+                let invocation = self.sandbox.test_connection(connector, &config).await;
+                TestRun { tested_at, result: invocation.result, record: Some(invocation.record) }
+            }
+            // The connector was removed from plugins/ after the integration was created.
+            None => TestRun {
+                tested_at,
+                result: TestOutcome {
+                    success: false,
+                    message: format!("no connector `{}` is loaded", integration.provider),
+                    failure: Some(FailureClass::Misconfigured),
+                    steps: vec![],
+                    facts: Facts::default(),
+                },
+                record: None,
+            },
+        }
+    }
+
+    /// Applies an operator action (not a test) to the current state.
+    async fn transition(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        lifecycle_event: &Event,
+        action: &str,
+        details: serde_json::Value,
+        event_type: Option<&str>,
+    ) -> Result<Integration, ServiceError> {
+        let current = self.get(caller, id).await?;
+        let next = lifecycle::apply(&current.lifecycle(), lifecycle_event)?;
+        let at = now();
+        let mut row = current.clone();
+        row.set_lifecycle(next);
+        row.modified_at = Some(at);
+        row.modified_by = Some(caller.subject.clone());
+        row.version = current.version + 1;
+        self.store
+            .apply(Change {
+                tenant_id: caller.tenant.clone(),
+                integration_id: id,
+                write: RowWrite::Update { row: Box::new(row.clone()), expected_version: current.version },
+                audit: AuditDraft { action: action.into(), actor: caller.subject.clone(), at, details },
+                events: event_type.map(|t| event(t, &row)).into_iter().collect(),
+                test_result: None,
+                idempotency: None,
+            })
+            .await?;
+        Ok(row)
+    }
+}
+
+/// The event of an integration: its identity and state, never its configuration.
+fn event(event_type: &str, i: &Integration) -> EventDraft {
+    EventDraft {
+        event_type: event_type.into(),
+        data: json!({
+            "integrationId": i.integration_id,
+            "name": i.name,
+            "type": i.integration_type,
+            "provider": i.provider,
+            "status": i.status,
+            "version": i.version,
+        }),
+    }
+}
+
+/// The client-settable fields that differ (names only: values may be sensitive to some readers).
+fn changed_fields(before: &Integration, after: &Integration) -> Vec<&'static str> {
+    let mut changed = vec![];
+    let mut check = |name: &'static str, differs: bool| {
+        if differs {
+            changed.push(name);
+        }
+    };
+    check("name", before.name != after.name);
+    check("description", before.description != after.description);
+    check("type", before.integration_type != after.integration_type);
+    check("provider", before.provider != after.provider);
+    check("baseUrl", before.base_url != after.base_url);
+    check("authRef", before.auth_ref != after.auth_ref);
+    check("configuration", before.configuration != after.configuration);
+    check("environment", before.environment != after.environment);
+    check("tags", before.tags != after.tags);
+    check("ownerId", before.owner_id != after.owner_id);
+    changed
+}

@@ -1,0 +1,177 @@
+//! The catalog's operations over the real sandbox (built-in in-memory connector) and a real
+//! SQLite store: lifecycle, audit entries and events of each action.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use stella_integrations::domain::IntegrationSpec;
+use stella_integrations::lifecycle::Status;
+use stella_integrations::service::{Caller, Catalog, ServiceError};
+use stella_integrations::store::{SqliteStore, Store};
+use stella_runtime::secrets::StaticSecretResolver;
+use stella_runtime::{ConnectorCatalog, Sandbox, SandboxConfig};
+use uuid::Uuid;
+
+struct Fixture {
+    catalog: Catalog,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("catalog.db")).await.unwrap());
+    let sandbox = Sandbox::new(SandboxConfig::default(), Arc::new(StaticSecretResolver::default())).unwrap();
+    let connectors = ConnectorCatalog::load(&sandbox, stella_builtin_connectors::BUILTINS, None);
+    assert!(connectors.failures().is_empty(), "{:?}", connectors.failures());
+    Fixture { catalog: Catalog::new(store, Arc::new(sandbox), Arc::new(connectors)), _dir: dir }
+}
+
+fn alice() -> Caller {
+    Caller { tenant: "acme".into(), subject: "alice".into() }
+}
+
+fn spec(name: &str, configuration: serde_json::Value) -> IntegrationSpec {
+    serde_json::from_value(json!({
+        "name": name, "type": "registry", "provider": "in-memory", "configuration": configuration,
+        "authRef": "ref://integrations/in-memory/token", "tags": ["demo"],
+    }))
+    .unwrap()
+}
+
+async fn audit_actions(f: &Fixture, id: Uuid) -> Vec<String> {
+    f.catalog.store().audit("acme", id, 0, 100).await.unwrap().into_iter().map(|e| e.action).collect()
+}
+
+async fn event_types(f: &Fixture) -> Vec<String> {
+    let events = f.catalog.store().events("acme", 0, 100).await.unwrap();
+    events.into_iter().map(|e| e.cloud_event["type"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn activation_runs_the_test_and_a_pass_makes_it_active() {
+    let f = fixture().await;
+    let created = f.catalog.create(&alice(), spec("demo", json!({})), None).await.unwrap();
+    assert_eq!((created.status, created.version, created.created_by.as_str()), (Status::Draft, 1, "alice"));
+
+    let tested = f.catalog.activate(&alice(), created.integration_id).await.unwrap();
+    assert!(tested.test_result.result.success, "{:?}", tested.test_result.result);
+    let i = tested.integration;
+    assert_eq!((i.status, i.last_test_success, i.consecutive_failures, i.version), (Status::Active, Some(true), 0, 3));
+    assert_eq!(i.last_tested_at, Some(tested.test_result.tested_at));
+    assert_eq!(f.catalog.get(&alice(), i.integration_id).await.unwrap(), i);
+
+    assert_eq!(audit_actions(&f, i.integration_id).await, ["created", "activated", "tested"]);
+    let entries = f.catalog.store().audit("acme", i.integration_id, 0, 100).await.unwrap();
+    assert_eq!(entries[1].details["approver"], "alice");
+    assert_eq!(entries[2].details["success"], true);
+    assert_eq!(event_types(&f).await, ["integration.created", "integration.healthy"]);
+
+    let latest = f.catalog.latest_test(&alice(), i.integration_id).await.unwrap().unwrap();
+    assert_eq!(latest["result"]["success"], true);
+    assert_eq!(latest["record"]["provider"], "in-memory");
+}
+
+#[tokio::test]
+async fn a_failed_activation_stays_pending_and_a_later_pass_activates() {
+    let f = fixture().await;
+    let failing = json!({"outcome": "failure", "failureClass": "auth", "message": "401 from the registry"});
+    let created = f.catalog.create(&alice(), spec("flaky", failing), None).await.unwrap();
+    let tested = f.catalog.activate(&alice(), created.integration_id).await.unwrap();
+    assert_eq!(tested.integration.status, Status::PendingVerification);
+    assert_eq!(tested.integration.last_test_success, Some(false));
+    let entries = f.catalog.store().audit("acme", created.integration_id, 0, 100).await.unwrap();
+    assert_eq!(entries[2].details["failureClass"], "auth");
+
+    // Activating twice is a conflict that names the state.
+    let err = f.catalog.activate(&alice(), created.integration_id).await.unwrap_err();
+    assert!(matches!(&err, ServiceError::Conflict(c) if c.status == Status::PendingVerification), "{err:?}");
+
+    let fixed = f.catalog.update(&alice(), created.integration_id, 3, spec("flaky", json!({}))).await.unwrap();
+    assert_eq!((fixed.status, fixed.version), (Status::PendingVerification, 4));
+    let tested = f.catalog.test(&alice(), created.integration_id).await.unwrap();
+    assert_eq!(tested.integration.status, Status::Active);
+    assert_eq!(
+        event_types(&f).await,
+        ["integration.created", "integration.unhealthy", "integration.updated", "integration.healthy"]
+    );
+}
+
+#[tokio::test]
+async fn repeated_failures_degrade_then_fail_and_pause_resume_work_from_there() {
+    let f = fixture().await;
+    let created = f.catalog.create(&alice(), spec("degrading", json!({})), None).await.unwrap();
+    let id = created.integration_id;
+    f.catalog.activate(&alice(), id).await.unwrap();
+    let current = f.catalog.get(&alice(), id).await.unwrap();
+    f.catalog.update(&alice(), id, current.version, spec("degrading", json!({"outcome": "failure"}))).await.unwrap();
+    let mut statuses = vec![];
+    for _ in 0..5 {
+        statuses.push(f.catalog.test(&alice(), id).await.unwrap().integration.status);
+    }
+    use Status::*;
+    assert_eq!(statuses, [Active, Active, Degraded, Degraded, Failed]);
+    // Unhealthy once, on the change, not on every failure.
+    assert_eq!(event_types(&f).await.iter().filter(|t| *t == "integration.unhealthy").count(), 1);
+
+    let err = f.catalog.resume(&alice(), id).await.unwrap_err();
+    assert_eq!(err.to_string(), "cannot resume an integration that is failed; allowed: test, pause");
+    let paused = f.catalog.pause(&alice(), id, "vendor outage".into(), Some("OPS-42".into())).await.unwrap();
+    assert_eq!((paused.status, paused.paused), (Paused, true));
+    assert_eq!(
+        (paused.pause_reason.as_deref(), paused.pause_ticket.as_deref()),
+        (Some("vendor outage"), Some("OPS-42"))
+    );
+    // A test while paused is recorded but does not move the state.
+    assert_eq!(f.catalog.test(&alice(), id).await.unwrap().integration.status, Paused);
+    let resumed = f.catalog.resume(&alice(), id).await.unwrap();
+    assert_eq!((resumed.status, resumed.paused, resumed.consecutive_failures), (Active, false, 0));
+    assert_eq!(resumed.pause_reason, None);
+
+    let entries = f.catalog.store().audit("acme", id, 0, 100).await.unwrap();
+    let paused_entry = entries.iter().find(|e| e.action == "paused").unwrap();
+    assert_eq!(paused_entry.details, json!({"reason": "vendor outage", "ticket": "OPS-42"}));
+    let resumed_entry = entries.iter().find(|e| e.action == "resumed").unwrap();
+    assert_eq!(resumed_entry.details["pauseTicket"], "OPS-42");
+    let types = event_types(&f).await;
+    assert!(types.ends_with(&["integration.paused".into(), "integration.resumed".into()]), "{types:?}");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_every_reason() {
+    let f = fixture().await;
+    let mut bad = spec("x", json!({"auth": {"password": "hunter2"}}));
+    bad.provider = "harbour".into();
+    let ServiceError::Invalid(errors) = f.catalog.create(&alice(), bad, None).await.unwrap_err() else {
+        panic!("expected Invalid")
+    };
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["configuration.auth.password", "provider"]);
+    assert!(errors[1].message.contains("in-memory"), "lists the available providers: {}", errors[1].message);
+    assert_eq!(f.catalog.store().events("acme", 0, 10).await.unwrap(), []);
+}
+
+#[tokio::test]
+async fn another_tenant_sees_nothing_and_stale_versions_are_refused() {
+    let f = fixture().await;
+    let created = f.catalog.create(&alice(), spec("mine", json!({})), None).await.unwrap();
+    let id = created.integration_id;
+    let mallory = Caller { tenant: "evil".into(), subject: "mallory".into() };
+    assert!(matches!(f.catalog.get(&mallory, id).await, Err(ServiceError::NotFound)));
+    assert!(matches!(f.catalog.test(&mallory, id).await, Err(ServiceError::NotFound)));
+    assert!(matches!(f.catalog.delete(&mallory, id, None).await, Err(ServiceError::NotFound)));
+    assert!(matches!(f.catalog.update(&mallory, id, 1, spec("mine", json!({}))).await, Err(ServiceError::NotFound)));
+    assert!(matches!(f.catalog.pause(&mallory, id, "x".into(), None).await, Err(ServiceError::NotFound)));
+
+    f.catalog.update(&alice(), id, 1, spec("mine-renamed", json!({}))).await.unwrap();
+    assert!(matches!(
+        f.catalog.update(&alice(), id, 1, spec("mine", json!({}))).await,
+        Err(ServiceError::Stale { current: 2 })
+    ));
+    assert!(matches!(f.catalog.delete(&alice(), id, Some(1)).await, Err(ServiceError::Stale { current: 2 })));
+    f.catalog.delete(&alice(), id, Some(2)).await.unwrap();
+    assert!(matches!(f.catalog.get(&alice(), id).await, Err(ServiceError::NotFound)));
+    let actions = audit_actions(&f, id).await;
+    assert_eq!(actions, ["created", "updated", "deleted"]);
+    let entries = f.catalog.store().audit("acme", id, 0, 10).await.unwrap();
+    assert_eq!(entries[1].details, json!({"changed": ["name"]}));
+}
