@@ -27,6 +27,30 @@ enum Command {
     /// Work with connector components (.wasm): inspect, package, test.
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// Create or upgrade the database schema (the service also does this when it starts).
+    Migrate(DatabaseArgs),
+    /// Work with the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Args)]
+struct DatabaseArgs {
+    /// `sqlite://<path>` or `postgres://…`.
+    #[arg(long, env = "DATABASE_URL", default_value = crate::store::DEFAULT_DATABASE_URL)]
+    database_url: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Re-compute every tenant's hash chain; exit 1 if any chain is broken.
+    Verify {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +125,8 @@ pub fn run(cli: Cli) -> ExitCode {
             package(&input, &manifest, &output)
         }
         Command::Connector(ConnectorCommand::Test(args)) => test(args),
+        Command::Migrate(database) => migrate(&database),
+        Command::Audit(AuditCommand::Verify { database, json }) => audit_verify(&database, json),
     };
     match result {
         Ok(code) => code,
@@ -109,6 +135,40 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn block_on<T>(work: impl std::future::Future<Output = T>) -> Result<T, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    Ok(runtime.block_on(work))
+}
+
+fn migrate(database: &DatabaseArgs) -> Result<ExitCode, String> {
+    block_on(crate::store::open(&database.database_url))?.map_err(|e| e.to_string())?;
+    println!("the database at {} is migrated", crate::store::redact_url(&database.database_url));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_verify(database: &DatabaseArgs, json: bool) -> Result<ExitCode, String> {
+    let report = block_on(async {
+        let store = crate::store::open(&database.database_url).await?;
+        store.verify_audit().await
+    })?
+    .map_err(|e| e.to_string())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes"));
+    } else {
+        println!("{} tenants, {} audit entries checked", report.tenants, report.entries);
+        for b in &report.breaks {
+            println!("BROKEN: tenant {} at entry {}: {}", b.tenant_id, b.seq, b.problem);
+        }
+        if report.breaks.is_empty() {
+            println!("every chain is intact");
+        }
+    }
+    Ok(if report.breaks.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn read_component(file: &str) -> Result<(Vec<u8>, ConnectorSource), String> {

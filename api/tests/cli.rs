@@ -1,4 +1,4 @@
-//! The `stella-integrations connector` commands, run as a user runs them: the real binary.
+//! The `stella-integrations` commands, run as a user runs them: the real binary.
 
 use std::process::{Command, Output};
 
@@ -133,4 +133,75 @@ fn the_operator_configuration_sets_the_limits() {
     let o = cli(&["connector", "test", "builtin:in-memory", "--sandbox-config", config.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("unknown field"), "{}", stderr(&o));
+}
+
+#[test]
+fn migrate_then_audit_verify_finds_intact_and_tampered_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nested/catalog.db");
+    let url = format!("sqlite://{}", db.display());
+    let o = cli(&["migrate", "--database-url", &url]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(db.exists());
+
+    // Write a real chain through the store, then break it behind the store's back.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        use stella_integrations::store::{AuditDraft, Change, RowWrite, open};
+        let store = open(&url).await.unwrap();
+        let mut row: stella_integrations::domain::Integration = serde_json::from_value(serde_json::json!({
+            "integrationId": uuid::Uuid::new_v4(), "tenantId": "acme", "name": "n", "description": null,
+            "type": "registry", "provider": "in-memory", "baseUrl": null, "authRef": null, "configuration": {},
+            "environment": null, "tags": [], "ownerId": null, "status": "draft", "paused": false,
+            "pauseReason": null, "pauseTicket": null, "lastTestedAt": null, "lastTestSuccess": null,
+            "consecutiveFailures": 0, "createdAt": "2026-11-27T10:00:00Z", "createdBy": "alice",
+            "modifiedAt": null, "modifiedBy": null, "version": 1
+        }))
+        .unwrap();
+        for (n, action) in ["created", "updated"].into_iter().enumerate() {
+            let write = if n == 0 {
+                RowWrite::Insert(Box::new(row.clone()))
+            } else {
+                row.version = 2;
+                RowWrite::Update { row: Box::new(row.clone()), expected_version: 1 }
+            };
+            let audit = AuditDraft {
+                action: action.into(),
+                actor: "alice".into(),
+                at: stella_integrations::domain::now(),
+                details: serde_json::json!({}),
+            };
+            let change = Change {
+                tenant_id: "acme".into(),
+                integration_id: row.integration_id,
+                write,
+                audit,
+                events: vec![],
+                test_result: None,
+                idempotency: None,
+            };
+            store.apply(change).await.unwrap();
+        }
+    });
+    let o = cli(&["audit", "verify", "--database-url", &url]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("1 tenants, 2 audit entries checked"), "{}", stdout(&o));
+
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        for sql in ["DROP TRIGGER audit_entries_no_update", "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 1"]
+        {
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+    });
+    let o = cli(&["audit", "verify", "--database-url", &url, "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["breaks"][0]["seq"], 1);
+    assert_eq!(report["breaks"][0]["problem"], "its content does not match its hash");
+
+    let o = cli(&["migrate", "--database-url", "mysql://root@localhost/x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("use sqlite://<path> or postgres://"), "{}", stderr(&o));
 }

@@ -243,6 +243,39 @@ pub struct IdempotentResponse {
     pub body: String,
 }
 
+/// The embedded default database.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/catalog.db";
+
+/// Opens the store a database URL names (`sqlite://<path>`, `postgres://…` or `postgresql://…`),
+/// applying migrations.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if path.is_empty() {
+            return Err(StoreError::Other("the SQLite URL names no file (sqlite://<path>)".into()));
+        }
+        Ok(std::sync::Arc::new(SqliteStore::open(std::path::Path::new(path)).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        Err(StoreError::Other(format!(
+            "unsupported database URL `{}`: use sqlite://<path> or postgres://…",
+            redact_url(url)
+        )))
+    }
+}
+
+/// A database URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => "(unparsable URL)".to_string(),
+    }
+}
+
 /// The source attribute of every event this service emits.
 pub const EVENT_SOURCE: &str = "/stellaops/integrations";
 
