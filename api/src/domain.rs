@@ -100,6 +100,33 @@ impl Integration {
         }
     }
 
+    /// Replaces every field a client sets. The destructuring names each field of the spec, so a
+    /// field added to it later cannot be forgotten here.
+    pub fn set_spec(&mut self, spec: IntegrationSpec) {
+        let IntegrationSpec {
+            name,
+            description,
+            integration_type,
+            provider,
+            base_url,
+            auth_ref,
+            configuration,
+            environment,
+            tags,
+            owner_id,
+        } = spec;
+        self.name = name;
+        self.description = description;
+        self.integration_type = integration_type;
+        self.provider = provider;
+        self.base_url = base_url;
+        self.auth_ref = auth_ref;
+        self.configuration = configuration;
+        self.environment = environment;
+        self.tags = tags;
+        self.owner_id = owner_id;
+    }
+
     /// Replaces its lifecycle fields.
     pub fn set_lifecycle(&mut self, l: Lifecycle) {
         self.status = l.status;

@@ -242,22 +242,12 @@ impl Catalog {
         }
         let at = now();
         let mut row = Integration {
-            name: spec.name,
-            description: spec.description,
-            integration_type: spec.integration_type,
-            provider: spec.provider,
-            base_url: spec.base_url,
-            auth_ref: spec.auth_ref,
-            configuration: spec.configuration,
-            environment: spec.environment,
-            tags: spec.tags,
-            owner_id: spec.owner_id,
             modified_at: Some(at),
             modified_by: Some(caller.subject.clone()),
             version: current.version + 1,
             ..current.clone()
         };
-        row.set_lifecycle(current.lifecycle());
+        row.set_spec(spec);
         let details = json!({"changed": changed_fields(&current, &row)});
         self.store
             .apply(Change {
@@ -298,7 +288,8 @@ impl Catalog {
 
     /// Submits a draft for verification (the caller is the approver), then tests it.
     pub async fn activate(&self, caller: &Caller, id: Uuid) -> Result<Tested, ServiceError> {
-        self.transition(caller, id, &Event::Activate, "activated", json!({"approver": caller.subject}), None).await?;
+        let details = |_: &Integration| json!({"approver": caller.subject});
+        self.transition(caller, id, &Event::Activate, "activated", details, None).await?;
         self.test(caller, id).await
     }
 
@@ -312,13 +303,13 @@ impl Catalog {
     ) -> Result<Integration, ServiceError> {
         let details = json!({"reason": reason, "ticket": ticket});
         let event = Event::Pause { reason, ticket };
-        self.transition(caller, id, &event, "paused", details, Some("integration.paused")).await
+        self.transition(caller, id, &event, "paused", move |_| details, Some("integration.paused")).await
     }
 
     /// Resumes a paused integration.
     pub async fn resume(&self, caller: &Caller, id: Uuid) -> Result<Integration, ServiceError> {
-        let current = self.get(caller, id).await?;
-        let details = json!({"pauseReason": current.pause_reason, "pauseTicket": current.pause_ticket});
+        let details =
+            |current: &Integration| json!({"pauseReason": current.pause_reason, "pauseTicket": current.pause_ticket});
         self.transition(caller, id, &Event::Resume, "resumed", details, Some("integration.resumed")).await
     }
 
@@ -408,17 +399,19 @@ impl Catalog {
         }
     }
 
-    /// Applies an operator action (not a test) to the current state.
+    /// Applies an operator action (not a test) to the current state; the audit details are taken
+    /// from the row before the change.
     async fn transition(
         &self,
         caller: &Caller,
         id: Uuid,
         lifecycle_event: &Event,
         action: &str,
-        details: serde_json::Value,
+        details: impl FnOnce(&Integration) -> serde_json::Value,
         event_type: Option<&str>,
     ) -> Result<Integration, ServiceError> {
         let current = self.get(caller, id).await?;
+        let details = details(&current);
         let next = lifecycle::apply(&current.lifecycle(), lifecycle_event)?;
         let at = now();
         let mut row = current.clone();
