@@ -14,6 +14,9 @@ use stella_runtime::manifest::{Manifest, embed_manifest};
 use stella_runtime::secrets::{AuthRef, ChainResolver, EnvSecretResolver, SecretValue, StaticSecretResolver};
 use stella_runtime::{ConnectionConfig, ConnectorSource, IntegrationType, Sandbox, SandboxConfig};
 
+use crate::auth;
+use crate::config::{Config, LogFormat};
+
 /// The StellaOps Integration Catalog.
 #[derive(Debug, Parser)]
 #[command(name = "stella-integrations", version, about)]
@@ -24,6 +27,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the service (HTTP API, connectors, event relay).
+    Serve(ServeArgs),
+    /// Print a bearer token signed with the local key, for calling the API of a `serve` that
+    /// runs in the same directory (or with the same configuration).
+    Token(TokenArgs),
     /// Work with connector components (.wasm): inspect, package, test.
     #[command(subcommand)]
     Connector(ConnectorCommand),
@@ -32,6 +40,46 @@ enum Command {
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// The configuration file (TOML); environment variables override it.
+    #[arg(long, short = 'c', env = "STELLA_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> Result<Config, String> {
+        Config::load(self.config.as_deref(), |name| std::env::var(name).ok())
+    }
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Print the effective configuration (secrets masked) and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The tenant the token acts in.
+    #[arg(long)]
+    tenant: String,
+    /// The scopes, separated by spaces or commas: integrations.read, integrations.admin.
+    #[arg(long, default_value = "integrations.admin")]
+    scopes: String,
+    /// The subject (recorded as the actor of changes).
+    #[arg(long, default_value = "local-admin")]
+    subject: String,
+    /// How long the token is valid: 30m, 12h, 7d…
+    #[arg(long, default_value = "12h")]
+    ttl: String,
 }
 
 #[derive(Debug, Args)]
@@ -119,7 +167,10 @@ struct TestArgs {
 
 /// Runs a command and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    init_logging(&cli.command);
     let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Token(args) => token(args),
         Command::Connector(ConnectorCommand::Inspect { file, json }) => inspect(&file, json),
         Command::Connector(ConnectorCommand::Package { input, manifest, output }) => {
             package(&input, &manifest, &output)
@@ -135,6 +186,62 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Logs go to stderr: `info` and up for `serve` (text, or JSON with `log-format = "json"`), warnings
+/// only for the other commands. `STELLA_LOG` sets the filter (`debug`, `stella_integrations=trace`).
+fn init_logging(command: &Command) {
+    let (default, json) = match command {
+        Command::Serve(args) => {
+            let json = args.config.load().map(|c| c.server.log_format == LogFormat::Json).unwrap_or(false);
+            ("info", json)
+        }
+        _ => ("warn", false),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STELLA_LOG").unwrap_or_else(|_| default.into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).init();
+    } else {
+        builder.init();
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<ExitCode, String> {
+    let config = args.config.load()?;
+    if args.print_config {
+        print!("{}", config.to_masked_toml());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(crate::server::serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token(args: TokenArgs) -> Result<ExitCode, String> {
+    let config = args.config.load()?;
+    if !config.auth.local_tokens {
+        return Err(
+            "local tokens are disabled (auth.local-tokens = false): get a token from your identity provider".into()
+        );
+    }
+    let scopes: Vec<String> = args.scopes.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect();
+    for s in &scopes {
+        if s != auth::READ_SCOPE && s != auth::ADMIN_SCOPE {
+            return Err(format!("unknown scope `{s}`: use {} and/or {}", auth::READ_SCOPE, auth::ADMIN_SCOPE));
+        }
+    }
+    if args.tenant.is_empty() || args.tenant.len() > 128 || args.tenant.chars().any(char::is_control) {
+        return Err("--tenant must be 1 to 128 characters without control characters".into());
+    }
+    let key = auth::local_key(&config.auth, &config.storage.data_dir)?;
+    let request =
+        auth::TokenRequest { tenant: args.tenant, scopes, subject: args.subject, ttl: auth::parse_ttl(&args.ttl)? };
+    println!("{}", auth::issue_local_token(&config.auth, &key, &request));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn block_on<T>(work: impl std::future::Future<Output = T>) -> Result<T, String> {

@@ -24,7 +24,7 @@ pub const MAX_CONFIGURATION_BYTES: usize = 64 * 1024;
 pub const MAX_CONFIGURATION_DEPTH: usize = 16;
 
 /// An integration, as stored and as returned by the API.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Integration {
     // Identity
@@ -48,6 +48,7 @@ pub struct Integration {
     /// Where its credential lives: `ref://<scope>/<provider>/<key>`; never the secret itself.
     pub auth_ref: Option<String>,
     /// Provider-specific settings (a JSON object, never a credential).
+    #[schema(value_type = Object)]
     pub configuration: serde_json::Value,
     // Organization
     /// Environment label (prod, staging, dev, …).
@@ -138,7 +139,7 @@ impl Integration {
 }
 
 /// What a client may set: the body of `POST /` and of `PUT /{id}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IntegrationSpec {
     /// Unique per tenant.
@@ -159,6 +160,7 @@ pub struct IntegrationSpec {
     pub auth_ref: Option<String>,
     /// Provider-specific settings: a JSON object without credentials.
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     pub configuration: serde_json::Value,
     /// Environment label.
     #[serde(default)]
@@ -189,6 +191,14 @@ impl FieldError {
     fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self { field: field.into(), message: message.into() }
     }
+}
+
+/// Validates the body of `POST /{id}/pause`: a reason is required; both are short single-line text.
+pub fn validate_pause(reason: &str, ticket: Option<&str>) -> Result<(), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    check_text(&mut errors, "reason", Some(reason), MAX_SHORT_LEN, true);
+    check_text(&mut errors, "ticket", ticket, MAX_SHORT_LEN, false);
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
 /// Configuration keys that hold credentials (compared case-insensitively, ignoring `-` and `_`).

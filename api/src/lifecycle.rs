@@ -20,7 +20,7 @@ pub const DEGRADED_AFTER: u32 = 3;
 pub const FAILED_AFTER: u32 = 5;
 
 /// Where an integration is in its lifecycle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Created, not yet submitted for verification.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use stella_runtime::catalog::ConnectorCatalog;
 use stella_runtime::outcome::TestOutcome;
 use stella_runtime::record::InvocationRecord;
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 use crate::domain::{FieldError, Integration, IntegrationSpec, now};
 use crate::lifecycle::{self, Event, Lifecycle};
+use crate::metrics::Metrics;
 use crate::store::{
     AuditDraft, Change, EventDraft, IdempotentResponse, ListFilter, ListPosition, RowWrite, Store, StoreError,
 };
@@ -58,6 +60,9 @@ pub enum ServiceError {
     /// The database is unavailable (503).
     #[error("the database is unavailable")]
     Unavailable(String),
+    /// The `Idempotency-Key` was used before with a different request (422).
+    #[error("the idempotency key was already used with a different request")]
+    KeyReused,
     /// Anything else (500).
     #[error("internal error")]
     Internal(String),
@@ -77,7 +82,7 @@ impl From<StoreError> for ServiceError {
 }
 
 /// A connection test: its result and what the connector did.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TestRun {
     /// When it ran.
@@ -89,8 +94,22 @@ pub struct TestRun {
     pub record: Option<InvocationRecord>,
 }
 
+/// What `create_once` did.
+#[derive(Clone, Debug)]
+pub enum Created {
+    /// It created this integration.
+    New(Box<Integration>),
+    /// The key was used before with the same request: the first response.
+    Replayed {
+        /// Its HTTP status.
+        status: u16,
+        /// Its body.
+        body: String,
+    },
+}
+
 /// The integration after a test, and the test.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Tested {
     /// The integration as it is after the test.
@@ -104,6 +123,7 @@ pub struct Catalog {
     store: Arc<dyn Store>,
     sandbox: Arc<Sandbox>,
     connectors: Arc<ConnectorCatalog>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -115,12 +135,22 @@ impl std::fmt::Debug for Catalog {
 impl Catalog {
     /// A catalog over these parts.
     pub fn new(store: Arc<dyn Store>, sandbox: Arc<Sandbox>, connectors: Arc<ConnectorCatalog>) -> Self {
-        Self { store, sandbox, connectors }
+        Self { store, sandbox, connectors, metrics: Arc::new(Metrics::default()) }
+    }
+
+    /// The service's metrics (sandbox invocations are counted here; HTTP requests by the router).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The sandbox.
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
     }
 
     /// The loaded connectors.
@@ -161,7 +191,52 @@ impl Catalog {
     }
 
     /// Creates an integration in `draft`.
-    pub async fn create(
+    pub async fn create(&self, caller: &Caller, spec: IntegrationSpec) -> Result<Integration, ServiceError> {
+        self.insert(caller, spec, None).await
+    }
+
+    /// Creates an integration at most once per `Idempotency-Key`: a repeat of the same request
+    /// returns the first response; the same key with a different request is refused.
+    pub async fn create_once(
+        &self,
+        caller: &Caller,
+        spec: IntegrationSpec,
+        key: &str,
+    ) -> Result<Created, ServiceError> {
+        // The hash is over the parsed request, so whitespace and key order do not matter.
+        let canonical = serde_json::to_vec(&spec).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let request_hash = hex::encode(Sha256::digest(&canonical));
+        let replay = |kept: IdempotentResponse| {
+            if kept.request_hash == request_hash {
+                Ok(Created::Replayed { status: kept.status, body: kept.body })
+            } else {
+                Err(ServiceError::KeyReused)
+            }
+        };
+        if let Some(kept) = self.store.idempotent_response(&caller.tenant, key).await? {
+            return replay(kept);
+        }
+        let pending = IdempotentResponse {
+            key: key.to_string(),
+            request_hash: request_hash.clone(),
+            status: 201,
+            body: String::new(),
+        };
+        match self.insert(caller, spec, Some(pending)).await {
+            Ok(row) => Ok(Created::New(Box::new(row))),
+            // A concurrent request with the same key may have committed first (its insert makes
+            // ours fail on the key or on the name): answer as if it had been first.
+            Err(e @ (ServiceError::Unavailable(_) | ServiceError::NameTaken(_))) => {
+                match self.store.idempotent_response(&caller.tenant, key).await {
+                    Ok(Some(kept)) => replay(kept),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn insert(
         &self,
         caller: &Caller,
         spec: IntegrationSpec,
@@ -196,6 +271,10 @@ impl Catalog {
             version: 1,
         };
         row.set_lifecycle(Lifecycle::new());
+        let idempotency = idempotency.map(|kept| IdempotentResponse {
+            body: serde_json::to_string(&row).expect("an integration serializes"),
+            ..kept
+        });
         let details = json!({"name": row.name, "type": row.integration_type, "provider": row.provider});
         self.store
             .apply(Change {
@@ -301,6 +380,7 @@ impl Catalog {
         reason: String,
         ticket: Option<String>,
     ) -> Result<Integration, ServiceError> {
+        crate::domain::validate_pause(&reason, ticket.as_deref()).map_err(ServiceError::Invalid)?;
         let details = json!({"reason": reason, "ticket": ticket});
         let event = Event::Pause { reason, ticket };
         self.transition(caller, id, &event, "paused", move |_| details, Some("integration.paused")).await
@@ -362,9 +442,14 @@ impl Catalog {
     }
 
     /// The last test's result and invocation record.
-    pub async fn latest_test(&self, caller: &Caller, id: Uuid) -> Result<Option<serde_json::Value>, ServiceError> {
+    pub async fn latest_test(&self, caller: &Caller, id: Uuid) -> Result<Option<TestRun>, ServiceError> {
         self.get(caller, id).await?;
-        Ok(self.store.latest_test(&caller.tenant, id).await?)
+        match self.store.latest_test(&caller.tenant, id).await? {
+            None => Ok(None),
+            Some(kept) => serde_json::from_value(kept)
+                .map(Some)
+                .map_err(|e| ServiceError::Internal(format!("a kept test result does not parse: {e}"))),
+        }
     }
 
     async fn run_test(&self, integration: &Integration) -> TestRun {
@@ -382,6 +467,12 @@ impl Catalog {
         match self.connectors.get(&integration.provider) {
             Some(connector) => {
                 let invocation = self.sandbox.test_connection(connector, &config).await;
+                let outcome = match invocation.result.failure {
+                    _ if invocation.result.success => "success".to_string(),
+                    Some(class) => wire_name(&class),
+                    None => "failure".to_string(),
+                };
+                self.metrics.record_invocation(Some(&invocation.record), "test-connection", &outcome);
                 TestRun { tested_at, result: invocation.result, record: Some(invocation.record) }
             }
             // The connector was removed from plugins/ after the integration was created.
@@ -432,6 +523,11 @@ impl Catalog {
             .await?;
         Ok(row)
     }
+}
+
+/// The name an enum has in JSON (`provider-down`).
+fn wire_name(value: &impl Serialize) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 /// The event of an integration: its identity and state, never its configuration.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// The operator's ceilings. Every invocation runs under these or under less, when the
 /// connector's manifest asks for less.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Limits {
@@ -41,6 +42,7 @@ impl Default for Limits {
 }
 
 /// Limits a manifest asks for; each, when present, lowers the operator's ceiling.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RequestedLimits {
@@ -115,6 +117,7 @@ impl Limits {
 }
 
 /// Which limit stopped an invocation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LimitKind {

@@ -18,6 +18,7 @@ pub const MANIFEST_SECTION: &str = "stellaops-connector-manifest";
 const MAX_MANIFEST_BYTES: usize = 64 * 1024;
 
 /// The integration types of the catalog, as the WIT `integration-type` enum lists them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IntegrationType {
@@ -84,6 +85,7 @@ impl std::str::FromStr for IntegrationType {
 /// [limits]                             # asks for less than the operator's ceilings
 /// deadline-ms = 5000
 /// ```
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Manifest {
@@ -98,6 +100,7 @@ pub struct Manifest {
 }
 
 /// The identity of a connector.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ConnectorInfo {
@@ -114,6 +117,7 @@ pub struct ConnectorInfo {
 }
 
 /// The permissions a connector asks for. Everything not listed is denied.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Permissions {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::limits::{LimitKind, Limits};
 
 /// What a connector did during one invocation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InvocationRecord {
@@ -50,6 +51,7 @@ pub struct InvocationRecord {
 }
 
 /// The limits one invocation ran under (the operator's ceilings, lowered by the manifest).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
@@ -78,6 +80,7 @@ impl From<&Limits> for EffectiveLimits {
 }
 
 /// One call into a host capability.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HostCall {
@@ -108,6 +111,7 @@ pub struct HostCall {
 }
 
 /// What the sandbox refused.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DenialKind {
@@ -130,6 +134,7 @@ pub enum DenialKind {
 }
 
 /// One refusal.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Denial {
@@ -142,6 +147,7 @@ pub struct Denial {
 }
 
 /// One guest log line.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogLine {
@@ -154,6 +160,7 @@ pub struct LogLine {
 }
 
 /// The trap or limit that stopped a guest.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrapInfo {

@@ -127,7 +127,7 @@ pub struct AuditDraft {
 }
 
 /// An audit entry as stored: numbered per tenant and chained by hash.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEntry {
     /// Position in the tenant's chain, from 1.
@@ -144,6 +144,7 @@ pub struct AuditEntry {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     /// Details of the action.
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     /// Hash of the previous entry of the tenant (64 zeros for the first).
     pub prev_hash: String,

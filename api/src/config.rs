@@ -1,0 +1,225 @@
+//! The service's configuration: defaults, then a TOML file, then environment variables.
+//!
+//! Every key is documented in the README's "Configuration" section; `stella-integrations serve
+//! --print-config` prints the effective configuration (with secrets masked).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use stella_runtime::SandboxConfig;
+
+use crate::auth::AuthConfig;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Config {
+    /// The HTTP listener and its limits.
+    pub server: ServerConfig,
+    /// Where state lives.
+    pub storage: StorageConfig,
+    /// How tokens are verified.
+    pub auth: AuthConfig,
+    /// Where events go.
+    pub events: EventsConfig,
+    /// Where connector secrets are read from.
+    pub secrets: SecretsConfig,
+    /// The sandbox connectors run in (limits, network policy).
+    pub sandbox: SandboxConfig,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// `text` (human-readable) or `json` logs.
+    pub log_format: LogFormat,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            log_format: LogFormat::Text,
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct StorageConfig {
+    /// The data directory: the embedded database and the generated local token key.
+    pub data_dir: PathBuf,
+    /// `sqlite://<path>` or `postgres://…`; unset: `sqlite://<data-dir>/catalog.db`.
+    pub database_url: Option<String>,
+    /// The directory of third-party connectors (`*.wasm`); unset or missing: none.
+    pub plugins_dir: Option<PathBuf>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { data_dir: PathBuf::from("data"), database_url: None, plugins_dir: Some(PathBuf::from("plugins")) }
+    }
+}
+
+impl StorageConfig {
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("catalog.db").display()))
+    }
+}
+
+/// `[events]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct EventsConfig {
+    /// The NATS server; unset: events stay in the outbox, readable through `GET /api/v1/events`.
+    pub nats_url: Option<String>,
+    /// The JetStream stream the relay publishes to (created when missing).
+    pub stream: String,
+    /// Subjects are `<subject-prefix>.<tenant>.<event type>`.
+    pub subject_prefix: String,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self { nats_url: None, stream: "STELLA_INTEGRATIONS".into(), subject_prefix: "stellaops.integrations".into() }
+    }
+}
+
+/// `[secrets]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct SecretsConfig {
+    /// A directory laid out `<scope>/<provider>/<key>` (a Kubernetes secret mount), read first.
+    pub dir: Option<PathBuf>,
+    /// Whether `STELLA_SECRET__<SCOPE>__<PROVIDER>__<KEY>` variables are read (after the directory).
+    pub env: bool,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        Self { dir: None, env: true }
+    }
+}
+
+/// The environment variables that override the file, and the key each sets.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("STELLA_LISTEN", "server.listen"),
+    ("STELLA_LOG_FORMAT", "server.log-format"),
+    ("STELLA_DATA_DIR", "storage.data-dir"),
+    ("DATABASE_URL", "storage.database-url"),
+    ("STELLA_PLUGINS_DIR", "storage.plugins-dir"),
+    ("STELLA_JWT_HS256_KEY", "auth.hs256-key"),
+    ("STELLA_JWKS_FILE", "auth.jwks-file"),
+    ("STELLA_JWKS_URL", "auth.jwks-url"),
+    ("STELLA_JWT_ISSUER", "auth.issuer"),
+    ("STELLA_JWT_AUDIENCE", "auth.audience"),
+    ("NATS_URL", "events.nats-url"),
+    ("STELLA_SECRETS_DIR", "secrets.dir"),
+];
+
+impl Config {
+    /// Loads `file` (if given) over the defaults, then applies `env` (name → value).
+    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut config = match file {
+            None => Config::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e))?
+            }
+        };
+        for (var, key) in ENV_OVERRIDES {
+            let Some(value) = env(var).filter(|v| !v.is_empty()) else { continue };
+            config.set(key, value).map_err(|e| format!("{var}: {e}"))?;
+        }
+        Ok(config)
+    }
+
+    fn set(&mut self, key: &str, value: String) -> Result<(), String> {
+        match key {
+            "server.listen" => {
+                self.server.listen =
+                    value.parse().map_err(|_| format!("`{value}` is not an address such as 127.0.0.1:8080"))?
+            }
+            "server.log-format" => {
+                self.server.log_format = match value.as_str() {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    _ => return Err(format!("`{value}` is not `text` or `json`")),
+                }
+            }
+            "storage.data-dir" => self.storage.data_dir = value.into(),
+            "storage.database-url" => self.storage.database_url = Some(value),
+            "storage.plugins-dir" => self.storage.plugins_dir = Some(value.into()),
+            "auth.hs256-key" => self.auth.hs256_key = Some(value),
+            "auth.jwks-file" => self.auth.jwks_file = Some(value.into()),
+            "auth.jwks-url" => self.auth.jwks_url = Some(value),
+            "auth.issuer" => self.auth.issuer = Some(value),
+            "auth.audience" => self.auth.audience = Some(value),
+            "events.nats-url" => self.events.nats_url = Some(value),
+            "secrets.dir" => self.secrets.dir = Some(value.into()),
+            other => unreachable!("ENV_OVERRIDES names an unknown key {other}"),
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML, with the local key and URL passwords masked.
+    pub fn to_masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        if shown.auth.hs256_key.is_some() {
+            shown.auth.hs256_key = Some("***".into());
+        }
+        shown.storage.database_url = shown.storage.database_url.as_deref().map(crate::store::redact_url);
+        shown.events.nats_url = shown.events.nats_url.as_deref().map(crate::store::redact_url);
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print the configuration: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nlisten = \"0.0.0.0:9000\"\n[storage]\ndata-dir = \"/var/lib/stella\"\n")
+            .unwrap();
+        let env = |k: &str| (k == "DATABASE_URL").then(|| "postgres://u:pw@db/x".to_string());
+        let c = Config::load(Some(&path), env).unwrap();
+        assert_eq!(c.server.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.storage.database_url(), "postgres://u:pw@db/x");
+        assert!(!c.to_masked_toml().contains("pw@"), "{}", c.to_masked_toml());
+        let defaults = Config::load(None, |_| None).unwrap();
+        assert_eq!(defaults.storage.database_url(), "sqlite://data/catalog.db");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_with_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nlisen = \"0.0.0.0:9000\"\n").unwrap();
+        let e = Config::load(Some(&path), |_| None).unwrap_err();
+        assert!(e.contains("lisen"), "{e}");
+        let e = Config::load(None, |k| (k == "STELLA_LISTEN").then(|| "localhost".into())).unwrap_err();
+        assert!(e.starts_with("STELLA_LISTEN"), "{e}");
+    }
+}

@@ -1,0 +1,143 @@
+//! What handlers take from a request, each refusing bad input with a problem: the caller (token
+//! and scope), a JSON body, an integration id, `If-Match`.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::AppState;
+use super::problem::{Problem, ProblemKind};
+use crate::auth::{Access, AuthError};
+use crate::service::Caller;
+
+async fn authorize(parts: &Parts, state: &AppState, access: Access) -> Result<Caller, Problem> {
+    let value = parts.headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
+    let value = value.to_str().map_err(|_| AuthError::Invalid("the Authorization header is not ASCII".into()))?;
+    let token = match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => return Err(AuthError::Invalid("the Authorization header must be `Bearer <token>`".into()).into()),
+    };
+    let principal = state.verifier.verify(token).await?;
+    Ok(principal.require(access)?)
+}
+
+/// A caller whose token carries `integrations.read` (or admin).
+#[derive(Debug)]
+pub struct Reader(pub Caller);
+
+/// A caller whose token carries `integrations.admin`.
+#[derive(Debug)]
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = Problem;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        authorize(parts, state, Access::Read).await.map(Reader)
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Problem;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        authorize(parts, state, Access::Admin).await.map(Admin)
+    }
+}
+
+/// A JSON request body: `Content-Type: application/json` (415 otherwise), within the size limit
+/// (413), well-formed (400), of the expected shape with no unknown field (422, naming the field).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = Problem;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Problem> {
+        if !is_json(req.headers()) {
+            return Err(Problem::new(
+                ProblemKind::UnsupportedMediaType,
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    ProblemKind::PayloadTooLarge,
+                    format!("the body is larger than {} bytes", state.max_body_bytes),
+                )
+            } else {
+                Problem::bad_request(format!("cannot read the body: {e}"))
+            }
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses a JSON document, telling syntax (400) from shape (422) errors.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let field = if path == "." { "body".to_string() } else { path };
+                Problem::invalid_field(&field, strip_position(&inner.to_string()))
+            }
+            _ => Problem::bad_request(format!("the body is not valid JSON: {inner}")),
+        }
+    })?;
+    de.end().map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// serde_json appends " at line 1 column 20" to data errors; the field path says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// An integration id from the path. A path segment that is not a UUID names nothing: 404.
+pub fn integration_id(raw: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(raw).map_err(|_| Problem::new(ProblemKind::NotFound, "no such integration"))
+}
+
+/// The version an `If-Match` header names: `None` for `*`; an error for anything that is not one
+/// strong ETag of this API (a weak ETag never matches, RFC 9110 §13.1.1).
+pub fn if_match(headers: &HeaderMap) -> Result<Option<Option<i64>>, Problem> {
+    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let text = value.to_str().map_err(|_| Problem::bad_request("If-Match is not ASCII"))?.trim();
+    if text == "*" {
+        return Ok(Some(None));
+    }
+    if text.starts_with("W/") {
+        let mut p = Problem::new(
+            ProblemKind::PreconditionFailed,
+            "a weak ETag never matches (RFC 9110): send the ETag as returned",
+        );
+        p.current_version = None;
+        return Err(p);
+    }
+    let version =
+        text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).and_then(|t| t.parse::<i64>().ok()).filter(|v| *v > 0);
+    match version {
+        Some(v) => Ok(Some(Some(v))),
+        None => Err(Problem::bad_request(format!(
+            "If-Match must be an ETag returned by this API, such as \"3\" (got `{text}`)"
+        ))),
+    }
+}
+
+/// The ETag of a version.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}

@@ -1,0 +1,530 @@
+//! `/api/v1/integrations`: the spec's ten endpoints, the audit trail and the latest test.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use stella_runtime::IntegrationType;
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::extract::{Admin, JsonBody, Reader, etag, if_match, integration_id};
+use super::problem::{Problem, ProblemKind};
+use crate::domain::{Integration, IntegrationSpec, MAX_SHORT_LEN};
+use crate::lifecycle::Status;
+use crate::service::{Created, TestRun, Tested};
+use crate::store::{AuditEntry, ListFilter, ListPosition};
+
+/// Default page size of lists.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page size of lists.
+pub const MAX_LIMIT: u32 = 500;
+/// Longest `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// A page of integrations.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationPage {
+    /// The integrations, ordered by name, then id.
+    pub items: Vec<Integration>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Filters and paging of `GET /api/v1/integrations`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only this integration type.
+    #[serde(rename = "type")]
+    #[param(value_type = Option<IntegrationType>)]
+    pub integration_type: Option<String>,
+    /// Only this provider.
+    pub provider: Option<String>,
+    /// Only this status.
+    #[param(value_type = Option<Status>)]
+    pub status: Option<String>,
+    /// Only this environment.
+    pub environment: Option<String>,
+    /// Only integrations carrying this tag.
+    pub tag: Option<String>,
+    /// Only paused (`true`) or unpaused (`false`) integrations.
+    pub paused: Option<bool>,
+    /// Only this owner.
+    pub owner: Option<String>,
+    /// Only names containing this text (case-insensitive).
+    pub q: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Where the next page of integrations starts; opaque to clients.
+fn encode_cursor(position: &ListPosition) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(position).expect("a position serializes"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<ListPosition, Problem> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| Problem::bad_request("`cursor` is not a cursor this API returned"))
+}
+
+fn short_filter(name: &str, value: Option<String>) -> Result<Option<String>, Problem> {
+    match value {
+        Some(v) if v.chars().count() > MAX_SHORT_LEN || v.chars().any(char::is_control) => Err(Problem::bad_request(
+            format!("`{name}` is longer than {MAX_SHORT_LEN} characters or has control characters"),
+        )),
+        other => Ok(other),
+    }
+}
+
+impl ListParams {
+    fn into_query(self) -> Result<(ListFilter, Option<ListPosition>, u32), Problem> {
+        if let Some(t) = &self.integration_type
+            && t.parse::<IntegrationType>().is_err()
+        {
+            return Err(Problem::bad_request(format!(
+                "`type` must be one of registry, scm, ci, host, feed, artifact (got `{t}`)"
+            )));
+        }
+        if let Some(s) = &self.status
+            && Status::parse(s).is_none()
+        {
+            let names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            return Err(Problem::bad_request(format!("`status` must be one of {} (got `{s}`)", names.join(", "))));
+        }
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(Problem::bad_request(format!("`limit` must be between 1 and {MAX_LIMIT}")));
+        }
+        let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
+        let filter = ListFilter {
+            integration_type: self.integration_type,
+            provider: short_filter("provider", self.provider)?,
+            status: self.status,
+            environment: short_filter("environment", self.environment)?,
+            tag: short_filter("tag", self.tag)?,
+            paused: self.paused,
+            owner: short_filter("owner", self.owner)?,
+            name_contains: short_filter("q", self.q)?,
+        };
+        Ok((filter, after, limit))
+    }
+}
+
+/// Maps a rejected query string to a 400 naming the parameter.
+pub fn query_problem(e: axum::extract::rejection::QueryRejection) -> Problem {
+    Problem::bad_request(e.body_text())
+}
+
+/// An integration with its ETag.
+fn with_etag(status: StatusCode, integration: &Integration, body: impl Serialize) -> Response {
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag(integration.version)) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+fn location(id: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("/api/v1/integrations/{id}")).expect("an id is a valid header value")
+}
+
+/// List integrations with filtering.
+#[utoipa::path(get, path = "/api/v1/integrations", tag = "integrations", operation_id = "listIntegrations",
+    params(ListParams),
+    security(("bearer" = ["integrations.read"])),
+    responses(
+        (status = 200, description = "A page of integrations, ordered by name, then id", body = IntegrationPage),
+        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_integrations(
+    Reader(caller): Reader,
+    State(state): State<AppState>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(params) = params.map_err(query_problem)?;
+    let (filter, after, limit) = params.into_query()?;
+    let mut items = state.catalog.list(&caller, &filter, after.as_ref(), limit + 1).await?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|i| encode_cursor(&ListPosition { name: i.name.clone(), id: i.integration_id }))
+    } else {
+        None
+    };
+    Ok(axum::Json(IntegrationPage { items, next_cursor }).into_response())
+}
+
+/// Create an integration (in `draft`).
+///
+/// With an `Idempotency-Key`, a retry of the same request returns the first response (with
+/// `Idempotent-Replayed: true`) instead of creating a second integration.
+#[utoipa::path(post, path = "/api/v1/integrations", tag = "integrations", operation_id = "createIntegration",
+    request_body = IntegrationSpec,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1 to 255 visible ASCII characters")),
+    security(("bearer" = ["integrations.admin"])),
+    responses(
+        (status = 201, description = "Created", body = Integration,
+            headers(("Location" = String, description = "The integration's URL"), ("ETag" = String, description = "Its version"))),
+        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_integration(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(spec): JsonBody<IntegrationSpec>,
+) -> Result<Response, Problem> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v.to_str().ok().filter(|k| {
+                !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic())
+            });
+            Some(key.ok_or_else(|| Problem::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters"))?)
+        }
+    };
+    let created = match key {
+        None => Created::New(Box::new(state.catalog.create(&caller, spec).await?)),
+        Some(key) => state.catalog.create_once(&caller, spec, key).await?,
+    };
+    match created {
+        Created::New(row) => {
+            let mut response = with_etag(StatusCode::CREATED, &row, &row);
+            response.headers_mut().insert(header::LOCATION, location(&row.integration_id.to_string()));
+            Ok(response)
+        }
+        Created::Replayed { status, body } => {
+            let row: Integration = serde_json::from_str(&body).map_err(|e| {
+                Problem::from(crate::service::ServiceError::Internal(format!("a kept response does not parse: {e}")))
+            })?;
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED);
+            let mut response = with_etag(status, &row, &row);
+            response.headers_mut().insert(header::LOCATION, location(&row.integration_id.to_string()));
+            response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(response)
+        }
+    }
+}
+
+/// Get an integration.
+#[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "integrations", operation_id = "getIntegration",
+    params(("id" = uuid::Uuid, Path, description = "The integration's id")),
+    security(("bearer" = ["integrations.read"])),
+    responses(
+        (status = 200, description = "The integration", body = Integration,
+            headers(("ETag" = String, description = "Its version, for If-Match"))),
+        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_integration(
+    Reader(caller): Reader,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let row = state.catalog.get(&caller, integration_id(&id)?).await?;
+    Ok(with_etag(StatusCode::OK, &row, &row))
+}
+
+/// Replace what a client sets on an integration. Requires `If-Match` with its ETag.
+#[utoipa::path(put, path = "/api/v1/integrations/{id}", tag = "integrations", operation_id = "updateIntegration",
+    request_body = IntegrationSpec,
+    params(("id" = uuid::Uuid, Path, description = "The integration's id"),
+        ("If-Match" = String, Header, description = "The ETag of the version the change is based on")),
+    security(("bearer" = ["integrations.admin"])),
+    responses(
+        (status = 200, description = "The updated integration", body = Integration,
+            headers(("ETag" = String, description = "Its new version"))),
+        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update_integration(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(spec): JsonBody<IntegrationSpec>,
+) -> Result<Response, Problem> {
+    let id = integration_id(&id)?;
+    let version = match if_match(&headers)? {
+        None => {
+            return Err(Problem::new(
+                ProblemKind::PreconditionRequired,
+                "send If-Match with the ETag of the version you read, so a concurrent change is not overwritten",
+            ));
+        }
+        Some(Some(v)) => v,
+        // `*`: whatever version is current.
+        Some(None) => state.catalog.get(&caller, id).await?.version,
+    };
+    let row = state.catalog.update(&caller, id, version, spec).await?;
+    Ok(with_etag(StatusCode::OK, &row, &row))
+}
+
+/// Delete an integration. `If-Match` is optional; when sent, it must be current.
+#[utoipa::path(delete, path = "/api/v1/integrations/{id}", tag = "integrations", operation_id = "deleteIntegration",
+    params(("id" = uuid::Uuid, Path, description = "The integration's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag of the version to delete")),
+    security(("bearer" = ["integrations.admin"])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_integration(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let id = integration_id(&id)?;
+    let version = if_match(&headers)?.flatten();
+    state.catalog.delete(&caller, id, version).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Test the integration's connection in the sandbox; the result moves its lifecycle.
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/test", tag = "lifecycle", operation_id = "testIntegration",
+    params(("id" = uuid::Uuid, Path, description = "The integration's id")),
+    security(("bearer" = ["integrations.admin"])),
+    responses(
+        (status = 200, description = "The integration after the test, and the test", body = Tested),
+        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn test_integration(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let tested = state.catalog.test(&caller, integration_id(&id)?).await?;
+    Ok(with_etag(StatusCode::OK, &tested.integration, &tested))
+}
+
+/// Submit a draft for verification (the caller is the approver); its connection test runs at once.
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/activate", tag = "lifecycle", operation_id = "activateIntegration",
+    params(("id" = uuid::Uuid, Path, description = "The integration's id")),
+    security(("bearer" = ["integrations.admin"])),
+    responses(
+        (status = 200, description = "The integration after its test (active if it passed), and the test", body = Tested),
+        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn activate_integration(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let tested = state.catalog.activate(&caller, integration_id(&id)?).await?;
+    Ok(with_etag(StatusCode::OK, &tested.integration, &tested))
+}
+
+/// Why an integration is paused.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseRequest {
+    /// Why (1 to 256 characters).
+    pub reason: String,
+    /// The ticket tracking the pause.
+    #[serde(default)]
+    pub ticket: Option<String>,
+}
+
+/// Take an active, degraded or failed integration out of service.
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/pause", tag = "lifecycle", operation_id = "pauseIntegration",
+    request_body = PauseRequest,
+    params(("id" = uuid::Uuid, Path, description = "The integration's id")),
+    security(("bearer" = ["integrations.admin"])),
+    responses(
+        (status = 200, description = "The paused integration", body = Integration),
+        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn pause_integration(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<PauseRequest>,
+) -> Result<Response, Problem> {
+    let id = integration_id(&id)?;
+    let row = state.catalog.pause(&caller, id, body.reason, body.ticket).await?;
+    Ok(with_etag(StatusCode::OK, &row, &row))
+}
+
+/// Return a paused integration to service (`active`, failures reset).
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/resume", tag = "lifecycle", operation_id = "resumeIntegration",
+    params(("id" = uuid::Uuid, Path, description = "The integration's id")),
+    security(("bearer" = ["integrations.admin"])),
+    responses(
+        (status = 200, description = "The resumed integration", body = Integration),
+        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn resume_integration(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let row = state.catalog.resume(&caller, integration_id(&id)?).await?;
+    Ok(with_etag(StatusCode::OK, &row, &row))
+}
+
+/// The health of an integration, as its last test or check left it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// The integration.
+    pub integration_id: uuid::Uuid,
+    /// `healthy` (last test passed), `unhealthy` (it failed) or `unknown` (never tested).
+    pub health: String,
+    /// Its lifecycle status.
+    pub status: Status,
+    /// Whether an operator paused it.
+    pub paused: bool,
+    /// Checks failed in a row.
+    pub consecutive_failures: u32,
+    /// When it was last tested.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_tested_at: Option<time::OffsetDateTime>,
+    /// The last test, with the sandbox's record of it.
+    pub last_test: Option<TestRun>,
+}
+
+/// Get the health of an integration.
+#[utoipa::path(get, path = "/api/v1/integrations/{id}/health", tag = "integrations", operation_id = "getIntegrationHealth",
+    params(("id" = uuid::Uuid, Path, description = "The integration's id")),
+    security(("bearer" = ["integrations.read"])),
+    responses(
+        (status = 200, description = "Its health", body = Health),
+        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_health(
+    Reader(caller): Reader,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let id = integration_id(&id)?;
+    let row = state.catalog.get(&caller, id).await?;
+    let last_test = state.catalog.latest_test(&caller, id).await?;
+    let health = match row.last_test_success {
+        Some(true) => "healthy",
+        Some(false) => "unhealthy",
+        None => "unknown",
+    };
+    Ok(axum::Json(Health {
+        integration_id: id,
+        health: health.into(),
+        status: row.status,
+        paused: row.paused,
+        consecutive_failures: row.consecutive_failures,
+        last_tested_at: row.last_tested_at,
+        last_test,
+    })
+    .into_response())
+}
+
+/// The last connection test of an integration, with the sandbox's invocation record.
+#[utoipa::path(get, path = "/api/v1/integrations/{id}/tests/latest", tag = "integrations", operation_id = "getLatestTest",
+    params(("id" = uuid::Uuid, Path, description = "The integration's id")),
+    security(("bearer" = ["integrations.read"])),
+    responses(
+        (status = 200, description = "The last test", body = TestRun),
+        (status = "4XX", description = "A problem (404 also when it was never tested)", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_latest_test(
+    Reader(caller): Reader,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    match state.catalog.latest_test(&caller, integration_id(&id)?).await? {
+        Some(run) => Ok(axum::Json(run).into_response()),
+        None => Err(Problem::new(ProblemKind::NotFound, "the integration has not been tested yet")),
+    }
+}
+
+/// A page of audit entries.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPage {
+    /// Entries, oldest first.
+    pub items: Vec<AuditEntry>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Paging of the audit trail.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// The `nextCursor` of the previous page.
+    pub after: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+}
+
+/// The audit trail of an integration: who did what, when, with the spec's details.
+#[utoipa::path(get, path = "/api/v1/integrations/{id}/audit", tag = "integrations", operation_id = "getIntegrationAudit",
+    params(("id" = uuid::Uuid, Path, description = "The integration's id"), AuditParams),
+    security(("bearer" = ["integrations.read"])),
+    responses(
+        (status = 200, description = "Its audit entries, oldest first", body = AuditPage),
+        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_audit(
+    Reader(caller): Reader,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let id = integration_id(&id)?;
+    let Query(params) = params.map_err(query_problem)?;
+    let after = parse_seq_cursor(params.after.as_deref(), "after")?;
+    let limit = page_limit(params.limit)?;
+    // The entries outlive the integration; the row is checked so another tenant sees a 404.
+    state.catalog.get(&caller, id).await?;
+    let mut items = state.catalog.store().audit(&caller.tenant, id, after, limit + 1).await?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|e| e.seq.to_string())
+    } else {
+        None
+    };
+    Ok(axum::Json(AuditPage { items, next_cursor }).into_response())
+}
+
+/// A page size from a query (default 50, at most 500).
+pub fn page_limit(limit: Option<u32>) -> Result<u32, Problem> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if (1..=MAX_LIMIT).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Problem::bad_request(format!("`limit` must be between 1 and {MAX_LIMIT}")))
+    }
+}
+
+/// A sequence cursor (the `nextCursor` of audit and event pages): a non-negative number.
+pub fn parse_seq_cursor(cursor: Option<&str>, name: &str) -> Result<i64, Problem> {
+    match cursor {
+        None => Ok(0),
+        Some(c) => c
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| Problem::bad_request(format!("`{name}` is not a cursor this API returned"))),
+    }
+}

@@ -1,0 +1,215 @@
+//! The HTTP API: routes, the middleware every request passes through, and the OpenAPI document.
+//!
+//! Every route is registered through [`routes`] with its `#[utoipa::path]` annotation, so the
+//! served OpenAPI document lists exactly the routes the router serves; the route × scope × tenant
+//! test (`api/tests/http.rs`) walks that document, so a route added without a rule fails it.
+
+// A `Problem` is large (it carries the problem's extension members), and it is built only on the
+// error path, where one move of ~200 bytes does not matter; boxing it would clutter every handler.
+#![allow(clippy::result_large_err)]
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Verifier;
+use crate::service::Catalog;
+
+pub mod events;
+pub mod extract;
+pub mod integrations;
+pub mod ops;
+pub mod plugins;
+pub mod problem;
+
+use problem::{PROBLEM_JSON, Problem, ProblemKind};
+
+/// The header that carries the request id.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// What handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<AppParts>);
+
+/// The parts of [`AppState`].
+#[derive(Debug)]
+pub struct AppParts {
+    /// The catalog's operations.
+    pub catalog: Catalog,
+    /// Verifies bearer tokens.
+    pub verifier: Verifier,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// State over these parts.
+    pub fn new(catalog: Catalog, verifier: Verifier, max_body_bytes: usize) -> Self {
+        Self(Arc::new(AppParts { catalog, verifier, max_body_bytes }))
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "StellaOps Integration Catalog",
+        description = "Registers, tests and watches an organisation's connections to container registries, source hosts, CI systems, runtime hosts and vulnerability feeds. Every connector runs as a WebAssembly component in a sandbox.\n\nAuthenticate with a bearer JWT carrying `integrations.read` or `integrations.admin` and a tenant. Errors are `application/problem+json` (RFC 9457).",
+        license(name = "Apache-2.0"),
+    ),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "integrations", description = "Integrations: create, read, change, delete, audit"),
+        (name = "lifecycle", description = "Activate, test, pause and resume"),
+        (name = "plugins", description = "The loaded connectors and what they may do"),
+        (name = "events", description = "Lifecycle events (the outbox)"),
+        (name = "operations", description = "Probes, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut scheme = Http::new(HttpAuthScheme::Bearer);
+        scheme.bearer_format = Some("JWT".into());
+        scheme.description = Some(
+            "A JWT (HS256 with the local key, or RS256/ES256 from the configured JWKS) whose `scope` claim holds `integrations.read` and/or `integrations.admin` and whose tenant claim names the tenant.".into(),
+        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// Every route, with its OpenAPI description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    use integrations as i;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(i::list_integrations, i::create_integration))
+        .routes(routes!(i::get_integration, i::update_integration, i::delete_integration))
+        .routes(routes!(i::test_integration))
+        .routes(routes!(i::activate_integration))
+        .routes(routes!(i::pause_integration))
+        .routes(routes!(i::resume_integration))
+        .routes(routes!(i::get_health))
+        .routes(routes!(i::get_audit))
+        .routes(routes!(i::get_latest_test))
+        .routes(routes!(plugins::list_plugins))
+        .routes(routes!(plugins::get_plugin))
+        .routes(routes!(events::list_events))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi_json))
+        .routes(routes!(ops::reference_page))
+}
+
+/// The OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// The OpenAPI document as JSON (built once).
+pub fn openapi_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| openapi().to_pretty_json().expect("the OpenAPI document serializes"))
+}
+
+/// The reference page (built once).
+pub fn reference_html() -> &'static str {
+    static HTML: OnceLock<String> = OnceLock::new();
+    HTML.get_or_init(|| {
+        let doc: serde_json::Value = serde_json::from_str(openapi_json()).expect("the OpenAPI document parses");
+        reference::render(&doc)
+    })
+}
+
+mod reference;
+
+/// The service: every route, behind the request middleware.
+pub fn router(state: AppState) -> Router {
+    let (router, _) = routes().split_for_parts();
+    let max_body = state.max_body_bytes;
+    router
+        .fallback(ops::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Gives the request an id, logs and counts it, and turns any error response that is not yet a
+/// problem (axum's own 405, a failed extractor) into one.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let route = route.unwrap_or_else(|| "unmatched".into());
+    let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error()) && !is_problem(&response) {
+        response = as_problem(response).await;
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, v);
+    }
+    let elapsed = started.elapsed();
+    state.catalog.metrics().record_request(method.as_str(), &route, status.as_u16(), elapsed);
+    span.in_scope(|| {
+        tracing::info!(status = status.as_u16(), elapsed_ms = elapsed.as_secs_f64() * 1000.0, "answered");
+    });
+    response
+}
+
+fn is_problem(response: &Response) -> bool {
+    response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()))
+}
+
+async fn as_problem(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let kind = match parts.status.as_u16() {
+        401 => ProblemKind::Unauthenticated,
+        403 => ProblemKind::Forbidden,
+        404 => ProblemKind::NotFound,
+        405 => ProblemKind::MethodNotAllowed,
+        413 => ProblemKind::PayloadTooLarge,
+        415 => ProblemKind::UnsupportedMediaType,
+        422 => ProblemKind::Validation,
+        s if s >= 500 => ProblemKind::Internal,
+        _ => ProblemKind::BadRequest,
+    };
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let detail = if text.is_empty() { kind.describe().2.to_string() } else { text };
+    let mut problem = Problem::new(kind, detail);
+    problem.status = parts.status.as_u16();
+    let mut response = problem.into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        response.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    response
+}

@@ -1,0 +1,99 @@
+//! The outbox relay: publishes the events the store wrote beside each change to NATS JetStream,
+//! then marks them delivered.
+//!
+//! At least once: an event is marked only after JetStream acknowledged it, so a crash between the
+//! two publishes it again. The CloudEvents `id` goes out as `Nats-Msg-Id`, so JetStream drops such
+//! a repeat within the stream's duplicate window, and consumers can deduplicate by the same id.
+//! Subjects are `<prefix>.<tenant>.<type>` (`stellaops.integrations.acme.integration.created`);
+//! characters a subject cannot hold (`.`, `*`, `>`, spaces) in a tenant id become `_` — the
+//! exact tenant is in the event's `tenantid`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage};
+
+use crate::config::EventsConfig;
+use crate::store::{Store, StoredEvent};
+
+/// Events taken from the outbox at a time.
+const BATCH: u32 = 100;
+/// Pause when the outbox is empty.
+const IDLE: Duration = Duration::from_millis(250);
+/// Longest pause after a failure.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The subject of an event.
+pub fn subject(prefix: &str, event: &StoredEvent) -> String {
+    let tenant: String = event
+        .tenant_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    let event_type = event.cloud_event["type"].as_str().unwrap_or("unknown");
+    format!("{prefix}.{tenant}.{event_type}")
+}
+
+/// Runs until the task is aborted: connects (again after any failure, with backoff) and relays.
+pub async fn run(config: EventsConfig, store: Arc<dyn Store>) {
+    let Some(url) = config.nats_url.clone() else { return };
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match relay(&url, &config, &store).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "event relay interrupted");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn relay(url: &str, config: &EventsConfig, store: &Arc<dyn Store>) -> Result<(), String> {
+    let client = async_nats::connect(url).await.map_err(|e| format!("cannot connect to NATS: {e}"))?;
+    let js = jetstream::new(client);
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: config.stream.clone(),
+        subjects: vec![format!("{}.>", config.subject_prefix)],
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("cannot create the stream {}: {e}", config.stream))?;
+    tracing::info!(stream = %config.stream, "event relay connected");
+    loop {
+        let delivered = relay_batch(&js, config, store).await?;
+        if delivered == 0 {
+            tokio::time::sleep(IDLE).await;
+        }
+    }
+}
+
+/// Publishes one batch of undelivered events; returns how many were delivered.
+pub async fn relay_batch(
+    js: &jetstream::Context,
+    config: &EventsConfig,
+    store: &Arc<dyn Store>,
+) -> Result<usize, String> {
+    let events = store.undelivered_events(BATCH).await.map_err(|e| e.to_string())?;
+    let mut acks = Vec::with_capacity(events.len());
+    for event in &events {
+        let id = event.cloud_event["id"].as_str().unwrap_or_default().to_string();
+        let payload = serde_json::to_vec(&event.cloud_event).map_err(|e| e.to_string())?;
+        let publish = PublishMessage::build()
+            .payload(payload.into())
+            .message_id(id)
+            .header("Content-Type", "application/cloudevents+json");
+        let ack = js
+            .send_publish(subject(&config.subject_prefix, event), publish)
+            .await
+            .map_err(|e| format!("cannot publish: {e}"))?;
+        acks.push(ack);
+    }
+    for ack in acks {
+        ack.await.map_err(|e| format!("JetStream did not acknowledge an event: {e}"))?;
+    }
+    let keys: Vec<(String, i64)> = events.iter().map(|e| (e.tenant_id.clone(), e.seq)).collect();
+    store.mark_delivered(&keys).await.map_err(|e| e.to_string())?;
+    Ok(events.len())
+}

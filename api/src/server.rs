@@ -1,0 +1,86 @@
+//! Wiring: from a [`Config`] to a running service (store, sandbox, connectors, token verifier,
+//! router, event relay), and its graceful shutdown.
+
+use std::sync::Arc;
+
+use stella_runtime::secrets::{ChainResolver, EnvSecretResolver, FileSecretResolver, SecretResolver};
+use stella_runtime::{ConnectorCatalog, Sandbox};
+
+use crate::auth::{Verifier, local_key};
+use crate::config::Config;
+use crate::http::{AppState, router};
+use crate::service::Catalog;
+use crate::store;
+
+/// Builds the service's state: opens (and migrates) the database, loads the built-in connectors
+/// and the plugins directory, and sets up token verification.
+pub async fn build_state(config: &Config) -> Result<AppState, String> {
+    let database_url = config.storage.database_url();
+    let store = store::open(&database_url)
+        .await
+        .map_err(|e| format!("cannot open the database {}: {e}", store::redact_url(&database_url)))?;
+
+    let mut resolvers: Vec<Arc<dyn SecretResolver>> = vec![];
+    if let Some(dir) = &config.secrets.dir {
+        resolvers.push(Arc::new(FileSecretResolver::new(dir)));
+    }
+    if config.secrets.env {
+        resolvers.push(Arc::new(EnvSecretResolver::default()));
+    }
+    let sandbox = Sandbox::new(config.sandbox.clone(), Arc::new(ChainResolver::new(resolvers)))?;
+    let plugins_dir = config.storage.plugins_dir.as_deref().filter(|d| d.is_dir());
+    let connectors = ConnectorCatalog::load(&sandbox, stella_builtin_connectors::BUILTINS, plugins_dir);
+    for c in connectors.iter() {
+        tracing::info!(provider = c.provider(), sha256 = c.sha256(), "connector loaded");
+    }
+    for failure in connectors.failures() {
+        tracing::warn!(source = %failure.source, error = %failure.error, "connector refused");
+    }
+
+    let key = if config.auth.local_tokens { Some(local_key(&config.auth, &config.storage.data_dir)?) } else { None };
+    let verifier = Verifier::new(&config.auth, key).await?;
+    let catalog = Catalog::new(store, Arc::new(sandbox), Arc::new(connectors));
+    Ok(AppState::new(catalog, verifier, config.server.max_body_bytes))
+}
+
+/// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
+pub async fn serve(config: Config) -> Result<(), String> {
+    let state = build_state(&config).await?;
+    let relay = config.events.nats_url.as_ref().map(|_| {
+        let store = state.catalog.store().clone();
+        tokio::spawn(crate::relay::run(config.events.clone(), store))
+    });
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%address, database = %store::redact_url(&config.storage.database_url()), "serving");
+    eprintln!("stella-integrations listening on http://{address} (API reference: http://{address}/api/v1/docs)");
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    if let Some(relay) = relay {
+        relay.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+}
