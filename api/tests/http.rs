@@ -1,0 +1,776 @@
+//! The HTTP API in process (`oneshot` on the real router, over a real SQLite store and the real
+//! sandbox with the built-in connectors): routes × scopes × tenants, tokens, the conventions of
+//! the API (problem+json, ETags, idempotency, paging), and each endpoint's behaviour.
+
+use std::collections::BTreeSet;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http_body_util::BodyExt;
+use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
+use serde_json::{Value, json};
+use stella_integrations::auth::{self, TokenRequest};
+use stella_integrations::config::Config;
+use stella_integrations::http::problem::PROBLEM_BASE;
+use stella_integrations::http::{openapi, router};
+use stella_integrations::server::build_state;
+use tower::ServiceExt;
+
+const KEY: &str = "a-local-test-key-of-at-least-32-bytes!!";
+const ISSUER: &str = "https://idp.example.test";
+
+struct App {
+    router: Router,
+    config: Config,
+    ec_key: EcdsaKeyPair,
+    _dir: tempfile::TempDir,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
+    }
+
+    fn problem_type(&self) -> &str {
+        self.body["type"].as_str().unwrap_or("").trim_start_matches(PROBLEM_BASE)
+    }
+}
+
+async fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let ec_key = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let point = ec_key.public_key().as_ref();
+    let mut jwks: Value = serde_json::from_str(include_str!("fixtures/jwt-test-rsa.jwks.json")).unwrap();
+    jwks["keys"].as_array_mut().unwrap().push(json!({
+        "kty": "EC", "crv": "P-256", "kid": "test-ec", "use": "sig",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+    }));
+    let jwks_path = dir.path().join("jwks.json");
+    std::fs::write(&jwks_path, jwks.to_string()).unwrap();
+
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().join("data");
+    config.storage.plugins_dir = None;
+    config.auth.hs256_key = Some(KEY.into());
+    config.auth.jwks_file = Some(jwks_path);
+    config.auth.issuer = Some(ISSUER.into());
+    config.server.max_body_bytes = 64 * 1024;
+    let state = build_state(&config).await.unwrap();
+    App { router: router(state), config, ec_key, _dir: dir }
+}
+
+impl App {
+    fn token(&self, tenant: &str, scopes: &str) -> String {
+        let request = TokenRequest {
+            tenant: tenant.into(),
+            scopes: scopes.split_whitespace().map(str::to_string).collect(),
+            subject: format!("{tenant}-user"),
+            ttl: std::time::Duration::from_secs(600),
+        };
+        auth::issue_local_token(&self.config.auth, KEY.as_bytes(), &request)
+    }
+
+    fn admin(&self) -> String {
+        self.token("acme", "integrations.admin")
+    }
+
+    async fn send(&self, method: Method, uri: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        self.send_with(method, uri, token, body, &[]).await
+    }
+
+    async fn send_with(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let has_body = body.is_some();
+        if has_body {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty);
+        self.raw(request.body(body).unwrap()).await
+    }
+
+    async fn raw(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        if status.is_client_error() || status.is_server_error() {
+            assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json", "{status}: {body}");
+            assert_eq!(body["status"], status.as_u16(), "{body}");
+        }
+        Reply { status, headers, body }
+    }
+
+    /// An integration that was activated (so it has a test result).
+    async fn create_tested(&self, name: &str) -> String {
+        let id = self.create(name).await;
+        let r =
+            self.send(Method::POST, &format!("/api/v1/integrations/{id}/activate"), Some(&self.admin()), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        id
+    }
+
+    async fn create(&self, name: &str) -> String {
+        let r = self.send(Method::POST, "/api/v1/integrations", Some(&self.admin()), Some(spec(name))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["integrationId"].as_str().unwrap().to_string()
+    }
+}
+
+fn spec(name: &str) -> Value {
+    json!({"name": name, "type": "registry", "provider": "in-memory", "tags": ["demo"], "environment": "dev"})
+}
+
+fn jwt(header: Value, claims: Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+    let input =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let signature = sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+fn claims(extra: Value) -> Value {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut c = json!({
+        "sub": "svc", "tenant": "acme", "scope": "integrations.read", "iss": ISSUER,
+        "aud": "stella-integrations", "exp": now + 300, "iat": now,
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    c
+}
+
+fn rsa_sign(input: &[u8]) -> Vec<u8> {
+    let key = RsaKeyPair::from_der(include_bytes!("fixtures/jwt-test-rsa.der")).unwrap();
+    let mut sig = vec![0; key.public().modulus_len()];
+    key.sign(&signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), input, &mut sig).unwrap();
+    sig
+}
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rule {
+    Public,
+    Read,
+    Admin,
+}
+
+/// Every route and who may call it. A route the router serves but this table lacks fails
+/// `every_route_enforces_its_scope_and_tenant`.
+const MATRIX: &[(&str, &str, Rule)] = &[
+    ("GET", "/api/v1/integrations", Rule::Read),
+    ("POST", "/api/v1/integrations", Rule::Admin),
+    ("GET", "/api/v1/integrations/{id}", Rule::Read),
+    ("PUT", "/api/v1/integrations/{id}", Rule::Admin),
+    ("DELETE", "/api/v1/integrations/{id}", Rule::Admin),
+    ("POST", "/api/v1/integrations/{id}/test", Rule::Admin),
+    ("POST", "/api/v1/integrations/{id}/activate", Rule::Admin),
+    ("POST", "/api/v1/integrations/{id}/pause", Rule::Admin),
+    ("POST", "/api/v1/integrations/{id}/resume", Rule::Admin),
+    ("GET", "/api/v1/integrations/{id}/health", Rule::Read),
+    ("GET", "/api/v1/integrations/{id}/audit", Rule::Read),
+    ("GET", "/api/v1/integrations/{id}/tests/latest", Rule::Read),
+    ("GET", "/api/v1/plugins", Rule::Read),
+    ("GET", "/api/v1/plugins/{provider}", Rule::Read),
+    ("GET", "/api/v1/events", Rule::Read),
+    ("GET", "/healthz", Rule::Public),
+    ("GET", "/readyz", Rule::Public),
+    ("GET", "/metrics", Rule::Public),
+    ("GET", "/api/v1/openapi.json", Rule::Public),
+    ("GET", "/api/v1/docs", Rule::Public),
+];
+
+fn body_for(method: &str, path: &str) -> Option<Value> {
+    match (method, path) {
+        ("POST", "/api/v1/integrations") | ("PUT", _) => Some(spec(&format!("m-{}", uuid::Uuid::new_v4()))),
+        (_, p) if p.ends_with("/pause") => Some(json!({"reason": "matrix"})),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn every_route_enforces_its_scope_and_tenant() {
+    let app = app().await;
+    let doc = serde_json::to_value(openapi()).unwrap();
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let method = method.to_uppercase();
+            let rule = MATRIX
+                .iter()
+                .find(|(m, p, _)| *m == method && *p == path)
+                .unwrap_or_else(|| panic!("{method} {path} is served but has no rule in MATRIX"))
+                .2;
+            // The document declares the same scope the route enforces.
+            let declared = op["security"][0]["bearer"][0].as_str();
+            let expected = match rule {
+                Rule::Public => None,
+                Rule::Read => Some("integrations.read"),
+                Rule::Admin => Some("integrations.admin"),
+            };
+            assert_eq!(declared, expected, "{method} {path}");
+            documented.insert((method, path.clone()));
+        }
+    }
+    let ruled: BTreeSet<_> = MATRIX.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(documented, ruled, "MATRIX names a route the router does not serve");
+
+    let none = app.token("acme", "");
+    let read = app.token("acme", "integrations.read");
+    let admin = app.admin();
+    let other_admin = app.token("globex", "integrations.admin integrations.read");
+    for (method, path, rule) in MATRIX {
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let uri = |id: &str| path.replace("{id}", id).replace("{provider}", "in-memory");
+        let if_match: &[(&str, &str)] = if *method == "PUT" { &[("if-match", "*")] } else { &[] };
+        let call = |token: Option<String>, id: String| {
+            let m = m.clone();
+            let uri = uri(&id);
+            let body = body_for(method, path);
+            let app = &app;
+            async move { app.send_with(m, &uri, token.as_deref(), body, if_match).await }
+        };
+
+        let r = call(None, app.create_tested(&format!("n-{}", uuid::Uuid::new_v4())).await).await;
+        if *rule == Rule::Public {
+            assert!(r.status.is_success(), "{method} {path} without a token: {}", r.status);
+            continue;
+        }
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {path} without a token");
+        assert!(r.header("www-authenticate").starts_with("Bearer"), "{method} {path}");
+
+        let r = call(Some(none.clone()), app.create_tested(&format!("n-{}", uuid::Uuid::new_v4())).await).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path} with no scope");
+        assert!(r.header("www-authenticate").contains("insufficient_scope"), "{method} {path}");
+
+        let r = call(Some(read.clone()), app.create_tested(&format!("n-{}", uuid::Uuid::new_v4())).await).await;
+        match rule {
+            Rule::Admin => assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path} with read"),
+            _ => assert!(r.status.is_success(), "{method} {path} with read: {} {}", r.status, r.body),
+        }
+
+        let r = call(Some(admin.clone()), app.create_tested(&format!("n-{}", uuid::Uuid::new_v4())).await).await;
+        assert!(
+            r.status.is_success() || r.status == StatusCode::CONFLICT,
+            "{method} {path} with admin: {} {}",
+            r.status,
+            r.body
+        );
+
+        if path.contains("{id}") {
+            let acmes = app.create_tested(&format!("n-{}", uuid::Uuid::new_v4())).await;
+            let r = call(Some(other_admin.clone()), acmes).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path} from another tenant: {}", r.body);
+        }
+    }
+}
+
+#[tokio::test]
+async fn lists_and_events_never_show_another_tenants_rows() {
+    let app = app().await;
+    app.create("ours").await;
+    let theirs = app.token("globex", "integrations.admin");
+    let r = app.send(Method::POST, "/api/v1/integrations", Some(&theirs), Some(spec("theirs"))).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    // The same name in another tenant is not a conflict.
+    let r = app.send(Method::POST, "/api/v1/integrations", Some(&theirs), Some(spec("ours"))).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+
+    let r = app.send(Method::GET, "/api/v1/integrations", Some(&app.admin()), None).await;
+    let names: Vec<&str> = r.body["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ours"]);
+    let r = app.send(Method::GET, "/api/v1/events", Some(&app.admin()), None).await;
+    let events = r.body["items"].as_array().unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(events.iter().all(|e| e["tenantid"] == "acme"), "{events:?}");
+}
+
+#[tokio::test]
+async fn hostile_and_invalid_tokens_are_refused_with_a_challenge() {
+    let app = app().await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let hs = |c: Value| jwt(json!({"alg": "HS256"}), c, |i| auth_hs256(KEY.as_bytes(), i));
+    let ec = |c: Value, kid: &str| {
+        jwt(json!({"alg": "ES256", "kid": kid}), c, |i| {
+            app.ec_key.sign(&ring::rand::SystemRandom::new(), i).unwrap().as_ref().to_vec()
+        })
+    };
+    let cases: Vec<(&str, String)> = vec![
+        ("expired", hs(claims(json!({"exp": now - 3600})))),
+        ("not yet valid", hs(claims(json!({"nbf": now + 3600})))),
+        ("no exp", hs(claims(json!({"exp": null})))),
+        ("wrong audience", hs(claims(json!({"aud": "someone-else"})))),
+        ("wrong issuer", hs(claims(json!({"iss": "https://evil.test"})))),
+        ("no tenant", hs(claims(json!({"tenant": null})))),
+        ("no subject", hs(claims(json!({"sub": null})))),
+        (
+            "unsigned",
+            format!(
+                "{}.{}.",
+                URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+                URL_SAFE_NO_PAD.encode(claims(json!({})).to_string())
+            ),
+        ),
+        (
+            "wrong key",
+            jwt(json!({"alg": "HS256"}), claims(json!({})), |i| {
+                auth_hs256(b"another-key-of-at-least-32-bytes-long", i)
+            }),
+        ),
+        ("HS384", jwt(json!({"alg": "HS384"}), claims(json!({})), |i| auth_hs256(KEY.as_bytes(), i))),
+        // Algorithm confusion: an HS256 token keyed with the RSA public key's JWK.
+        (
+            "alg confusion",
+            jwt(json!({"alg": "HS256", "kid": "test-rsa"}), claims(json!({})), |i| {
+                auth_hs256(include_bytes!("fixtures/jwt-test-rsa.jwks.json"), i)
+            }),
+        ),
+        ("RS256 under the EC key id", jwt(json!({"alg": "RS256", "kid": "test-ec"}), claims(json!({})), rsa_sign)),
+        ("unknown kid", ec(claims(json!({})), "nope")),
+        ("garbage", "not.a.jwt".into()),
+        ("two parts", "abc.def".into()),
+    ];
+    for (what, token) in cases {
+        let r = app.send(Method::GET, "/api/v1/integrations", Some(&token), None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {}", r.body);
+        assert_eq!(r.problem_type(), "unauthenticated", "{what}");
+        assert!(r.header("www-authenticate").contains("invalid_token"), "{what}: {}", r.header("www-authenticate"));
+    }
+    // A tampered payload under a valid signature.
+    let good = hs(claims(json!({})));
+    let parts: Vec<&str> = good.split('.').collect();
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims(json!({"tenant": "globex"})).to_string()),
+        parts[2]
+    );
+    let r = app.send(Method::GET, "/api/v1/integrations", Some(&forged), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // The identity provider's keys work: RS256 and ES256 from the JWKS, with and without kid.
+    for (what, token) in [
+        ("RS256", jwt(json!({"alg": "RS256", "kid": "test-rsa"}), claims(json!({})), rsa_sign)),
+        ("RS256 without kid", jwt(json!({"alg": "RS256"}), claims(json!({})), rsa_sign)),
+        ("ES256", ec(claims(json!({})), "test-ec")),
+        ("HS256 local", good.clone()),
+    ] {
+        let r = app.send(Method::GET, "/api/v1/integrations", Some(&token), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{what}: {}", r.body);
+    }
+    // A scheme other than Bearer.
+    let r = app.send_with(Method::GET, "/api/v1/integrations", None, None, &[("authorization", "Basic YTpi")]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+fn auth_hs256(key: &[u8], input: &[u8]) -> Vec<u8> {
+    ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), input).as_ref().to_vec()
+}
+
+#[tokio::test]
+async fn create_get_update_delete_follow_the_http_conventions() {
+    let app = app().await;
+    let admin = app.admin();
+    let r = app.send(Method::POST, "/api/v1/integrations", Some(&admin), Some(spec("registry-1"))).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let id = r.body["integrationId"].as_str().unwrap().to_string();
+    assert_eq!(r.header("location"), format!("/api/v1/integrations/{id}"));
+    assert_eq!(r.header("etag"), "\"1\"");
+    assert_eq!((r.body["status"].as_str(), r.body["tenantId"].as_str()), (Some("draft"), Some("acme")));
+    assert!(r.body["createdAt"].as_str().unwrap().ends_with('Z'));
+    assert!(!r.header("x-request-id").is_empty());
+
+    let uri = format!("/api/v1/integrations/{id}");
+    let r = app.send(Method::GET, &uri, Some(&admin), None).await;
+    assert_eq!((r.status, r.header("etag")), (StatusCode::OK, "\"1\""));
+
+    let mut changed = spec("registry-1");
+    changed["description"] = json!("the main registry");
+    let r = app.send(Method::PUT, &uri, Some(&admin), Some(changed.clone())).await;
+    assert_eq!((r.status, r.problem_type()), (StatusCode::PRECONDITION_REQUIRED, "precondition-required"));
+    let r = app.send_with(Method::PUT, &uri, Some(&admin), Some(changed.clone()), &[("if-match", "\"1\"")]).await;
+    assert_eq!((r.status, r.header("etag")), (StatusCode::OK, "\"2\""));
+    assert_eq!(r.body["description"], "the main registry");
+    assert_eq!(r.body["modifiedBy"], "acme-user");
+    // The version the client read is no longer current.
+    let r = app.send_with(Method::PUT, &uri, Some(&admin), Some(changed.clone()), &[("if-match", "\"1\"")]).await;
+    assert_eq!((r.status, r.problem_type()), (StatusCode::PRECONDITION_FAILED, "precondition-failed"));
+    assert_eq!(r.body["currentVersion"], 2);
+    let r = app.send_with(Method::PUT, &uri, Some(&admin), Some(changed.clone()), &[("if-match", "W/\"2\"")]).await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    let r = app.send_with(Method::PUT, &uri, Some(&admin), Some(changed), &[("if-match", "two")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // Names are unique per tenant.
+    let r = app.send(Method::POST, "/api/v1/integrations", Some(&admin), Some(spec("registry-1"))).await;
+    assert_eq!((r.status, r.problem_type()), (StatusCode::CONFLICT, "name-conflict"));
+
+    let r = app.send_with(Method::DELETE, &uri, Some(&admin), None, &[("if-match", "\"1\"")]).await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    let r = app.send(Method::DELETE, &uri, Some(&admin), None).await;
+    assert_eq!((r.status, &r.body), (StatusCode::NO_CONTENT, &Value::Null));
+    let r = app.send(Method::GET, &uri, Some(&admin), None).await;
+    assert_eq!((r.status, r.problem_type()), (StatusCode::NOT_FOUND, "not-found"));
+    let r = app.send(Method::GET, "/api/v1/integrations/not-a-uuid", Some(&admin), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_the_first_response_and_refuses_a_different_body() {
+    let app = app().await;
+    let admin = app.admin();
+    let key = [("idempotency-key", "create-registry-7")];
+    let first = app.send_with(Method::POST, "/api/v1/integrations", Some(&admin), Some(spec("r7")), &key).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let again = app.send_with(Method::POST, "/api/v1/integrations", Some(&admin), Some(spec("r7")), &key).await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.header("idempotent-replayed"), "true");
+    assert_eq!(again.header("location"), first.header("location"));
+    let other = app.send_with(Method::POST, "/api/v1/integrations", Some(&admin), Some(spec("r8")), &key).await;
+    assert_eq!((other.status, other.problem_type()), (StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused"));
+    let r = app.send(Method::GET, "/api/v1/integrations", Some(&admin), None).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "a replay creates nothing");
+    let bad = app
+        .send_with(Method::POST, "/api/v1/integrations", Some(&admin), Some(spec("r9")), &[("idempotency-key", "")])
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_problem_never_a_5xx() {
+    let app = app().await;
+    let admin = app.admin();
+    let post = |body: Body, content_type: &str| {
+        Request::post("/api/v1/integrations")
+            .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .unwrap()
+    };
+    let r = app.raw(post(Body::from("{\"name\": \"x\","), "application/json")).await;
+    assert_eq!((r.status, r.problem_type()), (StatusCode::BAD_REQUEST, "bad-request"));
+    let r = app.raw(post(Body::from(spec("x").to_string()), "text/plain")).await;
+    assert_eq!((r.status, r.problem_type()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"));
+    let huge = json!({"name": "x", "type": "registry", "provider": "in-memory", "description": "a".repeat(100_000)});
+    let r = app.raw(post(Body::from(huge.to_string()), "application/json")).await;
+    assert_eq!((r.status, r.problem_type()), (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"));
+    let r = app.raw(post(Body::from(spec("x").to_string() + " trailing"), "application/json")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    let cases = [
+        (json!({"name": "x", "type": "registry", "provider": "in-memory", "colour": "red"}), "colour"),
+        (json!({"name": "x", "type": "teapot", "provider": "in-memory"}), "type"),
+        (json!({"name": 7, "type": "registry", "provider": "in-memory"}), "name"),
+        (json!({"type": "registry", "provider": "in-memory"}), "body"),
+        (json!({"name": "x".repeat(200), "type": "registry", "provider": "in-memory"}), "name"),
+        (json!({"name": "x", "type": "registry", "provider": "nope"}), "provider"),
+        (json!({"name": "x", "type": "registry", "provider": "in-memory", "authRef": "vault:secret"}), "authRef"),
+        (json!({"name": "x", "type": "registry", "provider": "in-memory", "baseUrl": "ftp://x"}), "baseUrl"),
+        (
+            json!({"name": "x", "type": "registry", "provider": "in-memory",
+                   "configuration": {"nested": {"clientSecret": "hunter2"}}}),
+            "configuration.nested.clientSecret",
+        ),
+    ];
+    for (body, field) in cases {
+        let r = app.send(Method::POST, "/api/v1/integrations", Some(&admin), Some(body.clone())).await;
+        assert_eq!((r.status, r.problem_type()), (StatusCode::UNPROCESSABLE_ENTITY, "validation"), "{body}");
+        let fields: Vec<&str> =
+            r.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        assert!(fields.contains(&field), "{body}: {fields:?}");
+        assert!(!r.body.to_string().contains("hunter2"), "a rejected secret is echoed: {}", r.body);
+    }
+    let r = app
+        .send(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(&admin),
+            Some(json!({"name": "x", "type": "registry", "provider": "nope"})),
+        )
+        .await;
+    assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("in-memory"), "lists the available providers");
+    let r = app
+        .send(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(&admin),
+            Some(json!({"name": "x", "type": "registry", "provider": "in-memory", "configuration": {"apiKey": "s3cr3t"}})),
+        )
+        .await;
+    assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("authRef"), "{}", r.body);
+
+    for query in [
+        "limit=0",
+        "limit=501",
+        "limit=x",
+        "status=broken",
+        "type=teapot",
+        "cursor=%%%",
+        "paused=maybe",
+        "stauts=active",
+    ] {
+        let r = app.send(Method::GET, &format!("/api/v1/integrations?{query}"), Some(&admin), None).await;
+        assert_eq!((r.status, r.problem_type()), (StatusCode::BAD_REQUEST, "bad-request"), "{query}");
+    }
+    let r = app.send(Method::PATCH, "/api/v1/integrations", Some(&admin), None).await;
+    assert_eq!((r.status, r.problem_type()), (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed"));
+    assert!(r.header("allow").contains("GET"));
+    let r = app.send(Method::GET, "/api/v2/nothing", Some(&admin), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_lifecycle_runs_through_the_api_with_its_audit_and_events() {
+    let app = app().await;
+    let admin = app.admin();
+    let id = app.create("flow").await;
+    let uri = format!("/api/v1/integrations/{id}");
+
+    let r = app.send(Method::POST, &format!("{uri}/pause"), Some(&admin), Some(json!({"reason": "x"}))).await;
+    assert_eq!((r.status, r.problem_type()), (StatusCode::CONFLICT, "lifecycle-conflict"));
+    assert_eq!(r.body["currentStatus"], "draft");
+    assert_eq!(r.body["allowedActions"], json!(["activate", "test"]));
+
+    let r = app.send(Method::GET, &format!("{uri}/tests/latest"), Some(&admin), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let r = app.send(Method::POST, &format!("{uri}/activate"), Some(&admin), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["integration"]["status"], "active");
+    assert_eq!(r.body["testResult"]["result"]["success"], true);
+    assert_eq!(r.header("etag"), format!("\"{}\"", r.body["integration"]["version"]));
+
+    let r = app.send(Method::POST, &format!("{uri}/pause"), Some(&admin), Some(json!({"reason": ""}))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = app
+        .send(
+            Method::POST,
+            &format!("{uri}/pause"),
+            Some(&admin),
+            Some(json!({"reason": "maintenance", "ticket": "OPS-42"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!((r.body["status"].as_str(), r.body["paused"].as_bool()), (Some("paused"), Some(true)));
+    assert_eq!((r.body["pauseReason"].as_str(), r.body["pauseTicket"].as_str()), (Some("maintenance"), Some("OPS-42")));
+    let r = app.send(Method::POST, &format!("{uri}/resume"), Some(&admin), None).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("active")));
+
+    let r = app.send(Method::POST, &format!("{uri}/test"), Some(&admin), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app.send(Method::GET, &format!("{uri}/tests/latest"), Some(&admin), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["record"]["provider"], "in-memory");
+    assert_eq!(r.body["record"]["operation"], "test-connection");
+    let r = app.send(Method::GET, &format!("{uri}/health"), Some(&admin), None).await;
+    assert_eq!((r.body["health"].as_str(), r.body["status"].as_str()), (Some("healthy"), Some("active")));
+
+    let r = app.send(Method::GET, &format!("{uri}/audit?limit=3"), Some(&admin), None).await;
+    let page1: Vec<&str> = r.body["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(page1, ["created", "activated", "tested"]);
+    let cursor = r.body["nextCursor"].as_str().unwrap().to_string();
+    let r = app.send(Method::GET, &format!("{uri}/audit?after={cursor}"), Some(&admin), None).await;
+    let page2: Vec<Value> = r.body["items"].as_array().unwrap().clone();
+    let actions: Vec<&str> = page2.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["paused", "resumed", "tested"]);
+    assert_eq!(page2[0]["details"], json!({"reason": "maintenance", "ticket": "OPS-42"}));
+    assert_eq!(page2[0]["actor"], "acme-user");
+    assert!(r.body["nextCursor"].is_null());
+
+    let r = app.send(Method::GET, "/api/v1/events", Some(&admin), None).await;
+    let types: Vec<&str> = r.body["items"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["integration.created", "integration.healthy", "integration.paused", "integration.resumed"]);
+    let cursor = r.body["nextCursor"].as_str().unwrap().to_string();
+    let r = app.send(Method::GET, &format!("/api/v1/events?after={cursor}"), Some(&admin), None).await;
+    assert_eq!((r.body["items"].as_array().unwrap().len(), r.body["nextCursor"].as_str()), (0, Some(cursor.as_str())));
+    let r = app.send(Method::GET, "/api/v1/events?after=-1", Some(&admin), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    let r = app.send(Method::GET, "/metrics", None, None).await;
+    let text = r.body.as_str().unwrap();
+    assert!(
+        text.contains(
+            r#"stella_sandbox_invocations_total{operation="test-connection",provider="in-memory",outcome="success"} 2"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"route="/api/v1/integrations/{id}/pause",status="409"} 1"#), "{text}");
+}
+
+#[tokio::test]
+async fn paging_with_a_cursor_never_repeats_or_skips_a_row_while_others_come_and_go() {
+    let app = app().await;
+    let admin = app.admin();
+    let mut stable = BTreeSet::new();
+    for i in 0..30 {
+        let name = format!("stable-{i:02}");
+        app.create(&name).await;
+        stable.insert(name);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for churn in 0.. {
+        assert!(churn < 100, "paging does not end");
+        let uri = match &cursor {
+            None => "/api/v1/integrations?limit=7".to_string(),
+            Some(c) => format!("/api/v1/integrations?limit=7&cursor={c}"),
+        };
+        let r = app.send(Method::GET, &uri, Some(&admin), None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        for item in r.body["items"].as_array().unwrap() {
+            seen.push(item["name"].as_str().unwrap().to_string());
+        }
+        // Between pages, rows appear before, among and after the stable ones, and some vanish.
+        for prefix in ["a", "stable-15x", "zz"] {
+            app.create(&format!("{prefix}-{churn:03}")).await;
+        }
+        let victims = app.send(Method::GET, "/api/v1/integrations?q=stable-15x-&limit=1", Some(&admin), None).await;
+        if let Some(victim) = victims.body["items"][0]["integrationId"].as_str() {
+            let d = app.send(Method::DELETE, &format!("/api/v1/integrations/{victim}"), Some(&admin), None).await;
+            assert_eq!(d.status, StatusCode::NO_CONTENT);
+        }
+        cursor = r.body["nextCursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let stable_seen: Vec<&String> = seen.iter().filter(|n| stable.contains(*n)).collect();
+    let unique: BTreeSet<&String> = stable_seen.iter().copied().collect();
+    assert_eq!(unique.len(), stable_seen.len(), "a row was repeated: {seen:?}");
+    assert_eq!(unique.len(), stable.len(), "a row was skipped: {seen:?}");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "pages are in name order");
+}
+
+#[tokio::test]
+async fn list_filters_select_what_they_name() {
+    let app = app().await;
+    let admin = app.admin();
+    for (name, env, tags, owner) in [
+        ("alpha", "prod", vec!["eu"], "team-a"),
+        ("beta", "dev", vec!["us"], "team-b"),
+        ("Gamma", "prod", vec!["eu", "us"], "team-a"),
+    ] {
+        let body = json!({"name": name, "type": "registry", "provider": "in-memory", "environment": env, "tags": tags, "ownerId": owner});
+        let r = app.send(Method::POST, "/api/v1/integrations", Some(&admin), Some(body)).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    let scm = json!({"name": "delta", "type": "scm", "provider": "in-memory"});
+    let id = app.send(Method::POST, "/api/v1/integrations", Some(&admin), Some(scm)).await.body["integrationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.send(Method::POST, &format!("/api/v1/integrations/{id}/activate"), Some(&admin), None).await;
+    app.send(Method::POST, &format!("/api/v1/integrations/{id}/pause"), Some(&admin), Some(json!({"reason": "r"})))
+        .await;
+    let names = |query: &'static str| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            let r = app.send(Method::GET, &format!("/api/v1/integrations?{query}"), Some(&admin), None).await;
+            assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names("").await, ["Gamma", "alpha", "beta", "delta"]);
+    assert_eq!(names("environment=prod").await, ["Gamma", "alpha"]);
+    assert_eq!(names("tag=us").await, ["Gamma", "beta"]);
+    assert_eq!(names("owner=team-a&tag=eu").await, ["Gamma", "alpha"]);
+    assert_eq!(names("type=scm").await, ["delta"]);
+    assert_eq!(names("paused=true").await, ["delta"]);
+    assert_eq!(names("paused=false&status=draft").await, ["Gamma", "alpha", "beta"]);
+    assert_eq!(names("status=paused").await, ["delta"]);
+    assert_eq!(names("provider=in-memory&q=AM").await, ["Gamma"]);
+    assert_eq!(names("q=%25").await, Vec::<String>::new(), "a LIKE wildcard is matched literally");
+}
+
+#[tokio::test]
+async fn plugins_probes_and_documents_are_served() {
+    let app = app().await;
+    let read = app.token("acme", "integrations.read");
+    let r = app.send(Method::GET, "/api/v1/plugins", Some(&read), None).await;
+    let plugin = &r.body["items"][0];
+    assert_eq!((plugin["provider"].as_str(), plugin["source"].as_str()), (Some("in-memory"), Some("built-in")));
+    assert_eq!(plugin["sha256"].as_str().unwrap().len(), 64);
+    assert!(
+        plugin["manifest"]["permissions"].is_object() && plugin["effectiveLimits"]["deadlineMs"].is_u64(),
+        "{plugin}"
+    );
+    assert!(r.body["failures"].as_array().unwrap().is_empty());
+    let r = app.send(Method::GET, "/api/v1/plugins/in-memory", Some(&read), None).await;
+    assert_eq!(r.body["provider"], "in-memory");
+    let r = app.send(Method::GET, "/api/v1/plugins/harbour", Some(&read), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    assert_eq!(app.send(Method::GET, "/healthz", None, None).await.body["status"], "ok");
+    assert_eq!(app.send(Method::GET, "/readyz", None, None).await.body["status"], "ok");
+    let r = app.send(Method::GET, "/api/v1/openapi.json", None, None).await;
+    assert!(r.body["openapi"].as_str().unwrap().starts_with("3.1"), "{}", r.body["openapi"]);
+    assert!(r.body["components"]["schemas"]["Integration"].is_object());
+    let r = app.send(Method::GET, "/api/v1/docs", None, None).await;
+    let html = r.body.as_str().unwrap();
+    assert!(html.contains("/api/v1/integrations/{id}/pause") && html.contains("precondition-required"));
+    assert!(!html.contains("<script"), "the reference page needs no script");
+
+    let r = app.send_with(Method::GET, "/healthz", None, None, &[("x-request-id", "req-123")]).await;
+    assert_eq!(r.header("x-request-id"), "req-123");
+    let r = app.send_with(Method::GET, "/healthz", None, None, &[("x-request-id", "has space")]).await;
+    assert_ne!(r.header("x-request-id"), "has space");
+}
+
+#[tokio::test]
+async fn a_local_key_is_generated_once_and_shared_by_serve_and_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = stella_integrations::auth::AuthConfig::default();
+    let first = auth::local_key(&config, dir.path()).unwrap();
+    let again = auth::local_key(&config, dir.path()).unwrap();
+    assert_eq!(first, again);
+    assert!(first.len() >= 32);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(auth::LOCAL_KEY_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the key file is readable by others: {mode:o}");
+    }
+    std::fs::write(dir.path().join(auth::LOCAL_KEY_FILE), "short").unwrap();
+    assert!(auth::local_key(&config, dir.path()).is_err());
+}
