@@ -2,7 +2,11 @@
 //! sandbox with the built-in connectors): routes × scopes × tenants, tokens, the conventions of
 //! the API (problem+json, ETags, idempotency, paging), and each endpoint's behaviour.
 
-use std::collections::BTreeSet;
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::body::Body;
@@ -46,6 +50,11 @@ impl Reply {
 }
 
 async fn app() -> App {
+    app_on(None).await
+}
+
+/// The app on a database URL (default: SQLite in a temporary directory).
+async fn app_on(database_url: Option<String>) -> App {
     let dir = tempfile::tempdir().unwrap();
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
@@ -62,6 +71,7 @@ async fn app() -> App {
     let mut config = Config::default();
     config.storage.data_dir = dir.path().join("data");
     config.storage.plugins_dir = None;
+    config.storage.database_url = database_url;
     config.auth.hs256_key = Some(KEY.into());
     config.auth.jwks_file = Some(jwks_path);
     config.auth.issuer = Some(ISSUER.into());
@@ -773,4 +783,125 @@ async fn a_local_key_is_generated_once_and_shared_by_serve_and_token() {
     }
     std::fs::write(dir.path().join(auth::LOCAL_KEY_FILE), "short").unwrap();
     assert!(auth::local_key(&config, dir.path()).is_err());
+}
+
+/// Kills the service's PostgreSQL connections over and over while clients create and update
+/// integrations: the clients get 503 problems (never a 500), the service recovers by itself, and
+/// every mutation left its row, audit entry and event all together or not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_database_connections_give_503_and_never_a_partial_change() {
+    let Some(db) = common::postgres_database().await else { return };
+    let app = Arc::new(app_on(Some(db.url.clone())).await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let killer = {
+        let (stop, name) = (stop.clone(), db.name.clone());
+        tokio::spawn(async move {
+            use sqlx::Connection;
+            let mut admin = sqlx::PgConnection::connect(&common::postgres_admin_url()).await.unwrap();
+            let mut killed = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let rows = sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&name)
+                .fetch_all(&mut admin)
+                .await
+                .unwrap();
+                killed += rows.len() as u64;
+                tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+            }
+            killed
+        })
+    };
+
+    let mut clients = Vec::new();
+    for client in 0..4 {
+        let app = app.clone();
+        clients.push(tokio::spawn(async move {
+            let admin = app.admin();
+            let mut statuses = BTreeMap::<u16, u32>::new();
+            for i in 0..60 {
+                let r = app
+                    .send(Method::POST, "/api/v1/integrations", Some(&admin), Some(spec(&format!("f-{client}-{i}"))))
+                    .await;
+                *statuses.entry(r.status.as_u16()).or_default() += 1;
+                if r.status == StatusCode::SERVICE_UNAVAILABLE {
+                    assert_eq!(r.problem_type(), "unavailable");
+                    assert_eq!(r.header("retry-after"), "1");
+                }
+                if r.status == StatusCode::CREATED {
+                    let id = r.body["integrationId"].as_str().unwrap();
+                    let mut changed = spec(&format!("f-{client}-{i}"));
+                    changed["description"] = json!("changed");
+                    let uri = format!("/api/v1/integrations/{id}");
+                    let r =
+                        app.send_with(Method::PUT, &uri, Some(&admin), Some(changed), &[("if-match", "\"1\"")]).await;
+                    *statuses.entry(r.status.as_u16()).or_default() += 1;
+                }
+            }
+            statuses
+        }));
+    }
+    let mut statuses = BTreeMap::<u16, u32>::new();
+    for c in clients {
+        for (status, n) in c.await.unwrap() {
+            *statuses.entry(status).or_default() += n;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let killed = killer.await.unwrap();
+    eprintln!("statuses under fault: {statuses:?}; connections killed: {killed}");
+    assert!(statuses.keys().all(|s| matches!(s, 200 | 201 | 412 | 503)), "{statuses:?}");
+    assert!(statuses.get(&503).copied().unwrap_or(0) > 0, "no request met a killed connection: {statuses:?}");
+    assert!(statuses.get(&201).copied().unwrap_or(0) > 0, "{statuses:?}");
+
+    // The service recovers by itself.
+    let mut recovered = false;
+    for attempt in 0..50 {
+        let r = app
+            .send(Method::POST, "/api/v1/integrations", Some(&app.admin()), Some(spec(&format!("after-{attempt}"))))
+            .await;
+        if r.status == StatusCode::CREATED {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the service did not recover once the connections stopped dying");
+    let r = app.send(Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Row, audit entry and event: all or nothing, for every mutation.
+    use sqlx::{Connection, Row};
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let rows = names(&mut c, "SELECT name FROM integrations").await;
+    let audited = names(&mut c, "SELECT details::json->>'name' FROM audit_entries WHERE action = 'created'").await;
+    let evented =
+        names(&mut c, "SELECT cloud_event::json->'data'->>'name' FROM events WHERE event_type = 'integration.created'")
+            .await;
+    assert_eq!(rows, audited, "rows and their audit entries differ");
+    assert_eq!(rows, evented, "rows and their events differ");
+    let per_row = sqlx::query(
+        "SELECT i.version, (SELECT count(*) FROM audit_entries a WHERE a.integration_id = i.integration_id), \
+                (SELECT count(*) FROM events e WHERE e.integration_id = i.integration_id) FROM integrations i",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    for r in per_row {
+        let (version, audits, events): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
+        assert_eq!((audits, events), (version, version), "each change of a row has one audit entry and one event");
+    }
+    drop(c);
+    let store = stella_integrations::store::PostgresStore::connect(&db.url).await.unwrap();
+    let report = stella_integrations::store::Store::verify_audit(&store).await.unwrap();
+    assert!(report.breaks.is_empty(), "{report:?}");
+    drop(store);
+    drop(app);
+    db.drop_now().await;
+}
+
+async fn names(c: &mut sqlx::PgConnection, sql: &'static str) -> BTreeSet<String> {
+    use sqlx::Row;
+    sqlx::query(sql).fetch_all(c).await.unwrap().iter().map(|r| r.get::<String, _>(0)).collect()
 }

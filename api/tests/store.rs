@@ -3,6 +3,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). Without a reachable PostgreSQL the PostgreSQL
 //! half is skipped with a message, except under `CI=true`, where it fails.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -33,25 +35,9 @@ impl Backend {
     }
 
     async fn postgres() -> Option<Self> {
-        let admin_url = std::env::var("STELLA_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-        let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
-            Ok(c) => c,
-            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-                eprintln!("PostgreSQL at {admin_url} is not reachable ({e}); skipping its half of the suite");
-                return None;
-            }
-            Err(e) => panic!("CI=true requires PostgreSQL at {admin_url}: {e}"),
-        };
-        let db = format!("stella_test_{}", Uuid::new_v4().simple());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut admin).await.unwrap();
-        let url = match admin_url.rsplit_once('/') {
-            // The server part, with our database instead of the administrative one.
-            Some((server, _)) => format!("{server}/{db}"),
-            None => panic!("STELLA_TEST_POSTGRES must end with a database name"),
-        };
-        let store = PostgresStore::connect(&url).await.unwrap();
-        Some(Self { store: Arc::new(store), url, _dir: None })
+        let db = common::postgres_database().await?;
+        let store = PostgresStore::connect(&db.url).await.unwrap();
+        Some(Self { store: Arc::new(store), url: db.url, _dir: None })
     }
 
     /// Drops a PostgreSQL test database (its pool's connections are terminated).
