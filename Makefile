@@ -7,10 +7,12 @@ CARGO ?= cargo
 VENV := .venv
 PYTHON ?= python3
 COMPONENTIZE_PY_VERSION := 0.25.1
+CONTRACT_VENV := .venv-contract
+SCHEMATHESIS_VERSION := 4.32.5
 GUEST_TARGET_DIR := target/guests
 BIN := target/debug/stella-integrations
 
-.PHONY: run test lint fmt build connectors setup python-toolchain python-connector bench clean
+.PHONY: run test lint fmt build connectors setup python-toolchain python-connector contract bench clean
 
 ## Install the wasm target the connectors are built for.
 setup:
@@ -27,12 +29,23 @@ connectors: setup
 	cp $(GUEST_TARGET_DIR)/wasm32-wasip2/guest/connector_in_memory.wasm target/connectors/in-memory.wasm
 	@echo "connectors in target/connectors/"
 
-## Start the main program on its embedded default. Until the catalog service lands, this runs
-## the in-memory connector's connection test and health check in the sandbox.
+## Start the service on its embedded default: 127.0.0.1:8080, SQLite under ./data, the built-in
+## connectors and ./plugins. Prints an admin token for the tenant `demo` first (see README).
 run: build
-	$(BIN) connector inspect builtin:in-memory
-	$(BIN) connector test builtin:in-memory --config '{"providerVersion":"demo","latencyMs":25}'
-	$(BIN) connector test builtin:in-memory --health --config '{"health":"degraded","message":"scripted degradation"}'
+	@mkdir -p plugins
+	@echo "Admin token for tenant demo (valid 12 h; mint more with: $(BIN) token --tenant demo):"
+	@$(BIN) token --tenant demo --scopes integrations.admin --ttl 12h
+	@echo
+	$(BIN) serve
+
+## A virtualenv with schemathesis, for the API contract test.
+$(CONTRACT_VENV)/bin/schemathesis:
+	$(PYTHON) -m venv $(CONTRACT_VENV)
+	$(CONTRACT_VENV)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
+
+## schemathesis (default checks) against the OpenAPI document the real binary serves.
+contract: build $(CONTRACT_VENV)/bin/schemathesis
+	api/contract/run.sh $(BIN) $(CONTRACT_VENV)/bin/schemathesis
 
 ## A virtualenv with componentize-py, for the third-party (Python) connector test.
 $(VENV)/bin/componentize-py:
@@ -52,9 +65,12 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## Every test: formatting, lints, unit and integration tests (the sandbox runs real components).
+## Every test: formatting, lints, unit and integration tests (the sandbox runs real components,
+## the stores run on SQLite and on the local PostgreSQL, events go to the local NATS), then the
+## schemathesis contract run against the real binary.
 test: setup lint python-connector
 	STELLA_PYTHON_CONNECTOR=$(CURDIR)/target/connectors/python-example.wasm $(CARGO) test --workspace
+	$(MAKE) contract
 
 ## Benchmarks: print their figures and targets.
 bench: setup
@@ -62,4 +78,4 @@ bench: setup
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(CONTRACT_VENV)

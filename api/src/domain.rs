@@ -142,21 +142,36 @@ impl Integration {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IntegrationSpec {
-    /// Unique per tenant.
+    /// Unique per tenant; no leading or trailing whitespace, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\s\u0000-\u001f\u007f-\u009f]([^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f])?$"
+    )]
     pub name: String,
-    /// Free text.
+    /// Free text (one line).
     #[serde(default)]
+    #[schema(max_length = 2048, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub description: Option<String>,
     /// What kind of system it connects to.
     #[serde(rename = "type")]
     pub integration_type: IntegrationType,
-    /// A loaded connector's provider id.
+    /// A loaded connector's provider id (the served document lists them).
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[a-z0-9-]{1,64}$")]
     pub provider: String,
-    /// The provider's base URL (http or https).
+    /// The provider's base URL (http or https), without credentials, query or fragment.
     #[serde(default)]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https?://(((?!xn--)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*(?!xn--)[a-z]([a-z0-9-]{0,61}[a-z0-9])?|((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]))(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*$"
+    )]
     pub base_url: Option<String>,
-    /// `ref://<scope>/<provider>/<key>`.
+    /// `ref://<scope>/<provider>/<key>`: where the credential lives, never the credential.
     #[serde(default)]
+    #[schema(
+        max_length = 256,
+        pattern = r"^ref://[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"
+    )]
     pub auth_ref: Option<String>,
     /// Provider-specific settings: a JSON object without credentials.
     #[serde(default = "empty_object")]
@@ -164,12 +179,15 @@ pub struct IntegrationSpec {
     pub configuration: serde_json::Value,
     /// Environment label.
     #[serde(default)]
+    #[schema(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub environment: Option<String>,
-    /// Labels.
+    /// Labels (at most 32, each 1 to 256 characters).
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub tags: Vec<String>,
     /// Who owns it.
     #[serde(default)]
+    #[schema(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub owner_id: Option<String>,
 }
 

@@ -30,6 +30,7 @@ pub struct EventPage {
 #[into_params(parameter_in = Query)]
 pub struct EventParams {
     /// The `nextCursor` of the previous page; absent: from the first event.
+    #[param(pattern = r"^[0-9]{1,18}$")]
     pub after: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]

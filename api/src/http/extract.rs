@@ -116,6 +116,10 @@ pub fn integration_id(raw: &str) -> Result<Uuid, Problem> {
 pub fn if_match(headers: &HeaderMap) -> Result<Option<Option<i64>>, Problem> {
     let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
     let text = value.to_str().map_err(|_| Problem::bad_request("If-Match is not ASCII"))?.trim();
+    // An empty field is an empty list (RFC 9110 §5.6.1): no condition, as if it were absent.
+    if text.is_empty() {
+        return Ok(None);
+    }
     if text == "*" {
         return Ok(Some(None));
     }

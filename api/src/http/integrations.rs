@@ -3,8 +3,6 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use stella_runtime::IntegrationType;
 use utoipa::{IntoParams, ToSchema};
@@ -44,38 +42,46 @@ pub struct ListParams {
     #[param(value_type = Option<IntegrationType>)]
     pub integration_type: Option<String>,
     /// Only this provider.
+    #[param(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub provider: Option<String>,
     /// Only this status.
     #[param(value_type = Option<Status>)]
     pub status: Option<String>,
     /// Only this environment.
+    #[param(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub environment: Option<String>,
     /// Only integrations carrying this tag.
+    #[param(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub tag: Option<String>,
     /// Only paused (`true`) or unpaused (`false`) integrations.
     pub paused: Option<bool>,
     /// Only this owner.
+    #[param(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub owner: Option<String>,
     /// Only names containing this text (case-insensitive).
+    #[param(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub q: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// The `nextCursor` of the previous page.
+    #[param(pattern = r"^([0-9a-f]{2})*\.[0-9a-f]{32}$")]
     pub cursor: Option<String>,
 }
 
-/// Where the next page of integrations starts; opaque to clients.
+/// Where the next page of integrations starts: the hex of the last name, a dot, the last id.
+/// Clients treat it as opaque. Any string of this shape is a position in (name, id) order, so a
+/// forged cursor only starts the tenant's own list elsewhere.
 fn encode_cursor(position: &ListPosition) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(position).expect("a position serializes"))
+    format!("{}.{}", hex::encode(position.name.as_bytes()), position.id.simple())
 }
 
 fn decode_cursor(cursor: &str) -> Result<ListPosition, Problem> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| Problem::bad_request("`cursor` is not a cursor this API returned"))
+    let invalid = || Problem::bad_request("`cursor` is not a cursor this API returned");
+    let (name, id) = cursor.split_once('.').ok_or_else(invalid)?;
+    let name = hex::decode(name).map_err(|_| invalid())?;
+    let id = uuid::Uuid::try_parse(id).ok().filter(|_| id.len() == 32).ok_or_else(invalid)?;
+    Ok(ListPosition { name: String::from_utf8_lossy(&name).into_owned(), id })
 }
 
 fn short_filter(name: &str, value: Option<String>) -> Result<Option<String>, Problem> {
@@ -171,7 +177,7 @@ pub async fn list_integrations(
 /// `Idempotent-Replayed: true`) instead of creating a second integration.
 #[utoipa::path(post, path = "/api/v1/integrations", tag = "integrations", operation_id = "createIntegration",
     request_body = IntegrationSpec,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1 to 255 visible ASCII characters")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$", description = "Makes retries safe: 1 to 255 visible ASCII characters")),
     security(("bearer" = ["integrations.admin"])),
     responses(
         (status = 201, description = "Created", body = Integration,
@@ -240,7 +246,7 @@ pub async fn get_integration(
 #[utoipa::path(put, path = "/api/v1/integrations/{id}", tag = "integrations", operation_id = "updateIntegration",
     request_body = IntegrationSpec,
     params(("id" = uuid::Uuid, Path, description = "The integration's id"),
-        ("If-Match" = String, Header, description = "The ETag of the version the change is based on")),
+        ("If-Match" = String, Header, pattern = r#"^(\*|"[1-9][0-9]{0,17}")$"#, description = "The ETag of the version the change is based on, or `*`")),
     security(("bearer" = ["integrations.admin"])),
     responses(
         (status = 200, description = "The updated integration", body = Integration,
@@ -274,7 +280,7 @@ pub async fn update_integration(
 /// Delete an integration. `If-Match` is optional; when sent, it must be current.
 #[utoipa::path(delete, path = "/api/v1/integrations/{id}", tag = "integrations", operation_id = "deleteIntegration",
     params(("id" = uuid::Uuid, Path, description = "The integration's id"),
-        ("If-Match" = Option<String>, Header, description = "The ETag of the version to delete")),
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|"[1-9][0-9]{0,17}")$"#, description = "The ETag of the version to delete, or `*`")),
     security(("bearer" = ["integrations.admin"])),
     responses(
         (status = 204, description = "Deleted"),
@@ -333,10 +339,15 @@ pub async fn activate_integration(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PauseRequest {
-    /// Why (1 to 256 characters).
+    /// Why (1 to 256 characters, not blank).
+    #[schema(
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub reason: String,
     /// The ticket tracking the pause.
     #[serde(default)]
+    #[schema(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub ticket: Option<String>,
 }
 
@@ -440,7 +451,8 @@ pub async fn get_health(
     security(("bearer" = ["integrations.read"])),
     responses(
         (status = 200, description = "The last test", body = TestRun),
-        (status = "4XX", description = "A problem (404 also when it was never tested)", body = Problem, content_type = "application/problem+json"),
+        (status = 204, description = "The integration has not been tested yet"),
+        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
         (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_latest_test(
@@ -450,7 +462,7 @@ pub async fn get_latest_test(
 ) -> Result<Response, Problem> {
     match state.catalog.latest_test(&caller, integration_id(&id)?).await? {
         Some(run) => Ok(axum::Json(run).into_response()),
-        None => Err(Problem::new(ProblemKind::NotFound, "the integration has not been tested yet")),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }
 
@@ -470,6 +482,7 @@ pub struct AuditPage {
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// The `nextCursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,18}$")]
     pub after: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]

@@ -8,7 +8,7 @@
 // error path, where one move of ~200 bytes does not matter; boxing it would clutter every handler.
 #![allow(clippy::result_large_err)]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -23,6 +23,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Verifier;
+use stella_runtime::ConnectorCatalog;
+
 use crate::service::Catalog;
 
 pub mod events;
@@ -50,6 +52,10 @@ pub struct AppParts {
     pub verifier: Verifier,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// The served OpenAPI document (JSON).
+    pub document: String,
+    /// The reference page rendered from it.
+    pub reference: String,
 }
 
 impl std::ops::Deref for AppState {
@@ -62,7 +68,10 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// State over these parts.
     pub fn new(catalog: Catalog, verifier: Verifier, max_body_bytes: usize) -> Self {
-        Self(Arc::new(AppParts { catalog, verifier, max_body_bytes }))
+        let doc = served_openapi(catalog.connectors());
+        let reference = reference::render(&doc);
+        let document = serde_json::to_string_pretty(&doc).expect("the OpenAPI document serializes");
+        Self(Arc::new(AppParts { catalog, verifier, max_body_bytes, document, reference }))
     }
 }
 
@@ -126,19 +135,20 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().into_openapi()
 }
 
-/// The OpenAPI document as JSON (built once).
-pub fn openapi_json() -> &'static str {
-    static JSON: OnceLock<String> = OnceLock::new();
-    JSON.get_or_init(|| openapi().to_pretty_json().expect("the OpenAPI document serializes"))
-}
+/// A tag: not blank, no control characters (the rule of `domain::IntegrationSpec::validate`).
+const TAG_PATTERN: &str =
+    r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
 
-/// The reference page (built once).
-pub fn reference_html() -> &'static str {
-    static HTML: OnceLock<String> = OnceLock::new();
-    HTML.get_or_init(|| {
-        let doc: serde_json::Value = serde_json::from_str(openapi_json()).expect("the OpenAPI document parses");
-        reference::render(&doc)
-    })
+/// The document a running service serves: [`openapi`] plus what only the running service knows
+/// (the providers it loaded) and what the derive cannot say (constraints on tag items).
+pub fn served_openapi(connectors: &ConnectorCatalog) -> serde_json::Value {
+    let mut doc = serde_json::to_value(openapi()).expect("the OpenAPI document serializes");
+    let providers: Vec<&str> = connectors.iter().map(|c| c.provider()).collect();
+    let spec = &mut doc["components"]["schemas"]["IntegrationSpec"]["properties"];
+    spec["provider"]["enum"] = serde_json::json!(providers);
+    spec["tags"]["items"] =
+        serde_json::json!({"type": "string", "minLength": 1, "maxLength": 256, "pattern": TAG_PATTERN});
+    doc
 }
 
 mod reference;

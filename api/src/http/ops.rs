@@ -50,8 +50,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 /// The OpenAPI 3.1 document of this API.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", operation_id = "openapi",
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
-pub async fn openapi_json() -> Response {
-    let mut response = super::openapi_json().into_response();
+pub async fn openapi_json(State(state): State<AppState>) -> Response {
+    let mut response = state.document.clone().into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
@@ -60,8 +60,8 @@ pub async fn openapi_json() -> Response {
 /// so it works on air-gapped sites).
 #[utoipa::path(get, path = "/api/v1/docs", tag = "operations", operation_id = "apiReference",
     responses((status = 200, description = "The API reference page", body = String, content_type = "text/html")))]
-pub async fn reference_page() -> Response {
-    Html(super::reference_html()).into_response()
+pub async fn reference_page(State(state): State<AppState>) -> Response {
+    Html(state.reference.clone()).into_response()
 }
 
 /// Anything no route matches.
