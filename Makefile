@@ -75,6 +75,8 @@ test: setup lint python-connector
 ## Benchmarks: print their figures and targets.
 bench: setup
 	$(CARGO) bench -p stella-runtime --bench sandbox
+	@command -v pgbench >/dev/null || apt-get install -y postgresql-client
+	$(CARGO) bench -p stella-integrations --bench catalog
 
 clean:
 	$(CARGO) clean

@@ -34,8 +34,6 @@ const LEEWAY_SECONDS: i64 = 60;
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Longest tenant id.
 const MAX_TENANT_LEN: usize = 128;
-/// A JWKS URL is fetched again for an unknown `kid` at most this often.
-const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What a route requires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -105,8 +103,11 @@ pub struct AuthConfig {
     pub local_tokens: bool,
     /// A JWKS file with the identity provider's public keys.
     pub jwks_file: Option<PathBuf>,
-    /// A JWKS URL, fetched at start and again (at most once a minute) for an unknown `kid`.
+    /// A JWKS URL, fetched at start and again for an unknown `kid`.
     pub jwks_url: Option<String>,
+    /// The JWKS URL is fetched again at most this often (seconds), however many unknown `kid`s
+    /// arrive.
+    pub jwks_refresh_seconds: u64,
     /// Required `iss`; unset: not checked.
     pub issuer: Option<String>,
     /// Required `aud` (string or one of an array); unset: not checked.
@@ -122,6 +123,7 @@ impl Default for AuthConfig {
             local_tokens: true,
             jwks_file: None,
             jwks_url: None,
+            jwks_refresh_seconds: 60,
             issuer: None,
             audience: Some("stella-integrations".into()),
             tenant_claim: "tenant".into(),
@@ -148,6 +150,7 @@ pub struct Verifier {
     jwks: Mutex<Vec<Jwk>>,
     jwks_url: Option<String>,
     last_fetch: Mutex<Option<Instant>>,
+    refresh_interval: Duration,
     issuer: Option<String>,
     audience: Option<String>,
     tenant_claim: String,
@@ -186,6 +189,7 @@ impl Verifier {
             jwks: Mutex::new(keys),
             jwks_url: config.jwks_url.clone(),
             last_fetch: Mutex::new(Some(Instant::now())),
+            refresh_interval: Duration::from_secs(config.jwks_refresh_seconds),
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             tenant_claim: config.tenant_claim.clone(),
@@ -272,7 +276,7 @@ impl Verifier {
         let Some(url) = &self.jwks_url else { return };
         {
             let mut last = self.last_fetch.lock().expect("the JWKS lock is never poisoned");
-            if last.is_some_and(|t| t.elapsed() < JWKS_REFRESH_INTERVAL) {
+            if last.is_some_and(|t| t.elapsed() < self.refresh_interval) {
                 return;
             }
             *last = Some(Instant::now());

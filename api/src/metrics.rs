@@ -20,11 +20,18 @@ struct Histogram {
     sum: f64,
 }
 
+/// Per route template (looked up by `&str`, so a request allocates nothing once its series
+/// exist): counts by (method, status) and latency by method.
+#[derive(Default)]
+struct RouteSeries {
+    requests: BTreeMap<(&'static str, u16), u64>,
+    latency: BTreeMap<&'static str, Histogram>,
+}
+
 /// The service's metrics.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    routes: Mutex<BTreeMap<String, RouteSeries>>,
     invocations: Mutex<BTreeMap<(String, String, String), u64>>,
     denials: Mutex<BTreeMap<(String, String), u64>>,
 }
@@ -42,9 +49,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Metrics {
     /// Records one answered HTTP request.
     pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        *lock(&self.requests).entry((method.to_string(), route.to_string(), status)).or_default() += 1;
-        let mut latency = lock(&self.latency);
-        let h = latency.entry((method.to_string(), route.to_string())).or_default();
+        let method = match method {
+            "GET" => "GET",
+            "HEAD" => "HEAD",
+            "POST" => "POST",
+            "PUT" => "PUT",
+            "DELETE" => "DELETE",
+            "PATCH" => "PATCH",
+            "OPTIONS" => "OPTIONS",
+            _ => "other",
+        };
+        let mut routes = lock(&self.routes);
+        if !routes.contains_key(route) {
+            routes.insert(route.to_string(), RouteSeries::default());
+        }
+        let series = routes.get_mut(route).expect("inserted above");
+        *series.requests.entry((method, status)).or_default() += 1;
+        let h = series.latency.entry(method).or_default();
         let seconds = elapsed.as_secs_f64();
         for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
             if seconds <= *bound {
@@ -77,16 +98,19 @@ impl Metrics {
         let _ =
             writeln!(out, "# HELP stella_http_requests_total HTTP requests answered, by route template and status.");
         let _ = writeln!(out, "# TYPE stella_http_requests_total counter");
-        for ((method, route, status), n) in lock(&self.requests).iter() {
-            let _ = writeln!(
-                out,
-                "stella_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
-                escape(route)
-            );
+        let routes = lock(&self.routes);
+        for (route, series) in routes.iter() {
+            for ((method, status), n) in &series.requests {
+                let _ = writeln!(
+                    out,
+                    "stella_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(route)
+                );
+            }
         }
         let _ = writeln!(out, "# HELP stella_http_request_duration_seconds HTTP request latency, by route template.");
         let _ = writeln!(out, "# TYPE stella_http_request_duration_seconds histogram");
-        for ((method, route), h) in lock(&self.latency).iter() {
+        for (route, method, h) in routes.iter().flat_map(|(r, s)| s.latency.iter().map(move |(m, h)| (r, m, h))) {
             let labels = format!("method=\"{method}\",route=\"{}\"", escape(route));
             for (bound, n) in LATENCY_BUCKETS.iter().zip(h.buckets) {
                 let _ = writeln!(out, "stella_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}");
@@ -121,4 +145,53 @@ impl Metrics {
 /// Escapes a label value (backslash, quote, newline).
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use stella_runtime::record::{Denial, DenialKind};
+
+    use super::*;
+
+    #[test]
+    fn invocations_and_denials_are_counted_by_label() {
+        let m = Metrics::default();
+        let record = InvocationRecord {
+            provider: "harbor".into(),
+            denials: vec![
+                Denial { kind: DenialKind::Address, target: "169.254.169.254".into(), reason: "blocked".into() },
+                Denial { kind: DenialKind::Address, target: "127.0.0.1".into(), reason: "blocked".into() },
+                Denial { kind: DenialKind::Origin, target: "https://evil.test".into(), reason: "not allowed".into() },
+            ],
+            ..Default::default()
+        };
+        m.record_invocation(Some(&record), "test-connection", "network");
+        m.record_invocation(Some(&record), "test-connection", "network");
+        m.record_request("GET", "/api/v1/integrations/{id}", 200, Duration::from_millis(3));
+        m.record_request("GET", "/api/v1/integrations/{id}", 200, Duration::from_millis(30));
+        m.record_request("BREW", "/api/v1/integrations/{id}", 405, Duration::from_millis(1));
+        let text = m.render();
+        assert!(text.contains(
+            r#"stella_sandbox_invocations_total{operation="test-connection",provider="harbor",outcome="network"} 2"#
+        ));
+        assert!(text.contains(r#"stella_sandbox_denials_total{provider="harbor",kind="address"} 4"#), "{text}");
+        assert!(text.contains(r#"stella_sandbox_denials_total{provider="harbor",kind="origin"} 2"#));
+        let route = r#"route="/api/v1/integrations/{id}""#;
+        assert!(
+            text.contains(&format!(r#"stella_http_requests_total{{method="GET",{route},status="200"}} 2"#)),
+            "{text}"
+        );
+        assert!(text.contains(&format!(r#"stella_http_requests_total{{method="other",{route},status="405"}} 1"#)));
+        assert!(
+            text.contains(&format!(
+                r#"stella_http_request_duration_seconds_bucket{{method="GET",{route},le="0.005"}} 1"#
+            ))
+        );
+        assert!(
+            text.contains(&format!(
+                r#"stella_http_request_duration_seconds_bucket{{method="GET",{route},le="0.05"}} 2"#
+            ))
+        );
+        assert!(text.contains(&format!(r#"stella_http_request_duration_seconds_count{{method="GET",{route}}} 2"#)));
+    }
 }

@@ -905,3 +905,61 @@ async fn names(c: &mut sqlx::PgConnection, sql: &'static str) -> BTreeSet<String
     use sqlx::Row;
     sqlx::query(sql).fetch_all(c).await.unwrap().iter().map(|r| r.get::<String, _>(0)).collect()
 }
+
+/// A JWKS served over HTTP: fetched at start, and fetched again when a token names a key id the
+/// service has not seen (the identity provider rotated its keys).
+#[tokio::test]
+async fn a_jwks_url_is_fetched_at_start_and_again_for_an_unknown_key_id() {
+    let rsa: Value = serde_json::from_str(include_str!("fixtures/jwt-test-rsa.jwks.json")).unwrap();
+    let served = Arc::new(std::sync::Mutex::new(json!({"keys": []})));
+    let mut old = rsa["keys"][0].clone();
+    old["kid"] = json!("old-key");
+    *served.lock().unwrap() = json!({"keys": [old]});
+    let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let idp = {
+        let (served, fetches) = (served.clone(), fetches.clone());
+        Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                let (served, fetches) = (served.clone(), fetches.clone());
+                async move {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(served.lock().unwrap().clone())
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, idp).await.unwrap() });
+
+    let mut config = auth::AuthConfig { local_tokens: false, ..Default::default() };
+    config.jwks_url = Some(format!("http://{address}/jwks.json"));
+    let verifier = auth::Verifier::new(&config, None).await.unwrap();
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "fetched at start");
+    let token = |kid: &str| jwt(json!({"alg": "RS256", "kid": kid}), claims(json!({"iss": null})), rsa_sign);
+    let principal = verifier.verify(&token("old-key")).await.unwrap();
+    assert_eq!((principal.caller.tenant.as_str(), principal.caller.subject.as_str()), ("acme", "svc"));
+
+    // The provider rotates: the same key under a new id. An unknown kid triggers a fetch, at most
+    // once a minute, so a flood of bogus kids cannot turn the service into a JWKS hammer.
+    let mut new = rsa["keys"][0].clone();
+    new["kid"] = json!("new-key");
+    *served.lock().unwrap() = json!({"keys": [new]});
+    let refused = verifier.verify(&token("new-key")).await;
+    assert!(refused.is_err(), "the last fetch was less than a minute ago");
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    let eager =
+        auth::Verifier::new(&auth::AuthConfig { jwks_refresh_seconds: 0, ..config.clone() }, None).await.unwrap();
+    *served.lock().unwrap() = json!({"keys": [rsa["keys"][0].clone()]});
+    assert!(eager.verify(&token("test-rsa")).await.is_ok(), "an unknown kid fetches the rotated set");
+    assert_eq!(fetches.load(Ordering::SeqCst), 3);
+    assert!(eager.verify(&token("old-key")).await.is_err(), "a retired key no longer verifies");
+    // Without local tokens, an HS256 token is refused whatever its signature.
+    let hs = auth::sign_hs256(KEY.as_bytes(), &json!({"alg": "HS256"}), &claims(json!({})));
+    assert!(eager.verify(&hs).await.is_err());
+
+    let unreachable = auth::AuthConfig { jwks_url: Some("http://127.0.0.1:9/jwks.json".into()), ..config };
+    let e = auth::Verifier::new(&unreachable, None).await.unwrap_err();
+    assert!(e.contains("127.0.0.1:9"), "{e}");
+}

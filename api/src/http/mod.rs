@@ -174,7 +174,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(new_request_id);
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
     let route = route.unwrap_or_else(|| "unmatched".into());
@@ -193,6 +193,15 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         tracing::info!(status = status.as_u16(), elapsed_ms = elapsed.as_secs_f64() * 1000.0, "answered");
     });
     response
+}
+
+/// A request id unique across processes without a random draw per request: a random prefix per
+/// process and a counter.
+fn new_request_id() -> String {
+    static PREFIX: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    format!("{}-{:x}", *PREFIX, NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 fn is_problem(response: &Response) -> bool {

@@ -77,6 +77,10 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
+            // No ping before each use: it doubles the round trips of every query. A connection the
+            // server dropped fails its next query once (503 to that client, which may retry) and
+            // is then replaced; the fault test (`api/tests/http.rs`) holds the service to that.
+            .test_before_acquire(false)
             .connect(url)
             .await
             .map_err(map_error)?;
