@@ -32,6 +32,8 @@ pub const LOCAL_KEY_FILE: &str = "jwt-hs256.key";
 const LEEWAY_SECONDS: i64 = 60;
 /// Longest token accepted, in bytes.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// The JWKS URL is fetched again at most once in this many seconds, whatever the configuration.
+const MIN_JWKS_REFRESH_SECONDS: u64 = 1;
 /// Longest tenant id.
 const MAX_TENANT_LEN: usize = 128;
 
@@ -99,8 +101,9 @@ impl Principal {
 pub struct AuthConfig {
     /// The local HS256 key (at least 32 bytes). Unset: generated into the data directory.
     pub hs256_key: Option<String>,
-    /// Whether HS256 tokens signed with the local key are accepted at all.
-    pub local_tokens: bool,
+    /// Whether HS256 tokens signed with the local key are accepted at all. Unset: yes, unless a
+    /// JWKS is configured (a production deployment then trusts only its identity provider).
+    pub local_tokens: Option<bool>,
     /// A JWKS file with the identity provider's public keys.
     pub jwks_file: Option<PathBuf>,
     /// A JWKS URL, fetched at start and again for an unknown `kid`.
@@ -116,11 +119,21 @@ pub struct AuthConfig {
     pub tenant_claim: String,
 }
 
+/// The issuer of local tokens when `issuer` is unset.
+pub const LOCAL_ISSUER: &str = "stella-integrations-local";
+
+impl AuthConfig {
+    /// Whether local HS256 tokens are accepted.
+    pub fn local_tokens_enabled(&self) -> bool {
+        self.local_tokens.unwrap_or(self.jwks_file.is_none() && self.jwks_url.is_none())
+    }
+}
+
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             hs256_key: None,
-            local_tokens: true,
+            local_tokens: None,
             jwks_file: None,
             jwks_url: None,
             jwks_refresh_seconds: 60,
@@ -147,7 +160,10 @@ struct Jwk {
 /// Verifies bearer tokens.
 pub struct Verifier {
     local: Option<hmac::Key>,
-    jwks: Mutex<Vec<Jwk>>,
+    /// Keys from the JWKS file: fixed for the life of the process.
+    file_keys: Vec<Jwk>,
+    /// Keys from the JWKS URL: replaced by each fetch.
+    url_keys: Mutex<Vec<Jwk>>,
     jwks_url: Option<String>,
     last_fetch: Mutex<Option<Instant>>,
     refresh_interval: Duration,
@@ -171,25 +187,30 @@ impl Verifier {
     /// A verifier for this configuration; the local key comes from `local_key` (see
     /// [`local_key`]). A JWKS URL is fetched here, so a wrong URL fails the start.
     pub async fn new(config: &AuthConfig, local_key: Option<Vec<u8>>) -> Result<Self, String> {
-        let mut keys = Vec::new();
+        let mut file_keys = Vec::new();
         if let Some(path) = &config.jwks_file {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read the JWKS file {}: {e}", path.display()))?;
-            keys = parse_jwks(&text).map_err(|e| format!("the JWKS file {} is not usable: {e}", path.display()))?;
+            file_keys =
+                parse_jwks(&text).map_err(|e| format!("the JWKS file {} is not usable: {e}", path.display()))?;
         }
-        if let Some(url) = &config.jwks_url {
-            keys.extend(fetch_jwks(url).await?);
-        }
-        let local = if config.local_tokens { local_key.map(|k| hmac::Key::new(hmac::HMAC_SHA256, &k)) } else { None };
-        if local.is_none() && keys.is_empty() && config.jwks_url.is_none() {
+        let url_keys = match &config.jwks_url {
+            Some(url) => fetch_jwks(url).await?,
+            None => Vec::new(),
+        };
+        let local =
+            if config.local_tokens_enabled() { local_key.map(|k| hmac::Key::new(hmac::HMAC_SHA256, &k)) } else { None };
+        if local.is_none() && file_keys.is_empty() && config.jwks_url.is_none() {
             return Err("no key can verify tokens: enable local tokens or configure a JWKS".into());
         }
         Ok(Self {
             local,
-            jwks: Mutex::new(keys),
+            file_keys,
+            url_keys: Mutex::new(url_keys),
             jwks_url: config.jwks_url.clone(),
             last_fetch: Mutex::new(Some(Instant::now())),
-            refresh_interval: Duration::from_secs(config.jwks_refresh_seconds),
+            // A floor, so tokens with made-up key ids cannot make every request fetch the JWKS.
+            refresh_interval: Duration::from_secs(config.jwks_refresh_seconds.max(MIN_JWKS_REFRESH_SECONDS)),
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             tenant_claim: config.tenant_claim.clone(),
@@ -211,6 +232,7 @@ impl Verifier {
         let header: Header = decode_json(header_b64).ok_or_else(|| invalid("the header is not base64url JSON"))?;
         let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| invalid("the signature is not base64url"))?;
         let signed = &token.as_bytes()[..header_b64.len() + 1 + claims_b64.len()];
+        let local = header.alg == "HS256";
         match header.alg.as_str() {
             "HS256" => {
                 let key = self.local.as_ref().ok_or_else(|| invalid("HS256 tokens are not accepted here"))?;
@@ -218,11 +240,11 @@ impl Verifier {
             }
             "RS256" | "ES256" => self.verify_public(&header, signed, &signature).await?,
             "none" | "" => return Err(invalid("unsigned tokens are refused")),
-            other => return Err(AuthError::Invalid(format!("the algorithm `{other}` is not accepted"))),
+            _ => return Err(invalid("the algorithm is not accepted: use HS256 (local), RS256 or ES256")),
         }
         let claims: serde_json::Map<String, Value> =
             decode_json(claims_b64).ok_or_else(|| invalid("the claims are not a base64url JSON object"))?;
-        self.check_claims(&claims)
+        self.check_claims(&claims, local)
     }
 
     async fn verify_public(&self, header: &Header, signed: &[u8], signature: &[u8]) -> Result<(), AuthError> {
@@ -256,17 +278,22 @@ impl Verifier {
                 }
             }))
         };
+        let verify_all = |url_keys: &[Jwk]| match (verify_with(&self.file_keys), verify_with(url_keys)) {
+            (Some(true), _) | (_, Some(true)) => Some(true),
+            (None, None) => None,
+            _ => Some(false),
+        };
         let known = {
-            let keys = self.jwks.lock().expect("the JWKS lock is never poisoned");
-            verify_with(&keys)
+            let keys = self.url_keys.lock().expect("the JWKS lock is never poisoned");
+            verify_all(&keys)
         };
         let verified = match known {
             Some(v) => v,
             None => {
                 // An identity provider rotates keys by publishing a new `kid` first.
                 self.refresh_jwks().await;
-                let keys = self.jwks.lock().expect("the JWKS lock is never poisoned");
-                verify_with(&keys).ok_or_else(|| AuthError::Invalid("no trusted key matches the token".into()))?
+                let keys = self.url_keys.lock().expect("the JWKS lock is never poisoned");
+                verify_all(&keys).ok_or_else(|| AuthError::Invalid("no trusted key matches the token".into()))?
             }
         };
         if verified { Ok(()) } else { Err(AuthError::Invalid("the signature does not verify".into())) }
@@ -282,26 +309,32 @@ impl Verifier {
             *last = Some(Instant::now());
         }
         match fetch_jwks(url).await {
-            Ok(keys) => *self.jwks.lock().expect("the JWKS lock is never poisoned") = keys,
+            Ok(keys) => *self.url_keys.lock().expect("the JWKS lock is never poisoned") = keys,
             Err(e) => tracing::warn!(error = %e, "cannot refresh the JWKS"),
         }
     }
 
-    fn check_claims(&self, claims: &serde_json::Map<String, Value>) -> Result<Principal, AuthError> {
+    /// Checks the claims; `local` tokens must carry the local issuer when none is configured.
+    fn check_claims(&self, claims: &serde_json::Map<String, Value>, local: bool) -> Result<Principal, AuthError> {
         let invalid = |m: String| AuthError::Invalid(m);
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| invalid("the token has no `exp`".into()))?;
-        if exp + LEEWAY_SECONDS < now {
+        if exp.saturating_add(LEEWAY_SECONDS) < now {
             return Err(invalid("the token has expired".into()));
         }
         if let Some(nbf) = claims.get("nbf") {
             let nbf = nbf.as_i64().ok_or_else(|| invalid("`nbf` is not a number".into()))?;
-            if nbf - LEEWAY_SECONDS > now {
+            if nbf.saturating_sub(LEEWAY_SECONDS) > now {
                 return Err(invalid("the token is not valid yet".into()));
             }
         }
-        if let Some(issuer) = &self.issuer
-            && claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str())
+        let issuer = match &self.issuer {
+            Some(i) => Some(i.as_str()),
+            None if local => Some(LOCAL_ISSUER),
+            None => None,
+        };
+        if let Some(issuer) = issuer
+            && claims.get("iss").and_then(Value::as_str) != Some(issuer)
         {
             return Err(invalid("the token's issuer is not trusted".into()));
         }
@@ -467,7 +500,7 @@ pub fn issue_local_token(config: &AuthConfig, key: &[u8], request: &TokenRequest
         "jti": uuid::Uuid::new_v4().to_string(),
     });
     claims[config.tenant_claim.as_str()] = Value::String(request.tenant.clone());
-    claims["iss"] = Value::String(config.issuer.clone().unwrap_or_else(|| "stella-integrations-local".into()));
+    claims["iss"] = Value::String(config.issuer.clone().unwrap_or_else(|| LOCAL_ISSUER.into()));
     if let Some(aud) = &config.audience {
         claims["aud"] = Value::String(aud.clone());
     }

@@ -223,10 +223,10 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
 
 fn token(args: TokenArgs) -> Result<ExitCode, String> {
     let config = args.config.load()?;
-    if !config.auth.local_tokens {
-        return Err(
-            "local tokens are disabled (auth.local-tokens = false): get a token from your identity provider".into()
-        );
+    if !config.auth.local_tokens_enabled() {
+        return Err("local tokens are disabled (auth.local-tokens = false, or a JWKS is configured without \
+                    local-tokens = true): get a token from your identity provider"
+            .into());
     }
     let scopes: Vec<String> = args.scopes.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect();
     for s in &scopes {

@@ -4,9 +4,10 @@
 //! At least once: an event is marked only after JetStream acknowledged it, so a crash between the
 //! two publishes it again. The CloudEvents `id` goes out as `Nats-Msg-Id`, so JetStream drops such
 //! a repeat within the stream's duplicate window, and consumers can deduplicate by the same id.
-//! Subjects are `<prefix>.<tenant>.<type>` (`stellaops.integrations.acme.integration.created`);
-//! characters a subject cannot hold (`.`, `*`, `>`, spaces) in a tenant id become `_` — the
-//! exact tenant is in the event's `tenantid`.
+//! Subjects are `<prefix>.<tenant>.<type>` (`stellaops.integrations.acme.integration.created`).
+//! A tenant id keeps its ASCII letters, digits and `-`; every other byte of it (`.`, `*`, `>`,
+//! spaces, `_` itself, non-ASCII) becomes `_` and two hex digits, so two tenants never share a
+//! subject (`acme.prod` → `acme_2eprod`, `acme_prod` → `acme_5fprod`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,11 +26,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The subject of an event.
 pub fn subject(prefix: &str, event: &StoredEvent) -> String {
-    let tenant: String = event
-        .tenant_id
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
-        .collect();
+    let mut tenant = String::with_capacity(event.tenant_id.len());
+    for b in event.tenant_id.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' {
+            tenant.push(b as char);
+        } else {
+            tenant.push_str(&format!("_{b:02x}"));
+        }
+    }
     let event_type = event.cloud_event["type"].as_str().unwrap_or("unknown");
     format!("{prefix}.{tenant}.{event_type}")
 }
@@ -39,7 +43,7 @@ pub async fn run(config: EventsConfig, store: Arc<dyn Store>) {
     let Some(url) = config.nats_url.clone() else { return };
     let mut backoff = Duration::from_millis(500);
     loop {
-        match relay(&url, &config, &store).await {
+        match relay(&url, &config, &store, &mut backoff).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "event relay interrupted");
@@ -50,7 +54,7 @@ pub async fn run(config: EventsConfig, store: Arc<dyn Store>) {
     }
 }
 
-async fn relay(url: &str, config: &EventsConfig, store: &Arc<dyn Store>) -> Result<(), String> {
+async fn relay(url: &str, config: &EventsConfig, store: &Arc<dyn Store>, backoff: &mut Duration) -> Result<(), String> {
     let client = async_nats::connect(url).await.map_err(|e| format!("cannot connect to NATS: {e}"))?;
     let js = jetstream::new(client);
     js.get_or_create_stream(jetstream::stream::Config {
@@ -61,6 +65,8 @@ async fn relay(url: &str, config: &EventsConfig, store: &Arc<dyn Store>) -> Resu
     .await
     .map_err(|e| format!("cannot create the stream {}: {e}", config.stream))?;
     tracing::info!(stream = %config.stream, "event relay connected");
+    // Connected: the next interruption starts its backoff afresh.
+    *backoff = Duration::from_millis(500);
     loop {
         let delivered = relay_batch(&js, config, store).await?;
         if delivered == 0 {
@@ -96,4 +102,32 @@ pub async fn relay_batch(
     let keys: Vec<(String, i64)> = events.iter().map(|e| (e.tenant_id.clone(), e.seq)).collect();
     store.mark_delivered(&keys).await.map_err(|e| e.to_string())?;
     Ok(events.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(tenant: &str) -> StoredEvent {
+        StoredEvent {
+            tenant_id: tenant.into(),
+            seq: 1,
+            cloud_event: serde_json::json!({"type": "integration.created"}),
+        }
+    }
+
+    #[test]
+    fn subjects_keep_tenants_apart() {
+        let subjects: Vec<String> = ["acme", "acme.prod", "acme_prod", "acme prod", "acme*", "äcme", "acme-prod"]
+            .iter()
+            .map(|t| subject("p", &event(t)))
+            .collect();
+        assert_eq!(subjects[0], "p.acme.integration.created");
+        assert_eq!(subjects[1], "p.acme_2eprod.integration.created");
+        assert_eq!(subjects[2], "p.acme_5fprod.integration.created");
+        assert_eq!(subjects[6], "p.acme-prod.integration.created");
+        let unique: std::collections::BTreeSet<&String> = subjects.iter().collect();
+        assert_eq!(unique.len(), subjects.len(), "{subjects:?}");
+        assert!(subjects.iter().all(|s| !s.contains([' ', '*', '>'])), "{subjects:?}");
+    }
 }

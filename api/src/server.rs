@@ -37,7 +37,11 @@ pub async fn build_state(config: &Config) -> Result<AppState, String> {
         tracing::warn!(source = %failure.source, error = %failure.error, "connector refused");
     }
 
-    let key = if config.auth.local_tokens { Some(local_key(&config.auth, &config.storage.data_dir)?) } else { None };
+    let key = if config.auth.local_tokens_enabled() {
+        Some(local_key(&config.auth, &config.storage.data_dir)?)
+    } else {
+        None
+    };
     let verifier = Verifier::new(&config.auth, key).await?;
     let catalog = Catalog::new(store, Arc::new(sandbox), Arc::new(connectors));
     Ok(AppState::new(catalog, verifier, config.server.max_body_bytes))

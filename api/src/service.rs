@@ -76,6 +76,10 @@ impl From<StoreError> for ServiceError {
             StoreError::Stale { current } => Self::Stale { current },
             StoreError::Unavailable(m) => Self::Unavailable(m),
             StoreError::KeyReused => Self::Unavailable("the idempotency key is being used by another request".into()),
+            StoreError::InvalidValue(m) => Self::Invalid(vec![FieldError {
+                field: "body".into(),
+                message: format!("a value cannot be stored: {m}"),
+            }]),
             StoreError::Other(m) => Self::Internal(m),
         }
     }
@@ -342,6 +346,24 @@ impl Catalog {
         Ok(row)
     }
 
+    /// Replaces what a client may set whatever the current version (`If-Match: *`): a concurrent
+    /// change is not an error, the update is applied to the version that follows it.
+    pub async fn update_current(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        mut version: i64,
+        spec: IntegrationSpec,
+    ) -> Result<Integration, ServiceError> {
+        for _ in 0..MAX_APPLY_ATTEMPTS {
+            match self.update(caller, id, version, spec.clone()).await {
+                Err(ServiceError::Stale { current }) => version = current,
+                other => return other,
+            }
+        }
+        Err(ServiceError::Unavailable("the integration kept changing while it was updated".into()))
+    }
+
     /// Deletes an integration (at `if_match` when given).
     pub async fn delete(&self, caller: &Caller, id: Uuid, if_match: Option<i64>) -> Result<(), ServiceError> {
         let current = self.get(caller, id).await?;
@@ -380,10 +402,12 @@ impl Catalog {
         reason: String,
         ticket: Option<String>,
     ) -> Result<Integration, ServiceError> {
+        // Another tenant's (or no) integration is a 404 before its body is looked at.
+        self.get(caller, id).await?;
         crate::domain::validate_pause(&reason, ticket.as_deref()).map_err(ServiceError::Invalid)?;
         let details = json!({"reason": reason, "ticket": ticket});
         let event = Event::Pause { reason, ticket };
-        self.transition(caller, id, &event, "paused", move |_| details, Some("integration.paused")).await
+        self.transition(caller, id, &event, "paused", move |_| details.clone(), Some("integration.paused")).await
     }
 
     /// Resumes a paused integration.
@@ -491,37 +515,48 @@ impl Catalog {
     }
 
     /// Applies an operator action (not a test) to the current state; the audit details are taken
-    /// from the row before the change.
+    /// from the row before the change. The caller sent no precondition, so a concurrent change is
+    /// not an error: the action is applied again to the row as it then is (which may now refuse
+    /// it with a conflict).
     async fn transition(
         &self,
         caller: &Caller,
         id: Uuid,
         lifecycle_event: &Event,
         action: &str,
-        details: impl FnOnce(&Integration) -> serde_json::Value,
+        details: impl Fn(&Integration) -> serde_json::Value,
         event_type: Option<&str>,
     ) -> Result<Integration, ServiceError> {
-        let current = self.get(caller, id).await?;
-        let details = details(&current);
-        let next = lifecycle::apply(&current.lifecycle(), lifecycle_event)?;
-        let at = now();
-        let mut row = current.clone();
-        row.set_lifecycle(next);
-        row.modified_at = Some(at);
-        row.modified_by = Some(caller.subject.clone());
-        row.version = current.version + 1;
-        self.store
-            .apply(Change {
+        for _ in 0..MAX_APPLY_ATTEMPTS {
+            let current = self.get(caller, id).await?;
+            let next = lifecycle::apply(&current.lifecycle(), lifecycle_event)?;
+            let at = now();
+            let mut row = current.clone();
+            row.set_lifecycle(next);
+            row.modified_at = Some(at);
+            row.modified_by = Some(caller.subject.clone());
+            row.version = current.version + 1;
+            let change = Change {
                 tenant_id: caller.tenant.clone(),
                 integration_id: id,
                 write: RowWrite::Update { row: Box::new(row.clone()), expected_version: current.version },
-                audit: AuditDraft { action: action.into(), actor: caller.subject.clone(), at, details },
+                audit: AuditDraft {
+                    action: action.into(),
+                    actor: caller.subject.clone(),
+                    at,
+                    details: details(&current),
+                },
                 events: event_type.map(|t| event(t, &row)).into_iter().collect(),
                 test_result: None,
                 idempotency: None,
-            })
-            .await?;
-        Ok(row)
+            };
+            match self.store.apply(change).await {
+                Ok(()) => return Ok(row),
+                Err(StoreError::Stale { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Unavailable("the integration kept changing while the action was applied".into()))
     }
 }
 

@@ -73,6 +73,8 @@ async fn app_on(database_url: Option<String>) -> App {
     config.storage.plugins_dir = None;
     config.storage.database_url = database_url;
     config.auth.hs256_key = Some(KEY.into());
+    // A JWKS is configured too, which turns local tokens off unless they are asked for.
+    config.auth.local_tokens = Some(true);
     config.auth.jwks_file = Some(jwks_path);
     config.auth.issuer = Some(ISSUER.into());
     config.server.max_body_bytes = 64 * 1024;
@@ -301,8 +303,12 @@ async fn every_route_enforces_its_scope_and_tenant() {
 
         if path.contains("{id}") {
             let acmes = app.create_tested(&format!("n-{}", uuid::Uuid::new_v4())).await;
-            let r = call(Some(other_admin.clone()), acmes).await;
+            let r = call(Some(other_admin.clone()), acmes.clone()).await;
             assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path} from another tenant: {}", r.body);
+            // Whatever else is wrong with the request: no precondition, a bad query.
+            let uri = format!("{}?limit=0", uri(&acmes));
+            let r = app.send(m.clone(), &uri, Some(&other_admin), body_for(method, path)).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path} bare, from another tenant: {}", r.body);
         }
     }
 }
@@ -400,6 +406,11 @@ async fn hostile_and_invalid_tokens_are_refused_with_a_challenge() {
         let r = app.send(Method::GET, "/api/v1/integrations", Some(&token), None).await;
         assert_eq!(r.status, StatusCode::OK, "{what}: {}", r.body);
     }
+    // An algorithm name with a control character is refused, and the challenge still goes out.
+    let nasty = jwt(json!({"alg": "HS256\n\"x"}), claims(json!({})), |i| auth_hs256(KEY.as_bytes(), i));
+    let r = app.send(Method::GET, "/api/v1/integrations", Some(&nasty), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.header("www-authenticate").starts_with("Bearer"), "{:?}", r.headers);
     // A scheme other than Bearer.
     let r = app.send_with(Method::GET, "/api/v1/integrations", None, None, &[("authorization", "Basic YTpi")]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
@@ -542,7 +553,20 @@ async fn bad_input_gets_a_4xx_problem_never_a_5xx() {
         .await;
     assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("authRef"), "{}", r.body);
 
+    // JSON allows U+0000; it is kept as sent (PostgreSQL's JSONB could not hold it).
+    let nul = json!({"name": "nul", "type": "registry", "provider": "in-memory", "configuration": {"a\u{0}b": {"c": "d\u{0}"}}});
+    let r = app.send(Method::POST, "/api/v1/integrations", Some(&admin), Some(nul.clone())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["configuration"], nul["configuration"]);
+    // A forged cursor is only a position: bytes that are no name still answer a page.
+    for cursor in ["00.00000000000000000000000000000001", "ff.00000000000000000000000000000001"] {
+        let r = app.send(Method::GET, &format!("/api/v1/integrations?cursor={cursor}"), Some(&admin), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{cursor}: {}", r.body);
+    }
+
     for query in [
+        "cursor=0.00000000000000000000000000000001",
+        "cursor=00.0000000000000000000000000000001",
         "limit=0",
         "limit=501",
         "limit=x",
@@ -933,7 +957,7 @@ async fn a_jwks_url_is_fetched_at_start_and_again_for_an_unknown_key_id() {
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, idp).await.unwrap() });
 
-    let mut config = auth::AuthConfig { local_tokens: false, ..Default::default() };
+    let mut config = auth::AuthConfig { local_tokens: Some(false), ..Default::default() };
     config.jwks_url = Some(format!("http://{address}/jwks.json"));
     let verifier = auth::Verifier::new(&config, None).await.unwrap();
     assert_eq!(fetches.load(Ordering::SeqCst), 1, "fetched at start");
@@ -952,6 +976,9 @@ async fn a_jwks_url_is_fetched_at_start_and_again_for_an_unknown_key_id() {
     let eager =
         auth::Verifier::new(&auth::AuthConfig { jwks_refresh_seconds: 0, ..config.clone() }, None).await.unwrap();
     *served.lock().unwrap() = json!({"keys": [rsa["keys"][0].clone()]});
+    // The interval has a floor of one second, whatever the configuration says.
+    assert!(eager.verify(&token("test-rsa")).await.is_err());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert!(eager.verify(&token("test-rsa")).await.is_ok(), "an unknown kid fetches the rotated set");
     assert_eq!(fetches.load(Ordering::SeqCst), 3);
     assert!(eager.verify(&token("old-key")).await.is_err(), "a retired key no longer verifies");
@@ -962,4 +989,37 @@ async fn a_jwks_url_is_fetched_at_start_and_again_for_an_unknown_key_id() {
     let unreachable = auth::AuthConfig { jwks_url: Some("http://127.0.0.1:9/jwks.json".into()), ..config };
     let e = auth::Verifier::new(&unreachable, None).await.unwrap_err();
     assert!(e.contains("127.0.0.1:9"), "{e}");
+}
+
+#[tokio::test]
+async fn a_local_token_must_carry_the_local_issuer_when_none_is_configured() {
+    let config = auth::AuthConfig::default();
+    let verifier = auth::Verifier::new(&config, Some(KEY.as_bytes().to_vec())).await.unwrap();
+    let with_iss =
+        |iss: Value| auth::sign_hs256(KEY.as_bytes(), &json!({"alg": "HS256"}), &claims(json!({"iss": iss})));
+    assert!(verifier.verify(&with_iss(json!(auth::LOCAL_ISSUER))).await.is_ok());
+    assert!(verifier.verify(&with_iss(Value::Null)).await.is_err(), "no iss");
+    assert!(verifier.verify(&with_iss(json!(ISSUER))).await.is_err(), "another issuer");
+    let minted = auth::issue_local_token(
+        &config,
+        KEY.as_bytes(),
+        &TokenRequest {
+            tenant: "t".into(),
+            scopes: vec![],
+            subject: "s".into(),
+            ttl: std::time::Duration::from_secs(60),
+        },
+    );
+    assert!(verifier.verify(&minted).await.is_ok());
+    // Extreme times neither overflow nor pass.
+    let far = auth::sign_hs256(
+        KEY.as_bytes(),
+        &json!({"alg": "HS256"}),
+        &claims(json!({"iss": auth::LOCAL_ISSUER, "exp": i64::MIN, "nbf": i64::MAX})),
+    );
+    assert!(verifier.verify(&far).await.is_err());
+    // With a JWKS configured, local tokens are off unless asked for.
+    let jwks_only = auth::AuthConfig { jwks_file: Some("x".into()), ..Default::default() };
+    assert!(!jwks_only.local_tokens_enabled());
+    assert!(auth::AuthConfig { local_tokens: Some(true), ..jwks_only }.local_tokens_enabled());
 }

@@ -73,7 +73,7 @@ fn integration(tenant: &str, name: &str) -> Integration {
         provider: "harbor".into(),
         base_url: Some("https://harbor.example.com".into()),
         auth_ref: Some("ref://integrations/harbor/robot".into()),
-        configuration: json!({"project": "library", "nested": {"n": 1, "list": [true, null, 2.5]}}),
+        configuration: json!({"project": "library", "nested": {"n": 1, "list": [true, null, 2.5], "nul\u{0}": "a\u{0}b"}}),
         environment: Some("prod".into()),
         tags: vec!["eu".into(), "critical".into()],
         owner_id: Some("team-platform".into()),
@@ -449,3 +449,36 @@ conformance!(
     an_idempotency_key_is_kept_with_its_change_or_not_at_all,
     concurrent_writers_keep_one_unbroken_chain,
 );
+
+/// A database created by an earlier release (migration 1 only, configuration as JSONB) is
+/// upgraded in place when the store opens it, and its rows read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_database_of_the_first_release_is_upgraded_in_place() {
+    let Some(db) = common::postgres_database().await else { return };
+    let first = sqlx::migrate::Migrator::with_migrations(vec![sqlx::migrate::Migration::new(
+        1,
+        "catalog".into(),
+        sqlx::migrate::MigrationType::Simple,
+        sqlx::SqlSafeStr::into_sql_str(include_str!("../../migrations/postgres/0001_catalog.sql")),
+        false,
+    )]);
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    first.run(&mut c).await.unwrap();
+    sqlx::query(
+        "INSERT INTO integrations (integration_id, tenant_id, name, integration_type, provider, configuration, tags, \
+         status, paused, consecutive_failures, created_at, created_by, version) VALUES \
+         ('4f1c2b9e-0000-4000-8000-000000000001', 't1', 'old', 'registry', 'harbor', \
+          '{\"project\": \"library\", \"n\": [1, 2]}'::jsonb, '[\"eu\"]'::jsonb, 'active', false, 0, now(), 'a', 1)",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    drop(c);
+    let store = PostgresStore::connect(&db.url).await.unwrap();
+    let id = Uuid::parse_str("4f1c2b9e-0000-4000-8000-000000000001").unwrap();
+    let row = store.get("t1", id).await.unwrap().unwrap();
+    assert_eq!(row.configuration, json!({"project": "library", "n": [1, 2]}));
+    assert_eq!(row.tags, vec!["eu".to_string()]);
+    drop(store);
+    db.drop_now().await;
+}

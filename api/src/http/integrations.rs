@@ -70,8 +70,7 @@ pub struct ListParams {
 }
 
 /// Where the next page of integrations starts: the hex of the last name, a dot, the last id.
-/// Clients treat it as opaque. Any string of this shape is a position in (name, id) order, so a
-/// forged cursor only starts the tenant's own list elsewhere.
+/// Clients treat it as opaque. A forged cursor only starts the tenant's own list elsewhere.
 fn encode_cursor(position: &ListPosition) -> String {
     format!("{}.{}", hex::encode(position.name.as_bytes()), position.id.simple())
 }
@@ -80,8 +79,11 @@ fn decode_cursor(cursor: &str) -> Result<ListPosition, Problem> {
     let invalid = || Problem::bad_request("`cursor` is not a cursor this API returned");
     let (name, id) = cursor.split_once('.').ok_or_else(invalid)?;
     let name = hex::decode(name).map_err(|_| invalid())?;
+    // Any byte string is a position, but PostgreSQL refuses NUL (and invalid UTF-8) in a text
+    // parameter. Names never hold control characters, so dropping them moves no real cursor.
+    let name: String = String::from_utf8_lossy(&name).chars().filter(|c| !c.is_control()).collect();
     let id = uuid::Uuid::try_parse(id).ok().filter(|_| id.len() == 32).ok_or_else(invalid)?;
-    Ok(ListPosition { name: String::from_utf8_lossy(&name).into_owned(), id })
+    Ok(ListPosition { name, id })
 }
 
 fn short_filter(name: &str, value: Option<String>) -> Result<Option<String>, Problem> {
@@ -262,25 +264,28 @@ pub async fn update_integration(
     JsonBody(spec): JsonBody<IntegrationSpec>,
 ) -> Result<Response, Problem> {
     let id = integration_id(&id)?;
-    let version = match if_match(&headers)? {
+    // Another tenant's (or no) integration is a 404 before any precondition is looked at.
+    let current = state.catalog.get(&caller, id).await?;
+    let row = match if_match(&headers)? {
         None => {
             return Err(Problem::new(
                 ProblemKind::PreconditionRequired,
                 "send If-Match with the ETag of the version you read, so a concurrent change is not overwritten",
             ));
         }
-        Some(Some(v)) => v,
-        // `*`: whatever version is current.
-        Some(None) => state.catalog.get(&caller, id).await?.version,
+        Some(Some(version)) => state.catalog.update(&caller, id, version, spec).await?,
+        // `*`: whatever version is current, even if it changes while this request runs.
+        Some(None) => state.catalog.update_current(&caller, id, current.version, spec).await?,
     };
-    let row = state.catalog.update(&caller, id, version, spec).await?;
     Ok(with_etag(StatusCode::OK, &row, &row))
 }
 
-/// Delete an integration. `If-Match` is optional; when sent, it must be current.
+/// Delete an integration.
+///
+/// `If-Match` is optional: when sent (the ETag of a version, or `*`), the integration is deleted
+/// only if that version is current (412 otherwise).
 #[utoipa::path(delete, path = "/api/v1/integrations/{id}", tag = "integrations", operation_id = "deleteIntegration",
-    params(("id" = uuid::Uuid, Path, description = "The integration's id"),
-        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|"[1-9][0-9]{0,17}")$"#, description = "The ETag of the version to delete, or `*`")),
+    params(("id" = uuid::Uuid, Path, description = "The integration's id")),
     security(("bearer" = ["integrations.admin"])),
     responses(
         (status = 204, description = "Deleted"),
@@ -294,6 +299,7 @@ pub async fn delete_integration(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let id = integration_id(&id)?;
+    state.catalog.get(&caller, id).await?;
     let version = if_match(&headers)?.flatten();
     state.catalog.delete(&caller, id, version).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -505,11 +511,11 @@ pub async fn get_audit(
     params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     let id = integration_id(&id)?;
+    // Another tenant's (or no) integration is a 404 before the query is looked at.
+    state.catalog.get(&caller, id).await?;
     let Query(params) = params.map_err(query_problem)?;
     let after = parse_seq_cursor(params.after.as_deref(), "after")?;
     let limit = page_limit(params.limit)?;
-    // The entries outlive the integration; the row is checked so another tenant sees a 404.
-    state.catalog.get(&caller, id).await?;
     let mut items = state.catalog.store().audit(&caller.tenant, id, after, limit + 1).await?;
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);

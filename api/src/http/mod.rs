@@ -159,6 +159,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.max_body_bytes;
     router
         .fallback(ops::not_found)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_problem))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
@@ -202,6 +203,17 @@ fn new_request_id() -> String {
         std::sync::LazyLock::new(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     format!("{}-{:x}", *PREFIX, NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+/// A handler that panicked (a bug) answers 500 problem+json instead of dropping the connection.
+fn panic_problem(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = %message, "a request handler panicked");
+    Problem::new(ProblemKind::Internal, "an internal error occurred; it has been logged").into_response()
 }
 
 fn is_problem(response: &Response) -> bool {

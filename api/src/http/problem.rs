@@ -266,22 +266,26 @@ impl From<AuthError> for Problem {
     fn from(e: AuthError) -> Self {
         let (kind, challenge) = match &e {
             AuthError::Missing => (ProblemKind::Unauthenticated, r#"Bearer realm="stella-integrations""#.to_string()),
-            AuthError::Invalid(why) => (
-                ProblemKind::Unauthenticated,
-                format!(
-                    r#"Bearer realm="stella-integrations", error="invalid_token", error_description="{}""#,
-                    why.replace('"', "'")
-                ),
-            ),
+            AuthError::Invalid(why) => {
+                // RFC 6750 §3: the description is limited to %x20-21 / %x23-5B / %x5D-7E.
+                let description: String =
+                    why.chars().filter(|c| matches!(*c, ' '..='~') && *c != '"' && *c != '\\').take(200).collect();
+                (
+                    ProblemKind::Unauthenticated,
+                    format!(
+                        r#"Bearer realm="stella-integrations", error="invalid_token", error_description="{description}""#
+                    ),
+                )
+            }
             AuthError::MissingScope(scope) => (
                 ProblemKind::Forbidden,
                 format!(r#"Bearer realm="stella-integrations", error="insufficient_scope", scope="{scope}""#),
             ),
         };
         let mut p = Problem::new(kind, e.to_string());
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            p.headers.push((header::WWW_AUTHENTICATE, v));
-        }
+        let challenge = HeaderValue::from_str(&challenge)
+            .unwrap_or_else(|_| HeaderValue::from_static(r#"Bearer realm="stella-integrations""#));
+        p.headers.push((header::WWW_AUTHENTICATE, challenge));
         p
     }
 }

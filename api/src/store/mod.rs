@@ -40,6 +40,9 @@ pub enum StoreError {
     /// The database cannot be reached or refused the operation for a reason that may pass.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The database refused a value (PostgreSQL data exception, class 22): the request's fault.
+    #[error("the database refused a value: {0}")]
+    InvalidValue(String),
     /// Anything else.
     #[error("database error: {0}")]
     Other(String),

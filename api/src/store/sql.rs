@@ -26,17 +26,24 @@ use super::{
 use crate::domain::Integration;
 use crate::lifecycle::Status;
 
-const SQLITE_MIGRATION: &str = include_str!("../../../migrations/sqlite/0001_catalog.sql");
-const POSTGRES_MIGRATION: &str = include_str!("../../../migrations/postgres/0001_catalog.sql");
+/// The migrations of each dialect, in order: (version, name, SQL). A released migration is never
+/// edited; a change is a new one.
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "catalog", include_str!("../../../migrations/sqlite/0001_catalog.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "catalog", include_str!("../../../migrations/postgres/0001_catalog.sql")),
+    (2, "configuration_text", include_str!("../../../migrations/postgres/0002_configuration_text.sql")),
+];
 
-fn migrator(sql: &'static str) -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "catalog".into(),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )])
+fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|(version, name, sql)| {
+                Migration::new(*version, (*name).into(), MigrationType::Simple, sql.into_sql_str(), false)
+            })
+            .collect(),
+    )
 }
 
 /// The embedded default: one SQLite file.
@@ -60,7 +67,10 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(map_error)?;
-        migrator(SQLITE_MIGRATION).run(&pool).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        migrator(SQLITE_MIGRATIONS)
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
         Ok(Self { pool })
     }
 }
@@ -84,7 +94,7 @@ impl PostgresStore {
             .connect(url)
             .await
             .map_err(map_error)?;
-        migrator(POSTGRES_MIGRATION)
+        migrator(POSTGRES_MIGRATIONS)
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
@@ -109,6 +119,10 @@ fn map_error(e: sqlx::Error) -> StoreError {
             if code.starts_with("08") || code.starts_with("57P") || code.starts_with("40") || code == "5" || code == "6"
             {
                 StoreError::Unavailable(db.message().to_string())
+            } else if code.starts_with("22") {
+                // A data exception (a value the server cannot store): validation should have caught
+                // it; answer 422 rather than 500.
+                StoreError::InvalidValue(db.message().to_string())
             } else {
                 StoreError::Other(db.message().to_string())
             }
@@ -214,7 +228,8 @@ macro_rules! sql_store {
                 let status: String = row.try_get("status").map_err(get_err)?;
                 let failures: i64 = row.try_get("consecutive_failures").map_err(get_err)?;
                 let Json(tags): Json<Vec<String>> = row.try_get("tags").map_err(get_err)?;
-                let Json(configuration): Json<serde_json::Value> = row.try_get("configuration").map_err(get_err)?;
+                let configuration: String = row.try_get("configuration").map_err(get_err)?;
+                let configuration = parse_json(&configuration)?;
                 Ok(Integration {
                     integration_id: parse_uuid(&id)?,
                     tenant_id: row.try_get("tenant_id").map_err(get_err)?,
@@ -260,7 +275,7 @@ macro_rules! sql_store {
                     .bind(row.provider.clone())
                     .bind(row.base_url.clone())
                     .bind(row.auth_ref.clone())
-                    .bind(Json(row.configuration.clone()))
+                    .bind(row.configuration.to_string())
                     .bind(row.environment.clone())
                     .bind(Json(row.tags.clone()))
                     .bind(row.owner_id.clone())
