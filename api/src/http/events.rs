@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::extract::Reader;
 use super::integrations::{page_limit, parse_seq_cursor, query_problem};
-use super::problem::Problem;
+use super::problem::{Problem, ProblemResponses};
 
 /// A page of events.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -43,8 +43,7 @@ pub struct EventParams {
     security(("bearer" = ["integrations.read"])),
     responses(
         (status = 200, description = "Events, oldest first", body = EventPage),
-        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
-        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ))]
 pub async fn list_events(
     Reader(caller): Reader,

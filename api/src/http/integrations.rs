@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::extract::{Admin, JsonBody, Reader, etag, if_match, integration_id};
-use super::problem::{Problem, ProblemKind};
+use super::problem::{Problem, ProblemKind, ProblemResponses};
 use crate::domain::{Integration, IntegrationSpec, MAX_SHORT_LEN};
 use crate::lifecycle::Status;
 use crate::service::{Created, TestRun, Tested};
@@ -153,8 +153,7 @@ fn location(id: &str) -> HeaderValue {
     security(("bearer" = ["integrations.read"])),
     responses(
         (status = 200, description = "A page of integrations, ordered by name, then id", body = IntegrationPage),
-        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
-        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ))]
 pub async fn list_integrations(
     Reader(caller): Reader,
@@ -184,8 +183,7 @@ pub async fn list_integrations(
     responses(
         (status = 201, description = "Created", body = Integration,
             headers(("Location" = String, description = "The integration's URL"), ("ETag" = String, description = "Its version"))),
-        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
-        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ))]
 pub async fn create_integration(
     Admin(caller): Admin,
@@ -232,8 +230,7 @@ pub async fn create_integration(
     responses(
         (status = 200, description = "The integration", body = Integration,
             headers(("ETag" = String, description = "Its version, for If-Match"))),
-        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
-        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ))]
 pub async fn get_integration(
     Reader(caller): Reader,
@@ -253,8 +250,7 @@ pub async fn get_integration(
     responses(
         (status = 200, description = "The updated integration", body = Integration,
             headers(("ETag" = String, description = "Its new version"))),
-        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
-        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ))]
 pub async fn update_integration(
     Admin(caller): Admin,
@@ -289,8 +285,7 @@ pub async fn update_integration(
     security(("bearer" = ["integrations.admin"])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
-        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ))]
 pub async fn delete_integration(
     Admin(caller): Admin,
@@ -311,8 +306,7 @@ pub async fn delete_integration(
     security(("bearer" = ["integrations.admin"])),
     responses(
         (status = 200, description = "The integration after the test, and the test", body = Tested),
-        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
-        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ))]
 pub async fn test_integration(
     Admin(caller): Admin,
@@ -329,8 +323,7 @@ pub async fn test_integration(
     security(("bearer" = ["integrations.admin"])),
     responses(
         (status = 200, description = "The integration after its test (active if it passed), and the test", body = Tested),
-        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
-        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ))]
 pub async fn activate_integration(
     Admin(caller): Admin,
@@ -364,8 +357,7 @@ pub struct PauseRequest {
     security(("bearer" = ["integrations.admin"])),
     responses(
         (status = 200, description = "The paused integration", body = Integration),
-        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
-        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ))]
 pub async fn pause_integration(
     Admin(caller): Admin,
@@ -384,8 +376,7 @@ pub async fn pause_integration(
     security(("bearer" = ["integrations.admin"])),
     responses(
         (status = 200, description = "The resumed integration", body = Integration),
-        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
-        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ))]
 pub async fn resume_integration(
     Admin(caller): Admin,
@@ -423,8 +414,7 @@ pub struct Health {
     security(("bearer" = ["integrations.read"])),
     responses(
         (status = 200, description = "Its health", body = Health),
-        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
-        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ))]
 pub async fn get_health(
     Reader(caller): Reader,
@@ -458,8 +448,7 @@ pub async fn get_health(
     responses(
         (status = 200, description = "The last test", body = TestRun),
         (status = 204, description = "The integration has not been tested yet"),
-        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
-        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ))]
 pub async fn get_latest_test(
     Reader(caller): Reader,
@@ -501,8 +490,7 @@ pub struct AuditParams {
     security(("bearer" = ["integrations.read"])),
     responses(
         (status = 200, description = "Its audit entries, oldest first", body = AuditPage),
-        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
-        (status = "5XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ))]
 pub async fn get_audit(
     Reader(caller): Reader,

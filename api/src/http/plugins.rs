@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::extract::Reader;
-use super::problem::{Problem, ProblemKind};
+use super::problem::{Problem, ProblemKind, ProblemResponses};
 
 /// A loaded connector.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -77,7 +77,7 @@ fn describe(state: &AppState, c: &LoadedConnector) -> Plugin {
     security(("bearer" = ["integrations.read"])),
     responses(
         (status = 200, description = "Loaded connectors and refused files", body = PluginList),
-        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ))]
 pub async fn list_plugins(Reader(_): Reader, State(state): State<AppState>) -> Response {
     let connectors = state.catalog.connectors();
@@ -91,7 +91,7 @@ pub async fn list_plugins(Reader(_): Reader, State(state): State<AppState>) -> R
     security(("bearer" = ["integrations.read"])),
     responses(
         (status = 200, description = "The connector", body = Plugin),
-        (status = "4XX", description = "A problem", body = Problem, content_type = "application/problem+json"),
+        ProblemResponses,
     ))]
 pub async fn get_plugin(
     Reader(_): Reader,

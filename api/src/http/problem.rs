@@ -146,6 +146,18 @@ pub struct Problem {
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
+/// The error responses every operation documents: a problem the client can fix (4XX) or one of
+/// the service (5XX), each an RFC 9457 document.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum ProblemResponses {
+    /// A problem with the request (its `type` says which: see the problem types).
+    #[response(status = "4XX", content_type = "application/problem+json")]
+    Client(Problem),
+    /// A problem of the service: `unavailable` (503, retry) or `internal` (500).
+    #[response(status = "5XX", content_type = "application/problem+json")]
+    Server(Problem),
+}
+
 /// One invalid field.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProblemField {
