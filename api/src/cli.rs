@@ -16,6 +16,7 @@ use stella_runtime::{ConnectionConfig, ConnectorSource, IntegrationType, Sandbox
 
 use crate::auth;
 use crate::config::{Config, LogFormat};
+use crate::domain::wire_name;
 
 /// The StellaOps Integration Catalog.
 #[derive(Debug, Parser)]
@@ -458,9 +459,4 @@ fn print_common(
     if let Some(t) = &record.trap {
         writeln!(out, "  trap: {}", t.message).ok();
     }
-}
-
-/// The name an enum has in JSON (`provider-down`, `degraded`), for text output.
-fn wire_name(value: &impl serde::Serialize) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }

@@ -359,6 +359,11 @@ fn walk_configuration(errors: &mut Vec<FieldError>, path: &str, key: &str, value
     }
 }
 
+/// The name an enum value has in JSON (`provider-down`, `degraded`), for logs, metrics and text.
+pub fn wire_name(value: &impl Serialize) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
 /// Now, in UTC, truncated to microseconds (what both databases keep).
 pub fn now() -> OffsetDateTime {
     let t = OffsetDateTime::now_utc();

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use stella_runtime::record::InvocationRecord;
 
+use crate::domain::wire_name;
+
 /// Upper bounds (seconds) of the request latency histogram.
 const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
@@ -86,8 +88,7 @@ impl Metrics {
         if let Some(record) = record {
             let mut denials = lock(&self.denials);
             for d in &record.denials {
-                let kind = serde_json::to_value(d.kind).ok().and_then(|v| v.as_str().map(str::to_string));
-                *denials.entry((provider.to_string(), kind.unwrap_or_default())).or_default() += 1;
+                *denials.entry((provider.to_string(), wire_name(&d.kind))).or_default() += 1;
             }
         }
     }

@@ -17,7 +17,7 @@ use stella_runtime::{ConnectionConfig, Facts, FailureClass, Sandbox};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{FieldError, Integration, IntegrationSpec, now};
+use crate::domain::{FieldError, Integration, IntegrationSpec, now, wire_name};
 use crate::lifecycle::{self, Event, Lifecycle};
 use crate::metrics::Metrics;
 use crate::store::{
@@ -558,11 +558,6 @@ impl Catalog {
         }
         Err(ServiceError::Unavailable("the integration kept changing while the action was applied".into()))
     }
-}
-
-/// The name an enum has in JSON (`provider-down`).
-fn wire_name(value: &impl Serialize) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 /// The event of an integration: its identity and state, never its configuration.

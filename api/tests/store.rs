@@ -24,6 +24,8 @@ struct Backend {
     store: Arc<dyn Store>,
     url: String,
     _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL database made for the test, dropped by `finish`.
+    database: Option<common::TestDatabase>,
 }
 
 impl Backend {
@@ -31,22 +33,20 @@ impl Backend {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data/catalog.db");
         let store = SqliteStore::open(&path).await.unwrap();
-        Self { store: Arc::new(store), url: format!("sqlite://{}", path.display()), _dir: Some(dir) }
+        Self { store: Arc::new(store), url: format!("sqlite://{}", path.display()), _dir: Some(dir), database: None }
     }
 
     async fn postgres() -> Option<Self> {
         let db = common::postgres_database().await?;
         let store = PostgresStore::connect(&db.url).await.unwrap();
-        Some(Self { store: Arc::new(store), url: db.url, _dir: None })
+        Some(Self { store: Arc::new(store), url: db.url.clone(), _dir: None, database: Some(db) })
     }
 
     /// Drops a PostgreSQL test database (its pool's connections are terminated).
     async fn finish(self) {
-        if let Some((server, db)) = self.url.rsplit_once('/').filter(|_| !self.url.starts_with("sqlite:")) {
-            drop(self.store);
-            let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres")).await.unwrap();
-            let drop_db = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
-            sqlx::query(sqlx::AssertSqlSafe(drop_db)).execute(&mut admin).await.unwrap();
+        drop(self.store);
+        if let Some(db) = self.database {
+            db.drop_now().await;
         }
     }
 

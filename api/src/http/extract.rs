@@ -124,12 +124,10 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<Option<i64>>, Problem> {
         return Ok(Some(None));
     }
     if text.starts_with("W/") {
-        let mut p = Problem::new(
+        return Err(Problem::new(
             ProblemKind::PreconditionFailed,
             "a weak ETag never matches (RFC 9110): send the ETag as returned",
-        );
-        p.current_version = None;
-        return Err(p);
+        ));
     }
     let version =
         text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).and_then(|t| t.parse::<i64>().ok()).filter(|v| *v > 0);

@@ -110,10 +110,7 @@ impl ListParams {
             let names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
             return Err(Problem::bad_request(format!("`status` must be one of {} (got `{s}`)", names.join(", "))));
         }
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(Problem::bad_request(format!("`limit` must be between 1 and {MAX_LIMIT}")));
-        }
+        let limit = page_limit(self.limit)?;
         let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
         let filter = ListFilter {
             integration_type: self.integration_type,
@@ -204,23 +201,21 @@ pub async fn create_integration(
         None => Created::New(Box::new(state.catalog.create(&caller, spec).await?)),
         Some(key) => state.catalog.create_once(&caller, spec, key).await?,
     };
-    match created {
-        Created::New(row) => {
-            let mut response = with_etag(StatusCode::CREATED, &row, &row);
-            response.headers_mut().insert(header::LOCATION, location(&row.integration_id.to_string()));
-            Ok(response)
-        }
+    let (status, row, replayed) = match created {
+        Created::New(row) => (StatusCode::CREATED, *row, false),
         Created::Replayed { status, body } => {
             let row: Integration = serde_json::from_str(&body).map_err(|e| {
                 Problem::from(crate::service::ServiceError::Internal(format!("a kept response does not parse: {e}")))
             })?;
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED);
-            let mut response = with_etag(status, &row, &row);
-            response.headers_mut().insert(header::LOCATION, location(&row.integration_id.to_string()));
-            response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-            Ok(response)
+            (StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED), row, true)
         }
+    };
+    let mut response = with_etag(status, &row, &row);
+    response.headers_mut().insert(header::LOCATION, location(&row.integration_id.to_string()));
+    if replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
+    Ok(response)
 }
 
 /// Get an integration.
