@@ -1,6 +1,8 @@
 //! The catalog's read path on PostgreSQL with 100,000 integrations: `GET /{id}` and a 50-row list
 //! page through a cursor, measured with a closed-loop load generator over loopback against the
-//! real binary, beside the same lookups through pgbench against the same database.
+//! real binary, beside the same lookups through pgbench against the same database. Two more lines
+//! locate where the time goes: `GET /healthz` (the HTTP hop alone: no database) and the lookup
+//! through sqlx, the service's driver, without HTTP (the driver beside pgbench's libpq).
 //!
 //! `cargo bench -p stella-integrations --bench catalog` (or `make bench`). PostgreSQL from
 //! `STELLA_BENCH_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`); a database is
@@ -208,6 +210,45 @@ async fn load(
     summarize(all, Duration::from_secs(seconds))
 }
 
+/// The lookup of `GET /{id}` through sqlx, the service's driver, from `clients` tasks with a
+/// connection each and no HTTP in between: what the driver alone costs beside pgbench's libpq.
+async fn sqlx_lookups(url: &str, clients: u64, seconds: u64) -> Figures {
+    let warm_up = Instant::now() + Duration::from_secs(2);
+    let end = warm_up + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = 0;
+            loop {
+                let started = Instant::now();
+                if started >= end {
+                    break;
+                }
+                let id = id_of(Rng(0x9E37_79B9_7F4A_7C15 ^ (client << 32) ^ i).row());
+                let row = sqlx::query("SELECT * FROM integrations WHERE tenant_id = $1 AND integration_id = $2")
+                    .bind(TENANT)
+                    .bind(id)
+                    .fetch_optional(&mut c)
+                    .await
+                    .unwrap();
+                assert!(row.is_some());
+                if started >= warm_up {
+                    latencies.push(started.elapsed());
+                }
+                i += 1;
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    summarize(all, Duration::from_secs(seconds))
+}
+
 /// pgbench with a custom script; latencies from its per-transaction log.
 fn pgbench(database_url: &str, script: &str, clients: u64, seconds: u64, dir: &std::path::Path) -> Figures {
     let script_path = dir.join(format!("script-{}.sql", uuid::Uuid::new_v4().simple()));
@@ -303,6 +344,8 @@ fn main() {
         .unwrap()
         .trim()
         .to_string();
+        // The HTTP hop alone (auth, routing, metrics, no database): the floor under every API figure.
+        let hop = load(clients, seconds, &base, &token, |_, _| "/healthz".to_string(), 10).await;
         let get = load(
             clients,
             seconds,
@@ -325,6 +368,7 @@ fn main() {
         )
         .await;
         drop(server);
+        let driver = sqlx_lookups(&url, clients, seconds).await;
 
         let pg_get = pgbench(
             &url,
@@ -343,7 +387,9 @@ fn main() {
 
         println!("{:<34} {:>10} {:>10} {:>10}", "", "req/s", "p50", "p99");
         let row = |what: &str, f: &Figures| println!("{what:<34} {:>10.0} {:>10} {:>10}", f.rate, ms(f.p50), ms(f.p99));
+        row("API GET /healthz (no database)", &hop);
         row("API GET /{id}", &get);
+        row("sqlx SELECT … WHERE id = … (Rust)", &driver);
         row("pgbench SELECT … WHERE id = …", &pg_get);
         row("API list page (50, cursor)", &list);
         row("pgbench same page (keyset)", &pg_list);

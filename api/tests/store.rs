@@ -413,6 +413,63 @@ async fn concurrent_writers_keep_one_unbroken_chain(b: &Backend) {
     }
 }
 
+/// Reads reuse their connections (the store's read pool): a read cancelled half-way must not leave
+/// a connection behind that answers the next read with the rest of the old one, and connections the
+/// server dropped cost at most one failed read each (503 to that client), never a stuck pool.
+async fn reads_survive_cancellation_and_dropped_connections(b: &Backend) {
+    let rows = [insert(&*b.store, "t1", "first").await, insert(&*b.store, "t1", "second").await];
+    let check_reads = |rounds: usize| {
+        let store = b.store.clone();
+        let rows = rows.clone();
+        async move {
+            let mut tasks = vec![];
+            for n in 0..rounds {
+                let (store, row) = (store.clone(), rows[n % 2].clone());
+                tasks.push(tokio::spawn(async move {
+                    let got = store.get("t1", row.integration_id).await?;
+                    assert_eq!(got.map(|g| g.name), Some(row.name.clone()), "a read answered with another row");
+                    let page = store.list("t1", &ListFilter::default(), None, 10).await?;
+                    assert_eq!(page.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["first", "second"]);
+                    Ok::<_, StoreError>(())
+                }));
+            }
+            let mut failures = 0;
+            for t in tasks {
+                match t.await.unwrap() {
+                    Ok(()) => {}
+                    Err(StoreError::Unavailable(_)) => failures += 1,
+                    Err(e) => panic!("a read failed with {e:?}"),
+                }
+            }
+            failures
+        }
+    };
+    // Reads cut off at every point of their exchange with the database.
+    for step in 0..200u64 {
+        let (store, id) = (b.store.clone(), rows[(step % 2) as usize].integration_id);
+        let _ = tokio::time::timeout(std::time::Duration::from_micros(step * 5), async move {
+            store.get("t1", id).await.unwrap();
+            store.list("t1", &ListFilter::default(), None, 10).await.unwrap();
+        })
+        .await;
+    }
+    assert_eq!(check_reads(64).await, 0, "reads after cancelled reads failed");
+    if b.url.starts_with("postgres") {
+        let killed = b
+            .raw(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .await
+            .unwrap();
+        assert!(killed > 0, "the store had no open connection to kill");
+        // Each killed idle connection fails one read at most; the ones after it are fresh.
+        let failures = check_reads(64).await;
+        assert!(failures <= 16, "{failures} reads failed after the connections were dropped");
+        assert_eq!(check_reads(64).await, 0, "reads did not recover after the connections were dropped");
+    }
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -448,6 +505,7 @@ conformance!(
     the_latest_test_result_is_kept_and_goes_with_the_row,
     an_idempotency_key_is_kept_with_its_change_or_not_at_all,
     concurrent_writers_keep_one_unbroken_chain,
+    reads_survive_cancellation_and_dropped_connections,
 );
 
 /// A database created by an earlier release (migration 1 only, configuration as JSONB) is

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::domain::Integration;
 
+mod read_pool;
 mod sql;
 
 pub use sql::{PostgresStore, SqliteStore};

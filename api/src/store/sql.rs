@@ -7,11 +7,12 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row, SqlSafeStr};
@@ -19,6 +20,7 @@ use stella_runtime::IntegrationType;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::read_pool::ReadPool;
 use super::{
     AuditEntry, AuditReport, ChainBreak, Change, GENESIS_HASH, IdempotentResponse, ListFilter, ListPosition, RowWrite,
     Store, StoreError, StoredEvent, cloud_event,
@@ -49,7 +51,10 @@ fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrato
 /// The embedded default: one SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
+    /// Transactions (every write).
     pool: SqlitePool,
+    /// Single-statement reads.
+    reads: Arc<ReadPool<sqlx::Sqlite>>,
 }
 
 impl SqliteStore {
@@ -66,40 +71,58 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(map_error)?;
+        let pool =
+            SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await.map_err(map_error)?;
         migrator(SQLITE_MIGRATIONS)
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self { pool, reads: Arc::new(ReadPool::new(options, 8, ACQUIRE_TIMEOUT)) })
     }
 }
 
 /// PostgreSQL, shared by any number of replicas.
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
+    /// Transactions (every write).
     pool: PgPool,
+    /// Single-statement reads.
+    reads: Arc<ReadPool<sqlx::Postgres>>,
 }
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://…`) and migrates the database.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(map_error)?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             // No ping before each use: it doubles the round trips of every query. A connection the
             // server dropped fails its next query once (503 to that client, which may retry) and
             // is then replaced; the fault test (`api/tests/http.rs`) holds the service to that.
             .test_before_acquire(false)
-            .connect(url)
+            .connect_with(options.clone())
             .await
             .map_err(map_error)?;
         migrator(POSTGRES_MIGRATIONS)
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self { pool, reads: Arc::new(ReadPool::new(options, 16, ACQUIRE_TIMEOUT)) })
     }
+}
+
+/// How long a request waits for a free database connection before it is answered 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One single-statement read on a connection leased from the store's read pool (see
+/// `read_pool` for why reads do not go through sqlx's pool): `read!(self, query, fetch_all)`.
+macro_rules! read {
+    ($store:expr, $query:expr, $fetch:ident) => {{
+        let mut lease = $store.reads.lease().await.map_err(map_error)?;
+        let result = $query.$fetch(lease.connection()).await;
+        lease.finish(result).map_err(map_error)
+    }};
 }
 
 /// Maps a database error to what the service can do about it.
@@ -513,12 +536,13 @@ macro_rules! sql_store {
 
             async fn get(&self, tenant_id: &str, id: Uuid) -> Result<Option<Integration>, StoreError> {
                 let sql = format!("SELECT {COLUMNS} FROM integrations WHERE tenant_id = $1 AND integration_id = $2");
-                let row = sqlx::query(AssertSqlSafe(sql))
+                let row = read!(
+                    self,
+                    sqlx::query(AssertSqlSafe(sql))
                     .bind(tenant_id)
-                    .bind(id.to_string())
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(map_error)?;
+                    .bind(id.to_string()),
+                    fetch_optional
+                )?;
                 row.as_ref().map(Self::decode).transpose()
             }
 
@@ -538,7 +562,11 @@ macro_rules! sql_store {
                         Bind::Int(i) => query.bind(i),
                     };
                 }
-                let rows = query.fetch_all(&self.pool).await.map_err(map_error)?;
+                let rows = read!(
+                    self,
+                    query,
+                    fetch_all
+                )?;
                 rows.iter().map(Self::decode).collect()
             }
 
@@ -555,25 +583,27 @@ macro_rules! sql_store {
                 after_seq: i64,
                 limit: u32,
             ) -> Result<Vec<AuditEntry>, StoreError> {
-                let rows = sqlx::query(
+                let rows = read!(
+                    self,
+                    sqlx::query(
                     "SELECT * FROM audit_entries WHERE tenant_id = $1 AND integration_id = $2 AND seq > $3 \
                      ORDER BY seq LIMIT $4",
                 )
                 .bind(tenant_id)
                 .bind(id.to_string())
                 .bind(after_seq)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_error)?;
+                .bind(i64::from(limit)),
+                    fetch_all
+                )?;
                 rows.iter().map(Self::decode_audit).collect()
             }
 
             async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
-                let heads = sqlx::query("SELECT tenant_id, audit_seq, audit_hash FROM tenant_heads ORDER BY tenant_id")
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(map_error)?;
+                let heads = read!(
+                    self,
+                    sqlx::query("SELECT tenant_id, audit_seq, audit_hash FROM tenant_heads ORDER BY tenant_id"),
+                    fetch_all
+                )?;
                 let mut report = AuditReport::default();
                 for head in heads {
                     let tenant: String = head.try_get(0).map_err(map_error)?;
@@ -583,14 +613,15 @@ macro_rules! sql_store {
                     let (mut seq, mut prev) = (0_i64, GENESIS_HASH.to_string());
                     let mut problem = None;
                     'pages: loop {
-                        let rows = sqlx::query(
+                        let rows = read!(
+                    self,
+                    sqlx::query(
                             "SELECT * FROM audit_entries WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT 1000",
                         )
                         .bind(tenant.clone())
-                        .bind(seq)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(map_error)?;
+                        .bind(seq),
+                    fetch_all
+                )?;
                         if rows.is_empty() {
                             break;
                         }
@@ -625,27 +656,29 @@ macro_rules! sql_store {
             }
 
             async fn events(&self, tenant_id: &str, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-                let rows = sqlx::query(
+                let rows = read!(
+                    self,
+                    sqlx::query(
                     "SELECT tenant_id, seq, cloud_event FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                 )
                 .bind(tenant_id)
                 .bind(after_seq)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_error)?;
+                .bind(i64::from(limit)),
+                    fetch_all
+                )?;
                 rows.iter().map(Self::decode_event).collect()
             }
 
             async fn undelivered_events(&self, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-                let rows = sqlx::query(
+                let rows = read!(
+                    self,
+                    sqlx::query(
                     "SELECT tenant_id, seq, cloud_event FROM events WHERE delivered_at IS NULL \
                      ORDER BY at, tenant_id, seq LIMIT $1",
                 )
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_error)?;
+                .bind(i64::from(limit)),
+                    fetch_all
+                )?;
                 rows.iter().map(Self::decode_event).collect()
             }
 
@@ -665,12 +698,13 @@ macro_rules! sql_store {
             }
 
             async fn latest_test(&self, tenant_id: &str, id: Uuid) -> Result<Option<serde_json::Value>, StoreError> {
-                let row = sqlx::query("SELECT result FROM test_results WHERE tenant_id = $1 AND integration_id = $2")
+                let row = read!(
+                    self,
+                    sqlx::query("SELECT result FROM test_results WHERE tenant_id = $1 AND integration_id = $2")
                     .bind(tenant_id)
-                    .bind(id.to_string())
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(map_error)?;
+                    .bind(id.to_string()),
+                    fetch_optional
+                )?;
                 match row {
                     None => Ok(None),
                     Some(row) => Ok(Some(parse_json(&row.try_get::<String, _>(0).map_err(map_error)?)?)),
@@ -682,14 +716,15 @@ macro_rules! sql_store {
                 tenant_id: &str,
                 key: &str,
             ) -> Result<Option<IdempotentResponse>, StoreError> {
-                let row = sqlx::query(
+                let row = read!(
+                    self,
+                    sqlx::query(
                     "SELECT key, request_hash, status, response FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
                 )
                 .bind(tenant_id)
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map_error)?;
+                .bind(key),
+                    fetch_optional
+                )?;
                 let Some(row) = row else { return Ok(None) };
                 let status: i64 = row.try_get(2).map_err(map_error)?;
                 Ok(Some(IdempotentResponse {
