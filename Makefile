@@ -23,10 +23,12 @@ build: setup
 	$(CARGO) build -p stella-integrations
 
 ## Build the connectors as components into target/connectors/.
+BUILTIN_CONNECTORS := in-memory http-probe
+
 connectors: setup
-	$(CARGO) build --target wasm32-wasip2 --profile guest --target-dir $(GUEST_TARGET_DIR) -p connector-in-memory
+	$(CARGO) build --target wasm32-wasip2 --profile guest --target-dir $(GUEST_TARGET_DIR) $(foreach c,$(BUILTIN_CONNECTORS),-p connector-$(c))
 	@mkdir -p target/connectors
-	cp $(GUEST_TARGET_DIR)/wasm32-wasip2/guest/connector_in_memory.wasm target/connectors/in-memory.wasm
+	@for c in $(BUILTIN_CONNECTORS); do cp $(GUEST_TARGET_DIR)/wasm32-wasip2/guest/connector_$${c//-/_}.wasm target/connectors/$$c.wasm; done
 	@echo "connectors in target/connectors/"
 
 ## Start the service on its embedded default: 127.0.0.1:8080, SQLite under ./data, the built-in

@@ -762,8 +762,11 @@ async fn plugins_probes_and_documents_are_served() {
     let app = app().await;
     let read = app.token("acme", "integrations.read");
     let r = app.send(Method::GET, "/api/v1/plugins", Some(&read), None).await;
-    let plugin = &r.body["items"][0];
-    assert_eq!((plugin["provider"].as_str(), plugin["source"].as_str()), (Some("in-memory"), Some("built-in")));
+    let items = r.body["items"].as_array().unwrap();
+    let providers: Vec<&str> = items.iter().map(|p| p["provider"].as_str().unwrap()).collect();
+    assert_eq!(providers, ["http-probe", "in-memory"], "every built-in connector, by provider id");
+    let plugin = &items[1];
+    assert_eq!(plugin["source"].as_str(), Some("built-in"));
     assert_eq!(plugin["sha256"].as_str().unwrap().len(), 64);
     assert!(
         plugin["manifest"]["permissions"].is_object() && plugin["effectiveLimits"]["deadlineMs"].is_u64(),

@@ -45,6 +45,7 @@ pub mod wit {
     });
 }
 
+pub mod checks;
 pub mod http;
 mod report;
 
@@ -60,6 +61,19 @@ pub mod secrets {
     /// Resolves the integration's own AuthRef, if it has one.
     pub fn integration_secret(config: &crate::ConnectionConfig) -> Option<Result<Secret, SecretError>> {
         config.auth_ref.as_deref().map(resolve)
+    }
+
+    impl SecretError {
+        /// The failure class a connector should report for this error: nothing stored behind
+        /// the AuthRef, or a malformed one, is the integration's configuration; a refusal is a
+        /// permission; an unreadable store is internal.
+        pub fn failure_class(&self) -> crate::FailureClass {
+            match self {
+                SecretError::NotFound(_) | SecretError::InvalidRef(_) => crate::FailureClass::Misconfigured,
+                SecretError::Denied(_) => crate::FailureClass::Permission,
+                SecretError::Unavailable(_) => crate::FailureClass::Internal,
+            }
+        }
     }
 }
 
@@ -94,7 +108,7 @@ pub mod log {
 pub mod prelude {
     pub use crate::{
         CheckStep, ConnectionConfig, Connector, Facts, FailureClass, HealthResult, HealthStatus, IntegrationType,
-        Report, TestResult, configuration, http, log, register_connector, secrets,
+        Report, TestResult, checks, configuration, http, log, register_connector, secrets,
     };
 }
 
@@ -103,17 +117,11 @@ pub trait Connector {
     /// Proves, step by step, that the integration works.
     fn test_connection(config: &ConnectionConfig) -> TestResult;
 
-    /// A cheap health check. By default it runs [`Connector::test_connection`] and maps success
-    /// to healthy and failure to unhealthy.
+    /// A cheap health check. By default it runs [`Connector::test_connection`] and judges the
+    /// result with [`checks::health_from_test`]: a failure is unhealthy, a rate limit, an
+    /// exhausted rate limit or a credential expiring within 7 days is degraded.
     fn check_health(config: &ConnectionConfig) -> HealthResult {
-        let t = Self::test_connection(config);
-        HealthResult {
-            status: if t.success { HealthStatus::Healthy } else { HealthStatus::Unhealthy },
-            message: t.message,
-            failure: t.failure,
-            steps: t.steps,
-            facts: t.facts,
-        }
+        checks::health_from_test(Self::test_connection(config))
     }
 }
 

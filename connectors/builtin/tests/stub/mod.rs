@@ -1,0 +1,203 @@
+//! A provider stand-in for the connector tests: an HTTP/1.1 server on loopback (plain, or TLS
+//! with a certificate from a private CA) that answers each `METHOD /path` with a canned response
+//! the test sets, remembers every request it saw, and answers anything else like a generic web
+//! server would (404 with an HTML page).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+/// A canned response.
+#[derive(Clone, Debug)]
+pub struct Canned {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Canned {
+    pub fn new(status: u16) -> Self {
+        Self { status, headers: Vec::new(), body: Vec::new() }
+    }
+
+    pub fn json(status: u16, body: serde_json::Value) -> Self {
+        Self::new(status).header("Content-Type", "application/json").body(body.to_string())
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+}
+
+/// A request the stub received.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    routes: Mutex<HashMap<String, Canned>>,
+    seen: Mutex<Vec<Seen>>,
+}
+
+pub struct Stub {
+    pub base_url: String,
+    /// The private CA that signed a TLS stub's certificate (PEM), as an integration's
+    /// `caCertificates` carries it.
+    pub ca_pem: Option<String>,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Stub {
+    /// A plain HTTP stub.
+    pub async fn start() -> Self {
+        Self::serve(None).await
+    }
+
+    /// A TLS stub whose certificate (for `127.0.0.1` and `localhost`) a private CA signed.
+    pub async fn start_tls() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap();
+        let mut stub = Self::serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await;
+        stub.ca_pem = Some(ca_cert.pem());
+        stub
+    }
+
+    async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(State::default());
+        let task = {
+            let state = state.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else { return };
+                    let (state, tls) = (state.clone(), tls.clone());
+                    tokio::spawn(async move {
+                        match tls {
+                            None => answer(stream, &state).await,
+                            Some(acceptor) => {
+                                if let Ok(stream) = acceptor.accept(stream).await {
+                                    answer(stream, &state).await;
+                                }
+                            }
+                        }
+                    });
+                }
+            })
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        Self { base_url: format!("{scheme}://127.0.0.1:{port}"), ca_pem: None, state, task }
+    }
+
+    /// Answers `METHOD /path` (the path with its query) with `canned` from now on.
+    pub fn on(&self, method: &str, path: &str, canned: Canned) -> &Self {
+        self.state.routes.lock().unwrap().insert(format!("{method} {path}"), canned);
+        self
+    }
+
+    /// Forgets every canned answer.
+    pub fn clear(&self) {
+        self.state.routes.lock().unwrap().clear();
+    }
+
+    /// The requests seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+}
+
+/// Serves the requests of one connection (keep-alive) until the client closes it.
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: S, state: &State) {
+    let mut stream = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+        let mut headers = Vec::new();
+        let mut length = 0;
+        loop {
+            let mut h = String::new();
+            if stream.read_line(&mut h).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = h.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                headers.push((name.trim().to_string(), value.trim().to_string()));
+            }
+        }
+        let mut body = vec![0; length];
+        if stream.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let canned = state.routes.lock().unwrap().get(&format!("{method} {path}")).cloned().unwrap_or_else(|| {
+            Canned::new(404)
+                .header("Content-Type", "text/html")
+                .body("<html><body><h1>404 Not Found</h1><hr><center>nginx</center></body></html>")
+        });
+        state.seen.lock().unwrap().push(Seen { method: method.clone(), path, headers });
+        let mut head = format!("HTTP/1.1 {} Stub\r\n", canned.status);
+        for (name, value) in &canned.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        let body: &[u8] = if method == "HEAD" { &[] } else { &canned.body };
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", canned.body.len()));
+        if stream.get_mut().write_all(head.as_bytes()).await.is_err()
+            || stream.get_mut().write_all(body).await.is_err()
+            || stream.get_mut().flush().await.is_err()
+        {
+            return;
+        }
+    }
+}
