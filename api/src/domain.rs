@@ -308,8 +308,14 @@ fn check_base_url(url: &str) -> Result<(), String> {
     if parsed.scheme() != "http" && parsed.scheme() != "https" {
         return Err("must be an http or https URL".into());
     }
-    if parsed.host().is_none() {
-        return Err("must name a host".into());
+    match parsed.host() {
+        None => return Err("must name a host".into()),
+        // The URL standard lets `*`, `!` and the like through in a host; DNS names are letters,
+        // digits, dots and hyphens.
+        Some(url::Host::Domain(name)) if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') => {
+            return Err(format!("the host `{name}` is not a DNS name (letters, digits, `.` and `-`)"));
+        }
+        Some(_) => {}
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err("must not carry credentials; use authRef".into());
@@ -424,7 +430,14 @@ mod tests {
 
     #[test]
     fn base_urls_with_credentials_or_queries_are_refused() {
-        for bad in ["https://user:pw@h.example", "https://h.example/?token=1", "not a url", "https://"] {
+        for bad in [
+            "https://user:pw@h.example",
+            "https://h.example/?token=1",
+            "not a url",
+            "https://",
+            "https://250.250.250.250*",
+            "https://h_x.example",
+        ] {
             let v = json!({"name": "n", "type": "registry", "provider": "harbor", "baseUrl": bad});
             assert_eq!(fields(v), ["baseUrl"], "{bad}");
         }

@@ -764,8 +764,8 @@ async fn plugins_probes_and_documents_are_served() {
     let r = app.send(Method::GET, "/api/v1/plugins", Some(&read), None).await;
     let items = r.body["items"].as_array().unwrap();
     let providers: Vec<&str> = items.iter().map(|p| p["provider"].as_str().unwrap()).collect();
-    assert_eq!(providers, ["http-probe", "in-memory"], "every built-in connector, by provider id");
-    let plugin = &items[1];
+    assert_eq!(providers, ["harbor", "http-probe", "in-memory"], "every built-in connector, by provider id");
+    let plugin = &items[2];
     assert_eq!(plugin["source"].as_str(), Some("built-in"));
     assert_eq!(plugin["sha256"].as_str().unwrap().len(), 64);
     assert!(
@@ -783,6 +783,14 @@ async fn plugins_probes_and_documents_are_served() {
     let r = app.send(Method::GET, "/api/v1/openapi.json", None, None).await;
     assert!(r.body["openapi"].as_str().unwrap().starts_with("3.1"), "{}", r.body["openapi"]);
     assert!(r.body["components"]["schemas"]["Integration"].is_object());
+    // The served document pairs each provider with the types its connector serves.
+    let pairs = r.body["components"]["schemas"]["IntegrationSpec"]["anyOf"].as_array().unwrap().clone();
+    let types_of = |provider: &str| {
+        let pair = pairs.iter().find(|p| p["properties"]["provider"]["const"] == provider).unwrap();
+        pair["properties"]["type"]["enum"].as_array().unwrap().clone()
+    };
+    assert_eq!(types_of("in-memory").len(), 6);
+    assert!(!types_of("http-probe").contains(&serde_json::json!("artifact")));
     let r = app.send(Method::GET, "/api/v1/docs", None, None).await;
     let html = r.body.as_str().unwrap();
     assert!(html.contains("/api/v1/integrations/{id}/pause") && html.contains("precondition-required"));

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// (provider id, crate name) of every built-in connector.
-const CONNECTORS: &[(&str, &str)] = &[("in-memory", "connector-in-memory"), ("http-probe", "connector-http-probe")];
+const CONNECTORS: &[(&str, &str)] =
+    &[("in-memory", "connector-in-memory"), ("http-probe", "connector-http-probe"), ("harbor", "connector-harbor")];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());

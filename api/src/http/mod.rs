@@ -144,10 +144,22 @@ const TAG_PATTERN: &str =
 pub fn served_openapi(connectors: &ConnectorCatalog) -> serde_json::Value {
     let mut doc = serde_json::to_value(openapi()).expect("the OpenAPI document serializes");
     let providers: Vec<&str> = connectors.iter().map(|c| c.provider()).collect();
-    let spec = &mut doc["components"]["schemas"]["IntegrationSpec"]["properties"];
-    spec["provider"]["enum"] = serde_json::json!(providers);
-    spec["tags"]["items"] =
+    // Each provider with the types its connector serves: a body that pairs them otherwise is
+    // refused (422), so the document says so.
+    let pairs: Vec<serde_json::Value> = connectors
+        .iter()
+        .map(|c| {
+            serde_json::json!({"properties": {
+                "provider": {"const": c.provider()},
+                "type": {"enum": c.manifest().connector.types},
+            }})
+        })
+        .collect();
+    let spec = &mut doc["components"]["schemas"]["IntegrationSpec"];
+    spec["properties"]["provider"]["enum"] = serde_json::json!(providers);
+    spec["properties"]["tags"]["items"] =
         serde_json::json!({"type": "string", "minLength": 1, "maxLength": 256, "pattern": TAG_PATTERN});
+    spec["anyOf"] = serde_json::json!(pairs);
     doc
 }
 

@@ -75,6 +75,12 @@ impl Harness {
     }
 }
 
+/// A URL where nothing listens (a port just released).
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
+}
+
 fn step_names(outcome: &TestOutcome) -> Vec<&str> {
     outcome.steps.iter().map(|s| s.name.as_str()).collect()
 }
@@ -220,12 +226,7 @@ mod http_probe {
     #[tokio::test]
     async fn unreachable_servers_and_private_cas_are_classed_as_network_and_tls() {
         let h = Harness::new("http-probe");
-        // Nothing listens on a port just released.
-        let closed = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
-        };
-        let config = h.integration(IntegrationType::Host, &closed, json!({}));
+        let config = h.integration(IntegrationType::Host, &closed_port(), json!({}));
         assert_failed(&h.test(&config).await, FailureClass::Network, "reachable");
         let checked = h.health(&config).await;
         assert_eq!((checked.status, checked.failure), (HealthStatus::Unhealthy, Some(FailureClass::Network)));
@@ -299,7 +300,7 @@ mod http_probe {
         assert!(stub.seen().is_empty(), "a misconfigured probe sent a request");
     }
 
-    fn base64_encode(bytes: &[u8]) -> String {
+    pub fn base64_encode(bytes: &[u8]) -> String {
         const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
@@ -313,5 +314,232 @@ mod http_probe {
             }
         }
         out
+    }
+}
+
+mod harbor {
+    use super::*;
+
+    const UNAUTHORIZED: fn() -> Canned =
+        || Canned::json(401, json!({"errors": [{"code": "UNAUTHORIZED", "message": "unauthorized"}]}));
+
+    /// A Harbor v2.11 as its API reference documents the answers.
+    fn serve_harbor(stub: &Stub) {
+        stub.on(
+            "GET",
+            "/api/v2.0/ping",
+            Canned::new(200).header("Content-Type", "text/plain; charset=utf-8").body("Pong"),
+        )
+        .on(
+            "GET",
+            "/api/v2.0/systeminfo",
+            Canned::json(
+                200,
+                json!({"auth_mode": "db_auth", "harbor_version": "v2.11.1-6b7ecba1", "self_registration": false,
+                           "has_ca_root": false, "read_only": false, "external_url": "https://harbor.example.com",
+                           "project_creation_restriction": "everyone", "notification_enable": true}),
+            ),
+        )
+        .on(
+            "GET",
+            "/api/v2.0/health",
+            Canned::json(
+                200,
+                json!({"status": "healthy", "components": [
+                {"name": "core", "status": "healthy"}, {"name": "database", "status": "healthy"},
+                {"name": "jobservice", "status": "healthy"}, {"name": "registry", "status": "healthy"}]}),
+            ),
+        )
+        .on(
+            "GET",
+            "/api/v2.0/users/current",
+            Canned::json(
+                200,
+                json!({"user_id": 3, "username": "ci-bot", "email": "ci@example.com", "sysadmin_flag": false}),
+            ),
+        )
+        .on(
+            "GET",
+            "/api/v2.0/projects?page=1&page_size=1",
+            Canned::json(200, json!([{"project_id": 1, "name": "library"}])).header("X-Total-Count", "1"),
+        )
+        .on(
+            "GET",
+            "/api/v2.0/projects/library",
+            Canned::json(200, json!({"project_id": 1, "name": "library"})),
+        );
+    }
+
+    fn settings() -> Value {
+        json!({"username": "ci-bot", "project": "library"})
+    }
+
+    #[tokio::test]
+    async fn a_harbor_user_with_project_access_passes_and_reports_the_version() {
+        let h = Harness::new("harbor");
+        let stub = Stub::start().await;
+        serve_harbor(&stub);
+        let config = h.integration(IntegrationType::Registry, &stub.base_url, settings());
+        let outcome = h.test(&config).await;
+        assert!(outcome.success, "{outcome:?}");
+        assert_eq!(step_names(&outcome), ["configuration", "reachable", "is-harbor", "credential", "project"]);
+        assert_eq!(outcome.facts.provider_version.as_deref(), Some("v2.11.1-6b7ecba1"));
+        let seen = stub.seen();
+        assert_eq!(seen[0].path, "/api/v2.0/ping");
+        assert_eq!(seen[0].header("authorization"), None, "the ping needs no credential");
+        let current = seen.iter().find(|s| s.path == "/api/v2.0/users/current").expect("the user was read");
+        assert_eq!(
+            current.header("authorization"),
+            Some(format!("Basic {}", b64(&format!("ci-bot:{SECRET}"))).as_str())
+        );
+        let project = seen.iter().find(|s| s.path == "/api/v2.0/projects/library").unwrap();
+        assert_eq!(project.header("x-is-resource-name"), Some("true"));
+
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Healthy, None), "{health:?}");
+    }
+
+    #[tokio::test]
+    async fn a_robot_account_is_checked_without_reading_a_user() {
+        let h = Harness::new("harbor");
+        let stub = Stub::start().await;
+        serve_harbor(&stub);
+        stub.on("GET", "/api/v2.0/users/current", UNAUTHORIZED());
+        let config = h.integration(
+            IntegrationType::Registry,
+            &stub.base_url,
+            json!({"username": "robot$ci", "project": "library"}),
+        );
+        let outcome = h.test(&config).await;
+        assert!(outcome.success, "{outcome:?}");
+        assert!(stub.seen().iter().all(|s| s.path != "/api/v2.0/users/current"));
+        // A revoked robot: Harbor answers 401 to the listing.
+        stub.on("GET", "/api/v2.0/projects?page=1&page_size=1", UNAUTHORIZED());
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Auth, "credential");
+        assert!(outcome.message.contains("UNAUTHORIZED"), "{outcome:?}");
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Unhealthy, Some(FailureClass::Auth)));
+    }
+
+    #[tokio::test]
+    async fn credential_and_project_failures_are_told_apart() {
+        let h = Harness::new("harbor");
+        let stub = Stub::start().await;
+        serve_harbor(&stub);
+        let config = h.integration(IntegrationType::Registry, &stub.base_url, settings());
+
+        stub.on("GET", "/api/v2.0/users/current", UNAUTHORIZED());
+        assert_failed(&h.test(&config).await, FailureClass::Auth, "credential");
+        assert_eq!(h.health(&config).await.status, HealthStatus::Unhealthy);
+
+        serve_harbor(&stub);
+        stub.on(
+            "GET",
+            "/api/v2.0/projects/library",
+            Canned::json(403, json!({"errors": [{"code": "FORBIDDEN", "message": "forbidden"}]})),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::Permission, "project");
+        stub.on(
+            "GET",
+            "/api/v2.0/projects/library",
+            Canned::json(404, json!({"errors": [{"code": "NOT_FOUND", "message": "project library not found"}]})),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::NotFound, "project");
+
+        serve_harbor(&stub);
+        stub.on(
+            "GET",
+            "/api/v2.0/users/current",
+            Canned::json(429, json!({"errors": [{"code": "TOO_MANY_REQUESTS", "message": "slow down"}]}))
+                .header("Retry-After", "10"),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::RateLimited, "credential");
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+    }
+
+    #[tokio::test]
+    async fn something_else_at_the_url_is_not_harbor() {
+        let h = Harness::new("harbor");
+        let stub = Stub::start().await;
+        let config = h.integration(IntegrationType::Registry, &stub.base_url, settings());
+        // A generic web server: 404 pages everywhere.
+        assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-harbor");
+        assert_eq!(h.health(&config).await.failure, Some(FailureClass::ProviderMismatch));
+        // A catch-all that answers 200 to anything, even `Pong`, but has no Harbor system info.
+        stub.on("GET", "/api/v2.0/ping", Canned::new(200).body("Pong"));
+        stub.on(
+            "GET",
+            "/api/v2.0/systeminfo",
+            Canned::new(200).header("Content-Type", "text/html").body("<html></html>"),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-harbor");
+        assert!(
+            stub.seen().iter().all(|s| s.path != "/api/v2.0/users/current"),
+            "a credential went to a non-Harbor server"
+        );
+    }
+
+    #[tokio::test]
+    async fn outages_and_failing_components_are_down_or_degraded() {
+        let h = Harness::new("harbor");
+        let stub = Stub::start().await;
+        serve_harbor(&stub);
+        let config = h.integration(IntegrationType::Registry, &stub.base_url, settings());
+        stub.on(
+            "GET",
+            "/api/v2.0/health",
+            Canned::json(200, json!({"status": "unhealthy", "components": [
+                {"name": "core", "status": "healthy"},
+                {"name": "jobservice", "status": "unhealthy", "error": "dial tcp 10.0.0.7:8080: connect: connection refused"}]})),
+        );
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::ProviderDown)));
+        assert!(health.message.contains("jobservice"), "{health:?}");
+
+        stub.on("GET", "/api/v2.0/health", Canned::new(503).body("Service Unavailable"));
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Unhealthy, Some(FailureClass::ProviderDown)));
+        stub.on("GET", "/api/v2.0/ping", Canned::new(502).body("Bad Gateway"));
+        assert_failed(&h.test(&config).await, FailureClass::ProviderDown, "is-harbor");
+
+        let config = h.integration(IntegrationType::Registry, &closed_port(), settings());
+        assert_failed(&h.test(&config).await, FailureClass::Network, "reachable");
+        assert_eq!(h.health(&config).await.failure, Some(FailureClass::Network));
+    }
+
+    #[tokio::test]
+    async fn a_harbor_behind_a_private_ca_needs_its_ca() {
+        let h = Harness::new("harbor");
+        let stub = Stub::start_tls().await;
+        serve_harbor(&stub);
+        let config = h.integration(IntegrationType::Registry, &stub.base_url, settings());
+        assert_failed(&h.test(&config).await, FailureClass::Tls, "reachable");
+        let mut trusted = settings();
+        trusted["caCertificates"] = json!(stub.ca_pem.clone().unwrap());
+        let outcome = h.test(&h.integration(IntegrationType::Registry, &stub.base_url, trusted)).await;
+        assert!(outcome.success, "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn a_bad_configuration_is_refused_before_any_request() {
+        let h = Harness::new("harbor");
+        let stub = Stub::start().await;
+        serve_harbor(&stub);
+        for bad in [
+            json!({}),
+            json!({"username": "ci-bot", "project": "Lib rary"}),
+            json!({"username": "ci-bot", "projekt": "x"}),
+            json!({"username": 7}),
+        ] {
+            let outcome = h.test(&h.integration(IntegrationType::Registry, &stub.base_url, bad.clone())).await;
+            assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        }
+        assert!(stub.seen().is_empty());
+    }
+
+    fn b64(text: &str) -> String {
+        super::http_probe::base64_encode(text.as_bytes())
     }
 }

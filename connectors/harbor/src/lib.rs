@@ -1,0 +1,260 @@
+//! The `harbor` connector: a Harbor registry, through its v2.0 API.
+//!
+//! `test-connection` steps:
+//! - `reachable`: `GET /api/v2.0/ping` answers;
+//! - `is-harbor`: it answered `Pong`, and `GET /api/v2.0/systeminfo` is Harbor's system-info
+//!   object (with `auth_mode`); the version comes from its `harbor_version`;
+//! - `credential`: the AuthRef's secret, as the password of `username`, is accepted: a user
+//!   account reads itself at `GET /api/v2.0/users/current`; a robot account (`robot$…`), which
+//!   Harbor does not let read a user, lists the projects it can see;
+//! - `project` (when `project` is configured): `GET /api/v2.0/projects/{project}` is allowed.
+//!
+//! `check-health`: `GET /api/v2.0/health` (a failing component is `degraded`, Harbor down is
+//! `unhealthy`), then the credential, so a revoked robot turns the integration unhealthy.
+//!
+//! Configuration keys: `username` (required with an AuthRef), `project` (optional),
+//! `robotAccount` (default: the username starts with `robot$`), `caCertificates` (read by the
+//! host).
+
+use serde_json::Value;
+use stella_connector_sdk::http::{Response, ResponseExt};
+use stella_connector_sdk::prelude::*;
+
+struct Harbor;
+
+const KEYS: &[&str] = &["username", "project", "robotAccount", "caCertificates"];
+
+struct Settings {
+    base: String,
+    username: Option<String>,
+    project: Option<String>,
+    robot: bool,
+}
+
+fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
+    let c = configuration(config);
+    if let Some(unknown) = c.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!("unknown configuration key `{unknown}` (known: {})", KEYS.join(", ")));
+    }
+    let text = |key: &str| -> Result<Option<String>, String> {
+        match c.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
+            Some(_) => Err(format!("`{key}` must be a non-empty string")),
+        }
+    };
+    let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
+    let username = text("username")?;
+    if config.auth_ref.is_some() && username.is_none() {
+        return Err("`username` is required with an AuthRef (the secret is its password or robot secret)".into());
+    }
+    let project = text("project")?;
+    if let Some(p) = &project
+        && !p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+    {
+        return Err(format!("`project` `{p}` is not a Harbor project name (lower-case letters, digits, `._-`)"));
+    }
+    let robot = match c.get("robotAccount") {
+        None | Some(Value::Null) => username.as_deref().is_some_and(|u| u.starts_with("robot$")),
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("`robotAccount` must be true or false".into()),
+    };
+    Ok(Settings { base, username, project, robot })
+}
+
+/// Harbor's error body: `{"errors": [{"code": "UNAUTHORIZED", "message": "unauthorized"}]}`.
+fn harbor_error(response: &Response) -> String {
+    let detail = response.json().ok().and_then(|b| {
+        let e = b.get("errors")?.get(0)?.clone();
+        Some(format!("{}: {}", e.get("code")?.as_str()?, e.get("message")?.as_str()?))
+    });
+    match detail {
+        Some(d) => format!("{} ({d})", checks::describe_status(response)),
+        None => checks::describe_status(response),
+    }
+}
+
+/// A GET with the credential, if there is one.
+fn get(url: &str, s: &Settings, secret: Option<&secrets::Secret>) -> Result<Response, http::HttpError> {
+    let request = http::get(url).header("Accept", "application/json");
+    match (secret, &s.username) {
+        (Some(secret), Some(user)) => request.basic(user, secret).send(),
+        _ => request.send(),
+    }
+}
+
+/// Runs the steps up to (and including) `credential` and `project`; `Err` is a finished, failed
+/// test.
+fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<(), (FailureClass, &'static str, String)> {
+    let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
+    report.pass("configuration", "the settings are valid");
+    let secret = match secrets::integration_secret(config) {
+        None => None,
+        Some(Ok(secret)) => Some(secret),
+        Some(Err(e)) => return Err((e.failure_class(), "credential", format!("the AuthRef: {e}"))),
+    };
+    let secret = secret.as_ref();
+
+    if full {
+        let ping = get(&format!("{}/api/v2.0/ping", s.base), &s, None)
+            .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?;
+        report.pass("reachable", format!("{} answered", s.base));
+        if ping.status >= 500 {
+            return Err((
+                FailureClass::ProviderDown,
+                "is-harbor",
+                format!("the ping answered {}", harbor_error(&ping)),
+            ));
+        }
+        if ping.status != 200 || ping.text().trim() != "Pong" {
+            return Err((
+                FailureClass::ProviderMismatch,
+                "is-harbor",
+                format!(
+                    "`/api/v2.0/ping` answered {} without `Pong`: this is not Harbor",
+                    checks::describe_status(&ping)
+                ),
+            ));
+        }
+        let info = get(&format!("{}/api/v2.0/systeminfo", s.base), &s, secret)
+            .map_err(|e| (e.failure_class(), "is-harbor", e.to_string()))?;
+        let body = info.json().ok().filter(|b| b.get("auth_mode").is_some_and(Value::is_string));
+        let Some(body) = body.filter(|_| info.status == 200) else {
+            return Err((
+                FailureClass::ProviderMismatch,
+                "is-harbor",
+                format!("`/api/v2.0/systeminfo` answered {} without Harbor's system info", harbor_error(&info)),
+            ));
+        };
+        report.facts.provider_version = body.get("harbor_version").and_then(Value::as_str).map(str::to_string);
+        report.pass(
+            "is-harbor",
+            format!("Harbor {}", report.facts.provider_version.as_deref().unwrap_or("(version not disclosed)")),
+        );
+    }
+
+    let (Some(secret), Some(user)) = (secret, s.username.as_deref()) else {
+        report.pass("credential", "no credential configured: anonymous access");
+        return Ok(());
+    };
+    let (url, what) = if s.robot {
+        (format!("{}/api/v2.0/projects?page=1&page_size=1", s.base), "the robot account")
+    } else {
+        (format!("{}/api/v2.0/users/current", s.base), "the user")
+    };
+    let answer = get(&url, &s, Some(secret)).map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
+    match answer.status {
+        200 if s.robot => report.pass("credential", format!("{what} `{user}` is accepted")),
+        200 => {
+            let name = answer.json().ok().and_then(|b| b.get("username")?.as_str().map(str::to_string));
+            if name.as_deref() != Some(user) {
+                return Err((
+                    FailureClass::ProviderMismatch,
+                    "credential",
+                    "`/api/v2.0/users/current` did not answer with the user's account".to_string(),
+                ));
+            }
+            report.pass("credential", format!("{what} `{user}` is accepted"));
+        }
+        401 => {
+            return Err((
+                FailureClass::Auth,
+                "credential",
+                format!("{what} `{user}` is rejected: {}", harbor_error(&answer)),
+            ));
+        }
+        status => {
+            return Err((
+                checks::status_failure(status),
+                "credential",
+                format!("checking {what}: {}", harbor_error(&answer)),
+            ));
+        }
+    }
+
+    if let Some(project) = s.project.as_deref().filter(|_| full) {
+        let answer = http::get(&format!("{}/api/v2.0/projects/{project}", s.base))
+            .header("Accept", "application/json")
+            .header("X-Is-Resource-Name", "true")
+            .basic(user, secret)
+            .send()
+            .map_err(|e| (e.failure_class(), "project", e.to_string()))?;
+        match answer.status {
+            200 => report.pass("project", format!("project `{project}` is accessible")),
+            403 => {
+                return Err((
+                    FailureClass::Permission,
+                    "project",
+                    format!("`{user}` may not access project `{project}`: {}", harbor_error(&answer)),
+                ));
+            }
+            404 => return Err((FailureClass::NotFound, "project", format!("project `{project}` does not exist"))),
+            status => return Err((checks::status_failure(status), "project", harbor_error(&answer))),
+        }
+    }
+    Ok(())
+}
+
+impl Connector for Harbor {
+    fn test_connection(config: &ConnectionConfig) -> TestResult {
+        let mut report = Report::new();
+        match run(config, &mut report, true) {
+            Ok(()) => report.success("Harbor is reachable and the credential works"),
+            Err((class, step, message)) => report.fail(class, step, message),
+        }
+    }
+
+    fn check_health(config: &ConnectionConfig) -> HealthResult {
+        let mut report = Report::new();
+        let base = config.base_url.as_deref().unwrap_or_default().trim_end_matches('/');
+        let health = match http::get(&format!("{base}/api/v2.0/health")).header("Accept", "application/json").send() {
+            Ok(r) => r,
+            Err(e) => {
+                let class = e.failure_class();
+                return checks::health_from_test(report.fail(class, "health", format!("{base}: {e}")));
+            }
+        };
+        let body = health.json().ok().filter(|b| b.get("status").is_some_and(Value::is_string));
+        let Some(body) = body.filter(|_| health.status == 200) else {
+            let class = if health.status >= 500 { FailureClass::ProviderDown } else { FailureClass::ProviderMismatch };
+            let message = format!("`/api/v2.0/health` answered {}", harbor_error(&health));
+            return checks::health_from_test(report.fail(class, "health", message));
+        };
+        let mut failing: Vec<String> = body
+            .get("components")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| c.get("status").and_then(Value::as_str) != Some("healthy"))
+            .map(|c| {
+                let name = c.get("name").and_then(Value::as_str).unwrap_or("?");
+                match c.get("error").and_then(Value::as_str) {
+                    Some(error) => format!("{name} ({error})"),
+                    None => name.to_string(),
+                }
+            })
+            .collect();
+        let overall = body.get("status").and_then(Value::as_str).unwrap_or_default();
+        if overall != "healthy" && failing.is_empty() {
+            failing.push(format!("overall status `{overall}`"));
+        }
+        if failing.is_empty() {
+            report.pass("health", "every Harbor component is healthy");
+        } else {
+            report.pass("health", format!("failing components: {}", failing.join(", ")));
+        }
+        let test = match run(config, &mut report, false) {
+            Ok(()) => report.success("Harbor is healthy and the credential works"),
+            Err((class, step, message)) => report.fail(class, step, message),
+        };
+        let mut result = checks::health_from_test(test);
+        if !failing.is_empty() && result.status == HealthStatus::Healthy {
+            result.status = HealthStatus::Degraded;
+            result.failure = Some(FailureClass::ProviderDown);
+            result.message = format!("Harbor components failing: {}", failing.join(", "));
+        }
+        result
+    }
+}
+
+register_connector!(Harbor);
