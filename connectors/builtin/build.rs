@@ -5,8 +5,12 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// (provider id, crate name) of every built-in connector.
-const CONNECTORS: &[(&str, &str)] =
-    &[("in-memory", "connector-in-memory"), ("http-probe", "connector-http-probe"), ("harbor", "connector-harbor")];
+const CONNECTORS: &[(&str, &str)] = &[
+    ("in-memory", "connector-in-memory"),
+    ("http-probe", "connector-http-probe"),
+    ("harbor", "connector-harbor"),
+    ("gitlab", "connector-gitlab"),
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());

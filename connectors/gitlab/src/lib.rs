@@ -1,0 +1,226 @@
+//! The `gitlab` connector: GitLab.com or a self-managed GitLab, through its REST API v4, with an
+//! access token sent as `PRIVATE-TOKEN`.
+//!
+//! `test-connection` steps:
+//! - `reachable`, `is-gitlab`: `GET /api/v4/version` answers with GitLab's `version` and
+//!   `revision` (or with GitLab's own error body when it refuses the token);
+//! - `credential`: the token is accepted, and `GET /api/v4/user` names its user;
+//! - `token`: `GET /api/v4/personal_access_tokens/self` (GitLab 15.5+): active, the
+//!   `requiredScopes` granted (`api` grants all), its expiry reported;
+//! - `project` (when `project` is configured): `GET /api/v4/projects/{path}` is readable.
+//!
+//! `check-health`: the version and the token (two requests); a token expiring within 7 days is
+//! `degraded`.
+//!
+//! Configuration keys: `requiredScopes` (default `["read_api"]`), `project` (`group/name`),
+//! `caCertificates` (read by the host).
+
+use serde_json::Value;
+use stella_connector_sdk::http::{Response, ResponseExt};
+use stella_connector_sdk::prelude::*;
+
+struct GitLab;
+
+const KEYS: &[&str] = &["requiredScopes", "project", "caCertificates"];
+
+struct Settings {
+    base: String,
+    scopes: Vec<String>,
+    project: Option<String>,
+}
+
+fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
+    let c = configuration(config);
+    if let Some(unknown) = c.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!("unknown configuration key `{unknown}` (known: {})", KEYS.join(", ")));
+    }
+    let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
+    if config.auth_ref.is_none() {
+        return Err("GitLab needs an access token: set the integration's authRef".into());
+    }
+    let scopes = match c.get("requiredScopes") {
+        None | Some(Value::Null) => vec!["read_api".to_string()],
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|s| s.as_str().filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')))
+            .map(|s| s.map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or("`requiredScopes` must list scope names such as `read_api`")?,
+        Some(_) => return Err("`requiredScopes` must be a list of scope names".into()),
+    };
+    let project = match c.get("project") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p))
+            if p.split('/').count() >= 2
+                && p.split('/').all(|part| {
+                    !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                }) =>
+        {
+            Some(p.clone())
+        }
+        Some(_) => return Err("`project` must be a project path such as `group/name`".into()),
+    };
+    Ok(Settings { base, scopes, project })
+}
+
+/// GitLab's error bodies: `{"message": "401 Unauthorized"}` or, for a token it parsed,
+/// `{"error": "invalid_token", "error_description": "Token has expired."}`.
+fn gitlab_error(response: &Response) -> Option<String> {
+    let body = response.json().ok()?;
+    match (body.get("error").and_then(Value::as_str), body.get("message")) {
+        (Some(error), _) => Some(match body.get("error_description").and_then(Value::as_str) {
+            Some(description) => format!("{error}: {description}"),
+            None => error.to_string(),
+        }),
+        (None, Some(Value::String(m))) => Some(m.clone()),
+        (None, Some(m @ Value::Object(_))) => Some(m.to_string()),
+        _ => None,
+    }
+}
+
+type Failed = (FailureClass, &'static str, String);
+
+/// A GitLab refusal: 401 is the token, 403 a scope, 429 the rate limit, 5xx GitLab itself.
+fn refusal(step: &'static str, response: &Response) -> Failed {
+    let detail = gitlab_error(response).map(|e| format!(" ({e})")).unwrap_or_default();
+    let class = checks::status_failure(response.status);
+    let step = match class {
+        FailureClass::Auth => "credential",
+        _ => step,
+    };
+    (class, step, format!("{}{detail}", checks::describe_status(response)))
+}
+
+fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<String, Failed> {
+    let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
+    report.pass("configuration", "the settings are valid");
+    let token = match secrets::integration_secret(config) {
+        Some(Ok(token)) => token,
+        Some(Err(e)) => return Err((e.failure_class(), "credential", format!("the AuthRef: {e}"))),
+        None => unreachable!("settings() requires an AuthRef"),
+    };
+    let get = |path: &str| -> Result<Response, http::HttpError> {
+        let response = http::get(&format!("{}{path}", s.base))
+            .header("Accept", "application/json")
+            .secret_header("PRIVATE-TOKEN", None, &token)
+            .send()?;
+        Ok(response)
+    };
+
+    let version = get("/api/v4/version").map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?;
+    report.pass("reachable", format!("{} answered", s.base));
+    report.facts.rate_limit_remaining = checks::rate_limit_remaining(&version);
+    if version.status == 200 {
+        let body = version.json().unwrap_or_default();
+        let (Some(v), Some(_)) = (body.get("version").and_then(Value::as_str), body.get("revision")) else {
+            return Err((
+                FailureClass::ProviderMismatch,
+                "is-gitlab",
+                "`/api/v4/version` did not answer with GitLab's version and revision: this is not GitLab".into(),
+            ));
+        };
+        report.facts.provider_version = Some(v.to_string());
+        report.pass("is-gitlab", format!("GitLab {v}"));
+    } else if [401, 403].contains(&version.status) && gitlab_error(&version).is_some() {
+        report.pass("is-gitlab", "GitLab refused the token with its own error body");
+        return Err(refusal("credential", &version));
+    } else if version.status >= 500 || version.status == 429 {
+        return Err(refusal("is-gitlab", &version));
+    } else {
+        return Err((
+            FailureClass::ProviderMismatch,
+            "is-gitlab",
+            format!("`/api/v4/version` answered {}: this is not GitLab", checks::describe_status(&version)),
+        ));
+    }
+
+    let mut user = String::from("the token's user");
+    if full {
+        let me = get("/api/v4/user").map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
+        if me.status != 200 {
+            return Err(refusal("credential", &me));
+        }
+        if let Some(name) = me.json().ok().and_then(|b| b.get("username")?.as_str().map(str::to_string)) {
+            user = format!("`{name}`");
+        }
+        report.pass("credential", format!("the token of {user} is accepted"));
+    } else {
+        report.pass("credential", "the token is accepted");
+    }
+
+    let token_info =
+        get("/api/v4/personal_access_tokens/self").map_err(|e| (e.failure_class(), "token", e.to_string()))?;
+    match token_info.status {
+        200 => {
+            let body = token_info.json().unwrap_or_default();
+            if body.get("active").and_then(Value::as_bool) == Some(false)
+                || body.get("revoked") == Some(&Value::Bool(true))
+            {
+                return Err((FailureClass::Auth, "token", "the token is revoked or expired".into()));
+            }
+            report.facts.credential_expires_at = body
+                .get("expires_at")
+                .and_then(Value::as_str)
+                .map(|d| if d.len() == 10 { format!("{d}T00:00:00Z") } else { d.to_string() });
+            let granted: Vec<&str> =
+                body.get("scopes").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+            let missing: Vec<&str> = s
+                .scopes
+                .iter()
+                .map(String::as_str)
+                .filter(|wanted| !granted.contains(wanted) && !granted.contains(&"api"))
+                .collect();
+            if !missing.is_empty() {
+                return Err((
+                    FailureClass::Permission,
+                    "token",
+                    format!("the token lacks the scopes {} (it has {})", missing.join(", "), granted.join(", ")),
+                ));
+            }
+            let expiry = report.facts.credential_expires_at.clone().unwrap_or_else(|| "never".into());
+            report.pass("token", format!("scopes {}; expires {expiry}", granted.join(", ")));
+        }
+        // Before GitLab 15.5, and for OAuth tokens, the token cannot describe itself.
+        404 => report.pass("token", "this GitLab does not describe the token (scopes and expiry not checked)"),
+        _ => return Err(refusal("token", &token_info)),
+    }
+
+    if let Some(project) = s.project.as_deref().filter(|_| full) {
+        let answer = get(&format!("/api/v4/projects/{}", project.replace('/', "%2F")))
+            .map_err(|e| (e.failure_class(), "project", e.to_string()))?;
+        match answer.status {
+            200 => report.pass("project", format!("project `{project}` is readable")),
+            // GitLab answers 404 for a project the user may not see, as for one that does not exist.
+            404 => {
+                return Err((
+                    FailureClass::NotFound,
+                    "project",
+                    format!("project `{project}` does not exist or {user} may not see it"),
+                ));
+            }
+            _ => return Err(refusal("project", &answer)),
+        }
+    }
+    Ok(user)
+}
+
+impl Connector for GitLab {
+    fn test_connection(config: &ConnectionConfig) -> TestResult {
+        let mut report = Report::new();
+        match run(config, &mut report, true) {
+            Ok(user) => report.success(format!("GitLab is reachable and the token of {user} works")),
+            Err((class, step, message)) => report.fail(class, step, message),
+        }
+    }
+
+    fn check_health(config: &ConnectionConfig) -> HealthResult {
+        let mut report = Report::new();
+        let test = match run(config, &mut report, false) {
+            Ok(_) => report.success("GitLab is reachable and the token works"),
+            Err((class, step, message)) => report.fail(class, step, message),
+        };
+        checks::health_from_test(test)
+    }
+}
+
+register_connector!(GitLab);
