@@ -10,6 +10,7 @@ const CONNECTORS: &[(&str, &str)] = &[
     ("http-probe", "connector-http-probe"),
     ("harbor", "connector-harbor"),
     ("gitlab", "connector-gitlab"),
+    ("gitea", "connector-gitea"),
 ];
 
 fn main() {

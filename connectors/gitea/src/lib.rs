@@ -1,0 +1,177 @@
+//! The `gitea` connector: Gitea or Forgejo (and their Actions), through the API v1, with an
+//! access token sent as `Authorization: token …`.
+//!
+//! `test-connection` steps:
+//! - `reachable`, `is-gitea`: `GET /api/v1/version` answers with a `version` (Forgejo's reads
+//!   `9.0.0+gitea-1.22.0`) and `GET /api/v1/settings/api` with Gitea's API settings
+//!   (`max_response_items`); both are served without a credential, so nothing secret is sent
+//!   before the server is known to be Gitea;
+//! - `credential`: `GET /api/v1/user` names the token's user (401 `auth`; 403, a token without
+//!   the `read:user` scope, `permission`);
+//! - `repository` (when `repository` is configured): `GET /api/v1/repos/{owner}/{name}` is
+//!   readable, and `push` is granted when `needsPush` is true.
+//!
+//! `check-health`: the version and the user (two requests).
+//!
+//! Configuration keys: `repository` (`owner/name`), `needsPush` (default false),
+//! `caCertificates` (read by the host).
+
+use serde_json::Value;
+use stella_connector_sdk::http::{Response, ResponseExt};
+use stella_connector_sdk::prelude::*;
+
+struct Gitea;
+
+const KEYS: &[&str] = &["repository", "needsPush", "caCertificates"];
+
+struct Settings {
+    base: String,
+    repository: Option<String>,
+    needs_push: bool,
+}
+
+fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
+    let c = configuration(config);
+    if let Some(unknown) = c.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!("unknown configuration key `{unknown}` (known: {})", KEYS.join(", ")));
+    }
+    let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
+    if config.auth_ref.is_none() {
+        return Err("Gitea needs an access token: set the integration's authRef".into());
+    }
+    let repository = match c.get("repository") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(r))
+            if r.split('/').count() == 2
+                && r.split('/').all(|part| {
+                    !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                }) =>
+        {
+            Some(r.clone())
+        }
+        Some(_) => return Err("`repository` must be `owner/name`".into()),
+    };
+    let needs_push = match c.get("needsPush") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("`needsPush` must be true or false".into()),
+    };
+    if needs_push && repository.is_none() {
+        return Err("`needsPush` needs a `repository`".into());
+    }
+    Ok(Settings { base, repository, needs_push })
+}
+
+type Failed = (FailureClass, &'static str, String);
+
+/// Gitea's error body: `{"message": "…", "url": "https://…/api/swagger"}`.
+fn refusal(step: &'static str, response: &Response) -> Failed {
+    let message = response.json().ok().and_then(|b| b.get("message")?.as_str().map(str::to_string));
+    let detail = message.map(|m| format!(" ({m})")).unwrap_or_default();
+    (checks::status_failure(response.status), step, format!("{}{detail}", checks::describe_status(response)))
+}
+
+fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<String, Failed> {
+    let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
+    report.pass("configuration", "the settings are valid");
+    let anonymous = |path: &str| http::get(&format!("{}{path}", s.base)).header("Accept", "application/json").send();
+
+    let version =
+        anonymous("/api/v1/version").map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?;
+    report.pass("reachable", format!("{} answered", s.base));
+    report.facts.rate_limit_remaining = checks::rate_limit_remaining(&version);
+    if version.status >= 500 || version.status == 429 {
+        return Err(refusal("is-gitea", &version));
+    }
+    let v = version.json().ok().and_then(|b| b.get("version")?.as_str().map(str::to_string));
+    let Some(v) = v.filter(|_| version.status == 200) else {
+        return Err((
+            FailureClass::ProviderMismatch,
+            "is-gitea",
+            format!(
+                "`/api/v1/version` answered {} without a version: this is not Gitea",
+                checks::describe_status(&version)
+            ),
+        ));
+    };
+    if full {
+        let api = anonymous("/api/v1/settings/api").map_err(|e| (e.failure_class(), "is-gitea", e.to_string()))?;
+        if api.status != 200 || !api.json().is_ok_and(|b| b.get("max_response_items").is_some_and(Value::is_u64)) {
+            return Err((
+                FailureClass::ProviderMismatch,
+                "is-gitea",
+                format!(
+                    "`/api/v1/settings/api` answered {} without Gitea's API settings",
+                    checks::describe_status(&api)
+                ),
+            ));
+        }
+    }
+    let product = if v.contains("+gitea-") { "Forgejo" } else { "Gitea" };
+    report.facts.provider_version = Some(v.clone());
+    report.pass("is-gitea", format!("{product} {v}"));
+
+    let token = match secrets::integration_secret(config) {
+        Some(Ok(token)) => token,
+        Some(Err(e)) => return Err((e.failure_class(), "credential", format!("the AuthRef: {e}"))),
+        None => unreachable!("settings() requires an AuthRef"),
+    };
+    let get = |path: &str| {
+        http::get(&format!("{}{path}", s.base))
+            .header("Accept", "application/json")
+            .secret_header("Authorization", Some("token "), &token)
+            .send()
+    };
+    let me = get("/api/v1/user").map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
+    if me.status != 200 {
+        return Err(refusal("credential", &me));
+    }
+    let user = me.json().ok().and_then(|b| b.get("login")?.as_str().map(str::to_string)).unwrap_or_default();
+    report.pass("credential", format!("the token of `{user}` is accepted"));
+
+    if let Some(repository) = s.repository.as_deref().filter(|_| full) {
+        let repo = get(&format!("/api/v1/repos/{repository}"))
+            .map_err(|e| (e.failure_class(), "repository", e.to_string()))?;
+        if repo.status == 404 {
+            return Err((
+                FailureClass::NotFound,
+                "repository",
+                format!("`{repository}` does not exist or `{user}` may not see it"),
+            ));
+        }
+        if repo.status != 200 {
+            return Err(refusal("repository", &repo));
+        }
+        let push = repo.json().ok().and_then(|b| b.get("permissions")?.get("push")?.as_bool()).unwrap_or(false);
+        if s.needs_push && !push {
+            return Err((
+                FailureClass::Permission,
+                "repository",
+                format!("`{user}` may read `{repository}` but not push to it"),
+            ));
+        }
+        report.pass("repository", format!("`{repository}` is readable{}", if push { " and writable" } else { "" }));
+    }
+    Ok(user)
+}
+
+impl Connector for Gitea {
+    fn test_connection(config: &ConnectionConfig) -> TestResult {
+        let mut report = Report::new();
+        match run(config, &mut report, true) {
+            Ok(user) => report.success(format!("Gitea is reachable and the token of `{user}` works")),
+            Err((class, step, message)) => report.fail(class, step, message),
+        }
+    }
+
+    fn check_health(config: &ConnectionConfig) -> HealthResult {
+        let mut report = Report::new();
+        let test = match run(config, &mut report, false) {
+            Ok(_) => report.success("Gitea is reachable and the token works"),
+            Err((class, step, message)) => report.fail(class, step, message),
+        };
+        checks::health_from_test(test)
+    }
+}
+
+register_connector!(Gitea);
