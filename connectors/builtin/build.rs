@@ -11,6 +11,7 @@ const CONNECTORS: &[(&str, &str)] = &[
     ("harbor", "connector-harbor"),
     ("gitlab", "connector-gitlab"),
     ("gitea", "connector-gitea"),
+    ("jenkins", "connector-jenkins"),
 ];
 
 fn main() {

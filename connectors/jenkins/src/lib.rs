@@ -1,0 +1,172 @@
+//! The `jenkins` connector: a Jenkins controller, through its remote access API, with a user and
+//! an API token (HTTP basic).
+//!
+//! `test-connection` steps:
+//! - `reachable`, `is-jenkins`: `GET /api/json` answers with the `X-Jenkins` header that every
+//!   Jenkins response carries (its value is the version);
+//! - `credential`: the API token is accepted (401 `auth`) and `GET /me/api/json` names the user,
+//!   not `anonymous`;
+//! - `permission`: `/api/json` answered 200: the user has Overall/Read (403 otherwise);
+//! - `crumb` (when `checkCrumb` is true): `GET /crumbIssuer/api/json` hands out a crumb, which
+//!   anything that triggers builds will need.
+//!
+//! `check-health`: `/api/json` and `/me/api/json` (two requests).
+//!
+//! Configuration keys: `username` (required with an AuthRef), `checkCrumb` (default false),
+//! `caCertificates` (read by the host).
+
+use serde_json::Value;
+use stella_connector_sdk::http::{Response, ResponseExt};
+use stella_connector_sdk::prelude::*;
+
+struct Jenkins;
+
+const KEYS: &[&str] = &["username", "checkCrumb", "caCertificates"];
+
+type Failed = (FailureClass, &'static str, String);
+
+struct Settings {
+    base: String,
+    username: Option<String>,
+    check_crumb: bool,
+}
+
+fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
+    let c = configuration(config);
+    if let Some(unknown) = c.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!("unknown configuration key `{unknown}` (known: {})", KEYS.join(", ")));
+    }
+    let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
+    let username = match c.get("username") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) if !u.trim().is_empty() && !u.contains(':') => Some(u.trim().to_string()),
+        Some(_) => return Err("`username` must be a non-empty string without `:`".into()),
+    };
+    if config.auth_ref.is_some() != username.is_some() {
+        return Err("`username` and the authRef (the user's API token) go together".into());
+    }
+    let check_crumb = match c.get("checkCrumb") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("`checkCrumb` must be true or false".into()),
+    };
+    Ok(Settings { base, username, check_crumb })
+}
+
+fn refusal(step: &'static str, response: &Response) -> Failed {
+    (checks::status_failure(response.status), step, checks::describe_status(response))
+}
+
+fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<String, Failed> {
+    let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
+    report.pass("configuration", "the settings are valid");
+    let token = match secrets::integration_secret(config) {
+        None => None,
+        Some(Ok(token)) => Some(token),
+        Some(Err(e)) => return Err((e.failure_class(), "credential", format!("the AuthRef: {e}"))),
+    };
+    let get = |path: &str| {
+        let request = http::get(&format!("{}{path}", s.base)).header("Accept", "application/json");
+        match (&token, &s.username) {
+            (Some(token), Some(user)) => request.basic(user, token).send(),
+            _ => request.send(),
+        }
+    };
+
+    let root = get("/api/json?tree=mode,useSecurity")
+        .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?;
+    report.pass("reachable", format!("{} answered", s.base));
+    let Some(version) = root.header("x-jenkins").map(str::to_string) else {
+        return Err(if root.status >= 500 || root.status == 429 {
+            refusal("is-jenkins", &root)
+        } else {
+            (
+                FailureClass::ProviderMismatch,
+                "is-jenkins",
+                format!(
+                    "`/api/json` answered {} without an `X-Jenkins` header: this is not Jenkins",
+                    checks::describe_status(&root)
+                ),
+            )
+        });
+    };
+    report.facts.provider_version = Some(version.clone());
+    report.pass("is-jenkins", format!("Jenkins {version}"));
+    match root.status {
+        200 => {}
+        401 => {
+            return Err((
+                FailureClass::Auth,
+                "credential",
+                format!("Jenkins rejected the API token: {}", checks::describe_status(&root)),
+            ));
+        }
+        403 => {
+            return Err((
+                FailureClass::Permission,
+                "permission",
+                "the user lacks Overall/Read (Jenkins answered 403 to `/api/json`)".into(),
+            ));
+        }
+        _ => return Err(refusal("is-jenkins", &root)),
+    }
+
+    let me = get("/me/api/json").map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
+    if me.status != 200 {
+        return Err(refusal("credential", &me));
+    }
+    let id = me.json().ok().and_then(|b| b.get("id")?.as_str().map(str::to_string)).unwrap_or_default();
+    match (&s.username, id.as_str()) {
+        (None, _) => report.pass("credential", "no credential configured: anonymous access"),
+        (Some(user), "anonymous") => {
+            return Err((FailureClass::Auth, "credential", format!("Jenkins treats `{user}` as anonymous")));
+        }
+        (Some(_), id) => report.pass("credential", format!("the API token of `{id}` is accepted")),
+    }
+    report.pass("permission", "Overall/Read is granted");
+
+    if s.check_crumb && full {
+        let crumb = get("/crumbIssuer/api/json").map_err(|e| (e.failure_class(), "crumb", e.to_string()))?;
+        let field = crumb.json().ok().and_then(|b| b.get("crumbRequestField")?.as_str().map(str::to_string));
+        match (crumb.status, field) {
+            (200, Some(field)) => report.pass("crumb", format!("the crumb issuer answers (`{field}`)")),
+            (404, _) => {
+                return Err((
+                    FailureClass::Misconfigured,
+                    "crumb",
+                    "CSRF protection is off on this Jenkins (no crumb issuer), but `checkCrumb` expects it".into(),
+                ));
+            }
+            (200, None) => {
+                return Err((
+                    FailureClass::ProviderMismatch,
+                    "crumb",
+                    "the crumb issuer answered without a crumb".into(),
+                ));
+            }
+            _ => return Err(refusal("crumb", &crumb)),
+        }
+    }
+    Ok(if id.is_empty() { "anonymous".into() } else { id })
+}
+
+impl Connector for Jenkins {
+    fn test_connection(config: &ConnectionConfig) -> TestResult {
+        let mut report = Report::new();
+        match run(config, &mut report, true) {
+            Ok(user) => report.success(format!("Jenkins is reachable and `{user}` may read it")),
+            Err((class, step, message)) => report.fail(class, step, message),
+        }
+    }
+
+    fn check_health(config: &ConnectionConfig) -> HealthResult {
+        let mut report = Report::new();
+        let test = match run(config, &mut report, false) {
+            Ok(_) => report.success("Jenkins is reachable and the token works"),
+            Err((class, step, message)) => report.fail(class, step, message),
+        };
+        checks::health_from_test(test)
+    }
+}
+
+register_connector!(Jenkins);
