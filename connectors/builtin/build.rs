@@ -12,6 +12,7 @@ const CONNECTORS: &[(&str, &str)] = &[
     ("gitlab", "connector-gitlab"),
     ("gitea", "connector-gitea"),
     ("jenkins", "connector-jenkins"),
+    ("artifact", "connector-artifact"),
 ];
 
 fn main() {
