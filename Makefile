@@ -23,7 +23,7 @@ build: setup
 	$(CARGO) build -p stella-integrations
 
 ## Build the connectors as components into target/connectors/.
-BUILTIN_CONNECTORS := in-memory http-probe harbor gitlab gitea jenkins artifact
+BUILTIN_CONNECTORS := in-memory http-probe harbor gitlab gitea jenkins artifact feed-mirror
 
 connectors: setup
 	$(CARGO) build --target wasm32-wasip2 --profile guest --target-dir $(GUEST_TARGET_DIR) $(foreach c,$(BUILTIN_CONNECTORS),-p connector-$(c))

@@ -13,6 +13,7 @@ const CONNECTORS: &[(&str, &str)] = &[
     ("gitea", "connector-gitea"),
     ("jenkins", "connector-jenkins"),
     ("artifact", "connector-artifact"),
+    ("feed-mirror", "connector-feed-mirror"),
 ];
 
 fn main() {

@@ -100,6 +100,17 @@ pub fn parse_time(text: &str) -> Option<i64> {
     }
 }
 
+/// Seconds since the Unix epoch of an HTTP date (`Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT`,
+/// RFC 9110's IMF-fixdate).
+pub fn parse_http_date(text: &str) -> Option<i64> {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [_, day, month, year, clock, "GMT"] = parts.as_slice() else { return None };
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = MONTHS.iter().position(|m| m == month)? + 1;
+    let (day, year): (u32, u32) = (day.parse().ok()?, year.parse().ok()?);
+    parse_time(&format!("{year:04}-{month:02}-{day:02}T{clock}Z"))
+}
+
 /// Seconds since the Unix epoch, now (from the host's wall clock).
 pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
@@ -146,6 +157,8 @@ mod tests {
         assert_eq!(parse_time("2026-12-31T00:00:00Z"), Some(1_798_675_200));
         assert_eq!(parse_time("2026-12-31T01:30:00.123+01:30"), Some(1_798_675_200));
         assert_eq!(parse_time("2000-02-29T12:00:00-00:00"), Some(951_825_600));
+        assert_eq!(parse_http_date("Tue, 29 Feb 2000 12:00:00 GMT"), Some(951_825_600));
+        assert_eq!(parse_http_date("Tuesday, 29-Feb-00 12:00:00 GMT"), None);
         for bad in ["", "2026-13-01", "2026-12-31T25:00:00Z", "2026-12-31T00:00:00", "yesterday", "2026/12/31"] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }

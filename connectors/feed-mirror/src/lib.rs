@@ -1,0 +1,188 @@
+//! The `feed-mirror` connector: an HTTP(S) mirror of vulnerability feeds, as air-gapped sites
+//! run them. Its index document must be reachable, be a JSON index, and be fresh.
+//!
+//! `test-connection` steps:
+//! - `configuration`: the settings are valid, and the base URL's host is one of `mirrorHosts`
+//!   (when the site lists its mirrors, no other host is ever contacted);
+//! - `reachable`, `index`: `GET {indexPath}` answers 200 with a JSON object or array (401 `auth`,
+//!   403 `permission`, 404 `not-found`, anything else `provider-mismatch`);
+//! - `fresh`: the index's age, from the timestamp at `timestampPointer` in it, else from
+//!   `Last-Modified`, is at most `maxAgeHours` (a stale mirror fails as `provider-down`; the health
+//!   is then `degraded`, since the data is still served).
+//!
+//! Configuration keys: `indexPath` (default `/index.json`), `maxAgeHours` (default 48),
+//! `timestampPointer` (default: the first of `/generated`, `/updated`, `/timestamp`,
+//! `/lastModified` present), `mirrorHosts` (host names, default: any), `username` (HTTP basic
+//! with the AuthRef's secret; without it the secret is a bearer token), `caCertificates` (read by
+//! the host).
+
+use serde_json::Value;
+use stella_connector_sdk::http::ResponseExt;
+use stella_connector_sdk::prelude::*;
+
+struct FeedMirror;
+
+const KEYS: &[&str] = &["indexPath", "maxAgeHours", "timestampPointer", "mirrorHosts", "username", "caCertificates"];
+const TIMESTAMP_POINTERS: &[&str] = &["/generated", "/updated", "/timestamp", "/lastModified"];
+
+type Failed = (FailureClass, &'static str, String);
+
+struct Settings {
+    index_url: String,
+    max_age_hours: u64,
+    timestamp_pointer: Option<String>,
+    username: Option<String>,
+}
+
+/// The host of an `http(s)://host[:port]/…` URL, lower-case.
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = if authority.starts_with('[') {
+        authority.split_inclusive(']').next()?
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
+    let c = configuration(config);
+    if let Some(unknown) = c.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!("unknown configuration key `{unknown}` (known: {})", KEYS.join(", ")));
+    }
+    let text = |key: &str| -> Result<Option<String>, String> {
+        match c.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+            Some(_) => Err(format!("`{key}` must be a non-empty string")),
+        }
+    };
+    let base = config.base_url.as_deref().ok_or("the integration has no base URL (the mirror)")?.trim_end_matches('/');
+    let host = host_of(base).ok_or("the base URL has no host")?;
+    if let Some(list) = c.get("mirrorHosts").filter(|v| !v.is_null()) {
+        let hosts = list
+            .as_array()
+            .filter(|l| !l.is_empty())
+            .and_then(|l| l.iter().map(|h| h.as_str().map(str::to_ascii_lowercase)).collect::<Option<Vec<_>>>())
+            .ok_or("`mirrorHosts` must be a non-empty list of host names")?;
+        if !hosts.contains(&host) {
+            return Err(format!("the mirror `{host}` is not one of the allowed mirror hosts ({})", hosts.join(", ")));
+        }
+    }
+    let path = text("indexPath")?.unwrap_or_else(|| "/index.json".into());
+    if !path.starts_with('/') || path.starts_with("//") || path.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+    {
+        return Err(format!("`indexPath` must start with a single `/` and hold no spaces: `{path}`"));
+    }
+    let max_age_hours = match c.get("maxAgeHours") {
+        None | Some(Value::Null) => 48,
+        Some(v) => v.as_u64().filter(|h| (1..=24 * 365).contains(h)).ok_or("`maxAgeHours` must be 1 to 8760")?,
+    };
+    let timestamp_pointer = text("timestampPointer")?;
+    if let Some(p) = &timestamp_pointer
+        && !p.starts_with('/')
+    {
+        return Err(format!("`timestampPointer` must start with `/`: `{p}`"));
+    }
+    let username = text("username")?;
+    if username.is_some() && config.auth_ref.is_none() {
+        return Err("`username` needs an authRef (its password)".into());
+    }
+    Ok(Settings { index_url: format!("{base}{path}"), max_age_hours, timestamp_pointer, username })
+}
+
+fn run(config: &ConnectionConfig, report: &mut Report) -> Result<(), Failed> {
+    let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
+    report.pass("configuration", "the settings are valid");
+    let secret = match secrets::integration_secret(config) {
+        None => None,
+        Some(Ok(secret)) => Some(secret),
+        Some(Err(e)) => return Err((e.failure_class(), "credential", format!("the AuthRef: {e}"))),
+    };
+    let request = http::get(&s.index_url).header("Accept", "application/json");
+    let response = match (&secret, &s.username) {
+        (Some(secret), Some(user)) => request.basic(user, secret).send(),
+        (Some(secret), None) => request.bearer(secret).send(),
+        (None, _) => request.send(),
+    }
+    .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.index_url)))?;
+    report.pass("reachable", format!("{} answered", s.index_url));
+    if response.status != 200 {
+        let class = checks::status_failure(response.status);
+        return Err((class, "index", format!("the index answered {}", checks::describe_status(&response))));
+    }
+    let index = response.json().ok().filter(|i| i.is_object() || i.is_array()).ok_or_else(|| {
+        (
+            FailureClass::ProviderMismatch,
+            "index",
+            "the index is not a JSON document: this is not a feed mirror".to_string(),
+        )
+    })?;
+    report.pass("index", "the index is a JSON document");
+
+    let pointers: Vec<&str> = match &s.timestamp_pointer {
+        Some(p) => vec![p.as_str()],
+        None => TIMESTAMP_POINTERS.to_vec(),
+    };
+    let from_index = pointers.iter().find_map(|p| Some((*p, index.pointer(p)?.as_str()?)));
+    let stamped = match from_index {
+        Some((pointer, text)) => match checks::parse_time(text) {
+            Some(t) => Some((t, format!("`{pointer}` = {text}"))),
+            None => {
+                return Err((
+                    FailureClass::ProviderMismatch,
+                    "fresh",
+                    format!("`{pointer}` is not an RFC 3339 time: `{text}`"),
+                ));
+            }
+        },
+        None => response
+            .header("last-modified")
+            .and_then(|lm| Some((checks::parse_http_date(lm)?, format!("Last-Modified {lm}")))),
+    };
+    let Some((at, source)) = stamped else {
+        return Err((
+            FailureClass::ProviderMismatch,
+            "fresh",
+            "the index has no timestamp and no Last-Modified header: its age cannot be told".into(),
+        ));
+    };
+    let age_hours = (checks::now() - at).max(0) / 3600;
+    if age_hours as u64 > s.max_age_hours {
+        return Err((
+            FailureClass::ProviderDown,
+            "fresh",
+            format!(
+                "the index is {age_hours} h old ({source}); at most {} h is fresh: the mirror is not syncing",
+                s.max_age_hours
+            ),
+        ));
+    }
+    report.pass("fresh", format!("the index is {age_hours} h old ({source})"));
+    Ok(())
+}
+
+impl Connector for FeedMirror {
+    fn test_connection(config: &ConnectionConfig) -> TestResult {
+        let mut report = Report::new();
+        match run(config, &mut report) {
+            Ok(()) => report.success("the feed mirror is reachable and fresh"),
+            Err((class, step, message)) => report.fail(class, step, message),
+        }
+    }
+
+    fn check_health(config: &ConnectionConfig) -> HealthResult {
+        let test = Self::test_connection(config);
+        // A stale mirror still serves its data: degraded, not unhealthy.
+        let stale = test.steps.last().is_some_and(|s| s.name == "fresh" && !s.passed)
+            && test.failure == Some(FailureClass::ProviderDown);
+        let mut health = checks::health_from_test(test);
+        if stale {
+            health.status = HealthStatus::Degraded;
+        }
+        health
+    }
+}
+
+register_connector!(FeedMirror);
