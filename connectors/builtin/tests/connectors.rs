@@ -387,6 +387,7 @@ mod harbor {
         let seen = stub.seen();
         assert_eq!(seen[0].path, "/api/v2.0/ping");
         assert_eq!(seen[0].header("authorization"), None, "the ping needs no credential");
+        assert_eq!((seen[1].path.as_str(), seen[1].header("authorization")), ("/api/v2.0/systeminfo", None));
         let current = seen.iter().find(|s| s.path == "/api/v2.0/users/current").expect("the user was read");
         assert_eq!(
             current.header("authorization"),
@@ -476,7 +477,7 @@ mod harbor {
         );
         assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-harbor");
         assert!(
-            stub.seen().iter().all(|s| s.path != "/api/v2.0/users/current"),
+            stub.seen().iter().all(|s| s.header("authorization").is_none()),
             "a credential went to a non-Harbor server"
         );
     }
@@ -855,7 +856,9 @@ mod jenkins {
         );
         assert_eq!(outcome.facts.provider_version.as_deref(), Some("2.462.3"));
         let basic = format!("Basic {}", super::http_probe::base64_encode(format!("ci-bot:{SECRET}").as_bytes()));
-        assert!(stub.seen().iter().all(|s| s.header("authorization") == Some(basic.as_str())));
+        let seen = stub.seen();
+        assert_eq!(seen[0].header("authorization"), None, "the first request proves it is Jenkins without the token");
+        assert!(seen[1..].iter().all(|s| s.header("authorization") == Some(basic.as_str())));
         assert_eq!(h.health(&config).await.status, HealthStatus::Healthy);
     }
 
@@ -895,6 +898,10 @@ mod jenkins {
         // A web server that answers JSON but is not Jenkins.
         stub.on("GET", "/api/json?tree=mode,useSecurity", Canned::json(200, json!({"mode": "NORMAL"})));
         assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-jenkins");
+        assert!(
+            stub.seen().iter().all(|s| s.header("authorization").is_none()),
+            "the token went to a non-Jenkins server"
+        );
         stub.on("GET", "/api/json?tree=mode,useSecurity", Canned::new(503).body("Jenkins is getting ready to work"));
         assert_failed(&h.test(&config).await, FailureClass::ProviderDown, "is-jenkins");
         assert_eq!(h.health(&config).await.failure, Some(FailureClass::ProviderDown));

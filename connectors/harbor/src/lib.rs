@@ -116,8 +116,9 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<(),
                 ),
             ));
         }
-        let info = get(&format!("{}/api/v2.0/systeminfo", s.base), &s, secret)
-            .map_err(|e| (e.failure_class(), "is-harbor", e.to_string()))?;
+        // Anonymously: the credential goes only to a server proven to be Harbor.
+        let info_url = format!("{}/api/v2.0/systeminfo", s.base);
+        let info = get(&info_url, &s, None).map_err(|e| (e.failure_class(), "is-harbor", e.to_string()))?;
         let body = info.json().ok().filter(|b| b.get("auth_mode").is_some_and(Value::is_string));
         let Some(body) = body.filter(|_| info.status == 200) else {
             return Err((
@@ -126,7 +127,13 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<(),
                 format!("`/api/v2.0/systeminfo` answered {} without Harbor's system info", harbor_error(&info)),
             ));
         };
-        report.facts.provider_version = body.get("harbor_version").and_then(Value::as_str).map(str::to_string);
+        let version_of = |b: &Value| b.get("harbor_version").and_then(Value::as_str).map(str::to_string);
+        report.facts.provider_version = version_of(&body);
+        if report.facts.provider_version.is_none() && secret.is_some() {
+            // Recent Harbors tell their version to signed-in callers only.
+            let signed_in = get(&info_url, &s, secret).ok().filter(|r| r.status == 200);
+            report.facts.provider_version = signed_in.and_then(|r| version_of(&r.json().ok()?));
+        }
         report.pass(
             "is-harbor",
             format!("Harbor {}", report.facts.provider_version.as_deref().unwrap_or("(version not disclosed)")),

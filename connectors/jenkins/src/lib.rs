@@ -2,8 +2,9 @@
 //! an API token (HTTP basic).
 //!
 //! `test-connection` steps:
-//! - `reachable`, `is-jenkins`: `GET /api/json` answers with the `X-Jenkins` header that every
-//!   Jenkins response carries (its value is the version);
+//! - `reachable`, `is-jenkins`: `GET /api/json`, first without the credential, answers with the
+//!   `X-Jenkins` header that every Jenkins response carries (its value is the version); only then
+//!   is it asked again with the API token;
 //! - `credential`: the API token is accepted (401 `auth`) and `GET /me/api/json` names the user,
 //!   not `anonymous`;
 //! - `permission`: `/api/json` answered 200: the user has Overall/Read (403 otherwise);
@@ -73,8 +74,24 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         }
     };
 
-    let root = get("/api/json?tree=mode,useSecurity")
-        .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?;
+    // The test asks anonymously first: every Jenkins answer, even a 403, carries `X-Jenkins`, so
+    // the token goes only to a server that is Jenkins. (The health check, two requests, does not.)
+    let probe_url = format!("{}/api/json?tree=mode,useSecurity", s.base);
+    let root = if full && token.is_some() {
+        let anonymous = http::get(&probe_url)
+            .header("Accept", "application/json")
+            .send()
+            .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?;
+        if anonymous.header("x-jenkins").is_some() {
+            get("/api/json?tree=mode,useSecurity")
+                .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?
+        } else {
+            anonymous
+        }
+    } else {
+        get("/api/json?tree=mode,useSecurity")
+            .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?
+    };
     report.pass("reachable", format!("{} answered", s.base));
     let Some(version) = root.header("x-jenkins").map(str::to_string) else {
         return Err(if root.status >= 500 || root.status == 429 {
