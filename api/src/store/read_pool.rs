@@ -34,13 +34,15 @@ impl<DB: Database> ReadPool<DB> {
         Self { options, idle: Mutex::new(Vec::with_capacity(size)), permits: Semaphore::new(size), acquire_timeout }
     }
 
-    /// A connection for one read: an idle one, or a new one when none is idle. Waits at most the
-    /// acquire timeout for a free slot (`PoolTimedOut`).
+    /// A connection for one read: an idle one, or a new one when none is idle. Waiting for a
+    /// free slot and connecting take at most the acquire timeout together (`PoolTimedOut`), so an
+    /// unreachable database answers 503 in seconds, not after the system's connect timeout.
     pub async fn lease(&self) -> Result<Lease<'_, DB>, sqlx::Error> {
-        let permit = tokio::time::timeout(self.acquire_timeout, self.permits.acquire())
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)?
-            .map_err(|_| sqlx::Error::PoolClosed)?;
+        tokio::time::timeout(self.acquire_timeout, self.lease_now()).await.map_err(|_| sqlx::Error::PoolTimedOut)?
+    }
+
+    async fn lease_now(&self) -> Result<Lease<'_, DB>, sqlx::Error> {
+        let permit = self.permits.acquire().await.map_err(|_| sqlx::Error::PoolClosed)?;
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let connection = match idle {
             Some(c) => c,

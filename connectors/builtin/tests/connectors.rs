@@ -387,6 +387,11 @@ mod harbor {
         let seen = stub.seen();
         assert_eq!(seen[0].path, "/api/v2.0/ping");
         assert_eq!(seen[0].header("authorization"), None, "the ping needs no credential");
+        assert_eq!(
+            seen[0].header("accept"),
+            Some("text/plain"),
+            "the ping produces text/plain only (JSON would be 406)"
+        );
         assert_eq!((seen[1].path.as_str(), seen[1].header("authorization")), ("/api/v2.0/systeminfo", None));
         let current = seen.iter().find(|s| s.path == "/api/v2.0/users/current").expect("the user was read");
         assert_eq!(
@@ -531,6 +536,8 @@ mod harbor {
         for bad in [
             json!({}),
             json!({"username": "ci-bot", "project": "Lib rary"}),
+            json!({"username": "ci-bot", "project": "."}),
+            json!({"username": "ci-bot", "project": "a..b"}),
             json!({"username": "ci-bot", "projekt": "x"}),
             json!({"username": 7}),
         ] {
@@ -620,6 +627,10 @@ mod gitlab {
         assert!(health.message.contains("expires"), "{health:?}");
         serve_gitlab(&stub, &date_in(30), json!(["api"]));
         assert_eq!(h.health(&config).await.status, HealthStatus::Healthy);
+        // Past its expiry the credential is unusable, whatever the server still says.
+        serve_gitlab(&stub, &date_in(-1), json!(["api"]));
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Unhealthy, Some(FailureClass::Auth)), "{health:?}");
     }
 
     #[tokio::test]
@@ -812,7 +823,13 @@ mod gitea {
         assert_failed(&h.test(&config).await, FailureClass::ProviderDown, "is-gitea");
         assert_eq!(h.health(&config).await.status, HealthStatus::Unhealthy);
 
-        for bad in [json!({"repository": "just-a-name"}), json!({"needsPush": true}), json!({"repo": "a/b"})] {
+        for bad in [
+            json!({"repository": "just-a-name"}),
+            json!({"repository": "../user"}),
+            json!({"repository": "platform/.."}),
+            json!({"needsPush": true}),
+            json!({"repo": "a/b"}),
+        ] {
             let outcome = h.test(&h.integration(IntegrationType::Scm, &stub.base_url, bad)).await;
             assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
         }
@@ -877,6 +894,18 @@ mod jenkins {
         );
         assert_failed(&h.test(&config).await, FailureClass::Auth, "credential");
         assert_eq!(h.health(&config).await.status, HealthStatus::Unhealthy);
+        // Jenkins's Basic-auth entry point answers a wrong token without `X-Jenkins`; the
+        // anonymous answer has already proven Jenkins, so it is still `auth`.
+        stub.on("GET", "/api/json?tree=mode,useSecurity", jenkins(403, json!({})));
+        stub.on_authorized(
+            "GET",
+            "/api/json?tree=mode,useSecurity",
+            Canned::new(401).header("WWW-Authenticate", r#"Basic realm="Jenkins""#),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Auth, "credential");
+        assert_eq!(outcome.facts.provider_version.as_deref(), Some("2.462.3"));
+        stub.clear();
 
         stub.on("GET", "/api/json?tree=mode,useSecurity", jenkins(403, json!({})));
         assert_failed(&h.test(&config).await, FailureClass::Permission, "permission");

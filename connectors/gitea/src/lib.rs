@@ -44,7 +44,11 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
         Some(Value::String(r))
             if r.split('/').count() == 2
                 && r.split('/').all(|part| {
-                    !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                    // `.` and `..` would be path segments, not names.
+                    !part.is_empty()
+                        && part != "."
+                        && part != ".."
+                        && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
                 }) =>
         {
             Some(r.clone())

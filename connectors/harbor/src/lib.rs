@@ -50,9 +50,11 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     }
     let project = text("project")?;
     if let Some(p) = &project
-        && !p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && !is_project_name(p)
     {
-        return Err(format!("`project` `{p}` is not a Harbor project name (lower-case letters, digits, `._-`)"));
+        return Err(format!(
+            "`project` `{p}` is not a Harbor project name (lower-case letters and digits, single `._-` between them)"
+        ));
     }
     let robot = match c.get("robotAccount") {
         None | Some(Value::Null) => username.as_deref().is_some_and(|u| u.starts_with("robot$")),
@@ -60,6 +62,19 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
         Some(_) => return Err("`robotAccount` must be true or false".into()),
     };
     Ok(Settings { base, username, project, robot })
+}
+
+/// Harbor's project name rule, `^[a-z0-9]+(?:[._-][a-z0-9]+)*$`: it also keeps `.` and `..` (path
+/// segments) out of the URL.
+fn is_project_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    !bytes.is_empty()
+        && bytes.len() <= 255
+        && alnum(&bytes[0])
+        && alnum(&bytes[bytes.len() - 1])
+        && bytes.windows(2).all(|w| alnum(&w[0]) || alnum(&w[1]))
+        && bytes.iter().all(|b| alnum(b) || b"._-".contains(b))
 }
 
 /// Harbor's error body: `{"errors": [{"code": "UNAUTHORIZED", "message": "unauthorized"}]}`.
@@ -96,7 +111,10 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<(),
     let secret = secret.as_ref();
 
     if full {
-        let ping = get(&format!("{}/api/v2.0/ping", s.base), &s, None)
+        // The ping produces text/plain only: asking for JSON would be answered 406.
+        let ping = http::get(&format!("{}/api/v2.0/ping", s.base))
+            .header("Accept", "text/plain")
+            .send()
             .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?;
         report.pass("reachable", format!("{} answered", s.base));
         if ping.status >= 500 {

@@ -77,23 +77,28 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     // The test asks anonymously first: every Jenkins answer, even a 403, carries `X-Jenkins`, so
     // the token goes only to a server that is Jenkins. (The health check, two requests, does not.)
     let probe_url = format!("{}/api/json?tree=mode,useSecurity", s.base);
+    let mut proven = None;
     let root = if full && token.is_some() {
         let anonymous = http::get(&probe_url)
             .header("Accept", "application/json")
             .send()
             .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?;
-        if anonymous.header("x-jenkins").is_some() {
-            get("/api/json?tree=mode,useSecurity")
-                .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?
-        } else {
-            anonymous
+        match anonymous.header("x-jenkins").map(str::to_string) {
+            Some(version) => {
+                proven = Some(version);
+                get("/api/json?tree=mode,useSecurity")
+                    .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?
+            }
+            None => anonymous,
         }
     } else {
         get("/api/json?tree=mode,useSecurity")
             .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?
     };
     report.pass("reachable", format!("{} answered", s.base));
-    let Some(version) = root.header("x-jenkins").map(str::to_string) else {
+    // Jenkins rejects a wrong token through its Basic-auth entry point, whose 401 carries no
+    // `X-Jenkins`: once the anonymous answer proved Jenkins, the status alone decides.
+    let Some(version) = root.header("x-jenkins").map(str::to_string).or(proven) else {
         return Err(if root.status >= 500 || root.status == 429 {
             refusal("is-jenkins", &root)
         } else {

@@ -15,6 +15,7 @@ pub fn status_failure(status: u16) -> FailureClass {
         401 => FailureClass::Auth,
         403 => FailureClass::Permission,
         404 => FailureClass::NotFound,
+        408 => FailureClass::Timeout,
         429 => FailureClass::RateLimited,
         500..=599 => FailureClass::ProviderDown,
         _ => FailureClass::ProviderMismatch,
@@ -64,10 +65,17 @@ pub fn parse_time(text: &str) -> Option<i64> {
     let number = |s: &str| -> Option<i64> { s.bytes().all(|b| b.is_ascii_digit()).then(|| s.parse().ok())? };
     let date = text.get(0..10)?;
     let (year, month, day) = (number(date.get(0..4)?)?, number(date.get(5..7)?)?, number(date.get(8..10)?)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
     if date.as_bytes()[4] != b'-'
         || date.as_bytes()[7] != b'-'
         || !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
+        || !(1..=month_days).contains(&day)
     {
         return None;
     }
@@ -78,13 +86,16 @@ pub fn parse_time(text: &str) -> Option<i64> {
     }
     let rest = rest.strip_prefix(['T', 't', ' '])?;
     let (h, m, s) = (number(rest.get(0..2)?)?, number(rest.get(3..5)?)?, number(rest.get(6..8)?)?);
-    if h > 23 || m > 59 || s > 60 {
+    if h > 23 || m > 59 || s > 60 || rest.as_bytes()[2] != b':' || rest.as_bytes()[5] != b':' {
         return None;
     }
     seconds += h * 3600 + m * 60 + s;
     let mut zone = &rest[8..];
     if let Some(fraction) = zone.strip_prefix('.') {
         zone = fraction.trim_start_matches(|c: char| c.is_ascii_digit());
+        if zone.len() == fraction.len() {
+            return None;
+        }
     }
     match zone {
         "Z" | "z" => Some(seconds),
@@ -95,7 +106,8 @@ pub fn parse_time(text: &str) -> Option<i64> {
                 _ => return None,
             };
             let (oh, om) = (number(zone.get(1..3)?)?, number(zone.get(4..6)?)?);
-            (zone.len() == 6 && zone.as_bytes()[3] == b':').then_some(seconds - sign * (oh * 3600 + om * 60))
+            (zone.len() == 6 && zone.as_bytes()[3] == b':' && oh <= 23 && om <= 59)
+                .then_some(seconds - sign * (oh * 3600 + om * 60))
         }
     }
 }
@@ -119,8 +131,18 @@ pub fn now() -> i64 {
 /// The health a test result amounts to, for connectors whose health check is their test (one
 /// or two requests): a failed test is `unhealthy`, except a rate limit, which is `degraded`; a
 /// passed test is `degraded` when the rate limit is exhausted or the credential expires within
-/// [`EXPIRY_WARNING_DAYS`], otherwise `healthy`.
-pub fn health_from_test(test: TestResult) -> HealthResult {
+/// [`EXPIRY_WARNING_DAYS`], otherwise `healthy`. A credential already expired is `unhealthy`
+/// (`auth`) even if the provider still answered.
+pub fn health_from_test(mut test: TestResult) -> HealthResult {
+    let expires = test.facts.credential_expires_at.as_deref().and_then(parse_time);
+    if test.failure.is_none() && expires.is_some_and(|e| e <= now()) {
+        test.failure = Some(FailureClass::Auth);
+        test.message = format!(
+            "{}; but the credential expired at {}",
+            test.message,
+            test.facts.credential_expires_at.as_deref().unwrap_or_default()
+        );
+    }
     let (status, message) = match test.failure {
         Some(FailureClass::RateLimited) => (HealthStatus::Degraded, test.message),
         Some(_) => (HealthStatus::Unhealthy, test.message),
@@ -158,8 +180,22 @@ mod tests {
         assert_eq!(parse_time("2026-12-31T01:30:00.123+01:30"), Some(1_798_675_200));
         assert_eq!(parse_time("2000-02-29T12:00:00-00:00"), Some(951_825_600));
         assert_eq!(parse_http_date("Tue, 29 Feb 2000 12:00:00 GMT"), Some(951_825_600));
+        assert_eq!(parse_time("2024-02-29"), Some(1_709_164_800));
         assert_eq!(parse_http_date("Tuesday, 29-Feb-00 12:00:00 GMT"), None);
-        for bad in ["", "2026-13-01", "2026-12-31T25:00:00Z", "2026-12-31T00:00:00", "yesterday", "2026/12/31"] {
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-02-29",
+            "2026-02-31",
+            "2026-04-31",
+            "2026-12-31T25:00:00Z",
+            "2026-12-31T00:00:00",
+            "2026-12-31T00-00-00Z",
+            "2026-12-31T00:00:00.Z",
+            "2026-12-31T00:00:00+99:99",
+            "yesterday",
+            "2026/12/31",
+        ] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
     }
@@ -171,5 +207,6 @@ mod tests {
         assert_eq!(status_failure(429), FailureClass::RateLimited);
         assert_eq!(status_failure(503), FailureClass::ProviderDown);
         assert_eq!(status_failure(302), FailureClass::ProviderMismatch);
+        assert_eq!(status_failure(408), FailureClass::Timeout);
     }
 }

@@ -138,6 +138,13 @@ impl Stub {
         self
     }
 
+    /// Answers `METHOD /path` with `canned` when the request carries `Authorization` (taking
+    /// precedence over [`Stub::on`], which then answers the requests without it).
+    pub fn on_authorized(&self, method: &str, path: &str, canned: Canned) -> &Self {
+        self.state.routes.lock().unwrap().insert(format!("{method} {path} +auth"), canned);
+        self
+    }
+
     /// Forgets every canned answer.
     pub fn clear(&self) {
         self.state.routes.lock().unwrap().clear();
@@ -181,7 +188,13 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: S, state: &State) {
         if stream.read_exact(&mut body).await.is_err() {
             return;
         }
-        let canned = state.routes.lock().unwrap().get(&format!("{method} {path}")).cloned().unwrap_or_else(|| {
+        let authorized = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
+        let canned = {
+            let routes = state.routes.lock().unwrap();
+            let found = authorized.then(|| routes.get(&format!("{method} {path} +auth"))).flatten();
+            found.or_else(|| routes.get(&format!("{method} {path}"))).cloned()
+        };
+        let canned = canned.unwrap_or_else(|| {
             Canned::new(404)
                 .header("Content-Type", "text/html")
                 .body("<html><body><h1>404 Not Found</h1><hr><center>nginx</center></body></html>")
