@@ -358,10 +358,17 @@ mod harbor {
                 json!({"user_id": 3, "username": "ci-bot", "email": "ci@example.com", "sysadmin_flag": false}),
             ),
         )
+        // Harbor's API answers a wrong Basic credential as it answers an anonymous caller: the
+        // public projects, 200. Its registry token service (what `docker login` asks) does not.
         .on(
             "GET",
             "/api/v2.0/projects?page=1&page_size=1",
             Canned::json(200, json!([{"project_id": 1, "name": "library"}])).header("X-Total-Count", "1"),
+        )
+        .on(
+            "GET",
+            "/service/token?service=harbor-registry",
+            Canned::json(200, json!({"token": "eyJhbGciOiJSUzI1NiJ9.e30.sig", "expires_in": 1800})),
         )
         .on(
             "GET",
@@ -419,8 +426,11 @@ mod harbor {
         let outcome = h.test(&config).await;
         assert!(outcome.success, "{outcome:?}");
         assert!(stub.seen().iter().all(|s| s.path != "/api/v2.0/users/current"));
-        // A revoked robot: Harbor answers 401 to the listing.
-        stub.on("GET", "/api/v2.0/projects?page=1&page_size=1", UNAUTHORIZED());
+        let token_request = stub.seen().into_iter().find(|s| s.path.starts_with("/service/token")).unwrap();
+        let robot_basic = format!("Basic {}", b64(&format!("robot$ci:{SECRET}")));
+        assert_eq!(token_request.header("authorization"), Some(robot_basic.as_str()));
+        // A revoked robot: the token service answers 401, though the API's listing still says 200.
+        stub.on("GET", "/service/token?service=harbor-registry", UNAUTHORIZED());
         let outcome = h.test(&config).await;
         assert_failed(&outcome, FailureClass::Auth, "credential");
         assert!(outcome.message.contains("UNAUTHORIZED"), "{outcome:?}");

@@ -6,7 +6,8 @@
 //!   object (with `auth_mode`); the version comes from its `harbor_version`;
 //! - `credential`: the AuthRef's secret, as the password of `username`, is accepted: a user
 //!   account reads itself at `GET /api/v2.0/users/current`; a robot account (`robot$…`), which
-//!   Harbor does not let read a user, lists the projects it can see;
+//!   Harbor does not let read a user, asks the registry token service (`GET /service/token`), as
+//!   `docker login` does;
 //! - `project` (when `project` is configured): `GET /api/v2.0/projects/{project}` is allowed.
 //!
 //! `check-health`: `GET /api/v2.0/health` (a failing component is `degraded`, Harbor down is
@@ -162,8 +163,11 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<(),
         report.pass("credential", "no credential configured: anonymous access");
         return Ok(());
     };
+    // Harbor's API treats wrong Basic credentials as an anonymous caller, so an API listing would
+    // answer 200 to a revoked robot. Its registry token service, which `docker login` uses,
+    // answers 401 instead. (Its 200 body holds a short-lived pull token, which is not kept.)
     let (url, what) = if s.robot {
-        (format!("{}/api/v2.0/projects?page=1&page_size=1", s.base), "the robot account")
+        (format!("{}/service/token?service=harbor-registry", s.base), "the robot account")
     } else {
         (format!("{}/api/v2.0/users/current", s.base), "the user")
     };
