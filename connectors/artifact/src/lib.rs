@@ -18,10 +18,7 @@ const KEYS: &[&str] = &["formats", "maxSizeBytes"];
 const DEFAULT_MAX_SIZE: u64 = 50 << 20;
 
 fn check(config: &ConnectionConfig, report: &mut Report) -> Result<(), String> {
-    let c = configuration(config);
-    if let Some(unknown) = c.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(format!("unknown configuration key `{unknown}` (known: {})", KEYS.join(", ")));
-    }
+    let c = configuration_of_keys(config, KEYS)?;
     if let Some(url) = &config.base_url {
         return Err(format!("artifact submission has no remote end: drop the base URL `{url}`"));
     }

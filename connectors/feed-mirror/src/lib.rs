@@ -25,8 +25,6 @@ struct FeedMirror;
 const KEYS: &[&str] = &["indexPath", "maxAgeHours", "timestampPointer", "mirrorHosts", "username", "caCertificates"];
 const TIMESTAMP_POINTERS: &[&str] = &["/generated", "/updated", "/timestamp", "/lastModified"];
 
-type Failed = (FailureClass, &'static str, String);
-
 struct Settings {
     index_url: String,
     max_age_hours: u64,
@@ -47,10 +45,7 @@ fn host_of(url: &str) -> Option<String> {
 }
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
-    let c = configuration(config);
-    if let Some(unknown) = c.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(format!("unknown configuration key `{unknown}` (known: {})", KEYS.join(", ")));
-    }
+    let c = configuration_of_keys(config, KEYS)?;
     let text = |key: &str| -> Result<Option<String>, String> {
         match c.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -166,10 +161,8 @@ fn run(config: &ConnectionConfig, report: &mut Report) -> Result<(), Failed> {
 impl Connector for FeedMirror {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
         let mut report = Report::new();
-        match run(config, &mut report) {
-            Ok(()) => report.success("the feed mirror is reachable and fresh"),
-            Err((class, step, message)) => report.fail(class, step, message),
-        }
+        let outcome = run(config, &mut report);
+        report.conclude(outcome.map(|_| "the feed mirror is reachable and fresh"))
     }
 
     fn check_health(config: &ConnectionConfig) -> HealthResult {

@@ -31,10 +31,7 @@ struct Settings {
 }
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
-    let c = configuration(config);
-    if let Some(unknown) = c.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(format!("unknown configuration key `{unknown}` (known: {})", KEYS.join(", ")));
-    }
+    let c = configuration_of_keys(config, KEYS)?;
     let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
     if config.auth_ref.is_none() {
         return Err("Gitea needs an access token: set the integration's authRef".into());
@@ -65,8 +62,6 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     }
     Ok(Settings { base, repository, needs_push })
 }
-
-type Failed = (FailureClass, &'static str, String);
 
 /// Gitea's error body: `{"message": "…", "url": "https://…/api/swagger"}`.
 fn refusal(step: &'static str, response: &Response) -> Failed {
@@ -162,18 +157,14 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
 impl Connector for Gitea {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
         let mut report = Report::new();
-        match run(config, &mut report, true) {
-            Ok(user) => report.success(format!("Gitea is reachable and the token of `{user}` works")),
-            Err((class, step, message)) => report.fail(class, step, message),
-        }
+        let outcome = run(config, &mut report, true);
+        report.conclude(outcome.map(|user| format!("Gitea is reachable and the token of `{user}` works")))
     }
 
     fn check_health(config: &ConnectionConfig) -> HealthResult {
         let mut report = Report::new();
-        let test = match run(config, &mut report, false) {
-            Ok(_) => report.success("Gitea is reachable and the token works"),
-            Err((class, step, message)) => report.fail(class, step, message),
-        };
+        let outcome = run(config, &mut report, false);
+        let test = report.conclude(outcome.map(|_| "Gitea is reachable and the token works"));
         checks::health_from_test(test)
     }
 }

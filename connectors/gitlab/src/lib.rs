@@ -30,10 +30,7 @@ struct Settings {
 }
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
-    let c = configuration(config);
-    if let Some(unknown) = c.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(format!("unknown configuration key `{unknown}` (known: {})", KEYS.join(", ")));
-    }
+    let c = configuration_of_keys(config, KEYS)?;
     let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
     if config.auth_ref.is_none() {
         return Err("GitLab needs an access token: set the integration's authRef".into());
@@ -77,8 +74,6 @@ fn gitlab_error(response: &Response) -> Option<String> {
         _ => None,
     }
 }
-
-type Failed = (FailureClass, &'static str, String);
 
 /// A GitLab refusal: 401 is the token, 403 a scope, 429 the rate limit, 5xx GitLab itself.
 fn refusal(step: &'static str, response: &Response) -> Failed {
@@ -207,18 +202,14 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
 impl Connector for GitLab {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
         let mut report = Report::new();
-        match run(config, &mut report, true) {
-            Ok(user) => report.success(format!("GitLab is reachable and the token of {user} works")),
-            Err((class, step, message)) => report.fail(class, step, message),
-        }
+        let outcome = run(config, &mut report, true);
+        report.conclude(outcome.map(|user| format!("GitLab is reachable and the token of {user} works")))
     }
 
     fn check_health(config: &ConnectionConfig) -> HealthResult {
         let mut report = Report::new();
-        let test = match run(config, &mut report, false) {
-            Ok(_) => report.success("GitLab is reachable and the token works"),
-            Err((class, step, message)) => report.fail(class, step, message),
-        };
+        let outcome = run(config, &mut report, false);
+        let test = report.conclude(outcome.map(|_| "GitLab is reachable and the token works"));
         checks::health_from_test(test)
     }
 }

@@ -33,10 +33,7 @@ struct Settings {
 }
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
-    let c = configuration(config);
-    if let Some(unknown) = c.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(format!("unknown configuration key `{unknown}` (known: {})", KEYS.join(", ")));
-    }
+    let c = configuration_of_keys(config, KEYS)?;
     let text = |key: &str| -> Result<Option<String>, String> {
         match c.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -101,7 +98,7 @@ fn get(url: &str, s: &Settings, secret: Option<&secrets::Secret>) -> Result<Resp
 
 /// Runs the steps up to (and including) `credential` and `project`; `Err` is a finished, failed
 /// test.
-fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<(), (FailureClass, &'static str, String)> {
+fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<(), Failed> {
     let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
     report.pass("configuration", "the settings are valid");
     let secret = match secrets::integration_secret(config) {
@@ -227,10 +224,8 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<(),
 impl Connector for Harbor {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
         let mut report = Report::new();
-        match run(config, &mut report, true) {
-            Ok(()) => report.success("Harbor is reachable and the credential works"),
-            Err((class, step, message)) => report.fail(class, step, message),
-        }
+        let outcome = run(config, &mut report, true);
+        report.conclude(outcome.map(|_| "Harbor is reachable and the credential works"))
     }
 
     fn check_health(config: &ConnectionConfig) -> HealthResult {
@@ -272,10 +267,8 @@ impl Connector for Harbor {
         } else {
             report.pass("health", format!("failing components: {}", failing.join(", ")));
         }
-        let test = match run(config, &mut report, false) {
-            Ok(()) => report.success("Harbor is healthy and the credential works"),
-            Err((class, step, message)) => report.fail(class, step, message),
-        };
+        let outcome = run(config, &mut report, false);
+        let test = report.conclude(outcome.map(|_| "Harbor is healthy and the credential works"));
         let mut result = checks::health_from_test(test);
         if !failing.is_empty() && result.status == HealthStatus::Healthy {
             result.status = HealthStatus::Degraded;

@@ -63,10 +63,7 @@ fn text(c: &Value, key: &str) -> Result<Option<String>, String> {
 }
 
 fn probe(config: &ConnectionConfig) -> Result<Probe, String> {
-    let c = configuration(config);
-    if let Some(unknown) = c.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(format!("unknown configuration key `{unknown}` (known: {})", KEYS.join(", ")));
-    }
+    let c = configuration_of_keys(config, KEYS)?;
     let path = text(&c, "path")?.unwrap_or_else(|| "/".into());
     if !path.starts_with('/') || path.starts_with("//") || path.chars().any(|ch| ch.is_whitespace() || ch.is_control())
     {

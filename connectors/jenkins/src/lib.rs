@@ -24,8 +24,6 @@ struct Jenkins;
 
 const KEYS: &[&str] = &["username", "checkCrumb", "caCertificates"];
 
-type Failed = (FailureClass, &'static str, String);
-
 struct Settings {
     base: String,
     username: Option<String>,
@@ -33,10 +31,7 @@ struct Settings {
 }
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
-    let c = configuration(config);
-    if let Some(unknown) = c.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(format!("unknown configuration key `{unknown}` (known: {})", KEYS.join(", ")));
-    }
+    let c = configuration_of_keys(config, KEYS)?;
     let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
     let username = match c.get("username") {
         None | Some(Value::Null) => None,
@@ -175,18 +170,14 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
 impl Connector for Jenkins {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
         let mut report = Report::new();
-        match run(config, &mut report, true) {
-            Ok(user) => report.success(format!("Jenkins is reachable and `{user}` may read it")),
-            Err((class, step, message)) => report.fail(class, step, message),
-        }
+        let outcome = run(config, &mut report, true);
+        report.conclude(outcome.map(|user| format!("Jenkins is reachable and `{user}` may read it")))
     }
 
     fn check_health(config: &ConnectionConfig) -> HealthResult {
         let mut report = Report::new();
-        let test = match run(config, &mut report, false) {
-            Ok(_) => report.success("Jenkins is reachable and the token works"),
-            Err((class, step, message)) => report.fail(class, step, message),
-        };
+        let outcome = run(config, &mut report, false);
+        let test = report.conclude(outcome.map(|_| "Jenkins is reachable and the token works"));
         checks::health_from_test(test)
     }
 }

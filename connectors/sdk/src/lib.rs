@@ -49,7 +49,7 @@ pub mod checks;
 pub mod http;
 mod report;
 
-pub use report::Report;
+pub use report::{Failed, Report};
 pub use wit::stellaops::integrations::types::{
     CheckStep, ConnectionConfig, Facts, FailureClass, HealthResult, HealthStatus, IntegrationType, TestResult,
 };
@@ -107,8 +107,9 @@ pub mod log {
 /// What most connectors need, in one `use`.
 pub mod prelude {
     pub use crate::{
-        CheckStep, ConnectionConfig, Connector, Facts, FailureClass, HealthResult, HealthStatus, IntegrationType,
-        Report, TestResult, checks, configuration, http, log, register_connector, secrets,
+        CheckStep, ConnectionConfig, Connector, Facts, Failed, FailureClass, HealthResult, HealthStatus,
+        IntegrationType, Report, TestResult, checks, configuration, configuration_of_keys, http, log,
+        register_connector, secrets,
     };
 }
 
@@ -129,6 +130,16 @@ pub trait Connector {
 /// host never sends).
 pub fn configuration(config: &ConnectionConfig) -> serde_json::Value {
     serde_json::from_str(&config.configuration).unwrap_or_else(|_| serde_json::Value::Object(Default::default()))
+}
+
+/// The integration's configuration as JSON, refused (with a message naming the key) when it holds
+/// a key not in `known`: a typo must not silently weaken a check.
+pub fn configuration_of_keys(config: &ConnectionConfig, known: &[&str]) -> Result<serde_json::Value, String> {
+    let c = configuration(config);
+    if let Some(unknown) = c.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !known.contains(&k.as_str())) {
+        return Err(format!("unknown configuration key `{unknown}` (known: {})", known.join(", ")));
+    }
+    Ok(c)
 }
 
 /// Registers a [`Connector`] as the component's exports and embeds its manifest.

@@ -2,6 +2,9 @@
 
 use crate::{CheckStep, Facts, FailureClass, HealthResult, HealthStatus, TestResult};
 
+/// A failed step: its failure class, its name, and what it found.
+pub type Failed = (FailureClass, &'static str, String);
+
 /// Collects the named steps of a test and turns them into a result.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -34,6 +37,14 @@ impl Report {
         let message = message.into();
         self.steps.push(CheckStep { name: name.into(), passed: false, message: message.clone() });
         TestResult { success: false, message, failure: Some(class), steps: self.steps, facts: self.facts }
+    }
+
+    /// The test result of a run of steps: success with its message, or the failed step.
+    pub fn conclude(self, outcome: Result<impl Into<String>, Failed>) -> TestResult {
+        match outcome {
+            Ok(message) => self.success(message),
+            Err((class, step, message)) => self.fail(class, step, message),
+        }
     }
 
     /// The successful test result.
