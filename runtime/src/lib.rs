@@ -1,7 +1,7 @@
 //! The StellaOps connector sandbox.
 //!
 //! Connectors are WebAssembly components targeting the world
-//! `stellaops:integrations/integration-connector@0.1.0` (see `wit/`). This crate loads them,
+//! `stellaops:integrations/integration-connector@0.1.x` (see `wit/`). This crate loads them,
 //! validates what they import and what their manifest declares, compiles them once, and runs
 //! `test-connection` / `check-health` in a fresh instance per call, under per-invocation limits
 //! and a deny-by-default egress policy. Each call returns its result and an

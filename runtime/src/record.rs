@@ -105,9 +105,14 @@ pub struct HostCall {
     pub bytes_received: u64,
     /// How long the call took, in milliseconds.
     pub duration_ms: u64,
-    /// The AuthRef whose secret was applied to the request (never the value).
+    /// The AuthRef whose secret was applied to the request (never the value), or for a
+    /// credential the host kept from an earlier answer, `token from <that call's target>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_ref: Option<String>,
+    /// The answer carried a credential that the host kept as a new secret handle
+    /// (`http.send-for-token`); the connector never saw its value.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub token_kept: bool,
 }
 
 /// What the sandbox refused.

@@ -88,11 +88,11 @@ pub enum LoadError {
     Manifest(#[from] crate::manifest::ManifestError),
     /// It imports an interface the sandbox does not provide.
     #[error(
-        "the component imports `{0}`, which the sandbox does not provide (allowed: WASI 0.2 and stellaops:integrations/*@0.1.0)"
+        "the component imports `{0}`, which the sandbox does not provide (allowed: WASI 0.2 and stellaops:integrations/*@0.1.x)"
     )]
     ForbiddenImport(String),
     /// It does not implement the world `integration-connector`.
-    #[error("the component does not implement the world `stellaops:integrations/integration-connector@0.1.0`: {0}")]
+    #[error("the component does not implement the world `stellaops:integrations/integration-connector@0.1.x`: {0}")]
     WrongWorld(String),
     /// Compilation failed.
     #[error("the component does not compile: {0}")]
@@ -646,13 +646,18 @@ fn limit_message(limit: LimitKind, limits: &Limits, detail: &str) -> String {
     format!("{what} ({detail})")
 }
 
-/// WASI 0.2 interfaces and this package's interfaces; nothing else may be imported.
+/// WASI 0.2 interfaces and this package's 0.1.x interfaces; nothing else may be imported. Any
+/// 0.1.x release links (wasmtime resolves semver-compatible names); a function the host does not
+/// have fails at load time with `WrongWorld`.
 fn import_allowed(name: &str) -> bool {
     const WASI: &[&str] =
         &["wasi:cli/", "wasi:clocks/", "wasi:filesystem/", "wasi:io/", "wasi:random/", "wasi:sockets/"];
     const OURS: &[&str] = &["types", "secrets", "http", "crypto", "log"];
     if let Some(rest) = name.strip_prefix("stellaops:integrations/") {
-        return rest.split_once('@').is_some_and(|(iface, version)| OURS.contains(&iface) && version == "0.1.0");
+        return rest.split_once('@').is_some_and(|(iface, version)| {
+            OURS.contains(&iface)
+                && version.strip_prefix("0.1.").is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        });
     }
     WASI.iter().any(|p| name.starts_with(p))
         && name
@@ -673,6 +678,8 @@ mod tests {
             "wasi:filesystem/preopens@0.2.0",
             "stellaops:integrations/http@0.1.0",
             "stellaops:integrations/types@0.1.0",
+            "stellaops:integrations/http@0.1.1",
+            "stellaops:integrations/log@0.1.12",
         ] {
             assert!(import_allowed(ok), "{ok}");
         }
@@ -683,6 +690,9 @@ mod tests {
             "wasi:keyvalue/store@0.2.0-draft",
             "stellaops:integrations/http@0.2.0",
             "stellaops:integrations/admin@0.1.0",
+            "stellaops:integrations/http@0.1",
+            "stellaops:integrations/http@0.1.1-rc",
+            "stellaops:integrations/http@0.10.0",
             "evil:backdoor/exec@1.0.0",
             "wasi:cli/environment@0.2.0-rc",
         ] {

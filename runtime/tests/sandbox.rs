@@ -17,7 +17,7 @@ use stella_runtime::{
 use test_programs_artifacts::*;
 
 mod stub;
-use stub::StubServer;
+use stub::{ISSUED_TOKEN, StubServer};
 
 const CANARY: &str = "canary-5ecr3t-value-9f8e7d";
 const AUTH_REF: &str = "ref://integrations/test/token";
@@ -350,6 +350,67 @@ async fn canary_reveal() {
     assert_no_canary(&run);
     let health = sandbox.check_health(&c, &integration(Some(&server.url()), Some(AUTH_REF), json!({}))).await;
     assert_no_canary(&health);
+}
+
+#[tokio::test]
+async fn derived_token() {
+    // A token from an answer's body is kept by the host: the connector applies it by handle, never
+    // holds its value, and every copy that comes back to it (echoed, logged, printed) is redacted.
+    let server = StubServer::start().await;
+    let sandbox = sandbox();
+    let c = load(&sandbox, DERIVED_TOKEN);
+    let run = sandbox.test_connection(&c, &integration(Some(&server.url()), Some(AUTH_REF), json!({}))).await;
+    assert!(run.result.success, "{:?}", run.result);
+    assert!(server.seen_authorization().contains(&format!("Bearer {ISSUED_TOKEN}")));
+    let text = serde_json::to_string(&run).unwrap();
+    assert!(!text.contains(ISSUED_TOKEN) && !text.contains("opaque-derived-secret"), "{text}");
+    assert_no_canary(&run);
+
+    let step = |name: &str| {
+        run.result.steps.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no step {name}")).message.clone()
+    };
+    // The rest of the token's answer is intact; both copies of the token are redacted.
+    let answer: serde_json::Value = serde_json::from_str(&step("token")).unwrap();
+    assert_eq!(answer["expires_in"], 300);
+    assert_eq!(answer["token"], "[REDACTED]");
+    assert_eq!(answer["access_token"], "[REDACTED]");
+    let origin = format!("token from {}/token", server.url());
+    assert_eq!(step("origin"), origin);
+    assert!(step("reveal-denied").contains("reveal-secrets"));
+    assert_eq!(run.record.denials.iter().map(|d| d.kind).collect::<Vec<_>>(), vec![DenialKind::Reveal]);
+    assert!(step("echo").contains("Bearer [REDACTED]"), "{}", step("echo"));
+    assert!(run.record.stdout.contains("Bearer [REDACTED]"));
+    assert!(step("bad-pointer").contains("JSON pointer"));
+
+    // The audit says which call yielded a token and which calls applied it.
+    let kept: Vec<_> = run.record.host_calls.iter().filter(|c| c.token_kept).collect();
+    assert_eq!(kept.len(), 1, "{:?}", run.record.host_calls);
+    assert_eq!(kept[0].auth_ref.as_deref(), Some(AUTH_REF));
+    assert!(kept[0].target.ends_with("/token"));
+    let applied = run.record.host_calls.iter().find(|c| c.target.ends_with("/protected")).unwrap();
+    assert_eq!(applied.auth_ref.as_deref(), Some(origin.as_str()));
+    assert!(!applied.token_kept);
+}
+
+#[tokio::test]
+async fn released_0_1_0() {
+    // Built against the frozen 0.1.0 world, it imports `…/http@0.1.0` and is linked to this
+    // host's later 0.1.x release.
+    let bytes = std::fs::read(RELEASED_0_1_0).unwrap();
+    let imports = |wasm: &[u8], version: &str| {
+        let needle = format!("stellaops:integrations/http@{version}");
+        wasm.windows(needle.len()).any(|w| w == needle.as_bytes())
+    };
+    assert!(imports(&bytes, "0.1.0") && !imports(&bytes, "0.1.1"));
+    assert!(imports(&std::fs::read(WELL_BEHAVED).unwrap(), "0.1.1"));
+    let server = StubServer::start().await;
+    let sandbox = sandbox();
+    let c = load(&sandbox, RELEASED_0_1_0);
+    let run = sandbox.test_connection(&c, &integration(Some(&server.url()), Some(AUTH_REF), json!({}))).await;
+    assert!(run.result.success, "{:?}", run.result);
+    assert_eq!(run.result.message, "0.1.0 component: status 200");
+    assert_eq!(server.seen_authorization(), vec![format!("Bearer {CANARY}")]);
+    assert_no_canary(&run);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

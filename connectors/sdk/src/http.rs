@@ -93,6 +93,21 @@ impl<'a> RequestBuilder<'a> {
         let credential = self.credential.map(|(secret, placement)| wit::Credential { secret, placement });
         wit::send(&self.request, credential.as_ref())
     }
+
+    /// Sends a request whose 2xx JSON answer carries a short-lived credential (an OCI registry's
+    /// bearer token, a GitHub App installation token), which the host keeps as a new [`Secret`]
+    /// handle: apply it to later requests like any other; its value never enters the connector.
+    /// `token_pointers` are JSON pointers tried in order (e.g. `["/token", "/access_token"]`).
+    ///
+    /// The response's body has every string containing the token replaced by `[REDACTED]`; a
+    /// 2xx answer without a token comes back with an empty body and no handle. Non-2xx answers
+    /// come back whole, with no handle.
+    pub fn send_for_token(self, token_pointers: &[&str]) -> Result<(Response, Option<Secret>), HttpError> {
+        let credential = self.credential.map(|(secret, placement)| wit::Credential { secret, placement });
+        let pointers: Vec<String> = token_pointers.iter().map(|p| p.to_string()).collect();
+        let answer = wit::send_for_token(&self.request, credential.as_ref(), &pointers)?;
+        Ok((Response { status: answer.status, headers: answer.headers, body: answer.body }, answer.token))
+    }
 }
 
 /// Helpers on responses.

@@ -9,15 +9,20 @@ use url::{Host as UrlHost, Url};
 
 use std::sync::Mutex;
 
-use super::{HostState, Journal, elapsed_ms, lock};
-use crate::bindings::http::{Credential, CredentialPlacement, Header, Host, HttpError, Method, Request, Response};
+use super::{HostState, Journal, SecretHandle, elapsed_ms, lock};
+use crate::bindings::http::{
+    Credential, CredentialPlacement, Header, Host, HttpError, Method, Request, Response, TokenResponse,
+};
 use crate::http_client::{AddressDenied, DnsFailure};
 use crate::record::{DenialKind, HostCall};
+use crate::secrets::{REDACTED, SecretValue};
 
 const MAX_URL_LEN: usize = 8192;
 const MAX_HEADERS: usize = 64;
 const MAX_HEADER_BYTES: usize = 32 * 1024;
 const MAX_REQUEST_BODY: usize = 1 << 20;
+const MAX_TOKEN_POINTERS: usize = 8;
+const MAX_TOKEN_POINTER_LEN: usize = 256;
 
 /// Headers the host owns: the guest may not set them.
 const RESERVED_HEADERS: &[&str] = &[
@@ -73,6 +78,43 @@ impl Host for HostState {
         request: Request,
         credential: Option<Credential>,
     ) -> wasmtime::Result<Result<Response, HttpError>> {
+        Ok(self.send_recorded(request, credential, None).await.map(|(response, _)| response))
+    }
+
+    async fn send_for_token(
+        &mut self,
+        request: Request,
+        credential: Option<Credential>,
+        token_pointers: Vec<String>,
+    ) -> wasmtime::Result<Result<TokenResponse, HttpError>> {
+        if let Err(why) = check_token_pointers(&token_pointers) {
+            return Ok(Err(HttpError::InvalidRequest(why)));
+        }
+        let (response, kept) = match self.send_recorded(request, credential, Some(&token_pointers)).await {
+            Ok(answer) => answer,
+            Err(e) => return Ok(Err(e)),
+        };
+        let token = match kept {
+            Some((origin, value)) => Some(self.table.push(SecretHandle { origin, value })?),
+            None => None,
+        };
+        Ok(Ok(TokenResponse { status: response.status, headers: response.headers, body: response.body, token }))
+    }
+}
+
+/// A credential the host kept from an answer: the handle's origin for the audit, and the value.
+type KeptToken = (String, SecretValue);
+
+impl HostState {
+    /// Sends the request and writes its host call to the journal. With `token_pointers`, a 2xx
+    /// JSON answer's token is taken out of the body (see [`keep_token`]) before the guest or the
+    /// journal sees anything.
+    async fn send_recorded(
+        &mut self,
+        request: Request,
+        credential: Option<Credential>,
+        token_pointers: Option<&[String]>,
+    ) -> Result<(Response, Option<KeptToken>), HttpError> {
         let started = Instant::now();
         let method = method_name(request.method);
         let mut call = HostCall {
@@ -84,22 +126,77 @@ impl Host for HostState {
         let result = self.send_checked(request, credential, &mut call).await;
         call.duration_ms = elapsed_ms(started);
         let mut j = lock(&self.cx.journal);
-        match &result {
-            Ok(resp) => {
-                call.status = Some(resp.status);
-                call.bytes_received = resp.body.len() as u64;
+        let result = match result {
+            Ok(mut response) => {
+                call.status = Some(response.status);
+                call.bytes_received = response.body.len() as u64;
+                let kept = token_pointers.and_then(|pointers| keep_token(&mut response, pointers));
+                let kept = kept.map(|value| {
+                    j.redactor.add(&value);
+                    call.token_kept = true;
+                    (format!("token from {}", j.redactor.redact(&call.target)), value)
+                });
+                Ok((response, kept))
             }
             Err(e) => {
-                let (kind, message) = error_kind(e);
+                let (kind, message) = error_kind(&e);
                 call.error = Some(kind.into());
                 call.error_message = Some(j.redactor.redact(message));
+                Err(e)
             }
-        }
+        };
         call.target = j.redactor.redact(&call.target);
         j.host_calls.push(call);
         drop(j);
         // Messages go back to the guest redacted too: an error can echo a URL or header.
-        Ok(result.map_err(|e| self.redact_error(e)))
+        result.map_err(|e| self.redact_error(e))
+    }
+}
+
+/// Token pointers must be JSON pointers (RFC 6901), a few and short.
+fn check_token_pointers(pointers: &[String]) -> Result<(), String> {
+    if pointers.is_empty() || pointers.len() > MAX_TOKEN_POINTERS {
+        return Err(format!("give between 1 and {MAX_TOKEN_POINTERS} token pointers"));
+    }
+    for p in pointers {
+        if !p.starts_with('/') || p.len() > MAX_TOKEN_POINTER_LEN {
+            return Err(format!(
+                "`{}` is not a JSON pointer to a field (it must start with `/` and be at most {MAX_TOKEN_POINTER_LEN} bytes)",
+                p.chars().take(64).collect::<String>()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Takes the token out of a 2xx JSON answer: the first pointer naming a non-empty string of
+/// visible ASCII (a value that can go into a header) is the token, and every string containing
+/// it is redacted in the body the guest gets. A 2xx answer without one is withheld whole, since
+/// what it holds is unknown (a token under another name, say). Other answers pass as they are:
+/// error bodies carry no credential, and the connector needs them to say what went wrong.
+fn keep_token(response: &mut Response, pointers: &[String]) -> Option<SecretValue> {
+    if !(200..300).contains(&response.status) {
+        return None;
+    }
+    let body = std::mem::take(&mut response.body);
+    let mut json: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    let token = pointers.iter().find_map(|p| {
+        json.pointer(p)
+            .and_then(|v| v.as_str())
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+            .map(str::to_string)
+    })?;
+    redact_strings(&mut json, &token);
+    response.body = serde_json::to_vec(&json).expect("a parsed JSON value serializes");
+    Some(SecretValue::new(token))
+}
+
+fn redact_strings(value: &mut serde_json::Value, token: &str) {
+    match value {
+        serde_json::Value::String(s) if s.contains(token) => *s = s.replace(token, REDACTED),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| redact_strings(v, token)),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(|v| redact_strings(v, token)),
+        _ => {}
     }
 }
 
@@ -328,7 +425,14 @@ fn classify(journal: &Mutex<Journal>, e: &reqwest::Error, target: &str) -> HttpE
                 inner = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
             }
             match io.kind() {
-                K::ConnectionRefused | K::ConnectionReset | K::ConnectionAborted | K::NotConnected => {
+                // A pooled keep-alive connection whose server went away fails with an EOF (over
+                // TLS: "peer closed connection without sending TLS close_notify"): the server is
+                // gone, as much as a refused connection says.
+                K::ConnectionRefused
+                | K::ConnectionReset
+                | K::ConnectionAborted
+                | K::NotConnected
+                | K::UnexpectedEof => {
                     return HttpError::ConnectionRefused(io.to_string());
                 }
                 K::TimedOut => return HttpError::Timeout(io.to_string()),
@@ -355,4 +459,62 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Response {
+        Response { status, headers: Vec::new(), body: body.as_bytes().to_vec() }
+    }
+
+    fn pointers(list: &[&str]) -> Vec<String> {
+        list.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn the_token_is_kept_and_redacted_everywhere_in_the_body() {
+        let mut r = answer(
+            200,
+            r#"{"token":"tok-12345678","access_token":"tok-12345678","expires_in":300,"note":"Bearer tok-12345678"}"#,
+        );
+        let token = keep_token(&mut r, &pointers(&["/token"])).unwrap();
+        assert_eq!(token.expose(), "tok-12345678");
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["token"], REDACTED);
+        assert_eq!(body["access_token"], REDACTED);
+        assert_eq!(body["note"], format!("Bearer {REDACTED}"));
+        assert_eq!(body["expires_in"], 300);
+    }
+
+    #[test]
+    fn pointers_are_tried_in_order_and_unusable_values_skipped() {
+        let mut r = answer(200, r#"{"token":"","access_token":"second-choice","nested":{"t":"x y"}}"#);
+        let token = keep_token(&mut r, &pointers(&["/nested/t", "/token", "/access_token"])).unwrap();
+        assert_eq!(token.expose(), "second-choice");
+    }
+
+    #[test]
+    fn a_2xx_answer_without_a_token_is_withheld_and_errors_pass_through() {
+        let mut no_token = answer(200, r#"{"jwt":"something-secret"}"#);
+        assert!(keep_token(&mut no_token, &pointers(&["/token"])).is_none());
+        assert!(no_token.body.is_empty());
+        let mut not_json = answer(200, "token=abc");
+        assert!(keep_token(&mut not_json, &pointers(&["/token"])).is_none());
+        assert!(not_json.body.is_empty());
+        let mut denied = answer(401, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#);
+        assert!(keep_token(&mut denied, &pointers(&["/token"])).is_none());
+        assert!(String::from_utf8(denied.body).unwrap().contains("UNAUTHORIZED"));
+    }
+
+    #[test]
+    fn token_pointers_are_validated() {
+        assert!(check_token_pointers(&pointers(&["/token", "/access_token"])).is_ok());
+        assert!(check_token_pointers(&[]).is_err());
+        assert!(check_token_pointers(&pointers(&["token"])).is_err());
+        assert!(check_token_pointers(&pointers(&[""])).is_err());
+        assert!(check_token_pointers(&vec!["/a".to_string(); 9]).is_err());
+        assert!(check_token_pointers(&[format!("/{}", "a".repeat(300))]).is_err());
+    }
 }

@@ -8,6 +8,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The short-lived token `/token` hands out for any credential (an OCI token endpoint's answer).
+pub const ISSUED_TOKEN: &str = "derived-token-7f3a91c2e5d4";
+
 #[derive(Default)]
 struct Seen {
     hits: AtomicUsize,
@@ -98,6 +101,18 @@ async fn serve(mut stream: TcpStream, seen: Arc<Seen>) {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 ok("slow ok")
             }
+            "/token" if echoed.is_empty() => {
+                json("401 Unauthorized", r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#)
+            }
+            "/token" => json(
+                "200 OK",
+                &format!(
+                    r#"{{"token":"{ISSUED_TOKEN}","access_token":"{ISSUED_TOKEN}","expires_in":300,"issued_at":"2026-11-27T10:00:00Z"}}"#
+                ),
+            ),
+            "/token-opaque" => json("200 OK", r#"{"jwt":"opaque-derived-secret-0b1c9d"}"#),
+            "/protected" if echoed.iter().any(|v| *v == format!("Bearer {ISSUED_TOKEN}")) => ok("protected ok"),
+            "/protected" => json("401 Unauthorized", r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#),
             "/redirect-metadata" => redirect("http://169.254.169.254/latest/meta-data/"),
             "/redirect-stray" => redirect("https://exfiltrate.example.net/"),
             "/big-declared" => {
@@ -121,6 +136,10 @@ async fn serve(mut stream: TcpStream, seen: Arc<Seen>) {
 
 fn ok(body: &str) -> String {
     format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+}
+
+fn json(status: &str, body: &str) -> String {
+    format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())
 }
 
 fn redirect(to: &str) -> String {
