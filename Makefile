@@ -12,7 +12,7 @@ SCHEMATHESIS_VERSION := 4.32.5
 GUEST_TARGET_DIR := target/guests
 BIN := target/debug/stella-integrations
 
-.PHONY: run test lint fmt build connectors setup python-toolchain python-connector contract bench clean
+.PHONY: run test lint fmt build connectors setup python-toolchain python-connector contract bench clean test-tools
 
 ## Install the wasm target the connectors are built for.
 setup:
@@ -23,7 +23,7 @@ build: setup
 	$(CARGO) build -p stella-integrations
 
 ## Build the connectors as components into target/connectors/.
-BUILTIN_CONNECTORS := in-memory http-probe harbor gitlab gitea jenkins artifact feed-mirror
+BUILTIN_CONNECTORS := in-memory http-probe harbor gitlab gitea jenkins artifact feed-mirror oci-registry github-app
 
 connectors: setup
 	$(CARGO) build --target wasm32-wasip2 --profile guest --target-dir $(GUEST_TARGET_DIR) $(foreach c,$(BUILTIN_CONNECTORS),-p connector-$(c))
@@ -67,10 +67,19 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+## What the connector tests run beside the code, installed from Debian when missing: the CNCF
+## distribution registry and htpasswd (the oci-registry tests start a real registry on a free
+## loopback port), and openssl (the github-app tests make an RSA app key).
+test-tools:
+	@command -v docker-registry >/dev/null && command -v htpasswd >/dev/null && command -v openssl >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends docker-registry apache2-utils openssl; }
+
 ## Every test: formatting, lints, unit and integration tests (the sandbox runs real components,
-## the stores run on SQLite and on the local PostgreSQL, events go to the local NATS), then the
+## the stores run on SQLite and on the local PostgreSQL, events go to the local NATS, the
+## oci-registry connector against a real registry), then the
 ## schemathesis contract run against the real binary.
-test: setup lint python-connector
+test: setup lint python-connector test-tools
 	STELLA_PYTHON_CONNECTOR=$(CURDIR)/target/connectors/python-example.wasm $(CARGO) test --workspace
 	$(MAKE) contract
 

@@ -14,6 +14,8 @@ const CONNECTORS: &[(&str, &str)] = &[
     ("jenkins", "connector-jenkins"),
     ("artifact", "connector-artifact"),
     ("feed-mirror", "connector-feed-mirror"),
+    ("oci-registry", "connector-oci-registry"),
+    ("github-app", "connector-github-app"),
 ];
 
 fn main() {

@@ -4,6 +4,7 @@
 //! failures: wrong credential, missing permission, rate limit, outage, another product at the same
 //! URL, a private CA.
 
+mod registry;
 mod stub;
 
 use std::sync::Arc;
@@ -23,12 +24,18 @@ const AUTH_REF: &str = "ref://integrations/test/credential";
 struct Harness {
     sandbox: Sandbox,
     connector: LoadedConnector,
+    /// The AuthRef's secret, which must never show in a result or a record.
+    secret: String,
 }
 
 impl Harness {
     fn new(provider: &str) -> Self {
+        Self::with_secret(provider, SECRET)
+    }
+
+    fn with_secret(provider: &str, secret: &str) -> Self {
         let mut secrets = StaticSecretResolver::default();
-        secrets.insert(AuthRef::parse(AUTH_REF).unwrap(), SecretValue::new(SECRET.into()));
+        secrets.insert(AuthRef::parse(AUTH_REF).unwrap(), SecretValue::new(secret.into()));
         let mut network = NetworkPolicy::default();
         network.allow.push("127.0.0.1/32".parse().unwrap());
         let config = SandboxConfig {
@@ -44,7 +51,14 @@ impl Harness {
             .unwrap_or_else(|| panic!("`{provider}` is not a built-in connector"));
         let connector = sandbox.load(wasm, ConnectorSource::BuiltIn).unwrap();
         assert_eq!(connector.provider(), provider);
-        Self { sandbox, connector }
+        Self { sandbox, connector, secret: secret.to_string() }
+    }
+
+    /// Fails if any line of the secret (a PEM key has many) shows in the printed outcome.
+    fn assert_no_secret(&self, printed: &str) {
+        for line in self.secret.lines().filter(|l| l.len() >= 16 && !l.starts_with("-----")) {
+            assert!(!printed.contains(line), "the secret leaked into the result or the record: {printed}");
+        }
     }
 
     fn integration(&self, kind: IntegrationType, base_url: &str, configuration: Value) -> ConnectionConfig {
@@ -62,15 +76,13 @@ impl Harness {
 
     async fn test(&self, config: &ConnectionConfig) -> TestOutcome {
         let invocation = self.sandbox.test_connection(&self.connector, config).await;
-        let printed = format!("{:?} {:?}", invocation.result, invocation.record);
-        assert!(!printed.contains(SECRET), "the secret leaked into the result or the record: {printed}");
+        self.assert_no_secret(&format!("{:?} {:?}", invocation.result, invocation.record));
         invocation.result
     }
 
     async fn health(&self, config: &ConnectionConfig) -> HealthOutcome {
         let invocation = self.sandbox.check_health(&self.connector, config).await;
-        let printed = format!("{:?} {:?}", invocation.result, invocation.record);
-        assert!(!printed.contains(SECRET), "the secret leaked into the result or the record: {printed}");
+        self.assert_no_secret(&format!("{:?} {:?}", invocation.result, invocation.record));
         invocation.result
     }
 }
@@ -426,6 +438,10 @@ mod harbor {
         let outcome = h.test(&config).await;
         assert!(outcome.success, "{outcome:?}");
         assert!(stub.seen().iter().all(|s| s.path != "/api/v2.0/users/current"));
+        // The pull token in the token service's answer stays in the host.
+        let record = h.sandbox.test_connection(&h.connector, &config).await.record;
+        assert!(record.host_calls.iter().any(|c| c.token_kept && c.target.ends_with("/service/token")), "{record:?}");
+        assert!(!format!("{record:?}").contains("eyJhbGciOiJSUzI1NiJ9"));
         let token_request = stub.seen().into_iter().find(|s| s.path.starts_with("/service/token")).unwrap();
         let robot_basic = format!("Basic {}", b64(&format!("robot$ci:{SECRET}")));
         assert_eq!(token_request.header("authorization"), Some(robot_basic.as_str()));
@@ -770,6 +786,21 @@ mod gitea {
         serve_gitea(&stub, "9.0.0+gitea-1.22.0");
         let outcome = h.test(&config).await;
         assert!(outcome.success && outcome.steps[2].message.starts_with("Forgejo"), "{outcome:?}");
+
+        // `REQUIRE_SIGNIN_VIEW`: Gitea refuses anonymous callers, `/version` included, with its
+        // own message; the version is then read with the token.
+        let refused = json!({"message": "Only signed in user is allowed to call APIs.", "url": "https://git.example.com/api/swagger"});
+        stub.on("GET", "/api/v1/version", Canned::json(403, refused.clone()))
+            .on("GET", "/api/v1/settings/api", Canned::json(403, refused))
+            .on_authorized("GET", "/api/v1/version", Canned::json(200, json!({"version": "1.22.3"})));
+        let outcome = h.test(&config).await;
+        assert!(outcome.success, "{outcome:?}");
+        assert_eq!(outcome.facts.provider_version.as_deref(), Some("1.22.3"));
+        // Any other 403 is still not Gitea, and gets no token.
+        let before = stub.seen().len();
+        stub.on("GET", "/api/v1/version", Canned::json(403, json!({"message": "Forbidden"})));
+        assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-gitea");
+        assert!(stub.seen()[before..].iter().all(|s| s.header("authorization").is_none()));
     }
 
     #[tokio::test]
@@ -1035,6 +1066,19 @@ mod feed_mirror {
         let health = h.health(&config).await;
         assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::ProviderDown)));
 
+        // An index dated days ahead says a clock is wrong: its age is not trusted.
+        stub.on("GET", "/index.json", index(&format!("{}T00:00:00Z", date_in(3))));
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::ProviderMismatch, "fresh");
+        assert!(outcome.message.contains("future"), "{outcome:?}");
+        // A number where the timestamp belongs is an error, not a fall back on Last-Modified.
+        stub.on(
+            "GET",
+            "/index.json",
+            Canned::json(200, json!({"generated": 1795000000})).header("Last-Modified", &http_date(0)),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "fresh");
+
         // Without a timestamp in the index, Last-Modified tells the age.
         stub.on(
             "GET",
@@ -1099,5 +1143,515 @@ mod feed_mirror {
                 "configuration",
             );
         }
+    }
+}
+
+mod oci_registry {
+    use super::*;
+    use crate::registry::Registry;
+
+    const OTHER_PASSWORD: &str = "another-users-password";
+
+    fn step<'a>(outcome: &'a TestOutcome, name: &str) -> &'a str {
+        &outcome.steps.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no step {name}: {outcome:?}")).message
+    }
+
+    #[tokio::test]
+    async fn the_real_registry_accepts_the_right_password_and_finds_the_repository() {
+        let registry = Registry::start(&[("ci-bot", SECRET), ("someone", OTHER_PASSWORD)]);
+        registry.push("ci-bot", SECRET, "team/app", "1.0").await;
+        let h = Harness::new("oci-registry");
+        let with = |configuration: Value| {
+            let mut c = configuration;
+            c["caCertificates"] = json!(registry.ca_pem);
+            h.integration(IntegrationType::Registry, &registry.url, c)
+        };
+
+        let config = with(json!({"username": "ci-bot", "repository": "team/app"}));
+        let outcome = h.test(&config).await;
+        assert!(outcome.success, "{outcome:?}");
+        assert_eq!(step_names(&outcome), ["configuration", "reachable", "is-registry", "credential", "repository"]);
+        assert!(step(&outcome, "is-registry").contains("registry/2.0"), "{outcome:?}");
+        assert!(step(&outcome, "credential").contains("Basic"), "{outcome:?}");
+        assert!(step(&outcome, "repository").contains("it has tags"), "{outcome:?}");
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Healthy, None), "{health:?}");
+        // Health is cheap: the repository is not listed.
+        assert!(!health.steps.iter().any(|s| s.name == "repository"), "{health:?}");
+
+        // The wrong password (the AuthRef's secret is not `someone`'s).
+        let wrong = with(json!({"username": "someone", "repository": "team/app"}));
+        let outcome = h.test(&wrong).await;
+        assert_failed(&outcome, FailureClass::Auth, "credential");
+        assert!(outcome.message.contains("UNAUTHORIZED"), "{outcome:?}");
+        let health = h.health(&wrong).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Unhealthy, Some(FailureClass::Auth)));
+
+        // A repository that does not exist.
+        let missing = with(json!({"username": "ci-bot", "repository": "team/nothing-here"}));
+        let outcome = h.test(&missing).await;
+        assert_failed(&outcome, FailureClass::NotFound, "repository");
+        assert!(outcome.message.contains("NAME_UNKNOWN"), "{outcome:?}");
+
+        // No credential at all: the registry requires one.
+        let mut anonymous = with(json!({}));
+        anonymous.auth_ref = None;
+        assert_failed(&h.test(&anonymous).await, FailureClass::Auth, "credential");
+    }
+
+    #[tokio::test]
+    async fn the_registry_certificate_needs_its_private_ca() {
+        let registry = Registry::start(&[("ci-bot", SECRET)]);
+        let h = Harness::new("oci-registry");
+        let config = h.integration(IntegrationType::Registry, &registry.url, json!({"username": "ci-bot"}));
+        assert_failed(&h.test(&config).await, FailureClass::Tls, "reachable");
+        let other_ca = crate::stub::PrivateCa::new().ca_pem;
+        let config = h.integration(
+            IntegrationType::Registry,
+            &registry.url,
+            json!({"username": "ci-bot", "caCertificates": other_ca}),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::Tls, "reachable");
+    }
+
+    #[tokio::test]
+    async fn a_stopped_registry_is_unreachable_and_unhealthy() {
+        let mut registry = Registry::start(&[("ci-bot", SECRET)]);
+        let h = Harness::new("oci-registry");
+        let config = h.integration(
+            IntegrationType::Registry,
+            &registry.url,
+            json!({"username": "ci-bot", "caCertificates": registry.ca_pem}),
+        );
+        assert!(h.test(&config).await.success);
+        registry.stop();
+        assert_failed(&h.test(&config).await, FailureClass::Network, "reachable");
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Unhealthy, Some(FailureClass::Network)));
+    }
+
+    /// A registry with a Bearer challenge whose token service is on its own origin (GHCR, Quay,
+    /// ACR, Harbor's registry): the documented `401` with `WWW-Authenticate` and an OCI error body.
+    fn bearer_registry(stub: &Stub, scope_query: &str) -> String {
+        let realm = format!("{}/token", stub.base_url);
+        stub.on(
+            "GET",
+            "/v2/",
+            Canned::json(401, json!({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}))
+                .header("Docker-Distribution-API-Version", "registry/2.0")
+                .header("WWW-Authenticate", &format!(r#"Bearer realm="{realm}",service="stub.registry""#)),
+        );
+        stub.on_authorized(
+            "GET",
+            "/v2/",
+            Canned::json(200, json!({})).header("Docker-Distribution-API-Version", "registry/2.0"),
+        );
+        let token_path = format!("/token?service=stub.registry{scope_query}");
+        stub.on_authorized(
+            "GET",
+            &token_path,
+            Canned::json(
+                200,
+                json!({"token": ISSUED, "access_token": ISSUED, "expires_in": 300, "issued_at": "2026-11-27T10:00:00Z"}),
+            ),
+        );
+        token_path
+    }
+
+    const ISSUED: &str = "issued-registry-token-5d1e0c";
+
+    #[tokio::test]
+    async fn a_bearer_challenge_is_answered_through_the_token_service_and_the_token_stays_in_the_host() {
+        let h = Harness::new("oci-registry");
+        let stub = Stub::start().await;
+        let token_path = bearer_registry(&stub, "&scope=repository%3Ateam%2Fapp%3Apull");
+        stub.on_authorized(
+            "GET",
+            "/v2/team/app/tags/list?n=1",
+            Canned::json(200, json!({"name": "team/app", "tags": ["1.0"]})).header("ratelimit-remaining", "97;w=21600"),
+        );
+        let config =
+            h.integration(IntegrationType::Registry, &stub.base_url, json!({"preset": "ghcr-like-is-not-a-preset"}));
+        assert_failed(&h.test(&config).await, FailureClass::Misconfigured, "configuration");
+
+        let config = h.integration(
+            IntegrationType::Registry,
+            &stub.base_url,
+            json!({"username": "octo", "repository": "team/app"}),
+        );
+        let invocation = h.sandbox.test_connection(&h.connector, &config).await;
+        let printed = format!("{:?} {:?}", invocation.result, invocation.record);
+        assert!(!printed.contains(ISSUED) && !printed.contains(SECRET), "{printed}");
+        let outcome = invocation.result;
+        assert!(outcome.success, "{outcome:?}");
+        assert_eq!(outcome.facts.rate_limit_remaining, Some(97));
+        assert!(step(&outcome, "credential").contains("a token from"), "{outcome:?}");
+        let seen = stub.seen();
+        let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(paths, ["/v2/", token_path.as_str(), "/v2/", "/v2/team/app/tags/list?n=1"]);
+        assert_eq!(seen[0].header("authorization"), None, "nothing is sent before the registry is proven");
+        let basic = format!("Basic {}", super::http_probe::base64_encode(format!("octo:{SECRET}").as_bytes()));
+        assert_eq!(seen[1].header("authorization"), Some(basic.as_str()));
+        let bearer = format!("Bearer {ISSUED}");
+        assert_eq!(seen[2].header("authorization"), Some(bearer.as_str()));
+        assert_eq!(seen[3].header("authorization"), Some(bearer.as_str()));
+        // The audit names the call that yielded the token and the calls that applied it.
+        let calls = &invocation.record.host_calls;
+        assert!(calls.iter().any(|c| c.token_kept && c.target.ends_with("/token")), "{calls:?}");
+        let token_origin = format!("token from {}/token", stub.base_url);
+        assert_eq!(calls.iter().filter(|c| c.auth_ref.as_deref() == Some(token_origin.as_str())).count(), 2);
+
+        // The token service refuses the credential.
+        stub.on_authorized(
+            "GET",
+            &token_path,
+            Canned::json(
+                401,
+                json!({"errors": [{"code": "UNAUTHORIZED", "message": "incorrect username or password"}]}),
+            ),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Auth, "credential");
+        assert!(outcome.message.contains("incorrect username or password"), "{outcome:?}");
+        // ...or answers without a token.
+        stub.on_authorized("GET", &token_path, Canned::json(200, json!({"details": "none"})));
+        assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "credential");
+    }
+
+    #[tokio::test]
+    async fn the_credential_never_goes_to_a_token_service_on_another_origin() {
+        let h = Harness::new("oci-registry");
+        let stub = Stub::start().await;
+        let elsewhere = Stub::start().await;
+        stub.on(
+            "GET",
+            "/v2/",
+            Canned::json(401, json!({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}))
+                .header("Docker-Distribution-API-Version", "registry/2.0")
+                .header("WWW-Authenticate", &format!(r#"Bearer realm="{}/token",service="x""#, elsewhere.base_url)),
+        );
+        let config = h.integration(IntegrationType::Registry, &stub.base_url, json!({"username": "octo"}));
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Misconfigured, "credential");
+        assert!(outcome.message.contains("the credential was not sent"), "{outcome:?}");
+        assert!(elsewhere.seen().is_empty());
+        assert!(stub.seen().iter().all(|s| s.header("authorization").is_none()));
+    }
+
+    #[tokio::test]
+    async fn other_servers_rate_limits_and_outages_are_told_apart() {
+        let h = Harness::new("oci-registry");
+        let stub = Stub::start().await;
+        let config = h.integration(IntegrationType::Registry, &stub.base_url, json!({"username": "octo"}));
+        // A generic web server, and a web server behind Basic auth (no Distribution header, an HTML body).
+        stub.on("GET", "/v2/", Canned::new(200).header("Content-Type", "text/html").body("<html>it works</html>"));
+        assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-registry");
+        stub.on(
+            "GET",
+            "/v2/",
+            Canned::new(401)
+                .header("WWW-Authenticate", r#"Basic realm="intranet""#)
+                .header("Content-Type", "text/html")
+                .body("<html>401 Authorization Required</html>"),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-registry");
+        assert!(stub.seen().iter().all(|s| s.header("authorization").is_none()), "no credential to a stranger");
+        // Docker Hub's documented 429.
+        stub.on(
+            "GET",
+            "/v2/",
+            Canned::json(
+                429,
+                json!({"errors": [{"code": "TOOMANYREQUESTS", "message": "You have reached your pull rate limit."}]}),
+            )
+            .header("Docker-Distribution-API-Version", "registry/2.0")
+            .header("ratelimit-limit", "100;w=21600")
+            .header("ratelimit-remaining", "0;w=21600")
+            .header("Retry-After", "3600"),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::RateLimited, "is-registry");
+        assert!(outcome.message.contains("TOOMANYREQUESTS") && outcome.message.contains("retry after 3600"));
+        assert_eq!(outcome.facts.rate_limit_remaining, Some(0));
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+        stub.on("GET", "/v2/", Canned::new(503));
+        assert_failed(&h.test(&config).await, FailureClass::ProviderDown, "is-registry");
+        assert_failed(
+            &h.test(&h.integration(IntegrationType::Registry, &closed_port(), json!({"username": "u"}))).await,
+            FailureClass::Network,
+            "reachable",
+        );
+    }
+
+    #[tokio::test]
+    async fn configuration_is_checked_before_any_request() {
+        let h = Harness::new("oci-registry");
+        let stub = Stub::start().await;
+        for bad in [
+            json!({"preset": "docker-hub", "username": "u"}),
+            json!({"preset": "acr", "username": "u"}),
+            json!({"preset": "nope", "username": "u"}),
+            json!({}),
+            json!({"username": "a:b"}),
+            json!({"username": "u", "repository": "Team/App"}),
+            json!({"username": "u", "repository": "team/../app"}),
+            json!({"username": "u", "registry": "x"}),
+        ] {
+            let outcome = h.test(&h.integration(IntegrationType::Registry, &stub.base_url, bad.clone())).await;
+            assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        }
+        assert!(stub.seen().is_empty());
+        // ECR's username is always `AWS`; the preset needs none.
+        let ecr = h.integration(IntegrationType::Registry, &stub.base_url, json!({"preset": "ecr"}));
+        assert!(h.test(&ecr).await.message.contains("amazonaws.com"));
+    }
+}
+
+mod github_app {
+    use std::process::Command;
+
+    use super::*;
+
+    const TOKEN: &str = "ghs_16C7e42F292c6912E7710c838347Ae178B4a";
+
+    /// A fresh RSA key as GitHub hands apps theirs (PEM), and its public half (PKCS#1 DER) to
+    /// verify the JWTs the host signs. ring cannot generate RSA keys; openssl can.
+    fn app_key() -> (String, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        let public = dir.path().join("public.der");
+        let status = Command::new("openssl")
+            .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+            .arg(&key)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("`openssl` is not installed: `make test` installs it");
+        assert!(status.success());
+        let status = Command::new("openssl")
+            .args(["rsa", "-RSAPublicKey_out", "-outform", "DER", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&public)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        (std::fs::read_to_string(key).unwrap(), std::fs::read(public).unwrap())
+    }
+
+    fn installation(suspended_at: Value) -> Value {
+        json!({"id": 777, "app_id": 12345, "target_type": "Organization", "account": {"login": "acme", "type": "Organization"},
+               "permissions": {"contents": "read", "metadata": "read"}, "suspended_at": suspended_at})
+    }
+
+    /// GitHub Enterprise Server's documented answers, under `/api/v3`.
+    fn serve_github(stub: &Stub) {
+        stub.on(
+            "GET",
+            "/api/v3/meta",
+            Canned::json(200, json!({"verifiable_password_authentication": false, "installed_version": "3.14.2"}))
+                .header("X-GitHub-Request-Id", "0F3A:1B2C:3D4E:5F60")
+                .header("X-GitHub-Enterprise-Version", "3.14.2"),
+        )
+        .on_authorized(
+            "GET",
+            "/api/v3/app",
+            Canned::json(
+                200,
+                json!({"id": 12345, "slug": "stella-scanner", "name": "Stella Scanner", "owner": {"login": "acme"}}),
+            ),
+        )
+        .on_authorized(
+            "GET",
+            "/api/v3/app/installations?per_page=2",
+            Canned::json(200, json!([installation(Value::Null)])),
+        )
+        .on_authorized("GET", "/api/v3/app/installations/777", Canned::json(200, installation(Value::Null)))
+        .on_authorized("GET", "/api/v3/orgs/acme/installation", Canned::json(200, installation(Value::Null)))
+        .on_authorized(
+            "POST",
+            "/api/v3/app/installations/777/access_tokens",
+            Canned::json(
+                201,
+                json!({"token": TOKEN, "expires_at": "2026-11-28T10:00:00Z",
+                       "permissions": {"contents": "read", "metadata": "read"}, "repository_selection": "selected"}),
+            ),
+        )
+        .on_authorized(
+            "GET",
+            "/api/v3/installation/repositories?per_page=1",
+            Canned::json(200, json!({"total_count": 3, "repositories": [{"full_name": "acme/scanner"}]}))
+                .header("X-RateLimit-Limit", "5000")
+                .header("X-RateLimit-Remaining", "4987"),
+        );
+    }
+
+    fn b64url_decode(text: &str) -> Vec<u8> {
+        let mut bits = 0u32;
+        let mut nbits = 0;
+        let mut out = Vec::new();
+        for c in text.bytes() {
+            let v = match c {
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'-' => 62,
+                b'_' => 63,
+                _ => panic!("not base64url: {text}"),
+            };
+            bits = (bits << 6) | u32::from(v);
+            nbits += 6;
+            if nbits >= 8 {
+                nbits -= 8;
+                out.push((bits >> nbits) as u8);
+                bits &= (1 << nbits) - 1;
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn the_app_jwt_installation_and_token_prove_the_app_works() {
+        let (pem, public) = app_key();
+        let h = Harness::with_secret("github-app", &pem);
+        let stub = Stub::start().await;
+        serve_github(&stub);
+        let config = h.integration(
+            IntegrationType::Scm,
+            &stub.base_url,
+            json!({"appId": 12345, "requiredPermissions": {"contents": "read", "metadata": "read"}}),
+        );
+        let invocation = h.sandbox.test_connection(&h.connector, &config).await;
+        let printed = format!("{:?} {:?}", invocation.result, invocation.record);
+        h.assert_no_secret(&printed);
+        assert!(!printed.contains(TOKEN), "the installation token leaked: {printed}");
+        let outcome = invocation.result;
+        assert!(outcome.success, "{outcome:?}");
+        assert_eq!(
+            step_names(&outcome),
+            ["configuration", "reachable", "is-github", "app", "installation", "access-token", "api"]
+        );
+        assert_eq!(outcome.facts.provider_version.as_deref(), Some("3.14.2"));
+        assert_eq!(outcome.facts.rate_limit_remaining, Some(4987));
+        assert!(outcome.message.contains("stella-scanner") && outcome.message.contains("acme"), "{outcome:?}");
+
+        let seen = stub.seen();
+        assert_eq!(seen[0].header("authorization"), None, "nothing is sent before GitHub is proven");
+        assert!(seen.iter().all(|s| s.header("user-agent").is_some() && s.header("x-github-api-version").is_some()));
+        // The app's requests carry a JWT the host signed with the app's key: RS256, the app id as
+        // issuer, ten minutes of validity at most, backdated a minute.
+        let jwt = seen[1].header("authorization").unwrap().strip_prefix("Bearer ").unwrap().to_string();
+        let parts: Vec<&str> = jwt.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let header: Value = serde_json::from_slice(&b64url_decode(parts[0])).unwrap();
+        assert_eq!(header["alg"], "RS256");
+        let claims: Value = serde_json::from_slice(&b64url_decode(parts[1])).unwrap();
+        assert_eq!(claims["iss"], 12345);
+        let (iat, exp) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
+        assert!(exp - iat <= 600 && exp > iat, "{claims}");
+        ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &public)
+            .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &b64url_decode(parts[2]))
+            .expect("the JWT verifies with the app's public key");
+        // The installation token went only to the API call, applied by the host.
+        let api = seen.iter().find(|s| s.path.starts_with("/api/v3/installation/repositories")).unwrap();
+        assert_eq!(api.header("authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+        assert!(invocation.record.host_calls.iter().any(|c| c.token_kept && c.target.ends_with("/access_tokens")));
+
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Healthy, None), "{health:?}");
+        assert_eq!(health.steps.iter().filter(|s| s.name != "configuration").count(), 3, "{health:?}");
+
+        // The installation found by its account, then by id.
+        for how in [json!({"appId": 12345, "account": "acme"}), json!({"appId": 12345, "installationId": 777})] {
+            let outcome = h.test(&h.integration(IntegrationType::Scm, &stub.base_url, how)).await;
+            assert!(outcome.success, "{outcome:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_permissions_suspension_a_wrong_key_and_rate_limits_are_told_apart() {
+        let (pem, _) = app_key();
+        let h = Harness::with_secret("github-app", &pem);
+        let stub = Stub::start().await;
+        serve_github(&stub);
+        let integration = |c: Value| h.integration(IntegrationType::Scm, &stub.base_url, c);
+
+        let write = integration(json!({"appId": 12345, "requiredPermissions": {"contents": "write"}}));
+        let outcome = h.test(&write).await;
+        assert_failed(&outcome, FailureClass::Permission, "access-token");
+        assert!(outcome.message.contains("contents: write (granted: read)"), "{outcome:?}");
+
+        let config = integration(json!({"appId": 12345, "installationId": 9}));
+        stub.on_authorized("GET", "/api/v3/app/installations/9", Canned::json(404, json!({"message": "Not Found"})));
+        assert_failed(&h.test(&config).await, FailureClass::NotFound, "installation");
+
+        let config = integration(json!({"appId": 12345}));
+        stub.on_authorized(
+            "GET",
+            "/api/v3/app/installations?per_page=2",
+            Canned::json(200, json!([installation(json!("2026-11-01T00:00:00Z"))])),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Permission, "installation");
+        assert!(outcome.message.contains("suspended"), "{outcome:?}");
+        serve_github(&stub);
+
+        // GitHub's primary rate limit: 403 with X-RateLimit-Remaining: 0.
+        stub.on_authorized(
+            "GET",
+            "/api/v3/installation/repositories?per_page=1",
+            Canned::json(403, json!({"message": "API rate limit exceeded for installation ID 777."}))
+                .header("X-RateLimit-Remaining", "0")
+                .header("X-RateLimit-Reset", "1795000000"),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::RateLimited, "api");
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+        serve_github(&stub);
+
+        // GitHub refuses the JWT (another app's key, or a clock far off).
+        stub.on_authorized(
+            "GET",
+            "/api/v3/app",
+            Canned::json(401, json!({"message": "A JSON web token could not be decoded", "documentation_url": "https://docs.github.com/rest"})),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Auth, "app");
+        assert!(outcome.message.contains("could not be decoded") && outcome.message.contains("12345"), "{outcome:?}");
+
+        // A secret that is not a private key.
+        let plain = Harness::new("github-app");
+        let outcome =
+            plain.test(&plain.integration(IntegrationType::Scm, &stub.base_url, json!({"appId": 12345}))).await;
+        assert_failed(&outcome, FailureClass::Misconfigured, "app");
+    }
+
+    #[tokio::test]
+    async fn another_server_gets_no_jwt_and_configuration_is_checked_first() {
+        let (pem, _) = app_key();
+        let h = Harness::with_secret("github-app", &pem);
+        let stub = Stub::start().await;
+        stub.on(
+            "GET",
+            "/api/v3/meta",
+            Canned::new(200).header("Content-Type", "text/html").body("<html>gitweb</html>"),
+        );
+        let config = h.integration(IntegrationType::Scm, &stub.base_url, json!({"appId": 12345}));
+        assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-github");
+        assert!(stub.seen().iter().all(|s| s.header("authorization").is_none()));
+        let requests = stub.seen().len();
+        for bad in [
+            json!({}),
+            json!({"appId": -1}),
+            json!({"appId": 12345, "installationId": 1, "account": "acme"}),
+            json!({"appId": 12345, "account": "../admin"}),
+            json!({"appId": 12345, "requiredPermissions": {"contents": "owner"}}),
+            json!({"appId": 12345, "privateKey": "x"}),
+        ] {
+            let outcome = h.test(&h.integration(IntegrationType::Scm, &stub.base_url, bad)).await;
+            assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        }
+        assert_eq!(stub.seen().len(), requests);
     }
 }

@@ -25,23 +25,14 @@ struct FeedMirror;
 const KEYS: &[&str] = &["indexPath", "maxAgeHours", "timestampPointer", "mirrorHosts", "username", "caCertificates"];
 const TIMESTAMP_POINTERS: &[&str] = &["/generated", "/updated", "/timestamp", "/lastModified"];
 
+/// How far ahead of this host's clock an index's date may be.
+const MAX_CLOCK_SKEW_SECS: i64 = 3600;
+
 struct Settings {
     index_url: String,
     max_age_hours: u64,
     timestamp_pointer: Option<String>,
     username: Option<String>,
-}
-
-/// The host of an `http(s)://host[:port]/…` URL, lower-case.
-fn host_of(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host = if authority.starts_with('[') {
-        authority.split_inclusive(']').next()?
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    };
-    Some(host.to_ascii_lowercase())
 }
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
@@ -54,7 +45,7 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
         }
     };
     let base = config.base_url.as_deref().ok_or("the integration has no base URL (the mirror)")?.trim_end_matches('/');
-    let host = host_of(base).ok_or("the base URL has no host")?;
+    let host = stella_connector_sdk::url::host(base).ok_or("the base URL has no host")?;
     if let Some(list) = c.get("mirrorHosts").filter(|v| !v.is_null()) {
         let hosts = list
             .as_array()
@@ -120,15 +111,17 @@ fn run(config: &ConnectionConfig, report: &mut Report) -> Result<(), Failed> {
         Some(p) => vec![p.as_str()],
         None => TIMESTAMP_POINTERS.to_vec(),
     };
-    let from_index = pointers.iter().find_map(|p| Some((*p, index.pointer(p)?.as_str()?)));
+    // The first pointer present decides: a number or anything but an RFC 3339 string there is an
+    // error, not a reason to fall back on Last-Modified.
+    let from_index = pointers.iter().find_map(|p| Some((*p, index.pointer(p)?)));
     let stamped = match from_index {
-        Some((pointer, text)) => match checks::parse_time(text) {
-            Some(t) => Some((t, format!("`{pointer}` = {text}"))),
+        Some((pointer, value)) => match value.as_str().and_then(checks::parse_time) {
+            Some(t) => Some((t, format!("`{pointer}` = {}", value.as_str().unwrap_or_default()))),
             None => {
                 return Err((
                     FailureClass::ProviderMismatch,
                     "fresh",
-                    format!("`{pointer}` is not an RFC 3339 time: `{text}`"),
+                    format!("`{pointer}` is not an RFC 3339 time: `{value}`"),
                 ));
             }
         },
@@ -143,6 +136,15 @@ fn run(config: &ConnectionConfig, report: &mut Report) -> Result<(), Failed> {
             "the index has no timestamp and no Last-Modified header: its age cannot be told".into(),
         ));
     };
+    // A little skew is normal; an index dated well ahead says a clock is wrong, and its age
+    // cannot be trusted.
+    if at - checks::now() > MAX_CLOCK_SKEW_SECS {
+        return Err((
+            FailureClass::ProviderMismatch,
+            "fresh",
+            format!("the index is dated in the future ({source}): the mirror's clock or this host's is wrong"),
+        ));
+    }
     let age_hours = (checks::now() - at).max(0) / 3600;
     if age_hours as u64 > s.max_age_hours {
         return Err((

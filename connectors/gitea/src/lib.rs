@@ -5,7 +5,9 @@
 //! - `reachable`, `is-gitea`: `GET /api/v1/version` answers with a `version` (Forgejo's reads
 //!   `9.0.0+gitea-1.22.0`) and `GET /api/v1/settings/api` with Gitea's API settings
 //!   (`max_response_items`); both are served without a credential, so nothing secret is sent
-//!   before the server is known to be Gitea;
+//!   before the server is known to be Gitea. A Gitea with `REQUIRE_SIGNIN_VIEW` refuses even
+//!   these with its own 403 message (`Only signed in user is allowed to call APIs.`): that
+//!   identifies it, and the version is asked with the token;
 //! - `credential`: `GET /api/v1/user` names the token's user (401 `auth`; 403, a token without
 //!   the `read:user` scope, `permission`);
 //! - `repository` (when `repository` is configured): `GET /api/v1/repos/{owner}/{name}` is
@@ -63,9 +65,21 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     Ok(Settings { base, repository, needs_push })
 }
 
-/// Gitea's error body: `{"message": "…", "url": "https://…/api/swagger"}`.
+/// What Gitea answers every anonymous API call, `/version` included, when `REQUIRE_SIGNIN_VIEW`
+/// is set.
+const SIGN_IN_REQUIRED: &str = "Only signed in user is allowed to call APIs.";
+
+/// The `message` of Gitea's error body: `{"message": "…", "url": "https://…/api/swagger"}`.
+fn message_of(response: &Response) -> Option<String> {
+    response.json().ok().and_then(|b| b.get("message")?.as_str().map(str::to_string))
+}
+
+fn version_of(response: &Response) -> Option<String> {
+    response.json().ok().and_then(|b| b.get("version")?.as_str().map(str::to_string))
+}
+
 fn refusal(step: &'static str, response: &Response) -> Failed {
-    let message = response.json().ok().and_then(|b| b.get("message")?.as_str().map(str::to_string));
+    let message = message_of(response);
     let detail = message.map(|m| format!(" ({m})")).unwrap_or_default();
     (checks::status_failure(response.status), step, format!("{}{detail}", checks::describe_status(response)))
 }
@@ -82,34 +96,6 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     if version.status >= 500 || version.status == 429 {
         return Err(refusal("is-gitea", &version));
     }
-    let v = version.json().ok().and_then(|b| b.get("version")?.as_str().map(str::to_string));
-    let Some(v) = v.filter(|_| version.status == 200) else {
-        return Err((
-            FailureClass::ProviderMismatch,
-            "is-gitea",
-            format!(
-                "`/api/v1/version` answered {} without a version: this is not Gitea",
-                checks::describe_status(&version)
-            ),
-        ));
-    };
-    if full {
-        let api = anonymous("/api/v1/settings/api").map_err(|e| (e.failure_class(), "is-gitea", e.to_string()))?;
-        if api.status != 200 || !api.json().is_ok_and(|b| b.get("max_response_items").is_some_and(Value::is_u64)) {
-            return Err((
-                FailureClass::ProviderMismatch,
-                "is-gitea",
-                format!(
-                    "`/api/v1/settings/api` answered {} without Gitea's API settings",
-                    checks::describe_status(&api)
-                ),
-            ));
-        }
-    }
-    let product = if v.contains("+gitea-") { "Forgejo" } else { "Gitea" };
-    report.facts.provider_version = Some(v.clone());
-    report.pass("is-gitea", format!("{product} {v}"));
-
     let token = match secrets::integration_secret(config) {
         Some(Ok(token)) => token,
         Some(Err(e)) => return Err((e.failure_class(), "credential", format!("the AuthRef: {e}"))),
@@ -121,6 +107,47 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
             .secret_header("Authorization", Some("token "), &token)
             .send()
     };
+    let v = if version.status == 403 && message_of(&version).as_deref() == Some(SIGN_IN_REQUIRED) {
+        // `REQUIRE_SIGNIN_VIEW`: Gitea's own refusal identifies it; the version needs the token.
+        let signed_in = get("/api/v1/version").map_err(|e| (e.failure_class(), "is-gitea", e.to_string()))?;
+        if signed_in.status != 200 {
+            return Err(refusal("credential", &signed_in));
+        }
+        version_of(&signed_in).ok_or((
+            FailureClass::ProviderMismatch,
+            "is-gitea",
+            "`/api/v1/version` answered a signed-in caller without a version: this is not Gitea".to_string(),
+        ))?
+    } else {
+        let Some(v) = version_of(&version).filter(|_| version.status == 200) else {
+            return Err((
+                FailureClass::ProviderMismatch,
+                "is-gitea",
+                format!(
+                    "`/api/v1/version` answered {} without a version: this is not Gitea",
+                    checks::describe_status(&version)
+                ),
+            ));
+        };
+        if full {
+            let api = anonymous("/api/v1/settings/api").map_err(|e| (e.failure_class(), "is-gitea", e.to_string()))?;
+            if api.status != 200 || !api.json().is_ok_and(|b| b.get("max_response_items").is_some_and(Value::is_u64)) {
+                return Err((
+                    FailureClass::ProviderMismatch,
+                    "is-gitea",
+                    format!(
+                        "`/api/v1/settings/api` answered {} without Gitea's API settings",
+                        checks::describe_status(&api)
+                    ),
+                ));
+            }
+        }
+        v
+    };
+    let product = if v.contains("+gitea-") { "Forgejo" } else { "Gitea" };
+    report.facts.provider_version = Some(v.clone());
+    report.pass("is-gitea", format!("{product} {v}"));
+
     let me = get("/api/v1/user").map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
     if me.status != 200 {
         return Err(refusal("credential", &me));

@@ -162,18 +162,26 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<(),
     };
     // Harbor's API treats wrong Basic credentials as an anonymous caller, so an API listing would
     // answer 200 to a revoked robot. Its registry token service, which `docker login` uses,
-    // answers 401 instead. (Its 200 body holds a short-lived pull token, which is not kept.)
+    // answers 401 instead. Its 200 body holds a short-lived pull token: the host keeps it (and
+    // redacts it from the body), so it never enters the connector; it is not used further.
     let (url, what) = if s.robot {
         (format!("{}/service/token?service=harbor-registry", s.base), "the robot account")
     } else {
         (format!("{}/api/v2.0/users/current", s.base), "the user")
     };
-    let answer = get(&url, &s, Some(secret)).map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
+    let answer = if s.robot {
+        let request = http::get(&url).header("Accept", "application/json").basic(user, secret);
+        request.send_for_token(&["/token", "/access_token"]).map(|(answer, _token)| answer)
+    } else {
+        get(&url, &s, Some(secret))
+    };
+    let answer = answer.map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
     match answer.status {
         200 if s.robot => report.pass("credential", format!("{what} `{user}` is accepted")),
         200 => {
             let name = answer.json().ok().and_then(|b| b.get("username")?.as_str().map(str::to_string));
-            if name.as_deref() != Some(user) {
+            // LDAP and OIDC sign-ins may differ in case from the account Harbor stores.
+            if !name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(user)) {
                 return Err((
                     FailureClass::ProviderMismatch,
                     "credential",

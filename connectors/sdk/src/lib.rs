@@ -48,6 +48,7 @@ pub mod wit {
 pub mod checks;
 pub mod http;
 mod report;
+pub mod url;
 
 pub use report::{Failed, Report};
 pub use wit::stellaops::integrations::types::{

@@ -57,6 +57,40 @@ struct State {
     seen: Mutex<Vec<Seen>>,
 }
 
+/// A private CA and a server certificate it signed for `localhost` and `127.0.0.1`.
+pub struct PrivateCa {
+    /// The CA certificate, as an integration's `caCertificates` carries it.
+    pub ca_pem: String,
+    pub leaf_pem: String,
+    pub leaf_key_pem: String,
+    pub leaf_der: Vec<u8>,
+    pub leaf_key_der: Vec<u8>,
+}
+
+impl PrivateCa {
+    pub fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        Self {
+            ca_pem: ca_cert.pem(),
+            leaf_pem: leaf.pem(),
+            leaf_key_pem: leaf_key.serialize_pem(),
+            leaf_der: leaf.der().to_vec(),
+            leaf_key_der: leaf_key.serialize_der(),
+        }
+    }
+}
+
 pub struct Stub {
     pub base_url: String,
     /// The private CA that signed a TLS stub's certificate (PEM), as an integration's
@@ -80,27 +114,16 @@ impl Stub {
 
     /// A TLS stub whose certificate (for `127.0.0.1` and `localhost`) a private CA signed.
     pub async fn start_tls() -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap()
-            .signed_by(&leaf_key, &issuer)
-            .unwrap();
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca = PrivateCa::new();
         let config = rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+                vec![rustls::pki_types::CertificateDer::from(ca.leaf_der.clone())],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(ca.leaf_key_der.clone().into()),
             )
             .unwrap();
         let mut stub = Self::serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await;
-        stub.ca_pem = Some(ca_cert.pem());
+        stub.ca_pem = Some(ca.ca_pem);
         stub
     }
 

@@ -1,0 +1,384 @@
+//! The `github-app` connector: GitHub.com or GitHub Enterprise Server (and GitHub Actions), as a
+//! GitHub App whose private key is the AuthRef's secret.
+//!
+//! `test-connection` steps:
+//! - `configuration`: `appId`, how to find the installation, `requiredPermissions`, and the REST
+//!   API root: `https://api.github.com` for GitHub.com (a base URL of `https://github.com` means
+//!   it), `<base URL>/api/v3` for Enterprise Server;
+//! - `reachable`, `is-github`: `GET /meta` without a credential answers with GitHub's metadata
+//!   (`verifiable_password_authentication`) and an `X-GitHub-Request-Id`; Enterprise Server's
+//!   version comes from `X-GitHub-Enterprise-Version` or `installed_version`;
+//! - `app`: the host signs the app's JWT (RS256: `iat` a minute back for clock drift, `exp` nine
+//!   minutes on, `iss` the app id) with the private key, which never enters the connector, and
+//!   `GET /app` names the app (401: the key or the app id is wrong, or the clock is off);
+//! - `installation`: `installationId`, else `account` (`GET /orgs/{account}/installation`, then
+//!   `/users/{account}/installation`), else the app's only installation; a suspended one is
+//!   `permission`;
+//! - `access-token`: `POST /app/installations/{id}/access_tokens`; the token is kept by the host
+//!   (`http.send-for-token`); its permissions must include every `requiredPermissions` entry
+//!   (`read` < `write` < `admin`);
+//! - `api`: `GET /installation/repositories?per_page=1` with the token, which reports the rate
+//!   limit left (`X-RateLimit-Remaining`; exhausted is `degraded`).
+//!
+//! `check-health`: the installation, the access token and the API call (three requests): a
+//! revoked key, an uninstalled or suspended app, or an exhausted rate limit shows.
+//!
+//! Configuration keys: `appId`, `installationId`, `account`, `requiredPermissions`,
+//! `caCertificates` (read by the host).
+
+use serde_json::{Value, json};
+use stella_connector_sdk::crypto::{CryptoError, JwtAlgorithm, sign_jwt};
+use stella_connector_sdk::http::{Response, ResponseExt};
+use stella_connector_sdk::prelude::*;
+use stella_connector_sdk::secrets::Secret;
+
+struct GitHubApp;
+
+const KEYS: &[&str] = &["appId", "installationId", "account", "requiredPermissions", "caCertificates"];
+const LEVELS: &[&str] = &["read", "write", "admin"];
+
+enum Installation {
+    Id(u64),
+    Account(String),
+    Only,
+}
+
+struct Settings {
+    api: String,
+    enterprise: bool,
+    /// The JWT's `iss`: the numeric app id or the app's client id, as configured.
+    app_id: Value,
+    installation: Installation,
+    required: Vec<(String, &'static str)>,
+}
+
+/// The REST API root for a base URL.
+fn api_root(base: &str) -> (String, bool) {
+    let base = base.trim_end_matches('/');
+    match base.to_ascii_lowercase().as_str() {
+        "https://github.com" | "https://www.github.com" | "https://api.github.com" => {
+            ("https://api.github.com".to_string(), false)
+        }
+        lower if lower.ends_with("/api/v3") => (base.to_string(), true),
+        _ => (format!("{base}/api/v3"), true),
+    }
+}
+
+fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
+    let c = configuration_of_keys(config, KEYS)?;
+    let base = config
+        .base_url
+        .as_deref()
+        .ok_or("the integration has no base URL (https://github.com, or your Enterprise Server)")?;
+    if config.auth_ref.is_none() {
+        return Err("a GitHub App needs its private key: set the integration's authRef".into());
+    }
+    let (api, enterprise) = api_root(base);
+    let app_id = match c.get("appId") {
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => Value::Number(n.clone()),
+        // A client id (`Iv23li…`) is accepted as the JWT issuer too.
+        Some(Value::String(s))
+            if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.') =>
+        {
+            Value::String(s.clone())
+        }
+        _ => return Err("`appId` must be the app's numeric id or its client id".into()),
+    };
+    let installation = match (c.get("installationId"), c.get("account")) {
+        (Some(Value::Number(n)), None) if n.as_u64().is_some_and(|n| n > 0) => Installation::Id(n.as_u64().unwrap()),
+        (Some(_), None) => return Err("`installationId` must be a positive number".into()),
+        (None, Some(Value::String(a)))
+            if !a.is_empty()
+                && a.len() <= 39
+                && !a.starts_with('-')
+                && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+        {
+            Installation::Account(a.clone())
+        }
+        (None, Some(_)) => return Err("`account` must be a GitHub organization or user login".into()),
+        (None, None) => Installation::Only,
+        (Some(_), Some(_)) => return Err("set `installationId` or `account`, not both".into()),
+    };
+    let required = match c.get("requiredPermissions") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(map)) => {
+            let mut required = Vec::new();
+            for (name, level) in map {
+                let level = level
+                    .as_str()
+                    .and_then(|l| LEVELS.iter().find(|x| **x == l))
+                    .ok_or_else(|| format!("`requiredPermissions.{name}` must be one of {}", LEVELS.join(", ")))?;
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                    return Err(format!("`{name}` is not a GitHub App permission name"));
+                }
+                required.push((name.clone(), *level));
+            }
+            required
+        }
+        Some(_) => return Err("`requiredPermissions` must be an object such as {\"contents\": \"read\"}".into()),
+    };
+    Ok(Settings { api, enterprise, app_id, installation, required })
+}
+
+/// GitHub's documented headers: the JSON media type, the API version, and a User-Agent, without
+/// which GitHub refuses a request.
+fn github(request: http::RequestBuilder<'_>) -> http::RequestBuilder<'_> {
+    request
+        .header("Accept", "application/vnd.github+json")
+        .header("X-GitHub-Api-Version", "2022-11-28")
+        .header("User-Agent", "stellaops-integration-catalog")
+}
+
+/// GitHub's refusal: its `message`, and a rate limit told apart from a permission (GitHub answers
+/// an exhausted limit with 403 or 429 and `X-RateLimit-Remaining: 0`, a secondary limit with
+/// `Retry-After`).
+fn refusal(step: &'static str, response: &Response) -> Failed {
+    let limited = response.status == 429
+        || (response.status == 403
+            && (response.header("x-ratelimit-remaining") == Some("0") || response.header("retry-after").is_some()));
+    let class = if limited { FailureClass::RateLimited } else { checks::status_failure(response.status) };
+    let message = response.json().ok().and_then(|b| b.get("message")?.as_str().map(str::to_string));
+    let detail = message.map(|m| format!(" ({m})")).unwrap_or_default();
+    (class, step, format!("{}{detail}", checks::describe_status(response)))
+}
+
+fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<String, Failed> {
+    let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
+    report.pass("configuration", format!("the REST API at {}", s.api));
+
+    if full {
+        let meta = github(http::get(&format!("{}/meta", s.api)))
+            .send()
+            .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.api)))?;
+        report.pass("reachable", format!("{} answered", s.api));
+        if meta.status >= 500 || meta.status == 429 || meta.status == 403 {
+            return Err(refusal("is-github", &meta));
+        }
+        let body = meta.json().ok().filter(|_| meta.status == 200);
+        let is_github = meta.header("x-github-request-id").is_some()
+            && body.as_ref().is_some_and(|b| b.get("verifiable_password_authentication").is_some());
+        if !is_github {
+            return Err((
+                FailureClass::ProviderMismatch,
+                "is-github",
+                format!(
+                    "`/meta` answered {} without GitHub's metadata: this is not GitHub's API",
+                    checks::describe_status(&meta)
+                ),
+            ));
+        }
+        let version = meta
+            .header("x-github-enterprise-version")
+            .map(str::to_string)
+            .or_else(|| body.as_ref().and_then(|b| b.get("installed_version")?.as_str().map(str::to_string)));
+        let product = match (&version, s.enterprise) {
+            (Some(v), _) => format!("GitHub Enterprise Server {v}"),
+            (None, true) => "GitHub Enterprise Server (version not disclosed)".to_string(),
+            (None, false) => "GitHub.com".to_string(),
+        };
+        report.facts.provider_version = version;
+        report.pass("is-github", product);
+    }
+
+    let key = match secrets::integration_secret(config) {
+        Some(Ok(key)) => key,
+        Some(Err(e)) => return Err((e.failure_class(), "app", format!("the AuthRef: {e}"))),
+        None => unreachable!("settings() requires an AuthRef"),
+    };
+    let now = checks::now();
+    let claims = json!({"iat": now - 60, "exp": now + 540, "iss": s.app_id});
+    let jwt = sign_jwt(&key, JwtAlgorithm::Rs256, &claims.to_string()).map_err(|e| match e {
+        CryptoError::InvalidKey(m) => (
+            FailureClass::Misconfigured,
+            "app",
+            format!("the AuthRef's secret is not the app's private key (PEM, as GitHub downloads it): {m}"),
+        ),
+        CryptoError::Denied(m) => (FailureClass::Permission, "app", m),
+        CryptoError::InvalidClaims(m) => (FailureClass::Internal, "app", m),
+    })?;
+    let as_app = |request: http::RequestBuilder<'_>| -> Result<Response, http::HttpError> {
+        github(request).bearer(&jwt).send()
+    };
+    let mut app_name = None;
+    if full {
+        let app =
+            as_app(http::get(&format!("{}/app", s.api))).map_err(|e| (e.failure_class(), "app", e.to_string()))?;
+        if app.status != 200 {
+            let (class, step, message) = refusal("app", &app);
+            let hint = if app.status == 401 {
+                format!(": the private key does not belong to app `{}`, or this host's clock is off", s.app_id)
+            } else {
+                String::new()
+            };
+            return Err((class, step, format!("{message}{hint}")));
+        }
+        let body = app.json().unwrap_or_default();
+        let name = body.get("slug").or(body.get("name")).and_then(Value::as_str).unwrap_or("?").to_string();
+        report.pass("app", format!("the private key signs for app `{name}`"));
+        app_name = Some(name);
+    }
+
+    let (installation_id, account) = find_installation(&s, &as_app)?;
+    report.pass("installation", format!("installation {installation_id} on `{account}`"));
+
+    let (answer, token) = github(http::post(&format!("{}/app/installations/{installation_id}/access_tokens", s.api)))
+        .bearer(&jwt)
+        .send_for_token(&["/token"])
+        .map_err(|e| (e.failure_class(), "access-token", e.to_string()))?;
+    let token = match (answer.status, token) {
+        (201 | 200, Some(token)) => token,
+        (201 | 200, None) => {
+            return Err((
+                FailureClass::ProviderMismatch,
+                "access-token",
+                "GitHub answered without a token".to_string(),
+            ));
+        }
+        _ => return Err(refusal("access-token", &answer)),
+    };
+    let grant = answer.json().unwrap_or_default();
+    let expires = grant.get("expires_at").and_then(Value::as_str).unwrap_or("?").to_string();
+    if full {
+        let granted = grant.get("permissions").cloned().unwrap_or_default();
+        let missing: Vec<String> = s
+            .required
+            .iter()
+            .filter(|(name, level)| {
+                let have = granted.get(name).and_then(Value::as_str).and_then(|l| LEVELS.iter().position(|x| *x == l));
+                have.is_none_or(|have| have < LEVELS.iter().position(|x| x == level).unwrap_or(0))
+            })
+            .map(|(name, level)| {
+                let have = granted.get(name).and_then(Value::as_str).unwrap_or("none");
+                format!("{name}: {level} (granted: {have})")
+            })
+            .collect();
+        if !missing.is_empty() {
+            return Err((
+                FailureClass::Permission,
+                "access-token",
+                format!("the installation lacks permissions: {}", missing.join(", ")),
+            ));
+        }
+    }
+    report.pass("access-token", format!("an installation token, valid until {expires}"));
+
+    let repos = api_call(&s, &token)?;
+    report.facts.rate_limit_remaining = checks::rate_limit_remaining(&repos);
+    let count = repos.json().ok().and_then(|b| b.get("total_count")?.as_u64()).unwrap_or(0);
+    let left = report.facts.rate_limit_remaining.map(|n| format!("; {n} requests left this hour")).unwrap_or_default();
+    report.pass("api", format!("the token reaches {count} repositories{left}"));
+    match app_name {
+        Some(name) => Ok(format!("GitHub App `{name}` works on `{account}`")),
+        None => Ok(format!("the GitHub App works on `{account}`")),
+    }
+}
+
+fn find_installation(
+    s: &Settings,
+    as_app: &dyn Fn(http::RequestBuilder<'_>) -> Result<Response, http::HttpError>,
+) -> Result<(u64, String), Failed> {
+    let get = |path: &str| {
+        as_app(http::get(&format!("{}{path}", s.api))).map_err(|e| (e.failure_class(), "installation", e.to_string()))
+    };
+    let describe = |i: &Value| -> Result<(u64, String), Failed> {
+        let id = i.get("id").and_then(Value::as_u64).ok_or((
+            FailureClass::ProviderMismatch,
+            "installation",
+            "the installation has no id".to_string(),
+        ))?;
+        let account = i.get("account").and_then(|a| a.get("login")).and_then(Value::as_str).unwrap_or("?").to_string();
+        if let Some(when) = i.get("suspended_at").and_then(Value::as_str) {
+            return Err((
+                FailureClass::Permission,
+                "installation",
+                format!("installation {id} on `{account}` has been suspended since {when}"),
+            ));
+        }
+        Ok((id, account))
+    };
+    match &s.installation {
+        Installation::Id(id) => {
+            let answer = get(&format!("/app/installations/{id}"))?;
+            if answer.status == 404 {
+                return Err((FailureClass::NotFound, "installation", format!("the app has no installation {id}")));
+            }
+            if answer.status != 200 {
+                return Err(refusal("installation", &answer));
+            }
+            describe(&answer.json().unwrap_or_default())
+        }
+        Installation::Account(account) => {
+            let mut answer = get(&format!("/orgs/{account}/installation"))?;
+            if answer.status == 404 {
+                answer = get(&format!("/users/{account}/installation"))?;
+            }
+            if answer.status == 404 {
+                return Err((
+                    FailureClass::NotFound,
+                    "installation",
+                    format!("the app is not installed on `{account}`"),
+                ));
+            }
+            if answer.status != 200 {
+                return Err(refusal("installation", &answer));
+            }
+            describe(&answer.json().unwrap_or_default())
+        }
+        Installation::Only => {
+            let answer = get("/app/installations?per_page=2")?;
+            if answer.status != 200 {
+                return Err(refusal("installation", &answer));
+            }
+            let list = answer.json().ok().and_then(|b| b.as_array().cloned()).unwrap_or_default();
+            match list.as_slice() {
+                [] => Err((FailureClass::NotFound, "installation", "the app is not installed anywhere".to_string())),
+                [only] => describe(only),
+                _ => Err((
+                    FailureClass::Misconfigured,
+                    "installation",
+                    "the app has several installations: set `installationId` or `account`".to_string(),
+                )),
+            }
+        }
+    }
+}
+
+fn api_call(s: &Settings, token: &Secret) -> Result<Response, Failed> {
+    let answer = github(http::get(&format!("{}/installation/repositories?per_page=1", s.api)))
+        .bearer(token)
+        .send()
+        .map_err(|e| (e.failure_class(), "api", e.to_string()))?;
+    if answer.status != 200 {
+        return Err(refusal("api", &answer));
+    }
+    Ok(answer)
+}
+
+impl Connector for GitHubApp {
+    fn test_connection(config: &ConnectionConfig) -> TestResult {
+        let mut report = Report::new();
+        let outcome = run(config, &mut report, true);
+        report.conclude(outcome)
+    }
+
+    fn check_health(config: &ConnectionConfig) -> HealthResult {
+        let mut report = Report::new();
+        let outcome = run(config, &mut report, false);
+        checks::health_from_test(report.conclude(outcome))
+    }
+}
+
+register_connector!(GitHubApp);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_root_follows_the_product() {
+        assert_eq!(api_root("https://github.com"), ("https://api.github.com".into(), false));
+        assert_eq!(api_root("https://api.github.com/"), ("https://api.github.com".into(), false));
+        assert_eq!(api_root("https://ghe.example.com"), ("https://ghe.example.com/api/v3".into(), true));
+        assert_eq!(api_root("https://ghe.example.com/api/v3/"), ("https://ghe.example.com/api/v3".into(), true));
+    }
+}
