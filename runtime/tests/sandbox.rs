@@ -17,7 +17,7 @@ use stella_runtime::{
 use test_programs_artifacts::*;
 
 mod stub;
-use stub::{ISSUED_TOKEN, StubServer};
+use stub::{ISSUED_TOKEN, OTHER_CREDENTIALS, StubServer};
 
 const CANARY: &str = "canary-5ecr3t-value-9f8e7d";
 const AUTH_REF: &str = "ref://integrations/test/token";
@@ -381,12 +381,19 @@ async fn derived_token() {
     assert!(step("echo").contains("Bearer [REDACTED]"), "{}", step("echo"));
     assert!(run.record.stdout.contains("Bearer [REDACTED]"));
     assert!(step("bad-pointer").contains("JSON pointer"));
+    // Every credential of an answer is scrubbed, in its body and its headers, not only the token.
+    let multi = step("multi");
+    assert!(multi.contains("\"expires_in\":300") && multi.contains("x-echo: t=[REDACTED]"), "{multi}");
+    for other in OTHER_CREDENTIALS {
+        assert!(!text.contains(other), "{other} leaked: {text}");
+    }
+    assert!(step("short").contains("not taken"));
 
     // The audit says which call yielded a token and which calls applied it.
-    let kept: Vec<_> = run.record.host_calls.iter().filter(|c| c.token_kept).collect();
-    assert_eq!(kept.len(), 1, "{:?}", run.record.host_calls);
-    assert_eq!(kept[0].auth_ref.as_deref(), Some(AUTH_REF));
-    assert!(kept[0].target.ends_with("/token"));
+    let kept: Vec<&str> = run.record.host_calls.iter().filter(|c| c.token_kept).map(|c| c.target.as_str()).collect();
+    assert_eq!(kept, [format!("{}/token", server.url()), format!("{}/token-multi", server.url())]);
+    let first = run.record.host_calls.iter().find(|c| c.token_kept).unwrap();
+    assert_eq!(first.auth_ref.as_deref(), Some(AUTH_REF));
     let applied = run.record.host_calls.iter().find(|c| c.target.ends_with("/protected")).unwrap();
     assert_eq!(applied.auth_ref.as_deref(), Some(origin.as_str()));
     assert!(!applied.token_kept);

@@ -94,7 +94,11 @@ fn closed_port() -> String {
 }
 
 fn step_names(outcome: &TestOutcome) -> Vec<&str> {
-    outcome.steps.iter().map(|s| s.name.as_str()).collect()
+    step_names_of(&outcome.steps)
+}
+
+fn step_names_of(steps: &[stella_runtime::CheckStep]) -> Vec<&str> {
+    steps.iter().map(|s| s.name.as_str()).collect()
 }
 
 #[track_caller]
@@ -1402,9 +1406,34 @@ mod oci_registry {
             assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
         }
         assert!(stub.seen().is_empty());
-        // ECR's username is always `AWS`; the preset needs none.
+        // A preset names the hosts it expects.
         let ecr = h.integration(IntegrationType::Registry, &stub.base_url, json!({"preset": "ecr"}));
         assert!(h.test(&ecr).await.message.contains("amazonaws.com"));
+    }
+
+    #[tokio::test]
+    async fn a_refusal_at_v2_is_about_the_credential() {
+        // ECR's Basic challenge, then its documented refusal of an expired password: 403 DENIED.
+        let h = Harness::new("oci-registry");
+        let stub = Stub::start().await;
+        stub.on(
+            "GET",
+            "/v2/",
+            Canned::json(401, json!({"errors": [{"code": "UNAUTHORIZED", "message": "Not Authorized"}]}))
+                .header("Docker-Distribution-API-Version", "registry/2.0")
+                .header("WWW-Authenticate", r#"Basic realm="https://123456789012.dkr.ecr.eu-west-1.amazonaws.com/",service="ecr.amazonaws.com""#),
+        )
+        .on_authorized(
+            "GET",
+            "/v2/",
+            Canned::json(403, json!({"errors": [{"code": "DENIED", "message": "Your authorization token has expired. Reauthenticate and try again."}]})),
+        );
+        let config = h.integration(IntegrationType::Registry, &stub.base_url, json!({"username": "AWS"}));
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Auth, "credential");
+        assert!(outcome.message.contains("has expired"), "{outcome:?}");
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Unhealthy, Some(FailureClass::Auth)));
     }
 }
 
@@ -1415,15 +1444,17 @@ mod github_app {
 
     const TOKEN: &str = "ghs_16C7e42F292c6912E7710c838347Ae178B4a";
 
-    /// A fresh RSA key as GitHub hands apps theirs (PEM), and its public half (PKCS#1 DER) to
-    /// verify the JWTs the host signs. ring cannot generate RSA keys; openssl can.
+    /// A fresh RSA key as GitHub hands apps theirs (PKCS#1 PEM, `BEGIN RSA PRIVATE KEY`), and its
+    /// public half (PKCS#1 DER) to verify the JWTs the host signs. ring cannot generate RSA keys;
+    /// openssl can.
     fn app_key() -> (String, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("key.pem");
         let public = dir.path().join("public.der");
         let status = Command::new("openssl")
-            .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+            .args(["genrsa", "-traditional", "-out"])
             .arg(&key)
+            .arg("2048")
             .stderr(std::process::Stdio::null())
             .status()
             .expect("`openssl` is not installed: `make test` installs it");
@@ -1549,7 +1580,8 @@ mod github_app {
         let claims: Value = serde_json::from_slice(&b64url_decode(parts[1])).unwrap();
         assert_eq!(claims["iss"], 12345);
         let (iat, exp) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
-        assert!(exp - iat <= 600 && exp > iat, "{claims}");
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        assert!((now - 90..=now - 30).contains(&iat) && exp - iat <= 600 && exp > now, "{claims}");
         ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &public)
             .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &b64url_decode(parts[2]))
             .expect("the JWT verifies with the app's public key");
@@ -1560,13 +1592,26 @@ mod github_app {
 
         let health = h.health(&config).await;
         assert_eq!((health.status, health.failure), (HealthStatus::Healthy, None), "{health:?}");
-        assert_eq!(health.steps.iter().filter(|s| s.name != "configuration").count(), 3, "{health:?}");
+        assert_eq!(step_names_of(&health.steps), ["configuration", "installation", "access-token", "api"]);
 
-        // The installation found by its account, then by id.
+        // The installation found by its account, then by id; with an id, health is two requests.
         for how in [json!({"appId": 12345, "account": "acme"}), json!({"appId": 12345, "installationId": 777})] {
             let outcome = h.test(&h.integration(IntegrationType::Scm, &stub.base_url, how)).await;
             assert!(outcome.success, "{outcome:?}");
         }
+        let by_id = h.integration(IntegrationType::Scm, &stub.base_url, json!({"appId": 12345, "installationId": 777}));
+        let before = stub.seen().len();
+        let health = h.health(&by_id).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Healthy, None), "{health:?}");
+        assert_eq!(stub.seen().len() - before, 2);
+        // A suspended installation answers the token request 403.
+        stub.on_authorized(
+            "POST",
+            "/api/v3/app/installations/777/access_tokens",
+            Canned::json(403, json!({"message": "This installation has been suspended"})),
+        );
+        let health = h.health(&by_id).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Unhealthy, Some(FailureClass::Permission)));
     }
 
     #[tokio::test]
@@ -1608,7 +1653,40 @@ mod github_app {
         assert_failed(&h.test(&config).await, FailureClass::RateLimited, "api");
         let health = h.health(&config).await;
         assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+        // A secondary limit: 403 with only the message, or 429 with Retry-After.
+        stub.on_authorized(
+            "GET",
+            "/api/v3/installation/repositories?per_page=1",
+            Canned::json(403, json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."})),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::RateLimited, "api");
+        stub.on_authorized(
+            "GET",
+            "/api/v3/installation/repositories?per_page=1",
+            Canned::json(429, json!({"message": "Too many requests"})).header("Retry-After", "60"),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::RateLimited, "api");
         serve_github(&stub);
+
+        // An app installed on a user account: the organization lookup is 404, the user's is found.
+        stub.on_authorized(
+            "GET",
+            "/api/v3/orgs/octocat/installation",
+            Canned::json(404, json!({"message": "Not Found"})),
+        )
+        .on_authorized(
+            "GET",
+            "/api/v3/users/octocat/installation",
+            Canned::json(200, installation(Value::Null)),
+        );
+        let user = integration(json!({"appId": 12345, "account": "octocat"}));
+        assert!(h.test(&user).await.success);
+        stub.on_authorized(
+            "GET",
+            "/api/v3/users/octocat/installation",
+            Canned::json(404, json!({"message": "Not Found"})),
+        );
+        assert_failed(&h.test(&user).await, FailureClass::NotFound, "installation");
 
         // GitHub refuses the JWT (another app's key, or a clock far off).
         stub.on_authorized(

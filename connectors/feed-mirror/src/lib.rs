@@ -111,9 +111,9 @@ fn run(config: &ConnectionConfig, report: &mut Report) -> Result<(), Failed> {
         Some(p) => vec![p.as_str()],
         None => TIMESTAMP_POINTERS.to_vec(),
     };
-    // The first pointer present decides: a number or anything but an RFC 3339 string there is an
-    // error, not a reason to fall back on Last-Modified.
-    let from_index = pointers.iter().find_map(|p| Some((*p, index.pointer(p)?)));
+    // The first pointer present (and not null) decides: a number or anything but an RFC 3339
+    // string there is an error, not a reason to fall back on Last-Modified.
+    let from_index = pointers.iter().find_map(|p| Some((*p, index.pointer(p).filter(|v| !v.is_null())?)));
     let stamped = match from_index {
         Some((pointer, value)) => match value.as_str().and_then(checks::parse_time) {
             Some(t) => Some((t, format!("`{pointer}` = {}", value.as_str().unwrap_or_default()))),
@@ -121,7 +121,10 @@ fn run(config: &ConnectionConfig, report: &mut Report) -> Result<(), Failed> {
                 return Err((
                     FailureClass::ProviderMismatch,
                     "fresh",
-                    format!("`{pointer}` is not an RFC 3339 time: `{value}`"),
+                    format!(
+                        "`{pointer}` is not an RFC 3339 time: `{}`",
+                        value.to_string().chars().take(64).collect::<String>()
+                    ),
                 ));
             }
         },

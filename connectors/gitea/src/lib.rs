@@ -110,8 +110,17 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     let v = if version.status == 403 && message_of(&version).as_deref() == Some(SIGN_IN_REQUIRED) {
         // `REQUIRE_SIGNIN_VIEW`: Gitea's own refusal identifies it; the version needs the token.
         let signed_in = get("/api/v1/version").map_err(|e| (e.failure_class(), "is-gitea", e.to_string()))?;
-        if signed_in.status != 200 {
-            return Err(refusal("credential", &signed_in));
+        match signed_in.status {
+            200 => {}
+            401 | 403 => return Err(refusal("credential", &signed_in)),
+            429 | 500..=599 => return Err(refusal("is-gitea", &signed_in)),
+            _ => {
+                return Err((
+                    FailureClass::ProviderMismatch,
+                    "is-gitea",
+                    format!("`/api/v1/version` answered a signed-in caller {}", checks::describe_status(&signed_in)),
+                ));
+            }
         }
         version_of(&signed_in).ok_or((
             FailureClass::ProviderMismatch,

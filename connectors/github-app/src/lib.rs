@@ -20,8 +20,9 @@
 //! - `api`: `GET /installation/repositories?per_page=1` with the token, which reports the rate
 //!   limit left (`X-RateLimit-Remaining`; exhausted is `degraded`).
 //!
-//! `check-health`: the installation, the access token and the API call (three requests): a
-//! revoked key, an uninstalled or suspended app, or an exhausted rate limit shows.
+//! `check-health`: the access token and the API call (two requests; one or two more when the
+//! installation is found by account, organization then user, or as the only one): a revoked key,
+//! an uninstalled or suspended app, or an exhausted rate limit shows.
 //!
 //! Configuration keys: `appId`, `installationId`, `account`, `requiredPermissions`,
 //! `caCertificates` (read by the host).
@@ -133,11 +134,14 @@ fn github(request: http::RequestBuilder<'_>) -> http::RequestBuilder<'_> {
 /// an exhausted limit with 403 or 429 and `X-RateLimit-Remaining: 0`, a secondary limit with
 /// `Retry-After`).
 fn refusal(step: &'static str, response: &Response) -> Failed {
+    let message = response.json().ok().and_then(|b| b.get("message")?.as_str().map(str::to_string));
+    // Secondary limits may come as a 403 with neither header, only the message saying so.
     let limited = response.status == 429
         || (response.status == 403
-            && (response.header("x-ratelimit-remaining") == Some("0") || response.header("retry-after").is_some()));
+            && (response.header("x-ratelimit-remaining") == Some("0")
+                || response.header("retry-after").is_some()
+                || message.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("rate limit"))));
     let class = if limited { FailureClass::RateLimited } else { checks::status_failure(response.status) };
-    let message = response.json().ok().and_then(|b| b.get("message")?.as_str().map(str::to_string));
     let detail = message.map(|m| format!(" ({m})")).unwrap_or_default();
     (class, step, format!("{}{detail}", checks::describe_status(response)))
 }
@@ -218,8 +222,16 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         app_name = Some(name);
     }
 
-    let (installation_id, account) = find_installation(&s, &as_app)?;
-    report.pass("installation", format!("installation {installation_id} on `{account}`"));
+    let (installation_id, account) = match s.installation {
+        // A health check with a known installation goes straight to the token: GitHub answers
+        // 404 for an installation that is gone and 403 for a suspended one there too.
+        Installation::Id(id) if !full => (id, format!("installation {id}")),
+        _ => {
+            let (id, account) = find_installation(&s, &as_app)?;
+            report.pass("installation", format!("installation {id} on `{account}`"));
+            (id, account)
+        }
+    };
 
     let (answer, token) = github(http::post(&format!("{}/app/installations/{installation_id}/access_tokens", s.api)))
         .bearer(&jwt)

@@ -57,11 +57,11 @@ const PRESETS: &[Preset] = &[
     },
     Preset {
         id: "docker-hub",
-        hosts: &["registry-1.docker.io"],
+        hosts: &["registry-1.docker.io", "index.docker.io"],
         token_hosts: &["auth.docker.io"],
         default_username: None,
         official_namespace: Some("library"),
-        base_url_hint: "Docker Hub's registry API is at https://registry-1.docker.io",
+        base_url_hint: "Docker Hub's registry API is at https://registry-1.docker.io (or https://index.docker.io)",
     },
     Preset {
         id: "ghcr",
@@ -97,7 +97,12 @@ const PRESETS: &[Preset] = &[
     },
     Preset {
         id: "ecr",
-        hosts: &["*.dkr.ecr.*.amazonaws.com", "*.dkr.ecr.*.amazonaws.com.cn"],
+        hosts: &[
+            "*.dkr.ecr.*.amazonaws.com",
+            "*.dkr.ecr.*.amazonaws.com.cn",
+            "*.dkr-ecr.*.on.aws",
+            "*.dkr.ecr-fips.*.amazonaws.com",
+        ],
         token_hosts: &[],
         default_username: Some("AWS"),
         official_namespace: None,
@@ -349,7 +354,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         }
         (_, Some(c), None) if c.scheme == "bearer" => {
             // Public images: the token service hands anonymous pull tokens out.
-            let access = Access::Bearer(bearer_token(&s, c, &user, None)?);
+            let access = Access::Bearer(bearer_token(&s, c, &user, None, full)?);
             let answer = access.get(&v2).map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
             if answer.status != 200 {
                 return Err((checks::status_failure(answer.status), "credential", describe(&answer)));
@@ -369,10 +374,22 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
             // it is refused.
             let access = Access::Basic(user.clone(), secret);
             let answer = access.get(&v2).map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
-            if answer.status != 200 {
-                return Err((checks::status_failure(answer.status), "credential", describe(&answer)));
+            match answer.status {
+                200 => {}
+                400 | 401 | 403 => {
+                    return Err((
+                        FailureClass::Auth,
+                        "credential",
+                        format!("`{user}` is rejected: {}", describe(&answer)),
+                    ));
+                }
+                status => return Err((checks::status_failure(status), "credential", describe(&answer))),
             }
-            report.pass("credential", format!("`{user}` is accepted (the registry allows anonymous access too)"));
+            // A registry that asks for nothing may not check what it is given either.
+            report.pass(
+                "credential",
+                format!("the registry allows anonymous access; `{user}`'s credential was not refused"),
+            );
             access
         }
         (_, Some(c), Some(secret)) if c.scheme == "basic" => {
@@ -380,7 +397,9 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
             let answer = access.get(&v2).map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
             match answer.status {
                 200 => report.pass("credential", format!("`{user}` is accepted (Basic)")),
-                401 => {
+                // `/v2/` names no repository, so a refusal there is about the credential: ECR
+                // answers an expired password 403 and one for another account or region 400.
+                400 | 401 | 403 => {
                     return Err((
                         FailureClass::Auth,
                         "credential",
@@ -392,7 +411,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
             access
         }
         (_, Some(c), Some(secret)) if c.scheme == "bearer" => {
-            let token = bearer_token(&s, c, &user, Some(&secret))?;
+            let token = bearer_token(&s, c, &user, Some(&secret), full)?;
             let access = Access::Bearer(token);
             let answer = access.get(&v2).map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
             if answer.status != 200 {
@@ -453,31 +472,39 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     Ok(format!("{} is an OCI registry and {who} is accepted", s.base))
 }
 
+/// The origin of a Bearer challenge's realm, when the credential may go there: the registry's own
+/// origin, or over HTTPS a token host of the preset. A registry cannot have it sent anywhere else.
+/// The realm comes from a response header, so it is compared only when it is a plain URL
+/// (`url::origin` refuses anything a URL parser could read as another host).
+fn trusted_realm(base: &str, realm: &str, preset: &Preset) -> Result<String, String> {
+    let realm_origin = url::origin(realm)
+        .filter(|o| o.starts_with("https://") || o.starts_with("http://"))
+        .ok_or_else(|| format!("the Bearer challenge names no usable token service (realm `{realm}`)"))?;
+    let registry_origin = url::origin(base).unwrap_or_default();
+    if realm_origin == registry_origin || preset.token_hosts.iter().any(|h| realm_origin == format!("https://{h}")) {
+        return Ok(realm_origin);
+    }
+    Err(format!(
+        "the registry sends credentials to {realm_origin}, which is neither the registry ({registry_origin}) nor a \
+         token service of preset `{}`; the credential was not sent. Docker Hub needs preset `docker-hub`; a registry \
+         that names itself by another host name (Quay's SERVER_HOSTNAME, Harbor's external URL) must be configured \
+         under that name",
+        preset.id
+    ))
+}
+
 /// Answers a Bearer challenge the way `docker login` does: the token service at the challenge's
 /// realm trades the credential (Basic) for a token, which the host keeps.
-fn bearer_token(s: &Settings, challenge: &Challenge, user: &str, secret: Option<&Secret>) -> Result<Secret, Failed> {
+fn bearer_token(
+    s: &Settings,
+    challenge: &Challenge,
+    user: &str,
+    secret: Option<&Secret>,
+    full: bool,
+) -> Result<Secret, Failed> {
     let realm = challenge.param("realm").unwrap_or_default();
-    let registry_origin = url::origin(&s.base).unwrap_or_default();
-    let realm_origin = url::origin(realm).ok_or((
-        FailureClass::ProviderMismatch,
-        "credential",
-        format!("the Bearer challenge names no usable token service (realm `{realm}`)"),
-    ))?;
-    // The credential goes only to the registry itself or to its preset's token service over
-    // HTTPS: a registry cannot send it anywhere else.
-    let trusted =
-        realm_origin == registry_origin || s.preset.token_hosts.iter().any(|h| realm_origin == format!("https://{h}"));
-    if !trusted {
-        return Err((
-            FailureClass::Misconfigured,
-            "credential",
-            format!(
-                "the registry sends credentials to {realm_origin}, which is neither the registry nor a token service of \
-                 preset `{}`; the credential was not sent (Docker Hub needs preset `docker-hub`)",
-                s.preset.id
-            ),
-        ));
-    }
+    let realm_origin =
+        trusted_realm(&s.base, realm, s.preset).map_err(|why| (FailureClass::Misconfigured, "credential", why))?;
     let mut token_url = realm.to_string();
     let mut sep = if token_url.contains('?') { '&' } else { '?' };
     let mut add = |key: &str, value: &str| {
@@ -490,7 +517,8 @@ fn bearer_token(s: &Settings, challenge: &Challenge, user: &str, secret: Option<
     if let Some(service) = challenge.param("service") {
         add("service", service);
     }
-    if let Some(repository) = &s.repository {
+    // The health check does not look at the repository, so it does not ask for its scope either.
+    if let Some(repository) = s.repository.as_ref().filter(|_| full) {
         add("scope", &format!("repository:{repository}:pull"));
     }
     let request = match secret {
@@ -507,11 +535,13 @@ fn bearer_token(s: &Settings, challenge: &Challenge, user: &str, secret: Option<
             "credential",
             format!("the token service {realm_origin} answered {} without a token", answer.status),
         )),
-        (401, _) => Err((
-            FailureClass::Auth,
-            "credential",
-            format!("the token service rejected `{user}`: {}", describe(&answer)),
-        )),
+        // A token service answers a scope the caller may not have with a token for less, not an
+        // error (the Docker token specification), so a refusal is about the credential itself:
+        // 401, or 403 (GHCR's `DENIED` for a bad token).
+        (401 | 403, _) => {
+            let who = if secret.is_some() { format!("`{user}`") } else { "an anonymous caller".to_string() };
+            Err((FailureClass::Auth, "credential", format!("the token service rejected {who}: {}", describe(&answer))))
+        }
         (status, _) => Err((
             checks::status_failure(status),
             "credential",
@@ -566,6 +596,34 @@ mod tests {
             assert!(!is_repository_name(bad), "{bad}");
         }
         assert!(!is_repository_name(&"a".repeat(256)));
+    }
+
+    #[test]
+    fn the_credential_goes_only_to_the_registry_or_its_presets_token_service() {
+        let preset = |id: &str| PRESETS.iter().find(|p| p.id == id).unwrap();
+        let base = "https://registry.example.com";
+        assert_eq!(
+            trusted_realm(base, "https://registry.example.com/token", preset("distribution")).as_deref(),
+            Ok(base)
+        );
+        assert!(trusted_realm(base, "https://auth.docker.io/token", preset("distribution")).is_err());
+        assert!(
+            trusted_realm("https://registry-1.docker.io", "https://auth.docker.io/token", preset("docker-hub")).is_ok()
+        );
+        assert!(
+            trusted_realm("https://registry-1.docker.io", "http://auth.docker.io/token", preset("docker-hub")).is_err()
+        );
+        for hostile in [
+            r"https://auth.docker.io\@registry.example.com/token",
+            "https://auth.docker.io\\registry.example.com/token",
+            "https://x@registry.example.com/token",
+            "https://registry.example.com.evil.example/token",
+            "https://registry.example.com:8443/token",
+            "ftp://registry.example.com/token",
+            "",
+        ] {
+            assert!(trusted_realm(base, hostile, preset("docker-hub")).is_err(), "{hostile}");
+        }
     }
 
     #[test]

@@ -99,9 +99,10 @@ impl<'a> RequestBuilder<'a> {
     /// handle: apply it to later requests like any other; its value never enters the connector.
     /// `token_pointers` are JSON pointers tried in order (e.g. `["/token", "/access_token"]`).
     ///
-    /// The response's body has every string containing the token replaced by `[REDACTED]`; a
-    /// 2xx answer without a token comes back with an empty body and no handle. Non-2xx answers
-    /// come back whole, with no handle.
+    /// The response has the token (and any other `token`, `access_token`, `refresh_token` or
+    /// `id_token` field) replaced by `[REDACTED]` in its body and headers; a 2xx answer without a
+    /// token (of 8 or more visible ASCII characters), not JSON or over 64 KiB comes back with an
+    /// empty body and no handle. Non-2xx answers come back whole, with no handle.
     pub fn send_for_token(self, token_pointers: &[&str]) -> Result<(Response, Option<Secret>), HttpError> {
         let credential = self.credential.map(|(secret, placement)| wit::Credential { secret, placement });
         let pointers: Vec<String> = token_pointers.iter().map(|p| p.to_string()).collect();

@@ -23,6 +23,11 @@ const MAX_HEADER_BYTES: usize = 32 * 1024;
 const MAX_REQUEST_BODY: usize = 1 << 20;
 const MAX_TOKEN_POINTERS: usize = 8;
 const MAX_TOKEN_POINTER_LEN: usize = 256;
+/// A token answer is a small JSON document; a larger 2xx answer is withheld, not parsed.
+const MAX_TOKEN_BODY: usize = 64 * 1024;
+/// Shorter values are not taken as tokens: they could not be redacted without mangling text.
+const MIN_TOKEN_LEN: usize = 8;
+const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// Headers the host owns: the guest may not set them.
 const RESERVED_HEADERS: &[&str] = &[
@@ -87,9 +92,6 @@ impl Host for HostState {
         credential: Option<Credential>,
         token_pointers: Vec<String>,
     ) -> wasmtime::Result<Result<TokenResponse, HttpError>> {
-        if let Err(why) = check_token_pointers(&token_pointers) {
-            return Ok(Err(HttpError::InvalidRequest(why)));
-        }
         let (response, kept) = match self.send_recorded(request, credential, Some(&token_pointers)).await {
             Ok(answer) => answer,
             Err(e) => return Ok(Err(e)),
@@ -107,8 +109,8 @@ type KeptToken = (String, SecretValue);
 
 impl HostState {
     /// Sends the request and writes its host call to the journal. With `token_pointers`, a 2xx
-    /// JSON answer's token is taken out of the body (see [`keep_token`]) before the guest or the
-    /// journal sees anything.
+    /// JSON answer's token is taken out (see [`take_token`]) before the guest or the journal sees
+    /// anything.
     async fn send_recorded(
         &mut self,
         request: Request,
@@ -123,18 +125,24 @@ impl HostState {
             bytes_sent: request.body.as_ref().map_or(0, |b| b.len() as u64),
             ..HostCall::default()
         };
-        let result = self.send_checked(request, credential, &mut call).await;
+        let result = self.send_checked(request, credential, token_pointers, &mut call).await;
         call.duration_ms = elapsed_ms(started);
+        // Parsed outside the journal's lock: a token answer may be up to MAX_TOKEN_BODY bytes.
+        let result = result.map(|mut response| {
+            call.status = Some(response.status);
+            call.bytes_received = response.body.len() as u64;
+            let taken = token_pointers.and_then(|pointers| take_token(&mut response, pointers));
+            (response, taken)
+        });
         let mut j = lock(&self.cx.journal);
         let result = match result {
-            Ok(mut response) => {
-                call.status = Some(response.status);
-                call.bytes_received = response.body.len() as u64;
-                let kept = token_pointers.and_then(|pointers| keep_token(&mut response, pointers));
-                let kept = kept.map(|value| {
-                    j.redactor.add(&value);
+            Ok((response, taken)) => {
+                let kept = taken.map(|taken| {
+                    for value in taken.scrubbed.iter().chain([&taken.token]) {
+                        j.redactor.add(value);
+                    }
                     call.token_kept = true;
-                    (format!("token from {}", j.redactor.redact(&call.target)), value)
+                    (format!("token from {}", j.redactor.redact(&call.target)), taken.token)
                 });
                 Ok((response, kept))
             }
@@ -169,34 +177,81 @@ fn check_token_pointers(pointers: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Takes the token out of a 2xx JSON answer: the first pointer naming a non-empty string of
-/// visible ASCII (a value that can go into a header) is the token, and every string containing
-/// it is redacted in the body the guest gets. A 2xx answer without one is withheld whole, since
-/// what it holds is unknown (a token under another name, say). Other answers pass as they are:
-/// error bodies carry no credential, and the connector needs them to say what went wrong.
-fn keep_token(response: &mut Response, pointers: &[String]) -> Option<SecretValue> {
+/// What the host took out of a token answer.
+struct Taken {
+    /// The credential, kept as a new handle.
+    token: SecretValue,
+    /// Every other credential-like value of the answer, scrubbed from it and redacted from then on.
+    scrubbed: Vec<SecretValue>,
+}
+
+/// Takes the token out of a 2xx JSON answer. The first pointer naming a string of
+/// [`MIN_TOKEN_LEN`] or more visible ASCII characters (a value that can go into a header, and
+/// long enough to redact) is the token. It, the strings at the other pointers, and every string
+/// field named like a credential ([`CREDENTIAL_FIELDS`], at any depth) are replaced by
+/// `[REDACTED]` wherever they occur in the body (values and keys) and in the headers. A 2xx
+/// answer without a token, not JSON, or over [`MAX_TOKEN_BODY`] is withheld whole, since what it
+/// holds is unknown. Other answers pass as they are: error bodies carry no credential, and the
+/// connector needs them to say what went wrong.
+fn take_token(response: &mut Response, pointers: &[String]) -> Option<Taken> {
     if !(200..300).contains(&response.status) {
         return None;
     }
     let body = std::mem::take(&mut response.body);
+    if body.len() > MAX_TOKEN_BODY {
+        return None;
+    }
     let mut json: serde_json::Value = serde_json::from_slice(&body).ok()?;
     let token = pointers.iter().find_map(|p| {
         json.pointer(p)
             .and_then(|v| v.as_str())
-            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+            .filter(|t| (MIN_TOKEN_LEN..=MAX_TOKEN_LEN).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic()))
             .map(str::to_string)
     })?;
-    redact_strings(&mut json, &token);
+    let mut needles: Vec<String> =
+        pointers.iter().filter_map(|p| Some(json.pointer(p)?.as_str()?.to_string())).collect();
+    credential_fields(&json, &mut needles);
+    needles.retain(|n| !n.is_empty() && *n != token);
+    needles.push(token.clone());
+    needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    needles.dedup();
+    let scrub = |text: &str| needles.iter().fold(text.to_string(), |t, n| t.replace(n.as_str(), REDACTED));
+    json = scrub_json(json, &scrub);
     response.body = serde_json::to_vec(&json).expect("a parsed JSON value serializes");
-    Some(SecretValue::new(token))
+    for header in &mut response.headers {
+        header.value = scrub(&header.value);
+    }
+    let scrubbed = needles.into_iter().filter(|n| *n != token).map(SecretValue::new).collect();
+    Some(Taken { token: SecretValue::new(token), scrubbed })
 }
 
-fn redact_strings(value: &mut serde_json::Value, token: &str) {
+/// Field names that hold credentials in OAuth 2.0 and registry token answers.
+const CREDENTIAL_FIELDS: &[&str] = &["token", "access_token", "refresh_token", "id_token"];
+
+fn credential_fields(value: &serde_json::Value, found: &mut Vec<String>) {
     match value {
-        serde_json::Value::String(s) if s.contains(token) => *s = s.replace(token, REDACTED),
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| redact_strings(v, token)),
-        serde_json::Value::Object(fields) => fields.values_mut().for_each(|v| redact_strings(v, token)),
+        serde_json::Value::Object(fields) => {
+            for (name, v) in fields {
+                match v {
+                    serde_json::Value::String(s) if CREDENTIAL_FIELDS.contains(&name.as_str()) => found.push(s.clone()),
+                    _ => credential_fields(v, found),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| credential_fields(v, found)),
         _ => {}
+    }
+}
+
+fn scrub_json(value: serde_json::Value, scrub: &impl Fn(&str) -> String) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(scrub(&s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(|v| scrub_json(v, scrub)).collect()),
+        Value::Object(fields) => {
+            Value::Object(fields.into_iter().map(|(k, v)| (scrub(&k), scrub_json(v, scrub))).collect())
+        }
+        other => other,
     }
 }
 
@@ -225,6 +280,7 @@ impl HostState {
         &mut self,
         request: Request,
         credential: Option<Credential>,
+        token_pointers: Option<&[String]>,
         call: &mut HostCall,
     ) -> Result<Response, HttpError> {
         // Every call spends budget, refused or not: a guest looping on denied requests is
@@ -242,6 +298,9 @@ impl HostState {
         if self.cx.requests_made > self.cx.limits.max_requests {
             let why = format!("the invocation's budget of {} requests is spent", self.cx.limits.max_requests);
             return Err(self.deny(DenialKind::RequestBudget, &call.target, why));
+        }
+        if let Some(pointers) = token_pointers {
+            check_token_pointers(pointers).map_err(HttpError::InvalidRequest)?;
         }
         if url.scheme() != "http" && url.scheme() != "https" {
             let why = format!("scheme `{}` is not allowed; use http or https", url.scheme());
@@ -291,7 +350,7 @@ impl HostState {
         let journal = self.cx.journal.clone();
         let response = match builder.send().await {
             Ok(r) => r,
-            Err(e) => return Err(classify(&journal, &e, &call.target)),
+            Err(e) => return Err(classify(&journal, &e, &call.target, Phase::Sending)),
         };
         let status = response.status().as_u16();
         let headers = response
@@ -386,7 +445,7 @@ async fn read_capped(
     loop {
         // The request's timeout (set on the request builder) covers the body too.
         let chunk = match response.chunk().await {
-            Err(e) => return Err(classify(journal, &e, &call.target)),
+            Err(e) => return Err(classify(journal, &e, &call.target, Phase::ReadingBody)),
             Ok(None) => return Ok(body),
             Ok(Some(c)) => c,
         };
@@ -398,8 +457,16 @@ async fn read_capped(
     }
 }
 
+/// Where a request failed: a connection that ends before the answer began is gone; one that ends
+/// in the middle of a body is a broken answer.
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    Sending,
+    ReadingBody,
+}
+
 /// Maps a client error to the typed error the guest sees.
-fn classify(journal: &Mutex<Journal>, e: &reqwest::Error, target: &str) -> HttpError {
+fn classify(journal: &Mutex<Journal>, e: &reqwest::Error, target: &str, phase: Phase) -> HttpError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
     while let Some(s) = source {
         if let Some(denied) = s.downcast_ref::<AddressDenied>() {
@@ -425,16 +492,13 @@ fn classify(journal: &Mutex<Journal>, e: &reqwest::Error, target: &str) -> HttpE
                 inner = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
             }
             match io.kind() {
-                // A pooled keep-alive connection whose server went away fails with an EOF (over
-                // TLS: "peer closed connection without sending TLS close_notify"): the server is
-                // gone, as much as a refused connection says.
-                K::ConnectionRefused
-                | K::ConnectionReset
-                | K::ConnectionAborted
-                | K::NotConnected
-                | K::UnexpectedEof => {
+                // A pooled keep-alive connection whose server went away fails with an EOF before
+                // any answer (over TLS: "peer closed connection without sending TLS
+                // close_notify"): the server is gone, as much as a refused connection says.
+                K::ConnectionRefused | K::ConnectionReset | K::ConnectionAborted | K::NotConnected => {
                     return HttpError::ConnectionRefused(io.to_string());
                 }
+                K::UnexpectedEof if phase == Phase::Sending => return HttpError::ConnectionRefused(io.to_string()),
                 K::TimedOut => return HttpError::Timeout(io.to_string()),
                 _ => {}
             }
@@ -474,37 +538,53 @@ mod tests {
     }
 
     #[test]
-    fn the_token_is_kept_and_redacted_everywhere_in_the_body() {
+    fn the_token_is_kept_and_every_credential_scrubbed_from_the_answer() {
         let mut r = answer(
             200,
-            r#"{"token":"tok-12345678","access_token":"tok-12345678","expires_in":300,"note":"Bearer tok-12345678"}"#,
+            r#"{"token":"tok-12345678","access_token":"other-87654321","refresh_token":"refresh-0001",
+                "expires_in":300,"note":"Bearer tok-12345678","tok-12345678":1,"nested":{"id_token":"id-token-42"}}"#,
         );
-        let token = keep_token(&mut r, &pointers(&["/token"])).unwrap();
-        assert_eq!(token.expose(), "tok-12345678");
+        r.headers.push(Header { name: "x-echo".into(), value: "t=tok-12345678".into() });
+        let taken = take_token(&mut r, &pointers(&["/token"])).unwrap();
+        assert_eq!(taken.token.expose(), "tok-12345678");
+        let mut scrubbed: Vec<&str> = taken.scrubbed.iter().map(|v| v.expose()).collect();
+        scrubbed.sort();
+        assert_eq!(scrubbed, ["id-token-42", "other-87654321", "refresh-0001"]);
+        let text = String::from_utf8(r.body.clone()).unwrap();
+        for secret in ["tok-12345678", "other-87654321", "refresh-0001", "id-token-42"] {
+            assert!(!text.contains(secret), "{text}");
+        }
         let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        assert_eq!(body["token"], REDACTED);
-        assert_eq!(body["access_token"], REDACTED);
         assert_eq!(body["note"], format!("Bearer {REDACTED}"));
         assert_eq!(body["expires_in"], 300);
+        assert_eq!(body[REDACTED], 1);
+        assert_eq!(r.headers[0].value, format!("t={REDACTED}"));
     }
 
     #[test]
     fn pointers_are_tried_in_order_and_unusable_values_skipped() {
-        let mut r = answer(200, r#"{"token":"","access_token":"second-choice","nested":{"t":"x y"}}"#);
-        let token = keep_token(&mut r, &pointers(&["/nested/t", "/token", "/access_token"])).unwrap();
-        assert_eq!(token.expose(), "second-choice");
+        let mut r =
+            answer(200, r#"{"token":"","short":"abc","access_token":"second-choice","nested":{"t":"x y z w v"}}"#);
+        let taken = take_token(&mut r, &pointers(&["/nested/t", "/short", "/token", "/access_token"])).unwrap();
+        assert_eq!(taken.token.expose(), "second-choice");
     }
 
     #[test]
     fn a_2xx_answer_without_a_token_is_withheld_and_errors_pass_through() {
         let mut no_token = answer(200, r#"{"jwt":"something-secret"}"#);
-        assert!(keep_token(&mut no_token, &pointers(&["/token"])).is_none());
+        assert!(take_token(&mut no_token, &pointers(&["/token"])).is_none());
         assert!(no_token.body.is_empty());
-        let mut not_json = answer(200, "token=abc");
-        assert!(keep_token(&mut not_json, &pointers(&["/token"])).is_none());
+        let mut too_short = answer(200, r#"{"token":"abc"}"#);
+        assert!(take_token(&mut too_short, &pointers(&["/token"])).is_none());
+        assert!(too_short.body.is_empty());
+        let mut not_json = answer(200, "token=abcdefghij");
+        assert!(take_token(&mut not_json, &pointers(&["/token"])).is_none());
         assert!(not_json.body.is_empty());
+        let mut huge = answer(200, &format!(r#"{{"token":"tok-12345678","pad":"{}"}}"#, "x".repeat(MAX_TOKEN_BODY)));
+        assert!(take_token(&mut huge, &pointers(&["/token"])).is_none());
+        assert!(huge.body.is_empty());
         let mut denied = answer(401, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#);
-        assert!(keep_token(&mut denied, &pointers(&["/token"])).is_none());
+        assert!(take_token(&mut denied, &pointers(&["/token"])).is_none());
         assert!(String::from_utf8(denied.body).unwrap().contains("UNAUTHORIZED"));
     }
 

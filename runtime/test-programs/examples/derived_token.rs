@@ -46,6 +46,22 @@ impl Connector for DerivedToken {
             }
             Err(e) => return report.fail(e.failure_class(), "withheld", e.to_string()),
         }
+        match http::get(&format!("{base}/token-multi")).bearer(&secret).send_for_token(&["/token"]) {
+            Ok((r, Some(_))) => {
+                let headers: Vec<String> = r.headers.iter().map(|h| format!("{}: {}", h.name, h.value)).collect();
+                report.pass("multi", format!("{} | {}", r.text(), headers.join(", ")));
+            }
+            Ok((r, None)) => return report.fail(FailureClass::Internal, "multi", format!("no token: {}", r.status)),
+            Err(e) => return report.fail(e.failure_class(), "multi", e.to_string()),
+        }
+        match http::get(&format!("{base}/token-short")).bearer(&secret).send_for_token(&["/token"]) {
+            Ok((r, None)) if r.body.is_empty() => report.pass("short", "a 3-character token is not taken"),
+            Ok((r, t)) => {
+                let what = format!("status {}, body {:?}, token {}", r.status, r.text(), t.is_some());
+                return report.fail(FailureClass::Internal, "short", what);
+            }
+            Err(e) => return report.fail(e.failure_class(), "short", e.to_string()),
+        }
         match http::get(&format!("{base}/token")).send_for_token(&["/token"]) {
             Ok((r, None)) if r.status == 401 && !r.body.is_empty() => report.pass("error-passes", r.text()),
             Ok((r, t)) => {

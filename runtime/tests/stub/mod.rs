@@ -10,6 +10,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// The short-lived token `/token` hands out for any credential (an OCI token endpoint's answer).
 pub const ISSUED_TOKEN: &str = "derived-token-7f3a91c2e5d4";
+/// Other credentials of a token answer, which the connector must not see either.
+pub const OTHER_CREDENTIALS: [&str; 2] = ["other-access-token-5e6f", "refresh-token-9a8b7c"];
+const MULTI_BODY: &str = r#"{"token":"derived-token-7f3a91c2e5d4","access_token":"other-access-token-5e6f","refresh_token":"refresh-token-9a8b7c","expires_in":300}"#;
 
 #[derive(Default)]
 struct Seen {
@@ -111,6 +114,13 @@ async fn serve(mut stream: TcpStream, seen: Arc<Seen>) {
                 ),
             ),
             "/token-opaque" => json("200 OK", r#"{"jwt":"opaque-derived-secret-0b1c9d"}"#),
+            // An answer with three different credentials, one of them echoed in a header too.
+            "/token-multi" => format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Echo: t={ISSUED_TOKEN}\r\nContent-Length: {}\r\n\r\n{}",
+                MULTI_BODY.len(),
+                MULTI_BODY
+            ),
+            "/token-short" => json("200 OK", r#"{"token":"abc"}"#),
             "/protected" if echoed.iter().any(|v| *v == format!("Bearer {ISSUED_TOKEN}")) => ok("protected ok"),
             "/protected" => json("401 Unauthorized", r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#),
             "/redirect-metadata" => redirect("http://169.254.169.254/latest/meta-data/"),
