@@ -13,8 +13,8 @@ use sqlx::Connection;
 use stella_integrations::domain::{Integration, now};
 use stella_integrations::lifecycle::{Lifecycle, Status};
 use stella_integrations::store::{
-    AuditDraft, Change, EventDraft, IdempotentResponse, ListFilter, ListPosition, PostgresStore, RowWrite, SqliteStore,
-    Store, StoreError,
+    AuditDraft, Change, CheckOutcome, EventDraft, HealthCheck, IdempotentResponse, LeasedCheck, ListFilter,
+    ListPosition, PostgresStore, RowWrite, SqliteStore, Store, StoreError, from_unix_ms,
 };
 use stella_runtime::IntegrationType;
 use uuid::Uuid;
@@ -470,6 +470,143 @@ async fn reads_survive_cancellation_and_dropped_connections(b: &Backend) {
     }
 }
 
+/// An integration in `status` (paused when `paused`), inserted.
+async fn insert_in(store: &dyn Store, tenant: &str, name: &str, status: Status, paused: bool) -> Integration {
+    let mut i = integration(tenant, name);
+    i.set_lifecycle(Lifecycle {
+        status,
+        paused,
+        pause_reason: paused.then(|| "maintenance".to_string()),
+        ..Lifecycle::new()
+    });
+    store.apply(created(&i)).await.unwrap();
+    i
+}
+
+fn check(at_ms: i64, outcome: CheckOutcome) -> HealthCheck {
+    HealthCheck {
+        check_id: Uuid::new_v4(),
+        checked_at: from_unix_ms(at_ms),
+        outcome,
+        failure_class: (outcome == CheckOutcome::Unhealthy).then(|| "network".to_string()),
+        latency_ms: 42,
+        message: format!("{outcome:?} at {at_ms}"),
+    }
+}
+
+fn leased_ids(leased: &[LeasedCheck]) -> BTreeSet<Uuid> {
+    leased.iter().map(|l| l.integration_id).collect()
+}
+
+async fn health_checks_are_leased_when_due_and_recorded_once(b: &Backend) {
+    let s = &*b.store;
+    let active = insert_in(s, "t1", "active", Status::Active, false).await;
+    let degraded = insert_in(s, "t1", "degraded", Status::Degraded, false).await;
+    insert_in(s, "t1", "paused", Status::Paused, true).await;
+    insert_in(s, "t1", "draft", Status::Draft, false).await;
+    insert_in(s, "t2", "pending", Status::PendingVerification, false).await;
+    const LEASE: i64 = 60_000;
+    let t0 = 1_800_000_000_000;
+
+    // Only integrations in service and not paused are checked; a new one is due at once.
+    let first = s.lease_health_checks("replica-1", t0, LEASE, 10).await.unwrap();
+    assert_eq!(leased_ids(&first), BTreeSet::from([active.integration_id, degraded.integration_id]));
+    assert!(first.iter().all(|l| l.tenant_id == "t1"));
+    // Leased checks are nobody else's until the lease expires...
+    assert!(s.lease_health_checks("replica-2", t0 + 1, LEASE, 10).await.unwrap().is_empty());
+    // ...then another replica takes them over (the first one crashed, say).
+    let taken = s.lease_health_checks("replica-2", t0 + LEASE, LEASE, 10).await.unwrap();
+    assert_eq!(leased_ids(&taken), leased_ids(&first));
+
+    // The replica that lost its lease cannot record; the one holding it can, once.
+    let id = active.integration_id;
+    assert!(
+        !s.finish_health_check("replica-1", "t1", id, &check(t0 + 5, CheckOutcome::Healthy), t0 + 300_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.finish_health_check("replica-2", "t1", id, &check(t0 + LEASE + 5, CheckOutcome::Healthy), t0 + 300_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.finish_health_check("replica-2", "t1", id, &check(t0 + LEASE + 6, CheckOutcome::Healthy), t0 + 300_000)
+            .await
+            .unwrap()
+    );
+    // Another tenant's id does not match the lease.
+    assert!(
+        !s.finish_health_check("replica-2", "t2", degraded.integration_id, &check(t0, CheckOutcome::Healthy), t0)
+            .await
+            .unwrap()
+    );
+    let history = s.health_history("t1", id, None, 10).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].checked_at, from_unix_ms(t0 + LEASE + 5));
+    assert_eq!(history[0].latency_ms, 42);
+
+    // Not due again before its next time; the degraded one's lease has expired by then.
+    let later = s.lease_health_checks("replica-3", t0 + 2 * LEASE + 1, LEASE, 10).await.unwrap();
+    assert_eq!(leased_ids(&later), BTreeSet::from([degraded.integration_id]));
+    let due = s.lease_health_checks("replica-3", t0 + 300_000, LEASE, 10).await.unwrap();
+    assert!(leased_ids(&due).contains(&id));
+
+    // History: newest first, paged by (time, id), never another tenant's; pruned by age.
+    for (n, outcome) in [CheckOutcome::Unhealthy, CheckOutcome::Degraded, CheckOutcome::Skipped].into_iter().enumerate()
+    {
+        let at = t0 + 300_000 + n as i64 * 1_000;
+        assert!(s.finish_health_check("replica-3", "t1", id, &check(at, outcome), at + 300_000).await.unwrap());
+        s.lease_health_checks("replica-3", at + 300_000, LEASE, 10).await.unwrap();
+    }
+    let page = s.health_history("t1", id, None, 2).await.unwrap();
+    let outcomes: Vec<CheckOutcome> = page.iter().map(|c| c.outcome).collect();
+    assert_eq!(outcomes, [CheckOutcome::Skipped, CheckOutcome::Degraded]);
+    let cursor = (stella_integrations::store::unix_ms(page[1].checked_at), page[1].check_id);
+    let rest = s.health_history("t1", id, Some(cursor), 10).await.unwrap();
+    let outcomes: Vec<CheckOutcome> = rest.iter().map(|c| c.outcome).collect();
+    assert_eq!(outcomes, [CheckOutcome::Unhealthy, CheckOutcome::Healthy]);
+    assert_eq!(rest[0].failure_class.as_deref(), Some("network"));
+    assert!(s.health_history("t2", id, None, 10).await.unwrap().is_empty());
+    assert_eq!(s.prune_health_checks(t0 + 300_000).await.unwrap(), 1);
+    assert_eq!(s.health_history("t1", id, None, 10).await.unwrap().len(), 3);
+
+    // Deleting the integration takes its schedule and history with it.
+    let current = s.get("t1", id).await.unwrap().unwrap();
+    s.apply(deleted(&current, current.version)).await.unwrap();
+    assert!(s.health_history("t1", id, None, 10).await.unwrap().is_empty());
+    let all = s.lease_health_checks("replica-4", i64::MAX / 2, LEASE, 10).await.unwrap();
+    assert!(!leased_ids(&all).contains(&id));
+}
+
+async fn replicas_never_lease_the_same_check(b: &Backend) {
+    let s = &b.store;
+    for n in 0..120 {
+        insert_in(&**s, "t1", &format!("i{n:03}"), Status::Active, false).await;
+    }
+    let t0 = 1_800_000_000_000;
+    let mut replicas = Vec::new();
+    for r in 0..4 {
+        let s = s.clone();
+        replicas.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let leased = s.lease_health_checks(&format!("replica-{r}"), t0, 60_000, 7).await.unwrap();
+                if leased.is_empty() {
+                    return mine;
+                }
+                mine.extend(leased.into_iter().map(|l| l.integration_id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for r in replicas {
+        all.extend(r.await.unwrap());
+    }
+    let distinct: BTreeSet<Uuid> = all.iter().copied().collect();
+    assert_eq!((all.len(), distinct.len()), (120, 120), "a check was leased twice or not at all");
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -506,6 +643,8 @@ conformance!(
     an_idempotency_key_is_kept_with_its_change_or_not_at_all,
     concurrent_writers_keep_one_unbroken_chain,
     reads_survive_cancellation_and_dropped_connections,
+    health_checks_are_leased_when_due_and_recorded_once,
+    replicas_never_lease_the_same_check,
 );
 
 /// A database created by an earlier release (migration 1 only, configuration as JSONB) is

@@ -248,6 +248,76 @@ pub struct IdempotentResponse {
     pub body: String,
 }
 
+/// A health check a replica has leased: it alone runs it until the lease expires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeasedCheck {
+    /// The tenant.
+    pub tenant_id: String,
+    /// The integration.
+    pub integration_id: Uuid,
+}
+
+/// What a health check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckOutcome {
+    /// Everything works.
+    Healthy,
+    /// It works, but something needs attention.
+    Degraded,
+    /// It does not work.
+    Unhealthy,
+    /// No check was made (offline mode).
+    Skipped,
+}
+
+impl CheckOutcome {
+    /// The name used in JSON and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Unhealthy => "unhealthy",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    /// Parses the name used in JSON and in the database.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Healthy, Self::Degraded, Self::Unhealthy, Self::Skipped].into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// One health check, as the history keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// The check's id.
+    pub check_id: Uuid,
+    /// When it ran (UTC, millisecond precision).
+    #[serde(with = "time::serde::rfc3339")]
+    pub checked_at: OffsetDateTime,
+    /// What it found.
+    pub outcome: CheckOutcome,
+    /// Why it was not healthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_class: Option<String>,
+    /// How long the check took, in milliseconds.
+    pub latency_ms: u64,
+    /// What the connector said.
+    pub message: String,
+}
+
+/// Unix milliseconds of a time (the unit of the health tables).
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// The time of Unix milliseconds.
+pub fn from_unix_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
 /// The embedded default database.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/catalog.db";
 
@@ -355,4 +425,43 @@ pub trait Store: Send + Sync + 'static {
 
     /// The response kept for an `Idempotency-Key`: (request hash, status, body).
     async fn idempotent_response(&self, tenant_id: &str, key: &str) -> Result<Option<IdempotentResponse>, StoreError>;
+
+    /// Leases up to `limit` health checks due at `now_ms` for `owner` until `now_ms + lease_ms`:
+    /// integrations in service (`active`, `degraded`, `failed`) and not paused, whose next check is
+    /// due and not held by an unexpired lease, the longest overdue first. An integration in
+    /// service without a schedule yet is due at once. Replicas on one PostgreSQL never lease the
+    /// same check (`FOR UPDATE SKIP LOCKED`); SQLite has one writer at a time.
+    async fn lease_health_checks(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<LeasedCheck>, StoreError>;
+
+    /// Records a finished check in the history and schedules the next one at `next_due_ms`,
+    /// releasing `owner`'s lease, in one transaction. `false`, with nothing written, when the
+    /// lease is no longer `owner`'s (the integration was deleted, or the lease expired and another
+    /// replica took the check over).
+    async fn finish_health_check(
+        &self,
+        owner: &str,
+        tenant_id: &str,
+        integration_id: Uuid,
+        check: &HealthCheck,
+        next_due_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// The integration's checks, newest first, strictly before the `(checked ms, check id)`
+    /// cursor when one is given.
+    async fn health_history(
+        &self,
+        tenant_id: &str,
+        id: Uuid,
+        before: Option<(i64, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<HealthCheck>, StoreError>;
+
+    /// Deletes the checks older than `before_ms`; returns how many.
+    async fn prune_health_checks(&self, before_ms: i64) -> Result<u64, StoreError>;
 }

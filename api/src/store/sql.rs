@@ -22,19 +22,22 @@ use uuid::Uuid;
 
 use super::read_pool::ReadPool;
 use super::{
-    AuditEntry, AuditReport, ChainBreak, Change, GENESIS_HASH, IdempotentResponse, ListFilter, ListPosition, RowWrite,
-    Store, StoreError, StoredEvent, cloud_event,
+    AuditEntry, AuditReport, ChainBreak, Change, CheckOutcome, GENESIS_HASH, HealthCheck, IdempotentResponse,
+    LeasedCheck, ListFilter, ListPosition, RowWrite, Store, StoreError, StoredEvent, cloud_event, from_unix_ms,
 };
 use crate::domain::Integration;
 use crate::lifecycle::Status;
 
 /// The migrations of each dialect, in order: (version, name, SQL). A released migration is never
 /// edited; a change is a new one.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "catalog", include_str!("../../../migrations/sqlite/0001_catalog.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "catalog", include_str!("../../../migrations/sqlite/0001_catalog.sql")),
+    (2, "health", include_str!("../../../migrations/sqlite/0002_health.sql")),
+];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "catalog", include_str!("../../../migrations/postgres/0001_catalog.sql")),
     (2, "configuration_text", include_str!("../../../migrations/postgres/0002_configuration_text.sql")),
+    (3, "health", include_str!("../../../migrations/postgres/0003_health.sql")),
 ];
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
@@ -241,8 +244,19 @@ fn list_query(
     (sql, binds)
 }
 
+/// The integrations the health scheduler checks (`Status::in_service`, not paused), as SQL over
+/// the integrations' columns.
+const IN_SERVICE: &str = "status IN ('active', 'degraded', 'failed') AND NOT paused";
+
 macro_rules! sql_store {
-    ($store:ident, $db:ty, begin_write: $begin:literal, lock_head: $lock:literal, tag_filter: $tag:path) => {
+    (
+        $store:ident,
+        $db:ty,
+        begin_write: $begin:literal,
+        lock_head: $lock:literal,
+        skip_locked: $skip:literal,
+        tag_filter: $tag:path
+    ) => {
         impl $store {
             fn decode(row: &<$db as sqlx::Database>::Row) -> Result<Integration, StoreError> {
                 let get_err = |e: sqlx::Error| StoreError::Other(format!("cannot read an integration row: {e}"));
@@ -517,6 +531,21 @@ macro_rules! sql_store {
                 })
             }
 
+            fn decode_check(row: &<$db as sqlx::Database>::Row) -> Result<HealthCheck, StoreError> {
+                let id: String = row.try_get("check_id").map_err(map_error)?;
+                let outcome: String = row.try_get("outcome").map_err(map_error)?;
+                let latency: i64 = row.try_get("latency_ms").map_err(map_error)?;
+                Ok(HealthCheck {
+                    check_id: parse_uuid(&id)?,
+                    checked_at: from_unix_ms(row.try_get("checked_ms").map_err(map_error)?),
+                    outcome: CheckOutcome::parse(&outcome)
+                        .ok_or_else(|| StoreError::Other(format!("unknown stored outcome `{outcome}`")))?,
+                    failure_class: row.try_get("failure_class").map_err(map_error)?,
+                    latency_ms: u64::try_from(latency).unwrap_or(0),
+                    message: row.try_get("message").map_err(map_error)?,
+                })
+            }
+
             fn decode_event(row: &<$db as sqlx::Database>::Row) -> Result<StoredEvent, StoreError> {
                 let document: String = row.try_get("cloud_event").map_err(map_error)?;
                 Ok(StoredEvent {
@@ -734,12 +763,148 @@ macro_rules! sql_store {
                     body: row.try_get(3).map_err(map_error)?,
                 }))
             }
+
+            async fn lease_health_checks(
+                &self,
+                owner: &str,
+                now_ms: i64,
+                lease_ms: i64,
+                limit: u32,
+            ) -> Result<Vec<LeasedCheck>, StoreError> {
+                let mut tx = self.pool.begin_with($begin).await.map_err(map_error)?;
+                let schedule_new = format!(
+                    "INSERT INTO health_schedule (integration_id, tenant_id, due_ms) \
+                     SELECT integration_id, tenant_id, $1 FROM integrations i WHERE {IN_SERVICE} \
+                     AND NOT EXISTS (SELECT 1 FROM health_schedule s WHERE s.integration_id = i.integration_id) \
+                     ON CONFLICT (integration_id) DO NOTHING"
+                );
+                sqlx::query(AssertSqlSafe(schedule_new)).bind(now_ms).execute(&mut *tx).await.map_err(map_error)?;
+                let lease = format!(
+                    "UPDATE health_schedule SET lease_owner = $1, lease_until_ms = $2 WHERE integration_id IN ( \
+                     SELECT s.integration_id FROM health_schedule s \
+                     JOIN integrations i ON i.integration_id = s.integration_id \
+                     WHERE s.due_ms <= $3 AND (s.lease_until_ms IS NULL OR s.lease_until_ms <= $3) AND {IN_SERVICE} \
+                     ORDER BY s.due_ms, s.integration_id LIMIT $4{}) \
+                     RETURNING tenant_id, integration_id",
+                    $skip
+                );
+                let rows = sqlx::query(AssertSqlSafe(lease))
+                    .bind(owner)
+                    .bind(now_ms.saturating_add(lease_ms))
+                    .bind(now_ms)
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_error)?;
+                tx.commit().await.map_err(map_error)?;
+                rows.iter()
+                    .map(|row| {
+                        let id: String = row.try_get(1).map_err(map_error)?;
+                        Ok(LeasedCheck { tenant_id: row.try_get(0).map_err(map_error)?, integration_id: parse_uuid(&id)? })
+                    })
+                    .collect()
+            }
+
+            async fn finish_health_check(
+                &self,
+                owner: &str,
+                tenant_id: &str,
+                integration_id: Uuid,
+                check: &HealthCheck,
+                next_due_ms: i64,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin_with($begin).await.map_err(map_error)?;
+                let released = sqlx::query(
+                    "UPDATE health_schedule SET due_ms = $1, lease_owner = NULL, lease_until_ms = NULL \
+                     WHERE integration_id = $2 AND tenant_id = $3 AND lease_owner = $4",
+                )
+                .bind(next_due_ms)
+                .bind(integration_id.to_string())
+                .bind(tenant_id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+                if released.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO health_checks (check_id, integration_id, tenant_id, checked_ms, outcome, \
+                     failure_class, latency_ms, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(check.check_id.to_string())
+                .bind(integration_id.to_string())
+                .bind(tenant_id)
+                .bind(super::unix_ms(check.checked_at))
+                .bind(check.outcome.as_str())
+                .bind(check.failure_class.clone())
+                .bind(i64::try_from(check.latency_ms).unwrap_or(i64::MAX))
+                .bind(check.message.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+                tx.commit().await.map_err(map_error)?;
+                Ok(true)
+            }
+
+            async fn health_history(
+                &self,
+                tenant_id: &str,
+                id: Uuid,
+                before: Option<(i64, Uuid)>,
+                limit: u32,
+            ) -> Result<Vec<HealthCheck>, StoreError> {
+                let (before_ms, before_id) = match before {
+                    Some((ms, id)) => (ms, id.to_string()),
+                    // Past any stored time; the id then never decides.
+                    None => (i64::MAX, String::new()),
+                };
+                let rows = read!(
+                    self,
+                    sqlx::query(
+                        "SELECT * FROM health_checks WHERE tenant_id = $1 AND integration_id = $2 \
+                         AND (checked_ms < $3 OR (checked_ms = $3 AND check_id < $4)) \
+                         ORDER BY checked_ms DESC, check_id DESC LIMIT $5",
+                    )
+                    .bind(tenant_id)
+                    .bind(id.to_string())
+                    .bind(before_ms)
+                    .bind(before_id)
+                    .bind(i64::from(limit)),
+                    fetch_all
+                )?;
+                rows.iter().map(Self::decode_check).collect()
+            }
+
+            async fn prune_health_checks(&self, before_ms: i64) -> Result<u64, StoreError> {
+                let done = sqlx::query("DELETE FROM health_checks WHERE checked_ms < $1")
+                    .bind(before_ms)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_error)?;
+                Ok(done.rows_affected())
+            }
         }
     };
 }
 
 // SQLite: take the write lock at BEGIN, so that two writers queue on the busy timeout instead of
 // one failing when it upgrades a read transaction. The lock makes FOR UPDATE unnecessary.
-sql_store!(SqliteStore, sqlx::Sqlite, begin_write: "BEGIN IMMEDIATE", lock_head: "", tag_filter: sqlite_tag_filter);
-// PostgreSQL: the tenant's head row is locked for the rest of the transaction.
-sql_store!(PostgresStore, sqlx::Postgres, begin_write: "BEGIN", lock_head: " FOR UPDATE", tag_filter: postgres_tag_filter);
+sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    begin_write: "BEGIN IMMEDIATE",
+    lock_head: "",
+    skip_locked: "",
+    tag_filter: sqlite_tag_filter
+);
+// PostgreSQL: the tenant's head row is locked for the rest of the transaction, and replicas leasing
+// health checks at once skip each other's rows instead of waiting for them.
+sql_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    begin_write: "BEGIN",
+    lock_head: " FOR UPDATE",
+    skip_locked: " FOR UPDATE OF s SKIP LOCKED",
+    tag_filter: postgres_tag_filter
+);
