@@ -9,6 +9,7 @@
 //! - [`http`]: the axum routes, problem+json errors, middleware and the OpenAPI document;
 //! - [`auth`]: bearer JWT verification, scopes and tenants, the local token key;
 //! - [`metrics`]: the Prometheus counters;
+//! - [`scheduler`]: the health checks of every integration in service, leased per replica;
 //! - [`server`]: wiring from configuration to a running service; [`relay`]: outbox → NATS;
 //! - [`config`]: the service configuration (TOML file and environment);
 //! - [`cli`]: the `stella-integrations` command line (including `serve`).
@@ -21,6 +22,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod metrics;
 pub mod relay;
+pub mod scheduler;
 pub mod server;
 pub mod service;
 pub mod store;

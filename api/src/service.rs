@@ -21,7 +21,8 @@ use crate::domain::{FieldError, Integration, IntegrationSpec, now, wire_name};
 use crate::lifecycle::{self, Event, Lifecycle};
 use crate::metrics::Metrics;
 use crate::store::{
-    AuditDraft, Change, EventDraft, IdempotentResponse, ListFilter, ListPosition, RowWrite, Store, StoreError,
+    AuditDraft, Change, CheckOutcome, EventDraft, HealthCheck, IdempotentResponse, ListFilter, ListPosition, RowWrite,
+    Store, StoreError,
 };
 
 /// How often a test result is re-applied when the integration keeps changing under it.
@@ -476,18 +477,105 @@ impl Catalog {
         }
     }
 
+    /// Runs one scheduled health check of an integration and applies its result: `healthy` and
+    /// `degraded` pass, `unhealthy` fails, through the same lifecycle as a test. The row (with an
+    /// audit entry by `scheduler` and `integration.healthy` / `integration.unhealthy` when the
+    /// health changes) is written only when the lifecycle or the health changes, so a healthy
+    /// integration's version and ETag do not move with every check. `offline` skips the network
+    /// check (and moves nothing). `None` when the integration is gone or no longer in service.
+    pub async fn health_check(
+        &self,
+        tenant_id: &str,
+        id: Uuid,
+        offline: bool,
+    ) -> Result<Option<HealthCheck>, ServiceError> {
+        let Some(subject) = self.store.get(tenant_id, id).await? else { return Ok(None) };
+        if !subject.status.in_service() || subject.paused {
+            return Ok(None);
+        }
+        let checked_at = now();
+        if offline {
+            return Ok(Some(HealthCheck {
+                check_id: Uuid::new_v4(),
+                checked_at,
+                outcome: CheckOutcome::Skipped,
+                failure_class: None,
+                latency_ms: 0,
+                message: "offline mode: no network check was made".into(),
+            }));
+        }
+        let (outcome, failure, latency_ms, message) = match self.connectors.get(&subject.provider) {
+            Some(connector) => {
+                let invocation = self.sandbox.check_health(connector, &connection_config(&subject)).await;
+                let r = invocation.result;
+                let outcome = match r.status {
+                    stella_runtime::HealthStatus::Healthy => CheckOutcome::Healthy,
+                    stella_runtime::HealthStatus::Degraded => CheckOutcome::Degraded,
+                    stella_runtime::HealthStatus::Unhealthy => CheckOutcome::Unhealthy,
+                };
+                let label = r.failure.as_ref().map(wire_name).unwrap_or_else(|| outcome.as_str().to_string());
+                self.metrics.record_invocation(Some(&invocation.record), "check-health", &label);
+                (outcome, r.failure.as_ref().map(wire_name), r.latency_ms, r.message)
+            }
+            None => (
+                CheckOutcome::Unhealthy,
+                Some(wire_name(&FailureClass::Misconfigured)),
+                0,
+                format!("no connector `{}` is loaded", subject.provider),
+            ),
+        };
+        let check =
+            HealthCheck { check_id: Uuid::new_v4(), checked_at, outcome, failure_class: failure, latency_ms, message };
+        let passed = outcome != CheckOutcome::Unhealthy;
+        for _ in 0..MAX_APPLY_ATTEMPTS {
+            let Some(current) = self.store.get(tenant_id, id).await? else { return Ok(None) };
+            let next = lifecycle::apply(&current.lifecycle(), &Event::Checked { passed })?;
+            let health_changed = current.last_test_success != Some(passed);
+            if next == current.lifecycle() && !health_changed {
+                return Ok(Some(check));
+            }
+            let mut row = current.clone();
+            row.set_lifecycle(next);
+            row.last_test_success = Some(passed);
+            row.version = current.version + 1;
+            let events = if health_changed {
+                vec![event(if passed { "integration.healthy" } else { "integration.unhealthy" }, &row)]
+            } else {
+                vec![]
+            };
+            let change = Change {
+                tenant_id: tenant_id.to_string(),
+                integration_id: id,
+                write: RowWrite::Update { row: Box::new(row), expected_version: current.version },
+                audit: AuditDraft {
+                    action: "health-checked".into(),
+                    actor: SCHEDULER.into(),
+                    at: checked_at,
+                    details: json!({
+                        "checkId": check.check_id,
+                        "outcome": check.outcome,
+                        "failureClass": check.failure_class,
+                        "message": check.message,
+                        "status": current.status,
+                    }),
+                },
+                events,
+                test_result: None,
+                idempotency: None,
+            };
+            match self.store.apply(change).await {
+                Ok(()) => return Ok(Some(check)),
+                Err(StoreError::Stale { .. }) => continue,
+                Err(StoreError::NotFound) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Unavailable("the integration kept changing while its health was recorded".into()))
+    }
+
     async fn run_test(&self, integration: &Integration) -> TestRun {
         let tested_at = now();
-        let config = ConnectionConfig {
-            integration_id: integration.integration_id.to_string(),
-            name: integration.name.clone(),
-            integration_type: integration.integration_type,
-            provider: integration.provider.clone(),
-            base_url: integration.base_url.clone(),
-            auth_ref: integration.auth_ref.clone(),
-            configuration: integration.configuration.clone(),
-            environment: integration.environment.clone(),
-        };
+        let config = connection_config(integration);
         match self.connectors.get(&integration.provider) {
             Some(connector) => {
                 let invocation = self.sandbox.test_connection(connector, &config).await;
@@ -557,6 +645,23 @@ impl Catalog {
             }
         }
         Err(ServiceError::Unavailable("the integration kept changing while the action was applied".into()))
+    }
+}
+
+/// The actor of what the health scheduler does.
+pub const SCHEDULER: &str = "scheduler";
+
+/// What a connector is told about an integration.
+fn connection_config(integration: &Integration) -> ConnectionConfig {
+    ConnectionConfig {
+        integration_id: integration.integration_id.to_string(),
+        name: integration.name.clone(),
+        integration_type: integration.integration_type,
+        provider: integration.provider.clone(),
+        base_url: integration.base_url.clone(),
+        auth_ref: integration.auth_ref.clone(),
+        configuration: integration.configuration.clone(),
+        environment: integration.environment.clone(),
     }
 }
 

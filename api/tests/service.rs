@@ -175,3 +175,80 @@ async fn another_tenant_sees_nothing_and_stale_versions_are_refused() {
     let entries = f.catalog.store().audit("acme", id, 0, 10).await.unwrap();
     assert_eq!(entries[1].details, json!({"changed": ["name"]}));
 }
+
+mod scheduler {
+    use std::time::Duration;
+
+    use stella_integrations::scheduler::{Scheduler, SchedulerConfig};
+    use stella_integrations::store::CheckOutcome;
+
+    use super::*;
+
+    fn scheduler(f: &Fixture, interval: Duration, offline: bool) -> Scheduler {
+        let c = &f.catalog;
+        let catalog = Arc::new(Catalog::new(c.store().clone(), c.sandbox().clone(), c.connectors().clone()));
+        Scheduler::new(catalog, SchedulerConfig { interval, offline, ..SchedulerConfig::default() })
+    }
+
+    async fn active(f: &Fixture, name: &str, configuration: serde_json::Value) -> Uuid {
+        let created = f.catalog.create(&alice(), spec(name, configuration)).await.unwrap();
+        let tested = f.catalog.activate(&alice(), created.integration_id).await.unwrap();
+        assert_eq!(tested.integration.status, Status::Active);
+        created.integration_id
+    }
+
+    async fn outcomes(f: &Fixture, id: Uuid) -> Vec<CheckOutcome> {
+        let history = f.catalog.store().health_history("acme", id, None, 100).await.unwrap();
+        history.into_iter().rev().map(|c| c.outcome).collect()
+    }
+
+    #[tokio::test]
+    async fn checks_go_through_the_lifecycle_and_write_only_what_changed() {
+        let f = fixture().await;
+        let ok = active(&f, "ok", json!({})).await;
+        let flaky = active(&f, "flaky", json!({"health": "unhealthy", "message": "registry down"})).await;
+        let draft = f.catalog.create(&alice(), spec("draft", json!({}))).await.unwrap().integration_id;
+        let ok_version = f.catalog.get(&alice(), ok).await.unwrap().version;
+        let events_before = event_types(&f).await.len();
+
+        // Every check is due at once with a zero interval. Failures in a row degrade, then fail,
+        // the integration; its health changed once.
+        let every_time = scheduler(&f, Duration::ZERO, false);
+        for _ in 0..5 {
+            assert_eq!(every_time.run_due().await.unwrap(), 2);
+        }
+        assert_eq!(outcomes(&f, ok).await, [CheckOutcome::Healthy; 5]);
+        assert_eq!(outcomes(&f, flaky).await, [CheckOutcome::Unhealthy; 5]);
+        assert!(outcomes(&f, draft).await.is_empty());
+        let history = f.catalog.store().health_history("acme", flaky, None, 1).await.unwrap();
+        assert_eq!(
+            (history[0].failure_class.as_deref(), history[0].message.as_str()),
+            (Some("internal"), "registry down")
+        );
+        let row = f.catalog.get(&alice(), flaky).await.unwrap();
+        assert_eq!((row.status, row.consecutive_failures, row.last_test_success), (Status::Failed, 5, Some(false)));
+        let new_events = event_types(&f).await.split_off(events_before);
+        assert_eq!(new_events, ["integration.unhealthy"]);
+        assert_eq!(audit_actions(&f, flaky).await.iter().filter(|a| *a == "health-checked").count(), 5);
+        let entries = f.catalog.store().audit("acme", flaky, 0, 100).await.unwrap();
+        assert_eq!(entries.last().unwrap().actor, "scheduler");
+        // A passing check of a healthy integration writes no row, audit entry or event.
+        assert_eq!(f.catalog.get(&alice(), ok).await.unwrap().version, ok_version);
+        assert_eq!(audit_actions(&f, ok).await, ["created", "activated", "tested"]);
+
+        // A paused integration is not checked; offline mode records skipped checks and moves nothing.
+        f.catalog.pause(&alice(), ok, "maintenance".into(), None).await.unwrap();
+        let offline = scheduler(&f, Duration::ZERO, true);
+        assert_eq!(offline.run_due().await.unwrap(), 1);
+        assert_eq!(outcomes(&f, ok).await.len(), 5);
+        assert_eq!(outcomes(&f, flaky).await.last(), Some(&CheckOutcome::Skipped));
+        let row = f.catalog.get(&alice(), flaky).await.unwrap();
+        assert_eq!((row.status, row.consecutive_failures), (Status::Failed, 5));
+
+        // With an interval, a check is not due again before it, whatever it found.
+        let hourly = scheduler(&f, Duration::from_secs(3600), false);
+        assert_eq!(hourly.run_due().await.unwrap(), 1);
+        assert_eq!(hourly.run_due().await.unwrap(), 0);
+        assert_eq!(every_time.run_due().await.unwrap(), 0);
+    }
+}
