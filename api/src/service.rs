@@ -573,6 +573,28 @@ impl Catalog {
         Err(ServiceError::Unavailable("the integration kept changing while its health was recorded".into()))
     }
 
+    /// Uptime and latency from the last 30 days of the integration's health history.
+    pub async fn health_summary(&self, caller: &Caller, id: Uuid) -> Result<HealthSummary, ServiceError> {
+        self.get(caller, id).await?;
+        let now = now();
+        let since = crate::store::unix_ms(now) - 30 * DAY_MS;
+        let mut checks = Vec::new();
+        let mut before = None;
+        // At the default interval 30 days are 8,640 checks; stop at the window or the cap.
+        while checks.len() < MAX_SUMMARY_CHECKS {
+            let page = self.store.health_history(&caller.tenant, id, before, 1000).await?;
+            let Some(last) = page.last() else { break };
+            before = Some((crate::store::unix_ms(last.checked_at), last.check_id));
+            let full = page.len() == 1000;
+            let old = crate::store::unix_ms(last.checked_at) < since;
+            checks.extend(page.into_iter().filter(|c| crate::store::unix_ms(c.checked_at) >= since));
+            if !full || old {
+                break;
+            }
+        }
+        Ok(summarize(&checks, crate::store::unix_ms(now)))
+    }
+
     async fn run_test(&self, integration: &Integration) -> TestRun {
         let tested_at = now();
         let config = connection_config(integration);
@@ -648,6 +670,53 @@ impl Catalog {
     }
 }
 
+const DAY_MS: i64 = 86_400_000;
+const MAX_SUMMARY_CHECKS: usize = 100_000;
+
+/// Uptime and latency of an integration, from its health history.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthSummary {
+    /// Share of the checks of the last 24 hours that found it working (`healthy` or `degraded`),
+    /// 0 to 1; skipped checks do not count; null without checks.
+    pub uptime_24h: Option<f64>,
+    /// The same over 7 days.
+    pub uptime_7d: Option<f64>,
+    /// The same over 30 days.
+    pub uptime_30d: Option<f64>,
+    /// Median latency of the checks of the last 24 hours, in milliseconds.
+    pub latency_p50_ms: Option<u64>,
+    /// 95th percentile latency of the checks of the last 24 hours, in milliseconds.
+    pub latency_p95_ms: Option<u64>,
+}
+
+/// Uptime over 24 h, 7 d and 30 d before `now_ms`, latency percentiles over 24 h (nearest rank).
+pub fn summarize(checks: &[HealthCheck], now_ms: i64) -> HealthSummary {
+    let made = |days: i64| {
+        checks.iter().filter(move |c| {
+            c.outcome != CheckOutcome::Skipped && crate::store::unix_ms(c.checked_at) >= now_ms - days * DAY_MS
+        })
+    };
+    let uptime = |days: i64| {
+        let (up, all) = made(days)
+            .fold((0_u64, 0_u64), |(up, all), c| (up + u64::from(c.outcome != CheckOutcome::Unhealthy), all + 1));
+        (all > 0).then(|| up as f64 / all as f64)
+    };
+    let mut latencies: Vec<u64> = made(1).map(|c| c.latency_ms).collect();
+    latencies.sort_unstable();
+    let rank = |p: f64| {
+        (!latencies.is_empty())
+            .then(|| latencies[((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1])
+    };
+    HealthSummary {
+        uptime_24h: uptime(1),
+        uptime_7d: uptime(7),
+        uptime_30d: uptime(30),
+        latency_p50_ms: rank(0.50),
+        latency_p95_ms: rank(0.95),
+    }
+}
+
 /// The actor of what the health scheduler does.
 pub const SCHEDULER: &str = "scheduler";
 
@@ -699,4 +768,40 @@ fn changed_fields(before: &Integration, after: &Integration) -> Vec<&'static str
     check("tags", before.tags != after.tags);
     check("ownerId", before.owner_id != after.owner_id);
     changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(hours_ago: i64, outcome: CheckOutcome, latency_ms: u64, now_ms: i64) -> HealthCheck {
+        HealthCheck {
+            check_id: Uuid::new_v4(),
+            checked_at: crate::store::from_unix_ms(now_ms - hours_ago * 3_600_000),
+            outcome,
+            failure_class: None,
+            latency_ms,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn uptime_counts_working_checks_per_window_and_latency_uses_the_last_day() {
+        let now = 1_800_000_000_000;
+        let checks = vec![
+            check(1, CheckOutcome::Healthy, 10, now),
+            check(2, CheckOutcome::Degraded, 30, now),
+            check(3, CheckOutcome::Unhealthy, 20, now),
+            check(4, CheckOutcome::Skipped, 999, now),
+            check(48, CheckOutcome::Unhealthy, 500, now),
+            check(24 * 20, CheckOutcome::Healthy, 700, now),
+            check(24 * 40, CheckOutcome::Unhealthy, 900, now),
+        ];
+        let s = summarize(&checks, now);
+        assert_eq!(s.uptime_24h, Some(2.0 / 3.0));
+        assert_eq!(s.uptime_7d, Some(2.0 / 4.0));
+        assert_eq!(s.uptime_30d, Some(3.0 / 5.0));
+        assert_eq!((s.latency_p50_ms, s.latency_p95_ms), (Some(20), Some(30)));
+        assert_eq!(summarize(&[], now), HealthSummary::default());
+    }
 }

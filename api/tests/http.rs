@@ -21,6 +21,7 @@ use stella_integrations::config::Config;
 use stella_integrations::http::problem::PROBLEM_BASE;
 use stella_integrations::http::{openapi, router};
 use stella_integrations::server::build_state;
+use stella_integrations::store::{CheckOutcome, HealthCheck};
 use tower::ServiceExt;
 
 const KEY: &str = "a-local-test-key-of-at-least-32-bytes!!";
@@ -631,6 +632,54 @@ async fn the_lifecycle_runs_through_the_api_with_its_audit_and_events() {
     assert_eq!(r.body["record"]["operation"], "test-connection");
     let r = app.send(Method::GET, &format!("{uri}/health"), Some(&admin), None).await;
     assert_eq!((r.body["health"].as_str(), r.body["status"].as_str()), (Some("healthy"), Some("active")));
+    assert_eq!((r.body["history"].as_array().map(Vec::len), &r.body["lastCheck"]), (Some(0), &Value::Null));
+    assert!(r.body["summary"]["uptime24h"].is_null());
+
+    // Three health checks, recorded the way the scheduler records them (through a second store on
+    // the same database): newest first, paged by `before`, summarised.
+    let store = stella_integrations::store::open(&app.config.storage.database_url()).await.unwrap();
+    let id: uuid::Uuid = uri.rsplit('/').next().unwrap().parse().unwrap();
+    let now_ms = stella_integrations::store::unix_ms(stella_integrations::domain::now());
+    for (n, (outcome, latency)) in
+        [(CheckOutcome::Healthy, 10), (CheckOutcome::Unhealthy, 30), (CheckOutcome::Degraded, 20)]
+            .into_iter()
+            .enumerate()
+    {
+        let at = now_ms - 3_000 + n as i64 * 1_000;
+        assert_eq!(store.lease_health_checks("test-replica", at, 60_000, 10).await.unwrap().len(), 1);
+        let check = HealthCheck {
+            check_id: uuid::Uuid::new_v4(),
+            checked_at: stella_integrations::store::from_unix_ms(at),
+            outcome,
+            failure_class: None,
+            latency_ms: latency,
+            message: format!("check {n}"),
+        };
+        assert!(store.finish_health_check("test-replica", "acme", id, &check, at).await.unwrap());
+    }
+    let r = app.send(Method::GET, &format!("{uri}/health?limit=2"), Some(&admin), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let messages: Vec<&str> =
+        r.body["history"].as_array().unwrap().iter().map(|c| c["message"].as_str().unwrap()).collect();
+    assert_eq!(messages, ["check 2", "check 1"]);
+    assert_eq!(
+        (r.body["lastCheck"]["message"].as_str(), r.body["lastCheck"]["outcome"].as_str()),
+        (Some("check 2"), Some("degraded"))
+    );
+    assert_eq!(r.body["summary"]["uptime24h"].as_f64(), Some(2.0 / 3.0));
+    assert_eq!(
+        (r.body["summary"]["latencyP50Ms"].as_u64(), r.body["summary"]["latencyP95Ms"].as_u64()),
+        (Some(20), Some(30))
+    );
+    let cursor = r.body["nextCursor"].as_str().unwrap().to_string();
+    let r = app.send(Method::GET, &format!("{uri}/health?before={cursor}"), Some(&admin), None).await;
+    let messages: Vec<&str> =
+        r.body["history"].as_array().unwrap().iter().map(|c| c["message"].as_str().unwrap()).collect();
+    assert_eq!((messages, &r.body["nextCursor"]), (vec!["check 0"], &Value::Null));
+    for bad in ["before=12", "before=1.not-a-uuid", "limit=0", "limit=501", "since=1"] {
+        let r = app.send(Method::GET, &format!("{uri}/health?{bad}"), Some(&admin), None).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+    }
 
     let r = app.send(Method::GET, &format!("{uri}/audit?limit=3"), Some(&admin), None).await;
     let page1: Vec<&str> = r.body["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();

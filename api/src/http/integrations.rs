@@ -12,8 +12,8 @@ use super::extract::{Admin, JsonBody, Reader, etag, if_match, integration_id};
 use super::problem::{Problem, ProblemKind, ProblemResponses};
 use crate::domain::{Integration, IntegrationSpec, MAX_SHORT_LEN};
 use crate::lifecycle::Status;
-use crate::service::{Created, TestRun, Tested};
-use crate::store::{AuditEntry, ListFilter, ListPosition};
+use crate::service::{Created, HealthSummary, TestRun, Tested};
+use crate::store::{AuditEntry, HealthCheck, ListFilter, ListPosition};
 
 /// Default page size of lists.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -382,13 +382,15 @@ pub async fn resume_integration(
     Ok(with_etag(StatusCode::OK, &row, &row))
 }
 
-/// The health of an integration, as its last test or check left it.
+/// The health of an integration: as its last test or check left it, its uptime and latency, and
+/// its recent health checks.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
     /// The integration.
     pub integration_id: uuid::Uuid,
-    /// `healthy` (last test passed), `unhealthy` (it failed) or `unknown` (never tested).
+    /// `healthy` (the last test or check passed), `unhealthy` (it failed) or `unknown` (never
+    /// tested).
     pub health: String,
     /// Its lifecycle status.
     pub status: Status,
@@ -401,11 +403,42 @@ pub struct Health {
     pub last_tested_at: Option<time::OffsetDateTime>,
     /// The last test, with the sandbox's record of it.
     pub last_test: Option<TestRun>,
+    /// The last scheduled health check.
+    pub last_check: Option<HealthCheck>,
+    /// Uptime over 24 h, 7 d and 30 d and latency percentiles over 24 h, from the checks.
+    pub summary: HealthSummary,
+    /// Health checks, newest first (a page: `limit`, then `before`).
+    pub history: Vec<HealthCheck>,
+    /// Pass as `before` for the next (older) page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Paging of the health history.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HealthParams {
+    /// The `nextCursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,18}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    pub before: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+}
+
+/// A health-history cursor: `<checked ms>.<check id>`.
+fn parse_health_cursor(cursor: Option<&str>) -> Result<Option<(i64, uuid::Uuid)>, Problem> {
+    let Some(c) = cursor else { return Ok(None) };
+    let bad = || Problem::bad_request("`before` is not a cursor this API returned");
+    let (ms, id) = c.split_once('.').ok_or_else(bad)?;
+    let ms = ms.parse::<i64>().ok().filter(|n| *n >= 0 && ms.len() <= 18).ok_or_else(bad)?;
+    let id = uuid::Uuid::parse_str(id).ok().filter(|u| u.hyphenated().to_string() == id).ok_or_else(bad)?;
+    Ok(Some((ms, id)))
 }
 
 /// Get the health of an integration.
 #[utoipa::path(get, path = "/api/v1/integrations/{id}/health", tag = "integrations", operation_id = "getIntegrationHealth",
-    params(("id" = uuid::Uuid, Path, description = "The integration's id")),
+    params(("id" = uuid::Uuid, Path, description = "The integration's id"), HealthParams),
     security(("bearer" = ["integrations.read"])),
     responses(
         (status = 200, description = "Its health", body = Health),
@@ -415,10 +448,23 @@ pub async fn get_health(
     Reader(caller): Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    params: Result<Query<HealthParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     let id = integration_id(&id)?;
     let row = state.catalog.get(&caller, id).await?;
+    let Query(params) = params.map_err(query_problem)?;
+    let before = parse_health_cursor(params.before.as_deref())?;
+    let limit = page_limit(params.limit)?;
     let last_test = state.catalog.latest_test(&caller, id).await?;
+    let summary = state.catalog.health_summary(&caller, id).await?;
+    let last_check = state.catalog.store().health_history(&caller.tenant, id, None, 1).await?.pop();
+    let mut history = state.catalog.store().health_history(&caller.tenant, id, before, limit + 1).await?;
+    let next_cursor = if history.len() > limit as usize {
+        history.truncate(limit as usize);
+        history.last().map(|c| format!("{}.{}", crate::store::unix_ms(c.checked_at), c.check_id))
+    } else {
+        None
+    };
     let health = match row.last_test_success {
         Some(true) => "healthy",
         Some(false) => "unhealthy",
@@ -432,6 +478,10 @@ pub async fn get_health(
         consecutive_failures: row.consecutive_failures,
         last_tested_at: row.last_tested_at,
         last_test,
+        last_check,
+        summary,
+        history,
+        next_cursor,
     })
     .into_response())
 }
