@@ -81,11 +81,7 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
 fn run(config: &ConnectionConfig, report: &mut Report) -> Result<(), Failed> {
     let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
     report.pass("configuration", "the settings are valid");
-    let secret = match secrets::integration_secret(config) {
-        None => None,
-        Some(Ok(secret)) => Some(secret),
-        Some(Err(e)) => return Err((e.failure_class(), "credential", format!("the AuthRef: {e}"))),
-    };
+    let secret = secrets::step_secret(config, "credential")?;
     let request = http::get(&s.index_url).header("Accept", "application/json");
     let response = match (&secret, &s.username) {
         (Some(secret), Some(user)) => request.basic(user, secret).send(),

@@ -96,10 +96,8 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     if version.status >= 500 || version.status == 429 {
         return Err(refusal("is-gitea", &version));
     }
-    let token = match secrets::integration_secret(config) {
-        Some(Ok(token)) => token,
-        Some(Err(e)) => return Err((e.failure_class(), "credential", format!("the AuthRef: {e}"))),
-        None => unreachable!("settings() requires an AuthRef"),
+    let Some(token) = secrets::step_secret(config, "credential")? else {
+        unreachable!("settings() requires an AuthRef")
     };
     let get = |path: &str| {
         http::get(&format!("{}{path}", s.base))

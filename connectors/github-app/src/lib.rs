@@ -184,11 +184,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         report.pass("is-github", product);
     }
 
-    let key = match secrets::integration_secret(config) {
-        Some(Ok(key)) => key,
-        Some(Err(e)) => return Err((e.failure_class(), "app", format!("the AuthRef: {e}"))),
-        None => unreachable!("settings() requires an AuthRef"),
-    };
+    let Some(key) = secrets::step_secret(config, "app")? else { unreachable!("settings() requires an AuthRef") };
     let now = checks::now();
     let claims = json!({"iat": now - 60, "exp": now + 540, "iss": s.app_id});
     let jwt = sign_jwt(&key, JwtAlgorithm::Rs256, &claims.to_string()).map_err(|e| match e {

@@ -89,10 +89,8 @@ fn refusal(step: &'static str, response: &Response) -> Failed {
 fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<String, Failed> {
     let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
     report.pass("configuration", "the settings are valid");
-    let token = match secrets::integration_secret(config) {
-        Some(Ok(token)) => token,
-        Some(Err(e)) => return Err((e.failure_class(), "credential", format!("the AuthRef: {e}"))),
-        None => unreachable!("settings() requires an AuthRef"),
+    let Some(token) = secrets::step_secret(config, "credential")? else {
+        unreachable!("settings() requires an AuthRef")
     };
     let get = |path: &str| -> Result<Response, http::HttpError> {
         let response = http::get(&format!("{}{path}", s.base))

@@ -101,11 +101,7 @@ fn get(url: &str, s: &Settings, secret: Option<&secrets::Secret>) -> Result<Resp
 fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<(), Failed> {
     let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
     report.pass("configuration", "the settings are valid");
-    let secret = match secrets::integration_secret(config) {
-        None => None,
-        Some(Ok(secret)) => Some(secret),
-        Some(Err(e)) => return Err((e.failure_class(), "credential", format!("the AuthRef: {e}"))),
-    };
+    let secret = secrets::step_secret(config, "credential")?;
     let secret = secret.as_ref();
 
     if full {

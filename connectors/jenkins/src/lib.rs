@@ -56,11 +56,7 @@ fn refusal(step: &'static str, response: &Response) -> Failed {
 fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<String, Failed> {
     let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
     report.pass("configuration", "the settings are valid");
-    let token = match secrets::integration_secret(config) {
-        None => None,
-        Some(Ok(token)) => Some(token),
-        Some(Err(e)) => return Err((e.failure_class(), "credential", format!("the AuthRef: {e}"))),
-    };
+    let token = secrets::step_secret(config, "credential")?;
     let get = |path: &str| {
         let request = http::get(&format!("{}{path}", s.base)).header("Accept", "application/json");
         match (&token, &s.username) {

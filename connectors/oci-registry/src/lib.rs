@@ -341,11 +341,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         format!("the Distribution API ({})", api_version.as_deref().unwrap_or("an OCI challenge")),
     );
 
-    let secret = match secrets::integration_secret(config) {
-        Some(Ok(secret)) => Some(secret),
-        Some(Err(e)) => return Err((e.failure_class(), "credential", format!("the AuthRef: {e}"))),
-        None => None,
-    };
+    let secret = secrets::step_secret(config, "credential")?;
     let user = s.username.clone().unwrap_or_default();
     let access = match (probe.status, &challenge, secret) {
         (200, _, None) => {
@@ -373,18 +369,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
             // The registry did not challenge, so offer the credential the Basic way and see whether
             // it is refused.
             let access = Access::Basic(user.clone(), secret);
-            let answer = access.get(&v2).map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
-            match answer.status {
-                200 => {}
-                400 | 401 | 403 => {
-                    return Err((
-                        FailureClass::Auth,
-                        "credential",
-                        format!("`{user}` is rejected: {}", describe(&answer)),
-                    ));
-                }
-                status => return Err((checks::status_failure(status), "credential", describe(&answer))),
-            }
+            basic_accepted(&access, &v2, &user)?;
             // A registry that asks for nothing may not check what it is given either.
             report.pass(
                 "credential",
@@ -394,20 +379,8 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         }
         (_, Some(c), Some(secret)) if c.scheme == "basic" => {
             let access = Access::Basic(user.clone(), secret);
-            let answer = access.get(&v2).map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
-            match answer.status {
-                200 => report.pass("credential", format!("`{user}` is accepted (Basic)")),
-                // `/v2/` names no repository, so a refusal there is about the credential: ECR
-                // answers an expired password 403 and one for another account or region 400.
-                400 | 401 | 403 => {
-                    return Err((
-                        FailureClass::Auth,
-                        "credential",
-                        format!("`{user}` is rejected: {}", describe(&answer)),
-                    ));
-                }
-                status => return Err((checks::status_failure(status), "credential", describe(&answer))),
-            }
+            basic_accepted(&access, &v2, &user)?;
+            report.pass("credential", format!("`{user}` is accepted (Basic)"));
             access
         }
         (_, Some(c), Some(secret)) if c.scheme == "bearer" => {
@@ -470,6 +443,20 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
 
     let who = if user.is_empty() { "anonymous access".to_string() } else { format!("`{user}`") };
     Ok(format!("{} is an OCI registry and {who} is accepted", s.base))
+}
+
+/// `GET /v2/` with the Basic credential answers 200. `/v2/` names no repository, so a refusal
+/// there is about the credential: ECR answers an expired password 403 and one for another account
+/// or region 400.
+fn basic_accepted(access: &Access, v2: &str, user: &str) -> Result<(), Failed> {
+    let answer = access.get(v2).map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
+    match answer.status {
+        200 => Ok(()),
+        400 | 401 | 403 => {
+            Err((FailureClass::Auth, "credential", format!("`{user}` is rejected: {}", describe(&answer))))
+        }
+        status => Err((checks::status_failure(status), "credential", describe(&answer))),
+    }
 }
 
 /// The origin of a Bearer challenge's realm, when the credential may go there: the registry's own

@@ -64,6 +64,12 @@ pub mod secrets {
         config.auth_ref.as_deref().map(resolve)
     }
 
+    /// The integration's secret for a step of a test: `None` without an AuthRef; a secret that
+    /// does not resolve fails `step` with the error's class and message.
+    pub fn step_secret(config: &crate::ConnectionConfig, step: &'static str) -> Result<Option<Secret>, crate::Failed> {
+        integration_secret(config).transpose().map_err(|e| (e.failure_class(), step, format!("the AuthRef: {e}")))
+    }
+
     impl SecretError {
         /// The failure class a connector should report for this error: nothing stored behind
         /// the AuthRef, or a malformed one, is the integration's configuration; a refusal is a
