@@ -1,6 +1,7 @@
 //! The commands of `stella-integrations`.
 //!
-//! Exit codes: 0 success, 1 a connector test or health check failed, 2 a usage or load error.
+//! Exit codes: 0 success, 1 a connector test or health check failed (or `audit verify` found a break,
+//! or an import item was refused), 2 a usage, load or connection error.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,46 @@ enum Command {
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Print every integration of the token's tenant, from a running service, as an export
+    /// document (the file `import` reads).
+    Export(ExportArgs),
+    /// Create or update integrations by name from an export file, on a running service.
+    Import(ImportArgs),
+}
+
+/// Where the running service is, and the token to call it with.
+#[derive(Debug, Args)]
+struct ServiceArgs {
+    /// The service's base URL.
+    #[arg(long, env = "STELLA_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// A bearer token (prefer the environment variable: arguments show in the process list).
+    #[arg(long, env = "STELLA_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    /// One integration per line (NDJSON) instead of one document.
+    #[arg(long)]
+    ndjson: bool,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    /// The export file: a document, or NDJSON when it ends in `.ndjson` or `.jsonl`; `-` reads
+    /// a document from standard input.
+    file: PathBuf,
+    /// Report what would change, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the service's report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +220,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Connector(ConnectorCommand::Test(args)) => test(args),
         Command::Migrate(database) => migrate(&database),
         Command::Audit(AuditCommand::Verify { database, json }) => audit_verify(&database, json),
+        Command::Export(args) => export(args),
+        Command::Import(args) => import(args),
     };
     match result {
         Ok(code) => code,
@@ -277,6 +320,106 @@ fn audit_verify(database: &DatabaseArgs, json: bool) -> Result<ExitCode, String>
         }
     }
     Ok(if report.breaks.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Sends one request to the running service; answers its status and body, or why it could not.
+async fn call_service(
+    service: &ServiceArgs,
+    request: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+) -> Result<(reqwest::StatusCode, String), String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(300))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let base = service.url.trim_end_matches('/');
+    let response = request(&client, base)
+        .bearer_auth(&service.token)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the service at {base}: {e}"))?;
+    let status = response.status();
+    let body = response.text().await.map_err(|e| format!("cannot read the answer of {base}: {e}"))?;
+    if !status.is_success() {
+        // A problem document: its detail and field errors say what to fix.
+        let problem: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let mut message = format!("the service answered {status}");
+        if let Some(detail) = problem["detail"].as_str() {
+            message += &format!(": {detail}");
+        }
+        for e in problem["errors"].as_array().into_iter().flatten() {
+            message += &format!("\n  {}: {}", e["field"].as_str().unwrap_or("?"), e["message"].as_str().unwrap_or("?"));
+        }
+        return Err(message);
+    }
+    Ok((status, body))
+}
+
+fn export(args: ExportArgs) -> Result<ExitCode, String> {
+    let accept = if args.ndjson { "application/x-ndjson" } else { "application/json" };
+    let (_, body) = block_on(call_service(&args.service, |c, base| {
+        c.get(format!("{base}/api/v1/integrations/export")).header("accept", accept)
+    }))??;
+    let mut out = std::io::stdout().lock();
+    out.write_all(body.as_bytes()).and_then(|()| out.flush()).map_err(|e| format!("cannot write the export: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import(args: ImportArgs) -> Result<ExitCode, String> {
+    let stdin = args.file.as_os_str() == "-";
+    let body = if stdin {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        text
+    } else {
+        std::fs::read_to_string(&args.file).map_err(|e| format!("cannot read {}: {e}", args.file.display()))?
+    };
+    let ndjson = !stdin && matches!(args.file.extension().and_then(|e| e.to_str()), Some("ndjson" | "jsonl"));
+    let content_type = if ndjson { "application/x-ndjson" } else { "application/json" };
+    let (_, answer) = block_on(call_service(&args.service, |c, base| {
+        c.post(format!("{base}/api/v1/integrations/import?dryRun={}", args.dry_run))
+            .header("content-type", content_type)
+            .body(body)
+    }))??;
+    let report: crate::bulk::ImportReport =
+        serde_json::from_str(&answer).map_err(|e| format!("the service's report does not parse: {e}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes"));
+    } else {
+        print!("{}", import_summary(&report));
+    }
+    Ok(if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// One line per item, then the totals.
+fn import_summary(report: &crate::bulk::ImportReport) -> String {
+    use crate::bulk::ImportResult;
+    let mut out = String::new();
+    for item in &report.items {
+        let name = item.name.as_deref().unwrap_or("(no name)");
+        let line = match item.result {
+            ImportResult::Created => format!("created    {name}"),
+            ImportResult::Unchanged => format!("unchanged  {name}"),
+            ImportResult::Updated => format!("updated    {name}: {}", item.changed.join(", ")),
+            ImportResult::Error => {
+                let mut why: Vec<String> = item.errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+                why.extend(item.message.clone());
+                format!("error      {name} (item {}): {}", item.index, why.join("; "))
+            }
+        };
+        out += &line;
+        out.push('\n');
+    }
+    out += &format!(
+        "{} created, {} updated, {} unchanged, {} failed{}\n",
+        report.created,
+        report.updated,
+        report.unchanged,
+        report.failed,
+        if report.dry_run { " (dry run: nothing was changed)" } else { "" }
+    );
+    out
 }
 
 fn read_component(file: &str) -> Result<(Vec<u8>, ConnectorSource), String> {

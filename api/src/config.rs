@@ -27,6 +27,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// The sandbox connectors run in (limits, network policy).
     pub sandbox: SandboxConfig,
+    /// The health scheduler.
+    pub health: HealthConfig,
 }
 
 /// `[server]`.
@@ -120,6 +122,63 @@ impl Default for SecretsConfig {
     }
 }
 
+/// `[health]`: the scheduler that checks every integration in service.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct HealthConfig {
+    /// Whether this replica runs health checks at all (an API-only replica: `false`).
+    pub enabled: bool,
+    /// Time between two checks of an integration without its own `healthCheckInterval`, 30 to
+    /// 86400 seconds.
+    pub interval_seconds: u64,
+    /// Checks running at once in this replica, 1 to 1024.
+    pub concurrency: u32,
+    /// How long a replica holds a due check before another may take it over; at least the
+    /// sandbox's deadline plus 30 seconds, so a check still running is never taken over.
+    pub lease_seconds: u64,
+    /// Days of health history kept, 1 to 3650.
+    pub retention_days: u32,
+    /// No network check is made, except of feed mirrors inside the site; checks are recorded as
+    /// skipped.
+    pub offline: bool,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_seconds: 300,
+            concurrency: 32,
+            lease_seconds: 120,
+            retention_days: 30,
+            offline: false,
+        }
+    }
+}
+
+impl HealthConfig {
+    /// Checks the ranges, and that a lease outlasts a check (`deadline_ms`, the sandbox's).
+    pub fn validate(&self, deadline_ms: u64) -> Result<(), String> {
+        let (lo, hi) = crate::domain::HEALTH_CHECK_INTERVAL_RANGE;
+        if !(lo..=hi).contains(&self.interval_seconds) {
+            return Err(format!("health.interval-seconds must be between {lo} and {hi}"));
+        }
+        if !(1..=1024).contains(&self.concurrency) {
+            return Err("health.concurrency must be between 1 and 1024".into());
+        }
+        let least = deadline_ms.div_ceil(1000) + 30;
+        if self.lease_seconds < least || self.lease_seconds > 86_400 {
+            return Err(format!(
+                "health.lease-seconds must be between {least} (the sandbox deadline plus 30 s) and 86400"
+            ));
+        }
+        if !(1..=3650).contains(&self.retention_days) {
+            return Err("health.retention-days must be between 1 and 3650".into());
+        }
+        Ok(())
+    }
+}
+
 /// The environment variables that override the file, and the key each sets.
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("STELLA_LISTEN", "server.listen"),
@@ -134,6 +193,9 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("STELLA_JWT_AUDIENCE", "auth.audience"),
     ("NATS_URL", "events.nats-url"),
     ("STELLA_SECRETS_DIR", "secrets.dir"),
+    ("STELLA_HEALTH_ENABLED", "health.enabled"),
+    ("STELLA_HEALTH_INTERVAL_SECONDS", "health.interval-seconds"),
+    ("STELLA_OFFLINE", "health.offline"),
 ];
 
 impl Config {
@@ -150,6 +212,7 @@ impl Config {
             let Some(value) = env(var).filter(|v| !v.is_empty()) else { continue };
             config.set(key, value).map_err(|e| format!("{var}: {e}"))?;
         }
+        config.health.validate(config.sandbox.limits.deadline_ms)?;
         Ok(config)
     }
 
@@ -176,6 +239,12 @@ impl Config {
             "auth.audience" => self.auth.audience = Some(value),
             "events.nats-url" => self.events.nats_url = Some(value),
             "secrets.dir" => self.secrets.dir = Some(value.into()),
+            "health.enabled" => self.health.enabled = parse_bool(&value)?,
+            "health.offline" => self.health.offline = parse_bool(&value)?,
+            "health.interval-seconds" => {
+                self.health.interval_seconds =
+                    value.parse().map_err(|_| format!("`{value}` is not a number of seconds"))?
+            }
             other => unreachable!("ENV_OVERRIDES names an unknown key {other}"),
         }
         Ok(())
@@ -190,6 +259,14 @@ impl Config {
         shown.storage.database_url = shown.storage.database_url.as_deref().map(crate::store::redact_url);
         shown.events.nats_url = shown.events.nats_url.as_deref().map(crate::store::redact_url);
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print the configuration: {e}"))
+    }
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("`{value}` is not `true` or `false`")),
     }
 }
 
@@ -221,5 +298,23 @@ mod tests {
         assert!(e.contains("lisen"), "{e}");
         let e = Config::load(None, |k| (k == "STELLA_LISTEN").then(|| "localhost".into())).unwrap_err();
         assert!(e.starts_with("STELLA_LISTEN"), "{e}");
+    }
+
+    #[test]
+    fn health_settings_are_checked_against_their_ranges_and_the_sandbox_deadline() {
+        let c = Config::load(None, |k| (k == "STELLA_OFFLINE").then(|| "true".into())).unwrap();
+        assert!(c.health.offline && c.health.enabled);
+        assert_eq!(c.health.interval_seconds, 300);
+        let e = Config::load(None, |k| (k == "STELLA_OFFLINE").then(|| "yes".into())).unwrap_err();
+        assert!(e.starts_with("STELLA_OFFLINE"), "{e}");
+        let e = Config::load(None, |k| (k == "STELLA_HEALTH_INTERVAL_SECONDS").then(|| "5".into())).unwrap_err();
+        assert!(e.contains("health.interval-seconds must be between 30 and 86400"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[health]\nlease-seconds = 60\n[sandbox.limits]\ndeadline-ms = 60000\n").unwrap();
+        let e = Config::load(Some(&path), |_| None).unwrap_err();
+        assert!(e.contains("health.lease-seconds must be between 90"), "{e}");
+        std::fs::write(&path, "[health]\nconcurrency = 0\n").unwrap();
+        assert!(Config::load(Some(&path), |_| None).unwrap_err().contains("health.concurrency"));
     }
 }

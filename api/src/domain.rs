@@ -22,6 +22,8 @@ pub const MAX_TAGS: usize = 32;
 pub const MAX_CONFIGURATION_BYTES: usize = 64 * 1024;
 /// Deepest nesting of the configuration document.
 pub const MAX_CONFIGURATION_DEPTH: usize = 16;
+/// The shortest and longest time between two health checks of an integration, in seconds.
+pub const HEALTH_CHECK_INTERVAL_RANGE: (u64, u64) = (30, 86_400);
 
 /// An integration, as stored and as returned by the API.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -57,6 +59,10 @@ pub struct Integration {
     pub tags: Vec<String>,
     /// Who owns it.
     pub owner_id: Option<String>,
+    /// Seconds between two health checks, 30 to 86400; null: the service's default
+    /// (`health.interval-seconds`, 300 unless configured).
+    #[schema(minimum = 30, maximum = 86400)]
+    pub health_check_interval: Option<u32>,
     // Lifecycle
     /// Where it is in its lifecycle.
     pub status: Status,
@@ -115,6 +121,7 @@ impl Integration {
             environment,
             tags,
             owner_id,
+            health_check_interval,
         } = spec;
         self.name = name;
         self.description = description;
@@ -126,6 +133,24 @@ impl Integration {
         self.environment = environment;
         self.tags = tags;
         self.owner_id = owner_id;
+        self.health_check_interval = health_check_interval;
+    }
+
+    /// What a client sets of it (the body that would recreate it).
+    pub fn spec(&self) -> IntegrationSpec {
+        IntegrationSpec {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            integration_type: self.integration_type,
+            provider: self.provider.clone(),
+            base_url: self.base_url.clone(),
+            auth_ref: self.auth_ref.clone(),
+            configuration: self.configuration.clone(),
+            environment: self.environment.clone(),
+            tags: self.tags.clone(),
+            owner_id: self.owner_id.clone(),
+            health_check_interval: self.health_check_interval,
+        }
     }
 
     /// Replaces its lifecycle fields.
@@ -189,6 +214,11 @@ pub struct IntegrationSpec {
     #[serde(default)]
     #[schema(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub owner_id: Option<String>,
+    /// Seconds between two health checks, 30 to 86400; null or absent: the service's default
+    /// (`health.interval-seconds`).
+    #[serde(default)]
+    #[schema(minimum = 30, maximum = 86400)]
+    pub health_check_interval: Option<u32>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -196,7 +226,7 @@ fn empty_object() -> serde_json::Value {
 }
 
 /// One invalid field of a request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldError {
     /// JSON pointer-like path of the field (`name`, `configuration.auth.password`).
@@ -283,6 +313,12 @@ impl IntegrationSpec {
             errors.push(FieldError::new("authRef", message));
         }
         check_configuration(&mut errors, &self.configuration);
+        let (lo, hi) = HEALTH_CHECK_INTERVAL_RANGE;
+        if let Some(seconds) = self.health_check_interval
+            && !(lo..=hi).contains(&u64::from(seconds))
+        {
+            errors.push(FieldError::new("healthCheckInterval", format!("must be between {lo} and {hi} seconds")));
+        }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 }

@@ -9,12 +9,14 @@
 //! - [`http`]: the axum routes, problem+json errors, middleware and the OpenAPI document;
 //! - [`auth`]: bearer JWT verification, scopes and tenants, the local token key;
 //! - [`metrics`]: the Prometheus counters;
+//! - [`bulk`]: export and import of a tenant's integrations by name;
 //! - [`scheduler`]: the health checks of every integration in service, leased per replica;
 //! - [`server`]: wiring from configuration to a running service; [`relay`]: outbox → NATS;
 //! - [`config`]: the service configuration (TOML file and environment);
 //! - [`cli`]: the `stella-integrations` command line (including `serve`).
 
 pub mod auth;
+pub mod bulk;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -11,24 +11,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::service::Catalog;
+use crate::service::{Catalog, CheckRun};
 use crate::store::{LeasedCheck, StoreError, unix_ms};
 
-/// How the scheduler runs.
+/// How the scheduler runs. The interval and offline mode are the catalog's
+/// [`HealthPolicy`](crate::service::HealthPolicy).
 #[derive(Clone, Debug)]
 pub struct SchedulerConfig {
-    /// Time between two checks of one integration.
-    pub interval: Duration,
     /// Checks running at once in this replica.
     pub concurrency: usize,
     /// How long a leased check is this replica's; must outlast the sandbox's deadline.
     pub lease: Duration,
     /// How long the history is kept.
     pub retention: Duration,
-    /// No network check is made; checks are recorded as skipped.
-    pub offline: bool,
     /// How often due checks are looked for.
     pub poll: Duration,
 }
@@ -36,11 +34,9 @@ pub struct SchedulerConfig {
 impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
-            interval: Duration::from_secs(300),
             concurrency: 32,
             lease: Duration::from_secs(120),
             retention: Duration::from_secs(30 * 86_400),
-            offline: false,
             poll: Duration::from_secs(1),
         }
     }
@@ -56,16 +52,42 @@ pub struct Scheduler {
     slots: Arc<Semaphore>,
 }
 
+impl SchedulerConfig {
+    /// The scheduler's part of the `[health]` settings.
+    pub fn from_settings(settings: &crate::config::HealthConfig) -> Self {
+        Self {
+            concurrency: settings.concurrency as usize,
+            lease: Duration::from_secs(settings.lease_seconds),
+            retention: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
+            ..Self::default()
+        }
+    }
+}
+
 impl Scheduler {
     /// A scheduler for the catalog's integrations.
     pub fn new(catalog: Arc<Catalog>, config: SchedulerConfig) -> Self {
         let slots = Arc::new(Semaphore::new(config.concurrency.max(1)));
-        Self { catalog, config, owner: format!("replica-{}", Uuid::new_v4()), slots }
+        Self { catalog, config, owner: format!("replica-{}", &Uuid::new_v4().simple().to_string()[..12]), slots }
+    }
+
+    /// This replica's name, on its leases and on the checks it records.
+    pub fn replica(&self) -> &str {
+        &self.owner
     }
 
     /// Leases the checks due now, as many as there are free workers, and runs them to the end.
-    /// Returns how many ran.
+    /// Returns how many ran. (`run` does the same without waiting for the batch.)
     pub async fn run_due(&self) -> Result<usize, StoreError> {
+        let mut running = JoinSet::new();
+        let started = self.start_due(&mut running).await?;
+        running.join_all().await;
+        Ok(started)
+    }
+
+    /// Leases up to as many due checks as there are free workers and starts them in `running`,
+    /// each holding a worker until it ends. Returns how many it started.
+    async fn start_due(&self, running: &mut JoinSet<()>) -> Result<usize, StoreError> {
         let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
         if free == 0 {
             return Ok(0);
@@ -73,20 +95,17 @@ impl Scheduler {
         let now = unix_ms(crate::domain::now());
         let leased =
             self.catalog.store().lease_health_checks(&self.owner, now, millis(self.config.lease), free).await?;
-        let mut running = tokio::task::JoinSet::new();
+        let started = leased.len();
         for check in leased {
-            let permit = self.slots.clone().acquire_owned().await.expect("the semaphore is never closed");
-            let (catalog, owner, config) = (self.catalog.clone(), self.owner.clone(), self.config.clone());
+            // Only this replica's loop takes workers, and it leased no more than were free.
+            let permit = self.slots.clone().try_acquire_owned().expect("a free worker per leased check");
+            let (catalog, owner) = (self.catalog.clone(), self.owner.clone());
             running.spawn(async move {
                 let _permit = permit;
-                run_one(&catalog, &owner, &config, check).await;
+                run_one(&catalog, &owner, check).await;
             });
         }
-        let mut ran = 0;
-        while running.join_next().await.is_some() {
-            ran += 1;
-        }
-        Ok(ran)
+        Ok(started)
     }
 
     /// Deletes history older than the retention.
@@ -95,35 +114,55 @@ impl Scheduler {
         self.catalog.store().prune_health_checks(before).await
     }
 
-    /// Runs until `shutdown` resolves: looks for due checks every poll interval, prunes hourly.
+    /// Runs until `shutdown` resolves, then stops the checks in flight (their leases expire and
+    /// another replica takes them over).
+    ///
+    /// While every free worker found a due check, more may be due: the loop leases again as soon
+    /// as half the workers are free (one query per batch, not per check). Otherwise it looks again
+    /// after the poll interval. History is pruned hourly.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut poll = tokio::time::interval(self.config.poll);
+        let mut running = JoinSet::new();
         let mut prune = tokio::time::interval(Duration::from_secs(3600));
+        let refill = self.config.concurrency.max(1).div_ceil(2);
         loop {
-            tokio::select! {
-                () = &mut shutdown => return,
-                _ = poll.tick() => {
-                    if let Err(e) = self.run_due().await {
-                        tracing::warn!(error = %e, "health checks could not be leased");
+            while running.try_join_next().is_some() {}
+            let free = self.slots.available_permits();
+            let more_due = match self.start_due(&mut running).await {
+                Ok(started) => started > 0 && started == free,
+                Err(e) => {
+                    tracing::warn!(error = %e, "health checks could not be leased");
+                    false
+                }
+            };
+            let workers_freed = async {
+                while self.slots.available_permits() < refill {
+                    if running.join_next().await.is_none() {
+                        break;
                     }
                 }
+            };
+            tokio::select! {
+                () = &mut shutdown => return,
                 _ = prune.tick() => match self.prune().await {
                     Ok(n) if n > 0 => tracing::info!(deleted = n, "health history pruned"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "health history could not be pruned"),
                 },
+                () = workers_freed, if more_due => {}
+                () = tokio::time::sleep(self.config.poll), if !more_due => {}
             }
         }
     }
 }
 
-/// Runs one leased check and records it with the next due time.
-async fn run_one(catalog: &Catalog, owner: &str, config: &SchedulerConfig, leased: LeasedCheck) {
+/// Runs one leased check and records it with the next due time: its interval (±10%) after the
+/// check's recorded time (when it started), whatever it found.
+async fn run_one(catalog: &Catalog, owner: &str, leased: LeasedCheck) {
     let LeasedCheck { tenant_id, integration_id } = leased;
-    let next_due = unix_ms(crate::domain::now()) + jittered(millis(config.interval));
-    match catalog.health_check(&tenant_id, integration_id, config.offline).await {
-        Ok(Some(check)) => {
+    match catalog.health_check(&tenant_id, integration_id).await {
+        Ok(Some(CheckRun { check, interval })) => {
+            let next_due = unix_ms(check.checked_at) + jittered(millis(interval));
             match catalog.store().finish_health_check(owner, &tenant_id, integration_id, &check, next_due).await {
                 Ok(true) => {}
                 Ok(false) => tracing::info!(%integration_id, "a health check's lease was lost; not recorded"),

@@ -1,5 +1,5 @@
 //! Wiring: from a [`Config`] to a running service (store, sandbox, connectors, token verifier,
-//! router, event relay), and its graceful shutdown.
+//! router, event relay, health scheduler), and its graceful shutdown.
 
 use std::sync::Arc;
 
@@ -9,7 +9,8 @@ use stella_runtime::{ConnectorCatalog, Sandbox};
 use crate::auth::{Verifier, local_key};
 use crate::config::Config;
 use crate::http::{AppState, router};
-use crate::service::Catalog;
+use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::service::{Catalog, HealthPolicy};
 use crate::store;
 
 /// Builds the service's state: opens (and migrates) the database, loads the built-in connectors
@@ -43,7 +44,10 @@ pub async fn build_state(config: &Config) -> Result<AppState, String> {
         None
     };
     let verifier = Verifier::new(&config.auth, key).await?;
-    let catalog = Catalog::new(store, Arc::new(sandbox), Arc::new(connectors));
+    let catalog = Catalog::new(store, Arc::new(sandbox), Arc::new(connectors)).with_health_policy(HealthPolicy {
+        default_interval: std::time::Duration::from_secs(config.health.interval_seconds),
+        offline: config.health.offline,
+    });
     Ok(AppState::new(catalog, verifier, config.server.max_body_bytes))
 }
 
@@ -54,6 +58,20 @@ pub async fn serve(config: Config) -> Result<(), String> {
         let store = state.catalog.store().clone();
         tokio::spawn(crate::relay::run(config.events.clone(), store))
     });
+    let (stop_scheduler, scheduler_stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = config.health.enabled.then(|| {
+        let scheduler = Scheduler::new(Arc::new(state.catalog.clone()), SchedulerConfig::from_settings(&config.health));
+        tracing::info!(
+            replica = scheduler.replica(),
+            interval_seconds = config.health.interval_seconds,
+            concurrency = config.health.concurrency,
+            offline = config.health.offline,
+            "health scheduler started"
+        );
+        tokio::spawn(scheduler.run(async move {
+            let _ = scheduler_stopped.await;
+        }))
+    });
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
@@ -61,6 +79,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
     tracing::info!(%address, database = %store::redact_url(&config.storage.database_url()), "serving");
     eprintln!("stella-integrations listening on http://{address} (API reference: http://{address}/api/v1/docs)");
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    let _ = stop_scheduler.send(());
+    if let Some(scheduler) = scheduler {
+        let _ = scheduler.await;
+    }
     if let Some(relay) = relay {
         relay.abort();
     }

@@ -123,12 +123,38 @@ pub struct Tested {
     pub test_result: TestRun,
 }
 
-/// The catalog: store, sandbox and loaded connectors.
+/// A health check the scheduler ran, and the integration's interval until the next one.
+#[derive(Clone, Debug)]
+pub struct CheckRun {
+    /// The check, to record.
+    pub check: HealthCheck,
+    /// Its interval (its own or the default).
+    pub interval: std::time::Duration,
+}
+
+/// How integrations are health-checked: the `[health]` settings the catalog itself needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthPolicy {
+    /// Time between two checks of an integration without its own `healthCheckInterval`.
+    pub default_interval: std::time::Duration,
+    /// Offline site: no network check is made, except of a feed mirror inside the site.
+    pub offline: bool,
+}
+
+impl Default for HealthPolicy {
+    fn default() -> Self {
+        Self { default_interval: std::time::Duration::from_secs(300), offline: false }
+    }
+}
+
+/// The catalog: store, sandbox and loaded connectors. Cloning it shares them.
+#[derive(Clone)]
 pub struct Catalog {
     store: Arc<dyn Store>,
     sandbox: Arc<Sandbox>,
     connectors: Arc<ConnectorCatalog>,
     metrics: Arc<Metrics>,
+    health: HealthPolicy,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -140,7 +166,18 @@ impl std::fmt::Debug for Catalog {
 impl Catalog {
     /// A catalog over these parts.
     pub fn new(store: Arc<dyn Store>, sandbox: Arc<Sandbox>, connectors: Arc<ConnectorCatalog>) -> Self {
-        Self { store, sandbox, connectors, metrics: Arc::new(Metrics::default()) }
+        Self { store, sandbox, connectors, metrics: Arc::new(Metrics::default()), health: HealthPolicy::default() }
+    }
+
+    /// The same catalog under this health policy.
+    pub fn with_health_policy(mut self, policy: HealthPolicy) -> Self {
+        self.health = policy;
+        self
+    }
+
+    /// How integrations are health-checked.
+    pub fn health_policy(&self) -> &HealthPolicy {
+        &self.health
     }
 
     /// The service's metrics (sandbox invocations are counted here; HTTP requests by the router).
@@ -262,6 +299,7 @@ impl Catalog {
             environment: spec.environment,
             tags: spec.tags,
             owner_id: spec.owner_id,
+            health_check_interval: spec.health_check_interval,
             status: lifecycle::Status::Draft,
             paused: false,
             pause_reason: None,
@@ -290,6 +328,7 @@ impl Catalog {
                 events: vec![event("integration.created", &row)],
                 test_result: None,
                 idempotency,
+                reschedule_health: false,
             })
             .await?;
         Ok(row)
@@ -333,6 +372,8 @@ impl Catalog {
         };
         row.set_spec(spec);
         let details = json!({"changed": changed_fields(&current, &row)});
+        // A new interval applies now, not after the old one has run out.
+        let reschedule_health = current.health_check_interval != row.health_check_interval;
         self.store
             .apply(Change {
                 tenant_id: caller.tenant.clone(),
@@ -342,6 +383,7 @@ impl Catalog {
                 events: vec![event("integration.updated", &row)],
                 test_result: None,
                 idempotency: None,
+                reschedule_health,
             })
             .await?;
         Ok(row)
@@ -383,6 +425,7 @@ impl Catalog {
                 events: vec![event("integration.deleted", &current)],
                 test_result: None,
                 idempotency: None,
+                reschedule_health: false,
             })
             .await?;
         Ok(())
@@ -456,6 +499,7 @@ impl Catalog {
                 events,
                 test_result: Some(stored.clone()),
                 idempotency: None,
+                reschedule_health: false,
             };
             match self.store.apply(change).await {
                 Ok(()) => return Ok(Tested { integration: row, test_result: run }),
@@ -481,28 +525,27 @@ impl Catalog {
     /// `degraded` pass, `unhealthy` fails, through the same lifecycle as a test. The row (with an
     /// audit entry by `scheduler` and `integration.healthy` / `integration.unhealthy` when the
     /// health changes) is written only when the lifecycle or the health changes, so a healthy
-    /// integration's version and ETag do not move with every check. `offline` skips the network
-    /// check (and moves nothing). `None` when the integration is gone or no longer in service.
-    pub async fn health_check(
-        &self,
-        tenant_id: &str,
-        id: Uuid,
-        offline: bool,
-    ) -> Result<Option<HealthCheck>, ServiceError> {
+    /// integration's version and ETag do not move with every check. In offline mode no network
+    /// check is made (the check is `skipped` and moves nothing), except of a feed mirror inside the
+    /// site ([`inside_offline_site`]). `None` when the integration is gone or no longer in service.
+    pub async fn health_check(&self, tenant_id: &str, id: Uuid) -> Result<Option<CheckRun>, ServiceError> {
         let Some(subject) = self.store.get(tenant_id, id).await? else { return Ok(None) };
         if !subject.status.in_service() || subject.paused {
             return Ok(None);
         }
+        let interval = self.check_interval(&subject);
         let checked_at = now();
-        if offline {
-            return Ok(Some(HealthCheck {
+        if self.health.offline && !inside_offline_site(&subject) {
+            let check = HealthCheck {
                 check_id: Uuid::new_v4(),
                 checked_at,
                 outcome: CheckOutcome::Skipped,
                 failure_class: None,
                 latency_ms: 0,
                 message: "offline mode: no network check was made".into(),
-            }));
+                replica: None,
+            };
+            return Ok(Some(CheckRun { check, interval }));
         }
         let (outcome, failure, latency_ms, message) = match self.connectors.get(&subject.provider) {
             Some(connector) => {
@@ -524,15 +567,22 @@ impl Catalog {
                 format!("no connector `{}` is loaded", subject.provider),
             ),
         };
-        let check =
-            HealthCheck { check_id: Uuid::new_v4(), checked_at, outcome, failure_class: failure, latency_ms, message };
+        let check = HealthCheck {
+            check_id: Uuid::new_v4(),
+            checked_at,
+            outcome,
+            failure_class: failure,
+            latency_ms,
+            message,
+            replica: None,
+        };
         let passed = outcome != CheckOutcome::Unhealthy;
         for _ in 0..MAX_APPLY_ATTEMPTS {
             let Some(current) = self.store.get(tenant_id, id).await? else { return Ok(None) };
             let next = lifecycle::apply(&current.lifecycle(), &Event::Checked { passed })?;
             let health_changed = current.last_test_success != Some(passed);
             if next == current.lifecycle() && !health_changed {
-                return Ok(Some(check));
+                return Ok(Some(CheckRun { check, interval }));
             }
             let mut row = current.clone();
             row.set_lifecycle(next);
@@ -562,15 +612,23 @@ impl Catalog {
                 events,
                 test_result: None,
                 idempotency: None,
+                reschedule_health: false,
             };
             match self.store.apply(change).await {
-                Ok(()) => return Ok(Some(check)),
+                Ok(()) => return Ok(Some(CheckRun { check, interval })),
                 Err(StoreError::Stale { .. }) => continue,
                 Err(StoreError::NotFound) => return Ok(None),
                 Err(e) => return Err(e.into()),
             }
         }
         Err(ServiceError::Unavailable("the integration kept changing while its health was recorded".into()))
+    }
+
+    /// The time between two health checks of this integration: its own, else the default.
+    pub fn check_interval(&self, integration: &Integration) -> std::time::Duration {
+        integration
+            .health_check_interval
+            .map_or(self.health.default_interval, |s| std::time::Duration::from_secs(u64::from(s)))
     }
 
     /// Uptime and latency from the last 30 days of the integration's health history.
@@ -659,6 +717,7 @@ impl Catalog {
                 events: event_type.map(|t| event(t, &row)).into_iter().collect(),
                 test_result: None,
                 idempotency: None,
+                reschedule_health: false,
             };
             match self.store.apply(change).await {
                 Ok(()) => return Ok(row),
@@ -688,6 +747,28 @@ pub struct HealthSummary {
     pub latency_p50_ms: Option<u64>,
     /// 95th percentile latency of the checks of the last 24 hours, in milliseconds.
     pub latency_p95_ms: Option<u64>,
+}
+
+/// Whether an offline site still checks this integration: a feed whose `mirrorHosts` allowlist
+/// names the host of its base URL. The site lists its mirrors, so the check stays inside it (the
+/// `feed-mirror` connector enforces the same list before any request; this is decided here so that
+/// no connector's word is needed for it).
+pub fn inside_offline_site(integration: &Integration) -> bool {
+    if integration.integration_type != stella_runtime::IntegrationType::Feed {
+        return false;
+    }
+    let Some(host) = integration
+        .base_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+    else {
+        return false;
+    };
+    let Some(mirrors) = integration.configuration.get("mirrorHosts").and_then(|m| m.as_array()) else {
+        return false;
+    };
+    mirrors.iter().filter_map(|m| m.as_str()).any(|m| m.eq_ignore_ascii_case(&host))
 }
 
 /// Uptime over 24 h, 7 d and 30 d before `now_ms`, latency percentiles over 24 h (nearest rank).
@@ -750,7 +831,7 @@ fn event(event_type: &str, i: &Integration) -> EventDraft {
 }
 
 /// The client-settable fields that differ (names only: values may be sensitive to some readers).
-fn changed_fields(before: &Integration, after: &Integration) -> Vec<&'static str> {
+pub fn changed_fields(before: &Integration, after: &Integration) -> Vec<&'static str> {
     let mut changed = vec![];
     let mut check = |name: &'static str, differs: bool| {
         if differs {
@@ -767,6 +848,7 @@ fn changed_fields(before: &Integration, after: &Integration) -> Vec<&'static str
     check("environment", before.environment != after.environment);
     check("tags", before.tags != after.tags);
     check("ownerId", before.owner_id != after.owner_id);
+    check("healthCheckInterval", before.health_check_interval != after.health_check_interval);
     changed
 }
 
@@ -782,6 +864,7 @@ mod tests {
             failure_class: None,
             latency_ms,
             message: String::new(),
+            replica: None,
         }
     }
 

@@ -179,6 +179,7 @@ fn migrate_then_audit_verify_finds_intact_and_tampered_chains() {
                 events: vec![],
                 test_result: None,
                 idempotency: None,
+                reschedule_health: false,
             };
             store.apply(change).await.unwrap();
         }

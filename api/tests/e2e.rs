@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_stella-integrations");
 
 struct Server {
@@ -141,6 +143,21 @@ async fn the_binary_serves_the_readme_walkthrough_and_relays_its_events_to_nats(
     assert_eq!(tested["testResult"]["result"]["facts"]["providerVersion"], "2.11.0");
     let (status, _) = send(reqwest::Method::POST, &format!("/api/v1/integrations/{id}/test"), None).await;
     assert_eq!(status, 200);
+    // `serve` runs the health scheduler: an integration in service is checked at once. A passing
+    // check of a healthy integration writes history only (no audit entry, no event: checked below).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        let (status, health) = send(reqwest::Method::GET, &format!("/api/v1/integrations/{id}/health"), None).await;
+        assert_eq!(status, 200, "{health}");
+        if !health["lastCheck"].is_null() {
+            break health;
+        }
+        assert!(Instant::now() < deadline, "no scheduled health check within 20 s: {health}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(health["lastCheck"]["outcome"], "healthy", "{health}");
+    assert!(health["lastCheck"]["replica"].as_str().is_some_and(|r| r.starts_with("replica-")), "{health}");
+    assert_eq!((&health["checkIntervalSeconds"], &health["offline"]), (&json!(300), &json!(false)));
     let pause = json!({"reason": "registry maintenance", "ticket": "OPS-7"});
     let (status, paused) = send(reqwest::Method::POST, &format!("/api/v1/integrations/{id}/pause"), Some(pause)).await;
     assert_eq!((status, paused["status"].as_str()), (200, Some("paused")));
@@ -219,4 +236,188 @@ fn serve_refuses_a_bad_configuration_with_a_clear_message() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Two `serve` processes on one PostgreSQL database: every integration is checked once per
+/// interval (never by both replicas), and both replicas take their share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_postgresql_check_each_integration_once_per_interval() {
+    let Some(database) = common::postgres_database().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let admin = token(dir.path(), "integrations.admin");
+    // The shortest interval allowed: two rounds of checks take about 30 s.
+    let env = [("DATABASE_URL", database.url.as_str()), ("STELLA_HEALTH_INTERVAL_SECONDS", "30")];
+    let first = Server::start(dir.path(), &env);
+    let second = Server::start(dir.path(), &env);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let call = |base: &str, method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = http.request(method, format!("{base}{path}")).bearer_auth(&admin);
+        if let Some(b) = body {
+            request = request.header("content-type", "application/json").body(b.to_string());
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, serde_json::from_str::<Value>(&response.text().await.unwrap()).unwrap_or(Value::Null))
+        }
+    };
+
+    const INTEGRATIONS: usize = 16;
+    let mut ids = Vec::new();
+    for n in 0..INTEGRATIONS {
+        let body = json!({"name": format!("registry-{n:02}"), "type": "registry", "provider": "in-memory"});
+        let (status, created) = call(&first.base, reqwest::Method::POST, "/api/v1/integrations", Some(body)).await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["integrationId"].as_str().unwrap().to_string();
+        let (status, _) =
+            call(&first.base, reqwest::Method::POST, &format!("/api/v1/integrations/{id}/activate"), None).await;
+        assert_eq!(status, 200);
+        ids.push(id);
+        // Spread the activations over both replicas' polls.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+
+    // Wait for the second round of checks, reading through the other replica.
+    let deadline = Instant::now() + Duration::from_secs(75);
+    let histories = loop {
+        let mut histories = Vec::new();
+        for id in &ids {
+            let path = format!("/api/v1/integrations/{id}/health?limit=50");
+            let (status, health) = call(&second.base, reqwest::Method::GET, &path, None).await;
+            assert_eq!(status, 200, "{health}");
+            histories.push(health["history"].as_array().unwrap().clone());
+        }
+        if histories.iter().all(|h| h.len() >= 2) {
+            break histories;
+        }
+        assert!(Instant::now() < deadline, "not every integration was checked twice in 75 s: {histories:?}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+
+    let mut replicas = std::collections::BTreeSet::new();
+    for (id, history) in ids.iter().zip(&histories) {
+        let times: Vec<time::OffsetDateTime> = history
+            .iter()
+            .map(|c| {
+                time::OffsetDateTime::parse(
+                    c["checkedAt"].as_str().unwrap(),
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .unwrap()
+            })
+            .collect();
+        // Newest first; consecutive checks at least the interval less its 10% jitter apart.
+        for pair in times.windows(2) {
+            let gap = pair[0] - pair[1];
+            assert!(gap >= time::Duration::seconds(27), "{id} was checked twice within {gap}: {history:?}");
+        }
+        assert!(history.iter().all(|c| c["outcome"] == "healthy"), "{history:?}");
+        replicas.extend(history.iter().map(|c| c["replica"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(replicas.len(), 2, "both replicas take checks: {replicas:?}");
+
+    assert!(first.terminate() && second.terminate(), "both replicas stop cleanly on SIGTERM");
+    database.drop_now().await;
+}
+
+/// `stella-integrations export` and `import` against a running service: from one tenant's file
+/// into another tenant, with a dry run first; a refused item makes `import` exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_exports_and_imports_against_a_running_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = token(dir.path(), "integrations.admin");
+    let out = Command::new(BIN)
+        .args(["token", "--tenant", "staging", "--scopes", "integrations.admin"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let staging = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let server = Server::start(dir.path(), &[("STELLA_HEALTH_ENABLED", "false")]);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    for name in ["zeta-registry", "alpha-ci"] {
+        let body = json!({"name": name, "type": "registry", "provider": "in-memory", "tags": ["cli"]});
+        let response = http
+            .post(format!("{}/api/v1/integrations", server.base))
+            .bearer_auth(&demo)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 201);
+    }
+    let cli = |args: &[&str], token: &str| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .env("STELLA_URL", &server.base)
+            .env("STELLA_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+
+    let out = cli(&["export"], &demo);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let exported: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> =
+        exported["integrations"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alpha-ci", "zeta-registry"]);
+    std::fs::write(dir.path().join("demo.json"), &out.stdout).unwrap();
+    let out = cli(&["export", "--ndjson"], &demo);
+    assert_eq!(text(&out.stdout).lines().count(), 2);
+    std::fs::write(dir.path().join("demo.ndjson"), &out.stdout).unwrap();
+
+    let out = cli(&["import", "demo.json", "--dry-run"], &staging);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(report.contains("created    alpha-ci\n") && report.contains("created    zeta-registry\n"), "{report}");
+    assert!(
+        report.ends_with("2 created, 0 updated, 0 unchanged, 0 failed (dry run: nothing was changed)\n"),
+        "{report}"
+    );
+    let out = cli(&["export"], &staging);
+    let nothing: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(nothing["integrations"], json!([]));
+
+    let out = cli(&["import", "demo.json"], &staging);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = cli(&["import", "demo.ndjson", "--json"], &staging);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["unchanged"].as_u64(), report["created"].as_u64()), (Some(2), Some(0)), "{report}");
+    let out = cli(&["export"], &staging);
+    let copied: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(copied["integrations"], exported["integrations"]);
+
+    // A refused item: exit 1, with the reason; the good one is still imported.
+    let file = json!({"integrations": [
+        {"name": "bad", "type": "registry", "provider": "in-memory", "baseUrl": "ftp://x"},
+        {"name": "good", "type": "registry", "provider": "in-memory"},
+    ]});
+    std::fs::write(dir.path().join("mixed.json"), file.to_string()).unwrap();
+    let out = cli(&["import", "mixed.json"], &staging);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(report.contains("error      bad (item 0): baseUrl:"), "{report}");
+    assert!(report.contains("created    good\n"), "{report}");
+
+    // Usage and connection errors: exit 2 with a message (the token never printed).
+    let out = cli(&["import", "missing.json"], &staging);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read missing.json"), "{}", text(&out.stderr));
+    let out = cli(&["export"], "not-a-token");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("401"), "{}", text(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["export", "--url", "http://127.0.0.1:9"])
+        .env("STELLA_TOKEN", &staging)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot reach the service at http://127.0.0.1:9"), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains(&staging));
+    assert!(server.terminate());
 }

@@ -205,6 +205,8 @@ enum Rule {
 const MATRIX: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/integrations", Rule::Read),
     ("POST", "/api/v1/integrations", Rule::Admin),
+    ("GET", "/api/v1/integrations/export", Rule::Read),
+    ("POST", "/api/v1/integrations/import", Rule::Admin),
     ("GET", "/api/v1/integrations/{id}", Rule::Read),
     ("PUT", "/api/v1/integrations/{id}", Rule::Admin),
     ("DELETE", "/api/v1/integrations/{id}", Rule::Admin),
@@ -228,6 +230,7 @@ const MATRIX: &[(&str, &str, Rule)] = &[
 fn body_for(method: &str, path: &str) -> Option<Value> {
     match (method, path) {
         ("POST", "/api/v1/integrations") | ("PUT", _) => Some(spec(&format!("m-{}", uuid::Uuid::new_v4()))),
+        ("POST", "/api/v1/integrations/import") => Some(json!({"integrations": [spec("imported")]})),
         (_, p) if p.ends_with("/pause") => Some(json!({"reason": "matrix"})),
         _ => None,
     }
@@ -522,6 +525,22 @@ async fn bad_input_gets_a_4xx_problem_never_a_5xx() {
         (json!({"name": "x", "type": "registry", "provider": "in-memory", "authRef": "vault:secret"}), "authRef"),
         (json!({"name": "x", "type": "registry", "provider": "in-memory", "baseUrl": "ftp://x"}), "baseUrl"),
         (
+            json!({"name": "x", "type": "registry", "provider": "in-memory", "healthCheckInterval": 29}),
+            "healthCheckInterval",
+        ),
+        (
+            json!({"name": "x", "type": "registry", "provider": "in-memory", "healthCheckInterval": 86_401}),
+            "healthCheckInterval",
+        ),
+        (
+            json!({"name": "x", "type": "registry", "provider": "in-memory", "healthCheckInterval": -5}),
+            "healthCheckInterval",
+        ),
+        (
+            json!({"name": "x", "type": "registry", "provider": "in-memory", "healthCheckInterval": "5m"}),
+            "healthCheckInterval",
+        ),
+        (
             json!({"name": "x", "type": "registry", "provider": "in-memory",
                    "configuration": {"nested": {"clientSecret": "hunter2"}}}),
             "configuration.nested.clientSecret",
@@ -634,6 +653,7 @@ async fn the_lifecycle_runs_through_the_api_with_its_audit_and_events() {
     assert_eq!((r.body["health"].as_str(), r.body["status"].as_str()), (Some("healthy"), Some("active")));
     assert_eq!((r.body["history"].as_array().map(Vec::len), &r.body["lastCheck"]), (Some(0), &Value::Null));
     assert!(r.body["summary"]["uptime24h"].is_null());
+    assert_eq!((&r.body["checkIntervalSeconds"], &r.body["offline"]), (&json!(300), &json!(false)));
 
     // Three health checks, recorded the way the scheduler records them (through a second store on
     // the same database): newest first, paged by `before`, summarised.
@@ -654,6 +674,7 @@ async fn the_lifecycle_runs_through_the_api_with_its_audit_and_events() {
             failure_class: None,
             latency_ms: latency,
             message: format!("check {n}"),
+            replica: None,
         };
         assert!(store.finish_health_check("test-replica", "acme", id, &check, at).await.unwrap());
     }
@@ -1085,4 +1106,218 @@ async fn a_local_token_must_carry_the_local_issuer_when_none_is_configured() {
     let jwks_only = auth::AuthConfig { jwks_file: Some("x".into()), ..Default::default() };
     assert!(!jwks_only.local_tokens_enabled());
     assert!(auth::AuthConfig { local_tokens: Some(true), ..jwks_only }.local_tokens_enabled());
+}
+
+/// Sends a raw import body with this content type.
+async fn import_raw(app: &App, token: &str, query: &str, content_type: &str, body: String) -> Reply {
+    let request = Request::post(format!("/api/v1/integrations/import{query}"))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .unwrap();
+    app.raw(request).await
+}
+
+fn results(report: &Value) -> Vec<(String, String)> {
+    report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["name"].as_str().unwrap_or("-").to_string(), i["result"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn export_and_import_move_integrations_between_environments_by_name() {
+    let app = app().await;
+    let acme = app.admin();
+    // Source: two integrations, one activated and paused (its state is not exported).
+    let full = json!({"name": "b-harbor", "type": "registry", "provider": "in-memory", "description": "prod registry",
+        "baseUrl": "https://harbor.example.com", "authRef": "ref://integrations/harbor/robot",
+        "configuration": {"project": "library"}, "tags": ["eu", "critical"], "environment": "prod",
+        "ownerId": "team-platform", "healthCheckInterval": 600});
+    let r = app.send(Method::POST, "/api/v1/integrations", Some(&acme), Some(full.clone())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let paused = app.create_tested("a-feeds").await;
+    let pause = json!({"reason": "maintenance"});
+    let r = app.send(Method::POST, &format!("/api/v1/integrations/{paused}/pause"), Some(&acme), Some(pause)).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Export: name order, what a client sets and nothing else.
+    let reader = app.token("acme", "integrations.read");
+    let r = app.send(Method::GET, "/api/v1/integrations/export", Some(&reader), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["format"], "stellaops.integrations/v1");
+    let exported = r.body["integrations"].as_array().unwrap().clone();
+    let names: Vec<&str> = exported.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a-feeds", "b-harbor"]);
+    for (key, value) in full.as_object().unwrap() {
+        assert_eq!(&exported[1][key], value, "{key}");
+    }
+    for field in ["integrationId", "tenantId", "status", "paused", "version", "lastTestSuccess", "createdBy"] {
+        assert!(exported.iter().all(|i| i.get(field).is_none()), "{field} is exported: {exported:?}");
+    }
+    let r = app
+        .send_with(
+            Method::GET,
+            "/api/v1/integrations/export",
+            Some(&reader),
+            None,
+            &[("accept", "application/x-ndjson")],
+        )
+        .await;
+    assert_eq!((r.status, r.header("content-type")), (StatusCode::OK, "application/x-ndjson"));
+    let lines: Vec<Value> = r.body.as_str().unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines, exported);
+    let document = json!({"format": "stellaops.integrations/v1", "integrations": exported});
+
+    // Into another environment (here: another tenant). A dry run changes nothing.
+    let globex = app.token("globex", "integrations.admin integrations.read");
+    let r =
+        app.send(Method::POST, "/api/v1/integrations/import?dryRun=true", Some(&globex), Some(document.clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(results(&r.body), [("a-feeds".into(), "created".into()), ("b-harbor".into(), "created".into())]);
+    assert_eq!((r.body["dryRun"].as_bool(), r.body["created"].as_u64()), (Some(true), Some(2)));
+    let r = app.send(Method::GET, "/api/v1/integrations", Some(&globex), None).await;
+    assert_eq!(r.body["items"], json!([]));
+    let r = app.send(Method::GET, "/api/v1/events", Some(&globex), None).await;
+    assert_eq!(r.body["items"], json!([]));
+
+    let r = app.send(Method::POST, "/api/v1/integrations/import", Some(&globex), Some(document.clone())).await;
+    assert_eq!(results(&r.body), [("a-feeds".into(), "created".into()), ("b-harbor".into(), "created".into())]);
+    let r = app.send(Method::GET, "/api/v1/integrations/export", Some(&globex), None).await;
+    assert_eq!(r.body["integrations"], document["integrations"], "an import reproduces the export");
+    let r = app.send(Method::GET, "/api/v1/integrations?status=draft", Some(&globex), None).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 2, "imported integrations start as drafts");
+    let id = r.body["items"][1]["integrationId"].as_str().unwrap().to_string();
+    let r = app.send(Method::GET, &format!("/api/v1/integrations/{id}/audit"), Some(&globex), None).await;
+    assert_eq!(
+        (r.body["items"][0]["action"].as_str(), r.body["items"][0]["actor"].as_str()),
+        (Some("created"), Some("globex-user"))
+    );
+    let events_after_import =
+        app.send(Method::GET, "/api/v1/events", Some(&globex), None).await.body["items"].as_array().unwrap().len();
+    assert_eq!(events_after_import, 2);
+
+    // Again: nothing changes, nothing is written.
+    let r = app.send(Method::POST, "/api/v1/integrations/import", Some(&globex), Some(document.clone())).await;
+    assert_eq!(
+        (r.body["unchanged"].as_u64(), r.body["created"].as_u64(), r.body["updated"].as_u64()),
+        (Some(2), Some(0), Some(0))
+    );
+    assert_eq!(
+        app.send(Method::GET, "/api/v1/events", Some(&globex), None).await.body["items"].as_array().unwrap().len(),
+        2
+    );
+
+    // A changed item is updated; bad items are refused one by one, and do not stop the others.
+    let mut changed = document["integrations"][1].clone();
+    changed["description"] = json!("moved");
+    changed["tags"] = json!(["eu"]);
+    let items = json!([
+        {"name": "c-bad-url", "type": "registry", "provider": "in-memory", "baseUrl": "ftp://x"},
+        changed,
+        {"name": "d-new", "type": "registry", "provider": "in-memory"},
+        {"name": "d-new", "type": "scm", "provider": "in-memory"},
+        {"name": "e-secret", "type": "registry", "provider": "in-memory", "configuration": {"password": "hunter2"}},
+        {"name": "f-unknown", "type": "registry", "provider": "in-memory", "colour": "red"},
+        "not an object",
+        {"name": "g-provider", "type": "registry", "provider": "nope"},
+    ]);
+    let r = app
+        .send(Method::POST, "/api/v1/integrations/import", Some(&globex), Some(json!({"integrations": items})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let got = results(&r.body);
+    let expected: Vec<(String, String)> = [
+        ("c-bad-url", "error"),
+        ("b-harbor", "updated"),
+        ("d-new", "created"),
+        ("d-new", "error"),
+        ("e-secret", "error"),
+        ("f-unknown", "error"),
+        ("-", "error"),
+        ("g-provider", "error"),
+    ]
+    .iter()
+    .map(|(n, r)| (n.to_string(), r.to_string()))
+    .collect();
+    assert_eq!(got, expected, "{}", r.body);
+    let items = r.body["items"].as_array().unwrap();
+    assert_eq!(items[1]["changed"], json!(["description", "tags"]));
+    assert_eq!(items[0]["errors"][0]["field"], "baseUrl");
+    assert!(items[3]["errors"][0]["message"].as_str().unwrap().contains("earlier item"), "{}", items[3]);
+    assert_eq!(items[4]["errors"][0]["field"], "configuration.password");
+    assert!(!r.body.to_string().contains("hunter2"), "a refused secret is echoed");
+    assert_eq!(items[5]["errors"][0]["field"], "colour");
+    assert_eq!(items[6]["errors"][0]["field"], "body");
+    assert_eq!(items[7]["errors"][0]["field"], "provider");
+    assert_eq!(
+        (r.body["created"].as_u64(), r.body["updated"].as_u64(), r.body["failed"].as_u64()),
+        (Some(1), Some(1), Some(6))
+    );
+    let r = app.send(Method::GET, "/api/v1/events", Some(&globex), None).await;
+    let types: Vec<&str> = r.body["items"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["integration.created", "integration.created", "integration.updated", "integration.created"]);
+
+    // NDJSON, line by line; a line that is not JSON is that item's error.
+    let ndjson =
+        format!("{}\n\nnot json\n{}\n", json!({"name": "h-line", "type": "ci", "provider": "in-memory"}), changed);
+    let r = import_raw(&app, &globex, "", "application/x-ndjson", ndjson).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        results(&r.body),
+        [("h-line".into(), "created".into()), ("-".into(), "error".into()), ("b-harbor".into(), "unchanged".into())]
+    );
+    assert!(r.body["items"][1]["errors"][0]["message"].as_str().unwrap().contains("not JSON"));
+
+    // The request as a whole: wrong media type, not a document, another format, too many items,
+    // a bad query; a reader may not import. None of them changes anything.
+    let before =
+        app.send(Method::GET, "/api/v1/integrations/export", Some(&globex), None).await.body["integrations"].clone();
+    let r = import_raw(&app, &globex, "", "text/plain", document.to_string()).await;
+    assert_eq!((r.status, r.problem_type()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"));
+    let r = import_raw(&app, &globex, "", "application/json", "[1, 2]".into()).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = import_raw(&app, &globex, "", "application/json", "{\"integrations\": [".into()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = app
+        .send(Method::POST, "/api/v1/integrations/import", Some(&globex), Some(json!({"integrations": [], "extra": 1})))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = app
+        .send(
+            Method::POST,
+            "/api/v1/integrations/import",
+            Some(&globex),
+            Some(json!({"format": "v0", "integrations": []})),
+        )
+        .await;
+    assert_eq!((r.status, r.body["errors"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("format")));
+    let many: Vec<Value> = (0..10_001).map(|n| json!({"name": format!("x{n}")})).collect();
+    let r =
+        app.send(Method::POST, "/api/v1/integrations/import", Some(&globex), Some(json!({"integrations": many}))).await;
+    assert_eq!(
+        (r.status, r.body["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("integrations"))
+    );
+    let r =
+        app.send(Method::POST, "/api/v1/integrations/import?dryRun=maybe", Some(&globex), Some(document.clone())).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let huge = format!("{{\"integrations\": [\"{}\"]}}", "a".repeat(17 << 20));
+    let r = import_raw(&app, &globex, "", "application/json", huge).await;
+    assert_eq!((r.status, r.problem_type()), (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"));
+    let reader = app.token("globex", "integrations.read");
+    let r = app.send(Method::POST, "/api/v1/integrations/import", Some(&reader), Some(document.clone())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let after =
+        app.send(Method::GET, "/api/v1/integrations/export", Some(&globex), None).await.body["integrations"].clone();
+    assert_eq!(before, after);
+    // The source tenant is untouched by all of it.
+    let r = app.send(Method::GET, "/api/v1/integrations/export", Some(&reader_of(&app, "acme")), None).await;
+    assert_eq!(r.body["integrations"], document["integrations"]);
+}
+
+fn reader_of(app: &App, tenant: &str) -> String {
+    app.token(tenant, "integrations.read")
 }

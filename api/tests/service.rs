@@ -180,14 +180,14 @@ mod scheduler {
     use std::time::Duration;
 
     use stella_integrations::scheduler::{Scheduler, SchedulerConfig};
-    use stella_integrations::store::CheckOutcome;
+    use stella_integrations::service::HealthPolicy;
+    use stella_integrations::store::{CheckOutcome, unix_ms};
 
     use super::*;
 
-    fn scheduler(f: &Fixture, interval: Duration, offline: bool) -> Scheduler {
-        let c = &f.catalog;
-        let catalog = Arc::new(Catalog::new(c.store().clone(), c.sandbox().clone(), c.connectors().clone()));
-        Scheduler::new(catalog, SchedulerConfig { interval, offline, ..SchedulerConfig::default() })
+    fn scheduler(f: &Fixture, default_interval: Duration, offline: bool) -> Scheduler {
+        let catalog = f.catalog.clone().with_health_policy(HealthPolicy { default_interval, offline });
+        Scheduler::new(Arc::new(catalog), SchedulerConfig::default())
     }
 
     async fn active(f: &Fixture, name: &str, configuration: serde_json::Value) -> Uuid {
@@ -195,6 +195,13 @@ mod scheduler {
         let tested = f.catalog.activate(&alice(), created.integration_id).await.unwrap();
         assert_eq!(tested.integration.status, Status::Active);
         created.integration_id
+    }
+
+    /// What a lease `seconds` from now would take (for a millisecond, so nothing is held).
+    async fn due_in(f: &Fixture, seconds: i64) -> Vec<Uuid> {
+        let at = unix_ms(stella_integrations::domain::now()) + seconds * 1000;
+        let leased = f.catalog.store().lease_health_checks("probe", at, 1, 10).await.unwrap();
+        leased.into_iter().map(|l| l.integration_id).collect()
     }
 
     async fn outcomes(f: &Fixture, id: Uuid) -> Vec<CheckOutcome> {
@@ -250,5 +257,63 @@ mod scheduler {
         assert_eq!(hourly.run_due().await.unwrap(), 1);
         assert_eq!(hourly.run_due().await.unwrap(), 0);
         assert_eq!(every_time.run_due().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_offline_site_still_checks_feed_mirrors_inside_it() {
+        let f = fixture().await;
+        let feed = |name: &str, base_url: &str, mirrors: serde_json::Value| {
+            let mut s = spec(name, json!({"mirrorHosts": mirrors}));
+            s.integration_type = stella_runtime::IntegrationType::Feed;
+            s.base_url = Some(base_url.into());
+            s
+        };
+        let mut ids = vec![];
+        for s in [
+            feed("inside", "https://Mirror.Internal/feeds", json!(["mirror.internal"])),
+            feed("elsewhere", "https://nvd.example.com", json!(["mirror.internal"])),
+            feed("no-list", "https://mirror.internal", json!(null)),
+            spec("registry", json!({"mirrorHosts": ["mirror.internal"]})),
+        ] {
+            let id = f.catalog.create(&alice(), s).await.unwrap().integration_id;
+            f.catalog.activate(&alice(), id).await.unwrap();
+            ids.push(id);
+        }
+        assert_eq!(scheduler(&f, Duration::ZERO, true).run_due().await.unwrap(), 4);
+        let found: Vec<Vec<CheckOutcome>> =
+            futures_util::future::join_all(ids.iter().map(|id| outcomes(&f, *id))).await;
+        assert_eq!(
+            found,
+            [
+                vec![CheckOutcome::Healthy],
+                vec![CheckOutcome::Skipped],
+                vec![CheckOutcome::Skipped],
+                vec![CheckOutcome::Skipped]
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_integration_s_own_interval_overrides_the_default_and_a_new_one_applies_at_once() {
+        let f = fixture().await;
+        let mut fast = spec("fast", json!({}));
+        fast.health_check_interval = Some(30);
+        let fast = f.catalog.create(&alice(), fast).await.unwrap().integration_id;
+        f.catalog.activate(&alice(), fast).await.unwrap();
+        let slow = active(&f, "slow", json!({})).await;
+        let hourly = scheduler(&f, Duration::from_secs(3600), false);
+        assert_eq!(hourly.run_due().await.unwrap(), 2);
+        // Due again 30 s ± 10% later, while the other waits for the default hour.
+        assert_eq!(due_in(&f, 26).await, Vec::<Uuid>::new());
+        assert_eq!(due_in(&f, 34).await, [fast]);
+        // A new interval applies at once: the next check is due now, not in an hour.
+        let row = f.catalog.get(&alice(), slow).await.unwrap();
+        let mut changed = spec("slow", json!({}));
+        changed.health_check_interval = Some(60);
+        f.catalog.update(&alice(), slow, row.version, changed).await.unwrap();
+        assert_eq!(hourly.run_due().await.unwrap(), 1);
+        assert_eq!(outcomes(&f, slow).await.len(), 2);
+        let entries = f.catalog.store().audit("acme", slow, 0, 100).await.unwrap();
+        assert_eq!(entries.last().unwrap().details, json!({"changed": ["healthCheckInterval"]}));
     }
 }

@@ -77,6 +77,7 @@ fn integration(tenant: &str, name: &str) -> Integration {
         environment: Some("prod".into()),
         tags: vec!["eu".into(), "critical".into()],
         owner_id: Some("team-platform".into()),
+        health_check_interval: Some(600),
         status: Status::Draft,
         paused: false,
         pause_reason: None,
@@ -107,6 +108,7 @@ fn created(i: &Integration) -> Change {
         events: vec![EventDraft { event_type: "integration.created".into(), data: json!({"name": i.name}) }],
         test_result: None,
         idempotency: None,
+        reschedule_health: false,
     }
 }
 
@@ -491,6 +493,7 @@ fn check(at_ms: i64, outcome: CheckOutcome) -> HealthCheck {
         failure_class: (outcome == CheckOutcome::Unhealthy).then(|| "network".to_string()),
         latency_ms: 42,
         message: format!("{outcome:?} at {at_ms}"),
+        replica: None,
     }
 }
 
@@ -544,7 +547,7 @@ async fn health_checks_are_leased_when_due_and_recorded_once(b: &Backend) {
     let history = s.health_history("t1", id, None, 10).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].checked_at, from_unix_ms(t0 + LEASE + 5));
-    assert_eq!(history[0].latency_ms, 42);
+    assert_eq!((history[0].latency_ms, history[0].replica.as_deref()), (42, Some("replica-2")));
 
     // Not due again before its next time; the degraded one's lease has expired by then.
     let later = s.lease_health_checks("replica-3", t0 + 2 * LEASE + 1, LEASE, 10).await.unwrap();
@@ -570,6 +573,14 @@ async fn health_checks_are_leased_when_due_and_recorded_once(b: &Backend) {
     assert!(s.health_history("t2", id, None, 10).await.unwrap().is_empty());
     assert_eq!(s.prune_health_checks(t0 + 300_000).await.unwrap(), 1);
     assert_eq!(s.health_history("t1", id, None, 10).await.unwrap().len(), 3);
+
+    // A change that reschedules (a new interval) makes the next check due at once, whatever the
+    // schedule said.
+    assert!(!leased_ids(&s.lease_health_checks("replica-5", t0 + 1, LEASE, 10).await.unwrap()).contains(&id));
+    let current = s.get("t1", id).await.unwrap().unwrap();
+    let next = Integration { health_check_interval: Some(30), version: current.version + 1, ..current.clone() };
+    s.apply(Change { reschedule_health: true, ..updated(&next, current.version) }).await.unwrap();
+    assert!(leased_ids(&s.lease_health_checks("replica-5", t0 + 1, LEASE, 10).await.unwrap()).contains(&id));
 
     // Deleting the integration takes its schedule and history with it.
     let current = s.get("t1", id).await.unwrap().unwrap();

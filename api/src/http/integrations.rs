@@ -398,6 +398,13 @@ pub struct Health {
     pub paused: bool,
     /// Checks failed in a row.
     pub consecutive_failures: u32,
+    /// Seconds between two scheduled health checks: its `healthCheckInterval`, else the service's
+    /// default.
+    pub check_interval_seconds: u64,
+    /// Whether the service runs in offline mode, where scheduled checks make no network request
+    /// and are recorded as `skipped` (except of a feed whose `mirrorHosts` names its base URL's
+    /// host: that mirror is inside the site, and is checked).
+    pub offline: bool,
     /// When it was last tested.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_tested_at: Option<time::OffsetDateTime>,
@@ -476,6 +483,8 @@ pub async fn get_health(
         status: row.status,
         paused: row.paused,
         consecutive_failures: row.consecutive_failures,
+        check_interval_seconds: state.catalog.check_interval(&row).as_secs(),
+        offline: state.catalog.health_policy().offline,
         last_tested_at: row.last_tested_at,
         last_test,
         last_check,

@@ -27,6 +27,7 @@ use stella_runtime::ConnectorCatalog;
 
 use crate::service::Catalog;
 
+pub mod bulk;
 pub mod events;
 pub mod extract;
 pub mod integrations;
@@ -112,6 +113,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
     use integrations as i;
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(i::list_integrations, i::create_integration))
+        .routes(routes!(bulk::export_integrations))
+        .routes(routes!(bulk::import_integrations))
         .routes(routes!(i::get_integration, i::update_integration, i::delete_integration))
         .routes(routes!(i::test_integration))
         .routes(routes!(i::activate_integration))

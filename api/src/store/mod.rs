@@ -96,6 +96,9 @@ pub struct Change {
     pub test_result: Option<serde_json::Value>,
     /// The response to keep for an `Idempotency-Key`.
     pub idempotency: Option<IdempotentResponse>,
+    /// Drop the integration's health schedule, so its next check is due at once and the ones
+    /// after it follow its (new) interval.
+    pub reschedule_health: bool,
 }
 
 /// What a [`Change`] does to the integration's row.
@@ -306,6 +309,10 @@ pub struct HealthCheck {
     pub latency_ms: u64,
     /// What the connector said.
     pub message: String,
+    /// The replica that made it (its scheduler's name, logged at start); filled in by the store
+    /// from the lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 /// Unix milliseconds of a time (the unit of the health tables).

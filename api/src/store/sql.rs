@@ -33,11 +33,13 @@ use crate::lifecycle::Status;
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "catalog", include_str!("../../../migrations/sqlite/0001_catalog.sql")),
     (2, "health", include_str!("../../../migrations/sqlite/0002_health.sql")),
+    (3, "health_interval_replica", include_str!("../../../migrations/sqlite/0003_health_interval_replica.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "catalog", include_str!("../../../migrations/postgres/0001_catalog.sql")),
     (2, "configuration_text", include_str!("../../../migrations/postgres/0002_configuration_text.sql")),
     (3, "health", include_str!("../../../migrations/postgres/0003_health.sql")),
+    (4, "health_interval_replica", include_str!("../../../migrations/postgres/0004_health_interval_replica.sql")),
 ];
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
@@ -171,7 +173,8 @@ fn parse_json(s: &str) -> Result<serde_json::Value, StoreError> {
 
 const COLUMNS: &str = "integration_id, tenant_id, name, description, integration_type, provider, base_url, auth_ref, \
     configuration, environment, tags, owner_id, status, paused, pause_reason, pause_ticket, last_tested_at, \
-    last_test_success, consecutive_failures, created_at, created_by, modified_at, modified_by, version";
+    last_test_success, consecutive_failures, created_at, created_by, modified_at, modified_by, version, \
+    health_check_interval_s";
 
 /// `%…%` LIKE pattern matching `needle` literally (with `ESCAPE '\'`).
 fn contains_pattern(needle: &str) -> String {
@@ -264,6 +267,7 @@ macro_rules! sql_store {
                 let kind: String = row.try_get("integration_type").map_err(get_err)?;
                 let status: String = row.try_get("status").map_err(get_err)?;
                 let failures: i64 = row.try_get("consecutive_failures").map_err(get_err)?;
+                let interval: Option<i64> = row.try_get("health_check_interval_s").map_err(get_err)?;
                 let Json(tags): Json<Vec<String>> = row.try_get("tags").map_err(get_err)?;
                 let configuration: String = row.try_get("configuration").map_err(get_err)?;
                 let configuration = parse_json(&configuration)?;
@@ -281,6 +285,9 @@ macro_rules! sql_store {
                     environment: row.try_get("environment").map_err(get_err)?,
                     tags,
                     owner_id: row.try_get("owner_id").map_err(get_err)?,
+                    health_check_interval: interval.map(u32::try_from).transpose().map_err(|_| {
+                        StoreError::Other("a stored health check interval is out of range".into())
+                    })?,
                     status: Status::parse(&status)
                         .ok_or_else(|| StoreError::Other(format!("unknown stored status `{status}`")))?,
                     paused: row.try_get("paused").map_err(get_err)?,
@@ -328,6 +335,7 @@ macro_rules! sql_store {
                     .bind(row.modified_at)
                     .bind(row.modified_by.clone())
                     .bind(version)
+                    .bind(row.health_check_interval.map(i64::from))
             }
 
             /// Why an update or delete matched no row: gone, or at another version.
@@ -378,7 +386,7 @@ macro_rules! sql_store {
                     RowWrite::Insert(row) => {
                         let sql = format!(
                             "INSERT INTO integrations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-                             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+                             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
                         );
                         let query = Self::bind_row(sqlx::query(AssertSqlSafe(sql)), row, 1);
                         if let Err(e) = query.execute(&mut **tx).await {
@@ -392,8 +400,8 @@ macro_rules! sql_store {
                     RowWrite::Update { row, expected_version } => {
                         let sql = format!(
                             "UPDATE integrations SET ({COLUMNS}) = ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-                             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
-                             WHERE tenant_id = $25 AND integration_id = $26 AND version = $27"
+                             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) \
+                             WHERE tenant_id = $26 AND integration_id = $27 AND version = $28"
                         );
                         let query = Self::bind_row(sqlx::query(AssertSqlSafe(sql)), row, expected_version + 1)
                             .bind(tenant)
@@ -494,6 +502,14 @@ macro_rules! sql_store {
                     .map_err(map_error)?;
                 }
 
+                if change.reschedule_health {
+                    sqlx::query("DELETE FROM health_schedule WHERE integration_id = $1")
+                        .bind(change.integration_id.to_string())
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(map_error)?;
+                }
+
                 if let Some(response) = &change.idempotency {
                     let done = sqlx::query(
                         "INSERT INTO idempotency_keys (tenant_id, key, request_hash, status, response, created_at) \
@@ -543,6 +559,7 @@ macro_rules! sql_store {
                     failure_class: row.try_get("failure_class").map_err(map_error)?,
                     latency_ms: u64::try_from(latency).unwrap_or(0),
                     message: row.try_get("message").map_err(map_error)?,
+                    replica: row.try_get("replica").map_err(map_error)?,
                 })
             }
 
@@ -830,7 +847,7 @@ macro_rules! sql_store {
                 }
                 sqlx::query(
                     "INSERT INTO health_checks (check_id, integration_id, tenant_id, checked_ms, outcome, \
-                     failure_class, latency_ms, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     failure_class, latency_ms, message, replica) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(check.check_id.to_string())
                 .bind(integration_id.to_string())
@@ -840,6 +857,7 @@ macro_rules! sql_store {
                 .bind(check.failure_class.clone())
                 .bind(i64::try_from(check.latency_ms).unwrap_or(i64::MAX))
                 .bind(check.message.clone())
+                .bind(owner)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_error)?;

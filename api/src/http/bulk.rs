@@ -1,0 +1,144 @@
+//! `GET /api/v1/integrations/export` and `POST /api/v1/integrations/import`: see [`crate::bulk`].
+
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::AppState;
+use super::extract::{Admin, Reader, parse_json};
+use super::integrations::query_problem;
+use super::problem::{Problem, ProblemKind, ProblemResponses};
+use crate::bulk::{EXPORT_FORMAT, ExportDocument, ImportDocument, ImportReport, MAX_IMPORT_BYTES, MAX_IMPORT_ITEMS};
+use crate::domain::IntegrationSpec;
+
+/// NDJSON: one JSON document per line.
+const NDJSON: &str = "application/x-ndjson";
+
+/// The media type essences a header lists (`Accept`, `Content-Type`), lower-cased.
+fn media_types(headers: &HeaderMap, name: header::HeaderName) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .collect()
+}
+
+/// Export every integration of the tenant.
+///
+/// What a client sets of each integration (AuthRefs, never secrets), in name order, without ids,
+/// status or health: the file to import into another environment. `Accept: application/x-ndjson`
+/// gives one integration per line instead of one document.
+#[utoipa::path(get, path = "/api/v1/integrations/export", tag = "integrations", operation_id = "exportIntegrations",
+    security(("bearer" = ["integrations.read"])),
+    responses(
+        (status = 200, description = "Every integration of the tenant, in name order", content(
+            (ExportDocument = "application/json"),
+            (IntegrationSpec = "application/x-ndjson"),
+        )),
+        ProblemResponses,
+    ))]
+pub async fn export_integrations(
+    Reader(caller): Reader,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let document = crate::bulk::export(&state.catalog, &caller).await?;
+    if !media_types(&headers, header::ACCEPT).iter().any(|t| t == NDJSON) {
+        return Ok(axum::Json(document).into_response());
+    }
+    let mut body = String::new();
+    for spec in &document.integrations {
+        body.push_str(&serde_json::to_string(spec).expect("a spec serializes"));
+        body.push('\n');
+    }
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON))], body).into_response())
+}
+
+/// Options of an import.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ImportParams {
+    /// Report what would change, and change nothing.
+    #[serde(rename = "dryRun")]
+    #[param(rename = "dryRun")]
+    pub dry_run: Option<bool>,
+}
+
+/// Import integrations: create or update by name.
+///
+/// The body is an export document (`application/json`) or one integration per line
+/// (`application/x-ndjson`), up to 10,000 integrations and 16 MiB. A name not in the tenant is
+/// created (in `draft`); a known one is updated when it differs and left alone when it does not.
+/// Each item is decided on its own: the answer lists every item's result (`created`, `updated`,
+/// `unchanged`, or `error` with the reason), and one bad item does not stop the others. Every
+/// change is validated, audited and evented like a `POST` or `PUT`. `?dryRun=true` reports the
+/// same results and changes nothing.
+#[utoipa::path(post, path = "/api/v1/integrations/import", tag = "integrations", operation_id = "importIntegrations",
+    params(ImportParams),
+    request_body(description = "An export document, or one integration per line", content(
+        (ImportDocument = "application/json"),
+        (IntegrationSpec = "application/x-ndjson"),
+    )),
+    security(("bearer" = ["integrations.admin"])),
+    responses(
+        (status = 200, description = "What happened to each item", body = ImportReport),
+        ProblemResponses,
+    ))]
+pub async fn import_integrations(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    params: Result<Query<ImportParams>, axum::extract::rejection::QueryRejection>,
+    request: Request,
+) -> Result<Response, Problem> {
+    let Query(params) = params.map_err(query_problem)?;
+    let content_type = media_types(request.headers(), header::CONTENT_TYPE);
+    let ndjson = match content_type.first().map(String::as_str) {
+        Some("application/json") => false,
+        Some(NDJSON) => true,
+        _ => {
+            return Err(Problem::new(
+                ProblemKind::UnsupportedMediaType,
+                format!("send an export document as `application/json`, or one integration per line as `{NDJSON}`"),
+            ));
+        }
+    };
+    let too_large = || {
+        Problem::new(
+            ProblemKind::PayloadTooLarge,
+            format!(
+                "an import is at most {MAX_IMPORT_BYTES} bytes; split the file (import matches by name, so parts can be imported one after another)"
+            ),
+        )
+    };
+    let body = axum::body::to_bytes(request.into_body(), MAX_IMPORT_BYTES).await.map_err(|e| {
+        let limited = std::error::Error::source(&e)
+            .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
+        if limited { too_large() } else { Problem::bad_request(format!("cannot read the body: {e}")) }
+    })?;
+    let items: Vec<Result<serde_json::Value, String>> = if ndjson {
+        let text = std::str::from_utf8(&body).map_err(|_| Problem::bad_request("the body is not UTF-8"))?;
+        text.lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| serde_json::from_str(line).map_err(|e| format!("the line is not JSON: {e}")))
+            .collect()
+    } else {
+        let document: ImportDocument = parse_json(&body)?;
+        if let Some(format) = document.format.as_deref().filter(|f| *f != EXPORT_FORMAT) {
+            return Err(Problem::invalid_field("format", format!("must be `{EXPORT_FORMAT}` (got `{format}`)")));
+        }
+        document.integrations.into_iter().map(Ok).collect()
+    };
+    if items.len() > MAX_IMPORT_ITEMS {
+        return Err(Problem::invalid_field(
+            "integrations",
+            format!("an import holds at most {MAX_IMPORT_ITEMS} integrations (got {}); split the file", items.len()),
+        ));
+    }
+    let report = crate::bulk::import(&state.catalog, &caller, items, params.dry_run.unwrap_or(false)).await?;
+    Ok(axum::Json(report).into_response())
+}
