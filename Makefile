@@ -88,6 +88,7 @@ bench: setup
 	$(CARGO) bench -p stella-runtime --bench sandbox
 	@command -v pgbench >/dev/null || apt-get install -y postgresql-client
 	$(CARGO) bench -p stella-integrations --bench catalog
+	$(CARGO) bench -p stella-integrations --bench health
 
 clean:
 	$(CARGO) clean

@@ -9,22 +9,16 @@
 //! created for the run and dropped after it. `STELLA_BENCH_SECONDS` sets each measurement's length
 //! (default 10), `STELLA_BENCH_CONCURRENCY` the number of concurrent clients (default 8).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Figures, Rng, env_number, id_of, load, ms, start_server, summarize};
 use sqlx::Connection;
 
-const BIN: &str = env!("CARGO_BIN_EXE_stella-integrations");
 const ROWS: u32 = 100_000;
 const TENANT: &str = "bench";
-
-/// The id of row `n` (1-based): a UUID made of its number, so pgbench can compute it too.
-fn id_of(n: u32) -> String {
-    let hex = format!("{n:032x}");
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
-}
 
 fn name_of(n: u32) -> String {
     format!("integration-{n:06}")
@@ -33,181 +27,6 @@ fn name_of(n: u32) -> String {
 /// A cursor that starts a list page after row `n` (the API's cursor format: hex name, dot, id).
 fn cursor_after(n: u32) -> String {
     format!("{}.{n:032x}", hex::encode(name_of(n)))
-}
-
-/// xorshift64*: enough randomness to spread lookups, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn row(&mut self) -> u32 {
-        (self.next() % u64::from(ROWS)) as u32 + 1
-    }
-}
-
-struct Figures {
-    rate: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-fn summarize(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Figures { rate: latencies.len() as f64 / elapsed.as_secs_f64(), p50: at(0.50), p99: at(0.99) }
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Drops the benchmark's database however the run ends.
-struct Database {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let (admin_url, sql) = (self.admin_url.clone(), format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server(database_url: &str, data_dir: &std::path::Path) -> (Server, String) {
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .env("DATABASE_URL", database_url)
-        .env("STELLA_DATA_DIR", data_dir)
-        .env("STELLA_LISTEN", "127.0.0.1:0")
-        .env("STELLA_PLUGINS_DIR", data_dir.join("no-plugins"))
-        .env("STELLA_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the service binary starts");
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut address = None;
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("stella-integrations listening on ") {
-            address = Some(rest.split_whitespace().next().unwrap().to_string());
-            break;
-        }
-        eprintln!("{line}");
-    }
-    (Server(child), address.expect("the service printed its address"))
-}
-
-/// A minimal HTTP/1.1 keep-alive client, as wrk uses: one connection, a request written whole,
-/// the response read by its Content-Length. A full client library would spend more of the two
-/// cores than the service it measures.
-struct RawClient {
-    stream: tokio::io::BufReader<tokio::net::TcpStream>,
-    host: String,
-    token: String,
-}
-
-impl RawClient {
-    async fn connect(base: &str, token: &str) -> Self {
-        let host = base.trim_start_matches("http://").to_string();
-        let stream = tokio::net::TcpStream::connect(&host).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        Self { stream: tokio::io::BufReader::new(stream), host, token: token.to_string() }
-    }
-
-    /// GETs `path`; returns the status and the body length.
-    async fn get(&mut self, path: &str) -> (u16, usize) {
-        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n", self.host, self.token);
-        self.stream.get_mut().write_all(request.as_bytes()).await.unwrap();
-        let mut line = String::new();
-        self.stream.read_line(&mut line).await.unwrap();
-        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("an HTTP status line");
-        let mut length = 0;
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).await.unwrap();
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0; length];
-        self.stream.read_exact(&mut body).await.unwrap();
-        (status, length)
-    }
-}
-
-/// Runs `work` from `clients` concurrent loops for `seconds` (after a 2 s warm-up) and collects
-/// each request's latency.
-async fn load(
-    clients: u64,
-    seconds: u64,
-    base: &str,
-    token: &str,
-    path: impl Fn(u64, u64) -> String + Send + Sync + 'static,
-    min_body: usize,
-) -> Figures {
-    let path = Arc::new(path);
-    let warm_up = Instant::now() + Duration::from_secs(2);
-    let end = warm_up + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for client in 0..clients {
-        let path = path.clone();
-        let mut http = RawClient::connect(base, token).await;
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut i = 0;
-            loop {
-                let started = Instant::now();
-                if started >= end {
-                    break;
-                }
-                let (status, length) = http.get(&path(client, i)).await;
-                assert_eq!(status, 200);
-                assert!(length >= min_body, "a short answer: {length} bytes");
-                if started >= warm_up {
-                    latencies.push(started.elapsed());
-                }
-                i += 1;
-            }
-            latencies
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    summarize(all, Duration::from_secs(seconds))
 }
 
 /// The lookup of `GET /{id}` through sqlx, the service's driver, from `clients` tasks with a
@@ -226,7 +45,7 @@ async fn sqlx_lookups(url: &str, clients: u64, seconds: u64) -> Figures {
                 if started >= end {
                     break;
                 }
-                let id = id_of(Rng(0x9E37_79B9_7F4A_7C15 ^ (client << 32) ^ i).row());
+                let id = id_of(Rng(0x9E37_79B9_7F4A_7C15 ^ (client << 32) ^ i).row(ROWS));
                 let row = sqlx::query("SELECT * FROM integrations WHERE tenant_id = $1 AND integration_id = $2")
                     .bind(TENANT)
                     .bind(id)
@@ -286,10 +105,6 @@ fn pgbench(database_url: &str, script: &str, clients: u64, seconds: u64, dir: &s
     summarize(measured, Duration::from_secs(seconds))
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -298,14 +113,7 @@ fn main() {
     let clients = env_number("STELLA_BENCH_CONCURRENCY", 8);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
-        let admin_url = std::env::var("STELLA_BENCH_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("PostgreSQL is reachable");
-        let db = format!("stella_bench_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut admin).await.unwrap();
-        let url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
-        let _database = Database { admin_url: admin_url.clone(), name: db.clone() };
-        drop(admin);
+        let (_database, url) = common::create_database().await;
         let dir = tempfile::tempdir().unwrap();
 
         // Schema by the service's own migrations, then 100,000 rows in one statement.
@@ -332,18 +140,8 @@ fn main() {
         println!("catalog benchmark: {ROWS} integrations in PostgreSQL (loaded in {:.1} s)", started.elapsed().as_secs_f64());
         println!("{clients} concurrent clients, {seconds} s per measurement after a 2 s warm-up, loopback, 2-core machine\n");
 
-        let (server, base) = start_server(&url, dir.path());
-        let token = String::from_utf8(
-            Command::new(BIN)
-                .args(["token", "--tenant", TENANT, "--scopes", "integrations.read"])
-                .env("STELLA_DATA_DIR", dir.path())
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap()
-        .trim()
-        .to_string();
+        let (server, base) = start_server(&url, dir.path(), &[]);
+        let token = common::token(dir.path(), TENANT, "integrations.read");
         // The HTTP hop alone (auth, routing, metrics, no database): the floor under every API figure.
         let hop = load(clients, seconds, &base, &token, |_, _| "/healthz".to_string(), 10).await;
         let get = load(
@@ -351,7 +149,7 @@ fn main() {
             seconds,
             &base,
             &token,
-            |client, i| format!("/api/v1/integrations/{}", id_of(Rng(0x9E37_79B9_7F4A_7C15 ^ (client << 32) ^ i).row())),
+            |client, i| format!("/api/v1/integrations/{}", id_of(Rng(0x9E37_79B9_7F4A_7C15 ^ (client << 32) ^ i).row(ROWS))),
             300,
         )
         .await;
@@ -361,7 +159,7 @@ fn main() {
             &base,
             &token,
             |client, i| {
-                let start = Rng(0xD1B5_4A32_D192_ED03 ^ (client << 32) ^ i).row().min(ROWS - 50);
+                let start = Rng(0xD1B5_4A32_D192_ED03 ^ (client << 32) ^ i).row(ROWS).min(ROWS - 50);
                 format!("/api/v1/integrations?limit=50&cursor={}", cursor_after(start))
             },
             50 * 300,

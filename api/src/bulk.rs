@@ -25,6 +25,8 @@ pub const EXPORT_FORMAT: &str = "stellaops.integrations/v1";
 pub const MAX_IMPORT_ITEMS: usize = 10_000;
 /// Largest import body, in bytes.
 pub const MAX_IMPORT_BYTES: usize = 16 << 20;
+/// Largest item of an import, in bytes of JSON (the default limit of a `POST` body).
+pub const MAX_IMPORT_ITEM_BYTES: usize = 256 * 1024;
 /// Page size when reading every integration of a tenant.
 const PAGE: u32 = 500;
 
@@ -41,11 +43,12 @@ pub struct ExportDocument {
     pub integrations: Vec<IntegrationSpec>,
 }
 
-/// The body of an import: an export document. Items are read one by one, so that a bad item is
-/// reported as that item's error.
+/// The body of an import: an export document. Items are kept as their JSON text and read one by
+/// one, so that a bad item is that item's error; more than [`MAX_IMPORT_ITEMS`] are refused while
+/// the body is read, before anything is built from them.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ImportDocument {
+pub struct ImportDocument<'a> {
     /// `stellaops.integrations/v1` when present.
     #[schema(pattern = r"^stellaops\.integrations/v1$")]
     pub format: Option<String>,
@@ -54,7 +57,34 @@ pub struct ImportDocument {
     pub exported_at: Option<serde_json::Value>,
     /// The integrations to create or update, each an `IntegrationSpec` (at most 10,000).
     #[schema(value_type = Vec<IntegrationSpec>, max_items = 10000)]
-    pub integrations: Vec<serde_json::Value>,
+    #[serde(borrow, deserialize_with = "at_most_max_items")]
+    pub integrations: Vec<&'a serde_json::value::RawValue>,
+}
+
+/// A sequence of at most [`MAX_IMPORT_ITEMS`] JSON values, kept as text.
+fn at_most_max_items<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<&'de serde_json::value::RawValue>, D::Error> {
+    struct Items;
+    impl<'de> serde::de::Visitor<'de> for Items {
+        type Value = Vec<&'de serde_json::value::RawValue>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "an array of at most {MAX_IMPORT_ITEMS} integrations")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                if items.len() == MAX_IMPORT_ITEMS {
+                    return Err(serde::de::Error::custom(format!(
+                        "an import holds at most {MAX_IMPORT_ITEMS} integrations; split the file"
+                    )));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    deserializer.deserialize_seq(Items)
 }
 
 /// What an import did (or, in a dry run, would do) with one item.
@@ -112,54 +142,83 @@ pub struct ImportReport {
     pub items: Vec<ImportItem>,
 }
 
-/// Every integration of the caller's tenant, in name order.
-pub async fn all_integrations(catalog: &Catalog, caller: &Caller) -> Result<Vec<Integration>, ServiceError> {
-    let mut all = Vec::new();
+/// Every integration of the caller's tenant, in name order, a page at a time.
+async fn for_each_integration(
+    catalog: &Catalog,
+    caller: &Caller,
+    mut each: impl FnMut(Integration),
+) -> Result<(), ServiceError> {
     let mut after: Option<ListPosition> = None;
     loop {
         let page = catalog.list(caller, &ListFilter::default(), after.as_ref(), PAGE).await?;
         let full = page.len() == PAGE as usize;
         after = page.last().map(|i| ListPosition { name: i.name.clone(), id: i.integration_id });
-        all.extend(page);
+        page.into_iter().for_each(&mut each);
         if !full {
-            return Ok(all);
+            return Ok(());
         }
     }
 }
 
-/// The caller's export.
-pub async fn export(catalog: &Catalog, caller: &Caller) -> Result<ExportDocument, ServiceError> {
-    let integrations = all_integrations(catalog, caller).await?.iter().map(Integration::spec).collect();
-    Ok(ExportDocument { format: EXPORT_FORMAT.into(), exported_at: now(), integrations })
+/// The caller's export, as the JSON text of an [`ExportDocument`] or, with `ndjson`, one
+/// integration per line. Built a page of rows at a time: only the text is held whole.
+pub async fn export(catalog: &Catalog, caller: &Caller, ndjson: bool) -> Result<String, ServiceError> {
+    let mut out = String::new();
+    if !ndjson {
+        let at = now().format(&time::format_description::well_known::Rfc3339).expect("a time formats");
+        out = format!("{{\"format\":\"{EXPORT_FORMAT}\",\"exportedAt\":\"{at}\",\"integrations\":[");
+    }
+    let mut first = true;
+    for_each_integration(catalog, caller, |row| {
+        if !ndjson && !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(&serde_json::to_string(&row.into_spec()).expect("a spec serializes"));
+        if ndjson {
+            out.push('\n');
+        }
+    })
+    .await?;
+    if !ndjson {
+        out.push_str("]}");
+    }
+    Ok(out)
 }
 
-/// Imports `items` (each meant to be an `IntegrationSpec`; an `Err` is an item that could not be
-/// read, with why) into the caller's tenant, by name. With `dry_run`, decides every item the same
-/// way and changes nothing. Fails as a whole only when the database does.
+/// Imports `items` (each the JSON text of an `IntegrationSpec`; an `Err` is an item that could not
+/// be read, with why) into the caller's tenant, by name. With `dry_run`, decides every item the
+/// same way and changes nothing. Each change is committed on its own: when the database fails
+/// midway, the report says which items were imported and marks the rest as not imported, and
+/// importing the file again finishes the work (what was imported is then `unchanged`).
 pub async fn import(
     catalog: &Catalog,
     caller: &Caller,
-    items: Vec<Result<serde_json::Value, String>>,
+    items: Vec<Result<&str, String>>,
     dry_run: bool,
 ) -> Result<ImportReport, ServiceError> {
-    let mut existing: HashMap<String, Integration> =
-        all_integrations(catalog, caller).await?.into_iter().map(|i| (i.name.clone(), i)).collect();
+    let mut existing = HashMap::new();
+    for_each_integration(catalog, caller, |i| {
+        existing.insert(i.name.clone(), i);
+    })
+    .await?;
+    let mut failure: Option<String> = None;
     let mut seen = HashSet::new();
     let mut report = ImportReport { dry_run, created: 0, updated: 0, unchanged: 0, failed: 0, items: vec![] };
-    for (index, value) in items.into_iter().enumerate() {
-        let name = value.as_ref().ok().and_then(|v| v.get("name")).and_then(|n| n.as_str()).map(str::to_string);
+    for (index, text) in items.into_iter().enumerate() {
         let mut item = ImportItem {
             index,
-            name: name.clone(),
+            name: text.as_deref().ok().and_then(item_name),
             result: ImportResult::Error,
             integration_id: None,
             changed: vec![],
             errors: vec![],
             message: None,
         };
-        let outcome = match value {
-            Ok(value) => import_one(catalog, caller, value, dry_run, &mut existing, &mut seen).await,
-            Err(unreadable) => {
+        let outcome = match (text, &failure) {
+            (_, Some(failure)) => Err(ServiceError::Unavailable(failure.clone())),
+            (Ok(text), None) => import_one(catalog, caller, text, dry_run, &mut existing, &mut seen).await,
+            (Err(unreadable), None) => {
                 Err(ServiceError::Invalid(vec![FieldError { field: "body".into(), message: unreadable }]))
             }
         };
@@ -170,7 +229,14 @@ pub async fn import(
                 item.changed = changed;
             }
             Err(ServiceError::Invalid(errors)) => item.errors = errors,
-            Err(e @ (ServiceError::Unavailable(_) | ServiceError::Internal(_))) => return Err(e),
+            Err(ServiceError::Unavailable(e) | ServiceError::Internal(e)) => {
+                // This item and the ones after it are not imported; the ones before it are.
+                let why = failure.get_or_insert_with(|| {
+                    tracing::warn!(error = %e, "an import stopped: the database failed");
+                    "not imported: the database failed during the import; import the file again to finish".into()
+                });
+                item.message = Some(why.clone());
+            }
             Err(e) => item.message = Some(e.to_string()),
         }
         match item.result {
@@ -184,19 +250,44 @@ pub async fn import(
     Ok(report)
 }
 
+/// The `name` of an item, for the report, when it has one.
+fn item_name(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Named {
+        name: String,
+    }
+    serde_json::from_str::<Named>(text).ok().map(|n| n.name)
+}
+
 /// Decides (and unless `dry_run`, applies) one item.
 async fn import_one(
     catalog: &Catalog,
     caller: &Caller,
-    value: serde_json::Value,
+    text: &str,
     dry_run: bool,
     existing: &mut HashMap<String, Integration>,
     seen: &mut HashSet<String>,
 ) -> Result<(ImportResult, Option<Uuid>, Vec<String>), ServiceError> {
-    let spec: IntegrationSpec = serde_path_to_error::deserialize(value).map_err(|e| {
+    if text.len() > MAX_IMPORT_ITEM_BYTES {
+        return Err(ServiceError::Invalid(vec![FieldError {
+            field: "body".into(),
+            message: format!("an integration is at most {MAX_IMPORT_ITEM_BYTES} bytes of JSON"),
+        }]));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let spec: IntegrationSpec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { "body".to_string() } else { path };
-        ServiceError::Invalid(vec![FieldError { field, message: e.into_inner().to_string() }])
+        let inner = e.into_inner();
+        let message = match inner.classify() {
+            // serde_json ends data errors with " at line 1 column 20": the field says more.
+            serde_json::error::Category::Data => {
+                let message = inner.to_string();
+                message.rfind(" at line ").map_or(message.clone(), |i| message[..i].to_string())
+            }
+            _ => format!("the item is not valid JSON: {inner}"),
+        };
+        ServiceError::Invalid(vec![FieldError { field, message }])
     })?;
     if !seen.insert(spec.name.clone()) {
         return Err(ServiceError::Invalid(vec![FieldError {

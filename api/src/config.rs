@@ -141,6 +141,9 @@ pub struct HealthConfig {
     /// No network check is made, except of feed mirrors inside the site; checks are recorded as
     /// skipped.
     pub offline: bool,
+    /// In offline mode, the mirror hosts inside the site: a feed integration whose base URL's
+    /// host is listed here and in its own `mirrorHosts` is still checked.
+    pub offline_mirror_hosts: Vec<String>,
 }
 
 impl Default for HealthConfig {
@@ -152,6 +155,7 @@ impl Default for HealthConfig {
             lease_seconds: 120,
             retention_days: 30,
             offline: false,
+            offline_mirror_hosts: vec![],
         }
     }
 }
@@ -174,6 +178,14 @@ impl HealthConfig {
         }
         if !(1..=3650).contains(&self.retention_days) {
             return Err("health.retention-days must be between 1 and 3650".into());
+        }
+        for host in &self.offline_mirror_hosts {
+            let valid = !host.is_empty()
+                && host.len() <= 253
+                && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
+            if !valid {
+                return Err(format!("health.offline-mirror-hosts: `{host}` is not a host name or address"));
+            }
         }
         Ok(())
     }
@@ -314,6 +326,8 @@ mod tests {
         std::fs::write(&path, "[health]\nlease-seconds = 60\n[sandbox.limits]\ndeadline-ms = 60000\n").unwrap();
         let e = Config::load(Some(&path), |_| None).unwrap_err();
         assert!(e.contains("health.lease-seconds must be between 90"), "{e}");
+        std::fs::write(&path, "[health]\noffline-mirror-hosts = [\"https://mirror\"]\n").unwrap();
+        assert!(Config::load(Some(&path), |_| None).unwrap_err().contains("offline-mirror-hosts"));
         std::fs::write(&path, "[health]\nconcurrency = 0\n").unwrap();
         assert!(Config::load(Some(&path), |_| None).unwrap_err().contains("health.concurrency"));
     }

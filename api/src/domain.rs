@@ -137,18 +137,18 @@ impl Integration {
     }
 
     /// What a client sets of it (the body that would recreate it).
-    pub fn spec(&self) -> IntegrationSpec {
+    pub fn into_spec(self) -> IntegrationSpec {
         IntegrationSpec {
-            name: self.name.clone(),
-            description: self.description.clone(),
+            name: self.name,
+            description: self.description,
             integration_type: self.integration_type,
-            provider: self.provider.clone(),
-            base_url: self.base_url.clone(),
-            auth_ref: self.auth_ref.clone(),
-            configuration: self.configuration.clone(),
-            environment: self.environment.clone(),
-            tags: self.tags.clone(),
-            owner_id: self.owner_id.clone(),
+            provider: self.provider,
+            base_url: self.base_url,
+            auth_ref: self.auth_ref,
+            configuration: self.configuration,
+            environment: self.environment,
+            tags: self.tags,
+            owner_id: self.owner_id,
             health_check_interval: self.health_check_interval,
         }
     }

@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::service::{Catalog, CheckRun};
+use crate::service::Catalog;
 use crate::store::{LeasedCheck, StoreError, unix_ms};
 
 /// How the scheduler runs. The interval and offline mode are the catalog's
@@ -79,6 +79,7 @@ impl Scheduler {
     /// Leases the checks due now, as many as there are free workers, and runs them to the end.
     /// Returns how many ran. (`run` does the same without waiting for the batch.)
     pub async fn run_due(&self) -> Result<usize, StoreError> {
+        self.catalog.store().schedule_health_checks(unix_ms(crate::domain::now())).await?;
         let mut running = JoinSet::new();
         let started = self.start_due(&mut running).await?;
         running.join_all().await;
@@ -97,8 +98,12 @@ impl Scheduler {
             self.catalog.store().lease_health_checks(&self.owner, now, millis(self.config.lease), free).await?;
         let started = leased.len();
         for check in leased {
-            // Only this replica's loop takes workers, and it leased no more than were free.
-            let permit = self.slots.clone().try_acquire_owned().expect("a free worker per leased check");
+            // Only this replica's loop takes workers, and it leased no more than were free; should
+            // that ever change, the check waits for a worker (its lease covers the wait).
+            let permit = match self.slots.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => self.slots.clone().acquire_owned().await.expect("the semaphore is never closed"),
+            };
             let (catalog, owner) = (self.catalog.clone(), self.owner.clone());
             running.spawn(async move {
                 let _permit = permit;
@@ -114,8 +119,9 @@ impl Scheduler {
         self.catalog.store().prune_health_checks(before).await
     }
 
-    /// Runs until `shutdown` resolves, then stops the checks in flight (their leases expire and
-    /// another replica takes them over).
+    /// Runs until `shutdown` resolves, then stops leasing and lets the checks in flight finish
+    /// (the sandbox deadline bounds them; after the lease time they are dropped unrecorded, and
+    /// another replica takes them over when their leases expire).
     ///
     /// While every free worker found a due check, more may be due: the loop leases again as soon
     /// as half the workers are free (one query per batch, not per check). Otherwise it looks again
@@ -125,8 +131,15 @@ impl Scheduler {
         let mut running = JoinSet::new();
         let mut prune = tokio::time::interval(Duration::from_secs(3600));
         let refill = self.config.concurrency.max(1).div_ceil(2);
+        let mut scheduled_at: Option<tokio::time::Instant> = None;
         loop {
             while running.try_join_next().is_some() {}
+            if scheduled_at.is_none_or(|at| at.elapsed() >= self.config.poll) {
+                scheduled_at = Some(tokio::time::Instant::now());
+                if let Err(e) = self.catalog.store().schedule_health_checks(unix_ms(crate::domain::now())).await {
+                    tracing::warn!(error = %e, "new integrations could not be scheduled for health checks");
+                }
+            }
             let free = self.slots.available_permits();
             let more_due = match self.start_due(&mut running).await {
                 Ok(started) => started > 0 && started == free,
@@ -143,7 +156,7 @@ impl Scheduler {
                 }
             };
             tokio::select! {
-                () = &mut shutdown => return,
+                () = &mut shutdown => break,
                 _ = prune.tick() => match self.prune().await {
                     Ok(n) if n > 0 => tracing::info!(deleted = n, "health history pruned"),
                     Ok(_) => {}
@@ -153,53 +166,23 @@ impl Scheduler {
                 () = tokio::time::sleep(self.config.poll), if !more_due => {}
             }
         }
+        if tokio::time::timeout(self.config.lease, async { while running.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
+            tracing::warn!("health checks still running at shutdown were stopped; their leases will expire");
+        }
     }
 }
 
-/// Runs one leased check and records it with the next due time: its interval (±10%) after the
-/// check's recorded time (when it started), whatever it found.
+/// Runs one leased check; the catalog records it with the next due time.
 async fn run_one(catalog: &Catalog, owner: &str, leased: LeasedCheck) {
     let LeasedCheck { tenant_id, integration_id } = leased;
-    match catalog.health_check(&tenant_id, integration_id).await {
-        Ok(Some(CheckRun { check, interval })) => {
-            let next_due = unix_ms(check.checked_at) + jittered(millis(interval));
-            match catalog.store().finish_health_check(owner, &tenant_id, integration_id, &check, next_due).await {
-                Ok(true) => {}
-                Ok(false) => tracing::info!(%integration_id, "a health check's lease was lost; not recorded"),
-                Err(e) => tracing::warn!(%integration_id, error = %e, "a health check could not be recorded"),
-            }
-        }
-        // Deleted, paused or taken out of service since it was leased: the lease expires and the
-        // next lease skips it.
-        Ok(None) => {}
-        Err(e) => tracing::warn!(%integration_id, error = %e, "a health check failed"),
+    if let Err(e) = catalog.health_check(&tenant_id, integration_id, owner).await {
+        tracing::warn!(%integration_id, error = %e, "a health check could not be recorded");
     }
 }
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// The interval ±10%, so that integrations created together do not stay checked together.
-fn jittered(interval_ms: i64) -> i64 {
-    let spread = interval_ms / 10;
-    if spread == 0 {
-        return interval_ms;
-    }
-    let r = i64::from(Uuid::new_v4().as_u128() as u32) % (2 * spread + 1);
-    interval_ms - spread + r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_within_ten_percent() {
-        for _ in 0..1000 {
-            let j = jittered(300_000);
-            assert!((270_000..=330_000).contains(&j), "{j}");
-        }
-        assert_eq!(jittered(5), 5);
-    }
 }

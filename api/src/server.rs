@@ -47,6 +47,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, String> {
     let catalog = Catalog::new(store, Arc::new(sandbox), Arc::new(connectors)).with_health_policy(HealthPolicy {
         default_interval: std::time::Duration::from_secs(config.health.interval_seconds),
         offline: config.health.offline,
+        offline_mirror_hosts: config.health.offline_mirror_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
     });
     Ok(AppState::new(catalog, verifier, config.server.max_body_bytes))
 }
@@ -58,6 +59,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
         let store = state.catalog.store().clone();
         tokio::spawn(crate::relay::run(config.events.clone(), store))
     });
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop_scheduler, scheduler_stopped) = tokio::sync::oneshot::channel::<()>();
     let scheduler = config.health.enabled.then(|| {
         let scheduler = Scheduler::new(Arc::new(state.catalog.clone()), SchedulerConfig::from_settings(&config.health));
@@ -72,16 +77,15 @@ pub async fn serve(config: Config) -> Result<(), String> {
             let _ = scheduler_stopped.await;
         }))
     });
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
-    let address = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%address, database = %store::redact_url(&config.storage.database_url()), "serving");
     eprintln!("stella-integrations listening on http://{address} (API reference: http://{address}/api/v1/docs)");
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())?;
     let _ = stop_scheduler.send(());
-    if let Some(scheduler) = scheduler {
-        let _ = scheduler.await;
+    if let Some(Err(e)) = match scheduler {
+        Some(s) => Some(s.await),
+        None => None,
+    } {
+        tracing::error!(error = %e, "the health scheduler had stopped: it panicked");
     }
     if let Some(relay) = relay {
         relay.abort();

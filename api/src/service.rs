@@ -123,15 +123,6 @@ pub struct Tested {
     pub test_result: TestRun,
 }
 
-/// A health check the scheduler ran, and the integration's interval until the next one.
-#[derive(Clone, Debug)]
-pub struct CheckRun {
-    /// The check, to record.
-    pub check: HealthCheck,
-    /// Its interval (its own or the default).
-    pub interval: std::time::Duration,
-}
-
 /// How integrations are health-checked: the `[health]` settings the catalog itself needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthPolicy {
@@ -139,11 +130,14 @@ pub struct HealthPolicy {
     pub default_interval: std::time::Duration,
     /// Offline site: no network check is made, except of a feed mirror inside the site.
     pub offline: bool,
+    /// In an offline site, the mirror hosts inside it (lower-case): the operator's list, so no
+    /// tenant can open a network check by naming a host in its own configuration.
+    pub offline_mirror_hosts: Vec<String>,
 }
 
 impl Default for HealthPolicy {
     fn default() -> Self {
-        Self { default_interval: std::time::Duration::from_secs(300), offline: false }
+        Self { default_interval: std::time::Duration::from_secs(300), offline: false, offline_mirror_hosts: vec![] }
     }
 }
 
@@ -521,22 +515,30 @@ impl Catalog {
         }
     }
 
-    /// Runs one scheduled health check of an integration and applies its result: `healthy` and
-    /// `degraded` pass, `unhealthy` fails, through the same lifecycle as a test. The row (with an
-    /// audit entry by `scheduler` and `integration.healthy` / `integration.unhealthy` when the
-    /// health changes) is written only when the lifecycle or the health changes, so a healthy
-    /// integration's version and ETag do not move with every check. In offline mode no network
-    /// check is made (the check is `skipped` and moves nothing), except of a feed mirror inside the
-    /// site ([`inside_offline_site`]). `None` when the integration is gone or no longer in service.
-    pub async fn health_check(&self, tenant_id: &str, id: Uuid) -> Result<Option<CheckRun>, ServiceError> {
+    /// Runs one scheduled health check of an integration that `owner` (a scheduler replica) has
+    /// leased, and records it. `healthy` and `degraded` pass, `unhealthy` fails, through the same
+    /// lifecycle as a test. The history row, the next due time (the integration's interval ±10%
+    /// after the check), and (only when the lifecycle or the health changes) the row, an audit
+    /// entry by `scheduler` and `integration.healthy` / `.unhealthy` are written in one
+    /// transaction, and only while `owner` still holds the lease. So a healthy integration's
+    /// version and ETag do not move with every check, and a check is recorded whole or not at
+    /// all. In offline mode no network check is made (the check is `skipped` and moves nothing),
+    /// except of a feed mirror inside the site ([`Catalog::inside_offline_site`]). `None` when the
+    /// integration is gone or no longer in service, or the lease was lost.
+    pub async fn health_check(
+        &self,
+        tenant_id: &str,
+        id: Uuid,
+        owner: &str,
+    ) -> Result<Option<HealthCheck>, ServiceError> {
         let Some(subject) = self.store.get(tenant_id, id).await? else { return Ok(None) };
         if !subject.status.in_service() || subject.paused {
             return Ok(None);
         }
-        let interval = self.check_interval(&subject);
         let checked_at = now();
-        if self.health.offline && !inside_offline_site(&subject) {
-            let check = HealthCheck {
+        let next_due_ms = crate::store::unix_ms(checked_at) + jittered(millis(self.check_interval(&subject)));
+        let check = if self.health.offline && !self.inside_offline_site(&subject) {
+            HealthCheck {
                 check_id: Uuid::new_v4(),
                 checked_at,
                 outcome: CheckOutcome::Skipped,
@@ -544,12 +546,33 @@ impl Catalog {
                 latency_ms: 0,
                 message: "offline mode: no network check was made".into(),
                 replica: None,
+            }
+        } else {
+            self.run_check_health(&subject, checked_at).await
+        };
+        for _ in 0..MAX_APPLY_ATTEMPTS {
+            let change = match check.outcome {
+                CheckOutcome::Skipped => None,
+                outcome => {
+                    let Some(current) = self.store.get(tenant_id, id).await? else { return Ok(None) };
+                    self.health_change(&current, &check, outcome != CheckOutcome::Unhealthy)?
+                }
             };
-            return Ok(Some(CheckRun { check, interval }));
+            match self.store.finish_health_check(owner, tenant_id, id, &check, next_due_ms, change).await {
+                Ok(true) => return Ok(Some(check)),
+                Ok(false) | Err(StoreError::NotFound) => return Ok(None),
+                Err(StoreError::Stale { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
+        Err(ServiceError::Unavailable("the integration kept changing while its health was recorded".into()))
+    }
+
+    /// `check-health` in the sandbox, as a history entry.
+    async fn run_check_health(&self, subject: &Integration, checked_at: OffsetDateTime) -> HealthCheck {
         let (outcome, failure, latency_ms, message) = match self.connectors.get(&subject.provider) {
             Some(connector) => {
-                let invocation = self.sandbox.check_health(connector, &connection_config(&subject)).await;
+                let invocation = self.sandbox.check_health(connector, &connection_config(subject)).await;
                 let r = invocation.result;
                 let outcome = match r.status {
                     stella_runtime::HealthStatus::Healthy => CheckOutcome::Healthy,
@@ -567,7 +590,7 @@ impl Catalog {
                 format!("no connector `{}` is loaded", subject.provider),
             ),
         };
-        let check = HealthCheck {
+        HealthCheck {
             check_id: Uuid::new_v4(),
             checked_at,
             outcome,
@@ -575,53 +598,71 @@ impl Catalog {
             latency_ms,
             message,
             replica: None,
-        };
-        let passed = outcome != CheckOutcome::Unhealthy;
-        for _ in 0..MAX_APPLY_ATTEMPTS {
-            let Some(current) = self.store.get(tenant_id, id).await? else { return Ok(None) };
-            let next = lifecycle::apply(&current.lifecycle(), &Event::Checked { passed })?;
-            let health_changed = current.last_test_success != Some(passed);
-            if next == current.lifecycle() && !health_changed {
-                return Ok(Some(CheckRun { check, interval }));
-            }
-            let mut row = current.clone();
-            row.set_lifecycle(next);
-            row.last_test_success = Some(passed);
-            row.version = current.version + 1;
-            let events = if health_changed {
-                vec![event(if passed { "integration.healthy" } else { "integration.unhealthy" }, &row)]
-            } else {
-                vec![]
-            };
-            let change = Change {
-                tenant_id: tenant_id.to_string(),
-                integration_id: id,
-                write: RowWrite::Update { row: Box::new(row), expected_version: current.version },
-                audit: AuditDraft {
-                    action: "health-checked".into(),
-                    actor: SCHEDULER.into(),
-                    at: checked_at,
-                    details: json!({
-                        "checkId": check.check_id,
-                        "outcome": check.outcome,
-                        "failureClass": check.failure_class,
-                        "message": check.message,
-                        "status": current.status,
-                    }),
-                },
-                events,
-                test_result: None,
-                idempotency: None,
-                reschedule_health: false,
-            };
-            match self.store.apply(change).await {
-                Ok(()) => return Ok(Some(CheckRun { check, interval })),
-                Err(StoreError::Stale { .. }) => continue,
-                Err(StoreError::NotFound) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            }
         }
-        Err(ServiceError::Unavailable("the integration kept changing while its health was recorded".into()))
+    }
+
+    /// What a check that `passed` changes of the integration as it is now: `None` when neither its
+    /// lifecycle nor its health moves.
+    fn health_change(
+        &self,
+        current: &Integration,
+        check: &HealthCheck,
+        passed: bool,
+    ) -> Result<Option<Change>, ServiceError> {
+        let next = lifecycle::apply(&current.lifecycle(), &Event::Checked { passed })?;
+        let health_changed = current.last_test_success != Some(passed);
+        if next == current.lifecycle() && !health_changed {
+            return Ok(None);
+        }
+        let mut row = current.clone();
+        row.set_lifecycle(next);
+        row.last_test_success = Some(passed);
+        row.version = current.version + 1;
+        let events = if health_changed {
+            vec![event(if passed { "integration.healthy" } else { "integration.unhealthy" }, &row)]
+        } else {
+            vec![]
+        };
+        Ok(Some(Change {
+            tenant_id: current.tenant_id.clone(),
+            integration_id: current.integration_id,
+            write: RowWrite::Update { row: Box::new(row), expected_version: current.version },
+            audit: AuditDraft {
+                action: "health-checked".into(),
+                actor: SCHEDULER.into(),
+                at: check.checked_at,
+                details: json!({
+                    "checkId": check.check_id,
+                    "outcome": check.outcome,
+                    "failureClass": check.failure_class,
+                    "message": check.message,
+                    "status": current.status,
+                }),
+            },
+            events,
+            test_result: None,
+            idempotency: None,
+            reschedule_health: false,
+        }))
+    }
+
+    /// Whether an offline site still checks this integration: a feed whose base URL's host is one
+    /// of the site's mirrors (`health.offline-mirror-hosts`, the operator's list) and one of its
+    /// own `mirrorHosts` (the allowlist `feed-mirror` also enforces before any request). Both, so
+    /// that neither a tenant's configuration nor a connector's word alone opens the network.
+    pub fn inside_offline_site(&self, integration: &Integration) -> bool {
+        if integration.integration_type != stella_runtime::IntegrationType::Feed {
+            return false;
+        }
+        let host = integration
+            .base_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+        let Some(host) = host else { return false };
+        let own = integration.configuration.get("mirrorHosts").and_then(|m| m.as_array());
+        let listed = own.is_some_and(|m| m.iter().filter_map(|m| m.as_str()).any(|m| m.eq_ignore_ascii_case(&host)));
+        listed && self.health.offline_mirror_hosts.iter().any(|m| m.eq_ignore_ascii_case(&host))
     }
 
     /// The time between two health checks of this integration: its own, else the default.
@@ -749,26 +790,18 @@ pub struct HealthSummary {
     pub latency_p95_ms: Option<u64>,
 }
 
-/// Whether an offline site still checks this integration: a feed whose `mirrorHosts` allowlist
-/// names the host of its base URL. The site lists its mirrors, so the check stays inside it (the
-/// `feed-mirror` connector enforces the same list before any request; this is decided here so that
-/// no connector's word is needed for it).
-pub fn inside_offline_site(integration: &Integration) -> bool {
-    if integration.integration_type != stella_runtime::IntegrationType::Feed {
-        return false;
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The interval ±10%, so that integrations created together do not stay checked together.
+fn jittered(interval_ms: i64) -> i64 {
+    let spread = interval_ms / 10;
+    if spread == 0 {
+        return interval_ms;
     }
-    let Some(host) = integration
-        .base_url
-        .as_deref()
-        .and_then(|u| url::Url::parse(u).ok())
-        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
-    else {
-        return false;
-    };
-    let Some(mirrors) = integration.configuration.get("mirrorHosts").and_then(|m| m.as_array()) else {
-        return false;
-    };
-    mirrors.iter().filter_map(|m| m.as_str()).any(|m| m.eq_ignore_ascii_case(&host))
+    let r = i64::from(Uuid::new_v4().as_u128() as u32) % (2 * spread + 1);
+    interval_ms - spread + r
 }
 
 /// Uptime over 24 h, 7 d and 30 d before `now_ms`, latency percentiles over 24 h (nearest rank).
@@ -855,6 +888,15 @@ pub fn changed_fields(before: &Integration, after: &Integration) -> Vec<&'static
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        for _ in 0..1000 {
+            let j = jittered(300_000);
+            assert!((270_000..=330_000).contains(&j), "{j}");
+        }
+        assert_eq!(jittered(5), 5);
+    }
 
     fn check(hours_ago: i64, outcome: CheckOutcome, latency_ms: u64, now_ms: i64) -> HealthCheck {
         HealthCheck {

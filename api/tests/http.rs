@@ -56,6 +56,11 @@ async fn app() -> App {
 
 /// The app on a database URL (default: SQLite in a temporary directory).
 async fn app_on(database_url: Option<String>) -> App {
+    app_with(|c| c.storage.database_url = database_url).await
+}
+
+/// The app with a configuration changed by `configure`.
+async fn app_with(configure: impl FnOnce(&mut Config)) -> App {
     let dir = tempfile::tempdir().unwrap();
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
@@ -72,13 +77,13 @@ async fn app_on(database_url: Option<String>) -> App {
     let mut config = Config::default();
     config.storage.data_dir = dir.path().join("data");
     config.storage.plugins_dir = None;
-    config.storage.database_url = database_url;
     config.auth.hs256_key = Some(KEY.into());
     // A JWKS is configured too, which turns local tokens off unless they are asked for.
     config.auth.local_tokens = Some(true);
     config.auth.jwks_file = Some(jwks_path);
     config.auth.issuer = Some(ISSUER.into());
     config.server.max_body_bytes = 64 * 1024;
+    configure(&mut config);
     let state = build_state(&config).await.unwrap();
     App { router: router(state), config, ec_key, _dir: dir }
 }
@@ -666,6 +671,7 @@ async fn the_lifecycle_runs_through_the_api_with_its_audit_and_events() {
             .enumerate()
     {
         let at = now_ms - 3_000 + n as i64 * 1_000;
+        store.schedule_health_checks(at).await.unwrap();
         assert_eq!(store.lease_health_checks("test-replica", at, 60_000, 10).await.unwrap().len(), 1);
         let check = HealthCheck {
             check_id: uuid::Uuid::new_v4(),
@@ -676,7 +682,7 @@ async fn the_lifecycle_runs_through_the_api_with_its_audit_and_events() {
             message: format!("check {n}"),
             replica: None,
         };
-        assert!(store.finish_health_check("test-replica", "acme", id, &check, at).await.unwrap());
+        assert!(store.finish_health_check("test-replica", "acme", id, &check, at, None).await.unwrap());
     }
     let r = app.send(Method::GET, &format!("{uri}/health?limit=2"), Some(&admin), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -1269,7 +1275,7 @@ async fn export_and_import_move_integrations_between_environments_by_name() {
         results(&r.body),
         [("h-line".into(), "created".into()), ("-".into(), "error".into()), ("b-harbor".into(), "unchanged".into())]
     );
-    assert!(r.body["items"][1]["errors"][0]["message"].as_str().unwrap().contains("not JSON"));
+    assert!(r.body["items"][1]["errors"][0]["message"].as_str().unwrap().contains("not valid JSON"), "{}", r.body);
 
     // The request as a whole: wrong media type, not a document, another format, too many items,
     // a bad query; a reader may not import. None of them changes anything.
@@ -1320,4 +1326,71 @@ async fn export_and_import_move_integrations_between_environments_by_name() {
 
 fn reader_of(app: &App, tenant: &str) -> String {
     app.token(tenant, "integrations.read")
+}
+
+#[tokio::test]
+async fn an_import_the_database_fails_midway_reports_what_was_imported_and_finishes_when_run_again() {
+    let Some(db) = common::postgres_database().await else { return };
+    let app = app_on(Some(db.url.clone())).await;
+    let admin = app.admin();
+    // The database refuses one row (as a full disk or a lost connection would, but only there).
+    let raw = |sql: &'static str| {
+        let url = db.url.clone();
+        async move {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+        }
+    };
+    raw("CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF NEW.name = 'b-boom' THEN RAISE EXCEPTION 'disk full'; END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER refuse_boom BEFORE INSERT ON integrations FOR EACH ROW EXECUTE FUNCTION refuse_boom();")
+    .await;
+    let file = json!({"integrations": [spec("a-first"), spec("b-boom"), spec("c-last")]});
+    let r = app.send(Method::POST, "/api/v1/integrations/import", Some(&admin), Some(file.clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        results(&r.body),
+        [("a-first".into(), "created".into()), ("b-boom".into(), "error".into()), ("c-last".into(), "error".into())]
+    );
+    assert!(r.body["items"][2]["message"].as_str().unwrap().contains("import the file again"), "{}", r.body);
+    assert!(!r.body.to_string().contains("disk full"), "a database message reached the client: {}", r.body);
+    raw("DROP TRIGGER refuse_boom ON integrations").await;
+    let r = app.send(Method::POST, "/api/v1/integrations/import", Some(&admin), Some(file)).await;
+    assert_eq!(
+        results(&r.body),
+        [
+            ("a-first".into(), "unchanged".into()),
+            ("b-boom".into(), "created".into()),
+            ("c-last".into(), "created".into())
+        ]
+    );
+    drop(app);
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn the_health_endpoint_says_when_the_service_is_offline_and_an_integration_s_own_interval() {
+    let app = app_with(|c| {
+        c.health.offline = true;
+        c.health.interval_seconds = 900;
+    })
+    .await;
+    let id = app.create("offline-one").await;
+    let r = app.send(Method::GET, &format!("/api/v1/integrations/{id}/health"), Some(&app.admin()), None).await;
+    assert_eq!((&r.body["offline"], &r.body["checkIntervalSeconds"]), (&json!(true), &json!(900)), "{}", r.body);
+    let mut body = spec("offline-one");
+    body["healthCheckInterval"] = json!(45);
+    let r = app
+        .send_with(
+            Method::PUT,
+            &format!("/api/v1/integrations/{id}"),
+            Some(&app.admin()),
+            Some(body),
+            &[("if-match", "*")],
+        )
+        .await;
+    assert_eq!((r.status, &r.body["healthCheckInterval"]), (StatusCode::OK, &json!(45)), "{}", r.body);
+    let r = app.send(Method::GET, &format!("/api/v1/integrations/{id}/health"), Some(&app.admin()), None).await;
+    assert_eq!(r.body["checkIntervalSeconds"], 45);
 }

@@ -186,7 +186,8 @@ mod scheduler {
     use super::*;
 
     fn scheduler(f: &Fixture, default_interval: Duration, offline: bool) -> Scheduler {
-        let catalog = f.catalog.clone().with_health_policy(HealthPolicy { default_interval, offline });
+        let policy = HealthPolicy { default_interval, offline, offline_mirror_hosts: vec!["mirror.internal".into()] };
+        let catalog = f.catalog.clone().with_health_policy(policy);
         Scheduler::new(Arc::new(catalog), SchedulerConfig::default())
     }
 
@@ -197,7 +198,7 @@ mod scheduler {
         created.integration_id
     }
 
-    /// What a lease `seconds` from now would take (for a millisecond, so nothing is held).
+    /// What a lease `seconds` from now would take (held only until a millisecond after that).
     async fn due_in(f: &Fixture, seconds: i64) -> Vec<Uuid> {
         let at = unix_ms(stella_integrations::domain::now()) + seconds * 1000;
         let leased = f.catalog.store().lease_health_checks("probe", at, 1, 10).await.unwrap();
@@ -272,6 +273,8 @@ mod scheduler {
         for s in [
             feed("inside", "https://Mirror.Internal/feeds", json!(["mirror.internal"])),
             feed("elsewhere", "https://nvd.example.com", json!(["mirror.internal"])),
+            // Its own list names its host, but the site's does not: a tenant cannot open the network.
+            feed("tenant-listed", "https://feeds.example.com", json!(["feeds.example.com"])),
             feed("no-list", "https://mirror.internal", json!(null)),
             spec("registry", json!({"mirrorHosts": ["mirror.internal"]})),
         ] {
@@ -279,13 +282,14 @@ mod scheduler {
             f.catalog.activate(&alice(), id).await.unwrap();
             ids.push(id);
         }
-        assert_eq!(scheduler(&f, Duration::ZERO, true).run_due().await.unwrap(), 4);
+        assert_eq!(scheduler(&f, Duration::ZERO, true).run_due().await.unwrap(), 5);
         let found: Vec<Vec<CheckOutcome>> =
             futures_util::future::join_all(ids.iter().map(|id| outcomes(&f, *id))).await;
         assert_eq!(
             found,
             [
                 vec![CheckOutcome::Healthy],
+                vec![CheckOutcome::Skipped],
                 vec![CheckOutcome::Skipped],
                 vec![CheckOutcome::Skipped],
                 vec![CheckOutcome::Skipped]

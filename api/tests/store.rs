@@ -511,7 +511,11 @@ async fn health_checks_are_leased_when_due_and_recorded_once(b: &Backend) {
     const LEASE: i64 = 60_000;
     let t0 = 1_800_000_000_000;
 
-    // Only integrations in service and not paused are checked; a new one is due at once.
+    // Only integrations in service and not paused are checked; a new one is due at once, once
+    // scheduled (and only once).
+    assert!(s.lease_health_checks("replica-1", t0, LEASE, 10).await.unwrap().is_empty());
+    assert_eq!(s.schedule_health_checks(t0).await.unwrap(), 2);
+    assert_eq!(s.schedule_health_checks(t0).await.unwrap(), 0);
     let first = s.lease_health_checks("replica-1", t0, LEASE, 10).await.unwrap();
     assert_eq!(leased_ids(&first), BTreeSet::from([active.integration_id, degraded.integration_id]));
     assert!(first.iter().all(|l| l.tenant_id == "t1"));
@@ -524,23 +528,30 @@ async fn health_checks_are_leased_when_due_and_recorded_once(b: &Backend) {
     // The replica that lost its lease cannot record; the one holding it can, once.
     let id = active.integration_id;
     assert!(
-        !s.finish_health_check("replica-1", "t1", id, &check(t0 + 5, CheckOutcome::Healthy), t0 + 300_000)
+        !s.finish_health_check("replica-1", "t1", id, &check(t0 + 5, CheckOutcome::Healthy), t0 + 300_000, None)
             .await
             .unwrap()
     );
     assert!(
-        s.finish_health_check("replica-2", "t1", id, &check(t0 + LEASE + 5, CheckOutcome::Healthy), t0 + 300_000)
+        s.finish_health_check("replica-2", "t1", id, &check(t0 + LEASE + 5, CheckOutcome::Healthy), t0 + 300_000, None)
             .await
             .unwrap()
     );
     assert!(
-        !s.finish_health_check("replica-2", "t1", id, &check(t0 + LEASE + 6, CheckOutcome::Healthy), t0 + 300_000)
-            .await
-            .unwrap()
+        !s.finish_health_check(
+            "replica-2",
+            "t1",
+            id,
+            &check(t0 + LEASE + 6, CheckOutcome::Healthy),
+            t0 + 300_000,
+            None
+        )
+        .await
+        .unwrap()
     );
     // Another tenant's id does not match the lease.
     assert!(
-        !s.finish_health_check("replica-2", "t2", degraded.integration_id, &check(t0, CheckOutcome::Healthy), t0)
+        !s.finish_health_check("replica-2", "t2", degraded.integration_id, &check(t0, CheckOutcome::Healthy), t0, None)
             .await
             .unwrap()
     );
@@ -559,7 +570,7 @@ async fn health_checks_are_leased_when_due_and_recorded_once(b: &Backend) {
     for (n, outcome) in [CheckOutcome::Unhealthy, CheckOutcome::Degraded, CheckOutcome::Skipped].into_iter().enumerate()
     {
         let at = t0 + 300_000 + n as i64 * 1_000;
-        assert!(s.finish_health_check("replica-3", "t1", id, &check(at, outcome), at + 300_000).await.unwrap());
+        assert!(s.finish_health_check("replica-3", "t1", id, &check(at, outcome), at + 300_000, None).await.unwrap());
         s.lease_health_checks("replica-3", at + 300_000, LEASE, 10).await.unwrap();
     }
     let page = s.health_history("t1", id, None, 2).await.unwrap();
@@ -575,17 +586,82 @@ async fn health_checks_are_leased_when_due_and_recorded_once(b: &Backend) {
     assert_eq!(s.health_history("t1", id, None, 10).await.unwrap().len(), 3);
 
     // A change that reschedules (a new interval) makes the next check due at once, whatever the
-    // schedule said.
-    assert!(!leased_ids(&s.lease_health_checks("replica-5", t0 + 1, LEASE, 10).await.unwrap()).contains(&id));
+    // schedule said; a check running under a lease is not run twice, its end makes the next due.
+    let reschedule = |seconds: u32| async move {
+        let current = s.get("t1", id).await.unwrap().unwrap();
+        let next =
+            Integration { health_check_interval: Some(seconds), version: current.version + 1, ..current.clone() };
+        s.apply(Change { reschedule_health: true, ..updated(&next, current.version) }).await.unwrap();
+    };
+    let t1 = t0 + 602_500;
+    assert!(
+        s.finish_health_check("replica-3", "t1", id, &check(t1, CheckOutcome::Healthy), t0 + 900_000, None)
+            .await
+            .unwrap()
+    );
+    assert!(!leased_ids(&s.lease_health_checks("replica-5", t1 + 1, LEASE, 10).await.unwrap()).contains(&id));
+    reschedule(30).await;
+    assert!(leased_ids(&s.lease_health_checks("replica-5", t1 + 1, LEASE, 10).await.unwrap()).contains(&id));
+    reschedule(60).await;
+    assert!(!leased_ids(&s.lease_health_checks("replica-6", t1 + 2, LEASE, 10).await.unwrap()).contains(&id));
+    assert!(
+        s.finish_health_check("replica-5", "t1", id, &check(t1 + 100, CheckOutcome::Healthy), t0 + 900_000, None)
+            .await
+            .unwrap()
+    );
+    assert!(leased_ids(&s.lease_health_checks("replica-6", t1 + 101, LEASE, 10).await.unwrap()).contains(&id));
+
+    // A check's change of the integration is written with its history row, under the lease, or
+    // not at all.
     let current = s.get("t1", id).await.unwrap().unwrap();
-    let next = Integration { health_check_interval: Some(30), version: current.version + 1, ..current.clone() };
-    s.apply(Change { reschedule_health: true, ..updated(&next, current.version) }).await.unwrap();
-    assert!(leased_ids(&s.lease_health_checks("replica-5", t0 + 1, LEASE, 10).await.unwrap()).contains(&id));
+    let failed = Integration { consecutive_failures: 1, version: current.version + 1, ..current.clone() };
+    let lost = s
+        .finish_health_check(
+            "replica-5",
+            "t1",
+            id,
+            &check(t1 + 200, CheckOutcome::Unhealthy),
+            t0 + 900_000,
+            Some(updated(&failed, current.version)),
+        )
+        .await
+        .unwrap();
+    assert!(!lost);
+    assert_eq!(s.get("t1", id).await.unwrap().unwrap().version, current.version, "a lost lease writes nothing");
+    let stale = Integration { version: current.version, ..failed.clone() };
+    let e = s
+        .finish_health_check(
+            "replica-6",
+            "t1",
+            id,
+            &check(t1 + 200, CheckOutcome::Unhealthy),
+            t0 + 900_000,
+            Some(updated(&stale, current.version - 1)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Stale { .. }), "{e:?}");
+    let before = s.health_history("t1", id, None, 100).await.unwrap().len();
+    assert!(
+        s.finish_health_check(
+            "replica-6",
+            "t1",
+            id,
+            &check(t1 + 200, CheckOutcome::Unhealthy),
+            t0 + 900_000,
+            Some(updated(&failed, current.version))
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(s.get("t1", id).await.unwrap().unwrap().consecutive_failures, 1);
+    assert_eq!(s.health_history("t1", id, None, 100).await.unwrap().len(), before + 1);
 
     // Deleting the integration takes its schedule and history with it.
     let current = s.get("t1", id).await.unwrap().unwrap();
     s.apply(deleted(&current, current.version)).await.unwrap();
     assert!(s.health_history("t1", id, None, 10).await.unwrap().is_empty());
+    s.schedule_health_checks(i64::MAX / 2).await.unwrap();
     let all = s.lease_health_checks("replica-4", i64::MAX / 2, LEASE, 10).await.unwrap();
     assert!(!leased_ids(&all).contains(&id));
 }
@@ -596,6 +672,7 @@ async fn replicas_never_lease_the_same_check(b: &Backend) {
         insert_in(&**s, "t1", &format!("i{n:03}"), Status::Active, false).await;
     }
     let t0 = 1_800_000_000_000;
+    s.schedule_health_checks(t0).await.unwrap();
     let mut replicas = Vec::new();
     for r in 0..4 {
         let s = s.clone();

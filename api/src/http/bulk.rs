@@ -46,16 +46,10 @@ pub async fn export_integrations(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let document = crate::bulk::export(&state.catalog, &caller).await?;
-    if !media_types(&headers, header::ACCEPT).iter().any(|t| t == NDJSON) {
-        return Ok(axum::Json(document).into_response());
-    }
-    let mut body = String::new();
-    for spec in &document.integrations {
-        body.push_str(&serde_json::to_string(spec).expect("a spec serializes"));
-        body.push('\n');
-    }
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON))], body).into_response())
+    let ndjson = media_types(&headers, header::ACCEPT).iter().any(|t| t == NDJSON);
+    let body = crate::bulk::export(&state.catalog, &caller, ndjson).await?;
+    let content_type = if ndjson { NDJSON } else { "application/json" };
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response())
 }
 
 /// Options of an import.
@@ -72,7 +66,7 @@ pub struct ImportParams {
 /// Import integrations: create or update by name.
 ///
 /// The body is an export document (`application/json`) or one integration per line
-/// (`application/x-ndjson`), up to 10,000 integrations and 16 MiB. A name not in the tenant is
+/// (`application/x-ndjson`), up to 10,000 integrations, 256 KiB each, and 16 MiB in all. A name not in the tenant is
 /// created (in `draft`); a known one is updated when it differs and left alone when it does not.
 /// Each item is decided on its own: the answer lists every item's result (`created`, `updated`,
 /// `unchanged`, or `error` with the reason), and one bad item does not stop the others. Every
@@ -120,25 +114,27 @@ pub async fn import_integrations(
             .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
         if limited { too_large() } else { Problem::bad_request(format!("cannot read the body: {e}")) }
     })?;
-    let items: Vec<Result<serde_json::Value, String>> = if ndjson {
+    // Items stay text until each is imported: the body is the only large allocation.
+    let items: Vec<Result<&str, String>> = if ndjson {
         let text = std::str::from_utf8(&body).map_err(|_| Problem::bad_request("the body is not UTF-8"))?;
-        text.lines()
-            .filter(|line| !line.trim().is_empty())
-            .map(|line| serde_json::from_str(line).map_err(|e| format!("the line is not JSON: {e}")))
-            .collect()
+        let lines: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
+        if lines.len() > MAX_IMPORT_ITEMS {
+            return Err(Problem::invalid_field(
+                "integrations",
+                format!(
+                    "an import holds at most {MAX_IMPORT_ITEMS} integrations (got {}); split the file",
+                    lines.len()
+                ),
+            ));
+        }
+        lines.into_iter().map(Ok).collect()
     } else {
         let document: ImportDocument = parse_json(&body)?;
         if let Some(format) = document.format.as_deref().filter(|f| *f != EXPORT_FORMAT) {
             return Err(Problem::invalid_field("format", format!("must be `{EXPORT_FORMAT}` (got `{format}`)")));
         }
-        document.integrations.into_iter().map(Ok).collect()
+        document.integrations.into_iter().map(|raw| Ok(raw.get())).collect()
     };
-    if items.len() > MAX_IMPORT_ITEMS {
-        return Err(Problem::invalid_field(
-            "integrations",
-            format!("an import holds at most {MAX_IMPORT_ITEMS} integrations (got {}); split the file", items.len()),
-        ));
-    }
     let report = crate::bulk::import(&state.catalog, &caller, items, params.dry_run.unwrap_or(false)).await?;
     Ok(axum::Json(report).into_response())
 }

@@ -96,8 +96,8 @@ pub struct Change {
     pub test_result: Option<serde_json::Value>,
     /// The response to keep for an `Idempotency-Key`.
     pub idempotency: Option<IdempotentResponse>,
-    /// Drop the integration's health schedule, so its next check is due at once and the ones
-    /// after it follow its (new) interval.
+    /// Make the integration's next health check due at once (after the one running, if any), so
+    /// the ones after it follow its (new) interval.
     pub reschedule_health: bool,
 }
 
@@ -433,11 +433,16 @@ pub trait Store: Send + Sync + 'static {
     /// The response kept for an `Idempotency-Key`: (request hash, status, body).
     async fn idempotent_response(&self, tenant_id: &str, key: &str) -> Result<Option<IdempotentResponse>, StoreError>;
 
+    /// Schedules a first health check, due at `now_ms`, of every integration in service that has
+    /// none yet (one query over all integrations: the scheduler calls it once per poll, not per
+    /// lease). Returns how many it scheduled.
+    async fn schedule_health_checks(&self, now_ms: i64) -> Result<u64, StoreError>;
+
     /// Leases up to `limit` health checks due at `now_ms` for `owner` until `now_ms + lease_ms`:
     /// integrations in service (`active`, `degraded`, `failed`) and not paused, whose next check is
-    /// due and not held by an unexpired lease, the longest overdue first. An integration in
-    /// service without a schedule yet is due at once. Replicas on one PostgreSQL never lease the
-    /// same check (`FOR UPDATE SKIP LOCKED`); SQLite has one writer at a time.
+    /// due and not held by an unexpired lease, the longest overdue first. Replicas on one
+    /// PostgreSQL never lease the same check (`FOR UPDATE SKIP LOCKED`); SQLite has one writer at
+    /// a time.
     async fn lease_health_checks(
         &self,
         owner: &str,
@@ -446,10 +451,12 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<LeasedCheck>, StoreError>;
 
-    /// Records a finished check in the history and schedules the next one at `next_due_ms`,
-    /// releasing `owner`'s lease, in one transaction. `false`, with nothing written, when the
-    /// lease is no longer `owner`'s (the integration was deleted, or the lease expired and another
-    /// replica took the check over).
+    /// Records a finished check in the history, applies `change` (what the check changed of the
+    /// integration, if anything) and schedules the next check at `next_due_ms` (or at once, if a
+    /// change of its interval asked for that while the check ran), releasing `owner`'s lease, all
+    /// in one transaction. `false`, with nothing written, when the lease is no longer `owner`'s
+    /// (the integration was deleted, or the lease expired and another replica took the check
+    /// over). `Stale` when the integration changed since `change` was made from it.
     async fn finish_health_check(
         &self,
         owner: &str,
@@ -457,6 +464,7 @@ pub trait Store: Send + Sync + 'static {
         integration_id: Uuid,
         check: &HealthCheck,
         next_due_ms: i64,
+        change: Option<Change>,
     ) -> Result<bool, StoreError>;
 
     /// The integration's checks, newest first, strictly before the `(checked ms, check id)`

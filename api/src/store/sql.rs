@@ -258,6 +258,7 @@ macro_rules! sql_store {
         begin_write: $begin:literal,
         lock_head: $lock:literal,
         skip_locked: $skip:literal,
+        relaxed_commit: $relaxed:literal,
         tag_filter: $tag:path
     ) => {
         impl $store {
@@ -503,11 +504,20 @@ macro_rules! sql_store {
                 }
 
                 if change.reschedule_health {
-                    sqlx::query("DELETE FROM health_schedule WHERE integration_id = $1")
-                        .bind(change.integration_id.to_string())
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(map_error)?;
+                    // Due now; a check running under a lease is left alone, and its end schedules
+                    // the next one at once instead of an interval later.
+                    sqlx::query(
+                        "UPDATE health_schedule SET \
+                         due_ms = CASE WHEN lease_owner IS NULL THEN $1 ELSE due_ms END, \
+                         reschedule = (lease_owner IS NOT NULL) \
+                         WHERE integration_id = $2 AND tenant_id = $3",
+                    )
+                    .bind(super::unix_ms(change.audit.at))
+                    .bind(change.integration_id.to_string())
+                    .bind(tenant)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_error)?;
                 }
 
                 if let Some(response) = &change.idempotency {
@@ -781,6 +791,17 @@ macro_rules! sql_store {
                 }))
             }
 
+            async fn schedule_health_checks(&self, now_ms: i64) -> Result<u64, StoreError> {
+                let schedule_new = format!(
+                    "INSERT INTO health_schedule (integration_id, tenant_id, due_ms) \
+                     SELECT integration_id, tenant_id, $1 FROM integrations i WHERE {IN_SERVICE} \
+                     AND NOT EXISTS (SELECT 1 FROM health_schedule s WHERE s.integration_id = i.integration_id) \
+                     ON CONFLICT (integration_id) DO NOTHING"
+                );
+                let done = sqlx::query(AssertSqlSafe(schedule_new)).bind(now_ms).execute(&self.pool).await.map_err(map_error)?;
+                Ok(done.rows_affected())
+            }
+
             async fn lease_health_checks(
                 &self,
                 owner: &str,
@@ -789,13 +810,6 @@ macro_rules! sql_store {
                 limit: u32,
             ) -> Result<Vec<LeasedCheck>, StoreError> {
                 let mut tx = self.pool.begin_with($begin).await.map_err(map_error)?;
-                let schedule_new = format!(
-                    "INSERT INTO health_schedule (integration_id, tenant_id, due_ms) \
-                     SELECT integration_id, tenant_id, $1 FROM integrations i WHERE {IN_SERVICE} \
-                     AND NOT EXISTS (SELECT 1 FROM health_schedule s WHERE s.integration_id = i.integration_id) \
-                     ON CONFLICT (integration_id) DO NOTHING"
-                );
-                sqlx::query(AssertSqlSafe(schedule_new)).bind(now_ms).execute(&mut *tx).await.map_err(map_error)?;
                 let lease = format!(
                     "UPDATE health_schedule SET lease_owner = $1, lease_until_ms = $2 WHERE integration_id IN ( \
                      SELECT s.integration_id FROM health_schedule s \
@@ -829,12 +843,26 @@ macro_rules! sql_store {
                 integration_id: Uuid,
                 check: &HealthCheck,
                 next_due_ms: i64,
+                change: Option<Change>,
             ) -> Result<bool, StoreError> {
                 let mut tx = self.pool.begin_with($begin).await.map_err(map_error)?;
+                // The change first: it locks the tenant's head before the schedule row, in the
+                // order every other change takes them.
+                match change {
+                    Some(change) => Self::apply_in(&mut tx, change).await?,
+                    // A history row alone may be lost in a crash (the check's lease then expires
+                    // and it runs again): its commit does not wait for the disk.
+                    None if !$relaxed.is_empty() => {
+                        sqlx::query($relaxed).execute(&mut *tx).await.map_err(map_error)?;
+                    }
+                    None => {}
+                }
                 let released = sqlx::query(
-                    "UPDATE health_schedule SET due_ms = $1, lease_owner = NULL, lease_until_ms = NULL \
-                     WHERE integration_id = $2 AND tenant_id = $3 AND lease_owner = $4",
+                    "UPDATE health_schedule SET due_ms = CASE WHEN reschedule THEN $1 ELSE $2 END, \
+                     reschedule = FALSE, lease_owner = NULL, lease_until_ms = NULL \
+                     WHERE integration_id = $3 AND tenant_id = $4 AND lease_owner = $5",
                 )
+                .bind(super::unix_ms(check.checked_at))
                 .bind(next_due_ms)
                 .bind(integration_id.to_string())
                 .bind(tenant_id)
@@ -914,6 +942,7 @@ sql_store!(
     begin_write: "BEGIN IMMEDIATE",
     lock_head: "",
     skip_locked: "",
+    relaxed_commit: "",
     tag_filter: sqlite_tag_filter
 );
 // PostgreSQL: the tenant's head row is locked for the rest of the transaction, and replicas leasing
@@ -924,5 +953,6 @@ sql_store!(
     begin_write: "BEGIN",
     lock_head: " FOR UPDATE",
     skip_locked: " FOR UPDATE OF s SKIP LOCKED",
+    relaxed_commit: "SET LOCAL synchronous_commit = off",
     tag_filter: postgres_tag_filter
 );

@@ -1,0 +1,242 @@
+//! What the benchmarks share: the database made for a run, the service binary, a minimal HTTP
+//! client and the closed-loop load generator, latency figures.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_stella-integrations");
+
+/// The id of row `n` (1-based): a UUID made of its number, so SQL (and pgbench) can compute it too.
+pub fn id_of(n: u32) -> String {
+    let hex = format!("{n:032x}");
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+/// xorshift64*: enough randomness to spread lookups, no dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A row number from 1 to `rows`.
+    pub fn row(&mut self, rows: u32) -> u32 {
+        (self.next() % u64::from(rows)) as u32 + 1
+    }
+}
+
+pub struct Figures {
+    pub rate: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+pub fn summarize(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Figures { rate: latencies.len() as f64 / elapsed.as_secs_f64(), p50: at(0.50), p99: at(0.99) }
+}
+
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Drops the benchmark's database however the run ends.
+pub struct Database {
+    pub admin_url: String,
+    pub name: String,
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let (admin_url, sql) = (self.admin_url.clone(), format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `serve` on the database, with `env` (health checks are off unless it turns them on).
+pub fn start_server(database_url: &str, data_dir: &std::path::Path, env: &[(&str, &str)]) -> (Server, String) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("STELLA_HEALTH_ENABLED", "false")
+        .envs(env.iter().copied())
+        .env("DATABASE_URL", database_url)
+        .env("STELLA_DATA_DIR", data_dir)
+        .env("STELLA_LISTEN", "127.0.0.1:0")
+        .env("STELLA_PLUGINS_DIR", data_dir.join("no-plugins"))
+        .env("STELLA_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the service binary starts");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut address = None;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("stella-integrations listening on ") {
+            address = Some(rest.split_whitespace().next().unwrap().to_string());
+            break;
+        }
+        eprintln!("{line}");
+    }
+    (Server(child), address.expect("the service printed its address"))
+}
+
+/// A minimal HTTP/1.1 keep-alive client, as wrk uses: one connection, a request written whole,
+/// the response read by its Content-Length. A full client library would spend more of the two
+/// cores than the service it measures.
+pub struct RawClient {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+    host: String,
+    token: String,
+}
+
+impl RawClient {
+    pub async fn connect(base: &str, token: &str) -> Self {
+        let host = base.trim_start_matches("http://").to_string();
+        let stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self { stream: tokio::io::BufReader::new(stream), host, token: token.to_string() }
+    }
+
+    /// GETs `path`; returns the status and the body length.
+    pub async fn get(&mut self, path: &str) -> (u16, usize) {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n", self.host, self.token);
+        self.stream.get_mut().write_all(request.as_bytes()).await.unwrap();
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await.unwrap();
+        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("an HTTP status line");
+        let mut length = 0;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await.unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).await.unwrap();
+        (status, length)
+    }
+}
+
+/// Runs `GET path(client, i)` from `clients` concurrent loops for `seconds` (after a 2 s warm-up)
+/// and collects each request's latency.
+pub async fn load(
+    clients: u64,
+    seconds: u64,
+    base: &str,
+    token: &str,
+    path: impl Fn(u64, u64) -> String + Send + Sync + 'static,
+    min_body: usize,
+) -> Figures {
+    let stop = Arc::new(AtomicBool::new(false));
+    let timer = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2 + seconds)).await;
+        timer.store(true, Ordering::Relaxed);
+    });
+    let (latencies, elapsed) = load_until(clients, Duration::from_secs(2), stop, base, token, path, min_body).await;
+    summarize(latencies, elapsed)
+}
+
+/// Runs `GET path(client, i)` from `clients` concurrent loops until `stop` is set, and collects
+/// the latency of each request after the warm-up, with the time they were measured over.
+pub async fn load_until(
+    clients: u64,
+    warm_up: Duration,
+    stop: Arc<AtomicBool>,
+    base: &str,
+    token: &str,
+    path: impl Fn(u64, u64) -> String + Send + Sync + 'static,
+    min_body: usize,
+) -> (Vec<Duration>, Duration) {
+    let path = Arc::new(path);
+    let measured_from = Instant::now() + warm_up;
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let (path, stop) = (path.clone(), stop.clone());
+        let mut http = RawClient::connect(base, token).await;
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let (status, length) = http.get(&path(client, i)).await;
+                assert_eq!(status, 200);
+                assert!(length >= min_body, "a short answer: {length} bytes");
+                if started >= measured_from {
+                    latencies.push(started.elapsed());
+                }
+                i += 1;
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    (all, measured_from.elapsed())
+}
+
+/// A token for `tenant`, signed with the local key of `data_dir` (the server's).
+pub fn token(data_dir: &std::path::Path, tenant: &str, scopes: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["token", "--tenant", tenant, "--scopes", scopes])
+        .env("STELLA_DATA_DIR", data_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A fresh database on the server of `STELLA_BENCH_POSTGRES`, dropped when the guard is.
+pub async fn create_database() -> (Database, String) {
+    let admin_url = std::env::var("STELLA_BENCH_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("PostgreSQL is reachable");
+    let name = format!("stella_bench_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    (Database { admin_url, name }, url)
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}

@@ -1,0 +1,190 @@
+//! One full sweep of health checks over 10,000 active integrations on PostgreSQL, run by the real
+//! binary's scheduler: with the in-memory connector (the scheduler, sandbox and store alone), then
+//! with the `oci-registry` connector against a local registry stub (a real HTTP check each). Each
+//! sweep is reported as checks/s and the time it took, from the history rows it wrote. During the
+//! in-memory sweep a closed-loop client reads `GET /{id}`; its p99 is set beside the p99 of the
+//! same load with the scheduler off.
+//!
+//! `cargo bench -p stella-integrations --bench health` (or `make bench`). PostgreSQL from
+//! `STELLA_BENCH_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`); a database is
+//! created for the run and dropped after it. `STELLA_BENCH_CONCURRENCY` sets the number of
+//! concurrent API clients (default 4), `STELLA_BENCH_HEALTH_CONCURRENCY` the scheduler's
+//! `health.concurrency` (default 32, the service's default).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Figures, Rng, env_number, id_of, load, load_until, ms, start_server, summarize};
+use sqlx::Connection;
+
+const ROWS: u32 = 10_000;
+const TENANT: &str = "bench";
+
+/// Replaces every integration with `ROWS` active ones served by `provider` at `base_url`.
+async fn load_integrations(url: &str, provider: &str, base_url: &str) {
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query("DELETE FROM integrations").execute(&mut c).await.unwrap();
+    sqlx::query(
+        "INSERT INTO integrations (integration_id, tenant_id, name, description, integration_type, provider, \
+           base_url, auth_ref, configuration, environment, tags, owner_id, status, paused, consecutive_failures, \
+           last_test_success, created_at, created_by, version) \
+         SELECT lpad(to_hex(n), 32, '0')::uuid::text, $1, 'integration-' || lpad(n::text, 6, '0'), \
+           'benchmark row', 'registry', $2, $3, NULL, '{}', 'prod', '[\"eu\"]'::jsonb, 'team-' || (n % 40), \
+           'active', false, 0, true, now(), 'bench', 1 \
+         FROM generate_series(1, $4) AS n",
+    )
+    .bind(TENANT)
+    .bind(provider)
+    .bind(base_url)
+    .bind(ROWS as i32)
+    .execute(&mut c)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE integrations").execute(&mut c).await.unwrap();
+}
+
+/// What one sweep wrote: checks, the span from the first to the last, and the outcomes.
+struct Sweep {
+    checks: i64,
+    span: Duration,
+    outcomes: Vec<(String, i64)>,
+}
+
+impl Sweep {
+    fn rate(&self) -> f64 {
+        self.checks as f64 / self.span.as_secs_f64().max(0.001)
+    }
+}
+
+/// Waits until every integration has a history row (at most `limit`), then reads the sweep.
+async fn wait_for_sweep(url: &str, limit: Duration) -> Sweep {
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+    let deadline = Instant::now() + limit;
+    loop {
+        let (done,): (i64,) =
+            sqlx::query_as("SELECT count(DISTINCT integration_id) FROM health_checks").fetch_one(&mut c).await.unwrap();
+        if done >= i64::from(ROWS) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sweep did not finish in {limit:?}: {done} of {ROWS} checked");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (checks, first, last): (i64, i64, i64) =
+        sqlx::query_as("SELECT count(*), min(checked_ms), max(checked_ms) FROM health_checks")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    let outcomes = sqlx::query_as("SELECT outcome, count(*) FROM health_checks GROUP BY outcome ORDER BY outcome")
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+    Sweep { checks, span: Duration::from_millis(u64::try_from(last - first).unwrap_or(0)), outcomes }
+}
+
+/// A registry's `/v2/` as the Distribution API answers it anonymously.
+async fn registry_stub() -> String {
+    let app = axum::Router::new().route(
+        "/v2/",
+        axum::routing::get(|| async {
+            ([("Docker-Distribution-API-Version", "registry/2.0")], axum::Json(serde_json::json!({})))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{address}")
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let clients = env_number("STELLA_BENCH_CONCURRENCY", 4);
+    let concurrency = env_number("STELLA_BENCH_HEALTH_CONCURRENCY", 32).to_string();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let (_database, url) = common::create_database().await;
+        let dir = tempfile::tempdir().unwrap();
+        drop(stella_integrations::store::PostgresStore::connect(&url).await.unwrap());
+        let token = common::token(dir.path(), TENANT, "integrations.read");
+        let get_path = |client: u64, i: u64| {
+            format!("/api/v1/integrations/{}", id_of(Rng(0x9E37_79B9_7F4A_7C15 ^ (client << 32) ^ i).row(ROWS)))
+        };
+        println!("health sweep benchmark: {ROWS} active integrations in PostgreSQL, 2-core machine");
+        println!(
+            "scheduler: health.concurrency = {concurrency}; API load: {clients} closed-loop clients of GET /{{id}}\n"
+        );
+
+        // The API alone: GET /{id} with the scheduler off.
+        load_integrations(&url, "in-memory", "https://registry.example.com").await;
+        let (server, base) = start_server(&url, dir.path(), &[]);
+        let idle = load(clients, 8, &base, &token, get_path, 300).await;
+        drop(server);
+
+        // The in-memory sweep, with the same API load running through it.
+        let config = dir.path().join("health.toml");
+        std::fs::write(&config, format!("[health]\nconcurrency = {concurrency}\n")).unwrap();
+        let config_env = [("STELLA_HEALTH_ENABLED", "true"), ("STELLA_CONFIG", config.to_str().unwrap())];
+        let (server, base) = start_server(&url, dir.path(), &config_env);
+        let stop = Arc::new(AtomicBool::new(false));
+        let reading = {
+            let (stop, base, token) = (stop.clone(), base.clone(), token.clone());
+            tokio::spawn(async move { load_until(clients, Duration::ZERO, stop, &base, &token, get_path, 300).await })
+        };
+        let memory = wait_for_sweep(&url, Duration::from_secs(600)).await;
+        stop.store(true, Ordering::Relaxed);
+        let (latencies, elapsed) = reading.await.unwrap();
+        let during: Figures = summarize(latencies, elapsed);
+        drop(server);
+
+        // The oci-registry sweep: one anonymous `GET /v2/` per check, to a stub on loopback (which
+        // the sandbox's network policy is told to allow).
+        let registry = registry_stub().await;
+        load_integrations(&url, "oci-registry", &registry).await;
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query("DELETE FROM health_checks").execute(&mut c).await.unwrap();
+        drop(c);
+        std::fs::write(
+            &config,
+            format!("[health]\nconcurrency = {concurrency}\n\n[sandbox.network]\nallow = [\"127.0.0.1/32\"]\n"),
+        )
+        .unwrap();
+        let (server, _) = start_server(&url, dir.path(), &config_env);
+        let oci = wait_for_sweep(&url, Duration::from_secs(900)).await;
+        drop(server);
+
+        println!("{:<40} {:>10} {:>10} {:>10}", "sweep", "checks", "seconds", "checks/s");
+        let sweep = |what: &str, s: &Sweep| {
+            println!("{what:<40} {:>10} {:>10.1} {:>10.0}", s.checks, s.span.as_secs_f64(), s.rate());
+        };
+        sweep("in-memory connector", &memory);
+        sweep("oci-registry connector (stub on loopback)", &oci);
+        let outcomes = |s: &Sweep| s.outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect::<Vec<_>>().join(", ");
+        println!(
+            "history rows written: in-memory {} ({}), oci-registry {} ({})",
+            memory.checks,
+            outcomes(&memory),
+            oci.checks,
+            outcomes(&oci)
+        );
+        println!();
+        println!("{:<40} {:>10} {:>10} {:>10}", "API GET /{id}", "req/s", "p50", "p99");
+        let row = |what: &str, f: &Figures| println!("{what:<40} {:>10.0} {:>10} {:>10}", f.rate, ms(f.p50), ms(f.p99));
+        row("scheduler off", &idle);
+        row("during the in-memory sweep", &during);
+        println!();
+        println!(
+            "in-memory sweep = {:.0} checks/s              (target >= 2000: {})",
+            memory.rate(),
+            if memory.rate() >= 2000.0 { "met" } else { "NOT met" }
+        );
+        let ratio = during.p99.as_secs_f64() / idle.p99.as_secs_f64();
+        println!(
+            "GET /{{id}} p99 during the sweep / idle = {ratio:.2}   (target <= 2.00: {})",
+            if ratio <= 2.0 { "met" } else { "NOT met" }
+        );
+    });
+}
