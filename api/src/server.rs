@@ -64,6 +64,17 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop_scheduler, scheduler_stopped) = tokio::sync::oneshot::channel::<()>();
+    // Health checks are background work: they run on threads of their own, at a lower CPU
+    // priority than the API's, so a sweep of every integration does not hold up requests.
+    let background = Background(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("health-checks")
+            .on_thread_start(lower_this_thread_priority)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the health scheduler's threads: {e}"))?,
+    ));
     let scheduler = config.health.enabled.then(|| {
         let scheduler = Scheduler::new(Arc::new(state.catalog.clone()), SchedulerConfig::from_settings(&config.health));
         tracing::info!(
@@ -73,7 +84,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
             offline = config.health.offline,
             "health scheduler started"
         );
-        tokio::spawn(scheduler.run(async move {
+        background.handle().spawn(scheduler.run(async move {
             let _ = scheduler_stopped.await;
         }))
     });
@@ -87,11 +98,39 @@ pub async fn serve(config: Config) -> Result<(), String> {
     } {
         tracing::error!(error = %e, "the health scheduler had stopped: it panicked");
     }
+    drop(background);
     if let Some(relay) = relay {
         relay.abort();
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The health scheduler's runtime, shut down without blocking however `serve` returns (a runtime
+/// dropped inside another would panic).
+struct Background(Option<tokio::runtime::Runtime>);
+
+impl Background {
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("present until dropped").handle()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Nice 10 for the calling thread (Linux keeps a nice value per thread, and "the calling process"
+/// of setpriority is the calling thread): it gets a CPU when the API's threads do not need it.
+fn lower_this_thread_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(None, 10) {
+        tracing::warn!(error = %e, "the health scheduler's threads run at the API's priority");
+    }
 }
 
 async fn shutdown_signal() {

@@ -240,3 +240,52 @@ pub async fn create_database() -> (Database, String) {
 pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
+
+/// Sends `GET path(client, i)` at a fixed total `rate` (requests per second, spread over
+/// `clients` connections) until `stop` is set, and collects the latency of each request due after
+/// `warm_up` (the service's pools fill during it), counted from when it was due, not from when it
+/// was sent: a request held up behind a slow one counts the wait too (no coordinated omission,
+/// as wrk2 measures).
+pub async fn load_at_rate(
+    clients: u64,
+    rate: u64,
+    warm_up: Duration,
+    stop: Arc<AtomicBool>,
+    base: &str,
+    token: &str,
+    path: impl Fn(u64, u64) -> String + Send + Sync + 'static,
+    min_body: usize,
+) -> (Vec<Duration>, Duration) {
+    let path = Arc::new(path);
+    let period = Duration::from_secs_f64(clients as f64 / rate as f64);
+    let started = tokio::time::Instant::now();
+    let measured_from = started + warm_up;
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let (path, stop) = (path.clone(), stop.clone());
+        let mut http = RawClient::connect(base, token).await;
+        // The connections take turns, so the requests are evenly spaced.
+        let first = started + period.mul_f64(client as f64 / clients as f64);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let due = first + period.mul_f64(i as f64);
+                tokio::time::sleep_until(due).await;
+                let (status, length) = http.get(&path(client, i)).await;
+                assert_eq!(status, 200);
+                assert!(length >= min_body, "a short answer: {length} bytes");
+                if due >= measured_from {
+                    latencies.push(due.elapsed());
+                }
+                i += 1;
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    (all, measured_from.elapsed())
+}

@@ -434,13 +434,14 @@ pub trait Store: Send + Sync + 'static {
     async fn idempotent_response(&self, tenant_id: &str, key: &str) -> Result<Option<IdempotentResponse>, StoreError>;
 
     /// Schedules a first health check, due at `now_ms`, of every integration in service that has
-    /// none yet (one query over all integrations: the scheduler calls it once per poll, not per
-    /// lease). Returns how many it scheduled.
+    /// none yet, and drops the schedule of every one that left service (paused, deleted), so that
+    /// leasing reads the due-time index alone. One pass over all integrations: the scheduler runs
+    /// it once per poll, not per lease. Returns how many it scheduled.
     async fn schedule_health_checks(&self, now_ms: i64) -> Result<u64, StoreError>;
 
     /// Leases up to `limit` health checks due at `now_ms` for `owner` until `now_ms + lease_ms`:
-    /// integrations in service (`active`, `degraded`, `failed`) and not paused, whose next check is
-    /// due and not held by an unexpired lease, the longest overdue first. Replicas on one
+    /// scheduled integrations (in service when last scheduled: the check looks again) whose next
+    /// check is due and not held by an unexpired lease, the longest overdue first. Replicas on one
     /// PostgreSQL never lease the same check (`FOR UPDATE SKIP LOCKED`); SQLite has one writer at
     /// a time.
     async fn lease_health_checks(

@@ -792,13 +792,22 @@ macro_rules! sql_store {
             }
 
             async fn schedule_health_checks(&self, now_ms: i64) -> Result<u64, StoreError> {
+                let mut tx = self.pool.begin_with($begin).await.map_err(map_error)?;
+                // Out of service (paused, a draft again, deleted): no schedule, so the lease query
+                // never walks past them; back in service, they are due at once.
+                let unschedule = format!(
+                    "DELETE FROM health_schedule WHERE integration_id NOT IN \
+                     (SELECT integration_id FROM integrations WHERE {IN_SERVICE})"
+                );
+                sqlx::query(AssertSqlSafe(unschedule)).execute(&mut *tx).await.map_err(map_error)?;
                 let schedule_new = format!(
                     "INSERT INTO health_schedule (integration_id, tenant_id, due_ms) \
                      SELECT integration_id, tenant_id, $1 FROM integrations i WHERE {IN_SERVICE} \
                      AND NOT EXISTS (SELECT 1 FROM health_schedule s WHERE s.integration_id = i.integration_id) \
                      ON CONFLICT (integration_id) DO NOTHING"
                 );
-                let done = sqlx::query(AssertSqlSafe(schedule_new)).bind(now_ms).execute(&self.pool).await.map_err(map_error)?;
+                let done = sqlx::query(AssertSqlSafe(schedule_new)).bind(now_ms).execute(&mut *tx).await.map_err(map_error)?;
+                tx.commit().await.map_err(map_error)?;
                 Ok(done.rows_affected())
             }
 
@@ -810,12 +819,13 @@ macro_rules! sql_store {
                 limit: u32,
             ) -> Result<Vec<LeasedCheck>, StoreError> {
                 let mut tx = self.pool.begin_with($begin).await.map_err(map_error)?;
+                // The schedule holds only integrations in service (`schedule_health_checks`), and
+                // the check itself looks again, so the due-time index alone finds the next ones.
                 let lease = format!(
                     "UPDATE health_schedule SET lease_owner = $1, lease_until_ms = $2 WHERE integration_id IN ( \
                      SELECT s.integration_id FROM health_schedule s \
-                     JOIN integrations i ON i.integration_id = s.integration_id \
-                     WHERE s.due_ms <= $3 AND (s.lease_until_ms IS NULL OR s.lease_until_ms <= $3) AND {IN_SERVICE} \
-                     ORDER BY s.due_ms, s.integration_id LIMIT $4{}) \
+                     WHERE s.due_ms <= $3 AND (s.lease_until_ms IS NULL OR s.lease_until_ms <= $3) \
+                     ORDER BY s.due_ms LIMIT $4{}) \
                      RETURNING tenant_id, integration_id",
                     $skip
                 );
