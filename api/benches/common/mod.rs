@@ -241,15 +241,24 @@ pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// How an open-loop load is paced.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    /// Connections.
+    pub clients: u64,
+    /// Requests per second, over all connections.
+    pub rate: u64,
+    /// How long it runs before it is measured.
+    pub warm_up: Duration,
+}
+
 /// Sends `GET path(client, i)` at a fixed total `rate` (requests per second, spread over
 /// `clients` connections) until `stop` is set, and collects the latency of each request due after
 /// `warm_up` (the service's pools fill during it), counted from when it was due, not from when it
 /// was sent: a request held up behind a slow one counts the wait too (no coordinated omission,
 /// as wrk2 measures).
 pub async fn load_at_rate(
-    clients: u64,
-    rate: u64,
-    warm_up: Duration,
+    Pace { clients, rate, warm_up }: Pace,
     stop: Arc<AtomicBool>,
     base: &str,
     token: &str,
