@@ -14,8 +14,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use crate::domain::Integration;
 use crate::service::Catalog;
-use crate::store::{LeasedCheck, StoreError, unix_ms};
+use crate::store::{FinishedCheck, StoreError, unix_ms};
 
 /// How the scheduler runs. The interval and offline mode are the catalog's
 /// [`HealthPolicy`](crate::service::HealthPolicy).
@@ -82,13 +83,29 @@ impl Scheduler {
         self.catalog.store().schedule_health_checks(unix_ms(crate::domain::now())).await?;
         let mut running = JoinSet::new();
         let started = self.start_due(&mut running).await?;
-        running.join_all().await;
+        let mut finished: Vec<FinishedCheck> = running.join_all().await.into_iter().flatten().collect();
+        self.record(&mut finished).await;
         Ok(started)
+    }
+
+    /// Records the checks that moved nothing, in one transaction.
+    async fn record(&self, finished: &mut Vec<FinishedCheck>) {
+        if finished.is_empty() {
+            return;
+        }
+        match self.catalog.store().finish_health_checks(&self.owner, finished).await {
+            Ok(n) if n < finished.len() as u64 => {
+                tracing::info!(lost = finished.len() as u64 - n, "health checks whose lease was lost were not recorded")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, checks = finished.len(), "health checks could not be recorded"),
+        }
+        finished.clear();
     }
 
     /// Leases up to as many due checks as there are free workers and starts them in `running`,
     /// each holding a worker until it ends. Returns how many it started.
-    async fn start_due(&self, running: &mut JoinSet<()>) -> Result<usize, StoreError> {
+    async fn start_due(&self, running: &mut JoinSet<Option<FinishedCheck>>) -> Result<usize, StoreError> {
         let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
         if free == 0 {
             return Ok(0);
@@ -97,7 +114,7 @@ impl Scheduler {
         let leased =
             self.catalog.store().lease_health_checks(&self.owner, now, millis(self.config.lease), free).await?;
         let started = leased.len();
-        for check in leased {
+        for subject in leased {
             // Only this replica's loop takes workers, and it leased no more than were free; should
             // that ever change, the check waits for a worker (its lease covers the wait).
             let permit = match self.slots.clone().try_acquire_owned() {
@@ -107,7 +124,7 @@ impl Scheduler {
             let (catalog, owner) = (self.catalog.clone(), self.owner.clone());
             running.spawn(async move {
                 let _permit = permit;
-                run_one(&catalog, &owner, check).await;
+                run_one(&catalog, &owner, subject).await
             });
         }
         Ok(started)
@@ -129,11 +146,17 @@ impl Scheduler {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut running = JoinSet::new();
+        let mut finished = Vec::new();
         let mut prune = tokio::time::interval(Duration::from_secs(3600));
         let refill = self.config.concurrency.max(1).div_ceil(2);
         let mut scheduled_at: Option<tokio::time::Instant> = None;
         loop {
-            while running.try_join_next().is_some() {}
+            while let Some(done) = running.try_join_next() {
+                finished.extend(done.ok().flatten());
+            }
+            // Whatever finished since the last turn, in one transaction: many under load, one at
+            // a time when quiet.
+            self.record(&mut finished).await;
             if scheduled_at.is_none_or(|at| at.elapsed() >= self.config.poll) {
                 scheduled_at = Some(tokio::time::Instant::now());
                 if let Err(e) = self.catalog.store().schedule_health_checks(unix_ms(crate::domain::now())).await {
@@ -148,10 +171,20 @@ impl Scheduler {
                     false
                 }
             };
-            let workers_freed = async {
-                while self.slots.available_permits() < refill {
-                    if running.join_next().await.is_none() {
-                        break;
+            // While every free worker found a due check, more may be due: lease again once half
+            // the workers are free. Otherwise wake for the next finished check or the next poll.
+            let next_turn = async {
+                if more_due {
+                    while self.slots.available_permits() < refill {
+                        match running.join_next().await {
+                            Some(done) => finished.extend(done.ok().flatten()),
+                            None => break,
+                        }
+                    }
+                } else {
+                    tokio::select! {
+                        Some(done) = running.join_next() => finished.extend(done.ok().flatten()),
+                        () = tokio::time::sleep(self.config.poll) => {}
                     }
                 }
             };
@@ -162,25 +195,35 @@ impl Scheduler {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "health history could not be pruned"),
                 },
-                () = workers_freed, if more_due => {}
-                () = tokio::time::sleep(self.config.poll), if !more_due => {}
+                () = next_turn => {}
             }
         }
-        if tokio::time::timeout(self.config.lease, async { while running.join_next().await.is_some() {} })
-            .await
-            .is_err()
-        {
+        let drain = async {
+            while let Some(done) = running.join_next().await {
+                finished.extend(done.ok().flatten());
+            }
+        };
+        if tokio::time::timeout(self.config.lease, drain).await.is_err() {
             tracing::warn!("health checks still running at shutdown were stopped; their leases will expire");
         }
+        self.record(&mut finished).await;
     }
 }
 
-/// Runs one leased check; the catalog records it with the next due time.
-async fn run_one(catalog: &Catalog, owner: &str, leased: LeasedCheck) {
-    let LeasedCheck { tenant_id, integration_id } = leased;
-    if let Err(e) = catalog.health_check(&tenant_id, integration_id, owner).await {
-        tracing::warn!(%integration_id, error = %e, "a health check could not be recorded");
+/// Runs one leased check. A check that moves its integration's state is recorded here, with its
+/// change; the others are answered, to be recorded together.
+async fn run_one(catalog: &Catalog, owner: &str, subject: Integration) -> Option<FinishedCheck> {
+    let made = catalog.make_health_check(&subject).await?;
+    if !made.moves_state {
+        return Some(made.finished);
     }
+    let integration_id = subject.integration_id;
+    match catalog.record_health_check(owner, &made.finished).await {
+        Ok(true) => {}
+        Ok(false) => tracing::info!(%integration_id, "a health check's lease was lost; not recorded"),
+        Err(e) => tracing::warn!(%integration_id, error = %e, "a health check could not be recorded"),
+    }
+    None
 }
 
 fn millis(d: Duration) -> i64 {

@@ -64,11 +64,13 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop_scheduler, scheduler_stopped) = tokio::sync::oneshot::channel::<()>();
-    // Health checks are background work: they run on threads of their own, at a lower CPU
-    // priority than the API's, so a sweep of every integration does not hold up requests.
+    // Health checks are background work: they run on a thread of their own (at most one core of
+    // this process, however many are due), at a lower CPU priority than the API's threads, so a
+    // sweep of every integration does not hold up requests. One thread sweeps thousands of checks
+    // a second (`make bench`).
     let background = Background(Some(
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .thread_name("health-checks")
             .on_thread_start(lower_this_thread_priority)
             .enable_all()

@@ -21,8 +21,8 @@ use crate::domain::{FieldError, Integration, IntegrationSpec, now, wire_name};
 use crate::lifecycle::{self, Event, Lifecycle};
 use crate::metrics::Metrics;
 use crate::store::{
-    AuditDraft, Change, CheckOutcome, EventDraft, HealthCheck, IdempotentResponse, ListFilter, ListPosition, RowWrite,
-    Store, StoreError,
+    AuditDraft, Change, CheckOutcome, EventDraft, FinishedCheck, HealthCheck, IdempotentResponse, ListFilter,
+    ListPosition, RowWrite, Store, StoreError,
 };
 
 /// How often a test result is re-applied when the integration keeps changing under it.
@@ -121,6 +121,16 @@ pub struct Tested {
     pub integration: Integration,
     /// The test.
     pub test_result: TestRun,
+}
+
+/// A scheduled health check, made and not yet recorded.
+#[derive(Clone, Debug)]
+pub struct MadeCheck {
+    /// The check and the next due time, to record.
+    pub finished: FinishedCheck,
+    /// Whether it changes the integration's lifecycle or health (then it is recorded with
+    /// [`Catalog::record_health_check`], with an audit entry and maybe an event).
+    pub moves_state: bool,
 }
 
 /// How integrations are health-checked: the `[health]` settings the catalog itself needs.
@@ -515,29 +525,20 @@ impl Catalog {
         }
     }
 
-    /// Runs one scheduled health check of an integration that `owner` (a scheduler replica) has
-    /// leased, and records it. `healthy` and `degraded` pass, `unhealthy` fails, through the same
-    /// lifecycle as a test. The history row, the next due time (the integration's interval ±10%
-    /// after the check), and (only when the lifecycle or the health changes) the row, an audit
-    /// entry by `scheduler` and `integration.healthy` / `.unhealthy` are written in one
-    /// transaction, and only while `owner` still holds the lease. So a healthy integration's
-    /// version and ETag do not move with every check, and a check is recorded whole or not at
-    /// all. In offline mode no network check is made (the check is `skipped` and moves nothing),
-    /// except of a feed mirror inside the site ([`Catalog::inside_offline_site`]). `None` when the
-    /// integration is gone or no longer in service, or the lease was lost.
-    pub async fn health_check(
-        &self,
-        tenant_id: &str,
-        id: Uuid,
-        owner: &str,
-    ) -> Result<Option<HealthCheck>, ServiceError> {
-        let Some(subject) = self.store.get(tenant_id, id).await? else { return Ok(None) };
+    /// Runs one scheduled health check of `subject` (as its lease found it) through the sandbox;
+    /// `None`, with no check made, when it is no longer in service. In offline mode no network
+    /// check is made (the check is `skipped`), except of a feed mirror inside the site
+    /// ([`Catalog::inside_offline_site`]). The next check is due the integration's interval ±10%
+    /// after this one, whatever it found. Record it with [`Catalog::record_health_check`] when it
+    /// moves the integration's state; otherwise the store records it with others in one
+    /// transaction ([`crate::store::Store::finish_health_checks`]).
+    pub async fn make_health_check(&self, subject: &Integration) -> Option<MadeCheck> {
         if !subject.status.in_service() || subject.paused {
-            return Ok(None);
+            return None;
         }
         let checked_at = now();
-        let next_due_ms = crate::store::unix_ms(checked_at) + jittered(millis(self.check_interval(&subject)));
-        let check = if self.health.offline && !self.inside_offline_site(&subject) {
+        let next_due_ms = crate::store::unix_ms(checked_at) + jittered(millis(self.check_interval(subject)));
+        let check = if self.health.offline && !self.inside_offline_site(subject) {
             HealthCheck {
                 check_id: Uuid::new_v4(),
                 checked_at,
@@ -548,19 +549,41 @@ impl Catalog {
                 replica: None,
             }
         } else {
-            self.run_check_health(&subject, checked_at).await
+            self.run_check_health(subject, checked_at).await
         };
+        // healthy and degraded pass, unhealthy fails; skipped moves nothing.
+        let moves_state = match check.outcome {
+            CheckOutcome::Skipped => false,
+            outcome => {
+                let passed = outcome != CheckOutcome::Unhealthy;
+                let next = lifecycle::apply(&subject.lifecycle(), &Event::Checked { passed });
+                next.map_or(true, |next| next != subject.lifecycle()) || subject.last_test_success != Some(passed)
+            }
+        };
+        let finished = FinishedCheck {
+            tenant_id: subject.tenant_id.clone(),
+            integration_id: subject.integration_id,
+            check,
+            next_due_ms,
+        };
+        Some(MadeCheck { finished, moves_state })
+    }
+
+    /// Records a check that moves its integration's state: through the same lifecycle as a test,
+    /// the row with an audit entry by `scheduler` and `integration.healthy` / `.unhealthy` when the
+    /// health changes, with the history row and the next due time, in one transaction, and only
+    /// while `owner` still holds the lease. Applied to the integration as it is when recorded
+    /// (read again if it changed meanwhile). `false` when the lease was lost or the integration is
+    /// gone: then nothing is written.
+    pub async fn record_health_check(&self, owner: &str, finished: &FinishedCheck) -> Result<bool, ServiceError> {
+        let FinishedCheck { tenant_id, integration_id, check, next_due_ms } = finished;
+        let passed = check.outcome != CheckOutcome::Unhealthy;
         for _ in 0..MAX_APPLY_ATTEMPTS {
-            let change = match check.outcome {
-                CheckOutcome::Skipped => None,
-                outcome => {
-                    let Some(current) = self.store.get(tenant_id, id).await? else { return Ok(None) };
-                    self.health_change(&current, &check, outcome != CheckOutcome::Unhealthy)?
-                }
-            };
-            match self.store.finish_health_check(owner, tenant_id, id, &check, next_due_ms, change).await {
-                Ok(true) => return Ok(Some(check)),
-                Ok(false) | Err(StoreError::NotFound) => return Ok(None),
+            let Some(current) = self.store.get(tenant_id, *integration_id).await? else { return Ok(false) };
+            let change = self.health_change(&current, check, passed)?;
+            match self.store.finish_health_check(owner, tenant_id, *integration_id, check, *next_due_ms, change).await {
+                Ok(recorded) => return Ok(recorded),
+                Err(StoreError::NotFound) => return Ok(false),
                 Err(StoreError::Stale { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -13,7 +13,7 @@ use sqlx::Connection;
 use stella_integrations::domain::{Integration, now};
 use stella_integrations::lifecycle::{Lifecycle, Status};
 use stella_integrations::store::{
-    AuditDraft, Change, CheckOutcome, EventDraft, HealthCheck, IdempotentResponse, LeasedCheck, ListFilter,
+    AuditDraft, Change, CheckOutcome, EventDraft, FinishedCheck, HealthCheck, IdempotentResponse, ListFilter,
     ListPosition, PostgresStore, RowWrite, SqliteStore, Store, StoreError, from_unix_ms,
 };
 use stella_runtime::IntegrationType;
@@ -497,7 +497,7 @@ fn check(at_ms: i64, outcome: CheckOutcome) -> HealthCheck {
     }
 }
 
-fn leased_ids(leased: &[LeasedCheck]) -> BTreeSet<Uuid> {
+fn leased_ids(leased: &[Integration]) -> BTreeSet<Uuid> {
     leased.iter().map(|l| l.integration_id).collect()
 }
 
@@ -656,6 +656,33 @@ async fn health_checks_are_leased_when_due_and_recorded_once(b: &Backend) {
     );
     assert_eq!(s.get("t1", id).await.unwrap().unwrap().consecutive_failures, 1);
     assert_eq!(s.health_history("t1", id, None, 100).await.unwrap().len(), before + 1);
+
+    // Checks that changed nothing are recorded many at once, each only under its own lease.
+    let t2 = t0 + 700_000;
+    let other = insert_in(s, "t1", "other", Status::Active, false).await;
+    s.schedule_health_checks(t2).await.unwrap();
+    let both = s.lease_health_checks("replica-7", t2, LEASE, 10).await.unwrap();
+    assert_eq!(leased_ids(&both), BTreeSet::from([other.integration_id, degraded.integration_id]));
+    let leased_row = both.iter().find(|i| i.integration_id == other.integration_id).unwrap();
+    assert_eq!((leased_row.name.as_str(), leased_row.status), ("other", Status::Active), "the lease answers the rows");
+    let finished = |integration_id: Uuid, at: i64| FinishedCheck {
+        tenant_id: "t1".into(),
+        integration_id,
+        check: check(at, CheckOutcome::Healthy),
+        next_due_ms: at + 300_000,
+    };
+    let batch =
+        [finished(other.integration_id, t2 + 150), finished(degraded.integration_id, t2 + 151), finished(id, t2 + 152)];
+    // `id` is not leased (replica-6 recorded it): left out.
+    assert_eq!(s.finish_health_checks("replica-7", &batch).await.unwrap(), 2);
+    assert_eq!(s.finish_health_checks("replica-7", &batch).await.unwrap(), 0, "released leases record nothing more");
+    let recorded = s.health_history("t1", other.integration_id, None, 10).await.unwrap();
+    assert_eq!((recorded.len(), recorded[0].replica.as_deref()), (1, Some("replica-7")));
+    assert!(s.lease_health_checks("replica-7", t2 + 152, LEASE, 10).await.unwrap().is_empty());
+    assert!(
+        leased_ids(&s.lease_health_checks("replica-7", t2 + 150 + 300_000, LEASE, 10).await.unwrap())
+            .contains(&other.integration_id)
+    );
 
     // Deleting the integration takes its schedule and history with it.
     let current = s.get("t1", id).await.unwrap().unwrap();

@@ -251,13 +251,17 @@ pub struct IdempotentResponse {
     pub body: String,
 }
 
-/// A health check a replica has leased: it alone runs it until the lease expires.
+/// A health check made under a lease, to record with the next due time.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LeasedCheck {
+pub struct FinishedCheck {
     /// The tenant.
     pub tenant_id: String,
     /// The integration.
     pub integration_id: Uuid,
+    /// What it found.
+    pub check: HealthCheck,
+    /// When the next check is due (Unix ms).
+    pub next_due_ms: i64,
 }
 
 /// What a health check found.
@@ -439,18 +443,24 @@ pub trait Store: Send + Sync + 'static {
     /// it once per poll, not per lease. Returns how many it scheduled.
     async fn schedule_health_checks(&self, now_ms: i64) -> Result<u64, StoreError>;
 
-    /// Leases up to `limit` health checks due at `now_ms` for `owner` until `now_ms + lease_ms`:
-    /// scheduled integrations (in service when last scheduled: the check looks again) whose next
-    /// check is due and not held by an unexpired lease, the longest overdue first. Replicas on one
-    /// PostgreSQL never lease the same check (`FOR UPDATE SKIP LOCKED`); SQLite has one writer at
-    /// a time.
+    /// Leases up to `limit` health checks due at `now_ms` for `owner` until `now_ms + lease_ms`,
+    /// and answers the integrations as they are: scheduled integrations (in service when last
+    /// scheduled: the checker looks again) whose next check is due and not held by an unexpired
+    /// lease, the longest overdue first. Replicas on one PostgreSQL never lease the same check
+    /// (`FOR UPDATE SKIP LOCKED`); SQLite has one writer at a time.
     async fn lease_health_checks(
         &self,
         owner: &str,
         now_ms: i64,
         lease_ms: i64,
         limit: u32,
-    ) -> Result<Vec<LeasedCheck>, StoreError>;
+    ) -> Result<Vec<Integration>, StoreError>;
+
+    /// Records checks that changed nothing of their integrations, many in one transaction: for
+    /// each one still leased by `owner`, its history row and its next due time (at once instead,
+    /// if a change of its interval asked for that while it ran), releasing the lease. Checks whose
+    /// lease was lost are left out. Returns how many were recorded.
+    async fn finish_health_checks(&self, owner: &str, finished: &[FinishedCheck]) -> Result<u64, StoreError>;
 
     /// Records a finished check in the history, applies `change` (what the check changed of the
     /// integration, if anything) and schedules the next check at `next_due_ms` (or at once, if a

@@ -22,8 +22,8 @@ use uuid::Uuid;
 
 use super::read_pool::ReadPool;
 use super::{
-    AuditEntry, AuditReport, ChainBreak, Change, CheckOutcome, GENESIS_HASH, HealthCheck, IdempotentResponse,
-    LeasedCheck, ListFilter, ListPosition, RowWrite, Store, StoreError, StoredEvent, cloud_event, from_unix_ms,
+    AuditEntry, AuditReport, ChainBreak, Change, CheckOutcome, FinishedCheck, GENESIS_HASH, HealthCheck,
+    IdempotentResponse, ListFilter, ListPosition, RowWrite, Store, StoreError, StoredEvent, cloud_event, from_unix_ms,
 };
 use crate::domain::Integration;
 use crate::lifecycle::Status;
@@ -817,7 +817,7 @@ macro_rules! sql_store {
                 now_ms: i64,
                 lease_ms: i64,
                 limit: u32,
-            ) -> Result<Vec<LeasedCheck>, StoreError> {
+            ) -> Result<Vec<Integration>, StoreError> {
                 let mut tx = self.pool.begin_with($begin).await.map_err(map_error)?;
                 // The schedule holds only integrations in service (`schedule_health_checks`), and
                 // the check itself looks again, so the due-time index alone finds the next ones.
@@ -825,25 +825,113 @@ macro_rules! sql_store {
                     "UPDATE health_schedule SET lease_owner = $1, lease_until_ms = $2 WHERE integration_id IN ( \
                      SELECT s.integration_id FROM health_schedule s \
                      WHERE s.due_ms <= $3 AND (s.lease_until_ms IS NULL OR s.lease_until_ms <= $3) \
-                     ORDER BY s.due_ms LIMIT $4{}) \
-                     RETURNING tenant_id, integration_id",
+                     ORDER BY s.due_ms LIMIT $4{}) RETURNING integration_id",
                     $skip
                 );
-                let rows = sqlx::query(AssertSqlSafe(lease))
+                let leased: Vec<String> = sqlx::query(AssertSqlSafe(lease))
                     .bind(owner)
                     .bind(now_ms.saturating_add(lease_ms))
                     .bind(now_ms)
                     .bind(i64::from(limit))
                     .fetch_all(&mut *tx)
                     .await
+                    .map_err(map_error)?
+                    .iter()
+                    .map(|row| row.try_get::<String, _>(0))
+                    .collect::<Result<_, _>>()
                     .map_err(map_error)?;
+                if leased.is_empty() {
+                    tx.commit().await.map_err(map_error)?;
+                    return Ok(vec![]);
+                }
+                // The rows just leased, read in the same transaction, so the checker needs no
+                // read of its own per check.
+                let placeholders: Vec<String> = (1..=leased.len()).map(|n| format!("${n}")).collect();
+                let read = format!("SELECT {COLUMNS} FROM integrations WHERE integration_id IN ({})", placeholders.join(", "));
+                let mut query = sqlx::query(AssertSqlSafe(read));
+                for id in &leased {
+                    query = query.bind(id.clone());
+                }
+                let rows = query.fetch_all(&mut *tx).await.map_err(map_error)?;
                 tx.commit().await.map_err(map_error)?;
-                rows.iter()
-                    .map(|row| {
-                        let id: String = row.try_get(1).map_err(map_error)?;
-                        Ok(LeasedCheck { tenant_id: row.try_get(0).map_err(map_error)?, integration_id: parse_uuid(&id)? })
-                    })
-                    .collect()
+                rows.iter().map(Self::decode).collect()
+            }
+
+            async fn finish_health_checks(&self, owner: &str, finished: &[FinishedCheck]) -> Result<u64, StoreError> {
+                if finished.is_empty() {
+                    return Ok(0);
+                }
+                let mut tx = self.pool.begin_with($begin).await.map_err(map_error)?;
+                if !$relaxed.is_empty() {
+                    sqlx::query($relaxed).execute(&mut *tx).await.map_err(map_error)?;
+                }
+                let mut recorded = 0;
+                // Statements of at most 100 checks keep under every driver's parameter limit.
+                for part in finished.chunks(100) {
+                    let rows: Vec<String> = (0..part.len())
+                        .map(|n| format!("(${}, ${}, ${}, ${})", 4 * n + 2, 4 * n + 3, 4 * n + 4, 4 * n + 5))
+                        .collect();
+                    let release = format!(
+                        "UPDATE health_schedule SET \
+                         due_ms = CASE WHEN reschedule THEN d.column4 ELSE d.column3 END, \
+                         reschedule = FALSE, lease_owner = NULL, lease_until_ms = NULL \
+                         FROM (VALUES {}) AS d \
+                         WHERE health_schedule.integration_id = d.column1 AND health_schedule.tenant_id = d.column2 \
+                         AND health_schedule.lease_owner = $1 \
+                         RETURNING health_schedule.integration_id",
+                        rows.join(", ")
+                    );
+                    let mut query = sqlx::query(AssertSqlSafe(release)).bind(owner);
+                    for f in part {
+                        query = query
+                            .bind(f.integration_id.to_string())
+                            .bind(f.tenant_id.clone())
+                            .bind(f.next_due_ms)
+                            .bind(super::unix_ms(f.check.checked_at));
+                    }
+                    let released: Vec<String> = query
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(map_error)?
+                        .iter()
+                        .map(|r| r.try_get::<String, _>(0))
+                        .collect::<Result<_, _>>()
+                        .map_err(map_error)?;
+                    let kept: Vec<&FinishedCheck> =
+                        part.iter().filter(|f| released.contains(&f.integration_id.to_string())).collect();
+                    if kept.is_empty() {
+                        continue;
+                    }
+                    let values: Vec<String> = (0..kept.len())
+                        .map(|n| {
+                            let p: Vec<String> = (1..=9).map(|k| format!("${}", 9 * n + k)).collect();
+                            format!("({})", p.join(", "))
+                        })
+                        .collect();
+                    let insert = format!(
+                        "INSERT INTO health_checks (check_id, integration_id, tenant_id, checked_ms, outcome, \
+                         failure_class, latency_ms, message, replica) VALUES {}",
+                        values.join(", ")
+                    );
+                    let mut query = sqlx::query(AssertSqlSafe(insert));
+                    for f in &kept {
+                        let c = &f.check;
+                        query = query
+                            .bind(c.check_id.to_string())
+                            .bind(f.integration_id.to_string())
+                            .bind(f.tenant_id.clone())
+                            .bind(super::unix_ms(c.checked_at))
+                            .bind(c.outcome.as_str())
+                            .bind(c.failure_class.clone())
+                            .bind(i64::try_from(c.latency_ms).unwrap_or(i64::MAX))
+                            .bind(c.message.clone())
+                            .bind(owner);
+                    }
+                    query.execute(&mut *tx).await.map_err(map_error)?;
+                    recorded += kept.len() as u64;
+                }
+                tx.commit().await.map_err(map_error)?;
+                Ok(recorded)
             }
 
             async fn finish_health_check(
