@@ -27,3 +27,9 @@ def ndjson(ctx, value):
     """The import's NDJSON body: one integration per line (a generated list, one line each)."""
     items = value if isinstance(value, list) else [value]
     return "".join(json.dumps(item) + "\n" for item in items).encode()
+
+
+@schemathesis.deserializer("application/x-ndjson")
+def ndjson_lines(ctx, response):
+    """The export's NDJSON answer: the lines, as the list of integrations they hold."""
+    return [json.loads(line) for line in response.content.decode("utf-8").splitlines() if line.strip()]

@@ -53,10 +53,11 @@ pub struct ImportDocument<'a> {
     #[schema(pattern = r"^stellaops\.integrations/v1$")]
     pub format: Option<String>,
     /// When the export was made (not used).
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub exported_at: Option<serde_json::Value>,
-    /// The integrations to create or update, each an `IntegrationSpec` (at most 10,000).
-    #[schema(value_type = Vec<IntegrationSpec>, max_items = 10000)]
+    pub exported_at: Option<String>,
+    /// The integrations to create or update (at most 10,000), each meant to be an
+    /// `IntegrationSpec`: an item that is not one is reported as that item's error, so any JSON
+    /// value is accepted here.
+    #[schema(value_type = Vec<serde_json::Value>, max_items = 10000)]
     #[serde(borrow, deserialize_with = "at_most_max_items")]
     pub integrations: Vec<&'a serde_json::value::RawValue>,
 }

@@ -216,9 +216,21 @@ pub struct IntegrationSpec {
     pub owner_id: Option<String>,
     /// Seconds between two health checks, 30 to 86400; null or absent: the service's default
     /// (`health.interval-seconds`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_seconds")]
     #[schema(minimum = 30, maximum = 86400)]
     pub health_check_interval: Option<u32>,
+}
+
+/// A whole number of seconds. JSON does not tell `60` from `60.0` (JSON Schema calls both an
+/// integer), so an integral float is taken; a fraction, a negative or a huge number is refused.
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    let whole = match (n.as_u64(), n.as_f64()) {
+        (Some(u), _) => u32::try_from(u).ok(),
+        (None, Some(f)) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => Some(f as u32),
+        _ => None,
+    };
+    whole.map(Some).ok_or_else(|| serde::de::Error::custom(format!("`{n}` is not a whole number of seconds")))
 }
 
 fn empty_object() -> serde_json::Value {
@@ -453,6 +465,19 @@ mod tests {
         );
         let errors = spec(v).unwrap().validate().unwrap_err();
         assert!(errors[0].message.contains("authRef"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn a_health_check_interval_is_a_whole_number_of_seconds_however_json_writes_it() {
+        let with = |v: serde_json::Value| {
+            spec(json!({"name": "n", "type": "registry", "provider": "harbor", "healthCheckInterval": v}))
+        };
+        assert_eq!(with(json!(60)).unwrap().health_check_interval, Some(60));
+        assert_eq!(with(json!(60.0)).unwrap().health_check_interval, Some(60));
+        assert_eq!(with(json!(null)).unwrap().health_check_interval, None);
+        for bad in [json!(60.5), json!(-1), json!(1e12), json!("60"), json!(4_294_967_296_u64)] {
+            assert!(with(bad.clone()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -88,16 +88,24 @@ impl Scheduler {
         Ok(started)
     }
 
-    /// Records the checks that moved nothing, in one transaction.
+    /// Records the checks that moved nothing, in one transaction. One whose integration changed
+    /// since it was leased is recorded on its own, against the integration as it is now (the
+    /// check may move it after all).
     async fn record(&self, finished: &mut Vec<FinishedCheck>) {
         if finished.is_empty() {
             return;
         }
         match self.catalog.store().finish_health_checks(&self.owner, finished).await {
-            Ok(n) if n < finished.len() as u64 => {
-                tracing::info!(lost = finished.len() as u64 - n, "health checks whose lease was lost were not recorded")
+            Ok(recorded) => {
+                for f in finished.iter().filter(|f| !recorded.contains(&f.integration_id)) {
+                    let integration_id = f.integration_id;
+                    match self.catalog.record_health_check(&self.owner, f).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::info!(%integration_id, "a health check's lease was lost; not recorded"),
+                        Err(e) => tracing::warn!(%integration_id, error = %e, "a health check could not be recorded"),
+                    }
+                }
             }
-            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, checks = finished.len(), "health checks could not be recorded"),
         }
         finished.clear();

@@ -565,6 +565,7 @@ impl Catalog {
             integration_id: subject.integration_id,
             check,
             next_due_ms,
+            version: subject.version,
         };
         Some(MadeCheck { finished, moves_state })
     }
@@ -576,7 +577,7 @@ impl Catalog {
     /// (read again if it changed meanwhile). `false` when the lease was lost or the integration is
     /// gone: then nothing is written.
     pub async fn record_health_check(&self, owner: &str, finished: &FinishedCheck) -> Result<bool, ServiceError> {
-        let FinishedCheck { tenant_id, integration_id, check, next_due_ms } = finished;
+        let FinishedCheck { tenant_id, integration_id, check, next_due_ms, .. } = finished;
         let passed = check.outcome != CheckOutcome::Unhealthy;
         for _ in 0..MAX_APPLY_ATTEMPTS {
             let Some(current) = self.store.get(tenant_id, *integration_id).await? else { return Ok(false) };

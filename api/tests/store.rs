@@ -665,24 +665,34 @@ async fn health_checks_are_leased_when_due_and_recorded_once(b: &Backend) {
     assert_eq!(leased_ids(&both), BTreeSet::from([other.integration_id, degraded.integration_id]));
     let leased_row = both.iter().find(|i| i.integration_id == other.integration_id).unwrap();
     assert_eq!((leased_row.name.as_str(), leased_row.status), ("other", Status::Active), "the lease answers the rows");
-    let finished = |integration_id: Uuid, at: i64| FinishedCheck {
+    let finished = |i: &Integration, at: i64| FinishedCheck {
         tenant_id: "t1".into(),
-        integration_id,
+        integration_id: i.integration_id,
         check: check(at, CheckOutcome::Healthy),
         next_due_ms: at + 300_000,
+        version: i.version,
     };
-    let batch =
-        [finished(other.integration_id, t2 + 150), finished(degraded.integration_id, t2 + 151), finished(id, t2 + 152)];
+    let current = s.get("t1", id).await.unwrap().unwrap();
+    let batch = [finished(&both[0], t2 + 150), finished(&both[1], t2 + 151), finished(&current, t2 + 152)];
     // `id` is not leased (replica-6 recorded it): left out.
-    assert_eq!(s.finish_health_checks("replica-7", &batch).await.unwrap(), 2);
-    assert_eq!(s.finish_health_checks("replica-7", &batch).await.unwrap(), 0, "released leases record nothing more");
+    let recorded = s.finish_health_checks("replica-7", &batch).await.unwrap();
+    assert_eq!(BTreeSet::from_iter(recorded), BTreeSet::from([other.integration_id, degraded.integration_id]));
+    assert!(
+        s.finish_health_checks("replica-7", &batch).await.unwrap().is_empty(),
+        "released leases record nothing more"
+    );
     let recorded = s.health_history("t1", other.integration_id, None, 10).await.unwrap();
     assert_eq!((recorded.len(), recorded[0].replica.as_deref()), (1, Some("replica-7")));
     assert!(s.lease_health_checks("replica-7", t2 + 152, LEASE, 10).await.unwrap().is_empty());
-    assert!(
-        leased_ids(&s.lease_health_checks("replica-7", t2 + 150 + 300_000, LEASE, 10).await.unwrap())
-            .contains(&other.integration_id)
-    );
+    // An integration changed since its lease is left out: the check may change it after all.
+    let due = t2 + 152 + 300_000;
+    let leased = s.lease_health_checks("replica-8", due, LEASE, 10).await.unwrap();
+    assert!(leased_ids(&leased).is_superset(&BTreeSet::from([other.integration_id, degraded.integration_id])));
+    let stale = leased.iter().find(|i| i.integration_id == degraded.integration_id).unwrap().clone();
+    let paused = Integration { paused: true, version: stale.version + 1, ..stale.clone() };
+    s.apply(updated(&paused, stale.version)).await.unwrap();
+    let batch = [finished(&stale, due + 1), finished(leased.iter().find(|i| i.name == "other").unwrap(), due + 2)];
+    assert_eq!(s.finish_health_checks("replica-8", &batch).await.unwrap(), [other.integration_id]);
 
     // Deleting the integration takes its schedule and history with it.
     let current = s.get("t1", id).await.unwrap().unwrap();

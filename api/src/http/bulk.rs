@@ -35,9 +35,9 @@ fn media_types(headers: &HeaderMap, name: header::HeaderName) -> Vec<String> {
 #[utoipa::path(get, path = "/api/v1/integrations/export", tag = "integrations", operation_id = "exportIntegrations",
     security(("bearer" = ["integrations.read"])),
     responses(
-        (status = 200, description = "Every integration of the tenant, in name order", content(
+        (status = 200, description = "Every integration of the tenant, in name order (NDJSON: one `IntegrationSpec` per line)", content(
             (ExportDocument = "application/json"),
-            (IntegrationSpec = "application/x-ndjson"),
+            (Vec<IntegrationSpec> = "application/x-ndjson"),
         )),
         ProblemResponses,
     ))]
@@ -74,9 +74,9 @@ pub struct ImportParams {
 /// same results and changes nothing.
 #[utoipa::path(post, path = "/api/v1/integrations/import", tag = "integrations", operation_id = "importIntegrations",
     params(ImportParams),
-    request_body(description = "An export document, or one integration per line", content(
+    request_body(description = "An export document, or one integration (an `IntegrationSpec`) per line; an item that is not a valid integration is that item's error in the answer", content(
         (ImportDocument = "application/json"),
-        (IntegrationSpec = "application/x-ndjson"),
+        (serde_json::Value = "application/x-ndjson"),
     )),
     security(("bearer" = ["integrations.admin"])),
     responses(

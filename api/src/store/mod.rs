@@ -262,6 +262,8 @@ pub struct FinishedCheck {
     pub check: HealthCheck,
     /// When the next check is due (Unix ms).
     pub next_due_ms: i64,
+    /// The integration's version the check was judged against ("changes nothing").
+    pub version: i64,
 }
 
 /// What a health check found.
@@ -457,10 +459,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Integration>, StoreError>;
 
     /// Records checks that changed nothing of their integrations, many in one transaction: for
-    /// each one still leased by `owner`, its history row and its next due time (at once instead,
-    /// if a change of its interval asked for that while it ran), releasing the lease. Checks whose
-    /// lease was lost are left out. Returns how many were recorded.
-    async fn finish_health_checks(&self, owner: &str, finished: &[FinishedCheck]) -> Result<u64, StoreError>;
+    /// each one still leased by `owner` whose integration is still at `version`, its history row
+    /// and its next due time (at once instead, if a change of its interval asked for that while it
+    /// ran), releasing the lease. The others (lease lost, or the integration changed since: the
+    /// check may change it after all) are left out. Returns the integrations recorded.
+    async fn finish_health_checks(&self, owner: &str, finished: &[FinishedCheck]) -> Result<Vec<Uuid>, StoreError>;
 
     /// Records a finished check in the history, applies `change` (what the check changed of the
     /// integration, if anything) and schedules the next check at `next_due_ms` (or at once, if a

@@ -857,20 +857,25 @@ macro_rules! sql_store {
                 rows.iter().map(Self::decode).collect()
             }
 
-            async fn finish_health_checks(&self, owner: &str, finished: &[FinishedCheck]) -> Result<u64, StoreError> {
+            async fn finish_health_checks(&self, owner: &str, finished: &[FinishedCheck]) -> Result<Vec<Uuid>, StoreError> {
                 if finished.is_empty() {
-                    return Ok(0);
+                    return Ok(vec![]);
                 }
                 let mut tx = self.pool.begin_with($begin).await.map_err(map_error)?;
                 if !$relaxed.is_empty() {
                     sqlx::query($relaxed).execute(&mut *tx).await.map_err(map_error)?;
                 }
-                let mut recorded = 0;
+                let mut recorded = Vec::new();
                 // Statements of at most 100 checks keep under every driver's parameter limit.
                 for part in finished.chunks(100) {
                     let rows: Vec<String> = (0..part.len())
-                        .map(|n| format!("(${}, ${}, ${}, ${})", 4 * n + 2, 4 * n + 3, 4 * n + 4, 4 * n + 5))
+                        .map(|n| {
+                            let p: Vec<String> = (0..5).map(|k| format!("${}", 5 * n + k + 2)).collect();
+                            format!("({})", p.join(", "))
+                        })
                         .collect();
+                    // VALUES columns are column1.. in both dialects: id, tenant, next due, checked
+                    // at, version.
                     let release = format!(
                         "UPDATE health_schedule SET \
                          due_ms = CASE WHEN reschedule THEN d.column4 ELSE d.column3 END, \
@@ -878,6 +883,8 @@ macro_rules! sql_store {
                          FROM (VALUES {}) AS d \
                          WHERE health_schedule.integration_id = d.column1 AND health_schedule.tenant_id = d.column2 \
                          AND health_schedule.lease_owner = $1 \
+                         AND EXISTS (SELECT 1 FROM integrations i \
+                                     WHERE i.integration_id = d.column1 AND i.version = d.column5) \
                          RETURNING health_schedule.integration_id",
                         rows.join(", ")
                     );
@@ -887,7 +894,8 @@ macro_rules! sql_store {
                             .bind(f.integration_id.to_string())
                             .bind(f.tenant_id.clone())
                             .bind(f.next_due_ms)
-                            .bind(super::unix_ms(f.check.checked_at));
+                            .bind(super::unix_ms(f.check.checked_at))
+                            .bind(f.version);
                     }
                     let released: Vec<String> = query
                         .fetch_all(&mut *tx)
@@ -928,7 +936,7 @@ macro_rules! sql_store {
                             .bind(owner);
                     }
                     query.execute(&mut *tx).await.map_err(map_error)?;
-                    recorded += kept.len() as u64;
+                    recorded.extend(kept.iter().map(|f| f.integration_id));
                 }
                 tx.commit().await.map_err(map_error)?;
                 Ok(recorded)
