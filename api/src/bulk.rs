@@ -290,6 +290,13 @@ async fn import_one(
         };
         ServiceError::Invalid(vec![FieldError { field, message }])
     })?;
+    // One integration per item: `{…}{…}` on one NDJSON line is not two.
+    de.end().map_err(|e| {
+        ServiceError::Invalid(vec![FieldError {
+            field: "body".into(),
+            message: format!("the item is not valid JSON: {e}"),
+        }])
+    })?;
     if !seen.insert(spec.name.clone()) {
         return Err(ServiceError::Invalid(vec![FieldError {
             field: "name".into(),

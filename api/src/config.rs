@@ -180,11 +180,14 @@ impl HealthConfig {
             return Err("health.retention-days must be between 1 and 3650".into());
         }
         for host in &self.offline_mirror_hosts {
+            // Compared with the host of a base URL, which has no port.
             let valid = !host.is_empty()
                 && host.len() <= 253
-                && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
+                && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
             if !valid {
-                return Err(format!("health.offline-mirror-hosts: `{host}` is not a host name or address"));
+                return Err(format!(
+                    "health.offline-mirror-hosts: `{host}` is not a host name or IPv4 address (no scheme, port or path)"
+                ));
             }
         }
         Ok(())
@@ -326,8 +329,10 @@ mod tests {
         std::fs::write(&path, "[health]\nlease-seconds = 60\n[sandbox.limits]\ndeadline-ms = 60000\n").unwrap();
         let e = Config::load(Some(&path), |_| None).unwrap_err();
         assert!(e.contains("health.lease-seconds must be between 90"), "{e}");
-        std::fs::write(&path, "[health]\noffline-mirror-hosts = [\"https://mirror\"]\n").unwrap();
-        assert!(Config::load(Some(&path), |_| None).unwrap_err().contains("offline-mirror-hosts"));
+        for bad in ["https://mirror", "mirror:8443", ""] {
+            std::fs::write(&path, format!("[health]\noffline-mirror-hosts = [\"{bad}\"]\n")).unwrap();
+            assert!(Config::load(Some(&path), |_| None).unwrap_err().contains("offline-mirror-hosts"), "{bad}");
+        }
         std::fs::write(&path, "[health]\nconcurrency = 0\n").unwrap();
         assert!(Config::load(Some(&path), |_| None).unwrap_err().contains("health.concurrency"));
     }

@@ -30,6 +30,8 @@ pub struct SchedulerConfig {
     pub retention: Duration,
     /// How often due checks are looked for.
     pub poll: Duration,
+    /// How long running checks may finish at shutdown (the sandbox deadline and a margin).
+    pub drain: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -39,6 +41,7 @@ impl Default for SchedulerConfig {
             lease: Duration::from_secs(120),
             retention: Duration::from_secs(30 * 86_400),
             poll: Duration::from_secs(1),
+            drain: Duration::from_secs(15),
         }
     }
 }
@@ -54,12 +57,13 @@ pub struct Scheduler {
 }
 
 impl SchedulerConfig {
-    /// The scheduler's part of the `[health]` settings.
-    pub fn from_settings(settings: &crate::config::HealthConfig) -> Self {
+    /// The scheduler's part of the `[health]` settings, with the sandbox's deadline.
+    pub fn from_settings(settings: &crate::config::HealthConfig, deadline_ms: u64) -> Self {
         Self {
             concurrency: settings.concurrency as usize,
             lease: Duration::from_secs(settings.lease_seconds),
             retention: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
+            drain: Duration::from_millis(deadline_ms) + Duration::from_secs(5),
             ..Self::default()
         }
     }
@@ -95,18 +99,22 @@ impl Scheduler {
         if finished.is_empty() {
             return;
         }
-        match self.catalog.store().finish_health_checks(&self.owner, finished).await {
-            Ok(recorded) => {
-                for f in finished.iter().filter(|f| !recorded.contains(&f.integration_id)) {
-                    let integration_id = f.integration_id;
-                    match self.catalog.record_health_check(&self.owner, f).await {
-                        Ok(true) => {}
-                        Ok(false) => tracing::info!(%integration_id, "a health check's lease was lost; not recorded"),
-                        Err(e) => tracing::warn!(%integration_id, error = %e, "a health check could not be recorded"),
-                    }
-                }
+        let recorded = match self.catalog.store().finish_health_checks(&self.owner, finished).await {
+            Ok(recorded) => recorded,
+            // One at a time instead: one check the database refuses must not take the batch
+            // with it.
+            Err(e) => {
+                tracing::warn!(error = %e, checks = finished.len(), "a batch of health checks failed; recording them one by one");
+                vec![]
             }
-            Err(e) => tracing::warn!(error = %e, checks = finished.len(), "health checks could not be recorded"),
+        };
+        for f in finished.iter().filter(|f| !recorded.contains(&f.integration_id)) {
+            let integration_id = f.integration_id;
+            match self.catalog.record_health_check(&self.owner, f).await {
+                Ok(true) => {}
+                Ok(false) => tracing::info!(%integration_id, "a health check's lease was lost; not recorded"),
+                Err(e) => tracing::warn!(%integration_id, error = %e, "a health check could not be recorded"),
+            }
         }
         finished.clear();
     }
@@ -160,7 +168,7 @@ impl Scheduler {
         let mut scheduled_at: Option<tokio::time::Instant> = None;
         loop {
             while let Some(done) = running.try_join_next() {
-                finished.extend(done.ok().flatten());
+                finished.extend(checked(done));
             }
             // Whatever finished since the last turn, in one transaction: many under load, one at
             // a time when quiet.
@@ -185,13 +193,13 @@ impl Scheduler {
                 if more_due {
                     while self.slots.available_permits() < refill {
                         match running.join_next().await {
-                            Some(done) => finished.extend(done.ok().flatten()),
+                            Some(done) => finished.extend(checked(done)),
                             None => break,
                         }
                     }
                 } else {
                     tokio::select! {
-                        Some(done) = running.join_next() => finished.extend(done.ok().flatten()),
+                        Some(done) = running.join_next() => finished.extend(checked(done)),
                         () = tokio::time::sleep(self.config.poll) => {}
                     }
                 }
@@ -208,10 +216,10 @@ impl Scheduler {
         }
         let drain = async {
             while let Some(done) = running.join_next().await {
-                finished.extend(done.ok().flatten());
+                finished.extend(checked(done));
             }
         };
-        if tokio::time::timeout(self.config.lease, drain).await.is_err() {
+        if tokio::time::timeout(self.config.drain.min(self.config.lease), drain).await.is_err() {
             tracing::warn!("health checks still running at shutdown were stopped; their leases will expire");
         }
         self.record(&mut finished).await;
@@ -232,6 +240,19 @@ async fn run_one(catalog: &Catalog, owner: &str, subject: Integration) -> Option
         Err(e) => tracing::warn!(%integration_id, error = %e, "a health check could not be recorded"),
     }
     None
+}
+
+/// A check task's answer; a panic is logged (its lease expires and the check runs again).
+fn checked(done: Result<Option<FinishedCheck>, tokio::task::JoinError>) -> Option<FinishedCheck> {
+    match done {
+        Ok(finished) => finished,
+        Err(e) => {
+            if e.is_panic() {
+                tracing::error!("a health check panicked");
+            }
+            None
+        }
+    }
 }
 
 fn millis(d: Duration) -> i64 {

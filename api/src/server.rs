@@ -77,8 +77,19 @@ pub async fn serve(config: Config) -> Result<(), String> {
             .build()
             .map_err(|e| format!("cannot start the health scheduler's threads: {e}"))?,
     ));
-    let scheduler = config.health.enabled.then(|| {
-        let scheduler = Scheduler::new(Arc::new(state.catalog.clone()), SchedulerConfig::from_settings(&config.health));
+    let scheduler = if config.health.enabled {
+        // Its own pool, opened on its runtime: its connections' I/O is driven by the scheduler's
+        // thread, and the API's pool is not shared with (or slowed by) a sweep.
+        let database_url = config.storage.database_url();
+        let store = background
+            .handle()
+            .spawn(async move { store::open(&database_url).await })
+            .await
+            .map_err(|e| format!("the health scheduler did not start: {e}"))?
+            .map_err(|e| format!("the health scheduler cannot open the database: {e}"))?;
+        let catalog = Arc::new(state.catalog.clone().with_store(store));
+        let scheduler =
+            Scheduler::new(catalog, SchedulerConfig::from_settings(&config.health, config.sandbox.limits.deadline_ms));
         tracing::info!(
             replica = scheduler.replica(),
             interval_seconds = config.health.interval_seconds,
@@ -86,10 +97,12 @@ pub async fn serve(config: Config) -> Result<(), String> {
             offline = config.health.offline,
             "health scheduler started"
         );
-        background.handle().spawn(scheduler.run(async move {
+        Some(background.handle().spawn(scheduler.run(async move {
             let _ = scheduler_stopped.await;
-        }))
-    });
+        })))
+    } else {
+        None
+    };
     tracing::info!(%address, database = %store::redact_url(&config.storage.database_url()), "serving");
     eprintln!("stella-integrations listening on http://{address} (API reference: http://{address}/api/v1/docs)");
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())?;

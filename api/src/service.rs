@@ -173,6 +173,12 @@ impl Catalog {
         Self { store, sandbox, connectors, metrics: Arc::new(Metrics::default()), health: HealthPolicy::default() }
     }
 
+    /// The same catalog over another store (the health scheduler's own pool, on its own runtime).
+    pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = store;
+        self
+    }
+
     /// The same catalog under this health policy.
     pub fn with_health_policy(mut self, policy: HealthPolicy) -> Self {
         self.health = policy;
@@ -605,7 +611,8 @@ impl Catalog {
                 };
                 let label = r.failure.as_ref().map(wire_name).unwrap_or_else(|| outcome.as_str().to_string());
                 self.metrics.record_invocation(Some(&invocation.record), "check-health", &label);
-                (outcome, r.failure.as_ref().map(wire_name), r.latency_ms, r.message)
+                // PostgreSQL keeps no NUL in text: a connector's message loses them, not its check.
+                (outcome, r.failure.as_ref().map(wire_name), r.latency_ms, r.message.replace('\0', ""))
             }
             None => (
                 CheckOutcome::Unhealthy,

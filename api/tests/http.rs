@@ -1267,13 +1267,23 @@ async fn export_and_import_move_integrations_between_environments_by_name() {
     assert_eq!(types, ["integration.created", "integration.created", "integration.updated", "integration.created"]);
 
     // NDJSON, line by line; a line that is not JSON is that item's error.
-    let ndjson =
-        format!("{}\n\nnot json\n{}\n", json!({"name": "h-line", "type": "ci", "provider": "in-memory"}), changed);
+    let two = format!(
+        "{}{}",
+        json!({"name": "i-one", "type": "ci", "provider": "in-memory"}),
+        json!({"name": "i-two", "type": "ci", "provider": "in-memory"})
+    );
+    let h_line = json!({"name": "h-line", "type": "ci", "provider": "in-memory"});
+    let ndjson = format!("{h_line}\n\nnot json\n{changed}\n{two}\n");
     let r = import_raw(&app, &globex, "", "application/x-ndjson", ndjson).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(
         results(&r.body),
-        [("h-line".into(), "created".into()), ("-".into(), "error".into()), ("b-harbor".into(), "unchanged".into())]
+        [
+            ("h-line".into(), "created".into()),
+            ("-".into(), "error".into()),
+            ("b-harbor".into(), "unchanged".into()),
+            ("-".into(), "error".into())
+        ]
     );
     assert!(r.body["items"][1]["errors"][0]["message"].as_str().unwrap().contains("not valid JSON"), "{}", r.body);
 

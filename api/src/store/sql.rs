@@ -259,6 +259,7 @@ macro_rules! sql_store {
         lock_head: $lock:literal,
         skip_locked: $skip:literal,
         relaxed_commit: $relaxed:literal,
+        share_rows: $share:literal,
         tag_filter: $tag:path
     ) => {
         impl $store {
@@ -796,8 +797,8 @@ macro_rules! sql_store {
                 // Out of service (paused, a draft again, deleted): no schedule, so the lease query
                 // never walks past them; back in service, they are due at once.
                 let unschedule = format!(
-                    "DELETE FROM health_schedule WHERE integration_id NOT IN \
-                     (SELECT integration_id FROM integrations WHERE {IN_SERVICE})"
+                    "DELETE FROM health_schedule WHERE NOT EXISTS (SELECT 1 FROM integrations i \
+                     WHERE i.integration_id = health_schedule.integration_id AND {IN_SERVICE})"
                 );
                 sqlx::query(AssertSqlSafe(unschedule)).execute(&mut *tx).await.map_err(map_error)?;
                 let schedule_new = format!(
@@ -868,6 +869,23 @@ macro_rules! sql_store {
                 let mut recorded = Vec::new();
                 // Statements of at most 100 checks keep under every driver's parameter limit.
                 for part in finished.chunks(100) {
+                    // The integrations first, in id order, as every change locks them before their
+                    // schedule (a delete cascading to it would otherwise deadlock with us); shared,
+                    // so that none changes between the version check below and the commit.
+                    if !$share.is_empty() {
+                        let ids: Vec<String> = (1..=part.len()).map(|n| format!("${n}")).collect();
+                        let lock = format!(
+                            "SELECT integration_id FROM integrations WHERE integration_id IN ({}) \
+                             ORDER BY integration_id{}",
+                            ids.join(", "),
+                            $share
+                        );
+                        let mut query = sqlx::query(AssertSqlSafe(lock));
+                        for f in part {
+                            query = query.bind(f.integration_id.to_string());
+                        }
+                        query.fetch_all(&mut *tx).await.map_err(map_error)?;
+                    }
                     let rows: Vec<String> = (0..part.len())
                         .map(|n| {
                             let p: Vec<String> = (0..5).map(|k| format!("${}", 5 * n + k + 2)).collect();
@@ -1049,6 +1067,7 @@ sql_store!(
     lock_head: "",
     skip_locked: "",
     relaxed_commit: "",
+    share_rows: "",
     tag_filter: sqlite_tag_filter
 );
 // PostgreSQL: the tenant's head row is locked for the rest of the transaction, and replicas leasing
@@ -1060,5 +1079,6 @@ sql_store!(
     lock_head: " FOR UPDATE",
     skip_locked: " FOR UPDATE OF s SKIP LOCKED",
     relaxed_commit: "SET LOCAL synchronous_commit = off",
+    share_rows: " FOR SHARE",
     tag_filter: postgres_tag_filter
 );
