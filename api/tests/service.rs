@@ -321,4 +321,32 @@ mod scheduler {
         let entries = f.catalog.store().audit("acme", slow, 0, 100).await.unwrap();
         assert_eq!(entries.last().unwrap().details, json!({"changed": ["healthCheckInterval"]}));
     }
+
+    #[tokio::test]
+    async fn a_check_that_runs_past_the_deadline_frees_its_worker_and_waits_a_full_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("catalog.db")).await.unwrap());
+        let mut config = SandboxConfig::default();
+        config.limits.deadline_ms = 300;
+        let sandbox = Sandbox::new(config, Arc::new(StaticSecretResolver::default())).unwrap();
+        let connectors = ConnectorCatalog::load(&sandbox, stella_builtin_connectors::BUILTINS, None);
+        let f = Fixture { catalog: Catalog::new(store, Arc::new(sandbox), Arc::new(connectors)), _dir: dir };
+        let id = active(&f, "slow", json!({})).await;
+        // From now on its connector sleeps 20 s in every check.
+        let row = f.catalog.get(&alice(), id).await.unwrap();
+        f.catalog.update(&alice(), id, row.version, spec("slow", json!({"latencyMs": 20_000}))).await.unwrap();
+
+        let hourly = scheduler(&f, Duration::from_secs(3600), false);
+        // The deadline ended it: a `timeout`, not the scripted healthy answer 20 s later.
+        assert_eq!(hourly.run_due().await.unwrap(), 1);
+        let history = f.catalog.store().health_history("acme", id, None, 10).await.unwrap();
+        assert_eq!(
+            (history.len(), history[0].outcome, history[0].failure_class.as_deref()),
+            (1, CheckOutcome::Unhealthy, Some("timeout")),
+            "{history:?}"
+        );
+        // Not checked again before its interval, however it failed.
+        assert_eq!(hourly.run_due().await.unwrap(), 0);
+        assert_eq!(due_in(&f, 3 * 60).await, Vec::<Uuid>::new());
+    }
 }
