@@ -200,7 +200,7 @@ impl Scheduler {
                 } else {
                     tokio::select! {
                         Some(done) = running.join_next() => finished.extend(checked(done)),
-                        () = tokio::time::sleep(self.config.poll) => {}
+                        () = tokio::time::sleep(poll_wait(self.config.poll)) => {}
                     }
                 }
             };
@@ -240,6 +240,12 @@ async fn run_one(catalog: &Catalog, owner: &str, subject: Integration) -> Option
         Err(e) => tracing::warn!(%integration_id, error = %e, "a health check could not be recorded"),
     }
     None
+}
+
+/// The poll interval, anywhere from half to one and a half of it: replicas started together do
+/// not stay in step, where the first to poll would take every check that comes due.
+fn poll_wait(poll: Duration) -> Duration {
+    poll.mul_f64(0.5 + f64::from(Uuid::new_v4().as_u128() as u16) / f64::from(u16::MAX))
 }
 
 /// A check task's answer; a panic is logged (its lease expires and the check runs again).
