@@ -349,4 +349,44 @@ mod scheduler {
         assert_eq!(hourly.run_due().await.unwrap(), 0);
         assert_eq!(due_in(&f, 3 * 60).await, Vec::<Uuid>::new());
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_running_scheduler_checks_everything_due_in_batches_and_stops_when_told() {
+        let f = fixture().await;
+        let mut ids = Vec::new();
+        for n in 0..40 {
+            ids.push(active(&f, &format!("i{n:02}"), json!({})).await);
+        }
+        let flaky = active(&f, "flaky", json!({"health": "unhealthy"})).await;
+        // Fewer workers than due checks: the loop must lease again as workers free up.
+        let policy = HealthPolicy { default_interval: Duration::from_secs(3600), ..HealthPolicy::default() };
+        let catalog = Arc::new(f.catalog.clone().with_health_policy(policy));
+        let config = SchedulerConfig { concurrency: 4, poll: Duration::from_millis(50), ..SchedulerConfig::default() };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(Scheduler::new(catalog, config).run(async move {
+            let _ = stopped.await;
+        }));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut done = 0;
+            for id in ids.iter().chain([&flaky]) {
+                done += usize::from(!outcomes(&f, *id).await.is_empty());
+            }
+            if done == ids.len() + 1 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{done} of {} checked", ids.len() + 1);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), running).await.expect("the scheduler stops").unwrap();
+        // Each checked once (the next is an hour away); the failing one through the lifecycle.
+        for id in &ids {
+            assert_eq!(outcomes(&f, *id).await, [CheckOutcome::Healthy]);
+        }
+        assert_eq!(outcomes(&f, flaky).await, [CheckOutcome::Unhealthy]);
+        let row = f.catalog.get(&alice(), flaky).await.unwrap();
+        assert_eq!((row.consecutive_failures, row.last_test_success), (1, Some(false)));
+        assert_eq!(audit_actions(&f, flaky).await.last().map(String::as_str), Some("health-checked"));
+    }
 }

@@ -732,6 +732,23 @@ async fn replicas_never_lease_the_same_check(b: &Backend) {
     assert_eq!((all.len(), distinct.len()), (120, 120), "a check was leased twice or not at all");
 }
 
+async fn pruning_deletes_old_history_in_batches(b: &Backend) {
+    let i = insert_in(&*b.store, "t1", "busy", Status::Active, false).await;
+    // 12,345 checks, one a millisecond, written the fast way.
+    let sql = format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 12345) \
+         INSERT INTO health_checks (check_id, integration_id, tenant_id, checked_ms, outcome, latency_ms, message) \
+         SELECT 'check-' || i, '{}', 't1', i, 'healthy', 1, 'ok' FROM n",
+        i.integration_id
+    );
+    assert_eq!(b.raw(&sql).await.unwrap(), 12_345);
+    // More than one batch's worth is older than the cut-off; all of it goes, nothing newer.
+    assert_eq!(b.store.prune_health_checks(10_001).await.unwrap(), 10_000);
+    assert_eq!(b.store.prune_health_checks(10_001).await.unwrap(), 0);
+    assert_eq!(b.raw("DELETE FROM health_checks WHERE checked_ms <= 10000").await.unwrap(), 0);
+    assert_eq!(b.raw("DELETE FROM health_checks WHERE checked_ms > 10000").await.unwrap(), 2_345);
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -770,6 +787,7 @@ conformance!(
     reads_survive_cancellation_and_dropped_connections,
     health_checks_are_leased_when_due_and_recorded_once,
     replicas_never_lease_the_same_check,
+    pruning_deletes_old_history_in_batches,
 );
 
 /// A database created by an earlier release (migration 1 only, configuration as JSONB) is

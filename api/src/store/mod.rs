@@ -491,6 +491,6 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<HealthCheck>, StoreError>;
 
-    /// Deletes the checks older than `before_ms`; returns how many.
+    /// Deletes the checks older than `before_ms`, a few thousand per statement; returns how many.
     async fn prune_health_checks(&self, before_ms: i64) -> Result<u64, StoreError>;
 }

@@ -247,6 +247,9 @@ fn list_query(
     (sql, binds)
 }
 
+/// Health history rows deleted per statement when pruning.
+const PRUNE_BATCH: i64 = 5_000;
+
 /// The integrations the health scheduler checks (`Status::in_service`, not paused), as SQL over
 /// the integrations' columns.
 const IN_SERVICE: &str = "status IN ('active', 'degraded', 'failed') AND NOT paused";
@@ -1047,12 +1050,24 @@ macro_rules! sql_store {
             }
 
             async fn prune_health_checks(&self, before_ms: i64) -> Result<u64, StoreError> {
-                let done = sqlx::query("DELETE FROM health_checks WHERE checked_ms < $1")
+                // In batches, each its own short statement: a month of history of many
+                // integrations is never one long delete holding the writers back.
+                let mut deleted = 0;
+                loop {
+                    let done = sqlx::query(
+                        "DELETE FROM health_checks WHERE check_id IN \
+                         (SELECT check_id FROM health_checks WHERE checked_ms < $1 LIMIT $2)",
+                    )
                     .bind(before_ms)
+                    .bind(PRUNE_BATCH)
                     .execute(&self.pool)
                     .await
                     .map_err(map_error)?;
-                Ok(done.rows_affected())
+                    deleted += done.rows_affected();
+                    if done.rows_affected() < PRUNE_BATCH as u64 {
+                        return Ok(deleted);
+                    }
+                }
             }
         }
     };
