@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Figures, Pace, Rng, env_number, id_of, load_at_rate, ms, start_server, summarize};
+use common::{Figures, Pace, Rng, env_number, id_of, load_until, ms, start_server, summarize};
 use sqlx::Connection;
 
 const ROWS: u32 = 10_000;
@@ -120,7 +120,7 @@ fn main() {
         return;
     }
     let rate = env_number("STELLA_BENCH_RATE", 500);
-    let pace = Pace { clients: 4, rate, warm_up: WARM_UP };
+    let pace = Pace { clients: 4, rate: Some(rate), warm_up: WARM_UP };
     let concurrency = env_number("STELLA_BENCH_HEALTH_CONCURRENCY", 32).to_string();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
@@ -155,14 +155,14 @@ fn main() {
             tokio::time::sleep(WARM_UP + Duration::from_secs(8)).await;
             timer.store(true, Ordering::Relaxed);
         });
-        let (latencies, elapsed) = load_at_rate(pace, stop, &base, &token, get_path, 300).await;
+        let (latencies, elapsed) = load_until(pace, stop, &base, &token, get_path, 300).await;
         let idle = summarize(latencies, elapsed);
         drop(server);
         let (server, base) = start_server(&url, dir.path(), &config_env);
         let stop = Arc::new(AtomicBool::new(false));
         let reading = {
             let (stop, base, token) = (stop.clone(), base.clone(), token.clone());
-            tokio::spawn(async move { load_at_rate(pace, stop, &base, &token, get_path, 300).await })
+            tokio::spawn(async move { load_until(pace, stop, &base, &token, get_path, 300).await })
         };
         tokio::time::sleep(WARM_UP).await;
         // Sweeps back to back, so the latency is measured over a few seconds of them.

@@ -275,27 +275,10 @@ async fn import_one(
             message: format!("an integration is at most {MAX_IMPORT_ITEM_BYTES} bytes of JSON"),
         }]));
     }
-    let mut de = serde_json::Deserializer::from_str(text);
-    let spec: IntegrationSpec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." { "body".to_string() } else { path };
-        let inner = e.into_inner();
-        let message = match inner.classify() {
-            // serde_json ends data errors with " at line 1 column 20": the field says more.
-            serde_json::error::Category::Data => {
-                let message = inner.to_string();
-                message.rfind(" at line ").map_or(message.clone(), |i| message[..i].to_string())
-            }
-            _ => format!("the item is not valid JSON: {inner}"),
-        };
-        ServiceError::Invalid(vec![FieldError { field, message }])
-    })?;
     // One integration per item: `{…}{…}` on one NDJSON line is not two.
-    de.end().map_err(|e| {
-        ServiceError::Invalid(vec![FieldError {
-            field: "body".into(),
-            message: format!("the item is not valid JSON: {e}"),
-        }])
+    let spec: IntegrationSpec = crate::domain::read_json(text.as_bytes()).map_err(|e| {
+        let message = if e.syntax { format!("the item is not valid JSON: {}", e.message) } else { e.message };
+        ServiceError::Invalid(vec![FieldError { field: e.field, message }])
     })?;
     if !seen.insert(spec.name.clone()) {
         return Err(ServiceError::Invalid(vec![FieldError {

@@ -253,6 +253,38 @@ impl FieldError {
     }
 }
 
+/// Why a JSON document could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonError {
+    /// Where: the path of the offending field, or `body`.
+    pub field: String,
+    /// What: serde's message (for a shape error, without its " at line …" position).
+    pub message: String,
+    /// Whether it is not JSON at all (rather than JSON of the wrong shape).
+    pub syntax: bool,
+}
+
+/// Reads one JSON document of type `T`, with nothing after it, naming the field that is wrong.
+pub fn read_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, JsonError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "body".to_string() } else { path };
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        match inner.classify() {
+            // serde_json ends data errors with " at line 1 column 20": the field says more.
+            serde_json::error::Category::Data => {
+                let message = message.rfind(" at line ").map_or(message.clone(), |i| message[..i].to_string());
+                JsonError { field, message, syntax: false }
+            }
+            _ => JsonError { field, message, syntax: true },
+        }
+    })?;
+    de.end().map_err(|e| JsonError { field: "body".into(), message: e.to_string(), syntax: true })?;
+    Ok(value)
+}
+
 /// Validates the body of `POST /{id}/pause`: a reason is required; both are short single-line text.
 pub fn validate_pause(reason: &str, ticket: Option<&str>) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();

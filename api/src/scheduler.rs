@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::domain::Integration;
 use crate::service::Catalog;
-use crate::store::{FinishedCheck, StoreError, unix_ms};
+use crate::store::{FinishedCheck, StoreError, duration_ms, unix_ms};
 
 /// How the scheduler runs. The interval and offline mode are the catalog's
 /// [`HealthPolicy`](crate::service::HealthPolicy).
@@ -35,14 +35,10 @@ pub struct SchedulerConfig {
 }
 
 impl Default for SchedulerConfig {
+    /// The `[health]` defaults, under the default sandbox deadline.
     fn default() -> Self {
-        Self {
-            concurrency: 32,
-            lease: Duration::from_secs(120),
-            retention: Duration::from_secs(30 * 86_400),
-            poll: Duration::from_secs(1),
-            drain: Duration::from_secs(15),
-        }
+        let deadline_ms = stella_runtime::SandboxConfig::default().limits.deadline_ms;
+        Self::from_settings(&crate::config::HealthConfig::default(), deadline_ms)
     }
 }
 
@@ -63,8 +59,8 @@ impl SchedulerConfig {
             concurrency: settings.concurrency as usize,
             lease: Duration::from_secs(settings.lease_seconds),
             retention: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
+            poll: Duration::from_secs(1),
             drain: Duration::from_millis(deadline_ms) + Duration::from_secs(5),
-            ..Self::default()
         }
     }
 }
@@ -109,12 +105,7 @@ impl Scheduler {
             }
         };
         for f in finished.iter().filter(|f| !recorded.contains(&f.integration_id)) {
-            let integration_id = f.integration_id;
-            match self.catalog.record_health_check(&self.owner, f).await {
-                Ok(true) => {}
-                Ok(false) => tracing::info!(%integration_id, "a health check's lease was lost; not recorded"),
-                Err(e) => tracing::warn!(%integration_id, error = %e, "a health check could not be recorded"),
-            }
+            record_one(&self.catalog, &self.owner, f).await;
         }
         finished.clear();
     }
@@ -128,7 +119,7 @@ impl Scheduler {
         }
         let now = unix_ms(crate::domain::now());
         let leased =
-            self.catalog.store().lease_health_checks(&self.owner, now, millis(self.config.lease), free).await?;
+            self.catalog.store().lease_health_checks(&self.owner, now, duration_ms(self.config.lease), free).await?;
         let started = leased.len();
         for subject in leased {
             // Only this replica's loop takes workers, and it leased no more than were free; should
@@ -148,7 +139,7 @@ impl Scheduler {
 
     /// Deletes history older than the retention.
     pub async fn prune(&self) -> Result<u64, StoreError> {
-        let before = unix_ms(crate::domain::now()) - millis(self.config.retention);
+        let before = unix_ms(crate::domain::now()) - duration_ms(self.config.retention);
         self.catalog.store().prune_health_checks(before).await
     }
 
@@ -233,13 +224,19 @@ async fn run_one(catalog: &Catalog, owner: &str, subject: Integration) -> Option
     if !made.moves_state {
         return Some(made.finished);
     }
-    let integration_id = subject.integration_id;
-    match catalog.record_health_check(owner, &made.finished).await {
+    record_one(catalog, owner, &made.finished).await;
+    None
+}
+
+/// Records one check on its own (it moves its integration, or missed its batch), logging a
+/// lease lost meanwhile or a failure.
+async fn record_one(catalog: &Catalog, owner: &str, finished: &FinishedCheck) {
+    let integration_id = finished.integration_id;
+    match catalog.record_health_check(owner, finished).await {
         Ok(true) => {}
         Ok(false) => tracing::info!(%integration_id, "a health check's lease was lost; not recorded"),
         Err(e) => tracing::warn!(%integration_id, error = %e, "a health check could not be recorded"),
     }
-    None
 }
 
 /// The poll interval, anywhere from half to one and a half of it: replicas started together do
@@ -259,8 +256,4 @@ fn checked(done: Result<Option<FinishedCheck>, tokio::task::JoinError>) -> Optio
             None
         }
     }
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -44,11 +44,8 @@ pub async fn build_state(config: &Config) -> Result<AppState, String> {
         None
     };
     let verifier = Verifier::new(&config.auth, key).await?;
-    let catalog = Catalog::new(store, Arc::new(sandbox), Arc::new(connectors)).with_health_policy(HealthPolicy {
-        default_interval: std::time::Duration::from_secs(config.health.interval_seconds),
-        offline: config.health.offline,
-        offline_mirror_hosts: config.health.offline_mirror_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
-    });
+    let catalog = Catalog::new(store, Arc::new(sandbox), Arc::new(connectors))
+        .with_health_policy(HealthPolicy::from_settings(&config.health));
     Ok(AppState::new(catalog, verifier, config.server.max_body_bytes))
 }
 

@@ -145,9 +145,21 @@ pub struct HealthPolicy {
     pub offline_mirror_hosts: Vec<String>,
 }
 
+impl HealthPolicy {
+    /// The catalog's part of the `[health]` settings.
+    pub fn from_settings(settings: &crate::config::HealthConfig) -> Self {
+        Self {
+            default_interval: std::time::Duration::from_secs(settings.interval_seconds),
+            offline: settings.offline,
+            offline_mirror_hosts: settings.offline_mirror_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        }
+    }
+}
+
 impl Default for HealthPolicy {
+    /// The `[health]` defaults.
     fn default() -> Self {
-        Self { default_interval: std::time::Duration::from_secs(300), offline: false, offline_mirror_hosts: vec![] }
+        Self::from_settings(&crate::config::HealthConfig::default())
     }
 }
 
@@ -543,7 +555,8 @@ impl Catalog {
             return None;
         }
         let checked_at = now();
-        let next_due_ms = crate::store::unix_ms(checked_at) + jittered(millis(self.check_interval(subject)));
+        let next_due_ms =
+            crate::store::unix_ms(checked_at) + jittered(crate::store::duration_ms(self.check_interval(subject)));
         let check = if self.health.offline && !self.inside_offline_site(subject) {
             HealthCheck {
                 check_id: Uuid::new_v4(),
@@ -561,9 +574,8 @@ impl Catalog {
         let moves_state = match check.outcome {
             CheckOutcome::Skipped => false,
             outcome => {
-                let passed = outcome != CheckOutcome::Unhealthy;
-                let next = lifecycle::apply(&subject.lifecycle(), &Event::Checked { passed });
-                next.map_or(true, |next| next != subject.lifecycle()) || subject.last_test_success != Some(passed)
+                // A check the lifecycle refuses goes the recording way too, which reports why.
+                lifecycle_after_check(subject, outcome != CheckOutcome::Unhealthy).map_or(true, |next| next.is_some())
             }
         };
         let finished = FinishedCheck {
@@ -640,11 +652,8 @@ impl Catalog {
         check: &HealthCheck,
         passed: bool,
     ) -> Result<Option<Change>, ServiceError> {
-        let next = lifecycle::apply(&current.lifecycle(), &Event::Checked { passed })?;
+        let Some(next) = lifecycle_after_check(current, passed)? else { return Ok(None) };
         let health_changed = current.last_test_success != Some(passed);
-        if next == current.lifecycle() && !health_changed {
-            return Ok(None);
-        }
         let mut row = current.clone();
         row.set_lifecycle(next);
         row.last_test_success = Some(passed);
@@ -821,8 +830,12 @@ pub struct HealthSummary {
     pub latency_p95_ms: Option<u64>,
 }
 
-fn millis(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+/// The lifecycle after a health check that `passed`, when the check moves the integration (its
+/// lifecycle or its health); `None` when it changes nothing.
+fn lifecycle_after_check(current: &Integration, passed: bool) -> Result<Option<Lifecycle>, lifecycle::Conflict> {
+    let next = lifecycle::apply(&current.lifecycle(), &Event::Checked { passed })?;
+    let moves = next != current.lifecycle() || current.last_test_success != Some(passed);
+    Ok(moves.then_some(next))
 }
 
 /// The interval ±10%, so that integrations created together do not stay checked together.

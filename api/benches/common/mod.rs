@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::Connection;
 
@@ -171,48 +171,9 @@ pub async fn load(
         tokio::time::sleep(Duration::from_secs(2 + seconds)).await;
         timer.store(true, Ordering::Relaxed);
     });
-    let (latencies, elapsed) = load_until(clients, Duration::from_secs(2), stop, base, token, path, min_body).await;
+    let pace = Pace { clients, rate: None, warm_up: Duration::from_secs(2) };
+    let (latencies, elapsed) = load_until(pace, stop, base, token, path, min_body).await;
     summarize(latencies, elapsed)
-}
-
-/// Runs `GET path(client, i)` from `clients` concurrent loops until `stop` is set, and collects
-/// the latency of each request after the warm-up, with the time they were measured over.
-pub async fn load_until(
-    clients: u64,
-    warm_up: Duration,
-    stop: Arc<AtomicBool>,
-    base: &str,
-    token: &str,
-    path: impl Fn(u64, u64) -> String + Send + Sync + 'static,
-    min_body: usize,
-) -> (Vec<Duration>, Duration) {
-    let path = Arc::new(path);
-    let measured_from = Instant::now() + warm_up;
-    let mut tasks = Vec::new();
-    for client in 0..clients {
-        let (path, stop) = (path.clone(), stop.clone());
-        let mut http = RawClient::connect(base, token).await;
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                let (status, length) = http.get(&path(client, i)).await;
-                assert_eq!(status, 200);
-                assert!(length >= min_body, "a short answer: {length} bytes");
-                if started >= measured_from {
-                    latencies.push(started.elapsed());
-                }
-                i += 1;
-            }
-            latencies
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    (all, measured_from.elapsed())
 }
 
 /// A token for `tenant`, signed with the local key of `data_dir` (the server's).
@@ -241,23 +202,23 @@ pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// How an open-loop load is paced.
+/// How a load is paced.
 #[derive(Clone, Copy, Debug)]
 pub struct Pace {
     /// Connections.
     pub clients: u64,
-    /// Requests per second, over all connections.
-    pub rate: u64,
-    /// How long it runs before it is measured.
+    /// Requests per second over all connections (open loop); `None`: each connection sends its
+    /// next request as soon as the last is answered (closed loop, as wrk does).
+    pub rate: Option<u64>,
+    /// How long it runs before it is measured (the service's pools fill, caches warm).
     pub warm_up: Duration,
 }
 
-/// Sends `GET path(client, i)` at a fixed total `rate` (requests per second, spread over
-/// `clients` connections) until `stop` is set, and collects the latency of each request due after
-/// `warm_up` (the service's pools fill during it), counted from when it was due, not from when it
-/// was sent: a request held up behind a slow one counts the wait too (no coordinated omission,
-/// as wrk2 measures).
-pub async fn load_at_rate(
+/// Sends `GET path(client, i)` as `pace` says until `stop` is set, and collects the latency of
+/// each request started after the warm-up, with the time they were measured over. At a fixed
+/// rate, a request's latency counts from when it was due, not from when it was sent: one held up
+/// behind a slow one counts the wait too (no coordinated omission, as wrk2 measures).
+pub async fn load_until(
     Pace { clients, rate, warm_up }: Pace,
     stop: Arc<AtomicBool>,
     base: &str,
@@ -266,21 +227,27 @@ pub async fn load_at_rate(
     min_body: usize,
 ) -> (Vec<Duration>, Duration) {
     let path = Arc::new(path);
-    let period = Duration::from_secs_f64(clients as f64 / rate as f64);
+    let period = rate.map(|rate| Duration::from_secs_f64(clients as f64 / rate as f64));
     let started = tokio::time::Instant::now();
     let measured_from = started + warm_up;
     let mut tasks = Vec::new();
     for client in 0..clients {
         let (path, stop) = (path.clone(), stop.clone());
         let mut http = RawClient::connect(base, token).await;
-        // The connections take turns, so the requests are evenly spaced.
-        let first = started + period.mul_f64(client as f64 / clients as f64);
+        // At a fixed rate the connections take turns, so the requests are evenly spaced.
+        let first = period.map(|p| started + p.mul_f64(client as f64 / clients as f64));
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let due = first + period.mul_f64(i as f64);
-                tokio::time::sleep_until(due).await;
+                let due = match (first, period) {
+                    (Some(first), Some(period)) => {
+                        let due = first + period.mul_f64(i as f64);
+                        tokio::time::sleep_until(due).await;
+                        due
+                    }
+                    _ => tokio::time::Instant::now(),
+                };
                 let (status, length) = http.get(&path(client, i)).await;
                 assert_eq!(status, 200);
                 assert!(length >= min_body, "a short answer: {length} bytes");

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::AppState;
-use super::extract::{Admin, Reader, parse_json};
+use super::extract::{Admin, Reader, media_type, parse_json};
 use super::integrations::query_problem;
 use super::problem::{Problem, ProblemKind, ProblemResponses};
 use crate::bulk::{EXPORT_FORMAT, ExportDocument, ImportDocument, ImportReport, MAX_IMPORT_BYTES, MAX_IMPORT_ITEMS};
@@ -18,13 +18,7 @@ const NDJSON: &str = "application/x-ndjson";
 
 /// The media type essences a header lists (`Accept`, `Content-Type`), lower-cased.
 fn media_types(headers: &HeaderMap, name: header::HeaderName) -> Vec<String> {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-        .collect()
+    headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).map(media_type).collect()
 }
 
 /// Export every integration of the tenant.

@@ -76,34 +76,25 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
 /// Parses a JSON document, telling syntax (400) from shape (422) errors.
 pub fn parse_json<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Problem> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let field = if path == "." { "body".to_string() } else { path };
-                Problem::invalid_field(&field, strip_position(&inner.to_string()))
-            }
-            _ => Problem::bad_request(format!("the body is not valid JSON: {inner}")),
+    crate::domain::read_json(bytes).map_err(|e| {
+        if e.syntax {
+            Problem::bad_request(format!("the body is not valid JSON: {}", e.message))
+        } else {
+            Problem::invalid_field(&e.field, e.message)
         }
-    })?;
-    de.end().map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;
-    Ok(value)
-}
-
-/// serde_json appends " at line 1 column 20" to data errors; the field path says more.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
+    })
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = media_type(value);
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// A media type without its parameters, lower-cased: `Application/JSON; charset=utf-8` is
+/// `application/json`.
+pub fn media_type(value: &str) -> String {
+    value.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
 /// An integration id from the path. A path segment that is not a UUID names nothing: 404.

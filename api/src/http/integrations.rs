@@ -464,8 +464,12 @@ pub async fn get_health(
     let limit = page_limit(params.limit)?;
     let last_test = state.catalog.latest_test(&caller, id).await?;
     let summary = state.catalog.health_summary(&caller, id).await?;
-    let last_check = state.catalog.store().health_history(&caller.tenant, id, None, 1).await?.pop();
     let mut history = state.catalog.store().health_history(&caller.tenant, id, before, limit + 1).await?;
+    // The first page starts with the last check; an older page needs it read on its own.
+    let last_check = match before {
+        None => history.first().cloned(),
+        Some(_) => state.catalog.store().health_history(&caller.tenant, id, None, 1).await?.pop(),
+    };
     let next_cursor = if history.len() > limit as usize {
         history.truncate(limit as usize);
         history.last().map(|c| format!("{}.{}", crate::store::unix_ms(c.checked_at), c.check_id))

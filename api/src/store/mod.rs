@@ -321,6 +321,11 @@ pub struct HealthCheck {
     pub replica: Option<String>,
 }
 
+/// Milliseconds of a duration (the unit of the health tables), saturating.
+pub fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Unix milliseconds of a time (the unit of the health tables).
 pub fn unix_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)

@@ -561,6 +561,11 @@ macro_rules! sql_store {
                 })
             }
 
+            /// The first column of each row, as text (the ids a `RETURNING` answers).
+            fn first_column(rows: &[<$db as sqlx::Database>::Row]) -> Result<Vec<String>, StoreError> {
+                rows.iter().map(|row| row.try_get::<String, _>(0).map_err(map_error)).collect()
+            }
+
             fn decode_check(row: &<$db as sqlx::Database>::Row) -> Result<HealthCheck, StoreError> {
                 let id: String = row.try_get("check_id").map_err(map_error)?;
                 let outcome: String = row.try_get("outcome").map_err(map_error)?;
@@ -832,18 +837,15 @@ macro_rules! sql_store {
                      ORDER BY s.due_ms LIMIT $4{}) RETURNING integration_id",
                     $skip
                 );
-                let leased: Vec<String> = sqlx::query(AssertSqlSafe(lease))
+                let leased = sqlx::query(AssertSqlSafe(lease))
                     .bind(owner)
                     .bind(now_ms.saturating_add(lease_ms))
                     .bind(now_ms)
                     .bind(i64::from(limit))
                     .fetch_all(&mut *tx)
                     .await
-                    .map_err(map_error)?
-                    .iter()
-                    .map(|row| row.try_get::<String, _>(0))
-                    .collect::<Result<_, _>>()
                     .map_err(map_error)?;
+                let leased = Self::first_column(&leased)?;
                 if leased.is_empty() {
                     tx.commit().await.map_err(map_error)?;
                     return Ok(vec![]);
@@ -918,14 +920,7 @@ macro_rules! sql_store {
                             .bind(super::unix_ms(f.check.checked_at))
                             .bind(f.version);
                     }
-                    let released: Vec<String> = query
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(map_error)?
-                        .iter()
-                        .map(|r| r.try_get::<String, _>(0))
-                        .collect::<Result<_, _>>()
-                        .map_err(map_error)?;
+                    let released = Self::first_column(&query.fetch_all(&mut *tx).await.map_err(map_error)?)?;
                     let kept: Vec<&FinishedCheck> =
                         part.iter().filter(|f| released.contains(&f.integration_id.to_string())).collect();
                     if kept.is_empty() {
