@@ -1258,6 +1258,13 @@ async fn export_and_import_move_integrations_between_environments_by_name() {
     assert_eq!(items[5]["errors"][0]["field"], "colour");
     assert_eq!(items[6]["errors"][0]["field"], "body");
     assert_eq!(items[7]["errors"][0]["field"], "provider");
+    // An item over 256 KiB is refused as a whole, before it is read.
+    let huge = json!({"integrations": [{"name": "j-huge", "type": "registry", "provider": "in-memory",
+                                        "padding": "x".repeat(300 * 1024)}]});
+    let big = app.send(Method::POST, "/api/v1/integrations/import", Some(&globex), Some(huge)).await;
+    assert_eq!(big.status, StatusCode::OK, "{}", big.body);
+    let message = big.body["items"][0]["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("at most 262144 bytes"), "{message}");
     assert_eq!(
         (r.body["created"].as_u64(), r.body["updated"].as_u64(), r.body["failed"].as_u64()),
         (Some(1), Some(1), Some(6))
