@@ -83,12 +83,14 @@ test: setup lint python-connector test-tools
 	STELLA_PYTHON_CONNECTOR=$(CURDIR)/target/connectors/python-example.wasm $(CARGO) test --workspace
 	$(MAKE) contract
 
-## Benchmarks: print their figures and targets.
+## Benchmarks: print their figures and targets (the sandbox's cost per call, the catalog API, the
+## health sweep, and the service under fire from 32 hostile connectors).
 bench: setup
 	$(CARGO) bench -p stella-runtime --bench sandbox
 	@command -v pgbench >/dev/null || apt-get install -y postgresql-client
 	$(CARGO) bench -p stella-integrations --bench catalog
 	$(CARGO) bench -p stella-integrations --bench health
+	$(CARGO) bench -p stella-integrations --bench containment
 
 clean:
 	$(CARGO) clean

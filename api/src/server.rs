@@ -14,8 +14,12 @@ use crate::service::{Catalog, HealthPolicy};
 use crate::store;
 
 /// Builds the service's state: opens (and migrates) the database, loads the built-in connectors
-/// and the plugins directory, and sets up token verification.
-pub async fn build_state(config: &Config) -> Result<AppState, String> {
+/// and the plugins directory, and sets up token verification. Connectors run on
+/// `invocation_runtime` when one is given, else on the caller's runtime.
+pub async fn build_state(
+    config: &Config,
+    invocation_runtime: Option<tokio::runtime::Handle>,
+) -> Result<AppState, String> {
     let database_url = config.storage.database_url();
     let store = store::open(&database_url)
         .await
@@ -30,13 +34,8 @@ pub async fn build_state(config: &Config) -> Result<AppState, String> {
     }
     let sandbox = Sandbox::new(config.sandbox.clone(), Arc::new(ChainResolver::new(resolvers)))?;
     let plugins_dir = config.storage.plugins_dir.as_deref().filter(|d| d.is_dir());
+    // Logs each connector it loads (with its compile time) and each file it refuses.
     let connectors = ConnectorCatalog::load(&sandbox, stella_builtin_connectors::BUILTINS, plugins_dir);
-    for c in connectors.iter() {
-        tracing::info!(provider = c.provider(), sha256 = c.sha256(), "connector loaded");
-    }
-    for failure in connectors.failures() {
-        tracing::warn!(source = %failure.source, error = %failure.error, "connector refused");
-    }
 
     let key = if config.auth.local_tokens_enabled() {
         Some(local_key(&config.auth, &config.storage.data_dir)?)
@@ -44,14 +43,30 @@ pub async fn build_state(config: &Config) -> Result<AppState, String> {
         None
     };
     let verifier = Verifier::new(&config.auth, key).await?;
-    let catalog = Catalog::new(store, Arc::new(sandbox), Arc::new(connectors))
+    let mut catalog = Catalog::new(store, Arc::new(sandbox), Arc::new(connectors))
         .with_health_policy(HealthPolicy::from_settings(&config.health));
+    if let Some(runtime) = invocation_runtime {
+        catalog = catalog.with_invocation_runtime(runtime);
+    }
     Ok(AppState::new(catalog, verifier, config.server.max_body_bytes))
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
 pub async fn serve(config: Config) -> Result<(), String> {
-    let state = build_state(&config).await?;
+    // Background work runs on a thread of its own, at a lower CPU priority than the API's threads:
+    // health checks (at most one core of this process, however many are due; one thread sweeps
+    // thousands of checks a second, `make bench`) and every connector invocation, so that a sweep,
+    // or a busy or hostile connector tested through the API, does not hold up requests.
+    let background = Background(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("background")
+            .on_thread_start(lower_this_thread_priority)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the background threads: {e}"))?,
+    ));
+    let state = build_state(&config, Some(background.handle().clone())).await?;
     let relay = config.events.nats_url.as_ref().map(|_| {
         let store = state.catalog.store().clone();
         tokio::spawn(crate::relay::run(config.events.clone(), store))
@@ -61,19 +76,6 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop_scheduler, scheduler_stopped) = tokio::sync::oneshot::channel::<()>();
-    // Health checks are background work: they run on a thread of their own (at most one core of
-    // this process, however many are due), at a lower CPU priority than the API's threads, so a
-    // sweep of every integration does not hold up requests. One thread sweeps thousands of checks
-    // a second (`make bench`).
-    let background = Background(Some(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("health-checks")
-            .on_thread_start(lower_this_thread_priority)
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the health scheduler's threads: {e}"))?,
-    ));
     let scheduler = if config.health.enabled {
         // Its own pool, opened on its runtime: its connections' I/O is driven by the scheduler's
         // thread, and the API's pool is not shared with (or slowed by) a sweep.
@@ -118,8 +120,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
     Ok(())
 }
 
-/// The health scheduler's runtime, shut down without blocking however `serve` returns (a runtime
-/// dropped inside another would panic).
+/// The background runtime (health scheduler, connector invocations), shut down without blocking
+/// however `serve` returns (a runtime dropped inside another would panic).
 struct Background(Option<tokio::runtime::Runtime>);
 
 impl Background {
@@ -141,7 +143,7 @@ impl Drop for Background {
 fn lower_this_thread_priority() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::process::setpriority_process(None, 10) {
-        tracing::warn!(error = %e, "the health scheduler's threads run at the API's priority");
+        tracing::warn!(error = %e, "the background threads run at the API's priority");
     }
 }
 

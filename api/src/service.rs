@@ -27,6 +27,8 @@ use crate::store::{
 
 /// How often a test result is re-applied when the integration keeps changing under it.
 const MAX_APPLY_ATTEMPTS: usize = 8;
+/// Why an invocation did not run: the service is stopping.
+const STOPPING: &str = "the service is stopping; the connector did not run";
 
 /// Who is calling: the tenant and subject of a verified token.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -171,6 +173,8 @@ pub struct Catalog {
     connectors: Arc<ConnectorCatalog>,
     metrics: Arc<Metrics>,
     health: HealthPolicy,
+    /// Where connectors run; `None`: on the caller's runtime.
+    invocations: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -182,7 +186,39 @@ impl std::fmt::Debug for Catalog {
 impl Catalog {
     /// A catalog over these parts.
     pub fn new(store: Arc<dyn Store>, sandbox: Arc<Sandbox>, connectors: Arc<ConnectorCatalog>) -> Self {
-        Self { store, sandbox, connectors, metrics: Arc::new(Metrics::default()), health: HealthPolicy::default() }
+        Self {
+            store,
+            sandbox,
+            connectors,
+            metrics: Arc::new(Metrics::default()),
+            health: HealthPolicy::default(),
+            invocations: None,
+        }
+    }
+
+    /// The same catalog, running every connector invocation on `runtime` (`serve` gives it the
+    /// service's background threads, which run at a lower CPU priority than the API's): a busy or
+    /// hostile connector then takes CPU from background work, never from a request that does not
+    /// run one.
+    pub fn with_invocation_runtime(mut self, runtime: tokio::runtime::Handle) -> Self {
+        self.invocations = Some(runtime);
+        self
+    }
+
+    /// Runs a sandbox invocation where this catalog runs them; `None` when that runtime is
+    /// shutting down and dropped it.
+    async fn in_sandbox<T: Send + 'static>(
+        &self,
+        invocation: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Option<T> {
+        let Some(runtime) = &self.invocations else {
+            return Some(invocation.await);
+        };
+        match runtime.spawn(invocation).await {
+            Ok(done) => Some(done),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => None,
+        }
     }
 
     /// The same catalog over another store (the health scheduler's own pool, on its own runtime).
@@ -612,9 +648,18 @@ impl Catalog {
 
     /// `check-health` in the sandbox, as a history entry.
     async fn run_check_health(&self, subject: &Integration, checked_at: OffsetDateTime) -> HealthCheck {
-        let (outcome, failure, latency_ms, message) = match self.connectors.get(&subject.provider) {
+        let invocation = match self.connectors.get(&subject.provider) {
             Some(connector) => {
-                let invocation = self.sandbox.check_health(connector, &connection_config(subject)).await;
+                let (sandbox, connector, config) =
+                    (self.sandbox.clone(), connector.clone(), connection_config(subject));
+                self.in_sandbox(async move { sandbox.check_health(&connector, &config).await })
+                    .await
+                    .ok_or_else(|| STOPPING.to_string())
+            }
+            None => Err(format!("no connector `{}` is loaded", subject.provider)),
+        };
+        let (outcome, failure, latency_ms, message) = match invocation {
+            Ok(invocation) => {
                 let r = invocation.result;
                 let outcome = match r.status {
                     stella_runtime::HealthStatus::Healthy => CheckOutcome::Healthy,
@@ -623,15 +668,11 @@ impl Catalog {
                 };
                 let label = r.failure.as_ref().map(wire_name).unwrap_or_else(|| outcome.as_str().to_string());
                 self.metrics.record_invocation(Some(&invocation.record), "check-health", &label);
-                // PostgreSQL keeps no NUL in text: a connector's message loses them, not its check.
-                (outcome, r.failure.as_ref().map(wire_name), r.latency_ms, r.message.replace('\0', ""))
+                // The sandbox clears control characters (a NUL, which PostgreSQL keeps none of in
+                // text, among them) from every message a connector writes.
+                (outcome, r.failure.as_ref().map(wire_name), r.latency_ms, r.message)
             }
-            None => (
-                CheckOutcome::Unhealthy,
-                Some(wire_name(&FailureClass::Misconfigured)),
-                0,
-                format!("no connector `{}` is loaded", subject.provider),
-            ),
+            Err(why) => (CheckOutcome::Unhealthy, Some(wire_name(&FailureClass::Misconfigured)), 0, why),
         };
         HealthCheck {
             check_id: Uuid::new_v4(),
@@ -737,9 +778,18 @@ impl Catalog {
     async fn run_test(&self, integration: &Integration) -> TestRun {
         let tested_at = now();
         let config = connection_config(integration);
-        match self.connectors.get(&integration.provider) {
+        let invocation = match self.connectors.get(&integration.provider) {
             Some(connector) => {
-                let invocation = self.sandbox.test_connection(connector, &config).await;
+                let (sandbox, connector) = (self.sandbox.clone(), connector.clone());
+                self.in_sandbox(async move { sandbox.test_connection(&connector, &config).await })
+                    .await
+                    .ok_or_else(|| STOPPING.to_string())
+            }
+            // The connector was removed from plugins/ after the integration was created.
+            None => Err(format!("no connector `{}` is loaded", integration.provider)),
+        };
+        match invocation {
+            Ok(invocation) => {
                 let outcome = match invocation.result.failure {
                     _ if invocation.result.success => "success".to_string(),
                     Some(class) => wire_name(&class),
@@ -748,12 +798,11 @@ impl Catalog {
                 self.metrics.record_invocation(Some(&invocation.record), "test-connection", &outcome);
                 TestRun { tested_at, result: invocation.result, record: Some(invocation.record) }
             }
-            // The connector was removed from plugins/ after the integration was created.
-            None => TestRun {
+            Err(message) => TestRun {
                 tested_at,
                 result: TestOutcome {
                     success: false,
-                    message: format!("no connector `{}` is loaded", integration.provider),
+                    message,
                     failure: Some(FailureClass::Misconfigured),
                     steps: vec![],
                     facts: Facts::default(),

@@ -84,7 +84,7 @@ async fn app_with(configure: impl FnOnce(&mut Config)) -> App {
     config.auth.issuer = Some(ISSUER.into());
     config.server.max_body_bytes = 64 * 1024;
     configure(&mut config);
-    let state = build_state(&config).await.unwrap();
+    let state = build_state(&config, None).await.unwrap();
     App { router: router(state), config, ec_key, _dir: dir }
 }
 

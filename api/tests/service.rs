@@ -214,7 +214,8 @@ mod scheduler {
     async fn checks_go_through_the_lifecycle_and_write_only_what_changed() {
         let f = fixture().await;
         let ok = active(&f, "ok", json!({})).await;
-        // A NUL in a connector's message is dropped (PostgreSQL keeps none in text).
+        // A control character in a connector's message (a NUL too, which PostgreSQL keeps none of
+        // in text) shows as U+FFFD.
         let flaky = active(&f, "flaky", json!({"health": "unhealthy", "message": "registry\u{0} down"})).await;
         let draft = f.catalog.create(&alice(), spec("draft", json!({}))).await.unwrap().integration_id;
         let ok_version = f.catalog.get(&alice(), ok).await.unwrap().version;
@@ -232,7 +233,7 @@ mod scheduler {
         let history = f.catalog.store().health_history("acme", flaky, None, 1).await.unwrap();
         assert_eq!(
             (history[0].failure_class.as_deref(), history[0].message.as_str()),
-            (Some("internal"), "registry down")
+            (Some("internal"), "registry\u{FFFD} down")
         );
         let row = f.catalog.get(&alice(), flaky).await.unwrap();
         assert_eq!((row.status, row.consecutive_failures, row.last_test_success), (Status::Failed, 5, Some(false)));

@@ -50,10 +50,15 @@ fn artifact_path(engine: &Engine, dir: &Path, sha256: &str) -> PathBuf {
     dir.join(format!("{sha256}-{:016x}.cwasm", hasher.finish()))
 }
 
-/// Compiles a component, or loads its compiled form from the cache.
-pub(crate) fn compile(engine: &Engine, wasm: &[u8], sha256: &str, cache: Option<&Path>) -> Result<Component, String> {
+/// Compiles a component, or loads its compiled form from the cache (then the flag is true).
+pub(crate) fn compile(
+    engine: &Engine,
+    wasm: &[u8],
+    sha256: &str,
+    cache: Option<&Path>,
+) -> Result<(Component, bool), String> {
     let Some(dir) = cache else {
-        return Component::new(engine, wasm).map_err(|e| format!("{e:#}"));
+        return Component::new(engine, wasm).map(|c| (c, false)).map_err(|e| format!("{e:#}"));
     };
     let path = artifact_path(engine, dir, sha256);
     if path.is_file() {
@@ -62,7 +67,7 @@ pub(crate) fn compile(engine: &Engine, wasm: &[u8], sha256: &str, cache: Option<
         // the engine compatibility recorded in the artifact.
         #[allow(unsafe_code)]
         match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(c) => return Ok(c),
+            Ok(c) => return Ok((c, true)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "ignoring an unusable cached component")
             }
@@ -77,7 +82,7 @@ pub(crate) fn compile(engine: &Engine, wasm: &[u8], sha256: &str, cache: Option<
         }
         Err(e) => tracing::warn!(error = %e, "cannot serialize a compiled component"),
     }
-    Ok(component)
+    Ok((component, false))
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -28,6 +28,18 @@ pub struct ConnectorCatalog {
     failures: Vec<LoadFailure>,
 }
 
+fn log_loaded(c: &LoadedConnector, source: &str) {
+    let compilation = c.compilation();
+    tracing::info!(
+        provider = c.provider(),
+        source,
+        sha256 = c.sha256(),
+        compile_ms = compilation.compile_ms,
+        from_cache = compilation.from_cache,
+        "connector loaded"
+    );
+}
+
 impl ConnectorCatalog {
     /// Loads the built-ins (`(name, bytes)` pairs), then every `*.wasm` file of `plugins_dir`
     /// (sorted by file name). A file replaces a built-in of the same provider; two files with
@@ -37,6 +49,7 @@ impl ConnectorCatalog {
         for (name, bytes) in builtins {
             match sandbox.load(bytes, ConnectorSource::BuiltIn) {
                 Ok(c) => {
+                    log_loaded(&c, &format!("built-in {name}"));
                     catalog.connectors.insert(c.provider().to_string(), Arc::new(c));
                 }
                 Err(e) => catalog.fail(format!("built-in {name}"), e.to_string()),
@@ -69,7 +82,7 @@ impl ConnectorCatalog {
                         );
                         continue;
                     }
-                    tracing::info!(provider, path = %path.display(), sha256 = c.sha256(), "loaded connector");
+                    log_loaded(&c, &path.display().to_string());
                     catalog.connectors.insert(provider, Arc::new(c));
                 }
                 Err(e) => catalog.fail(path.display().to_string(), e.to_string()),

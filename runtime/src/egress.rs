@@ -157,19 +157,27 @@ impl Default for NetworkPolicy {
 }
 
 impl NetworkPolicy {
-    /// Loopback, link-local (cloud metadata), unspecified, multicast and broadcast, in both
-    /// families, plus the IPv6 cloud metadata address.
+    /// Loopback, link-local (cloud metadata), unspecified ("this network"), multicast, the
+    /// reserved class E and broadcast, the documentation networks, in both families, plus the
+    /// IPv6 discard prefix and cloud metadata address: the IANA special-purpose ranges that are
+    /// never a legitimate destination. Private ranges (10/8, 172.16/12, 192.168/16, fc00::/7, and
+    /// the shared 100.64/10) stay allowed: internal registries and source hosts live there.
     pub fn default_blocked() -> Vec<IpNet> {
         [
             "127.0.0.0/8",
             "0.0.0.0/8",
             "169.254.0.0/16",
             "224.0.0.0/4",
-            "255.255.255.255/32",
+            "240.0.0.0/4",
+            "192.0.2.0/24",
+            "198.51.100.0/24",
+            "203.0.113.0/24",
             "::1/128",
             "::/128",
             "fe80::/10",
             "ff00::/8",
+            "100::/64",
+            "2001:db8::/32",
             "fd00:ec2::254/128",
         ]
         .iter()
@@ -315,11 +323,40 @@ mod tests {
             "2002:7f00:1::1",
             "2002:a9fe:a9fe::",
             "2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo client 127.0.0.1
+            // Special-purpose ranges that are never a destination.
+            "0.1.2.3",
+            "240.0.0.1",
+            "250.1.2.3",
+            "192.0.2.10",
+            "198.51.100.7",
+            "203.0.113.200",
+            "2001:db8::1",
+            "2001:db8:ffff::1",
+            "100::1",
+            "100::ffff:ffff:ffff:ffff",
+            "::ffff:192.0.2.1",
+            "::ffff:240.0.0.1",
         ] {
             let ip: IpAddr = blocked.parse().unwrap();
             assert!(policy.check(ip).is_err(), "{blocked} must be blocked");
         }
-        for allowed in ["93.184.216.34", "10.0.0.5", "192.168.1.10", "2606:4700::1111", "::ffff:93.184.216.34"] {
+        // Private and shared ranges stay allowed: internal registries live there. So do the
+        // neighbours of the blocked ranges.
+        for allowed in [
+            "93.184.216.34",
+            "10.0.0.5",
+            "172.16.3.4",
+            "192.168.1.10",
+            "100.64.0.1",
+            "fd12:3456::1",
+            "2606:4700::1111",
+            "::ffff:93.184.216.34",
+            "192.0.3.1",
+            "198.51.101.1",
+            "203.0.114.1",
+            "2001:db9::1",
+            "100:0:0:1::1",
+        ] {
             let ip: IpAddr = allowed.parse().unwrap();
             assert!(policy.check(ip).is_ok(), "{allowed} must be allowed");
         }

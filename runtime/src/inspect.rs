@@ -20,17 +20,21 @@ pub struct ComponentDescription {
     pub exports: Vec<String>,
     /// The embedded manifest.
     pub manifest: Manifest,
+    /// Which of the exports are functions.
+    #[serde(skip)]
+    pub(crate) function_exports: Vec<String>,
 }
 
 /// Reads a component's digest, imports, exports and manifest.
 pub fn describe(wasm: &[u8]) -> Result<ComponentDescription, ManifestError> {
-    let Walk { imports, exports, manifest_sections } = walk(wasm)?;
+    let Walk { imports, exports, function_exports, manifest_sections } = walk(wasm)?;
     Ok(ComponentDescription {
         sha256: hex::encode(Sha256::digest(wasm)),
         size: wasm.len() as u64,
         imports,
         exports,
         manifest: choose_manifest(&manifest_sections)?,
+        function_exports,
     })
 }
 
@@ -40,6 +44,8 @@ pub(crate) struct Walk {
     pub imports: Vec<String>,
     /// Top-level exports, sorted.
     pub exports: Vec<String>,
+    /// Top-level exports that are functions, sorted.
+    pub function_exports: Vec<String>,
     /// Every manifest section with its nesting depth (0 = the component itself).
     pub manifest_sections: Vec<(usize, Vec<u8>)>,
 }
@@ -51,7 +57,8 @@ pub(crate) fn walk(wasm: &[u8]) -> Result<Walk, ManifestError> {
         return Err(ManifestError::Binary("not a WebAssembly component".into()));
     }
     let binary = |e: wasmparser::BinaryReaderError| ManifestError::Binary(e.to_string());
-    let mut found = Walk { imports: Vec::new(), exports: Vec::new(), manifest_sections: Vec::new() };
+    let mut found =
+        Walk { imports: Vec::new(), exports: Vec::new(), function_exports: Vec::new(), manifest_sections: Vec::new() };
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.map_err(binary)? {
@@ -72,7 +79,11 @@ pub(crate) fn walk(wasm: &[u8]) -> Result<Walk, ManifestError> {
             }
             Payload::ComponentExportSection(reader) if depth == 0 => {
                 for export in reader {
-                    found.exports.push(export.map_err(binary)?.name.name.to_string());
+                    let export = export.map_err(binary)?;
+                    if export.kind == wasmparser::ComponentExternalKind::Func {
+                        found.function_exports.push(export.name.name.to_string());
+                    }
+                    found.exports.push(export.name.name.to_string());
                 }
             }
             _ => {}
@@ -80,5 +91,6 @@ pub(crate) fn walk(wasm: &[u8]) -> Result<Walk, ManifestError> {
     }
     found.imports.sort();
     found.exports.sort();
+    found.function_exports.sort();
     Ok(found)
 }

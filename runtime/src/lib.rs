@@ -52,6 +52,6 @@ pub use catalog::{ConnectorCatalog, LoadFailure};
 pub use manifest::{IntegrationType, Manifest};
 pub use outcome::{CheckStep, Facts, FailureClass, HealthOutcome, HealthStatus, Invocation, TestOutcome};
 pub use sandbox::{
-    CA_CERTIFICATES_KEY, ConnectionConfig, ConnectorSource, DEFAULT_PLUGINS_DIR, LoadError, LoadedConnector, Sandbox,
-    SandboxConfig,
+    CA_CERTIFICATES_KEY, Compilation, ConnectionConfig, ConnectorSource, DEFAULT_PLUGINS_DIR, LoadError,
+    LoadedConnector, MAX_TRANSFER_BYTES, Sandbox, SandboxConfig,
 };

@@ -23,9 +23,31 @@ pub struct Limits {
     pub max_requests: u32,
     /// Bytes of one response body (default 4 MiB).
     pub max_response_bytes: u64,
-    /// Bytes of guest log lines and stdout/stderr per invocation (default 64 KiB).
+    /// Bytes of guest log lines, stdout and stderr together per invocation (default 64 KiB). A
+    /// log line costs its text plus [`LOG_LINE_OVERHEAD`], so a flood of empty lines is bounded
+    /// too.
     pub max_log_bytes: u64,
+    /// Calls of the world's imports (`http`, `secrets`, `crypto`) and WASI socket attempts per
+    /// invocation, refused or not (default 256). Log lines have their own budget.
+    pub max_host_calls: u32,
+    /// Resource handles a guest may hold at once: secret handles, kept tokens, JWTs, WASI streams
+    /// and pollables, and resources of its own (default 256).
+    pub max_handles: u32,
+    /// Bytes of the invocation record's entries (host calls, denials, logs, stdout and stderr, as
+    /// serialized JSON) per invocation (default 256 KiB). The whole record is at most this plus
+    /// [`crate::record::RECORD_ENVELOPE_BYTES`].
+    pub max_record_bytes: u64,
 }
+
+/// A guest's runtime needs a few handles before it runs code of its own (its stdout, stderr,
+/// pollables).
+const MIN_HANDLES: u32 = 16;
+/// Room for a useful record: a few dozen entries.
+const MIN_RECORD_BYTES: u64 = 16 << 10;
+
+/// What a log line costs against `max-log-bytes` besides its text: the record keeps a level and
+/// a timestamp for it, so even an empty line is not free.
+pub const LOG_LINE_OVERHEAD: u64 = 64;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -37,6 +59,9 @@ impl Default for Limits {
             max_requests: 16,
             max_response_bytes: 4 << 20,
             max_log_bytes: 64 << 10,
+            max_host_calls: 256,
+            max_handles: 256,
+            max_record_bytes: 256 << 10,
         }
     }
 }
@@ -61,6 +86,15 @@ pub struct RequestedLimits {
     /// See [`Limits::max_log_bytes`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_log_bytes: Option<u64>,
+    /// See [`Limits::max_host_calls`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_host_calls: Option<u32>,
+    /// See [`Limits::max_handles`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_handles: Option<u32>,
+    /// See [`Limits::max_record_bytes`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_record_bytes: Option<u64>,
 }
 
 impl RequestedLimits {
@@ -73,6 +107,13 @@ impl RequestedLimits {
         positive("memory-bytes", self.memory_bytes)?;
         positive("max-response-bytes", self.max_response_bytes)?;
         positive("max-log-bytes", self.max_log_bytes)?;
+        positive("max-host-calls", self.max_host_calls.map(u64::from))?;
+        if self.max_handles.is_some_and(|v| v < MIN_HANDLES) {
+            return Err(format!("limits.max-handles must be at least {MIN_HANDLES}"));
+        }
+        if self.max_record_bytes.is_some_and(|v| v < MIN_RECORD_BYTES) {
+            return Err(format!("limits.max-record-bytes must be at least {MIN_RECORD_BYTES}"));
+        }
         Ok(())
     }
 }
@@ -92,6 +133,15 @@ impl Limits {
         if self.max_response_bytes == 0 || self.max_log_bytes == 0 {
             return Err("max-response-bytes and max-log-bytes must be greater than 0".into());
         }
+        if self.max_host_calls == 0 || self.max_host_calls > 100_000 {
+            return Err("max-host-calls must be between 1 and 100000".into());
+        }
+        if self.max_handles < MIN_HANDLES || self.max_handles > 100_000 {
+            return Err(format!("max-handles must be between {MIN_HANDLES} and 100000"));
+        }
+        if self.max_record_bytes < MIN_RECORD_BYTES || self.max_record_bytes > (64 << 20) {
+            return Err(format!("max-record-bytes must be between {MIN_RECORD_BYTES} and 67108864"));
+        }
         Ok(())
     }
 
@@ -107,6 +157,9 @@ impl Limits {
                 .max_response_bytes
                 .map_or(self.max_response_bytes, |v| v.min(self.max_response_bytes)),
             max_log_bytes: asked.max_log_bytes.map_or(self.max_log_bytes, |v| v.min(self.max_log_bytes)),
+            max_host_calls: asked.max_host_calls.map_or(self.max_host_calls, |v| v.min(self.max_host_calls)),
+            max_handles: asked.max_handles.map_or(self.max_handles, |v| v.min(self.max_handles)),
+            max_record_bytes: asked.max_record_bytes.map_or(self.max_record_bytes, |v| v.min(self.max_record_bytes)),
         }
     }
 
@@ -133,6 +186,37 @@ pub enum LimitKind {
     LogBytes,
     /// The wasm stack (deep recursion).
     Stack,
+    /// Calls of the host's imports.
+    HostCalls,
+    /// Live resource handles.
+    Handles,
+    /// Bytes of the invocation record.
+    RecordBytes,
+    /// Bytes one call passes from the connector to the host (an import's arguments, or the
+    /// connector's result).
+    TransferBytes,
+    /// Secret values one invocation may hold (resolved, derived or signed), each of which is
+    /// redacted from everything the invocation produces.
+    SecretValues,
+}
+
+impl LimitKind {
+    /// The limit's name, as JSON and the record spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deadline => "deadline",
+            Self::Memory => "memory",
+            Self::TableElements => "table-elements",
+            Self::Instances => "instances",
+            Self::LogBytes => "log-bytes",
+            Self::Stack => "stack",
+            Self::HostCalls => "host-calls",
+            Self::Handles => "handles",
+            Self::RecordBytes => "record-bytes",
+            Self::TransferBytes => "transfer-bytes",
+            Self::SecretValues => "secret-values",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -148,6 +232,9 @@ mod tests {
             max_requests: Some(100),
             max_response_bytes: None,
             max_log_bytes: Some(1024),
+            max_host_calls: Some(10_000),
+            max_handles: Some(32),
+            max_record_bytes: Some(64 << 10),
         };
         let got = ceiling.effective(&asked);
         assert_eq!(got.deadline_ms, 10_000, "cannot raise the deadline");
@@ -155,6 +242,24 @@ mod tests {
         assert_eq!(got.max_requests, 16, "cannot raise the request budget");
         assert_eq!(got.max_response_bytes, 4 << 20);
         assert_eq!(got.max_log_bytes, 1024);
+        assert_eq!(got.max_host_calls, 256, "cannot raise the host-call budget");
+        assert_eq!(got.max_handles, 32);
+        assert_eq!(got.max_record_bytes, 64 << 10);
+    }
+
+    #[test]
+    fn limit_names_are_their_json_names() {
+        for kind in [
+            LimitKind::Deadline,
+            LimitKind::TableElements,
+            LimitKind::LogBytes,
+            LimitKind::HostCalls,
+            LimitKind::RecordBytes,
+            LimitKind::TransferBytes,
+            LimitKind::SecretValues,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
     }
 
     #[test]
@@ -164,5 +269,12 @@ mod tests {
         assert!(zero.validate().is_err());
         let tiny = Limits { memory_bytes: 10, ..Limits::default() };
         assert!(tiny.validate().is_err());
+        for bad in [
+            Limits { max_host_calls: 0, ..Limits::default() },
+            Limits { max_handles: 8, ..Limits::default() },
+            Limits { max_record_bytes: 1024, ..Limits::default() },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 }

@@ -116,7 +116,7 @@ impl TestOutcome {
         };
         Self {
             success: r.success,
-            message: clip(redactor.redact(&r.message)),
+            message: clip(&redactor.redact(&r.message), MAX_MESSAGE),
             failure,
             steps: steps(r.steps, redactor),
             facts: facts(r.facts, redactor),
@@ -151,7 +151,7 @@ impl HealthOutcome {
         };
         Self {
             status,
-            message: clip(redactor.redact(&r.message)),
+            message: clip(&redactor.redact(&r.message), MAX_MESSAGE),
             failure,
             steps: steps(r.steps, redactor),
             facts: facts(r.facts, redactor),
@@ -160,25 +160,16 @@ impl HealthOutcome {
     }
 }
 
-/// Connector-provided strings are bounded so that a result always fits an audit row.
-const MAX_TEXT: usize = 4096;
+/// Connector-provided strings are bounded (and cleared of control characters) so that a result
+/// always fits an audit row and shows safely on a terminal: at most about 90 KiB of text.
+const MAX_MESSAGE: usize = 4096;
 const MAX_STEPS: usize = 64;
+const MAX_STEP_NAME: usize = 128;
+const MAX_STEP_MESSAGE: usize = 1024;
+const MAX_FACT: usize = 256;
 
-fn clip(s: String) -> String {
-    truncate(s, MAX_TEXT)
-}
-
-/// Cuts a string to at most `max` bytes (on a character boundary), marking the cut with `…`.
-pub(crate) fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push('…');
-    }
-    s
+fn clip(s: &str, max: usize) -> String {
+    crate::record::bounded_text(s, max)
 }
 
 fn steps(steps: Vec<wit::CheckStep>, redactor: &Redactor) -> Vec<CheckStep> {
@@ -186,17 +177,17 @@ fn steps(steps: Vec<wit::CheckStep>, redactor: &Redactor) -> Vec<CheckStep> {
         .into_iter()
         .take(MAX_STEPS)
         .map(|s| CheckStep {
-            name: clip(redactor.redact(&s.name)),
+            name: clip(&redactor.redact(&s.name), MAX_STEP_NAME),
             passed: s.passed,
-            message: clip(redactor.redact(&s.message)),
+            message: clip(&redactor.redact(&s.message), MAX_STEP_MESSAGE),
         })
         .collect()
 }
 
 fn facts(f: wit::Facts, redactor: &Redactor) -> Facts {
     Facts {
-        provider_version: f.provider_version.map(|v| clip(redactor.redact(&v))),
-        credential_expires_at: f.credential_expires_at.map(|v| clip(redactor.redact(&v))),
+        provider_version: f.provider_version.map(|v| clip(&redactor.redact(&v), MAX_FACT)),
+        credential_expires_at: f.credential_expires_at.map(|v| clip(&redactor.redact(&v), MAX_FACT)),
         rate_limit_remaining: f.rate_limit_remaining,
     }
 }

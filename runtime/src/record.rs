@@ -48,12 +48,111 @@ pub struct InvocationRecord {
     /// The trap or exhausted limit that stopped the guest, if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub trap: Option<TrapInfo>,
+    /// What happened but did not fit the record's budget, by kind; absent when nothing was
+    /// dropped. The record keeps the first entries of each kind.
+    #[serde(skip_serializing_if = "Dropped::is_empty", default)]
+    pub dropped: Dropped,
+}
+
+/// The most a record takes beyond `max-record-bytes`: its fixed fields (ids, times, limits, the
+/// trap) and the `dropped` counts.
+pub const RECORD_ENVELOPE_BYTES: u64 = 4096;
+
+/// A string of a host call or denial (a URL, a reason, an error message) is cut to this.
+pub const MAX_ENTRY_TEXT: usize = 2048;
+/// A guest's log line is cut to this (the rest still counts against its log budget).
+pub const MAX_LOG_LINE: usize = 4096;
+/// The trap's message is cut to this.
+const MAX_TRAP_MESSAGE: usize = 1024;
+
+/// Counts of what an invocation did that its record could not keep.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Dropped {
+    /// Host calls made but not listed.
+    pub host_calls: u64,
+    /// Denials made but not listed.
+    pub denials: u64,
+    /// Log lines written but not kept.
+    pub logs: u64,
+    /// Bytes written to stdout but not kept.
+    pub stdout_bytes: u64,
+    /// Bytes written to stderr but not kept.
+    pub stderr_bytes: u64,
+}
+
+impl Dropped {
+    /// Whether nothing was dropped.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl InvocationRecord {
+    /// The record's size as JSON, in bytes.
+    pub fn json_size(&self) -> u64 {
+        serde_json::to_vec(self).map_or(u64::MAX, |v| v.len() as u64)
+    }
+
+    /// Cuts the record to at most `max_entry_bytes` plus [`RECORD_ENVELOPE_BYTES`] of JSON,
+    /// counting what it drops: stdout and stderr from their ends first, then entries from the
+    /// ends of their lists (logs, denials, host calls), so that the first entries of each kind
+    /// stay. The host keeps its entries within budget as they come; this settles what only the
+    /// finished record shows (redaction can lengthen text).
+    pub fn fit(&mut self, max_entry_bytes: u64) {
+        if let Some(trap) = &mut self.trap {
+            trap.message = bounded_text(&trap.message, MAX_TRAP_MESSAGE);
+        }
+        let max = max_entry_bytes.saturating_add(RECORD_ENVELOPE_BYTES);
+        let mut size = self.json_size();
+        while size > max {
+            let excess = usize::try_from(size - max).unwrap_or(usize::MAX);
+            if !self.stdout.is_empty() || !self.stderr.is_empty() {
+                let (text, dropped) = if self.stdout.len() >= self.stderr.len() {
+                    (&mut self.stdout, &mut self.dropped.stdout_bytes)
+                } else {
+                    (&mut self.stderr, &mut self.dropped.stderr_bytes)
+                };
+                // Cut at least the excess (a character may take up to 6 bytes of JSON), and
+                // at least a little, so the loop always ends.
+                let keep = text.len().saturating_sub(excess.max(64));
+                let keep = (0..=keep).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+                *dropped += (text.len() - keep) as u64;
+                text.truncate(keep);
+            } else if self.logs.pop().is_some() {
+                self.dropped.logs += 1;
+            } else if self.denials.pop().is_some() {
+                self.dropped.denials += 1;
+            } else if self.host_calls.pop().is_some() {
+                self.dropped.host_calls += 1;
+            } else {
+                break;
+            }
+            size = self.json_size();
+        }
+    }
+}
+
+/// Text a connector produced, made safe to keep and show: control characters other than
+/// newline and tab become U+FFFD (a terminal showing the record obeys no escape sequence of the
+/// connector's), and it is cut to `max` bytes on a character boundary, the cut marked with `…`.
+pub fn bounded_text(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max + 3));
+    for c in text.chars() {
+        if out.len() + c.len_utf8() > max {
+            out.push('…');
+            break;
+        }
+        out.push(if c.is_control() && c != '\n' && c != '\t' { '\u{FFFD}' } else { c });
+    }
+    out
 }
 
 /// The limits one invocation ran under (the operator's ceilings, lowered by the manifest).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 #[allow(missing_docs)]
 pub struct EffectiveLimits {
     pub deadline_ms: u64,
@@ -63,6 +162,9 @@ pub struct EffectiveLimits {
     pub max_requests: u32,
     pub max_response_bytes: u64,
     pub max_log_bytes: u64,
+    pub max_host_calls: u32,
+    pub max_handles: u32,
+    pub max_record_bytes: u64,
 }
 
 impl From<&Limits> for EffectiveLimits {
@@ -75,6 +177,9 @@ impl From<&Limits> for EffectiveLimits {
             max_requests: l.max_requests,
             max_response_bytes: l.max_response_bytes,
             max_log_bytes: l.max_log_bytes,
+            max_host_calls: l.max_host_calls,
+            max_handles: l.max_handles,
+            max_record_bytes: l.max_record_bytes,
         }
     }
 }
@@ -203,6 +308,94 @@ pub fn rfc3339(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connector_text_is_bounded_and_shows_no_control_characters() {
+        assert_eq!(bounded_text("a\u{1b}[31mred\r\n\tok", 100), "a\u{FFFD}[31mred\u{FFFD}\n\tok");
+        let cut = bounded_text(&"é".repeat(100), 11);
+        assert_eq!(cut, format!("{}…", "é".repeat(5)));
+        assert_eq!(bounded_text("short", 5), "short");
+    }
+
+    fn full_record() -> InvocationRecord {
+        let call = HostCall { interface: "http".into(), target: "x".repeat(500), ..HostCall::default() };
+        InvocationRecord {
+            invocation_id: uuid::Uuid::new_v4().to_string(),
+            provider: "p".repeat(64),
+            connector_version: "1.0.0".into(),
+            sha256: "0".repeat(64),
+            host_calls: vec![call; 100],
+            denials: vec![Denial { kind: DenialKind::Origin, target: "t".into(), reason: "r".repeat(300) }; 100],
+            logs: vec![LogLine { level: "info".into(), message: "m".repeat(200), at_ms: 1 }; 100],
+            stdout: "\u{1}".repeat(10_000),
+            stderr: "e".repeat(20_000),
+            trap: Some(TrapInfo { limit: Some(LimitKind::HostCalls), message: "x".repeat(5000) }),
+            ..InvocationRecord::default()
+        }
+    }
+
+    #[test]
+    fn a_record_is_cut_to_its_budget_and_says_what_it_dropped() {
+        let mut record = full_record();
+        let before = record.json_size();
+        record.fit(32 << 10);
+        assert!(record.json_size() <= (32 << 10) + RECORD_ENVELOPE_BYTES, "{} of {before}", record.json_size());
+        // Output goes first; the first entries of each kind stay.
+        assert!(record.stdout.is_empty() && record.stderr.is_empty());
+        assert_eq!(record.dropped.stdout_bytes, 10_000);
+        assert_eq!(record.dropped.stderr_bytes, 20_000);
+        assert_eq!(record.host_calls.len() as u64 + record.dropped.host_calls, 100);
+        assert_eq!(record.logs.len() as u64 + record.dropped.logs, 100);
+        assert!(record.dropped.logs > 0 && !record.host_calls.is_empty());
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["dropped"]["stdoutBytes"], 10_000);
+
+        // A record within its budget is left alone, and says nothing was dropped.
+        let mut small = InvocationRecord::default();
+        small.fit(16 << 10);
+        assert!(small.dropped.is_empty());
+        assert!(serde_json::to_value(&small).unwrap().get("dropped").is_none());
+    }
+
+    #[test]
+    fn the_envelope_holds_every_fixed_field_at_its_largest() {
+        let mut record = InvocationRecord {
+            host_calls: vec![],
+            denials: vec![],
+            logs: vec![],
+            stdout: String::new(),
+            stderr: String::new(),
+            operation: "test-connection".into(),
+            connector_version: "9".repeat(64),
+            started_at: rfc3339(SystemTime::now()),
+            duration_ms: u64::MAX,
+            memory_peak_bytes: u64::MAX,
+            limits: EffectiveLimits {
+                deadline_ms: u64::MAX,
+                memory_bytes: u64::MAX,
+                table_elements: u64::MAX,
+                instances: u64::MAX,
+                max_requests: u32::MAX,
+                max_response_bytes: u64::MAX,
+                max_log_bytes: u64::MAX,
+                max_host_calls: u32::MAX,
+                max_handles: u32::MAX,
+                max_record_bytes: u64::MAX,
+            },
+            dropped: Dropped {
+                host_calls: u64::MAX,
+                denials: u64::MAX,
+                logs: u64::MAX,
+                stdout_bytes: u64::MAX,
+                stderr_bytes: u64::MAX,
+            },
+            ..full_record()
+        };
+        // The trap's message is the one fixed field a connector can lengthen; `fit` cuts it.
+        record.trap.as_mut().unwrap().message = "\u{1}".repeat(10_000);
+        record.fit(0);
+        assert!(record.json_size() <= RECORD_ENVELOPE_BYTES, "{}", record.json_size());
+    }
 
     #[test]
     fn formats_rfc3339_utc() {

@@ -12,22 +12,28 @@ use url::Url;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::bindings::{IntegrationConnector, IntegrationConnectorPre, types as wit};
 use crate::egress::{NetworkPolicy, OriginAllowlist};
-use crate::host::{HostState, InvocationContext, InvocationLimiter, Journal, lock};
+use crate::host::{GuestOutput, HostState, InvocationContext, InvocationLimiter, Journal, Output, lock};
 use crate::http_client::{EgressClients, HttpTimeouts};
 use crate::limits::{LimitKind, Limits};
 use crate::manifest::{IntegrationType, Manifest, Permissions};
 use crate::outcome::{FailureClass, HealthOutcome, Invocation, TestOutcome};
-use crate::record::{DenialKind, InvocationRecord, TrapInfo, rfc3339};
+use crate::record::{InvocationRecord, TrapInfo, rfc3339};
 use crate::secrets::{AuthRef, SecretResolver};
 
 /// How often the epoch advances; also how often a busy guest yields to other tasks.
 const EPOCH_TICK: Duration = Duration::from_millis(2);
 /// Extra time the outer timeout allows past the deadline before the guest is dropped.
 const DEADLINE_GRACE: Duration = Duration::from_millis(250);
+/// The most one call may pass from a guest to the host: an import's arguments (a request with a
+/// 1 MiB body and its headers fits), or the guest's result. wasmtime counts this "hostcall fuel"
+/// while it copies the data out of the guest, so a list of strings that all point at the same
+/// guest bytes cannot make the host allocate more than this either.
+pub const MAX_TRANSFER_BYTES: usize = 2 << 20;
+/// The most random bytes one `wasi:random` call may ask the host for.
+const MAX_RANDOM_BYTES: u64 = 1 << 20;
 
 /// The operator's sandbox configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -119,7 +125,19 @@ pub struct LoadedConnector {
     size: u64,
     imports: Vec<String>,
     source: ConnectorSource,
+    compilation: Compilation,
     pre: IntegrationConnectorPre<HostState>,
+}
+
+/// How a connector's machine code was obtained when it was loaded.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Compilation {
+    /// Milliseconds spent compiling it, or reading it from the compile cache.
+    pub compile_ms: u64,
+    /// Whether it came from the compile cache.
+    pub from_cache: bool,
 }
 
 impl std::fmt::Debug for LoadedConnector {
@@ -155,6 +173,10 @@ impl LoadedConnector {
     /// Where it came from.
     pub fn source(&self) -> &ConnectorSource {
         &self.source
+    }
+    /// How long its compilation took, and whether the cache had it.
+    pub fn compilation(&self) -> Compilation {
+        self.compilation
     }
 }
 
@@ -279,6 +301,20 @@ impl Sandbox {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("cannot link WASI: {e}"))?;
         IntegrationConnector::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| format!("cannot link the host imports: {e}"))?;
+        // Socket creation is replaced by a refusal that opens nothing (see `host/sockets.rs`).
+        linker.allow_shadowing(true);
+        wasmtime_wasi::p2::bindings::sockets::tcp_create_socket::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .and_then(|()| {
+            wasmtime_wasi::p2::bindings::sockets::udp_create_socket::add_to_linker::<HostState, HasSelf<HostState>>(
+                &mut linker,
+                |s| s,
+            )
+        })
+        .map_err(|e| format!("cannot link the socket refusals: {e}"))?;
+        linker.allow_shadowing(false);
 
         let timeouts = HttpTimeouts {
             connect: Duration::from_millis(config.connect_timeout_ms),
@@ -337,17 +373,34 @@ impl Sandbox {
             }));
         }
         // Everything that can be checked without compiling is checked first: compiling a large
-        // component is the expensive step.
-        let crate::inspect::ComponentDescription { sha256, imports, manifest, .. } = crate::inspect::describe(wasm)?;
+        // component is the expensive step (seconds and hundreds of MiB for 12 MB). The types of
+        // the imports and exports are checked by linking, after compilation.
+        let crate::inspect::ComponentDescription { sha256, imports, manifest, function_exports, .. } =
+            crate::inspect::describe(wasm)?;
         if let Some(bad) = imports.iter().find(|i| !import_allowed(i)) {
             return Err(LoadError::ForbiddenImport(bad.clone()));
         }
-        let component = crate::cache::compile(&self.engine, wasm, &sha256, self.config.cache_dir.as_deref())
-            .map_err(LoadError::Compile)?;
+        let missing: Vec<&str> =
+            WORLD_EXPORTS.iter().copied().filter(|e| !function_exports.iter().any(|f| f == e)).collect();
+        if !missing.is_empty() {
+            return Err(LoadError::WrongWorld(format!(
+                "no exported function `{}` (its function exports: {})",
+                missing.join("`, `"),
+                if function_exports.is_empty() { "none".to_string() } else { function_exports.join(", ") }
+            )));
+        }
+        let compile_started = Instant::now();
+        let (component, from_cache) =
+            crate::cache::compile(&self.engine, wasm, &sha256, self.config.cache_dir.as_deref())
+                .map_err(LoadError::Compile)?;
+        let compilation = Compilation {
+            compile_ms: u64::try_from(compile_started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            from_cache,
+        };
         let instance_pre =
             self.linker.instantiate_pre(&component).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
         let pre = IntegrationConnectorPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
-        Ok(LoadedConnector { manifest, sha256, size, imports, source, pre })
+        Ok(LoadedConnector { manifest, sha256, size, imports, source, compilation, pre })
     }
 
     /// Reads and loads a component file.
@@ -405,26 +458,21 @@ impl Sandbox {
         let started = Instant::now();
         let started_at = SystemTime::now();
         let limits = self.config.limits.effective(&connector.manifest.limits);
-        let journal = Arc::new(Mutex::new(Journal::default()));
-        let stdout = MemoryOutputPipe::new(limits.max_log_bytes as usize);
-        let stderr = MemoryOutputPipe::new(limits.max_log_bytes as usize);
+        let journal = Arc::new(Mutex::new(Journal::new(&limits)));
 
-        let end = match self.prepare(connector, config, &limits, started, &journal, &stdout, &stderr) {
+        let end = match self.prepare(connector, config, &limits, started, &journal) {
             Err(message) => RunEnd::Trapped(FailureClass::Misconfigured, TrapInfo { limit: None, message }),
             Ok(state) => {
                 let outer = limits.deadline() + DEADLINE_GRACE;
                 match tokio::time::timeout(outer, self.call_guest(connector, state, op)).await {
                     Ok(end) => end,
                     Err(_) => {
-                        lock(&journal).limit_hit.get_or_insert(LimitKind::Deadline);
+                        lock(&journal).hit(LimitKind::Deadline);
                         RunEnd::Trapped(
                             FailureClass::Timeout,
                             TrapInfo {
                                 limit: Some(LimitKind::Deadline),
-                                message: format!(
-                                    "the connector did not finish within its deadline of {} ms",
-                                    limits.deadline_ms
-                                ),
+                                message: "it was blocked in a host call".into(),
                             },
                         )
                     }
@@ -434,22 +482,30 @@ impl Sandbox {
 
         let j = std::mem::take(&mut *lock(&journal));
         let end = match end {
-            // A limit the host enforced explains the trap better than the trap itself.
-            RunEnd::Trapped(_, trap) if trap.limit.is_none() && j.limit_hit.is_some() => {
-                let limit = j.limit_hit.expect("checked above");
-                RunEnd::Trapped(
+            // A limit explains the trap better than the trap itself: the one the host stopped the
+            // guest with, else the trap's own, else one the guest was refused before it trapped.
+            RunEnd::Trapped(class, trap) => match j.stopped_by.or(trap.limit).or(j.limit_hit) {
+                Some(limit) => RunEnd::Trapped(
                     limit_class(limit),
                     TrapInfo { limit: Some(limit), message: limit_message(limit, &limits, &trap.message) },
-                )
-            }
-            other => other,
+                ),
+                None => RunEnd::Trapped(class, trap),
+            },
+            answered => answered,
         };
         let trap = match &end {
             RunEnd::Trapped(_, t) => Some(TrapInfo { limit: t.limit, message: j.redactor.redact(&t.message) }),
             RunEnd::Answered(_) => None,
         };
-        let text = |pipe: &MemoryOutputPipe| j.redactor.redact(&String::from_utf8_lossy(&pipe.contents()));
-        let record = InvocationRecord {
+        if j.denials_not_logged() > 0 {
+            tracing::info!(
+                provider = connector.provider(),
+                more = j.denials_not_logged(),
+                "connector request denials not logged (each is in the invocation record, or counted there)"
+            );
+        }
+        let text = |bytes: &[u8]| j.redactor.redact(&String::from_utf8_lossy(bytes));
+        let mut record = InvocationRecord {
             invocation_id: uuid::Uuid::new_v4().to_string(),
             operation: op.name().into(),
             provider: connector.provider().into(),
@@ -462,14 +518,15 @@ impl Sandbox {
             host_calls: j.host_calls,
             denials: j.denials,
             logs: j.logs,
-            stdout: text(&stdout),
-            stderr: text(&stderr),
+            stdout: text(&j.stdout),
+            stderr: text(&j.stderr),
             trap,
+            dropped: j.dropped,
         };
+        record.fit(limits.max_record_bytes);
         (end, record, j.redactor)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn prepare(
         &self,
         connector: &LoadedConnector,
@@ -477,8 +534,6 @@ impl Sandbox {
         limits: &Limits,
         started: Instant,
         journal: &Arc<Mutex<Journal>>,
-        stdout: &MemoryOutputPipe,
-        stderr: &MemoryOutputPipe,
     ) -> Result<(HostState, wit::ConnectionConfig), String> {
         let base_url = match &config.base_url {
             None => None,
@@ -498,21 +553,20 @@ impl Sandbox {
         };
         let client = self.egress.client(ca)?;
 
-        let wasi_journal = journal.clone();
+        // No capability: sockets cannot even be created (see `host/sockets.rs`; these settings
+        // close the door again should that ever be bypassed), names are not resolved, and
+        // stdout and stderr go to the journal under the log budget.
         let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
+            .stdout(GuestOutput::new(journal.clone(), Output::Stdout))
+            .stderr(GuestOutput::new(journal.clone(), Output::Stderr))
             .allow_ip_name_lookup(false)
-            .socket_addr_check(move |addr, use_| {
-                let mut j = lock(&wasi_journal);
-                j.deny(
-                    DenialKind::WasiSocket,
-                    addr.to_string(),
-                    format!("WASI sockets are not available to connectors ({use_:?}); use the http import"),
-                );
-                Box::pin(async { false })
-            })
+            .allow_tcp(false)
+            .allow_udp(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
+            .max_random_size(MAX_RANDOM_BYTES)
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_handles as usize);
 
         let wit_config = wit::ConnectionConfig {
             integration_id: config.integration_id.clone(),
@@ -533,7 +587,7 @@ impl Sandbox {
         };
         let state = HostState {
             wasi,
-            table: ResourceTable::new(),
+            table,
             limiter: InvocationLimiter {
                 memory_bytes: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
                 table_elements: usize::try_from(limits.table_elements).unwrap_or(usize::MAX),
@@ -569,14 +623,20 @@ impl Sandbox {
         op: Operation,
     ) -> RunEnd {
         let deadline = state.cx.deadline;
-        let deadline_ms = state.cx.limits.deadline_ms;
+        let max_handles = state.cx.limits.max_handles as usize;
         let journal = state.cx.journal.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        store.set_hostcall_fuel(MAX_TRANSFER_BYTES);
+        store.set_max_component_handles(max_handles);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |store| {
+            let mut j = lock(&store.data().cx.journal);
+            // A limit met where the host could not trap (a refused socket) stops a guest that
+            // makes no further call.
+            j.check()?;
             if Instant::now() >= deadline {
-                lock(&store.data().cx.journal).limit_hit.get_or_insert(LimitKind::Deadline);
+                j.hit(LimitKind::Deadline);
                 return Err(wasmtime::Error::new(Trap::Interrupt));
             }
             // Yield at every tick so that a busy guest never starves other invocations.
@@ -594,27 +654,25 @@ impl Sandbox {
         match result {
             Ok(answer) => RunEnd::Answered(answer),
             Err(e) => {
-                let limit = lock(&journal).limit_hit;
-                let limit = limit.or_else(|| match e.downcast_ref::<Trap>() {
-                    Some(Trap::StackOverflow) => Some(LimitKind::Stack),
-                    Some(Trap::Interrupt) => Some(LimitKind::Deadline),
-                    _ => None,
-                });
-                let class = limit.map_or(FailureClass::Internal, limit_class);
+                let j = lock(&journal);
+                let limit = j.stopped_by.or_else(|| wasmtime_limit(&e)).or(j.limit_hit);
+                drop(j);
                 // The trap itself, without the wasm backtrace: the audit wants what happened.
                 tracing::debug!(error = format!("{e:?}"), "connector trapped");
                 let detail = match e.downcast_ref::<Trap>() {
                     Some(trap) => format!("wasm trap: {trap}"),
                     None => e.to_string(),
                 };
-                let message = match limit {
-                    Some(LimitKind::Deadline) => {
-                        format!("the connector did not finish within its deadline of {deadline_ms} ms")
+                match limit {
+                    // `run` names the limit.
+                    Some(limit) => {
+                        RunEnd::Trapped(limit_class(limit), TrapInfo { limit: Some(limit), message: detail })
                     }
-                    Some(_) => detail,
-                    None => format!("the connector failed: {detail}"),
-                };
-                RunEnd::Trapped(class, TrapInfo { limit, message })
+                    None => RunEnd::Trapped(
+                        FailureClass::Internal,
+                        TrapInfo { limit: None, message: format!("the connector failed: {detail}") },
+                    ),
+                }
             }
         }
     }
@@ -625,6 +683,35 @@ fn trap_message(record: &InvocationRecord) -> String {
     record.trap.as_ref().map(|t| t.message.clone()).unwrap_or_default()
 }
 
+/// The limit a trap of wasmtime's own names, if any: the stack, the epoch deadline, and the
+/// store's limits on data copied out of a guest and on handles (whose errors wasmtime gives only
+/// as text; a test pins each of them).
+fn wasmtime_limit(e: &wasmtime::Error) -> Option<LimitKind> {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => return Some(LimitKind::Stack),
+        Some(Trap::Interrupt) => return Some(LimitKind::Deadline),
+        _ => {}
+    }
+    if e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<wasmtime::component::ResourceTableError>(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        )
+    }) {
+        return Some(LimitKind::Handles);
+    }
+    let text = format!("{e:#}");
+    if text.contains("fuel allocated for hostcalls has been exhausted")
+        || (text.contains("requested len") && text.contains("exceeds limit"))
+    {
+        Some(LimitKind::TransferBytes)
+    } else if text.contains("store handle limit exceeded") {
+        Some(LimitKind::Handles)
+    } else {
+        None
+    }
+}
+
 fn limit_class(limit: LimitKind) -> FailureClass {
     match limit {
         LimitKind::Deadline => FailureClass::Timeout,
@@ -632,9 +719,12 @@ fn limit_class(limit: LimitKind) -> FailureClass {
     }
 }
 
+/// What stopped the guest, for a human, with the trap's own text after it.
 fn limit_message(limit: LimitKind, limits: &Limits, detail: &str) -> String {
     let what = match limit {
-        LimitKind::Deadline => format!("the connector did not finish within its deadline of {} ms", limits.deadline_ms),
+        LimitKind::Deadline => {
+            return format!("the connector did not finish within its deadline of {} ms", limits.deadline_ms);
+        }
         LimitKind::Memory => format!("the connector exceeded its memory limit of {} bytes", limits.memory_bytes),
         LimitKind::TableElements => {
             format!("the connector exceeded its table limit of {} elements", limits.table_elements)
@@ -642,9 +732,25 @@ fn limit_message(limit: LimitKind, limits: &Limits, detail: &str) -> String {
         LimitKind::Instances => "the connector exceeded its instance limit".to_string(),
         LimitKind::LogBytes => format!("the connector exceeded its log budget of {} bytes", limits.max_log_bytes),
         LimitKind::Stack => "the connector overflowed its stack".to_string(),
+        LimitKind::HostCalls => {
+            format!("the connector exceeded its budget of {} host calls", limits.max_host_calls)
+        }
+        LimitKind::Handles => format!("the connector exceeded its limit of {} live handles", limits.max_handles),
+        LimitKind::RecordBytes => {
+            format!("the connector exceeded its invocation record's budget of {} bytes", limits.max_record_bytes)
+        }
+        LimitKind::TransferBytes => {
+            format!("the connector passed more than {MAX_TRANSFER_BYTES} bytes to the host in one call")
+        }
+        LimitKind::SecretValues => {
+            format!("the connector made the host hold more than {} secret values", crate::host::MAX_SECRET_VALUES)
+        }
     };
     format!("{what} ({detail})")
 }
+
+/// The functions the world `integration-connector` exports.
+const WORLD_EXPORTS: [&str; 2] = ["check-health", "test-connection"];
 
 /// WASI 0.2 interfaces and this package's 0.1.x interfaces; nothing else may be imported. Any
 /// 0.1.x release links (wasmtime resolves semver-compatible names); a function the host does not

@@ -274,6 +274,8 @@ impl SecretResolver for ChainResolver {
 #[derive(Debug, Default, Clone)]
 pub struct Redactor {
     needles: Vec<String>,
+    /// Distinct values and basic-auth pairs added.
+    values: usize,
 }
 
 /// What a redacted value is replaced with.
@@ -282,23 +284,44 @@ pub const REDACTED: &str = "[REDACTED]";
 impl Redactor {
     /// Adds a secret value to redact, with its base64 form.
     pub fn add(&mut self, value: &SecretValue) {
+        self.try_add(value, usize::MAX);
+    }
+
+    /// Adds a secret value unless that would make more than `max_values`; false when refused
+    /// (a value already known is never refused).
+    pub fn try_add(&mut self, value: &SecretValue, max_values: usize) -> bool {
         use base64::Engine as _;
         let v = value.expose();
         // Very short values would redact ordinary text; real credentials are longer.
         if v.len() < 4 || self.needles.iter().any(|n| n == v) {
-            return;
+            return true;
         }
-        self.needles.push(v.to_string());
-        self.needles.push(base64::engine::general_purpose::STANDARD.encode(v));
-        self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        self.push(vec![v.to_string(), base64::engine::general_purpose::STANDARD.encode(v)], max_values)
     }
 
     /// Adds a basic-auth pair, whose base64 form is what goes on the wire.
     pub fn add_basic(&mut self, username: &str, value: &SecretValue) {
+        self.try_add_basic(username, value, usize::MAX);
+    }
+
+    /// [`Redactor::add_basic`] unless that would make more than `max_values`.
+    pub fn try_add_basic(&mut self, username: &str, value: &SecretValue, max_values: usize) -> bool {
         use base64::Engine as _;
-        let pair = format!("{username}:{}", value.expose());
-        self.needles.push(base64::engine::general_purpose::STANDARD.encode(pair));
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", value.expose()));
+        if self.needles.contains(&pair) {
+            return true;
+        }
+        self.push(vec![pair], max_values)
+    }
+
+    fn push(&mut self, needles: Vec<String>, max_values: usize) -> bool {
+        if self.values >= max_values {
+            return false;
+        }
+        self.values += 1;
+        self.needles.extend(needles);
         self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        true
     }
 
     /// The text with every secret replaced.

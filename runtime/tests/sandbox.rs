@@ -8,19 +8,14 @@ use std::time::Duration;
 use serde_json::json;
 use stella_runtime::egress::NetworkPolicy;
 use stella_runtime::limits::{LimitKind, Limits};
-use stella_runtime::record::DenialKind;
-use stella_runtime::secrets::{AuthRef, SecretValue, StaticSecretResolver};
-use stella_runtime::{
-    ConnectionConfig, ConnectorSource, FailureClass, IntegrationType, LoadError, LoadedConnector, Sandbox,
-    SandboxConfig,
-};
+use stella_runtime::record::{DenialKind, RECORD_ENVELOPE_BYTES};
+use stella_runtime::{ConnectorSource, FailureClass, Invocation, LoadError, Sandbox, SandboxConfig, TestOutcome};
 use test_programs_artifacts::*;
 
+mod common;
 mod stub;
+use common::*;
 use stub::{ISSUED_TOKEN, OTHER_CREDENTIALS, StubServer};
-
-const CANARY: &str = "canary-5ecr3t-value-9f8e7d";
-const AUTH_REF: &str = "ref://integrations/test/token";
 
 // A program without a test below fails the build.
 macro_rules! assert_test_exists {
@@ -30,17 +25,6 @@ macro_rules! assert_test_exists {
     };
 }
 foreach_program!(assert_test_exists);
-
-fn cache_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")
-}
-
-fn resolver() -> Arc<StaticSecretResolver> {
-    let mut r = StaticSecretResolver::default();
-    r.insert(AuthRef::parse(AUTH_REF).unwrap(), SecretValue::new(CANARY.into()));
-    r.insert(AuthRef::parse("ref://integrations/other/token").unwrap(), SecretValue::new("other-secret-value".into()));
-    Arc::new(r)
-}
 
 /// A sandbox that may reach the stub server on loopback, with the given limits.
 fn sandbox_with(limits: Limits, allow_loopback: bool) -> Sandbox {
@@ -60,25 +44,6 @@ fn sandbox_with(limits: Limits, allow_loopback: bool) -> Sandbox {
 
 fn sandbox() -> Sandbox {
     sandbox_with(Limits::default(), true)
-}
-
-#[track_caller]
-fn load(sandbox: &Sandbox, path: &str) -> LoadedConnector {
-    let bytes = std::fs::read(path).unwrap();
-    sandbox.load(&bytes, ConnectorSource::File(path.into())).unwrap()
-}
-
-fn integration(base_url: Option<&str>, auth_ref: Option<&str>, configuration: serde_json::Value) -> ConnectionConfig {
-    ConnectionConfig {
-        integration_id: "00000000-0000-0000-0000-000000000001".into(),
-        name: "test".into(),
-        integration_type: IntegrationType::Registry,
-        provider: "test-program".into(),
-        base_url: base_url.map(str::to_string),
-        auth_ref: auth_ref.map(str::to_string),
-        configuration,
-        environment: None,
-    }
 }
 
 /// After a hostile call, the same sandbox still runs a well-behaved connector.
@@ -714,4 +679,355 @@ async fn the_operator_can_withhold_what_a_manifest_asks_for() {
     let reveal = run.record.host_calls.iter().find(|c| c.operation == "reveal").unwrap();
     assert_eq!(reveal.error.as_deref(), Some("denied"));
     assert_eq!(run.record.denials[0].kind, DenialKind::Reveal);
+}
+
+// The hostile corpus: every import flooded, results and requests oversized. Each case must end in
+// a failed result that names the limit (or a clipped result), with a record within its budget,
+// and leave the host able to run a well-behaved connector at once.
+
+/// Checks containment: the run failed on `limit`, named in its result and its record; the record
+/// is within its budget; the host still runs a well-behaved connector.
+#[track_caller]
+fn assert_stopped_by(run: &Invocation<TestOutcome>, limit: LimitKind) {
+    assert!(!run.result.success, "{:?}", run.result);
+    let trap = run.record.trap.as_ref().unwrap_or_else(|| panic!("no trap: {:?}", run.result));
+    assert_eq!(trap.limit, Some(limit), "{trap:?}");
+    let class = if limit == LimitKind::Deadline { FailureClass::Timeout } else { FailureClass::Internal };
+    assert_eq!(run.result.failure, Some(class));
+    assert_eq!(run.result.message, trap.message, "the result says what stopped it");
+    assert_record_bounded(run);
+}
+
+#[track_caller]
+fn assert_record_bounded(run: &Invocation<TestOutcome>) {
+    let max = run.record.limits.max_record_bytes + RECORD_ENVELOPE_BYTES;
+    let size = run.record.json_size();
+    assert!(size <= max, "the record is {size} bytes; the bound is {max}");
+}
+
+/// Runs `flood` with `configuration.flood = which` and checks it is stopped by `limit`.
+async fn run_flood(
+    sandbox: &Sandbox,
+    which: &str,
+    auth_ref: &str,
+    limit: LimitKind,
+) -> (Invocation<TestOutcome>, StubServer) {
+    let server = StubServer::start().await;
+    let c = load(sandbox, FLOOD);
+    let run =
+        sandbox.test_connection(&c, &integration(Some(&server.url()), Some(auth_ref), json!({ "flood": which }))).await;
+    assert_stopped_by(&run, limit);
+    assert_host_still_works(sandbox).await;
+    (run, server)
+}
+
+/// Each case of a program that takes one from its configuration, with its test: a case without
+/// a test here fails the `flood` or `oversized` test, and a test named here must exist.
+macro_rules! tested_cases {
+    ($list:ident: $($case:literal => $test:ident),* $(,)?) => {
+        const $list: &[&str] = &[$($case),*];
+        $(#[allow(unused_imports)] use self::$test as _;)*
+    };
+}
+
+tested_cases!(TESTED_FLOODS:
+    "send-allowed" => flood_send_allowed,
+    "send-refused" => flood_send_refused,
+    "send-for-token" => flood_send_for_token,
+    "resolve-keep" => flood_resolve_keep,
+    "resolve-drop" => flood_resolve_drop,
+    "resolve-foreign" => flood_resolve_foreign,
+    "reveal" => flood_reveal,
+    "sign-jwt" => flood_sign_jwt,
+    "sign-jwt-keep" => flood_sign_jwt_keep,
+    "log-empty" => flood_log_empty,
+    "log-long" => flood_log_long,
+    "stdout" => flood_stdout,
+    "stderr" => flood_stderr,
+    "wasi-socket" => flood_wasi_socket,
+    "wasi-pollables" => flood_wasi_pollables,
+    "secret-method" => flood_secret_method,
+);
+
+tested_cases!(TESTED_OVERSIZED:
+    "result-message" => oversized_result_message,
+    "result-steps" => oversized_result_steps,
+    "result-facts" => oversized_result_facts,
+    "result-huge" => oversized_result_huge,
+    "request-headers" => oversized_request_headers,
+    "request-url" => oversized_request_url,
+    "request-body" => oversized_request_body,
+    "token-pointers" => oversized_token_pointers,
+    "aliased-headers" => oversized_aliased_headers,
+    "random-bytes" => oversized_random_bytes,
+);
+
+#[tokio::test]
+async fn flood() {
+    // The program refuses a flood it does not know, listing those it does: the tests below cover
+    // exactly that list.
+    let sandbox = corpus_sandbox(|_| {});
+    let c = load(&sandbox, FLOOD);
+    let run = sandbox.test_connection(&c, &integration(None, None, json!({ "flood": "?" }))).await;
+    assert_eq!(run.result.failure, Some(FailureClass::Misconfigured));
+    let known = run.result.message.split_once("known: ").unwrap().1;
+    assert_eq!(known.split(", ").collect::<Vec<_>>(), FLOODS);
+    assert_eq!(TESTED_FLOODS, FLOODS, "each flood has its test");
+}
+
+/// The default host-call budget.
+fn budget() -> usize {
+    Limits::default().max_host_calls as usize
+}
+
+#[tokio::test]
+async fn flood_send_allowed() {
+    // Requests to the base URL: 16 are sent, the rest are refused, and refusals count as calls.
+    let sandbox = corpus_sandbox(|_| {});
+    let (run, server) = run_flood(&sandbox, "send-allowed", AUTH_REF, LimitKind::HostCalls).await;
+    assert_eq!(server.hits(), Limits::default().max_requests as usize);
+    assert_eq!(run.record.host_calls.len(), budget());
+    assert!(run.record.denials.iter().all(|d| d.kind == DenialKind::RequestBudget));
+    assert_eq!(run.record.denials.len(), budget() - Limits::default().max_requests as usize);
+    assert!(run.record.dropped.is_empty(), "{:?}", run.record.dropped);
+}
+
+#[tokio::test]
+async fn flood_send_refused() {
+    // The loop of the issue: a request to an origin the manifest does not declare, refused before
+    // any DNS lookup, again and again. Before the host-call budget it grew the record without end.
+    let sandbox = corpus_sandbox(|_| {});
+    let (run, server) = run_flood(&sandbox, "send-refused", AUTH_REF, LimitKind::HostCalls).await;
+    assert_eq!(server.hits(), 0);
+    assert_eq!(run.record.host_calls.len(), budget());
+    // The first requests are refused for their origin, the rest for the spent request budget.
+    let kinds: Vec<DenialKind> = run.record.denials.iter().map(|d| d.kind).collect();
+    let requests = Limits::default().max_requests as usize;
+    assert_eq!(kinds.len(), budget());
+    assert!(kinds[..requests].iter().all(|k| *k == DenialKind::Origin), "{kinds:?}");
+    assert!(kinds[requests..].iter().all(|k| *k == DenialKind::RequestBudget), "{kinds:?}");
+    assert!(run.record.trap.as_ref().unwrap().message.contains("256 host calls"), "{:?}", run.record.trap);
+}
+
+#[tokio::test]
+async fn flood_send_for_token() {
+    let sandbox = corpus_sandbox(|_| {});
+    let (run, _server) = run_flood(&sandbox, "send-for-token", AUTH_REF, LimitKind::HostCalls).await;
+    let kept = run.record.host_calls.iter().filter(|c| c.token_kept).count();
+    assert_eq!(kept, Limits::default().max_requests as usize, "one token per request sent");
+    assert!(!serde_json::to_string(&run).unwrap().contains(ISSUED_TOKEN));
+    assert_no_canary(&run);
+}
+
+#[tokio::test]
+async fn flood_resolve_keep() {
+    // Every resolve is a new handle to the same secret; a guest holding `max-handles` is stopped.
+    let sandbox = corpus_sandbox(|c| c.limits.max_handles = 64);
+    let (run, _server) = run_flood(&sandbox, "resolve-keep", AUTH_REF, LimitKind::Handles).await;
+    assert_eq!(run.record.host_calls.len(), 65, "the 65th handle did not fit");
+    assert!(run.record.trap.as_ref().unwrap().message.contains("64 live handles"));
+}
+
+#[tokio::test]
+async fn flood_resolve_drop() {
+    // Handles given back are not counted against `max-handles`, but each resolve is a call.
+    let sandbox = corpus_sandbox(|c| c.limits.max_handles = 64);
+    let (run, _server) = run_flood(&sandbox, "resolve-drop", AUTH_REF, LimitKind::HostCalls).await;
+    assert_eq!(run.record.host_calls.len(), budget());
+    assert!(run.record.host_calls.iter().all(|c| c.operation == "resolve" && c.error.is_none()));
+}
+
+#[tokio::test]
+async fn flood_resolve_foreign() {
+    let sandbox = corpus_sandbox(|_| {});
+    let (run, _server) = run_flood(&sandbox, "resolve-foreign", AUTH_REF, LimitKind::HostCalls).await;
+    assert_eq!(run.record.denials.len(), budget());
+    assert!(run.record.denials.iter().all(|d| d.kind == DenialKind::SecretRef));
+}
+
+#[tokio::test]
+async fn flood_reveal() {
+    // The manifest asks for `reveal-secrets`; this operator withholds it.
+    let sandbox = corpus_sandbox(|c| c.allow_reveal_secrets = false);
+    let (run, _server) = run_flood(&sandbox, "reveal", AUTH_REF, LimitKind::HostCalls).await;
+    assert_eq!(run.record.denials.len(), budget() - 1);
+    assert!(run.record.denials.iter().all(|d| d.kind == DenialKind::Reveal));
+    assert_no_canary(&run);
+}
+
+#[tokio::test]
+async fn flood_sign_jwt() {
+    let sandbox = corpus_sandbox(|c| c.allow_sign_jwt = false);
+    let (run, _server) = run_flood(&sandbox, "sign-jwt", KEY_REF, LimitKind::HostCalls).await;
+    assert_eq!(run.record.denials.len(), budget() - 1);
+    assert!(run.record.denials.iter().all(|d| d.kind == DenialKind::SignJwt));
+}
+
+#[tokio::test]
+async fn flood_sign_jwt_keep() {
+    // Permitted signing: every token is a secret the host must redact from all the invocation
+    // produces, so their number is bounded too.
+    let sandbox = corpus_sandbox(|_| {});
+    let (run, _server) = run_flood(&sandbox, "sign-jwt-keep", KEY_REF, LimitKind::SecretValues).await;
+    let signed = run.record.host_calls.iter().filter(|c| c.operation == "sign-jwt").count();
+    assert!((60..=64).contains(&signed), "{signed} tokens signed");
+    assert!(!serde_json::to_string(&run).unwrap().contains("PRIVATE KEY"));
+}
+
+#[tokio::test]
+async fn flood_log_empty() {
+    // An empty line is not free: each costs a fixed overhead against the log budget.
+    let sandbox = corpus_sandbox(|_| {});
+    let (run, _server) = run_flood(&sandbox, "log-empty", AUTH_REF, LimitKind::LogBytes).await;
+    let lines = Limits::default().max_log_bytes / stella_runtime::limits::LOG_LINE_OVERHEAD;
+    assert_eq!(run.record.logs.len() as u64, lines);
+    assert_eq!(run.record.dropped.logs, 1, "the line that did not fit is counted");
+}
+
+#[tokio::test]
+async fn flood_log_long() {
+    let sandbox = corpus_sandbox(|_| {});
+    let (run, _server) = run_flood(&sandbox, "log-long", AUTH_REF, LimitKind::LogBytes).await;
+    assert!(run.record.logs.is_empty());
+    assert_eq!(run.record.dropped.logs, 1);
+}
+
+#[tokio::test]
+async fn flood_stdout() {
+    let sandbox = corpus_sandbox(|_| {});
+    let (run, _server) = run_flood(&sandbox, "stdout", AUTH_REF, LimitKind::LogBytes).await;
+    let max = Limits::default().max_log_bytes as usize;
+    assert!(run.record.stdout.len() <= max && run.record.stdout.len() > max / 2, "{}", run.record.stdout.len());
+    assert!(run.record.stdout.starts_with("line 1 of a flood on stdout\n"));
+    assert!(run.record.dropped.stdout_bytes > 0);
+}
+
+#[tokio::test]
+async fn flood_stderr() {
+    let sandbox = corpus_sandbox(|_| {});
+    let (run, _server) = run_flood(&sandbox, "stderr", AUTH_REF, LimitKind::LogBytes).await;
+    assert!(run.record.stderr.starts_with("line 1 of a flood on stderr\n"));
+    assert!(run.record.stdout.is_empty());
+    assert!(run.record.dropped.stderr_bytes > 0);
+}
+
+#[tokio::test]
+async fn flood_wasi_socket() {
+    // Sockets are refused before one is opened in the host, and each attempt is a call.
+    let sandbox = corpus_sandbox(|_| {});
+    let (run, _server) = run_flood(&sandbox, "wasi-socket", AUTH_REF, LimitKind::HostCalls).await;
+    assert_eq!(run.record.denials.len(), budget());
+    assert!(run.record.denials.iter().all(|d| d.kind == DenialKind::WasiSocket));
+    assert_eq!(run.record.host_calls[0].operation, "create-tcp-socket");
+}
+
+#[tokio::test]
+async fn flood_wasi_pollables() {
+    // WASI's own resources live in the same bounded table as the host's.
+    let sandbox = corpus_sandbox(|_| {});
+    let (_run, _server) = run_flood(&sandbox, "wasi-pollables", AUTH_REF, LimitKind::Handles).await;
+}
+
+#[tokio::test]
+async fn flood_secret_method() {
+    // A call that leaves nothing behind is as free as a loop: the deadline bounds it.
+    let sandbox = corpus_sandbox(|c| c.limits.deadline_ms = 300);
+    let (run, _server) = run_flood(&sandbox, "secret-method", AUTH_REF, LimitKind::Deadline).await;
+    assert_eq!(run.record.host_calls.len(), 1, "only the resolve is recorded");
+}
+
+async fn oversized_case(which: &str) -> Invocation<TestOutcome> {
+    let server = StubServer::start().await;
+    let sandbox = corpus_sandbox(|_| {});
+    let c = load(&sandbox, OVERSIZED);
+    let run = sandbox.test_connection(&c, &integration(Some(&server.url()), None, json!({ "oversized": which }))).await;
+    assert_record_bounded(&run);
+    assert_host_still_works(&sandbox).await;
+    assert_eq!(server.hits(), 0, "nothing oversized reached the server");
+    run
+}
+
+#[tokio::test]
+async fn oversized() {
+    let sandbox = corpus_sandbox(|_| {});
+    let c = load(&sandbox, OVERSIZED);
+    let run = sandbox.test_connection(&c, &integration(None, None, json!({ "oversized": "?" }))).await;
+    let known = run.result.message.split_once("known: ").unwrap().1;
+    assert_eq!(known.split(", ").collect::<Vec<_>>(), OVERSIZED_CASES);
+    assert_eq!(TESTED_OVERSIZED, OVERSIZED_CASES, "each case has its test");
+}
+
+#[tokio::test]
+async fn oversized_result_message() {
+    // 1 MiB of message is passed (it is under the transfer limit) and cut to 4 KiB.
+    let run = oversized_case("result-message").await;
+    assert!(run.result.success);
+    assert!(run.result.message.len() <= 4096 + 3 && run.result.message.ends_with('…'));
+}
+
+#[tokio::test]
+async fn oversized_result_steps() {
+    let run = oversized_case("result-steps").await;
+    assert!(run.result.success);
+    assert_eq!(run.result.steps.len(), 64);
+    assert!(run.result.steps.iter().all(|s| s.name.len() <= 128 + 3));
+}
+
+#[tokio::test]
+async fn oversized_result_facts() {
+    let run = oversized_case("result-facts").await;
+    let facts = &run.result.facts;
+    assert!(facts.provider_version.as_ref().unwrap().len() <= 256 + 3);
+    assert!(facts.credential_expires_at.as_ref().unwrap().len() <= 256 + 3);
+}
+
+#[tokio::test]
+async fn oversized_result_huge() {
+    // 8 MiB of result: more than one call may pass to the host.
+    let run = oversized_case("result-huge").await;
+    assert_stopped_by(&run, LimitKind::TransferBytes);
+}
+
+#[track_caller]
+fn assert_refused_request(run: &Invocation<TestOutcome>, says: &str) {
+    assert!(!run.result.success);
+    let call = run.record.host_calls.iter().find(|c| c.interface == "http").expect("the call is recorded");
+    assert_eq!(call.error.as_deref(), Some("invalid-request"), "{call:?}");
+    assert!(call.error_message.as_deref().unwrap().contains(says), "{call:?}");
+    assert!(call.target.len() <= stella_runtime::record::MAX_ENTRY_TEXT + 3);
+}
+
+#[tokio::test]
+async fn oversized_request_headers() {
+    assert_refused_request(&oversized_case("request-headers").await, "more than 64 headers");
+}
+
+#[tokio::test]
+async fn oversized_request_url() {
+    assert_refused_request(&oversized_case("request-url").await, "longer than 8192");
+}
+
+#[tokio::test]
+async fn oversized_request_body() {
+    assert_refused_request(&oversized_case("request-body").await, "larger than 1048576");
+}
+
+#[tokio::test]
+async fn oversized_token_pointers() {
+    assert_refused_request(&oversized_case("token-pointers").await, "between 1 and 8 token pointers");
+}
+
+#[tokio::test]
+async fn oversized_aliased_headers() {
+    // 100,000 headers whose values all point at the same 1 KiB: 2 MiB of guest memory that a host
+    // copying every string would turn into 100 MiB of its own. The copy stops at the transfer limit.
+    let run = oversized_case("aliased-headers").await;
+    assert_stopped_by(&run, LimitKind::TransferBytes);
+    assert!(run.record.host_calls.is_empty(), "the call never reached the import");
+}
+
+#[tokio::test]
+async fn oversized_random_bytes() {
+    let run = oversized_case("random-bytes").await;
+    assert_stopped_by(&run, LimitKind::TransferBytes);
 }

@@ -82,17 +82,18 @@ impl Drop for Server {
     }
 }
 
-/// Starts `serve` on the database, with `env` (health checks are off unless it turns them on).
+/// Starts `serve` on the database, with `env` last (health checks are off and there is no plugins
+/// directory unless it says otherwise).
 pub fn start_server(database_url: &str, data_dir: &std::path::Path, env: &[(&str, &str)]) -> (Server, String) {
     let mut child = Command::new(BIN)
         .arg("serve")
         .env("STELLA_HEALTH_ENABLED", "false")
-        .envs(env.iter().copied())
         .env("DATABASE_URL", database_url)
         .env("STELLA_DATA_DIR", data_dir)
         .env("STELLA_LISTEN", "127.0.0.1:0")
         .env("STELLA_PLUGINS_DIR", data_dir.join("no-plugins"))
         .env("STELLA_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -129,9 +130,18 @@ impl RawClient {
 
     /// GETs `path`; returns the status and the body length.
     pub async fn get(&mut self, path: &str) -> (u16, usize) {
+        self.send("GET", path).await
+    }
+
+    /// Sends a request without a body (`GET`, or an action such as `POST /{id}/test`); returns the
+    /// status and the body length.
+    pub async fn send(&mut self, method: &str, path: &str) -> (u16, usize) {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n", self.host, self.token);
+        let length_header = if method == "GET" { "" } else { "Content-Length: 0\r\n" };
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n{length_header}\r\n",
+            self.host, self.token
+        );
         self.stream.get_mut().write_all(request.as_bytes()).await.unwrap();
         let mut line = String::new();
         self.stream.read_line(&mut line).await.unwrap();

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use stella_runtime::record::EffectiveLimits;
-use stella_runtime::{ConnectorSource, IntegrationType, LoadFailure, LoadedConnector, Manifest};
+use stella_runtime::{Compilation, ConnectorSource, IntegrationType, LoadFailure, LoadedConnector, Manifest};
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -38,6 +38,9 @@ pub struct Plugin {
     pub effective_limits: EffectiveLimits,
     /// The interfaces the component imports.
     pub imports: Vec<String>,
+    /// How long this process took to compile it (or read it from its compile cache) when it
+    /// loaded it.
+    pub compilation: Compilation,
 }
 
 /// Every loaded connector, and the files that were refused.
@@ -68,6 +71,7 @@ fn describe(state: &AppState, c: &LoadedConnector) -> Plugin {
         path,
         effective_limits: EffectiveLimits::from(&limits),
         imports: c.imports().to_vec(),
+        compilation: c.compilation(),
         manifest,
     }
 }

@@ -20,6 +20,7 @@ impl Host for HostState {
         algorithm: JwtAlgorithm,
         claims_json: String,
     ) -> wasmtime::Result<Result<Resource<SecretHandle>, CryptoError>> {
+        lock(&self.cx.journal).begin_call()?;
         let handle = self.table.get(&key)?;
         let origin = handle.origin.clone();
         let key_value = handle.value.clone();
@@ -41,10 +42,8 @@ impl Host for HostState {
         let result = match result {
             Ok(token) => {
                 let token = SecretValue::new(token);
-                lock(&self.cx.journal).redactor.add(&token);
-                let handle =
-                    self.table.push(SecretHandle { origin: format!("jwt signed with {origin}"), value: token })?;
-                Ok(handle)
+                lock(&self.cx.journal).add_secret(&token)?;
+                Ok(token)
             }
             Err(e) => {
                 let (kind, message) = match &e {
@@ -57,8 +56,13 @@ impl Host for HostState {
                 Err(e)
             }
         };
-        lock(&self.cx.journal).host_calls.push(call);
-        Ok(result)
+        lock(&self.cx.journal).record_call(call)?;
+        match result {
+            Ok(token) => {
+                Ok(Ok(self.push_secret(SecretHandle { origin: format!("jwt signed with {origin}"), value: token })?))
+            }
+            Err(e) => Ok(Err(e)),
+        }
     }
 }
 

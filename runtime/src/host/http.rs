@@ -25,6 +25,8 @@ const MAX_TOKEN_POINTERS: usize = 8;
 const MAX_TOKEN_POINTER_LEN: usize = 256;
 /// A token answer is a small JSON document; a larger 2xx answer is withheld, not parsed.
 const MAX_TOKEN_BODY: usize = 64 * 1024;
+/// Credential fields (besides the pointers' strings) a token answer may carry and still be used.
+const MAX_ANSWER_CREDENTIALS: usize = 16;
 /// Shorter values are not taken as tokens: they could not be redacted without mangling text.
 const MIN_TOKEN_LEN: usize = 8;
 const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -83,7 +85,7 @@ impl Host for HostState {
         request: Request,
         credential: Option<Credential>,
     ) -> wasmtime::Result<Result<Response, HttpError>> {
-        Ok(self.send_recorded(request, credential, None).await.map(|(response, _)| response))
+        Ok(self.send_recorded(request, credential, None).await?.map(|(response, _)| response))
     }
 
     async fn send_for_token(
@@ -92,12 +94,12 @@ impl Host for HostState {
         credential: Option<Credential>,
         token_pointers: Vec<String>,
     ) -> wasmtime::Result<Result<TokenResponse, HttpError>> {
-        let (response, kept) = match self.send_recorded(request, credential, Some(&token_pointers)).await {
+        let (response, kept) = match self.send_recorded(request, credential, Some(&token_pointers)).await? {
             Ok(answer) => answer,
             Err(e) => return Ok(Err(e)),
         };
         let token = match kept {
-            Some((origin, value)) => Some(self.table.push(SecretHandle { origin, value })?),
+            Some((origin, value)) => Some(self.push_secret(SecretHandle { origin, value })?),
             None => None,
         };
         Ok(Ok(TokenResponse { status: response.status, headers: response.headers, body: response.body, token }))
@@ -110,13 +112,14 @@ type KeptToken = (String, SecretValue);
 impl HostState {
     /// Sends the request and writes its host call to the journal. With `token_pointers`, a 2xx
     /// JSON answer's token is taken out (see [`take_token`]) before the guest or the journal sees
-    /// anything.
+    /// anything. Traps (the outer error) when the call ran out of one of the invocation's budgets.
     async fn send_recorded(
         &mut self,
         request: Request,
         credential: Option<Credential>,
         token_pointers: Option<&[String]>,
-    ) -> Result<(Response, Option<KeptToken>), HttpError> {
+    ) -> wasmtime::Result<Result<(Response, Option<KeptToken>), HttpError>> {
+        lock(&self.cx.journal).begin_call()?;
         let started = Instant::now();
         let method = method_name(request.method);
         let mut call = HostCall {
@@ -137,13 +140,18 @@ impl HostState {
         let mut j = lock(&self.cx.journal);
         let result = match result {
             Ok((response, taken)) => {
-                let kept = taken.map(|taken| {
-                    for value in taken.scrubbed.iter().chain([&taken.token]) {
-                        j.redactor.add(value);
+                let kept = match taken {
+                    None => None,
+                    Some(taken) => {
+                        // Every value is registered before the guest can see anything of the
+                        // answer; a guest that made the host hold too many is stopped here.
+                        let registered = taken.scrubbed.iter().chain([&taken.token]).try_for_each(|v| j.add_secret(v));
+                        if registered.is_ok() {
+                            call.token_kept = true;
+                        }
+                        Some((format!("token from {}", j.redactor.redact(&call.target)), taken.token))
                     }
-                    call.token_kept = true;
-                    (format!("token from {}", j.redactor.redact(&call.target)), taken.token)
-                });
+                };
                 Ok((response, kept))
             }
             Err(e) => {
@@ -154,10 +162,10 @@ impl HostState {
             }
         };
         call.target = j.redactor.redact(&call.target);
-        j.host_calls.push(call);
+        j.record_call(call)?;
         drop(j);
         // Messages go back to the guest redacted too: an error can echo a URL or header.
-        result.map_err(|e| self.redact_error(e))
+        Ok(result.map_err(|e| self.redact_error(e)))
     }
 }
 
@@ -190,8 +198,8 @@ struct Taken {
 /// long enough to redact) is the token. It, the strings at the other pointers, and every string
 /// field named like a credential ([`CREDENTIAL_FIELDS`], at any depth) are replaced by
 /// `[REDACTED]` wherever they occur in the body (values and keys) and in the headers. A 2xx
-/// answer without a token, not JSON, or over [`MAX_TOKEN_BODY`] is withheld whole, since what it
-/// holds is unknown. Other answers pass as they are: error bodies carry no credential, and the
+/// answer without a token, not JSON, over [`MAX_TOKEN_BODY`], or with more than
+/// [`MAX_ANSWER_CREDENTIALS`] credential fields is withheld whole, since what it holds is unknown. Other answers pass as they are: error bodies carry no credential, and the
 /// connector needs them to say what went wrong.
 fn take_token(response: &mut Response, pointers: &[String]) -> Option<Taken> {
     if !(200..300).contains(&response.status) {
@@ -211,6 +219,11 @@ fn take_token(response: &mut Response, pointers: &[String]) -> Option<Taken> {
     let mut needles: Vec<String> =
         pointers.iter().filter_map(|p| Some(json.pointer(p)?.as_str()?.to_string())).collect();
     credential_fields(&json, &mut needles);
+    // A token answer carries a few credentials; one with many is not an answer this understands,
+    // and each value kept would cost every later redaction.
+    if needles.len() > MAX_TOKEN_POINTERS + MAX_ANSWER_CREDENTIALS {
+        return None;
+    }
     needles.retain(|n| !n.is_empty() && *n != token);
     needles.push(token.clone());
     needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
@@ -229,6 +242,9 @@ fn take_token(response: &mut Response, pointers: &[String]) -> Option<Taken> {
 const CREDENTIAL_FIELDS: &[&str] = &["token", "access_token", "refresh_token", "id_token"];
 
 fn credential_fields(value: &serde_json::Value, found: &mut Vec<String>) {
+    if found.len() > MAX_TOKEN_POINTERS + MAX_ANSWER_CREDENTIALS {
+        return;
+    }
     match value {
         serde_json::Value::Object(fields) => {
             for (name, v) in fields {
@@ -283,8 +299,8 @@ impl HostState {
         token_pointers: Option<&[String]>,
         call: &mut HostCall,
     ) -> Result<Response, HttpError> {
-        // Every call spends budget, refused or not: a guest looping on denied requests is
-        // stopped just the same.
+        // Every request spends the request budget, refused or not (and every call the host-call
+        // budget): a guest looping on denied requests is stopped just the same.
         self.cx.requests_made += 1;
         if request.url.len() > MAX_URL_LEN {
             call.target = "(over-long URL)".into();
@@ -403,7 +419,9 @@ impl HostState {
                     if username.contains(':') {
                         return Err(HttpError::InvalidRequest("a basic-auth username may not contain `:`".into()));
                     }
-                    lock(&self.cx.journal).redactor.add_basic(&username, &secret);
+                    if lock(&self.cx.journal).add_basic_secret(&username, &secret).is_err() {
+                        return Err(HttpError::Denied("the invocation holds too many secret values".into()));
+                    }
                     let pair = format!("{username}:{}", secret.expose());
                     (
                         reqwest::header::AUTHORIZATION,
@@ -583,6 +601,10 @@ mod tests {
         let mut huge = answer(200, &format!(r#"{{"token":"tok-12345678","pad":"{}"}}"#, "x".repeat(MAX_TOKEN_BODY)));
         assert!(take_token(&mut huge, &pointers(&["/token"])).is_none());
         assert!(huge.body.is_empty());
+        let many: Vec<String> = (0..40).map(|i| format!(r#"{{"token":"credential-{i:04}"}}"#)).collect();
+        let mut crowded = answer(200, &format!(r#"{{"token":"tok-12345678","all":[{}]}}"#, many.join(",")));
+        assert!(take_token(&mut crowded, &pointers(&["/token"])).is_none());
+        assert!(crowded.body.is_empty());
         let mut denied = answer(401, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#);
         assert!(take_token(&mut denied, &pointers(&["/token"])).is_none());
         assert!(String::from_utf8(denied.body).unwrap().contains("UNAUTHORIZED"));

@@ -8,28 +8,31 @@ use crate::record::{DenialKind, HostCall};
 use crate::secrets::{AuthRef, ResolveError};
 
 impl HostState {
-    fn record_secret_call(&self, operation: &str, target: &str, error: Option<(&str, String)>) {
+    /// Writes the call's entry; traps when a budget ran out.
+    fn record_secret_call(&self, operation: &str, target: &str, error: Option<(&str, String)>) -> wasmtime::Result<()> {
         let mut j = lock(&self.cx.journal);
         let error_message = error.as_ref().map(|(_, m)| j.redactor.redact(m));
-        j.host_calls.push(HostCall {
+        j.record_call(HostCall {
             interface: "secrets".into(),
             operation: operation.into(),
             target: target.into(),
             error: error.map(|(kind, _)| kind.to_string()),
             error_message,
             ..HostCall::default()
-        });
+        })
+        .map_err(wasmtime::Error::new)
     }
 }
 
 impl Host for HostState {
     async fn resolve(&mut self, auth_ref: String) -> wasmtime::Result<Result<Resource<SecretHandle>, SecretError>> {
+        lock(&self.cx.journal).begin_call()?;
         // The target is logged only once it is known to be a well-formed AuthRef, so a guest
         // cannot smuggle arbitrary text into the audit through it.
         let parsed = match AuthRef::parse(&auth_ref) {
             Ok(r) => r,
             Err(why) => {
-                self.record_secret_call("resolve", "(malformed AuthRef)", Some(("invalid-ref", why.clone())));
+                self.record_secret_call("resolve", "(malformed AuthRef)", Some(("invalid-ref", why.clone())))?;
                 return Ok(Err(SecretError::InvalidRef(why)));
             }
         };
@@ -40,23 +43,23 @@ impl Host for HostState {
                 None => "the integration under test has no AuthRef".to_string(),
             };
             lock(&self.cx.journal).deny(DenialKind::SecretRef, &target, &why);
-            self.record_secret_call("resolve", &target, Some(("denied", why.clone())));
+            self.record_secret_call("resolve", &target, Some(("denied", why.clone())))?;
             return Ok(Err(SecretError::Denied(why)));
         }
         match self.cx.resolver.resolve(&parsed) {
             Ok(value) => {
-                lock(&self.cx.journal).redactor.add(&value);
-                self.record_secret_call("resolve", &target, None);
-                let handle = self.table.push(SecretHandle { origin: target, value })?;
+                lock(&self.cx.journal).add_secret(&value)?;
+                self.record_secret_call("resolve", &target, None)?;
+                let handle = self.push_secret(SecretHandle { origin: target, value })?;
                 Ok(Ok(handle))
             }
             Err(ResolveError::NotFound(m)) => {
-                self.record_secret_call("resolve", &target, Some(("not-found", m.clone())));
+                self.record_secret_call("resolve", &target, Some(("not-found", m.clone())))?;
                 Ok(Err(SecretError::NotFound(m)))
             }
             Err(ResolveError::Unavailable(m)) => {
                 tracing::warn!(auth_ref = %target, reason = %m, "secret store unavailable");
-                self.record_secret_call("resolve", &target, Some(("unavailable", m.clone())));
+                self.record_secret_call("resolve", &target, Some(("unavailable", m.clone())))?;
                 Ok(Err(SecretError::Unavailable(m)))
             }
         }
@@ -69,17 +72,18 @@ impl HostSecret for HostState {
     }
 
     async fn reveal(&mut self, secret: Resource<SecretHandle>) -> wasmtime::Result<Result<String, SecretError>> {
+        lock(&self.cx.journal).begin_call()?;
         let handle = self.table.get(&secret)?;
         let origin = handle.origin.clone();
         if !self.cx.permissions.reveal_secrets {
             let why = "reveal needs `reveal-secrets = true` in the connector's manifest and the operator's permission"
                 .to_string();
             lock(&self.cx.journal).deny(DenialKind::Reveal, &origin, &why);
-            self.record_secret_call("reveal", &origin, Some(("denied", why.clone())));
+            self.record_secret_call("reveal", &origin, Some(("denied", why.clone())))?;
             return Ok(Err(SecretError::Denied(why)));
         }
         let value = handle.value.expose().to_string();
-        self.record_secret_call("reveal", &origin, None);
+        self.record_secret_call("reveal", &origin, None)?;
         Ok(Ok(value))
     }
 

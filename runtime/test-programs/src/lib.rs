@@ -1,5 +1,8 @@
 //! Helpers shared by the test programs (each example is one component).
 
+mod cases;
+pub use cases::{FLOODS, OVERSIZED_CASES};
+
 use stella_connector_sdk::http::{Response, ResponseExt};
 use stella_connector_sdk::prelude::*;
 
