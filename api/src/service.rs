@@ -524,7 +524,8 @@ impl Catalog {
         let subject = self.get(caller, id).await?;
         let run = self.run_test(&subject).await;
         let passed = run.result.success;
-        let stored = serde_json::to_value(&run).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        // Serialized once: a test's record can be a few hundred KiB, and a retry must not redo it.
+        let stored = serde_json::to_string(&run).map_err(|e| ServiceError::Internal(e.to_string()))?;
         let details = json!({
             "success": passed,
             "failureClass": run.result.failure,

@@ -421,3 +421,67 @@ async fn the_cli_exports_and_imports_against_a_running_service() {
     assert!(!text(&out.stderr).contains(&staging));
     assert!(server.terminate());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_plugin_is_contained_by_the_running_service() {
+    // The loop of issue 13 through the real binary: a plugin that sends refused requests without
+    // end. Before the host-call budget, one test of it took the service to 4.3 GB, wrote a 255 MB
+    // record and flooded the log with a line per refusal.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    std::fs::copy(test_programs_artifacts::FLOOD, dir.path().join("plugins/flood.wasm")).unwrap();
+    let admin = token(dir.path(), "integrations.admin");
+    let server = Server::start(dir.path(), &[("STELLA_HEALTH_ENABLED", "false")]);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.base);
+
+    let json = |text: String| serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+    let plugin = http.get(url("/api/v1/plugins/test-program-flood")).bearer_auth(&admin).send().await.unwrap();
+    let plugin = json(plugin.text().await.unwrap());
+    assert!(plugin["compilation"]["compileMs"].is_u64(), "{plugin}");
+    let body = json!({"name": "hostile", "type": "registry", "provider": "test-program-flood",
+                      "baseUrl": "https://registry.example.com", "configuration": {"flood": "send-refused"}});
+    let created = http
+        .post(url("/api/v1/integrations"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let created = json(created.text().await.unwrap());
+    let id = created["integrationId"].as_str().unwrap();
+    let response = http.post(url(&format!("/api/v1/integrations/{id}/test"))).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let tested = json(response.text().await.unwrap());
+    assert_eq!(tested["testResult"]["result"]["failure"], "internal", "{tested}");
+    assert_eq!(tested["testResult"]["record"]["trap"]["limit"], "host-calls", "{tested}");
+
+    // The stored record, as the API answers it, is within its budget.
+    let latest = http
+        .get(url(&format!("/api/v1/integrations/{id}/tests/latest")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&latest).unwrap();
+    let record = serde_json::to_vec(&answer["record"]).unwrap();
+    assert!(record.len() <= (256 << 10) + 4096, "the record is {} bytes", record.len());
+    assert_eq!(answer["record"]["denials"].as_array().unwrap().len(), 256);
+    assert!(latest.len() < 512 << 10, "the answer is {} bytes", latest.len());
+
+    // The service's log has the first 16 refusals and one line counting the rest.
+    let logs = server.logs.lock().unwrap().clone();
+    let denied = logs.iter().filter(|l| l.contains("connector request denied")).count();
+    assert_eq!(denied, 16, "{logs:#?}");
+    assert!(logs.iter().any(|l| l.contains("denials not logged") && l.contains("240")), "{logs:#?}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let rss_kib: u64 =
+        status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(rss_kib < 512 << 10, "the service holds {rss_kib} KiB");
+    assert!(server.terminate(), "the service stops cleanly");
+}

@@ -851,6 +851,10 @@ async fn plugins_probes_and_documents_are_served() {
         plugin["manifest"]["permissions"].is_object() && plugin["effectiveLimits"]["deadlineMs"].is_u64(),
         "{plugin}"
     );
+    // What it may make the host keep, and what loading it cost.
+    assert_eq!(plugin["effectiveLimits"]["maxHostCalls"], 256, "{plugin}");
+    assert_eq!(plugin["effectiveLimits"]["maxRecordBytes"], 256 << 10, "{plugin}");
+    assert!(plugin["compilation"]["compileMs"].is_u64() && plugin["compilation"]["fromCache"].is_boolean(), "{plugin}");
     assert!(r.body["failures"].as_array().unwrap().is_empty());
     let r = app.send(Method::GET, "/api/v1/plugins/in-memory", Some(&read), None).await;
     assert_eq!(r.body["provider"], "in-memory");

@@ -364,7 +364,7 @@ async fn the_latest_test_result_is_kept_and_goes_with_the_row(b: &Backend) {
     assert_eq!(s.latest_test("t1", i.integration_id).await.unwrap(), None);
     for n in 1..3 {
         let mut change = updated(&i, n);
-        change.test_result = Some(json!({"run": n}));
+        change.test_result = Some(json!({"run": n}).to_string());
         s.apply(change).await.unwrap();
     }
     assert_eq!(s.latest_test("t1", i.integration_id).await.unwrap(), Some(json!({"run": 2})));

@@ -659,9 +659,14 @@ impl Sandbox {
                 drop(j);
                 // The trap itself, without the wasm backtrace: the audit wants what happened.
                 tracing::debug!(error = format!("{e:?}"), "connector trapped");
+                // A trap says "wasm trap: ..."; any other error's own message is its root cause (the
+                // outer ones only say where in the guest it happened).
+                let root = e.chain().last();
                 let detail = match e.downcast_ref::<Trap>() {
-                    Some(trap) => format!("wasm trap: {trap}"),
-                    None => e.to_string(),
+                    Some(trap) => trap.to_string(),
+                    // A limit the host enforced: the limit's own message says it all.
+                    None if root.is_some_and(|r| r.is::<crate::host::LimitExceeded>()) => String::new(),
+                    None => root.map_or_else(|| e.to_string(), |root| root.to_string()),
                 };
                 match limit {
                     // `run` names the limit.
@@ -746,7 +751,7 @@ fn limit_message(limit: LimitKind, limits: &Limits, detail: &str) -> String {
             format!("the connector made the host hold more than {} secret values", crate::host::MAX_SECRET_VALUES)
         }
     };
-    format!("{what} ({detail})")
+    if detail.is_empty() { what } else { format!("{what} ({detail})") }
 }
 
 /// The functions the world `integration-connector` exports.

@@ -475,7 +475,31 @@ fn components_are_validated_at_load() {
     let empty = stella_runtime::manifest::embed_manifest(&wat::parse_str("(component)").unwrap(), &manifest).unwrap();
     let err = sandbox.load(&empty, ConnectorSource::BuiltIn).unwrap_err();
     assert!(matches!(err, LoadError::WrongWorld(_)), "{err}");
-    assert!(err.to_string().contains("no export"), "{err}");
+    assert!(err.to_string().contains("no exported function `check-health`, `test-connection`"), "{err}");
+    // One that lacks an export is refused before it is compiled: the compile cache stays empty
+    // (a large component would otherwise cost seconds and hundreds of MiB first).
+    let half = wat::parse_str(
+        r#"(component
+             (core module $m (func (export "f") (result i32) i32.const 0))
+             (core instance $i (instantiate $m))
+             (func $f (result u32) (canon lift (core func $i "f")))
+             (export "test-connection" (func $f))
+           )"#,
+    )
+    .unwrap();
+    let half = stella_runtime::manifest::embed_manifest(&half, &manifest).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cached = Sandbox::new(
+        SandboxConfig { cache_dir: Some(cache.path().to_path_buf()), ..SandboxConfig::default() },
+        resolver(),
+    )
+    .unwrap();
+    let err = cached.load(&half, ConnectorSource::BuiltIn).unwrap_err();
+    assert!(
+        err.to_string().contains("no exported function `check-health` (its function exports: test-connection)"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0, "nothing was compiled");
     // No manifest.
     let bare = wat::parse_str("(component)").unwrap();
     assert!(matches!(sandbox.load(&bare, ConnectorSource::BuiltIn), Err(LoadError::Manifest(_))));

@@ -98,9 +98,9 @@ pub fn start_server(database_url: &str, data_dir: &std::path::Path, env: &[(&str
         .stderr(Stdio::piped())
         .spawn()
         .expect("the service binary starts");
-    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut address = None;
-    for line in stderr.lines() {
+    for line in stderr.by_ref() {
         let line = line.unwrap();
         if let Some(rest) = line.strip_prefix("stella-integrations listening on ") {
             address = Some(rest.split_whitespace().next().unwrap().to_string());
@@ -108,6 +108,8 @@ pub fn start_server(database_url: &str, data_dir: &std::path::Path, env: &[(&str
         }
         eprintln!("{line}");
     }
+    // What it logs later (warnings and errors) is shown too, and never fills the pipe.
+    std::thread::spawn(move || stderr.map_while(Result::ok).for_each(|line| eprintln!("service: {line}")));
     (Server(child), address.expect("the service printed its address"))
 }
 
@@ -145,7 +147,11 @@ impl RawClient {
         self.stream.get_mut().write_all(request.as_bytes()).await.unwrap();
         let mut line = String::new();
         self.stream.read_line(&mut line).await.unwrap();
-        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("an HTTP status line");
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{method} {path}: not an HTTP status line: {line:?}"));
         let mut length = 0;
         loop {
             line.clear();

@@ -92,8 +92,8 @@ pub struct Change {
     pub audit: AuditDraft,
     /// The events to publish.
     pub events: Vec<EventDraft>,
-    /// The latest test result to keep for the integration (`GET /{id}/tests/latest`).
-    pub test_result: Option<serde_json::Value>,
+    /// The latest test result to keep for the integration (`GET /{id}/tests/latest`), as JSON.
+    pub test_result: Option<String>,
     /// The response to keep for an `Idempotency-Key`.
     pub idempotency: Option<IdempotentResponse>,
     /// Make the integration's next health check due at once (after the one running, if any), so

@@ -501,7 +501,7 @@ macro_rules! sql_store {
                     .bind(change.integration_id.to_string())
                     .bind(tenant)
                     .bind(change.audit.at)
-                    .bind(result.to_string())
+                    .bind(result.as_str())
                     .execute(&mut **tx)
                     .await
                     .map_err(map_error)?;
