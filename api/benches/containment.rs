@@ -34,7 +34,7 @@ const READABLE: u32 = 100;
 /// Hostile invocations in flight at any time.
 const HOSTILE: usize = 32;
 const WARM_UP: Duration = Duration::from_secs(2);
-const MEASURED: Duration = Duration::from_secs(6);
+const MEASURED: Duration = Duration::from_secs(10);
 /// A wave lasts as long as its slowest connector: up to the 10 s deadline.
 const WAVES_MEASURED: Duration = Duration::from_secs(20);
 const AUTH_REF: &str = "ref://integrations/bench/token";

@@ -141,8 +141,9 @@ impl Drop for Background {
 /// The idle scheduling class for the calling thread (Linux keeps the policy per thread): it runs
 /// only when no other thread of the machine wants the CPU, and gives it up at once when one
 /// wakes. Nice 10 was not enough: on Linux's EEVDF scheduler a waking thread of the API still
-/// waited for the niced thread's time slice, several times per request, and a request's p99
-/// under 32 busy connectors went to 3-8 x idle. Where the idle class is refused, nice 19.
+/// waits for the niced thread's time slice, several times per request, and with 32 hostile
+/// connectors tested at once the API's p99 reached 2.7 x idle (1.5 x in the idle class; `make
+/// bench`, containment). Where the idle class is refused, nice 19.
 fn lower_this_thread_priority() {
     #[cfg(target_os = "linux")]
     {
