@@ -95,6 +95,21 @@ impl InvocationRecord {
         serde_json::to_vec(self).map_or(u64::MAX, |v| v.len() as u64)
     }
 
+    /// [`InvocationRecord::fit`] for a record whose entries the host measured as they came
+    /// (`entry_bytes`: their JSON, separators included): when they and stdout and stderr are
+    /// within `max_entry_bytes`, the record fits as it is and is not serialized to check (the
+    /// common case, on every invocation's path).
+    pub(crate) fn fit_measured(&mut self, max_entry_bytes: u64, entry_bytes: u64) {
+        let output = json_string_size(&self.stdout) + json_string_size(&self.stderr);
+        if entry_bytes.saturating_add(output) <= max_entry_bytes {
+            if let Some(trap) = &mut self.trap {
+                trap.message = bounded_text(&trap.message, MAX_TRAP_MESSAGE);
+            }
+            return;
+        }
+        self.fit(max_entry_bytes);
+    }
+
     /// Cuts the record to at most `max_entry_bytes` plus [`RECORD_ENVELOPE_BYTES`] of JSON,
     /// counting what it drops: stdout and stderr from their ends first, then entries from the
     /// ends of their lists (logs, denials, host calls), so that the first entries of each kind
@@ -132,6 +147,18 @@ impl InvocationRecord {
             size = self.json_size();
         }
     }
+}
+
+/// The size of a string as serde_json writes it, quotes included.
+fn json_string_size(text: &str) -> u64 {
+    2 + text
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..0x20 => 6,
+            _ => 1,
+        })
+        .sum::<u64>()
 }
 
 /// Text a connector produced, made safe to keep and show: control characters other than
@@ -355,6 +382,33 @@ mod tests {
         small.fit(16 << 10);
         assert!(small.dropped.is_empty());
         assert!(serde_json::to_value(&small).unwrap().get("dropped").is_none());
+    }
+
+    #[test]
+    fn measured_entries_skip_the_check_only_when_the_record_fits() {
+        let entries = |r: &InvocationRecord| {
+            let lists = [
+                serde_json::to_vec(&r.host_calls).unwrap().len(),
+                serde_json::to_vec(&r.denials).unwrap().len(),
+                serde_json::to_vec(&r.logs).unwrap().len(),
+            ];
+            lists.iter().sum::<usize>() as u64
+        };
+        for text in ["plain", "quotes \" and \\ and \n\t\u{8}\u{c}", "\u{1}\u{1f}\u{7f} é ☃"] {
+            assert_eq!(json_string_size(text), serde_json::to_string(text).unwrap().len() as u64, "{text:?}");
+        }
+        let mut small = full_record();
+        small.stdout = "\u{1}".repeat(100);
+        small.stderr = String::new();
+        let measured = entries(&small);
+        small.fit_measured(measured + 2_000, measured);
+        assert!(small.dropped.is_empty() && small.logs.len() == 100);
+        assert!(small.json_size() <= measured + 2_000 + RECORD_ENVELOPE_BYTES);
+        let mut large = full_record();
+        let measured = entries(&large);
+        large.fit_measured(measured, measured);
+        assert!(!large.dropped.is_empty(), "stdout and stderr do not fit beside the entries");
+        assert!(large.json_size() <= measured + RECORD_ENVELOPE_BYTES);
     }
 
     #[test]

@@ -505,6 +505,7 @@ impl Sandbox {
             );
         }
         let text = |bytes: &[u8]| j.redactor.redact(&String::from_utf8_lossy(bytes));
+        let entry_bytes = j.entry_bytes();
         let mut record = InvocationRecord {
             invocation_id: uuid::Uuid::new_v4().to_string(),
             operation: op.name().into(),
@@ -523,7 +524,7 @@ impl Sandbox {
             trap,
             dropped: j.dropped,
         };
-        record.fit(limits.max_record_bytes);
+        record.fit_measured(limits.max_record_bytes, entry_bytes);
         (end, record, j.redactor)
     }
 

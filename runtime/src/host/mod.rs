@@ -70,7 +70,10 @@ pub(crate) struct Journal {
     pub dropped: Dropped,
     calls: u32,
     log_bytes: u64,
+    /// The record's budget spent: its entries' JSON, exactly, and stdout/stderr, estimated.
     record_bytes: u64,
+    /// The part of `record_bytes` that stdout and stderr took.
+    output_bytes: u64,
     denials_seen: u32,
     /// The first limit noticed, hard or soft (a refused `memory.grow` that the guest may survive):
     /// it explains a trap that follows.
@@ -162,6 +165,11 @@ impl Journal {
         }
     }
 
+    /// The JSON size of the entries kept (host calls, denials, log lines), separators included.
+    pub fn entry_bytes(&self) -> u64 {
+        self.record_bytes - self.output_bytes
+    }
+
     /// How many denials were not written to the service's log.
     pub fn denials_not_logged(&self) -> u32 {
         self.denials_seen.saturating_sub(DENIALS_LOGGED)
@@ -205,6 +213,7 @@ impl Journal {
         }
         self.log_bytes += kept.len() as u64;
         self.record_bytes += cost;
+        self.output_bytes += cost;
         let (buffer, dropped) = match stream {
             Output::Stdout => (&mut self.stdout, &mut self.dropped.stdout_bytes),
             Output::Stderr => (&mut self.stderr, &mut self.dropped.stderr_bytes),
