@@ -22,13 +22,13 @@ setup:
 build: setup
 	$(CARGO) build -p stella-integrations
 
-## Build the connectors as components into target/connectors/.
-BUILTIN_CONNECTORS := in-memory http-probe harbor gitlab gitea jenkins artifact feed-mirror oci-registry github-app
-
+## Build the connectors as components into target/connectors/<provider>.wasm: the built-ins'
+## build script builds every connector under connectors/ (see connectors/guest-build) and lists
+## what it built, so nothing here names a connector.
 connectors: setup
-	$(CARGO) build --target wasm32-wasip2 --profile guest --target-dir $(GUEST_TARGET_DIR) $(foreach c,$(BUILTIN_CONNECTORS),-p connector-$(c))
+	$(CARGO) build -p stella-builtin-connectors
 	@mkdir -p target/connectors
-	@for c in $(BUILTIN_CONNECTORS); do cp $(GUEST_TARGET_DIR)/wasm32-wasip2/guest/connector_$${c//-/_}.wasm target/connectors/$$c.wasm; done
+	@while IFS=$$'\t' read -r provider wasm; do cp "$$wasm" "target/connectors/$$provider.wasm"; done < $(GUEST_TARGET_DIR)/wasm32-wasip2/guest/connectors.tsv
 	@echo "connectors in target/connectors/"
 
 ## Start the service on its embedded default: 127.0.0.1:8080, SQLite under ./data, the built-in
