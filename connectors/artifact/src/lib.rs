@@ -8,22 +8,31 @@
 //!   `cyclonedx-xml`, `spdx-json`, `spdx-tag-value`, `openvex`, `csaf-vex` (default: all);
 //! - `maxSizeBytes`: the largest document accepted, 1 KiB to 1 GiB (default 50 MiB).
 
+use serde::Deserialize;
 use serde_json::Value;
 use stella_connector_sdk::prelude::*;
 
 struct Artifact;
 
 const FORMATS: &[&str] = &["cyclonedx-json", "cyclonedx-xml", "spdx-json", "spdx-tag-value", "openvex", "csaf-vex"];
-const KEYS: &[&str] = &["formats", "maxSizeBytes"];
 const DEFAULT_MAX_SIZE: u64 = 50 << 20;
 
+/// The configuration keys, checked by [`check`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Keys {
+    formats: Option<Value>,
+    max_size_bytes: Option<Value>,
+}
+
 fn check(config: &ConnectionConfig, report: &mut Report) -> Result<(), String> {
-    let c = configuration_of_keys(config, KEYS)?;
+    // No request is sent, so there is nothing for `caCertificates` to apply to.
+    let c: Keys = config.settings_without_ca()?;
     if let Some(url) = &config.base_url {
         return Err(format!("artifact submission has no remote end: drop the base URL `{url}`"));
     }
-    let formats: Vec<&str> = match c.get("formats") {
-        None | Some(Value::Null) => FORMATS.to_vec(),
+    let formats: Vec<&str> = match &c.formats {
+        None => FORMATS.to_vec(),
         Some(Value::Array(list)) if !list.is_empty() => list
             .iter()
             .map(|f| f.as_str().filter(|f| FORMATS.contains(f)))
@@ -32,8 +41,8 @@ fn check(config: &ConnectionConfig, report: &mut Report) -> Result<(), String> {
         Some(_) => return Err(format!("`formats` must be a non-empty list of {}", FORMATS.join(", "))),
     };
     report.pass("formats", format!("accepts {}", formats.join(", ")));
-    let size = match c.get("maxSizeBytes") {
-        None | Some(Value::Null) => DEFAULT_MAX_SIZE,
+    let size = match &c.max_size_bytes {
+        None => DEFAULT_MAX_SIZE,
         Some(v) => v
             .as_u64()
             .filter(|s| (1 << 10..=1 << 30).contains(s))

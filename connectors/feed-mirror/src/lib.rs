@@ -16,13 +16,23 @@
 //! with the AuthRef's secret; without it the secret is a bearer token), `caCertificates` (read by
 //! the host).
 
+use serde::Deserialize;
 use serde_json::Value;
 use stella_connector_sdk::http::ResponseExt;
 use stella_connector_sdk::prelude::*;
 
 struct FeedMirror;
 
-const KEYS: &[&str] = &["indexPath", "maxAgeHours", "timestampPointer", "mirrorHosts", "username", "caCertificates"];
+/// The configuration keys, checked by [`settings`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Keys {
+    index_path: Option<Value>,
+    max_age_hours: Option<Value>,
+    timestamp_pointer: Option<Value>,
+    mirror_hosts: Option<Value>,
+    username: Option<Value>,
+}
 const TIMESTAMP_POINTERS: &[&str] = &["/generated", "/updated", "/timestamp", "/lastModified"];
 
 /// How far ahead of this host's clock an index's date may be.
@@ -36,17 +46,17 @@ struct Settings {
 }
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
-    let c = configuration_of_keys(config, KEYS)?;
-    let text = |key: &str| -> Result<Option<String>, String> {
-        match c.get(key) {
-            None | Some(Value::Null) => Ok(None),
+    let c: Keys = config.settings()?;
+    let text = |value: &Option<Value>, key: &str| -> Result<Option<String>, String> {
+        match value {
+            None => Ok(None),
             Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
             Some(_) => Err(format!("`{key}` must be a non-empty string")),
         }
     };
     let base = config.base_url.as_deref().ok_or("the integration has no base URL (the mirror)")?.trim_end_matches('/');
     let host = stella_connector_sdk::url::host(base).ok_or("the base URL has no host")?;
-    if let Some(list) = c.get("mirrorHosts").filter(|v| !v.is_null()) {
+    if let Some(list) = &c.mirror_hosts {
         let hosts = list
             .as_array()
             .filter(|l| !l.is_empty())
@@ -56,22 +66,22 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
             return Err(format!("the mirror `{host}` is not one of the allowed mirror hosts ({})", hosts.join(", ")));
         }
     }
-    let path = text("indexPath")?.unwrap_or_else(|| "/index.json".into());
+    let path = text(&c.index_path, "indexPath")?.unwrap_or_else(|| "/index.json".into());
     if !path.starts_with('/') || path.starts_with("//") || path.chars().any(|ch| ch.is_whitespace() || ch.is_control())
     {
         return Err(format!("`indexPath` must start with a single `/` and hold no spaces: `{path}`"));
     }
-    let max_age_hours = match c.get("maxAgeHours") {
-        None | Some(Value::Null) => 48,
+    let max_age_hours = match &c.max_age_hours {
+        None => 48,
         Some(v) => v.as_u64().filter(|h| (1..=24 * 365).contains(h)).ok_or("`maxAgeHours` must be 1 to 8760")?,
     };
-    let timestamp_pointer = text("timestampPointer")?;
+    let timestamp_pointer = text(&c.timestamp_pointer, "timestampPointer")?;
     if let Some(p) = &timestamp_pointer
         && !p.starts_with('/')
     {
         return Err(format!("`timestampPointer` must start with `/`: `{p}`"));
     }
-    let username = text("username")?;
+    let username = text(&c.username, "username")?;
     if username.is_some() && config.auth_ref.is_none() {
         return Err("`username` needs an authRef (its password)".into());
     }
@@ -79,7 +89,7 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
 }
 
 fn run(config: &ConnectionConfig, report: &mut Report) -> Result<(), Failed> {
-    let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
+    let s = settings(config).map_err(Failed::configuration)?;
     report.pass("configuration", "the settings are valid");
     let secret = secrets::step_secret(config, "credential")?;
     let request = http::get(&s.index_url).header("Accept", "application/json");
@@ -88,17 +98,17 @@ fn run(config: &ConnectionConfig, report: &mut Report) -> Result<(), Failed> {
         (Some(secret), None) => request.bearer(secret).send(),
         (None, _) => request.send(),
     }
-    .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.index_url)))?;
+    .step_at("reachable", &s.index_url)?;
     report.pass("reachable", format!("{} answered", s.index_url));
     if response.status != 200 {
         let class = checks::status_failure(response.status);
-        return Err((class, "index", format!("the index answered {}", checks::describe_status(&response))));
+        return Err(Failed::new(class, "index", format!("the index answered {}", checks::describe_status(&response))));
     }
     let index = response.json().ok().filter(|i| i.is_object() || i.is_array()).ok_or_else(|| {
-        (
+        Failed::new(
             FailureClass::ProviderMismatch,
             "index",
-            "the index is not a JSON document: this is not a feed mirror".to_string(),
+            "the index is not a JSON document: this is not a feed mirror",
         )
     })?;
     report.pass("index", "the index is a JSON document");
@@ -114,7 +124,7 @@ fn run(config: &ConnectionConfig, report: &mut Report) -> Result<(), Failed> {
         Some((pointer, value)) => match value.as_str().and_then(checks::parse_time) {
             Some(t) => Some((t, format!("`{pointer}` = {}", value.as_str().unwrap_or_default()))),
             None => {
-                return Err((
+                return Err(Failed::new(
                     FailureClass::ProviderMismatch,
                     "fresh",
                     format!(
@@ -129,16 +139,16 @@ fn run(config: &ConnectionConfig, report: &mut Report) -> Result<(), Failed> {
             .and_then(|lm| Some((checks::parse_http_date(lm)?, format!("Last-Modified {lm}")))),
     };
     let Some((at, source)) = stamped else {
-        return Err((
+        return Err(Failed::new(
             FailureClass::ProviderMismatch,
             "fresh",
-            "the index has no timestamp and no Last-Modified header: its age cannot be told".into(),
+            "the index has no timestamp and no Last-Modified header: its age cannot be told",
         ));
     };
     // A little skew is normal; an index dated well ahead says a clock is wrong, and its age
     // cannot be trusted.
     if at - checks::now() > MAX_CLOCK_SKEW_SECS {
-        return Err((
+        return Err(Failed::new(
             FailureClass::ProviderMismatch,
             "fresh",
             format!("the index is dated in the future ({source}): the mirror's clock or this host's is wrong"),
@@ -146,7 +156,7 @@ fn run(config: &ConnectionConfig, report: &mut Report) -> Result<(), Failed> {
     }
     let age_hours = (checks::now() - at).max(0) / 3600;
     if age_hours as u64 > s.max_age_hours {
-        return Err((
+        return Err(Failed::new(
             FailureClass::ProviderDown,
             "fresh",
             format!(

@@ -18,13 +18,20 @@
 //! Configuration keys: `repository` (`owner/name`), `needsPush` (default false),
 //! `caCertificates` (read by the host).
 
+use serde::Deserialize;
 use serde_json::Value;
 use stella_connector_sdk::http::{Response, ResponseExt};
 use stella_connector_sdk::prelude::*;
 
 struct Gitea;
 
-const KEYS: &[&str] = &["repository", "needsPush", "caCertificates"];
+/// The configuration keys, checked by [`settings`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Keys {
+    repository: Option<Value>,
+    needs_push: Option<Value>,
+}
 
 struct Settings {
     base: String,
@@ -33,13 +40,13 @@ struct Settings {
 }
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
-    let c = configuration_of_keys(config, KEYS)?;
+    let c: Keys = config.settings()?;
     let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
     if config.auth_ref.is_none() {
         return Err("Gitea needs an access token: set the integration's authRef".into());
     }
-    let repository = match c.get("repository") {
-        None | Some(Value::Null) => None,
+    let repository = match &c.repository {
+        None => None,
         Some(Value::String(r))
             if r.split('/').count() == 2
                 && r.split('/').all(|part| {
@@ -54,8 +61,8 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
         }
         Some(_) => return Err("`repository` must be `owner/name`".into()),
     };
-    let needs_push = match c.get("needsPush") {
-        None | Some(Value::Null) => false,
+    let needs_push = match &c.needs_push {
+        None => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err("`needsPush` must be true or false".into()),
     };
@@ -81,16 +88,15 @@ fn version_of(response: &Response) -> Option<String> {
 fn refusal(step: &'static str, response: &Response) -> Failed {
     let message = message_of(response);
     let detail = message.map(|m| format!(" ({m})")).unwrap_or_default();
-    (checks::status_failure(response.status), step, format!("{}{detail}", checks::describe_status(response)))
+    Failed::new(checks::status_failure(response.status), step, format!("{}{detail}", checks::describe_status(response)))
 }
 
 fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<String, Failed> {
-    let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
+    let s = settings(config).map_err(Failed::configuration)?;
     report.pass("configuration", "the settings are valid");
     let anonymous = |path: &str| http::get(&format!("{}{path}", s.base)).header("Accept", "application/json").send();
 
-    let version =
-        anonymous("/api/v1/version").map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?;
+    let version = anonymous("/api/v1/version").step_at("reachable", &s.base)?;
     report.pass("reachable", format!("{} answered", s.base));
     report.facts.rate_limit_remaining = checks::rate_limit_remaining(&version);
     if version.status >= 500 || version.status == 429 {
@@ -107,27 +113,29 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     };
     let v = if version.status == 403 && message_of(&version).as_deref() == Some(SIGN_IN_REQUIRED) {
         // `REQUIRE_SIGNIN_VIEW`: Gitea's own refusal identifies it; the version needs the token.
-        let signed_in = get("/api/v1/version").map_err(|e| (e.failure_class(), "is-gitea", e.to_string()))?;
+        let signed_in = get("/api/v1/version").step("is-gitea")?;
         match signed_in.status {
             200 => {}
             401 | 403 => return Err(refusal("credential", &signed_in)),
             429 | 500..=599 => return Err(refusal("is-gitea", &signed_in)),
             _ => {
-                return Err((
+                return Err(Failed::new(
                     FailureClass::ProviderMismatch,
                     "is-gitea",
                     format!("`/api/v1/version` answered a signed-in caller {}", checks::describe_status(&signed_in)),
                 ));
             }
         }
-        version_of(&signed_in).ok_or((
-            FailureClass::ProviderMismatch,
-            "is-gitea",
-            "`/api/v1/version` answered a signed-in caller without a version: this is not Gitea".to_string(),
-        ))?
+        version_of(&signed_in).ok_or_else(|| {
+            Failed::new(
+                FailureClass::ProviderMismatch,
+                "is-gitea",
+                "`/api/v1/version` answered a signed-in caller without a version: this is not Gitea",
+            )
+        })?
     } else {
         let Some(v) = version_of(&version).filter(|_| version.status == 200) else {
-            return Err((
+            return Err(Failed::new(
                 FailureClass::ProviderMismatch,
                 "is-gitea",
                 format!(
@@ -137,9 +145,9 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
             ));
         };
         if full {
-            let api = anonymous("/api/v1/settings/api").map_err(|e| (e.failure_class(), "is-gitea", e.to_string()))?;
+            let api = anonymous("/api/v1/settings/api").step("is-gitea")?;
             if api.status != 200 || !api.json().is_ok_and(|b| b.get("max_response_items").is_some_and(Value::is_u64)) {
-                return Err((
+                return Err(Failed::new(
                     FailureClass::ProviderMismatch,
                     "is-gitea",
                     format!(
@@ -155,7 +163,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     report.facts.provider_version = Some(v.clone());
     report.pass("is-gitea", format!("{product} {v}"));
 
-    let me = get("/api/v1/user").map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
+    let me = get("/api/v1/user").step("credential")?;
     if me.status != 200 {
         return Err(refusal("credential", &me));
     }
@@ -163,10 +171,9 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     report.pass("credential", format!("the token of `{user}` is accepted"));
 
     if let Some(repository) = s.repository.as_deref().filter(|_| full) {
-        let repo = get(&format!("/api/v1/repos/{repository}"))
-            .map_err(|e| (e.failure_class(), "repository", e.to_string()))?;
+        let repo = get(&format!("/api/v1/repos/{repository}")).step("repository")?;
         if repo.status == 404 {
-            return Err((
+            return Err(Failed::new(
                 FailureClass::NotFound,
                 "repository",
                 format!("`{repository}` does not exist or `{user}` may not see it"),
@@ -177,7 +184,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         }
         let push = repo.json().ok().and_then(|b| b.get("permissions")?.get("push")?.as_bool()).unwrap_or(false);
         if s.needs_push && !push {
-            return Err((
+            return Err(Failed::new(
                 FailureClass::Permission,
                 "repository",
                 format!("`{user}` may read `{repository}` but not push to it"),

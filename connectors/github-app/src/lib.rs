@@ -27,6 +27,7 @@
 //! Configuration keys: `appId`, `installationId`, `account`, `requiredPermissions`,
 //! `caCertificates` (read by the host).
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 use stella_connector_sdk::crypto::{CryptoError, JwtAlgorithm, sign_jwt};
 use stella_connector_sdk::http::{Response, ResponseExt};
@@ -35,7 +36,20 @@ use stella_connector_sdk::secrets::Secret;
 
 struct GitHubApp;
 
-const KEYS: &[&str] = &["appId", "installationId", "account", "requiredPermissions", "caCertificates"];
+/// The configuration keys, checked by [`settings`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Keys {
+    app_id: Option<Value>,
+    /// `null` is a wrong id, not a missing one.
+    #[serde(default, deserialize_with = "stella_connector_sdk::keep_null")]
+    installation_id: Option<Value>,
+    /// `null` is a wrong account, not a missing one.
+    #[serde(default, deserialize_with = "stella_connector_sdk::keep_null")]
+    account: Option<Value>,
+    required_permissions: Option<Value>,
+}
+
 const LEVELS: &[&str] = &["read", "write", "admin"];
 
 enum Installation {
@@ -66,7 +80,7 @@ fn api_root(base: &str) -> (String, bool) {
 }
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
-    let c = configuration_of_keys(config, KEYS)?;
+    let c: Keys = config.settings()?;
     let base = config
         .base_url
         .as_deref()
@@ -75,7 +89,7 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
         return Err("a GitHub App needs its private key: set the integration's authRef".into());
     }
     let (api, enterprise) = api_root(base);
-    let app_id = match c.get("appId") {
+    let app_id = match &c.app_id {
         Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => Value::Number(n.clone()),
         // A client id (`Iv23li…`) is accepted as the JWT issuer too.
         Some(Value::String(s))
@@ -85,7 +99,7 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
         }
         _ => return Err("`appId` must be the app's numeric id or its client id".into()),
     };
-    let installation = match (c.get("installationId"), c.get("account")) {
+    let installation = match (&c.installation_id, &c.account) {
         (Some(Value::Number(n)), None) if n.as_u64().is_some_and(|n| n > 0) => Installation::Id(n.as_u64().unwrap()),
         (Some(_), None) => return Err("`installationId` must be a positive number".into()),
         (None, Some(Value::String(a)))
@@ -100,8 +114,8 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
         (None, None) => Installation::Only,
         (Some(_), Some(_)) => return Err("set `installationId` or `account`, not both".into()),
     };
-    let required = match c.get("requiredPermissions") {
-        None | Some(Value::Null) => Vec::new(),
+    let required = match &c.required_permissions {
+        None => Vec::new(),
         Some(Value::Object(map)) => {
             let mut required = Vec::new();
             for (name, level) in map {
@@ -143,17 +157,15 @@ fn refusal(step: &'static str, response: &Response) -> Failed {
                 || message.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("rate limit"))));
     let class = if limited { FailureClass::RateLimited } else { checks::status_failure(response.status) };
     let detail = message.map(|m| format!(" ({m})")).unwrap_or_default();
-    (class, step, format!("{}{detail}", checks::describe_status(response)))
+    Failed::new(class, step, format!("{}{detail}", checks::describe_status(response)))
 }
 
 fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<String, Failed> {
-    let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
+    let s = settings(config).map_err(Failed::configuration)?;
     report.pass("configuration", format!("the REST API at {}", s.api));
 
     if full {
-        let meta = github(http::get(&format!("{}/meta", s.api)))
-            .send()
-            .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.api)))?;
+        let meta = github(http::get(&format!("{}/meta", s.api))).send().step_at("reachable", &s.api)?;
         report.pass("reachable", format!("{} answered", s.api));
         if meta.status >= 500 || meta.status == 429 || meta.status == 403 {
             return Err(refusal("is-github", &meta));
@@ -162,7 +174,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         let is_github = meta.header("x-github-request-id").is_some()
             && body.as_ref().is_some_and(|b| b.get("verifiable_password_authentication").is_some());
         if !is_github {
-            return Err((
+            return Err(Failed::new(
                 FailureClass::ProviderMismatch,
                 "is-github",
                 format!(
@@ -188,29 +200,29 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     let now = checks::now();
     let claims = json!({"iat": now - 60, "exp": now + 540, "iss": s.app_id});
     let jwt = sign_jwt(&key, JwtAlgorithm::Rs256, &claims.to_string()).map_err(|e| match e {
-        CryptoError::InvalidKey(m) => (
+        CryptoError::InvalidKey(m) => Failed::new(
             FailureClass::Misconfigured,
             "app",
             format!("the AuthRef's secret is not the app's private key (PEM, as GitHub downloads it): {m}"),
         ),
-        CryptoError::Denied(m) => (FailureClass::Permission, "app", m),
-        CryptoError::InvalidClaims(m) => (FailureClass::Internal, "app", m),
+        CryptoError::Denied(m) => Failed::new(FailureClass::Permission, "app", m),
+        CryptoError::InvalidClaims(m) => Failed::new(FailureClass::Internal, "app", m),
     })?;
     let as_app = |request: http::RequestBuilder<'_>| -> Result<Response, http::HttpError> {
         github(request).bearer(&jwt).send()
     };
     let mut app_name = None;
     if full {
-        let app =
-            as_app(http::get(&format!("{}/app", s.api))).map_err(|e| (e.failure_class(), "app", e.to_string()))?;
+        let app = as_app(http::get(&format!("{}/app", s.api))).step("app")?;
         if app.status != 200 {
-            let (class, step, message) = refusal("app", &app);
+            let mut refused = refusal("app", &app);
             let hint = if app.status == 401 {
                 format!(": the private key does not belong to app `{}`, or this host's clock is off", s.app_id)
             } else {
                 String::new()
             };
-            return Err((class, step, format!("{message}{hint}")));
+            refused.message.push_str(&hint);
+            return Err(refused);
         }
         let body = app.json().unwrap_or_default();
         let name = body.get("slug").or(body.get("name")).and_then(Value::as_str).unwrap_or("?").to_string();
@@ -232,15 +244,11 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     let (answer, token) = github(http::post(&format!("{}/app/installations/{installation_id}/access_tokens", s.api)))
         .bearer(&jwt)
         .send_for_token(&["/token"])
-        .map_err(|e| (e.failure_class(), "access-token", e.to_string()))?;
+        .step("access-token")?;
     let token = match (answer.status, token) {
         (201 | 200, Some(token)) => token,
         (201 | 200, None) => {
-            return Err((
-                FailureClass::ProviderMismatch,
-                "access-token",
-                "GitHub answered without a token".to_string(),
-            ));
+            return Err(Failed::new(FailureClass::ProviderMismatch, "access-token", "GitHub answered without a token"));
         }
         _ => return Err(refusal("access-token", &answer)),
     };
@@ -261,7 +269,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
             })
             .collect();
         if !missing.is_empty() {
-            return Err((
+            return Err(Failed::new(
                 FailureClass::Permission,
                 "access-token",
                 format!("the installation lacks permissions: {}", missing.join(", ")),
@@ -285,18 +293,15 @@ fn find_installation(
     s: &Settings,
     as_app: &dyn Fn(http::RequestBuilder<'_>) -> Result<Response, http::HttpError>,
 ) -> Result<(u64, String), Failed> {
-    let get = |path: &str| {
-        as_app(http::get(&format!("{}{path}", s.api))).map_err(|e| (e.failure_class(), "installation", e.to_string()))
-    };
+    let get = |path: &str| as_app(http::get(&format!("{}{path}", s.api))).step("installation");
     let describe = |i: &Value| -> Result<(u64, String), Failed> {
-        let id = i.get("id").and_then(Value::as_u64).ok_or((
-            FailureClass::ProviderMismatch,
-            "installation",
-            "the installation has no id".to_string(),
-        ))?;
+        let id = i
+            .get("id")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| Failed::new(FailureClass::ProviderMismatch, "installation", "the installation has no id"))?;
         let account = i.get("account").and_then(|a| a.get("login")).and_then(Value::as_str).unwrap_or("?").to_string();
         if let Some(when) = i.get("suspended_at").and_then(Value::as_str) {
-            return Err((
+            return Err(Failed::new(
                 FailureClass::Permission,
                 "installation",
                 format!("installation {id} on `{account}` has been suspended since {when}"),
@@ -308,7 +313,11 @@ fn find_installation(
         Installation::Id(id) => {
             let answer = get(&format!("/app/installations/{id}"))?;
             if answer.status == 404 {
-                return Err((FailureClass::NotFound, "installation", format!("the app has no installation {id}")));
+                return Err(Failed::new(
+                    FailureClass::NotFound,
+                    "installation",
+                    format!("the app has no installation {id}"),
+                ));
             }
             if answer.status != 200 {
                 return Err(refusal("installation", &answer));
@@ -321,7 +330,7 @@ fn find_installation(
                 answer = get(&format!("/users/{account}/installation"))?;
             }
             if answer.status == 404 {
-                return Err((
+                return Err(Failed::new(
                     FailureClass::NotFound,
                     "installation",
                     format!("the app is not installed on `{account}`"),
@@ -339,12 +348,12 @@ fn find_installation(
             }
             let list = answer.json().ok().and_then(|b| b.as_array().cloned()).unwrap_or_default();
             match list.as_slice() {
-                [] => Err((FailureClass::NotFound, "installation", "the app is not installed anywhere".to_string())),
+                [] => Err(Failed::new(FailureClass::NotFound, "installation", "the app is not installed anywhere")),
                 [only] => describe(only),
-                _ => Err((
+                _ => Err(Failed::new(
                     FailureClass::Misconfigured,
                     "installation",
-                    "the app has several installations: set `installationId` or `account`".to_string(),
+                    "the app has several installations: set `installationId` or `account`",
                 )),
             }
         }
@@ -355,7 +364,7 @@ fn api_call(s: &Settings, token: &Secret) -> Result<Response, Failed> {
     let answer = github(http::get(&format!("{}/installation/repositories?per_page=1", s.api)))
         .bearer(token)
         .send()
-        .map_err(|e| (e.failure_class(), "api", e.to_string()))?;
+        .step("api")?;
     if answer.status != 200 {
         return Err(refusal("api", &answer));
     }

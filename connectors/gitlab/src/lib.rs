@@ -15,13 +15,20 @@
 //! Configuration keys: `requiredScopes` (default `["read_api"]`), `project` (`group/name`),
 //! `caCertificates` (read by the host).
 
+use serde::Deserialize;
 use serde_json::Value;
 use stella_connector_sdk::http::{Response, ResponseExt};
 use stella_connector_sdk::prelude::*;
 
 struct GitLab;
 
-const KEYS: &[&str] = &["requiredScopes", "project", "caCertificates"];
+/// The configuration keys, checked by [`settings`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Keys {
+    required_scopes: Option<Value>,
+    project: Option<Value>,
+}
 
 struct Settings {
     base: String,
@@ -30,13 +37,13 @@ struct Settings {
 }
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
-    let c = configuration_of_keys(config, KEYS)?;
+    let c: Keys = config.settings()?;
     let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
     if config.auth_ref.is_none() {
         return Err("GitLab needs an access token: set the integration's authRef".into());
     }
-    let scopes = match c.get("requiredScopes") {
-        None | Some(Value::Null) => vec!["read_api".to_string()],
+    let scopes = match &c.required_scopes {
+        None => vec!["read_api".to_string()],
         Some(Value::Array(list)) => list
             .iter()
             .map(|s| s.as_str().filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')))
@@ -45,8 +52,8 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
             .ok_or("`requiredScopes` must list scope names such as `read_api`")?,
         Some(_) => return Err("`requiredScopes` must be a list of scope names".into()),
     };
-    let project = match c.get("project") {
-        None | Some(Value::Null) => None,
+    let project = match &c.project {
+        None => None,
         Some(Value::String(p))
             if p.split('/').count() >= 2
                 && p.split('/').all(|part| {
@@ -83,11 +90,11 @@ fn refusal(step: &'static str, response: &Response) -> Failed {
         FailureClass::Auth => "credential",
         _ => step,
     };
-    (class, step, format!("{}{detail}", checks::describe_status(response)))
+    Failed::new(class, step, format!("{}{detail}", checks::describe_status(response)))
 }
 
 fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<String, Failed> {
-    let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
+    let s = settings(config).map_err(Failed::configuration)?;
     report.pass("configuration", "the settings are valid");
     let Some(token) = secrets::step_secret(config, "credential")? else {
         unreachable!("settings() requires an AuthRef")
@@ -100,16 +107,16 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         Ok(response)
     };
 
-    let version = get("/api/v4/version").map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?;
+    let version = get("/api/v4/version").step_at("reachable", &s.base)?;
     report.pass("reachable", format!("{} answered", s.base));
     report.facts.rate_limit_remaining = checks::rate_limit_remaining(&version);
     if version.status == 200 {
         let body = version.json().unwrap_or_default();
         let (Some(v), Some(_)) = (body.get("version").and_then(Value::as_str), body.get("revision")) else {
-            return Err((
+            return Err(Failed::new(
                 FailureClass::ProviderMismatch,
                 "is-gitlab",
-                "`/api/v4/version` did not answer with GitLab's version and revision: this is not GitLab".into(),
+                "`/api/v4/version` did not answer with GitLab's version and revision: this is not GitLab",
             ));
         };
         report.facts.provider_version = Some(v.to_string());
@@ -120,7 +127,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     } else if version.status >= 500 || version.status == 429 {
         return Err(refusal("is-gitlab", &version));
     } else {
-        return Err((
+        return Err(Failed::new(
             FailureClass::ProviderMismatch,
             "is-gitlab",
             format!("`/api/v4/version` answered {}: this is not GitLab", checks::describe_status(&version)),
@@ -129,7 +136,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
 
     let mut user = String::from("the token's user");
     if full {
-        let me = get("/api/v4/user").map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
+        let me = get("/api/v4/user").step("credential")?;
         if me.status != 200 {
             return Err(refusal("credential", &me));
         }
@@ -141,15 +148,14 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         report.pass("credential", "the token is accepted");
     }
 
-    let token_info =
-        get("/api/v4/personal_access_tokens/self").map_err(|e| (e.failure_class(), "token", e.to_string()))?;
+    let token_info = get("/api/v4/personal_access_tokens/self").step("token")?;
     match token_info.status {
         200 => {
             let body = token_info.json().unwrap_or_default();
             if body.get("active").and_then(Value::as_bool) == Some(false)
                 || body.get("revoked") == Some(&Value::Bool(true))
             {
-                return Err((FailureClass::Auth, "token", "the token is revoked or expired".into()));
+                return Err(Failed::new(FailureClass::Auth, "token", "the token is revoked or expired"));
             }
             report.facts.credential_expires_at = body
                 .get("expires_at")
@@ -164,7 +170,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
                 .filter(|wanted| !granted.contains(wanted) && !granted.contains(&"api"))
                 .collect();
             if !missing.is_empty() {
-                return Err((
+                return Err(Failed::new(
                     FailureClass::Permission,
                     "token",
                     format!("the token lacks the scopes {} (it has {})", missing.join(", "), granted.join(", ")),
@@ -179,13 +185,12 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     }
 
     if let Some(project) = s.project.as_deref().filter(|_| full) {
-        let answer = get(&format!("/api/v4/projects/{}", project.replace('/', "%2F")))
-            .map_err(|e| (e.failure_class(), "project", e.to_string()))?;
+        let answer = get(&format!("/api/v4/projects/{}", project.replace('/', "%2F"))).step("project")?;
         match answer.status {
             200 => report.pass("project", format!("project `{project}` is readable")),
             // GitLab answers 404 for a project the user may not see, as for one that does not exist.
             404 => {
-                return Err((
+                return Err(Failed::new(
                     FailureClass::NotFound,
                     "project",
                     format!("project `{project}` does not exist or {user} may not see it"),

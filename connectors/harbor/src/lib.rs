@@ -17,13 +17,21 @@
 //! `robotAccount` (default: the username starts with `robot$`), `caCertificates` (read by the
 //! host).
 
+use serde::Deserialize;
 use serde_json::Value;
 use stella_connector_sdk::http::{Response, ResponseExt};
 use stella_connector_sdk::prelude::*;
 
 struct Harbor;
 
-const KEYS: &[&str] = &["username", "project", "robotAccount", "caCertificates"];
+/// The configuration keys, checked by [`settings`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Keys {
+    username: Option<Value>,
+    project: Option<Value>,
+    robot_account: Option<Value>,
+}
 
 struct Settings {
     base: String,
@@ -33,20 +41,20 @@ struct Settings {
 }
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
-    let c = configuration_of_keys(config, KEYS)?;
-    let text = |key: &str| -> Result<Option<String>, String> {
-        match c.get(key) {
-            None | Some(Value::Null) => Ok(None),
+    let c: Keys = config.settings()?;
+    let text = |value: &Option<Value>, key: &str| -> Result<Option<String>, String> {
+        match value {
+            None => Ok(None),
             Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
             Some(_) => Err(format!("`{key}` must be a non-empty string")),
         }
     };
     let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
-    let username = text("username")?;
+    let username = text(&c.username, "username")?;
     if config.auth_ref.is_some() && username.is_none() {
         return Err("`username` is required with an AuthRef (the secret is its password or robot secret)".into());
     }
-    let project = text("project")?;
+    let project = text(&c.project, "project")?;
     if let Some(p) = &project
         && !is_project_name(p)
     {
@@ -54,8 +62,8 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
             "`project` `{p}` is not a Harbor project name (lower-case letters and digits, single `._-` between them)"
         ));
     }
-    let robot = match c.get("robotAccount") {
-        None | Some(Value::Null) => username.as_deref().is_some_and(|u| u.starts_with("robot$")),
+    let robot = match &c.robot_account {
+        None => username.as_deref().is_some_and(|u| u.starts_with("robot$")),
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err("`robotAccount` must be true or false".into()),
     };
@@ -99,7 +107,7 @@ fn get(url: &str, s: &Settings, secret: Option<&secrets::Secret>) -> Result<Resp
 /// Runs the steps up to (and including) `credential` and `project`; `Err` is a finished, failed
 /// test.
 fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<(), Failed> {
-    let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
+    let s = settings(config).map_err(Failed::configuration)?;
     report.pass("configuration", "the settings are valid");
     let secret = secrets::step_secret(config, "credential")?;
     let secret = secret.as_ref();
@@ -109,17 +117,17 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<(),
         let ping = http::get(&format!("{}/api/v2.0/ping", s.base))
             .header("Accept", "text/plain")
             .send()
-            .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?;
+            .step_at("reachable", &s.base)?;
         report.pass("reachable", format!("{} answered", s.base));
         if ping.status >= 500 {
-            return Err((
+            return Err(Failed::new(
                 FailureClass::ProviderDown,
                 "is-harbor",
                 format!("the ping answered {}", harbor_error(&ping)),
             ));
         }
         if ping.status != 200 || ping.text().trim() != "Pong" {
-            return Err((
+            return Err(Failed::new(
                 FailureClass::ProviderMismatch,
                 "is-harbor",
                 format!(
@@ -130,10 +138,10 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<(),
         }
         // Anonymously: the credential goes only to a server proven to be Harbor.
         let info_url = format!("{}/api/v2.0/systeminfo", s.base);
-        let info = get(&info_url, &s, None).map_err(|e| (e.failure_class(), "is-harbor", e.to_string()))?;
+        let info = get(&info_url, &s, None).step("is-harbor")?;
         let body = info.json().ok().filter(|b| b.get("auth_mode").is_some_and(Value::is_string));
         let Some(body) = body.filter(|_| info.status == 200) else {
-            return Err((
+            return Err(Failed::new(
                 FailureClass::ProviderMismatch,
                 "is-harbor",
                 format!("`/api/v2.0/systeminfo` answered {} without Harbor's system info", harbor_error(&info)),
@@ -171,30 +179,30 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<(),
     } else {
         get(&url, &s, Some(secret))
     };
-    let answer = answer.map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
+    let answer = answer.step("credential")?;
     match answer.status {
         200 if s.robot => report.pass("credential", format!("{what} `{user}` is accepted")),
         200 => {
             let name = answer.json().ok().and_then(|b| b.get("username")?.as_str().map(str::to_string));
             // LDAP and OIDC sign-ins may differ in case from the account Harbor stores.
             if !name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(user)) {
-                return Err((
+                return Err(Failed::new(
                     FailureClass::ProviderMismatch,
                     "credential",
-                    "`/api/v2.0/users/current` did not answer with the user's account".to_string(),
+                    "`/api/v2.0/users/current` did not answer with the user's account",
                 ));
             }
             report.pass("credential", format!("{what} `{user}` is accepted"));
         }
         401 => {
-            return Err((
+            return Err(Failed::new(
                 FailureClass::Auth,
                 "credential",
                 format!("{what} `{user}` is rejected: {}", harbor_error(&answer)),
             ));
         }
         status => {
-            return Err((
+            return Err(Failed::new(
                 checks::status_failure(status),
                 "credential",
                 format!("checking {what}: {}", harbor_error(&answer)),
@@ -208,18 +216,24 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<(),
             .header("X-Is-Resource-Name", "true")
             .basic(user, secret)
             .send()
-            .map_err(|e| (e.failure_class(), "project", e.to_string()))?;
+            .step("project")?;
         match answer.status {
             200 => report.pass("project", format!("project `{project}` is accessible")),
             403 => {
-                return Err((
+                return Err(Failed::new(
                     FailureClass::Permission,
                     "project",
                     format!("`{user}` may not access project `{project}`: {}", harbor_error(&answer)),
                 ));
             }
-            404 => return Err((FailureClass::NotFound, "project", format!("project `{project}` does not exist"))),
-            status => return Err((checks::status_failure(status), "project", harbor_error(&answer))),
+            404 => {
+                return Err(Failed::new(
+                    FailureClass::NotFound,
+                    "project",
+                    format!("project `{project}` does not exist"),
+                ));
+            }
+            status => return Err(Failed::new(checks::status_failure(status), "project", harbor_error(&answer))),
         }
     }
     Ok(())
@@ -235,12 +249,10 @@ impl Connector for Harbor {
     fn check_health(config: &ConnectionConfig) -> HealthResult {
         let mut report = Report::new();
         let base = config.base_url.as_deref().unwrap_or_default().trim_end_matches('/');
-        let health = match http::get(&format!("{base}/api/v2.0/health")).header("Accept", "application/json").send() {
+        let health = http::get(&format!("{base}/api/v2.0/health")).header("Accept", "application/json").send();
+        let health = match health.step_at("health", base) {
             Ok(r) => r,
-            Err(e) => {
-                let class = e.failure_class();
-                return checks::health_from_test(report.fail(class, "health", format!("{base}: {e}")));
-            }
+            Err(failed) => return checks::health_from_test(report.failed(failed)),
         };
         let body = health.json().ok().filter(|b| b.get("status").is_some_and(Value::is_string));
         let Some(body) = body.filter(|_| health.status == 200) else {

@@ -18,6 +18,7 @@
 //! A status that is expected but a header or JSON value that is not is `provider-mismatch`:
 //! something answers at that URL, but not the product the integration names.
 
+use serde::Deserialize;
 use serde_json::Value;
 use stella_connector_sdk::http::{Method, Response, ResponseExt};
 use stella_connector_sdk::prelude::*;
@@ -41,21 +42,26 @@ struct Probe {
     placement: Placement,
 }
 
-const KEYS: &[&str] = &[
-    "path",
-    "method",
-    "expectedStatus",
-    "expectedHeader",
-    "jsonPointer",
-    "expectedValue",
-    "versionHeader",
-    "versionPointer",
-    "credential",
-    "caCertificates",
-];
+/// The configuration keys (see the crate's documentation), checked by [`probe`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Keys {
+    path: Option<Value>,
+    method: Option<Value>,
+    expected_status: Option<Value>,
+    expected_header: Option<Value>,
+    json_pointer: Option<Value>,
+    /// `null` is a value to expect, not the absence of one.
+    #[serde(default, deserialize_with = "stella_connector_sdk::keep_null")]
+    expected_value: Option<Value>,
+    version_header: Option<Value>,
+    version_pointer: Option<Value>,
+    credential: Option<Value>,
+}
 
-fn text(c: &Value, key: &str) -> Result<Option<String>, String> {
-    match c.get(key) {
+/// A string setting (`None` when absent or null).
+fn text(value: Option<&Value>, key: &str) -> Result<Option<String>, String> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(format!("`{key}` must be a string")),
@@ -63,19 +69,19 @@ fn text(c: &Value, key: &str) -> Result<Option<String>, String> {
 }
 
 fn probe(config: &ConnectionConfig) -> Result<Probe, String> {
-    let c = configuration_of_keys(config, KEYS)?;
-    let path = text(&c, "path")?.unwrap_or_else(|| "/".into());
+    let c: Keys = config.settings()?;
+    let path = text(c.path.as_ref(), "path")?.unwrap_or_else(|| "/".into());
     if !path.starts_with('/') || path.starts_with("//") || path.chars().any(|ch| ch.is_whitespace() || ch.is_control())
     {
         return Err(format!("`path` must start with a single `/` and hold no spaces: `{path}`"));
     }
-    let method = match text(&c, "method")?.as_deref() {
+    let method = match text(c.method.as_ref(), "method")?.as_deref() {
         None | Some("GET") => Method::Get,
         Some("HEAD") => Method::Head,
         Some(other) => return Err(format!("`method` must be GET or HEAD, not `{other}`")),
     };
-    let expected_status = match c.get("expectedStatus") {
-        None | Some(Value::Null) => None,
+    let expected_status = match &c.expected_status {
+        None => None,
         Some(Value::Array(list)) if !list.is_empty() => Some(
             list.iter()
                 .map(|v| v.as_u64().filter(|s| (100..=599).contains(s)).map(|s| s as u16))
@@ -84,37 +90,40 @@ fn probe(config: &ConnectionConfig) -> Result<Probe, String> {
         ),
         Some(_) => return Err("`expectedStatus` must be a non-empty list of HTTP statuses".into()),
     };
-    let expected_header = match c.get("expectedHeader") {
-        None | Some(Value::Null) => None,
+    let expected_header = match &c.expected_header {
+        None => None,
         Some(h @ Value::Object(_)) => {
-            let name = text(h, "name")?.filter(|n| !n.is_empty()).ok_or("`expectedHeader.name` is required")?;
-            Some((name, text(h, "value")?))
+            let name =
+                text(h.get("name"), "name")?.filter(|n| !n.is_empty()).ok_or("`expectedHeader.name` is required")?;
+            Some((name, text(h.get("value"), "value")?))
         }
         Some(_) => return Err("`expectedHeader` must be an object {name, value}".into()),
     };
-    let pointer = text(&c, "jsonPointer")?;
+    let pointer = text(c.json_pointer.as_ref(), "jsonPointer")?;
     if let Some(p) = &pointer
         && !p.is_empty()
         && !p.starts_with('/')
     {
         return Err(format!("`jsonPointer` must be empty or start with `/`: `{p}`"));
     }
-    let expected_value = c.get("expectedValue").cloned();
+    let expected_value = c.expected_value;
     if expected_value.is_some() && pointer.is_none() {
         return Err("`expectedValue` needs a `jsonPointer`".into());
     }
-    if method == Method::Head && (pointer.is_some() || text(&c, "versionPointer")?.is_some()) {
+    if method == Method::Head && (pointer.is_some() || text(c.version_pointer.as_ref(), "versionPointer")?.is_some()) {
         return Err("a HEAD request has no body to check: drop `jsonPointer`/`versionPointer` or use GET".into());
     }
-    let placement = match c.get("credential") {
-        None | Some(Value::Null) => Placement::Bearer,
+    let placement = match &c.credential {
+        None => Placement::Bearer,
         Some(Value::String(s)) if s == "bearer" => Placement::Bearer,
         Some(p @ Value::Object(_)) if p.get("basic").is_some() => {
-            Placement::Basic(text(p, "basic")?.ok_or("`credential.basic` is the username")?)
+            Placement::Basic(text(p.get("basic"), "basic")?.ok_or("`credential.basic` is the username")?)
         }
         Some(p @ Value::Object(_)) if p.get("header").is_some() => Placement::Header {
-            name: text(p, "header")?.filter(|n| !n.is_empty()).ok_or("`credential.header` is the header name")?,
-            prefix: text(p, "prefix")?,
+            name: text(p.get("header"), "header")?
+                .filter(|n| !n.is_empty())
+                .ok_or("`credential.header` is the header name")?,
+            prefix: text(p.get("prefix"), "prefix")?,
         },
         Some(_) => {
             return Err(r#"`credential` must be "bearer", {"basic": "<username>"} or {"header": "<name>"}"#.into());
@@ -126,8 +135,8 @@ fn probe(config: &ConnectionConfig) -> Result<Probe, String> {
         expected_status,
         expected_header,
         json: pointer.map(|p| (p, expected_value)),
-        version_header: text(&c, "versionHeader")?,
-        version_pointer: text(&c, "versionPointer")?,
+        version_header: text(c.version_header.as_ref(), "versionHeader")?,
+        version_pointer: text(c.version_pointer.as_ref(), "versionPointer")?,
         placement,
     })
 }
@@ -147,104 +156,96 @@ fn short(value: &Value) -> String {
     if text.chars().count() > 80 { format!("{}…", text.chars().take(80).collect::<String>()) } else { text }
 }
 
+fn run(config: &ConnectionConfig, report: &mut Report) -> Result<String, Failed> {
+    let probe = probe(config).map_err(Failed::configuration)?;
+    let Some(base) = config.base_url.as_deref() else {
+        return Err(Failed::configuration("the integration has no base URL"));
+    };
+    report.pass("configuration", "the probe is valid");
+    let secret = secrets::step_secret(config, "credential")?;
+    let url = format!("{}{}", base.trim_end_matches('/'), probe.path);
+    let response = send(&probe, &url, secret.as_ref()).step_at("reachable", &url)?;
+    report.pass("reachable", format!("{url} answered"));
+    report.facts.rate_limit_remaining = checks::rate_limit_remaining(&response);
+    if let Some(name) = &probe.version_header {
+        report.facts.provider_version = response.header(name).map(str::to_string);
+    }
+
+    let status_ok = match &probe.expected_status {
+        Some(list) => list.contains(&response.status),
+        None => (200..300).contains(&response.status),
+    };
+    if !status_ok {
+        let wanted = match &probe.expected_status {
+            Some(list) => list.iter().map(u16::to_string).collect::<Vec<_>>().join(", "),
+            None => "2xx".into(),
+        };
+        let found = checks::describe_status(&response);
+        let class = if (200..300).contains(&response.status) {
+            FailureClass::ProviderMismatch
+        } else {
+            checks::status_failure(response.status)
+        };
+        return Err(Failed::new(class, "status", format!("{found}, expected {wanted}")));
+    }
+    report.pass("status", format!("status {}", response.status));
+
+    if let Some((name, value)) = &probe.expected_header {
+        match (response.header(name), value) {
+            (None, _) => {
+                return Err(Failed::new(
+                    FailureClass::ProviderMismatch,
+                    "header",
+                    format!("no `{name}` header: this is not the product the integration expects"),
+                ));
+            }
+            (Some(found), Some(want)) if found.trim() != want => {
+                return Err(Failed::new(
+                    FailureClass::ProviderMismatch,
+                    "header",
+                    format!("`{name}` is `{found}`, expected `{want}`"),
+                ));
+            }
+            (Some(found), _) => report.pass("header", format!("`{name}: {found}`")),
+        }
+    }
+
+    if probe.json.is_some() || probe.version_pointer.is_some() {
+        let body = response.json().map_err(|e| Failed::new(FailureClass::ProviderMismatch, "json", e))?;
+        if let Some(pointer) = &probe.version_pointer {
+            report.facts.provider_version = body.pointer(pointer).map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+        }
+        if let Some((pointer, expected)) = &probe.json {
+            match (body.pointer(pointer), expected) {
+                (None, _) => {
+                    return Err(Failed::new(
+                        FailureClass::ProviderMismatch,
+                        "json",
+                        format!("the body has nothing at `{pointer}`"),
+                    ));
+                }
+                (Some(found), Some(want)) if found != want => {
+                    return Err(Failed::new(
+                        FailureClass::ProviderMismatch,
+                        "json",
+                        format!("`{pointer}` is {}, expected {}", short(found), short(want)),
+                    ));
+                }
+                (Some(found), _) => report.pass("json", format!("`{pointer}` is {}", short(found))),
+            }
+        }
+    }
+    Ok(format!("{url} answered as expected"))
+}
+
 impl Connector for HttpProbe {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
         let mut report = Report::new();
-        let probe = match probe(config) {
-            Ok(p) => p,
-            Err(why) => return report.fail(FailureClass::Misconfigured, "configuration", why),
-        };
-        let Some(base) = config.base_url.as_deref() else {
-            return report.fail(FailureClass::Misconfigured, "configuration", "the integration has no base URL");
-        };
-        report.pass("configuration", "the probe is valid");
-        let secret = match secrets::integration_secret(config) {
-            None => None,
-            Some(Ok(s)) => Some(s),
-            Some(Err(e)) => return report.fail(e.failure_class(), "credential", format!("the AuthRef: {e}")),
-        };
-        let url = format!("{}{}", base.trim_end_matches('/'), probe.path);
-        let response = match send(&probe, &url, secret.as_ref()) {
-            Ok(r) => r,
-            Err(e) => return report.fail(e.failure_class(), "reachable", format!("{url}: {e}")),
-        };
-        report.pass("reachable", format!("{url} answered"));
-        report.facts.rate_limit_remaining = checks::rate_limit_remaining(&response);
-        if let Some(name) = &probe.version_header {
-            report.facts.provider_version = response.header(name).map(str::to_string);
-        }
-
-        let status_ok = match &probe.expected_status {
-            Some(list) => list.contains(&response.status),
-            None => (200..300).contains(&response.status),
-        };
-        if !status_ok {
-            let wanted = match &probe.expected_status {
-                Some(list) => list.iter().map(u16::to_string).collect::<Vec<_>>().join(", "),
-                None => "2xx".into(),
-            };
-            let found = checks::describe_status(&response);
-            let class = if (200..300).contains(&response.status) {
-                FailureClass::ProviderMismatch
-            } else {
-                checks::status_failure(response.status)
-            };
-            return report.fail(class, "status", format!("{found}, expected {wanted}"));
-        }
-        report.pass("status", format!("status {}", response.status));
-
-        if let Some((name, value)) = &probe.expected_header {
-            match (response.header(name), value) {
-                (None, _) => {
-                    return report.fail(
-                        FailureClass::ProviderMismatch,
-                        "header",
-                        format!("no `{name}` header: this is not the product the integration expects"),
-                    );
-                }
-                (Some(found), Some(want)) if found.trim() != want => {
-                    return report.fail(
-                        FailureClass::ProviderMismatch,
-                        "header",
-                        format!("`{name}` is `{found}`, expected `{want}`"),
-                    );
-                }
-                (Some(found), _) => report.pass("header", format!("`{name}: {found}`")),
-            }
-        }
-
-        if probe.json.is_some() || probe.version_pointer.is_some() {
-            let body = match response.json() {
-                Ok(b) => b,
-                Err(e) => return report.fail(FailureClass::ProviderMismatch, "json", e),
-            };
-            if let Some(pointer) = &probe.version_pointer {
-                report.facts.provider_version = body.pointer(pointer).map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                });
-            }
-            if let Some((pointer, expected)) = &probe.json {
-                match (body.pointer(pointer), expected) {
-                    (None, _) => {
-                        return report.fail(
-                            FailureClass::ProviderMismatch,
-                            "json",
-                            format!("the body has nothing at `{pointer}`"),
-                        );
-                    }
-                    (Some(found), Some(want)) if found != want => {
-                        return report.fail(
-                            FailureClass::ProviderMismatch,
-                            "json",
-                            format!("`{pointer}` is {}, expected {}", short(found), short(want)),
-                        );
-                    }
-                    (Some(found), _) => report.pass("json", format!("`{pointer}` is {}", short(found))),
-                }
-            }
-        }
-        report.success(format!("{url} answered as expected"))
+        let outcome = run(config, &mut report);
+        report.conclude(outcome)
     }
 }
 

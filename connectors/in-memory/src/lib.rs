@@ -12,9 +12,28 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
+use serde_json::{Map, Value};
 use stella_connector_sdk::prelude::*;
 
 struct InMemory;
+
+/// The configuration keys. Any other key is accepted and ignored: the service's demos and tests
+/// give in-memory integrations configurations of every shape.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Keys {
+    outcome: Option<Value>,
+    failure_class: Option<Value>,
+    message: Option<Value>,
+    health: Option<Value>,
+    /// `null` is refused like any value that is not a number of milliseconds.
+    #[serde(default, deserialize_with = "stella_connector_sdk::keep_null")]
+    latency_ms: Option<Value>,
+    provider_version: Option<Value>,
+    #[serde(flatten)]
+    _other: Map<String, Value>,
+}
 
 struct Script {
     success: bool,
@@ -43,18 +62,19 @@ fn failure_class(name: &str) -> Option<FailureClass> {
 }
 
 fn script(config: &ConnectionConfig) -> Result<Script, String> {
-    let c = configuration(config);
-    let text = |key: &str| c.get(key).and_then(|v| v.as_str()).map(str::to_string);
-    let success = match text("outcome").as_deref() {
+    let c: Keys = config.settings()?;
+    // A value that is not a string counts as absent.
+    let text = |v: &Option<Value>| v.as_ref().and_then(Value::as_str).map(str::to_string);
+    let success = match text(&c.outcome).as_deref() {
         None | Some("success") => true,
         Some("failure") => false,
         Some(other) => return Err(format!("outcome `{other}` must be `success` or `failure`")),
     };
-    let class = match text("failureClass") {
+    let class = match text(&c.failure_class) {
         None => FailureClass::Internal,
         Some(name) => failure_class(&name).ok_or_else(|| format!("failureClass `{name}` is not a failure class"))?,
     };
-    let health = match text("health").as_deref() {
+    let health = match text(&c.health).as_deref() {
         None => None,
         Some("healthy") => Some(HealthStatus::Healthy),
         Some("degraded") => Some(HealthStatus::Degraded),
@@ -63,7 +83,7 @@ fn script(config: &ConnectionConfig) -> Result<Script, String> {
             return Err(format!("health `{other}` must be healthy, degraded or unhealthy"));
         }
     };
-    let latency = match c.get("latencyMs") {
+    let latency = match &c.latency_ms {
         None => Duration::ZERO,
         Some(v) => match v.as_u64() {
             Some(ms) if ms <= 60_000 => Duration::from_millis(ms),
@@ -72,7 +92,7 @@ fn script(config: &ConnectionConfig) -> Result<Script, String> {
             }
         },
     };
-    Ok(Script { success, class, message: text("message"), health, latency, version: text("providerVersion") })
+    Ok(Script { success, class, message: text(&c.message), health, latency, version: text(&c.provider_version) })
 }
 
 impl Connector for InMemory {

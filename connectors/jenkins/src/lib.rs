@@ -16,13 +16,20 @@
 //! Configuration keys: `username` (required with an AuthRef), `checkCrumb` (default false),
 //! `caCertificates` (read by the host).
 
+use serde::Deserialize;
 use serde_json::Value;
 use stella_connector_sdk::http::{Response, ResponseExt};
 use stella_connector_sdk::prelude::*;
 
 struct Jenkins;
 
-const KEYS: &[&str] = &["username", "checkCrumb", "caCertificates"];
+/// The configuration keys, checked by [`settings`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Keys {
+    username: Option<Value>,
+    check_crumb: Option<Value>,
+}
 
 struct Settings {
     base: String,
@@ -31,18 +38,18 @@ struct Settings {
 }
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
-    let c = configuration_of_keys(config, KEYS)?;
+    let c: Keys = config.settings()?;
     let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
-    let username = match c.get("username") {
-        None | Some(Value::Null) => None,
+    let username = match &c.username {
+        None => None,
         Some(Value::String(u)) if !u.trim().is_empty() && !u.contains(':') => Some(u.trim().to_string()),
         Some(_) => return Err("`username` must be a non-empty string without `:`".into()),
     };
     if config.auth_ref.is_some() != username.is_some() {
         return Err("`username` and the authRef (the user's API token) go together".into());
     }
-    let check_crumb = match c.get("checkCrumb") {
-        None | Some(Value::Null) => false,
+    let check_crumb = match &c.check_crumb {
+        None => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err("`checkCrumb` must be true or false".into()),
     };
@@ -50,11 +57,11 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
 }
 
 fn refusal(step: &'static str, response: &Response) -> Failed {
-    (checks::status_failure(response.status), step, checks::describe_status(response))
+    Failed::new(checks::status_failure(response.status), step, checks::describe_status(response))
 }
 
 fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<String, Failed> {
-    let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
+    let s = settings(config).map_err(Failed::configuration)?;
     report.pass("configuration", "the settings are valid");
     let token = secrets::step_secret(config, "credential")?;
     let get = |path: &str| {
@@ -70,21 +77,17 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     let probe_url = format!("{}/api/json?tree=mode,useSecurity", s.base);
     let mut proven = None;
     let root = if full && token.is_some() {
-        let anonymous = http::get(&probe_url)
-            .header("Accept", "application/json")
-            .send()
-            .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?;
+        let anonymous =
+            http::get(&probe_url).header("Accept", "application/json").send().step_at("reachable", &s.base)?;
         match anonymous.header("x-jenkins").map(str::to_string) {
             Some(version) => {
                 proven = Some(version);
-                get("/api/json?tree=mode,useSecurity")
-                    .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?
+                get("/api/json?tree=mode,useSecurity").step_at("reachable", &s.base)?
             }
             None => anonymous,
         }
     } else {
-        get("/api/json?tree=mode,useSecurity")
-            .map_err(|e| (e.failure_class(), "reachable", format!("{}: {e}", s.base)))?
+        get("/api/json?tree=mode,useSecurity").step_at("reachable", &s.base)?
     };
     report.pass("reachable", format!("{} answered", s.base));
     // Jenkins rejects a wrong token through its Basic-auth entry point, whose 401 carries no
@@ -93,7 +96,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         return Err(if root.status >= 500 || root.status == 429 {
             refusal("is-jenkins", &root)
         } else {
-            (
+            Failed::new(
                 FailureClass::ProviderMismatch,
                 "is-jenkins",
                 format!(
@@ -108,23 +111,23 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     match root.status {
         200 => {}
         401 => {
-            return Err((
+            return Err(Failed::new(
                 FailureClass::Auth,
                 "credential",
                 format!("Jenkins rejected the API token: {}", checks::describe_status(&root)),
             ));
         }
         403 => {
-            return Err((
+            return Err(Failed::new(
                 FailureClass::Permission,
                 "permission",
-                "the user lacks Overall/Read (Jenkins answered 403 to `/api/json`)".into(),
+                "the user lacks Overall/Read (Jenkins answered 403 to `/api/json`)",
             ));
         }
         _ => return Err(refusal("is-jenkins", &root)),
     }
 
-    let me = get("/me/api/json").map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
+    let me = get("/me/api/json").step("credential")?;
     if me.status != 200 {
         return Err(refusal("credential", &me));
     }
@@ -132,29 +135,29 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     match (&s.username, id.as_str()) {
         (None, _) => report.pass("credential", "no credential configured: anonymous access"),
         (Some(user), "anonymous") => {
-            return Err((FailureClass::Auth, "credential", format!("Jenkins treats `{user}` as anonymous")));
+            return Err(Failed::new(FailureClass::Auth, "credential", format!("Jenkins treats `{user}` as anonymous")));
         }
         (Some(_), id) => report.pass("credential", format!("the API token of `{id}` is accepted")),
     }
     report.pass("permission", "Overall/Read is granted");
 
     if s.check_crumb && full {
-        let crumb = get("/crumbIssuer/api/json").map_err(|e| (e.failure_class(), "crumb", e.to_string()))?;
+        let crumb = get("/crumbIssuer/api/json").step("crumb")?;
         let field = crumb.json().ok().and_then(|b| b.get("crumbRequestField")?.as_str().map(str::to_string));
         match (crumb.status, field) {
             (200, Some(field)) => report.pass("crumb", format!("the crumb issuer answers (`{field}`)")),
             (404, _) => {
-                return Err((
+                return Err(Failed::new(
                     FailureClass::Misconfigured,
                     "crumb",
-                    "CSRF protection is off on this Jenkins (no crumb issuer), but `checkCrumb` expects it".into(),
+                    "CSRF protection is off on this Jenkins (no crumb issuer), but `checkCrumb` expects it",
                 ));
             }
             (200, None) => {
-                return Err((
+                return Err(Failed::new(
                     FailureClass::ProviderMismatch,
                     "crumb",
-                    "the crumb issuer answered without a crumb".into(),
+                    "the crumb issuer answered without a crumb",
                 ));
             }
             _ => return Err(refusal("crumb", &crumb)),

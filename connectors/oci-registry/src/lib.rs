@@ -21,6 +21,7 @@
 //!
 //! Configuration keys: `preset`, `username`, `repository`, `caCertificates` (read by the host).
 
+use serde::Deserialize;
 use serde_json::Value;
 use stella_connector_sdk::http::{Response, ResponseExt};
 use stella_connector_sdk::prelude::*;
@@ -29,7 +30,14 @@ use stella_connector_sdk::url;
 
 struct OciRegistry;
 
-const KEYS: &[&str] = &["preset", "username", "repository", "caCertificates"];
+/// The configuration keys, checked by [`settings`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Keys {
+    preset: Option<Value>,
+    username: Option<Value>,
+    repository: Option<Value>,
+}
 
 /// What choosing a registry by name changes.
 struct Preset {
@@ -134,16 +142,16 @@ struct Settings {
 }
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
-    let c = configuration_of_keys(config, KEYS)?;
+    let c: Keys = config.settings()?;
     let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
-    let text = |key: &str| -> Result<Option<String>, String> {
-        match c.get(key) {
-            None | Some(Value::Null) => Ok(None),
+    let text = |value: &Option<Value>, key: &str| -> Result<Option<String>, String> {
+        match value {
+            None => Ok(None),
             Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
             Some(_) => Err(format!("`{key}` must be a non-empty string")),
         }
     };
-    let preset_id = text("preset")?.unwrap_or_else(|| "distribution".into());
+    let preset_id = text(&c.preset, "preset")?.unwrap_or_else(|| "distribution".into());
     let preset = PRESETS.iter().find(|p| p.id == preset_id).ok_or_else(|| {
         let known: Vec<&str> = PRESETS.iter().map(|p| p.id).collect();
         format!("unknown preset `{preset_id}` (known: {})", known.join(", "))
@@ -152,7 +160,7 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     if !preset.hosts.is_empty() && !preset.hosts.iter().any(|p| glob(p, &host)) {
         return Err(format!("`{host}` is not a host of preset `{}`: {}", preset.id, preset.base_url_hint));
     }
-    let username = text("username")?.or(preset.default_username.map(str::to_string));
+    let username = text(&c.username, "username")?.or(preset.default_username.map(str::to_string));
     if let Some(u) = &username
         && (u.contains(':') || u.len() > 256 || !u.bytes().all(|b| b.is_ascii_graphic()))
     {
@@ -161,7 +169,7 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     if config.auth_ref.is_some() && username.is_none() {
         return Err(format!("preset `{}` needs a `username` for the AuthRef's secret", preset.id));
     }
-    let repository = match text("repository")? {
+    let repository = match text(&c.repository, "repository")? {
         None => None,
         Some(name) if is_repository_name(&name) => match preset.official_namespace {
             Some(ns) if !name.contains('/') => Some(format!("{ns}/{name}")),
@@ -306,11 +314,11 @@ impl Access {
 }
 
 fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<String, Failed> {
-    let s = settings(config).map_err(|why| (FailureClass::Misconfigured, "configuration", why))?;
+    let s = settings(config).map_err(Failed::configuration)?;
     report.pass("configuration", format!("preset `{}`", s.preset.id));
 
     let v2 = format!("{}/v2/", s.base);
-    let probe = http::get(&v2).send().map_err(|e| (e.failure_class(), "reachable", format!("{v2}: {e}")))?;
+    let probe = http::get(&v2).send().step_at("reachable", &v2)?;
     report.pass("reachable", format!("{v2} answered"));
     report.facts.rate_limit_remaining = checks::rate_limit_remaining(&probe);
 
@@ -323,11 +331,13 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
             api_version.as_deref().is_some_and(|v| v.starts_with("registry/2."))
                 || (oci_body && challenge.as_ref().is_some_and(|c| c.scheme == "basic" || c.scheme == "bearer"))
         }
-        429 | 500..=599 => return Err((checks::status_failure(probe.status), "is-registry", describe(&probe))),
+        429 | 500..=599 => {
+            return Err(Failed::new(checks::status_failure(probe.status), "is-registry", describe(&probe)));
+        }
         _ => false,
     };
     if !is_registry {
-        return Err((
+        return Err(Failed::new(
             FailureClass::ProviderMismatch,
             "is-registry",
             format!(
@@ -351,18 +361,18 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         (_, Some(c), None) if c.scheme == "bearer" => {
             // Public images: the token service hands anonymous pull tokens out.
             let access = Access::Bearer(bearer_token(&s, c, &user, None, full)?);
-            let answer = access.get(&v2).map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
+            let answer = access.get(&v2).step("credential")?;
             if answer.status != 200 {
-                return Err((checks::status_failure(answer.status), "credential", describe(&answer)));
+                return Err(Failed::new(checks::status_failure(answer.status), "credential", describe(&answer)));
             }
             report.pass("credential", "no credential configured; the registry grants anonymous tokens");
             access
         }
         (_, _, None) => {
-            return Err((
+            return Err(Failed::new(
                 FailureClass::Auth,
                 "credential",
-                "the registry requires a credential: set the integration's authRef and `username`".to_string(),
+                "the registry requires a credential: set the integration's authRef and `username`",
             ));
         }
         (200, _, Some(secret)) => {
@@ -386,9 +396,9 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         (_, Some(c), Some(secret)) if c.scheme == "bearer" => {
             let token = bearer_token(&s, c, &user, Some(&secret), full)?;
             let access = Access::Bearer(token);
-            let answer = access.get(&v2).map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
+            let answer = access.get(&v2).step("credential")?;
             if answer.status != 200 {
-                return Err((
+                return Err(Failed::new(
                     checks::status_failure(answer.status),
                     "credential",
                     format!("the registry refused the token its own token service issued: {}", describe(&answer)),
@@ -399,7 +409,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
             access
         }
         (_, _, Some(_)) => {
-            return Err((
+            return Err(Failed::new(
                 FailureClass::ProviderMismatch,
                 "credential",
                 format!(
@@ -412,8 +422,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
 
     if let Some(repository) = s.repository.as_deref().filter(|_| full) {
         let tags_url = format!("{}/v2/{repository}/tags/list?n=1", s.base);
-        let answer =
-            access.request(http::get(&tags_url)).map_err(|e| (e.failure_class(), "repository", e.to_string()))?;
+        let answer = access.request(http::get(&tags_url)).step("repository")?;
         let who = if user.is_empty() { "an anonymous caller".to_string() } else { format!("`{user}`") };
         match answer.status {
             200 => {
@@ -424,20 +433,20 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
                 report.pass("repository", format!("{who} may pull `{repository}`; {some}"));
             }
             404 => {
-                return Err((
+                return Err(Failed::new(
                     FailureClass::NotFound,
                     "repository",
                     format!("`{repository}` does not exist: {}", describe(&answer)),
                 ));
             }
             401 | 403 => {
-                return Err((
+                return Err(Failed::new(
                     FailureClass::Permission,
                     "repository",
                     format!("{who} may not pull `{repository}` (or it does not exist): {}", describe(&answer)),
                 ));
             }
-            status => return Err((checks::status_failure(status), "repository", describe(&answer))),
+            status => return Err(Failed::new(checks::status_failure(status), "repository", describe(&answer))),
         }
     }
 
@@ -449,13 +458,13 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
 /// there is about the credential: ECR answers an expired password 403 and one for another account
 /// or region 400.
 fn basic_accepted(access: &Access, v2: &str, user: &str) -> Result<(), Failed> {
-    let answer = access.get(v2).map_err(|e| (e.failure_class(), "credential", e.to_string()))?;
+    let answer = access.get(v2).step("credential")?;
     match answer.status {
         200 => Ok(()),
         400 | 401 | 403 => {
-            Err((FailureClass::Auth, "credential", format!("`{user}` is rejected: {}", describe(&answer))))
+            Err(Failed::new(FailureClass::Auth, "credential", format!("`{user}` is rejected: {}", describe(&answer))))
         }
-        status => Err((checks::status_failure(status), "credential", describe(&answer))),
+        status => Err(Failed::new(checks::status_failure(status), "credential", describe(&answer))),
     }
 }
 
@@ -490,8 +499,8 @@ fn bearer_token(
     full: bool,
 ) -> Result<Secret, Failed> {
     let realm = challenge.param("realm").unwrap_or_default();
-    let realm_origin =
-        trusted_realm(&s.base, realm, s.preset).map_err(|why| (FailureClass::Misconfigured, "credential", why))?;
+    let realm_origin = trusted_realm(&s.base, realm, s.preset)
+        .map_err(|why| Failed::new(FailureClass::Misconfigured, "credential", why))?;
     let mut token_url = realm.to_string();
     let mut sep = if token_url.contains('?') { '&' } else { '?' };
     let mut add = |key: &str, value: &str| {
@@ -514,10 +523,10 @@ fn bearer_token(
     };
     let (answer, token) = request
         .send_for_token(&["/token", "/access_token"])
-        .map_err(|e| (e.failure_class(), "credential", format!("the token service {realm_origin}: {e}")))?;
+        .step_at("credential", format_args!("the token service {realm_origin}"))?;
     match (answer.status, token) {
         (200..=299, Some(token)) => Ok(token),
-        (200..=299, None) => Err((
+        (200..=299, None) => Err(Failed::new(
             FailureClass::ProviderMismatch,
             "credential",
             format!("the token service {realm_origin} answered {} without a token", answer.status),
@@ -527,9 +536,13 @@ fn bearer_token(
         // 401, or 403 (GHCR's `DENIED` for a bad token).
         (401 | 403, _) => {
             let who = if secret.is_some() { format!("`{user}`") } else { "an anonymous caller".to_string() };
-            Err((FailureClass::Auth, "credential", format!("the token service rejected {who}: {}", describe(&answer))))
+            Err(Failed::new(
+                FailureClass::Auth,
+                "credential",
+                format!("the token service rejected {who}: {}", describe(&answer)),
+            ))
         }
-        (status, _) => Err((
+        (status, _) => Err(Failed::new(
             checks::status_failure(status),
             "credential",
             format!("the token service {realm_origin}: {}", describe(&answer)),

@@ -48,9 +48,11 @@ pub mod wit {
 pub mod checks;
 pub mod http;
 mod report;
+mod settings;
 pub mod url;
 
-pub use report::{Failed, Report};
+pub use report::{Failed, HostError, Report, StepResult};
+pub use settings::{CA_CERTIFICATES, keep_null};
 pub use wit::stellaops::integrations::types::{
     CheckStep, ConnectionConfig, Facts, FailureClass, HealthResult, HealthStatus, IntegrationType, TestResult,
 };
@@ -67,7 +69,8 @@ pub mod secrets {
     /// The integration's secret for a step of a test: `None` without an AuthRef; a secret that
     /// does not resolve fails `step` with the error's class and message.
     pub fn step_secret(config: &crate::ConnectionConfig, step: &'static str) -> Result<Option<Secret>, crate::Failed> {
-        integration_secret(config).transpose().map_err(|e| (e.failure_class(), step, format!("the AuthRef: {e}")))
+        use crate::StepResult;
+        integration_secret(config).transpose().step_at(step, "the AuthRef")
     }
 
     impl SecretError {
@@ -114,9 +117,8 @@ pub mod log {
 /// What most connectors need, in one `use`.
 pub mod prelude {
     pub use crate::{
-        CheckStep, ConnectionConfig, Connector, Facts, Failed, FailureClass, HealthResult, HealthStatus,
-        IntegrationType, Report, TestResult, checks, configuration, configuration_of_keys, http, log,
-        register_connector, secrets,
+        CheckStep, ConnectionConfig, Connector, Facts, Failed, FailureClass, HealthResult, HealthStatus, HostError,
+        IntegrationType, Report, StepResult, TestResult, checks, configuration, http, log, register_connector, secrets,
     };
 }
 
@@ -134,19 +136,10 @@ pub trait Connector {
 }
 
 /// The integration's configuration as JSON (an empty object when it does not parse, which the
-/// host never sends).
+/// host never sends). [`ConnectionConfig::settings`] reads it as a typed value and refuses unknown
+/// keys.
 pub fn configuration(config: &ConnectionConfig) -> serde_json::Value {
     serde_json::from_str(&config.configuration).unwrap_or_else(|_| serde_json::Value::Object(Default::default()))
-}
-
-/// The integration's configuration as JSON, refused (with a message naming the key) when it holds
-/// a key not in `known`: a typo must not silently weaken a check.
-pub fn configuration_of_keys(config: &ConnectionConfig, known: &[&str]) -> Result<serde_json::Value, String> {
-    let c = configuration(config);
-    if let Some(unknown) = c.as_object().into_iter().flatten().map(|(k, _)| k).find(|k| !known.contains(&k.as_str())) {
-        return Err(format!("unknown configuration key `{unknown}` (known: {})", known.join(", ")));
-    }
-    Ok(c)
 }
 
 /// Registers a [`Connector`] as the component's exports and embeds its manifest.

@@ -1,9 +1,79 @@
 //! Building results step by step.
 
+use std::fmt::Display;
+
+use crate::http::HttpError;
+use crate::secrets::SecretError;
 use crate::{CheckStep, Facts, FailureClass, HealthResult, HealthStatus, TestResult};
 
-/// A failed step: its failure class, its name, and what it found.
-pub type Failed = (FailureClass, &'static str, String);
+/// A failed step: what ends a run of steps, and becomes the failed test result
+/// ([`Report::conclude`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failed {
+    /// The failure class of the result.
+    pub class: FailureClass,
+    /// The step that failed.
+    pub step: &'static str,
+    /// What it found: the step's message and the result's.
+    pub message: String,
+}
+
+impl Failed {
+    /// A failed step.
+    pub fn new(class: FailureClass, step: &'static str, message: impl Into<String>) -> Self {
+        Self { class, step, message: message.into() }
+    }
+
+    /// The `configuration` step, failed as `misconfigured`: the settings do not hold.
+    pub fn configuration(message: impl Into<String>) -> Self {
+        Self::new(FailureClass::Misconfigured, "configuration", message)
+    }
+}
+
+/// An error of a host call that knows the failure class a connector should report for it.
+pub trait HostError: Display {
+    /// The failure class of this error.
+    fn failure_class(&self) -> FailureClass;
+}
+
+impl HostError for HttpError {
+    fn failure_class(&self) -> FailureClass {
+        HttpError::failure_class(self)
+    }
+}
+
+impl HostError for SecretError {
+    fn failure_class(&self) -> FailureClass {
+        SecretError::failure_class(self)
+    }
+}
+
+/// A host call's result as the outcome of a step: an error fails the step with the error's class.
+///
+/// ```no_run
+/// # use stella_connector_sdk::prelude::*;
+/// fn run(base: &str, report: &mut Report) -> Result<(), Failed> {
+///     let ping = http::get(&format!("{base}/ping")).send().step_at("reachable", base)?;
+///     report.pass("reachable", format!("{base} answered {}", ping.status));
+///     Ok(())
+/// }
+/// ```
+pub trait StepResult<T> {
+    /// Fails `step` with the error's class and message.
+    fn step(self, step: &'static str) -> Result<T, Failed>;
+    /// Fails `step` with the error's class and `{context}: {error}` (say, the URL it was sent to).
+    fn step_at(self, step: &'static str, context: impl Display) -> Result<T, Failed>;
+}
+
+impl<T, E: HostError> StepResult<T> for Result<T, E> {
+    fn step(self, step: &'static str) -> Result<T, Failed> {
+        self.map_err(|e| Failed::new(e.failure_class(), step, e.to_string()))
+    }
+
+    fn step_at(self, step: &'static str, context: impl Display) -> Result<T, Failed> {
+        self.map_err(|e| Failed::new(e.failure_class(), step, format!("{context}: {e}")))
+    }
+}
 
 /// Collects the named steps of a test and turns them into a result.
 #[derive(Debug, Default)]
@@ -43,8 +113,13 @@ impl Report {
     pub fn conclude(self, outcome: Result<impl Into<String>, Failed>) -> TestResult {
         match outcome {
             Ok(message) => self.success(message),
-            Err((class, step, message)) => self.fail(class, step, message),
+            Err(failed) => self.failed(failed),
         }
+    }
+
+    /// Records the failed step and returns the failed test result.
+    pub fn failed(self, failed: Failed) -> TestResult {
+        self.fail(failed.class, failed.step, failed.message)
     }
 
     /// The successful test result.
