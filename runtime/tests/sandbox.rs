@@ -656,18 +656,19 @@ async fn a_python_connector_runs_in_the_same_sandbox() {
 
 #[tokio::test]
 async fn an_integration_can_trust_its_own_ca() {
-    let server = stub::TlsStub::start().await;
+    let server = stella_test_support::Stub::start_tls().await;
+    server.on("GET", "/ok", stella_test_support::Canned::new(200).body("tls ok"));
     let sandbox = sandbox();
     let c = load(&sandbox, WELL_BEHAVED);
-    let base = format!("https://127.0.0.1:{}", server.port);
+    let base = server.base_url.clone();
 
     let untrusted = sandbox.test_connection(&c, &integration(Some(&base), None, json!({}))).await;
     assert!(!untrusted.result.success);
     assert_eq!(untrusted.result.failure, Some(FailureClass::Tls), "{:?}", untrusted.record.host_calls);
     assert_eq!(untrusted.record.host_calls[0].error.as_deref(), Some("tls"));
 
-    let trusted =
-        sandbox.test_connection(&c, &integration(Some(&base), None, json!({ "caCertificates": server.ca_pem }))).await;
+    let ca = server.ca_pem.clone().expect("a TLS stub has its CA");
+    let trusted = sandbox.test_connection(&c, &integration(Some(&base), None, json!({ "caCertificates": ca }))).await;
     assert!(trusted.result.success, "{:?} {:?}", trusted.result, trusted.record.host_calls);
     assert_eq!(trusted.result.message, "tls ok");
 

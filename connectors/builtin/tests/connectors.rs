@@ -5,7 +5,6 @@
 //! URL, a private CA.
 
 mod registry;
-mod stub;
 
 use std::sync::Arc;
 
@@ -16,7 +15,7 @@ use stella_runtime::{
     ConnectionConfig, ConnectorSource, FailureClass, HealthOutcome, HealthStatus, IntegrationType, LoadedConnector,
     Sandbox, SandboxConfig, TestOutcome,
 };
-use stub::{Canned, Stub};
+use stella_test_support::{Canned, PrivateCa, Stub};
 
 const SECRET: &str = "s3cr3t-canary-token-0b8f";
 const AUTH_REF: &str = "ref://integrations/test/credential";
@@ -1209,7 +1208,7 @@ mod oci_registry {
         let h = Harness::new("oci-registry");
         let config = h.integration(IntegrationType::Registry, &registry.url, json!({"username": "ci-bot"}));
         assert_failed(&h.test(&config).await, FailureClass::Tls, "reachable");
-        let other_ca = crate::stub::PrivateCa::new().ca_pem;
+        let other_ca = PrivateCa::new().ca_pem;
         let config = h.integration(
             IntegrationType::Registry,
             &registry.url,

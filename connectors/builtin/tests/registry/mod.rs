@@ -7,8 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject as _;
-
-use crate::stub::PrivateCa;
+use stella_test_support::PrivateCa;
 
 pub struct Registry {
     child: Option<Child>,

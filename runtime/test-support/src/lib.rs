@@ -1,7 +1,10 @@
-//! A provider stand-in for the connector tests: an HTTP/1.1 server on loopback (plain, or TLS
-//! with a certificate from a private CA) that answers each `METHOD /path` with a canned response
-//! the test sets, remembers every request it saw, and answers anything else like a generic web
-//! server would (404 with an HTML page).
+//! Test support shared by the sandbox's tests (`runtime/tests`) and the connectors' tests
+//! (`connectors/builtin/tests`).
+//!
+//! [`Stub`] is a provider stand-in: an HTTP/1.1 server on loopback (plain, or TLS with a
+//! certificate from a [`PrivateCa`]) that answers each `METHOD /path` with a canned response the
+//! test sets, remembers every request it saw, and answers anything else like a generic web server
+//! would (404 with an HTML page).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,25 +15,32 @@ use tokio::net::TcpListener;
 /// A canned response.
 #[derive(Clone, Debug)]
 pub struct Canned {
+    /// The status code.
     pub status: u16,
+    /// The headers (`Content-Length` is added).
     pub headers: Vec<(String, String)>,
+    /// The body (none is sent to a HEAD request).
     pub body: Vec<u8>,
 }
 
 impl Canned {
+    /// An empty answer with `status`.
     pub fn new(status: u16) -> Self {
         Self { status, headers: Vec::new(), body: Vec::new() }
     }
 
+    /// A JSON answer.
     pub fn json(status: u16, body: serde_json::Value) -> Self {
         Self::new(status).header("Content-Type", "application/json").body(body.to_string())
     }
 
+    /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
 
+    /// Sets the body.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = body.into();
         self
@@ -40,34 +50,50 @@ impl Canned {
 /// A request the stub received.
 #[derive(Clone, Debug)]
 pub struct Seen {
+    /// The method.
     pub method: String,
+    /// The path, with its query.
     pub path: String,
+    /// The headers, in the order sent.
     pub headers: Vec<(String, String)>,
 }
 
 impl Seen {
+    /// The first header of that name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct State {
     routes: Mutex<HashMap<String, Canned>>,
     seen: Mutex<Vec<Seen>>,
 }
 
 /// A private CA and a server certificate it signed for `localhost` and `127.0.0.1`.
+#[derive(Debug)]
 pub struct PrivateCa {
     /// The CA certificate, as an integration's `caCertificates` carries it.
     pub ca_pem: String,
+    /// The server certificate (PEM).
     pub leaf_pem: String,
+    /// The server certificate's private key (PEM).
     pub leaf_key_pem: String,
+    /// The server certificate (DER).
     pub leaf_der: Vec<u8>,
+    /// The server certificate's private key (PKCS #8 DER).
     pub leaf_key_der: Vec<u8>,
 }
 
+impl Default for PrivateCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl PrivateCa {
+    /// A new CA, and a server certificate it signed.
     pub fn new() -> Self {
         use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -91,7 +117,10 @@ impl PrivateCa {
     }
 }
 
+/// A provider stand-in on loopback; stops when dropped.
+#[derive(Debug)]
 pub struct Stub {
+    /// `http://127.0.0.1:<port>` or `https://127.0.0.1:<port>`.
     pub base_url: String,
     /// The private CA that signed a TLS stub's certificate (PEM), as an integration's
     /// `caCertificates` carries it.
