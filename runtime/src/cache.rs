@@ -13,8 +13,23 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+/// Why the compile cache directory cannot be used: a message naming the directory and the cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CacheDirError {
+    message: String,
+    #[source]
+    source: Option<std::io::Error>,
+}
+
+impl CacheDirError {
+    fn io(what: String, e: std::io::Error) -> Self {
+        Self { message: format!("{what}: {e}"), source: Some(e) }
+    }
+}
+
 /// Creates the cache directory (mode 0700) or checks that an existing one is private.
-pub(crate) fn prepare_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn prepare_dir(dir: &Path) -> Result<(), CacheDirError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -22,24 +37,29 @@ pub(crate) fn prepare_dir(dir: &Path) -> Result<(), String> {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| format!("cannot create the component cache {}: {e}", dir.display()))?;
-        let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+            .map_err(|e| CacheDirError::io(format!("cannot create the component cache {}", dir.display()), e))?;
+        let meta = std::fs::symlink_metadata(dir)
+            .map_err(|e| CacheDirError::io(format!("cannot read {}", dir.display()), e))?;
         // Our own uid, read from a file we create (uniquely named: processes and threads may
         // prepare the same directory at once).
-        let (probe, _) =
-            tempfile_in(dir).map_err(|e| format!("the component cache {} is not writable: {e}", dir.display()))?;
+        let (probe, _) = tempfile_in(dir)
+            .map_err(|e| CacheDirError::io(format!("the component cache {} is not writable", dir.display()), e))?;
         let me = std::fs::metadata(&probe).map(|m| m.uid());
         let _ = std::fs::remove_file(&probe);
-        let me = me.map_err(|e| format!("cannot read {}: {e}", probe.display()))?;
+        let me = me.map_err(|e| CacheDirError::io(format!("cannot read {}", probe.display()), e))?;
         if !meta.is_dir() || meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
-            return Err(format!(
-                "the component cache {} must be a directory owned by this user and not writable by others",
-                dir.display()
-            ));
+            return Err(CacheDirError {
+                message: format!(
+                    "the component cache {} must be a directory owned by this user and not writable by others",
+                    dir.display()
+                ),
+                source: None,
+            });
         }
     }
     #[cfg(not(unix))]
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the component cache {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CacheDirError::io(format!("cannot create the component cache {}", dir.display()), e))?;
     Ok(())
 }
 

@@ -99,7 +99,7 @@ const MAX_CA_CLIENTS: usize = 256;
 
 impl EgressClients {
     /// Builds the default client.
-    pub fn new(policy: NetworkPolicy, timeouts: HttpTimeouts) -> Result<Self, String> {
+    pub fn new(policy: NetworkPolicy, timeouts: HttpTimeouts) -> Result<Self, reqwest::Error> {
         // reqwest is built without a bundled crypto provider; ring is the one we ship.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let policy = Arc::new(policy);
@@ -133,7 +133,8 @@ impl EgressClients {
         if certs.is_empty() {
             return Err("the integration's CA certificates contain no certificate".into());
         }
-        let client = build_client(&self.policy, self.timeouts, &certs)?;
+        let client = build_client(&self.policy, self.timeouts, &certs)
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         if cache.len() >= MAX_CA_CLIENTS {
             cache.clear();
         }
@@ -146,7 +147,7 @@ fn build_client(
     policy: &Arc<NetworkPolicy>,
     timeouts: HttpTimeouts,
     extra_roots: &[reqwest::Certificate],
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -157,7 +158,6 @@ fn build_client(
         .tls_certs_merge(extra_roots.iter().cloned())
         .dns_resolver(PolicyResolver { policy: policy.clone() })
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
 #[cfg(test)]

@@ -48,10 +48,11 @@ pub mod record;
 mod sandbox;
 pub mod secrets;
 
+pub use cache::CacheDirError;
 pub use catalog::{ConnectorCatalog, LoadFailure};
 pub use manifest::{IntegrationType, Manifest};
 pub use outcome::{CheckStep, Facts, FailureClass, HealthOutcome, HealthStatus, Invocation, TestOutcome};
 pub use sandbox::{
     CA_CERTIFICATES_KEY, Compilation, ConnectionConfig, ConnectorSource, DEFAULT_PLUGINS_DIR, LoadError,
-    LoadedConnector, MAX_TRANSFER_BYTES, Sandbox, SandboxConfig,
+    LoadedConnector, MAX_TRANSFER_BYTES, Sandbox, SandboxConfig, SetupError,
 };

@@ -26,6 +26,45 @@ pub enum FailureClass {
     Internal,
 }
 
+impl FailureClass {
+    /// Every class, in the WIT's order.
+    pub const ALL: [FailureClass; 11] = [
+        Self::Network,
+        Self::Tls,
+        Self::Auth,
+        Self::Permission,
+        Self::NotFound,
+        Self::RateLimited,
+        Self::ProviderMismatch,
+        Self::ProviderDown,
+        Self::Misconfigured,
+        Self::Timeout,
+        Self::Internal,
+    ];
+
+    /// The name used in JSON, in metrics and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Network => "network",
+            Self::Tls => "tls",
+            Self::Auth => "auth",
+            Self::Permission => "permission",
+            Self::NotFound => "not-found",
+            Self::RateLimited => "rate-limited",
+            Self::ProviderMismatch => "provider-mismatch",
+            Self::ProviderDown => "provider-down",
+            Self::Misconfigured => "misconfigured",
+            Self::Timeout => "timeout",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// Parses the name used in JSON and in the database.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
 /// The health found by a health check.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,5 +247,19 @@ impl From<wit::FailureClass> for FailureClass {
             W::Timeout => Self::Timeout,
             W::Internal => Self::Internal,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FailureClass;
+
+    #[test]
+    fn failure_class_names_are_its_json_names() {
+        for class in FailureClass::ALL {
+            assert_eq!(serde_json::to_value(class).unwrap(), class.as_str());
+            assert_eq!(FailureClass::parse(class.as_str()), Some(class));
+        }
+        assert_eq!(FailureClass::parse("Network"), None);
     }
 }

@@ -105,7 +105,37 @@ pub enum LoadError {
     Compile(String),
     /// Reading the file failed.
     #[error("cannot read the component: {0}")]
-    Io(String),
+    Io(#[source] std::io::Error),
+}
+
+/// Why a sandbox could not be built. Each message names what failed and includes its cause (the
+/// service prints one line); the cause is also kept as the error's source.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A limit of the operator's configuration is out of its range.
+    #[error("{0}")]
+    Limits(String),
+    /// wasmtime refused the engine's configuration.
+    #[error("cannot create the wasm engine: {0}")]
+    Engine(#[source] wasmtime::Error),
+    /// The host's imports could not be linked.
+    #[error("cannot link {what}: {source}")]
+    Link {
+        /// What was being linked.
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: wasmtime::Error,
+    },
+    /// The outbound HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    /// The thread that ends invocations at their deadline could not start.
+    #[error("cannot start the epoch thread: {0}")]
+    EpochThread(#[source] std::io::Error),
+    /// The compile cache directory cannot be used.
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheDirError),
 }
 
 /// Where a connector came from.
@@ -265,8 +295,8 @@ enum RunEnd {
 
 impl Sandbox {
     /// Builds the engine, the linker and the outbound client.
-    pub fn new(config: SandboxConfig, resolver: Arc<dyn SecretResolver>) -> Result<Self, String> {
-        config.limits.validate()?;
+    pub fn new(config: SandboxConfig, resolver: Arc<dyn SecretResolver>) -> Result<Self, SetupError> {
+        config.limits.validate().map_err(SetupError::Limits)?;
         let concurrency = config.max_concurrent_invocations.max(1);
         let instances = u32::try_from(config.limits.instances).unwrap_or(u32::MAX);
 
@@ -295,12 +325,13 @@ impl Sandbox {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .max_wasm_stack(512 << 10)
             .async_stack_size(2 << 20);
-        let engine = Engine::new(&wasm).map_err(|e| format!("cannot create the wasm engine: {e}"))?;
+        let engine = Engine::new(&wasm).map_err(SetupError::Engine)?;
 
         let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("cannot link WASI: {e}"))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|source| SetupError::Link { what: "WASI", source })?;
         IntegrationConnector::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| format!("cannot link the host imports: {e}"))?;
+            .map_err(|source| SetupError::Link { what: "the host imports", source })?;
         // Socket creation is replaced by a refusal that opens nothing (see `host/sockets.rs`).
         linker.allow_shadowing(true);
         wasmtime_wasi::p2::bindings::sockets::tcp_create_socket::add_to_linker::<HostState, HasSelf<HostState>>(
@@ -313,14 +344,14 @@ impl Sandbox {
                 |s| s,
             )
         })
-        .map_err(|e| format!("cannot link the socket refusals: {e}"))?;
+        .map_err(|source| SetupError::Link { what: "the socket refusals", source })?;
         linker.allow_shadowing(false);
 
         let timeouts = HttpTimeouts {
             connect: Duration::from_millis(config.connect_timeout_ms),
             request: Duration::from_millis(config.request_timeout_ms),
         };
-        let egress = Arc::new(EgressClients::new(config.network.clone(), timeouts)?);
+        let egress = Arc::new(EgressClients::new(config.network.clone(), timeouts).map_err(SetupError::HttpClient)?);
 
         let stop = Arc::new(AtomicBool::new(false));
         {
@@ -337,7 +368,7 @@ impl Sandbox {
                         }
                     }
                 })
-                .map_err(|e| format!("cannot start the epoch thread: {e}"))?;
+                .map_err(SetupError::EpochThread)?;
         }
 
         if let Some(dir) = &config.cache_dir {
@@ -405,11 +436,11 @@ impl Sandbox {
 
     /// Reads and loads a component file.
     pub fn load_file(&self, path: &std::path::Path) -> Result<LoadedConnector, LoadError> {
-        let meta = std::fs::metadata(path).map_err(|e| LoadError::Io(e.to_string()))?;
+        let meta = std::fs::metadata(path).map_err(LoadError::Io)?;
         if meta.len() > self.config.max_component_bytes {
             return Err(LoadError::TooLarge { size: meta.len(), limit: self.config.max_component_bytes });
         }
-        let bytes = std::fs::read(path).map_err(|e| LoadError::Io(e.to_string()))?;
+        let bytes = std::fs::read(path).map_err(LoadError::Io)?;
         self.load(&bytes, ConnectorSource::File(path.to_path_buf()))
     }
 

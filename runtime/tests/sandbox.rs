@@ -572,7 +572,7 @@ fn compiled_components_are_cached_on_disk() {
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let err = Sandbox::new(config, resolver()).unwrap_err();
+        let err = Sandbox::new(config, resolver()).unwrap_err().to_string();
         assert!(err.contains("not writable by others"), "{err}");
     }
 }
