@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::{FieldError, Integration, IntegrationSpec, now};
-use crate::service::{Caller, Catalog, ServiceError, changed_fields};
+use crate::service::{Caller, Catalog, IfMatch, ServiceError, changed_fields};
 use crate::store::{ListFilter, ListPosition};
 
 /// The `format` of an export document.
@@ -216,10 +216,16 @@ pub async fn import(
             errors: vec![],
             message: None,
         };
-        let outcome = match (text, &failure) {
-            (_, Some(failure)) => Err(ServiceError::Unavailable(failure.clone())),
-            (Ok(text), None) => import_one(catalog, caller, text, dry_run, &mut existing, &mut seen).await,
-            (Err(unreadable), None) => {
+        if let Some(why) = &failure {
+            // The database failed on an earlier item: this one is not tried.
+            item.message = Some(why.clone());
+            report.failed += 1;
+            report.items.push(item);
+            continue;
+        }
+        let outcome = match text {
+            Ok(text) => import_one(catalog, caller, text, dry_run, &mut existing, &mut seen).await,
+            Err(unreadable) => {
                 Err(ServiceError::Invalid(vec![FieldError { field: "body".into(), message: unreadable }]))
             }
         };
@@ -230,7 +236,7 @@ pub async fn import(
                 item.changed = changed;
             }
             Err(ServiceError::Invalid(errors)) => item.errors = errors,
-            Err(ServiceError::Unavailable(e) | ServiceError::Internal(e)) => {
+            Err(e @ (ServiceError::Unavailable(_) | ServiceError::Internal(_))) => {
                 // This item and the ones after it are not imported; the ones before it are.
                 let why = failure.get_or_insert_with(|| {
                     tracing::warn!(error = %e, "an import stopped: the database failed");
@@ -305,7 +311,7 @@ async fn import_one(
     }
     if !dry_run {
         // The version read at the start: a concurrent change is reported, not overwritten.
-        catalog.update(caller, id, current.version, spec).await?;
+        catalog.update(caller, id, IfMatch::Version(current.version), spec).await?;
     }
     Ok((ImportResult::Updated, Some(id), changed))
 }

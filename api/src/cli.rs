@@ -303,6 +303,7 @@ fn migrate(database: &DatabaseArgs) -> Result<ExitCode, String> {
 }
 
 fn audit_verify(database: &DatabaseArgs, json: bool) -> Result<ExitCode, String> {
+    // An operator's check of every tenant's chain, on the database directly: no service runs.
     let report = block_on(async {
         let store = crate::store::open(&database.database_url).await?;
         store.verify_audit().await
@@ -527,7 +528,7 @@ fn test(args: TestArgs) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async move {
-        let sandbox = Sandbox::new(config, Arc::new(resolver))?;
+        let sandbox = Sandbox::new(config, Arc::new(resolver)).map_err(|e| e.to_string())?;
         let connector = sandbox.load(&bytes, source).map_err(|e| format!("{}: {e}", args.file))?;
         let integration_type = match &args.integration_type {
             Some(t) => t.parse::<IntegrationType>()?,

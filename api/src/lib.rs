@@ -1,30 +1,54 @@
 //! The StellaOps Integration Catalog service: the domain model and lifecycle, the stores, the
-//! audit trail and event outbox, the HTTP API and the command line.
+//! audit trail and event outbox, health, the HTTP API and the command line.
 //!
-//! Map of the crate:
-//! - [`domain`]: the `Integration` entity and the validation of client input;
+//! # Map: which module owns what
+//!
+//! Requests flow one way: [`http`] (and [`cli`], [`relay`], the [`health`] scheduler) →
+//! [`service`] → [`store`]. The service is the only door to the data: it alone holds the store,
+//! and tenancy and the 404 rule are decided there, once.
+//!
+//! - [`domain`]: the `Integration` entity, the validation of client input, time helpers;
 //! - [`lifecycle`]: the one state machine that moves an integration's status;
-//! - [`store`]: the store trait, its SQLite and PostgreSQL implementations, audit chain and outbox;
+//! - [`audit`]: audit actions, entries and the hash chain; [`events`]: event types and their
+//!   CloudEvents form;
+//! - [`health`]: health policy (intervals, offline sites), one check and what it changes, the
+//!   health report (uptime, latency, history), and the scheduler;
 //! - [`service`]: the catalog's operations (what each API call does), over store and sandbox;
-//! - [`http`]: the axum routes, problem+json errors, middleware and the OpenAPI document;
+//! - [`store`]: the store traits, one per concern, and their SQL over SQLite and PostgreSQL;
+//! - [`http`]: the axum routes, problem+json errors, extractors and the OpenAPI document;
 //! - [`auth`]: bearer JWT verification, scopes and tenants, the local token key;
-//! - [`metrics`]: the Prometheus counters;
 //! - [`bulk`]: export and import of a tenant's integrations by name;
-//! - [`scheduler`]: the health checks of every integration in service, leased per replica;
-//! - [`server`]: wiring from configuration to a running service; [`relay`]: outbox → NATS;
+//! - [`metrics`]: the Prometheus counters; [`relay`]: outbox → NATS;
 //! - [`config`]: the service configuration (TOML file and environment);
-//! - [`cli`]: the `stella-integrations` command line (including `serve`).
+//! - [`server`]: wiring from configuration to a running service; [`cli`]: the command line.
+//!
+//! # Where a change goes
+//!
+//! - A new API operation: its handler in `http/` (parse, call one service operation, answer), the
+//!   operation in `service/` (tenancy, lifecycle, the [`store::Change`] it writes), its queries in
+//!   the store file of its concern (`store/integrations.rs`, `audit.rs`, `outbox.rs`,
+//!   `health.rs`), and the route in `http/mod.rs` (which puts it in the OpenAPI document).
+//! - A new lifecycle rule: [`lifecycle`] only. A new audit action or event type: the enums in
+//!   [`audit`] and [`events`] (the README lists them; a test holds the list to the enums).
+//! - A health rule: [`health`] (policy, check, summary); its store side in `store/health.rs`.
+//! - A schema change: a new migration for each database in `migrations/`, listed in
+//!   `store/sql.rs`, and the conformance suite (`api/tests/store.rs`) on both databases.
+//! - A difference between SQLite and PostgreSQL: the [`store::Dialect`] trait.
+//! - A setting: [`config`], and the README's configuration section.
+//! - Connectors are not here: `connectors/` (guests), `runtime/` (the sandbox).
 
+pub mod audit;
 pub mod auth;
 pub mod bulk;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod events;
+pub mod health;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
 pub mod relay;
-pub mod scheduler;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -9,13 +9,13 @@
 //! spaces, `_` itself, non-ASCII) becomes `_` and two hex digits, so two tenants never share a
 //! subject (`acme.prod` → `acme_2eprod`, `acme_prod` → `acme_5fprod`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage};
 
 use crate::config::EventsConfig;
-use crate::store::{Store, StoredEvent};
+use crate::events::StoredEvent;
+use crate::service::Catalog;
 
 /// Events taken from the outbox at a time.
 const BATCH: u32 = 100;
@@ -39,11 +39,11 @@ pub fn subject(prefix: &str, event: &StoredEvent) -> String {
 }
 
 /// Runs until the task is aborted: connects (again after any failure, with backoff) and relays.
-pub async fn run(config: EventsConfig, store: Arc<dyn Store>) {
+pub async fn run(config: EventsConfig, catalog: Catalog) {
     let Some(url) = config.nats_url.clone() else { return };
     let mut backoff = Duration::from_millis(500);
     loop {
-        match relay(&url, &config, &store, &mut backoff).await {
+        match relay(&url, &config, &catalog, &mut backoff).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "event relay interrupted");
@@ -54,7 +54,7 @@ pub async fn run(config: EventsConfig, store: Arc<dyn Store>) {
     }
 }
 
-async fn relay(url: &str, config: &EventsConfig, store: &Arc<dyn Store>, backoff: &mut Duration) -> Result<(), String> {
+async fn relay(url: &str, config: &EventsConfig, catalog: &Catalog, backoff: &mut Duration) -> Result<(), String> {
     let client = async_nats::connect(url).await.map_err(|e| format!("cannot connect to NATS: {e}"))?;
     let js = jetstream::new(client);
     js.get_or_create_stream(jetstream::stream::Config {
@@ -68,7 +68,7 @@ async fn relay(url: &str, config: &EventsConfig, store: &Arc<dyn Store>, backoff
     // Connected: the next interruption starts its backoff afresh.
     *backoff = Duration::from_millis(500);
     loop {
-        let delivered = relay_batch(&js, config, store).await?;
+        let delivered = relay_batch(&js, config, catalog).await?;
         if delivered == 0 {
             tokio::time::sleep(IDLE).await;
         }
@@ -76,12 +76,8 @@ async fn relay(url: &str, config: &EventsConfig, store: &Arc<dyn Store>, backoff
 }
 
 /// Publishes one batch of undelivered events; returns how many were delivered.
-pub async fn relay_batch(
-    js: &jetstream::Context,
-    config: &EventsConfig,
-    store: &Arc<dyn Store>,
-) -> Result<usize, String> {
-    let events = store.undelivered_events(BATCH).await.map_err(|e| e.to_string())?;
+pub async fn relay_batch(js: &jetstream::Context, config: &EventsConfig, catalog: &Catalog) -> Result<usize, String> {
+    let events = catalog.undelivered_events(BATCH).await.map_err(|e| e.to_string())?;
     let mut acks = Vec::with_capacity(events.len());
     for event in &events {
         let id = event.cloud_event["id"].as_str().unwrap_or_default().to_string();
@@ -100,7 +96,7 @@ pub async fn relay_batch(
         ack.await.map_err(|e| format!("JetStream did not acknowledge an event: {e}"))?;
     }
     let keys: Vec<(String, i64)> = events.iter().map(|e| (e.tenant_id.clone(), e.seq)).collect();
-    store.mark_delivered(&keys).await.map_err(|e| e.to_string())?;
+    catalog.mark_delivered(&keys).await.map_err(|e| e.to_string())?;
     Ok(events.len())
 }
 

@@ -8,9 +8,9 @@ use stella_runtime::{ConnectorCatalog, Sandbox};
 
 use crate::auth::{Verifier, local_key};
 use crate::config::Config;
+use crate::health::{HealthPolicy, Scheduler, SchedulerConfig};
 use crate::http::{AppState, router};
-use crate::scheduler::{Scheduler, SchedulerConfig};
-use crate::service::{Catalog, HealthPolicy};
+use crate::service::Catalog;
 use crate::store;
 
 /// Builds the service's state: opens (and migrates) the database, loads the built-in connectors
@@ -32,7 +32,8 @@ pub async fn build_state(
     if config.secrets.env {
         resolvers.push(Arc::new(EnvSecretResolver::default()));
     }
-    let sandbox = Sandbox::new(config.sandbox.clone(), Arc::new(ChainResolver::new(resolvers)))?;
+    let sandbox =
+        Sandbox::new(config.sandbox.clone(), Arc::new(ChainResolver::new(resolvers))).map_err(|e| e.to_string())?;
     let plugins_dir = config.storage.plugins_dir.as_deref().filter(|d| d.is_dir());
     // Logs each connector it loads (with its compile time) and each file it refuses.
     let connectors = ConnectorCatalog::load(&sandbox, stella_builtin_connectors::BUILTINS, plugins_dir);
@@ -67,10 +68,11 @@ pub async fn serve(config: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot start the background threads: {e}"))?,
     ));
     let state = build_state(&config, Some(background.handle().clone())).await?;
-    let relay = config.events.nats_url.as_ref().map(|_| {
-        let store = state.catalog.store().clone();
-        tokio::spawn(crate::relay::run(config.events.clone(), store))
-    });
+    let relay = config
+        .events
+        .nats_url
+        .as_ref()
+        .map(|_| tokio::spawn(crate::relay::run(config.events.clone(), state.catalog.clone())));
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;

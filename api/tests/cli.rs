@@ -147,7 +147,8 @@ fn migrate_then_audit_verify_finds_intact_and_tampered_chains() {
     // Write a real chain through the store, then break it behind the store's back.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        use stella_integrations::store::{AuditDraft, Change, RowWrite, open};
+        use stella_integrations::audit::{AuditAction, AuditDraft};
+        use stella_integrations::store::{Change, RowWrite, open};
         let store = open(&url).await.unwrap();
         let mut row: stella_integrations::domain::Integration = serde_json::from_value(serde_json::json!({
             "integrationId": uuid::Uuid::new_v4(), "tenantId": "acme", "name": "n", "description": null,
@@ -158,7 +159,7 @@ fn migrate_then_audit_verify_finds_intact_and_tampered_chains() {
             "modifiedAt": null, "modifiedBy": null, "version": 1
         }))
         .unwrap();
-        for (n, action) in ["created", "updated"].into_iter().enumerate() {
+        for (n, action) in [AuditAction::Created, AuditAction::Updated].into_iter().enumerate() {
             let write = if n == 0 {
                 RowWrite::Insert(Box::new(row.clone()))
             } else {
@@ -166,7 +167,7 @@ fn migrate_then_audit_verify_finds_intact_and_tampered_chains() {
                 RowWrite::Update { row: Box::new(row.clone()), expected_version: 1 }
             };
             let audit = AuditDraft {
-                action: action.into(),
+                action,
                 actor: "alice".into(),
                 at: stella_integrations::domain::now(),
                 details: serde_json::json!({}),

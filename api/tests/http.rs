@@ -18,10 +18,10 @@ use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use serde_json::{Value, json};
 use stella_integrations::auth::{self, TokenRequest};
 use stella_integrations::config::Config;
+use stella_integrations::health::{CheckOutcome, FinishedCheck, HealthCheck};
 use stella_integrations::http::problem::PROBLEM_BASE;
 use stella_integrations::http::{openapi, router};
 use stella_integrations::server::build_state;
-use stella_integrations::store::{CheckOutcome, HealthCheck};
 use tower::ServiceExt;
 
 const KEY: &str = "a-local-test-key-of-at-least-32-bytes!!";
@@ -664,7 +664,7 @@ async fn the_lifecycle_runs_through_the_api_with_its_audit_and_events() {
     // the same database): newest first, paged by `before`, summarised.
     let store = stella_integrations::store::open(&app.config.storage.database_url()).await.unwrap();
     let id: uuid::Uuid = uri.rsplit('/').next().unwrap().parse().unwrap();
-    let now_ms = stella_integrations::store::unix_ms(stella_integrations::domain::now());
+    let now_ms = stella_integrations::domain::unix_ms(stella_integrations::domain::now());
     for (n, (outcome, latency)) in
         [(CheckOutcome::Healthy, 10), (CheckOutcome::Unhealthy, 30), (CheckOutcome::Degraded, 20)]
             .into_iter()
@@ -673,16 +673,16 @@ async fn the_lifecycle_runs_through_the_api_with_its_audit_and_events() {
         let at = now_ms - 3_000 + n as i64 * 1_000;
         store.schedule_health_checks(at).await.unwrap();
         assert_eq!(store.lease_health_checks("test-replica", at, 60_000, 10).await.unwrap().len(), 1);
-        let check = HealthCheck {
-            check_id: uuid::Uuid::new_v4(),
-            checked_at: stella_integrations::store::from_unix_ms(at),
+        let check = HealthCheck::new(
+            stella_integrations::domain::from_unix_ms(at),
             outcome,
-            failure_class: None,
-            latency_ms: latency,
-            message: format!("check {n}"),
-            replica: None,
-        };
-        assert!(store.finish_health_check("test-replica", "acme", id, &check, at, None).await.unwrap());
+            None,
+            latency,
+            format!("check {n}"),
+        );
+        let finished =
+            FinishedCheck { tenant_id: "acme".into(), integration_id: id, check, next_due_ms: at, version: 1 };
+        assert!(store.finish_health_check("test-replica", &finished, None).await.unwrap());
     }
     let r = app.send(Method::GET, &format!("{uri}/health?limit=2"), Some(&admin), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -1012,7 +1012,7 @@ async fn killed_database_connections_give_503_and_never_a_partial_change() {
     }
     drop(c);
     let store = stella_integrations::store::PostgresStore::connect(&db.url).await.unwrap();
-    let report = stella_integrations::store::Store::verify_audit(&store).await.unwrap();
+    let report = stella_integrations::store::AuditStore::verify_audit(&store).await.unwrap();
     assert!(report.breaks.is_empty(), "{report:?}");
     drop(store);
     drop(app);

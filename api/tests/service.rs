@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use stella_integrations::audit::AuditAction;
 use stella_integrations::domain::IntegrationSpec;
 use stella_integrations::lifecycle::Status;
-use stella_integrations::service::{Caller, Catalog, ServiceError};
+use stella_integrations::service::{Caller, Catalog, IfMatch, ServiceError};
 use stella_integrations::store::{SqliteStore, Store};
 use stella_runtime::secrets::StaticSecretResolver;
 use stella_runtime::{ConnectorCatalog, Sandbox, SandboxConfig};
@@ -14,6 +15,8 @@ use uuid::Uuid;
 
 struct Fixture {
     catalog: Catalog,
+    /// The catalog's store, to look beneath the service (the audit trail of a deleted integration).
+    store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
 }
 
@@ -23,7 +26,7 @@ async fn fixture() -> Fixture {
     let sandbox = Sandbox::new(SandboxConfig::default(), Arc::new(StaticSecretResolver::default())).unwrap();
     let connectors = ConnectorCatalog::load(&sandbox, stella_builtin_connectors::BUILTINS, None);
     assert!(connectors.failures().is_empty(), "{:?}", connectors.failures());
-    Fixture { catalog: Catalog::new(store, Arc::new(sandbox), Arc::new(connectors)), _dir: dir }
+    Fixture { catalog: Catalog::new(store.clone(), Arc::new(sandbox), Arc::new(connectors)), store, _dir: dir }
 }
 
 fn alice() -> Caller {
@@ -39,11 +42,11 @@ fn spec(name: &str, configuration: serde_json::Value) -> IntegrationSpec {
 }
 
 async fn audit_actions(f: &Fixture, id: Uuid) -> Vec<String> {
-    f.catalog.store().audit("acme", id, 0, 100).await.unwrap().into_iter().map(|e| e.action).collect()
+    f.store.audit("acme", id, 0, 100).await.unwrap().into_iter().map(|e| e.action.to_string()).collect()
 }
 
 async fn event_types(f: &Fixture) -> Vec<String> {
-    let events = f.catalog.store().events("acme", 0, 100).await.unwrap();
+    let events = f.catalog.events(&alice(), 0, 100).await.unwrap();
     events.into_iter().map(|e| e.cloud_event["type"].as_str().unwrap().to_string()).collect()
 }
 
@@ -61,7 +64,7 @@ async fn activation_runs_the_test_and_a_pass_makes_it_active() {
     assert_eq!(f.catalog.get(&alice(), i.integration_id).await.unwrap(), i);
 
     assert_eq!(audit_actions(&f, i.integration_id).await, ["created", "activated", "tested"]);
-    let entries = f.catalog.store().audit("acme", i.integration_id, 0, 100).await.unwrap();
+    let entries = f.catalog.audit(&alice(), i.integration_id, 0, 100).await.unwrap();
     assert_eq!(entries[1].details["approver"], "alice");
     assert_eq!(entries[2].details["success"], true);
     assert_eq!(event_types(&f).await, ["integration.created", "integration.healthy"]);
@@ -79,14 +82,18 @@ async fn a_failed_activation_stays_pending_and_a_later_pass_activates() {
     let tested = f.catalog.activate(&alice(), created.integration_id).await.unwrap();
     assert_eq!(tested.integration.status, Status::PendingVerification);
     assert_eq!(tested.integration.last_test_success, Some(false));
-    let entries = f.catalog.store().audit("acme", created.integration_id, 0, 100).await.unwrap();
+    let entries = f.catalog.audit(&alice(), created.integration_id, 0, 100).await.unwrap();
     assert_eq!(entries[2].details["failureClass"], "auth");
 
     // Activating twice is a conflict that names the state.
     let err = f.catalog.activate(&alice(), created.integration_id).await.unwrap_err();
     assert!(matches!(&err, ServiceError::Conflict(c) if c.status == Status::PendingVerification), "{err:?}");
 
-    let fixed = f.catalog.update(&alice(), created.integration_id, 3, spec("flaky", json!({}))).await.unwrap();
+    let fixed = f
+        .catalog
+        .update(&alice(), created.integration_id, IfMatch::Version(3), spec("flaky", json!({})))
+        .await
+        .unwrap();
     assert_eq!((fixed.status, fixed.version), (Status::PendingVerification, 4));
     let tested = f.catalog.test(&alice(), created.integration_id).await.unwrap();
     assert_eq!(tested.integration.status, Status::Active);
@@ -103,7 +110,10 @@ async fn repeated_failures_degrade_then_fail_and_pause_resume_work_from_there() 
     let id = created.integration_id;
     f.catalog.activate(&alice(), id).await.unwrap();
     let current = f.catalog.get(&alice(), id).await.unwrap();
-    f.catalog.update(&alice(), id, current.version, spec("degrading", json!({"outcome": "failure"}))).await.unwrap();
+    f.catalog
+        .update(&alice(), id, IfMatch::Version(current.version), spec("degrading", json!({"outcome": "failure"})))
+        .await
+        .unwrap();
     let mut statuses = vec![];
     for _ in 0..5 {
         statuses.push(f.catalog.test(&alice(), id).await.unwrap().integration.status);
@@ -127,10 +137,10 @@ async fn repeated_failures_degrade_then_fail_and_pause_resume_work_from_there() 
     assert_eq!((resumed.status, resumed.paused, resumed.consecutive_failures), (Active, false, 0));
     assert_eq!(resumed.pause_reason, None);
 
-    let entries = f.catalog.store().audit("acme", id, 0, 100).await.unwrap();
-    let paused_entry = entries.iter().find(|e| e.action == "paused").unwrap();
+    let entries = f.catalog.audit(&alice(), id, 0, 100).await.unwrap();
+    let paused_entry = entries.iter().find(|e| e.action == AuditAction::Paused).unwrap();
     assert_eq!(paused_entry.details, json!({"reason": "vendor outage", "ticket": "OPS-42"}));
-    let resumed_entry = entries.iter().find(|e| e.action == "resumed").unwrap();
+    let resumed_entry = entries.iter().find(|e| e.action == AuditAction::Resumed).unwrap();
     assert_eq!(resumed_entry.details["pauseTicket"], "OPS-42");
     let types = event_types(&f).await;
     assert!(types.ends_with(&["integration.paused".into(), "integration.resumed".into()]), "{types:?}");
@@ -147,7 +157,7 @@ async fn bad_input_is_refused_with_every_reason() {
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(fields, ["configuration.auth.password", "provider"]);
     assert!(errors[1].message.contains("in-memory"), "lists the available providers: {}", errors[1].message);
-    assert_eq!(f.catalog.store().events("acme", 0, 10).await.unwrap(), []);
+    assert_eq!(f.catalog.events(&alice(), 0, 10).await.unwrap(), []);
 }
 
 #[tokio::test]
@@ -158,30 +168,37 @@ async fn another_tenant_sees_nothing_and_stale_versions_are_refused() {
     let mallory = Caller { tenant: "evil".into(), subject: "mallory".into() };
     assert!(matches!(f.catalog.get(&mallory, id).await, Err(ServiceError::NotFound)));
     assert!(matches!(f.catalog.test(&mallory, id).await, Err(ServiceError::NotFound)));
-    assert!(matches!(f.catalog.delete(&mallory, id, None).await, Err(ServiceError::NotFound)));
-    assert!(matches!(f.catalog.update(&mallory, id, 1, spec("mine", json!({}))).await, Err(ServiceError::NotFound)));
+    assert!(matches!(f.catalog.delete(&mallory, id, IfMatch::Absent).await, Err(ServiceError::NotFound)));
+    assert!(matches!(
+        f.catalog.update(&mallory, id, IfMatch::Version(1), spec("mine", json!({}))).await,
+        Err(ServiceError::NotFound)
+    ));
     assert!(matches!(f.catalog.pause(&mallory, id, "x".into(), None).await, Err(ServiceError::NotFound)));
 
-    f.catalog.update(&alice(), id, 1, spec("mine-renamed", json!({}))).await.unwrap();
+    f.catalog.update(&alice(), id, IfMatch::Version(1), spec("mine-renamed", json!({}))).await.unwrap();
     assert!(matches!(
-        f.catalog.update(&alice(), id, 1, spec("mine", json!({}))).await,
+        f.catalog.update(&alice(), id, IfMatch::Version(1), spec("mine", json!({}))).await,
         Err(ServiceError::Stale { current: 2 })
     ));
-    assert!(matches!(f.catalog.delete(&alice(), id, Some(1)).await, Err(ServiceError::Stale { current: 2 })));
-    f.catalog.delete(&alice(), id, Some(2)).await.unwrap();
+    assert!(matches!(
+        f.catalog.delete(&alice(), id, IfMatch::Version(1)).await,
+        Err(ServiceError::Stale { current: 2 })
+    ));
+    f.catalog.delete(&alice(), id, IfMatch::Version(2)).await.unwrap();
     assert!(matches!(f.catalog.get(&alice(), id).await, Err(ServiceError::NotFound)));
     let actions = audit_actions(&f, id).await;
     assert_eq!(actions, ["created", "updated", "deleted"]);
-    let entries = f.catalog.store().audit("acme", id, 0, 10).await.unwrap();
+    // The trail outlives the row; through the service, a deleted integration has none to show.
+    assert!(matches!(f.catalog.audit(&alice(), id, 0, 10).await, Err(ServiceError::NotFound)));
+    let entries = f.store.audit("acme", id, 0, 10).await.unwrap();
     assert_eq!(entries[1].details, json!({"changed": ["name"]}));
 }
 
 mod scheduler {
     use std::time::Duration;
 
-    use stella_integrations::scheduler::{Scheduler, SchedulerConfig};
-    use stella_integrations::service::HealthPolicy;
-    use stella_integrations::store::{CheckOutcome, unix_ms};
+    use stella_integrations::domain::unix_ms;
+    use stella_integrations::health::{CheckOutcome, HealthPolicy, Scheduler, SchedulerConfig};
 
     use super::*;
 
@@ -201,12 +218,12 @@ mod scheduler {
     /// What a lease `seconds` from now would take (held only until a millisecond after that).
     async fn due_in(f: &Fixture, seconds: i64) -> Vec<Uuid> {
         let at = unix_ms(stella_integrations::domain::now()) + seconds * 1000;
-        let leased = f.catalog.store().lease_health_checks("probe", at, 1, 10).await.unwrap();
+        let leased = f.catalog.lease_health_checks("probe", at, 1, 10).await.unwrap();
         leased.into_iter().map(|l| l.integration_id).collect()
     }
 
     async fn outcomes(f: &Fixture, id: Uuid) -> Vec<CheckOutcome> {
-        let history = f.catalog.store().health_history("acme", id, None, 100).await.unwrap();
+        let history = f.catalog.health_report(&alice(), id, None, 100).await.unwrap().history;
         history.into_iter().rev().map(|c| c.outcome).collect()
     }
 
@@ -230,9 +247,9 @@ mod scheduler {
         assert_eq!(outcomes(&f, ok).await, [CheckOutcome::Healthy; 5]);
         assert_eq!(outcomes(&f, flaky).await, [CheckOutcome::Unhealthy; 5]);
         assert!(outcomes(&f, draft).await.is_empty());
-        let history = f.catalog.store().health_history("acme", flaky, None, 1).await.unwrap();
+        let history = f.catalog.health_report(&alice(), flaky, None, 1).await.unwrap().history;
         assert_eq!(
-            (history[0].failure_class.as_deref(), history[0].message.as_str()),
+            (history[0].failure_class.map(|c| c.as_str()), history[0].message.as_str()),
             (Some("internal"), "registry\u{FFFD} down")
         );
         let row = f.catalog.get(&alice(), flaky).await.unwrap();
@@ -240,7 +257,7 @@ mod scheduler {
         let new_events = event_types(&f).await.split_off(events_before);
         assert_eq!(new_events, ["integration.unhealthy"]);
         assert_eq!(audit_actions(&f, flaky).await.iter().filter(|a| *a == "health-checked").count(), 5);
-        let entries = f.catalog.store().audit("acme", flaky, 0, 100).await.unwrap();
+        let entries = f.catalog.audit(&alice(), flaky, 0, 100).await.unwrap();
         assert_eq!(entries.last().unwrap().actor, "scheduler");
         // A passing check of a healthy integration writes no row, audit entry or event.
         assert_eq!(f.catalog.get(&alice(), ok).await.unwrap().version, ok_version);
@@ -316,10 +333,10 @@ mod scheduler {
         let row = f.catalog.get(&alice(), slow).await.unwrap();
         let mut changed = spec("slow", json!({}));
         changed.health_check_interval = Some(60);
-        f.catalog.update(&alice(), slow, row.version, changed).await.unwrap();
+        f.catalog.update(&alice(), slow, IfMatch::Version(row.version), changed).await.unwrap();
         assert_eq!(hourly.run_due().await.unwrap(), 1);
         assert_eq!(outcomes(&f, slow).await.len(), 2);
-        let entries = f.catalog.store().audit("acme", slow, 0, 100).await.unwrap();
+        let entries = f.catalog.audit(&alice(), slow, 0, 100).await.unwrap();
         assert_eq!(entries.last().unwrap().details, json!({"changed": ["healthCheckInterval"]}));
     }
 
@@ -331,18 +348,22 @@ mod scheduler {
         config.limits.deadline_ms = 300;
         let sandbox = Sandbox::new(config, Arc::new(StaticSecretResolver::default())).unwrap();
         let connectors = ConnectorCatalog::load(&sandbox, stella_builtin_connectors::BUILTINS, None);
-        let f = Fixture { catalog: Catalog::new(store, Arc::new(sandbox), Arc::new(connectors)), _dir: dir };
+        let f =
+            Fixture { catalog: Catalog::new(store.clone(), Arc::new(sandbox), Arc::new(connectors)), store, _dir: dir };
         let id = active(&f, "slow", json!({})).await;
         // From now on its connector sleeps 20 s in every check.
         let row = f.catalog.get(&alice(), id).await.unwrap();
-        f.catalog.update(&alice(), id, row.version, spec("slow", json!({"latencyMs": 20_000}))).await.unwrap();
+        f.catalog
+            .update(&alice(), id, IfMatch::Version(row.version), spec("slow", json!({"latencyMs": 20_000})))
+            .await
+            .unwrap();
 
         let hourly = scheduler(&f, Duration::from_secs(3600), false);
         // The deadline ended it: a `timeout`, not the scripted healthy answer 20 s later.
         assert_eq!(hourly.run_due().await.unwrap(), 1);
-        let history = f.catalog.store().health_history("acme", id, None, 10).await.unwrap();
+        let history = f.catalog.health_report(&alice(), id, None, 10).await.unwrap().history;
         assert_eq!(
-            (history.len(), history[0].outcome, history[0].failure_class.as_deref()),
+            (history.len(), history[0].outcome, history[0].failure_class.map(|c| c.as_str())),
             (1, CheckOutcome::Unhealthy, Some("timeout")),
             "{history:?}"
         );

@@ -10,12 +10,17 @@ use std::sync::Arc;
 
 use serde_json::json;
 use sqlx::Connection;
+use stella_integrations::audit::{AuditAction, AuditDraft};
+use stella_integrations::domain::from_unix_ms;
 use stella_integrations::domain::{Integration, now};
+use stella_integrations::events::{EventDraft, EventType};
+use stella_integrations::health::{CheckOutcome, FinishedCheck, HealthCheck};
 use stella_integrations::lifecycle::{Lifecycle, Status};
 use stella_integrations::store::{
-    AuditDraft, Change, CheckOutcome, EventDraft, FinishedCheck, HealthCheck, IdempotentResponse, ListFilter,
-    ListPosition, PostgresStore, RowWrite, SqliteStore, Store, StoreError, from_unix_ms,
+    Change, IdempotentResponse, IntegrationStore, ListFilter, ListPosition, PostgresStore, RowWrite, SqliteStore,
+    Store, StoreError,
 };
+use stella_runtime::FailureClass;
 use stella_runtime::IntegrationType;
 use uuid::Uuid;
 
@@ -95,8 +100,8 @@ fn integration(tenant: &str, name: &str) -> Integration {
     i
 }
 
-fn audit(action: &str) -> AuditDraft {
-    AuditDraft { action: action.into(), actor: "alice".into(), at: now(), details: json!({"why": action}) }
+fn audit(action: AuditAction) -> AuditDraft {
+    AuditDraft { action, actor: "alice".into(), at: now(), details: json!({"why": action.as_str()}) }
 }
 
 fn created(i: &Integration) -> Change {
@@ -104,8 +109,8 @@ fn created(i: &Integration) -> Change {
         tenant_id: i.tenant_id.clone(),
         integration_id: i.integration_id,
         write: RowWrite::Insert(Box::new(i.clone())),
-        audit: audit("created"),
-        events: vec![EventDraft { event_type: "integration.created".into(), data: json!({"name": i.name}) }],
+        audit: audit(AuditAction::Created),
+        events: vec![EventDraft { event_type: EventType::Created, data: json!({"name": i.name}) }],
         test_result: None,
         idempotency: None,
         reschedule_health: false,
@@ -115,8 +120,8 @@ fn created(i: &Integration) -> Change {
 fn updated(i: &Integration, expected_version: i64) -> Change {
     Change {
         write: RowWrite::Update { row: Box::new(i.clone()), expected_version },
-        audit: audit("updated"),
-        events: vec![EventDraft { event_type: "integration.updated".into(), data: json!({}) }],
+        audit: audit(AuditAction::Updated),
+        events: vec![EventDraft { event_type: EventType::Updated, data: json!({}) }],
         ..created(i)
     }
 }
@@ -124,8 +129,8 @@ fn updated(i: &Integration, expected_version: i64) -> Change {
 fn deleted(i: &Integration, expected_version: i64) -> Change {
     Change {
         write: RowWrite::Delete { expected_version },
-        audit: audit("deleted"),
-        events: vec![EventDraft { event_type: "integration.deleted".into(), data: json!({}) }],
+        audit: audit(AuditAction::Deleted),
+        events: vec![EventDraft { event_type: EventType::Deleted, data: json!({}) }],
         ..created(i)
     }
 }
@@ -187,7 +192,7 @@ async fn updates_and_deletes_need_the_current_version(b: &Backend) {
     assert!(matches!(s.apply(deleted(&i, 3)).await, Err(StoreError::NotFound)));
     // The audit trail outlives the row.
     let actions: Vec<String> =
-        s.audit("t1", i.integration_id, 0, 10).await.unwrap().into_iter().map(|e| e.action).collect();
+        s.audit("t1", i.integration_id, 0, 10).await.unwrap().into_iter().map(|e| e.action.to_string()).collect();
     assert_eq!(actions, ["created", "updated", "deleted"]);
 }
 
@@ -229,12 +234,12 @@ async fn lists_filter_and_order_by_name_then_id(b: &Backend) {
     );
     assert_eq!(list(ListFilter { tag: Some("e".into()), ..Default::default() }).await, Vec::<String>::new());
     assert_eq!(list(ListFilter { paused: Some(true), ..Default::default() }).await, [names[1].as_str()]);
-    assert_eq!(list(ListFilter { status: Some("paused".into()), ..Default::default() }).await, [names[1].as_str()]);
+    assert_eq!(list(ListFilter { status: Some(Status::Paused), ..Default::default() }).await, [names[1].as_str()]);
     assert_eq!(
         list(ListFilter { provider: Some("gitlab".into()), paused: Some(false), ..Default::default() }).await,
         [names[2].as_str(), names[3].as_str()]
     );
-    assert_eq!(list(ListFilter { integration_type: Some("scm".into()), ..Default::default() }).await.len(), 0);
+    assert_eq!(list(ListFilter { integration_type: Some(IntegrationType::Scm), ..Default::default() }).await.len(), 0);
     assert_eq!(list(ListFilter { owner: Some("team-platform".into()), ..Default::default() }).await.len(), 4);
     // `q` is a case-insensitive substring; `%` and `_` match only themselves.
     assert_eq!(
@@ -334,7 +339,7 @@ async fn events_are_numbered_per_tenant_and_shaped_as_cloudevents(b: &Backend) {
     let i = insert(s, "t1", "ev").await;
     insert(s, "t2", "ev").await;
     let mut change = updated(&i, 1);
-    change.events.push(EventDraft { event_type: "integration.healthy".into(), data: json!({"x": 1}) });
+    change.events.push(EventDraft { event_type: EventType::Healthy, data: json!({"x": 1}) });
     s.apply(change).await.unwrap();
 
     let events = s.events("t1", 0, 10).await.unwrap();
@@ -385,7 +390,7 @@ async fn an_idempotency_key_is_kept_with_its_change_or_not_at_all(b: &Backend) {
     let second = integration("t1", "idem-2");
     assert!(matches!(
         s.apply(Change { idempotency: Some(response("h2")), ..created(&second) }).await,
-        Err(StoreError::KeyReused)
+        Err(StoreError::KeyInFlight)
     ));
     assert_eq!(s.get("t1", second.integration_id).await.unwrap(), None);
     assert_eq!(s.events("t1", 0, 10).await.unwrap().len(), 1);
@@ -490,11 +495,26 @@ fn check(at_ms: i64, outcome: CheckOutcome) -> HealthCheck {
         check_id: Uuid::new_v4(),
         checked_at: from_unix_ms(at_ms),
         outcome,
-        failure_class: (outcome == CheckOutcome::Unhealthy).then(|| "network".to_string()),
+        failure_class: (outcome == CheckOutcome::Unhealthy).then_some(FailureClass::Network),
         latency_ms: 42,
         message: format!("{outcome:?} at {at_ms}"),
         replica: None,
     }
+}
+
+/// Records one check under `owner`'s lease: (tenant, integration, check, next due, change).
+async fn finish(
+    s: &dyn Store,
+    owner: &str,
+    tenant: &str,
+    integration_id: Uuid,
+    check: &HealthCheck,
+    next_due_ms: i64,
+    change: Option<Change>,
+) -> Result<bool, StoreError> {
+    let finished =
+        FinishedCheck { tenant_id: tenant.into(), integration_id, check: check.clone(), next_due_ms, version: 0 };
+    s.finish_health_check(owner, &finished, change).await
 }
 
 fn leased_ids(leased: &[Integration]) -> BTreeSet<Uuid> {
@@ -528,30 +548,21 @@ async fn health_checks_are_leased_when_due_and_recorded_once(b: &Backend) {
     // The replica that lost its lease cannot record; the one holding it can, once.
     let id = active.integration_id;
     assert!(
-        !s.finish_health_check("replica-1", "t1", id, &check(t0 + 5, CheckOutcome::Healthy), t0 + 300_000, None)
+        !finish(s, "replica-1", "t1", id, &check(t0 + 5, CheckOutcome::Healthy), t0 + 300_000, None).await.unwrap()
+    );
+    assert!(
+        finish(s, "replica-2", "t1", id, &check(t0 + LEASE + 5, CheckOutcome::Healthy), t0 + 300_000, None)
             .await
             .unwrap()
     );
     assert!(
-        s.finish_health_check("replica-2", "t1", id, &check(t0 + LEASE + 5, CheckOutcome::Healthy), t0 + 300_000, None)
+        !finish(s, "replica-2", "t1", id, &check(t0 + LEASE + 6, CheckOutcome::Healthy), t0 + 300_000, None)
             .await
             .unwrap()
-    );
-    assert!(
-        !s.finish_health_check(
-            "replica-2",
-            "t1",
-            id,
-            &check(t0 + LEASE + 6, CheckOutcome::Healthy),
-            t0 + 300_000,
-            None
-        )
-        .await
-        .unwrap()
     );
     // Another tenant's id does not match the lease.
     assert!(
-        !s.finish_health_check("replica-2", "t2", degraded.integration_id, &check(t0, CheckOutcome::Healthy), t0, None)
+        !finish(s, "replica-2", "t2", degraded.integration_id, &check(t0, CheckOutcome::Healthy), t0, None)
             .await
             .unwrap()
     );
@@ -570,17 +581,17 @@ async fn health_checks_are_leased_when_due_and_recorded_once(b: &Backend) {
     for (n, outcome) in [CheckOutcome::Unhealthy, CheckOutcome::Degraded, CheckOutcome::Skipped].into_iter().enumerate()
     {
         let at = t0 + 300_000 + n as i64 * 1_000;
-        assert!(s.finish_health_check("replica-3", "t1", id, &check(at, outcome), at + 300_000, None).await.unwrap());
+        assert!(finish(s, "replica-3", "t1", id, &check(at, outcome), at + 300_000, None).await.unwrap());
         s.lease_health_checks("replica-3", at + 300_000, LEASE, 10).await.unwrap();
     }
     let page = s.health_history("t1", id, None, 2).await.unwrap();
     let outcomes: Vec<CheckOutcome> = page.iter().map(|c| c.outcome).collect();
     assert_eq!(outcomes, [CheckOutcome::Skipped, CheckOutcome::Degraded]);
-    let cursor = (stella_integrations::store::unix_ms(page[1].checked_at), page[1].check_id);
+    let cursor = stella_integrations::health::HistoryCursor::after(&page[1]);
     let rest = s.health_history("t1", id, Some(cursor), 10).await.unwrap();
     let outcomes: Vec<CheckOutcome> = rest.iter().map(|c| c.outcome).collect();
     assert_eq!(outcomes, [CheckOutcome::Unhealthy, CheckOutcome::Healthy]);
-    assert_eq!(rest[0].failure_class.as_deref(), Some("network"));
+    assert_eq!(rest[0].failure_class, Some(FailureClass::Network));
     assert!(s.health_history("t2", id, None, 10).await.unwrap().is_empty());
     assert_eq!(s.prune_health_checks(t0 + 300_000).await.unwrap(), 1);
     assert_eq!(s.health_history("t1", id, None, 10).await.unwrap().len(), 3);
@@ -594,20 +605,14 @@ async fn health_checks_are_leased_when_due_and_recorded_once(b: &Backend) {
         s.apply(Change { reschedule_health: true, ..updated(&next, current.version) }).await.unwrap();
     };
     let t1 = t0 + 602_500;
-    assert!(
-        s.finish_health_check("replica-3", "t1", id, &check(t1, CheckOutcome::Healthy), t0 + 900_000, None)
-            .await
-            .unwrap()
-    );
+    assert!(finish(s, "replica-3", "t1", id, &check(t1, CheckOutcome::Healthy), t0 + 900_000, None).await.unwrap());
     assert!(!leased_ids(&s.lease_health_checks("replica-5", t1 + 1, LEASE, 10).await.unwrap()).contains(&id));
     reschedule(30).await;
     assert!(leased_ids(&s.lease_health_checks("replica-5", t1 + 1, LEASE, 10).await.unwrap()).contains(&id));
     reschedule(60).await;
     assert!(!leased_ids(&s.lease_health_checks("replica-6", t1 + 2, LEASE, 10).await.unwrap()).contains(&id));
     assert!(
-        s.finish_health_check("replica-5", "t1", id, &check(t1 + 100, CheckOutcome::Healthy), t0 + 900_000, None)
-            .await
-            .unwrap()
+        finish(s, "replica-5", "t1", id, &check(t1 + 100, CheckOutcome::Healthy), t0 + 900_000, None).await.unwrap()
     );
     assert!(leased_ids(&s.lease_health_checks("replica-6", t1 + 101, LEASE, 10).await.unwrap()).contains(&id));
 
@@ -615,35 +620,36 @@ async fn health_checks_are_leased_when_due_and_recorded_once(b: &Backend) {
     // not at all.
     let current = s.get("t1", id).await.unwrap().unwrap();
     let failed = Integration { consecutive_failures: 1, version: current.version + 1, ..current.clone() };
-    let lost = s
-        .finish_health_check(
-            "replica-5",
-            "t1",
-            id,
-            &check(t1 + 200, CheckOutcome::Unhealthy),
-            t0 + 900_000,
-            Some(updated(&failed, current.version)),
-        )
-        .await
-        .unwrap();
+    let lost = finish(
+        s,
+        "replica-5",
+        "t1",
+        id,
+        &check(t1 + 200, CheckOutcome::Unhealthy),
+        t0 + 900_000,
+        Some(updated(&failed, current.version)),
+    )
+    .await
+    .unwrap();
     assert!(!lost);
     assert_eq!(s.get("t1", id).await.unwrap().unwrap().version, current.version, "a lost lease writes nothing");
     let stale = Integration { version: current.version, ..failed.clone() };
-    let e = s
-        .finish_health_check(
-            "replica-6",
-            "t1",
-            id,
-            &check(t1 + 200, CheckOutcome::Unhealthy),
-            t0 + 900_000,
-            Some(updated(&stale, current.version - 1)),
-        )
-        .await
-        .unwrap_err();
+    let e = finish(
+        s,
+        "replica-6",
+        "t1",
+        id,
+        &check(t1 + 200, CheckOutcome::Unhealthy),
+        t0 + 900_000,
+        Some(updated(&stale, current.version - 1)),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, StoreError::Stale { .. }), "{e:?}");
     let before = s.health_history("t1", id, None, 100).await.unwrap().len();
     assert!(
-        s.finish_health_check(
+        finish(
+            s,
             "replica-6",
             "t1",
             id,

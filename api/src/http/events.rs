@@ -53,7 +53,7 @@ pub async fn list_events(
     let Query(params) = params.map_err(query_problem)?;
     let after = parse_seq_cursor(params.after.as_deref(), "after")?;
     let limit = page_limit(params.limit)?;
-    let events = state.catalog.store().events(&caller.tenant, after, limit).await?;
+    let events = state.catalog.events(&caller, after, limit).await?;
     let next_cursor = events.last().map(|e| e.seq).unwrap_or(after).to_string();
     let items = events.into_iter().map(|e| e.cloud_event).collect();
     Ok(axum::Json(EventPage { items, next_cursor }).into_response())

@@ -9,11 +9,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::extract::{Admin, JsonBody, Reader, etag, if_match, integration_id};
-use super::problem::{Problem, ProblemKind, ProblemResponses};
+use super::problem::{Problem, ProblemResponses};
+use crate::audit::AuditEntry;
 use crate::domain::{Integration, IntegrationSpec, MAX_SHORT_LEN};
+use crate::health::{HealthReport, HistoryCursor};
 use crate::lifecycle::Status;
-use crate::service::{Created, HealthSummary, TestRun, Tested};
-use crate::store::{AuditEntry, HealthCheck, ListFilter, ListPosition};
+use crate::service::{Caller, Created, IfMatch, TestRun, Tested};
+use crate::store::{ListFilter, ListPosition};
 
 /// Default page size of lists.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -97,25 +99,31 @@ fn short_filter(name: &str, value: Option<String>) -> Result<Option<String>, Pro
 
 impl ListParams {
     fn into_query(self) -> Result<(ListFilter, Option<ListPosition>, u32), Problem> {
-        if let Some(t) = &self.integration_type
-            && t.parse::<IntegrationType>().is_err()
-        {
-            return Err(Problem::bad_request(format!(
-                "`type` must be one of registry, scm, ci, host, feed, artifact (got `{t}`)"
-            )));
-        }
-        if let Some(s) = &self.status
-            && Status::parse(s).is_none()
-        {
-            let names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
-            return Err(Problem::bad_request(format!("`status` must be one of {} (got `{s}`)", names.join(", "))));
-        }
+        let integration_type = self
+            .integration_type
+            .map(|t| {
+                t.parse::<IntegrationType>().map_err(|_| {
+                    Problem::bad_request(format!(
+                        "`type` must be one of registry, scm, ci, host, feed, artifact (got `{t}`)"
+                    ))
+                })
+            })
+            .transpose()?;
+        let status = self
+            .status
+            .map(|s| {
+                Status::parse(&s).ok_or_else(|| {
+                    let names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+                    Problem::bad_request(format!("`status` must be one of {} (got `{s}`)", names.join(", ")))
+                })
+            })
+            .transpose()?;
         let limit = page_limit(self.limit)?;
         let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
         let filter = ListFilter {
-            integration_type: self.integration_type,
+            integration_type,
             provider: short_filter("provider", self.provider)?,
-            status: self.status,
+            status,
             environment: short_filter("environment", self.environment)?,
             tag: short_filter("tag", self.tag)?,
             paused: self.paused,
@@ -255,19 +263,11 @@ pub async fn update_integration(
     JsonBody(spec): JsonBody<IntegrationSpec>,
 ) -> Result<Response, Problem> {
     let id = integration_id(&id)?;
-    // Another tenant's (or no) integration is a 404 before any precondition is looked at.
-    let current = state.catalog.get(&caller, id).await?;
-    let row = match if_match(&headers)? {
-        None => {
-            return Err(Problem::new(
-                ProblemKind::PreconditionRequired,
-                "send If-Match with the ETag of the version you read, so a concurrent change is not overwritten",
-            ));
-        }
-        Some(Some(version)) => state.catalog.update(&caller, id, version, spec).await?,
-        // `*`: whatever version is current, even if it changes while this request runs.
-        Some(None) => state.catalog.update_current(&caller, id, current.version, spec).await?,
+    let if_match = match precondition(&headers) {
+        Ok(if_match) => if_match,
+        Err(problem) => return Err(after_lookup(&state, &caller, id, problem).await),
     };
+    let row = state.catalog.update(&caller, id, if_match, spec).await?;
     Ok(with_etag(StatusCode::OK, &row, &row))
 }
 
@@ -289,10 +289,31 @@ pub async fn delete_integration(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let id = integration_id(&id)?;
-    state.catalog.get(&caller, id).await?;
-    let version = if_match(&headers)?.flatten();
-    state.catalog.delete(&caller, id, version).await?;
+    let if_match = match precondition(&headers) {
+        Ok(if_match) => if_match,
+        Err(problem) => return Err(after_lookup(&state, &caller, id, problem).await),
+    };
+    state.catalog.delete(&caller, id, if_match).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The `If-Match` of a request.
+fn precondition(headers: &HeaderMap) -> Result<IfMatch, Problem> {
+    Ok(match if_match(headers)? {
+        None => IfMatch::Absent,
+        Some(None) => IfMatch::Any,
+        Some(Some(version)) => IfMatch::Version(version),
+    })
+}
+
+/// `problem` (what is wrong with a request's headers or query), unless the integration is not the
+/// caller's to see: then that 404 comes first, whatever else is wrong with the request, so that no
+/// answer tells another tenant anything about it. The service decides which it is.
+async fn after_lookup(state: &AppState, caller: &Caller, id: uuid::Uuid, problem: Problem) -> Problem {
+    match state.catalog.get(caller, id).await {
+        Ok(_) => problem,
+        Err(e) => e.into(),
+    }
 }
 
 /// Test the integration's connection in the sandbox; the result moves its lifecycle.
@@ -382,44 +403,6 @@ pub async fn resume_integration(
     Ok(with_etag(StatusCode::OK, &row, &row))
 }
 
-/// The health of an integration: as its last test or check left it, its uptime and latency, and
-/// its recent health checks.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Health {
-    /// The integration.
-    pub integration_id: uuid::Uuid,
-    /// `healthy` (the last test or check passed), `unhealthy` (it failed) or `unknown` (never
-    /// tested).
-    pub health: String,
-    /// Its lifecycle status.
-    pub status: Status,
-    /// Whether an operator paused it.
-    pub paused: bool,
-    /// Checks failed in a row.
-    pub consecutive_failures: u32,
-    /// Seconds between two scheduled health checks: its `healthCheckInterval`, else the service's
-    /// default.
-    pub check_interval_seconds: u64,
-    /// Whether the service runs in offline mode, where scheduled checks make no network request
-    /// and are recorded as `skipped` (except of a feed whose `mirrorHosts` names its base URL's
-    /// host: that mirror is inside the site, and is checked).
-    pub offline: bool,
-    /// When it was last tested.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub last_tested_at: Option<time::OffsetDateTime>,
-    /// The last test, with the sandbox's record of it.
-    pub last_test: Option<TestRun>,
-    /// The last scheduled health check.
-    pub last_check: Option<HealthCheck>,
-    /// Uptime over 24 h, 7 d and 30 d and latency percentiles over 24 h, from the checks.
-    pub summary: HealthSummary,
-    /// Health checks, newest first (a page: `limit`, then `before`).
-    pub history: Vec<HealthCheck>,
-    /// Pass as `before` for the next (older) page; `null` on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// Paging of the health history.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -434,13 +417,12 @@ pub struct HealthParams {
 }
 
 /// A health-history cursor: `<checked ms>.<check id>`.
-fn parse_health_cursor(cursor: Option<&str>) -> Result<Option<(i64, uuid::Uuid)>, Problem> {
-    let Some(c) = cursor else { return Ok(None) };
-    let bad = || Problem::bad_request("`before` is not a cursor this API returned");
-    let (ms, id) = c.split_once('.').ok_or_else(bad)?;
-    let ms = ms.parse::<i64>().ok().filter(|n| *n >= 0 && ms.len() <= 18).ok_or_else(bad)?;
-    let id = uuid::Uuid::parse_str(id).ok().filter(|u| u.hyphenated().to_string() == id).ok_or_else(bad)?;
-    Ok(Some((ms, id)))
+fn parse_health_cursor(cursor: Option<&str>) -> Result<Option<HistoryCursor>, Problem> {
+    cursor
+        .map(|c| {
+            HistoryCursor::parse(c).ok_or_else(|| Problem::bad_request("`before` is not a cursor this API returned"))
+        })
+        .transpose()
 }
 
 /// Get the health of an integration.
@@ -448,7 +430,7 @@ fn parse_health_cursor(cursor: Option<&str>) -> Result<Option<(i64, uuid::Uuid)>
     params(("id" = uuid::Uuid, Path, description = "The integration's id"), HealthParams),
     security(("bearer" = ["integrations.read"])),
     responses(
-        (status = 200, description = "Its health", body = Health),
+        (status = 200, description = "Its health", body = HealthReport),
         ProblemResponses,
     ))]
 pub async fn get_health(
@@ -458,45 +440,14 @@ pub async fn get_health(
     params: Result<Query<HealthParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     let id = integration_id(&id)?;
-    let row = state.catalog.get(&caller, id).await?;
-    let Query(params) = params.map_err(query_problem)?;
-    let before = parse_health_cursor(params.before.as_deref())?;
-    let limit = page_limit(params.limit)?;
-    let last_test = state.catalog.latest_test(&caller, id).await?;
-    let summary = state.catalog.health_summary(&caller, id).await?;
-    let mut history = state.catalog.store().health_history(&caller.tenant, id, before, limit + 1).await?;
-    // The first page starts with the last check; an older page needs it read on its own.
-    let last_check = match before {
-        None => history.first().cloned(),
-        Some(_) => state.catalog.store().health_history(&caller.tenant, id, None, 1).await?.pop(),
+    let page = params
+        .map_err(query_problem)
+        .and_then(|Query(p)| Ok((parse_health_cursor(p.before.as_deref())?, page_limit(p.limit)?)));
+    let (before, limit) = match page {
+        Ok(page) => page,
+        Err(problem) => return Err(after_lookup(&state, &caller, id, problem).await),
     };
-    let next_cursor = if history.len() > limit as usize {
-        history.truncate(limit as usize);
-        history.last().map(|c| format!("{}.{}", crate::store::unix_ms(c.checked_at), c.check_id))
-    } else {
-        None
-    };
-    let health = match row.last_test_success {
-        Some(true) => "healthy",
-        Some(false) => "unhealthy",
-        None => "unknown",
-    };
-    Ok(axum::Json(Health {
-        integration_id: id,
-        health: health.into(),
-        status: row.status,
-        paused: row.paused,
-        consecutive_failures: row.consecutive_failures,
-        check_interval_seconds: state.catalog.check_interval(&row).as_secs(),
-        offline: state.catalog.health_policy().offline,
-        last_tested_at: row.last_tested_at,
-        last_test,
-        last_check,
-        summary,
-        history,
-        next_cursor,
-    })
-    .into_response())
+    Ok(axum::Json(state.catalog.health_report(&caller, id, before, limit).await?).into_response())
 }
 
 /// The last connection test of an integration, with the sandbox's invocation record.
@@ -557,12 +508,14 @@ pub async fn get_audit(
     params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     let id = integration_id(&id)?;
-    // Another tenant's (or no) integration is a 404 before the query is looked at.
-    state.catalog.get(&caller, id).await?;
-    let Query(params) = params.map_err(query_problem)?;
-    let after = parse_seq_cursor(params.after.as_deref(), "after")?;
-    let limit = page_limit(params.limit)?;
-    let mut items = state.catalog.store().audit(&caller.tenant, id, after, limit + 1).await?;
+    let page = params
+        .map_err(query_problem)
+        .and_then(|Query(p)| Ok((parse_seq_cursor(p.after.as_deref(), "after")?, page_limit(p.limit)?)));
+    let (after, limit) = match page {
+        Ok(page) => page,
+        Err(problem) => return Err(after_lookup(&state, &caller, id, problem).await),
+    };
+    let mut items = state.catalog.audit(&caller, id, after, limit + 1).await?;
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);
         items.last().map(|e| e.seq.to_string())

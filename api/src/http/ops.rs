@@ -31,7 +31,7 @@ pub async fn healthz() -> Response {
         (status = 503, description = "The database is unreachable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Response, Problem> {
-    state.catalog.store().ping().await?;
+    state.catalog.ready().await?;
     Ok(axum::Json(Probe { status: "ok".into() }).into_response())
 }
 

@@ -250,11 +250,17 @@ impl From<ServiceError> for Problem {
                 p.current_version = Some(current);
                 p
             }
+            ServiceError::PreconditionRequired => Problem::new(
+                ProblemKind::PreconditionRequired,
+                "send If-Match with the ETag of the version you read, so a concurrent change is not overwritten",
+            ),
             ServiceError::KeyReused => Problem::new(
                 ProblemKind::IdempotencyKeyReused,
                 "this Idempotency-Key was first used with a different request body; use a new key",
             ),
-            ServiceError::Unavailable(reason) => {
+            // Each is a moment's contention or outage: the client may retry at once.
+            e @ (ServiceError::Unavailable(_) | ServiceError::KeyInFlight | ServiceError::KeptChanging(_)) => {
+                let reason = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
                 tracing::warn!(%reason, "database unavailable");
                 let mut p = Problem::new(ProblemKind::Unavailable, "the database is unavailable; retry shortly");
                 p.headers.push((header::RETRY_AFTER, HeaderValue::from_static("1")));

@@ -1,0 +1,123 @@
+//! Lifecycle events: what they are called, what they carry, and their CloudEvents 1.0 form. The
+//! store writes them to the outbox in the transaction of the change they describe
+//! ([`crate::store::IntegrationStore::apply`]); `GET /api/v1/events` pages through them, and the
+//! relay ([`crate::relay`]) publishes them to NATS.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::{Integration, rfc3339};
+
+/// The `source` attribute of every event this service emits.
+pub const EVENT_SOURCE: &str = "/stellaops/integrations";
+
+/// The `type` of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    /// An integration was created.
+    #[serde(rename = "integration.created")]
+    Created,
+    /// What a client sets was replaced.
+    #[serde(rename = "integration.updated")]
+    Updated,
+    /// It was deleted.
+    #[serde(rename = "integration.deleted")]
+    Deleted,
+    /// A test or check passed after a failure (or for the first time).
+    #[serde(rename = "integration.healthy")]
+    Healthy,
+    /// A test or check failed after a pass (or for the first time).
+    #[serde(rename = "integration.unhealthy")]
+    Unhealthy,
+    /// An operator paused it.
+    #[serde(rename = "integration.paused")]
+    Paused,
+    /// An operator resumed it.
+    #[serde(rename = "integration.resumed")]
+    Resumed,
+}
+
+impl EventType {
+    /// Every type.
+    pub const ALL: [EventType; 7] =
+        [Self::Created, Self::Updated, Self::Deleted, Self::Healthy, Self::Unhealthy, Self::Paused, Self::Resumed];
+
+    /// The CloudEvents `type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "integration.created",
+            Self::Updated => "integration.updated",
+            Self::Deleted => "integration.deleted",
+            Self::Healthy => "integration.healthy",
+            Self::Unhealthy => "integration.unhealthy",
+            Self::Paused => "integration.paused",
+            Self::Resumed => "integration.resumed",
+        }
+    }
+
+    /// `healthy` or `unhealthy`, after a test or check that `passed`.
+    pub fn health(passed: bool) -> Self {
+        if passed { Self::Healthy } else { Self::Unhealthy }
+    }
+}
+
+/// An event before the store numbers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventDraft {
+    /// What happened.
+    pub event_type: EventType,
+    /// The event's payload (the `data` of the CloudEvent).
+    pub data: serde_json::Value,
+}
+
+impl EventDraft {
+    /// The event of an integration: its identity and state, never its configuration.
+    pub fn of(event_type: EventType, i: &Integration) -> Self {
+        Self {
+            event_type,
+            data: serde_json::json!({
+                "integrationId": i.integration_id,
+                "name": i.name,
+                "type": i.integration_type,
+                "provider": i.provider,
+                "status": i.status,
+                "version": i.version,
+            }),
+        }
+    }
+
+    /// The CloudEvents 1.0 JSON of this event, as written to the outbox.
+    pub fn cloud_event(
+        &self,
+        tenant_id: &str,
+        integration_id: Uuid,
+        event_id: Uuid,
+        at: OffsetDateTime,
+    ) -> serde_json::Value {
+        serde_json::json!({
+            "specversion": "1.0",
+            "id": event_id.to_string(),
+            "source": EVENT_SOURCE,
+            "type": self.event_type.as_str(),
+            "subject": integration_id.to_string(),
+            "time": rfc3339(at),
+            "datacontenttype": "application/json",
+            "tenantid": tenant_id,
+            "integrationid": integration_id.to_string(),
+            "data": self.data,
+        })
+    }
+}
+
+/// An event of the outbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredEvent {
+    /// The tenant.
+    pub tenant_id: String,
+    /// Position in the tenant's event stream, from 1 (the cursor of `GET /events`).
+    pub seq: i64,
+    /// The CloudEvents 1.0 JSON document.
+    pub cloud_event: serde_json::Value,
+}

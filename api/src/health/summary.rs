@@ -1,0 +1,190 @@
+//! What `GET /api/v1/integrations/{id}/health` answers: the integration's health as its last test
+//! or check left it, uptime and latency from its history, and a page of that history.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::check::{CheckOutcome, HealthCheck};
+use crate::domain::unix_ms;
+use crate::lifecycle::Status;
+use crate::service::TestRun;
+
+pub(crate) const DAY_MS: i64 = 86_400_000;
+/// The history a summary reads at most: 30 days at the shortest interval would be 86,400.
+pub(crate) const MAX_SUMMARY_CHECKS: usize = 100_000;
+
+/// Whether an integration works, as its last test or check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Health {
+    /// The last test or check passed.
+    Healthy,
+    /// It failed.
+    Unhealthy,
+    /// Never tested.
+    Unknown,
+}
+
+impl Health {
+    /// The health of an integration whose last test or check passed (or not, or never ran).
+    pub fn of(last_test_success: Option<bool>) -> Self {
+        match last_test_success {
+            Some(true) => Self::Healthy,
+            Some(false) => Self::Unhealthy,
+            None => Self::Unknown,
+        }
+    }
+}
+
+/// The health of an integration: as its last test or check left it, its uptime and latency, and
+/// its recent health checks.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthReport {
+    /// The integration.
+    pub integration_id: Uuid,
+    /// `healthy` (the last test or check passed), `unhealthy` (it failed) or `unknown` (never
+    /// tested).
+    pub health: Health,
+    /// Its lifecycle status.
+    pub status: Status,
+    /// Whether an operator paused it.
+    pub paused: bool,
+    /// Checks failed in a row.
+    pub consecutive_failures: u32,
+    /// Seconds between two scheduled health checks: its `healthCheckInterval`, else the service's
+    /// default.
+    pub check_interval_seconds: u64,
+    /// Whether the service runs in offline mode, where scheduled checks make no network request
+    /// and are recorded as `skipped` (except of a feed whose `mirrorHosts` names its base URL's
+    /// host: that mirror is inside the site, and is checked).
+    pub offline: bool,
+    /// When it was last tested.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_tested_at: Option<time::OffsetDateTime>,
+    /// The last test, with the sandbox's record of it.
+    pub last_test: Option<TestRun>,
+    /// The last scheduled health check.
+    pub last_check: Option<HealthCheck>,
+    /// Uptime over 24 h, 7 d and 30 d and latency percentiles over 24 h, from the checks.
+    pub summary: HealthSummary,
+    /// Health checks, newest first (a page: `limit`, then `before`).
+    pub history: Vec<HealthCheck>,
+    /// Pass as `before` for the next (older) page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A position in an integration's health history, newest first: the page starts strictly after
+/// (older than) this check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryCursor {
+    /// When the check ran (Unix ms).
+    pub checked_ms: i64,
+    /// The check.
+    pub check_id: Uuid,
+}
+
+impl HistoryCursor {
+    /// The cursor after this check.
+    pub fn after(check: &HealthCheck) -> Self {
+        Self { checked_ms: unix_ms(check.checked_at), check_id: check.check_id }
+    }
+
+    /// Parses `<checked ms>.<check id>`, as [`HistoryCursor::to_string`] writes it; `None` when it
+    /// is not one.
+    pub fn parse(cursor: &str) -> Option<Self> {
+        let (ms, id) = cursor.split_once('.')?;
+        let checked_ms = ms.parse::<i64>().ok().filter(|n| *n >= 0 && ms.len() <= 18)?;
+        let check_id = Uuid::parse_str(id).ok().filter(|u| u.hyphenated().to_string() == id)?;
+        Some(Self { checked_ms, check_id })
+    }
+}
+
+impl std::fmt::Display for HistoryCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.checked_ms, self.check_id)
+    }
+}
+
+/// Uptime and latency of an integration, from its health history.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthSummary {
+    /// Share of the checks of the last 24 hours that found it working (`healthy` or `degraded`),
+    /// 0 to 1; skipped checks do not count; null without checks.
+    pub uptime_24h: Option<f64>,
+    /// The same over 7 days.
+    pub uptime_7d: Option<f64>,
+    /// The same over 30 days.
+    pub uptime_30d: Option<f64>,
+    /// Median latency of the checks of the last 24 hours, in milliseconds.
+    pub latency_p50_ms: Option<u64>,
+    /// 95th percentile latency of the checks of the last 24 hours, in milliseconds.
+    pub latency_p95_ms: Option<u64>,
+}
+
+/// Uptime over 24 h, 7 d and 30 d before `now_ms`, latency percentiles over 24 h (nearest rank).
+pub fn summarize(checks: &[HealthCheck], now_ms: i64) -> HealthSummary {
+    let made = |days: i64| {
+        checks
+            .iter()
+            .filter(move |c| c.outcome != CheckOutcome::Skipped && unix_ms(c.checked_at) >= now_ms - days * DAY_MS)
+    };
+    let uptime = |days: i64| {
+        let (up, all) = made(days)
+            .fold((0_u64, 0_u64), |(up, all), c| (up + u64::from(c.outcome != CheckOutcome::Unhealthy), all + 1));
+        (all > 0).then(|| up as f64 / all as f64)
+    };
+    let mut latencies: Vec<u64> = made(1).map(|c| c.latency_ms).collect();
+    latencies.sort_unstable();
+    let rank = |p: f64| {
+        (!latencies.is_empty())
+            .then(|| latencies[((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1])
+    };
+    HealthSummary {
+        uptime_24h: uptime(1),
+        uptime_7d: uptime(7),
+        uptime_30d: uptime(30),
+        latency_p50_ms: rank(0.50),
+        latency_p95_ms: rank(0.95),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::from_unix_ms;
+
+    fn check(hours_ago: i64, outcome: CheckOutcome, latency_ms: u64, now_ms: i64) -> HealthCheck {
+        HealthCheck::new(from_unix_ms(now_ms - hours_ago * 3_600_000), outcome, None, latency_ms, String::new())
+    }
+
+    #[test]
+    fn uptime_counts_working_checks_per_window_and_latency_uses_the_last_day() {
+        let now = 1_800_000_000_000;
+        let checks = vec![
+            check(1, CheckOutcome::Healthy, 10, now),
+            check(2, CheckOutcome::Degraded, 30, now),
+            check(3, CheckOutcome::Unhealthy, 20, now),
+            check(4, CheckOutcome::Skipped, 999, now),
+            check(48, CheckOutcome::Unhealthy, 500, now),
+            check(24 * 20, CheckOutcome::Healthy, 700, now),
+            check(24 * 40, CheckOutcome::Unhealthy, 900, now),
+        ];
+        let s = summarize(&checks, now);
+        assert_eq!(s.uptime_24h, Some(2.0 / 3.0));
+        assert_eq!(s.uptime_7d, Some(2.0 / 4.0));
+        assert_eq!(s.uptime_30d, Some(3.0 / 5.0));
+        assert_eq!((s.latency_p50_ms, s.latency_p95_ms), (Some(20), Some(30)));
+        assert_eq!(summarize(&[], now), HealthSummary::default());
+    }
+
+    #[test]
+    fn a_cursor_reads_back_what_it_wrote_and_nothing_else() {
+        let c = HistoryCursor { checked_ms: 1_800_000_000_123, check_id: Uuid::new_v4() };
+        assert_eq!(HistoryCursor::parse(&c.to_string()), Some(c));
+        for bad in ["", "1", "-1.x", "1.not-a-uuid", &format!("1.{}", c.check_id.simple()), "1234567890123456789.x"] {
+            assert_eq!(HistoryCursor::parse(bad), None, "{bad}");
+        }
+    }
+}

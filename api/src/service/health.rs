@@ -1,0 +1,205 @@
+//! The catalog's health operations: the checks the scheduler leases, runs and records, and the
+//! health report of one integration. What a check is and what it changes is in
+//! [`crate::health`]; this is where it meets the sandbox and the store.
+
+use stella_runtime::FailureClass;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Caller, Catalog, MAX_APPLY_ATTEMPTS, STOPPING, ServiceError, connection_config};
+use crate::domain::{Integration, now, unix_ms};
+use crate::health::check::{change_of_check, moves_state};
+use crate::health::summary::{DAY_MS, MAX_SUMMARY_CHECKS, summarize};
+use crate::health::{
+    CheckOutcome, FinishedCheck, Health, HealthCheck, HealthReport, HealthSummary, HistoryCursor, MadeCheck,
+};
+use crate::store::StoreError;
+
+/// History read per page by the summary.
+const SUMMARY_PAGE: u32 = 1000;
+
+impl Catalog {
+    /// Runs one scheduled health check of `subject` (as its lease found it) through the sandbox;
+    /// `None`, with no check made, when it is no longer in service. In offline mode no network
+    /// check is made (the check is `skipped`), except of a feed mirror inside the site
+    /// ([`crate::health::HealthPolicy::inside_offline_site`]). The next check is due the
+    /// integration's interval ±10% after this one, whatever it found. Record it with
+    /// [`Catalog::record_health_check`] when it moves the integration's state; otherwise with
+    /// others in one transaction ([`Catalog::record_unchanged_checks`]).
+    pub async fn make_health_check(&self, subject: &Integration) -> Option<MadeCheck> {
+        if !subject.status.in_service() || subject.paused {
+            return None;
+        }
+        let checked_at = now();
+        let next_due_ms = self.health.next_due_ms(subject, checked_at);
+        let check = if self.health.may_check(subject) {
+            self.run_check_health(subject, checked_at).await
+        } else {
+            let message = "offline mode: no network check was made".to_string();
+            HealthCheck::new(checked_at, CheckOutcome::Skipped, None, 0, message)
+        };
+        let moves_state = moves_state(subject, check.outcome);
+        let finished = FinishedCheck {
+            tenant_id: subject.tenant_id.clone(),
+            integration_id: subject.integration_id,
+            check,
+            next_due_ms,
+            version: subject.version,
+        };
+        Some(MadeCheck { finished, moves_state })
+    }
+
+    /// Records a check that moves its integration's state: through the same lifecycle as a test,
+    /// the row with an audit entry by `scheduler` and `integration.healthy` / `.unhealthy` when the
+    /// health changes, with the history row and the next due time, in one transaction, and only
+    /// while `owner` still holds the lease. Applied to the integration as it is when recorded
+    /// (read again if it changed meanwhile). `false` when the lease was lost or the integration is
+    /// gone: then nothing is written.
+    pub async fn record_health_check(&self, owner: &str, finished: &FinishedCheck) -> Result<bool, ServiceError> {
+        for _ in 0..MAX_APPLY_ATTEMPTS {
+            let Some(current) = self.store.get(&finished.tenant_id, finished.integration_id).await? else {
+                return Ok(false);
+            };
+            let change = change_of_check(&current, &finished.check)?;
+            match self.store.finish_health_check(owner, finished, change).await {
+                Ok(recorded) => return Ok(recorded),
+                Err(StoreError::NotFound) => return Ok(false),
+                Err(StoreError::Stale { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::KeptChanging("its health was recorded"))
+    }
+
+    /// Records checks that moved nothing, many in one transaction, while `owner` holds their
+    /// leases and their integrations are unchanged; returns the integrations recorded (record the
+    /// others with [`Catalog::record_health_check`]).
+    pub async fn record_unchanged_checks(
+        &self,
+        owner: &str,
+        finished: &[FinishedCheck],
+    ) -> Result<Vec<Uuid>, ServiceError> {
+        Ok(self.store.finish_health_checks(owner, finished).await?)
+    }
+
+    /// Schedules the integrations that came into service and drops those that left it; returns
+    /// how many were scheduled.
+    pub async fn schedule_health_checks(&self, now_ms: i64) -> Result<u64, ServiceError> {
+        Ok(self.store.schedule_health_checks(now_ms).await?)
+    }
+
+    /// Leases up to `limit` due checks for `owner` for `lease_ms`, and answers their integrations.
+    pub async fn lease_health_checks(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Integration>, ServiceError> {
+        Ok(self.store.lease_health_checks(owner, now_ms, lease_ms, limit).await?)
+    }
+
+    /// Deletes the health history older than `before_ms`; returns how many checks.
+    pub async fn prune_health_history(&self, before_ms: i64) -> Result<u64, ServiceError> {
+        Ok(self.store.prune_health_checks(before_ms).await?)
+    }
+
+    /// The health of an integration: its state, its last test, its summary, and a page of its
+    /// history (`limit` checks, older than `before` when given).
+    pub async fn health_report(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        before: Option<HistoryCursor>,
+        limit: u32,
+    ) -> Result<HealthReport, ServiceError> {
+        let row = self.get(caller, id).await?;
+        let last_test = self.kept_test(caller, id).await?;
+        let (summary, newest) = self.health_summary(caller, id).await?;
+        let mut history = match before {
+            // The summary read the first page already.
+            None => newest.iter().take(limit as usize + 1).cloned().collect(),
+            Some(_) => self.store.health_history(&caller.tenant, id, before, limit + 1).await?,
+        };
+        let last_check = newest.first().cloned();
+        let next_cursor = if history.len() > limit as usize {
+            history.truncate(limit as usize);
+            history.last().map(|c| HistoryCursor::after(c).to_string())
+        } else {
+            None
+        };
+        Ok(HealthReport {
+            integration_id: id,
+            health: Health::of(row.last_test_success),
+            status: row.status,
+            paused: row.paused,
+            consecutive_failures: row.consecutive_failures,
+            check_interval_seconds: self.health.check_interval(&row).as_secs(),
+            offline: self.health.offline,
+            last_tested_at: row.last_tested_at,
+            last_test,
+            last_check,
+            summary,
+            history,
+            next_cursor,
+        })
+    }
+
+    /// Uptime and latency from the last 30 days of the integration's health history, and the
+    /// newest page of that history (up to [`SUMMARY_PAGE`] checks, of any age).
+    async fn health_summary(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+    ) -> Result<(HealthSummary, Vec<HealthCheck>), ServiceError> {
+        let now_ms = unix_ms(now());
+        let since = now_ms - 30 * DAY_MS;
+        let mut checks = Vec::new();
+        let mut newest = None;
+        let mut before = None;
+        // At the default interval 30 days are 8,640 checks; stop at the window or the cap.
+        while checks.len() < MAX_SUMMARY_CHECKS {
+            let page = self.store.health_history(&caller.tenant, id, before, SUMMARY_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            before = Some(HistoryCursor::after(last));
+            let full = page.len() == SUMMARY_PAGE as usize;
+            let old = unix_ms(last.checked_at) < since;
+            if newest.is_none() {
+                newest = Some(page.clone());
+            }
+            checks.extend(page.into_iter().filter(|c| unix_ms(c.checked_at) >= since));
+            if !full || old {
+                break;
+            }
+        }
+        Ok((summarize(&checks, now_ms), newest.unwrap_or_default()))
+    }
+
+    /// `check-health` in the sandbox, as a history entry.
+    async fn run_check_health(&self, subject: &Integration, checked_at: OffsetDateTime) -> HealthCheck {
+        let invocation = match self.connectors.get(&subject.provider) {
+            Some(connector) => {
+                let (sandbox, connector, config) =
+                    (self.sandbox.clone(), connector.clone(), connection_config(subject));
+                self.in_sandbox(async move { sandbox.check_health(&connector, &config).await })
+                    .await
+                    .ok_or_else(|| STOPPING.to_string())
+            }
+            None => Err(format!("no connector `{}` is loaded", subject.provider)),
+        };
+        match invocation {
+            Ok(invocation) => {
+                let r = invocation.result;
+                let outcome = CheckOutcome::from(r.status);
+                let label = r.failure.map_or(outcome.as_str(), FailureClass::as_str);
+                self.metrics.record_invocation(Some(&invocation.record), "check-health", label);
+                // The sandbox clears control characters (a NUL, which PostgreSQL keeps none of in
+                // text, among them) from every message a connector writes.
+                HealthCheck::new(checked_at, outcome, r.failure, r.latency_ms, r.message)
+            }
+            Err(why) => {
+                HealthCheck::new(checked_at, CheckOutcome::Unhealthy, Some(FailureClass::Misconfigured), 0, why)
+            }
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The catalog's operations: what each API call does, independent of HTTP, and the only way to
+//! the data. The store is private to [`Catalog`]: every handler, the scheduler, the relay and the
+//! command line call one of its operations, and tenancy (a caller sees its own tenant only) and
+//! the 404 rule (another tenant's integration does not exist) are decided here, once.
+//!
+//! - `integrations.rs`: create, read, list, update, delete, the lifecycle actions and tests;
+//! - `health.rs`: the health checks the scheduler runs and records, and the health report;
+//! - this file: the catalog, its callers and errors, the audit trail, events and readiness.
+//!
+//! Every mutation reads the integration, asks the lifecycle what follows, and hands the store one
+//! [`Change`] (row + audit entry + events). Connection tests run in the sandbox outside any
+//! transaction; their result is then applied to the integration as it is *then* (re-read and
+//! re-applied if it changed meanwhile), so a slow test never overwrites a concurrent edit.
+
+mod health;
+mod integrations;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use stella_runtime::catalog::ConnectorCatalog;
+use stella_runtime::outcome::TestOutcome;
+use stella_runtime::record::InvocationRecord;
+use stella_runtime::{ConnectionConfig, Sandbox};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::audit::{AuditEntry, AuditReport};
+use crate::domain::{FieldError, Integration};
+use crate::events::StoredEvent;
+use crate::health::HealthPolicy;
+use crate::lifecycle;
+use crate::metrics::Metrics;
+use crate::store::{Change, Store, StoreError};
+
+pub use integrations::changed_fields;
+
+/// How often a result is re-applied when the integration keeps changing under it.
+const MAX_APPLY_ATTEMPTS: usize = 8;
+/// Why an invocation did not run: the service is stopping.
+const STOPPING: &str = "the service is stopping; the connector did not run";
+
+/// Who is calling: the tenant and subject of a verified token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The tenant the caller acts in.
+    pub tenant: String,
+    /// The token's subject, recorded as the actor.
+    pub subject: String,
+}
+
+/// Why an operation failed; each maps to one HTTP status and problem type.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request's fields are invalid (422).
+    #[error("the integration is not valid")]
+    Invalid(Vec<FieldError>),
+    /// No such integration in the caller's tenant (404).
+    #[error("integration not found")]
+    NotFound,
+    /// The name is taken in the tenant (409).
+    #[error("an integration named `{0}` already exists")]
+    NameTaken(String),
+    /// The lifecycle forbids the action (409).
+    #[error(transparent)]
+    Conflict(#[from] lifecycle::Conflict),
+    /// The caller's version is not the current one (412).
+    #[error("the integration has changed: it is now at version {current}")]
+    Stale {
+        /// The current version.
+        current: i64,
+    },
+    /// The operation needs the version the caller read, and none was given (428).
+    #[error("the version the change is based on is required")]
+    PreconditionRequired,
+    /// The `Idempotency-Key` was used before with a different request (422).
+    #[error("the idempotency key was already used with a different request")]
+    KeyReused,
+    /// A concurrent request with the same `Idempotency-Key` is being answered (503: retry).
+    #[error("the idempotency key is being used by another request")]
+    KeyInFlight,
+    /// The integration changed under every attempt to apply the operation (503: retry).
+    #[error("the integration kept changing while {0}")]
+    KeptChanging(&'static str),
+    /// The database is unavailable (503).
+    #[error("the database is unavailable")]
+    Unavailable(#[source] StoreError),
+    /// Anything else (500).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound,
+            StoreError::NameTaken(n) => Self::NameTaken(n),
+            StoreError::Stale { current } => Self::Stale { current },
+            StoreError::KeyInFlight => Self::KeyInFlight,
+            e @ StoreError::Unavailable(_) => Self::Unavailable(e),
+            StoreError::InvalidValue(m) => Self::Invalid(vec![FieldError {
+                field: "body".into(),
+                message: format!("a value cannot be stored: {m}"),
+            }]),
+            StoreError::Other(m) => Self::Internal(m),
+        }
+    }
+}
+
+/// A connection test: its result and what the connector did.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestRun {
+    /// When it ran.
+    #[serde(with = "time::serde::rfc3339")]
+    pub tested_at: OffsetDateTime,
+    /// The connector's answer.
+    pub result: TestOutcome,
+    /// The sandbox's record of the invocation; absent when no connector could run.
+    pub record: Option<InvocationRecord>,
+}
+
+/// The version a change is based on (HTTP's `If-Match`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IfMatch {
+    /// None given.
+    Absent,
+    /// Whatever version is current, even if it changes while the operation runs (`*`).
+    Any,
+    /// Only this version.
+    Version(i64),
+}
+
+/// What `create_once` did.
+#[derive(Clone, Debug)]
+pub enum Created {
+    /// It created this integration.
+    New(Box<Integration>),
+    /// The key was used before with the same request: the first response.
+    Replayed {
+        /// Its HTTP status.
+        status: u16,
+        /// Its body.
+        body: String,
+    },
+}
+
+/// The integration after a test, and the test.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Tested {
+    /// The integration as it is after the test.
+    pub integration: Integration,
+    /// The test.
+    pub test_result: TestRun,
+}
+
+/// The catalog: store, sandbox and loaded connectors. Cloning it shares them.
+#[derive(Clone)]
+pub struct Catalog {
+    /// Private: the catalog's operations are the only way to the data.
+    store: Arc<dyn Store>,
+    sandbox: Arc<Sandbox>,
+    connectors: Arc<ConnectorCatalog>,
+    metrics: Arc<Metrics>,
+    health: HealthPolicy,
+    /// Where connectors run; `None`: on the caller's runtime.
+    invocations: Option<tokio::runtime::Handle>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog").finish_non_exhaustive()
+    }
+}
+
+impl Catalog {
+    /// A catalog over these parts.
+    pub fn new(store: Arc<dyn Store>, sandbox: Arc<Sandbox>, connectors: Arc<ConnectorCatalog>) -> Self {
+        Self {
+            store,
+            sandbox,
+            connectors,
+            metrics: Arc::new(Metrics::default()),
+            health: HealthPolicy::default(),
+            invocations: None,
+        }
+    }
+
+    /// The same catalog, running every connector invocation on `runtime` (`serve` gives it the
+    /// service's background threads, which run at a lower CPU priority than the API's): a busy or
+    /// hostile connector then takes CPU from background work, never from a request that does not
+    /// run one.
+    pub fn with_invocation_runtime(mut self, runtime: tokio::runtime::Handle) -> Self {
+        self.invocations = Some(runtime);
+        self
+    }
+
+    /// The same catalog over another store (the health scheduler's own pool, on its own runtime).
+    pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// The same catalog under this health policy.
+    pub fn with_health_policy(mut self, policy: HealthPolicy) -> Self {
+        self.health = policy;
+        self
+    }
+
+    /// How integrations are health-checked.
+    pub fn health_policy(&self) -> &HealthPolicy {
+        &self.health
+    }
+
+    /// The service's metrics (sandbox invocations are counted here; HTTP requests by the router).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The sandbox.
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
+    }
+
+    /// The loaded connectors.
+    pub fn connectors(&self) -> &Arc<ConnectorCatalog> {
+        &self.connectors
+    }
+
+    /// Whether the database answers (`/readyz`).
+    pub async fn ready(&self) -> Result<(), ServiceError> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// A page of an integration's audit trail, oldest first, after `after_seq`.
+    pub async fn audit(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, ServiceError> {
+        self.get(caller, id).await?;
+        Ok(self.store.audit(&caller.tenant, id, after_seq, limit).await?)
+    }
+
+    /// Re-computes every tenant's audit chain (the operator's `audit verify`, not a tenant's).
+    pub async fn verify_audit(&self) -> Result<AuditReport, ServiceError> {
+        Ok(self.store.verify_audit().await?)
+    }
+
+    /// A page of the caller's events, oldest first, after `after_seq`.
+    pub async fn events(&self, caller: &Caller, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, ServiceError> {
+        Ok(self.store.events(&caller.tenant, after_seq, limit).await?)
+    }
+
+    /// Events of every tenant not yet delivered to the broker, oldest first (the relay's).
+    pub async fn undelivered_events(&self, limit: u32) -> Result<Vec<StoredEvent>, ServiceError> {
+        Ok(self.store.undelivered_events(limit).await?)
+    }
+
+    /// Marks events (tenant, seq) delivered (the relay's).
+    pub async fn mark_delivered(&self, events: &[(String, i64)]) -> Result<(), ServiceError> {
+        Ok(self.store.mark_delivered(events).await?)
+    }
+
+    /// Runs a sandbox invocation where this catalog runs them; `None` when that runtime is
+    /// shutting down and dropped it.
+    async fn in_sandbox<T: Send + 'static>(
+        &self,
+        invocation: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Option<T> {
+        let Some(runtime) = &self.invocations else {
+            return Some(invocation.await);
+        };
+        match runtime.spawn(invocation).await {
+            Ok(done) => Some(done),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => None,
+        }
+    }
+
+    /// Applies the change `make` builds from the integration as it is now, again on the row as it
+    /// then is when another change came first; `what` names the operation in the error when it
+    /// kept losing.
+    async fn apply_to_current<T>(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        what: &'static str,
+        mut make: impl FnMut(Integration) -> Result<(Change, T), ServiceError>,
+    ) -> Result<T, ServiceError> {
+        for _ in 0..MAX_APPLY_ATTEMPTS {
+            let current = self.get(caller, id).await?;
+            let (change, answer) = make(current)?;
+            match self.store.apply(change).await {
+                Ok(()) => return Ok(answer),
+                Err(StoreError::Stale { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::KeptChanging(what))
+    }
+}
+
+/// What a connector is told about an integration.
+fn connection_config(integration: &Integration) -> ConnectionConfig {
+    ConnectionConfig {
+        integration_id: integration.integration_id.to_string(),
+        name: integration.name.clone(),
+        integration_type: integration.integration_type,
+        provider: integration.provider.clone(),
+        base_url: integration.base_url.clone(),
+        auth_ref: integration.auth_ref.clone(),
+        configuration: integration.configuration.clone(),
+        environment: integration.environment.clone(),
+    }
+}
