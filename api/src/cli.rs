@@ -19,6 +19,68 @@ use crate::auth;
 use crate::config::{Config, LogFormat};
 use crate::domain::wire_name;
 
+/// Why a command failed: printed as one line (`error: …`), exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The command line, the configuration or an input is wrong; the message says what to fix.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file or stream could not be read or written, or a thread could not start.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done (`cannot read plugins/x.wasm`).
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The sandbox could not be built.
+    #[error(transparent)]
+    Setup(#[from] stella_runtime::SetupError),
+    /// A component was refused.
+    #[error("{file}: {source}")]
+    Load {
+        /// The component's file (or `builtin:<provider>`).
+        file: String,
+        /// Why it was refused.
+        #[source]
+        source: stella_runtime::LoadError,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The running service could not be reached.
+    #[error("cannot reach the service at {base}: {source}")]
+    Service {
+        /// The service's URL.
+        base: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The running service refused the request: its status, detail and field errors.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<String> for CliError {
+    fn from(message: String) -> Self {
+        Self::Invalid(message)
+    }
+}
+
+impl From<&str> for CliError {
+    fn from(message: &str) -> Self {
+        Self::Invalid(message.to_string())
+    }
+}
+
+/// Maps an I/O error to [`CliError::Io`], saying what was being done.
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> CliError {
+    let what = what.into();
+    move |source| CliError::Io { what, source }
+}
+
 /// The StellaOps Integration Catalog.
 #[derive(Debug, Parser)]
 #[command(name = "stella-integrations", version, about)]
@@ -251,7 +313,7 @@ fn init_logging(command: &Command) {
     }
 }
 
-fn serve(args: ServeArgs) -> Result<ExitCode, String> {
+fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
     let config = args.config.load()?;
     if args.print_config {
         print!("{}", config.to_masked_toml());
@@ -260,12 +322,12 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(io("cannot start the async runtime"))?;
     runtime.block_on(crate::server::serve(config))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn token(args: TokenArgs) -> Result<ExitCode, String> {
+fn token(args: TokenArgs) -> Result<ExitCode, CliError> {
     let config = args.config.load()?;
     if !config.auth.local_tokens_enabled() {
         return Err("local tokens are disabled (auth.local-tokens = false, or a JWKS is configured without \
@@ -275,7 +337,7 @@ fn token(args: TokenArgs) -> Result<ExitCode, String> {
     let scopes: Vec<String> = args.scopes.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect();
     for s in &scopes {
         if s != auth::READ_SCOPE && s != auth::ADMIN_SCOPE {
-            return Err(format!("unknown scope `{s}`: use {} and/or {}", auth::READ_SCOPE, auth::ADMIN_SCOPE));
+            return Err(format!("unknown scope `{s}`: use {} and/or {}", auth::READ_SCOPE, auth::ADMIN_SCOPE).into());
         }
     }
     if args.tenant.is_empty() || args.tenant.len() > 128 || args.tenant.chars().any(char::is_control) {
@@ -288,27 +350,26 @@ fn token(args: TokenArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn block_on<T>(work: impl std::future::Future<Output = T>) -> Result<T, String> {
+fn block_on<T>(work: impl std::future::Future<Output = T>) -> Result<T, CliError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(io("cannot start the async runtime"))?;
     Ok(runtime.block_on(work))
 }
 
-fn migrate(database: &DatabaseArgs) -> Result<ExitCode, String> {
-    block_on(crate::store::open(&database.database_url))?.map_err(|e| e.to_string())?;
+fn migrate(database: &DatabaseArgs) -> Result<ExitCode, CliError> {
+    block_on(crate::store::open(&database.database_url))??;
     println!("the database at {} is migrated", crate::store::redact_url(&database.database_url));
     Ok(ExitCode::SUCCESS)
 }
 
-fn audit_verify(database: &DatabaseArgs, json: bool) -> Result<ExitCode, String> {
+fn audit_verify(database: &DatabaseArgs, json: bool) -> Result<ExitCode, CliError> {
     // An operator's check of every tenant's chain, on the database directly: no service runs.
     let report = block_on(async {
         let store = crate::store::open(&database.database_url).await?;
         store.verify_audit().await
-    })?
-    .map_err(|e| e.to_string())?;
+    })??;
     if json {
         println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes"));
     } else {
@@ -327,20 +388,20 @@ fn audit_verify(database: &DatabaseArgs, json: bool) -> Result<ExitCode, String>
 async fn call_service(
     service: &ServiceArgs,
     request: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
-) -> Result<(reqwest::StatusCode, String), String> {
+) -> Result<(reqwest::StatusCode, String), CliError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(300))
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        .map_err(|source| CliError::Service { base: service.url.clone(), source })?;
     let base = service.url.trim_end_matches('/');
     let response = request(&client, base)
         .bearer_auth(&service.token)
         .send()
         .await
-        .map_err(|e| format!("cannot reach the service at {base}: {e}"))?;
+        .map_err(|source| CliError::Service { base: base.to_string(), source })?;
     let status = response.status();
-    let body = response.text().await.map_err(|e| format!("cannot read the answer of {base}: {e}"))?;
+    let body = response.text().await.map_err(|source| CliError::Service { base: base.to_string(), source })?;
     if !status.is_success() {
         // A problem document: its detail and field errors say what to fix.
         let problem: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -351,30 +412,29 @@ async fn call_service(
         for e in problem["errors"].as_array().into_iter().flatten() {
             message += &format!("\n  {}: {}", e["field"].as_str().unwrap_or("?"), e["message"].as_str().unwrap_or("?"));
         }
-        return Err(message);
+        return Err(CliError::Refused(message));
     }
     Ok((status, body))
 }
 
-fn export(args: ExportArgs) -> Result<ExitCode, String> {
+fn export(args: ExportArgs) -> Result<ExitCode, CliError> {
     let accept = if args.ndjson { "application/x-ndjson" } else { "application/json" };
     let (_, body) = block_on(call_service(&args.service, |c, base| {
         c.get(format!("{base}/api/v1/integrations/export")).header("accept", accept)
     }))??;
     let mut out = std::io::stdout().lock();
-    out.write_all(body.as_bytes()).and_then(|()| out.flush()).map_err(|e| format!("cannot write the export: {e}"))?;
+    out.write_all(body.as_bytes()).and_then(|()| out.flush()).map_err(io("cannot write the export"))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn import(args: ImportArgs) -> Result<ExitCode, String> {
+fn import(args: ImportArgs) -> Result<ExitCode, CliError> {
     let stdin = args.file.as_os_str() == "-";
     let body = if stdin {
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(io("cannot read standard input"))?;
         text
     } else {
-        std::fs::read_to_string(&args.file).map_err(|e| format!("cannot read {}: {e}", args.file.display()))?
+        std::fs::read_to_string(&args.file).map_err(io(format!("cannot read {}", args.file.display())))?
     };
     let ndjson = !stdin && matches!(args.file.extension().and_then(|e| e.to_str()), Some("ndjson" | "jsonl"));
     let content_type = if ndjson { "application/x-ndjson" } else { "application/json" };
@@ -423,7 +483,7 @@ fn import_summary(report: &crate::bulk::ImportReport) -> String {
     out
 }
 
-fn read_component(file: &str) -> Result<(Vec<u8>, ConnectorSource), String> {
+fn read_component(file: &str) -> Result<(Vec<u8>, ConnectorSource), CliError> {
     if let Some(provider) = file.strip_prefix("builtin:") {
         let (_, bytes) = stella_builtin_connectors::BUILTINS.iter().find(|(p, _)| *p == provider).ok_or_else(|| {
             let names: Vec<&str> = stella_builtin_connectors::BUILTINS.iter().map(|(p, _)| *p).collect();
@@ -431,11 +491,11 @@ fn read_component(file: &str) -> Result<(Vec<u8>, ConnectorSource), String> {
         })?;
         return Ok((bytes.to_vec(), ConnectorSource::BuiltIn));
     }
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+    let bytes = std::fs::read(file).map_err(io(format!("cannot read {file}")))?;
     Ok((bytes, ConnectorSource::File(PathBuf::from(file))))
 }
 
-fn inspect(file: &str, json: bool) -> Result<ExitCode, String> {
+fn inspect(file: &str, json: bool) -> Result<ExitCode, CliError> {
     let (bytes, _) = read_component(file)?;
     let d = describe(&bytes).map_err(|e| format!("{file}: {e}"))?;
     if json {
@@ -480,17 +540,17 @@ fn inspect(file: &str, json: bool) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn package(input: &Path, manifest_path: &Path, output: &Path) -> Result<ExitCode, String> {
-    let bytes = std::fs::read(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+fn package(input: &Path, manifest_path: &Path, output: &Path) -> Result<ExitCode, CliError> {
+    let bytes = std::fs::read(input).map_err(io(format!("cannot read {}", input.display())))?;
     let text =
-        std::fs::read_to_string(manifest_path).map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
+        std::fs::read_to_string(manifest_path).map_err(io(format!("cannot read {}", manifest_path.display())))?;
     let manifest = Manifest::from_toml(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
     let packaged = embed_manifest(&bytes, &manifest).map_err(|e| format!("{}: {e}", input.display()))?;
     // Check the result reads back before writing it anywhere.
     let d = describe(&packaged).map_err(|e| format!("the packaged component does not read back: {e}"))?;
     let tmp = output.with_extension("wasm.tmp");
-    std::fs::write(&tmp, &packaged).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, output).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+    std::fs::write(&tmp, &packaged).map_err(io(format!("cannot write {}", tmp.display())))?;
+    std::fs::rename(&tmp, output).map_err(io(format!("cannot write {}", output.display())))?;
     println!(
         "packaged {} {} as {} (sha256 {})",
         d.manifest.connector.provider,
@@ -501,7 +561,7 @@ fn package(input: &Path, manifest_path: &Path, output: &Path) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-fn test(args: TestArgs) -> Result<ExitCode, String> {
+fn test(args: TestArgs) -> Result<ExitCode, CliError> {
     let (bytes, source) = read_component(&args.file)?;
     let configuration: serde_json::Value =
         serde_json::from_str(&args.config).map_err(|e| format!("--config is not valid JSON: {e}"))?;
@@ -518,7 +578,7 @@ fn test(args: TestArgs) -> Result<ExitCode, String> {
     let mut config = match &args.sandbox_config {
         None => SandboxConfig::default(),
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(io(format!("cannot read {}", path.display())))?;
             toml::from_str::<SandboxConfig>(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?
         }
     };
@@ -526,16 +586,17 @@ fn test(args: TestArgs) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(io("cannot start the async runtime"))?;
     runtime.block_on(async move {
-        let sandbox = Sandbox::new(config, Arc::new(resolver)).map_err(|e| e.to_string())?;
-        let connector = sandbox.load(&bytes, source).map_err(|e| format!("{}: {e}", args.file))?;
+        let sandbox = Sandbox::new(config, Arc::new(resolver))?;
+        let connector =
+            sandbox.load(&bytes, source).map_err(|source| CliError::Load { file: args.file.clone(), source })?;
         let integration_type = match &args.integration_type {
             Some(t) => t.parse::<IntegrationType>()?,
             None => connector.manifest().connector.types[0],
         };
         if !connector.manifest().serves(integration_type) {
-            return Err(format!("the connector does not serve integration type `{integration_type}`"));
+            return Err(format!("the connector does not serve integration type `{integration_type}`").into());
         }
         let cc = ConnectionConfig {
             integration_id: uuid::Uuid::new_v4().to_string(),
