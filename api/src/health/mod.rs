@@ -7,6 +7,18 @@
 //! - [`summary`]: what `GET /{id}/health` answers (uptime, latency, a page of history);
 //! - [`scheduler`]: the loop that leases due checks, runs them through the catalog and records them.
 //!
+//! One type per concept:
+//!
+//! | type | what it is |
+//! |---|---|
+//! | [`stella_runtime::HealthStatus`] | what a connector's `check-health` answered: healthy, degraded, unhealthy |
+//! | [`stella_runtime::HealthOutcome`] | the connector's whole answer (status, failure class, latency, message) |
+//! | [`CheckOutcome`] | what a scheduled check found: a connector's status, or `skipped` (offline) |
+//! | [`HealthCheck`] | one check as the history keeps it |
+//! | [`HealthSummary`] | uptime and latency computed from the history |
+//! | [`Health`] | whether an integration works, as its last test or check found |
+//! | [`HealthReport`] | the answer of `GET /{id}/health`: all of the above for one integration |
+//!
 //! The catalog runs and records checks ([`crate::service::Catalog::make_health_check`] and the
 //! other health operations in `service/health.rs`), so that the scheduler, like every other
 //! caller, reaches the data only through the service. Their SQL is in `store/health.rs`.
