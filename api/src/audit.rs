@@ -229,6 +229,13 @@ impl ChainCheck {
         true
     }
 
+    /// Records that the entry at `seq` cannot be read as an entry; always `false` (read no
+    /// further).
+    pub fn refuse(&mut self, seq: i64, problem: String) -> bool {
+        self.problem = Some((seq, problem));
+        false
+    }
+
     /// The break, if any, given the tenant's head (its last seq and hash).
     pub fn finish(self, tenant_id: String, head_seq: i64, head_hash: &str) -> Option<ChainBreak> {
         let problem = match self.problem {

@@ -236,7 +236,12 @@ pub async fn import(
                 item.changed = changed;
             }
             Err(ServiceError::Invalid(errors)) => item.errors = errors,
-            Err(e @ (ServiceError::Unavailable(_) | ServiceError::Internal(_))) => {
+            Err(
+                e @ (ServiceError::Unavailable(_)
+                | ServiceError::KeyInFlight
+                | ServiceError::KeptChanging(_)
+                | ServiceError::Internal(_)),
+            ) => {
                 // This item and the ones after it are not imported; the ones before it are.
                 let why = failure.get_or_insert_with(|| {
                     tracing::warn!(error = %e, "an import stopped: the database failed");

@@ -49,11 +49,11 @@ pub enum CliError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// The running service could not be reached.
-    #[error("cannot reach the service at {base}: {source}")]
+    /// The running service could not be reached, or its answer read.
+    #[error("{what}: {source}")]
     Service {
-        /// The service's URL.
-        base: String,
+        /// What was being done (`cannot reach the service at …`).
+        what: String,
         /// Why.
         #[source]
         source: reqwest::Error,
@@ -393,15 +393,18 @@ async fn call_service(
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(300))
         .build()
-        .map_err(|source| CliError::Service { base: service.url.clone(), source })?;
+        .map_err(|source| CliError::Service { what: "cannot build the HTTP client".into(), source })?;
     let base = service.url.trim_end_matches('/');
     let response = request(&client, base)
         .bearer_auth(&service.token)
         .send()
         .await
-        .map_err(|source| CliError::Service { base: base.to_string(), source })?;
+        .map_err(|source| CliError::Service { what: format!("cannot reach the service at {base}"), source })?;
     let status = response.status();
-    let body = response.text().await.map_err(|source| CliError::Service { base: base.to_string(), source })?;
+    let body = response
+        .text()
+        .await
+        .map_err(|source| CliError::Service { what: format!("cannot read the answer of {base}"), source })?;
     if !status.is_success() {
         // A problem document: its detail and field errors say what to fix.
         let problem: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();

@@ -332,6 +332,18 @@ async fn the_audit_chain_verifies_and_detects_tampering(b: &Backend) {
     let report = s.verify_audit().await.unwrap();
     assert_eq!(report.breaks.len(), 1, "{report:?}");
     assert_eq!((report.breaks[0].tenant_id.as_str(), report.breaks[0].seq), ("t1", 2));
+
+    // An action this service never writes is one more break, not the end of the verification:
+    // the other tenants are still checked.
+    b.raw("UPDATE audit_entries SET action = 'approved-by-mallory' WHERE tenant_id = 't2' AND seq = 1").await.unwrap();
+    let report = s.verify_audit().await.unwrap();
+    let breaks: Vec<(&str, i64, &str)> =
+        report.breaks.iter().map(|b| (b.tenant_id.as_str(), b.seq, b.problem.as_str())).collect();
+    assert_eq!(
+        breaks,
+        [("t1", 2, "its content does not match its hash"), ("t2", 1, "its action is not one this service writes")],
+        "{report:?}"
+    );
 }
 
 async fn events_are_numbered_per_tenant_and_shaped_as_cloudevents(b: &Backend) {

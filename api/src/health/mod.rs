@@ -16,7 +16,7 @@
 //! | [`CheckOutcome`] | what a scheduled check found: a connector's status, or `skipped` (offline) |
 //! | [`HealthCheck`] | one check as the history keeps it |
 //! | [`HealthSummary`] | uptime and latency computed from the history |
-//! | [`Health`] | whether an integration works, as its last test or check found |
+//! | [`HealthState`] | whether an integration works, as its last test or check found |
 //! | [`HealthReport`] | the answer of `GET /{id}/health`: all of the above for one integration |
 //!
 //! The catalog runs and records checks ([`crate::service::Catalog::make_health_check`] and the
@@ -31,4 +31,4 @@ pub mod summary;
 pub use check::{CheckOutcome, FinishedCheck, HealthCheck, MadeCheck};
 pub use policy::HealthPolicy;
 pub use scheduler::{Scheduler, SchedulerConfig};
-pub use summary::{Health, HealthReport, HealthSummary, HistoryCursor};
+pub use summary::{HealthReport, HealthState, HealthSummary, HistoryCursor};

@@ -16,7 +16,7 @@ pub(crate) const MAX_SUMMARY_CHECKS: usize = 100_000;
 /// Whether an integration works, as its last test or check found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
-pub enum Health {
+pub enum HealthState {
     /// The last test or check passed.
     Healthy,
     /// It failed.
@@ -25,7 +25,7 @@ pub enum Health {
     Unknown,
 }
 
-impl Health {
+impl HealthState {
     /// The health of an integration whose last test or check passed (or not, or never ran).
     pub fn of(last_test_success: Option<bool>) -> Self {
         match last_test_success {
@@ -37,15 +37,16 @@ impl Health {
 }
 
 /// The health of an integration: as its last test or check left it, its uptime and latency, and
-/// its recent health checks.
+/// its recent health checks. (`Health` in the OpenAPI document, as it has always been named.)
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Health)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthReport {
     /// The integration.
     pub integration_id: Uuid,
     /// `healthy` (the last test or check passed), `unhealthy` (it failed) or `unknown` (never
     /// tested).
-    pub health: Health,
+    pub health: HealthState,
     /// Its lifecycle status.
     pub status: Status,
     /// Whether an operator paused it.

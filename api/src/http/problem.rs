@@ -260,8 +260,7 @@ impl From<ServiceError> for Problem {
             ),
             // Each is a moment's contention or outage: the client may retry at once.
             e @ (ServiceError::Unavailable(_) | ServiceError::KeyInFlight | ServiceError::KeptChanging(_)) => {
-                let reason = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
-                tracing::warn!(%reason, "database unavailable");
+                tracing::warn!(reason = %e, "database unavailable");
                 let mut p = Problem::new(ProblemKind::Unavailable, "the database is unavailable; retry shortly");
                 p.headers.push((header::RETRY_AFTER, HeaderValue::from_static("1")));
                 p

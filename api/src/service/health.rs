@@ -11,7 +11,7 @@ use crate::domain::{Integration, now, unix_ms};
 use crate::health::check::{change_of_check, moves_state};
 use crate::health::summary::{DAY_MS, MAX_SUMMARY_CHECKS, summarize};
 use crate::health::{
-    CheckOutcome, FinishedCheck, Health, HealthCheck, HealthReport, HealthSummary, HistoryCursor, MadeCheck,
+    CheckOutcome, FinishedCheck, HealthCheck, HealthReport, HealthState, HealthSummary, HistoryCursor, MadeCheck,
 };
 use crate::store::StoreError;
 
@@ -116,10 +116,14 @@ impl Catalog {
         let row = self.get(caller, id).await?;
         let last_test = self.kept_test(caller, id).await?;
         let (summary, newest) = self.health_summary(caller, id).await?;
+        // One more than the page, to know whether another follows.
+        let wanted = limit.saturating_add(1);
         let mut history = match before {
-            // The summary read the first page already.
-            None => newest.iter().take(limit as usize + 1).cloned().collect(),
-            Some(_) => self.store.health_history(&caller.tenant, id, before, limit + 1).await?,
+            // The summary read the first page already (when it holds as many as are wanted).
+            None if wanted <= SUMMARY_PAGE || newest.len() < SUMMARY_PAGE as usize => {
+                newest.iter().take(wanted as usize).cloned().collect()
+            }
+            _ => self.store.health_history(&caller.tenant, id, before, wanted).await?,
         };
         let last_check = newest.first().cloned();
         let next_cursor = if history.len() > limit as usize {
@@ -130,7 +134,7 @@ impl Catalog {
         };
         Ok(HealthReport {
             integration_id: id,
-            health: Health::of(row.last_test_success),
+            health: HealthState::of(row.last_test_success),
             status: row.status,
             paused: row.paused,
             consecutive_failures: row.consecutive_failures,

@@ -82,8 +82,9 @@ impl Catalog {
         match self.insert(caller, spec, Some(pending)).await {
             Ok(row) => Ok(Created::New(Box::new(row))),
             // A concurrent request with the same key may have committed first (its insert makes
-            // ours fail on the key or on the name): answer as if it had been first.
-            Err(e @ (ServiceError::KeyInFlight | ServiceError::NameTaken(_))) => {
+            // ours fail on the key, on the name, or on a lock the database gave up waiting for):
+            // answer as if it had been first.
+            Err(e @ (ServiceError::KeyInFlight | ServiceError::NameTaken(_) | ServiceError::Unavailable(_))) => {
                 match self.store.idempotent_response(&caller.tenant, key).await {
                     Ok(Some(kept)) => replay(kept),
                     _ => Err(e),

@@ -1,7 +1,9 @@
 //! The catalog's operations: what each API call does, independent of HTTP, and the only way to
-//! the data. The store is private to [`Catalog`]: every handler, the scheduler, the relay and the
-//! command line call one of its operations, and tenancy (a caller sees its own tenant only) and
-//! the 404 rule (another tenant's integration does not exist) are decided here, once.
+//! the data while the service runs. The store is private to [`Catalog`]: every handler, the
+//! scheduler and the relay call one of its operations, and tenancy (a caller sees its own tenant
+//! only) and the 404 rule (another tenant's integration does not exist) are decided here, once.
+//! (Only the operator's `migrate` and `audit verify` commands open a store of their own: they run
+//! without the service, and belong to no tenant.)
 //!
 //! - `integrations.rs`: create, read, list, update, delete, the lifecycle actions and tests;
 //! - `health.rs`: the health checks the scheduler runs and records, and the health report;
@@ -25,7 +27,7 @@ use stella_runtime::{ConnectionConfig, Sandbox};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::audit::{AuditEntry, AuditReport};
+use crate::audit::AuditEntry;
 use crate::domain::{FieldError, Integration};
 use crate::events::StoredEvent;
 use crate::health::HealthPolicy;
@@ -82,8 +84,8 @@ pub enum ServiceError {
     /// The integration changed under every attempt to apply the operation (503: retry).
     #[error("the integration kept changing while {0}")]
     KeptChanging(&'static str),
-    /// The database is unavailable (503).
-    #[error("the database is unavailable")]
+    /// The database is unavailable (503). The message includes the cause (logs print one line).
+    #[error("{0}")]
     Unavailable(#[source] StoreError),
     /// Anything else (500).
     #[error("internal error: {0}")]
@@ -243,11 +245,6 @@ impl Catalog {
     ) -> Result<Vec<AuditEntry>, ServiceError> {
         self.get(caller, id).await?;
         Ok(self.store.audit(&caller.tenant, id, after_seq, limit).await?)
-    }
-
-    /// Re-computes every tenant's audit chain (the operator's `audit verify`, not a tenant's).
-    pub async fn verify_audit(&self) -> Result<AuditReport, ServiceError> {
-        Ok(self.store.verify_audit().await?)
     }
 
     /// A page of the caller's events, oldest first, after `after_seq`.

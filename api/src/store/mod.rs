@@ -7,7 +7,9 @@
 //! row that every mutation of the tenant locks; it chains the tenant's audit entries by hash and
 //! numbers its events without gaps in commit order, so an event cursor never skips a late commit.
 //!
-//! Only the service ([`crate::service::Catalog`]) holds a store; nothing else reaches the data.
+//! While the service runs, only [`crate::service::Catalog`] holds a store: handlers, the scheduler
+//! and the relay reach the data through it. (The operator's `migrate` and `audit verify` commands
+//! open one of their own.)
 //!
 //! - `integrations.rs`: rows, list filters, the [`Change`] write, test results, idempotency keys;
 //! - `audit.rs`: the audit trail's reads and its verification;
