@@ -69,11 +69,12 @@ lint: setup
 
 ## What the connector tests run beside the code, installed from Debian when missing: the CNCF
 ## distribution registry and htpasswd (the oci-registry tests start a real registry on a free
-## loopback port), and openssl (the github-app tests make an RSA app key).
+## loopback port), openssl (the github-app tests make an RSA app key; the signature tests sign as
+## cosign does) and minisign (the signature tests sign with it).
 test-tools:
-	@command -v docker-registry >/dev/null && command -v htpasswd >/dev/null && command -v openssl >/dev/null || { \
+	@command -v docker-registry >/dev/null && command -v htpasswd >/dev/null && command -v openssl >/dev/null && command -v minisign >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends docker-registry apache2-utils openssl; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends docker-registry apache2-utils openssl minisign; }
 
 ## Every test: formatting, lints, unit and integration tests (the sandbox runs real components,
 ## the stores run on SQLite and on the local PostgreSQL, events go to the local NATS, the

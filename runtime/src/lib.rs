@@ -47,6 +47,7 @@ pub mod outcome;
 pub mod record;
 mod sandbox;
 pub mod secrets;
+pub mod signature;
 
 pub use cache::CacheDirError;
 pub use catalog::{ConnectorCatalog, LoadFailure};
