@@ -228,6 +228,20 @@ enum ConnectorCommand {
     },
     /// Run a connector's test (or health check) in the same sandbox the service uses.
     Test(TestArgs),
+    /// Check a component's signature against a public key, offline: a minisign key (`.pub`) with a
+    /// `.minisig`, or a PEM ECDSA P-256 key with a `cosign sign-blob --key` signature. Exit 0 when
+    /// it verifies, 1 when it does not.
+    Verify {
+        /// The component file.
+        file: PathBuf,
+        /// The public key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The signature file (default: the file's name with `.minisig` or `.sig` added, after the
+        /// key's format).
+        #[arg(long)]
+        signature: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -280,6 +294,7 @@ pub fn run(cli: Cli) -> ExitCode {
             package(&input, &manifest, &output)
         }
         Command::Connector(ConnectorCommand::Test(args)) => test(args),
+        Command::Connector(ConnectorCommand::Verify { file, key, signature }) => verify(&file, &key, signature),
         Command::Migrate(database) => migrate(&database),
         Command::Audit(AuditCommand::Verify { database, json }) => audit_verify(&database, json),
         Command::Export(args) => export(args),
@@ -496,6 +511,29 @@ fn read_component(file: &str) -> Result<(Vec<u8>, ConnectorSource), CliError> {
     }
     let bytes = std::fs::read(file).map_err(io(format!("cannot read {file}")))?;
     Ok((bytes, ConnectorSource::File(PathBuf::from(file))))
+}
+
+fn verify(file: &Path, key: &Path, signature: Option<PathBuf>) -> Result<ExitCode, CliError> {
+    use stella_runtime::signature::{SignatureError, TrustedKey};
+    let key_text = std::fs::read_to_string(key).map_err(io(format!("cannot read {}", key.display())))?;
+    let trusted = TrustedKey::parse(&key_text).map_err(|e| format!("{}: {e}", key.display()))?;
+    let signature = signature.unwrap_or_else(|| {
+        let suffix = if trusted.format() == "minisign" { "minisig" } else { "sig" };
+        PathBuf::from(format!("{}.{suffix}", file.display()))
+    });
+    let bytes = std::fs::read(file).map_err(io(format!("cannot read {}", file.display())))?;
+    let text = std::fs::read_to_string(&signature).map_err(io(format!("cannot read {}", signature.display())))?;
+    match trusted.verify(&bytes, &text) {
+        Ok(()) => {
+            println!("{}: signature verified ({trusted:?})", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(SignatureError::Mismatch) => {
+            println!("{}: the signature does NOT verify with {trusted:?}", file.display());
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(format!("{}: {e}", signature.display()).into()),
+    }
 }
 
 fn inspect(file: &str, json: bool) -> Result<ExitCode, CliError> {

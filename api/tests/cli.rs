@@ -207,3 +207,41 @@ fn migrate_then_audit_verify_finds_intact_and_tampered_chains() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("use sqlite://<path> or postgres://"), "{}", stderr(&o));
 }
+
+#[test]
+fn connector_verify_checks_a_cosign_format_signature_offline() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = d.join("connector.wasm");
+    std::fs::write(&file, b"\0asm\x0d\0\x01\0 a component").unwrap();
+    let openssl = |args: &[&str]| {
+        let o = Command::new("openssl").args(args).current_dir(d).output().expect("openssl runs (make test-tools)");
+        assert!(o.status.success(), "openssl {args:?}: {}", stderr(&o));
+    };
+    openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "cosign.key"]);
+    openssl(&["ec", "-in", "cosign.key", "-pubout", "-out", "cosign.pub"]);
+    openssl(&["dgst", "-sha256", "-sign", "cosign.key", "-out", "sig.der", "connector.wasm"]);
+    let signature = base64::engine::general_purpose::STANDARD.encode(std::fs::read(d.join("sig.der")).unwrap());
+    // Next to the file, as `connector.wasm.sig`: found without --signature.
+    std::fs::write(d.join("connector.wasm.sig"), &signature).unwrap();
+    let (file, key) = (file.to_str().unwrap(), d.join("cosign.pub"));
+    let key = key.to_str().unwrap();
+
+    let o = cli(&["connector", "verify", file, "--key", key]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("signature verified (ECDSA P-256 key"), "{}", stdout(&o));
+
+    std::fs::write(d.join("connector.wasm"), b"\0asm\x0d\0\x01\0 another component").unwrap();
+    let o = cli(&["connector", "verify", file, "--key", key]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("does NOT verify"), "{}", stdout(&o));
+
+    // A key of no format this service reads, and a missing signature, are errors (2) that say so.
+    let o = cli(&["connector", "verify", file, "--key", file]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not a public key this service reads"), "{}", stderr(&o));
+    let o = cli(&["connector", "verify", file, "--key", key, "--signature", "/nonexistent.sig"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot read /nonexistent.sig"), "{}", stderr(&o));
+}
