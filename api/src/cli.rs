@@ -518,7 +518,10 @@ fn verify(file: &Path, key: &Path, signature: Option<PathBuf>) -> Result<ExitCod
     let key_text = std::fs::read_to_string(key).map_err(io(format!("cannot read {}", key.display())))?;
     let trusted = TrustedKey::parse(&key_text).map_err(|e| format!("{}: {e}", key.display()))?;
     let signature = signature.unwrap_or_else(|| {
-        let suffix = if trusted.format() == "minisign" { "minisig" } else { "sig" };
+        let suffix = match trusted {
+            TrustedKey::Minisign { .. } => "minisig",
+            TrustedKey::EcdsaP256 { .. } => "sig",
+        };
         PathBuf::from(format!("{}.{suffix}", file.display()))
     });
     let bytes = std::fs::read(file).map_err(io(format!("cannot read {}", file.display())))?;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::problem::{Problem, ProblemKind};
 use crate::auth::{Access, AuthError};
-use crate::service::Caller;
+use crate::service::{Caller, IfMatch};
 
 async fn authorize(parts: &Parts, state: &AppState, access: Access) -> Result<Caller, Problem> {
     let value = parts.headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
@@ -102,17 +102,17 @@ pub fn integration_id(raw: &str) -> Result<Uuid, Problem> {
     Uuid::parse_str(raw).map_err(|_| Problem::new(ProblemKind::NotFound, "no such integration"))
 }
 
-/// The version an `If-Match` header names: `None` for `*`; an error for anything that is not one
+/// The version an `If-Match` header names (`Any` for `*`); an error for anything that is not one
 /// strong ETag of this API (a weak ETag never matches, RFC 9110 §13.1.1).
-pub fn if_match(headers: &HeaderMap) -> Result<Option<Option<i64>>, Problem> {
-    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
+pub fn if_match(headers: &HeaderMap) -> Result<IfMatch, Problem> {
+    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(IfMatch::Absent) };
     let text = value.to_str().map_err(|_| Problem::bad_request("If-Match is not ASCII"))?.trim();
     // An empty field is an empty list (RFC 9110 §5.6.1): no condition, as if it were absent.
     if text.is_empty() {
-        return Ok(None);
+        return Ok(IfMatch::Absent);
     }
     if text == "*" {
-        return Ok(Some(None));
+        return Ok(IfMatch::Any);
     }
     if text.starts_with("W/") {
         return Err(Problem::new(
@@ -123,7 +123,7 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<Option<i64>>, Problem> {
     let version =
         text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).and_then(|t| t.parse::<i64>().ok()).filter(|v| *v > 0);
     match version {
-        Some(v) => Ok(Some(Some(v))),
+        Some(v) => Ok(IfMatch::Version(v)),
         None => Err(Problem::bad_request(format!(
             "If-Match must be an ETag returned by this API, such as \"3\" (got `{text}`)"
         ))),

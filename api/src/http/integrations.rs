@@ -14,7 +14,7 @@ use crate::audit::AuditEntry;
 use crate::domain::{Integration, IntegrationSpec, MAX_SHORT_LEN};
 use crate::health::{HealthReport, HistoryCursor};
 use crate::lifecycle::Status;
-use crate::service::{Caller, Created, IfMatch, TestRun, Tested};
+use crate::service::{Caller, Created, TestRun, Tested};
 use crate::store::{ListFilter, ListPosition};
 
 /// Default page size of lists.
@@ -263,10 +263,7 @@ pub async fn update_integration(
     JsonBody(spec): JsonBody<IntegrationSpec>,
 ) -> Result<Response, Problem> {
     let id = integration_id(&id)?;
-    let if_match = match precondition(&headers) {
-        Ok(if_match) => if_match,
-        Err(problem) => return Err(after_lookup(&state, &caller, id, problem).await),
-    };
+    let if_match = found_first(&state, &caller, id, if_match(&headers)).await?;
     let row = state.catalog.update(&caller, id, if_match, spec).await?;
     Ok(with_etag(StatusCode::OK, &row, &row))
 }
@@ -289,30 +286,27 @@ pub async fn delete_integration(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let id = integration_id(&id)?;
-    let if_match = match precondition(&headers) {
-        Ok(if_match) => if_match,
-        Err(problem) => return Err(after_lookup(&state, &caller, id, problem).await),
-    };
+    let if_match = found_first(&state, &caller, id, if_match(&headers)).await?;
     state.catalog.delete(&caller, id, if_match).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The `If-Match` of a request.
-fn precondition(headers: &HeaderMap) -> Result<IfMatch, Problem> {
-    Ok(match if_match(headers)? {
-        None => IfMatch::Absent,
-        Some(None) => IfMatch::Any,
-        Some(Some(version)) => IfMatch::Version(version),
-    })
-}
-
-/// `problem` (what is wrong with a request's headers or query), unless the integration is not the
-/// caller's to see: then that 404 comes first, whatever else is wrong with the request, so that no
-/// answer tells another tenant anything about it. The service decides which it is.
-async fn after_lookup(state: &AppState, caller: &Caller, id: uuid::Uuid, problem: Problem) -> Problem {
-    match state.catalog.get(caller, id).await {
-        Ok(_) => problem,
-        Err(e) => e.into(),
+/// What the handler read of the request (its headers or query), or what is wrong with it, unless
+/// the integration is not the caller's to see: then that 404 comes first, whatever else is wrong
+/// with the request, so that no answer tells another tenant anything about it. The service
+/// decides which it is; a request that reads well costs no lookup here.
+async fn found_first<T>(
+    state: &AppState,
+    caller: &Caller,
+    id: uuid::Uuid,
+    parsed: Result<T, Problem>,
+) -> Result<T, Problem> {
+    match parsed {
+        Ok(value) => Ok(value),
+        Err(problem) => match state.catalog.get(caller, id).await {
+            Ok(_) => Err(problem),
+            Err(e) => Err(e.into()),
+        },
     }
 }
 
@@ -443,10 +437,7 @@ pub async fn get_health(
     let page = params
         .map_err(query_problem)
         .and_then(|Query(p)| Ok((parse_health_cursor(p.before.as_deref())?, page_limit(p.limit)?)));
-    let (before, limit) = match page {
-        Ok(page) => page,
-        Err(problem) => return Err(after_lookup(&state, &caller, id, problem).await),
-    };
+    let (before, limit) = found_first(&state, &caller, id, page).await?;
     Ok(axum::Json(state.catalog.health_report(&caller, id, before, limit).await?).into_response())
 }
 
@@ -511,10 +502,7 @@ pub async fn get_audit(
     let page = params
         .map_err(query_problem)
         .and_then(|Query(p)| Ok((parse_seq_cursor(p.after.as_deref(), "after")?, page_limit(p.limit)?)));
-    let (after, limit) = match page {
-        Ok(page) => page,
-        Err(problem) => return Err(after_lookup(&state, &caller, id, problem).await),
-    };
+    let (after, limit) = found_first(&state, &caller, id, page).await?;
     let mut items = state.catalog.audit(&caller, id, after, limit + 1).await?;
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);
