@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::integrations::COLUMNS;
-use super::sql::{Dialect, SqlStore, map_error, parse_uuid, placeholders};
+use super::sql::{Dialect, Query, SqlStore, map_error, parse_uuid, placeholders};
 use super::{Change, StoreError};
 use crate::domain::{Integration, from_unix_ms, unix_ms};
 use crate::health::{CheckOutcome, FinishedCheck, HealthCheck, HistoryCursor};
@@ -116,8 +116,6 @@ where
 {
     rows.iter().map(|row| row.try_get::<String, _>(0).map_err(map_error)).collect()
 }
-
-type Query<'q, D> = sqlx::query::Query<'q, D, <D as sqlx::Database>::Arguments>;
 
 /// Binds a history row: the values of [`INSERT_CHECK`], in order.
 fn bind_check<'q, D: Dialect>(query: Query<'q, D>, f: &FinishedCheck, owner: &str) -> Query<'q, D>

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::sql::{Dialect, SqlStore, is_unique_violation, map_error, parse_json, parse_uuid, placeholders};
+use super::sql::{Dialect, Query, SqlStore, is_unique_violation, map_error, parse_json, parse_uuid, placeholders};
 use crate::audit::{AuditDraft, AuditEntry, GENESIS_HASH};
 use crate::domain::{Integration, unix_ms};
 use crate::events::EventDraft;
@@ -197,8 +197,6 @@ fn list_query<D: Dialect>(
     (sql, binds)
 }
 
-type Query<'q, D> = sqlx::query::Query<'q, D, <D as sqlx::Database>::Arguments>;
-
 // The bounds sqlx needs to run our queries on `D` (see `Dialect`).
 impl<D: Dialect> SqlStore<D>
 where
@@ -218,26 +216,6 @@ where
     usize: ColumnIndex<D::Row>,
     for<'n> &'n str: ColumnIndex<D::Row>,
 {
-    /// Runs a single-statement read on a connection leased from the read pool (see `read_pool`
-    /// for why reads do not go through sqlx's pool).
-    pub(super) async fn read_all(&self, query: Query<'_, D>) -> Result<Vec<D::Row>, StoreError> {
-        let mut lease = self.reads.lease().await.map_err(map_error)?;
-        let result = query.fetch_all(lease.connection()).await;
-        lease.finish(result).map_err(map_error)
-    }
-
-    /// [`SqlStore::read_all`] of at most one row.
-    pub(super) async fn read_optional(&self, query: Query<'_, D>) -> Result<Option<D::Row>, StoreError> {
-        let mut lease = self.reads.lease().await.map_err(map_error)?;
-        let result = query.fetch_optional(lease.connection()).await;
-        lease.finish(result).map_err(map_error)
-    }
-
-    /// A write transaction.
-    pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, D>, StoreError> {
-        self.pool.begin_with(D::BEGIN_WRITE).await.map_err(map_error)
-    }
-
     /// An integration from its row.
     pub(super) fn decode(row: &D::Row) -> Result<Integration, StoreError> {
         let get_err = |e: sqlx::Error| StoreError::Other(format!("cannot read an integration row: {e}"));

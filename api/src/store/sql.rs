@@ -15,7 +15,7 @@ use std::time::Duration;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Database, Pool, Postgres, SqlSafeStr, Sqlite};
+use sqlx::{Database, Executor, IntoArguments, Pool, Postgres, SqlSafeStr, Sqlite};
 use uuid::Uuid;
 
 use super::StoreError;
@@ -168,6 +168,36 @@ impl SqlStore<Postgres> {
             .await
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
         Ok(Self { pool, reads: Arc::new(ReadPool::new(options, 16, ACQUIRE_TIMEOUT)) })
+    }
+}
+
+/// A query on `D` with its binds.
+pub(super) type Query<'q, D> = sqlx::query::Query<'q, D, <D as Database>::Arguments>;
+
+// Reading and beginning need of `D` only that its connections run queries.
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    D::Arguments: IntoArguments<D>,
+{
+    /// Runs a single-statement read on a connection leased from the read pool (see `read_pool`
+    /// for why reads do not go through sqlx's pool).
+    pub(super) async fn read_all(&self, query: Query<'_, D>) -> Result<Vec<D::Row>, StoreError> {
+        let mut lease = self.reads.lease().await.map_err(map_error)?;
+        let result = query.fetch_all(lease.connection()).await;
+        lease.finish(result).map_err(map_error)
+    }
+
+    /// [`SqlStore::read_all`] of at most one row.
+    pub(super) async fn read_optional(&self, query: Query<'_, D>) -> Result<Option<D::Row>, StoreError> {
+        let mut lease = self.reads.lease().await.map_err(map_error)?;
+        let result = query.fetch_optional(lease.connection()).await;
+        lease.finish(result).map_err(map_error)
+    }
+
+    /// A write transaction.
+    pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, D>, StoreError> {
+        self.pool.begin_with(D::BEGIN_WRITE).await.map_err(map_error)
     }
 }
 
