@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs schemathesis (its default checks) against the OpenAPI document the real binary serves,
-# with an admin token, on a fresh SQLite database. Zero failures or this exits non-zero.
+# with a token carrying every scope, on a fresh SQLite database. Zero failures or this exits non-zero.
 #
 #   api/contract/run.sh <stella-integrations binary> <schemathesis executable> [extra schemathesis args]
 set -euo pipefail
@@ -16,7 +16,7 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$work"
-token=$("$bin" token --tenant contract --scopes "integrations.admin")
+token=$("$bin" token --tenant contract --scopes "integrations.admin plugins.admin")
 STELLA_LISTEN=127.0.0.1:0 STELLA_LOG=warn "$bin" serve 2>serve.log &
 pid=$!
 address=

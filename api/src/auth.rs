@@ -26,6 +26,11 @@ use crate::service::Caller;
 pub const READ_SCOPE: &str = "integrations.read";
 /// The scope that lets a caller change integrations (and read).
 pub const ADMIN_SCOPE: &str = "integrations.admin";
+/// The platform-wide scope that lets a caller submit, review and activate connector code. It
+/// implies no tenant scope, and no tenant scope implies it.
+pub const PLUGINS_ADMIN_SCOPE: &str = "plugins.admin";
+/// Every scope a token may carry for this service.
+pub const SCOPES: [&str; 3] = [READ_SCOPE, ADMIN_SCOPE, PLUGINS_ADMIN_SCOPE];
 /// The file, in the data directory, that holds the generated local key.
 pub const LOCAL_KEY_FILE: &str = "jwt-hs256.key";
 /// Clock skew tolerated on `exp` and `nbf`.
@@ -44,6 +49,8 @@ pub enum Access {
     Read,
     /// `integrations.admin`.
     Admin,
+    /// `plugins.admin` (platform-wide).
+    PluginsAdmin,
 }
 
 impl Access {
@@ -52,6 +59,7 @@ impl Access {
         match self {
             Access::Read => READ_SCOPE,
             Access::Admin => ADMIN_SCOPE,
+            Access::PluginsAdmin => PLUGINS_ADMIN_SCOPE,
         }
     }
 }
@@ -86,6 +94,7 @@ impl Principal {
         match access {
             Access::Read => has(READ_SCOPE) || has(ADMIN_SCOPE),
             Access::Admin => has(ADMIN_SCOPE),
+            Access::PluginsAdmin => has(PLUGINS_ADMIN_SCOPE),
         }
     }
 

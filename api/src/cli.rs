@@ -175,7 +175,8 @@ struct TokenArgs {
     /// The tenant the token acts in.
     #[arg(long)]
     tenant: String,
-    /// The scopes, separated by spaces or commas: integrations.read, integrations.admin.
+    /// The scopes, separated by spaces or commas: integrations.read, integrations.admin,
+    /// plugins.admin (platform-wide: submit, review and activate connector code).
     #[arg(long, default_value = "integrations.admin")]
     scopes: String,
     /// The subject (recorded as the actor of changes).
@@ -242,6 +243,36 @@ enum ConnectorCommand {
         #[arg(long)]
         signature: Option<PathBuf>,
     },
+    /// Sign a component as `cosign sign-blob --key` does, with an ECDSA P-256 private key (PEM
+    /// PKCS#8, e.g. from `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`); writes
+    /// the signature beside it (`<file>.sig`). For minisign signatures, use `minisign -S`.
+    Sign {
+        /// The component file.
+        file: PathBuf,
+        /// The private key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the signature (default: the file's name with `.sig` added).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Submit a component to a running service's plugin store (needs `plugins.admin`), with its
+    /// signatures; it is stored pending review unless the policy approves it at once.
+    Submit(SubmitArgs),
+}
+
+#[derive(Debug, Args)]
+struct SubmitArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    /// The component file.
+    file: PathBuf,
+    /// A signature file (repeatable; default: `<file>.minisig` and `<file>.sig` when present).
+    #[arg(long = "signature")]
+    signatures: Vec<PathBuf>,
+    /// Print the stored version as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -295,6 +326,8 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Connector(ConnectorCommand::Test(args)) => test(args),
         Command::Connector(ConnectorCommand::Verify { file, key, signature }) => verify(&file, &key, signature),
+        Command::Connector(ConnectorCommand::Sign { file, key, output }) => sign(&file, &key, output),
+        Command::Connector(ConnectorCommand::Submit(args)) => submit(args),
         Command::Migrate(database) => migrate(&database),
         Command::Audit(AuditCommand::Verify { database, json }) => audit_verify(&database, json),
         Command::Export(args) => export(args),
@@ -351,8 +384,8 @@ fn token(args: TokenArgs) -> Result<ExitCode, CliError> {
     }
     let scopes: Vec<String> = args.scopes.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect();
     for s in &scopes {
-        if s != auth::READ_SCOPE && s != auth::ADMIN_SCOPE {
-            return Err(format!("unknown scope `{s}`: use {} and/or {}", auth::READ_SCOPE, auth::ADMIN_SCOPE).into());
+        if !auth::SCOPES.contains(&s.as_str()) {
+            return Err(format!("unknown scope `{s}`: use any of {}", auth::SCOPES.join(", ")).into());
         }
     }
     if args.tenant.is_empty() || args.tenant.len() > 128 || args.tenant.chars().any(char::is_control) {
@@ -388,9 +421,14 @@ fn audit_verify(database: &DatabaseArgs, json: bool) -> Result<ExitCode, CliErro
     if json {
         println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes"));
     } else {
-        println!("{} tenants, {} audit entries checked", report.tenants, report.entries);
+        println!("{} tenants and the platform's admissions, {} audit entries checked", report.tenants, report.entries);
         for b in &report.breaks {
-            println!("BROKEN: tenant {} at entry {}: {}", b.tenant_id, b.seq, b.problem);
+            let chain = if b.tenant_id == crate::audit::PLATFORM {
+                "the platform (connector admissions)".to_string()
+            } else {
+                format!("tenant {}", b.tenant_id)
+            };
+            println!("BROKEN: {chain} at entry {}: {}", b.seq, b.problem);
         }
         if report.breaks.is_empty() {
             println!("every chain is intact");
@@ -537,6 +575,66 @@ fn verify(file: &Path, key: &Path, signature: Option<PathBuf>) -> Result<ExitCod
         }
         Err(e) => Err(format!("{}: {e}", signature.display()).into()),
     }
+}
+
+fn sign(file: &Path, key: &Path, output: Option<PathBuf>) -> Result<ExitCode, CliError> {
+    let key_text = std::fs::read_to_string(key).map_err(io(format!("cannot read {}", key.display())))?;
+    let bytes = std::fs::read(file).map_err(io(format!("cannot read {}", file.display())))?;
+    let (signature, key_id) =
+        stella_runtime::signature::sign_cosign(&key_text, &bytes).map_err(|e| format!("{}: {e}", key.display()))?;
+    let output = output.unwrap_or_else(|| PathBuf::from(format!("{}.sig", file.display())));
+    std::fs::write(&output, format!("{signature}\n")).map_err(io(format!("cannot write {}", output.display())))?;
+    println!("{}: signed with {key_id}; signature in {}", file.display(), output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn submit(args: SubmitArgs) -> Result<ExitCode, CliError> {
+    use base64::Engine as _;
+    let bytes = std::fs::read(&args.file).map_err(io(format!("cannot read {}", args.file.display())))?;
+    let mut files = args.signatures.clone();
+    if files.is_empty() {
+        for suffix in ["minisig", "sig"] {
+            let beside = PathBuf::from(format!("{}.{suffix}", args.file.display()));
+            if beside.is_file() {
+                files.push(beside);
+            }
+        }
+    }
+    let mut signatures = Vec::new();
+    for path in &files {
+        let text = std::fs::read(path).map_err(io(format!("cannot read {}", path.display())))?;
+        signatures.push(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+    let (status, body) = block_on(call_service(&args.service, |c, base| {
+        let mut request =
+            c.post(format!("{base}/api/v1/plugins")).header("content-type", "application/wasm").body(bytes);
+        for s in &signatures {
+            request = request.header(crate::http::plugins::SIGNATURE_HEADER, s.as_str());
+        }
+        request
+    }))??;
+    if args.json {
+        println!("{body}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let text = |k: &str| v[k].as_str().unwrap_or("-").to_string();
+    let stored = if status == reqwest::StatusCode::CREATED { "stored" } else { "already stored" };
+    println!(
+        "{} {}: {stored}, {}{}",
+        text("provider"),
+        text("version"),
+        text("status"),
+        if v["active"].as_bool() == Some(true) { ", active" } else { "" }
+    );
+    println!("sha256:             {}", text("sha256"));
+    println!("signed by:          {}", v["signedBy"].as_str().unwrap_or("(no trusted key)"));
+    println!("permissions digest: {}", text("permissionsDigest"));
+    if v["diff"].is_object() {
+        println!("permission diff against {}:", v["diff"]["against"].as_str().unwrap_or("nothing (a new provider)"));
+        println!("{}", serde_json::to_string_pretty(&v["diff"]).unwrap_or_default());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn inspect(file: &str, json: bool) -> Result<ExitCode, CliError> {

@@ -29,6 +29,8 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// The health scheduler.
     pub health: HealthConfig,
+    /// Which connector code is admitted: trusted keys, signatures, auto-approval.
+    pub plugins: crate::plugins::PluginsConfig,
 }
 
 /// `[server]`.

@@ -1,6 +1,7 @@
 //! Lifecycle events: what they are called, what they carry, and their CloudEvents 1.0 form. The
 //! store writes them to the outbox in the transaction of the change they describe
-//! ([`crate::store::IntegrationStore::apply`]); `GET /api/v1/events` pages through them, and the
+//! ([`crate::store::IntegrationStore::apply`]; the platform's `plugin.*` events with
+//! [`crate::store::PluginStore::apply_plugin`], under the tenant id [`crate::audit::PLATFORM`]); `GET /api/v1/events` pages through them, and the
 //! relay ([`crate::relay`]) publishes them to NATS.
 
 use serde::{Deserialize, Serialize};
@@ -36,12 +37,35 @@ pub enum EventType {
     /// An operator resumed it.
     #[serde(rename = "integration.resumed")]
     Resumed,
+    /// Connector code was submitted and stored (platform event).
+    #[serde(rename = "plugin.submitted")]
+    PluginSubmitted,
+    /// A connector version was approved (platform event).
+    #[serde(rename = "plugin.approved")]
+    PluginApproved,
+    /// A connector version was rejected (platform event).
+    #[serde(rename = "plugin.rejected")]
+    PluginRejected,
+    /// A connector version became the one its provider's integrations run (platform event).
+    #[serde(rename = "plugin.activated")]
+    PluginActivated,
 }
 
 impl EventType {
     /// Every type.
-    pub const ALL: [EventType; 7] =
-        [Self::Created, Self::Updated, Self::Deleted, Self::Healthy, Self::Unhealthy, Self::Paused, Self::Resumed];
+    pub const ALL: [EventType; 11] = [
+        Self::Created,
+        Self::Updated,
+        Self::Deleted,
+        Self::Healthy,
+        Self::Unhealthy,
+        Self::Paused,
+        Self::Resumed,
+        Self::PluginSubmitted,
+        Self::PluginApproved,
+        Self::PluginRejected,
+        Self::PluginActivated,
+    ];
 
     /// The CloudEvents `type`.
     pub fn as_str(self) -> &'static str {
@@ -53,6 +77,10 @@ impl EventType {
             Self::Unhealthy => "integration.unhealthy",
             Self::Paused => "integration.paused",
             Self::Resumed => "integration.resumed",
+            Self::PluginSubmitted => "plugin.submitted",
+            Self::PluginApproved => "plugin.approved",
+            Self::PluginRejected => "plugin.rejected",
+            Self::PluginActivated => "plugin.activated",
         }
     }
 
@@ -87,6 +115,18 @@ impl EventDraft {
         }
     }
 
+    /// The CloudEvents 1.0 JSON of a platform event about a connector version: its subject is
+    /// `plugins/<provider>/<version>`, and it carries no tenant.
+    pub fn platform_cloud_event(
+        &self,
+        provider: &str,
+        version: &str,
+        event_id: Uuid,
+        at: OffsetDateTime,
+    ) -> serde_json::Value {
+        self.document(&format!("plugins/{provider}/{version}"), event_id, at)
+    }
+
     /// The CloudEvents 1.0 JSON of this event, as written to the outbox.
     pub fn cloud_event(
         &self,
@@ -95,16 +135,22 @@ impl EventDraft {
         event_id: Uuid,
         at: OffsetDateTime,
     ) -> serde_json::Value {
+        let mut document = self.document(&integration_id.to_string(), event_id, at);
+        document["tenantid"] = tenant_id.into();
+        document["integrationid"] = integration_id.to_string().into();
+        document
+    }
+
+    /// The attributes every event has.
+    fn document(&self, subject: &str, event_id: Uuid, at: OffsetDateTime) -> serde_json::Value {
         serde_json::json!({
             "specversion": "1.0",
             "id": event_id.to_string(),
             "source": EVENT_SOURCE,
             "type": self.event_type.as_str(),
-            "subject": integration_id.to_string(),
+            "subject": subject,
             "time": rfc3339(at),
             "datacontenttype": "application/json",
-            "tenantid": tenant_id,
-            "integrationid": integration_id.to_string(),
             "data": self.data,
         })
     }

@@ -11,6 +11,8 @@
 //! - [`lifecycle`]: the one state machine that moves an integration's status;
 //! - [`audit`]: audit actions, entries and the hash chain; [`events`]: event types and their
 //!   CloudEvents form;
+//! - [`plugins`]: which connector code may run: stored versions, the admission policy (trusted
+//!   keys, signatures, auto-approval), the permission set a reviewer approves and its diff;
 //! - [`health`]: health policy (intervals, offline sites), one check and what it changes, the
 //!   health report (uptime, latency, history), and the scheduler;
 //! - [`service`]: the catalog's operations (what each API call does), over store and sandbox;
@@ -48,6 +50,7 @@ pub mod health;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
+pub mod plugins;
 pub mod relay;
 pub mod server;
 pub mod service;

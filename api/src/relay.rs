@@ -7,7 +7,9 @@
 //! Subjects are `<prefix>.<tenant>.<type>` (`stellaops.integrations.acme.integration.created`).
 //! A tenant id keeps its ASCII letters, digits and `-`; every other byte of it (`.`, `*`, `>`,
 //! spaces, `_` itself, non-ASCII) becomes `_` and two hex digits, so two tenants never share a
-//! subject (`acme.prod` → `acme_2eprod`, `acme_prod` → `acme_5fprod`).
+//! subject (`acme.prod` → `acme_2eprod`, `acme_prod` → `acme_5fprod`). The platform's events
+//! (`plugin.*`, which belong to no tenant) go to `<prefix>._platform.<type>`: no tenant's subject
+//! can be `_platform`, since a tenant's `_` is always escaped.
 
 use std::time::Duration;
 
@@ -26,6 +28,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The subject of an event.
 pub fn subject(prefix: &str, event: &StoredEvent) -> String {
+    let event_type = event.cloud_event["type"].as_str().unwrap_or("unknown");
+    if event.tenant_id == crate::audit::PLATFORM {
+        return format!("{prefix}._platform.{event_type}");
+    }
     let mut tenant = String::with_capacity(event.tenant_id.len());
     for b in event.tenant_id.bytes() {
         if b.is_ascii_alphanumeric() || b == b'-' {
@@ -34,7 +40,6 @@ pub fn subject(prefix: &str, event: &StoredEvent) -> String {
             tenant.push_str(&format!("_{b:02x}"));
         }
     }
-    let event_type = event.cloud_event["type"].as_str().unwrap_or("unknown");
     format!("{prefix}.{tenant}.{event_type}")
 }
 
@@ -114,14 +119,18 @@ mod tests {
 
     #[test]
     fn subjects_keep_tenants_apart() {
-        let subjects: Vec<String> = ["acme", "acme.prod", "acme_prod", "acme prod", "acme*", "äcme", "acme-prod"]
-            .iter()
-            .map(|t| subject("p", &event(t)))
-            .collect();
+        let subjects: Vec<String> =
+            ["acme", "acme.prod", "acme_prod", "acme prod", "acme*", "äcme", "acme-prod", "_platform", ""]
+                .iter()
+                .map(|t| subject("p", &event(t)))
+                .collect();
         assert_eq!(subjects[0], "p.acme.integration.created");
         assert_eq!(subjects[1], "p.acme_2eprod.integration.created");
         assert_eq!(subjects[2], "p.acme_5fprod.integration.created");
         assert_eq!(subjects[6], "p.acme-prod.integration.created");
+        // The platform's events (tenant id empty) have a subject no tenant can have.
+        assert_eq!(subjects[7], "p._5fplatform.integration.created");
+        assert_eq!(subjects[8], "p._platform.integration.created");
         let unique: std::collections::BTreeSet<&String> = subjects.iter().collect();
         assert_eq!(unique.len(), subjects.len(), "{subjects:?}");
         assert!(subjects.iter().all(|s| !s.contains([' ', '*', '>'])), "{subjects:?}");

@@ -10,8 +10,12 @@ use crate::auth::{Verifier, local_key};
 use crate::config::Config;
 use crate::health::{HealthPolicy, Scheduler, SchedulerConfig};
 use crate::http::{AppState, router};
+use crate::plugins::AdmissionPolicy;
 use crate::service::Catalog;
 use crate::store;
+
+/// How often a replica looks for a change of the active connectors made by another.
+const PLUGIN_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Builds the service's state: opens (and migrates) the database, loads the built-in connectors
 /// and the plugins directory, and sets up token verification. Connectors run on
@@ -34,9 +38,16 @@ pub async fn build_state(
     }
     let sandbox =
         Sandbox::new(config.sandbox.clone(), Arc::new(ChainResolver::new(resolvers))).map_err(|e| e.to_string())?;
-    let plugins_dir = config.storage.plugins_dir.as_deref().filter(|d| d.is_dir());
-    // Logs each connector it loads (with its compile time) and each file it refuses.
-    let connectors = ConnectorCatalog::load(&sandbox, stella_builtin_connectors::BUILTINS, plugins_dir);
+    // Logs each built-in it loads (with its compile time).
+    let builtins = ConnectorCatalog::load(&sandbox, stella_builtin_connectors::BUILTINS, None);
+    let admission = AdmissionPolicy::from_config(&config.plugins)?;
+    tracing::info!(
+        trusted_keys = ?admission.keys.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+        require_signature = admission.require_signature,
+        unsigned_exceptions = ?admission.unsigned_exceptions,
+        auto_approve = ?admission.auto_approve,
+        "connector admission policy"
+    );
 
     let key = if config.auth.local_tokens_enabled() {
         Some(local_key(&config.auth, &config.storage.data_dir)?)
@@ -44,11 +55,18 @@ pub async fn build_state(
         None
     };
     let verifier = Verifier::new(&config.auth, key).await?;
-    let mut catalog = Catalog::new(store, Arc::new(sandbox), Arc::new(connectors))
-        .with_health_policy(HealthPolicy::from_settings(&config.health));
+    let mut catalog = Catalog::new(store, Arc::new(sandbox), Arc::new(builtins))
+        .with_health_policy(HealthPolicy::from_settings(&config.health))
+        .with_admission_policy(admission);
     if let Some(runtime) = invocation_runtime {
         catalog = catalog.with_invocation_runtime(runtime);
     }
+    // The air-gapped way in: each file is submitted under the same policy as an upload (and
+    // answered from the store when it was submitted before). Then the store's active set.
+    if let Some(dir) = config.storage.plugins_dir.as_deref().filter(|d| d.is_dir()) {
+        catalog.submit_directory(dir).await;
+    }
+    catalog.refresh_connectors().await.map_err(|e| format!("cannot load the active connectors: {e}"))?;
     Ok(AppState::new(catalog, verifier, config.server.max_body_bytes))
 }
 
@@ -73,6 +91,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .nats_url
         .as_ref()
         .map(|_| tokio::spawn(crate::relay::run(config.events.clone(), state.catalog.clone())));
+    // Every replica converges on the store's active connectors within about this long.
+    let watcher = tokio::spawn(state.catalog.clone().watch_plugins(PLUGIN_REFRESH));
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
@@ -115,6 +135,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         tracing::error!(error = %e, "the health scheduler had stopped: it panicked");
     }
     drop(background);
+    watcher.abort();
     if let Some(relay) = relay {
         relay.abort();
     }

@@ -187,7 +187,7 @@ fn migrate_then_audit_verify_finds_intact_and_tampered_chains() {
     });
     let o = cli(&["audit", "verify", "--database-url", &url]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains("1 tenants, 2 audit entries checked"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("1 tenants and the platform's admissions, 2 audit entries checked"), "{}", stdout(&o));
 
     runtime.block_on(async {
         use sqlx::Connection;
@@ -244,4 +244,37 @@ fn connector_verify_checks_a_cosign_format_signature_offline() {
     let o = cli(&["connector", "verify", file, "--key", key, "--signature", "/nonexistent.sig"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot read /nonexistent.sig"), "{}", stderr(&o));
+}
+
+#[test]
+fn connector_sign_writes_what_openssl_and_connector_verify_accept() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("connector.wasm"), b"\0asm\x0d\0\x01\0 a component to sign").unwrap();
+    let openssl = |args: &[&str]| {
+        let o = Command::new("openssl").args(args).current_dir(d).output().expect("openssl runs (make test-tools)");
+        assert!(o.status.success(), "openssl {args:?}: {}", stderr(&o));
+    };
+    // The key as the README makes it.
+    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "vendor.key"]);
+    openssl(&["pkey", "-in", "vendor.key", "-pubout", "-out", "vendor.pub"]);
+    let path = |name: &str| d.join(name).to_str().unwrap().to_string();
+
+    let o = cli(&["connector", "sign", &path("connector.wasm"), "--key", &path("vendor.key")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("signed with cosign:"), "{}", stdout(&o));
+    let o = cli(&["connector", "verify", &path("connector.wasm"), "--key", &path("vendor.pub")]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+
+    // openssl reads the signature as cosign does: base64 of a DER ECDSA signature over SHA-256.
+    let sig = std::fs::read_to_string(d.join("connector.wasm.sig")).unwrap();
+    std::fs::write(d.join("sig.der"), base64::engine::general_purpose::STANDARD.decode(sig.trim()).unwrap()).unwrap();
+    openssl(&["dgst", "-sha256", "-verify", "vendor.pub", "-signature", "sig.der", "connector.wasm"]);
+
+    // A key in another form is refused with what to use instead.
+    openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "sec1.key"]);
+    let o = cli(&["connector", "sign", &path("connector.wasm"), "--key", &path("sec1.key")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("PKCS#8"), "{}", stderr(&o));
 }

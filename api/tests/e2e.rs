@@ -321,6 +321,142 @@ async fn two_replicas_on_one_postgresql_check_each_integration_once_per_interval
     database.drop_now().await;
 }
 
+/// Runs a signing tool in `dir`; `false` when it is not installed (a failure under `CI=true`).
+fn tool(dir: &std::path::Path, name: &str, args: &[&str]) -> bool {
+    match Command::new(name).args(args).current_dir(dir).output() {
+        Ok(out) => {
+            assert!(out.status.success(), "{name} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            true
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("`{name}` is not installed (make test-tools); skipping");
+            false
+        }
+        Err(e) => panic!("{name}: {e} (make test-tools installs it)"),
+    }
+}
+
+/// The supply chain through the real binaries: a third party signs with Debian's `minisign`, an
+/// operator trusts its key, `connector submit` stores the component through one replica, a
+/// reviewer approves it there, and the other replica serves it within seconds without a restart;
+/// the platform's events reach NATS and `audit verify` checks the platform's chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_approved_on_one_replica_is_served_by_the_other_within_seconds() {
+    let Some(database) = common::postgres_database().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    if !tool(d, "minisign", &["-G", "-W", "-p", "vendor.pub", "-s", "vendor.key"]) {
+        return;
+    }
+    std::fs::copy(test_programs_artifacts::WELL_BEHAVED, d.join("connector.wasm")).unwrap();
+    assert!(tool(d, "minisign", &["-S", "-s", "vendor.key", "-m", "connector.wasm"]));
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let (stream, prefix) = (format!("STELLA_E2E_{run}"), format!("stellae2e.{run}"));
+    std::fs::write(
+        d.join("stella.toml"),
+        format!(
+            "[plugins]\ntrusted-keys = [\"{}\"]\n[events]\nstream = \"{stream}\"\nsubject-prefix = \"{prefix}\"\n",
+            d.join("vendor.pub").display()
+        ),
+    )
+    .unwrap();
+    let nats = nats().await;
+    let mut subscription = match &nats {
+        Some(c) => Some(c.subscribe(format!("{prefix}._platform.>")).await.unwrap()),
+        None => None,
+    };
+    let mut env = vec![
+        ("DATABASE_URL", database.url.as_str()),
+        ("STELLA_CONFIG", "stella.toml"),
+        ("STELLA_HEALTH_ENABLED", "false"),
+    ];
+    if nats.is_some() {
+        env.push(("NATS_URL", "nats://127.0.0.1:4222"));
+    }
+    let first = Server::start(d, &env);
+    let second = Server::start(d, &env);
+    let reviewer = token(d, "plugins.admin");
+    let tenant_admin = token(d, "integrations.admin");
+
+    // A tenant's admin cannot submit code; the platform reviewer can.
+    let submit = |token: &str| {
+        Command::new(BIN)
+            .args(["connector", "submit", "connector.wasm", "--url", &first.base])
+            .env("STELLA_TOKEN", token)
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    let out = submit(&tenant_admin);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("plugins.admin"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = submit(&reviewer);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("test-program 0.0.1: stored, pending"), "{stdout}");
+    assert!(stdout.contains("signed by:          minisign:"), "{stdout}");
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let get = |base: &str, path: &str, token: &str| {
+        let request = http.get(format!("{base}{path}")).bearer_auth(token);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, serde_json::from_str::<Value>(&response.text().await.unwrap()).unwrap_or(Value::Null))
+        }
+    };
+    assert_eq!(get(&second.base, "/api/v1/plugins/test-program", &tenant_admin).await.0, 404, "pending never runs");
+    let (_, version) = get(&second.base, "/api/v1/plugins/test-program/versions/0.0.1", &reviewer).await;
+    assert_eq!(version["status"], "pending", "{version}");
+    let approved = http
+        .post(format!("{}/api/v1/plugins/test-program/versions/0.0.1/approve", first.base))
+        .bearer_auth(&reviewer)
+        .header("content-type", "application/json")
+        .body(json!({"permissionsDigest": version["permissionsDigest"]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status().as_u16(), 200);
+
+    // The other replica converges on its own (it polls the store's generation every second).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, plugin) = get(&second.base, "/api/v1/plugins/test-program", &tenant_admin).await;
+        if status == 200 {
+            assert_eq!(plugin["source"], "stored", "{plugin}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the second replica did not load the approved connector in 15 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    if let Some(subscription) = subscription.as_mut() {
+        let mut seen = Vec::new();
+        while seen.len() < 3 {
+            let message = tokio::time::timeout(Duration::from_secs(15), subscription.next())
+                .await
+                .expect("the platform's events reach NATS")
+                .unwrap();
+            let event: Value = serde_json::from_slice(&message.payload).unwrap();
+            assert_eq!(message.subject.as_str(), format!("{prefix}._platform.{}", event["type"].as_str().unwrap()));
+            assert_eq!(event["subject"], "plugins/test-program/0.0.1");
+            seen.push(event["type"].as_str().unwrap().to_string());
+        }
+        assert_eq!(seen, ["plugin.submitted", "plugin.approved", "plugin.activated"]);
+    }
+
+    assert!(first.terminate() && second.terminate());
+    let out = Command::new(BIN).args(["audit", "verify", "--database-url", &database.url]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 audit entries checked"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    database.drop_now().await;
+}
+
 /// `stella-integrations export` and `import` against a running service: from one tenant's file
 /// into another tenant, with a dry run first; a refused item makes `import` exit 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,6 +573,30 @@ async fn a_hostile_plugin_is_contained_by_the_running_service() {
     let url = |path: &str| format!("{}{path}", server.base);
 
     let json = |text: String| serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+    // The file in plugins/ was submitted at start, under the default policy: pending until a
+    // `plugins.admin` reviewer approves what it may do.
+    let reviewer = token(dir.path(), "plugins.admin");
+    let flood = http.get(url("/api/v1/plugins/test-program-flood")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(flood.status().as_u16(), 404, "a pending plugin is not loaded");
+    let versions = http.get(url("/api/v1/plugins/test-program-flood/versions")).bearer_auth(&reviewer).send().await;
+    let versions = json(versions.unwrap().text().await.unwrap());
+    let pending = &versions["items"][0];
+    assert_eq!(
+        (pending["status"].as_str(), pending["origin"].as_str()),
+        (Some("pending"), Some("directory:flood.wasm"))
+    );
+    let approve = http
+        .post(url(&format!(
+            "/api/v1/plugins/test-program-flood/versions/{}/approve",
+            pending["version"].as_str().unwrap()
+        )))
+        .bearer_auth(&reviewer)
+        .header("content-type", "application/json")
+        .body(json!({"permissionsDigest": pending["permissionsDigest"]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approve.status().as_u16(), 200);
     let plugin = http.get(url("/api/v1/plugins/test-program-flood")).bearer_auth(&admin).send().await.unwrap();
     let plugin = json(plugin.text().await.unwrap());
     assert!(plugin["compilation"]["compileMs"].is_u64(), "{plugin}");

@@ -203,6 +203,8 @@ enum Rule {
     Public,
     Read,
     Admin,
+    /// `plugins.admin`, platform-wide: no tenant scope (not even `integrations.admin`) reaches it.
+    PluginsAdmin,
 }
 
 /// Every route and who may call it. A route the router serves but this table lacks fails
@@ -223,7 +225,15 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/integrations/{id}/audit", Rule::Read),
     ("GET", "/api/v1/integrations/{id}/tests/latest", Rule::Read),
     ("GET", "/api/v1/plugins", Rule::Read),
+    ("POST", "/api/v1/plugins", Rule::PluginsAdmin),
     ("GET", "/api/v1/plugins/{provider}", Rule::Read),
+    ("GET", "/api/v1/plugins/{provider}/versions", Rule::PluginsAdmin),
+    ("GET", "/api/v1/plugins/{provider}/versions/{version}", Rule::PluginsAdmin),
+    ("POST", "/api/v1/plugins/{provider}/versions/{version}/approve", Rule::PluginsAdmin),
+    ("POST", "/api/v1/plugins/{provider}/versions/{version}/reject", Rule::PluginsAdmin),
+    ("POST", "/api/v1/plugins/{provider}/versions/{version}/activate", Rule::PluginsAdmin),
+    ("GET", "/api/v1/plugin-policy", Rule::PluginsAdmin),
+    ("GET", "/api/v1/plugin-audit", Rule::PluginsAdmin),
     ("GET", "/api/v1/events", Rule::Read),
     ("GET", "/healthz", Rule::Public),
     ("GET", "/readyz", Rule::Public),
@@ -236,7 +246,8 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
     match (method, path) {
         ("POST", "/api/v1/integrations") | ("PUT", _) => Some(spec(&format!("m-{}", uuid::Uuid::new_v4()))),
         ("POST", "/api/v1/integrations/import") => Some(json!({"integrations": [spec("imported")]})),
-        (_, p) if p.ends_with("/pause") => Some(json!({"reason": "matrix"})),
+        (_, p) if p.ends_with("/pause") || p.ends_with("/reject") => Some(json!({"reason": "matrix"})),
+        (_, p) if p.ends_with("/approve") => Some(json!({"permissionsDigest": "sha256:00"})),
         _ => None,
     }
 }
@@ -260,6 +271,7 @@ async fn every_route_enforces_its_scope_and_tenant() {
                 Rule::Public => None,
                 Rule::Read => Some("integrations.read"),
                 Rule::Admin => Some("integrations.admin"),
+                Rule::PluginsAdmin => Some("plugins.admin"),
             };
             assert_eq!(declared, expected, "{method} {path}");
             documented.insert((method, path.clone()));
@@ -272,9 +284,10 @@ async fn every_route_enforces_its_scope_and_tenant() {
     let read = app.token("acme", "integrations.read");
     let admin = app.admin();
     let other_admin = app.token("globex", "integrations.admin integrations.read");
+    let plugins_admin = app.token("platform", "plugins.admin");
     for (method, path, rule) in MATRIX {
         let m = Method::from_bytes(method.as_bytes()).unwrap();
-        let uri = |id: &str| path.replace("{id}", id).replace("{provider}", "in-memory");
+        let uri = |id: &str| path.replace("{id}", id).replace("{provider}", "in-memory").replace("{version}", "9.9.9");
         let if_match: &[(&str, &str)] = if *method == "PUT" { &[("if-match", "*")] } else { &[] };
         let call = |token: Option<String>, id: String| {
             let m = m.clone();
@@ -298,8 +311,25 @@ async fn every_route_enforces_its_scope_and_tenant() {
 
         let r = call(Some(read.clone()), app.create_tested(&format!("n-{}", uuid::Uuid::new_v4())).await).await;
         match rule {
-            Rule::Admin => assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path} with read"),
+            Rule::Admin | Rule::PluginsAdmin => {
+                assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path} with read")
+            }
             _ => assert!(r.status.is_success(), "{method} {path} with read: {} {}", r.status, r.body),
+        }
+
+        if *rule == Rule::PluginsAdmin {
+            // A tenant's admin cannot admit code; the platform scope reaches the route (whose
+            // answer here is about the request: no such version, not a component).
+            let r = call(Some(other_admin.clone()), String::new()).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path} with integrations.admin");
+            let r = call(Some(plugins_admin.clone()), String::new()).await;
+            assert!(
+                ![StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN].contains(&r.status) && !r.status.is_server_error(),
+                "{method} {path} with plugins.admin: {} {}",
+                r.status,
+                r.body
+            );
+            continue;
         }
 
         let r = call(Some(admin.clone()), app.create_tested(&format!("n-{}", uuid::Uuid::new_v4())).await).await;
@@ -1414,4 +1444,323 @@ async fn the_health_endpoint_says_when_the_service_is_offline_and_an_integration
     assert_eq!((r.status, &r.body["healthCheckInterval"]), (StatusCode::OK, &json!(45)), "{}", r.body);
     let r = app.send(Method::GET, &format!("/api/v1/integrations/{id}/health"), Some(&app.admin()), None).await;
     assert_eq!(r.body["checkIntervalSeconds"], 45);
+}
+
+/// A signer as a third party has one: an ECDSA P-256 key (PEM PKCS#8), whose public key the
+/// operator trusts.
+struct Signer {
+    private_pem: String,
+    public_pem: String,
+}
+
+impl Signer {
+    fn new() -> Self {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let spki_prefix = [
+            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+            0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+        ];
+        let spki = [&spki_prefix[..], pair.public_key().as_ref()].concat();
+        Self {
+            private_pem: format!(
+                "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+                b64.encode(pkcs8.as_ref())
+            ),
+            public_pem: format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", b64.encode(spki)),
+        }
+    }
+
+    /// The public key in a file, as an operator configures it (the directory lives as long as
+    /// the returned guard).
+    fn trusted(&self) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vendor.pub");
+        std::fs::write(&path, &self.public_pem).unwrap();
+        (dir, path)
+    }
+
+    /// The `Stella-Signature` header value for `wasm`: the base64 of the signature file.
+    fn header(&self, wasm: &[u8]) -> String {
+        let (sig, _) = stella_runtime::signature::sign_cosign(&self.private_pem, wasm).unwrap();
+        base64::engine::general_purpose::STANDARD.encode(sig)
+    }
+}
+
+/// The built-in in-memory connector, repackaged as version `version` with `permissions` (TOML
+/// lines of its `[permissions]` table): new bytes a third party could ship.
+fn in_memory_as(version: &str, permissions: &str) -> Vec<u8> {
+    let (_, wasm) = stella_builtin_connectors::BUILTINS.iter().find(|(p, _)| *p == "in-memory").unwrap();
+    let mut manifest = stella_runtime::inspect::describe(wasm).unwrap().manifest;
+    manifest.connector.version = version.into();
+    let table: toml::Table = toml::from_str(permissions).unwrap();
+    manifest.permissions = table.try_into().unwrap();
+    stella_runtime::manifest::embed_manifest(wasm, &manifest).unwrap()
+}
+
+/// The version and source of the in-memory connector the app serves now.
+async fn loaded(app: &App) -> (String, String) {
+    let r = app.send(Method::GET, "/api/v1/plugins/in-memory", Some(&app.admin()), None).await;
+    (r.body["version"].as_str().unwrap().to_string(), r.body["source"].as_str().unwrap().to_string())
+}
+
+impl App {
+    async fn submit(&self, token: &str, wasm: &[u8], signatures: &[String]) -> Reply {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/plugins")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/wasm");
+        for s in signatures {
+            request = request.header("stella-signature", s);
+        }
+        self.raw(request.body(Body::from(wasm.to_vec())).unwrap()).await
+    }
+}
+
+#[tokio::test]
+async fn connector_code_runs_only_once_its_exact_permissions_are_approved() {
+    let signer = Signer::new();
+    let (_keys, key_path) = signer.trusted();
+    let app = app_with(|c| {
+        c.plugins.trusted_keys = vec![key_path];
+        c.plugins.auto_approve = stella_integrations::plugins::AutoApprove::NarrowerSigned;
+    })
+    .await;
+    let reviewer = app.token("platform", "plugins.admin");
+    let builtin_sha = app.send(Method::GET, "/api/v1/plugins/in-memory", Some(&app.admin()), None).await.body["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A version asking for a host the built-in does not: signed, but it waits for review, and the
+    // built-in keeps serving.
+    let wider = in_memory_as("2.0.0", "hosts = [\"https://wider.example\"]");
+    let r = app.submit(&reviewer, &wider, &[signer.header(&wider)]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!((r.body["status"].as_str(), r.body["active"].as_bool()), (Some("pending"), Some(false)));
+    assert_eq!(r.body["signedBy"].as_str().unwrap()[..7].to_string(), "cosign:");
+    assert_eq!(r.body["diff"]["against"], "built-in");
+    assert_eq!(r.body["diff"]["hostsAdded"], json!(["https://wider.example"]));
+    assert_eq!(r.body["diff"]["narrowerOrEqual"], false);
+    let digest = r.body["permissionsDigest"].as_str().unwrap().to_string();
+    assert_eq!(loaded(&app).await.1, "built-in");
+    let again = app.submit(&reviewer, &wider, &[]).await;
+    assert_eq!(again.status, StatusCode::OK, "the same bytes again answer the stored version: {}", again.body);
+
+    // A tenant's admin cannot admit code, nor read the store.
+    let r = app.submit(&app.admin(), &wider, &[signer.header(&wider)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // Approval names exactly the permissions reviewed.
+    let approve = |version: &str, digest: &str| {
+        let (app, reviewer) = (&app, reviewer.clone());
+        let uri = format!("/api/v1/plugins/in-memory/versions/{version}/approve");
+        let body = json!({"permissionsDigest": digest});
+        async move { app.send(Method::POST, &uri, Some(&reviewer), Some(body)).await }
+    };
+    let r = approve("2.0.0", "sha256:0000").await;
+    assert_eq!((r.status, r.problem_type()), (StatusCode::CONFLICT, "plugin-conflict"), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains(&digest), "{}", r.body);
+    let r = approve("2.0.0", &digest).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!((r.body["status"].as_str(), r.body["active"].as_bool()), (Some("approved"), Some(true)));
+    assert_eq!(loaded(&app).await, ("2.0.0".to_string(), "stored".to_string()));
+    let r = approve("2.0.0", &digest).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "approving twice: {}", r.body);
+
+    // An integration of the provider runs the active version.
+    let id = app.create_tested("runs-active").await;
+    let r = app.send(Method::POST, &format!("/api/v1/integrations/{id}/test"), Some(&app.admin()), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // Narrower and signed by the same key: approved and active at once, by the policy.
+    let narrower = in_memory_as("2.0.1", "");
+    let r = app.submit(&reviewer, &narrower, &[signer.header(&narrower)]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!((r.body["status"].as_str(), r.body["active"].as_bool()), (Some("approved"), Some(true)), "{}", r.body);
+    assert_eq!(r.body["decidedBy"], "auto-approve");
+    assert_eq!(loaded(&app).await.0, "2.0.1");
+
+    // Wider again: pending, with its diff against 2.0.1; the active version keeps serving; then
+    // rejected, after which it can be neither approved nor activated.
+    let widest = in_memory_as("3.0.0", "hosts = [\"https://*.example.com\"]\nreveal-secrets = true");
+    let r = app.submit(&reviewer, &widest, &[signer.header(&widest)]).await;
+    assert_eq!(r.body["status"], "pending", "{}", r.body);
+    assert_eq!(r.body["diff"]["against"], "2.0.1");
+    assert_eq!(r.body["diff"]["revealSecrets"], "on");
+    assert_eq!(loaded(&app).await.0, "2.0.1");
+    let uri = "/api/v1/plugins/in-memory/versions/3.0.0/reject";
+    let r = app.send(Method::POST, uri, Some(&reviewer), Some(json!({"reason": ""}))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "a rejection needs a reason: {}", r.body);
+    let r = app.send(Method::POST, uri, Some(&reviewer), Some(json!({"reason": "asks for every host"}))).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("rejected")), "{}", r.body);
+    let r = app.send(Method::POST, "/api/v1/plugins/in-memory/versions/3.0.0/activate", Some(&reviewer), None).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+
+    // Rollback to an older approved version.
+    let r = app.send(Method::POST, "/api/v1/plugins/in-memory/versions/2.0.0/activate", Some(&reviewer), None).await;
+    assert_eq!((r.status, r.body["active"].as_bool()), (StatusCode::OK, Some(true)), "{}", r.body);
+    assert_eq!(loaded(&app).await.0, "2.0.0");
+    let r = app.send(Method::GET, "/api/v1/plugins/in-memory/versions", Some(&reviewer), None).await;
+    let versions: Vec<(&str, &str, bool)> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["version"].as_str().unwrap(), v["status"].as_str().unwrap(), v["active"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(versions, [("3.0.0", "rejected", false), ("2.0.1", "approved", false), ("2.0.0", "approved", true)]);
+    assert_ne!(builtin_sha, r.body["items"][2]["sha256"].as_str().unwrap());
+
+    // Refused and stored nowhere: unsigned, signed over other bytes, not a component, not wasm.
+    let unsigned = in_memory_as("4.0.0", "");
+    let r = app.submit(&reviewer, &unsigned, &[]).await;
+    assert_eq!((r.status, r.problem_type()), (StatusCode::UNPROCESSABLE_ENTITY, "plugin-refused"), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("signature by a trusted key is required"), "{}", r.body);
+    let r = app.submit(&reviewer, &unsigned, &[signer.header(&narrower)]).await;
+    assert_eq!(r.problem_type(), "plugin-refused", "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("does not verify"), "{}", r.body);
+    let r = app.submit(&reviewer, b"\0asm garbage", &[signer.header(b"\0asm garbage")]).await;
+    assert_eq!(r.problem_type(), "plugin-refused", "{}", r.body);
+    let r = app.submit(&reviewer, &unsigned, &["not base64!".into()]).await;
+    assert_eq!(r.problem_type(), "plugin-refused", "{}", r.body);
+    let r = app.send(Method::POST, "/api/v1/plugins", Some(&reviewer), Some(json!({}))).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.body);
+    let r = app.send(Method::GET, "/api/v1/plugins/in-memory/versions/4.0.0", Some(&reviewer), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "a refused component was stored: {}", r.body);
+    let five = vec![signer.header(&unsigned); 5];
+    let r = app.submit(&reviewer, &unsigned, &five).await;
+    assert_eq!(r.problem_type(), "plugin-refused", "{}", r.body);
+
+    // The platform's audit trail has every step, chained, with who did it.
+    let r = app.send(Method::GET, "/api/v1/plugin-audit?limit=500", Some(&reviewer), None).await;
+    let steps: Vec<(String, String, String)> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().into(),
+                e["version"].as_str().unwrap().into(),
+                e["actor"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("submitted", "2.0.0", "platform-user"),
+        ("approved", "2.0.0", "platform-user"),
+        ("activated", "2.0.0", "platform-user"),
+        ("submitted", "2.0.1", "platform-user"),
+        ("approved", "2.0.1", "auto-approve"),
+        ("activated", "2.0.1", "auto-approve"),
+        ("submitted", "3.0.0", "platform-user"),
+        ("rejected", "3.0.0", "platform-user"),
+        ("activated", "2.0.0", "platform-user"),
+    ];
+    let expected: Vec<(String, String, String)> =
+        expected.iter().map(|(a, v, w)| (a.to_string(), v.to_string(), w.to_string())).collect();
+    assert_eq!(steps, expected);
+    let items = r.body["items"].as_array().unwrap();
+    assert!(items.windows(2).all(|w| w[1]["prevHash"] == w[0]["hash"]));
+    assert_eq!(r.body["nextCursor"], "9");
+
+    let r = app.send(Method::GET, "/api/v1/plugin-policy", Some(&reviewer), None).await;
+    assert_eq!(r.body["requireSignature"], true);
+    assert_eq!(r.body["autoApprove"], "narrower-signed");
+    assert!(r.body["trustedKeys"][0].as_str().unwrap().starts_with("cosign:"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_new_providers_code_never_runs_while_pending_and_exceptions_are_named() {
+    let signer = Signer::new();
+    let (_keys, key_path) = signer.trusted();
+    let app = app_with(|c| {
+        c.plugins.trusted_keys = vec![key_path];
+        c.plugins.unsigned_exceptions = vec!["test-program".into()];
+    })
+    .await;
+    let reviewer = app.token("platform", "plugins.admin");
+    let wasm = std::fs::read(test_programs_artifacts::WELL_BEHAVED).unwrap();
+    let r = app.submit(&reviewer, &wasm, &[]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!((r.body["status"].as_str(), r.body["unsignedException"].as_bool()), (Some("pending"), Some(true)));
+    assert!(r.body["diff"]["against"].is_null(), "a new provider is compared with nothing: {}", r.body);
+    let digest = r.body["permissionsDigest"].as_str().unwrap().to_string();
+    let version = r.body["version"].as_str().unwrap().to_string();
+
+    // Pending: no integration of the provider can be created, let alone tested.
+    let spec = json!({"name": "new-provider", "type": "registry", "provider": "test-program"});
+    let r = app.send(Method::POST, "/api/v1/integrations", Some(&app.admin()), Some(spec.clone())).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = app.send(Method::GET, "/api/v1/plugins/test-program", Some(&app.admin()), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let uri = format!("/api/v1/plugins/test-program/versions/{version}/approve");
+    let r = app.send(Method::POST, &uri, Some(&reviewer), Some(json!({"permissionsDigest": digest}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = app.send(Method::POST, "/api/v1/integrations", Some(&app.admin()), Some(spec)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    let r = app.send(Method::GET, "/api/v1/plugin-policy", Some(&reviewer), None).await;
+    assert_eq!(r.body["unsignedExceptions"], json!(["test-program"]));
+}
+
+#[tokio::test]
+async fn an_admission_policy_that_cannot_hold_is_refused_at_start() {
+    let keys = tempfile::tempdir().unwrap();
+    std::fs::write(keys.path().join("vendor.pub"), Signer::new().public_pem).unwrap();
+    std::fs::write(keys.path().join("junk.pub"), "not a key").unwrap();
+    type Configure<'a> = Box<dyn Fn(&mut Config) + 'a>;
+    let configs: [(&str, Configure); 3] = [
+        (
+            "cannot be false",
+            Box::new(|c: &mut Config| {
+                c.plugins.trusted_keys = vec![keys.path().join("vendor.pub")];
+                c.plugins.require_signature = Some(false);
+            }),
+        ),
+        ("junk.pub", Box::new(|c: &mut Config| c.plugins.trusted_keys = vec![keys.path().join("junk.pub")])),
+        ("not a provider id", Box::new(|c: &mut Config| c.plugins.unsigned_exceptions = vec!["Bad Id".into()])),
+    ];
+    for (needle, configure) in configs {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.data_dir = dir.path().join("data");
+        config.storage.plugins_dir = None;
+        configure(&mut config);
+        let e = build_state(&config, None).await.unwrap_err();
+        assert!(e.contains(needle) && e.contains("plugins."), "{needle}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn the_policy_in_effect_decides_what_may_be_approved() {
+    // Stored while no key was trusted, then the operator configures one: the unsigned version can
+    // no longer be approved (the next start of the same database, with the key).
+    let before = app().await;
+    let reviewer = before.token("platform", "plugins.admin");
+    let wasm = std::fs::read(test_programs_artifacts::WELL_BEHAVED).unwrap();
+    let r = before.submit(&reviewer, &wasm, &[]).await;
+    assert_eq!((r.status, r.body["signedBy"].is_null()), (StatusCode::CREATED, true), "{}", r.body);
+    let (version, digest) = (r.body["version"].as_str().unwrap().to_string(), r.body["permissionsDigest"].clone());
+
+    let (_keys, key_path) = Signer::new().trusted();
+    let mut config = before.config.clone();
+    config.plugins.trusted_keys = vec![key_path];
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let after = App {
+        router: router(build_state(&config, None).await.unwrap()),
+        config,
+        ec_key: EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap(),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let uri = format!("/api/v1/plugins/test-program/versions/{version}/approve");
+    let r = after.send(Method::POST, &uri, Some(&reviewer), Some(json!({"permissionsDigest": digest}))).await;
+    assert_eq!((r.status, r.problem_type()), (StatusCode::CONFLICT, "plugin-conflict"), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("requires a signature by a trusted key"), "{}", r.body);
+    let r = after.send(Method::GET, &uri.replace("/approve", ""), Some(&reviewer), None).await;
+    assert_eq!(r.body["status"], "pending", "{}", r.body);
 }

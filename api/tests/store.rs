@@ -10,15 +10,16 @@ use std::sync::Arc;
 
 use serde_json::json;
 use sqlx::Connection;
-use stella_integrations::audit::{AuditAction, AuditDraft};
+use stella_integrations::audit::{AuditAction, AuditDraft, PluginAction, PluginAuditDraft};
 use stella_integrations::domain::from_unix_ms;
 use stella_integrations::domain::{Integration, now};
 use stella_integrations::events::{EventDraft, EventType};
 use stella_integrations::health::{CheckOutcome, FinishedCheck, HealthCheck};
 use stella_integrations::lifecycle::{Lifecycle, Status};
+use stella_integrations::plugins::{PermissionSet, PluginStatus, PluginVersion, StoredSignature};
 use stella_integrations::store::{
-    Change, IdempotentResponse, IntegrationStore, ListFilter, ListPosition, PostgresStore, RowWrite, SqliteStore,
-    Store, StoreError,
+    Activation, Change, IdempotentResponse, IntegrationStore, ListFilter, ListPosition, PluginChange, PluginWrite,
+    PostgresStore, RowWrite, SqliteStore, Store, StoreError,
 };
 use stella_runtime::FailureClass;
 use stella_runtime::IntegrationType;
@@ -767,6 +768,224 @@ async fn pruning_deletes_old_history_in_batches(b: &Backend) {
     assert_eq!(b.raw("DELETE FROM health_checks WHERE checked_ms > 10000").await.unwrap(), 2_345);
 }
 
+fn plugin_version(provider: &str, version: &str, bytes: &[u8]) -> PluginVersion {
+    use sha2::Digest as _;
+    let manifest = stella_runtime::Manifest::from_toml(&format!(
+        "[connector]\nprovider = \"{provider}\"\ntypes = [\"registry\"]\nversion = \"{version}\"\n\
+         [permissions]\nhosts = [\"https://api.example.com\"]\n"
+    ))
+    .unwrap();
+    let permissions = PermissionSet::of(&manifest, &["wasi:io/streams@0.2.6".to_string()]);
+    PluginVersion {
+        provider: provider.into(),
+        version: version.into(),
+        sha256: hex::encode(sha2::Sha256::digest(bytes)),
+        size: bytes.len() as u64,
+        status: PluginStatus::Pending,
+        active: false,
+        permissions_digest: permissions.digest(),
+        manifest,
+        permissions,
+        signatures: vec![StoredSignature { key_id: Some("minisign:ABCDEF".into()), signature: "sig".into() }],
+        signed_by: Some("minisign:ABCDEF".into()),
+        unsigned_exception: false,
+        origin: "api".into(),
+        submitted_by: "alice".into(),
+        submitted_at: from_unix_ms(now().unix_timestamp() * 1000),
+        decided_by: None,
+        decided_at: None,
+        decision_reason: None,
+    }
+}
+
+fn plugin_audit(action: PluginAction, v: &PluginVersion) -> PluginAuditDraft {
+    PluginAuditDraft {
+        action,
+        provider: v.provider.clone(),
+        version: v.version.clone(),
+        sha256: v.sha256.clone(),
+        actor: "alice".into(),
+        at: now(),
+        details: json!({"n": 1}),
+    }
+}
+
+fn submit(v: &PluginVersion, bytes: &[u8]) -> PluginChange {
+    PluginChange {
+        provider: v.provider.clone(),
+        version: v.version.clone(),
+        write: PluginWrite::Submit { version: Box::new(v.clone()), bytes: bytes.to_vec() },
+        activate: None,
+        audit: vec![plugin_audit(PluginAction::Submitted, v)],
+        events: vec![EventDraft { event_type: EventType::PluginSubmitted, data: json!({"provider": v.provider}) }],
+    }
+}
+
+fn approve_and_activate(v: &PluginVersion) -> PluginChange {
+    PluginChange {
+        provider: v.provider.clone(),
+        version: v.version.clone(),
+        write: PluginWrite::Decide {
+            from: PluginStatus::Pending,
+            to: PluginStatus::Approved,
+            by: "bob".into(),
+            at: now(),
+            reason: None,
+        },
+        activate: Some(Activation { by: "bob".into(), at: now() }),
+        audit: vec![plugin_audit(PluginAction::Approved, v), plugin_audit(PluginAction::Activated, v)],
+        events: vec![EventDraft { event_type: EventType::PluginActivated, data: json!({}) }],
+    }
+}
+
+async fn plugin_versions_are_stored_by_content_and_run_only_once_approved(b: &Backend) {
+    let s = &*b.store;
+    assert_eq!(s.plugin_generation().await.unwrap(), 0);
+    let v1 = plugin_version("acme", "1.0.0", b"component one");
+    s.apply_plugin(submit(&v1, b"component one")).await.unwrap();
+    assert_eq!(s.plugin_version("acme", "1.0.0").await.unwrap().unwrap(), v1);
+    assert_eq!(s.plugin_version_by_sha256(&v1.sha256).await.unwrap().unwrap(), v1);
+    assert_eq!(s.component(&v1.sha256).await.unwrap().unwrap(), b"component one");
+    assert!(s.plugin_version("acme", "9.9.9").await.unwrap().is_none());
+    assert!(s.component("00").await.unwrap().is_none());
+
+    // A pending version cannot be made active; nothing changed, so the generation did not move.
+    let mut only_activate = approve_and_activate(&v1);
+    only_activate.write = PluginWrite::None;
+    assert!(matches!(s.apply_plugin(only_activate).await, Err(StoreError::StatusChanged)));
+    assert_eq!(s.active_plugins().await.unwrap(), (0, vec![]));
+    assert!(s.active_plugin("acme").await.unwrap().is_none());
+
+    // Versions are immutable: the same version with other bytes, or the same bytes again under
+    // another version, is refused and nothing of it is kept.
+    let other_bytes = plugin_version("acme", "1.0.0", b"other bytes");
+    assert!(matches!(s.apply_plugin(submit(&other_bytes, b"other bytes")).await, Err(StoreError::VersionTaken)));
+    assert!(s.component(&other_bytes.sha256).await.unwrap().is_none(), "a refused submission kept its bytes");
+    let mut same_bytes = plugin_version("acme", "1.0.1", b"component one");
+    same_bytes.sha256.clone_from(&v1.sha256);
+    assert!(matches!(s.apply_plugin(submit(&same_bytes, b"component one")).await, Err(StoreError::VersionTaken)));
+
+    s.apply_plugin(approve_and_activate(&v1)).await.unwrap();
+    let active = s.active_plugin("acme").await.unwrap().unwrap();
+    assert_eq!(
+        (active.status, active.active, active.decided_by.as_deref()),
+        (PluginStatus::Approved, true, Some("bob"))
+    );
+    let (generation, set) = s.active_plugins().await.unwrap();
+    assert_eq!(generation, 1);
+    assert_eq!(set.len(), 1);
+    assert_eq!(
+        (set[0].provider.as_str(), set[0].version.as_str(), set[0].sha256.as_str()),
+        ("acme", "1.0.0", &*v1.sha256)
+    );
+    // A decision from a status the version is no longer in is refused.
+    assert!(matches!(s.apply_plugin(approve_and_activate(&v1)).await, Err(StoreError::StatusChanged)));
+
+    // A second version, approved: it becomes active, and the first stays for a rollback.
+    let mut v2 = plugin_version("acme", "1.1.0", b"component two");
+    v2.submitted_at += time::Duration::seconds(1);
+    s.apply_plugin(submit(&v2, b"component two")).await.unwrap();
+    s.apply_plugin(approve_and_activate(&v2)).await.unwrap();
+    let versions = s.plugin_versions("acme", 10).await.unwrap();
+    let listed: Vec<(&str, bool)> = versions.iter().map(|v| (v.version.as_str(), v.active)).collect();
+    assert_eq!(listed, [("1.1.0", true), ("1.0.0", false)]);
+    assert_eq!(s.plugin_versions("acme", 1).await.unwrap().len(), 1);
+    let mut rollback = approve_and_activate(&v1);
+    rollback.write = PluginWrite::None;
+    rollback.audit.truncate(1);
+    s.apply_plugin(rollback).await.unwrap();
+    assert_eq!(s.active_plugins().await.unwrap().0, 3);
+    assert_eq!(s.active_plugin("acme").await.unwrap().unwrap().version, "1.0.0");
+
+    // A rejection keeps its reason.
+    let v3 = plugin_version("acme", "2.0.0", b"component three");
+    s.apply_plugin(submit(&v3, b"component three")).await.unwrap();
+    let reject = PluginChange {
+        write: PluginWrite::Decide {
+            from: PluginStatus::Pending,
+            to: PluginStatus::Rejected,
+            by: "carol".into(),
+            at: now(),
+            reason: Some("asks for every host".into()),
+        },
+        activate: None,
+        ..submit(&v3, b"")
+    };
+    s.apply_plugin(reject).await.unwrap();
+    let rejected = s.plugin_version("acme", "2.0.0").await.unwrap().unwrap();
+    assert_eq!(
+        (rejected.status, rejected.decision_reason.as_deref()),
+        (PluginStatus::Rejected, Some("asks for every host"))
+    );
+}
+
+async fn the_platform_audit_chain_and_events_verify_and_detect_tampering(b: &Backend) {
+    let s = &*b.store;
+    insert(s, "t1", "beside").await;
+    let v = plugin_version("acme", "1.0.0", b"bytes");
+    s.apply_plugin(submit(&v, b"bytes")).await.unwrap();
+    s.apply_plugin(approve_and_activate(&v)).await.unwrap();
+    let entries = s.plugin_audit(0, 100).await.unwrap();
+    let actions: Vec<(i64, PluginAction)> = entries.iter().map(|e| (e.seq, e.action)).collect();
+    assert_eq!(actions, [(1, PluginAction::Submitted), (2, PluginAction::Approved), (3, PluginAction::Activated)]);
+    assert_eq!(entries[1].prev_hash, entries[0].hash);
+    assert_eq!(s.plugin_audit(1, 1).await.unwrap()[0].seq, 2);
+    let report = s.verify_audit().await.unwrap();
+    assert_eq!((report.tenants, report.entries, report.breaks.len()), (1, 4, 0), "{report:?}");
+
+    // Platform events are in the outbox under the platform's (empty) tenant, for the relay; no
+    // tenant reads them through its own events.
+    let undelivered = s.undelivered_events(100).await.unwrap();
+    let platform: Vec<&str> = undelivered
+        .iter()
+        .filter(|e| e.tenant_id.is_empty())
+        .map(|e| e.cloud_event["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(platform, ["plugin.submitted", "plugin.activated"]);
+    let first = undelivered.iter().find(|e| e.tenant_id.is_empty()).unwrap();
+    assert_eq!(first.cloud_event["subject"], "plugins/acme/1.0.0");
+    assert!(first.cloud_event.get("tenantid").is_none());
+    assert!(s.events("t1", 0, 100).await.unwrap().iter().all(|e| e.tenant_id == "t1"));
+
+    for sql in ["UPDATE platform_audit SET actor = 'mallory' WHERE seq = 2", "DELETE FROM platform_audit WHERE seq = 3"]
+    {
+        let err = b.raw(sql).await.expect_err(sql).to_string();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    if b.url.starts_with("sqlite:") {
+        b.raw("DROP TRIGGER platform_audit_no_update").await.unwrap();
+    } else {
+        b.raw("ALTER TABLE platform_audit DISABLE TRIGGER USER").await.unwrap();
+    }
+    b.raw("UPDATE platform_audit SET actor = 'mallory' WHERE seq = 2").await.unwrap();
+    let report = s.verify_audit().await.unwrap();
+    let breaks: Vec<(&str, i64, &str)> =
+        report.breaks.iter().map(|b| (b.tenant_id.as_str(), b.seq, b.problem.as_str())).collect();
+    assert_eq!(breaks, [("", 2, "its content does not match its hash")], "{report:?}");
+}
+
+async fn concurrent_platform_writes_keep_one_unbroken_chain(b: &Backend) {
+    let mut writers = Vec::new();
+    for n in 0..8 {
+        let store = b.store.clone();
+        writers.push(tokio::spawn(async move {
+            let bytes = format!("component {n}").into_bytes();
+            let v = plugin_version(&format!("p{n}"), "1.0.0", &bytes);
+            store.apply_plugin(submit(&v, &bytes)).await.unwrap();
+            store.apply_plugin(approve_and_activate(&v)).await.unwrap();
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let entries = b.store.plugin_audit(0, 100).await.unwrap();
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=24).collect::<Vec<_>>());
+    let report = b.store.verify_audit().await.unwrap();
+    assert!(report.breaks.is_empty(), "{report:?}");
+    let (generation, active) = b.store.active_plugins().await.unwrap();
+    assert_eq!((generation, active.len()), (8, 8));
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -806,6 +1025,9 @@ conformance!(
     health_checks_are_leased_when_due_and_recorded_once,
     replicas_never_lease_the_same_check,
     pruning_deletes_old_history_in_batches,
+    plugin_versions_are_stored_by_content_and_run_only_once_approved,
+    the_platform_audit_chain_and_events_verify_and_detect_tampering,
+    concurrent_platform_writes_keep_one_unbroken_chain,
 );
 
 /// A database created by an earlier release (migration 1 only, configuration as JSONB) is

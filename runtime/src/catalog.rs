@@ -91,6 +91,18 @@ impl ConnectorCatalog {
         catalog
     }
 
+    /// This catalog with `replacements` serving their providers instead (the active versions of a
+    /// plugin store), and `failures` reported besides this catalog's own.
+    pub fn with_replaced(&self, replacements: Vec<Arc<LoadedConnector>>, failures: Vec<LoadFailure>) -> Self {
+        let mut connectors = self.connectors.clone();
+        for c in replacements {
+            connectors.insert(c.provider().to_string(), c);
+        }
+        let mut all = self.failures.clone();
+        all.extend(failures);
+        Self { connectors, failures: all }
+    }
+
     fn fail(&mut self, source: String, error: String) {
         tracing::warn!(%source, %error, "connector refused");
         self.failures.push(LoadFailure { source, error });

@@ -144,8 +144,10 @@ pub enum SetupError {
 pub enum ConnectorSource {
     /// Embedded in the service binary.
     BuiltIn,
-    /// A file in the plugins directory (or given on the command line).
+    /// A file given on the command line (or in a plugins directory loaded as it is).
     File(PathBuf),
+    /// An approved version from the catalog service's plugin store.
+    Stored,
 }
 
 /// A loaded, validated and compiled connector, ready to be invoked any number of times.

@@ -119,6 +119,20 @@ impl TrustedKey {
         }
     }
 
+    /// A stable name for the key, shown wherever a signer is recorded: `minisign:<key id>` (the id
+    /// minisign prints), or `cosign:<first 16 hex digits of the sha256 of its DER
+    /// SubjectPublicKeyInfo>`.
+    pub fn id(&self) -> String {
+        match self {
+            Self::Minisign { id, .. } => format!("minisign:{id}"),
+            Self::EcdsaP256 { point } => {
+                use sha2::Digest as _;
+                let der = [&P256_SPKI_PREFIX[..], point].concat();
+                format!("cosign:{}", &hex::encode(sha2::Sha256::digest(der))[..16])
+            }
+        }
+    }
+
     /// Checks that `signature` (the signature file's text) was made by this key over `file`.
     pub fn verify(&self, file: &[u8], signature: &str) -> Result<(), SignatureError> {
         let bad = |reason: String| SignatureError::BadSignature { format: self.format(), reason };
@@ -147,6 +161,34 @@ impl TrustedKey {
     }
 }
 
+/// Signs `file` as `cosign sign-blob --key` does with an ECDSA P-256 key: the base64 of the
+/// DER-encoded signature over the file's SHA-256. The key is a PEM `PRIVATE KEY` (unencrypted
+/// PKCS#8, as `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256` writes it).
+/// Returns the signature text and the id of the matching public key.
+pub fn sign_cosign(private_key_pem: &str, file: &[u8]) -> Result<(String, String), SignatureError> {
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
+    let bad = |reason: &str| SignatureError::BadKey(reason.to_string());
+    if private_key_pem.len() > MAX_SIGNATURE_TEXT {
+        return Err(bad("the private key file is too long"));
+    }
+    let mut lines = private_key_pem.trim().lines().map(str::trim);
+    if lines.next() != Some("-----BEGIN PRIVATE KEY-----") {
+        return Err(bad(
+            "the signing key must be an unencrypted PEM `PRIVATE KEY` (PKCS#8) ECDSA P-256 key, such as              `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256` writes",
+        ));
+    }
+    let body: String = lines.take_while(|l| *l != "-----END PRIVATE KEY-----").collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|_| bad("the PEM body of the private key is not base64"))?;
+    let rng = ring::rand::SystemRandom::new();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &der, &rng)
+        .map_err(|e| bad(&format!("not an ECDSA P-256 PKCS#8 key with its public key: {e}")))?;
+    let signature = pair.sign(&rng, file).map_err(|_| bad("signing failed"))?;
+    let id = TrustedKey::EcdsaP256 { point: pair.public_key().as_ref().to_vec() }.id();
+    Ok((base64::engine::general_purpose::STANDARD.encode(signature.as_ref()), id))
+}
+
 #[cfg(test)]
 mod tests {
     use ring::rand::SystemRandom;
@@ -166,6 +208,7 @@ wLMDjy9FLAuxZ3q4NlEvkgtyhrr0gtTu6KC4KBJdITbbOeAi1zBIYo0v4iTgt8jJpIidRJnp94ABQkJA
         let key = TrustedKey::parse(MINISIGN_KEY).unwrap();
         assert_eq!(key.format(), "minisign");
         assert_eq!(format!("{key:?}"), "minisign key E7620F1842B4E81F");
+        assert_eq!(key.id(), "minisign:E7620F1842B4E81F");
         key.verify(b"test", MINISIGN_SIG).unwrap();
         assert_eq!(key.verify(b"test!", MINISIGN_SIG), Err(SignatureError::Mismatch));
         // The trusted comment is signed too.
@@ -194,6 +237,7 @@ wLMDjy9FLAuxZ3q4NlEvkgtyhrr0gtTu6KC4KBJdITbbOeAi1zBIYo0v4iTgt8jJpIidRJnp94ABQkJA
         let sig = base64::engine::general_purpose::STANDARD.encode(signer.sign(&rng, file).unwrap().as_ref());
         let key = TrustedKey::parse(&p256_pem(signer.public_key().as_ref())).unwrap();
         assert_eq!(key.format(), "cosign");
+        assert!(key.id().starts_with("cosign:") && key.id().len() == 23, "{}", key.id());
         key.verify(file, &sig).unwrap();
         key.verify(file, &format!("{sig}\n")).unwrap();
         assert_eq!(key.verify(b"another file", &sig), Err(SignatureError::Mismatch));

@@ -32,6 +32,17 @@ pub struct Reader(pub Caller);
 #[derive(Debug)]
 pub struct Admin(pub Caller);
 
+/// A caller whose token carries `plugins.admin` (platform-wide; its tenant is only recorded).
+#[derive(Debug)]
+pub struct PluginsAdmin(pub Caller);
+
+impl FromRequestParts<AppState> for PluginsAdmin {
+    type Rejection = Problem;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        authorize(parts, state, Access::PluginsAdmin).await.map(PluginsAdmin)
+    }
+}
+
 impl FromRequestParts<AppState> for Reader {
     type Rejection = Problem;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {

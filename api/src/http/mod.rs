@@ -69,7 +69,7 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// State over these parts.
     pub fn new(catalog: Catalog, verifier: Verifier, max_body_bytes: usize) -> Self {
-        let doc = served_openapi(catalog.connectors());
+        let doc = served_openapi(&catalog.connectors());
         let reference = reference::render(&doc);
         let document = serde_json::to_string_pretty(&doc).expect("the OpenAPI document serializes");
         Self(Arc::new(AppParts { catalog, verifier, max_body_bytes, document, reference }))
@@ -80,14 +80,14 @@ impl AppState {
 #[openapi(
     info(
         title = "StellaOps Integration Catalog",
-        description = "Registers, tests and watches an organisation's connections to container registries, source hosts, CI systems, runtime hosts and vulnerability feeds. Every connector runs as a WebAssembly component in a sandbox.\n\nAuthenticate with a bearer JWT carrying `integrations.read` or `integrations.admin` and a tenant. Errors are `application/problem+json` (RFC 9457).",
+        description = "Registers, tests and watches an organisation's connections to container registries, source hosts, CI systems, runtime hosts and vulnerability feeds. Every connector runs as a WebAssembly component in a sandbox.\n\nAuthenticate with a bearer JWT carrying `integrations.read` or `integrations.admin` and a tenant; the plugin store's routes need the platform-wide `plugins.admin`. Errors are `application/problem+json` (RFC 9457).",
         license(name = "Apache-2.0"),
     ),
     modifiers(&BearerScheme),
     tags(
         (name = "integrations", description = "Integrations: create, read, change, delete, audit"),
         (name = "lifecycle", description = "Activate, test, pause and resume"),
-        (name = "plugins", description = "The loaded connectors and what they may do"),
+        (name = "plugins", description = "The loaded connectors and what they may do; the plugin store: submit, review, approve, reject and activate connector code (`plugins.admin`)"),
         (name = "events", description = "Lifecycle events (the outbox)"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
@@ -102,7 +102,7 @@ impl utoipa::Modify for BearerScheme {
         let mut scheme = Http::new(HttpAuthScheme::Bearer);
         scheme.bearer_format = Some("JWT".into());
         scheme.description = Some(
-            "A JWT (HS256 with the local key, or RS256/ES256 from the configured JWKS) whose `scope` claim holds `integrations.read` and/or `integrations.admin` and whose tenant claim names the tenant.".into(),
+            "A JWT (HS256 with the local key, or RS256/ES256 from the configured JWKS) whose `scope` claim holds `integrations.read`, `integrations.admin` and/or `plugins.admin` and whose tenant claim names the tenant.".into(),
         );
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
     }
@@ -123,8 +123,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(i::get_health))
         .routes(routes!(i::get_audit))
         .routes(routes!(i::get_latest_test))
-        .routes(routes!(plugins::list_plugins))
+        .routes(routes!(plugins::list_plugins, plugins::submit_plugin))
         .routes(routes!(plugins::get_plugin))
+        .routes(routes!(plugins::list_plugin_versions))
+        .routes(routes!(plugins::get_plugin_version))
+        .routes(routes!(plugins::approve_plugin_version))
+        .routes(routes!(plugins::reject_plugin_version))
+        .routes(routes!(plugins::activate_plugin_version))
+        .routes(routes!(plugins::get_plugin_policy))
+        .routes(routes!(plugins::list_plugin_audit))
         .routes(routes!(events::list_events))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

@@ -1,16 +1,27 @@
-//! `/api/v1/plugins`: what each loaded connector is and may do, and the files that were refused.
-//! This is what a security team reads to audit connectors without running them.
+//! `/api/v1/plugins`: what each loaded connector is and may do, and the files that were refused
+//! (what a security team reads to audit connectors without running them); and the plugin store:
+//! submitting components, reviewing their versions (approve, reject, activate), the admission
+//! policy and the platform's audit trail, all under the platform-wide `plugins.admin` scope.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use stella_runtime::record::EffectiveLimits;
 use stella_runtime::{Compilation, ConnectorSource, IntegrationType, LoadFailure, LoadedConnector, Manifest};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::extract::Reader;
+use super::extract::{JsonBody, PluginsAdmin, Reader, media_type};
+use super::integrations::{page_limit, parse_seq_cursor, query_problem};
 use super::problem::{Problem, ProblemKind, ProblemResponses};
+use crate::audit::PluginAuditEntry;
+use crate::plugins::AutoApprove;
+use crate::plugins::policy::MAX_SIGNATURES;
+use crate::service::PluginVersionView;
+use stella_runtime::signature::MAX_SIGNATURE_TEXT;
+use utoipa::IntoParams;
 
 /// A loaded connector.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -28,9 +39,9 @@ pub struct Plugin {
     pub sha256: String,
     /// Size of the component in bytes.
     pub size: u64,
-    /// `built-in` (embedded in the service) or `file` (from the plugins directory).
+    /// `built-in` (embedded in the service) or `stored` (the active version in the plugin store).
     pub source: String,
-    /// The file, for `file` connectors.
+    /// The file, for `file` connectors (loaded as they are by the command line only).
     pub path: Option<String>,
     /// The manifest embedded in the component (permissions and requested limits), as written.
     pub manifest: Manifest,
@@ -58,6 +69,7 @@ fn describe(state: &AppState, c: &LoadedConnector) -> Plugin {
     let (source, path) = match c.source() {
         ConnectorSource::BuiltIn => ("built-in", None),
         ConnectorSource::File(p) => ("file", Some(p.display().to_string())),
+        ConnectorSource::Stored => ("stored", None),
     };
     let limits = state.catalog.sandbox().config().limits.effective(&manifest.limits);
     Plugin {
@@ -102,10 +114,300 @@ pub async fn get_plugin(
     State(state): State<AppState>,
     Path(provider): Path<String>,
 ) -> Result<Response, Problem> {
-    let connector = state
-        .catalog
-        .connectors()
+    let connectors = state.catalog.connectors();
+    let connector = connectors
         .get(&provider)
         .ok_or_else(|| Problem::new(ProblemKind::NotFound, "no connector with this provider id is loaded"))?;
     Ok(axum::Json(describe(&state, connector)).into_response())
+}
+
+/// The header that carries a signature beside an uploaded component: the base64 of the signature
+/// file (a `.minisig`, or the `.sig` `cosign sign-blob` writes). Repeat it for several.
+pub const SIGNATURE_HEADER: &str = "stella-signature";
+
+/// A component upload: the `.wasm` bytes.
+#[derive(Debug, ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct WasmComponent(pub Vec<u8>);
+
+/// Submit a connector component to the plugin store.
+///
+/// The component is checked as the sandbox loads it (format, world, imports, manifest,
+/// compilation) and its signatures against the trusted keys; whatever fails is refused (422
+/// `plugin-refused`, with the reason) and stored nowhere. It is stored as a `pending` version of
+/// its provider, or approved and activated at once under the `narrower-signed` policy. The same
+/// bytes submitted again answer the version stored (200).
+#[utoipa::path(post, path = "/api/v1/plugins", tag = "plugins", operation_id = "submitPlugin",
+    request_body(content = WasmComponent, content_type = "application/wasm",
+        description = "The component (`.wasm`), at most the sandbox's `max-component-bytes`"),
+    params(("Stella-Signature" = Option<String>, Header,
+        description = "The base64 of a signature file (minisign `.minisig`, or cosign's `.sig`); repeat for several (at most 4)")),
+    security(("bearer" = ["plugins.admin"])),
+    responses(
+        (status = 201, description = "Stored as a new version", body = PluginVersionView),
+        (status = 200, description = "These bytes were stored before: the version", body = PluginVersionView),
+        ProblemResponses,
+    ))]
+pub async fn submit_plugin(
+    PluginsAdmin(caller): PluginsAdmin,
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, Problem> {
+    let signatures = signature_headers(request.headers())?;
+    let is_wasm = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| media_type(v) == "application/wasm");
+    if !is_wasm {
+        return Err(Problem::new(
+            ProblemKind::UnsupportedMediaType,
+            "send the component as `Content-Type: application/wasm`, its signatures in Stella-Signature headers",
+        ));
+    }
+    // The body is read here, under the sandbox's component limit rather than the API's JSON limit.
+    let limit = state.catalog.sandbox().config().max_component_bytes;
+    let bytes = axum::body::to_bytes(request.into_body(), usize::try_from(limit).unwrap_or(usize::MAX)).await.map_err(
+        |_| {
+            Problem::new(
+                ProblemKind::PayloadTooLarge,
+                format!("the component is larger than {limit} bytes (or was cut off)"),
+            )
+        },
+    )?;
+    let submitted = state
+        .catalog
+        .submit_plugin(&caller.subject, Some(&caller.tenant), bytes.to_vec(), signatures, "api".into())
+        .await?;
+    let status = if submitted.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, axum::Json(submitted.view)).into_response())
+}
+
+/// The signatures of an upload, each decoded from base64 and within its limit. A header that is
+/// not one refuses the submission (422 `plugin-refused`), like a signature that does not verify.
+fn signature_headers(headers: &HeaderMap) -> Result<Vec<String>, Problem> {
+    let values: Vec<_> = headers.get_all(SIGNATURE_HEADER).iter().collect();
+    if values.len() > MAX_SIGNATURES {
+        return Err(Problem::new(
+            ProblemKind::PluginRefused,
+            format!("at most {MAX_SIGNATURES} Stella-Signature headers are read"),
+        ));
+    }
+    values
+        .into_iter()
+        .map(|v| {
+            let bad = |why: &str| Problem::new(ProblemKind::PluginRefused, format!("a Stella-Signature header {why}"));
+            if v.len() > MAX_SIGNATURE_TEXT * 2 {
+                return Err(bad("is too long to be a signature"));
+            }
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(v.as_bytes().trim_ascii())
+                .map_err(|_| bad("is not base64 (send the base64 of the signature file)"))?;
+            String::from_utf8(raw).map_err(|_| bad("does not decode to text"))
+        })
+        .collect()
+}
+
+/// A provider's versions.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginVersionList {
+    /// Newest submission first; a pending version carries its permission diff.
+    pub items: Vec<PluginVersionView>,
+}
+
+/// List a provider's versions in the plugin store.
+#[utoipa::path(get, path = "/api/v1/plugins/{provider}/versions", tag = "plugins", operation_id = "listPluginVersions",
+    params(("provider" = String, Path, description = "The provider id")),
+    security(("bearer" = ["plugins.admin"])),
+    responses(
+        (status = 200, description = "The versions, newest first (none: an empty list)", body = PluginVersionList),
+        ProblemResponses,
+    ))]
+pub async fn list_plugin_versions(
+    PluginsAdmin(_): PluginsAdmin,
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+) -> Result<Response, Problem> {
+    let items = state.catalog.plugin_versions(&provider).await?;
+    Ok(axum::Json(PluginVersionList { items }).into_response())
+}
+
+/// Get one version, with its permission diff while it is pending.
+#[utoipa::path(get, path = "/api/v1/plugins/{provider}/versions/{version}", tag = "plugins",
+    operation_id = "getPluginVersion",
+    params(("provider" = String, Path, description = "The provider id"),
+           ("version" = String, Path, description = "The version")),
+    security(("bearer" = ["plugins.admin"])),
+    responses(
+        (status = 200, description = "The version", body = PluginVersionView),
+        ProblemResponses,
+    ))]
+pub async fn get_plugin_version(
+    PluginsAdmin(_): PluginsAdmin,
+    State(state): State<AppState>,
+    Path((provider, version)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    Ok(axum::Json(state.catalog.plugin_version(&provider, &version).await?).into_response())
+}
+
+/// An approval: the permissions digest the reviewer saw.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Approval {
+    /// The version's `permissionsDigest`, as read with its permissions and diff.
+    pub permissions_digest: String,
+}
+
+/// Approve a pending version, and make it active.
+///
+/// The body names the permissions digest the reviewer saw; a version whose permissions are not
+/// exactly those is not approved (409 `plugin-conflict`).
+#[utoipa::path(post, path = "/api/v1/plugins/{provider}/versions/{version}/approve", tag = "plugins",
+    operation_id = "approvePluginVersion",
+    params(("provider" = String, Path, description = "The provider id"),
+           ("version" = String, Path, description = "The version")),
+    request_body = Approval,
+    security(("bearer" = ["plugins.admin"])),
+    responses(
+        (status = 200, description = "Approved and active", body = PluginVersionView),
+        ProblemResponses,
+    ))]
+pub async fn approve_plugin_version(
+    PluginsAdmin(caller): PluginsAdmin,
+    State(state): State<AppState>,
+    Path((provider, version)): Path<(String, String)>,
+    JsonBody(approval): JsonBody<Approval>,
+) -> Result<Response, Problem> {
+    let view = state.catalog.approve_plugin(&caller, &provider, &version, &approval.permissions_digest).await?;
+    Ok(axum::Json(view).into_response())
+}
+
+/// A rejection.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Rejection {
+    /// Why, for the record (1 to 1024 characters, not blank, no control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub reason: String,
+}
+
+/// Reject a pending version: it never runs.
+#[utoipa::path(post, path = "/api/v1/plugins/{provider}/versions/{version}/reject", tag = "plugins",
+    operation_id = "rejectPluginVersion",
+    params(("provider" = String, Path, description = "The provider id"),
+           ("version" = String, Path, description = "The version")),
+    request_body = Rejection,
+    security(("bearer" = ["plugins.admin"])),
+    responses(
+        (status = 200, description = "Rejected", body = PluginVersionView),
+        ProblemResponses,
+    ))]
+pub async fn reject_plugin_version(
+    PluginsAdmin(caller): PluginsAdmin,
+    State(state): State<AppState>,
+    Path((provider, version)): Path<(String, String)>,
+    JsonBody(rejection): JsonBody<Rejection>,
+) -> Result<Response, Problem> {
+    let view = state.catalog.reject_plugin(&caller, &provider, &version, &rejection.reason).await?;
+    Ok(axum::Json(view).into_response())
+}
+
+/// Make an approved version the active one (a rollback, or forward again).
+#[utoipa::path(post, path = "/api/v1/plugins/{provider}/versions/{version}/activate", tag = "plugins",
+    operation_id = "activatePluginVersion",
+    params(("provider" = String, Path, description = "The provider id"),
+           ("version" = String, Path, description = "The version")),
+    security(("bearer" = ["plugins.admin"])),
+    responses(
+        (status = 200, description = "Active", body = PluginVersionView),
+        ProblemResponses,
+    ))]
+pub async fn activate_plugin_version(
+    PluginsAdmin(caller): PluginsAdmin,
+    State(state): State<AppState>,
+    Path((provider, version)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    Ok(axum::Json(state.catalog.activate_plugin(&caller, &provider, &version).await?).into_response())
+}
+
+/// The admission policy in effect.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginPolicy {
+    /// The trusted keys, by id (`minisign:<key id>`, `cosign:<fingerprint>`).
+    pub trusted_keys: Vec<String>,
+    /// Whether a signature by a trusted key is required.
+    pub require_signature: bool,
+    /// Providers admitted unsigned by name.
+    pub unsigned_exceptions: Vec<String>,
+    /// `never` or `narrower-signed`.
+    pub auto_approve: AutoApprove,
+}
+
+/// Read the admission policy: trusted keys, signatures required, exceptions, auto-approval.
+#[utoipa::path(get, path = "/api/v1/plugin-policy", tag = "plugins", operation_id = "getPluginPolicy",
+    security(("bearer" = ["plugins.admin"])),
+    responses(
+        (status = 200, description = "The policy", body = PluginPolicy),
+        ProblemResponses,
+    ))]
+pub async fn get_plugin_policy(PluginsAdmin(_): PluginsAdmin, State(state): State<AppState>) -> Response {
+    let policy = state.catalog.admission();
+    axum::Json(PluginPolicy {
+        trusted_keys: policy.keys.iter().map(|k| k.id.clone()).collect(),
+        require_signature: policy.require_signature,
+        unsigned_exceptions: policy.unsigned_exceptions.iter().cloned().collect(),
+        auto_approve: policy.auto_approve,
+    })
+    .into_response()
+}
+
+/// A page of the platform's audit trail.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginAuditPage {
+    /// Entries, oldest first.
+    pub items: Vec<PluginAuditEntry>,
+    /// Pass as `after` to get the entries that follow.
+    pub next_cursor: String,
+}
+
+/// Paging of the platform's audit trail.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PluginAuditParams {
+    /// The `nextCursor` of the previous page; absent: from the first entry.
+    #[param(pattern = r"^[0-9]{1,18}$")]
+    pub after: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+}
+
+/// Read the platform's audit trail: every submission, approval, rejection and activation,
+/// hash-chained (`stella-integrations audit verify` checks it).
+#[utoipa::path(get, path = "/api/v1/plugin-audit", tag = "plugins", operation_id = "listPluginAudit",
+    params(PluginAuditParams),
+    security(("bearer" = ["plugins.admin"])),
+    responses(
+        (status = 200, description = "Entries, oldest first", body = PluginAuditPage),
+        ProblemResponses,
+    ))]
+pub async fn list_plugin_audit(
+    PluginsAdmin(_): PluginsAdmin,
+    State(state): State<AppState>,
+    params: Result<Query<PluginAuditParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(params) = params.map_err(query_problem)?;
+    let after = parse_seq_cursor(params.after.as_deref(), "after")?;
+    let limit = page_limit(params.limit)?;
+    let items = state.catalog.plugin_audit(after, limit).await?;
+    let next_cursor = items.last().map(|e| e.seq).unwrap_or(after).to_string();
+    Ok(axum::Json(PluginAuditPage { items, next_cursor }).into_response())
 }

@@ -35,6 +35,9 @@ pub enum ProblemKind {
     NameConflict,
     /// 409: the lifecycle does not allow the action now.
     LifecycleConflict,
+    /// 409: a plugin version's status forbids the action, the permissions digest approved is not
+    /// the version's, or the version is stored with other bytes.
+    PluginConflict,
     /// 412: `If-Match` names an older version.
     PreconditionFailed,
     /// 413: the body is too large.
@@ -45,6 +48,8 @@ pub enum ProblemKind {
     Validation,
     /// 422: the `Idempotency-Key` was used with a different request.
     IdempotencyKeyReused,
+    /// 422: a submitted component fails the load-time checks or the signature policy.
+    PluginRefused,
     /// 428: `If-Match` is required.
     PreconditionRequired,
     /// 500: a bug.
@@ -55,7 +60,7 @@ pub enum ProblemKind {
 
 impl ProblemKind {
     /// Every kind, for documentation and tests.
-    pub const ALL: [ProblemKind; 15] = [
+    pub const ALL: [ProblemKind; 17] = [
         Self::BadRequest,
         Self::Unauthenticated,
         Self::Forbidden,
@@ -63,6 +68,8 @@ impl ProblemKind {
         Self::MethodNotAllowed,
         Self::NameConflict,
         Self::LifecycleConflict,
+        Self::PluginConflict,
+        Self::PluginRefused,
         Self::PreconditionFailed,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
@@ -87,15 +94,21 @@ impl ProblemKind {
             Self::LifecycleConflict => {
                 ("lifecycle-conflict", StatusCode::CONFLICT, "The action is not allowed in the current state")
             }
+            Self::PluginConflict => {
+                ("plugin-conflict", StatusCode::CONFLICT, "The plugin version's state does not allow the action")
+            }
+            Self::PluginRefused => ("plugin-refused", StatusCode::UNPROCESSABLE_ENTITY, "The component is refused"),
             Self::PreconditionFailed => {
                 ("precondition-failed", StatusCode::PRECONDITION_FAILED, "The integration has changed")
             }
             Self::PayloadTooLarge => {
                 ("payload-too-large", StatusCode::PAYLOAD_TOO_LARGE, "The request body is too large")
             }
-            Self::UnsupportedMediaType => {
-                ("unsupported-media-type", StatusCode::UNSUPPORTED_MEDIA_TYPE, "The request body must be JSON")
-            }
+            Self::UnsupportedMediaType => (
+                "unsupported-media-type",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "The request body's media type is not accepted",
+            ),
             Self::Validation => ("validation", StatusCode::UNPROCESSABLE_ENTITY, "The request is not valid"),
             Self::IdempotencyKeyReused => (
                 "idempotency-key-reused",
@@ -265,6 +278,9 @@ impl From<ServiceError> for Problem {
                 p.headers.push((header::RETRY_AFTER, HeaderValue::from_static("1")));
                 p
             }
+            ServiceError::PluginRefused(reason) => Problem::new(ProblemKind::PluginRefused, reason),
+            ServiceError::PluginNotFound => Problem::new(ProblemKind::NotFound, "no such plugin version"),
+            ServiceError::PluginConflict(reason) => Problem::new(ProblemKind::PluginConflict, reason),
             ServiceError::Internal(reason) => {
                 tracing::error!(%reason, "internal error");
                 Problem::new(ProblemKind::Internal, "an internal error occurred; it has been logged")

@@ -181,7 +181,7 @@ impl Catalog {
 
     /// `check-health` in the sandbox, as a history entry.
     async fn run_check_health(&self, subject: &Integration, checked_at: OffsetDateTime) -> HealthCheck {
-        let invocation = match self.connectors.get(&subject.provider) {
+        let invocation = match self.connectors().get(&subject.provider) {
             Some(connector) => {
                 let (sandbox, connector, config) =
                     (self.sandbox.clone(), connector.clone(), connection_config(subject));

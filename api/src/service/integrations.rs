@@ -24,9 +24,9 @@ impl Catalog {
                 names.join(", ")
             };
             let mut available: Vec<String> =
-                self.connectors.iter().map(|c| format!("{} ({})", c.provider(), types(c))).collect();
+                self.connectors().iter().map(|c| format!("{} ({})", c.provider(), types(c))).collect();
             available.sort();
-            match self.connectors.get(&spec.provider) {
+            match self.connectors().get(&spec.provider) {
                 None => errors.push(FieldError {
                     field: "provider".into(),
                     message: format!("no connector `{}` is loaded; available: {}", spec.provider, available.join(", ")),
@@ -360,7 +360,7 @@ impl Catalog {
     async fn run_test(&self, integration: &Integration) -> TestRun {
         let tested_at = now();
         let config = connection_config(integration);
-        let invocation = match self.connectors.get(&integration.provider) {
+        let invocation = match self.connectors().get(&integration.provider) {
             Some(connector) => {
                 let (sandbox, connector) = (self.sandbox.clone(), connector.clone());
                 self.in_sandbox(async move { sandbox.test_connection(&connector, &config).await })

@@ -7,6 +7,8 @@
 //!
 //! - `integrations.rs`: create, read, list, update, delete, the lifecycle actions and tests;
 //! - `health.rs`: the health checks the scheduler runs and records, and the health report;
+//! - `plugins.rs`: connector code: submission, review (approve, reject, activate), and the
+//!   loaded connectors kept equal to the store's active set;
 //! - this file: the catalog, its callers and errors, the audit trail, events and readiness.
 //!
 //! Every mutation reads the integration, asks the lifecycle what follows, and hands the store one
@@ -16,6 +18,7 @@
 
 mod health;
 mod integrations;
+mod plugins;
 
 use std::sync::Arc;
 
@@ -33,9 +36,11 @@ use crate::events::StoredEvent;
 use crate::health::HealthPolicy;
 use crate::lifecycle;
 use crate::metrics::Metrics;
+use crate::plugins::AdmissionPolicy;
 use crate::store::{Change, Store, StoreError};
 
 pub use integrations::changed_fields;
+pub use plugins::{PluginVersionView, RESERVED_PROVIDERS, Submitted};
 
 /// How often a result is re-applied when the integration keeps changing under it.
 const MAX_APPLY_ATTEMPTS: usize = 8;
@@ -87,6 +92,16 @@ pub enum ServiceError {
     /// The database is unavailable (503). The message includes the cause (logs print one line).
     #[error("{0}")]
     Unavailable(#[source] StoreError),
+    /// A component was refused at submission: it fails the load-time checks or the signature
+    /// policy (422). Nothing was stored.
+    #[error("the component is refused: {0}")]
+    PluginRefused(String),
+    /// No such plugin version (404).
+    #[error("no such plugin version")]
+    PluginNotFound,
+    /// A plugin version's state forbids the action, or the version is taken (409).
+    #[error("{0}")]
+    PluginConflict(String),
     /// Anything else (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -104,6 +119,12 @@ impl From<StoreError> for ServiceError {
                 field: "body".into(),
                 message: format!("a value cannot be stored: {m}"),
             }]),
+            StoreError::VersionTaken => {
+                Self::PluginConflict("this version of the provider is already stored with other bytes".into())
+            }
+            StoreError::StatusChanged => {
+                Self::PluginConflict("the version's status changed concurrently; read it again".into())
+            }
             StoreError::Other(m) => Self::Internal(m),
         }
     }
@@ -163,7 +184,10 @@ pub struct Catalog {
     /// Private: the catalog's operations are the only way to the data.
     store: Arc<dyn Store>,
     sandbox: Arc<Sandbox>,
-    connectors: Arc<ConnectorCatalog>,
+    /// The connectors this replica serves (built-ins and the store's active versions).
+    active: Arc<plugins::ActiveSet>,
+    /// What may be admitted, and how.
+    admission: Arc<AdmissionPolicy>,
     metrics: Arc<Metrics>,
     health: HealthPolicy,
     /// Where connectors run; `None`: on the caller's runtime.
@@ -177,12 +201,16 @@ impl std::fmt::Debug for Catalog {
 }
 
 impl Catalog {
-    /// A catalog over these parts.
-    pub fn new(store: Arc<dyn Store>, sandbox: Arc<Sandbox>, connectors: Arc<ConnectorCatalog>) -> Self {
+    /// A catalog over these parts, serving the `builtins` until [`Catalog::refresh_connectors`]
+    /// loads the store's active versions, and admitting nothing unsigned unless a policy says so
+    /// ([`Catalog::with_admission_policy`]; the default requires no signature and approves
+    /// nothing at once).
+    pub fn new(store: Arc<dyn Store>, sandbox: Arc<Sandbox>, builtins: Arc<ConnectorCatalog>) -> Self {
         Self {
             store,
             sandbox,
-            connectors,
+            active: Arc::new(plugins::ActiveSet::new(builtins)),
+            admission: Arc::new(AdmissionPolicy::default()),
             metrics: Arc::new(Metrics::default()),
             health: HealthPolicy::default(),
             invocations: None,
@@ -201,6 +229,12 @@ impl Catalog {
     /// The same catalog over another store (the health scheduler's own pool, on its own runtime).
     pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = store;
+        self
+    }
+
+    /// The same catalog admitting connector code under this policy.
+    pub fn with_admission_policy(mut self, policy: AdmissionPolicy) -> Self {
+        self.admission = Arc::new(policy);
         self
     }
 
@@ -225,9 +259,9 @@ impl Catalog {
         &self.sandbox
     }
 
-    /// The loaded connectors.
-    pub fn connectors(&self) -> &Arc<ConnectorCatalog> {
-        &self.connectors
+    /// The connectors this replica serves now.
+    pub fn connectors(&self) -> Arc<ConnectorCatalog> {
+        self.active.current()
     }
 
     /// Whether the database answers (`/readyz`).

@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
+use super::plugins::decode_plugin_audit;
 use super::sql::{Dialect, SqlStore, map_error, parse_json, parse_uuid};
-use crate::audit::{AuditAction, AuditEntry, AuditReport, ChainCheck};
+use crate::audit::{AuditAction, AuditEntry, AuditReport, ChainBreak, ChainCheck, PLATFORM};
 
 /// Reads of the audit trail.
 #[async_trait]
@@ -18,7 +19,8 @@ pub trait AuditStore: Send + Sync + 'static {
     async fn audit(&self, tenant_id: &str, id: Uuid, after_seq: i64, limit: u32)
     -> Result<Vec<AuditEntry>, StoreError>;
 
-    /// Re-computes every tenant's chain.
+    /// Re-computes every tenant's chain, and the platform's (reported as the tenant
+    /// [`crate::audit::PLATFORM`]).
     async fn verify_audit(&self) -> Result<AuditReport, StoreError>;
 }
 
@@ -111,7 +113,7 @@ where
                     // of the chain to report, not an error that ends the verification.
                     let action: String = row.try_get("action").map_err(map_error)?;
                     let checked = match AuditAction::parse(&action) {
-                        Some(_) => chain.next(decode_audit(row)?),
+                        Some(_) => chain.next(&decode_audit(row)?),
                         None => chain.refuse(
                             row.try_get("seq").map_err(map_error)?,
                             "its action is not one this service writes".into(),
@@ -124,6 +126,56 @@ where
             }
             report.breaks.extend(chain.finish(tenant, head_seq, &head_hash));
         }
+        self.verify_platform_audit(&mut report).await?;
         Ok(report)
+    }
+}
+
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    D::Arguments: IntoArguments<D>,
+    for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> OffsetDateTime: Decode<'q, D> + Type<D>,
+    usize: ColumnIndex<D::Row>,
+    for<'n> &'n str: ColumnIndex<D::Row>,
+{
+    /// Walks the platform's chain of connector admissions into `report`.
+    async fn verify_platform_audit(&self, report: &mut AuditReport) -> Result<(), StoreError> {
+        let head =
+            self.read_optional(sqlx::query("SELECT audit_seq, audit_hash FROM platform_head WHERE id = 1")).await?;
+        let Some(head) = head else {
+            report.breaks.push(ChainBreak {
+                tenant_id: PLATFORM.into(),
+                seq: 0,
+                problem: "the platform head row is missing".into(),
+            });
+            return Ok(());
+        };
+        let head_seq: i64 = head.try_get(0).map_err(map_error)?;
+        let head_hash: String = head.try_get(1).map_err(map_error)?;
+        let mut chain = ChainCheck::default();
+        'pages: loop {
+            let query = sqlx::query("SELECT * FROM platform_audit WHERE seq > $1 ORDER BY seq LIMIT 1000")
+                .bind(chain.last_seq());
+            let rows = self.read_all(query).await?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                report.entries += 1;
+                let checked = match decode_plugin_audit(row) {
+                    Ok(entry) => chain.next(&entry),
+                    // An action this service never writes was written behind its back.
+                    Err(e) => chain.refuse(row.try_get("seq").map_err(map_error)?, format!("it cannot be read: {e}")),
+                };
+                if !checked {
+                    break 'pages;
+                }
+            }
+        }
+        report.breaks.extend(chain.finish(PLATFORM.into(), head_seq, &head_hash));
+        Ok(())
     }
 }

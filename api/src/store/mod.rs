@@ -15,6 +15,8 @@
 //! - `audit.rs`: the audit trail's reads and its verification;
 //! - `outbox.rs`: the event outbox;
 //! - `health.rs`: the health schedule (leases) and history;
+//! - `plugins.rs`: the plugin store (components, versions, the active set, the platform's audit
+//!   chain and events);
 //! - `sql.rs`: the [`Dialect`] differences, connecting, migrations, errors;
 //! - `read_pool.rs`: the connections of single-statement reads.
 
@@ -22,6 +24,7 @@ mod audit;
 mod health;
 mod integrations;
 mod outbox;
+mod plugins;
 mod read_pool;
 mod sql;
 
@@ -29,6 +32,7 @@ pub use audit::AuditStore;
 pub use health::HealthStore;
 pub use integrations::{Change, IdempotentResponse, IntegrationStore, ListFilter, ListPosition, RowWrite};
 pub use outbox::OutboxStore;
+pub use plugins::{Activation, PluginChange, PluginStore, PluginWrite};
 pub use sql::{Dialect, PostgresStore, SqlStore, SqliteStore};
 
 /// Why a store operation failed.
@@ -49,6 +53,12 @@ pub enum StoreError {
     /// The `Idempotency-Key` was stored by a concurrent request while this one ran.
     #[error("the idempotency key was used by a concurrent request")]
     KeyInFlight,
+    /// A provider's version is already stored, with other bytes (versions are immutable).
+    #[error("this version of the provider is already stored, with other bytes")]
+    VersionTaken,
+    /// A plugin version's status changed since it was read (a concurrent decision).
+    #[error("the plugin version's status changed concurrently")]
+    StatusChanged,
     /// The database cannot be reached or refused the operation for a reason that may pass.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
@@ -61,9 +71,9 @@ pub enum StoreError {
 }
 
 /// The persistence the service needs: every concern's store (see the module documentation).
-pub trait Store: IntegrationStore + AuditStore + OutboxStore + HealthStore {}
+pub trait Store: IntegrationStore + AuditStore + OutboxStore + HealthStore + PluginStore {}
 
-impl<S: IntegrationStore + AuditStore + OutboxStore + HealthStore> Store for S {}
+impl<S: IntegrationStore + AuditStore + OutboxStore + HealthStore + PluginStore> Store for S {}
 
 /// The embedded default database.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/catalog.db";

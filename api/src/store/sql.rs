@@ -103,12 +103,14 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "catalog", include_str!("../../../migrations/sqlite/0001_catalog.sql")),
     (2, "health", include_str!("../../../migrations/sqlite/0002_health.sql")),
     (3, "health_interval_replica", include_str!("../../../migrations/sqlite/0003_health_interval_replica.sql")),
+    (4, "plugins", include_str!("../../../migrations/sqlite/0004_plugins.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "catalog", include_str!("../../../migrations/postgres/0001_catalog.sql")),
     (2, "configuration_text", include_str!("../../../migrations/postgres/0002_configuration_text.sql")),
     (3, "health", include_str!("../../../migrations/postgres/0003_health.sql")),
     (4, "health_interval_replica", include_str!("../../../migrations/postgres/0004_health_interval_replica.sql")),
+    (5, "plugins", include_str!("../../../migrations/postgres/0005_plugins.sql")),
 ];
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

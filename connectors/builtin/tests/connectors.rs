@@ -1151,7 +1151,7 @@ mod feed_mirror {
 
 mod oci_registry {
     use super::*;
-    use crate::registry::Registry;
+    use crate::registry::{PushImage as _, Registry};
 
     const OTHER_PASSWORD: &str = "another-users-password";
 

@@ -5,6 +5,11 @@
 //! certificate from a [`PrivateCa`]) that answers each `METHOD /path` with a canned response the
 //! test sets, remembers every request it saw, and answers anything else like a generic web server
 //! would (404 with an HTML page).
+//!
+//! [`registry::Registry`] is the real CNCF distribution registry (Debian's `docker-registry`),
+//! started for one test with Basic auth and a certificate from a private CA.
+
+pub mod registry;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

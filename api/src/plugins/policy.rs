@@ -1,0 +1,202 @@
+//! The `[plugins]` configuration and what it decides about a submission: which keys are trusted,
+//! whether a signature is required (always, once a key is configured), which providers may be
+//! admitted unsigned by name, and whether a narrower version signed by the active version's key is
+//! approved at once.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use stella_runtime::signature::{MAX_SIGNATURE_TEXT, TrustedKey};
+
+use super::StoredSignature;
+use super::permissions::PermissionDiff;
+
+/// Most signatures read with one submission.
+pub const MAX_SIGNATURES: usize = 4;
+
+/// When a version is approved without a reviewer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AutoApprove {
+    /// Never: every version waits for a reviewer.
+    #[default]
+    Never,
+    /// A version signed by the key that signed the active version, whose permissions are equal or
+    /// narrower, is approved and activated at once.
+    NarrowerSigned,
+}
+
+/// `[plugins]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct PluginsConfig {
+    /// Files holding the public keys whose signatures are trusted: `minisign.pub` files (or a
+    /// minisign key's base64 line), or PEM ECDSA P-256 public keys (cosign's `cosign.pub`).
+    pub trusted_keys: Vec<PathBuf>,
+    /// Whether a component must be signed by a trusted key. Unset: yes when keys are configured;
+    /// it cannot be turned off while they are (name exceptions instead). `true` without keys
+    /// admits only the named exceptions.
+    pub require_signature: Option<bool>,
+    /// Providers whose components are admitted unsigned even though signatures are required;
+    /// each admission is logged and shown in the API.
+    pub unsigned_exceptions: Vec<String>,
+    /// `never` (default) or `narrower-signed`.
+    pub auto_approve: AutoApprove,
+}
+
+/// A trusted key and its name.
+#[derive(Clone, Debug)]
+pub struct NamedKey {
+    /// Its stable id (`minisign:…`, `cosign:…`).
+    pub id: String,
+    /// The key.
+    pub key: TrustedKey,
+    /// The file it was read from.
+    pub path: PathBuf,
+}
+
+/// The policy in effect, with its keys read.
+#[derive(Clone, Debug, Default)]
+pub struct AdmissionPolicy {
+    /// The trusted keys.
+    pub keys: Vec<NamedKey>,
+    /// Whether a signature by a trusted key is required.
+    pub require_signature: bool,
+    /// Providers admitted unsigned by name.
+    pub unsigned_exceptions: BTreeSet<String>,
+    /// When versions are approved without a reviewer.
+    pub auto_approve: AutoApprove,
+}
+
+/// What the signatures of a submission showed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignatureCheck {
+    /// The signatures, each with the trusted key that verified it, if any.
+    pub signatures: Vec<StoredSignature>,
+    /// The first trusted key that verified one.
+    pub signed_by: Option<String>,
+    /// Admitted unsigned under a named exception.
+    pub unsigned_exception: bool,
+}
+
+impl AdmissionPolicy {
+    /// Reads the keys and checks the settings.
+    pub fn from_config(config: &PluginsConfig) -> Result<Self, String> {
+        let mut keys = Vec::new();
+        for path in &config.trusted_keys {
+            let meta = std::fs::metadata(path).map_err(|e| format!("plugins.trusted-keys: {}: {e}", path.display()))?;
+            if meta.len() > MAX_SIGNATURE_TEXT as u64 {
+                return Err(format!(
+                    "plugins.trusted-keys: {}: longer than {MAX_SIGNATURE_TEXT} bytes",
+                    path.display()
+                ));
+            }
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("plugins.trusted-keys: {}: {e}", path.display()))?;
+            let key = TrustedKey::parse(&text).map_err(|e| format!("plugins.trusted-keys: {}: {e}", path.display()))?;
+            keys.push(NamedKey { id: key.id(), key, path: path.clone() });
+        }
+        if !keys.is_empty() && config.require_signature == Some(false) {
+            return Err("plugins.require-signature cannot be false while trusted keys are configured; name the \
+                        providers that may be unsigned in plugins.unsigned-exceptions"
+                .into());
+        }
+        for provider in &config.unsigned_exceptions {
+            let valid = !provider.is_empty()
+                && provider.len() <= 64
+                && provider.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !valid {
+                return Err(format!("plugins.unsigned-exceptions: `{provider}` is not a provider id"));
+            }
+        }
+        Ok(Self {
+            require_signature: config.require_signature.unwrap_or(!keys.is_empty()),
+            keys,
+            unsigned_exceptions: config.unsigned_exceptions.iter().cloned().collect(),
+            auto_approve: config.auto_approve,
+        })
+    }
+
+    /// Verifies the signatures of `file` (a component of `provider`) against the trusted keys and
+    /// decides whether it may be stored: `Err` says why not. A signature no trusted key verifies
+    /// is kept as unverified; it is not an error unless a signature is required and none verifies.
+    pub fn check_signatures(
+        &self,
+        provider: &str,
+        file: &[u8],
+        signatures: &[String],
+    ) -> Result<SignatureCheck, String> {
+        if signatures.len() > MAX_SIGNATURES {
+            return Err(format!("at most {MAX_SIGNATURES} signatures are read with one component"));
+        }
+        let mut kept = Vec::with_capacity(signatures.len());
+        let mut signed_by = None;
+        let mut reasons = Vec::new();
+        for text in signatures {
+            if text.len() > MAX_SIGNATURE_TEXT {
+                return Err(format!("a signature is longer than {MAX_SIGNATURE_TEXT} bytes"));
+            }
+            let mut key_id = None;
+            for named in &self.keys {
+                match named.key.verify(file, text) {
+                    Ok(()) => {
+                        key_id = Some(named.id.clone());
+                        break;
+                    }
+                    Err(e) => reasons.push(format!("{}: {e}", named.id)),
+                }
+            }
+            if signed_by.is_none() {
+                signed_by.clone_from(&key_id);
+            }
+            kept.push(StoredSignature { key_id, signature: text.clone() });
+        }
+        let unsigned_exception = signed_by.is_none() && self.unsigned_exceptions.contains(provider);
+        if self.require_signature && signed_by.is_none() && !unsigned_exception {
+            let why = if signatures.is_empty() {
+                "no signature was given".to_string()
+            } else if self.keys.is_empty() {
+                "no trusted keys are configured".to_string()
+            } else {
+                reasons.join("; ")
+            };
+            return Err(format!(
+                "a signature by a trusted key is required, and none verifies ({why}); sign the component with \
+                 `stella-integrations connector sign` or minisign, or name `{provider}` in \
+                 plugins.unsigned-exceptions"
+            ));
+        }
+        Ok(SignatureCheck { signatures: kept, signed_by, unsigned_exception })
+    }
+
+    /// Whether a stored version may be approved or activated under the policy in effect: when a
+    /// signature is required, it must be signed by a key trusted now, or be of a named exception.
+    /// (A version stored before keys were configured, or signed by a key since removed, is not.)
+    pub fn admits(&self, provider: &str, signed_by: Option<&str>) -> Result<(), String> {
+        let trusted = signed_by.is_some_and(|id| self.keys.iter().any(|k| k.id == id));
+        if self.require_signature && !trusted && !self.unsigned_exceptions.contains(provider) {
+            return Err(format!(
+                "the policy requires a signature by a trusted key, and this version has none{}; submit a signed \
+                 build, or name `{provider}` in plugins.unsigned-exceptions",
+                signed_by.map(|id| format!(" (its signer {id} is no longer trusted)")).unwrap_or_default()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a version is approved without a reviewer: under `narrower-signed`, when it is
+    /// signed by the key that signed the active version (`active_signer`) and its permissions are
+    /// equal or narrower.
+    pub fn approves_at_once(
+        &self,
+        signed_by: Option<&str>,
+        active_signer: Option<&str>,
+        diff: &PermissionDiff,
+    ) -> bool {
+        self.auto_approve == AutoApprove::NarrowerSigned
+            && signed_by.is_some()
+            && signed_by == active_signer
+            && diff.narrower_or_equal
+    }
+}
