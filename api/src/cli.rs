@@ -259,6 +259,50 @@ enum ConnectorCommand {
     /// Submit a component to a running service's plugin store (needs `plugins.admin`), with its
     /// signatures; it is stored pending review unless the policy approves it at once.
     Submit(SubmitArgs),
+    /// Push a component to an OCI registry as a Wasm artifact (CNCF layout), with its signatures
+    /// beside it (cosign's `sha256-<digest>.sig` tag); prints the reference pinned by digest.
+    Push(PushArgs),
+    /// Pull a connector artifact from an OCI registry, with its signatures (written beside it as
+    /// `<output>.sig` / `<output>.minisig`); prints the reference pinned by digest.
+    Pull(PullArgs),
+}
+
+#[derive(Debug, Args)]
+struct RegistryArgs {
+    /// The registry user (Basic authentication); the password is read from
+    /// STELLA_REGISTRY_PASSWORD.
+    #[arg(long, env = "STELLA_REGISTRY_USERNAME")]
+    username: Option<String>,
+    /// PEM certificates of a private CA to trust for the registry.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Plain HTTP instead of HTTPS (a development registry on loopback).
+    #[arg(long)]
+    plain_http: bool,
+}
+
+#[derive(Debug, Args)]
+struct PushArgs {
+    /// The component file.
+    file: PathBuf,
+    /// Where to push it: REGISTRY/REPOSITORY:TAG.
+    reference: String,
+    /// A signature file (repeatable; default: `<file>.minisig` and `<file>.sig` when present).
+    #[arg(long = "signature")]
+    signatures: Vec<PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+struct PullArgs {
+    /// What to pull: REGISTRY/REPOSITORY[:TAG|@DIGEST].
+    reference: String,
+    /// Where to write the component.
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -328,6 +372,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Connector(ConnectorCommand::Verify { file, key, signature }) => verify(&file, &key, signature),
         Command::Connector(ConnectorCommand::Sign { file, key, output }) => sign(&file, &key, output),
         Command::Connector(ConnectorCommand::Submit(args)) => submit(args),
+        Command::Connector(ConnectorCommand::Push(args)) => push(args),
+        Command::Connector(ConnectorCommand::Pull(args)) => pull(args),
         Command::Migrate(database) => migrate(&database),
         Command::Audit(AuditCommand::Verify { database, json }) => audit_verify(&database, json),
         Command::Export(args) => export(args),
@@ -588,13 +634,12 @@ fn sign(file: &Path, key: &Path, output: Option<PathBuf>) -> Result<ExitCode, Cl
     Ok(ExitCode::SUCCESS)
 }
 
-fn submit(args: SubmitArgs) -> Result<ExitCode, CliError> {
-    use base64::Engine as _;
-    let bytes = std::fs::read(&args.file).map_err(io(format!("cannot read {}", args.file.display())))?;
-    let mut files = args.signatures.clone();
+/// The signature files given, or else those beside `file` (`<file>.minisig`, `<file>.sig`), read.
+fn signature_files(file: &Path, given: &[PathBuf]) -> Result<Vec<String>, CliError> {
+    let mut files = given.to_vec();
     if files.is_empty() {
         for suffix in ["minisig", "sig"] {
-            let beside = PathBuf::from(format!("{}.{suffix}", args.file.display()));
+            let beside = PathBuf::from(format!("{}.{suffix}", file.display()));
             if beside.is_file() {
                 files.push(beside);
             }
@@ -602,9 +647,70 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, CliError> {
     }
     let mut signatures = Vec::new();
     for path in &files {
-        let text = std::fs::read(path).map_err(io(format!("cannot read {}", path.display())))?;
-        signatures.push(base64::engine::general_purpose::STANDARD.encode(text));
+        let size = std::fs::metadata(path).map_err(io(format!("cannot read {}", path.display())))?.len();
+        if size > stella_runtime::signature::MAX_SIGNATURE_TEXT as u64 {
+            return Err(format!("{} is not a signature: it is {size} bytes", path.display()).into());
+        }
+        signatures.push(std::fs::read_to_string(path).map_err(io(format!("cannot read {}", path.display())))?);
     }
+    Ok(signatures)
+}
+
+fn registry_access(args: &RegistryArgs) -> Result<crate::plugins::oci::RegistryAccess, CliError> {
+    let credentials = match &args.username {
+        Some(user) => {
+            let password = std::env::var("STELLA_REGISTRY_PASSWORD")
+                .map_err(|_| "--username needs the password in STELLA_REGISTRY_PASSWORD")?;
+            Some((user.clone(), stella_runtime::secrets::SecretValue::new(password)))
+        }
+        None => None,
+    };
+    let ca_pem = match &args.ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(io(format!("cannot read {}", path.display())))?),
+        None => None,
+    };
+    Ok(crate::plugins::oci::RegistryAccess { credentials, ca_pem, plain_http: args.plain_http })
+}
+
+fn push(args: PushArgs) -> Result<ExitCode, CliError> {
+    use crate::plugins::oci;
+    let reference = oci::parse_reference(&args.reference).map_err(|e| e.to_string())?;
+    let component = std::fs::read(&args.file).map_err(io(format!("cannot read {}", args.file.display())))?;
+    let signatures = signature_files(&args.file, &args.signatures)?;
+    let access = registry_access(&args.registry)?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pinned = block_on(oci::push(&reference, component, &signatures, &access))?.map_err(|e| e.to_string())?;
+    println!("{pinned}");
+    eprintln!("pushed {} with {} signature(s)", args.file.display(), signatures.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pull(args: PullArgs) -> Result<ExitCode, CliError> {
+    use crate::plugins::oci;
+    let reference = oci::parse_reference(&args.reference).map_err(|e| e.to_string())?;
+    let access = registry_access(&args.registry)?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // The sandbox's default component limit: what a service with default settings accepts.
+    let limit = stella_runtime::SandboxConfig::default().max_component_bytes;
+    let pulled = block_on(oci::pull(&reference, &access, limit))?.map_err(|e| e.to_string())?;
+    std::fs::write(&args.output, &pulled.component).map_err(io(format!("cannot write {}", args.output.display())))?;
+    for signature in &pulled.signatures {
+        let suffix = if signature.starts_with("untrusted comment:") { "minisig" } else { "sig" };
+        let path = PathBuf::from(format!("{}.{suffix}", args.output.display()));
+        std::fs::write(&path, signature).map_err(io(format!("cannot write {}", path.display())))?;
+    }
+    println!("{}", pulled.pinned);
+    eprintln!("pulled into {} with {} signature(s)", args.output.display(), pulled.signatures.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn submit(args: SubmitArgs) -> Result<ExitCode, CliError> {
+    use base64::Engine as _;
+    let bytes = std::fs::read(&args.file).map_err(io(format!("cannot read {}", args.file.display())))?;
+    let signatures: Vec<String> = signature_files(&args.file, &args.signatures)?
+        .iter()
+        .map(|s| base64::engine::general_purpose::STANDARD.encode(s))
+        .collect();
     let (status, body) = block_on(call_service(&args.service, |c, base| {
         let mut request =
             c.post(format!("{base}/api/v1/plugins")).header("content-type", "application/wasm").body(bytes);

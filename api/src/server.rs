@@ -36,16 +36,17 @@ pub async fn build_state(
     if config.secrets.env {
         resolvers.push(Arc::new(EnvSecretResolver::default()));
     }
-    let sandbox =
-        Sandbox::new(config.sandbox.clone(), Arc::new(ChainResolver::new(resolvers))).map_err(|e| e.to_string())?;
+    let secrets = Arc::new(ChainResolver::new(resolvers));
+    let sandbox = Sandbox::new(config.sandbox.clone(), secrets.clone()).map_err(|e| e.to_string())?;
     // Logs each built-in it loads (with its compile time).
     let builtins = ConnectorCatalog::load(&sandbox, stella_builtin_connectors::BUILTINS, None);
-    let admission = AdmissionPolicy::from_config(&config.plugins)?;
+    let admission = AdmissionPolicy::from_config(&config.plugins, secrets.as_ref())?;
     tracing::info!(
         trusted_keys = ?admission.keys.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
         require_signature = admission.require_signature,
         unsigned_exceptions = ?admission.unsigned_exceptions,
         auto_approve = ?admission.auto_approve,
+        registries = ?admission.registries.keys().collect::<Vec<_>>(),
         "connector admission policy"
     );
 

@@ -457,6 +457,111 @@ async fn a_connector_approved_on_one_replica_is_served_by_the_other_within_secon
     database.drop_now().await;
 }
 
+/// OCI distribution through the real binaries and the real CNCF registry (Basic auth, a private
+/// CA): `connector push` a signed component, `connector pull` it back with its signature, and the
+/// service's `POST /api/v1/plugins/pull`, pinned by digest, from a registry the operator named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connectors_travel_through_an_oci_registry_with_their_signatures() {
+    let registry = stella_test_support::registry::Registry::start(&[("ci-bot", "registry-password")]);
+    let host = registry.url.trim_start_matches("https://").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("ca.pem"), &registry.ca_pem).unwrap();
+    std::fs::copy(test_programs_artifacts::WELL_BEHAVED, d.join("connector.wasm")).unwrap();
+    assert!(tool(
+        d,
+        "openssl",
+        &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "vendor.key"]
+    ));
+    assert!(tool(d, "openssl", &["pkey", "-in", "vendor.key", "-pubout", "-out", "vendor.pub"]));
+    let cli = |args: &[&str], password: &str| {
+        Command::new(BIN).args(args).env("STELLA_REGISTRY_PASSWORD", password).current_dir(d).output().unwrap()
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+    let out = cli(&["connector", "sign", "connector.wasm", "--key", "vendor.key"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let reference = format!("{host}/connectors/test-program:0.0.1");
+    let registry_args = ["--username", "ci-bot", "--ca-file", "ca.pem"];
+    let push = |password: &str| {
+        let mut args = vec!["connector", "push", "connector.wasm", reference.as_str()];
+        args.extend(registry_args);
+        cli(&args, password)
+    };
+    let out = push("wrong-password");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("registry"), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("wrong-password"), "{}", text(&out.stderr));
+    let out = push("registry-password");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pinned = text(&out.stdout).trim().to_string();
+    assert!(pinned.starts_with(&format!("{host}/connectors/test-program@sha256:")), "{pinned}");
+
+    // Without the private CA the registry is not trusted.
+    let out = cli(&["connector", "pull", &reference, "-o", "pulled.wasm", "--username", "ci-bot"], "registry-password");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let mut args = vec!["connector", "pull", reference.as_str(), "-o", "pulled.wasm"];
+    args.extend(registry_args);
+    let out = cli(&args, "registry-password");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), pinned, "the pull is pinned to the digest pushed");
+    assert_eq!(std::fs::read(d.join("pulled.wasm")).unwrap(), std::fs::read(d.join("connector.wasm")).unwrap());
+    assert_eq!(std::fs::read(d.join("pulled.wasm.sig")).unwrap(), std::fs::read(d.join("connector.wasm.sig")).unwrap());
+    let out = cli(&["connector", "verify", "pulled.wasm", "--key", "vendor.pub"], "");
+    assert!(out.status.success(), "{}", text(&out.stdout));
+
+    // The service pulls from the registry an operator named, with its credentials and CA.
+    std::fs::write(
+        d.join("stella.toml"),
+        format!(
+            "[plugins]\ntrusted-keys = [\"vendor.pub\"]\n[[plugins.registries]]\nhost = \"{host}\"\n\
+             username = \"ci-bot\"\npassword-ref = \"ref://platform/registry/password\"\nca-file = \"ca.pem\"\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        d,
+        &[
+            ("STELLA_CONFIG", "stella.toml"),
+            ("STELLA_HEALTH_ENABLED", "false"),
+            ("STELLA_SECRET__PLATFORM__REGISTRY__PASSWORD", "registry-password"),
+        ],
+    );
+    let reviewer = token(d, "plugins.admin");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let pull = |reference: String| {
+        let request = http
+            .post(format!("{}/api/v1/plugins/pull", server.base))
+            .bearer_auth(&reviewer)
+            .header("content-type", "application/json")
+            .body(json!({"reference": reference}).to_string());
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, serde_json::from_str::<Value>(&response.text().await.unwrap()).unwrap_or(Value::Null))
+        }
+    };
+    let (status, version) = pull(reference.clone()).await;
+    assert_eq!(status, 201, "{version}");
+    assert_eq!(version["origin"].as_str().unwrap(), format!("oci:{pinned}"));
+    assert!(version["signedBy"].as_str().unwrap().starts_with("cosign:"), "{version}");
+    assert_eq!(version["status"], "pending");
+    let (status, again) = pull(pinned.clone()).await;
+    assert_eq!((status, again["version"].as_str()), (200, Some("0.0.1")), "{again}");
+
+    // Refused: a registry nobody named, a reference that names none, nothing at the tag.
+    let (status, problem) = pull("registry.example.com/connectors/x:1".into()).await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("plugins.registries"), "{problem}");
+    let (status, _) = pull("connectors/x:1".into()).await;
+    assert_eq!(status, 422);
+    let (status, problem) = pull(format!("{host}/connectors/missing:1")).await;
+    assert_eq!(status, 502, "{problem}");
+    assert!(!problem.to_string().contains("registry-password"), "{problem}");
+    assert!(server.terminate());
+}
+
 /// `stella-integrations export` and `import` against a running service: from one tenant's file
 /// into another tenant, with a dry run first; a refused item makes `import` exit 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -226,6 +226,7 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/integrations/{id}/tests/latest", Rule::Read),
     ("GET", "/api/v1/plugins", Rule::Read),
     ("POST", "/api/v1/plugins", Rule::PluginsAdmin),
+    ("POST", "/api/v1/plugins/pull", Rule::PluginsAdmin),
     ("GET", "/api/v1/plugins/{provider}", Rule::Read),
     ("GET", "/api/v1/plugins/{provider}/versions", Rule::PluginsAdmin),
     ("GET", "/api/v1/plugins/{provider}/versions/{version}", Rule::PluginsAdmin),
@@ -248,6 +249,7 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("POST", "/api/v1/integrations/import") => Some(json!({"integrations": [spec("imported")]})),
         (_, p) if p.ends_with("/pause") || p.ends_with("/reject") => Some(json!({"reason": "matrix"})),
         (_, p) if p.ends_with("/approve") => Some(json!({"permissionsDigest": "sha256:00"})),
+        (_, "/api/v1/plugins/pull") => Some(json!({"reference": "registry.example.com/c:1"})),
         _ => None,
     }
 }
@@ -1696,12 +1698,19 @@ async fn a_new_providers_code_never_runs_while_pending_and_exceptions_are_named(
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     let r = app.send(Method::GET, "/api/v1/plugins/test-program", Some(&app.admin()), None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let doc = app.send(Method::GET, "/api/v1/openapi.json", None, None).await.body;
+    let providers = &doc["components"]["schemas"]["IntegrationSpec"]["properties"]["provider"]["enum"];
+    assert!(!providers.as_array().unwrap().contains(&json!("test-program")), "{providers}");
 
     let uri = format!("/api/v1/plugins/test-program/versions/{version}/approve");
     let r = app.send(Method::POST, &uri, Some(&reviewer), Some(json!({"permissionsDigest": digest}))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = app.send(Method::POST, "/api/v1/integrations", Some(&app.admin()), Some(spec)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // The served document names the new provider too.
+    let doc = app.send(Method::GET, "/api/v1/openapi.json", None, None).await.body;
+    let providers = &doc["components"]["schemas"]["IntegrationSpec"]["properties"]["provider"]["enum"];
+    assert!(providers.as_array().unwrap().contains(&json!("test-program")), "{providers}");
 
     let r = app.send(Method::GET, "/api/v1/plugin-policy", Some(&reviewer), None).await;
     assert_eq!(r.body["unsignedExceptions"], json!(["test-program"]));
@@ -1763,4 +1772,54 @@ async fn the_policy_in_effect_decides_what_may_be_approved() {
     assert!(r.body["detail"].as_str().unwrap().contains("requires a signature by a trusted key"), "{}", r.body);
     let r = after.send(Method::GET, &uri.replace("/approve", ""), Some(&reviewer), None).await;
     assert_eq!(r.body["status"], "pending", "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_is_bounded_by_the_component_limit_before_a_byte_of_it_is_read() {
+    use stella_integrations::plugins::oci;
+    let registry = stella_test_support::registry::Registry::start(&[("ci-bot", "pw")]);
+    let host = registry.url.trim_start_matches("https://").to_string();
+    let access = oci::RegistryAccess {
+        credentials: Some(("ci-bot".into(), stella_runtime::secrets::SecretValue::new("pw".into()))),
+        ca_pem: Some(registry.ca_pem.clone().into_bytes()),
+        plain_http: false,
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let wasm = std::fs::read(test_programs_artifacts::WELL_BEHAVED).unwrap();
+    let reference = oci::parse_reference(&format!("{host}/c/test-program:1")).unwrap();
+    oci::push(&reference, wasm.clone(), &[], &access).await.unwrap();
+
+    // The same pull, by a client whose limit is one byte short.
+    let e = oci::pull(&reference, &access, wasm.len() as u64 - 1).await.unwrap_err().to_string();
+    assert!(e.contains(&format!("declares {} bytes; the limit is", wasm.len())), "{e}");
+    let pulled = oci::pull(&reference, &access, wasm.len() as u64).await.unwrap();
+    assert_eq!(pulled.component, wasm);
+
+    // A file that is no component is not pushed.
+    let e = oci::push(&reference, b"not wasm".to_vec(), &[], &access).await.unwrap_err().to_string();
+    assert!(e.contains("not a connector component"), "{e}");
+
+    // An artifact of another kind (a container image's config) is not pulled as a connector.
+    let image = oci::parse_reference(&format!("{host}/c/an-image:1")).unwrap();
+    let config = oci_client::client::Config {
+        data: b"{}".to_vec().into(),
+        media_type: oci_client::manifest::IMAGE_CONFIG_MEDIA_TYPE.to_string(),
+        annotations: None,
+    };
+    let layers = vec![oci_client::client::ImageLayer::new(
+        wasm.clone(),
+        oci_client::manifest::IMAGE_LAYER_MEDIA_TYPE.to_string(),
+        None,
+    )];
+    let client = oci_client::Client::new(oci_client::client::ClientConfig {
+        extra_root_certificates: vec![oci_client::client::Certificate {
+            encoding: oci_client::client::CertificateEncoding::Pem,
+            data: registry.ca_pem.clone().into_bytes(),
+        }],
+        ..Default::default()
+    });
+    let auth = oci_client::secrets::RegistryAuth::Basic("ci-bot".into(), "pw".into());
+    client.push(&image, &layers, config, &auth, None).await.unwrap();
+    let e = oci::pull(&image, &access, 1 << 30).await.unwrap_err().to_string();
+    assert!(e.contains("not a Wasm connector artifact") && e.contains(oci::WASM_CONFIG_MEDIA_TYPE), "{e}");
 }

@@ -58,7 +58,7 @@ impl std::fmt::Debug for TrustedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Minisign { id, .. } => write!(f, "minisign key {id}"),
-            Self::EcdsaP256 { point } => write!(f, "ECDSA P-256 key {}", hex::encode(&point[1..9])),
+            Self::EcdsaP256 { .. } => write!(f, "ECDSA P-256 key {}", self.id()),
         }
     }
 }

@@ -53,10 +53,26 @@ pub struct AppParts {
     pub verifier: Verifier,
     /// Largest request body.
     pub max_body_bytes: usize,
-    /// The served OpenAPI document (JSON).
-    pub document: String,
-    /// The reference page rendered from it.
-    pub reference: String,
+    /// The served documents, for the connectors they were rendered from.
+    documents: std::sync::RwLock<Documents>,
+}
+
+/// The OpenAPI document (JSON) and the reference page rendered from it, which name the providers
+/// of the connectors served: rendered again when the active set changes.
+#[derive(Debug)]
+struct Documents {
+    rendered_for: Arc<ConnectorCatalog>,
+    document: Arc<String>,
+    reference: Arc<String>,
+}
+
+impl Documents {
+    fn render(connectors: Arc<ConnectorCatalog>) -> Self {
+        let doc = served_openapi(&connectors);
+        let reference = reference::render(&doc);
+        let document = serde_json::to_string_pretty(&doc).expect("the OpenAPI document serializes");
+        Self { rendered_for: connectors, document: Arc::new(document), reference: Arc::new(reference) }
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -69,10 +85,23 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// State over these parts.
     pub fn new(catalog: Catalog, verifier: Verifier, max_body_bytes: usize) -> Self {
-        let doc = served_openapi(&catalog.connectors());
-        let reference = reference::render(&doc);
-        let document = serde_json::to_string_pretty(&doc).expect("the OpenAPI document serializes");
-        Self(Arc::new(AppParts { catalog, verifier, max_body_bytes, document, reference }))
+        let documents = std::sync::RwLock::new(Documents::render(catalog.connectors()));
+        Self(Arc::new(AppParts { catalog, verifier, max_body_bytes, documents }))
+    }
+
+    /// The served OpenAPI document (JSON) and reference page, for the connectors served now.
+    pub fn documents(&self) -> (Arc<String>, Arc<String>) {
+        let connectors = self.catalog.connectors();
+        {
+            let current = self.documents.read().unwrap_or_else(|e| e.into_inner());
+            if Arc::ptr_eq(&current.rendered_for, &connectors) {
+                return (current.document.clone(), current.reference.clone());
+            }
+        }
+        let rendered = Documents::render(connectors);
+        let answer = (rendered.document.clone(), rendered.reference.clone());
+        *self.documents.write().unwrap_or_else(|e| e.into_inner()) = rendered;
+        answer
     }
 }
 
@@ -125,6 +154,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(i::get_latest_test))
         .routes(routes!(plugins::list_plugins, plugins::submit_plugin))
         .routes(routes!(plugins::get_plugin))
+        .routes(routes!(plugins::pull_plugin))
         .routes(routes!(plugins::list_plugin_versions))
         .routes(routes!(plugins::get_plugin_version))
         .routes(routes!(plugins::approve_plugin_version))

@@ -51,7 +51,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", operation_id = "openapi",
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
 pub async fn openapi_json(State(state): State<AppState>) -> Response {
-    let mut response = state.document.clone().into_response();
+    let mut response = state.documents().0.as_str().to_owned().into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
@@ -61,7 +61,7 @@ pub async fn openapi_json(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/api/v1/docs", tag = "operations", operation_id = "apiReference",
     responses((status = 200, description = "The API reference page", body = String, content_type = "text/html")))]
 pub async fn reference_page(State(state): State<AppState>) -> Response {
-    Html(state.reference.clone()).into_response()
+    Html(state.documents().1.as_str().to_owned()).into_response()
 }
 
 /// Anything no route matches.

@@ -183,6 +183,39 @@ pub async fn submit_plugin(
     Ok((status, axum::Json(submitted.view)).into_response())
 }
 
+/// A pull from a registry.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PullRequest {
+    /// `REGISTRY/REPOSITORY[:TAG|@DIGEST]`; the registry must be one of `plugins.registries`.
+    #[schema(min_length = 1, max_length = 1024)]
+    pub reference: String,
+}
+
+/// Pull a connector from an OCI registry into the plugin store.
+///
+/// The reference is resolved once and pinned by its manifest digest (the version's `origin` is
+/// `oci:<registry>/<repository>@<digest>`); the signatures pushed beside it by cosign's tag
+/// convention (`sha256-<digest>.sig`) come along. The component is then submitted as an upload
+/// is: checked, verified, stored pending (or approved under `narrower-signed`).
+#[utoipa::path(post, path = "/api/v1/plugins/pull", tag = "plugins", operation_id = "pullPlugin",
+    request_body = PullRequest,
+    security(("bearer" = ["plugins.admin"])),
+    responses(
+        (status = 201, description = "Stored as a new version", body = PluginVersionView),
+        (status = 200, description = "These bytes were stored before: the version", body = PluginVersionView),
+        ProblemResponses,
+    ))]
+pub async fn pull_plugin(
+    PluginsAdmin(caller): PluginsAdmin,
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<PullRequest>,
+) -> Result<Response, Problem> {
+    let submitted = state.catalog.pull_plugin(&caller, &request.reference).await?;
+    let status = if submitted.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, axum::Json(submitted.view)).into_response())
+}
+
 /// The signatures of an upload, each decoded from base64 and within its limit. A header that is
 /// not one refuses the submission (422 `plugin-refused`), like a signature that does not verify.
 fn signature_headers(headers: &HeaderMap) -> Result<Vec<String>, Problem> {

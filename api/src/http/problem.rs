@@ -54,13 +54,15 @@ pub enum ProblemKind {
     PreconditionRequired,
     /// 500: a bug.
     Internal,
+    /// 502: a server the operation depends on (a registry) failed or refused.
+    BadGateway,
     /// 503: the database is unavailable; retry.
     Unavailable,
 }
 
 impl ProblemKind {
     /// Every kind, for documentation and tests.
-    pub const ALL: [ProblemKind; 17] = [
+    pub const ALL: [ProblemKind; 18] = [
         Self::BadRequest,
         Self::Unauthenticated,
         Self::Forbidden,
@@ -77,6 +79,7 @@ impl ProblemKind {
         Self::IdempotencyKeyReused,
         Self::PreconditionRequired,
         Self::Internal,
+        Self::BadGateway,
         Self::Unavailable,
     ];
 
@@ -119,6 +122,7 @@ impl ProblemKind {
                 ("precondition-required", StatusCode::PRECONDITION_REQUIRED, "An If-Match header is required")
             }
             Self::Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
+            Self::BadGateway => ("bad-gateway", StatusCode::BAD_GATEWAY, "A server the operation depends on failed"),
             Self::Unavailable => ("unavailable", StatusCode::SERVICE_UNAVAILABLE, "The service is unavailable"),
         }
     }
@@ -281,6 +285,7 @@ impl From<ServiceError> for Problem {
             ServiceError::PluginRefused(reason) => Problem::new(ProblemKind::PluginRefused, reason),
             ServiceError::PluginNotFound => Problem::new(ProblemKind::NotFound, "no such plugin version"),
             ServiceError::PluginConflict(reason) => Problem::new(ProblemKind::PluginConflict, reason),
+            ServiceError::Upstream(reason) => Problem::new(ProblemKind::BadGateway, reason),
             ServiceError::Internal(reason) => {
                 tracing::error!(%reason, "internal error");
                 Problem::new(ProblemKind::Internal, "an internal error occurred; it has been logged")

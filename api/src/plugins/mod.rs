@@ -9,11 +9,13 @@
 //!
 //! - `permissions.rs`: the permission set a reviewer approves, its digest and its diff;
 //! - `policy.rs`: the `[plugins]` configuration and what it decides about a submission;
+//! - `oci.rs`: push and pull of connectors as Wasm OCI artifacts, with their signatures;
 //! - this file: a stored version and its status.
 //!
 //! The operations are in [`crate::service`] (`plugins.rs`), the storage in
 //! [`crate::store::PluginStore`].
 
+pub mod oci;
 pub mod permissions;
 pub mod policy;
 
@@ -116,6 +118,8 @@ pub struct ActivePlugin {
     pub version: String,
     /// Where its bytes are.
     pub sha256: String,
+    /// Admitted unsigned under a named exception (logged whenever a replica loads it).
+    pub unsigned_exception: bool,
 }
 
 /// The actor of submissions from the plugins directory.

@@ -3,13 +3,15 @@
 //! admitted unsigned by name, and whether a narrower version signed by the active version's key is
 //! approved at once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use stella_runtime::secrets::{AuthRef, SecretResolver};
 use stella_runtime::signature::{MAX_SIGNATURE_TEXT, TrustedKey};
 
 use super::StoredSignature;
+use super::oci::RegistryAccess;
 use super::permissions::PermissionDiff;
 
 /// Most signatures read with one submission.
@@ -43,6 +45,26 @@ pub struct PluginsConfig {
     pub unsigned_exceptions: Vec<String>,
     /// `never` (default) or `narrower-signed`.
     pub auto_approve: AutoApprove,
+    /// The registries `POST /api/v1/plugins/pull` may pull from (none: pulls are refused).
+    pub registries: Vec<RegistryConfig>,
+}
+
+/// `[[plugins.registries]]`: a registry the service may pull connectors from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RegistryConfig {
+    /// `host[:port]`, as references name it.
+    pub host: String,
+    /// The user of Basic authentication; unset: anonymous.
+    pub username: Option<String>,
+    /// The AuthRef of the password (`ref://<scope>/<provider>/<key>`), read at start like a
+    /// connector's secret (`STELLA_SECRET__…` variables, or the secrets directory).
+    pub password_ref: Option<String>,
+    /// PEM certificates of a private CA to trust for this registry, besides the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Plain HTTP (a development registry on loopback); never for production.
+    #[serde(default)]
+    pub plain_http: bool,
 }
 
 /// A trusted key and its name.
@@ -67,6 +89,8 @@ pub struct AdmissionPolicy {
     pub unsigned_exceptions: BTreeSet<String>,
     /// When versions are approved without a reviewer.
     pub auto_approve: AutoApprove,
+    /// The registries pulls may reach, by `host[:port]`, with how to reach each.
+    pub registries: BTreeMap<String, RegistryAccess>,
 }
 
 /// What the signatures of a submission showed.
@@ -81,8 +105,9 @@ pub struct SignatureCheck {
 }
 
 impl AdmissionPolicy {
-    /// Reads the keys and checks the settings.
-    pub fn from_config(config: &PluginsConfig) -> Result<Self, String> {
+    /// Reads the keys, the registries' CAs and passwords (through `secrets`), and checks the
+    /// settings.
+    pub fn from_config(config: &PluginsConfig, secrets: &dyn SecretResolver) -> Result<Self, String> {
         let mut keys = Vec::new();
         for path in &config.trusted_keys {
             let meta = std::fs::metadata(path).map_err(|e| format!("plugins.trusted-keys: {}: {e}", path.display()))?;
@@ -110,7 +135,39 @@ impl AdmissionPolicy {
                 return Err(format!("plugins.unsigned-exceptions: `{provider}` is not a provider id"));
             }
         }
+        let mut registries = BTreeMap::new();
+        for r in &config.registries {
+            let what = |m: String| format!("plugins.registries `{}`: {m}", r.host);
+            let valid_host = !r.host.is_empty()
+                && r.host.len() <= 255
+                && r.host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+            if !valid_host {
+                return Err(what("host must be host[:port], as a reference names it".into()));
+            }
+            let credentials = match (&r.username, &r.password_ref) {
+                (None, None) => None,
+                (Some(user), Some(reference)) => {
+                    let auth_ref = AuthRef::parse(reference).map_err(|e| what(format!("password-ref: {e}")))?;
+                    let password = secrets
+                        .resolve(&auth_ref)
+                        .map_err(|e| what(format!("password-ref {reference} cannot be read: {e}")))?;
+                    Some((user.clone(), password))
+                }
+                _ => return Err(what("username and password-ref go together".into())),
+            };
+            let ca_pem = match &r.ca_file {
+                Some(path) => Some(std::fs::read(path).map_err(|e| what(format!("ca-file {}: {e}", path.display())))?),
+                None => None,
+            };
+            if registries
+                .insert(r.host.clone(), RegistryAccess { credentials, ca_pem, plain_http: r.plain_http })
+                .is_some()
+            {
+                return Err(what("is listed twice".into()));
+            }
+        }
         Ok(Self {
+            registries,
             require_signature: config.require_signature.unwrap_or(!keys.is_empty()),
             keys,
             unsigned_exceptions: config.unsigned_exceptions.iter().cloned().collect(),

@@ -102,6 +102,9 @@ pub enum ServiceError {
     /// A plugin version's state forbids the action, or the version is taken (409).
     #[error("{0}")]
     PluginConflict(String),
+    /// A server the operation depends on (a registry) failed or refused (502).
+    #[error("{0}")]
+    Upstream(String),
     /// Anything else (500).
     #[error("internal error: {0}")]
     Internal(String),

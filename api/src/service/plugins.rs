@@ -204,6 +204,38 @@ impl Catalog {
         Ok(Submitted { view: PluginVersionView { diff: (!at_once).then_some(diff), version: row }, created: true })
     }
 
+    /// Pulls a connector from a registry named in `plugins.registries`, pinned by its manifest
+    /// digest, with the signatures beside it, and submits it (origin `oci:<registry>/<repo>@<digest>`).
+    pub async fn pull_plugin(&self, caller: &Caller, reference: &str) -> Result<Submitted, ServiceError> {
+        use crate::plugins::oci;
+        let invalid = |message: String| {
+            ServiceError::Invalid(vec![crate::domain::FieldError { field: "reference".into(), message }])
+        };
+        let parsed = oci::parse_reference(reference).map_err(|e| invalid(e.to_string()))?;
+        let Some(access) = self.admission.registries.get(parsed.registry()) else {
+            return Err(ServiceError::PluginRefused(format!(
+                "the registry `{}` is not one of plugins.registries; an operator must name it before connectors \
+                 are pulled from it",
+                parsed.registry()
+            )));
+        };
+        let pulled =
+            oci::pull(&parsed, access, self.sandbox.config().max_component_bytes).await.map_err(|e| match e {
+                oci::OciError::BadReference(_) => invalid(e.to_string()),
+                oci::OciError::Registry(_) => ServiceError::Upstream(e.to_string()),
+                oci::OciError::NotAConnector(_) => ServiceError::PluginRefused(e.to_string()),
+            })?;
+        tracing::info!(reference, pinned = %pulled.pinned, signatures = pulled.signatures.len(), "connector pulled");
+        self.submit_plugin(
+            &caller.subject,
+            Some(&caller.tenant),
+            pulled.component,
+            pulled.signatures,
+            format!("oci:{}", pulled.pinned),
+        )
+        .await
+    }
+
     /// Submits every `*.wasm` file of the plugins directory (sorted by name), each with the
     /// signatures beside it (`<file>.minisig`, `<file>.sig`), under the same policy as any other
     /// submission. A file that is refused is logged and listed with the load failures.
@@ -432,6 +464,10 @@ impl Catalog {
                 Ok(c) if c.sha256() == plugin.sha256 && c.provider() == plugin.provider => {
                     tracing::info!(provider = %plugin.provider, version = %plugin.version, sha256 = %plugin.sha256,
                         compile_ms = c.compilation().compile_ms, "active connector loaded");
+                    if plugin.unsigned_exception {
+                        tracing::warn!(provider = %plugin.provider, version = %plugin.version,
+                            "the active connector is unsigned, admitted under the policy's named exception");
+                    }
                     replacements.push(Arc::new(c));
                 }
                 Ok(_) => {

@@ -226,7 +226,7 @@ where
         // One statement, so the generation and the set are of the same moment.
         let rows = self
             .read_all(sqlx::query(
-                "SELECT h.generation, a.provider, a.version, v.sha256 FROM platform_head h \
+                "SELECT h.generation, a.provider, a.version, v.sha256, v.unsigned_exception FROM platform_head h \
                  LEFT JOIN plugin_active a ON TRUE \
                  LEFT JOIN plugin_versions v ON v.provider = a.provider AND v.version = a.version \
                  WHERE h.id = 1 ORDER BY a.provider",
@@ -242,6 +242,7 @@ where
                     provider,
                     version: row.try_get(2).map_err(map_error)?,
                     sha256: row.try_get(3).map_err(map_error)?,
+                    unsigned_exception: row.try_get(4).map_err(map_error)?,
                 });
             }
         }
