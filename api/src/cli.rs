@@ -694,13 +694,19 @@ fn pull(args: PullArgs) -> Result<ExitCode, CliError> {
     let limit = stella_runtime::SandboxConfig::default().max_component_bytes;
     let pulled = block_on(oci::pull(&reference, &access, limit))?.map_err(|e| e.to_string())?;
     std::fs::write(&args.output, &pulled.component).map_err(io(format!("cannot write {}", args.output.display())))?;
-    for signature in &pulled.signatures {
+    for signature in &pulled.signatures.files {
         let suffix = if signature.starts_with("untrusted comment:") { "minisig" } else { "sig" };
         let path = PathBuf::from(format!("{}.{suffix}", args.output.display()));
         std::fs::write(&path, signature).map_err(io(format!("cannot write {}", path.display())))?;
     }
     println!("{}", pulled.pinned);
-    eprintln!("pulled into {} with {} signature(s)", args.output.display(), pulled.signatures.len());
+    eprintln!(
+        "pulled into {} with {} signature file(s) and {} cosign image signature(s) (the service verifies those on \
+         POST /api/v1/plugins/pull)",
+        args.output.display(),
+        pulled.signatures.files.len(),
+        pulled.signatures.images.len()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1722,7 +1722,7 @@ async fn an_admission_policy_that_cannot_hold_is_refused_at_start() {
     std::fs::write(keys.path().join("vendor.pub"), Signer::new().public_pem).unwrap();
     std::fs::write(keys.path().join("junk.pub"), "not a key").unwrap();
     type Configure<'a> = Box<dyn Fn(&mut Config) + 'a>;
-    let configs: [(&str, Configure); 3] = [
+    let configs: [(&str, Configure); 4] = [
         (
             "cannot be false",
             Box::new(|c: &mut Config| {
@@ -1732,6 +1732,14 @@ async fn an_admission_policy_that_cannot_hold_is_refused_at_start() {
         ),
         ("junk.pub", Box::new(|c: &mut Config| c.plugins.trusted_keys = vec![keys.path().join("junk.pub")])),
         ("not a provider id", Box::new(|c: &mut Config| c.plugins.unsigned_exceptions = vec!["Bad Id".into()])),
+        // The same key twice (a minisign key id is chosen by its maker): signers must be told apart.
+        (
+            "same key id",
+            Box::new(|c: &mut Config| {
+                std::fs::copy(keys.path().join("vendor.pub"), keys.path().join("copy.pub")).unwrap();
+                c.plugins.trusted_keys = vec![keys.path().join("vendor.pub"), keys.path().join("copy.pub")];
+            }),
+        ),
     ];
     for (needle, configure) in configs {
         let dir = tempfile::tempdir().unwrap();
@@ -1744,16 +1752,27 @@ async fn an_admission_policy_that_cannot_hold_is_refused_at_start() {
     }
 }
 
+/// Approves a version as a reviewer who read it (`version` is its answer).
+async fn approve(app: &App, reviewer: &str, provider: &str, version: &Value) -> Reply {
+    let uri = format!("/api/v1/plugins/{provider}/versions/{}/approve", version["version"].as_str().unwrap());
+    let body = json!({"permissionsDigest": version["permissionsDigest"]});
+    app.send(Method::POST, &uri, Some(reviewer), Some(body)).await
+}
+
 #[tokio::test]
-async fn the_policy_in_effect_decides_what_may_be_approved() {
-    // Stored while no key was trusted, then the operator configures one: the unsigned version can
-    // no longer be approved (the next start of the same database, with the key).
+async fn the_policy_in_effect_decides_what_may_be_approved_and_what_runs() {
+    // Admitted while no key was trusted: one version approved (active), one pending. Then the
+    // operator configures a key (the next start of the same database): the active unsigned
+    // version no longer runs, and the pending one can no longer be approved.
     let before = app().await;
     let reviewer = before.token("platform", "plugins.admin");
-    let wasm = std::fs::read(test_programs_artifacts::WELL_BEHAVED).unwrap();
-    let r = before.submit(&reviewer, &wasm, &[]).await;
-    assert_eq!((r.status, r.body["signedBy"].is_null()), (StatusCode::CREATED, true), "{}", r.body);
-    let (version, digest) = (r.body["version"].as_str().unwrap().to_string(), r.body["permissionsDigest"].clone());
+    let running = before.submit(&reviewer, &std::fs::read(test_programs_artifacts::WELL_BEHAVED).unwrap(), &[]).await;
+    assert_eq!((running.status, running.body["signedBy"].is_null()), (StatusCode::CREATED, true), "{}", running.body);
+    assert_eq!(approve(&before, &reviewer, "test-program", &running.body).await.status, StatusCode::OK);
+    let pending = before.submit(&reviewer, &std::fs::read(test_programs_artifacts::FLOOD).unwrap(), &[]).await;
+    assert_eq!(pending.status, StatusCode::CREATED, "{}", pending.body);
+    let r = before.send(Method::GET, "/api/v1/plugins/test-program", Some(&before.admin()), None).await;
+    assert_eq!(r.status, StatusCode::OK);
 
     let (_keys, key_path) = Signer::new().trusted();
     let mut config = before.config.clone();
@@ -1766,12 +1785,42 @@ async fn the_policy_in_effect_decides_what_may_be_approved() {
         ec_key: EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap(),
         _dir: tempfile::tempdir().unwrap(),
     };
-    let uri = format!("/api/v1/plugins/test-program/versions/{version}/approve");
-    let r = after.send(Method::POST, &uri, Some(&reviewer), Some(json!({"permissionsDigest": digest}))).await;
+    let r = after.send(Method::GET, "/api/v1/plugins/test-program", Some(&after.admin()), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "unsigned code kept running: {}", r.body);
+    let r = after.send(Method::GET, "/api/v1/plugins", Some(&after.admin()), None).await;
+    let failures = r.body["failures"].to_string();
+    assert!(failures.contains("test-program") && failures.contains("requires a signature"), "{failures}");
+
+    let r = approve(&after, &reviewer, "test-program-flood", &pending.body).await;
     assert_eq!((r.status, r.problem_type()), (StatusCode::CONFLICT, "plugin-conflict"), "{}", r.body);
     assert!(r.body["detail"].as_str().unwrap().contains("requires a signature by a trusted key"), "{}", r.body);
-    let r = after.send(Method::GET, &uri.replace("/approve", ""), Some(&reviewer), None).await;
+    let uri = format!("/api/v1/plugins/test-program-flood/versions/{}", pending.body["version"].as_str().unwrap());
+    let r = after.send(Method::GET, &uri, Some(&reviewer), None).await;
     assert_eq!(r.body["status"], "pending", "{}", r.body);
+}
+
+#[tokio::test]
+async fn unsigned_code_never_reaches_the_compiler_when_signatures_are_required() {
+    let cache = tempfile::tempdir().unwrap();
+    let signer = Signer::new();
+    let (_keys, key_path) = signer.trusted();
+    let cache_dir = cache.path().join("compiled");
+    let app = app_with(|c| {
+        c.plugins.trusted_keys = vec![key_path];
+        c.sandbox.cache_dir = Some(cache_dir.clone());
+    })
+    .await;
+    let reviewer = app.token("platform", "plugins.admin");
+    let compiled = || std::fs::read_dir(&cache_dir).map(|d| d.count()).unwrap_or(0);
+    let before = compiled();
+    let wasm = std::fs::read(test_programs_artifacts::WELL_BEHAVED).unwrap();
+    let r = app.submit(&reviewer, &wasm, &[]).await;
+    assert_eq!(r.problem_type(), "plugin-refused", "{}", r.body);
+    assert_eq!(compiled(), before, "an unsigned component was compiled (its code is in the compile cache)");
+    // Signed, it is compiled (and so cached): the count above could have changed.
+    let r = app.submit(&reviewer, &wasm, &[signer.header(&wasm)]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(compiled() > before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1822,4 +1871,109 @@ async fn a_pull_is_bounded_by_the_component_limit_before_a_byte_of_it_is_read() 
     client.push(&image, &layers, config, &auth, None).await.unwrap();
     let e = oci::pull(&image, &access, 1 << 30).await.unwrap_err().to_string();
     assert!(e.contains("not a Wasm connector artifact") && e.contains(oci::WASM_CONFIG_MEDIA_TYPE), "{e}");
+}
+
+/// Pushes `payload` as a cosign image signature (cosign's "simple signing" layer, the signature
+/// in its annotation, at cosign's `sha256-<digest>.sig` tag) of the manifest `digest`, as
+/// `cosign sign --key` does.
+async fn push_cosign_image_signature(
+    registry: &stella_test_support::registry::Registry,
+    repository: &str,
+    digest: &str,
+    payload: Vec<u8>,
+    signature: String,
+) {
+    use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, Config, ImageLayer};
+    let host = registry.url.trim_start_matches("https://");
+    let tag =
+        oci_client::Reference::with_tag(host.into(), repository.into(), format!("{}.sig", digest.replace(':', "-")));
+    let annotations = BTreeMap::from([("dev.cosignproject.cosign/signature".to_string(), signature)]);
+    let layers =
+        vec![ImageLayer::new(payload, "application/vnd.dev.cosign.simplesigning.v1+json".into(), Some(annotations))];
+    let config = Config {
+        data: b"{}".to_vec().into(),
+        media_type: oci_client::manifest::IMAGE_CONFIG_MEDIA_TYPE.into(),
+        annotations: None,
+    };
+    let client = oci_client::Client::new(ClientConfig {
+        extra_root_certificates: vec![Certificate {
+            encoding: CertificateEncoding::Pem,
+            data: registry.ca_pem.clone().into_bytes(),
+        }],
+        ..Default::default()
+    });
+    let auth = oci_client::secrets::RegistryAuth::Basic("ci-bot".into(), "pw".into());
+    client.push(&tag, &layers, config, &auth, None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cosign_image_signature_admits_the_component_it_names_and_no_other() {
+    use stella_integrations::plugins::oci;
+    let registry = stella_test_support::registry::Registry::start(&[("ci-bot", "pw")]);
+    let host = registry.url.trim_start_matches("https://").to_string();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let access = oci::RegistryAccess {
+        credentials: Some(("ci-bot".into(), stella_runtime::secrets::SecretValue::new("pw".into()))),
+        ca_pem: Some(registry.ca_pem.clone().into_bytes()),
+        plain_http: false,
+    };
+    let signer = Signer::new();
+    let payload = |digest: &str| {
+        json!({"critical": {"identity": {"docker-reference": format!("{host}/c/test-program")},
+                            "image": {"docker-manifest-digest": digest},
+                            "type": "cosign container image signature"},
+               "optional": null})
+        .to_string()
+        .into_bytes()
+    };
+    let sign = |payload: &[u8]| stella_runtime::signature::sign_cosign(&signer.private_pem, payload).unwrap().0;
+
+    // The component, signed by `cosign sign --key` over its manifest.
+    let wasm = std::fs::read(test_programs_artifacts::WELL_BEHAVED).unwrap();
+    let good = oci::parse_reference(&format!("{host}/c/test-program:signed")).unwrap();
+    let pinned = oci::push(&good, wasm, &[], &access).await.unwrap();
+    let digest = pinned.rsplit('@').next().unwrap().to_string();
+    let signed_payload = payload(&digest);
+    let signature = sign(&signed_payload);
+    push_cosign_image_signature(&registry, "c/test-program", &digest, signed_payload.clone(), signature.clone()).await;
+
+    // Another component, carrying a copy of that signature (over the first manifest).
+    let other = std::fs::read(test_programs_artifacts::FLOOD).unwrap();
+    let replayed = oci::parse_reference(&format!("{host}/c/test-program-flood:replayed")).unwrap();
+    let other_digest = oci::push(&replayed, other, &[], &access).await.unwrap().rsplit('@').next().unwrap().to_string();
+    push_cosign_image_signature(&registry, "c/test-program-flood", &other_digest, signed_payload, signature).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &registry.ca_pem).unwrap();
+    std::fs::create_dir_all(dir.path().join("secrets/platform/registry")).unwrap();
+    std::fs::write(dir.path().join("secrets/platform/registry/password"), "pw").unwrap();
+    let (_keys, key_path) = signer.trusted();
+    let app = app_with(|c| {
+        c.plugins.trusted_keys = vec![key_path];
+        c.secrets.dir = Some(dir.path().join("secrets"));
+        c.plugins.registries = vec![stella_integrations::plugins::policy::RegistryConfig {
+            host: host.clone(),
+            username: Some("ci-bot".into()),
+            password_ref: Some("ref://platform/registry/password".into()),
+            ca_file: Some(dir.path().join("ca.pem")),
+            plain_http: false,
+        }];
+    })
+    .await;
+    let reviewer = app.token("platform", "plugins.admin");
+    let pull = |reference: String| {
+        let (app, reviewer) = (&app, reviewer.clone());
+        async move {
+            app.send(Method::POST, "/api/v1/plugins/pull", Some(&reviewer), Some(json!({"reference": reference}))).await
+        }
+    };
+    let r = pull(format!("{host}/c/test-program:signed")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["origin"].as_str().unwrap(), format!("oci:{pinned}"));
+    assert!(r.body["signedBy"].as_str().unwrap().starts_with("cosign:"), "{}", r.body);
+    assert!(r.body["signatures"][0]["payload"].as_str().unwrap().contains(&digest), "{}", r.body);
+
+    let r = pull(format!("{host}/c/test-program-flood:replayed")).await;
+    assert_eq!((r.status, r.problem_type()), (StatusCode::UNPROCESSABLE_ENTITY, "plugin-refused"), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("not over the manifest"), "{}", r.body);
 }

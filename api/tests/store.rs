@@ -786,7 +786,11 @@ fn plugin_version(provider: &str, version: &str, bytes: &[u8]) -> PluginVersion 
         permissions_digest: permissions.digest(),
         manifest,
         permissions,
-        signatures: vec![StoredSignature { key_id: Some("minisign:ABCDEF".into()), signature: "sig".into() }],
+        signatures: vec![StoredSignature {
+            key_id: Some("minisign:ABCDEF".into()),
+            signature: "sig".into(),
+            payload: None,
+        }],
         signed_by: Some("minisign:ABCDEF".into()),
         unsigned_exception: false,
         origin: "api".into(),
@@ -816,6 +820,7 @@ fn submit(v: &PluginVersion, bytes: &[u8]) -> PluginChange {
         version: v.version.clone(),
         write: PluginWrite::Submit { version: Box::new(v.clone()), bytes: bytes.to_vec() },
         activate: None,
+        expect_active: None,
         audit: vec![plugin_audit(PluginAction::Submitted, v)],
         events: vec![EventDraft { event_type: EventType::PluginSubmitted, data: json!({"provider": v.provider}) }],
     }
@@ -833,6 +838,7 @@ fn approve_and_activate(v: &PluginVersion) -> PluginChange {
             reason: None,
         },
         activate: Some(Activation { by: "bob".into(), at: now() }),
+        expect_active: None,
         audit: vec![plugin_audit(PluginAction::Approved, v), plugin_audit(PluginAction::Activated, v)],
         events: vec![EventDraft { event_type: EventType::PluginActivated, data: json!({}) }],
     }
@@ -881,6 +887,17 @@ async fn plugin_versions_are_stored_by_content_and_run_only_once_approved(b: &Ba
     // A decision from a status the version is no longer in is refused.
     assert!(matches!(s.apply_plugin(approve_and_activate(&v1)).await, Err(StoreError::StatusChanged)));
 
+    // A decision made by comparing with the active version commits only while that version is
+    // still the active one.
+    let compared = plugin_version("acme", "1.0.5", b"component compared");
+    let mut stale = submit(&compared, b"component compared");
+    stale.expect_active = Some(None);
+    assert!(matches!(s.apply_plugin(stale).await, Err(StoreError::StatusChanged)));
+    assert!(s.plugin_version("acme", "1.0.5").await.unwrap().is_none());
+    let mut current = submit(&compared, b"component compared");
+    current.expect_active = Some(Some("1.0.0".into()));
+    s.apply_plugin(current).await.unwrap();
+
     // A second version, approved: it becomes active, and the first stays for a rollback.
     let mut v2 = plugin_version("acme", "1.1.0", b"component two");
     v2.submitted_at += time::Duration::seconds(1);
@@ -888,7 +905,7 @@ async fn plugin_versions_are_stored_by_content_and_run_only_once_approved(b: &Ba
     s.apply_plugin(approve_and_activate(&v2)).await.unwrap();
     let versions = s.plugin_versions("acme", 10).await.unwrap();
     let listed: Vec<(&str, bool)> = versions.iter().map(|v| (v.version.as_str(), v.active)).collect();
-    assert_eq!(listed, [("1.1.0", true), ("1.0.0", false)]);
+    assert_eq!(listed, [("1.1.0", true), ("1.0.5", false), ("1.0.0", false)]);
     assert_eq!(s.plugin_versions("acme", 1).await.unwrap().len(), 1);
     let mut rollback = approve_and_activate(&v1);
     rollback.write = PluginWrite::None;
@@ -917,6 +934,20 @@ async fn plugin_versions_are_stored_by_content_and_run_only_once_approved(b: &Ba
         (rejected.status, rejected.decision_reason.as_deref()),
         (PluginStatus::Rejected, Some("asks for every host"))
     );
+}
+
+async fn a_provider_keeps_at_most_its_versions(b: &Backend) {
+    let limit = stella_integrations::plugins::MAX_VERSIONS_PER_PROVIDER;
+    for n in 0..limit {
+        let bytes = format!("component {n}").into_bytes();
+        b.store.apply_plugin(submit(&plugin_version("many", &format!("1.0.{n}"), &bytes), &bytes)).await.unwrap();
+    }
+    let bytes = b"one too many".to_vec();
+    let refused = b.store.apply_plugin(submit(&plugin_version("many", "2.0.0", &bytes), &bytes)).await;
+    assert!(matches!(refused, Err(StoreError::TooManyVersions)), "{refused:?}");
+    assert!(b.store.component(&plugin_version("many", "2.0.0", &bytes).sha256).await.unwrap().is_none());
+    // Other providers are not affected.
+    b.store.apply_plugin(submit(&plugin_version("few", "1.0.0", &bytes), &bytes)).await.unwrap();
 }
 
 async fn the_platform_audit_chain_and_events_verify_and_detect_tampering(b: &Backend) {
@@ -1028,6 +1059,7 @@ conformance!(
     plugin_versions_are_stored_by_content_and_run_only_once_approved,
     the_platform_audit_chain_and_events_verify_and_detect_tampering,
     concurrent_platform_writes_keep_one_unbroken_chain,
+    a_provider_keeps_at_most_its_versions,
 );
 
 /// A database created by an earlier release (migration 1 only, configuration as JSONB) is

@@ -177,7 +177,13 @@ pub async fn submit_plugin(
     )?;
     let submitted = state
         .catalog
-        .submit_plugin(&caller.subject, Some(&caller.tenant), bytes.to_vec(), signatures, "api".into())
+        .submit_plugin(
+            &caller.subject,
+            Some(&caller.tenant),
+            bytes.to_vec(),
+            crate::plugins::Signatures { files: signatures, images: Vec::new() },
+            "api".into(),
+        )
         .await?;
     let status = if submitted.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, axum::Json(submitted.view)).into_response())

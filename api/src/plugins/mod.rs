@@ -24,7 +24,7 @@ use stella_runtime::Manifest;
 use time::OffsetDateTime;
 
 pub use permissions::{PermissionDiff, PermissionSet};
-pub use policy::{AdmissionPolicy, AutoApprove, PluginsConfig, SignatureCheck};
+pub use policy::{AdmissionPolicy, AutoApprove, ImageSignature, PluginsConfig, SignatureCheck, Signatures};
 
 /// Where a version stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -63,6 +63,9 @@ pub struct StoredSignature {
     pub key_id: Option<String>,
     /// The signature file's text (a `.minisig`, or cosign's base64 DER).
     pub signature: String,
+    /// For a cosign image signature: the payload it signs (JSON naming the manifest digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
 }
 
 /// A version of a connector in the plugin store.
@@ -118,6 +121,8 @@ pub struct ActivePlugin {
     pub version: String,
     /// Where its bytes are.
     pub sha256: String,
+    /// The trusted key that signed it, checked against the policy whenever a replica loads it.
+    pub signed_by: Option<String>,
     /// Admitted unsigned under a named exception (logged whenever a replica loads it).
     pub unsigned_exception: bool,
 }

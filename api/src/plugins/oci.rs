@@ -1,8 +1,9 @@
 //! Connectors in OCI registries: the CNCF Wasm OCI artifact layout (config
 //! `application/vnd.wasm.config.v0+json`, one layer `application/wasm`), with the component's
 //! signature files beside it by cosign's tag convention (`sha256-<manifest digest>.sig` in the same
-//! repository, each file one layer of [`SIGNATURE_MEDIA_TYPE`]). The registry protocol is
-//! `oci-client`'s.
+//! repository, each file one layer of [`SIGNATURE_MEDIA_TYPE`]). A pull also reads the image
+//! signatures `cosign sign --key` pushes to that tag ([`COSIGN_SIMPLESIGNING_MEDIA_TYPE`]); the
+//! admission policy verifies both kinds. The registry protocol is `oci-client`'s.
 //!
 //! A pull is pinned by digest: the manifest is resolved once, and the component is fetched by the
 //! digest it names (and checked against it). Everything a registry sends is bounded: the
@@ -22,7 +23,7 @@ use sha2::{Digest as _, Sha256};
 use stella_runtime::secrets::SecretValue;
 use stella_runtime::signature::MAX_SIGNATURE_TEXT;
 
-use super::policy::MAX_SIGNATURES;
+use super::policy::{ImageSignature, MAX_PAYLOAD_BYTES, MAX_SIGNATURES, Signatures};
 
 /// The config media type of a Wasm OCI artifact.
 pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
@@ -30,6 +31,10 @@ pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
 pub const WASM_LAYER_MEDIA_TYPE: &str = "application/wasm";
 /// A signature file over the component (a `.minisig`, or cosign's base64 DER `.sig`).
 pub const SIGNATURE_MEDIA_TYPE: &str = "application/vnd.stellaops.connector.signature.v1";
+/// A cosign image signature's layer: its "simple signing" payload, the signature in an annotation.
+pub const COSIGN_SIMPLESIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The annotation that carries a cosign image signature.
+pub const COSIGN_SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// The config media type of the signature artifact (its config is `{}`).
 const SIGNATURES_CONFIG_MEDIA_TYPE: &str = "application/vnd.stellaops.connector.signatures.v1+json";
 
@@ -64,8 +69,8 @@ pub enum OciError {
 pub struct Pulled {
     /// The component's bytes, checked against the manifest's digest.
     pub component: Vec<u8>,
-    /// The signature files found beside it.
-    pub signatures: Vec<String>,
+    /// The signatures found beside it: signature files, and cosign image signatures.
+    pub signatures: Signatures,
     /// The reference pinned by manifest digest (`registry/repository@sha256:…`).
     pub pinned: String,
 }
@@ -174,9 +179,20 @@ pub async fn push(
     Ok(format!("{}/{}@{digest}", reference.registry(), reference.repository()))
 }
 
-/// Pulls the connector `reference` names, pinned by its manifest digest, with the signature files
-/// beside it; refuses a component larger than `max_bytes` before reading it.
+/// The longest a whole pull may take: a registry that drips bytes cannot hold a request (or the
+/// service's memory for the manifest, which `oci-client` reads whole) for longer.
+pub const PULL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Pulls the connector `reference` names, pinned by its manifest digest, with the signatures
+/// beside it; refuses a component larger than `max_bytes` before reading it, and gives up after
+/// [`PULL_DEADLINE`].
 pub async fn pull(reference: &Reference, access: &RegistryAccess, max_bytes: u64) -> Result<Pulled, OciError> {
+    tokio::time::timeout(PULL_DEADLINE, pull_within(reference, access, max_bytes))
+        .await
+        .map_err(|_| OciError::Registry(format!("the pull did not finish within {} s", PULL_DEADLINE.as_secs())))?
+}
+
+async fn pull_within(reference: &Reference, access: &RegistryAccess, max_bytes: u64) -> Result<Pulled, OciError> {
     let client = client(access, reference.registry());
     let auth = auth(access);
     let (manifest, digest) = client.pull_image_manifest(reference, &auth).await.map_err(registry_error)?;
@@ -203,14 +219,25 @@ pub async fn pull(reference: &Reference, access: &RegistryAccess, max_bytes: u64
         reference.repository().to_string(),
         signature_tag(&digest),
     );
-    let mut signatures = Vec::new();
+    let mut signatures = Signatures::default();
     match client.pull_image_manifest(&tag, &auth).await {
         Ok((sig_manifest, _)) => {
-            for layer in
-                sig_manifest.layers.iter().filter(|l| l.media_type == SIGNATURE_MEDIA_TYPE).take(MAX_SIGNATURES)
-            {
-                let bytes = pull_bounded(&client, &tag, layer, MAX_SIGNATURE_TEXT as u64).await?;
-                signatures.push(String::from_utf8_lossy(&bytes).into_owned());
+            for layer in sig_manifest.layers.iter().take(MAX_SIGNATURES) {
+                if layer.media_type == SIGNATURE_MEDIA_TYPE {
+                    let bytes = pull_bounded(&client, &tag, layer, MAX_SIGNATURE_TEXT as u64).await?;
+                    signatures.files.push(String::from_utf8_lossy(&bytes).into_owned());
+                } else if layer.media_type == COSIGN_SIMPLESIGNING_MEDIA_TYPE {
+                    let Some(signature) = layer.annotations.as_ref().and_then(|a| a.get(COSIGN_SIGNATURE_ANNOTATION))
+                    else {
+                        continue;
+                    };
+                    let payload = pull_bounded(&client, &tag, layer, MAX_PAYLOAD_BYTES as u64).await?;
+                    signatures.images.push(ImageSignature {
+                        manifest_digest: digest.clone(),
+                        payload,
+                        signature: signature.chars().take(MAX_SIGNATURE_TEXT + 1).collect(),
+                    });
+                }
             }
         }
         Err(e) if is_not_found(&e) => {}

@@ -14,8 +14,35 @@ use super::StoredSignature;
 use super::oci::RegistryAccess;
 use super::permissions::PermissionDiff;
 
-/// Most signatures read with one submission.
+/// Most signatures read with one submission (files and image signatures together).
 pub const MAX_SIGNATURES: usize = 4;
+/// Longest cosign signature payload read (cosign writes a few hundred bytes).
+pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
+/// The `critical.type` of a cosign image signature's payload.
+const COSIGN_PAYLOAD_TYPE: &str = "cosign container image signature";
+
+/// A cosign signature of an image, as `cosign sign --key` pushes it by its tag convention: a
+/// "simple signing" payload naming the manifest digest, signed with an ECDSA P-256 key. It signs
+/// the component through the manifest, whose digest was verified against the manifest's bytes,
+/// and the component's digest against its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageSignature {
+    /// The digest of the manifest the component was pulled by.
+    pub manifest_digest: String,
+    /// The payload (JSON) the signature is over.
+    pub payload: Vec<u8>,
+    /// The base64 DER signature (the layer's `dev.cosignproject.cosign/signature` annotation).
+    pub signature: String,
+}
+
+/// The signatures that come with a component.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Signatures {
+    /// Signature files over the component's bytes (a `.minisig`, or cosign's `.sig`).
+    pub files: Vec<String>,
+    /// cosign signatures of the image it was pulled from.
+    pub images: Vec<ImageSignature>,
+}
 
 /// When a version is approved without a reviewer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -120,6 +147,16 @@ impl AdmissionPolicy {
             let text =
                 std::fs::read_to_string(path).map_err(|e| format!("plugins.trusted-keys: {}: {e}", path.display()))?;
             let key = TrustedKey::parse(&text).map_err(|e| format!("plugins.trusted-keys: {}: {e}", path.display()))?;
+            // A signer is recorded by its key's id, and `narrower-signed` compares ids: two trusted
+            // keys must not share one (a minisign id is chosen by whoever makes the key).
+            if let Some(same) = keys.iter().find(|k: &&NamedKey| k.id == key.id()) {
+                return Err(format!(
+                    "plugins.trusted-keys: {} and {} have the same key id {}; keep one",
+                    same.path.display(),
+                    path.display(),
+                    same.id
+                ));
+            }
             keys.push(NamedKey { id: key.id(), key, path: path.clone() });
         }
         if !keys.is_empty() && config.require_signature == Some(false) {
@@ -182,36 +219,43 @@ impl AdmissionPolicy {
         &self,
         provider: &str,
         file: &[u8],
-        signatures: &[String],
+        signatures: &Signatures,
     ) -> Result<SignatureCheck, String> {
-        if signatures.len() > MAX_SIGNATURES {
+        if signatures.files.len() + signatures.images.len() > MAX_SIGNATURES {
             return Err(format!("at most {MAX_SIGNATURES} signatures are read with one component"));
         }
-        let mut kept = Vec::with_capacity(signatures.len());
-        let mut signed_by = None;
+        let mut kept = Vec::with_capacity(MAX_SIGNATURES);
         let mut reasons = Vec::new();
-        for text in signatures {
+        for text in &signatures.files {
             if text.len() > MAX_SIGNATURE_TEXT {
                 return Err(format!("a signature is longer than {MAX_SIGNATURE_TEXT} bytes"));
             }
-            let mut key_id = None;
-            for named in &self.keys {
-                match named.key.verify(file, text) {
-                    Ok(()) => {
-                        key_id = Some(named.id.clone());
-                        break;
-                    }
-                    Err(e) => reasons.push(format!("{}: {e}", named.id)),
-                }
-            }
-            if signed_by.is_none() {
-                signed_by.clone_from(&key_id);
-            }
-            kept.push(StoredSignature { key_id, signature: text.clone() });
+            let key_id = self.verifying_key(file, text, &mut reasons);
+            kept.push(StoredSignature { key_id, signature: text.clone(), payload: None });
         }
+        for image in &signatures.images {
+            if image.signature.len() > MAX_SIGNATURE_TEXT || image.payload.len() > MAX_PAYLOAD_BYTES {
+                return Err("an image signature or its payload is too long to be one".into());
+            }
+            let key_id = match payload_digest(&image.payload) {
+                Some(digest) if digest == image.manifest_digest => {
+                    self.verifying_key(&image.payload, &image.signature, &mut reasons)
+                }
+                _ => {
+                    reasons.push(format!("an image signature is not over the manifest {}", image.manifest_digest));
+                    None
+                }
+            };
+            kept.push(StoredSignature {
+                key_id,
+                signature: image.signature.clone(),
+                payload: Some(String::from_utf8_lossy(&image.payload).into_owned()),
+            });
+        }
+        let signed_by = kept.iter().find_map(|s| s.key_id.clone());
         let unsigned_exception = signed_by.is_none() && self.unsigned_exceptions.contains(provider);
         if self.require_signature && signed_by.is_none() && !unsigned_exception {
-            let why = if signatures.is_empty() {
+            let why = if kept.is_empty() {
                 "no signature was given".to_string()
             } else if self.keys.is_empty() {
                 "no trusted keys are configured".to_string()
@@ -225,6 +269,18 @@ impl AdmissionPolicy {
             ));
         }
         Ok(SignatureCheck { signatures: kept, signed_by, unsigned_exception })
+    }
+
+    /// The first trusted key whose signature `text` is over `signed`; why each other refused it
+    /// is added to `reasons`.
+    fn verifying_key(&self, signed: &[u8], text: &str, reasons: &mut Vec<String>) -> Option<String> {
+        for named in &self.keys {
+            match named.key.verify(signed, text) {
+                Ok(()) => return Some(named.id.clone()),
+                Err(e) => reasons.push(format!("{}: {e}", named.id)),
+            }
+        }
+        None
     }
 
     /// Whether a stored version may be approved or activated under the policy in effect: when a
@@ -256,4 +312,13 @@ impl AdmissionPolicy {
             && signed_by == active_signer
             && diff.narrower_or_equal
     }
+}
+
+/// The manifest digest a cosign "simple signing" payload names, when it is one.
+fn payload_digest(payload: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let critical = &value["critical"];
+    (critical["type"] == COSIGN_PAYLOAD_TYPE)
+        .then(|| critical["image"]["docker-manifest-digest"].as_str().map(str::to_string))
+        .flatten()
 }

@@ -128,6 +128,9 @@ impl From<StoreError> for ServiceError {
             StoreError::StatusChanged => {
                 Self::PluginConflict("the version's status changed concurrently; read it again".into())
             }
+            StoreError::TooManyVersions => {
+                Self::PluginRefused("the provider has as many versions stored as are kept".into())
+            }
             StoreError::Other(m) => Self::Internal(m),
         }
     }

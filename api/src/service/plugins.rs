@@ -19,7 +19,7 @@ use crate::events::{EventDraft, EventType};
 use crate::plugins::policy::MAX_SIGNATURES;
 use crate::plugins::{
     AUTO_APPROVE_ACTOR, DIRECTORY_ACTOR, MAX_VERSIONS_PER_PROVIDER, PermissionDiff, PermissionSet, PluginStatus,
-    PluginVersion,
+    PluginVersion, Signatures,
 };
 use crate::store::{Activation, PluginChange, PluginWrite, StoreError};
 
@@ -59,6 +59,8 @@ pub(crate) struct ActiveSet {
     loaded: tokio::sync::Mutex<Option<i64>>,
     /// What the plugins directory could not submit at start.
     directory_failures: RwLock<Vec<LoadFailure>>,
+    /// Submissions compile one component at a time.
+    compiling: tokio::sync::Semaphore,
 }
 
 impl ActiveSet {
@@ -68,6 +70,7 @@ impl ActiveSet {
             builtins,
             loaded: tokio::sync::Mutex::new(None),
             directory_failures: RwLock::new(Vec::new()),
+            compiling: tokio::sync::Semaphore::new(1),
         }
     }
 
@@ -95,113 +98,139 @@ impl Catalog {
         actor: &str,
         tenant: Option<&str>,
         bytes: Vec<u8>,
-        signatures: Vec<String>,
+        signatures: Signatures,
         origin: String,
     ) -> Result<Submitted, ServiceError> {
-        if signatures.len() > MAX_SIGNATURES {
+        if signatures.files.len() + signatures.images.len() > MAX_SIGNATURES {
             return Err(ServiceError::PluginRefused(format!(
                 "at most {MAX_SIGNATURES} signatures are read with one component"
             )));
         }
-        // Every load-time check (size, component, world, imports, manifest, compilation), off the
-        // async threads: compiling a large component takes seconds.
-        let sandbox = self.sandbox.clone();
-        let (loaded, bytes) =
-            tokio::task::spawn_blocking(move || (sandbox.load(&bytes, ConnectorSource::Stored), bytes))
-                .await
-                .map_err(|e| ServiceError::Internal(format!("the load-time checks did not finish: {e}")))?;
-        let loaded = loaded.map_err(|e| ServiceError::PluginRefused(e.to_string()))?;
-        let provider = loaded.provider().to_string();
+        // The cheap checks first (size, what the component says it is, its signatures), so that
+        // nothing unsigned reaches the compiler when signatures are required.
+        let limit = self.sandbox.config().max_component_bytes;
+        if bytes.len() as u64 > limit {
+            return Err(ServiceError::PluginRefused(format!(
+                "the component is {} bytes; the limit is {limit}",
+                bytes.len()
+            )));
+        }
+        let description =
+            stella_runtime::inspect::describe(&bytes).map_err(|e| ServiceError::PluginRefused(e.to_string()))?;
+        let provider = description.manifest.connector.provider.clone();
         if RESERVED_PROVIDERS.contains(&provider.as_str()) {
             return Err(ServiceError::PluginRefused(format!("the provider id `{provider}` is reserved")));
         }
-        if let Some(stored) = self.store.plugin_version_by_sha256(loaded.sha256()).await? {
+        if let Some(stored) = self.store.plugin_version_by_sha256(&description.sha256).await? {
             return Ok(Submitted { view: self.view(stored).await?, created: false });
         }
         let check =
             self.admission.check_signatures(&provider, &bytes, &signatures).map_err(ServiceError::PluginRefused)?;
-        let known = self.store.plugin_versions(&provider, MAX_VERSIONS_PER_PROVIDER as u32).await?;
-        if known.len() >= MAX_VERSIONS_PER_PROVIDER {
-            return Err(ServiceError::PluginRefused(format!(
-                "provider `{provider}` already has {MAX_VERSIONS_PER_PROVIDER} versions stored, the most kept"
-            )));
-        }
+        // Then every load-time check, compilation included: off the async threads, and one
+        // component at a time per replica (compiling a large one takes seconds and hundreds of MiB).
+        let loaded = {
+            let _one_at_a_time =
+                self.active.compiling.acquire().await.map_err(|e| ServiceError::Internal(e.to_string()))?;
+            let sandbox = self.sandbox.clone();
+            let (loaded, returned) =
+                tokio::task::spawn_blocking(move || (sandbox.load(&bytes, ConnectorSource::Stored), bytes))
+                    .await
+                    .map_err(|e| ServiceError::Internal(format!("the load-time checks did not finish: {e}")))?;
+            (loaded.map_err(|e| ServiceError::PluginRefused(e.to_string()))?, returned)
+        };
+        let (loaded, bytes) = loaded;
         let manifest = loaded.manifest().clone();
         let version = manifest.connector.version.clone();
-        if let Some(same) = known.iter().find(|v| v.version == version) {
-            return Err(version_taken(&same.provider, &same.version, &same.sha256));
-        }
         let permissions = PermissionSet::of(&manifest, loaded.imports());
-        let (diff, active_signer) = self.diff_against_active(&provider, &permissions).await?;
-        let at_once = self.admission.approves_at_once(check.signed_by.as_deref(), active_signer.as_deref(), &diff);
-        let at = now();
-        let row = PluginVersion {
-            provider: provider.clone(),
-            version: version.clone(),
-            sha256: loaded.sha256().to_string(),
-            size: loaded.size(),
-            status: if at_once { PluginStatus::Approved } else { PluginStatus::Pending },
-            active: at_once,
-            permissions_digest: permissions.digest(),
-            manifest,
-            permissions,
-            signatures: check.signatures,
-            signed_by: check.signed_by,
-            unsigned_exception: check.unsigned_exception,
-            origin,
-            submitted_by: actor.to_string(),
-            submitted_at: at,
-            decided_by: at_once.then(|| AUTO_APPROVE_ACTOR.to_string()),
-            decided_at: at_once.then_some(at),
-            decision_reason: None,
-        };
-        if row.unsigned_exception {
-            tracing::warn!(%provider, %version, sha256 = %row.sha256, "connector admitted unsigned under the policy's named exception");
+        if check.unsigned_exception {
+            tracing::warn!(%provider, %version, sha256 = %loaded.sha256(), "connector admitted unsigned under the policy's named exception");
         }
-        let details = serde_json::json!({
-            "tenant": tenant,
-            "origin": row.origin,
-            "signedBy": row.signed_by,
-            "unsignedException": row.unsigned_exception,
-            "permissionsDigest": row.permissions_digest,
-        });
-        let mut audit = vec![draft(&row, PluginAction::Submitted, actor, details)];
-        let mut events = vec![event(EventType::PluginSubmitted, &row)];
-        if at_once {
-            let why = serde_json::json!({"policy": "narrower-signed", "permissionsDigest": row.permissions_digest});
-            audit.push(draft(&row, PluginAction::Approved, AUTO_APPROVE_ACTOR, why));
-            audit.push(draft(&row, PluginAction::Activated, AUTO_APPROVE_ACTOR, serde_json::json!({})));
-            events.push(event(EventType::PluginApproved, &row));
-            events.push(event(EventType::PluginActivated, &row));
-        }
-        let change = PluginChange {
-            provider: provider.clone(),
-            version: version.clone(),
-            activate: at_once.then(|| Activation { by: AUTO_APPROVE_ACTOR.into(), at }),
-            write: PluginWrite::Submit { version: Box::new(row.clone()), bytes },
-            audit,
-            events,
-        };
-        match self.store.apply_plugin(change).await {
-            Ok(()) => {}
-            // A concurrent submission of the same bytes, or of the same version: answer as if it
-            // had come first.
-            Err(StoreError::VersionTaken) => {
-                return match self.store.plugin_version(&provider, &version).await? {
-                    Some(stored) if stored.sha256 == row.sha256 => {
-                        Ok(Submitted { view: self.view(stored).await?, created: false })
-                    }
-                    Some(stored) => Err(version_taken(&provider, &version, &stored.sha256)),
-                    None => Err(ServiceError::KeptChanging("the version was stored")),
-                };
+        // Compared with the active version as it is when the change commits: an activation that
+        // lands in between (a rollback) is compared again rather than undone.
+        for _ in 0..super::MAX_APPLY_ATTEMPTS {
+            let active = self.active_permissions(&provider).await?;
+            let diff = permissions.diff(active.as_ref().map(|a| (a.label.as_str(), &a.permissions)));
+            let active_signer = active.as_ref().and_then(|a| a.signed_by.as_deref());
+            let at_once = self.admission.approves_at_once(check.signed_by.as_deref(), active_signer, &diff);
+            let at = now();
+            let row = PluginVersion {
+                provider: provider.clone(),
+                version: version.clone(),
+                sha256: loaded.sha256().to_string(),
+                size: loaded.size(),
+                status: if at_once { PluginStatus::Approved } else { PluginStatus::Pending },
+                active: at_once,
+                permissions_digest: permissions.digest(),
+                manifest: manifest.clone(),
+                permissions: permissions.clone(),
+                signatures: check.signatures.clone(),
+                signed_by: check.signed_by.clone(),
+                unsigned_exception: check.unsigned_exception,
+                origin: origin.clone(),
+                submitted_by: actor.to_string(),
+                submitted_at: at,
+                decided_by: at_once.then(|| AUTO_APPROVE_ACTOR.to_string()),
+                decided_at: at_once.then_some(at),
+                decision_reason: None,
+            };
+            let details = serde_json::json!({
+                "tenant": tenant,
+                "origin": row.origin,
+                "signedBy": row.signed_by,
+                "unsignedException": row.unsigned_exception,
+                "permissionsDigest": row.permissions_digest,
+            });
+            let mut audit = vec![draft(&row, PluginAction::Submitted, actor, details)];
+            let mut events = vec![event(EventType::PluginSubmitted, &row)];
+            if at_once {
+                let why = serde_json::json!({
+                    "policy": "narrower-signed",
+                    "permissionsDigest": row.permissions_digest,
+                    "comparedWith": active.as_ref().map(|a| a.label.clone()),
+                });
+                audit.push(draft(&row, PluginAction::Approved, AUTO_APPROVE_ACTOR, why));
+                audit.push(draft(&row, PluginAction::Activated, AUTO_APPROVE_ACTOR, serde_json::json!({})));
+                events.push(event(EventType::PluginApproved, &row));
+                events.push(event(EventType::PluginActivated, &row));
             }
-            Err(e) => return Err(e.into()),
+            let change = PluginChange {
+                provider: provider.clone(),
+                version: version.clone(),
+                activate: at_once.then(|| Activation { by: AUTO_APPROVE_ACTOR.into(), at }),
+                expect_active: at_once.then(|| active.as_ref().and_then(|a| a.stored_version.clone())),
+                write: PluginWrite::Submit { version: Box::new(row.clone()), bytes: bytes.clone() },
+                audit,
+                events,
+            };
+            match self.store.apply_plugin(change).await {
+                Ok(()) => {}
+                Err(StoreError::StatusChanged) => continue,
+                Err(StoreError::TooManyVersions) => {
+                    return Err(ServiceError::PluginRefused(format!(
+                        "provider `{provider}` already has {MAX_VERSIONS_PER_PROVIDER} versions stored, the most kept"
+                    )));
+                }
+                // A concurrent submission of the same bytes, or of the same version: answer as if
+                // it had come first.
+                Err(StoreError::VersionTaken) => {
+                    return match self.store.plugin_version(&provider, &version).await? {
+                        Some(stored) if stored.sha256 == row.sha256 => {
+                            Ok(Submitted { view: self.view(stored).await?, created: false })
+                        }
+                        Some(stored) => Err(version_taken(&provider, &version, &stored.sha256)),
+                        None => Err(ServiceError::KeptChanging("the version was stored")),
+                    };
+                }
+                Err(e) => return Err(e.into()),
+            }
+            tracing::info!(%provider, %version, sha256 = %row.sha256, status = row.status.as_str(), %actor, "connector submitted");
+            if at_once {
+                self.refresh_after_commit().await;
+            }
+            let view = PluginVersionView { diff: (!at_once).then_some(diff), version: row };
+            return Ok(Submitted { view, created: true });
         }
-        tracing::info!(%provider, %version, sha256 = %row.sha256, status = row.status.as_str(), %actor, "connector submitted");
-        if at_once {
-            self.refresh_connectors().await?;
-        }
-        Ok(Submitted { view: PluginVersionView { diff: (!at_once).then_some(diff), version: row }, created: true })
+        Err(ServiceError::KeptChanging("the provider's active version was compared"))
     }
 
     /// Pulls a connector from a registry named in `plugins.registries`, pinned by its manifest
@@ -225,7 +254,13 @@ impl Catalog {
                 oci::OciError::Registry(_) => ServiceError::Upstream(e.to_string()),
                 oci::OciError::NotAConnector(_) => ServiceError::PluginRefused(e.to_string()),
             })?;
-        tracing::info!(reference, pinned = %pulled.pinned, signatures = pulled.signatures.len(), "connector pulled");
+        tracing::info!(
+            reference,
+            pinned = %pulled.pinned,
+            signature_files = pulled.signatures.files.len(),
+            image_signatures = pulled.signatures.images.len(),
+            "connector pulled"
+        );
         self.submit_plugin(
             &caller.subject,
             Some(&caller.tenant),
@@ -258,7 +293,8 @@ impl Catalog {
         for path in files {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let submitted = match read_with_signatures(&path, self.sandbox.config().max_component_bytes) {
-                Ok((bytes, signatures)) => {
+                Ok((bytes, files)) => {
+                    let signatures = Signatures { files, images: Vec::new() };
                     self.submit_plugin(DIRECTORY_ACTOR, None, bytes, signatures, format!("directory:{name}")).await
                 }
                 Err(e) => Err(ServiceError::PluginRefused(e)),
@@ -333,6 +369,7 @@ impl Catalog {
                 reason: None,
             },
             activate: Some(Activation { by: caller.subject.clone(), at }),
+            expect_active: None,
             audit: vec![
                 draft(&stored, PluginAction::Approved, &caller.subject, who.clone()),
                 draft(&stored, PluginAction::Activated, &caller.subject, serde_json::json!({"tenant": caller.tenant})),
@@ -376,6 +413,7 @@ impl Catalog {
                 reason: Some(reason.to_string()),
             },
             activate: None,
+            expect_active: None,
             audit: vec![draft(
                 &stored,
                 PluginAction::Rejected,
@@ -412,6 +450,7 @@ impl Catalog {
             version: version.into(),
             write: PluginWrite::None,
             activate: Some(Activation { by: caller.subject.clone(), at: now() }),
+            expect_active: None,
             audit: vec![draft(
                 &stored,
                 PluginAction::Activated,
@@ -448,6 +487,14 @@ impl Catalog {
         let mut failures = self.active.directory_failures.read().unwrap_or_else(|e| e.into_inner()).clone();
         for plugin in active {
             let source = format!("{} {} (sha256 {})", plugin.provider, plugin.version, plugin.sha256);
+            // The policy in effect decides, also for code already active: a version whose signer
+            // is no longer trusted (or that was admitted before signatures were required) does not
+            // run; its provider falls back to the built-in, if there is one.
+            if let Err(why) = self.admission.admits(&plugin.provider, plugin.signed_by.as_deref()) {
+                tracing::error!(%source, reason = %why, "an active connector is refused by the admission policy");
+                failures.push(LoadFailure { source, error: why });
+                continue;
+            }
             if let Some(c) = current.get(&plugin.provider).filter(|c| c.sha256() == plugin.sha256) {
                 replacements.push(c.clone());
                 continue;
@@ -460,7 +507,7 @@ impl Catalog {
             let result = tokio::task::spawn_blocking(move || sandbox.load(&bytes, ConnectorSource::Stored))
                 .await
                 .map_err(|e| ServiceError::Internal(format!("loading an active connector did not finish: {e}")))?;
-            match result {
+            let error = match result {
                 Ok(c) if c.sha256() == plugin.sha256 && c.provider() == plugin.provider => {
                     tracing::info!(provider = %plugin.provider, version = %plugin.version, sha256 = %plugin.sha256,
                         compile_ms = c.compilation().compile_ms, "active connector loaded");
@@ -469,15 +516,18 @@ impl Catalog {
                             "the active connector is unsigned, admitted under the policy's named exception");
                     }
                     replacements.push(Arc::new(c));
+                    continue;
                 }
-                Ok(_) => {
-                    failures.push(LoadFailure { source, error: "the stored component is not what was approved".into() })
-                }
-                Err(e) => {
-                    tracing::warn!(%source, error = %e, "an active connector cannot be loaded by this replica");
-                    failures.push(LoadFailure { source, error: e.to_string() });
-                }
+                Ok(_) => "the stored component is not what was approved".to_string(),
+                Err(e) => e.to_string(),
+            };
+            // What this replica served for the provider keeps serving (the load failure is
+            // deterministic: a smaller component limit, say), and the failure is listed.
+            tracing::warn!(%source, %error, "an active connector cannot be loaded by this replica; the previous one keeps serving");
+            if let Some(previous) = current.get(&plugin.provider) {
+                replacements.push(previous.clone());
             }
+            failures.push(LoadFailure { source, error });
         }
         let next = Arc::new(self.active.builtins.with_replaced(replacements, failures));
         *self.active.current.write().unwrap_or_else(|e| e.into_inner()) = next;
@@ -508,7 +558,7 @@ impl Catalog {
             Err(e) => return Err(e.into()),
         }
         if activates {
-            self.refresh_connectors().await?;
+            self.refresh_after_commit().await;
         }
         Ok(())
     }
@@ -516,32 +566,50 @@ impl Catalog {
     /// The version with its diff, while pending.
     async fn view(&self, version: PluginVersion) -> Result<PluginVersionView, ServiceError> {
         let diff = if version.status == PluginStatus::Pending {
-            Some(self.diff_against_active(&version.provider, &version.permissions).await?.0)
+            let active = self.active_permissions(&version.provider).await?;
+            Some(version.permissions.diff(active.as_ref().map(|a| (a.label.as_str(), &a.permissions))))
         } else {
             None
         };
         Ok(PluginVersionView { version, diff })
     }
 
-    /// How `permissions` differ from the provider's active version (stored, else built-in), and
-    /// the key that signed the active version.
-    async fn diff_against_active(
-        &self,
-        provider: &str,
-        permissions: &PermissionSet,
-    ) -> Result<(PermissionDiff, Option<String>), ServiceError> {
+    /// The permissions the provider's active version has: the stored active version's, else the
+    /// built-in's, else none (a new provider).
+    async fn active_permissions(&self, provider: &str) -> Result<Option<ActivePermissions>, ServiceError> {
         if let Some(active) = self.store.active_plugin(provider).await? {
-            let diff = permissions.diff(Some((&active.version, &active.permissions)));
-            return Ok((diff, active.signed_by));
+            return Ok(Some(ActivePermissions {
+                label: active.version.clone(),
+                stored_version: Some(active.version),
+                permissions: active.permissions,
+                signed_by: active.signed_by,
+            }));
         }
-        Ok(match self.active.builtins.get(provider) {
-            Some(builtin) => {
-                let set = PermissionSet::of(builtin.manifest(), builtin.imports());
-                (permissions.diff(Some(("built-in", &set))), None)
-            }
-            None => (permissions.diff(None), None),
-        })
+        Ok(self.active.builtins.get(provider).map(|builtin| ActivePermissions {
+            label: "built-in".into(),
+            stored_version: None,
+            permissions: PermissionSet::of(builtin.manifest(), builtin.imports()),
+            signed_by: None,
+        }))
     }
+
+    /// Refreshes the loaded connectors after a change committed: a failure is logged (the
+    /// watcher tries again within a second), never answered for a change that was made.
+    async fn refresh_after_commit(&self) {
+        if let Err(e) = self.refresh_connectors().await {
+            tracing::warn!(error = %e, "the change is committed; this replica loads it on its next refresh");
+        }
+    }
+}
+
+/// What a new version is compared with.
+struct ActivePermissions {
+    /// `built-in` or the active version.
+    label: String,
+    /// The stored active version (none: the built-in serves).
+    stored_version: Option<String>,
+    permissions: PermissionSet,
+    signed_by: Option<String>,
 }
 
 fn version_taken(provider: &str, version: &str, sha256: &str) -> ServiceError {

@@ -56,9 +56,13 @@ pub enum StoreError {
     /// A provider's version is already stored, with other bytes (versions are immutable).
     #[error("this version of the provider is already stored, with other bytes")]
     VersionTaken,
-    /// A plugin version's status changed since it was read (a concurrent decision).
+    /// A plugin version's status, or its provider's active version, changed since it was read (a
+    /// concurrent decision).
     #[error("the plugin version's status changed concurrently")]
     StatusChanged,
+    /// The provider has as many versions stored as are kept.
+    #[error("the provider has as many versions stored as are kept")]
+    TooManyVersions,
     /// The database cannot be reached or refused the operation for a reason that may pass.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),

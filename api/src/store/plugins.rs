@@ -13,7 +13,9 @@ use super::StoreError;
 use super::sql::{Dialect, SqlStore, is_unique_violation, map_error, parse_json};
 use crate::audit::{PLATFORM, PluginAction, PluginAuditDraft, PluginAuditEntry};
 use crate::events::EventDraft;
-use crate::plugins::{ActivePlugin, PermissionSet, PluginStatus, PluginVersion, StoredSignature};
+use crate::plugins::{
+    ActivePlugin, MAX_VERSIONS_PER_PROVIDER, PermissionSet, PluginStatus, PluginVersion, StoredSignature,
+};
 
 /// What one platform write changes (see the module documentation).
 #[derive(Clone, Debug)]
@@ -26,6 +28,10 @@ pub struct PluginChange {
     pub write: PluginWrite,
     /// Whether the version becomes its provider's active version (it must then be approved).
     pub activate: Option<Activation>,
+    /// When set, the provider's stored active version must still be this one (none: no stored
+    /// version is active) when the change commits, or it fails with
+    /// [`StoreError::StatusChanged`]: a decision made by comparing with the active version.
+    pub expect_active: Option<Option<String>>,
     /// The audit entries, in order (a submission approved at once has three).
     pub audit: Vec<PluginAuditDraft>,
     /// The platform events.
@@ -226,7 +232,8 @@ where
         // One statement, so the generation and the set are of the same moment.
         let rows = self
             .read_all(sqlx::query(
-                "SELECT h.generation, a.provider, a.version, v.sha256, v.unsigned_exception FROM platform_head h \
+                "SELECT h.generation, a.provider, a.version, v.sha256, v.unsigned_exception, v.signed_by \
+                 FROM platform_head h \
                  LEFT JOIN plugin_active a ON TRUE \
                  LEFT JOIN plugin_versions v ON v.provider = a.provider AND v.version = a.version \
                  WHERE h.id = 1 ORDER BY a.provider",
@@ -243,6 +250,7 @@ where
                     version: row.try_get(2).map_err(map_error)?,
                     sha256: row.try_get(3).map_err(map_error)?,
                     unsigned_exception: row.try_get(4).map_err(map_error)?,
+                    signed_by: row.try_get(5).map_err(map_error)?,
                 });
             }
         }
@@ -268,9 +276,29 @@ where
         let mut event_seq: i64 = head.try_get(2).map_err(map_error)?;
         let mut generation: i64 = head.try_get(3).map_err(map_error)?;
         let (provider, version) = (change.provider.as_str(), change.version.as_str());
+        if let Some(expected) = &change.expect_active {
+            let row = sqlx::query("SELECT version FROM plugin_active WHERE provider = $1")
+                .bind(provider)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_error)?;
+            let active: Option<String> = row.map(|r| r.try_get(0)).transpose().map_err(map_error)?;
+            if &active != expected {
+                return Err(StoreError::StatusChanged);
+            }
+        }
 
         match change.write {
             PluginWrite::Submit { version: row, bytes } => {
+                // Counted under the head lock, so concurrent submissions cannot pass the limit.
+                let count = sqlx::query("SELECT COUNT(*) FROM plugin_versions WHERE provider = $1")
+                    .bind(provider)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(map_error)?;
+                if count.try_get::<i64, _>(0).map_err(map_error)? >= MAX_VERSIONS_PER_PROVIDER as i64 {
+                    return Err(StoreError::TooManyVersions);
+                }
                 sqlx::query(
                     "INSERT INTO plugin_components (sha256, bytes, size, stored_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (sha256) DO NOTHING",
