@@ -31,6 +31,22 @@ pub struct Config {
     pub health: HealthConfig,
     /// Which connector code is admitted: trusted keys, signatures, auto-approval.
     pub plugins: crate::plugins::PluginsConfig,
+    /// The invocation ledger.
+    pub ledger: LedgerConfig,
+}
+
+/// `[ledger]`: the record of every connector invocation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct LedgerConfig {
+    /// Days an invocation's record is kept, 1 to 3650 (pruned hourly by the health scheduler).
+    pub retention_days: u32,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self { retention_days: 30 }
+    }
 }
 
 /// `[server]`.
@@ -230,6 +246,9 @@ impl Config {
             config.set(key, value).map_err(|e| format!("{var}: {e}"))?;
         }
         config.health.validate(config.sandbox.limits.deadline_ms)?;
+        if !(1..=3650).contains(&config.ledger.retention_days) {
+            return Err("ledger.retention-days must be between 1 and 3650".into());
+        }
         Ok(config)
     }
 
@@ -337,5 +356,7 @@ mod tests {
         }
         std::fs::write(&path, "[health]\nconcurrency = 0\n").unwrap();
         assert!(Config::load(Some(&path), |_| None).unwrap_err().contains("health.concurrency"));
+        std::fs::write(&path, "[ledger]\nretention-days = 0\n").unwrap();
+        assert!(Config::load(Some(&path), |_| None).unwrap_err().contains("ledger.retention-days"));
     }
 }

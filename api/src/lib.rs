@@ -9,6 +9,8 @@
 //!
 //! - [`domain`]: the `Integration` entity, the validation of client input, time helpers;
 //! - [`lifecycle`]: the one state machine that moves an integration's status;
+//! - [`ledger`]: the invocation ledger: every connector invocation's record, and the facts drawn
+//!   from it (origins contacted, AuthRefs used, denials);
 //! - [`audit`]: audit actions, entries and the hash chain; [`events`]: event types and their
 //!   CloudEvents form;
 //! - [`plugins`]: which connector code may run: stored versions, the admission policy (trusted
@@ -48,6 +50,7 @@ pub mod domain;
 pub mod events;
 pub mod health;
 pub mod http;
+pub mod ledger;
 pub mod lifecycle;
 pub mod metrics;
 pub mod plugins;

@@ -110,8 +110,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
             .map_err(|e| format!("the health scheduler did not start: {e}"))?
             .map_err(|e| format!("the health scheduler cannot open the database: {e}"))?;
         let catalog = Arc::new(state.catalog.clone().with_store(store));
-        let scheduler =
-            Scheduler::new(catalog, SchedulerConfig::from_settings(&config.health, config.sandbox.limits.deadline_ms));
+        let mut settings = SchedulerConfig::from_settings(&config.health, config.sandbox.limits.deadline_ms);
+        settings.ledger_retention = std::time::Duration::from_secs(u64::from(config.ledger.retention_days) * 86_400);
+        let scheduler = Scheduler::new(catalog, settings);
         tracing::info!(
             replica = scheduler.replica(),
             interval_seconds = config.health.interval_seconds,

@@ -181,6 +181,7 @@ fn migrate_then_audit_verify_finds_intact_and_tampered_chains() {
                 test_result: None,
                 idempotency: None,
                 reschedule_health: false,
+                invocations: vec![],
             };
             store.apply(change).await.unwrap();
         }

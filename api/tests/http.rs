@@ -712,8 +712,14 @@ async fn the_lifecycle_runs_through_the_api_with_its_audit_and_events() {
             latency,
             format!("check {n}"),
         );
-        let finished =
-            FinishedCheck { tenant_id: "acme".into(), integration_id: id, check, next_due_ms: at, version: 1 };
+        let finished = FinishedCheck {
+            tenant_id: "acme".into(),
+            integration_id: id,
+            check,
+            next_due_ms: at,
+            version: 1,
+            invocation: None,
+        };
         assert!(store.finish_health_check("test-replica", &finished, None).await.unwrap());
     }
     let r = app.send(Method::GET, &format!("{uri}/health?limit=2"), Some(&admin), None).await;

@@ -194,6 +194,28 @@ async fn another_tenant_sees_nothing_and_stale_versions_are_refused() {
     assert_eq!(entries[1].details, json!({"changed": ["name"]}));
 }
 
+#[tokio::test]
+async fn every_test_is_kept_in_the_ledger_for_its_tenant_only() {
+    use stella_integrations::service::LedgerScope;
+    let f = fixture().await;
+    let id = f.catalog.create(&alice(), spec("ledgered", json!({}))).await.unwrap().integration_id;
+    let first = f.catalog.test(&alice(), id).await.unwrap().test_result.record.unwrap();
+    let second = f.catalog.test(&alice(), id).await.unwrap().test_result.record.unwrap();
+    for record in [&first, &second] {
+        let invocation = uuid::Uuid::parse_str(&record.invocation_id).unwrap();
+        let entry = f.catalog.invocation(LedgerScope::Tenant(&alice()), invocation).await.unwrap();
+        assert_eq!(
+            (entry.integration_id, entry.outcome.as_str(), entry.provider.as_str()),
+            (id, "success", "in-memory")
+        );
+        assert_eq!(entry.record.invocation_id, record.invocation_id);
+        let other = Caller { tenant: "globex".into(), subject: "mallory".into() };
+        let hidden = f.catalog.invocation(LedgerScope::Tenant(&other), invocation).await;
+        assert!(matches!(hidden, Err(ServiceError::InvocationNotFound)), "{hidden:?}");
+        assert!(f.catalog.invocation(LedgerScope::Platform, invocation).await.is_ok());
+    }
+}
+
 mod scheduler {
     use std::time::Duration;
 
@@ -277,6 +299,10 @@ mod scheduler {
         assert_eq!(hourly.run_due().await.unwrap(), 1);
         assert_eq!(hourly.run_due().await.unwrap(), 0);
         assert_eq!(every_time.run_due().await.unwrap(), 0);
+
+        // The ledger kept every invocation: the two activation tests and the eleven checks that
+        // ran a connector (not the skipped one, which ran none).
+        assert_eq!(f.store.prune_invocations(i64::MAX).await.unwrap(), 13);
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use stella_integrations::domain::from_unix_ms;
 use stella_integrations::domain::{Integration, now};
 use stella_integrations::events::{EventDraft, EventType};
 use stella_integrations::health::{CheckOutcome, FinishedCheck, HealthCheck};
+use stella_integrations::ledger::LedgerEntry;
 use stella_integrations::lifecycle::{Lifecycle, Status};
 use stella_integrations::plugins::{PermissionSet, PluginStatus, PluginVersion, StoredSignature};
 use stella_integrations::store::{
@@ -115,6 +116,7 @@ fn created(i: &Integration) -> Change {
         test_result: None,
         idempotency: None,
         reschedule_health: false,
+        invocations: vec![],
     }
 }
 
@@ -525,8 +527,14 @@ async fn finish(
     next_due_ms: i64,
     change: Option<Change>,
 ) -> Result<bool, StoreError> {
-    let finished =
-        FinishedCheck { tenant_id: tenant.into(), integration_id, check: check.clone(), next_due_ms, version: 0 };
+    let finished = FinishedCheck {
+        tenant_id: tenant.into(),
+        integration_id,
+        check: check.clone(),
+        next_due_ms,
+        version: 0,
+        invocation: None,
+    };
     s.finish_health_check(owner, &finished, change).await
 }
 
@@ -690,6 +698,7 @@ async fn health_checks_are_leased_when_due_and_recorded_once(b: &Backend) {
         check: check(at, CheckOutcome::Healthy),
         next_due_ms: at + 300_000,
         version: i.version,
+        invocation: None,
     };
     let current = s.get("t1", id).await.unwrap().unwrap();
     let batch = [finished(&both[0], t2 + 150), finished(&both[1], t2 + 151), finished(&current, t2 + 152)];
@@ -936,6 +945,95 @@ async fn plugin_versions_are_stored_by_content_and_run_only_once_approved(b: &Ba
     );
 }
 
+/// A ledger entry of an invocation for `integration` at `at_ms`, with one host call and one denial.
+fn ledger_entry(tenant: &str, integration: Uuid, at_ms: i64) -> LedgerEntry {
+    let record = serde_json::from_value(json!({
+        "invocationId": Uuid::new_v4().to_string(),
+        "operation": "check-health",
+        "provider": "in-memory",
+        "connectorVersion": "0.1.0",
+        "sha256": "ab",
+        "startedAt": stella_integrations::domain::rfc3339(from_unix_ms(at_ms)),
+        "durationMs": 3,
+        "memoryPeakBytes": 0,
+        "limits": {},
+        "hostCalls": [{"interface": "http", "operation": "GET", "target": "https://a.example.com/x",
+                       "bytesSent": 0, "bytesReceived": 0, "durationMs": 1}],
+        "denials": [{"kind": "origin", "target": "https://b.example.com/", "reason": "not allowed"}],
+        "logs": [],
+    }))
+    .unwrap();
+    LedgerEntry::of(tenant, integration, record, "healthy").unwrap()
+}
+
+async fn the_ledger_keeps_every_invocation_with_what_it_recorded(b: &Backend) {
+    let s = &*b.store;
+    let i = insert(s, "t1", "ledgered").await;
+    let t0 = now().unix_timestamp() * 1000;
+
+    // With a change (a test): kept with it, read back whole, seen by its tenant and the platform.
+    let entry = ledger_entry("t1", i.integration_id, t0);
+    let mut change = updated(&i, 1);
+    change.invocations = vec![entry.clone()];
+    s.apply(change).await.unwrap();
+    let read = s.invocation(Some("t1"), entry.invocation_id).await.unwrap().unwrap();
+    assert_eq!(serde_json::to_value(&read).unwrap(), serde_json::to_value(&entry).unwrap());
+    assert_eq!(
+        (read.origins.as_slice(), read.denial_kinds.as_slice()),
+        (&["https://a.example.com".to_string()][..], &["origin".to_string()][..])
+    );
+    assert!(s.invocation(Some("t2"), entry.invocation_id).await.unwrap().is_none(), "another tenant's is not found");
+    assert!(s.invocation(None, entry.invocation_id).await.unwrap().is_some());
+
+    // A change that does not commit keeps no entry.
+    let lost = ledger_entry("t1", i.integration_id, t0);
+    let mut stale = updated(&i, 1);
+    stale.invocations = vec![lost.clone()];
+    assert!(matches!(s.apply(stale).await, Err(StoreError::Stale { .. })));
+    assert!(s.invocation(None, lost.invocation_id).await.unwrap().is_none());
+
+    // On their own, in a batch; the same entry twice is kept once.
+    let old = ledger_entry("t1", i.integration_id, t0 - 40 * 86_400_000);
+    let batch: Vec<LedgerEntry> = (0..300).map(|n| ledger_entry("t1", i.integration_id, t0 - n)).collect();
+    s.record_invocations(&batch).await.unwrap();
+    s.record_invocations(&[old.clone(), batch[0].clone()]).await.unwrap();
+    assert!(s.invocation(Some("t1"), batch[299].invocation_id).await.unwrap().is_some());
+
+    // With the health checks of a sweep: kept with them, under their leases only.
+    let a = insert_in(s, "t1", "checked-a", Status::Active, false).await;
+    let c = insert_in(s, "t1", "checked-c", Status::Active, false).await;
+    s.schedule_health_checks(t0).await.unwrap();
+    let leased = s.lease_health_checks("replica-1", t0, 60_000, 10).await.unwrap();
+    assert_eq!(leased_ids(&leased), BTreeSet::from([a.integration_id, c.integration_id]));
+    let finished: Vec<FinishedCheck> = leased
+        .iter()
+        .map(|l| FinishedCheck {
+            tenant_id: "t1".into(),
+            integration_id: l.integration_id,
+            check: check(t0, CheckOutcome::Healthy),
+            next_due_ms: t0 + 300_000,
+            version: l.version,
+            invocation: Some(Box::new(ledger_entry("t1", l.integration_id, t0))),
+        })
+        .collect();
+    // One of them not under this replica's lease: its check and its entry are not kept.
+    let mut foreign = finished.clone();
+    foreign.truncate(1);
+    assert!(s.finish_health_checks("replica-2", &foreign).await.unwrap().is_empty());
+    assert!(s.invocation(None, foreign[0].invocation.as_ref().unwrap().invocation_id).await.unwrap().is_none());
+    assert_eq!(s.finish_health_checks("replica-1", &finished).await.unwrap().len(), 2);
+    for f in &finished {
+        let id = f.invocation.as_ref().unwrap().invocation_id;
+        assert_eq!(s.invocation(Some("t1"), id).await.unwrap().unwrap().integration_id, f.integration_id);
+    }
+
+    // Pruned by age, whatever their number.
+    assert_eq!(s.prune_invocations(t0 - 30 * 86_400_000).await.unwrap(), 1);
+    assert!(s.invocation(None, old.invocation_id).await.unwrap().is_none());
+    assert!(s.invocation(None, entry.invocation_id).await.unwrap().is_some());
+    assert_eq!(s.prune_invocations(t0 + 1).await.unwrap(), 303);
+}
+
 async fn a_provider_keeps_at_most_its_versions(b: &Backend) {
     let limit = stella_integrations::plugins::MAX_VERSIONS_PER_PROVIDER;
     for n in 0..limit {
@@ -1060,6 +1158,7 @@ conformance!(
     the_platform_audit_chain_and_events_verify_and_detect_tampering,
     concurrent_platform_writes_keep_one_unbroken_chain,
     a_provider_keeps_at_most_its_versions,
+    the_ledger_keeps_every_invocation_with_what_it_recorded,
 );
 
 /// A database created by an earlier release (migration 1 only, configuration as JSONB) is

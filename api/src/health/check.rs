@@ -105,7 +105,7 @@ impl HealthCheck {
 }
 
 /// A health check made under a lease, to record with the next due time.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct FinishedCheck {
     /// The tenant.
     pub tenant_id: String,
@@ -117,6 +117,8 @@ pub struct FinishedCheck {
     pub next_due_ms: i64,
     /// The integration's version the check was judged against ("changes nothing").
     pub version: i64,
+    /// The check's ledger entry (none when no connector ran), kept with the check.
+    pub invocation: Option<Box<crate::ledger::LedgerEntry>>,
 }
 
 /// A scheduled health check, made and not yet recorded.
@@ -178,6 +180,7 @@ pub fn change_of_check(current: &Integration, check: &HealthCheck) -> Result<Opt
         test_result: None,
         idempotency: None,
         reschedule_health: false,
+        invocations: vec![],
     }))
 }
 

@@ -28,6 +28,8 @@ pub struct SchedulerConfig {
     pub lease: Duration,
     /// How long the history is kept.
     pub retention: Duration,
+    /// How long the invocation ledger is kept (`ledger.retention-days`).
+    pub ledger_retention: Duration,
     /// How often due checks are looked for.
     pub poll: Duration,
     /// How long running checks may finish at shutdown (the sandbox deadline and a margin).
@@ -59,6 +61,7 @@ impl SchedulerConfig {
             concurrency: settings.concurrency as usize,
             lease: Duration::from_secs(settings.lease_seconds),
             retention: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
+            ledger_retention: Duration::from_secs(30 * 86_400),
             poll: Duration::from_secs(1),
             drain: Duration::from_millis(deadline_ms) + Duration::from_secs(5),
         }
@@ -142,6 +145,12 @@ impl Scheduler {
         self.catalog.prune_health_history(before).await
     }
 
+    /// Deletes ledger entries older than the ledger's retention.
+    pub async fn prune_ledger(&self) -> Result<u64, ServiceError> {
+        let before = unix_ms(now()) - duration_ms(self.config.ledger_retention);
+        self.catalog.prune_invocations(before).await
+    }
+
     /// Runs until `shutdown` resolves, then stops leasing and lets the checks in flight finish
     /// (the sandbox deadline bounds them; after the lease time they are dropped unrecorded, and
     /// another replica takes them over when their leases expire).
@@ -196,11 +205,18 @@ impl Scheduler {
             };
             tokio::select! {
                 () = &mut shutdown => break,
-                _ = prune.tick() => match self.prune().await {
-                    Ok(n) if n > 0 => tracing::info!(deleted = n, "health history pruned"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "health history could not be pruned"),
-                },
+                _ = prune.tick() => {
+                    match self.prune().await {
+                        Ok(n) if n > 0 => tracing::info!(deleted = n, "health history pruned"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "health history could not be pruned"),
+                    }
+                    match self.prune_ledger().await {
+                        Ok(n) if n > 0 => tracing::info!(deleted = n, "invocation ledger pruned"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "the invocation ledger could not be pruned"),
+                    }
+                }
                 () = next_turn => {}
             }
         }

@@ -284,6 +284,7 @@ impl From<ServiceError> for Problem {
             }
             ServiceError::PluginRefused(reason) => Problem::new(ProblemKind::PluginRefused, reason),
             ServiceError::PluginNotFound => Problem::new(ProblemKind::NotFound, "no such plugin version"),
+            ServiceError::InvocationNotFound => Problem::new(ProblemKind::NotFound, "no such invocation"),
             ServiceError::PluginConflict(reason) => Problem::new(ProblemKind::PluginConflict, reason),
             ServiceError::Upstream(reason) => Problem::new(ProblemKind::BadGateway, reason),
             ServiceError::Internal(reason) => {

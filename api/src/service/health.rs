@@ -3,6 +3,7 @@
 //! [`crate::health`]; this is where it meets the sandbox and the store.
 
 use stella_runtime::FailureClass;
+use stella_runtime::record::InvocationRecord;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -13,6 +14,7 @@ use crate::health::summary::{DAY_MS, MAX_SUMMARY_CHECKS, summarize};
 use crate::health::{
     CheckOutcome, FinishedCheck, HealthCheck, HealthReport, HealthState, HealthSummary, HistoryCursor, MadeCheck,
 };
+use crate::ledger::LedgerEntry;
 use crate::store::StoreError;
 
 /// History read per page by the summary.
@@ -32,12 +34,18 @@ impl Catalog {
         }
         let checked_at = now();
         let next_due_ms = self.health.next_due_ms(subject, checked_at);
-        let check = if self.health.may_check(subject) {
+        let (check, record) = if self.health.may_check(subject) {
             self.run_check_health(subject, checked_at).await
         } else {
             let message = "offline mode: no network check was made".to_string();
-            HealthCheck::new(checked_at, CheckOutcome::Skipped, None, 0, message)
+            (HealthCheck::new(checked_at, CheckOutcome::Skipped, None, 0, message), None)
         };
+        let invocation = record.and_then(|record| {
+            LedgerEntry::of(&subject.tenant_id, subject.integration_id, record, check.outcome.as_str())
+                .map_err(|e| tracing::error!(error = %e, "a health check's record cannot be kept in the ledger"))
+                .ok()
+                .map(Box::new)
+        });
         let moves_state = moves_state(subject, check.outcome);
         let finished = FinishedCheck {
             tenant_id: subject.tenant_id.clone(),
@@ -45,6 +53,7 @@ impl Catalog {
             check,
             next_due_ms,
             version: subject.version,
+            invocation,
         };
         Some(MadeCheck { finished, moves_state })
     }
@@ -97,6 +106,11 @@ impl Catalog {
         limit: u32,
     ) -> Result<Vec<Integration>, ServiceError> {
         Ok(self.store.lease_health_checks(owner, now_ms, lease_ms, limit).await?)
+    }
+
+    /// Deletes the invocation ledger's entries older than `before_ms`; returns how many.
+    pub async fn prune_invocations(&self, before_ms: i64) -> Result<u64, ServiceError> {
+        Ok(self.store.prune_invocations(before_ms).await?)
     }
 
     /// Deletes the health history older than `before_ms`; returns how many checks.
@@ -179,8 +193,12 @@ impl Catalog {
         Ok((summarize(&checks, now_ms), newest.unwrap_or_default()))
     }
 
-    /// `check-health` in the sandbox, as a history entry.
-    async fn run_check_health(&self, subject: &Integration, checked_at: OffsetDateTime) -> HealthCheck {
+    /// `check-health` in the sandbox, as a history entry, and its record when a connector ran.
+    async fn run_check_health(
+        &self,
+        subject: &Integration,
+        checked_at: OffsetDateTime,
+    ) -> (HealthCheck, Option<InvocationRecord>) {
         let invocation = match self.connectors().get(&subject.provider) {
             Some(connector) => {
                 let (sandbox, connector, config) =
@@ -199,10 +217,10 @@ impl Catalog {
                 self.metrics.record_invocation(Some(&invocation.record), "check-health", label);
                 // The sandbox clears control characters (a NUL, which PostgreSQL keeps none of in
                 // text, among them) from every message a connector writes.
-                HealthCheck::new(checked_at, outcome, r.failure, r.latency_ms, r.message)
+                (HealthCheck::new(checked_at, outcome, r.failure, r.latency_ms, r.message), Some(invocation.record))
             }
             Err(why) => {
-                HealthCheck::new(checked_at, CheckOutcome::Unhealthy, Some(FailureClass::Misconfigured), 0, why)
+                (HealthCheck::new(checked_at, CheckOutcome::Unhealthy, Some(FailureClass::Misconfigured), 0, why), None)
             }
         }
     }

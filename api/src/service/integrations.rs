@@ -11,6 +11,7 @@ use super::{Caller, Catalog, Created, IfMatch, STOPPING, ServiceError, TestRun, 
 use crate::audit::{AuditAction, AuditDraft};
 use crate::domain::{FieldError, Integration, IntegrationSpec, now};
 use crate::events::{EventDraft, EventType};
+use crate::ledger::LedgerEntry;
 use crate::lifecycle::{self, Event, Lifecycle};
 use crate::store::{Change, IdempotentResponse, ListFilter, ListPosition, RowWrite};
 
@@ -145,6 +146,7 @@ impl Catalog {
                 test_result: None,
                 idempotency,
                 reschedule_health: false,
+                invocations: vec![],
             })
             .await?;
         Ok(row)
@@ -230,6 +232,7 @@ impl Catalog {
                 test_result: None,
                 idempotency: None,
                 reschedule_health,
+                invocations: vec![],
             })
             .await?;
         Ok(row)
@@ -257,6 +260,7 @@ impl Catalog {
                 test_result: None,
                 idempotency: None,
                 reschedule_health: false,
+                invocations: vec![],
             })
             .await?;
         Ok(())
@@ -306,6 +310,14 @@ impl Catalog {
             "message": run.result.message,
             "invocationId": run.record.as_ref().map(|r| r.invocation_id.clone()),
         });
+        // The ledger keeps the record too (the latest test's is also kept with the integration).
+        let outcome = if passed { "success" } else { run.result.failure.map_or("failure", FailureClass::as_str) };
+        let entry = run.record.clone().map(|record| LedgerEntry::of(&caller.tenant, id, record, outcome));
+        let invocations = match entry {
+            Some(Ok(entry)) => vec![entry],
+            Some(Err(e)) => return Err(ServiceError::Internal(format!("the test's record cannot be kept: {e}"))),
+            None => vec![],
+        };
         let integration = self
             .apply_to_current(caller, id, "its test result was recorded", |current| {
                 let next = lifecycle::apply(&current.lifecycle(), &Event::Checked { passed })?;
@@ -334,6 +346,7 @@ impl Catalog {
                     test_result: Some(stored.clone()),
                     idempotency: None,
                     reschedule_health: false,
+                    invocations: invocations.clone(),
                 };
                 Ok((change, row))
             })
@@ -424,6 +437,7 @@ impl Catalog {
                 test_result: None,
                 idempotency: None,
                 reschedule_health: false,
+                invocations: vec![],
             };
             Ok((change, row))
         })

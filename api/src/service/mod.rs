@@ -7,6 +7,7 @@
 //!
 //! - `integrations.rs`: create, read, list, update, delete, the lifecycle actions and tests;
 //! - `health.rs`: the health checks the scheduler runs and records, and the health report;
+//! - `ledger.rs`: the invocation ledger's reads;
 //! - `plugins.rs`: connector code: submission, review (approve, reject, activate), and the
 //!   loaded connectors kept equal to the store's active set;
 //! - this file: the catalog, its callers and errors, the audit trail, events and readiness.
@@ -18,6 +19,7 @@
 
 mod health;
 mod integrations;
+mod ledger;
 mod plugins;
 
 use std::sync::Arc;
@@ -40,6 +42,7 @@ use crate::plugins::AdmissionPolicy;
 use crate::store::{Change, Store, StoreError};
 
 pub use integrations::changed_fields;
+pub use ledger::LedgerScope;
 pub use plugins::{PluginVersionView, RESERVED_PROVIDERS, Submitted};
 
 /// How often a result is re-applied when the integration keeps changing under it.
@@ -96,6 +99,9 @@ pub enum ServiceError {
     /// policy (422). Nothing was stored.
     #[error("the component is refused: {0}")]
     PluginRefused(String),
+    /// No such invocation in the caller's scope (404).
+    #[error("invocation not found")]
+    InvocationNotFound,
     /// No such plugin version (404).
     #[error("no such plugin version")]
     PluginNotFound,

@@ -13,6 +13,7 @@ use super::sql::{Dialect, Query, SqlStore, map_error, parse_uuid, placeholders};
 use super::{Change, StoreError};
 use crate::domain::{Integration, from_unix_ms, unix_ms};
 use crate::health::{CheckOutcome, FinishedCheck, HealthCheck, HistoryCursor};
+use crate::ledger::LedgerEntry;
 
 /// The health schedule and history.
 #[async_trait]
@@ -283,6 +284,9 @@ where
                 query = bind_check(query, f, owner);
             }
             query.execute(&mut *tx).await.map_err(map_error)?;
+            // Their records, in the ledger, with them.
+            let entries: Vec<LedgerEntry> = kept.iter().filter_map(|f| f.invocation.as_deref().cloned()).collect();
+            Self::insert_invocations_in(&mut tx, &entries).await?;
             recorded.extend(kept.iter().map(|f| f.integration_id));
         }
         tx.commit().await.map_err(map_error)?;
@@ -325,6 +329,9 @@ where
         }
         let insert = format!("{INSERT_CHECK}({})", placeholders(1, 9));
         bind_check(sqlx::query(AssertSqlSafe(insert)), finished, owner).execute(&mut *tx).await.map_err(map_error)?;
+        if let Some(entry) = &finished.invocation {
+            Self::insert_invocations_in(&mut tx, std::slice::from_ref(entry)).await?;
+        }
         tx.commit().await.map_err(map_error)?;
         Ok(true)
     }

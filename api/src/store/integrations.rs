@@ -14,6 +14,7 @@ use super::sql::{Dialect, Query, SqlStore, is_unique_violation, map_error, parse
 use crate::audit::{AuditDraft, AuditEntry, GENESIS_HASH};
 use crate::domain::{Integration, unix_ms};
 use crate::events::EventDraft;
+use crate::ledger::LedgerEntry;
 use crate::lifecycle::Status;
 
 /// Integrations and the writes that change them.
@@ -94,6 +95,8 @@ pub struct Change {
     /// Make the integration's next health check due at once (after the one running, if any), so
     /// the ones after it follow its (new) interval.
     pub reschedule_health: bool,
+    /// The ledger entries of the invocations this change records (a test's).
+    pub invocations: Vec<LedgerEntry>,
 }
 
 /// What a [`Change`] does to the integration's row.
@@ -423,6 +426,7 @@ where
             .await
             .map_err(map_error)?;
 
+        Self::insert_invocations_in(tx, &change.invocations).await?;
         if let Some(result) = &change.test_result {
             sqlx::query(
                 "INSERT INTO test_results (integration_id, tenant_id, at, result) VALUES ($1, $2, $3, $4) \

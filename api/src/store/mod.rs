@@ -15,6 +15,7 @@
 //! - `audit.rs`: the audit trail's reads and its verification;
 //! - `outbox.rs`: the event outbox;
 //! - `health.rs`: the health schedule (leases) and history;
+//! - `ledger.rs`: the invocation ledger (every invocation's record, pruned by age);
 //! - `plugins.rs`: the plugin store (components, versions, the active set, the platform's audit
 //!   chain and events);
 //! - `sql.rs`: the [`Dialect`] differences, connecting, migrations, errors;
@@ -23,6 +24,7 @@
 mod audit;
 mod health;
 mod integrations;
+mod ledger;
 mod outbox;
 mod plugins;
 mod read_pool;
@@ -31,6 +33,7 @@ mod sql;
 pub use audit::AuditStore;
 pub use health::HealthStore;
 pub use integrations::{Change, IdempotentResponse, IntegrationStore, ListFilter, ListPosition, RowWrite};
+pub use ledger::LedgerStore;
 pub use outbox::OutboxStore;
 pub use plugins::{Activation, PluginChange, PluginStore, PluginWrite};
 pub use sql::{Dialect, PostgresStore, SqlStore, SqliteStore};
@@ -75,9 +78,9 @@ pub enum StoreError {
 }
 
 /// The persistence the service needs: every concern's store (see the module documentation).
-pub trait Store: IntegrationStore + AuditStore + OutboxStore + HealthStore + PluginStore {}
+pub trait Store: IntegrationStore + AuditStore + OutboxStore + HealthStore + PluginStore + LedgerStore {}
 
-impl<S: IntegrationStore + AuditStore + OutboxStore + HealthStore + PluginStore> Store for S {}
+impl<S: IntegrationStore + AuditStore + OutboxStore + HealthStore + PluginStore + LedgerStore> Store for S {}
 
 /// The embedded default database.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/catalog.db";

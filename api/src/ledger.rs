@@ -1,0 +1,228 @@
+//! The invocation ledger: the record of every connector invocation (connection tests and health
+//! checks), kept for `ledger.retention-days`, with the facts a security team filters on drawn out
+//! of it once, when it is written: which origins the connector contacted, which AuthRefs it used,
+//! what it was denied, whether it revealed a secret or signed a JWT.
+//!
+//! A record is bounded by the sandbox (`max-record-bytes` plus its envelope), so an entry is too:
+//! its lists come from the record's own, deduplicated.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use stella_runtime::record::InvocationRecord;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Which export of the connector ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operation {
+    /// `test-connection`.
+    TestConnection,
+    /// `check-health`.
+    CheckHealth,
+}
+
+impl Operation {
+    /// Every operation.
+    pub const ALL: [Operation; 2] = [Self::TestConnection, Self::CheckHealth];
+
+    /// The name used in JSON, in the record and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TestConnection => "test-connection",
+            Self::CheckHealth => "check-health",
+        }
+    }
+
+    /// Parses the name used in the record and in the database.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// One invocation in the ledger.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerEntry {
+    /// The invocation's id (the record's).
+    pub invocation_id: Uuid,
+    /// The tenant of the integration.
+    pub tenant_id: String,
+    /// The integration (it may since have been deleted: the ledger keeps what happened).
+    pub integration_id: Uuid,
+    /// The connector's provider id.
+    pub provider: String,
+    /// sha256 of the component that ran.
+    pub sha256: String,
+    /// Which export ran.
+    pub operation: Operation,
+    /// When it started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
+    /// `success`, or the failure class of a failed test; the outcome of a health check
+    /// (`healthy`, `degraded`, `unhealthy`).
+    pub outcome: String,
+    /// Whether the sandbox refused the connector anything.
+    pub denied: bool,
+    /// The kinds of what was refused (`origin`, `address`, `secret-ref`, `reveal`, …), sorted.
+    pub denial_kinds: Vec<String>,
+    /// The origins (`scheme://host:port`) the connector sent requests to and got an answer or a
+    /// network error from, sorted: not those the sandbox refused.
+    pub origins: Vec<String>,
+    /// The AuthRefs whose secrets it resolved or had applied, sorted.
+    pub auth_refs: Vec<String>,
+    /// Whether it read a secret's value (`reveal`).
+    pub revealed_secret: bool,
+    /// Whether it signed a JWT with a secret.
+    pub signed_jwt: bool,
+    /// The sandbox's record of the invocation.
+    #[schema(value_type = Object)]
+    pub record: InvocationRecord,
+}
+
+impl LedgerEntry {
+    /// The entry of `record`, an invocation for the integration `integration_id` of `tenant_id`
+    /// that ended with `outcome`.
+    pub fn of(tenant_id: &str, integration_id: Uuid, record: InvocationRecord, outcome: &str) -> Result<Self, String> {
+        let invocation_id =
+            Uuid::parse_str(&record.invocation_id).map_err(|e| format!("the record's invocation id: {e}"))?;
+        let operation = Operation::parse(&record.operation)
+            .ok_or_else(|| format!("the record's operation `{}` is not one the ledger knows", record.operation))?;
+        let at = OffsetDateTime::parse(&record.started_at, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| format!("the record's start time: {e}"))?;
+        let mut origins = BTreeSet::new();
+        let mut auth_refs = BTreeSet::new();
+        let (mut revealed_secret, mut signed_jwt) = (false, false);
+        for call in &record.host_calls {
+            let refused = call.error.as_deref() == Some("denied");
+            match call.interface.as_str() {
+                "http" if !refused => {
+                    if let Some(origin) = origin_of(&call.target) {
+                        origins.insert(origin);
+                    }
+                }
+                "secrets" if !refused => {
+                    auth_refs.insert(call.target.clone());
+                    revealed_secret |= call.operation == "reveal";
+                }
+                "crypto" if !refused => signed_jwt |= call.operation == "sign-jwt",
+                _ => {}
+            }
+            if let Some(auth_ref) = call.auth_ref.as_ref().filter(|r| r.starts_with("ref://")) {
+                auth_refs.insert(auth_ref.clone());
+            }
+        }
+        let denial_kinds: BTreeSet<String> = record
+            .denials
+            .iter()
+            .filter_map(|d| serde_json::to_value(d.kind).ok()?.as_str().map(str::to_string))
+            .collect();
+        Ok(Self {
+            invocation_id,
+            tenant_id: tenant_id.to_string(),
+            integration_id,
+            provider: record.provider.clone(),
+            sha256: record.sha256.clone(),
+            operation,
+            at,
+            duration_ms: record.duration_ms,
+            outcome: outcome.to_string(),
+            denied: !record.denials.is_empty() || record.dropped.denials > 0,
+            denial_kinds: denial_kinds.into_iter().collect(),
+            origins: origins.into_iter().collect(),
+            auth_refs: auth_refs.into_iter().collect(),
+            revealed_secret,
+            signed_jwt,
+            record,
+        })
+    }
+}
+
+/// `scheme://host[:port]` of a URL (the port when it is not the scheme's default).
+fn origin_of(target: &str) -> Option<String> {
+    let url = url::Url::parse(target).ok()?;
+    let origin = url.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(host_calls: serde_json::Value, denials: serde_json::Value) -> InvocationRecord {
+        serde_json::from_value(serde_json::json!({
+            "invocationId": "6f1c7a34-2d8e-4b1a-9c3e-0d5f8a7b6c21",
+            "operation": "test-connection",
+            "provider": "harbor",
+            "connectorVersion": "1.0.0",
+            "sha256": "ab",
+            "startedAt": "2026-11-30T07:00:00.123Z",
+            "durationMs": 12,
+            "memoryPeakBytes": 0,
+            "limits": {},
+            "hostCalls": host_calls,
+            "denials": denials,
+            "logs": [],
+        }))
+        .unwrap()
+    }
+
+    fn call(
+        interface: &str,
+        operation: &str,
+        target: &str,
+        error: Option<&str>,
+        auth_ref: Option<&str>,
+    ) -> serde_json::Value {
+        serde_json::json!({"interface": interface, "operation": operation, "target": target, "error": error,
+                           "bytesSent": 0, "bytesReceived": 0, "durationMs": 1, "authRef": auth_ref})
+    }
+
+    #[test]
+    fn the_entry_lists_what_was_contacted_used_and_denied() {
+        let calls = serde_json::json!([
+            call(
+                "http",
+                "GET",
+                "https://harbor.example.com/api/v2.0/ping",
+                None,
+                Some("ref://integrations/harbor/robot")
+            ),
+            call("http", "GET", "https://harbor.example.com:443/api/v2.0/projects", None, None),
+            call("http", "GET", "http://mirror.example.com:8080/x", Some("timeout"), None),
+            call("http", "GET", "https://evil.example.net/steal", Some("denied"), None),
+            call("secrets", "resolve", "ref://integrations/harbor/robot", None, None),
+            call("secrets", "reveal", "ref://integrations/harbor/robot", None, None),
+            call("secrets", "resolve", "ref://other/tenant/key", Some("denied"), None),
+        ]);
+        let denials = serde_json::json!([
+            {"kind": "origin", "target": "https://evil.example.net/steal", "reason": "not allowed"},
+            {"kind": "secret-ref", "target": "ref://other/tenant/key", "reason": "not its own"},
+            {"kind": "origin", "target": "https://evil2.example.net/", "reason": "not allowed"},
+        ]);
+        let id = Uuid::new_v4();
+        let e = LedgerEntry::of("acme", id, record(calls, denials), "success").unwrap();
+        assert_eq!(e.origins, ["http://mirror.example.com:8080", "https://harbor.example.com"]);
+        assert_eq!(e.auth_refs, ["ref://integrations/harbor/robot"]);
+        assert_eq!(e.denial_kinds, ["origin", "secret-ref"]);
+        assert!(e.denied && e.revealed_secret && !e.signed_jwt);
+        assert_eq!((e.operation, e.integration_id, e.tenant_id.as_str()), (Operation::TestConnection, id, "acme"));
+        assert_eq!(e.at.millisecond(), 123);
+    }
+
+    #[test]
+    fn a_record_that_is_not_one_is_refused() {
+        let mut r = record(serde_json::json!([]), serde_json::json!([]));
+        r.operation = "something-else".into();
+        assert!(LedgerEntry::of("acme", Uuid::new_v4(), r, "success").unwrap_err().contains("operation"));
+        let mut r = record(serde_json::json!([]), serde_json::json!([]));
+        r.invocation_id = "not-a-uuid".into();
+        assert!(LedgerEntry::of("acme", Uuid::new_v4(), r, "success").is_err());
+        let clean =
+            LedgerEntry::of("acme", Uuid::new_v4(), record(serde_json::json!([]), serde_json::json!([])), "success");
+        assert!(!clean.unwrap().denied);
+    }
+}

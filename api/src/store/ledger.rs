@@ -1,0 +1,182 @@
+//! The invocation ledger's rows: written in batches (in the transaction of what the invocation
+//! changed, or on their own), read by id, pruned by age in batches.
+
+use async_trait::async_trait;
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::StoreError;
+use super::sql::{Dialect, SqlStore, map_error, placeholders};
+use crate::domain::{from_unix_ms, unix_ms};
+use crate::ledger::{LedgerEntry, Operation};
+
+/// Rows per INSERT statement (16 values each, well under PostgreSQL's 65,535 binds).
+const INSERT_BATCH: usize = 256;
+/// Rows deleted per statement when pruning.
+const PRUNE_BATCH: i64 = 5_000;
+
+const COLUMNS: &str = "invocation_id, tenant_id, integration_id, provider, sha256, operation, at_ms, duration_ms, \
+     outcome, denied, denial_kinds, origins, auth_refs, revealed_secret, signed_jwt, record";
+const COLUMN_COUNT: usize = 16;
+
+/// The ledger's reads and writes.
+#[async_trait]
+pub trait LedgerStore: Send + Sync + 'static {
+    /// Keeps these entries (an entry already kept, by id, is left as it is).
+    async fn record_invocations(&self, entries: &[LedgerEntry]) -> Result<(), StoreError>;
+
+    /// One entry: of `tenant_id` only, or of any tenant when `None` (the platform's view).
+    async fn invocation(&self, tenant_id: Option<&str>, id: Uuid) -> Result<Option<LedgerEntry>, StoreError>;
+
+    /// Deletes the entries that started before `before_ms`; returns how many.
+    async fn prune_invocations(&self, before_ms: i64) -> Result<u64, StoreError>;
+}
+
+fn text_list(text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Other(format!("a stored ledger list does not parse: {e}")))
+}
+
+fn decode_entry<R: Row>(row: &R) -> Result<LedgerEntry, StoreError>
+where
+    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
+    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
+    for<'q> bool: Decode<'q, R::Database> + Type<R::Database>,
+    for<'n> &'n str: ColumnIndex<R>,
+{
+    let text = |name: &str| row.try_get::<String, _>(name).map_err(map_error);
+    let uuid = |name: &str| {
+        text(name).and_then(|s| Uuid::parse_str(&s).map_err(|e| StoreError::Other(format!("a stored id: {e}"))))
+    };
+    let operation = text("operation")?;
+    Ok(LedgerEntry {
+        invocation_id: uuid("invocation_id")?,
+        tenant_id: text("tenant_id")?,
+        integration_id: uuid("integration_id")?,
+        provider: text("provider")?,
+        sha256: text("sha256")?,
+        operation: Operation::parse(&operation)
+            .ok_or_else(|| StoreError::Other(format!("unknown stored operation `{operation}`")))?,
+        at: from_unix_ms(row.try_get::<i64, _>("at_ms").map_err(map_error)?),
+        duration_ms: u64::try_from(row.try_get::<i64, _>("duration_ms").map_err(map_error)?).unwrap_or_default(),
+        outcome: text("outcome")?,
+        denied: row.try_get("denied").map_err(map_error)?,
+        denial_kinds: text_list(&text("denial_kinds")?)?,
+        origins: text_list(&text("origins")?)?,
+        auth_refs: text_list(&text("auth_refs")?)?,
+        revealed_secret: row.try_get("revealed_secret").map_err(map_error)?,
+        signed_jwt: row.try_get("signed_jwt").map_err(map_error)?,
+        record: serde_json::from_str(&text("record")?)
+            .map_err(|e| StoreError::Other(format!("a stored invocation record does not parse: {e}")))?,
+    })
+}
+
+// The bounds sqlx needs to run our queries on `D` (see `Dialect`).
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    D::Arguments: IntoArguments<D>,
+    for<'q> String: Encode<'q, D> + Type<D>,
+    for<'q> i64: Encode<'q, D> + Type<D>,
+    for<'q> bool: Encode<'q, D> + Type<D>,
+{
+    /// Writes `entries` in the transaction `tx` (so an invocation's entry is kept with what it
+    /// changed, or not at all).
+    pub(super) async fn insert_invocations_in(
+        tx: &mut sqlx::Transaction<'static, D>,
+        entries: &[LedgerEntry],
+    ) -> Result<(), StoreError> {
+        for part in entries.chunks(INSERT_BATCH) {
+            let rows: Vec<String> =
+                (0..part.len()).map(|n| format!("({})", placeholders(COLUMN_COUNT * n + 1, COLUMN_COUNT))).collect();
+            let sql = format!(
+                "INSERT INTO invocations ({COLUMNS}) VALUES {} ON CONFLICT (invocation_id) DO NOTHING",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for e in part {
+                let list = |v: &Vec<String>| serde_json::to_string(v).expect("a list serializes");
+                query = query
+                    .bind(e.invocation_id.to_string())
+                    .bind(e.tenant_id.clone())
+                    .bind(e.integration_id.to_string())
+                    .bind(e.provider.clone())
+                    .bind(e.sha256.clone())
+                    .bind(e.operation.as_str().to_string())
+                    .bind(unix_ms(e.at))
+                    .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
+                    .bind(e.outcome.clone())
+                    .bind(e.denied)
+                    .bind(list(&e.denial_kinds))
+                    .bind(list(&e.origins))
+                    .bind(list(&e.auth_refs))
+                    .bind(e.revealed_secret)
+                    .bind(e.signed_jwt)
+                    .bind(serde_json::to_string(&e.record).expect("a record serializes"));
+            }
+            query.execute(&mut **tx).await.map_err(map_error)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> LedgerStore for SqlStore<D>
+where
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    D::Arguments: IntoArguments<D>,
+    for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> &'q str: Encode<'q, D> + Type<D>,
+    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> bool: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> OffsetDateTime: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> Json<Vec<String>>: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    usize: ColumnIndex<D::Row>,
+    for<'n> &'n str: ColumnIndex<D::Row>,
+{
+    async fn record_invocations(&self, entries: &[LedgerEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        Self::insert_invocations_in(&mut tx, entries).await?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn invocation(&self, tenant_id: Option<&str>, id: Uuid) -> Result<Option<LedgerEntry>, StoreError> {
+        let row = match tenant_id {
+            Some(tenant) => {
+                let query = sqlx::query("SELECT * FROM invocations WHERE invocation_id = $1 AND tenant_id = $2")
+                    .bind(id.to_string())
+                    .bind(tenant);
+                self.read_optional(query).await?
+            }
+            None => {
+                let query = sqlx::query("SELECT * FROM invocations WHERE invocation_id = $1").bind(id.to_string());
+                self.read_optional(query).await?
+            }
+        };
+        row.as_ref().map(decode_entry).transpose()
+    }
+
+    async fn prune_invocations(&self, before_ms: i64) -> Result<u64, StoreError> {
+        // In batches, each its own short statement, as the health history is pruned.
+        let mut deleted = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM invocations WHERE invocation_id IN \
+                 (SELECT invocation_id FROM invocations WHERE at_ms < $1 LIMIT $2)",
+            )
+            .bind(before_ms)
+            .bind(PRUNE_BATCH)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+            deleted += D::rows_affected(&done);
+            if D::rows_affected(&done) < PRUNE_BATCH as u64 {
+                return Ok(deleted);
+            }
+        }
+    }
+}
