@@ -78,9 +78,46 @@ pub struct LedgerEntry {
     pub revealed_secret: bool,
     /// Whether it signed a JWT with a secret.
     pub signed_jwt: bool,
-    /// The sandbox's record of the invocation.
-    #[schema(value_type = Object)]
-    pub record: InvocationRecord,
+    /// The sandbox's record of the invocation; absent in lists (read one invocation for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub record: Option<InvocationRecord>,
+}
+
+/// Which invocations a list shows: each field set narrows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InvocationFilter {
+    /// Of this provider.
+    pub provider: Option<String>,
+    /// Of the component with this sha256.
+    pub sha256: Option<String>,
+    /// Of this integration.
+    pub integration_id: Option<Uuid>,
+    /// Of this operation.
+    pub operation: Option<Operation>,
+    /// With this outcome (`success`, a failure class, a health outcome).
+    pub outcome: Option<String>,
+    /// Denied something (`true`) or nothing (`false`).
+    pub denied: Option<bool>,
+    /// Denied something of this kind.
+    pub denial_kind: Option<String>,
+    /// That contacted this origin (`scheme://host[:port]`).
+    pub origin: Option<String>,
+    /// That used this AuthRef.
+    pub auth_ref: Option<String>,
+    /// Started at or after this (Unix ms).
+    pub since_ms: Option<i64>,
+    /// Started before this (Unix ms).
+    pub until_ms: Option<i64>,
+}
+
+/// Where a newest-first page starts: after this (start, id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvocationPosition {
+    /// The start (Unix ms) of the last entry of the previous page.
+    pub at_ms: i64,
+    /// Its id.
+    pub id: Uuid,
 }
 
 impl LedgerEntry {
@@ -136,7 +173,7 @@ impl LedgerEntry {
             auth_refs: auth_refs.into_iter().collect(),
             revealed_secret,
             signed_jwt,
-            record,
+            record: Some(record),
         })
     }
 }

@@ -208,7 +208,7 @@ async fn every_test_is_kept_in_the_ledger_for_its_tenant_only() {
             (entry.integration_id, entry.outcome.as_str(), entry.provider.as_str()),
             (id, "success", "in-memory")
         );
-        assert_eq!(entry.record.invocation_id, record.invocation_id);
+        assert_eq!(entry.record.unwrap().invocation_id, record.invocation_id);
         let other = Caller { tenant: "globex".into(), subject: "mallory".into() };
         let hidden = f.catalog.invocation(LedgerScope::Tenant(&other), invocation).await;
         assert!(matches!(hidden, Err(ServiceError::InvocationNotFound)), "{hidden:?}");

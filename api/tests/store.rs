@@ -1034,6 +1034,87 @@ async fn the_ledger_keeps_every_invocation_with_what_it_recorded(b: &Backend) {
     assert_eq!(s.prune_invocations(t0 + 1).await.unwrap(), 303);
 }
 
+async fn the_ledger_answers_what_security_teams_ask(b: &Backend) {
+    use stella_integrations::ledger::{InvocationFilter, InvocationPosition, Operation};
+    let s = &*b.store;
+    let t0 = now().unix_timestamp() * 1000;
+    let (a, other) = (Uuid::new_v4(), Uuid::new_v4());
+    // 30 invocations of t1 a second apart (every third denied an origin, contacting nothing),
+    // and one of t2.
+    let mut entries = Vec::new();
+    for n in 0..30 {
+        let mut e = ledger_entry("t1", a, t0 - n * 1000);
+        if n % 3 == 0 {
+            e.origins = vec![];
+        } else {
+            e.denied = false;
+            e.denial_kinds = vec![];
+        }
+        if n == 7 {
+            e.provider = "harbor".into();
+            e.auth_refs = vec!["ref://integrations/harbor/robot".into()];
+            e.operation = Operation::TestConnection;
+            e.outcome = "auth".into();
+        }
+        entries.push(e);
+    }
+    entries.push(ledger_entry("t2", other, t0));
+    s.record_invocations(&entries).await.unwrap();
+
+    let list =
+        |tenant: Option<&'static str>, filter: InvocationFilter, after: Option<InvocationPosition>, limit: u32| {
+            let store = b.store.clone();
+            async move { store.invocations(tenant, &filter, after.as_ref(), limit).await.unwrap() }
+        };
+    // Newest first, without records; a tenant sees its own only; the platform sees every one.
+    let all = list(Some("t1"), InvocationFilter::default(), None, 500).await;
+    assert_eq!(all.len(), 30);
+    assert!(all.windows(2).all(|w| w[0].at >= w[1].at) && all.iter().all(|e| e.record.is_none()));
+    assert!(all.iter().all(|e| e.tenant_id == "t1"));
+    assert_eq!(list(None, InvocationFilter::default(), None, 500).await.len(), 31);
+
+    // Pages follow each other without a repeat or a gap.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = list(Some("t1"), InvocationFilter::default(), after.clone(), 7).await;
+        if page.is_empty() {
+            break;
+        }
+        let last = page.last().unwrap();
+        after =
+            Some(InvocationPosition { at_ms: stella_integrations::domain::unix_ms(last.at), id: last.invocation_id });
+        seen.extend(page.into_iter().map(|e| e.invocation_id));
+    }
+    assert_eq!(seen, all.iter().map(|e| e.invocation_id).collect::<Vec<_>>());
+
+    let count = |filter: InvocationFilter| {
+        let list = &list;
+        async move { list(Some("t1"), filter, None, 500).await.len() }
+    };
+    assert_eq!(count(InvocationFilter { denied: Some(true), ..Default::default() }).await, 10);
+    assert_eq!(count(InvocationFilter { denial_kind: Some("origin".into()), ..Default::default() }).await, 10);
+    assert_eq!(count(InvocationFilter { denial_kind: Some("reveal".into()), ..Default::default() }).await, 0);
+    assert_eq!(
+        count(InvocationFilter { origin: Some("https://a.example.com".into()), ..Default::default() }).await,
+        20
+    );
+    let harbor = InvocationFilter {
+        provider: Some("harbor".into()),
+        auth_ref: Some("ref://integrations/harbor/robot".into()),
+        operation: Some(Operation::TestConnection),
+        outcome: Some("auth".into()),
+        integration_id: Some(a),
+        sha256: Some("ab".into()),
+        ..Default::default()
+    };
+    assert_eq!(count(harbor).await, 1);
+    let window = InvocationFilter { since_ms: Some(t0 - 9_000), until_ms: Some(t0 - 4_000), ..Default::default() };
+    assert_eq!(count(window).await, 5);
+    // A value that means something in SQL is matched as it is.
+    assert_eq!(count(InvocationFilter { origin: Some("%' OR '1'='1".into()), ..Default::default() }).await, 0);
+}
+
 async fn a_provider_keeps_at_most_its_versions(b: &Backend) {
     let limit = stella_integrations::plugins::MAX_VERSIONS_PER_PROVIDER;
     for n in 0..limit {
@@ -1159,6 +1240,7 @@ conformance!(
     concurrent_platform_writes_keep_one_unbroken_chain,
     a_provider_keeps_at_most_its_versions,
     the_ledger_keeps_every_invocation_with_what_it_recorded,
+    the_ledger_answers_what_security_teams_ask,
 );
 
 /// A database created by an earlier release (migration 1 only, configuration as JSONB) is

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::StoreError;
 use super::sql::{Dialect, SqlStore, map_error, placeholders};
 use crate::domain::{from_unix_ms, unix_ms};
-use crate::ledger::{LedgerEntry, Operation};
+use crate::ledger::{InvocationFilter, InvocationPosition, LedgerEntry, Operation};
 
 /// Rows per INSERT statement (16 values each, well under PostgreSQL's 65,535 binds).
 const INSERT_BATCH: usize = 256;
@@ -32,6 +32,92 @@ pub trait LedgerStore: Send + Sync + 'static {
 
     /// Deletes the entries that started before `before_ms`; returns how many.
     async fn prune_invocations(&self, before_ms: i64) -> Result<u64, StoreError>;
+
+    /// A page of entries (without their records), newest first: of `tenant_id` only, or of any
+    /// tenant when `None`; those `filter` keeps, after `after` when given.
+    async fn invocations(
+        &self,
+        tenant_id: Option<&str>,
+        filter: &InvocationFilter,
+        after: Option<&InvocationPosition>,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>, StoreError>;
+}
+
+/// A value bound to a list query.
+enum Bind {
+    Text(String),
+    Int(i64),
+    Flag(bool),
+}
+
+/// Adds the condition `column = <value>`.
+fn equal(column: &str, value: Bind, conditions: &mut Vec<String>, binds: &mut Vec<Bind>) {
+    binds.push(value);
+    conditions.push(format!("{column} = ${}", binds.len()));
+}
+
+/// The list query: conditions in the order of their binds, newest first.
+fn list_query<D: Dialect>(
+    tenant_id: Option<&str>,
+    filter: &InvocationFilter,
+    after: Option<&InvocationPosition>,
+    limit: u32,
+) -> (String, Vec<Bind>) {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut binds: Vec<Bind> = Vec::new();
+    if let Some(t) = tenant_id {
+        equal("tenant_id", Bind::Text(t.to_string()), &mut conditions, &mut binds);
+    }
+    let texts = [("provider", &filter.provider), ("sha256", &filter.sha256), ("outcome", &filter.outcome)];
+    for (column, value) in texts {
+        if let Some(v) = value {
+            equal(column, Bind::Text(v.clone()), &mut conditions, &mut binds);
+        }
+    }
+    if let Some(id) = filter.integration_id {
+        equal("integration_id", Bind::Text(id.to_string()), &mut conditions, &mut binds);
+    }
+    if let Some(op) = filter.operation {
+        equal("operation", Bind::Text(op.as_str().to_string()), &mut conditions, &mut binds);
+    }
+    if let Some(denied) = filter.denied {
+        equal("denied", Bind::Flag(denied), &mut conditions, &mut binds);
+    }
+    for (column, value) in [
+        ("invocations.denial_kinds", &filter.denial_kind),
+        ("invocations.origins", &filter.origin),
+        ("invocations.auth_refs", &filter.auth_ref),
+    ] {
+        if let Some(v) = value {
+            binds.push(Bind::Text(v.clone()));
+            conditions.push(D::text_list_contains(column, binds.len()));
+        }
+    }
+    if let Some(since) = filter.since_ms {
+        binds.push(Bind::Int(since));
+        conditions.push(format!("at_ms >= ${}", binds.len()));
+    }
+    if let Some(until) = filter.until_ms {
+        binds.push(Bind::Int(until));
+        conditions.push(format!("at_ms < ${}", binds.len()));
+    }
+    if let Some(p) = after {
+        binds.push(Bind::Int(p.at_ms));
+        binds.push(Bind::Text(p.id.to_string()));
+        let (a, i) = (binds.len() - 1, binds.len());
+        conditions.push(format!("(at_ms < ${a} OR (at_ms = ${a} AND invocation_id < ${i}))"));
+    }
+    binds.push(Bind::Int(i64::from(limit)));
+    let filter_sql = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+    let columns = COLUMNS.replace(", record", "");
+    (
+        format!(
+            "SELECT {columns} FROM invocations{filter_sql} ORDER BY at_ms DESC, invocation_id DESC LIMIT ${}",
+            binds.len()
+        ),
+        binds,
+    )
 }
 
 fn text_list(text: &str) -> Result<Vec<String>, StoreError> {
@@ -41,6 +127,7 @@ fn text_list(text: &str) -> Result<Vec<String>, StoreError> {
 fn decode_entry<R: Row>(row: &R) -> Result<LedgerEntry, StoreError>
 where
     for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
+    for<'q> Option<String>: Decode<'q, R::Database>,
     for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
     for<'q> bool: Decode<'q, R::Database> + Type<R::Database>,
     for<'n> &'n str: ColumnIndex<R>,
@@ -67,8 +154,15 @@ where
         auth_refs: text_list(&text("auth_refs")?)?,
         revealed_secret: row.try_get("revealed_secret").map_err(map_error)?,
         signed_jwt: row.try_get("signed_jwt").map_err(map_error)?,
-        record: serde_json::from_str(&text("record")?)
-            .map_err(|e| StoreError::Other(format!("a stored invocation record does not parse: {e}")))?,
+        record: match row.try_get::<Option<String>, _>("record") {
+            Ok(Some(record)) => Some(
+                serde_json::from_str(&record)
+                    .map_err(|e| StoreError::Other(format!("a stored invocation record does not parse: {e}")))?,
+            ),
+            // A list reads no record column.
+            Ok(None) | Err(sqlx::Error::ColumnNotFound(_)) => None,
+            Err(e) => return Err(map_error(e)),
+        },
     })
 }
 
@@ -132,6 +226,7 @@ where
     for<'q> bool: Encode<'q, D> + Decode<'q, D> + Type<D>,
     for<'q> OffsetDateTime: Encode<'q, D> + Decode<'q, D> + Type<D>,
     for<'q> Json<Vec<String>>: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> Option<String>: Decode<'q, D>,
     usize: ColumnIndex<D::Row>,
     for<'n> &'n str: ColumnIndex<D::Row>,
 {
@@ -158,6 +253,25 @@ where
             }
         };
         row.as_ref().map(decode_entry).transpose()
+    }
+
+    async fn invocations(
+        &self,
+        tenant_id: Option<&str>,
+        filter: &InvocationFilter,
+        after: Option<&InvocationPosition>,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let (sql, binds) = list_query::<D>(tenant_id, filter, after, limit);
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for bind in binds {
+            query = match bind {
+                Bind::Text(s) => query.bind(s),
+                Bind::Int(i) => query.bind(i),
+                Bind::Flag(b) => query.bind(b),
+            };
+        }
+        self.read_all(query).await?.iter().map(decode_entry).collect()
     }
 
     async fn prune_invocations(&self, before_ms: i64) -> Result<u64, StoreError> {

@@ -3,7 +3,7 @@
 //!
 //! Both run the same SQL (`$n` placeholders work in both); the few places where they differ are
 //! the [`Dialect`] trait: how a write transaction begins, how the tenant's head row is locked,
-//! how replicas skip each other's leased rows, and how a tag is matched in the JSON tag list.
+//! how replicas skip each other's leased rows, and how a string is matched in a JSON list.
 //! Each concern's queries are in their own file (`integrations.rs`, `audit.rs`, `outbox.rs`,
 //! `health.rs`), as generic `impl`s over `SqlStore<D>`.
 
@@ -43,6 +43,10 @@ pub trait Dialect: Database {
     /// The condition "the tag bound as `$n` is in the row's JSON tag list".
     fn tag_filter(n: usize) -> String;
 
+    /// The condition "the string bound as `$n` is in the JSON array of strings kept as text in
+    /// `column`" (the ledger's lists).
+    fn text_list_contains(column: &str, n: usize) -> String;
+
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 }
@@ -58,6 +62,10 @@ impl Dialect for Sqlite {
 
     fn tag_filter(n: usize) -> String {
         format!("EXISTS (SELECT 1 FROM json_each(integrations.tags) WHERE json_each.value = ${n})")
+    }
+
+    fn text_list_contains(column: &str, n: usize) -> String {
+        format!("EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = ${n})")
     }
 
     fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
@@ -76,6 +84,10 @@ impl Dialect for Postgres {
 
     fn tag_filter(n: usize) -> String {
         format!("tags @> jsonb_build_array(${n}::text)")
+    }
+
+    fn text_list_contains(column: &str, n: usize) -> String {
+        format!("{column}::jsonb @> jsonb_build_array(${n}::text)")
     }
 
     fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
