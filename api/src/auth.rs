@@ -29,8 +29,10 @@ pub const ADMIN_SCOPE: &str = "integrations.admin";
 /// The platform-wide scope that lets a caller submit, review and activate connector code. It
 /// implies no tenant scope, and no tenant scope implies it.
 pub const PLUGINS_ADMIN_SCOPE: &str = "plugins.admin";
+/// The read-only scope of a tenant's auditors: the invocation ledger of the tenant.
+pub const AUDIT_SCOPE: &str = "integrations.audit";
 /// Every scope a token may carry for this service.
-pub const SCOPES: [&str; 3] = [READ_SCOPE, ADMIN_SCOPE, PLUGINS_ADMIN_SCOPE];
+pub const SCOPES: [&str; 4] = [READ_SCOPE, ADMIN_SCOPE, AUDIT_SCOPE, PLUGINS_ADMIN_SCOPE];
 /// The file, in the data directory, that holds the generated local key.
 pub const LOCAL_KEY_FILE: &str = "jwt-hs256.key";
 /// Clock skew tolerated on `exp` and `nbf`.
@@ -95,6 +97,19 @@ impl Principal {
             Access::Read => has(READ_SCOPE) || has(ADMIN_SCOPE),
             Access::Admin => has(ADMIN_SCOPE),
             Access::PluginsAdmin => has(PLUGINS_ADMIN_SCOPE),
+        }
+    }
+
+    /// Whose invocations the token may read: every tenant's with `plugins.admin`, its tenant's
+    /// with `integrations.audit` (or `integrations.admin`).
+    pub fn ledger_scope(&self) -> Result<crate::service::LedgerScope, AuthError> {
+        let has = |s: &str| self.scopes.iter().any(|x| x == s);
+        if has(PLUGINS_ADMIN_SCOPE) {
+            Ok(crate::service::LedgerScope::Platform)
+        } else if has(AUDIT_SCOPE) || has(ADMIN_SCOPE) {
+            Ok(crate::service::LedgerScope::Tenant(self.caller.tenant.clone()))
+        } else {
+            Err(AuthError::MissingScope(AUDIT_SCOPE))
         }
     }
 

@@ -109,6 +109,60 @@ enum Command {
     Export(ExportArgs),
     /// Create or update integrations by name from an export file, on a running service.
     Import(ImportArgs),
+    /// List connector invocations from a running service's ledger, newest first (a token with
+    /// `integrations.audit` for its tenant, or `plugins.admin` for every tenant).
+    Invocations(InvocationsArgs),
+}
+
+#[derive(Debug, Args)]
+struct InvocationsArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
+    /// Of this connector provider.
+    #[arg(long)]
+    provider: Option<String>,
+    /// Of the component with this sha256.
+    #[arg(long)]
+    sha256: Option<String>,
+    /// Of this integration (id).
+    #[arg(long)]
+    integration: Option<String>,
+    /// `test-connection` or `check-health`.
+    #[arg(long)]
+    operation: Option<String>,
+    /// `success`, a failure class, or a health outcome.
+    #[arg(long)]
+    outcome: Option<String>,
+    /// Only those denied something (`true`) or nothing (`false`).
+    #[arg(long)]
+    denied: Option<bool>,
+    /// Only those denied something of this kind (`origin`, `secret-ref`, `reveal`, …).
+    #[arg(long)]
+    denial_kind: Option<String>,
+    /// Only those that read a secret's value (`true`) or did not (`false`).
+    #[arg(long)]
+    revealed_secret: Option<bool>,
+    /// Only those that contacted this origin (`https://host[:port]`).
+    #[arg(long)]
+    origin: Option<String>,
+    /// Only those that used this AuthRef.
+    #[arg(long)]
+    auth_ref: Option<String>,
+    /// Started at or after this time (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Started before this time (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    /// At most this many, following the pages.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Print one JSON array.
+    #[arg(long, conflicts_with = "ndjson")]
+    json: bool,
+    /// Print one JSON object per line.
+    #[arg(long)]
+    ndjson: bool,
 }
 
 /// Where the running service is, and the token to call it with.
@@ -378,6 +432,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audit(AuditCommand::Verify { database, json }) => audit_verify(&database, json),
         Command::Export(args) => export(args),
         Command::Import(args) => import(args),
+        Command::Invocations(args) => invocations(args),
     };
     match result {
         Ok(code) => code,
@@ -517,6 +572,86 @@ async fn call_service(
         return Err(CliError::Refused(message));
     }
     Ok((status, body))
+}
+
+fn invocations(args: InvocationsArgs) -> Result<ExitCode, CliError> {
+    let mut query: Vec<(&str, String)> = Vec::new();
+    let filters = [
+        ("provider", &args.provider),
+        ("sha256", &args.sha256),
+        ("integrationId", &args.integration),
+        ("operation", &args.operation),
+        ("outcome", &args.outcome),
+        ("denialKind", &args.denial_kind),
+        ("origin", &args.origin),
+        ("authRef", &args.auth_ref),
+        ("since", &args.since),
+        ("until", &args.until),
+    ];
+    for (name, value) in filters {
+        if let Some(v) = value {
+            query.push((name, v.clone()));
+        }
+    }
+    if let Some(denied) = args.denied {
+        query.push(("denied", denied.to_string()));
+    }
+    if let Some(revealed) = args.revealed_secret {
+        query.push(("revealedSecret", revealed.to_string()));
+    }
+    let mut items: Vec<serde_json::Value> = Vec::new();
+    let mut after: Option<String> = None;
+    while items.len() < args.limit {
+        let page_size = (args.limit - items.len()).min(500).to_string();
+        let mut page_query = query.clone();
+        page_query.push(("limit", page_size));
+        if let Some(a) = &after {
+            page_query.push(("after", a.clone()));
+        }
+        let (_, body) = block_on(call_service(&args.service, |c, base| {
+            c.get(format!("{base}/api/v1/invocations")).query(&page_query)
+        }))??;
+        let page: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| format!("the service's answer is not a page: {e}"))?;
+        items.extend(page["items"].as_array().cloned().unwrap_or_default());
+        match page["nextCursor"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let write = |out: &mut std::io::StdoutLock, text: String| {
+        writeln!(out, "{text}").map_err(io("cannot write the invocations"))
+    };
+    if args.json {
+        write(&mut out, serde_json::to_string_pretty(&items).expect("invocations serialize"))?;
+    } else if args.ndjson {
+        for item in &items {
+            write(&mut out, item.to_string())?;
+        }
+    } else {
+        for i in &items {
+            let list = |k: &str| {
+                let v: Vec<&str> = i[k].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect();
+                if v.is_empty() { "-".to_string() } else { v.join(",") }
+            };
+            write(
+                &mut out,
+                format!(
+                    "{}  {}  {:<16} {:<15} {:<12} denied:{:<14} origins:{}  {}",
+                    i["at"].as_str().unwrap_or("-"),
+                    i["tenantId"].as_str().unwrap_or("-"),
+                    i["provider"].as_str().unwrap_or("-"),
+                    i["operation"].as_str().unwrap_or("-"),
+                    i["outcome"].as_str().unwrap_or("-"),
+                    list("denialKinds"),
+                    list("origins"),
+                    i["invocationId"].as_str().unwrap_or("-"),
+                ),
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn export(args: ExportArgs) -> Result<ExitCode, CliError> {

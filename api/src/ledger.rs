@@ -99,6 +99,8 @@ pub struct InvocationFilter {
     pub outcome: Option<String>,
     /// Denied something (`true`) or nothing (`false`).
     pub denied: Option<bool>,
+    /// Read a secret's value (`true`) or not (`false`).
+    pub revealed_secret: Option<bool>,
     /// Denied something of this kind.
     pub denial_kind: Option<String>,
     /// That contacted this origin (`scheme://host[:port]`).

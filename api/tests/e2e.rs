@@ -748,5 +748,30 @@ async fn a_hostile_plugin_is_contained_by_the_running_service() {
     let rss_kib: u64 =
         status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(rss_kib < 512 << 10, "the service holds {rss_kib} KiB");
+
+    // A security team finds it in the ledger: the invocations that were denied something.
+    let auditor = token(dir.path(), "integrations.audit");
+    let out = Command::new(BIN)
+        .args(["invocations", "--denied", "true", "--denial-kind", "origin", "--ndjson"])
+        .env("STELLA_URL", &server.base)
+        .env("STELLA_TOKEN", &auditor)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(
+        (lines[0]["provider"].as_str(), lines[0]["integrationId"].as_str()),
+        (Some("test-program-flood"), Some(id))
+    );
+    assert!(lines[0]["record"].is_null(), "a list carries no record");
+    let out = Command::new(BIN)
+        .args(["invocations", "--denied", "false"])
+        .env("STELLA_URL", &server.base)
+        .env("STELLA_TOKEN", &auditor)
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(server.terminate(), "the service stops cleanly");
 }

@@ -205,6 +205,8 @@ enum Rule {
     Admin,
     /// `plugins.admin`, platform-wide: no tenant scope (not even `integrations.admin`) reaches it.
     PluginsAdmin,
+    /// The ledger: `integrations.audit` (or admin) for a tenant, `plugins.admin` across tenants.
+    Audit,
 }
 
 /// Every route and who may call it. A route the router serves but this table lacks fails
@@ -235,6 +237,8 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/plugins/{provider}/versions/{version}/activate", Rule::PluginsAdmin),
     ("GET", "/api/v1/plugin-policy", Rule::PluginsAdmin),
     ("GET", "/api/v1/plugin-audit", Rule::PluginsAdmin),
+    ("GET", "/api/v1/invocations", Rule::Audit),
+    ("GET", "/api/v1/invocations/{id}", Rule::Audit),
     ("GET", "/api/v1/events", Rule::Read),
     ("GET", "/healthz", Rule::Public),
     ("GET", "/readyz", Rule::Public),
@@ -274,6 +278,7 @@ async fn every_route_enforces_its_scope_and_tenant() {
                 Rule::Read => Some("integrations.read"),
                 Rule::Admin => Some("integrations.admin"),
                 Rule::PluginsAdmin => Some("plugins.admin"),
+                Rule::Audit => Some("integrations.audit"),
             };
             assert_eq!(declared, expected, "{method} {path}");
             documented.insert((method, path.clone()));
@@ -313,10 +318,25 @@ async fn every_route_enforces_its_scope_and_tenant() {
 
         let r = call(Some(read.clone()), app.create_tested(&format!("n-{}", uuid::Uuid::new_v4())).await).await;
         match rule {
-            Rule::Admin | Rule::PluginsAdmin => {
+            Rule::Admin | Rule::PluginsAdmin | Rule::Audit => {
                 assert_eq!(r.status, StatusCode::FORBIDDEN, "{method} {path} with read")
             }
             _ => assert!(r.status.is_success(), "{method} {path} with read: {} {}", r.status, r.body),
+        }
+
+        if *rule == Rule::Audit {
+            // Its tenant's auditor, its admin and the platform reach it (another tenant's
+            // invocation is a 404: `the_ledger_is_read_by_auditors_of_its_tenant_only`).
+            for token in [app.token("acme", "integrations.audit"), admin.clone(), plugins_admin.clone()] {
+                let r = call(Some(token), uuid::Uuid::new_v4().to_string()).await;
+                assert!(
+                    r.status == StatusCode::OK || r.status == StatusCode::NOT_FOUND,
+                    "{method} {path}: {} {}",
+                    r.status,
+                    r.body
+                );
+            }
+            continue;
         }
 
         if *rule == Rule::PluginsAdmin {
@@ -1982,4 +2002,54 @@ async fn a_cosign_image_signature_admits_the_component_it_names_and_no_other() {
     let r = pull(format!("{host}/c/test-program-flood:replayed")).await;
     assert_eq!((r.status, r.problem_type()), (StatusCode::UNPROCESSABLE_ENTITY, "plugin-refused"), "{}", r.body);
     assert!(r.body["detail"].as_str().unwrap().contains("not over the manifest"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn the_ledger_is_read_by_auditors_of_its_tenant_only() {
+    let app = app().await;
+    let first = app.create_tested("ledgered-one").await;
+    let second = app.create_tested("ledgered-two").await;
+    let r = app.send(Method::POST, &format!("/api/v1/integrations/{second}/test"), Some(&app.admin()), None).await;
+    let tested = r.body["testResult"]["record"]["invocationId"].as_str().unwrap().to_string();
+
+    let auditor = app.token("acme", "integrations.audit");
+    let r = app.send(Method::GET, "/api/v1/invocations", Some(&auditor), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let items = r.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "the two activations' tests and the test: {}", r.body);
+    assert_eq!(items[0]["invocationId"], tested.as_str(), "newest first");
+    assert!(items.iter().all(|i| i["record"].is_null() && i["tenantId"] == "acme"));
+    assert!(r.body["nextCursor"].is_null());
+
+    let r = app.send(Method::GET, &format!("/api/v1/invocations/{tested}"), Some(&auditor), None).await;
+    assert_eq!((r.status, r.body["record"]["invocationId"].as_str()), (StatusCode::OK, Some(tested.as_str())));
+    assert_eq!(r.body["integrationId"], second.as_str());
+
+    // Filters and pages.
+    let uri =
+        format!("/api/v1/invocations?integrationId={first}&operation=test-connection&denied=false&outcome=success");
+    let r = app.send(Method::GET, &uri, Some(&auditor), None).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "{}", r.body);
+    let r = app.send(Method::GET, "/api/v1/invocations?limit=2", Some(&auditor), None).await;
+    let cursor = r.body["nextCursor"].as_str().unwrap().to_string();
+    let r = app.send(Method::GET, &format!("/api/v1/invocations?limit=2&after={cursor}"), Some(&auditor), None).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "{}", r.body);
+    for bad in ["after=nope", "since=yesterday", "operation=run", "integrationId=1", "limit=0", "denialKind=%01"] {
+        let r = app.send(Method::GET, &format!("/api/v1/invocations?{bad}"), Some(&auditor), None).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+    }
+
+    // Another tenant's auditor sees none of it; the platform sees it; a reader is refused.
+    let theirs = app.token("globex", "integrations.audit");
+    let r = app.send(Method::GET, "/api/v1/invocations", Some(&theirs), None).await;
+    assert_eq!(r.body["items"], json!([]));
+    let r = app.send(Method::GET, &format!("/api/v1/invocations/{tested}"), Some(&theirs), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let platform = app.token("platform", "plugins.admin");
+    let r = app.send(Method::GET, &format!("/api/v1/invocations/{tested}"), Some(&platform), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let reader = app.token("acme", "integrations.read");
+    let r = app.send(Method::GET, "/api/v1/invocations", Some(&reader), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.header("www-authenticate").contains("integrations.audit"), "{}", r.header("www-authenticate"));
 }

@@ -203,16 +203,16 @@ async fn every_test_is_kept_in_the_ledger_for_its_tenant_only() {
     let second = f.catalog.test(&alice(), id).await.unwrap().test_result.record.unwrap();
     for record in [&first, &second] {
         let invocation = uuid::Uuid::parse_str(&record.invocation_id).unwrap();
-        let entry = f.catalog.invocation(LedgerScope::Tenant(&alice()), invocation).await.unwrap();
+        let entry = f.catalog.invocation(&LedgerScope::of(&alice()), invocation).await.unwrap();
         assert_eq!(
             (entry.integration_id, entry.outcome.as_str(), entry.provider.as_str()),
             (id, "success", "in-memory")
         );
         assert_eq!(entry.record.unwrap().invocation_id, record.invocation_id);
         let other = Caller { tenant: "globex".into(), subject: "mallory".into() };
-        let hidden = f.catalog.invocation(LedgerScope::Tenant(&other), invocation).await;
+        let hidden = f.catalog.invocation(&LedgerScope::of(&other), invocation).await;
         assert!(matches!(hidden, Err(ServiceError::InvocationNotFound)), "{hidden:?}");
-        assert!(f.catalog.invocation(LedgerScope::Platform, invocation).await.is_ok());
+        assert!(f.catalog.invocation(&LedgerScope::Platform, invocation).await.is_ok());
     }
 }
 

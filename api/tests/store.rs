@@ -1051,6 +1051,7 @@ async fn the_ledger_answers_what_security_teams_ask(b: &Backend) {
             e.denial_kinds = vec![];
         }
         if n == 7 {
+            e.revealed_secret = true;
             e.provider = "harbor".into();
             e.auth_refs = vec!["ref://integrations/harbor/robot".into()];
             e.operation = Operation::TestConnection;
@@ -1109,6 +1110,8 @@ async fn the_ledger_answers_what_security_teams_ask(b: &Backend) {
         ..Default::default()
     };
     assert_eq!(count(harbor).await, 1);
+    assert_eq!(count(InvocationFilter { revealed_secret: Some(true), ..Default::default() }).await, 1);
+    assert_eq!(count(InvocationFilter { revealed_secret: Some(false), ..Default::default() }).await, 29);
     let window = InvocationFilter { since_ms: Some(t0 - 9_000), until_ms: Some(t0 - 4_000), ..Default::default() };
     assert_eq!(count(window).await, 5);
     // A value that means something in SQL is matched as it is.

@@ -13,15 +13,30 @@ use super::problem::{Problem, ProblemKind};
 use crate::auth::{Access, AuthError};
 use crate::service::{Caller, IfMatch};
 
-async fn authorize(parts: &Parts, state: &AppState, access: Access) -> Result<Caller, Problem> {
+async fn principal(parts: &Parts, state: &AppState) -> Result<crate::auth::Principal, Problem> {
     let value = parts.headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
     let value = value.to_str().map_err(|_| AuthError::Invalid("the Authorization header is not ASCII".into()))?;
     let token = match value.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
         _ => return Err(AuthError::Invalid("the Authorization header must be `Bearer <token>`".into()).into()),
     };
-    let principal = state.verifier.verify(token).await?;
-    Ok(principal.require(access)?)
+    Ok(state.verifier.verify(token).await?)
+}
+
+async fn authorize(parts: &Parts, state: &AppState, access: Access) -> Result<Caller, Problem> {
+    Ok(principal(parts, state).await?.require(access)?)
+}
+
+/// A reader of the invocation ledger: its tenant's with `integrations.audit` (or
+/// `integrations.admin`), every tenant's with `plugins.admin`.
+#[derive(Debug)]
+pub struct Auditor(pub crate::service::LedgerScope);
+
+impl FromRequestParts<AppState> for Auditor {
+    type Rejection = Problem;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        Ok(Auditor(principal(parts, state).await?.ledger_scope()?))
+    }
 }
 
 /// A caller whose token carries `integrations.read` (or admin).

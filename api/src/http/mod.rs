@@ -31,6 +31,7 @@ pub mod bulk;
 pub mod events;
 pub mod extract;
 pub mod integrations;
+pub mod invocations;
 pub mod ops;
 pub mod plugins;
 pub mod problem;
@@ -117,6 +118,7 @@ impl AppState {
         (name = "integrations", description = "Integrations: create, read, change, delete, audit"),
         (name = "lifecycle", description = "Activate, test, pause and resume"),
         (name = "plugins", description = "The loaded connectors and what they may do; the plugin store: submit, review, approve, reject and activate connector code (`plugins.admin`)"),
+        (name = "invocations", description = "The invocation ledger: what every connector did (`integrations.audit`, or `plugins.admin` across tenants)"),
         (name = "events", description = "Lifecycle events (the outbox)"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
@@ -131,7 +133,7 @@ impl utoipa::Modify for BearerScheme {
         let mut scheme = Http::new(HttpAuthScheme::Bearer);
         scheme.bearer_format = Some("JWT".into());
         scheme.description = Some(
-            "A JWT (HS256 with the local key, or RS256/ES256 from the configured JWKS) whose `scope` claim holds `integrations.read`, `integrations.admin` and/or `plugins.admin` and whose tenant claim names the tenant.".into(),
+            "A JWT (HS256 with the local key, or RS256/ES256 from the configured JWKS) whose `scope` claim holds `integrations.read`, `integrations.admin`, `integrations.audit` and/or `plugins.admin` and whose tenant claim names the tenant.".into(),
         );
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
     }
@@ -162,6 +164,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(plugins::activate_plugin_version))
         .routes(routes!(plugins::get_plugin_policy))
         .routes(routes!(plugins::list_plugin_audit))
+        .routes(routes!(invocations::list_invocations))
+        .routes(routes!(invocations::get_invocation))
         .routes(routes!(events::list_events))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

@@ -84,6 +84,9 @@ fn list_query<D: Dialect>(
     if let Some(denied) = filter.denied {
         equal("denied", Bind::Flag(denied), &mut conditions, &mut binds);
     }
+    if let Some(revealed) = filter.revealed_secret {
+        equal("revealed_secret", Bind::Flag(revealed), &mut conditions, &mut binds);
+    }
     for (column, value) in [
         ("invocations.denial_kinds", &filter.denial_kind),
         ("invocations.origins", &filter.origin),
