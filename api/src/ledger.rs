@@ -180,6 +180,130 @@ impl LedgerEntry {
     }
 }
 
+/// How a connector used the network and its permissions, from its ledger entries: the evidence
+/// a reviewer needs before approving a narrower manifest.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EgressReport {
+    /// The provider.
+    pub provider: String,
+    /// From when its invocations were read.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// How many invocations were read.
+    pub invocations: u64,
+    /// Whether there were more than the report reads (the newest are read first).
+    pub truncated: bool,
+    /// The origins its invocations contacted, most used first.
+    pub contacted: Vec<OriginUse>,
+    /// The origins its manifest declares (`permissions.hosts`) that no invocation contacted.
+    pub declared_unused: Vec<String>,
+    /// Permissions its manifest declares that no invocation exercised (`reveal-secrets`,
+    /// `sign-jwt`).
+    pub permissions_unused: Vec<String>,
+    /// What it was denied, by kind.
+    pub denials: Vec<DenialCount>,
+}
+
+/// An origin a connector contacted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OriginUse {
+    /// `scheme://host[:port]`.
+    pub origin: String,
+    /// How many invocations contacted it.
+    pub invocations: u64,
+    /// When it was last contacted.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+    /// Whether the manifest's `permissions.hosts` names it (else it is an integration's base URL).
+    pub declared: bool,
+}
+
+/// How many invocations were denied something of a kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DenialCount {
+    /// The kind (`origin`, `address`, `secret-ref`, …).
+    pub kind: String,
+    /// How many invocations were denied one.
+    pub invocations: u64,
+}
+
+impl EgressReport {
+    /// The report of `provider`'s `entries` since `since`, against its manifest's permissions
+    /// (`None`: no connector of the provider is loaded, so nothing is declared).
+    pub fn of<'a>(
+        provider: &str,
+        since: OffsetDateTime,
+        permissions: Option<&stella_runtime::manifest::Permissions>,
+        entries: impl IntoIterator<Item = &'a LedgerEntry>,
+        truncated: bool,
+    ) -> Self {
+        use std::collections::BTreeMap;
+        let declared: Vec<(String, Option<stella_runtime::egress::OriginPattern>)> = permissions
+            .map(|p| {
+                p.hosts.iter().map(|h| (h.clone(), stella_runtime::egress::OriginPattern::parse(h).ok())).collect()
+            })
+            .unwrap_or_default();
+        let mut contacted: BTreeMap<String, (u64, OffsetDateTime)> = BTreeMap::new();
+        let mut denials: BTreeMap<String, u64> = BTreeMap::new();
+        let (mut invocations, mut revealed, mut signed) = (0, false, false);
+        for e in entries {
+            invocations += 1;
+            revealed |= e.revealed_secret;
+            signed |= e.signed_jwt;
+            for origin in &e.origins {
+                let seen = contacted.entry(origin.clone()).or_insert((0, e.at));
+                seen.0 += 1;
+                seen.1 = seen.1.max(e.at);
+            }
+            for kind in &e.denial_kinds {
+                *denials.entry(kind.clone()).or_default() += 1;
+            }
+        }
+        let matches = |pattern: &Option<stella_runtime::egress::OriginPattern>, origin: &str| match (
+            pattern,
+            url::Url::parse(origin),
+        ) {
+            (Some(p), Ok(url)) => p.matches(&url),
+            _ => false,
+        };
+        let mut contacted: Vec<OriginUse> = contacted
+            .into_iter()
+            .map(|(origin, (count, last_seen))| OriginUse {
+                declared: declared.iter().any(|(_, p)| matches(p, &origin)),
+                origin,
+                invocations: count,
+                last_seen,
+            })
+            .collect();
+        contacted.sort_by(|a, b| b.invocations.cmp(&a.invocations).then_with(|| a.origin.cmp(&b.origin)));
+        let declared_unused = declared
+            .iter()
+            .filter(|(_, p)| !contacted.iter().any(|c| matches(p, &c.origin)))
+            .map(|(h, _)| h.clone())
+            .collect();
+        let mut permissions_unused = Vec::new();
+        if permissions.is_some_and(|p| p.reveal_secrets) && !revealed {
+            permissions_unused.push("reveal-secrets".to_string());
+        }
+        if permissions.is_some_and(|p| p.sign_jwt) && !signed {
+            permissions_unused.push("sign-jwt".to_string());
+        }
+        Self {
+            provider: provider.to_string(),
+            since,
+            invocations,
+            truncated,
+            contacted,
+            declared_unused,
+            permissions_unused,
+            denials: denials.into_iter().map(|(kind, invocations)| DenialCount { kind, invocations }).collect(),
+        }
+    }
+}
+
 /// `scheme://host[:port]` of a URL (the port when it is not the scheme's default).
 fn origin_of(target: &str) -> Option<String> {
     let url = url::Url::parse(target).ok()?;
@@ -250,6 +374,34 @@ mod tests {
         assert!(e.denied && e.revealed_secret && !e.signed_jwt);
         assert_eq!((e.operation, e.integration_id, e.tenant_id.as_str()), (Operation::TestConnection, id, "acme"));
         assert_eq!(e.at.millisecond(), 123);
+    }
+
+    #[test]
+    fn the_egress_report_sets_what_was_used_against_what_was_declared() {
+        let calls = serde_json::json!([
+            call("http", "GET", "https://api.github.com/app", None, None),
+            call("http", "GET", "https://ghe.example.com/api/v3/x", None, None),
+            call("http", "GET", "https://evil.example.net/steal", Some("denied"), None),
+        ]);
+        let denials = serde_json::json!([{"kind": "origin", "target": "https://evil.example.net/", "reason": "no"}]);
+        let first = LedgerEntry::of("acme", Uuid::new_v4(), record(calls, denials), "success").unwrap();
+        let mut second = first.clone();
+        second.origins = vec!["https://api.github.com".into()];
+        second.denial_kinds = vec![];
+        second.at += time::Duration::minutes(5);
+        let permissions: stella_runtime::manifest::Permissions = toml::from_str(
+            "hosts = [\"https://api.github.com\", \"https://*.githubusercontent.com\"]\nsign-jwt = true\nreveal-secrets = false",
+        )
+        .unwrap();
+        let report = EgressReport::of("github-app", first.at, Some(&permissions), [&first, &second], false);
+        assert_eq!(report.invocations, 2);
+        let contacted: Vec<(&str, u64, bool)> =
+            report.contacted.iter().map(|c| (c.origin.as_str(), c.invocations, c.declared)).collect();
+        assert_eq!(contacted, [("https://api.github.com", 2, true), ("https://ghe.example.com", 1, false)]);
+        assert_eq!(report.contacted[0].last_seen, second.at);
+        assert_eq!(report.declared_unused, ["https://*.githubusercontent.com"]);
+        assert_eq!(report.permissions_unused, ["sign-jwt"]);
+        assert_eq!(report.denials, [DenialCount { kind: "origin".into(), invocations: 1 }]);
     }
 
     #[test]

@@ -773,5 +773,13 @@ async fn a_hostile_plugin_is_contained_by_the_running_service() {
         .output()
         .unwrap();
     assert!(out.status.success() && out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    // Its egress report: it contacted nothing, was denied origins (then its request budget), and
+    // never used the permissions its manifest declares.
+    let report = http.get(url("/api/v1/plugins/test-program-flood/egress")).bearer_auth(&auditor).send().await.unwrap();
+    let report = json(report.text().await.unwrap());
+    assert_eq!(report["contacted"], json!([]), "{report}");
+    let denials = json!([{"kind": "origin", "invocations": 1}, {"kind": "request-budget", "invocations": 1}]);
+    assert_eq!(report["denials"], denials, "{report}");
+    assert_eq!(report["permissionsUnused"], json!(["reveal-secrets", "sign-jwt"]), "{report}");
     assert!(server.terminate(), "the service stops cleanly");
 }

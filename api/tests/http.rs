@@ -239,6 +239,7 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/plugin-audit", Rule::PluginsAdmin),
     ("GET", "/api/v1/invocations", Rule::Audit),
     ("GET", "/api/v1/invocations/{id}", Rule::Audit),
+    ("GET", "/api/v1/plugins/{provider}/egress", Rule::Audit),
     ("GET", "/api/v1/events", Rule::Read),
     ("GET", "/healthz", Rule::Public),
     ("GET", "/readyz", Rule::Public),
@@ -2052,4 +2053,19 @@ async fn the_ledger_is_read_by_auditors_of_its_tenant_only() {
     let r = app.send(Method::GET, "/api/v1/invocations", Some(&reader), None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.header("www-authenticate").contains("integrations.audit"), "{}", r.header("www-authenticate"));
+
+    // The egress report of the in-memory connector: three invocations, no network, nothing denied;
+    // within the tenant for its auditor, none for another tenant's.
+    let r = app.send(Method::GET, "/api/v1/plugins/in-memory/egress", Some(&auditor), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!((r.body["invocations"].as_u64(), r.body["truncated"].as_bool()), (Some(3), Some(false)), "{}", r.body);
+    assert_eq!((r.body["contacted"].clone(), r.body["denials"].clone()), (json!([]), json!([])));
+    let r = app.send(Method::GET, "/api/v1/plugins/in-memory/egress", Some(&theirs), None).await;
+    assert_eq!(r.body["invocations"], 0);
+    let r = app
+        .send(Method::GET, "/api/v1/plugins/in-memory/egress?since=2999-01-01T00:00:00Z", Some(&auditor), None)
+        .await;
+    assert_eq!(r.body["invocations"], 0);
+    let r = app.send(Method::GET, "/api/v1/plugins/in-memory/egress?since=yesterday", Some(&auditor), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }

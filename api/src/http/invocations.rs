@@ -190,3 +190,39 @@ mod tests {
         }
     }
 }
+
+/// The window of an egress report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EgressParams {
+    /// From when (RFC 3339); default: seven days ago.
+    #[param(format = DateTime)]
+    since: Option<String>,
+}
+
+/// A connector's egress report: the origins its invocations contacted (how often, last seen),
+/// the origins its manifest declares that none contacted, the permissions it declares and never
+/// exercised, and what it was denied, by kind. Within the caller's tenant for its auditors, across
+/// tenants for `plugins.admin`; at most the newest 50,000 invocations are read (`truncated`).
+#[utoipa::path(get, path = "/api/v1/plugins/{provider}/egress", tag = "invocations", operation_id = "getEgressReport",
+    params(("provider" = String, Path, description = "The provider id"), EgressParams),
+    security(("bearer" = ["integrations.audit"])),
+    responses(
+        (status = 200, description = "The report", body = crate::ledger::EgressReport),
+        ProblemResponses,
+    ))]
+pub async fn get_egress_report(
+    Auditor(scope): Auditor,
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    params: Result<Query<EgressParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(params) = params.map_err(query_problem)?;
+    let since = match time_ms("since", params.since)? {
+        Some(ms) => ms,
+        None => unix_ms(crate::domain::now()) - 7 * 86_400_000,
+    };
+    let provider = text("provider", Some(provider))?.unwrap_or_default();
+    Ok(axum::Json(state.catalog.egress_report(&scope, &provider, since).await?).into_response())
+}

@@ -5,7 +5,12 @@
 use uuid::Uuid;
 
 use super::{Caller, Catalog, ServiceError};
-use crate::ledger::{InvocationFilter, InvocationPosition, LedgerEntry};
+use crate::ledger::{EgressReport, InvocationFilter, InvocationPosition, LedgerEntry};
+
+/// Entries read per page by the egress report.
+const REPORT_PAGE: u32 = 500;
+/// The most entries one egress report reads (the newest first); beyond, it says it is truncated.
+pub const MAX_REPORT_INVOCATIONS: usize = 50_000;
 
 /// Whose invocations a caller may read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,5 +50,38 @@ impl Catalog {
         limit: u32,
     ) -> Result<Vec<LedgerEntry>, ServiceError> {
         Ok(self.store.invocations(scope.tenant(), filter, after, limit).await?)
+    }
+
+    /// How `provider`'s invocations within `scope` since `since_ms` used the network and their
+    /// permissions, against what its loaded manifest declares.
+    pub async fn egress_report(
+        &self,
+        scope: &LedgerScope,
+        provider: &str,
+        since_ms: i64,
+    ) -> Result<EgressReport, ServiceError> {
+        let filter =
+            InvocationFilter { provider: Some(provider.to_string()), since_ms: Some(since_ms), ..Default::default() };
+        let mut entries: Vec<LedgerEntry> = Vec::new();
+        let mut after: Option<InvocationPosition> = None;
+        let mut truncated = false;
+        loop {
+            let page = self.invocations(scope, &filter, after.as_ref(), REPORT_PAGE).await?;
+            let full = page.len() == REPORT_PAGE as usize;
+            after =
+                page.last().map(|e| InvocationPosition { at_ms: crate::domain::unix_ms(e.at), id: e.invocation_id });
+            entries.extend(page);
+            if entries.len() >= MAX_REPORT_INVOCATIONS {
+                truncated = full;
+                break;
+            }
+            if !full {
+                break;
+            }
+        }
+        let connectors = self.connectors();
+        let permissions = connectors.get(provider).map(|c| &c.manifest().permissions);
+        let since = crate::domain::from_unix_ms(since_ms);
+        Ok(EgressReport::of(provider, since, permissions, &entries, truncated))
     }
 }
