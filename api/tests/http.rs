@@ -239,6 +239,7 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/plugin-audit", Rule::PluginsAdmin),
     ("GET", "/api/v1/invocations", Rule::Audit),
     ("GET", "/api/v1/invocations/{id}", Rule::Audit),
+    ("GET", "/api/v1/invocations/export", Rule::Audit),
     ("GET", "/api/v1/plugins/{provider}/egress", Rule::Audit),
     ("GET", "/api/v1/events", Rule::Read),
     ("GET", "/healthz", Rule::Public),
@@ -2053,6 +2054,27 @@ async fn the_ledger_is_read_by_auditors_of_its_tenant_only() {
     let r = app.send(Method::GET, "/api/v1/invocations", Some(&reader), None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.header("www-authenticate").contains("integrations.audit"), "{}", r.header("www-authenticate"));
+
+    // The NDJSON export: the same filters, one entry per line, streamed.
+    let lines = |r: &Reply| -> Vec<Value> {
+        match &r.body {
+            Value::Null => vec![],
+            Value::String(text) => text.lines().map(|l| serde_json::from_str(l).unwrap()).collect(),
+            one => vec![one.clone()],
+        }
+    };
+    let r = app.send(Method::GET, "/api/v1/invocations/export", Some(&auditor), None).await;
+    assert_eq!((r.status, r.header("content-type")), (StatusCode::OK, "application/x-ndjson"));
+    let exported = lines(&r);
+    assert_eq!(exported.len(), 3, "{}", r.body);
+    assert_eq!(exported[0]["invocationId"], tested.as_str());
+    let r =
+        app.send(Method::GET, &format!("/api/v1/invocations/export?integrationId={first}"), Some(&auditor), None).await;
+    assert_eq!(lines(&r).len(), 1);
+    let r = app.send(Method::GET, "/api/v1/invocations/export", Some(&theirs), None).await;
+    assert!(lines(&r).is_empty());
+    let r = app.send(Method::GET, "/api/v1/invocations/export?since=soon", Some(&auditor), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
     // The egress report of the in-memory connector: three invocations, no network, nothing denied;
     // within the tenant for its auditor, none for another tenant's.

@@ -165,6 +165,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(plugins::get_plugin_policy))
         .routes(routes!(plugins::list_plugin_audit))
         .routes(routes!(invocations::list_invocations))
+        .routes(routes!(invocations::export_invocations))
         .routes(routes!(invocations::get_invocation))
         .routes(routes!(invocations::get_egress_report))
         .routes(routes!(events::list_events))
