@@ -87,12 +87,17 @@ impl TrustedKey {
             minisign_verify::PublicKey::from_base64(text)
         }
         .map_err(|e| SignatureError::BadKey(format!("as a minisign key: {e}")))?;
-        // minisign's key id: bytes 2..10 of the decoded key, little-endian, printed as hex.
+        // minisign's key id: bytes 2..10 of the decoded key, a little-endian u64, printed as
+        // minisign prints it (upper-case hex without leading zeros).
         let line = text.lines().last().unwrap_or_default().trim();
         let raw = base64::engine::general_purpose::STANDARD
             .decode(line)
             .map_err(|e| SignatureError::BadKey(format!("as a minisign key: {e}")))?;
-        let id = raw.get(2..10).map(|b| b.iter().rev().map(|x| format!("{x:02X}")).collect()).unwrap_or_default();
+        let id = raw
+            .get(2..10)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(|b| format!("{:X}", u64::from_le_bytes(b)))
+            .unwrap_or_default();
         Ok(Self::Minisign { key, id })
     }
 
@@ -244,6 +249,17 @@ wLMDjy9FLAuxZ3q4NlEvkgtyhrr0gtTu6KC4KBJdITbbOeAi1zBIYo0v4iTgt8jJpIidRJnp94ABQkJA
         let stranger = TrustedKey::parse(&p256_pem(other.public_key().as_ref())).unwrap();
         assert_eq!(stranger.verify(file, &sig), Err(SignatureError::Mismatch));
         assert!(matches!(key.verify(file, "%%%"), Err(SignatureError::BadSignature { .. })));
+    }
+
+    #[test]
+    fn a_minisign_key_id_is_printed_as_minisign_prints_it() {
+        // A key whose id starts with a zero nibble: minisign prints no leading zero.
+        let mut raw = vec![b'E', b'd'];
+        raw.extend(0x02C2_8FF2_0435_C1AFu64.to_le_bytes());
+        raw.extend([7u8; 32]);
+        let line = base64::engine::general_purpose::STANDARD.encode(&raw);
+        let key = TrustedKey::parse(&line).unwrap();
+        assert_eq!(key.id(), "minisign:2C28FF20435C1AF");
     }
 
     #[test]
