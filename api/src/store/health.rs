@@ -70,9 +70,6 @@ pub trait HealthStore: Send + Sync + 'static {
     async fn prune_health_checks(&self, before_ms: i64) -> Result<u64, StoreError>;
 }
 
-/// Health history rows deleted per statement when pruning.
-const PRUNE_BATCH: i64 = 5_000;
-
 /// The integrations the health scheduler checks (`Status::in_service`, not paused), as SQL over
 /// the integrations' columns.
 const IN_SERVICE: &str = "status IN ('active', 'degraded', 'failed') AND NOT paused";
@@ -362,23 +359,8 @@ where
     }
 
     async fn prune_health_checks(&self, before_ms: i64) -> Result<u64, StoreError> {
-        // In batches, each its own short statement: a month of history of many integrations is
-        // never one long delete holding the writers back.
-        let mut deleted = 0;
-        loop {
-            let done = sqlx::query(
-                "DELETE FROM health_checks WHERE check_id IN \
-                 (SELECT check_id FROM health_checks WHERE checked_ms < $1 LIMIT $2)",
-            )
-            .bind(before_ms)
-            .bind(PRUNE_BATCH)
-            .execute(&self.pool)
-            .await
-            .map_err(map_error)?;
-            deleted += D::rows_affected(&done);
-            if D::rows_affected(&done) < PRUNE_BATCH as u64 {
-                return Ok(deleted);
-            }
-        }
+        let delete = "DELETE FROM health_checks WHERE check_id IN \
+                      (SELECT check_id FROM health_checks WHERE checked_ms < $1 LIMIT $2)";
+        self.prune_in_batches(delete, before_ms).await
     }
 }

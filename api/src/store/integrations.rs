@@ -10,7 +10,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::sql::{Dialect, Query, SqlStore, is_unique_violation, map_error, parse_json, parse_uuid, placeholders};
+use super::sql::{
+    Bind, Dialect, Query, SqlStore, bind_all, is_unique_violation, map_error, parse_json, parse_uuid, placeholders,
+};
 use crate::audit::{AuditDraft, AuditEntry, GENESIS_HASH};
 use crate::domain::{Integration, unix_ms};
 use crate::events::EventDraft;
@@ -149,13 +151,6 @@ fn contains_pattern(needle: &str) -> String {
     }
     p.push('%');
     p
-}
-
-/// A value bound to a dynamically built query.
-enum Bind {
-    Text(String),
-    Flag(bool),
-    Int(i64),
 }
 
 /// The list query and its binds.
@@ -518,14 +513,7 @@ where
         limit: u32,
     ) -> Result<Vec<Integration>, StoreError> {
         let (sql, binds) = list_query::<D>(tenant_id, filter, after, limit);
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for bind in binds {
-            query = match bind {
-                Bind::Text(s) => query.bind(s),
-                Bind::Flag(b) => query.bind(b),
-                Bind::Int(i) => query.bind(i),
-            };
-        }
+        let query = bind_all(sqlx::query(AssertSqlSafe(sql)), binds);
         self.read_all(query).await?.iter().map(Self::decode).collect()
     }
 

@@ -8,14 +8,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
-use super::sql::{Dialect, SqlStore, map_error, placeholders};
+use super::sql::{Bind, Dialect, SqlStore, bind_all, map_error, placeholders};
 use crate::domain::{from_unix_ms, unix_ms};
 use crate::ledger::{InvocationFilter, InvocationPosition, LedgerEntry, Operation};
 
 /// Rows per INSERT statement (16 values each, well under PostgreSQL's 65,535 binds).
 const INSERT_BATCH: usize = 256;
-/// Rows deleted per statement when pruning.
-const PRUNE_BATCH: i64 = 5_000;
 
 const COLUMNS: &str = "invocation_id, tenant_id, integration_id, provider, sha256, operation, at_ms, duration_ms, \
      outcome, denied, denial_kinds, origins, auth_refs, revealed_secret, signed_jwt, record";
@@ -42,13 +40,6 @@ pub trait LedgerStore: Send + Sync + 'static {
         after: Option<&InvocationPosition>,
         limit: u32,
     ) -> Result<Vec<LedgerEntry>, StoreError>;
-}
-
-/// A value bound to a list query.
-enum Bind {
-    Text(String),
-    Int(i64),
-    Flag(bool),
 }
 
 /// Adds the condition `column = <value>`.
@@ -266,34 +257,13 @@ where
         limit: u32,
     ) -> Result<Vec<LedgerEntry>, StoreError> {
         let (sql, binds) = list_query::<D>(tenant_id, filter, after, limit);
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for bind in binds {
-            query = match bind {
-                Bind::Text(s) => query.bind(s),
-                Bind::Int(i) => query.bind(i),
-                Bind::Flag(b) => query.bind(b),
-            };
-        }
+        let query = bind_all(sqlx::query(AssertSqlSafe(sql)), binds);
         self.read_all(query).await?.iter().map(decode_entry).collect()
     }
 
     async fn prune_invocations(&self, before_ms: i64) -> Result<u64, StoreError> {
-        // In batches, each its own short statement, as the health history is pruned.
-        let mut deleted = 0;
-        loop {
-            let done = sqlx::query(
-                "DELETE FROM invocations WHERE invocation_id IN \
-                 (SELECT invocation_id FROM invocations WHERE at_ms < $1 LIMIT $2)",
-            )
-            .bind(before_ms)
-            .bind(PRUNE_BATCH)
-            .execute(&self.pool)
-            .await
-            .map_err(map_error)?;
-            deleted += D::rows_affected(&done);
-            if D::rows_affected(&done) < PRUNE_BATCH as u64 {
-                return Ok(deleted);
-            }
-        }
+        let delete = "DELETE FROM invocations WHERE invocation_id IN \
+                      (SELECT invocation_id FROM invocations WHERE at_ms < $1 LIMIT $2)";
+        self.prune_in_batches(delete, before_ms).await
     }
 }

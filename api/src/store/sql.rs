@@ -217,6 +217,55 @@ where
     }
 }
 
+/// A value bound to a dynamically built query (list filters).
+pub(super) enum Bind {
+    Text(String),
+    Flag(bool),
+    Int(i64),
+}
+
+/// `query` with `binds` bound in order.
+pub(super) fn bind_all<'q, D: Dialect>(mut query: Query<'q, D>, binds: Vec<Bind>) -> Query<'q, D>
+where
+    for<'a> String: sqlx::Encode<'a, D> + sqlx::Type<D>,
+    for<'a> bool: sqlx::Encode<'a, D> + sqlx::Type<D>,
+    for<'a> i64: sqlx::Encode<'a, D> + sqlx::Type<D>,
+{
+    for bind in binds {
+        query = match bind {
+            Bind::Text(s) => query.bind(s),
+            Bind::Flag(b) => query.bind(b),
+            Bind::Int(i) => query.bind(i),
+        };
+    }
+    query
+}
+
+/// Rows deleted per statement when history is pruned.
+const PRUNE_BATCH: i64 = 5_000;
+
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    D::Arguments: IntoArguments<D>,
+    for<'a> i64: sqlx::Encode<'a, D> + sqlx::Type<D>,
+{
+    /// Runs `delete` (`$1`: the time before which rows go, `$2`: at most how many) until it
+    /// deletes fewer than a batch; returns how many rows went. Each batch is its own short
+    /// statement: a month of history is never one long delete holding the writers back.
+    pub(super) async fn prune_in_batches(&self, delete: &'static str, before_ms: i64) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        loop {
+            let done =
+                sqlx::query(delete).bind(before_ms).bind(PRUNE_BATCH).execute(&self.pool).await.map_err(map_error)?;
+            deleted += D::rows_affected(&done);
+            if D::rows_affected(&done) < PRUNE_BATCH as u64 {
+                return Ok(deleted);
+            }
+        }
+    }
+}
+
 /// Maps a database error to what the service can do about it.
 pub(super) fn map_error(e: sqlx::Error) -> StoreError {
     match &e {
