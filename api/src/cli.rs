@@ -142,6 +142,10 @@ struct InvocationsArgs {
     /// Only those that read a secret's value (`true`) or did not (`false`).
     #[arg(long)]
     revealed_secret: Option<bool>,
+    /// Only those that contacted an origin other than their integration's base URL's (`true`),
+    /// or did not (`false`).
+    #[arg(long)]
+    outside_base_url: Option<bool>,
     /// Only those that contacted this origin (`https://host[:port]`).
     #[arg(long)]
     origin: Option<String>,
@@ -599,10 +603,19 @@ fn invocations(args: InvocationsArgs) -> Result<ExitCode, CliError> {
     if let Some(revealed) = args.revealed_secret {
         query.push(("revealedSecret", revealed.to_string()));
     }
-    let mut items: Vec<serde_json::Value> = Vec::new();
+    if let Some(outside) = args.outside_base_url {
+        query.push(("outsideBaseUrl", outside.to_string()));
+    }
+    // Printed page by page, so that a long window (`--limit 100000`) is never held whole.
+    let mut out = std::io::stdout().lock();
+    let mut write = |text: &str| writeln!(out, "{text}").map_err(io("cannot write the invocations"));
+    let mut printed = 0;
     let mut after: Option<String> = None;
-    while items.len() < args.limit {
-        let page_size = (args.limit - items.len()).min(500).to_string();
+    if args.json {
+        write("[")?;
+    }
+    while printed < args.limit {
+        let page_size = (args.limit - printed).min(500).to_string();
         let mut page_query = query.clone();
         page_query.push(("limit", page_size));
         if let Some(a) = &after {
@@ -613,45 +626,46 @@ fn invocations(args: InvocationsArgs) -> Result<ExitCode, CliError> {
         }))??;
         let page: serde_json::Value =
             serde_json::from_str(&body).map_err(|e| format!("the service's answer is not a page: {e}"))?;
-        items.extend(page["items"].as_array().cloned().unwrap_or_default());
+        for item in page["items"].as_array().into_iter().flatten() {
+            if args.json {
+                let item = serde_json::to_string_pretty(item).expect("an invocation serializes");
+                write(&format!("{}{}", if printed > 0 { "," } else { "" }, item))?;
+            } else if args.ndjson {
+                write(&item.to_string())?;
+            } else {
+                write(&invocation_line(item))?;
+            }
+            printed += 1;
+        }
         match page["nextCursor"].as_str() {
             Some(next) => after = Some(next.to_string()),
             None => break,
         }
     }
-    let mut out = std::io::stdout().lock();
-    let write = |out: &mut std::io::StdoutLock, text: String| {
-        writeln!(out, "{text}").map_err(io("cannot write the invocations"))
-    };
     if args.json {
-        write(&mut out, serde_json::to_string_pretty(&items).expect("invocations serialize"))?;
-    } else if args.ndjson {
-        for item in &items {
-            write(&mut out, item.to_string())?;
-        }
-    } else {
-        for i in &items {
-            let list = |k: &str| {
-                let v: Vec<&str> = i[k].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect();
-                if v.is_empty() { "-".to_string() } else { v.join(",") }
-            };
-            write(
-                &mut out,
-                format!(
-                    "{}  {}  {:<16} {:<15} {:<12} denied:{:<14} origins:{}  {}",
-                    i["at"].as_str().unwrap_or("-"),
-                    i["tenantId"].as_str().unwrap_or("-"),
-                    i["provider"].as_str().unwrap_or("-"),
-                    i["operation"].as_str().unwrap_or("-"),
-                    i["outcome"].as_str().unwrap_or("-"),
-                    list("denialKinds"),
-                    list("origins"),
-                    i["invocationId"].as_str().unwrap_or("-"),
-                ),
-            )?;
-        }
+        write("]")?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One invocation as a line: when, tenant, provider (the third column, for `awk`), operation,
+/// outcome, denial kinds, origins contacted, id.
+fn invocation_line(i: &serde_json::Value) -> String {
+    let list = |k: &str| {
+        let v: Vec<&str> = i[k].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect();
+        if v.is_empty() { "-".to_string() } else { v.join(",") }
+    };
+    format!(
+        "{}  {}  {:<16} {:<15} {:<12} denied:{:<14} origins:{}  {}",
+        i["at"].as_str().unwrap_or("-"),
+        i["tenantId"].as_str().unwrap_or("-"),
+        i["provider"].as_str().unwrap_or("-"),
+        i["operation"].as_str().unwrap_or("-"),
+        i["outcome"].as_str().unwrap_or("-"),
+        list("denialKinds"),
+        list("origins"),
+        i["invocationId"].as_str().unwrap_or("-"),
+    )
 }
 
 fn export(args: ExportArgs) -> Result<ExitCode, CliError> {

@@ -1,14 +1,21 @@
 //! Lifecycle events: what they are called, what they carry, and their CloudEvents 1.0 form. The
 //! store writes them to the outbox in the transaction of the change they describe
-//! ([`crate::store::IntegrationStore::apply`]; the platform's `plugin.*` events with
-//! [`crate::store::PluginStore::apply_plugin`], under the tenant id [`crate::audit::PLATFORM`]); `GET /api/v1/events` pages through them, and the
-//! relay ([`crate::relay`]) publishes them to NATS.
+//! ([`crate::store::IntegrationStore::apply`]; an `invocation.denied` with the ledger entry of the
+//! invocation that was refused something; the platform's `plugin.*` events with
+//! [`crate::store::PluginStore::apply_plugin`], under the tenant id [`crate::audit::PLATFORM`]).
+//! `GET /api/v1/events` pages through them, and the relay ([`crate::relay`]) publishes them to
+//! NATS.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::{Integration, rfc3339};
+use crate::ledger::LedgerEntry;
+
+/// How many of an invocation's refusals its `invocation.denied` event lists (the count says how
+/// many there were).
+pub const MAX_DENIALS_IN_EVENT: usize = 10;
 
 /// The `source` attribute of every event this service emits.
 pub const EVENT_SOURCE: &str = "/stellaops/integrations";
@@ -49,11 +56,15 @@ pub enum EventType {
     /// A connector version became the one its provider's integrations run (platform event).
     #[serde(rename = "plugin.activated")]
     PluginActivated,
+    /// The sandbox refused a connector something during a test or a health check (the security
+    /// team's alert): one event per such invocation.
+    #[serde(rename = "invocation.denied")]
+    InvocationDenied,
 }
 
 impl EventType {
     /// Every type.
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         Self::Created,
         Self::Updated,
         Self::Deleted,
@@ -65,6 +76,7 @@ impl EventType {
         Self::PluginApproved,
         Self::PluginRejected,
         Self::PluginActivated,
+        Self::InvocationDenied,
     ];
 
     /// The CloudEvents `type`.
@@ -81,6 +93,7 @@ impl EventType {
             Self::PluginApproved => "plugin.approved",
             Self::PluginRejected => "plugin.rejected",
             Self::PluginActivated => "plugin.activated",
+            Self::InvocationDenied => "invocation.denied",
         }
     }
 
@@ -111,6 +124,40 @@ impl EventDraft {
                 "provider": i.provider,
                 "status": i.status,
                 "version": i.version,
+            }),
+        }
+    }
+
+    /// The alert of an invocation the sandbox refused something: which connector, of which
+    /// integration, was refused what (the kinds, and the first [`MAX_DENIALS_IN_EVENT`] refusals
+    /// with their targets, as the record has them: redacted, never a secret's value). The whole
+    /// record is at `GET /api/v1/invocations/{invocationId}`.
+    pub fn invocation_denied(entry: &LedgerEntry) -> Self {
+        let (denials, total) = match &entry.record {
+            Some(record) => (
+                record
+                    .denials
+                    .iter()
+                    .take(MAX_DENIALS_IN_EVENT)
+                    .map(|d| serde_json::json!({ "kind": d.kind, "target": d.target }))
+                    .collect(),
+                record.denials.len() as u64 + record.dropped.denials,
+            ),
+            None => (Vec::new(), 0),
+        };
+        Self {
+            event_type: EventType::InvocationDenied,
+            data: serde_json::json!({
+                "invocationId": entry.invocation_id,
+                "integrationId": entry.integration_id,
+                "provider": entry.provider,
+                "sha256": entry.sha256,
+                "operation": entry.operation,
+                "outcome": entry.outcome,
+                "startedAt": rfc3339(entry.at),
+                "denialKinds": entry.denial_kinds,
+                "denials": denials,
+                "deniedCount": total,
             }),
         }
     }

@@ -74,6 +74,9 @@ pub struct LedgerEntry {
     pub origins: Vec<String>,
     /// The AuthRefs whose secrets it resolved or had applied, sorted.
     pub auth_refs: Vec<String>,
+    /// Whether it contacted an origin other than its integration's base URL's (one its manifest
+    /// declares in `permissions.hosts`: the sandbox refuses any other).
+    pub outside_base_url: bool,
     /// Whether it read a secret's value (`reveal`).
     pub revealed_secret: bool,
     /// Whether it signed a JWT with a secret.
@@ -99,6 +102,8 @@ pub struct InvocationFilter {
     pub outcome: Option<String>,
     /// Denied something (`true`) or nothing (`false`).
     pub denied: Option<bool>,
+    /// Contacted an origin other than its integration's base URL's (`true`) or not (`false`).
+    pub outside_base_url: Option<bool>,
     /// Read a secret's value (`true`) or not (`false`).
     pub revealed_secret: Option<bool>,
     /// Denied something of this kind.
@@ -124,8 +129,14 @@ pub struct InvocationPosition {
 
 impl LedgerEntry {
     /// The entry of `record`, an invocation for the integration `integration_id` of `tenant_id`
-    /// that ended with `outcome`.
-    pub fn of(tenant_id: &str, integration_id: Uuid, record: InvocationRecord, outcome: &str) -> Result<Self, String> {
+    /// (whose base URL is `base_url`, if it has one) that ended with `outcome`.
+    pub fn of(
+        tenant_id: &str,
+        integration_id: Uuid,
+        base_url: Option<&str>,
+        record: InvocationRecord,
+        outcome: &str,
+    ) -> Result<Self, String> {
         let invocation_id =
             Uuid::parse_str(&record.invocation_id).map_err(|e| format!("the record's invocation id: {e}"))?;
         let operation = Operation::parse(&record.operation)
@@ -154,6 +165,7 @@ impl LedgerEntry {
                 auth_refs.insert(auth_ref.clone());
             }
         }
+        let base_origin = base_url.and_then(origin_of);
         let denial_kinds: BTreeSet<String> = record
             .denials
             .iter()
@@ -171,6 +183,7 @@ impl LedgerEntry {
             outcome: outcome.to_string(),
             denied: !record.denials.is_empty() || record.dropped.denials > 0,
             denial_kinds: denial_kinds.into_iter().collect(),
+            outside_base_url: origins.iter().any(|o| Some(o) != base_origin.as_ref()),
             origins: origins.into_iter().collect(),
             auth_refs: auth_refs.into_iter().collect(),
             revealed_secret,
@@ -367,13 +380,30 @@ mod tests {
             {"kind": "origin", "target": "https://evil2.example.net/", "reason": "not allowed"},
         ]);
         let id = Uuid::new_v4();
-        let e = LedgerEntry::of("acme", id, record(calls, denials), "success").unwrap();
+        let e = LedgerEntry::of(
+            "acme",
+            id,
+            Some("https://harbor.example.com/"),
+            record(calls.clone(), denials.clone()),
+            "success",
+        )
+        .unwrap();
         assert_eq!(e.origins, ["http://mirror.example.com:8080", "https://harbor.example.com"]);
+        assert!(e.outside_base_url, "the mirror is not its base URL's origin");
         assert_eq!(e.auth_refs, ["ref://integrations/harbor/robot"]);
         assert_eq!(e.denial_kinds, ["origin", "secret-ref"]);
         assert!(e.denied && e.revealed_secret && !e.signed_jwt);
         assert_eq!((e.operation, e.integration_id, e.tenant_id.as_str()), (Operation::TestConnection, id, "acme"));
         assert_eq!(e.at.millisecond(), 123);
+        // Every origin it contacted is its base URL's (its default port or not): it stayed inside.
+        let inside = serde_json::json!([
+            call("http", "GET", "https://harbor.example.com/api/v2.0/ping", None, None),
+            call("http", "GET", "https://harbor.example.com:443/api/v2.0/projects", None, None),
+            call("http", "GET", "https://evil.example.net/steal", Some("denied"), None),
+        ]);
+        let e = LedgerEntry::of("acme", id, Some("https://harbor.example.com:443"), record(inside, denials), "success")
+            .unwrap();
+        assert!(!e.outside_base_url && e.denied, "a refused request contacted nothing");
     }
 
     #[test]
@@ -384,7 +414,9 @@ mod tests {
             call("http", "GET", "https://evil.example.net/steal", Some("denied"), None),
         ]);
         let denials = serde_json::json!([{"kind": "origin", "target": "https://evil.example.net/", "reason": "no"}]);
-        let first = LedgerEntry::of("acme", Uuid::new_v4(), record(calls, denials), "success").unwrap();
+        let first =
+            LedgerEntry::of("acme", Uuid::new_v4(), Some("https://ghe.example.com"), record(calls, denials), "success")
+                .unwrap();
         let mut second = first.clone();
         second.origins = vec!["https://api.github.com".into()];
         second.denial_kinds = vec![];
@@ -408,12 +440,17 @@ mod tests {
     fn a_record_that_is_not_one_is_refused() {
         let mut r = record(serde_json::json!([]), serde_json::json!([]));
         r.operation = "something-else".into();
-        assert!(LedgerEntry::of("acme", Uuid::new_v4(), r, "success").unwrap_err().contains("operation"));
+        assert!(LedgerEntry::of("acme", Uuid::new_v4(), None, r, "success").unwrap_err().contains("operation"));
         let mut r = record(serde_json::json!([]), serde_json::json!([]));
         r.invocation_id = "not-a-uuid".into();
-        assert!(LedgerEntry::of("acme", Uuid::new_v4(), r, "success").is_err());
-        let clean =
-            LedgerEntry::of("acme", Uuid::new_v4(), record(serde_json::json!([]), serde_json::json!([])), "success");
+        assert!(LedgerEntry::of("acme", Uuid::new_v4(), None, r, "success").is_err());
+        let clean = LedgerEntry::of(
+            "acme",
+            Uuid::new_v4(),
+            None,
+            record(serde_json::json!([]), serde_json::json!([])),
+            "success",
+        );
         assert!(!clean.unwrap().denied);
     }
 }

@@ -91,19 +91,23 @@ async fn nats() -> Option<async_nats::Client> {
     }
 }
 
+/// This run's own JetStream stream and subject prefix (so runs never see each other's events),
+/// and the `[events]` section of a configuration file that sets them.
+fn own_event_stream() -> (String, String, String) {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let (stream, prefix) = (format!("STELLA_E2E_{run}"), format!("stellae2e.{run}"));
+    let config = format!("[events]\nstream = \"{stream}\"\nsubject-prefix = \"{prefix}\"\n");
+    (stream, prefix, config)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_the_readme_walkthrough_and_relays_its_events_to_nats() {
     let dir = tempfile::tempdir().unwrap();
     // A token minted before the server ever ran: both use the key generated in ./data.
     let admin = token(dir.path(), "integrations.admin");
     let nats = nats().await;
-    let run = uuid::Uuid::new_v4().simple().to_string();
-    let (stream, prefix) = (format!("STELLA_E2E_{run}"), format!("stellae2e.{run}"));
-    std::fs::write(
-        dir.path().join("stella.toml"),
-        format!("[events]\nstream = \"{stream}\"\nsubject-prefix = \"{prefix}\"\n"),
-    )
-    .unwrap();
+    let (stream, prefix, events) = own_event_stream();
+    std::fs::write(dir.path().join("stella.toml"), events).unwrap();
     let mut env = vec![("STELLA_CONFIG", "stella.toml"), ("STELLA_LOG_FORMAT", "json")];
     if nats.is_some() {
         env.push(("NATS_URL", "nats://127.0.0.1:4222"));
@@ -350,16 +354,9 @@ async fn a_connector_approved_on_one_replica_is_served_by_the_other_within_secon
     }
     std::fs::copy(test_programs_artifacts::WELL_BEHAVED, d.join("connector.wasm")).unwrap();
     assert!(tool(d, "minisign", &["-S", "-s", "vendor.key", "-m", "connector.wasm"]));
-    let run = uuid::Uuid::new_v4().simple().to_string();
-    let (stream, prefix) = (format!("STELLA_E2E_{run}"), format!("stellae2e.{run}"));
-    std::fs::write(
-        d.join("stella.toml"),
-        format!(
-            "[plugins]\ntrusted-keys = [\"{}\"]\n[events]\nstream = \"{stream}\"\nsubject-prefix = \"{prefix}\"\n",
-            d.join("vendor.pub").display()
-        ),
-    )
-    .unwrap();
+    let (stream, prefix, events) = own_event_stream();
+    let plugins = format!("[plugins]\ntrusted-keys = [\"{}\"]\n", d.join("vendor.pub").display());
+    std::fs::write(d.join("stella.toml"), plugins + &events).unwrap();
     let nats = nats().await;
     let mut subscription = match &nats {
         Some(c) => Some(c.subscribe(format!("{prefix}._platform.>")).await.unwrap()),
@@ -447,6 +444,9 @@ async fn a_connector_approved_on_one_replica_is_served_by_the_other_within_secon
     }
 
     assert!(first.terminate() && second.terminate());
+    if let Some(nats) = &nats {
+        async_nats::jetstream::new(nats.clone()).delete_stream(&stream).await.unwrap();
+    }
     let out = Command::new(BIN).args(["audit", "verify", "--database-url", &database.url]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(
@@ -672,7 +672,19 @@ async fn a_hostile_plugin_is_contained_by_the_running_service() {
     std::fs::create_dir(dir.path().join("plugins")).unwrap();
     std::fs::copy(test_programs_artifacts::FLOOD, dir.path().join("plugins/flood.wasm")).unwrap();
     let admin = token(dir.path(), "integrations.admin");
-    let server = Server::start(dir.path(), &[("STELLA_HEALTH_ENABLED", "false")]);
+    // The security team's alert goes through the outbox to NATS.
+    let nats = nats().await;
+    let (stream, prefix, events) = own_event_stream();
+    std::fs::write(dir.path().join("stella.toml"), events).unwrap();
+    let mut env = vec![("STELLA_HEALTH_ENABLED", "false"), ("STELLA_CONFIG", "stella.toml")];
+    if nats.is_some() {
+        env.push(("NATS_URL", "nats://127.0.0.1:4222"));
+    }
+    let mut alerts = match &nats {
+        Some(c) => Some(c.subscribe(format!("{prefix}.demo.invocation.denied")).await.unwrap()),
+        None => None,
+    };
+    let server = Server::start(dir.path(), &env);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", server.base);
@@ -766,6 +778,46 @@ async fn a_hostile_plugin_is_contained_by_the_running_service() {
         (Some("test-program-flood"), Some(id))
     );
     assert!(lines[0]["record"].is_null(), "a list carries no record");
+    let invocation_id = lines[0]["invocationId"].as_str().unwrap().to_string();
+    // It reached nothing beyond its base URL (every request was refused): `--json` prints one array.
+    let out = Command::new(BIN)
+        .args(["invocations", "--outside-base-url", "false", "--json"])
+        .env("STELLA_URL", &server.base)
+        .env("STELLA_TOKEN", &auditor)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let array: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(array.as_array().map(|a| a.len()), Some(1), "{array}");
+    assert_eq!(array[0]["invocationId"], invocation_id.as_str());
+
+    // The alert: one `invocation.denied` event for the test, in the tenant's outbox and on NATS,
+    // naming the invocation and its first ten refusals (of 256: the count says so).
+    let events = http.get(url("/api/v1/events?after=0")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(events.status().as_u16(), 200);
+    let events = json(events.text().await.unwrap());
+    let denied: Vec<&Value> =
+        events["items"].as_array().unwrap().iter().filter(|e| e["type"] == "invocation.denied").collect();
+    assert_eq!(denied.len(), 1, "{events}");
+    let alert = denied[0];
+    assert_eq!(
+        (alert["data"]["invocationId"].as_str(), alert["integrationid"].as_str(), alert["tenantid"].as_str()),
+        (Some(invocation_id.as_str()), Some(id), Some("demo")),
+        "{alert}"
+    );
+    assert_eq!(alert["data"]["denialKinds"], json!(["origin", "request-budget"]), "{alert}");
+    assert_eq!(alert["data"]["denials"].as_array().unwrap().len(), 10, "{alert}");
+    assert_eq!(alert["data"]["denials"][0]["kind"], "origin", "{alert}");
+    assert_eq!(alert["data"]["deniedCount"], 256, "as many as its record lists: {alert}");
+    if let (Some(alerts), Some(nats)) = (alerts.as_mut(), &nats) {
+        let message = tokio::time::timeout(Duration::from_secs(20), alerts.next())
+            .await
+            .expect("the alert reaches NATS")
+            .unwrap();
+        let published: Value = serde_json::from_slice(&message.payload).unwrap();
+        assert_eq!(&published, alert, "NATS carries the outbox's event");
+        async_nats::jetstream::new(nats.clone()).delete_stream(&stream).await.unwrap();
+    }
     let out = Command::new(BIN)
         .args(["invocations", "--denied", "false"])
         .env("STELLA_URL", &server.base)

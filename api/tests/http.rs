@@ -2028,15 +2028,29 @@ async fn the_ledger_is_read_by_auditors_of_its_tenant_only() {
     assert_eq!(r.body["integrationId"], second.as_str());
 
     // Filters and pages.
-    let uri =
-        format!("/api/v1/invocations?integrationId={first}&operation=test-connection&denied=false&outcome=success");
+    let uri = format!(
+        "/api/v1/invocations?integrationId={first}&operation=test-connection&denied=false&outcome=success\
+         &outsideBaseUrl=false"
+    );
     let r = app.send(Method::GET, &uri, Some(&auditor), None).await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "{}", r.body);
+    assert_eq!(r.body["items"][0]["outsideBaseUrl"], false, "the in-memory connector contacts nothing");
+    let r = app.send(Method::GET, "/api/v1/invocations?outsideBaseUrl=true", Some(&auditor), None).await;
+    assert_eq!(r.body["items"], json!([]));
     let r = app.send(Method::GET, "/api/v1/invocations?limit=2", Some(&auditor), None).await;
     let cursor = r.body["nextCursor"].as_str().unwrap().to_string();
     let r = app.send(Method::GET, &format!("/api/v1/invocations?limit=2&after={cursor}"), Some(&auditor), None).await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "{}", r.body);
-    for bad in ["after=nope", "since=yesterday", "operation=run", "integrationId=1", "limit=0", "denialKind=%01"] {
+    let bad = [
+        "after=nope",
+        "since=yesterday",
+        "operation=run",
+        "integrationId=1",
+        "limit=0",
+        "denialKind=%01",
+        "outsideBaseUrl=maybe",
+    ];
+    for bad in bad {
         let r = app.send(Method::GET, &format!("/api/v1/invocations?{bad}"), Some(&auditor), None).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
     }

@@ -963,7 +963,7 @@ fn ledger_entry(tenant: &str, integration: Uuid, at_ms: i64) -> LedgerEntry {
         "logs": [],
     }))
     .unwrap();
-    LedgerEntry::of(tenant, integration, record, "healthy").unwrap()
+    LedgerEntry::of(tenant, integration, Some("https://a.example.com"), record, "healthy").unwrap()
 }
 
 async fn the_ledger_keeps_every_invocation_with_what_it_recorded(b: &Backend) {
@@ -978,6 +978,24 @@ async fn the_ledger_keeps_every_invocation_with_what_it_recorded(b: &Backend) {
     s.apply(change).await.unwrap();
     let read = s.invocation(Some("t1"), entry.invocation_id).await.unwrap().unwrap();
     assert_eq!(serde_json::to_value(&read).unwrap(), serde_json::to_value(&entry).unwrap());
+    // It was denied something: its alert is numbered after the change's own event, in the same
+    // transaction.
+    let alerts = |after: i64| async move {
+        let events = s.events("t1", after, 500).await.unwrap();
+        let alerts: Vec<serde_json::Value> = events
+            .iter()
+            .filter(|e| e.cloud_event["type"] == "invocation.denied")
+            .map(|e| e.cloud_event["data"].clone())
+            .collect();
+        (alerts, events.last().map_or(after, |e| e.seq))
+    };
+    let (first, mut seen) = alerts(0).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["invocationId"], entry.invocation_id.to_string());
+    assert_eq!(first[0]["denials"], json!([{"kind": "origin", "target": "https://b.example.com/"}]));
+    assert_eq!((first[0]["deniedCount"].as_u64(), first[0]["denialKinds"].clone()), (Some(1), json!(["origin"])));
+    let all = s.events("t1", 0, 500).await.unwrap();
+    assert!(all.windows(2).all(|w| w[1].seq == w[0].seq + 1), "numbered without gaps");
     assert_eq!(
         (read.origins.as_slice(), read.denial_kinds.as_slice()),
         (&["https://a.example.com".to_string()][..], &["origin".to_string()][..])
@@ -998,6 +1016,15 @@ async fn the_ledger_keeps_every_invocation_with_what_it_recorded(b: &Backend) {
     s.record_invocations(&batch).await.unwrap();
     s.record_invocations(&[old.clone(), batch[0].clone()]).await.unwrap();
     assert!(s.invocation(Some("t1"), batch[299].invocation_id).await.unwrap().is_some());
+    // One alert per entry kept: none for the one kept already.
+    let (batch_alerts, next) = alerts(seen).await;
+    assert_eq!(batch_alerts.len(), 301);
+    seen = next;
+    // An entry denied nothing raises no alert.
+    let mut quiet = ledger_entry("t1", i.integration_id, t0);
+    (quiet.denied, quiet.denial_kinds) = (false, vec![]);
+    s.record_invocations(&[quiet]).await.unwrap();
+    assert!(alerts(seen).await.0.is_empty());
 
     // With the health checks of a sweep: kept with them, under their leases only.
     let a = insert_in(s, "t1", "checked-a", Status::Active, false).await;
@@ -1026,12 +1053,33 @@ async fn the_ledger_keeps_every_invocation_with_what_it_recorded(b: &Backend) {
         let id = f.invocation.as_ref().unwrap().invocation_id;
         assert_eq!(s.invocation(Some("t1"), id).await.unwrap().unwrap().integration_id, f.integration_id);
     }
+    // The sweep's batch raises their alerts too (and the foreign one's none).
+    let (sweep_alerts, next) = alerts(seen).await;
+    let alerted: BTreeSet<String> = sweep_alerts.iter().map(|a| a["integrationId"].as_str().unwrap().into()).collect();
+    assert_eq!(alerted, BTreeSet::from([a.integration_id.to_string(), c.integration_id.to_string()]));
+    seen = next;
+    // A check recorded on its own (it moves its integration, or missed its batch): kept and
+    // alerted under its lease only.
+    let leased = s.lease_health_checks("replica-1", t0 + 300_000, 60_000, 1).await.unwrap();
+    let lone = FinishedCheck {
+        tenant_id: "t1".into(),
+        integration_id: leased[0].integration_id,
+        check: check(t0 + 300_000, CheckOutcome::Healthy),
+        next_due_ms: t0 + 600_000,
+        version: leased[0].version,
+        invocation: Some(Box::new(ledger_entry("t1", leased[0].integration_id, t0))),
+    };
+    assert!(!s.finish_health_check("replica-2", &lone, None).await.unwrap());
+    assert!(alerts(seen).await.0.is_empty(), "a lost lease keeps no alert");
+    assert!(s.invocation(None, lone.invocation.as_ref().unwrap().invocation_id).await.unwrap().is_none());
+    assert!(s.finish_health_check("replica-1", &lone, None).await.unwrap());
+    assert_eq!(alerts(seen).await.0.len(), 1);
 
     // Pruned by age, whatever their number.
     assert_eq!(s.prune_invocations(t0 - 30 * 86_400_000).await.unwrap(), 1);
     assert!(s.invocation(None, old.invocation_id).await.unwrap().is_none());
     assert!(s.invocation(None, entry.invocation_id).await.unwrap().is_some());
-    assert_eq!(s.prune_invocations(t0 + 1).await.unwrap(), 303);
+    assert_eq!(s.prune_invocations(t0 + 1).await.unwrap(), 305);
 }
 
 async fn the_ledger_answers_what_security_teams_ask(b: &Backend) {
@@ -1052,6 +1100,7 @@ async fn the_ledger_answers_what_security_teams_ask(b: &Backend) {
         }
         if n == 7 {
             e.revealed_secret = true;
+            e.outside_base_url = true;
             e.provider = "harbor".into();
             e.auth_refs = vec!["ref://integrations/harbor/robot".into()];
             e.operation = Operation::TestConnection;
@@ -1111,6 +1160,8 @@ async fn the_ledger_answers_what_security_teams_ask(b: &Backend) {
     };
     assert_eq!(count(harbor).await, 1);
     assert_eq!(count(InvocationFilter { revealed_secret: Some(true), ..Default::default() }).await, 1);
+    assert_eq!(count(InvocationFilter { outside_base_url: Some(true), ..Default::default() }).await, 1);
+    assert_eq!(count(InvocationFilter { outside_base_url: Some(false), ..Default::default() }).await, 29);
     assert_eq!(count(InvocationFilter { revealed_secret: Some(false), ..Default::default() }).await, 29);
     let window = InvocationFilter { since_ms: Some(t0 - 9_000), until_ms: Some(t0 - 4_000), ..Default::default() };
     assert_eq!(count(window).await, 5);

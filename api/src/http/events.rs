@@ -1,5 +1,5 @@
-//! `GET /api/v1/events`: the tenant's lifecycle events from the outbox, for consumers without a
-//! broker. Events are numbered per tenant without gaps in commit order, so polling with the last
+//! `GET /api/v1/events`: the tenant's events (lifecycle, and `invocation.denied` alerts) from the
+//! outbox, for consumers without a broker. Events are numbered per tenant without gaps in commit order, so polling with the last
 //! `nextCursor` never misses one; each carries a unique CloudEvents `id` to deduplicate by.
 
 use axum::extract::{Query, State};
@@ -37,7 +37,7 @@ pub struct EventParams {
     pub limit: Option<u32>,
 }
 
-/// The tenant's lifecycle events after a cursor.
+/// The tenant's events (lifecycle changes and `invocation.denied` alerts) after a cursor.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", operation_id = "listEvents",
     params(EventParams),
     security(("bearer" = ["integrations.read"])),

@@ -48,6 +48,8 @@ pub struct InvocationParams {
     outcome: Option<String>,
     /// Denied something (`true`) or nothing (`false`).
     denied: Option<bool>,
+    /// Contacted an origin other than its integration's base URL's (`true`) or not (`false`).
+    outside_base_url: Option<bool>,
     /// Read a secret's value (`true`) or not (`false`).
     revealed_secret: Option<bool>,
     /// Denied something of this kind (`origin`, `address`, `secret-ref`, `reveal`, …).
@@ -123,6 +125,7 @@ impl InvocationParams {
             operation,
             outcome: text("outcome", self.outcome)?,
             denied: self.denied,
+            outside_base_url: self.outside_base_url,
             revealed_secret: self.revealed_secret,
             denial_kind: text("denialKind", self.denial_kind)?,
             origin: text("origin", self.origin)?,

@@ -41,10 +41,16 @@ impl Catalog {
             (HealthCheck::new(checked_at, CheckOutcome::Skipped, None, 0, message), None)
         };
         let invocation = record.and_then(|record| {
-            LedgerEntry::of(&subject.tenant_id, subject.integration_id, record, check.outcome.as_str())
-                .map_err(|e| tracing::error!(error = %e, "a health check's record cannot be kept in the ledger"))
-                .ok()
-                .map(Box::new)
+            LedgerEntry::of(
+                &subject.tenant_id,
+                subject.integration_id,
+                subject.base_url.as_deref(),
+                record,
+                check.outcome.as_str(),
+            )
+            .map_err(|e| tracing::error!(error = %e, "a health check's record cannot be kept in the ledger"))
+            .ok()
+            .map(Box::new)
         });
         let moves_state = moves_state(subject, check.outcome);
         let finished = FinishedCheck {

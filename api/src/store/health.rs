@@ -227,6 +227,9 @@ where
         if let Some(relaxed) = D::RELAXED_COMMIT {
             sqlx::query(relaxed).execute(&mut *tx).await.map_err(map_error)?;
         }
+        // The heads of the tenants whose checks were denied something, before any integration:
+        // their `invocation.denied` events are numbered under them.
+        Self::lock_denied_heads_in(&mut tx, finished.iter().filter_map(|f| f.invocation.as_deref())).await?;
         let mut recorded = Vec::new();
         for part in finished.chunks(BATCH) {
             // The integrations first, in id order, as every change locks them before their
@@ -308,6 +311,11 @@ where
             }
             (None, None) => {}
         }
+        // The record before the schedule row: an `invocation.denied` event locks the tenant's
+        // head, which every change takes before its rows. (A lease lost below rolls it back.)
+        if let Some(entry) = &finished.invocation {
+            Self::insert_invocations_in(&mut tx, std::slice::from_ref(entry)).await?;
+        }
         let released = sqlx::query(
             "UPDATE health_schedule SET due_ms = CASE WHEN reschedule THEN $1 ELSE $2 END, \
              reschedule = FALSE, lease_owner = NULL, lease_until_ms = NULL \
@@ -326,9 +334,6 @@ where
         }
         let insert = format!("{INSERT_CHECK}({})", placeholders(1, 9));
         bind_check(sqlx::query(AssertSqlSafe(insert)), finished, owner).execute(&mut *tx).await.map_err(map_error)?;
-        if let Some(entry) = &finished.invocation {
-            Self::insert_invocations_in(&mut tx, std::slice::from_ref(entry)).await?;
-        }
         tx.commit().await.map_err(map_error)?;
         Ok(true)
     }

@@ -195,6 +195,83 @@ fn list_query<D: Dialect>(
     (sql, binds)
 }
 
+/// A tenant's head, as locked: where its audit chain and its event stream end.
+pub(super) struct TenantHead {
+    /// The last audit entry's number.
+    pub audit_seq: i64,
+    /// The last audit entry's hash.
+    pub audit_hash: String,
+    /// The last event's number.
+    pub event_seq: i64,
+}
+
+// The bounds sqlx needs to run the head's and the outbox's statements on `D`.
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    D::Arguments: IntoArguments<D>,
+    for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> &'q str: Encode<'q, D> + Type<D>,
+    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> OffsetDateTime: Encode<'q, D> + Type<D>,
+    usize: ColumnIndex<D::Row>,
+{
+    /// Locks the tenant's head in `tx` (creating it for the tenant's first write) and answers it.
+    /// Every write that numbers a tenant's audit entries or events takes the head before any
+    /// other row, so that writers of one tenant queue in one order and never deadlock.
+    pub(super) async fn lock_head_in(
+        tx: &mut sqlx::Transaction<'static, D>,
+        tenant: &str,
+    ) -> Result<TenantHead, StoreError> {
+        sqlx::query(
+            "INSERT INTO tenant_heads (tenant_id, audit_seq, audit_hash, event_seq) VALUES ($1, 0, $2, 0) \
+             ON CONFLICT (tenant_id) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(GENESIS_HASH)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
+        let lock_head =
+            format!("SELECT audit_seq, audit_hash, event_seq FROM tenant_heads WHERE tenant_id = $1{}", D::LOCK_HEAD);
+        let head = sqlx::query(AssertSqlSafe(lock_head)).bind(tenant).fetch_one(&mut **tx).await.map_err(map_error)?;
+        Ok(TenantHead {
+            audit_seq: head.try_get(0).map_err(map_error)?,
+            audit_hash: head.try_get(1).map_err(map_error)?,
+            event_seq: head.try_get(2).map_err(map_error)?,
+        })
+    }
+
+    /// Writes the tenant's event number `seq` to the outbox in `tx`, under the head the caller
+    /// locked; the caller then moves the head's `event_seq` to the last number it wrote.
+    pub(super) async fn insert_event_in(
+        tx: &mut sqlx::Transaction<'static, D>,
+        tenant: &str,
+        seq: i64,
+        integration_id: Uuid,
+        draft: &EventDraft,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let event_id = Uuid::new_v4();
+        let document = draft.cloud_event(tenant, integration_id, event_id, at);
+        sqlx::query(
+            "INSERT INTO events (tenant_id, seq, event_id, event_type, integration_id, at, cloud_event) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(tenant)
+        .bind(seq)
+        .bind(event_id.to_string())
+        .bind(draft.event_type.as_str())
+        .bind(integration_id.to_string())
+        .bind(at)
+        .bind(document.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
+        Ok(())
+    }
+}
+
 // The bounds sqlx needs to run our queries on `D` (see `Dialect`).
 impl<D: Dialect> SqlStore<D>
 where
@@ -310,21 +387,7 @@ where
     /// the tenant's head and the events numbered after it, then what else the change keeps.
     pub(super) async fn apply_in(tx: &mut sqlx::Transaction<'static, D>, change: Change) -> Result<(), StoreError> {
         let tenant = change.tenant_id.as_str();
-        sqlx::query(
-            "INSERT INTO tenant_heads (tenant_id, audit_seq, audit_hash, event_seq) VALUES ($1, 0, $2, 0) \
-             ON CONFLICT (tenant_id) DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(GENESIS_HASH)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_error)?;
-        let lock_head =
-            format!("SELECT audit_seq, audit_hash, event_seq FROM tenant_heads WHERE tenant_id = $1{}", D::LOCK_HEAD);
-        let head = sqlx::query(AssertSqlSafe(lock_head)).bind(tenant).fetch_one(&mut **tx).await.map_err(map_error)?;
-        let audit_seq: i64 = head.try_get(0).map_err(map_error)?;
-        let prev_hash: String = head.try_get(1).map_err(map_error)?;
-        let mut event_seq: i64 = head.try_get(2).map_err(map_error)?;
+        let TenantHead { audit_seq, audit_hash: prev_hash, mut event_seq } = Self::lock_head_in(tx, tenant).await?;
 
         match &change.write {
             RowWrite::Insert(row) => {
@@ -394,22 +457,7 @@ where
 
         for draft in &change.events {
             event_seq += 1;
-            let event_id = Uuid::new_v4();
-            let document = draft.cloud_event(tenant, change.integration_id, event_id, change.audit.at);
-            sqlx::query(
-                "INSERT INTO events (tenant_id, seq, event_id, event_type, integration_id, at, cloud_event) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(tenant)
-            .bind(event_seq)
-            .bind(event_id.to_string())
-            .bind(draft.event_type.as_str())
-            .bind(change.integration_id.to_string())
-            .bind(change.audit.at)
-            .bind(document.to_string())
-            .execute(&mut **tx)
-            .await
-            .map_err(map_error)?;
+            Self::insert_event_in(tx, tenant, event_seq, change.integration_id, draft, change.audit.at).await?;
         }
 
         sqlx::query("UPDATE tenant_heads SET audit_seq = $2, audit_hash = $3, event_seq = $4 WHERE tenant_id = $1")

@@ -1,6 +1,8 @@
 //! The invocation ledger's rows: written in batches (in the transaction of what the invocation
 //! changed, or on their own), read by id, pruned by age in batches.
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
@@ -10,14 +12,15 @@ use uuid::Uuid;
 use super::StoreError;
 use super::sql::{Bind, Dialect, SqlStore, bind_all, map_error, placeholders};
 use crate::domain::{from_unix_ms, unix_ms};
+use crate::events::EventDraft;
 use crate::ledger::{InvocationFilter, InvocationPosition, LedgerEntry, Operation};
 
-/// Rows per INSERT statement (16 values each, well under PostgreSQL's 65,535 binds).
+/// Rows per INSERT statement (17 values each, well under PostgreSQL's 65,535 binds).
 const INSERT_BATCH: usize = 256;
 
 const COLUMNS: &str = "invocation_id, tenant_id, integration_id, provider, sha256, operation, at_ms, duration_ms, \
-     outcome, denied, denial_kinds, origins, auth_refs, revealed_secret, signed_jwt, record";
-const COLUMN_COUNT: usize = 16;
+     outcome, denied, denial_kinds, origins, auth_refs, outside_base_url, revealed_secret, signed_jwt, record";
+const COLUMN_COUNT: usize = 17;
 
 /// The ledger's reads and writes.
 #[async_trait]
@@ -74,6 +77,9 @@ fn list_query<D: Dialect>(
     }
     if let Some(denied) = filter.denied {
         equal("denied", Bind::Flag(denied), &mut conditions, &mut binds);
+    }
+    if let Some(outside) = filter.outside_base_url {
+        equal("outside_base_url", Bind::Flag(outside), &mut conditions, &mut binds);
     }
     if let Some(revealed) = filter.revealed_secret {
         equal("revealed_secret", Bind::Flag(revealed), &mut conditions, &mut binds);
@@ -146,6 +152,7 @@ where
         denial_kinds: text_list(&text("denial_kinds")?)?,
         origins: text_list(&text("origins")?)?,
         auth_refs: text_list(&text("auth_refs")?)?,
+        outside_base_url: row.try_get("outside_base_url").map_err(map_error)?,
         revealed_secret: row.try_get("revealed_secret").map_err(map_error)?,
         signed_jwt: row.try_get("signed_jwt").map_err(map_error)?,
         record: match row.try_get::<Option<String>, _>("record") {
@@ -165,21 +172,29 @@ impl<D: Dialect> SqlStore<D>
 where
     for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
     D::Arguments: IntoArguments<D>,
-    for<'q> String: Encode<'q, D> + Type<D>,
-    for<'q> i64: Encode<'q, D> + Type<D>,
+    for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> &'q str: Encode<'q, D> + Type<D>,
+    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
     for<'q> bool: Encode<'q, D> + Type<D>,
+    for<'q> OffsetDateTime: Encode<'q, D> + Type<D>,
+    usize: ColumnIndex<D::Row>,
 {
     /// Writes `entries` in the transaction `tx` (so an invocation's entry is kept with what it
-    /// changed, or not at all).
+    /// changed, or not at all), and an `invocation.denied` event for each new one that was
+    /// denied something ([`Self::lock_denied_heads_in`] tells the lock this takes).
     pub(super) async fn insert_invocations_in(
         tx: &mut sqlx::Transaction<'static, D>,
         entries: &[LedgerEntry],
     ) -> Result<(), StoreError> {
+        let mut inserted = BTreeSet::new();
         for part in entries.chunks(INSERT_BATCH) {
             let rows: Vec<String> =
                 (0..part.len()).map(|n| format!("({})", placeholders(COLUMN_COUNT * n + 1, COLUMN_COUNT))).collect();
+            // An entry kept already (the same invocation recorded twice) is neither written nor
+            // announced again.
             let sql = format!(
-                "INSERT INTO invocations ({COLUMNS}) VALUES {} ON CONFLICT (invocation_id) DO NOTHING",
+                "INSERT INTO invocations ({COLUMNS}) VALUES {} ON CONFLICT (invocation_id) DO NOTHING \
+                 RETURNING invocation_id",
                 rows.join(", ")
             );
             let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -199,11 +214,47 @@ where
                     .bind(list(&e.denial_kinds))
                     .bind(list(&e.origins))
                     .bind(list(&e.auth_refs))
+                    .bind(e.outside_base_url)
                     .bind(e.revealed_secret)
                     .bind(e.signed_jwt)
                     .bind(serde_json::to_string(&e.record).expect("a record serializes"));
             }
-            query.execute(&mut **tx).await.map_err(map_error)?;
+            for row in query.fetch_all(&mut **tx).await.map_err(map_error)? {
+                inserted.insert(row.try_get::<String, _>(0).map_err(map_error)?);
+            }
+        }
+        let denied: Vec<&LedgerEntry> =
+            entries.iter().filter(|e| e.denied && inserted.contains(&e.invocation_id.to_string())).collect();
+        // Tenant by tenant, in tenant order (the order `lock_denied_heads_in` takes them in).
+        let tenants: BTreeSet<&str> = denied.iter().map(|e| e.tenant_id.as_str()).collect();
+        for tenant in tenants {
+            let mut seq = Self::lock_head_in(tx, tenant).await?.event_seq;
+            for e in denied.iter().filter(|e| e.tenant_id == tenant) {
+                seq += 1;
+                Self::insert_event_in(tx, tenant, seq, e.integration_id, &EventDraft::invocation_denied(e), e.at)
+                    .await?;
+            }
+            sqlx::query("UPDATE tenant_heads SET event_seq = $1 WHERE tenant_id = $2")
+                .bind(seq)
+                .bind(tenant)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_error)?;
+        }
+        Ok(())
+    }
+
+    /// Locks, in tenant order, the heads of the tenants whose `entries` were denied something:
+    /// what [`Self::insert_invocations_in`] will lock to number their `invocation.denied` events.
+    /// A transaction that locks other rows first (the health sweep's batch) takes these first, as
+    /// every change takes its tenant's head before its rows.
+    pub(super) async fn lock_denied_heads_in<'e>(
+        tx: &mut sqlx::Transaction<'static, D>,
+        entries: impl IntoIterator<Item = &'e LedgerEntry>,
+    ) -> Result<(), StoreError> {
+        let tenants: BTreeSet<&str> = entries.into_iter().filter(|e| e.denied).map(|e| e.tenant_id.as_str()).collect();
+        for tenant in tenants {
+            Self::lock_head_in(tx, tenant).await?;
         }
         Ok(())
     }
