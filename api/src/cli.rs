@@ -133,6 +133,9 @@ struct InvocationsArgs {
     /// `success`, a failure class, or a health outcome.
     #[arg(long)]
     outcome: Option<String>,
+    /// Only those that failed with this class (`auth`, `network`, …), tests and checks alike.
+    #[arg(long)]
+    failure_class: Option<String>,
     /// Only those denied something (`true`) or nothing (`false`).
     #[arg(long)]
     denied: Option<bool>,
@@ -586,6 +589,7 @@ fn invocations(args: InvocationsArgs) -> Result<ExitCode, CliError> {
         ("integrationId", &args.integration),
         ("operation", &args.operation),
         ("outcome", &args.outcome),
+        ("failureClass", &args.failure_class),
         ("denialKind", &args.denial_kind),
         ("origin", &args.origin),
         ("authRef", &args.auth_ref),

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
+use stella_runtime::FailureClass;
 use stella_runtime::record::InvocationRecord;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -65,6 +66,10 @@ pub struct LedgerEntry {
     /// `success`, or the failure class of a failed test; the outcome of a health check
     /// (`healthy`, `degraded`, `unhealthy`).
     pub outcome: String,
+    /// The failure class of a failed test or of a check that was not healthy (`auth`,
+    /// `network`, …); absent when it passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_class: Option<String>,
     /// Whether the sandbox refused the connector anything.
     pub denied: bool,
     /// The kinds of what was refused (`origin`, `address`, `secret-ref`, `reveal`, …), sorted.
@@ -100,6 +105,8 @@ pub struct InvocationFilter {
     pub operation: Option<Operation>,
     /// With this outcome (`success`, a failure class, a health outcome).
     pub outcome: Option<String>,
+    /// With this failure class (a failed test's or a check's).
+    pub failure_class: Option<String>,
     /// Denied something (`true`) or nothing (`false`).
     pub denied: Option<bool>,
     /// Contacted an origin other than its integration's base URL's (`true`) or not (`false`).
@@ -129,13 +136,15 @@ pub struct InvocationPosition {
 
 impl LedgerEntry {
     /// The entry of `record`, an invocation for the integration `integration_id` of `tenant_id`
-    /// (whose base URL is `base_url`, if it has one) that ended with `outcome`.
+    /// (whose base URL is `base_url`, if it has one) that ended with `outcome` and, when it
+    /// failed, `failure_class`.
     pub fn of(
         tenant_id: &str,
         integration_id: Uuid,
         base_url: Option<&str>,
         record: InvocationRecord,
         outcome: &str,
+        failure_class: Option<FailureClass>,
     ) -> Result<Self, String> {
         let invocation_id =
             Uuid::parse_str(&record.invocation_id).map_err(|e| format!("the record's invocation id: {e}"))?;
@@ -181,6 +190,7 @@ impl LedgerEntry {
             at,
             duration_ms: record.duration_ms,
             outcome: outcome.to_string(),
+            failure_class: failure_class.map(|f| f.as_str().to_string()),
             denied: !record.denials.is_empty() || record.dropped.denials > 0,
             denial_kinds: denial_kinds.into_iter().collect(),
             outside_base_url: origins.iter().any(|o| Some(o) != base_origin.as_ref()),
@@ -385,9 +395,11 @@ mod tests {
             id,
             Some("https://harbor.example.com/"),
             record(calls.clone(), denials.clone()),
-            "success",
+            "auth",
+            Some(FailureClass::Auth),
         )
         .unwrap();
+        assert_eq!((e.outcome.as_str(), e.failure_class.as_deref()), ("auth", Some("auth")));
         assert_eq!(e.origins, ["http://mirror.example.com:8080", "https://harbor.example.com"]);
         assert!(e.outside_base_url, "the mirror is not its base URL's origin");
         assert_eq!(e.auth_refs, ["ref://integrations/harbor/robot"]);
@@ -401,8 +413,15 @@ mod tests {
             call("http", "GET", "https://harbor.example.com:443/api/v2.0/projects", None, None),
             call("http", "GET", "https://evil.example.net/steal", Some("denied"), None),
         ]);
-        let e = LedgerEntry::of("acme", id, Some("https://harbor.example.com:443"), record(inside, denials), "success")
-            .unwrap();
+        let e = LedgerEntry::of(
+            "acme",
+            id,
+            Some("https://harbor.example.com:443"),
+            record(inside, denials),
+            "success",
+            None,
+        )
+        .unwrap();
         assert!(!e.outside_base_url && e.denied, "a refused request contacted nothing");
     }
 
@@ -414,9 +433,15 @@ mod tests {
             call("http", "GET", "https://evil.example.net/steal", Some("denied"), None),
         ]);
         let denials = serde_json::json!([{"kind": "origin", "target": "https://evil.example.net/", "reason": "no"}]);
-        let first =
-            LedgerEntry::of("acme", Uuid::new_v4(), Some("https://ghe.example.com"), record(calls, denials), "success")
-                .unwrap();
+        let first = LedgerEntry::of(
+            "acme",
+            Uuid::new_v4(),
+            Some("https://ghe.example.com"),
+            record(calls, denials),
+            "success",
+            None,
+        )
+        .unwrap();
         let mut second = first.clone();
         second.origins = vec!["https://api.github.com".into()];
         second.denial_kinds = vec![];
@@ -440,16 +465,17 @@ mod tests {
     fn a_record_that_is_not_one_is_refused() {
         let mut r = record(serde_json::json!([]), serde_json::json!([]));
         r.operation = "something-else".into();
-        assert!(LedgerEntry::of("acme", Uuid::new_v4(), None, r, "success").unwrap_err().contains("operation"));
+        assert!(LedgerEntry::of("acme", Uuid::new_v4(), None, r, "success", None).unwrap_err().contains("operation"));
         let mut r = record(serde_json::json!([]), serde_json::json!([]));
         r.invocation_id = "not-a-uuid".into();
-        assert!(LedgerEntry::of("acme", Uuid::new_v4(), None, r, "success").is_err());
+        assert!(LedgerEntry::of("acme", Uuid::new_v4(), None, r, "success", None).is_err());
         let clean = LedgerEntry::of(
             "acme",
             Uuid::new_v4(),
             None,
             record(serde_json::json!([]), serde_json::json!([])),
             "success",
+            None,
         );
         assert!(!clean.unwrap().denied);
     }

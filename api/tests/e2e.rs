@@ -778,6 +778,7 @@ async fn a_hostile_plugin_is_contained_by_the_running_service() {
         (Some("test-program-flood"), Some(id))
     );
     assert!(lines[0]["record"].is_null(), "a list carries no record");
+    assert_eq!(lines[0]["failureClass"], "internal", "{}", lines[0]);
     let invocation_id = lines[0]["invocationId"].as_str().unwrap().to_string();
     // It reached nothing beyond its base URL (every request was refused): `--json` prints one array.
     let out = Command::new(BIN)

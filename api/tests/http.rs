@@ -2037,6 +2037,8 @@ async fn the_ledger_is_read_by_auditors_of_its_tenant_only() {
     assert_eq!(r.body["items"][0]["outsideBaseUrl"], false, "the in-memory connector contacts nothing");
     let r = app.send(Method::GET, "/api/v1/invocations?outsideBaseUrl=true", Some(&auditor), None).await;
     assert_eq!(r.body["items"], json!([]));
+    let r = app.send(Method::GET, "/api/v1/invocations?failureClass=auth", Some(&auditor), None).await;
+    assert_eq!((r.status, r.body["items"].clone()), (StatusCode::OK, json!([])), "every test passed");
     let r = app.send(Method::GET, "/api/v1/invocations?limit=2", Some(&auditor), None).await;
     let cursor = r.body["nextCursor"].as_str().unwrap().to_string();
     let r = app.send(Method::GET, &format!("/api/v1/invocations?limit=2&after={cursor}"), Some(&auditor), None).await;
@@ -2049,6 +2051,7 @@ async fn the_ledger_is_read_by_auditors_of_its_tenant_only() {
         "limit=0",
         "denialKind=%01",
         "outsideBaseUrl=maybe",
+        "failureClass=bad",
     ];
     for bad in bad {
         let r = app.send(Method::GET, &format!("/api/v1/invocations?{bad}"), Some(&auditor), None).await;

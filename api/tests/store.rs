@@ -963,7 +963,7 @@ fn ledger_entry(tenant: &str, integration: Uuid, at_ms: i64) -> LedgerEntry {
         "logs": [],
     }))
     .unwrap();
-    LedgerEntry::of(tenant, integration, Some("https://a.example.com"), record, "healthy").unwrap()
+    LedgerEntry::of(tenant, integration, Some("https://a.example.com"), record, "healthy", None).unwrap()
 }
 
 async fn the_ledger_keeps_every_invocation_with_what_it_recorded(b: &Backend) {
@@ -1105,6 +1105,7 @@ async fn the_ledger_answers_what_security_teams_ask(b: &Backend) {
             e.auth_refs = vec!["ref://integrations/harbor/robot".into()];
             e.operation = Operation::TestConnection;
             e.outcome = "auth".into();
+            e.failure_class = Some("auth".into());
         }
         entries.push(e);
     }
@@ -1161,6 +1162,8 @@ async fn the_ledger_answers_what_security_teams_ask(b: &Backend) {
     assert_eq!(count(harbor).await, 1);
     assert_eq!(count(InvocationFilter { revealed_secret: Some(true), ..Default::default() }).await, 1);
     assert_eq!(count(InvocationFilter { outside_base_url: Some(true), ..Default::default() }).await, 1);
+    assert_eq!(count(InvocationFilter { failure_class: Some("auth".into()), ..Default::default() }).await, 1);
+    assert_eq!(count(InvocationFilter { failure_class: Some("network".into()), ..Default::default() }).await, 0);
     assert_eq!(count(InvocationFilter { outside_base_url: Some(false), ..Default::default() }).await, 29);
     assert_eq!(count(InvocationFilter { revealed_secret: Some(false), ..Default::default() }).await, 29);
     let window = InvocationFilter { since_ms: Some(t0 - 9_000), until_ms: Some(t0 - 4_000), ..Default::default() };

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
+use stella_runtime::FailureClass;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -46,6 +47,9 @@ pub struct InvocationParams {
     operation: Option<String>,
     /// `success`, a failure class (`auth`, `network`, …) or a health outcome (`healthy`, …).
     outcome: Option<String>,
+    /// With this failure class (`auth`, `network`, `tls`, …): a failed test's or a check's.
+    #[param(value_type = Option<FailureClass>)]
+    failure_class: Option<String>,
     /// Denied something (`true`) or nothing (`false`).
     denied: Option<bool>,
     /// Contacted an origin other than its integration's base URL's (`true`) or not (`false`).
@@ -118,12 +122,20 @@ impl InvocationParams {
             None => None,
             Some(id) => Some(Uuid::parse_str(id).map_err(|_| Problem::bad_request("`integrationId` is not a UUID"))?),
         };
+        let failure_class = match self.failure_class.as_deref() {
+            None => None,
+            Some(class) => Some(FailureClass::parse(class).map(|c| c.as_str().to_string()).ok_or_else(|| {
+                let classes: Vec<&str> = FailureClass::ALL.iter().map(|c| c.as_str()).collect();
+                Problem::bad_request(format!("`failureClass` must be one of: {}", classes.join(", ")))
+            })?),
+        };
         let filter = InvocationFilter {
             provider: text("provider", self.provider)?,
             sha256: text("sha256", self.sha256)?,
             integration_id,
             operation,
             outcome: text("outcome", self.outcome)?,
+            failure_class,
             denied: self.denied,
             outside_base_url: self.outside_base_url,
             revealed_secret: self.revealed_secret,

@@ -47,6 +47,7 @@ impl Catalog {
                 subject.base_url.as_deref(),
                 record,
                 check.outcome.as_str(),
+                check.failure_class,
             )
             .map_err(|e| tracing::error!(error = %e, "a health check's record cannot be kept in the ledger"))
             .ok()

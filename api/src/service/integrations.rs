@@ -312,10 +312,10 @@ impl Catalog {
         });
         // The ledger keeps the record too (the latest test's is also kept with the integration).
         let outcome = if passed { "success" } else { run.result.failure.map_or("failure", FailureClass::as_str) };
-        let entry = run
-            .record
-            .clone()
-            .map(|record| LedgerEntry::of(&caller.tenant, id, subject.base_url.as_deref(), record, outcome));
+        let entry = run.record.clone().map(|record| {
+            let failure = if passed { None } else { run.result.failure };
+            LedgerEntry::of(&caller.tenant, id, subject.base_url.as_deref(), record, outcome, failure)
+        });
         let invocations = match entry {
             Some(Ok(entry)) => vec![entry],
             Some(Err(e)) => return Err(ServiceError::Internal(format!("the test's record cannot be kept: {e}"))),

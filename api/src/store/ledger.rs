@@ -15,12 +15,13 @@ use crate::domain::{from_unix_ms, unix_ms};
 use crate::events::EventDraft;
 use crate::ledger::{InvocationFilter, InvocationPosition, LedgerEntry, Operation};
 
-/// Rows per INSERT statement (17 values each, well under PostgreSQL's 65,535 binds).
+/// Rows per INSERT statement (18 values each, well under PostgreSQL's 65,535 binds).
 const INSERT_BATCH: usize = 256;
 
 const COLUMNS: &str = "invocation_id, tenant_id, integration_id, provider, sha256, operation, at_ms, duration_ms, \
-     outcome, denied, denial_kinds, origins, auth_refs, outside_base_url, revealed_secret, signed_jwt, record";
-const COLUMN_COUNT: usize = 17;
+     outcome, failure_class, denied, denial_kinds, origins, auth_refs, outside_base_url, revealed_secret, signed_jwt, \
+     record";
+const COLUMN_COUNT: usize = 18;
 
 /// The ledger's reads and writes.
 #[async_trait]
@@ -63,7 +64,12 @@ fn list_query<D: Dialect>(
     if let Some(t) = tenant_id {
         equal("tenant_id", Bind::Text(t.to_string()), &mut conditions, &mut binds);
     }
-    let texts = [("provider", &filter.provider), ("sha256", &filter.sha256), ("outcome", &filter.outcome)];
+    let texts = [
+        ("provider", &filter.provider),
+        ("sha256", &filter.sha256),
+        ("outcome", &filter.outcome),
+        ("failure_class", &filter.failure_class),
+    ];
     for (column, value) in texts {
         if let Some(v) = value {
             equal(column, Bind::Text(v.clone()), &mut conditions, &mut binds);
@@ -148,6 +154,7 @@ where
         at: from_unix_ms(row.try_get::<i64, _>("at_ms").map_err(map_error)?),
         duration_ms: u64::try_from(row.try_get::<i64, _>("duration_ms").map_err(map_error)?).unwrap_or_default(),
         outcome: text("outcome")?,
+        failure_class: row.try_get("failure_class").map_err(map_error)?,
         denied: row.try_get("denied").map_err(map_error)?,
         denial_kinds: text_list(&text("denial_kinds")?)?,
         origins: text_list(&text("origins")?)?,
@@ -177,6 +184,7 @@ where
     for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
     for<'q> bool: Encode<'q, D> + Type<D>,
     for<'q> OffsetDateTime: Encode<'q, D> + Type<D>,
+    for<'q> Option<String>: Encode<'q, D>,
     usize: ColumnIndex<D::Row>,
 {
     /// Writes `entries` in the transaction `tx` (so an invocation's entry is kept with what it
@@ -210,6 +218,7 @@ where
                     .bind(unix_ms(e.at))
                     .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
                     .bind(e.outcome.clone())
+                    .bind(e.failure_class.clone())
                     .bind(e.denied)
                     .bind(list(&e.denial_kinds))
                     .bind(list(&e.origins))
@@ -271,7 +280,7 @@ where
     for<'q> bool: Encode<'q, D> + Decode<'q, D> + Type<D>,
     for<'q> OffsetDateTime: Encode<'q, D> + Decode<'q, D> + Type<D>,
     for<'q> Json<Vec<String>>: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> Option<String>: Decode<'q, D>,
+    for<'q> Option<String>: Encode<'q, D> + Decode<'q, D>,
     usize: ColumnIndex<D::Row>,
     for<'n> &'n str: ColumnIndex<D::Row>,
 {

@@ -117,7 +117,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "health_interval_replica", include_str!("../../../migrations/sqlite/0003_health_interval_replica.sql")),
     (4, "plugins", include_str!("../../../migrations/sqlite/0004_plugins.sql")),
     (5, "ledger", include_str!("../../../migrations/sqlite/0005_ledger.sql")),
-    (6, "ledger_outside_base_url", include_str!("../../../migrations/sqlite/0006_ledger_outside_base_url.sql")),
+    (6, "ledger_filters", include_str!("../../../migrations/sqlite/0006_ledger_filters.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "catalog", include_str!("../../../migrations/postgres/0001_catalog.sql")),
@@ -126,7 +126,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "health_interval_replica", include_str!("../../../migrations/postgres/0004_health_interval_replica.sql")),
     (5, "plugins", include_str!("../../../migrations/postgres/0005_plugins.sql")),
     (6, "ledger", include_str!("../../../migrations/postgres/0006_ledger.sql")),
-    (7, "ledger_outside_base_url", include_str!("../../../migrations/postgres/0007_ledger_outside_base_url.sql")),
+    (7, "ledger_filters", include_str!("../../../migrations/postgres/0007_ledger_filters.sql")),
 ];
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
