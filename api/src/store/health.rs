@@ -224,12 +224,19 @@ where
             return Ok(vec![]);
         }
         let mut tx = self.begin_write().await?;
-        if let Some(relaxed) = D::RELAXED_COMMIT {
-            sqlx::query(relaxed).execute(&mut *tx).await.map_err(map_error)?;
+        let alerts = finished.iter().filter_map(|f| f.invocation.as_deref()).filter(|e| e.denied);
+        // History and ledger rows alone may be lost in a crash (the checks' leases then expire and
+        // they run again): their commit does not wait for the disk. Events may not: a consumer
+        // may have read one, and its number would be given to another.
+        match D::RELAXED_COMMIT {
+            Some(relaxed) if alerts.clone().next().is_none() => {
+                sqlx::query(relaxed).execute(&mut *tx).await.map_err(map_error)?;
+            }
+            _ => {}
         }
         // The heads of the tenants whose checks were denied something, before any integration:
         // their `invocation.denied` events are numbered under them.
-        Self::lock_denied_heads_in(&mut tx, finished.iter().filter_map(|f| f.invocation.as_deref())).await?;
+        Self::lock_denied_heads_in(&mut tx, alerts).await?;
         let mut recorded = Vec::new();
         for part in finished.chunks(BATCH) {
             // The integrations first, in id order, as every change locks them before their
@@ -302,14 +309,16 @@ where
         let mut tx = self.begin_write().await?;
         // The change first: it locks the tenant's head before the schedule row, in the order
         // every other change takes them.
+        let alert = finished.invocation.as_ref().is_some_and(|e| e.denied);
         match (change, D::RELAXED_COMMIT) {
             (Some(change), _) => Self::apply_in(&mut tx, change).await?,
             // A history row alone may be lost in a crash (the check's lease then expires and it
-            // runs again): its commit does not wait for the disk.
-            (None, Some(relaxed)) => {
+            // runs again): its commit does not wait for the disk. An event may not (see
+            // `finish_health_checks`).
+            (None, Some(relaxed)) if !alert => {
                 sqlx::query(relaxed).execute(&mut *tx).await.map_err(map_error)?;
             }
-            (None, None) => {}
+            (None, _) => {}
         }
         // The record before the schedule row: an `invocation.denied` event locks the tenant's
         // head, which every change takes before its rows. (A lease lost below rolls it back.)
