@@ -50,13 +50,15 @@ async fn load_integrations(url: &str, provider: &str, base_url: &str) {
 }
 
 /// What one sweep wrote: checks, the span from the first to the last, the outcomes, and the
-/// ledger entries kept with them (with their records' mean size in bytes).
+/// ledger entries kept with them (with their records' mean size, and the ledger's size on disk
+/// per entry, table and indexes, in bytes).
 struct Sweep {
     checks: i64,
     span: Duration,
     outcomes: Vec<(String, i64)>,
     ledger_entries: i64,
     record_bytes: f64,
+    disk_bytes: f64,
 }
 
 impl Sweep {
@@ -87,17 +89,20 @@ async fn wait_for_sweep(url: &str, limit: Duration) -> Sweep {
         .fetch_all(&mut c)
         .await
         .unwrap();
-    let (ledger_entries, record_bytes): (i64, f64) =
-        sqlx::query_as("SELECT count(*), coalesce(avg(octet_length(record)), 0)::float8 FROM invocations")
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
+    let (ledger_entries, record_bytes, disk_bytes): (i64, f64, f64) = sqlx::query_as(
+        "SELECT count(*), coalesce(avg(octet_length(record)), 0)::float8, \
+         pg_total_relation_size('invocations')::float8 / greatest(count(*), 1) FROM invocations",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
     Sweep {
         checks,
         span: Duration::from_millis(u64::try_from(last - first).unwrap_or(0)),
         outcomes,
         ledger_entries,
         record_bytes,
+        disk_bytes,
     }
 }
 
@@ -119,7 +124,8 @@ async fn registry_stub() -> String {
 async fn reset_checks(url: &str) {
     let mut c = sqlx::PgConnection::connect(url).await.unwrap();
     sqlx::raw_sql(
-        "BEGIN; DELETE FROM health_checks; DELETE FROM invocations; UPDATE health_schedule SET due_ms = 0; COMMIT",
+        // TRUNCATE, so the ledger's size on disk per entry counts no dead rows of the last sweep.
+        "BEGIN; DELETE FROM health_checks; TRUNCATE invocations; UPDATE health_schedule SET due_ms = 0; COMMIT",
     )
     .execute(&mut c)
     .await
@@ -195,6 +201,7 @@ fn main() {
             outcomes: vec![],
             ledger_entries: loaded.iter().map(|s| s.ledger_entries).sum(),
             record_bytes: loaded.iter().map(|s| s.record_bytes).sum::<f64>() / loaded.len() as f64,
+            disk_bytes: loaded.iter().map(|s| s.disk_bytes).sum::<f64>() / loaded.len() as f64,
         };
         stop.store(true, Ordering::Relaxed);
         let (latencies, elapsed) = reading.await.unwrap();
@@ -216,17 +223,18 @@ fn main() {
         drop(server);
 
         println!(
-            "{:<44} {:>8} {:>8} {:>9} {:>14} {:>13}",
-            "sweep", "checks", "seconds", "checks/s", "ledger entries", "record bytes"
+            "{:<44} {:>8} {:>8} {:>9} {:>14} {:>13} {:>11}",
+            "sweep", "checks", "seconds", "checks/s", "ledger entries", "record bytes", "disk/entry"
         );
         let sweep = |what: &str, s: &Sweep| {
             println!(
-                "{what:<44} {:>8} {:>8.1} {:>9.0} {:>14} {:>13.0}",
+                "{what:<44} {:>8} {:>8.1} {:>9.0} {:>14} {:>13.0} {:>11.0}",
                 s.checks,
                 s.span.as_secs_f64(),
                 s.rate(),
                 s.ledger_entries,
-                s.record_bytes
+                s.record_bytes,
+                s.disk_bytes
             );
         };
         sweep("in-memory connector", &memory);
