@@ -38,6 +38,9 @@ run: build
 	@echo "Admin token for tenant demo (valid 12 h; mint more with: $(BIN) token --tenant demo):"
 	@$(BIN) token --tenant demo --scopes integrations.admin --ttl 12h
 	@echo
+	@echo "Console: open this one-time sign-in link within 15 minutes (more with: $(BIN) console-link --tenant demo):"
+	@$(BIN) console-link --tenant demo
+	@echo
 	$(BIN) serve
 
 ## A virtualenv with schemathesis, for the API contract test.

@@ -44,6 +44,22 @@ const MIN_JWKS_REFRESH_SECONDS: u64 = 1;
 /// Longest tenant id.
 const MAX_TENANT_LEN: usize = 128;
 
+/// The `use` claim of a one-time console sign-in link's token.
+pub const SIGN_IN_LINK_USE: &str = "console-sign-in";
+/// The longest a console sign-in link may be valid.
+pub const MAX_SIGN_IN_LINK_TTL: Duration = Duration::from_secs(3600);
+
+/// A verified one-time console sign-in link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignInLink {
+    /// Who it signs in, with which scopes.
+    pub principal: Principal,
+    /// Its id (`jti`), spent on first use.
+    pub link_id: String,
+    /// When it expires (Unix seconds).
+    pub expires_at: i64,
+}
+
 /// What a route requires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
@@ -243,6 +259,39 @@ impl Verifier {
 
     /// Verifies a token and returns who it names.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let (claims, local) = self.verified_claims(token).await?;
+        // A console sign-in link is spent on the console's sign-in page, never as a bearer token.
+        if claims.get("use").and_then(Value::as_str) == Some(SIGN_IN_LINK_USE) {
+            return Err(AuthError::Invalid("a console sign-in link is not a bearer token".into()));
+        }
+        self.check_claims(&claims, local)
+    }
+
+    /// Verifies a one-time console sign-in link's token (`stella-integrations console-link`): a
+    /// local HS256 token whose `use` is [`SIGN_IN_LINK_USE`], valid at most
+    /// [`MAX_SIGN_IN_LINK_TTL`], with a `jti` the caller records as spent.
+    pub async fn verify_sign_in_link(&self, token: &str) -> Result<SignInLink, AuthError> {
+        let invalid = |m: &str| AuthError::Invalid(m.to_string());
+        let (claims, local) = self.verified_claims(token).await?;
+        if !local || claims.get("use").and_then(Value::as_str) != Some(SIGN_IN_LINK_USE) {
+            return Err(invalid("this is not a console sign-in link"));
+        }
+        let principal = self.check_claims(&claims, local)?;
+        let link_id = claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .filter(|j| !j.is_empty() && j.len() <= 64)
+            .ok_or_else(|| invalid("the link has no usable `jti`"))?;
+        let (iat, exp) = (claims.get("iat").and_then(Value::as_i64), claims.get("exp").and_then(Value::as_i64));
+        let (Some(iat), Some(exp)) = (iat, exp) else { return Err(invalid("the link has no `iat` or `exp`")) };
+        if exp.saturating_sub(iat) > MAX_SIGN_IN_LINK_TTL.as_secs() as i64 {
+            return Err(invalid("the link is valid for longer than a sign-in link may be"));
+        }
+        Ok(SignInLink { principal, link_id: link_id.to_string(), expires_at: exp })
+    }
+
+    /// The claims of a token whose signature verifies, and whether the local key verified it.
+    async fn verified_claims(&self, token: &str) -> Result<(serde_json::Map<String, Value>, bool), AuthError> {
         let invalid = |m: &str| AuthError::Invalid(m.to_string());
         if token.len() > MAX_TOKEN_BYTES {
             return Err(invalid("the token is too long"));
@@ -268,7 +317,7 @@ impl Verifier {
         }
         let claims: serde_json::Map<String, Value> =
             decode_json(claims_b64).ok_or_else(|| invalid("the claims are not a base64url JSON object"))?;
-        self.check_claims(&claims, local)
+        Ok((claims, local))
     }
 
     async fn verify_public(&self, header: &Header, signed: &[u8], signature: &[u8]) -> Result<(), AuthError> {
@@ -514,6 +563,16 @@ pub struct TokenRequest {
 
 /// Signs an HS256 token with the local key, with the issuer and audience the configuration checks.
 pub fn issue_local_token(config: &AuthConfig, key: &[u8], request: &TokenRequest) -> String {
+    local_token(config, key, request, None)
+}
+
+/// Signs a one-time console sign-in link's token (see [`Verifier::verify_sign_in_link`]); its
+/// `ttl` must not pass [`MAX_SIGN_IN_LINK_TTL`].
+pub fn issue_sign_in_link(config: &AuthConfig, key: &[u8], request: &TokenRequest) -> String {
+    local_token(config, key, request, Some(SIGN_IN_LINK_USE))
+}
+
+fn local_token(config: &AuthConfig, key: &[u8], request: &TokenRequest, usage: Option<&str>) -> String {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut claims = serde_json::json!({
         "sub": request.subject,
@@ -527,6 +586,9 @@ pub fn issue_local_token(config: &AuthConfig, key: &[u8], request: &TokenRequest
     claims["iss"] = Value::String(config.issuer.clone().unwrap_or_else(|| LOCAL_ISSUER.into()));
     if let Some(aud) = &config.audience {
         claims["aud"] = Value::String(aud.clone());
+    }
+    if let Some(usage) = usage {
+        claims["use"] = Value::String(usage.into());
     }
     sign_hs256(key, &serde_json::json!({"alg": "HS256", "typ": "JWT"}), &claims)
 }

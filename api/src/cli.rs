@@ -96,6 +96,9 @@ enum Command {
     /// Print a bearer token signed with the local key, for calling the API of a `serve` that
     /// runs in the same directory (or with the same configuration).
     Token(TokenArgs),
+    /// Print a one-time link that signs a browser in to the console of a `serve` that runs in the
+    /// same directory (or with the same configuration); it is spent on first use.
+    ConsoleLink(ConsoleLinkArgs),
     /// Work with connector components (.wasm): inspect, package, test.
     #[command(subcommand)]
     Connector(ConnectorCommand),
@@ -246,6 +249,28 @@ struct TokenArgs {
     /// How long the token is valid: 30m, 12h, 7d…
     #[arg(long, default_value = "12h")]
     ttl: String,
+}
+
+#[derive(Debug, Args)]
+struct ConsoleLinkArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The tenant the browser signs in to.
+    #[arg(long)]
+    tenant: String,
+    /// The scopes of the sign-in, separated by spaces or commas.
+    #[arg(long, default_value = "integrations.admin integrations.audit")]
+    scopes: String,
+    /// The subject (recorded as the actor of changes made in the console).
+    #[arg(long, default_value = "local-admin")]
+    subject: String,
+    /// How long the link may wait to be used: at most 1h.
+    #[arg(long, default_value = "15m")]
+    ttl: String,
+    /// The service's URL as the browser reaches it (default: `console.public-url`, else the
+    /// listen address).
+    #[arg(long)]
+    url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -425,6 +450,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token(args),
+        Command::ConsoleLink(args) => console_link(args),
         Command::Connector(ConnectorCommand::Inspect { file, json }) => inspect(&file, json),
         Command::Connector(ConnectorCommand::Package { input, manifest, output }) => {
             package(&input, &manifest, &output)
@@ -485,25 +511,55 @@ fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
 
 fn token(args: TokenArgs) -> Result<ExitCode, CliError> {
     let config = args.config.load()?;
+    let request = local_token_request(&config, args.tenant, &args.scopes, args.subject, &args.ttl)?;
+    let key = auth::local_key(&config.auth, &config.storage.data_dir)?;
+    println!("{}", auth::issue_local_token(&config.auth, &key, &request));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn console_link(args: ConsoleLinkArgs) -> Result<ExitCode, CliError> {
+    let config = args.config.load()?;
+    if !config.console.enabled {
+        return Err("the console is disabled (console.enabled = false)".into());
+    }
+    let request = local_token_request(&config, args.tenant, &args.scopes, args.subject, &args.ttl)?;
+    if request.ttl > auth::MAX_SIGN_IN_LINK_TTL {
+        return Err("--ttl must be at most 1h: a sign-in link is for signing in now".into());
+    }
+    let base = match args.url.or_else(|| config.console.public_url.clone()) {
+        Some(url) => url,
+        None => format!("http://{}", config.server.listen),
+    };
+    let key = auth::local_key(&config.auth, &config.storage.data_dir)?;
+    let token = auth::issue_sign_in_link(&config.auth, &key, &request);
+    println!("{}/console/sign-in/link?token={token}", base.trim_end_matches('/'));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A local token's request, from the command line's arguments, refused when local tokens are
+/// disabled or an argument is not one a token may carry.
+fn local_token_request(
+    config: &Config,
+    tenant: String,
+    scopes: &str,
+    subject: String,
+    ttl: &str,
+) -> Result<auth::TokenRequest, CliError> {
     if !config.auth.local_tokens_enabled() {
         return Err("local tokens are disabled (auth.local-tokens = false, or a JWKS is configured without \
                     local-tokens = true): get a token from your identity provider"
             .into());
     }
-    let scopes: Vec<String> = args.scopes.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let scopes: Vec<String> = scopes.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect();
     for s in &scopes {
         if !auth::SCOPES.contains(&s.as_str()) {
             return Err(format!("unknown scope `{s}`: use any of {}", auth::SCOPES.join(", ")).into());
         }
     }
-    if args.tenant.is_empty() || args.tenant.len() > 128 || args.tenant.chars().any(char::is_control) {
+    if tenant.is_empty() || tenant.len() > 128 || tenant.chars().any(char::is_control) {
         return Err("--tenant must be 1 to 128 characters without control characters".into());
     }
-    let key = auth::local_key(&config.auth, &config.storage.data_dir)?;
-    let request =
-        auth::TokenRequest { tenant: args.tenant, scopes, subject: args.subject, ttl: auth::parse_ttl(&args.ttl)? };
-    println!("{}", auth::issue_local_token(&config.auth, &key, &request));
-    Ok(ExitCode::SUCCESS)
+    Ok(auth::TokenRequest { tenant, scopes, subject, ttl: auth::parse_ttl(ttl)? })
 }
 
 fn block_on<T>(work: impl std::future::Future<Output = T>) -> Result<T, CliError> {

@@ -33,6 +33,8 @@ pub struct Config {
     pub plugins: crate::plugins::PluginsConfig,
     /// The invocation ledger.
     pub ledger: LedgerConfig,
+    /// The web console.
+    pub console: crate::console::ConsoleConfig,
 }
 
 /// `[ledger]`: the record of every connector invocation.
@@ -249,6 +251,7 @@ impl Config {
         if !(1..=3650).contains(&config.ledger.retention_days) {
             return Err("ledger.retention-days must be between 1 and 3650".into());
         }
+        config.console.validate()?;
         Ok(config)
     }
 

@@ -3,7 +3,7 @@
 //!
 //! # Map: which module owns what
 //!
-//! Requests flow one way: [`http`] (and [`cli`], [`relay`], the [`health`] scheduler) →
+//! Requests flow one way: [`http`] (and [`console`], [`cli`], [`relay`], the [`health`] scheduler) →
 //! [`service`] → [`store`]. The service is the only door to the data: it alone holds the store,
 //! and tenancy and the 404 rule are decided there, once.
 //!
@@ -20,6 +20,8 @@
 //! - [`service`]: the catalog's operations (what each API call does), over store and sandbox;
 //! - [`store`]: the store traits, one per concern, and their SQL over SQLite and PostgreSQL;
 //! - [`http`]: the axum routes, problem+json errors, extractors and the OpenAPI document;
+//! - [`console`]: the web console (server-rendered HTML over the same service operations), its
+//!   sessions and pages;
 //! - [`auth`]: bearer JWT verification, scopes and tenants, the local token key;
 //! - [`bulk`]: export and import of a tenant's integrations by name;
 //! - [`metrics`]: the Prometheus counters; [`relay`]: outbox → NATS;
@@ -46,6 +48,7 @@ pub mod auth;
 pub mod bulk;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod events;
 pub mod health;

@@ -2108,3 +2108,125 @@ async fn the_ledger_is_read_by_auditors_of_its_tenant_only() {
     let r = app.send(Method::GET, "/api/v1/plugins/in-memory/egress?since=yesterday", Some(&auditor), None).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+/// A console page as a browser gets it: status, headers, HTML.
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    html: String,
+}
+
+impl App {
+    fn sign_in_link(&self, tenant: &str, scopes: &str) -> String {
+        let request = TokenRequest {
+            tenant: tenant.into(),
+            scopes: scopes.split_whitespace().map(str::to_string).collect(),
+            subject: format!("{tenant}-user"),
+            ttl: std::time::Duration::from_secs(600),
+        };
+        auth::issue_sign_in_link(&self.config.auth, KEY.as_bytes(), &request)
+    }
+
+    async fn page(&self, method: Method, uri: &str, cookie: Option<&str>, form: Option<&str>) -> Page {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(c) = cookie {
+            request = request.header(header::COOKIE, c);
+        }
+        let body = match form {
+            Some(f) => {
+                request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                Body::from(f.to_string())
+            }
+            None => Body::empty(),
+        };
+        let response = self.router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Page { status, headers, html: String::from_utf8_lossy(&bytes).into() }
+    }
+
+    /// Signs in to the console with a one-time link; answers the session cookie.
+    async fn console_session(&self, tenant: &str, scopes: &str) -> String {
+        let link = self.sign_in_link(tenant, scopes);
+        let page = self.page(Method::GET, &format!("/console/sign-in/link?token={link}"), None, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+        let cookie = page.headers[header::SET_COOKIE].to_str().unwrap();
+        cookie.split(';').next().unwrap().to_string()
+    }
+}
+
+#[tokio::test]
+async fn the_console_signs_in_with_a_one_time_link_and_shows_the_tenants_integrations_only() {
+    let app = app().await;
+    app.create_tested("registry-<b>bold</b>").await;
+    let theirs = app
+        .send(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(&app.token("globex", "integrations.admin")),
+            Some(spec("globex-secret")),
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::CREATED);
+
+    // Not signed in: to the sign-in page; every answer carries the strict policy.
+    let page = app.page(Method::GET, "/console/", None, None).await;
+    assert_eq!(
+        (page.status, page.headers[header::LOCATION].to_str().unwrap()),
+        (StatusCode::SEE_OTHER, "/console/sign-in")
+    );
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+
+    // A link signs in once: the cookie is HttpOnly and SameSite=Strict, and the page moves on
+    // from this site (so the Strict cookie goes along).
+    let link = app.sign_in_link("acme", "integrations.admin");
+    let page = app.page(Method::GET, &format!("/console/sign-in/link?token={link}"), None, None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    let set_cookie = page.headers[header::SET_COOKIE].to_str().unwrap().to_string();
+    assert!(set_cookie.starts_with("stella_console=") && set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Strict") && set_cookie.contains("Path=/console"), "{set_cookie}");
+    assert!(!set_cookie.contains("Secure"), "plain HTTP without a public https URL: {set_cookie}");
+    assert!(page.html.contains(r#"http-equiv="refresh""#), "{}", page.html);
+    let again = app.page(Method::GET, &format!("/console/sign-in/link?token={link}"), None, None).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+    assert!(again.html.contains("used already"), "{}", again.html);
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+
+    // The tenant's integrations, escaped; none of another tenant's.
+    let page = app.page(Method::GET, "/console/", Some(&cookie), None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("registry-&lt;b&gt;bold&lt;/b&gt;"), "{}", page.html);
+    assert!(!page.html.contains("<b>bold</b>") && !page.html.contains("globex-secret"), "{}", page.html);
+    let filtered = app.page(Method::GET, "/console/?status=draft&health=unknown", Some(&cookie), None).await;
+    assert!(filtered.html.contains("No integration matches."), "{}", filtered.html);
+
+    // Links and tokens are not interchangeable; a forged or unknown cookie signs nobody in.
+    let r = app.send(Method::GET, "/api/v1/integrations", Some(&link), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a link is not a bearer token");
+    let page = app.page(Method::GET, &format!("/console/sign-in/link?token={}", app.admin()), None, None).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED, "a bearer token is not a link");
+    let forged = format!("stella_console={}", "A".repeat(43));
+    let page = app.page(Method::GET, "/console/", Some(&forged), None).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+
+    // Signing out needs the session's form token; then the session is gone.
+    let page = app.page(Method::POST, "/console/sign-out", Some(&cookie), Some("csrf=wrong")).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.html);
+    let page = app.page(Method::POST, "/console/sign-out", Some(&cookie), None).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "a form without its token is refused");
+    let home = app.page(Method::GET, "/console/", Some(&cookie), None).await;
+    let csrf = home.html.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
+    let page = app.page(Method::POST, "/console/sign-out", Some(&cookie), Some(&format!("csrf={csrf}"))).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    assert!(page.headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    let page = app.page(Method::GET, "/console/", Some(&cookie), None).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "signed out");
+
+    // A session without the read scope is shown why, not the list.
+    let auditor = app.console_session("acme", "integrations.audit").await;
+    let page = app.page(Method::GET, "/console/", Some(&auditor), None).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.html.contains("integrations.read"), "{}", page.html);
+}

@@ -1253,6 +1253,55 @@ async fn concurrent_platform_writes_keep_one_unbroken_chain(b: &Backend) {
     assert_eq!((generation, active.len()), (8, 8));
 }
 
+async fn console_sessions_are_found_by_their_secret_bounded_per_subject_and_pruned(b: &Backend) {
+    use stella_integrations::auth::Principal;
+    use stella_integrations::console::session::ConsoleSession;
+    use stella_integrations::service::Caller;
+    let s = &*b.store;
+    // Times are kept to the millisecond.
+    let t0 = from_unix_ms(stella_integrations::domain::unix_ms(now()));
+    let session = |subject: &str, created: i64| ConsoleSession {
+        principal: Principal {
+            caller: Caller { tenant: "t1".into(), subject: subject.into() },
+            scopes: vec!["integrations.read".into(), "integrations.audit".into()],
+        },
+        csrf_token: format!("csrf-{subject}-{created}"),
+        created_at: t0 + time::Duration::seconds(created),
+        expires_at: t0 + time::Duration::hours(1),
+    };
+    let ms = |at: time::OffsetDateTime| stella_integrations::domain::unix_ms(at);
+
+    // Kept under its hash, read back whole, until it expires.
+    let first = session("alice", 0);
+    s.create_session("hash-0", &first, 3).await.unwrap();
+    assert_eq!(s.session("hash-0", ms(t0)).await.unwrap(), Some(first.clone()));
+    assert_eq!(s.session("hash-0", ms(first.expires_at)).await.unwrap(), None, "ended");
+    assert_eq!(s.session("no-such-hash", ms(t0)).await.unwrap(), None);
+
+    // A subject keeps its newest sessions only; another subject's are left alone.
+    s.create_session("bob-0", &session("bob", 0), 3).await.unwrap();
+    for n in 1..=4 {
+        s.create_session(&format!("hash-{n}"), &session("alice", n), 3).await.unwrap();
+    }
+    for (hash, kept) in [("hash-0", false), ("hash-1", false), ("hash-2", true), ("hash-4", true), ("bob-0", true)] {
+        assert_eq!(s.session(hash, ms(t0)).await.unwrap().is_some(), kept, "{hash}");
+    }
+
+    // Signing out ends one session.
+    s.delete_session("hash-4").await.unwrap();
+    assert_eq!(s.session("hash-4", ms(t0)).await.unwrap(), None);
+    s.delete_session("hash-4").await.unwrap();
+
+    // A link is spent once.
+    assert!(s.spend_link("link-1", ms(t0) + 60_000).await.unwrap());
+    assert!(!s.spend_link("link-1", ms(t0) + 60_000).await.unwrap());
+
+    // Pruned once ended: the three sessions left and the spent link.
+    assert_eq!(s.prune_console(ms(t0) + 30_000).await.unwrap(), 0);
+    assert_eq!(s.prune_console(ms(t0 + time::Duration::hours(2))).await.unwrap(), 4);
+    assert!(s.spend_link("link-1", ms(t0) + 60_000).await.unwrap(), "a pruned link's own expiry refuses it now");
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -1298,6 +1347,7 @@ conformance!(
     a_provider_keeps_at_most_its_versions,
     the_ledger_keeps_every_invocation_with_what_it_recorded,
     the_ledger_answers_what_security_teams_ask,
+    console_sessions_are_found_by_their_secret_bounded_per_subject_and_pruned,
 );
 
 /// A database created by an earlier release (migration 1 only, configuration as JSONB) is

@@ -216,6 +216,11 @@ impl Scheduler {
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "the invocation ledger could not be pruned"),
                     }
+                    match self.catalog.prune_console().await {
+                        Ok(n) if n > 0 => tracing::info!(deleted = n, "ended console sessions pruned"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "ended console sessions could not be pruned"),
+                    }
                 }
                 () = next_turn => {}
             }

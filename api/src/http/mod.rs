@@ -54,6 +54,8 @@ pub struct AppParts {
     pub verifier: Verifier,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// The web console's settings.
+    pub console: crate::console::ConsoleConfig,
     /// The served documents, for the connectors they were rendered from.
     documents: std::sync::RwLock<Documents>,
 }
@@ -85,9 +87,14 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// State over these parts.
-    pub fn new(catalog: Catalog, verifier: Verifier, max_body_bytes: usize) -> Self {
+    pub fn new(
+        catalog: Catalog,
+        verifier: Verifier,
+        max_body_bytes: usize,
+        console: crate::console::ConsoleConfig,
+    ) -> Self {
         let documents = std::sync::RwLock::new(Documents::render(catalog.connectors()));
-        Self(Arc::new(AppParts { catalog, verifier, max_body_bytes, documents }))
+        Self(Arc::new(AppParts { catalog, verifier, max_body_bytes, console, documents }))
     }
 
     /// The served OpenAPI document (JSON) and reference page, for the connectors served now.
@@ -216,6 +223,7 @@ pub fn router(state: AppState) -> Router {
     let (router, _) = routes().split_for_parts();
     let max_body = state.max_body_bytes;
     router
+        .merge(crate::console::routes(&state.console))
         .fallback(ops::not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_problem))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -240,7 +248,8 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
-    if (status.is_client_error() || status.is_server_error()) && !is_problem(&response) {
+    // The console answers its errors as pages of its own.
+    if (status.is_client_error() || status.is_server_error()) && !is_problem(&response) && !is_html(&response) {
         response = as_problem(response).await;
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -272,6 +281,10 @@ fn panic_problem(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .unwrap_or("(no message)");
     tracing::error!(panic = %message, "a request handler panicked");
     Problem::new(ProblemKind::Internal, "an internal error occurred; it has been logged").into_response()
+}
+
+fn is_html(response: &Response) -> bool {
+    response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/html"))
 }
 
 fn is_problem(response: &Response) -> bool {

@@ -8,6 +8,7 @@
 //! - `integrations.rs`: create, read, list, update, delete, the lifecycle actions and tests;
 //! - `health.rs`: the health checks the scheduler runs and records, and the health report;
 //! - `ledger.rs`: the invocation ledger's reads;
+//! - `console.rs`: the console's sessions (opened for a verified principal, found by cookie);
 //! - `plugins.rs`: connector code: submission, review (approve, reject, activate), and the
 //!   loaded connectors kept equal to the store's active set;
 //! - this file: the catalog, its callers and errors, the audit trail, events and readiness.
@@ -17,6 +18,7 @@
 //! transaction; their result is then applied to the integration as it is *then* (re-read and
 //! re-applied if it changed meanwhile), so a slow test never overwrites a concurrent edit.
 
+mod console;
 mod health;
 mod integrations;
 mod ledger;

@@ -16,12 +16,14 @@
 //! - `outbox.rs`: the event outbox;
 //! - `health.rs`: the health schedule (leases) and history;
 //! - `ledger.rs`: the invocation ledger (every invocation's record, pruned by age);
+//! - `console.rs`: the console's sessions and spent sign-in links;
 //! - `plugins.rs`: the plugin store (components, versions, the active set, the platform's audit
 //!   chain and events);
 //! - `sql.rs`: the [`Dialect`] differences, connecting, migrations, errors;
 //! - `read_pool.rs`: the connections of single-statement reads.
 
 mod audit;
+mod console;
 mod health;
 mod integrations;
 mod ledger;
@@ -31,6 +33,7 @@ mod read_pool;
 mod sql;
 
 pub use audit::AuditStore;
+pub use console::ConsoleStore;
 pub use health::HealthStore;
 pub use integrations::{Change, IdempotentResponse, IntegrationStore, ListFilter, ListPosition, RowWrite};
 pub use ledger::LedgerStore;
@@ -78,9 +81,15 @@ pub enum StoreError {
 }
 
 /// The persistence the service needs: every concern's store (see the module documentation).
-pub trait Store: IntegrationStore + AuditStore + OutboxStore + HealthStore + PluginStore + LedgerStore {}
+pub trait Store:
+    IntegrationStore + AuditStore + OutboxStore + HealthStore + PluginStore + LedgerStore + ConsoleStore
+{
+}
 
-impl<S: IntegrationStore + AuditStore + OutboxStore + HealthStore + PluginStore + LedgerStore> Store for S {}
+impl<S: IntegrationStore + AuditStore + OutboxStore + HealthStore + PluginStore + LedgerStore + ConsoleStore> Store
+    for S
+{
+}
 
 /// The embedded default database.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/catalog.db";

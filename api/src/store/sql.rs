@@ -118,6 +118,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "plugins", include_str!("../../../migrations/sqlite/0004_plugins.sql")),
     (5, "ledger", include_str!("../../../migrations/sqlite/0005_ledger.sql")),
     (6, "ledger_filters", include_str!("../../../migrations/sqlite/0006_ledger_filters.sql")),
+    (7, "console", include_str!("../../../migrations/sqlite/0007_console.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "catalog", include_str!("../../../migrations/postgres/0001_catalog.sql")),
@@ -127,6 +128,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "plugins", include_str!("../../../migrations/postgres/0005_plugins.sql")),
     (6, "ledger", include_str!("../../../migrations/postgres/0006_ledger.sql")),
     (7, "ledger_filters", include_str!("../../../migrations/postgres/0007_ledger_filters.sql")),
+    (8, "console", include_str!("../../../migrations/postgres/0008_console.sql")),
 ];
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

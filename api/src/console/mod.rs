@@ -1,0 +1,327 @@
+//! The web console: server-rendered HTML for operators and security teams, from the same binary.
+//!
+//! It is another door to the same operations as the API, never a second path to the data: each
+//! page calls [`crate::service::Catalog`] with the signed-in session's caller and scopes, so
+//! tenancy, scopes and the 404 rule are the API's by construction. No JavaScript is needed (one
+//! first-party script shows times in the viewer's time zone), nothing is loaded from elsewhere,
+//! and every answer carries a strict Content-Security-Policy.
+//!
+//! - `session.rs`: what a sign-in is (its secret, its CSRF token);
+//! - `pages.rs`: the HTML of each page;
+//! - this file: the routes, the session cookie, and the security headers.
+
+mod pages;
+pub mod session;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Access;
+use crate::http::AppState;
+use crate::service::{Caller, ServiceError};
+use crate::store::ListFilter;
+use session::ConsoleSession;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "stella_console";
+
+/// `[console]`: the web console.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ConsoleConfig {
+    /// Serve the console under `/console/`.
+    pub enabled: bool,
+    /// The URL browsers reach the service at (`https://catalog.example.com`): with `https`, the
+    /// session cookie is `Secure`. Unset: the cookie is not `Secure` (plain HTTP on loopback).
+    pub public_url: Option<String>,
+    /// How long a sign-in lasts, in hours (1–168).
+    pub session_hours: u32,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self { enabled: true, public_url: None, session_hours: 8 }
+    }
+}
+
+impl ConsoleConfig {
+    /// Refuses what cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=168).contains(&self.session_hours) {
+            return Err("console.session-hours must be between 1 and 168".into());
+        }
+        if let Some(url) = &self.public_url {
+            let parsed = url::Url::parse(url).map_err(|e| format!("console.public-url is not a URL: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err("console.public-url must be an http or https URL with a host".into());
+            }
+        }
+        Ok(())
+    }
+
+    fn session_ttl(&self) -> Duration {
+        Duration::from_secs(u64::from(self.session_hours) * 3600)
+    }
+
+    fn secure_cookies(&self) -> bool {
+        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// The console's routes (none when it is disabled).
+pub fn routes(config: &ConsoleConfig) -> Router<AppState> {
+    if !config.enabled {
+        return Router::new();
+    }
+    Router::new()
+        .route("/console", get(|| async { Redirect::permanent("/console/") }))
+        .route("/console/", get(integrations_page))
+        .route("/console/sign-in", get(sign_in_page))
+        .route("/console/sign-in/link", get(sign_in_with_link))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/assets/console.css", get(stylesheet))
+        .route("/console/assets/console.js", get(script))
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// The headers of every console answer: a strict CSP (first-party styles and script only, no
+/// framing, forms only to itself), no sniffing, no referrer, no caching of pages.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let set = |headers: &mut HeaderMap, name: header::HeaderName, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    set(
+        headers,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(headers, header::REFERRER_POLICY, "no-referrer");
+    set(headers, header::X_FRAME_OPTIONS, "DENY");
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        set(headers, header::CACHE_CONTROL, "no-store");
+    }
+    response
+}
+
+async fn stylesheet() -> Response {
+    let css = include_str!("assets/console.css");
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], css).into_response()
+}
+
+async fn script() -> Response {
+    let js = include_str!("assets/console.js");
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], js)
+        .into_response()
+}
+
+/// The value of the session cookie, if the request carries one.
+fn session_secret(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+/// The session cookie: HttpOnly, SameSite=Strict, `Secure` behind TLS, for the console's paths.
+fn session_cookie(config: &ConsoleConfig, secret: &str, max_age: Duration) -> HeaderValue {
+    let secure = if config.secure_cookies() { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={secret}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        max_age.as_secs()
+    );
+    HeaderValue::from_str(&cookie).expect("a session cookie is a valid header value")
+}
+
+/// Why a page cannot be shown.
+enum PageError {
+    /// Not signed in (or the session ended): to the sign-in page.
+    SignIn,
+    /// The session lacks a scope the page needs.
+    Forbidden(&'static str),
+    /// The operation failed.
+    Service(ServiceError),
+}
+
+impl From<ServiceError> for PageError {
+    fn from(e: ServiceError) -> Self {
+        Self::Service(e)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::SignIn => Redirect::to("/console/sign-in").into_response(),
+            Self::Forbidden(scope) => (
+                StatusCode::FORBIDDEN,
+                Html(pages::message("Not allowed", &format!("Your sign-in lacks the `{scope}` scope for this page."))),
+            )
+                .into_response(),
+            Self::Service(e) => {
+                let status = crate::http::problem::Problem::from(e).status;
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let text = if status.is_server_error() {
+                    "The catalog could not answer; the error has been logged.".to_string()
+                } else {
+                    status.canonical_reason().unwrap_or("Error").to_string()
+                };
+                (status, Html(pages::message("Something went wrong", &text))).into_response()
+            }
+        }
+    }
+}
+
+/// The signed-in session of a request.
+async fn session_of(state: &AppState, headers: &HeaderMap) -> Result<ConsoleSession, PageError> {
+    let secret = session_secret(headers).ok_or(PageError::SignIn)?;
+    state.catalog.console_session(&secret).await?.ok_or(PageError::SignIn)
+}
+
+/// The signed-in session of a request, with the access a page needs.
+async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    access: Access,
+) -> Result<(ConsoleSession, Caller), PageError> {
+    let session = session_of(state, headers).await?;
+    let caller = session.principal.require(access).map_err(|_| PageError::Forbidden(access.scope()))?;
+    Ok((session, caller))
+}
+
+/// The integrations page's filters (the list's, and health).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IntegrationFilters {
+    status: Option<String>,
+    #[serde(rename = "type")]
+    integration_type: Option<String>,
+    provider: Option<String>,
+    tag: Option<String>,
+    environment: Option<String>,
+    health: Option<String>,
+}
+
+async fn integrations_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(filters): Query<IntegrationFilters>,
+) -> Result<Response, PageError> {
+    let (session, caller) = signed_in(&state, &headers, Access::Read).await?;
+    let blank = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+    let filter = ListFilter {
+        integration_type: blank(&filters.integration_type).and_then(|t| t.parse().ok()),
+        provider: blank(&filters.provider),
+        status: blank(&filters.status).and_then(|s| crate::lifecycle::Status::parse(&s)),
+        environment: blank(&filters.environment),
+        tag: blank(&filters.tag),
+        ..ListFilter::default()
+    };
+    let rows = state.catalog.list(&caller, &filter, None, pages::PAGE_ROWS).await?;
+    let health = blank(&filters.health);
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|i| {
+            health
+                .as_deref()
+                .is_none_or(|h| pages::health_name(crate::health::HealthState::of(i.last_test_success)) == h)
+        })
+        .collect();
+    let html = pages::integrations(&session, &filters_view(&filters), &rows);
+    Ok(Html(html).into_response())
+}
+
+fn filters_view(f: &IntegrationFilters) -> pages::Filters {
+    let v = |o: &Option<String>| o.clone().unwrap_or_default();
+    pages::Filters {
+        status: v(&f.status),
+        integration_type: v(&f.integration_type),
+        provider: v(&f.provider),
+        tag: v(&f.tag),
+        environment: v(&f.environment),
+        health: v(&f.health),
+    }
+}
+
+async fn sign_in_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    // Signed in already: straight to the console.
+    if let Some(secret) = session_secret(&headers)
+        && let Ok(Some(_)) = state.catalog.console_session(&secret).await
+    {
+        return Redirect::to("/console/").into_response();
+    }
+    Html(pages::sign_in(None)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct LinkParams {
+    token: String,
+}
+
+/// A one-time link (`stella-integrations console-link`): spent, then a session.
+async fn sign_in_with_link(State(state): State<AppState>, Query(params): Query<LinkParams>) -> Response {
+    let refused = |why: &str| (StatusCode::UNAUTHORIZED, Html(pages::sign_in(Some(why)))).into_response();
+    let link = match state.verifier.verify_sign_in_link(&params.token).await {
+        Ok(link) => link,
+        Err(e) => return refused(&e.to_string()),
+    };
+    let ttl = state.console.session_ttl();
+    match state.catalog.open_console_session_with_link(link, ttl).await {
+        Ok(Some((secret, _))) => signed_in_answer(&state.console, &secret, ttl),
+        Ok(None) => refused("this sign-in link was used already: ask for a new one"),
+        Err(e) => PageError::Service(e).into_response(),
+    }
+}
+
+/// Sets the session cookie and moves on to the console with a page of its own: a navigation
+/// that begins on another site (the identity provider, a terminal) does not carry a
+/// SameSite=Strict cookie, one that begins on this page does.
+fn signed_in_answer(config: &ConsoleConfig, secret: &str, ttl: Duration) -> Response {
+    let mut response = Html(pages::continue_to("/console/")).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie(config, secret, ttl));
+    response
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<axum::Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    // Signing out needs no scope, only the session.
+    let session = session_of(&state, &headers).await?;
+    let Ok(axum::Form(form)) = form else { return Ok(csrf_refused()) };
+    if !session::csrf_matches(&session, &form.csrf) {
+        return Ok(csrf_refused());
+    }
+    if let Some(secret) = session_secret(&headers) {
+        state.catalog.close_console_session(&secret).await?;
+    }
+    let mut response = Redirect::to("/console/sign-in").into_response();
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&state.console, "", Duration::ZERO));
+    Ok(response)
+}
+
+/// A form without the session's token (a forged cross-site request, or a stale page).
+fn csrf_refused() -> Response {
+    let text = "This form did not carry this session's token (it may be stale): reload the page and try again.";
+    (StatusCode::FORBIDDEN, Html(pages::message("Form refused", text))).into_response()
+}
