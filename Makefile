@@ -12,7 +12,7 @@ SCHEMATHESIS_VERSION := 4.32.5
 GUEST_TARGET_DIR := target/guests
 BIN := target/debug/stella-integrations
 
-.PHONY: run test lint fmt build connectors setup python-toolchain python-connector contract bench clean test-tools
+.PHONY: run test lint fmt build connectors setup python-toolchain python-connector contract bench clean test-tools debian-test-tools
 
 ## Install the wasm target the connectors are built for.
 setup:
@@ -70,14 +70,23 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## What the connector tests run beside the code, installed from Debian when missing: the CNCF
+## What the tests run beside the code, installed from Debian when missing: the CNCF
 ## distribution registry and htpasswd (the oci-registry tests start a real registry on a free
 ## loopback port), openssl (the github-app tests make an RSA app key; the signature tests sign as
-## cosign does) and minisign (the signature tests sign with it).
-test-tools:
-	@command -v docker-registry >/dev/null && command -v htpasswd >/dev/null && command -v openssl >/dev/null && command -v minisign >/dev/null || { \
+## cosign does), minisign (the signature tests sign with it), Chromium and its WebDriver (the
+## console's browser tests) and node (which runs the OpenID provider the console signs in
+## through: npm's oidc-provider, installed with npm ci from its lock file).
+OIDC_PROVIDER := api/tests/oidc-provider
+test-tools: debian-test-tools $(OIDC_PROVIDER)/node_modules/.package-lock.json
+
+debian-test-tools:
+	@command -v docker-registry >/dev/null && command -v htpasswd >/dev/null && command -v openssl >/dev/null && command -v minisign >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v node >/dev/null && command -v npm >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends docker-registry apache2-utils openssl minisign; }
+	  NODE=; command -v node >/dev/null && command -v npm >/dev/null || NODE="nodejs npm"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends docker-registry apache2-utils openssl minisign chromium chromium-driver fonts-dejavu-core $$NODE; }
+
+$(OIDC_PROVIDER)/node_modules/.package-lock.json: $(OIDC_PROVIDER)/package-lock.json | debian-test-tools
+	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund --loglevel=error
 
 ## Every test: formatting, lints, unit and integration tests (the sandbox runs real components,
 ## the stores run on SQLite and on the local PostgreSQL, events go to the local NATS, the
@@ -98,4 +107,4 @@ bench: setup
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(CONTRACT_VENV)
+	rm -rf $(VENV) $(CONTRACT_VENV) $(OIDC_PROVIDER)/node_modules

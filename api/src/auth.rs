@@ -290,6 +290,19 @@ impl Verifier {
         Ok(SignInLink { principal, link_id: link_id.to_string(), expires_at: exp })
     }
 
+    /// Verifies an OpenID Connect ID token issued for a sign-in that sent `nonce`, and answers
+    /// who it names, read as from a bearer token (tenant claim, `sub`, `scope`).
+    pub async fn verify_id_token(&self, token: &str, nonce: &str) -> Result<Principal, AuthError> {
+        let (claims, local) = self.verified_claims(token).await?;
+        if local {
+            return Err(AuthError::Invalid("an ID token is signed by the identity provider".into()));
+        }
+        if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
+            return Err(AuthError::Invalid("the ID token is not for this sign-in (nonce)".into()));
+        }
+        self.check_claims(&claims, local)
+    }
+
     /// The claims of a token whose signature verifies, and whether the local key verified it.
     async fn verified_claims(&self, token: &str) -> Result<(serde_json::Map<String, Value>, bool), AuthError> {
         let invalid = |m: &str| AuthError::Invalid(m.to_string());

@@ -231,6 +231,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("STELLA_HEALTH_ENABLED", "health.enabled"),
     ("STELLA_HEALTH_INTERVAL_SECONDS", "health.interval-seconds"),
     ("STELLA_OFFLINE", "health.offline"),
+    ("STELLA_CONSOLE_PUBLIC_URL", "console.public-url"),
+    ("STELLA_CONSOLE_CLIENT_SECRET", "console.oidc.client-secret"),
 ];
 
 impl Config {
@@ -284,6 +286,11 @@ impl Config {
                 self.health.interval_seconds =
                     value.parse().map_err(|_| format!("`{value}` is not a number of seconds"))?
             }
+            "console.public-url" => self.console.public_url = Some(value),
+            "console.oidc.client-secret" => match &mut self.console.oidc {
+                Some(oidc) => oidc.client_secret = Some(value),
+                None => return Err("a client secret is set but no [console.oidc] provider is configured".into()),
+            },
             other => unreachable!("ENV_OVERRIDES names an unknown key {other}"),
         }
         Ok(())
@@ -297,6 +304,9 @@ impl Config {
         }
         shown.storage.database_url = shown.storage.database_url.as_deref().map(crate::store::redact_url);
         shown.events.nats_url = shown.events.nats_url.as_deref().map(crate::store::redact_url);
+        if let Some(oidc) = &mut shown.console.oidc {
+            oidc.client_secret = oidc.client_secret.as_ref().map(|_| "***".into());
+        }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print the configuration: {e}"))
     }
 }

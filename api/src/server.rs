@@ -68,7 +68,8 @@ pub async fn build_state(
         catalog.submit_directory(dir).await;
     }
     catalog.refresh_connectors().await.map_err(|e| format!("cannot load the active connectors: {e}"))?;
-    Ok(AppState::new(catalog, verifier, config.server.max_body_bytes, config.console.clone()))
+    let console = crate::console::Console::new(config.console.clone(), &config.auth.tenant_claim);
+    Ok(AppState::new(catalog, verifier, config.server.max_body_bytes, console))
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.

@@ -836,3 +836,161 @@ async fn a_hostile_plugin_is_contained_by_the_running_service() {
     assert_eq!(report["permissionsUnused"], json!(["reveal-secrets", "sign-jwt"]), "{report}");
     assert!(server.terminate(), "the service stops cleanly");
 }
+
+/// npm's oidc-provider on a free loopback port (`api/tests/oidc-provider`, installed by
+/// `make test-tools`), with the console as its one client.
+struct OpenIdProvider {
+    child: Child,
+    issuer: String,
+}
+
+impl OpenIdProvider {
+    /// Starts it for a console at `public_url`; `None` (with a message) when it is not installed,
+    /// except under `CI=true`, where the test fails.
+    async fn start(public_url: &str, client_secret: &str) -> Option<Self> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider");
+        if !dir.join("node_modules/oidc-provider").exists() {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("CI=true requires the test OpenID provider (make test-tools runs npm ci in {})", dir.display());
+            }
+            eprintln!("the test OpenID provider is not installed (make test-tools); skipping the browser test");
+            return None;
+        }
+        let port = free_port();
+        let redirect = format!("{public_url}/console/auth/callback");
+        let child = Command::new("node")
+            .args(["provider.mjs", &port.to_string(), &redirect, client_secret])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node starts the OpenID provider");
+        let issuer = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let http = reqwest::Client::new();
+        while http.get(format!("{issuer}/.well-known/openid-configuration")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "the OpenID provider did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Some(Self { child, issuer })
+    }
+}
+
+impl Drop for OpenIdProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Where the browser test saves each page's screenshot, for review.
+fn screenshot_dir() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("console-screenshots")
+}
+
+/// The console in a real browser (headless Chromium through WebDriver), signed in through a real
+/// OpenID provider with the authorization code flow and PKCE: a user sees their tenant's
+/// integrations and no other tenant's, and signs out.
+#[tokio::test]
+async fn the_console_signs_in_through_openid_connect_in_a_real_browser() {
+    let Some(browser) = common::webdriver::Browser::start(1280, 900).await else { return };
+    let port = free_port();
+    let public_url = format!("http://127.0.0.1:{port}");
+    let secret = uuid::Uuid::new_v4().simple().to_string();
+    let Some(idp) = OpenIdProvider::start(&public_url, &secret).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("stella.toml"),
+        format!(
+            "[console]\npublic-url = \"{public_url}\"\n[console.oidc]\nissuer = \"{}\"\nclient-id = \"stella-console\"\n\
+             scopes = [\"catalog\"]\n",
+            idp.issuer
+        ),
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("STELLA_CONFIG", "stella.toml"),
+            ("STELLA_LISTEN", &listen),
+            ("STELLA_CONSOLE_CLIENT_SECRET", &secret),
+            ("STELLA_HEALTH_ENABLED", "false"),
+        ],
+    );
+    // An integration of acme, and one of globex.
+    let http = reqwest::Client::new();
+    for (tenant, name) in [("acme", "acme-registry"), ("globex", "globex-registry")] {
+        let admin = token_for(dir.path(), tenant, "integrations.admin");
+        let body = json!({"name": name, "type": "registry", "provider": "in-memory", "configuration": {}});
+        let created = http
+            .post(format!("{}/api/v1/integrations", server.base))
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status().as_u16(), 201);
+    }
+    let shots = screenshot_dir();
+
+    // Not signed in: the sign-in page offers the provider.
+    browser.go(&format!("{public_url}/console/")).await;
+    browser.wait_for_url("/console/sign-in").await;
+    browser.screenshot(&shots.join("sign-in.png")).await;
+    let button = browser.find("a.button").await;
+    assert!(browser.text(&button).await.contains(&idp.issuer));
+    browser.click(&button).await;
+
+    // The provider's sign-in form; back in the console, signed in as alice of acme.
+    let sign_in = |login: &'static str| {
+        let browser = &browser;
+        async move {
+            browser.type_into(&browser.find("input[name=login]").await, login).await;
+            browser.type_into(&browser.find("input[name=password]").await, "any").await;
+            browser.click(&browser.find("button[type=submit]").await).await;
+            let heading = browser.find("main h1").await;
+            assert_eq!(browser.text(&heading).await, "Integrations", "{}", browser.source().await);
+        }
+    };
+    sign_in("alice@acme").await;
+    let page = browser.source().await;
+    assert!(page.contains("acme-registry") && !page.contains("globex-registry"), "{page}");
+    assert!(page.contains("alice@acme") && page.contains("tenant acme"), "{page}");
+    browser.screenshot(&shots.join("integrations.png")).await;
+
+    // Sign out: the session ends; the console asks to sign in again.
+    browser.click(&browser.find("header form button").await).await;
+    browser.wait_for_url("/console/sign-in").await;
+    browser.go(&format!("{public_url}/console/")).await;
+    browser.wait_for_url("/console/sign-in").await;
+
+    // Another tenant's user sees their own integrations only (the provider's session of alice
+    // forgotten first: cookies are per host, and both run on 127.0.0.1).
+    browser.delete_cookies().await;
+    browser.click(&browser.find("a.button").await).await;
+    sign_in("bob@globex").await;
+    let page = browser.source().await;
+    assert!(page.contains("globex-registry") && !page.contains("acme-registry"), "{page}");
+    assert!(server.terminate());
+}
+
+/// A local bearer token for `tenant`, minted as an operator would.
+fn token_for(dir: &std::path::Path, tenant: &str, scopes: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["token", "--tenant", tenant, "--scopes", scopes])
+        .current_dir(dir)
+        .env("STELLA_CONFIG", "stella.toml")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

@@ -10,6 +10,7 @@
 //! - `pages.rs`: the HTML of each page;
 //! - this file: the routes, the session cookie, and the security headers.
 
+pub mod oidc;
 mod pages;
 pub mod session;
 
@@ -43,11 +44,14 @@ pub struct ConsoleConfig {
     pub public_url: Option<String>,
     /// How long a sign-in lasts, in hours (1–168).
     pub session_hours: u32,
+    /// The OpenID provider users sign in through (needs `public-url`, which its redirect URI is
+    /// built from); none: one-time links only.
+    pub oidc: Option<oidc::OidcConfig>,
 }
 
 impl Default for ConsoleConfig {
     fn default() -> Self {
-        Self { enabled: true, public_url: None, session_hours: 8 }
+        Self { enabled: true, public_url: None, session_hours: 8, oidc: None }
     }
 }
 
@@ -63,6 +67,12 @@ impl ConsoleConfig {
                 return Err("console.public-url must be an http or https URL with a host".into());
             }
         }
+        if let Some(oidc) = &self.oidc {
+            oidc.validate()?;
+            if self.public_url.is_none() {
+                return Err("console.oidc needs console.public-url: the provider sends browsers back to it".into());
+            }
+        }
         Ok(())
     }
 
@@ -75,6 +85,37 @@ impl ConsoleConfig {
     }
 }
 
+/// The console as the service runs it: its settings and its identity provider.
+#[derive(Debug)]
+pub struct Console {
+    /// The settings.
+    pub config: ConsoleConfig,
+    /// The identity provider, when one is configured.
+    idp: Option<oidc::IdentityProvider>,
+}
+
+impl Console {
+    /// The console of `config`; ID tokens name the tenant in `tenant_claim`, as bearer tokens do.
+    pub fn new(config: ConsoleConfig, tenant_claim: &str) -> Self {
+        let idp = config.oidc.clone().map(|oidc| {
+            let public = config.public_url.clone().unwrap_or_default();
+            let redirect_uri = format!("{}{CALLBACK_PATH}", public.trim_end_matches('/'));
+            oidc::IdentityProvider::new(oidc, redirect_uri, tenant_claim.to_string())
+        });
+        Self { config, idp }
+    }
+
+    /// The identity provider's issuer, when one is configured.
+    pub fn provider(&self) -> Option<&str> {
+        self.idp.as_ref().map(oidc::IdentityProvider::issuer)
+    }
+}
+
+/// Where the identity provider sends the browser back.
+pub const CALLBACK_PATH: &str = "/console/auth/callback";
+/// The cookie of a sign-in under way (state, nonce, PKCE verifier).
+const PENDING_COOKIE: &str = "stella_console_signin";
+
 /// The console's routes (none when it is disabled).
 pub fn routes(config: &ConsoleConfig) -> Router<AppState> {
     if !config.enabled {
@@ -85,6 +126,8 @@ pub fn routes(config: &ConsoleConfig) -> Router<AppState> {
         .route("/console/", get(integrations_page))
         .route("/console/sign-in", get(sign_in_page))
         .route("/console/sign-in/link", get(sign_in_with_link))
+        .route("/console/auth/start", get(start_sign_in))
+        .route(CALLBACK_PATH, get(finish_sign_in))
         .route("/console/sign-out", post(sign_out))
         .route("/console/assets/console.css", get(stylesheet))
         .route("/console/assets/console.js", get(script))
@@ -127,13 +170,18 @@ async fn script() -> Response {
 
 /// The value of the session cookie, if the request carries one.
 fn session_secret(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, SESSION_COOKIE)
+}
+
+/// The value of the cookie `name`, if the request carries one.
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.to_string())
 }
 
@@ -264,7 +312,7 @@ async fn sign_in_page(State(state): State<AppState>, headers: HeaderMap) -> Resp
     {
         return Redirect::to("/console/").into_response();
     }
-    Html(pages::sign_in(None)).into_response()
+    Html(pages::sign_in(&state.console, None)).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,14 +322,15 @@ struct LinkParams {
 
 /// A one-time link (`stella-integrations console-link`): spent, then a session.
 async fn sign_in_with_link(State(state): State<AppState>, Query(params): Query<LinkParams>) -> Response {
-    let refused = |why: &str| (StatusCode::UNAUTHORIZED, Html(pages::sign_in(Some(why)))).into_response();
+    let refused =
+        |why: &str| (StatusCode::UNAUTHORIZED, Html(pages::sign_in(&state.console, Some(why)))).into_response();
     let link = match state.verifier.verify_sign_in_link(&params.token).await {
         Ok(link) => link,
         Err(e) => return refused(&e.to_string()),
     };
-    let ttl = state.console.session_ttl();
+    let ttl = state.console.config.session_ttl();
     match state.catalog.open_console_session_with_link(link, ttl).await {
-        Ok(Some((secret, _))) => signed_in_answer(&state.console, &secret, ttl),
+        Ok(Some((secret, _))) => signed_in_answer(&state.console.config, &secret, ttl),
         Ok(None) => refused("this sign-in link was used already: ask for a new one"),
         Err(e) => PageError::Service(e).into_response(),
     }
@@ -316,7 +365,7 @@ async fn sign_out(
         state.catalog.close_console_session(&secret).await?;
     }
     let mut response = Redirect::to("/console/sign-in").into_response();
-    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&state.console, "", Duration::ZERO));
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie(&state.console.config, "", Duration::ZERO));
     Ok(response)
 }
 
@@ -324,4 +373,92 @@ async fn sign_out(
 fn csrf_refused() -> Response {
     let text = "This form did not carry this session's token (it may be stale): reload the page and try again.";
     (StatusCode::FORBIDDEN, Html(pages::message("Form refused", text))).into_response()
+}
+
+/// Begins a sign-in at the identity provider: a pending sign-in in a short-lived cookie (Lax, so
+/// it comes back with the provider's redirect), and the browser sent to the provider.
+async fn start_sign_in(State(state): State<AppState>) -> Response {
+    let Some(idp) = &state.console.idp else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html(pages::sign_in(&state.console, Some("no identity provider is configured"))),
+        )
+            .into_response();
+    };
+    let pending = oidc::PendingSignIn::new();
+    let url = match idp.authorization_url(&pending).await {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::warn!(error = %e, "a console sign-in could not begin");
+            let why = "the identity provider cannot be reached; try again later";
+            return (StatusCode::BAD_GATEWAY, Html(pages::sign_in(&state.console, Some(why)))).into_response();
+        }
+    };
+    let mut response = Redirect::to(&url).into_response();
+    let cookie = pending_cookie(&state.console.config, &pending.to_cookie(), Duration::from_secs(600));
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    response
+}
+
+#[derive(Debug, Deserialize)]
+struct CallbackParams {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// The provider's answer: the state checked against this browser's pending sign-in, the code
+/// redeemed, the ID token verified, and a session opened.
+async fn finish_sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<CallbackParams>,
+) -> Response {
+    let refused = |why: &str| {
+        let mut response = (StatusCode::UNAUTHORIZED, Html(pages::sign_in(&state.console, Some(why)))).into_response();
+        response.headers_mut().insert(header::SET_COOKIE, pending_cookie(&state.console.config, "", Duration::ZERO));
+        response
+    };
+    let Some(idp) = &state.console.idp else { return refused("no identity provider is configured") };
+    if let Some(error) = &params.error {
+        let detail = params.error_description.as_deref().unwrap_or("");
+        return refused(&format!("the identity provider answered `{error}` {detail}"));
+    }
+    let pending = cookie_value(&headers, PENDING_COOKIE).and_then(|v| oidc::PendingSignIn::from_cookie(&v));
+    let (Some(pending), Some(code), Some(returned)) = (pending, params.code, params.state) else {
+        return refused("this sign-in was not begun in this browser, or took too long: sign in again");
+    };
+    if !session::csrf_matches_secret(&pending.state, &returned) {
+        return refused("this answer is not for the sign-in this browser began: sign in again");
+    }
+    let principal = match idp.finish(&pending, &code).await {
+        Ok(principal) => principal,
+        Err(e) => {
+            tracing::warn!(error = %e, "a console sign-in was refused");
+            return refused(&e);
+        }
+    };
+    let ttl = state.console.config.session_ttl();
+    match state.catalog.open_console_session(principal, ttl).await {
+        Ok((secret, _)) => {
+            let mut response = signed_in_answer(&state.console.config, &secret, ttl);
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, pending_cookie(&state.console.config, "", Duration::ZERO));
+            response
+        }
+        Err(e) => PageError::Service(e).into_response(),
+    }
+}
+
+/// The pending sign-in's cookie: HttpOnly, SameSite=Lax (it must come back with the provider's
+/// redirect, a navigation from another site), only for the sign-in's paths.
+fn pending_cookie(config: &ConsoleConfig, value: &str, max_age: Duration) -> HeaderValue {
+    let secure = if config.secure_cookies() { "; Secure" } else { "" };
+    let cookie = format!(
+        "{PENDING_COOKIE}={value}; Path=/console/auth; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        max_age.as_secs()
+    );
+    HeaderValue::from_str(&cookie).expect("a sign-in cookie is a valid header value")
 }

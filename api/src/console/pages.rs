@@ -90,7 +90,7 @@ pub fn message(title: &str, text: &str) -> String {
 }
 
 /// The sign-in page, with why the last attempt failed.
-pub fn sign_in(error: Option<&str>) -> String {
+pub fn sign_in(console: &super::Console, error: Option<&str>) -> String {
     layout(
         None,
         "Sign in",
@@ -100,7 +100,12 @@ pub fn sign_in(error: Option<&str>) -> String {
             @if let Some(why) = error {
                 p.error role="alert" { "Sign-in refused: " (why) }
             }
-            p { "On a single installation, ask for a one-time sign-in link:" }
+            @if let Some(issuer) = console.provider() {
+                p { a.button href="/console/auth/start" { "Sign in with " (issuer) } }
+                p.muted { "Or, on the service's machine, ask for a one-time link:" }
+            } @else {
+                p { "On the service's machine, ask for a one-time sign-in link:" }
+            }
             pre { "stella-integrations console-link --tenant <tenant>" }
         },
     )

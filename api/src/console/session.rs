@@ -42,8 +42,13 @@ pub fn secret_hash(secret: &str) -> String {
 
 /// Whether a form's token is the session's (compared in constant time).
 pub fn csrf_matches(session: &ConsoleSession, offered: &str) -> bool {
-    let (a, b) = (session.csrf_token.as_bytes(), offered.as_bytes());
-    // Every byte compared whatever the first difference, so timing tells nothing of the token.
+    csrf_matches_secret(&session.csrf_token, offered)
+}
+
+/// Whether `offered` is `secret`, compared in constant time: every byte whatever the first
+/// difference, so timing tells nothing of the secret.
+pub fn csrf_matches_secret(secret: &str, offered: &str) -> bool {
+    let (a, b) = (secret.as_bytes(), offered.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 

@@ -54,8 +54,8 @@ pub struct AppParts {
     pub verifier: Verifier,
     /// Largest request body.
     pub max_body_bytes: usize,
-    /// The web console's settings.
-    pub console: crate::console::ConsoleConfig,
+    /// The web console (its settings, its identity provider).
+    pub console: crate::console::Console,
     /// The served documents, for the connectors they were rendered from.
     documents: std::sync::RwLock<Documents>,
 }
@@ -87,12 +87,7 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// State over these parts.
-    pub fn new(
-        catalog: Catalog,
-        verifier: Verifier,
-        max_body_bytes: usize,
-        console: crate::console::ConsoleConfig,
-    ) -> Self {
+    pub fn new(catalog: Catalog, verifier: Verifier, max_body_bytes: usize, console: crate::console::Console) -> Self {
         let documents = std::sync::RwLock::new(Documents::render(catalog.connectors()));
         Self(Arc::new(AppParts { catalog, verifier, max_body_bytes, console, documents }))
     }
@@ -223,7 +218,7 @@ pub fn router(state: AppState) -> Router {
     let (router, _) = routes().split_for_parts();
     let max_body = state.max_body_bytes;
     router
-        .merge(crate::console::routes(&state.console))
+        .merge(crate::console::routes(&state.console.config))
         .fallback(ops::not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_problem))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -1,6 +1,9 @@
-//! Helpers shared by the test binaries: a fresh PostgreSQL database per test.
+//! Helpers shared by the test binaries: a fresh PostgreSQL database per test, and a browser
+//! driven through WebDriver (`webdriver.rs`).
 
 #![allow(dead_code)]
+
+pub mod webdriver;
 
 use sqlx::Connection;
 

@@ -1,0 +1,201 @@
+//! A minimal W3C WebDriver client over reqwest, for the console's browser tests: it starts
+//! chromedriver on a free loopback port and drives a headless Chromium (Debian's `chromium` and
+//! `chromium-driver`, which `make test-tools` installs). Only what the tests use: navigate, find,
+//! click, type, read, screenshot.
+
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+/// The W3C key of an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A chromedriver process and one browser session in it; both end when this drops.
+pub struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+}
+
+/// An element of the current page.
+#[derive(Clone, Debug)]
+pub struct Element(String);
+
+/// Where chromedriver and chromium are, if installed.
+pub fn installed() -> Option<(String, String)> {
+    let find =
+        |candidates: &[&str]| candidates.iter().find(|p| std::path::Path::new(p).exists()).map(|p| p.to_string());
+    Some((find(&["/usr/bin/chromedriver"])?, find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"])?))
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium of `width` × `height`. Without them installed:
+    /// `None` with a message, except under `CI=true`, where the test fails.
+    pub async fn start(width: u32, height: u32) -> Option<Self> {
+        let Some((driver_path, chromium)) = installed() else {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("CI=true requires chromium and chromedriver (make test-tools installs them)");
+            }
+            eprintln!("chromium or chromedriver is not installed (make test-tools); skipping the browser part");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = Command::new(driver_path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = http.get(format!("{base}/status")).send().await;
+            if let Ok(r) = ready
+                && let Ok(status) = r.json::<Value>().await
+                && status["value"]["ready"] == true
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         format!("--window-size={width},{height}"), "--lang=en-US"],
+            },
+        }}});
+        let mut browser = Self { driver, base, session: String::new(), http };
+        let created = browser.call(reqwest::Method::POST, "/session", Some(capabilities)).await;
+        browser.session = created["sessionId"].as_str().expect("a session id").to_string();
+        Some(browser)
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = if path == "/session" {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/session/{}{path}", self.base, self.session)
+        };
+        let mut request = self.http.request(method.clone(), &url);
+        if let Some(b) = body {
+            request = request.json(&b);
+        } else if method == reqwest::Method::POST {
+            request = request.json(&json!({}));
+        }
+        let response = request.send().await.expect("chromedriver answers");
+        let status = response.status();
+        let value: Value = response.json().await.expect("chromedriver answers JSON");
+        assert!(status.is_success(), "WebDriver {method} {path}: {status}: {value}");
+        value["value"].clone()
+    }
+
+    /// Opens `url` and waits for it to load.
+    pub async fn go(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+    }
+
+    /// The current URL.
+    pub async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Waits up to 5 s for the current URL to end with `suffix`, and answers it.
+    pub async fn wait_for_url(&self, suffix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let url = self.url().await;
+            if url.ends_with(suffix) {
+                return url;
+            }
+            assert!(Instant::now() < deadline, "the browser is at {url}, not at …{suffix}: {}", self.source().await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The current page's HTML.
+    pub async fn source(&self) -> String {
+        self.call(reqwest::Method::GET, "/source", None).await.as_str().unwrap_or_default().to_string()
+    }
+
+    /// The first element `css` selects, waiting up to 5 s for it.
+    pub async fn find(&self, css: &str) -> Element {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let url = format!("{}/session/{}/element", self.base, self.session);
+            let response = self.http.post(&url).json(&json!({"using": "css selector", "value": css})).send().await;
+            if let Ok(r) = response
+                && r.status().is_success()
+                && let Ok(v) = r.json::<Value>().await
+                && let Some(id) = v["value"][ELEMENT].as_str()
+            {
+                return Element(id.to_string());
+            }
+            assert!(Instant::now() < deadline, "no element matches `{css}` on {}", self.url().await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Clicks an element.
+    pub async fn click(&self, element: &Element) {
+        self.call(reqwest::Method::POST, &format!("/element/{}/click", element.0), None).await;
+    }
+
+    /// Types `text` into an element.
+    pub async fn type_into(&self, element: &Element, text: &str) {
+        self.call(reqwest::Method::POST, &format!("/element/{}/value", element.0), Some(json!({"text": text}))).await;
+    }
+
+    /// An element's visible text.
+    pub async fn text(&self, element: &Element) -> String {
+        let v = self.call(reqwest::Method::GET, &format!("/element/{}/text", element.0), None).await;
+        v.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Saves a screenshot of the page as PNG at `path`.
+    pub async fn screenshot(&self, path: &std::path::Path) {
+        let v = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(path, png).unwrap();
+    }
+
+    /// Deletes every cookie of the current page's host.
+    pub async fn delete_cookies(&self) {
+        self.call(reqwest::Method::DELETE, "/cookie", None).await;
+    }
+
+    /// Presses a key (`\u{E004}` is Tab, `\u{E007}` Enter) in the focused element.
+    pub async fn press(&self, key: &str) {
+        let actions = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]});
+        self.call(reqwest::Method::POST, "/actions", Some(actions)).await;
+    }
+
+    /// The focused element's outer HTML.
+    pub async fn focused(&self) -> String {
+        let active = self.call(reqwest::Method::GET, "/element/active", None).await;
+        let id = active[ELEMENT].as_str().unwrap_or_default().to_string();
+        let script = json!({"script": "return arguments[0].outerHTML", "args": [{ELEMENT: id}]});
+        self.call(reqwest::Method::POST, "/execute/sync", Some(script)).await.as_str().unwrap_or_default().to_string()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The session ends with its driver.
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
