@@ -918,12 +918,7 @@ async fn the_console_signs_in_through_openid_connect_in_a_real_browser() {
     let listen = format!("127.0.0.1:{port}");
     let server = Server::start(
         dir.path(),
-        &[
-            ("STELLA_CONFIG", "stella.toml"),
-            ("STELLA_LISTEN", &listen),
-            ("STELLA_CONSOLE_CLIENT_SECRET", &secret),
-            ("STELLA_HEALTH_ENABLED", "false"),
-        ],
+        &[("STELLA_CONFIG", "stella.toml"), ("STELLA_LISTEN", &listen), ("STELLA_CONSOLE_CLIENT_SECRET", &secret)],
     );
     // An integration of acme, and one of globex.
     let http = reqwest::Client::new();
@@ -967,6 +962,63 @@ async fn the_console_signs_in_through_openid_connect_in_a_real_browser() {
     assert!(page.contains("alice@acme") && page.contains("tenant acme"), "{page}");
     browser.screenshot(&shots.join("integrations.png")).await;
 
+    // Create an integration with the form, activate it, and see its health chart fill in (the
+    // scheduler checks an integration as soon as it is in service).
+    browser.click(&browser.find("a[href='/console/integrations/new']").await).await;
+    browser.type_into(&browser.find("input[name=name]").await, "console-made").await;
+    browser.execute("document.querySelector('select[name=provider]').value = 'in-memory'").await;
+    browser.type_into(&browser.find("textarea[name=configuration]").await, r#"{"providerVersion": "2.11.0"}"#).await;
+    browser.screenshot(&shots.join("new-integration.png")).await;
+    browser.click(&browser.find("form.stacked button[type=submit]").await).await;
+    let heading = browser.find("main h1").await;
+    assert_eq!(browser.text(&heading).await, "console-made", "{}", browser.source().await);
+    let page_url = browser.url().await;
+    browser.click(&browser.find("form[action$='/activate'] button").await).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = browser.source().await;
+        if page.contains("circle class=\"point healthy\"") {
+            assert!(page.contains(">active<"), "activated and tested: {page}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no health check reached the chart: {page}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        browser.go(&page_url).await;
+    }
+    browser.screenshot(&shots.join("integration.png")).await;
+
+    // Pause it with a reason: the audit trail shows who paused it and why.
+    browser.type_into(&browser.find("form.pause input[name=reason]").await, "registry maintenance").await;
+    browser.type_into(&browser.find("form.pause input[name=ticket]").await, "OPS-7").await;
+    browser.click(&browser.find("form.pause button").await).await;
+    browser.wait_for_url(&page_url[page_url.rfind('/').unwrap()..]).await;
+    let page = browser.source().await;
+    assert!(page.contains(">paused<") && page.contains("registry maintenance"), "{page}");
+    let audit = browser.text(&browser.find("section[aria-labelledby=audit] tbody").await).await;
+    assert!(audit.contains("paused") && audit.contains("alice@acme") && audit.contains("OPS-7"), "{audit}");
+    browser.screenshot(&shots.join("integration-paused.png")).await;
+
+    // A form without the session's token is refused, and changes nothing.
+    browser.execute("document.querySelector('form[action$=\"/resume\"] input[name=csrf]').remove()").await;
+    browser.click(&browser.find("form[action$='/resume'] button").await).await;
+    let refused = browser.find("main h1").await;
+    assert_eq!(browser.text(&refused).await, "Form refused");
+    browser.go(&page_url).await;
+    assert!(browser.source().await.contains(">paused<"), "still paused");
+
+    // Keyboard: Tab from the top reaches the navigation first.
+    browser.go(&format!("{public_url}/console/")).await;
+    browser.press("\u{E004}").await;
+    assert!(browser.focused().await.contains("/console/"), "{}", browser.focused().await);
+
+    // On a phone's screen: the page fits its width (nothing scrolls sideways).
+    browser.resize(390, 844).await;
+    browser.go(&page_url).await;
+    let overflow = browser.execute("return document.documentElement.scrollWidth - window.innerWidth").await;
+    assert!(overflow.as_i64().unwrap_or(i64::MAX) <= 0, "the page is wider than a phone by {overflow} px");
+    browser.screenshot(&shots.join("integration-phone.png")).await;
+    browser.resize(1280, 900).await;
+
     // Sign out: the session ends; the console asks to sign in again.
     browser.click(&browser.find("header form button").await).await;
     browser.wait_for_url("/console/sign-in").await;
@@ -980,6 +1032,12 @@ async fn the_console_signs_in_through_openid_connect_in_a_real_browser() {
     sign_in("bob@globex").await;
     let page = browser.source().await;
     assert!(page.contains("globex-registry") && !page.contains("acme-registry"), "{page}");
+    // acme's integration, by its address, does not exist for globex.
+    browser.go(&page_url).await;
+    let heading = browser.text(&browser.find("main h1").await).await;
+    assert_eq!(heading, "Something went wrong", "{}", browser.source().await);
+    assert!(browser.source().await.contains("Not Found") && !browser.source().await.contains("console-made"));
+    browser.screenshot(&shots.join("other-tenant.png")).await;
     assert!(server.terminate());
 }
 

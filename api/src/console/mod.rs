@@ -124,6 +124,10 @@ pub fn routes(config: &ConsoleConfig) -> Router<AppState> {
     Router::new()
         .route("/console", get(|| async { Redirect::permanent("/console/") }))
         .route("/console/", get(integrations_page))
+        .route("/console/integrations/new", get(new_integration_page))
+        .route("/console/integrations", post(create_integration))
+        .route("/console/integrations/{id}", get(integration_page))
+        .route("/console/integrations/{id}/{action}", post(integration_action))
         .route("/console/sign-in", get(sign_in_page))
         .route("/console/sign-in/link", get(sign_in_with_link))
         .route("/console/auth/start", get(start_sign_in))
@@ -461,4 +465,155 @@ fn pending_cookie(config: &ConsoleConfig, value: &str, max_age: Duration) -> Hea
         max_age.as_secs()
     );
     HeaderValue::from_str(&cookie).expect("a sign-in cookie is a valid header value")
+}
+
+/// An error of an operation as the page shows it: its status, and what the API's problem says
+/// (the same rules and the same words as the API).
+fn problem_of(e: ServiceError) -> (StatusCode, String) {
+    let problem = crate::http::problem::Problem::from(e);
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut text = problem.detail;
+    for field in problem.errors {
+        text.push_str(&format!("; {}: {}", field.field, field.message));
+    }
+    (status, text)
+}
+
+/// What one integration's page shows (read anew for every answer).
+async fn integration_view(
+    state: &AppState,
+    caller: &Caller,
+    id: uuid::Uuid,
+) -> Result<pages::IntegrationView, PageError> {
+    let integration = state.catalog.get(caller, id).await?;
+    let report = state.catalog.health_report(caller, id, None, pages::HISTORY_ROWS).await?;
+    let audit = state.catalog.audit(caller, id, 0, pages::AUDIT_ROWS).await?;
+    Ok(pages::IntegrationView { integration, report, audit })
+}
+
+async fn integration_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, PageError> {
+    let (session, caller) = signed_in(&state, &headers, Access::Read).await?;
+    // Not an id, or another tenant's: the same 404 as the API's.
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| PageError::Service(ServiceError::NotFound))?;
+    let view = integration_view(&state, &caller, id).await?;
+    Ok(Html(pages::integration(&session, &view, None)).into_response())
+}
+
+/// A lifecycle action's form: the session's token, and a pause's reason and ticket.
+#[derive(Debug, Deserialize)]
+struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    reason: Option<String>,
+    ticket: Option<String>,
+}
+
+/// `activate`, `test`, `pause` or `resume`, as the API does them; then the page again (with the
+/// API's error when the action was refused).
+async fn integration_action(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((id, action)): axum::extract::Path<(String, String)>,
+    form: Result<axum::Form<ActionForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let (session, caller) = signed_in(&state, &headers, Access::Admin).await?;
+    let Ok(axum::Form(form)) = form else { return Ok(csrf_refused()) };
+    if !session::csrf_matches(&session, &form.csrf) {
+        return Ok(csrf_refused());
+    }
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| PageError::Service(ServiceError::NotFound))?;
+    let catalog = &state.catalog;
+    let done = match action.as_str() {
+        "activate" => catalog.activate(&caller, id).await.map(|_| ()),
+        "test" => catalog.test(&caller, id).await.map(|_| ()),
+        "pause" => {
+            let reason = form.reason.unwrap_or_default();
+            let ticket = form.ticket.filter(|t| !t.trim().is_empty());
+            catalog.pause(&caller, id, reason, ticket).await.map(|_| ())
+        }
+        "resume" => catalog.resume(&caller, id).await.map(|_| ()),
+        _ => Err(ServiceError::NotFound),
+    };
+    match done {
+        // After a change, the page is read again (a reload does not repeat the action).
+        Ok(()) => Ok(Redirect::to(&format!("/console/integrations/{id}")).into_response()),
+        Err(ServiceError::NotFound) => Err(PageError::Service(ServiceError::NotFound)),
+        Err(e) => {
+            let (status, text) = problem_of(e);
+            let view = integration_view(&state, &caller, id).await?;
+            Ok((status, Html(pages::integration(&session, &view, Some(&text)))).into_response())
+        }
+    }
+}
+
+async fn new_integration_page(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+    let (session, _) = signed_in(&state, &headers, Access::Admin).await?;
+    let providers = providers(&state);
+    Ok(Html(pages::new_integration(&session, &providers, &pages::NewIntegration::default(), None)).into_response())
+}
+
+/// The providers of the connectors loaded now, with their types.
+fn providers(state: &AppState) -> Vec<(String, Vec<String>)> {
+    state
+        .catalog
+        .connectors()
+        .iter()
+        .map(|c| {
+            let types = c.manifest().connector.types.iter().map(|t| t.as_str().to_string()).collect();
+            (c.provider().to_string(), types)
+        })
+        .collect()
+}
+
+/// Creates an integration from the form, as `POST /api/v1/integrations` does from JSON.
+async fn create_integration(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<axum::Form<pages::NewIntegration>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let (session, caller) = signed_in(&state, &headers, Access::Admin).await?;
+    let Ok(axum::Form(form)) = form else { return Ok(csrf_refused()) };
+    if !session::csrf_matches(&session, &form.csrf) {
+        return Ok(csrf_refused());
+    }
+    let refused = |status: StatusCode, text: &str, form: &pages::NewIntegration| {
+        (status, Html(pages::new_integration(&session, &providers(&state), form, Some(text)))).into_response()
+    };
+    let configuration: serde_json::Value = match form.configuration.trim() {
+        "" => serde_json::json!({}),
+        text => match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => return Ok(refused(StatusCode::UNPROCESSABLE_ENTITY, &format!("configuration: {e}"), &form)),
+        },
+    };
+    let optional = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    let tags: Vec<String> = form.tags.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect();
+    let document = serde_json::json!({
+        "name": form.name.trim(),
+        "type": form.integration_type,
+        "provider": form.provider,
+        "baseUrl": optional(&form.base_url),
+        "authRef": optional(&form.auth_ref),
+        "environment": optional(&form.environment),
+        "description": optional(&form.description),
+        "tags": tags,
+        "configuration": configuration,
+    });
+    // The API's own reading of a body, so the console accepts exactly what the API does.
+    let bytes = document.to_string().into_bytes();
+    let spec: crate::domain::IntegrationSpec = match crate::domain::read_json(&bytes) {
+        Ok(spec) => spec,
+        Err(e) => return Ok(refused(StatusCode::UNPROCESSABLE_ENTITY, &format!("{}: {}", e.field, e.message), &form)),
+    };
+    match state.catalog.create(&caller, spec).await {
+        Ok(created) => Ok(Redirect::to(&format!("/console/integrations/{}", created.integration_id)).into_response()),
+        Err(e) => {
+            let (status, text) = problem_of(e);
+            Ok(refused(status, &text, &form))
+        }
+    }
 }

@@ -4,11 +4,16 @@ use maud::{DOCTYPE, Markup, html};
 use time::OffsetDateTime;
 
 use super::session::ConsoleSession;
+use crate::audit::AuditEntry;
 use crate::domain::{Integration, rfc3339};
-use crate::health::HealthState;
+use crate::health::{CheckOutcome, HealthCheck, HealthReport, HealthState};
 
 /// Rows on one page of the integrations list.
 pub const PAGE_ROWS: u32 = 200;
+/// Health checks an integration's page shows (and charts).
+pub const HISTORY_ROWS: u32 = 100;
+/// Audit entries an integration's page shows (the oldest first).
+pub const AUDIT_ROWS: u32 = 200;
 
 /// The integrations page's filters, as the form shows them.
 #[derive(Debug, Default)]
@@ -131,8 +136,10 @@ pub fn continue_to(to: &str) -> String {
 pub fn integrations(session: &ConsoleSession, filters: &Filters, rows: &[Integration]) -> String {
     let count = |f: &dyn Fn(&Integration) -> bool| rows.iter().filter(|i| f(i)).count();
     let statuses = ["draft", "pending-verification", "active", "degraded", "failed"];
+    let can_create = session.principal.allows(crate::auth::Access::Admin);
     let body = html! {
         h1 { "Integrations" }
+        @if can_create { p { a.button href="/console/integrations/new" { "New integration" } } }
         section.cards aria-label="Counts" {
             @for status in statuses {
                 div.card { div.n { (count(&|i: &Integration| i.status.as_str() == status)) } div { (status) } }
@@ -169,7 +176,7 @@ pub fn integrations(session: &ConsoleSession, filters: &Filters, rows: &[Integra
                     @for i in rows {
                         @let health = health_name(HealthState::of(i.last_test_success));
                         tr {
-                            td data-label="Name" { (i.name) }
+                            td data-label="Name" { a href={"/console/integrations/" (i.integration_id)} { (i.name) } }
                             td data-label="Type" { (i.integration_type.as_str()) }
                             td data-label="Provider" { (i.provider) }
                             td data-label="Status" {
@@ -185,4 +192,282 @@ pub fn integrations(session: &ConsoleSession, filters: &Filters, rows: &[Integra
         }
     };
     layout(Some(session), "Integrations", "Integrations", body)
+}
+
+/// What one integration's page shows.
+pub struct IntegrationView {
+    /// The integration.
+    pub integration: Integration,
+    /// Its health: state, uptime, last test, recent checks.
+    pub report: HealthReport,
+    /// Its audit trail, oldest first.
+    pub audit: Vec<AuditEntry>,
+}
+
+fn percent(share: Option<f64>) -> String {
+    share.map_or_else(|| "–".to_string(), |s| format!("{:.1} %", s * 100.0))
+}
+
+fn outcome_class(outcome: CheckOutcome) -> &'static str {
+    match outcome {
+        CheckOutcome::Healthy => "healthy",
+        CheckOutcome::Degraded => "degraded",
+        CheckOutcome::Unhealthy => "unhealthy",
+        CheckOutcome::Skipped => "unknown",
+    }
+}
+
+/// The latency of the checks over time (oldest left) as inline SVG, each check a point coloured
+/// by its outcome with its time, outcome and latency as its title: drawn by the server, so it
+/// works offline and prints.
+fn latency_chart(checks: &[HealthCheck]) -> Markup {
+    const W: f64 = 640.0;
+    const H: f64 = 160.0;
+    const PAD: f64 = 28.0;
+    let mut points: Vec<&HealthCheck> = checks.iter().collect();
+    points.reverse();
+    if points.is_empty() {
+        return html! { p.muted { "No health check yet." } };
+    }
+    let max = points.iter().map(|c| c.latency_ms).max().unwrap_or(0).max(1) as f64;
+    let step = if points.len() > 1 { (W - 2.0 * PAD) / (points.len() - 1) as f64 } else { 0.0 };
+    let xy: Vec<(f64, f64)> = points
+        .iter()
+        .enumerate()
+        .map(|(n, c)| (PAD + n as f64 * step, H - PAD - (c.latency_ms as f64 / max) * (H - 2.0 * PAD)))
+        .collect();
+    let line: Vec<String> = xy.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+    let label = format!(
+        "Latency of the last {} health checks, from {} ms to {} ms",
+        points.len(),
+        points.iter().map(|c| c.latency_ms).min().unwrap_or(0),
+        max as u64
+    );
+    html! {
+        svg.chart viewBox={"0 0 " (W) " " (H)} role="img" aria-label=(label) width="100%" {
+            title { (label) }
+            line x1=(PAD) y1=(H - PAD) x2=(W - PAD) y2=(H - PAD) stroke="#d8dde6" {}
+            text x="2" y=(PAD - 8.0) font-size="11" fill="#5b6475" { (max as u64) " ms" }
+            text x="2" y=(H - PAD + 4.0) font-size="11" fill="#5b6475" { "0" }
+            polyline points=(line.join(" ")) fill="none" stroke="#1f5fbf" stroke-width="1.5" {}
+            @for ((x, y), c) in xy.iter().zip(&points) {
+                circle class={"point " (outcome_class(c.outcome))} cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="3.5" {
+                    title { (rfc3339(c.checked_at)) " · " (c.outcome.as_str()) " · " (c.latency_ms) " ms" }
+                }
+            }
+        }
+    }
+}
+
+/// The page of one integration: lifecycle and what it allows, uptime, latency chart and check
+/// history, the last test with its steps and record, the audit trail, and the actions.
+pub fn integration(session: &ConsoleSession, view: &IntegrationView, error: Option<&str>) -> String {
+    let i = &view.integration;
+    let r = &view.report;
+    let health = health_name(r.health);
+    let can_change = session.principal.allows(crate::auth::Access::Admin);
+    let allowed = i.status.allowed();
+    let action = |name: &str, label: &str| {
+        html! {
+            form.inline method="post" action={"/console/integrations/" (i.integration_id) "/" (name)} {
+                input type="hidden" name="csrf" value=(session.csrf_token);
+                button type="submit" { (label) }
+            }
+        }
+    };
+    let body = html! {
+        p { a href="/console/" { "← Integrations" } }
+        h1 { (i.name) }
+        @if let Some(why) = error {
+            p.error role="alert" { (why) }
+        }
+        section.cards aria-label="State" {
+            div.card { div { "Status" } div.n { span class={"badge " (i.status.as_str())} { (i.status.as_str()) } } }
+            div.card { div { "Health" } div.n { span class={"badge " (health)} { (health) } } }
+            div.card { div { "Uptime 24 h" } div.n { (percent(r.summary.uptime_24h)) } }
+            div.card { div { "Uptime 7 d" } div.n { (percent(r.summary.uptime_7d)) } }
+            div.card { div { "Uptime 30 d" } div.n { (percent(r.summary.uptime_30d)) } }
+            div.card { div { "Latency p50 / p95" } div.n {
+                (r.summary.latency_p50_ms.map_or("–".into(), |v| format!("{v} ms"))) " / "
+                (r.summary.latency_p95_ms.map_or("–".into(), |v| format!("{v} ms")))
+            } }
+        }
+        dl.facts {
+            dt { "Type" } dd { (i.integration_type.as_str()) }
+            dt { "Provider" } dd { (i.provider) }
+            dt { "Base URL" } dd { (i.base_url.as_deref().unwrap_or("–")) }
+            dt { "Environment" } dd { (i.environment.as_deref().unwrap_or("–")) }
+            dt { "Last test or check" } dd { (when(i.last_tested_at)) }
+            dt { "Failures in a row" } dd { (i.consecutive_failures) }
+            @if i.paused {
+                dt { "Paused because" } dd { (i.pause_reason.as_deref().unwrap_or("")) " " (i.pause_ticket.as_deref().map(|t| format!("({t})")).unwrap_or_default()) }
+            }
+        }
+        section aria-labelledby="actions" {
+            h2 #actions { "Actions" }
+            p.muted { "Allowed now: " (allowed.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")) }
+            @if can_change {
+                div.actions {
+                    @for a in allowed {
+                        @match a.as_str() {
+                            "pause" => {
+                                form.pause method="post" action={"/console/integrations/" (i.integration_id) "/pause"} {
+                                    input type="hidden" name="csrf" value=(session.csrf_token);
+                                    label { "Reason" input name="reason" required maxlength="256"; }
+                                    label { "Ticket" input name="ticket" maxlength="256"; }
+                                    button type="submit" { "Pause" }
+                                }
+                            }
+                            "activate" => { (action("activate", "Activate")) }
+                            "test" => { (action("test", "Test now")) }
+                            "resume" => { (action("resume", "Resume")) }
+                            _ => {}
+                        }
+                    }
+                }
+            } @else {
+                p.muted { "Your sign-in may look, not change (it lacks integrations.admin)." }
+            }
+        }
+        section aria-labelledby="health" {
+            h2 #health { "Health checks" }
+            (latency_chart(&r.history))
+            @if !r.history.is_empty() {
+                table {
+                    thead { tr { th { "When" } th { "Outcome" } th { "Latency" } th { "Message" } } }
+                    tbody {
+                        @for c in r.history.iter().take(20) {
+                            tr {
+                                td data-label="When" { (when(Some(c.checked_at))) }
+                                td data-label="Outcome" { span class={"badge " (outcome_class(c.outcome))} { (c.outcome.as_str()) } }
+                                td data-label="Latency" { (c.latency_ms) " ms" }
+                                td data-label="Message" { (c.message) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="last-test" {
+            h2 #last-test { "Last test" }
+            @match &r.last_test {
+                None => { p.muted { "Never tested." } }
+                Some(t) => {
+                    p {
+                        (when(Some(t.tested_at))) " · "
+                        @if t.result.success { span.badge.healthy { "passed" } } @else { span.badge.unhealthy { "failed" } }
+                        @if let Some(f) = t.result.failure { " · " (f.as_str()) }
+                        " · " (t.result.message)
+                    }
+                    @if !t.result.steps.is_empty() {
+                        ol.steps {
+                            @for step in &t.result.steps {
+                                li { span class={"badge " (if step.passed { "healthy" } else { "unhealthy" })} { (if step.passed { "passed" } else { "failed" }) } " " strong { (step.name) } " " (step.message) }
+                            }
+                        }
+                    }
+                    @if let Some(record) = &t.record {
+                        details {
+                            summary { "Invocation record: " (record.host_calls.len()) " host calls, " (record.denials.len()) " denials, " (record.logs.len()) " log lines" }
+                            @if !record.host_calls.is_empty() {
+                                h3 { "Host calls" }
+                                table {
+                                    thead { tr { th { "Call" } th { "Target" } th { "Result" } th { "Time" } } }
+                                    tbody {
+                                        @for c in &record.host_calls {
+                                            tr {
+                                                td data-label="Call" { (c.interface) " " (c.operation) }
+                                                td data-label="Target" { code { (c.target) } }
+                                                td data-label="Result" { (c.status.map(|s| s.to_string()).or_else(|| c.error.clone()).unwrap_or_default()) }
+                                                td data-label="Time" { (c.duration_ms) " ms" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            @if !record.denials.is_empty() {
+                                h3 { "Denials" }
+                                ul { @for d in &record.denials { li { (serde_json::to_value(d.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) ": " code { (d.target) } " — " (d.reason) } } }
+                            }
+                            @if !record.logs.is_empty() {
+                                h3 { "Logs" }
+                                pre { @for l in &record.logs { (l.at_ms) " ms " (l.level) " " (l.message) "\n" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="audit" {
+            h2 #audit { "Audit trail" }
+            @if view.audit.is_empty() { p.muted { "No entry." } } @else {
+                table {
+                    thead { tr { th { "When" } th { "Action" } th { "By" } th { "Details" } } }
+                    tbody {
+                        @for e in &view.audit {
+                            tr {
+                                td data-label="When" { (when(Some(e.at))) }
+                                td data-label="Action" { (e.action.as_str()) }
+                                td data-label="By" { (e.actor) }
+                                td data-label="Details" { code { (e.details.to_string()) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout(Some(session), &i.name, "Integrations", body)
+}
+
+/// The form of a new integration, as it was filled in.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct NewIntegration {
+    pub csrf: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub integration_type: String,
+    pub provider: String,
+    #[serde(rename = "baseUrl")]
+    pub base_url: String,
+    #[serde(rename = "authRef")]
+    pub auth_ref: String,
+    pub environment: String,
+    pub description: String,
+    pub tags: String,
+    pub configuration: String,
+}
+
+/// The form that creates an integration (in `draft`, as the API does).
+pub fn new_integration(
+    session: &ConsoleSession,
+    providers: &[(String, Vec<String>)],
+    form: &NewIntegration,
+    error: Option<&str>,
+) -> String {
+    let types: std::collections::BTreeSet<&String> = providers.iter().flat_map(|(_, t)| t).collect();
+    let body = html! {
+        p { a href="/console/" { "← Integrations" } }
+        h1 { "New integration" }
+        @if let Some(why) = error { p.error role="alert" { (why) } }
+        form.stacked method="post" action="/console/integrations" {
+            input type="hidden" name="csrf" value=(session.csrf_token);
+            label { "Name" input name="name" required maxlength="256" value=(form.name); }
+            label { "Type" select name="type" required {
+                @for t in &types { option value=(t) selected[form.integration_type == **t] { (t) } }
+            } }
+            label { "Provider" select name="provider" required {
+                @for (p, t) in providers { option value=(p) selected[form.provider == *p] { (p) " (" (t.join(", ")) ")" } }
+            } }
+            label { "Base URL" input name="baseUrl" type="url" value=(form.base_url); }
+            label { "AuthRef (ref://…)" input name="authRef" value=(form.auth_ref); }
+            label { "Environment" input name="environment" value=(form.environment); }
+            label { "Tags (comma-separated)" input name="tags" value=(form.tags); }
+            label { "Description" input name="description" value=(form.description); }
+            label { "Configuration (JSON)" textarea name="configuration" rows="5" { (form.configuration) } }
+            button type="submit" { "Create (as a draft)" }
+        }
+    };
+    layout(Some(session), "New integration", "Integrations", body)
 }

@@ -171,6 +171,16 @@ impl Browser {
         std::fs::write(path, png).unwrap();
     }
 
+    /// Runs `script` in the page (WebDriver's own channel: the page's CSP does not apply to it).
+    pub async fn execute(&self, script: &str) -> Value {
+        self.call(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": []}))).await
+    }
+
+    /// Resizes the window (a phone's screen, a laptop's).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.call(reqwest::Method::POST, "/window/rect", Some(json!({"width": width, "height": height}))).await;
+    }
+
     /// Deletes every cookie of the current page's host.
     pub async fn delete_cookies(&self) {
         self.call(reqwest::Method::DELETE, "/cookie", None).await;
