@@ -952,8 +952,7 @@ async fn the_console_signs_in_through_openid_connect_in_a_real_browser() {
             browser.type_into(&browser.find("input[name=login]").await, login).await;
             browser.type_into(&browser.find("input[name=password]").await, "any").await;
             browser.click(&browser.find("button[type=submit]").await).await;
-            let heading = browser.find("main h1").await;
-            assert_eq!(browser.text(&heading).await, "Integrations", "{}", browser.source().await);
+            browser.wait_for_text("<h1>Integrations</h1>").await;
         }
     };
     sign_in("alice@acme").await;
@@ -970,8 +969,7 @@ async fn the_console_signs_in_through_openid_connect_in_a_real_browser() {
     browser.type_into(&browser.find("textarea[name=configuration]").await, r#"{"providerVersion": "2.11.0"}"#).await;
     browser.screenshot(&shots.join("new-integration.png")).await;
     browser.click(&browser.find("form.stacked button[type=submit]").await).await;
-    let heading = browser.find("main h1").await;
-    assert_eq!(browser.text(&heading).await, "console-made", "{}", browser.source().await);
+    browser.wait_for_text("<h1>console-made</h1>").await;
     let page_url = browser.url().await;
     browser.click(&browser.find("form[action$='/activate'] button").await).await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -991,9 +989,8 @@ async fn the_console_signs_in_through_openid_connect_in_a_real_browser() {
     browser.type_into(&browser.find("form.pause input[name=reason]").await, "registry maintenance").await;
     browser.type_into(&browser.find("form.pause input[name=ticket]").await, "OPS-7").await;
     browser.click(&browser.find("form.pause button").await).await;
-    browser.wait_for_url(&page_url[page_url.rfind('/').unwrap()..]).await;
-    let page = browser.source().await;
-    assert!(page.contains(">paused<") && page.contains("registry maintenance"), "{page}");
+    let page = browser.wait_for_text("registry maintenance (OPS-7)").await;
+    assert!(page.contains(">paused<"), "{page}");
     let audit = browser.text(&browser.find("section[aria-labelledby=audit] tbody").await).await;
     assert!(audit.contains("paused") && audit.contains("alice@acme") && audit.contains("OPS-7"), "{audit}");
     browser.screenshot(&shots.join("integration-paused.png")).await;
@@ -1001,10 +998,20 @@ async fn the_console_signs_in_through_openid_connect_in_a_real_browser() {
     // A form without the session's token is refused, and changes nothing.
     browser.execute("document.querySelector('form[action$=\"/resume\"] input[name=csrf]').remove()").await;
     browser.click(&browser.find("form[action$='/resume'] button").await).await;
-    let refused = browser.find("main h1").await;
-    assert_eq!(browser.text(&refused).await, "Form refused");
+    browser.wait_for_text("<h1>Form refused</h1>").await;
     browser.go(&page_url).await;
     assert!(browser.source().await.contains(">paused<"), "still paused");
+
+    // The ledger: the activation's test and the checks, each record readable.
+    browser.click(&browser.find("nav a[href='/console/invocations']").await).await;
+    browser.wait_for_url("/console/invocations").await;
+    let ledger = browser.source().await;
+    assert!(ledger.contains("test-connection") && ledger.contains("in-memory"), "{ledger}");
+    browser.screenshot(&shots.join("invocations.png")).await;
+    browser.click(&browser.find("main tbody a").await).await;
+    let record = browser.wait_for_text("Origins contacted").await;
+    assert!(record.contains("<h1>in-memory · "), "{record}");
+    browser.screenshot(&shots.join("invocation.png")).await;
 
     // Keyboard: Tab from the top reaches the navigation first.
     browser.go(&format!("{public_url}/console/")).await;

@@ -2224,9 +2224,19 @@ async fn the_console_signs_in_with_a_one_time_link_and_shows_the_tenants_integra
     let page = app.page(Method::GET, "/console/", Some(&cookie), None).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "signed out");
 
-    // A session without the read scope is shown why, not the list.
+    // A session without the read scope is shown why, not the list; an auditor reads the ledger
+    // of its tenant, and a reader without the audit scope does not.
     let auditor = app.console_session("acme", "integrations.audit").await;
     let page = app.page(Method::GET, "/console/", Some(&auditor), None).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert!(page.html.contains("integrations.read"), "{}", page.html);
+    let page = app.page(Method::GET, "/console/invocations", Some(&auditor), None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("test-connection"), "the activation's test: {}", page.html);
+    let reader = app.console_session("acme", "integrations.read").await;
+    let page = app.page(Method::GET, "/console/invocations", Some(&reader), None).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let theirs = app.console_session("globex", "integrations.audit").await;
+    let page = app.page(Method::GET, "/console/invocations", Some(&theirs), None).await;
+    assert!(page.html.contains("No invocation matches."), "{}", page.html);
 }

@@ -128,6 +128,8 @@ pub fn routes(config: &ConsoleConfig) -> Router<AppState> {
         .route("/console/integrations", post(create_integration))
         .route("/console/integrations/{id}", get(integration_page))
         .route("/console/integrations/{id}/{action}", post(integration_action))
+        .route("/console/invocations", get(invocations_page))
+        .route("/console/invocations/{id}", get(invocation_page))
         .route("/console/sign-in", get(sign_in_page))
         .route("/console/sign-in/link", get(sign_in_with_link))
         .route("/console/auth/start", get(start_sign_in))
@@ -616,4 +618,56 @@ async fn create_integration(
             Ok(refused(status, &text, &form))
         }
     }
+}
+
+/// The ledger page's filters (a subset of the API's, the ones a reader picks by hand).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LedgerFilters {
+    pub provider: String,
+    pub operation: String,
+    pub outcome: String,
+    pub denied: String,
+    pub origin: String,
+}
+
+/// The session's view of the ledger: its tenant's, or every tenant's for `plugins.admin`.
+fn ledger_scope(session: &ConsoleSession) -> Result<crate::service::LedgerScope, PageError> {
+    session.principal.ledger_scope().map_err(|_| PageError::Forbidden(crate::auth::AUDIT_SCOPE))
+}
+
+async fn invocations_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(filters): Query<LedgerFilters>,
+) -> Result<Response, PageError> {
+    let session = session_of(&state, &headers).await?;
+    let scope = ledger_scope(&session)?;
+    let text = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    let filter = crate::ledger::InvocationFilter {
+        provider: text(&filters.provider),
+        operation: crate::ledger::Operation::parse(filters.operation.trim()),
+        outcome: text(&filters.outcome),
+        denied: match filters.denied.as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+        origin: text(&filters.origin),
+        ..Default::default()
+    };
+    let entries = state.catalog.invocations(&scope, &filter, None, pages::LEDGER_ROWS).await?;
+    Ok(Html(pages::invocations(&session, &filters, &entries)).into_response())
+}
+
+async fn invocation_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, PageError> {
+    let session = session_of(&state, &headers).await?;
+    let scope = ledger_scope(&session)?;
+    let id = uuid::Uuid::parse_str(&id).map_err(|_| PageError::Service(ServiceError::InvocationNotFound))?;
+    let entry = state.catalog.invocation(&scope, id).await?;
+    Ok(Html(pages::invocation(&session, &entry)).into_response())
 }

@@ -14,6 +14,8 @@ pub const PAGE_ROWS: u32 = 200;
 pub const HISTORY_ROWS: u32 = 100;
 /// Audit entries an integration's page shows (the oldest first).
 pub const AUDIT_ROWS: u32 = 200;
+/// Ledger entries the invocations page shows (the newest).
+pub const LEDGER_ROWS: u32 = 200;
 
 /// The integrations page's filters, as the form shows them.
 #[derive(Debug, Default)]
@@ -48,7 +50,7 @@ fn when(at: Option<OffsetDateTime>) -> Markup {
 
 /// The frame of every page: navigation, who is signed in, sign-out.
 fn layout(session: Option<&ConsoleSession>, title: &str, current: &str, body: Markup) -> String {
-    let nav = [("/console/", "Integrations")];
+    let nav = [("/console/", "Integrations"), ("/console/invocations", "Invocations")];
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -369,30 +371,7 @@ pub fn integration(session: &ConsoleSession, view: &IntegrationView, error: Opti
                     @if let Some(record) = &t.record {
                         details {
                             summary { "Invocation record: " (record.host_calls.len()) " host calls, " (record.denials.len()) " denials, " (record.logs.len()) " log lines" }
-                            @if !record.host_calls.is_empty() {
-                                h3 { "Host calls" }
-                                table {
-                                    thead { tr { th { "Call" } th { "Target" } th { "Result" } th { "Time" } } }
-                                    tbody {
-                                        @for c in &record.host_calls {
-                                            tr {
-                                                td data-label="Call" { (c.interface) " " (c.operation) }
-                                                td data-label="Target" { code { (c.target) } }
-                                                td data-label="Result" { (c.status.map(|s| s.to_string()).or_else(|| c.error.clone()).unwrap_or_default()) }
-                                                td data-label="Time" { (c.duration_ms) " ms" }
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                            @if !record.denials.is_empty() {
-                                h3 { "Denials" }
-                                ul { @for d in &record.denials { li { (serde_json::to_value(d.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) ": " code { (d.target) } " — " (d.reason) } } }
-                            }
-                            @if !record.logs.is_empty() {
-                                h3 { "Logs" }
-                                pre { @for l in &record.logs { (l.at_ms) " ms " (l.level) " " (l.message) "\n" } }
-                            }
+                            (record_view(record))
                         }
                     }
                 }
@@ -470,4 +449,102 @@ pub fn new_integration(
         }
     };
     layout(Some(session), "New integration", "Integrations", body)
+}
+
+/// An invocation's record: its host calls, denials and logs.
+fn record_view(record: &stella_runtime::record::InvocationRecord) -> Markup {
+    html! {
+        @if !record.host_calls.is_empty() {
+            h3 { "Host calls" }
+            table {
+                thead { tr { th { "Call" } th { "Target" } th { "Result" } th { "Time" } } }
+                tbody {
+                    @for c in &record.host_calls {
+                        tr {
+                            td data-label="Call" { (c.interface) " " (c.operation) }
+                            td data-label="Target" { code { (c.target) } }
+                            td data-label="Result" { (c.status.map(|s| s.to_string()).or_else(|| c.error.clone()).unwrap_or_default()) }
+                            td data-label="Time" { (c.duration_ms) " ms" }
+                        }
+                    }
+                }
+            }
+        }
+        @if !record.denials.is_empty() {
+            h3 { "Denials" }
+            ul { @for d in &record.denials { li { (serde_json::to_value(d.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) ": " code { (d.target) } " — " (d.reason) } } }
+        }
+        @if !record.logs.is_empty() {
+            h3 { "Logs" }
+            pre { @for l in &record.logs { (l.at_ms) " ms " (l.level) " " (l.message) "\n" } }
+        }
+    }
+}
+
+/// The ledger: the newest invocations the session may read, filtered.
+pub fn invocations(
+    session: &ConsoleSession,
+    f: &super::LedgerFilters,
+    entries: &[crate::ledger::LedgerEntry],
+) -> String {
+    let body = html! {
+        h1 { "Invocations" }
+        form.filters method="get" action="/console/invocations" {
+            label { "Provider" input name="provider" value=(f.provider); }
+            label { "Operation" select name="operation" {
+                option value="" { "any" }
+                @for op in ["test-connection", "check-health"] { option value=(op) selected[f.operation == op] { (op) } }
+            } }
+            label { "Outcome" input name="outcome" value=(f.outcome); }
+            label { "Denied" select name="denied" {
+                option value="" { "any" }
+                option value="true" selected[f.denied == "true"] { "denied something" }
+                option value="false" selected[f.denied == "false"] { "denied nothing" }
+            } }
+            label { "Origin contacted" input name="origin" value=(f.origin) placeholder="https://host"; }
+            button type="submit" { "Filter" }
+        }
+        @if entries.is_empty() { p.muted { "No invocation matches." } } @else {
+            table {
+                thead { tr { th { "When" } th { "Provider" } th { "Operation" } th { "Outcome" } th { "Denied" } th { "Origins" } } }
+                tbody {
+                    @for e in entries {
+                        tr {
+                            td data-label="When" { a href={"/console/invocations/" (e.invocation_id)} { (when(Some(e.at))) } }
+                            td data-label="Provider" { (e.provider) }
+                            td data-label="Operation" { (e.operation.as_str()) }
+                            td data-label="Outcome" { (e.outcome) }
+                            td data-label="Denied" { @if e.denied { span.badge.unhealthy { (e.denial_kinds.join(", ")) } } @else { "–" } }
+                            td data-label="Origins" { (e.origins.join(", ")) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout(Some(session), "Invocations", "Invocations", body)
+}
+
+/// One invocation, with its whole record.
+pub fn invocation(session: &ConsoleSession, e: &crate::ledger::LedgerEntry) -> String {
+    let body = html! {
+        p { a href="/console/invocations" { "← Invocations" } }
+        h1 { (e.provider) " · " (e.operation.as_str()) }
+        dl.facts {
+            dt { "When" } dd { (when(Some(e.at))) " (" (e.duration_ms) " ms)" }
+            dt { "Tenant" } dd { (e.tenant_id) }
+            dt { "Integration" } dd { code { (e.integration_id) } }
+            dt { "Component" } dd { code { (e.sha256) } }
+            dt { "Outcome" } dd { (e.outcome) }
+            dt { "Denied" } dd { @if e.denied { (e.denial_kinds.join(", ")) } @else { "nothing" } }
+            dt { "Origins contacted" } dd { @if e.origins.is_empty() { "none" } @else { (e.origins.join(", ")) } }
+            dt { "Credentials used" } dd { @if e.auth_refs.is_empty() { "none" } @else { (e.auth_refs.join(", ")) } }
+            dt { "Revealed a secret" } dd { (if e.revealed_secret { "yes" } else { "no" }) }
+        }
+        @match &e.record {
+            Some(record) => { (record_view(record)) }
+            None => { p.muted { "No record is kept of it." } }
+        }
+    };
+    layout(Some(session), "Invocation", "Invocations", body)
 }

@@ -122,6 +122,19 @@ impl Browser {
         }
     }
 
+    /// Waits up to 5 s for the page's HTML to contain `needle`, and answers the HTML.
+    pub async fn wait_for_text(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let page = self.source().await;
+            if page.contains(needle) {
+                return page;
+            }
+            assert!(Instant::now() < deadline, "the page never showed `{needle}`: {page}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The current page's HTML.
     pub async fn source(&self) -> String {
         self.call(reqwest::Method::GET, "/source", None).await.as_str().unwrap_or_default().to_string()
