@@ -1013,6 +1013,15 @@ async fn the_console_signs_in_through_openid_connect_in_a_real_browser() {
     assert!(record.contains("<h1>in-memory · "), "{record}");
     browser.screenshot(&shots.join("invocation.png")).await;
 
+    // The connectors, and one with its egress report (the ledger's evidence).
+    browser.click(&browser.find("nav a[href='/console/connectors']").await).await;
+    browser.wait_for_text("<h1>Connectors</h1>").await;
+    browser.screenshot(&shots.join("connectors.png")).await;
+    browser.go(&format!("{public_url}/console/connectors/in-memory")).await;
+    let connector = browser.wait_for_text("Egress in the last 7 days").await;
+    assert!(connector.contains("It contacted no origin."), "{connector}");
+    browser.screenshot(&shots.join("connector.png")).await;
+
     // Keyboard: Tab from the top reaches the navigation first.
     browser.go(&format!("{public_url}/console/")).await;
     browser.press("\u{E004}").await;

@@ -2240,3 +2240,44 @@ async fn the_console_signs_in_with_a_one_time_link_and_shows_the_tenants_integra
     let page = app.page(Method::GET, "/console/invocations", Some(&theirs), None).await;
     assert!(page.html.contains("No invocation matches."), "{}", page.html);
 }
+
+#[tokio::test]
+async fn the_console_shows_a_pending_connector_with_its_diff_and_approves_what_it_shows() {
+    let app = app().await;
+    let reviewer = app.token("platform", "plugins.admin");
+    let wider = in_memory_as("2.0.0", "hosts = [\"https://wider.example\"]");
+    let r = app.submit(&reviewer, &wider, &[]).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::CREATED, Some("pending")), "{}", r.body);
+
+    // The reviewer sees it waiting, and on its page what it would add.
+    let session = app.console_session("platform", "plugins.admin").await;
+    let page = app.page(Method::GET, "/console/connectors", Some(&session), None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("Waiting for a decision") && page.html.contains("2.0.0"), "{}", page.html);
+    let page = app.page(Method::GET, "/console/connectors/in-memory", Some(&session), None).await;
+    assert!(page.html.contains("may reach <code>https://wider.example</code>"), "{}", page.html);
+    let csrf = page.html.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
+    let digest = page.html.split(r#"name="digest" value=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
+
+    // An approval of other permissions than shown is refused with the API's words.
+    let action = "/console/connectors/in-memory/versions/2.0.0/approve";
+    let form = format!("csrf={csrf}&digest=sha256%3A0000");
+    let page = app.page(Method::POST, action, Some(&session), Some(&form)).await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.html);
+    assert!(page.html.contains(&digest), "the digest to approve is named: {}", page.html);
+    // Without the form token, nothing is decided.
+    let page = app.page(Method::POST, action, Some(&session), Some(&format!("digest={digest}"))).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let form = format!("csrf={csrf}&digest={}", digest.replace(':', "%3A"));
+    let page = app.page(Method::POST, action, Some(&session), Some(&form)).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    let r = app.send(Method::GET, "/api/v1/plugins/in-memory", Some(&app.admin()), None).await;
+    assert_eq!(r.body["version"], "2.0.0", "approved and active: {}", r.body);
+
+    // A tenant's admin sees what is loaded, not what waits, and cannot decide.
+    let tenant = app.console_session("acme", "integrations.admin").await;
+    let page = app.page(Method::GET, "/console/connectors", Some(&tenant), None).await;
+    assert!(page.html.contains("in-memory") && !page.html.contains("Waiting for a decision"), "{}", page.html);
+    let page = app.page(Method::POST, action, Some(&tenant), Some(&format!("csrf={csrf}"))).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+}

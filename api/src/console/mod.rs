@@ -128,6 +128,9 @@ pub fn routes(config: &ConsoleConfig) -> Router<AppState> {
         .route("/console/integrations", post(create_integration))
         .route("/console/integrations/{id}", get(integration_page))
         .route("/console/integrations/{id}/{action}", post(integration_action))
+        .route("/console/connectors", get(connectors_page))
+        .route("/console/connectors/{provider}", get(connector_page))
+        .route("/console/connectors/{provider}/versions/{version}/{decision}", post(decide_version))
         .route("/console/invocations", get(invocations_page))
         .route("/console/invocations/{id}", get(invocation_page))
         .route("/console/sign-in", get(sign_in_page))
@@ -670,4 +673,107 @@ async fn invocation_page(
     let id = uuid::Uuid::parse_str(&id).map_err(|_| PageError::Service(ServiceError::InvocationNotFound))?;
     let entry = state.catalog.invocation(&scope, id).await?;
     Ok(Html(pages::invocation(&session, &entry)).into_response())
+}
+
+/// Every loaded connector, and (for `plugins.admin`) every version waiting for a decision.
+async fn connectors_page(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+    let session = session_of(&state, &headers).await?;
+    let principal = &session.principal;
+    if !principal.allows(Access::Read) && !principal.allows(Access::PluginsAdmin) {
+        return Err(PageError::Forbidden(Access::Read.scope()));
+    }
+    let connectors = state.catalog.connectors();
+    let loaded: Vec<_> = connectors.iter().map(|c| crate::http::plugins::describe(&state, c)).collect();
+    let pending =
+        if principal.allows(Access::PluginsAdmin) { Some(state.catalog.pending_plugins().await?) } else { None };
+    Ok(Html(pages::connectors(&session, &loaded, connectors.failures(), pending.as_deref())).into_response())
+}
+
+/// One connector: what it may do, its stored versions (for `plugins.admin`, with the decisions
+/// to take), and its egress report (for whoever reads the ledger).
+async fn connector_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(provider): axum::extract::Path<String>,
+) -> Result<Response, PageError> {
+    let session = session_of(&state, &headers).await?;
+    render_connector(&state, &session, &provider, None).await
+}
+
+async fn render_connector(
+    state: &AppState,
+    session: &ConsoleSession,
+    provider: &str,
+    error: Option<(StatusCode, String)>,
+) -> Result<Response, PageError> {
+    let principal = &session.principal;
+    if !principal.allows(Access::Read) && !principal.allows(Access::PluginsAdmin) {
+        return Err(PageError::Forbidden(Access::Read.scope()));
+    }
+    let connectors = state.catalog.connectors();
+    let loaded = connectors.get(provider).map(|c| crate::http::plugins::describe(state, c));
+    let versions = if principal.allows(Access::PluginsAdmin) {
+        Some(state.catalog.plugin_versions(provider).await?)
+    } else {
+        None
+    };
+    if loaded.is_none() && versions.as_ref().is_none_or(|v| v.is_empty()) {
+        return Err(PageError::Service(ServiceError::NotFound));
+    }
+    let report = match principal.ledger_scope() {
+        Ok(scope) => {
+            let since = crate::domain::unix_ms(crate::domain::now()) - 7 * 24 * 3600 * 1000;
+            Some(state.catalog.egress_report(&scope, provider, since).await?)
+        }
+        Err(_) => None,
+    };
+    let (status, text) = match error {
+        Some((status, text)) => (status, Some(text)),
+        None => (StatusCode::OK, None),
+    };
+    let html =
+        pages::connector(session, provider, loaded.as_ref(), versions.as_deref(), report.as_ref(), text.as_deref());
+    Ok((status, Html(html)).into_response())
+}
+
+/// A reviewer's decision on a pending version.
+#[derive(Debug, Deserialize)]
+struct DecisionForm {
+    #[serde(default)]
+    csrf: String,
+    digest: Option<String>,
+    reason: Option<String>,
+}
+
+/// Approves (of exactly the permissions shown: their digest) or rejects (with a reason) a
+/// version, as the API does; then the connector's page again.
+async fn decide_version(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((provider, version, decision)): axum::extract::Path<(String, String, String)>,
+    form: Result<axum::Form<DecisionForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, PageError> {
+    let (session, caller) = signed_in(&state, &headers, Access::PluginsAdmin).await?;
+    let Ok(axum::Form(form)) = form else { return Ok(csrf_refused()) };
+    if !session::csrf_matches(&session, &form.csrf) {
+        return Ok(csrf_refused());
+    }
+    let done = match decision.as_str() {
+        "approve" => {
+            let digest = form.digest.unwrap_or_default();
+            state.catalog.approve_plugin(&caller, &provider, &version, &digest).await.map(|_| ())
+        }
+        "reject" => {
+            let reason = form.reason.unwrap_or_default();
+            state.catalog.reject_plugin(&caller, &provider, &version, &reason).await.map(|_| ())
+        }
+        _ => Err(ServiceError::NotFound),
+    };
+    match done {
+        Ok(()) => Ok(Redirect::to(&format!("/console/connectors/{provider}")).into_response()),
+        Err(e) => {
+            let error = problem_of(e);
+            render_connector(&state, &session, &provider, Some(error)).await
+        }
+    }
 }

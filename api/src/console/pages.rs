@@ -50,7 +50,8 @@ fn when(at: Option<OffsetDateTime>) -> Markup {
 
 /// The frame of every page: navigation, who is signed in, sign-out.
 fn layout(session: Option<&ConsoleSession>, title: &str, current: &str, body: Markup) -> String {
-    let nav = [("/console/", "Integrations"), ("/console/invocations", "Invocations")];
+    let nav =
+        [("/console/", "Integrations"), ("/console/connectors", "Connectors"), ("/console/invocations", "Invocations")];
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -547,4 +548,177 @@ pub fn invocation(session: &ConsoleSession, e: &crate::ledger::LedgerEntry) -> S
         }
     };
     layout(Some(session), "Invocation", "Invocations", body)
+}
+
+fn yes_no(v: bool) -> &'static str {
+    if v { "yes" } else { "no" }
+}
+
+/// The connectors page: every loaded connector, the files refused at load, and the versions
+/// waiting for a decision (shown to `plugins.admin` only).
+pub fn connectors(
+    session: &ConsoleSession,
+    loaded: &[crate::http::plugins::Plugin],
+    failures: &[stella_runtime::catalog::LoadFailure],
+    pending: Option<&[crate::service::PluginVersionView]>,
+) -> String {
+    let body = html! {
+        h1 { "Connectors" }
+        @if let Some(pending) = pending {
+            section aria-labelledby="pending" {
+                h2 #pending { "Waiting for a decision" }
+                @if pending.is_empty() { p.muted { "Nothing waits." } } @else {
+                    table {
+                        thead { tr { th { "Provider" } th { "Version" } th { "Submitted" } th { "Signed by" } th { "Origin" } } }
+                        tbody {
+                            @for v in pending {
+                                @let p = &v.version;
+                                tr {
+                                    td data-label="Provider" { a href={"/console/connectors/" (p.provider)} { (p.provider) } }
+                                    td data-label="Version" { (p.version) }
+                                    td data-label="Submitted" { (when(Some(p.submitted_at))) " by " (p.submitted_by) }
+                                    td data-label="Signed by" { (p.signed_by.as_deref().unwrap_or("unsigned")) }
+                                    td data-label="Origin" { (p.origin) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="loaded" {
+            h2 #loaded { "Loaded" }
+            table {
+                thead { tr { th { "Provider" } th { "Version" } th { "Types" } th { "Source" } th { "Hosts it may reach" } th { "Digest (sha256)" } } }
+                tbody {
+                    @for c in loaded {
+                        tr {
+                            td data-label="Provider" { a href={"/console/connectors/" (c.provider)} { (c.provider) } }
+                            td data-label="Version" { (c.version) }
+                            td data-label="Types" { (c.types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")) }
+                            td data-label="Source" { (c.source) }
+                            td data-label="Hosts" { @if c.manifest.permissions.hosts.is_empty() { span.muted { "its base URL only" } } @else { (c.manifest.permissions.hosts.join(", ")) } }
+                            td data-label="Digest" { code { (&c.sha256[..c.sha256.len().min(16)]) "…" } }
+                        }
+                    }
+                }
+            }
+        }
+        @if !failures.is_empty() {
+            section aria-labelledby="refused" {
+                h2 #refused { "Refused at load" }
+                ul { @for f in failures { li { code { (f.source) } ": " (f.error) } } }
+            }
+        }
+    };
+    layout(Some(session), "Connectors", "Connectors", body)
+}
+
+fn permissions_view(p: &stella_runtime::manifest::Permissions) -> Markup {
+    html! {
+        dt { "Hosts it may reach" } dd { @if p.hosts.is_empty() { "its integration's base URL only" } @else { (p.hosts.join(", ")) } }
+        dt { "May read secrets' values" } dd { (yes_no(p.reveal_secrets)) }
+        dt { "May sign JWTs" } dd { (yes_no(p.sign_jwt)) }
+    }
+}
+
+/// One connector: the loaded version's permissions and limits, the stored versions with the
+/// pending ones' permission diff and decisions (for `plugins.admin`), and its egress report.
+pub fn connector(
+    session: &ConsoleSession,
+    provider: &str,
+    loaded: Option<&crate::http::plugins::Plugin>,
+    versions: Option<&[crate::service::PluginVersionView]>,
+    report: Option<&crate::ledger::EgressReport>,
+    error: Option<&str>,
+) -> String {
+    let body = html! {
+        p { a href="/console/connectors" { "← Connectors" } }
+        h1 { (provider) }
+        @if let Some(why) = error { p.error role="alert" { (why) } }
+        @match loaded {
+            None => { p.muted { "No version of it is loaded." } }
+            Some(c) => {
+                dl.facts {
+                    dt { "Version" } dd { (c.version) " (" (c.source) ")" }
+                    dt { "Description" } dd { (c.description) }
+                    dt { "Digest (sha256)" } dd { code { (c.sha256) } }
+                    dt { "Size" } dd { (c.size) " bytes" }
+                    (permissions_view(&c.manifest.permissions))
+                    dt { "Deadline" } dd { (c.effective_limits.deadline_ms) " ms" }
+                    dt { "Memory" } dd { (c.effective_limits.memory_bytes) " bytes" }
+                    dt { "Requests" } dd { (c.effective_limits.max_requests) " per invocation" }
+                    dt { "Imports" } dd { (c.imports.join(", ")) }
+                }
+            }
+        }
+        @if let Some(versions) = versions {
+            section aria-labelledby="versions" {
+                h2 #versions { "Versions" }
+                @for v in versions {
+                    @let p = &v.version;
+                    article.version {
+                        h3 { (p.version) " · " (p.status.as_str()) @if p.active { " · active" } }
+                        dl.facts {
+                            dt { "Digest (sha256)" } dd { code { (p.sha256) } }
+                            dt { "Signed by" } dd { (p.signed_by.as_deref().unwrap_or(if p.unsigned_exception { "unsigned (allowed by exception)" } else { "unsigned" })) }
+                            dt { "Submitted" } dd { (when(Some(p.submitted_at))) " by " (p.submitted_by) " from " (p.origin) }
+                            (permissions_view(&p.manifest.permissions))
+                            dt { "Permissions digest" } dd { code { (p.permissions_digest) } }
+                            @if let Some(by) = &p.decided_by { dt { "Decided" } dd { (by) " " (when(p.decided_at)) " " (p.decision_reason.as_deref().unwrap_or("")) } }
+                        }
+                        @if let Some(diff) = &v.diff {
+                            h4 { "Against " (diff.against.as_deref().unwrap_or("nothing (a new provider)")) }
+                            ul.diff {
+                                @for h in &diff.hosts_added { li.added { "may reach " code { (h) } } }
+                                @for h in &diff.hosts_removed { li.removed { "no longer reaches " code { (h) } } }
+                                @if let Some(s) = &diff.reveal_secrets { li { "reading secrets' values: " (serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) } }
+                                @if let Some(s) = &diff.sign_jwt { li { "signing JWTs: " (serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) } }
+                                @for l in &diff.limits { li class=(if l.raised { "added" } else { "removed" }) { (l.limit) ": " (l.from.map_or("default".into(), |v| v.to_string())) " → " (l.to.map_or("default".into(), |v| v.to_string())) } }
+                                @for i in &diff.imports_added { li.added { "imports " code { (i) } } }
+                                @for t in &diff.types_added { li.added { "serves " (t.as_str()) } }
+                            }
+                        }
+                        @if p.status.as_str() == "pending" {
+                            div.actions {
+                                form.inline method="post" action={"/console/connectors/" (p.provider) "/versions/" (p.version) "/approve"} {
+                                    input type="hidden" name="csrf" value=(session.csrf_token);
+                                    input type="hidden" name="digest" value=(p.permissions_digest);
+                                    button type="submit" { "Approve these permissions" }
+                                }
+                                form.pause method="post" action={"/console/connectors/" (p.provider) "/versions/" (p.version) "/reject"} {
+                                    input type="hidden" name="csrf" value=(session.csrf_token);
+                                    label { "Reason" input name="reason" required maxlength="1024"; }
+                                    button.secondary type="submit" { "Reject" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(r) = report {
+            section aria-labelledby="egress" {
+                h2 #egress { "Egress in the last 7 days" }
+                p.muted { (r.invocations) " invocations read" @if r.truncated { " (the newest; there were more)" } "." }
+                @if r.contacted.is_empty() { p { "It contacted no origin." } } @else {
+                    table {
+                        thead { tr { th { "Origin" } th { "Invocations" } th { "Last seen" } th { "Declared" } } }
+                        tbody { @for o in &r.contacted { tr {
+                            td data-label="Origin" { code { (o.origin) } }
+                            td data-label="Invocations" { (o.invocations) }
+                            td data-label="Last seen" { (when(Some(o.last_seen))) }
+                            td data-label="Declared" { (if o.declared { "in its manifest" } else { "a base URL" }) }
+                        } } }
+                    }
+                }
+                dl.facts {
+                    dt { "Declared, never contacted" } dd { @if r.declared_unused.is_empty() { "none" } @else { (r.declared_unused.join(", ")) } }
+                    dt { "Permissions never used" } dd { @if r.permissions_unused.is_empty() { "none" } @else { (r.permissions_unused.join(", ")) } }
+                    dt { "Denied" } dd { @if r.denials.is_empty() { "nothing" } @else { (r.denials.iter().map(|d| format!("{} ({})", d.kind, d.invocations)).collect::<Vec<_>>().join(", ")) } }
+                }
+            }
+        }
+    };
+    layout(Some(session), provider, "Connectors", body)
 }

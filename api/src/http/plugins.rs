@@ -64,7 +64,7 @@ pub struct PluginList {
     pub failures: Vec<LoadFailure>,
 }
 
-fn describe(state: &AppState, c: &LoadedConnector) -> Plugin {
+pub(crate) fn describe(state: &AppState, c: &LoadedConnector) -> Plugin {
     let manifest = c.manifest().clone();
     let (source, path) = match c.source() {
         ConnectorSource::BuiltIn => ("built-in", None),

@@ -28,6 +28,9 @@ pub const RESERVED_PROVIDERS: [&str; 1] = ["pull"];
 /// Longest rejection reason.
 const MAX_REASON_CHARS: usize = 1024;
 
+/// The most pending versions [`Catalog::pending_plugins`] answers.
+pub const MAX_PENDING_SHOWN: u32 = 200;
+
 /// A version as the API shows it: with its permission diff against the active version while it
 /// is pending.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -321,6 +324,16 @@ impl Catalog {
     pub async fn plugin_versions(&self, provider: &str) -> Result<Vec<PluginVersionView>, ServiceError> {
         let mut views = Vec::new();
         for v in self.store.plugin_versions(provider, MAX_VERSIONS_PER_PROVIDER as u32).await? {
+            views.push(self.view(v).await?);
+        }
+        Ok(views)
+    }
+
+    /// The versions waiting for a decision, of every provider, newest first (at most
+    /// [`MAX_PENDING_SHOWN`]), each with its permission diff.
+    pub async fn pending_plugins(&self) -> Result<Vec<PluginVersionView>, ServiceError> {
+        let mut views = Vec::new();
+        for v in self.store.pending_plugin_versions(MAX_PENDING_SHOWN).await? {
             views.push(self.view(v).await?);
         }
         Ok(views)

@@ -86,6 +86,10 @@ pub trait PluginStore: Send + Sync + 'static {
     /// A provider's versions, newest submission first, at most `limit`.
     async fn plugin_versions(&self, provider: &str, limit: u32) -> Result<Vec<PluginVersion>, StoreError>;
 
+    /// The versions of every provider waiting for a decision, newest submission first, at most
+    /// `limit`.
+    async fn pending_plugin_versions(&self, limit: u32) -> Result<Vec<PluginVersion>, StoreError>;
+
     /// The active version of a provider.
     async fn active_plugin(&self, provider: &str) -> Result<Option<PluginVersion>, StoreError>;
 
@@ -211,6 +215,15 @@ where
              ORDER BY v.submitted_at DESC, v.version DESC LIMIT $2"
         );
         let rows = self.read_all(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(provider).bind(i64::from(limit))).await?;
+        rows.iter().map(decode_version).collect()
+    }
+
+    async fn pending_plugin_versions(&self, limit: u32) -> Result<Vec<PluginVersion>, StoreError> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.status = 'pending' \
+             ORDER BY v.submitted_at DESC, v.provider, v.version DESC LIMIT $1"
+        );
+        let rows = self.read_all(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(i64::from(limit))).await?;
         rows.iter().map(decode_version).collect()
     }
 
