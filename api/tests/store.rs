@@ -1302,6 +1302,55 @@ async fn console_sessions_are_found_by_their_secret_bounded_per_subject_and_prun
     assert!(s.spend_link("link-1", ms(t0) + 60_000).await.unwrap(), "a pruned link's own expiry refuses it now");
 }
 
+async fn the_console_counts_states_and_uptime_within_the_tenant(b: &Backend) {
+    let s = &*b.store;
+    let t0 = stella_integrations::domain::unix_ms(now());
+    let a = insert_in(s, "t1", "a", Status::Active, false).await;
+    let c = insert_in(s, "t1", "c", Status::Active, false).await;
+    insert_in(s, "t1", "d", Status::Draft, false).await;
+    insert_in(s, "t2", "other", Status::Active, false).await;
+    let counts = s.state_counts("t1").await.unwrap();
+    let total = |f: &dyn Fn(&stella_integrations::store::StateCount) -> bool| -> u64 {
+        counts.iter().filter(|c| f(c)).map(|c| c.count).sum()
+    };
+    assert_eq!(
+        (total(&|_| true), total(&|c| c.status == Status::Active), total(&|c| c.status == Status::Draft)),
+        (3, 2, 1)
+    );
+
+    // a: three checks in the window, one unhealthy and one skipped (not counted); c: none.
+    s.schedule_health_checks(t0 - 3_600_000).await.unwrap();
+    for (n, outcome) in [CheckOutcome::Healthy, CheckOutcome::Unhealthy, CheckOutcome::Skipped].into_iter().enumerate()
+    {
+        let at = t0 - 3_600_000 + n as i64 * 60_000;
+        let leased = s.lease_health_checks("r", at + 600_000, 60_000, 10).await.unwrap();
+        let mine = leased.iter().find(|l| l.integration_id == a.integration_id).unwrap();
+        let finished = FinishedCheck {
+            tenant_id: "t1".into(),
+            integration_id: a.integration_id,
+            check: check(at, outcome),
+            next_due_ms: at,
+            version: mine.version,
+            invocation: None,
+        };
+        assert!(s.finish_health_check("r", &finished, None).await.unwrap());
+        for other in leased.iter().filter(|l| l.integration_id != a.integration_id) {
+            let f = FinishedCheck {
+                integration_id: other.integration_id,
+                tenant_id: other.tenant_id.clone(),
+                version: other.version,
+                next_due_ms: t0 + 9_999_999,
+                check: check(0, CheckOutcome::Healthy),
+                invocation: None,
+            };
+            s.finish_health_check("r", &f, None).await.unwrap();
+        }
+    }
+    let uptime = s.uptime_counts("t1", &[a.integration_id, c.integration_id], t0 - 86_400_000).await.unwrap();
+    assert_eq!(uptime, vec![(a.integration_id, 1, 2)]);
+    assert!(s.uptime_counts("t2", &[a.integration_id], t0 - 86_400_000).await.unwrap().is_empty(), "another tenant's");
+}
+
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -1348,6 +1397,7 @@ conformance!(
     the_ledger_keeps_every_invocation_with_what_it_recorded,
     the_ledger_answers_what_security_teams_ask,
     console_sessions_are_found_by_their_secret_bounded_per_subject_and_pruned,
+    the_console_counts_states_and_uptime_within_the_tenant,
 );
 
 /// A database created by an earlier release (migration 1 only, configuration as JSONB) is

@@ -298,7 +298,10 @@ async fn integrations_page(
                 .is_none_or(|h| pages::health_name(crate::health::HealthState::of(i.last_test_success)) == h)
         })
         .collect();
-    let html = pages::integrations(&session, &filters_view(&filters), &rows);
+    let counts = state.catalog.state_counts(&caller).await?;
+    let ids: Vec<uuid::Uuid> = rows.iter().map(|i| i.integration_id).collect();
+    let uptime = state.catalog.uptime_24h(&caller, &ids).await?;
+    let html = pages::integrations(&session, &filters_view(&filters), &counts, &rows, &uptime);
     Ok(Html(html).into_response())
 }
 

@@ -135,9 +135,18 @@ pub fn continue_to(to: &str) -> String {
     .into_string()
 }
 
-/// The integrations page: counts by status and health, the filters, the list.
-pub fn integrations(session: &ConsoleSession, filters: &Filters, rows: &[Integration]) -> String {
-    let count = |f: &dyn Fn(&Integration) -> bool| rows.iter().filter(|i| f(i)).count();
+/// The integrations page: the tenant's counts by status and health, the filters, the list with
+/// each one's uptime over 24 hours.
+pub fn integrations(
+    session: &ConsoleSession,
+    filters: &Filters,
+    counts: &[crate::store::StateCount],
+    rows: &[Integration],
+    uptime: &std::collections::HashMap<uuid::Uuid, f64>,
+) -> String {
+    let count = |f: &dyn Fn(&crate::store::StateCount) -> bool| -> u64 {
+        counts.iter().filter(|c| f(c)).map(|c| c.count).sum()
+    };
     let statuses = ["draft", "pending-verification", "active", "degraded", "failed"];
     let can_create = session.principal.allows(crate::auth::Access::Admin);
     let body = html! {
@@ -145,12 +154,12 @@ pub fn integrations(session: &ConsoleSession, filters: &Filters, rows: &[Integra
         @if can_create { p { a.button href="/console/integrations/new" { "New integration" } } }
         section.cards aria-label="Counts" {
             @for status in statuses {
-                div.card { div.n { (count(&|i: &Integration| i.status.as_str() == status)) } div { (status) } }
+                div.card { div.n { (count(&|c| c.status.as_str() == status)) } div { (status) } }
             }
-            div.card { div.n { (count(&|i: &Integration| i.paused)) } div { "paused" } }
+            div.card { div.n { (count(&|c| c.paused)) } div { "paused" } }
             @for health in [HealthState::Healthy, HealthState::Unhealthy, HealthState::Unknown] {
                 div.card {
-                    div.n { (count(&|i: &Integration| HealthState::of(i.last_test_success) == health)) }
+                    div.n { (count(&|c| HealthState::of(c.last_test_success) == health)) }
                     div { (health_name(health)) }
                 }
             }
@@ -174,7 +183,7 @@ pub fn integrations(session: &ConsoleSession, filters: &Filters, rows: &[Integra
             p.muted { "No integration matches." }
         } @else {
             table {
-                thead { tr { th { "Name" } th { "Type" } th { "Provider" } th { "Status" } th { "Health" } th { "Last check" } } }
+                thead { tr { th { "Name" } th { "Type" } th { "Provider" } th { "Status" } th { "Health" } th { "Last check" } th { "Uptime 24 h" } } }
                 tbody {
                     @for i in rows {
                         @let health = health_name(HealthState::of(i.last_test_success));
@@ -188,6 +197,7 @@ pub fn integrations(session: &ConsoleSession, filters: &Filters, rows: &[Integra
                             }
                             td data-label="Health" { span class={"badge " (health)} { (health) } }
                             td data-label="Last check" { (when(i.last_tested_at)) }
+                            td data-label="Uptime 24 h" { (percent(uptime.get(&i.integration_id).copied())) }
                         }
                     }
                 }

@@ -115,6 +115,22 @@ impl Catalog {
         Ok(self.store.lease_health_checks(owner, now_ms, lease_ms, limit).await?)
     }
 
+    /// The share of each integration's checks of the last 24 hours that found it working, for
+    /// those of `ids` in the caller's tenant that had checks.
+    pub async fn uptime_24h(
+        &self,
+        caller: &Caller,
+        ids: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, f64>, ServiceError> {
+        let since = unix_ms(now()) - DAY_MS;
+        let counts = self.store.uptime_counts(&caller.tenant, ids, since).await?;
+        Ok(counts
+            .into_iter()
+            .filter(|(_, _, made)| *made > 0)
+            .map(|(id, up, made)| (id, up as f64 / made as f64))
+            .collect())
+    }
+
     /// Deletes the invocation ledger's entries older than `before_ms`; returns how many.
     pub async fn prune_invocations(&self, before_ms: i64) -> Result<u64, ServiceError> {
         Ok(self.store.prune_invocations(before_ms).await?)

@@ -168,6 +168,11 @@ impl Catalog {
         Ok(self.store.list(&caller.tenant, filter, after, limit).await?)
     }
 
+    /// How many of the caller's integrations are in each status, paused or not, of each health.
+    pub async fn state_counts(&self, caller: &Caller) -> Result<Vec<crate::store::StateCount>, ServiceError> {
+        Ok(self.store.state_counts(&caller.tenant).await?)
+    }
+
     /// Replaces what a client may set, if the integration is still at the version `if_match`
     /// names (required: a change must say what it is based on).
     pub async fn update(

@@ -68,6 +68,15 @@ pub trait HealthStore: Send + Sync + 'static {
 
     /// Deletes the checks older than `before_ms`, a few thousand per statement; returns how many.
     async fn prune_health_checks(&self, before_ms: i64) -> Result<u64, StoreError>;
+
+    /// For each of these integrations of the tenant with checks since `since_ms`: how many of
+    /// them found it working (`healthy` or `degraded`), and how many were made (not `skipped`).
+    async fn uptime_counts(
+        &self,
+        tenant_id: &str,
+        ids: &[Uuid],
+        since_ms: i64,
+    ) -> Result<Vec<(Uuid, u64, u64)>, StoreError>;
 }
 
 /// The integrations the health scheduler checks (`Status::in_service`, not paused), as SQL over
@@ -370,6 +379,39 @@ where
         .bind(before_id)
         .bind(i64::from(limit));
         self.read_all(query).await?.iter().map(decode_check).collect()
+    }
+
+    async fn uptime_counts(
+        &self,
+        tenant_id: &str,
+        ids: &[Uuid],
+        since_ms: i64,
+    ) -> Result<Vec<(Uuid, u64, u64)>, StoreError> {
+        let mut counts = Vec::new();
+        for part in ids.chunks(BATCH) {
+            let sql = format!(
+                "SELECT integration_id, \
+                 SUM(CASE WHEN outcome IN ('healthy', 'degraded') THEN 1 ELSE 0 END) AS up, \
+                 SUM(CASE WHEN outcome <> 'skipped' THEN 1 ELSE 0 END) AS made \
+                 FROM health_checks WHERE tenant_id = $1 AND checked_ms >= $2 AND integration_id IN ({}) \
+                 GROUP BY integration_id",
+                placeholders(3, part.len())
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant_id).bind(since_ms);
+            for id in part {
+                query = query.bind(id.to_string());
+            }
+            for row in self.read_all(query).await? {
+                let id: String = row.try_get("integration_id").map_err(map_error)?;
+                let number = |name: &str| {
+                    row.try_get::<Option<i64>, _>(name)
+                        .map(|n| u64::try_from(n.unwrap_or(0)).unwrap_or(0))
+                        .map_err(map_error)
+                };
+                counts.push((parse_uuid(&id)?, number("up")?, number("made")?));
+            }
+        }
+        Ok(counts)
     }
 
     async fn prune_health_checks(&self, before_ms: i64) -> Result<u64, StoreError> {

@@ -37,6 +37,10 @@ pub trait IntegrationStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<Integration>, StoreError>;
 
+    /// How many of the tenant's integrations are in each status, paused or not, and of each
+    /// health (the last test or check passed, failed, or never ran).
+    async fn state_counts(&self, tenant_id: &str) -> Result<Vec<StateCount>, StoreError>;
+
     /// Applies a mutation: row, audit entry and events in one transaction.
     async fn apply(&self, change: Change) -> Result<(), StoreError>;
 
@@ -45,6 +49,19 @@ pub trait IntegrationStore: Send + Sync + 'static {
 
     /// The response kept for an `Idempotency-Key`.
     async fn idempotent_response(&self, tenant_id: &str, key: &str) -> Result<Option<IdempotentResponse>, StoreError>;
+}
+
+/// How many integrations share a status, a paused flag and a health.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateCount {
+    /// The status.
+    pub status: Status,
+    /// Paused or not.
+    pub paused: bool,
+    /// The last test or check passed, failed, or never ran.
+    pub last_test_success: Option<bool>,
+    /// How many.
+    pub count: u64,
 }
 
 /// Filters of a list query; every one that is set must match.
@@ -563,6 +580,27 @@ where
         let (sql, binds) = list_query::<D>(tenant_id, filter, after, limit);
         let query = bind_all(sqlx::query(AssertSqlSafe(sql)), binds);
         self.read_all(query).await?.iter().map(Self::decode).collect()
+    }
+
+    async fn state_counts(&self, tenant_id: &str) -> Result<Vec<StateCount>, StoreError> {
+        let query = sqlx::query(
+            "SELECT status, paused, last_test_success, count(*) AS n FROM integrations WHERE tenant_id = $1 \
+             GROUP BY status, paused, last_test_success",
+        )
+        .bind(tenant_id);
+        let rows = self.read_all(query).await?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("status").map_err(map_error)?;
+                Ok(StateCount {
+                    status: Status::parse(&status)
+                        .ok_or_else(|| StoreError::Other(format!("unknown stored status `{status}`")))?,
+                    paused: row.try_get("paused").map_err(map_error)?,
+                    last_test_success: row.try_get("last_test_success").map_err(map_error)?,
+                    count: u64::try_from(row.try_get::<i64, _>("n").map_err(map_error)?).unwrap_or(0),
+                })
+            })
+            .collect()
     }
 
     async fn apply(&self, change: Change) -> Result<(), StoreError> {
