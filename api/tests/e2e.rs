@@ -579,15 +579,7 @@ async fn the_cli_exports_and_imports_against_a_running_service() {
     let http = reqwest::Client::new();
     for name in ["zeta-registry", "alpha-ci"] {
         let body = json!({"name": name, "type": "registry", "provider": "in-memory", "tags": ["cli"]});
-        let response = http
-            .post(format!("{}/api/v1/integrations", server.base))
-            .bearer_auth(&demo)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 201);
+        create_integration(&http, &server.base, &demo, &body).await;
     }
     let cli = |args: &[&str], token: &str| {
         Command::new(BIN)
@@ -925,15 +917,7 @@ async fn the_console_signs_in_through_openid_connect_in_a_real_browser() {
     for (tenant, name) in [("acme", "acme-registry"), ("globex", "globex-registry")] {
         let admin = token_for(dir.path(), tenant, "integrations.admin");
         let body = json!({"name": name, "type": "registry", "provider": "in-memory", "configuration": {}});
-        let created = http
-            .post(format!("{}/api/v1/integrations", server.base))
-            .bearer_auth(&admin)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status().as_u16(), 201);
+        create_integration(&http, &server.base, &admin, &body).await;
     }
     let shots = screenshot_dir();
 
@@ -1067,4 +1051,17 @@ fn token_for(dir: &std::path::Path, tenant: &str, scopes: &str) -> String {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Creates an integration through the API of the service at `base`, which must answer 201.
+async fn create_integration(http: &reqwest::Client, base: &str, token: &str, body: &Value) {
+    let response = http
+        .post(format!("{base}/api/v1/integrations"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap_or_default());
 }

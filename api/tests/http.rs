@@ -90,13 +90,7 @@ async fn app_with(configure: impl FnOnce(&mut Config)) -> App {
 
 impl App {
     fn token(&self, tenant: &str, scopes: &str) -> String {
-        let request = TokenRequest {
-            tenant: tenant.into(),
-            scopes: scopes.split_whitespace().map(str::to_string).collect(),
-            subject: format!("{tenant}-user"),
-            ttl: std::time::Duration::from_secs(600),
-        };
-        auth::issue_local_token(&self.config.auth, KEY.as_bytes(), &request)
+        auth::issue_local_token(&self.config.auth, KEY.as_bytes(), &token_request(tenant, scopes))
     }
 
     fn admin(&self) -> String {
@@ -2109,6 +2103,16 @@ async fn the_ledger_is_read_by_auditors_of_its_tenant_only() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
+/// A local token's request for `<tenant>-user` of `tenant`, valid ten minutes.
+fn token_request(tenant: &str, scopes: &str) -> TokenRequest {
+    TokenRequest {
+        tenant: tenant.into(),
+        scopes: scopes.split_whitespace().map(str::to_string).collect(),
+        subject: format!("{tenant}-user"),
+        ttl: std::time::Duration::from_secs(600),
+    }
+}
+
 /// A console page as a browser gets it: status, headers, HTML.
 struct Page {
     status: StatusCode,
@@ -2118,13 +2122,7 @@ struct Page {
 
 impl App {
     fn sign_in_link(&self, tenant: &str, scopes: &str) -> String {
-        let request = TokenRequest {
-            tenant: tenant.into(),
-            scopes: scopes.split_whitespace().map(str::to_string).collect(),
-            subject: format!("{tenant}-user"),
-            ttl: std::time::Duration::from_secs(600),
-        };
-        auth::issue_sign_in_link(&self.config.auth, KEY.as_bytes(), &request)
+        auth::issue_sign_in_link(&self.config.auth, KEY.as_bytes(), &token_request(tenant, scopes))
     }
 
     async fn page(&self, method: Method, uri: &str, cookie: Option<&str>, form: Option<&str>) -> Page {
