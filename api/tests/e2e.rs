@@ -1006,10 +1006,12 @@ async fn the_console_signs_in_through_openid_connect_in_a_real_browser() {
     assert!(connector.contains("It contacted no origin."), "{connector}");
     browser.screenshot(&shots.join("connector.png")).await;
 
-    // Keyboard: Tab from the top reaches the navigation first.
+    // Keyboard: Tab from the top reaches "skip to content", then the navigation.
     browser.go(&format!("{public_url}/console/")).await;
     browser.press("\u{E004}").await;
-    assert!(browser.focused().await.contains("/console/"), "{}", browser.focused().await);
+    assert!(browser.focused().await.contains("Skip to content"), "{}", browser.focused().await);
+    browser.press("\u{E004}").await;
+    assert!(browser.focused().await.contains(r#"href="/console/""#), "{}", browser.focused().await);
 
     // On a phone's screen: the page fits its width (nothing scrolls sideways).
     browser.resize(390, 844).await;

@@ -2199,6 +2199,14 @@ async fn the_console_signs_in_with_a_one_time_link_and_shows_the_tenants_integra
     assert!(!page.html.contains("<b>bold</b>") && !page.html.contains("globex-secret"), "{}", page.html);
     let filtered = app.page(Method::GET, "/console/?status=draft&health=unknown", Some(&cookie), None).await;
     assert!(filtered.html.contains("No integration matches."), "{}", filtered.html);
+    let healthy = app.page(Method::GET, "/console/?health=healthy", Some(&cookie), None).await;
+    assert!(healthy.html.contains("registry-&lt;b&gt;bold&lt;/b&gt;"), "{}", healthy.html);
+    let r = app.send(Method::GET, "/api/v1/integrations?health=unhealthy", Some(&app.admin()), None).await;
+    assert_eq!((r.status, r.body["items"].clone()), (StatusCode::OK, json!([])), "{}", r.body);
+    let r = app.send(Method::GET, "/api/v1/integrations?health=healthy", Some(&app.admin()), None).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "{}", r.body);
+    let r = app.send(Method::GET, "/api/v1/integrations?health=sick", Some(&app.admin()), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
     // Links and tokens are not interchangeable; a forged or unknown cookie signs nobody in.
     let r = app.send(Method::GET, "/api/v1/integrations", Some(&link), None).await;
@@ -2271,6 +2279,9 @@ async fn the_console_shows_a_pending_connector_with_its_diff_and_approves_what_i
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
     let r = app.send(Method::GET, "/api/v1/plugins/in-memory", Some(&app.admin()), None).await;
     assert_eq!(r.body["version"], "2.0.0", "approved and active: {}", r.body);
+    let page = app.page(Method::GET, "/console/connectors", Some(&session), None).await;
+    assert!(!page.html.contains("Waiting for a decision</h2><table"), "nothing waits now: {}", page.html);
+    assert!(page.html.contains("Nothing waits.") && page.html.contains(">unsigned<"), "{}", page.html);
 
     // A tenant's admin sees what is loaded, not what waits, and cannot decide.
     let tenant = app.console_session("acme", "integrations.admin").await;

@@ -212,6 +212,8 @@ async fn lists_filter_and_order_by_name_then_id(b: &Backend) {
     .enumerate()
     {
         let mut i = integration("t1", &format!("int-{n}_{env}%"));
+        // Healthy, unhealthy, never tested, healthy.
+        i.last_test_success = [Some(true), Some(false), None, Some(true)][n];
         i.environment = Some(env.into());
         i.tags = vec![tag.into(), format!("n{n}")];
         i.provider = provider.into();
@@ -244,6 +246,11 @@ async fn lists_filter_and_order_by_name_then_id(b: &Backend) {
     );
     assert_eq!(list(ListFilter { integration_type: Some(IntegrationType::Scm), ..Default::default() }).await.len(), 0);
     assert_eq!(list(ListFilter { owner: Some("team-platform".into()), ..Default::default() }).await.len(), 4);
+    use stella_integrations::health::HealthState;
+    let health = |h: HealthState| ListFilter { health: Some(h), ..Default::default() };
+    assert_eq!(list(health(HealthState::Healthy)).await, [names[0].as_str(), names[3].as_str()]);
+    assert_eq!(list(health(HealthState::Unhealthy)).await, [names[1].as_str()]);
+    assert_eq!(list(health(HealthState::Unknown)).await, [names[2].as_str()]);
     // `q` is a case-insensitive substring; `%` and `_` match only themselves.
     assert_eq!(
         list(ListFilter { name_contains: Some("INT-2".into()), ..Default::default() }).await,

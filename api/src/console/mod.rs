@@ -271,6 +271,8 @@ struct IntegrationFilters {
     tag: Option<String>,
     environment: Option<String>,
     health: Option<String>,
+    /// Where this page starts (the list's cursor).
+    after: Option<String>,
 }
 
 async fn integrations_page(
@@ -280,28 +282,29 @@ async fn integrations_page(
 ) -> Result<Response, PageError> {
     let (session, caller) = signed_in(&state, &headers, Access::Read).await?;
     let blank = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+    use crate::health::HealthState;
     let filter = ListFilter {
         integration_type: blank(&filters.integration_type).and_then(|t| t.parse().ok()),
         provider: blank(&filters.provider),
         status: blank(&filters.status).and_then(|s| crate::lifecycle::Status::parse(&s)),
         environment: blank(&filters.environment),
         tag: blank(&filters.tag),
+        health: blank(&filters.health).and_then(|h| HealthState::parse(&h)),
         ..ListFilter::default()
     };
-    let rows = state.catalog.list(&caller, &filter, None, pages::PAGE_ROWS).await?;
-    let health = blank(&filters.health);
-    let rows: Vec<_> = rows
-        .into_iter()
-        .filter(|i| {
-            health
-                .as_deref()
-                .is_none_or(|h| pages::health_name(crate::health::HealthState::of(i.last_test_success)) == h)
-        })
-        .collect();
+    let after = blank(&filters.after).and_then(|c| crate::store::ListPosition::from_cursor(&c));
+    // One more than the page, to know whether another follows.
+    let mut rows = state.catalog.list(&caller, &filter, after.as_ref(), pages::PAGE_ROWS + 1).await?;
+    let next = if rows.len() > pages::PAGE_ROWS as usize {
+        rows.truncate(pages::PAGE_ROWS as usize);
+        rows.last().map(|i| crate::store::ListPosition { name: i.name.clone(), id: i.integration_id }.cursor())
+    } else {
+        None
+    };
     let counts = state.catalog.state_counts(&caller).await?;
     let ids: Vec<uuid::Uuid> = rows.iter().map(|i| i.integration_id).collect();
     let uptime = state.catalog.uptime_24h(&caller, &ids).await?;
-    let html = pages::integrations(&session, &filters_view(&filters), &counts, &rows, &uptime);
+    let html = pages::integrations(&session, &filters_view(&filters), &counts, &rows, &uptime, next.as_deref());
     Ok(Html(html).into_response())
 }
 
@@ -689,7 +692,8 @@ async fn connectors_page(State(state): State<AppState>, headers: HeaderMap) -> R
     let loaded: Vec<_> = connectors.iter().map(|c| crate::http::plugins::describe(&state, c)).collect();
     let pending =
         if principal.allows(Access::PluginsAdmin) { Some(state.catalog.pending_plugins().await?) } else { None };
-    Ok(Html(pages::connectors(&session, &loaded, connectors.failures(), pending.as_deref())).into_response())
+    let signers = state.catalog.active_signers().await?;
+    Ok(Html(pages::connectors(&session, &loaded, &signers, connectors.failures(), pending.as_deref())).into_response())
 }
 
 /// One connector: what it may do, its stored versions (for `plugins.admin`, with the decisions

@@ -28,15 +28,6 @@ pub struct Filters {
     pub health: String,
 }
 
-/// `healthy`, `unhealthy` or `unknown`.
-pub fn health_name(state: HealthState) -> &'static str {
-    match state {
-        HealthState::Healthy => "healthy",
-        HealthState::Unhealthy => "unhealthy",
-        HealthState::Unknown => "unknown",
-    }
-}
-
 /// A time: UTC in the page, the viewer's zone once the script runs (UTC then on hover).
 fn when(at: Option<OffsetDateTime>) -> Markup {
     match at {
@@ -63,6 +54,7 @@ fn layout(session: Option<&ConsoleSession>, title: &str, current: &str, body: Ma
                 script src="/console/assets/console.js" defer {}
             }
             body {
+                a.skip href="#main" { "Skip to content" }
                 header.top {
                     strong { "Integration Catalog" }
                     @if let Some(s) = session {
@@ -85,7 +77,7 @@ fn layout(session: Option<&ConsoleSession>, title: &str, current: &str, body: Ma
                         }
                     }
                 }
-                main { (body) }
+                main #main tabindex="-1" { (body) }
             }
         }
     }
@@ -143,6 +135,7 @@ pub fn integrations(
     counts: &[crate::store::StateCount],
     rows: &[Integration],
     uptime: &std::collections::HashMap<uuid::Uuid, f64>,
+    next: Option<&str>,
 ) -> String {
     let count = |f: &dyn Fn(&crate::store::StateCount) -> bool| -> u64 {
         counts.iter().filter(|c| f(c)).map(|c| c.count).sum()
@@ -160,7 +153,7 @@ pub fn integrations(
             @for health in [HealthState::Healthy, HealthState::Unhealthy, HealthState::Unknown] {
                 div.card {
                     div.n { (count(&|c| HealthState::of(c.last_test_success) == health)) }
-                    div { (health_name(health)) }
+                    div { (health.as_str()) }
                 }
             }
         }
@@ -186,7 +179,7 @@ pub fn integrations(
                 thead { tr { th { "Name" } th { "Type" } th { "Provider" } th { "Status" } th { "Health" } th { "Last check" } th { "Uptime 24 h" } } }
                 tbody {
                     @for i in rows {
-                        @let health = health_name(HealthState::of(i.last_test_success));
+                        @let health = HealthState::of(i.last_test_success).as_str();
                         tr {
                             td data-label="Name" { a href={"/console/integrations/" (i.integration_id)} { (i.name) } }
                             td data-label="Type" { (i.integration_type.as_str()) }
@@ -202,6 +195,9 @@ pub fn integrations(
                     }
                 }
             }
+        }
+        @if let Some(cursor) = next {
+            p { a href=(next_page(filters, cursor)) { "Next page →" } }
         }
     };
     layout(Some(session), "Integrations", "Integrations", body)
@@ -272,12 +268,40 @@ fn latency_chart(checks: &[HealthCheck]) -> Markup {
     }
 }
 
+/// The outcome of each recent check over time (oldest left) as inline SVG: one bar per check,
+/// coloured by its outcome, with its time and message as its title.
+fn history_strip(checks: &[HealthCheck]) -> Markup {
+    const BAR: f64 = 7.0;
+    if checks.is_empty() {
+        return html! {};
+    }
+    let count = |o: CheckOutcome| checks.iter().filter(|c| c.outcome == o).count();
+    let label = format!(
+        "Outcomes of the last {} checks: {} healthy, {} degraded, {} unhealthy, {} skipped",
+        checks.len(),
+        count(CheckOutcome::Healthy),
+        count(CheckOutcome::Degraded),
+        count(CheckOutcome::Unhealthy),
+        count(CheckOutcome::Skipped)
+    );
+    html! {
+        svg.strip viewBox={"0 0 " (checks.len() as f64 * BAR) " 20"} role="img" aria-label=(label) preserveAspectRatio="none" {
+            title { (label) }
+            @for (n, c) in checks.iter().rev().enumerate() {
+                rect class=(outcome_class(c.outcome)) x=(format!("{:.1}", n as f64 * BAR)) y="0" width="6" height="20" {
+                    title { (rfc3339(c.checked_at)) " · " (c.outcome.as_str()) " · " (c.message) }
+                }
+            }
+        }
+    }
+}
+
 /// The page of one integration: lifecycle and what it allows, uptime, latency chart and check
 /// history, the last test with its steps and record, the audit trail, and the actions.
 pub fn integration(session: &ConsoleSession, view: &IntegrationView, error: Option<&str>) -> String {
     let i = &view.integration;
     let r = &view.report;
-    let health = health_name(r.health);
+    let health = r.health.as_str();
     let can_change = session.principal.allows(crate::auth::Access::Admin);
     let allowed = i.status.allowed();
     let action = |name: &str, label: &str| {
@@ -344,6 +368,7 @@ pub fn integration(session: &ConsoleSession, view: &IntegrationView, error: Opti
         }
         section aria-labelledby="health" {
             h2 #health { "Health checks" }
+            (history_strip(&r.history))
             (latency_chart(&r.history))
             @if !r.history.is_empty() {
                 table {
@@ -569,6 +594,7 @@ fn yes_no(v: bool) -> &'static str {
 pub fn connectors(
     session: &ConsoleSession,
     loaded: &[crate::http::plugins::Plugin],
+    signers: &std::collections::HashMap<String, String>,
     failures: &[stella_runtime::catalog::LoadFailure],
     pending: Option<&[crate::service::PluginVersionView]>,
 ) -> String {
@@ -599,7 +625,7 @@ pub fn connectors(
         section aria-labelledby="loaded" {
             h2 #loaded { "Loaded" }
             table {
-                thead { tr { th { "Provider" } th { "Version" } th { "Types" } th { "Source" } th { "Hosts it may reach" } th { "Digest (sha256)" } } }
+                thead { tr { th { "Provider" } th { "Version" } th { "Types" } th { "Source" } th { "Signed by" } th { "Hosts it may reach" } th { "Digest (sha256)" } } }
                 tbody {
                     @for c in loaded {
                         tr {
@@ -607,6 +633,13 @@ pub fn connectors(
                             td data-label="Version" { (c.version) }
                             td data-label="Types" { (c.types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")) }
                             td data-label="Source" { (c.source) }
+                            td data-label="Signed by" {
+                                @match (c.source.as_str(), signers.get(&c.provider)) {
+                                    ("built-in", _) => { span.muted { "built into the service" } }
+                                    (_, Some(signer)) => { (signer) }
+                                    (_, None) => { span.muted { "not from the store" } }
+                                }
+                            }
                             td data-label="Hosts" { @if c.manifest.permissions.hosts.is_empty() { span.muted { "its base URL only" } } @else { (c.manifest.permissions.hosts.join(", ")) } }
                             td data-label="Digest" { code { (&c.sha256[..c.sha256.len().min(16)]) "…" } }
                         }
@@ -731,4 +764,23 @@ pub fn connector(
         }
     };
     layout(Some(session), provider, "Connectors", body)
+}
+
+/// The next page of the integrations list, with the same filters.
+fn next_page(f: &Filters, cursor: &str) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in [
+        ("status", &f.status),
+        ("type", &f.integration_type),
+        ("provider", &f.provider),
+        ("tag", &f.tag),
+        ("environment", &f.environment),
+        ("health", &f.health),
+    ] {
+        if !value.is_empty() {
+            query.append_pair(name, value);
+        }
+    }
+    query.append_pair("after", cursor);
+    format!("/console/?{}", query.finish())
 }

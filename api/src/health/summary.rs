@@ -34,6 +34,23 @@ impl HealthState {
             None => Self::Unknown,
         }
     }
+
+    /// Every health.
+    pub const ALL: [HealthState; 3] = [Self::Healthy, Self::Unhealthy, Self::Unknown];
+
+    /// The name used in JSON and in query strings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Unhealthy => "unhealthy",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// Parses a name [`Self::as_str`] gives.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|h| h.as_str() == s)
+    }
 }
 
 /// The health of an integration: as its last test or check left it, its uptime and latency, and

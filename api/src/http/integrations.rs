@@ -57,6 +57,10 @@ pub struct ListParams {
     pub tag: Option<String>,
     /// Only paused (`true`) or unpaused (`false`) integrations.
     pub paused: Option<bool>,
+    /// Only integrations whose last test or check passed (`healthy`), failed (`unhealthy`), or
+    /// that were never tested (`unknown`).
+    #[param(value_type = Option<crate::health::HealthState>)]
+    pub health: Option<String>,
     /// Only this owner.
     #[param(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub owner: Option<String>,
@@ -71,21 +75,8 @@ pub struct ListParams {
     pub cursor: Option<String>,
 }
 
-/// Where the next page of integrations starts: the hex of the last name, a dot, the last id.
-/// Clients treat it as opaque. A forged cursor only starts the tenant's own list elsewhere.
-fn encode_cursor(position: &ListPosition) -> String {
-    format!("{}.{}", hex::encode(position.name.as_bytes()), position.id.simple())
-}
-
 fn decode_cursor(cursor: &str) -> Result<ListPosition, Problem> {
-    let invalid = || Problem::bad_request("`cursor` is not a cursor this API returned");
-    let (name, id) = cursor.split_once('.').ok_or_else(invalid)?;
-    let name = hex::decode(name).map_err(|_| invalid())?;
-    // Any byte string is a position, but PostgreSQL refuses NUL (and invalid UTF-8) in a text
-    // parameter. Names never hold control characters, so dropping them moves no real cursor.
-    let name: String = String::from_utf8_lossy(&name).chars().filter(|c| !c.is_control()).collect();
-    let id = uuid::Uuid::try_parse(id).ok().filter(|_| id.len() == 32).ok_or_else(invalid)?;
-    Ok(ListPosition { name, id })
+    ListPosition::from_cursor(cursor).ok_or_else(|| Problem::bad_request("`cursor` is not a cursor this API returned"))
 }
 
 fn short_filter(name: &str, value: Option<String>) -> Result<Option<String>, Problem> {
@@ -118,6 +109,14 @@ impl ListParams {
                 })
             })
             .transpose()?;
+        let health = self
+            .health
+            .map(|h| {
+                crate::health::HealthState::parse(&h).ok_or_else(|| {
+                    Problem::bad_request(format!("`health` must be one of healthy, unhealthy, unknown (got `{h}`)"))
+                })
+            })
+            .transpose()?;
         let limit = page_limit(self.limit)?;
         let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
         let filter = ListFilter {
@@ -129,6 +128,7 @@ impl ListParams {
             paused: self.paused,
             owner: short_filter("owner", self.owner)?,
             name_contains: short_filter("q", self.q)?,
+            health,
         };
         Ok((filter, after, limit))
     }
@@ -170,7 +170,7 @@ pub async fn list_integrations(
     let mut items = state.catalog.list(&caller, &filter, after.as_ref(), limit + 1).await?;
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);
-        items.last().map(|i| encode_cursor(&ListPosition { name: i.name.clone(), id: i.integration_id }))
+        items.last().map(|i| ListPosition { name: i.name.clone(), id: i.integration_id }.cursor())
     } else {
         None
     };

@@ -329,6 +329,24 @@ impl Catalog {
         Ok(views)
     }
 
+    /// Who signed each provider's active stored version, by provider (`unsigned`, or `unsigned
+    /// (allowed by exception)`, when nobody did): what a reader of the loaded connectors is
+    /// shown of their signatures.
+    pub async fn active_signers(&self) -> Result<std::collections::HashMap<String, String>, ServiceError> {
+        let (_, active) = self.store.active_plugins().await?;
+        Ok(active
+            .into_iter()
+            .map(|a| {
+                let signer = match (a.signed_by, a.unsigned_exception) {
+                    (Some(signer), _) => signer,
+                    (None, true) => "unsigned (allowed by exception)".to_string(),
+                    (None, false) => "unsigned".to_string(),
+                };
+                (a.provider, signer)
+            })
+            .collect())
+    }
+
     /// The versions waiting for a decision, of every provider, newest first (at most
     /// [`MAX_PENDING_SHOWN`]), each with its permission diff.
     pub async fn pending_plugins(&self) -> Result<Vec<PluginVersionView>, ServiceError> {
