@@ -2239,6 +2239,17 @@ async fn the_console_signs_in_with_a_one_time_link_and_shows_the_tenants_integra
     let page = app.page(Method::GET, "/console/invocations", Some(&auditor), None).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     assert!(page.html.contains("test-connection"), "the activation's test: {}", page.html);
+    // The API's filters, read by the API's code: a blank field is no filter, a wrong one is said.
+    let uri = "/console/invocations?provider=&denied=false&operation=test-connection&failureClass=";
+    let page = app.page(Method::GET, uri, Some(&auditor), None).await;
+    assert!(page.html.contains("test-connection") && page.html.contains(r#"value="false" selected"#), "{}", page.html);
+    let page = app.page(Method::GET, "/console/invocations?denied=true", Some(&auditor), None).await;
+    assert!(page.html.contains("No invocation matches."), "{}", page.html);
+    let page = app.page(Method::GET, "/console/invocations?failureClass=bad", Some(&auditor), None).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.html.contains("`failureClass` must be one of"), "{}", page.html);
+    let page = app.page(Method::GET, "/console/invocations?nosuch=1", Some(&auditor), None).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
     let reader = app.console_session("acme", "integrations.read").await;
     let page = app.page(Method::GET, "/console/invocations", Some(&reader), None).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);

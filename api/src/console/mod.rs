@@ -629,17 +629,6 @@ async fn create_integration(
     }
 }
 
-/// The ledger page's filters (a subset of the API's, the ones a reader picks by hand).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct LedgerFilters {
-    pub provider: String,
-    pub operation: String,
-    pub outcome: String,
-    pub denied: String,
-    pub origin: String,
-}
-
 /// The session's view of the ledger: its tenant's, or every tenant's for `plugins.admin`.
 fn ledger_scope(session: &ConsoleSession) -> Result<crate::service::LedgerScope, PageError> {
     session.principal.ledger_scope().map_err(|_| PageError::Forbidden(crate::auth::AUDIT_SCOPE))
@@ -648,25 +637,38 @@ fn ledger_scope(session: &ConsoleSession) -> Result<crate::service::LedgerScope,
 async fn invocations_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(filters): Query<LedgerFilters>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let session = session_of(&state, &headers).await?;
     let scope = ledger_scope(&session)?;
-    let text = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
-    let filter = crate::ledger::InvocationFilter {
-        provider: text(&filters.provider),
-        operation: crate::ledger::Operation::parse(filters.operation.trim()),
-        outcome: text(&filters.outcome),
-        denied: match filters.denied.as_str() {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => None,
-        },
-        origin: text(&filters.origin),
-        ..Default::default()
+    // The API's own filters, read by the API's own code; a form sends its blank fields too.
+    let values: std::collections::BTreeMap<String, String> =
+        pairs.into_iter().map(|(k, v)| (k, v.trim().to_string())).filter(|(_, v)| !v.is_empty()).collect();
+    let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&values).finish();
+    let parsed = format!("/?{query}")
+        .parse::<axum::http::Uri>()
+        .ok()
+        .and_then(|uri| Query::<crate::http::invocations::InvocationParams>::try_from_uri(&uri).ok())
+        .ok_or_else(|| "a filter is not one the ledger knows".to_string())
+        .and_then(|Query(params)| params.into_query().map_err(|p| p.detail));
+    let (entries, next, error) = match parsed {
+        Ok((filter, after, limit)) => {
+            let entries = state.catalog.invocations(&scope, &filter, after.as_ref(), limit).await?;
+            let next = (entries.len() == limit as usize).then(|| {
+                entries.last().map(|e| {
+                    crate::http::invocations::cursor(&crate::ledger::InvocationPosition {
+                        at_ms: crate::domain::unix_ms(e.at),
+                        id: e.invocation_id,
+                    })
+                })
+            });
+            (entries, next.flatten(), None)
+        }
+        Err(why) => (Vec::new(), None, Some(why)),
     };
-    let entries = state.catalog.invocations(&scope, &filter, None, pages::LEDGER_ROWS).await?;
-    Ok(Html(pages::invocations(&session, &filters, &entries)).into_response())
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    Ok((status, Html(pages::invocations(&session, &values, &entries, next.as_deref(), error.as_deref())))
+        .into_response())
 }
 
 async fn invocation_page(

@@ -14,8 +14,6 @@ pub const PAGE_ROWS: u32 = 200;
 pub const HISTORY_ROWS: u32 = 100;
 /// Audit entries an integration's page shows (the oldest first).
 pub const AUDIT_ROWS: u32 = 200;
-/// Ledger entries the invocations page shows (the newest).
-pub const LEDGER_ROWS: u32 = 200;
 
 /// The integrations page's filters, as the form shows them.
 #[derive(Debug, Default)]
@@ -517,27 +515,56 @@ fn record_view(record: &stella_runtime::record::InvocationRecord) -> Markup {
     }
 }
 
-/// The ledger: the newest invocations the session may read, filtered.
+/// The ledger: the newest invocations the session may read, filtered by the API's filters.
 pub fn invocations(
     session: &ConsoleSession,
-    f: &super::LedgerFilters,
+    values: &std::collections::BTreeMap<String, String>,
     entries: &[crate::ledger::LedgerEntry],
+    next: Option<&str>,
+    error: Option<&str>,
 ) -> String {
+    let v = |name: &str| values.get(name).map(String::as_str).unwrap_or("");
+    let yes_no_any = |name: &'static str, label: &'static str, yes: &'static str, no: &'static str| {
+        html! {
+            label { (label) select name=(name) {
+                option value="" { "any" }
+                option value="true" selected[v(name) == "true"] { (yes) }
+                option value="false" selected[v(name) == "false"] { (no) }
+            } }
+        }
+    };
+    let text = |name: &'static str, label: &'static str, hint: &'static str| {
+        html! { label { (label) input name=(name) value=(v(name)) placeholder=(hint); } }
+    };
+    let next_link = next.map(|cursor| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in values.iter().filter(|(n, _)| n.as_str() != "after") {
+            query.append_pair(name, value);
+        }
+        query.append_pair("after", cursor);
+        format!("/console/invocations?{}", query.finish())
+    });
     let body = html! {
         h1 { "Invocations" }
+        @if let Some(why) = error { p.error role="alert" { (why) } }
         form.filters method="get" action="/console/invocations" {
-            label { "Provider" input name="provider" value=(f.provider); }
+            (text("provider", "Provider", ""))
             label { "Operation" select name="operation" {
                 option value="" { "any" }
-                @for op in ["test-connection", "check-health"] { option value=(op) selected[f.operation == op] { (op) } }
+                @for op in ["test-connection", "check-health"] { option value=(op) selected[v("operation") == op] { (op) } }
             } }
-            label { "Outcome" input name="outcome" value=(f.outcome); }
-            label { "Denied" select name="denied" {
-                option value="" { "any" }
-                option value="true" selected[f.denied == "true"] { "denied something" }
-                option value="false" selected[f.denied == "false"] { "denied nothing" }
-            } }
-            label { "Origin contacted" input name="origin" value=(f.origin) placeholder="https://host"; }
+            (text("outcome", "Outcome", "success, healthy…"))
+            (text("failureClass", "Failure class", "auth, network…"))
+            (yes_no_any("denied", "Denied", "denied something", "denied nothing"))
+            (text("denialKind", "Denial kind", "origin, reveal…"))
+            (yes_no_any("outsideBaseUrl", "Outside its base URL", "contacted another origin", "its base URL only"))
+            (yes_no_any("revealedSecret", "Read a secret", "yes", "no"))
+            (text("origin", "Origin contacted", "https://host"))
+            (text("authRef", "Credential (AuthRef)", "ref://…"))
+            (text("integrationId", "Integration id", ""))
+            (text("sha256", "Component sha256", ""))
+            (text("since", "Since (RFC 3339)", "2026-11-01T00:00:00Z"))
+            (text("until", "Until (RFC 3339)", ""))
             button type="submit" { "Filter" }
         }
         @if entries.is_empty() { p.muted { "No invocation matches." } } @else {
@@ -556,6 +583,9 @@ pub fn invocations(
                     }
                 }
             }
+        }
+        @if let Some(link) = next_link {
+            p { a href=(link) { "Older →" } }
         }
     };
     layout(Some(session), "Invocations", "Invocations", body)

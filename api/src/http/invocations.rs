@@ -95,7 +95,7 @@ fn time_ms(name: &str, value: Option<String>) -> Result<Option<i64>, Problem> {
 }
 
 /// The opaque cursor of a position: base64url of `<start ms>.<id>`.
-fn cursor(position: &InvocationPosition) -> String {
+pub(crate) fn cursor(position: &InvocationPosition) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}.{}", position.at_ms, position.id))
 }
 
@@ -108,7 +108,7 @@ fn parse_cursor(value: &str) -> Result<InvocationPosition, Problem> {
 }
 
 impl InvocationParams {
-    fn into_query(self) -> Result<(InvocationFilter, Option<InvocationPosition>, u32), Problem> {
+    pub(crate) fn into_query(self) -> Result<(InvocationFilter, Option<InvocationPosition>, u32), Problem> {
         let limit = page_limit(self.limit)?;
         let after = self.after.as_deref().map(parse_cursor).transpose()?;
         let operation = match self.operation.as_deref() {
