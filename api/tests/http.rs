@@ -2301,3 +2301,29 @@ async fn the_console_shows_a_pending_connector_with_its_diff_and_approves_what_i
     let page = app.page(Method::POST, action, Some(&tenant), Some(&format!("csrf={csrf}"))).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn behind_https_the_console_cookie_is_secure() {
+    let app = app_with(|c| c.console.public_url = Some("https://catalog.example.com".into())).await;
+    let link = app.sign_in_link("acme", "integrations.read");
+    let page = app.page(Method::GET, &format!("/console/sign-in/link?token={link}"), None, None).await;
+    let cookie = page.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    // A configuration the console cannot work with is refused at start, by name.
+    let mut config = Config::default();
+    config.console.public_url = Some("catalog.example.com".into());
+    assert!(config.console.validate().unwrap_err().contains("console.public-url"));
+    config.console.public_url = None;
+    config.console.oidc = Some(stella_integrations::console::oidc::OidcConfig {
+        issuer: "https://idp.example.com".into(),
+        client_id: "stella-console".into(),
+        client_secret: None,
+        scopes: vec![],
+    });
+    assert!(config.console.validate().unwrap_err().contains("console.public-url"), "OIDC needs the public URL");
+    config.console.session_hours = 0;
+    assert!(config.console.validate().is_err());
+}
