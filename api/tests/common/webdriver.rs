@@ -109,9 +109,9 @@ impl Browser {
         self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or_default().to_string()
     }
 
-    /// Waits up to 5 s for the current URL to end with `suffix`, and answers it.
+    /// Waits up to 15 s for the current URL to end with `suffix`, and answers it.
     pub async fn wait_for_url(&self, suffix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let url = self.url().await;
             if url.ends_with(suffix) {
@@ -122,9 +122,9 @@ impl Browser {
         }
     }
 
-    /// Waits up to 5 s for the page's HTML to contain `needle`, and answers the HTML.
+    /// Waits up to 15 s for the page's HTML to contain `needle`, and answers the HTML.
     pub async fn wait_for_text(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let page = self.source().await;
             if page.contains(needle) {
@@ -140,9 +140,9 @@ impl Browser {
         self.call(reqwest::Method::GET, "/source", None).await.as_str().unwrap_or_default().to_string()
     }
 
-    /// The first element `css` selects, waiting up to 5 s for it.
+    /// The first element `css` selects, waiting up to 15 s for it (a loaded machine is slow).
     pub async fn find(&self, css: &str) -> Element {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let url = format!("{}/session/{}/element", self.base, self.session);
             let response = self.http.post(&url).json(&json!({"using": "css selector", "value": css})).send().await;
