@@ -290,17 +290,20 @@ where
     }
 
     /// Writes the tenant's event number `seq` to the outbox in `tx`, under the head the caller
-    /// locked; the caller then moves the head's `event_seq` to the last number it wrote.
+    /// locked; the caller then moves the head's `event_seq` to the last number it wrote. `subject`
+    /// fills the outbox's subject column (an integration's id; for a platform event, the
+    /// connector version), and `document` makes the CloudEvent of the event's new id.
     pub(super) async fn insert_event_in(
         tx: &mut sqlx::Transaction<'static, D>,
         tenant: &str,
         seq: i64,
-        integration_id: Uuid,
+        subject: &str,
         draft: &EventDraft,
         at: OffsetDateTime,
+        document: impl FnOnce(Uuid) -> serde_json::Value + Send,
     ) -> Result<(), StoreError> {
         let event_id = Uuid::new_v4();
-        let document = draft.cloud_event(tenant, integration_id, event_id, at);
+        let document = document(event_id);
         sqlx::query(
             "INSERT INTO events (tenant_id, seq, event_id, event_type, integration_id, at, cloud_event) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -309,7 +312,7 @@ where
         .bind(seq)
         .bind(event_id.to_string())
         .bind(draft.event_type.as_str())
-        .bind(integration_id.to_string())
+        .bind(subject)
         .bind(at)
         .bind(document.to_string())
         .execute(&mut **tx)
@@ -504,7 +507,9 @@ where
 
         for draft in &change.events {
             event_seq += 1;
-            Self::insert_event_in(tx, tenant, event_seq, change.integration_id, draft, change.audit.at).await?;
+            let (id, at) = (change.integration_id, change.audit.at);
+            let document = |event_id| draft.cloud_event(tenant, id, event_id, at);
+            Self::insert_event_in(tx, tenant, event_seq, &id.to_string(), draft, at, document).await?;
         }
 
         sqlx::query("UPDATE tenant_heads SET audit_seq = $2, audit_hash = $3, event_seq = $4 WHERE tenant_id = $1")

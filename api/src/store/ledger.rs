@@ -240,8 +240,9 @@ where
             let mut seq = Self::lock_head_in(tx, tenant).await?.event_seq;
             for e in denied.iter().filter(|e| e.tenant_id == tenant) {
                 seq += 1;
-                Self::insert_event_in(tx, tenant, seq, e.integration_id, &EventDraft::invocation_denied(e), e.at)
-                    .await?;
+                let (draft, id) = (EventDraft::invocation_denied(e), e.integration_id);
+                let document = |event_id| draft.cloud_event(tenant, id, event_id, e.at);
+                Self::insert_event_in(tx, tenant, seq, &id.to_string(), &draft, e.at, document).await?;
             }
             sqlx::query("UPDATE tenant_heads SET event_seq = $1 WHERE tenant_id = $2")
                 .bind(seq)

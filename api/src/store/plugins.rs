@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use sqlx::types::Json;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::StoreError;
 use super::sql::{Dialect, SqlStore, is_unique_violation, map_error, parse_json};
@@ -422,25 +421,11 @@ where
         }
 
         let at = change.audit.first().map_or_else(crate::domain::now, |a| a.at);
+        let subject = format!("plugins/{provider}/{version}");
         for draft in &change.events {
             event_seq += 1;
-            let event_id = Uuid::new_v4();
-            let document = draft.platform_cloud_event(provider, version, event_id, at);
-            sqlx::query(
-                "INSERT INTO events (tenant_id, seq, event_id, event_type, integration_id, at, cloud_event) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(PLATFORM)
-            .bind(event_seq)
-            .bind(event_id.to_string())
-            .bind(draft.event_type.as_str())
-            // The outbox's subject column: for a platform event, the connector version.
-            .bind(format!("plugins/{provider}/{version}"))
-            .bind(at)
-            .bind(document.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
+            let document = |event_id| draft.platform_cloud_event(provider, version, event_id, at);
+            Self::insert_event_in(&mut tx, PLATFORM, event_seq, &subject, draft, at, document).await?;
         }
 
         sqlx::query(
