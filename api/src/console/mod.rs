@@ -260,28 +260,13 @@ async fn signed_in(
     Ok((session, caller))
 }
 
-/// The integrations page's filters (the list's, and health).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct IntegrationFilters {
-    status: Option<String>,
-    #[serde(rename = "type")]
-    integration_type: Option<String>,
-    provider: Option<String>,
-    tag: Option<String>,
-    environment: Option<String>,
-    health: Option<String>,
-    /// Where this page starts (the list's cursor).
-    after: Option<String>,
-}
-
 async fn integrations_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(filters): Query<IntegrationFilters>,
+    Query(filters): Query<pages::Filters>,
 ) -> Result<Response, PageError> {
     let (session, caller) = signed_in(&state, &headers, Access::Read).await?;
-    let blank = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+    let blank = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
     use crate::health::HealthState;
     let filter = ListFilter {
         integration_type: blank(&filters.integration_type).and_then(|t| t.parse().ok()),
@@ -304,20 +289,8 @@ async fn integrations_page(
     let counts = state.catalog.state_counts(&caller).await?;
     let ids: Vec<uuid::Uuid> = rows.iter().map(|i| i.integration_id).collect();
     let uptime = state.catalog.uptime_24h(&caller, &ids).await?;
-    let html = pages::integrations(&session, &filters_view(&filters), &counts, &rows, &uptime, next.as_deref());
+    let html = pages::integrations(&session, &filters, &counts, &rows, &uptime, next.as_deref());
     Ok(Html(html).into_response())
-}
-
-fn filters_view(f: &IntegrationFilters) -> pages::Filters {
-    let v = |o: &Option<String>| o.clone().unwrap_or_default();
-    pages::Filters {
-        status: v(&f.status),
-        integration_type: v(&f.integration_type),
-        provider: v(&f.provider),
-        tag: v(&f.tag),
-        environment: v(&f.environment),
-        health: v(&f.health),
-    }
 }
 
 async fn sign_in_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -372,8 +345,7 @@ async fn sign_out(
 ) -> Result<Response, PageError> {
     // Signing out needs no scope, only the session.
     let session = session_of(&state, &headers).await?;
-    let Ok(axum::Form(form)) = form else { return Ok(csrf_refused()) };
-    if !session::csrf_matches(&session, &form.csrf) {
+    if with_token(&session, form, |f| &f.csrf).is_none() {
         return Ok(csrf_refused());
     }
     if let Some(secret) = session_secret(&headers) {
@@ -382,6 +354,17 @@ async fn sign_out(
     let mut response = Redirect::to("/console/sign-in").into_response();
     response.headers_mut().insert(header::SET_COOKIE, session_cookie(&state.console.config, "", Duration::ZERO));
     Ok(response)
+}
+
+/// A form's fields, if it carries the session's token (CSRF); `None` for a form without it, or
+/// one that does not parse, which the caller answers with [`csrf_refused`].
+fn with_token<T>(
+    session: &ConsoleSession,
+    form: Result<axum::Form<T>, axum::extract::rejection::FormRejection>,
+    token: impl Fn(&T) -> &str,
+) -> Option<T> {
+    let axum::Form(form) = form.ok()?;
+    session::csrf_matches(session, token(&form)).then_some(form)
 }
 
 /// A form without the session's token (a forged cross-site request, or a stale page).
@@ -532,10 +515,7 @@ async fn integration_action(
     form: Result<axum::Form<ActionForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     let (session, caller) = signed_in(&state, &headers, Access::Admin).await?;
-    let Ok(axum::Form(form)) = form else { return Ok(csrf_refused()) };
-    if !session::csrf_matches(&session, &form.csrf) {
-        return Ok(csrf_refused());
-    }
+    let Some(form) = with_token(&session, form, |f| &f.csrf) else { return Ok(csrf_refused()) };
     let id = uuid::Uuid::parse_str(&id).map_err(|_| PageError::Service(ServiceError::NotFound))?;
     let catalog = &state.catalog;
     let done = match action.as_str() {
@@ -587,10 +567,7 @@ async fn create_integration(
     form: Result<axum::Form<pages::NewIntegration>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     let (session, caller) = signed_in(&state, &headers, Access::Admin).await?;
-    let Ok(axum::Form(form)) = form else { return Ok(csrf_refused()) };
-    if !session::csrf_matches(&session, &form.csrf) {
-        return Ok(csrf_refused());
-    }
+    let Some(form) = with_token(&session, form, |f| &f.csrf) else { return Ok(csrf_refused()) };
     let refused = |status: StatusCode, text: &str, form: &pages::NewIntegration| {
         (status, Html(pages::new_integration(&session, &providers(&state), form, Some(text)))).into_response()
     };
@@ -763,10 +740,7 @@ async fn decide_version(
     form: Result<axum::Form<DecisionForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     let (session, caller) = signed_in(&state, &headers, Access::PluginsAdmin).await?;
-    let Ok(axum::Form(form)) = form else { return Ok(csrf_refused()) };
-    if !session::csrf_matches(&session, &form.csrf) {
-        return Ok(csrf_refused());
-    }
+    let Some(form) = with_token(&session, form, |f| &f.csrf) else { return Ok(csrf_refused()) };
     let done = match decision.as_str() {
         "approve" => {
             let digest = form.digest.unwrap_or_default();

@@ -15,15 +15,20 @@ pub const HISTORY_ROWS: u32 = 100;
 /// Audit entries an integration's page shows (the oldest first).
 pub const AUDIT_ROWS: u32 = 200;
 
-/// The integrations page's filters, as the form shows them.
-#[derive(Debug, Default)]
+/// The integrations page's filters (the list's, and health), as the form sends and shows them
+/// (a blank field is no filter).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
 pub struct Filters {
     pub status: String,
+    #[serde(rename = "type")]
     pub integration_type: String,
     pub provider: String,
     pub tag: String,
     pub environment: String,
     pub health: String,
+    /// Where this page starts (the list's cursor).
+    pub after: String,
 }
 
 /// A time: UTC in the page, the viewer's zone once the script runs (UTC then on hover).
