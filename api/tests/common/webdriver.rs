@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+/// How long a page may take to show what a test waits for (a loaded machine is slow).
+const PAGE_WAIT: Duration = Duration::from_secs(15);
+
 /// The W3C key of an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -109,30 +112,37 @@ impl Browser {
         self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or_default().to_string()
     }
 
-    /// Waits up to 15 s for the current URL to end with `suffix`, and answers it.
-    pub async fn wait_for_url(&self, suffix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
+    /// Asks `probe` every 100 ms until it answers, for at most [`PAGE_WAIT`]; then fails with
+    /// what `failure` says.
+    async fn poll<T>(&self, mut probe: impl AsyncFnMut() -> Option<T>, failure: impl AsyncFnOnce() -> String) -> T {
+        let deadline = Instant::now() + PAGE_WAIT;
         loop {
-            let url = self.url().await;
-            if url.ends_with(suffix) {
-                return url;
+            if let Some(found) = probe().await {
+                return found;
             }
-            assert!(Instant::now() < deadline, "the browser is at {url}, not at …{suffix}: {}", self.source().await);
+            if Instant::now() >= deadline {
+                panic!("{}", failure().await);
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// Waits up to 15 s for the page's HTML to contain `needle`, and answers the HTML.
+    /// Waits for the current URL to end with `suffix`, and answers it.
+    pub async fn wait_for_url(&self, suffix: &str) -> String {
+        self.poll(
+            async || Some(self.url().await).filter(|url| url.ends_with(suffix)),
+            async || format!("the browser is at {}, not at …{suffix}: {}", self.url().await, self.source().await),
+        )
+        .await
+    }
+
+    /// Waits for the page's HTML to contain `needle`, and answers the HTML.
     pub async fn wait_for_text(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let page = self.source().await;
-            if page.contains(needle) {
-                return page;
-            }
-            assert!(Instant::now() < deadline, "the page never showed `{needle}`: {page}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.poll(
+            async || Some(self.source().await).filter(|page| page.contains(needle)),
+            async || format!("the page never showed `{needle}`: {}", self.source().await),
+        )
+        .await
     }
 
     /// The current page's HTML.
@@ -140,22 +150,19 @@ impl Browser {
         self.call(reqwest::Method::GET, "/source", None).await.as_str().unwrap_or_default().to_string()
     }
 
-    /// The first element `css` selects, waiting up to 15 s for it (a loaded machine is slow).
+    /// The first element `css` selects, waiting for it.
     pub async fn find(&self, css: &str) -> Element {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let url = format!("{}/session/{}/element", self.base, self.session);
-            let response = self.http.post(&url).json(&json!({"using": "css selector", "value": css})).send().await;
-            if let Ok(r) = response
-                && r.status().is_success()
-                && let Ok(v) = r.json::<Value>().await
-                && let Some(id) = v["value"][ELEMENT].as_str()
-            {
-                return Element(id.to_string());
-            }
-            assert!(Instant::now() < deadline, "no element matches `{css}` on {}", self.url().await);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let url = format!("{}/session/{}/element", self.base, self.session);
+        let query = json!({"using": "css selector", "value": css});
+        self.poll(
+            async || {
+                let response = self.http.post(&url).json(&query).send().await.ok()?;
+                let v: Value = response.error_for_status().ok()?.json().await.ok()?;
+                v["value"][ELEMENT].as_str().map(|id| Element(id.to_string()))
+            },
+            async || format!("no element matches `{css}` on {}", self.url().await),
+        )
+        .await
     }
 
     /// Clicks an element.
