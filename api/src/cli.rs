@@ -972,6 +972,9 @@ fn inspect(file: &str, json: bool) -> Result<ExitCode, CliError> {
     out += &format!("types:           {}\n", types.join(", "));
     out += &format!("version:         {}\n", m.connector.version);
     out += &format!("description:     {}\n", m.connector.description);
+    if let Some(why) = &m.connector.credential_before_proof {
+        out += &format!("credential before proof: {why}\n");
+    }
     out += &format!("sha256:          {}\n", d.sha256);
     out += &format!("size:            {} bytes\n", d.size);
     out += "permissions:\n";

@@ -114,6 +114,12 @@ pub struct ConnectorInfo {
     /// One line for humans.
     #[serde(default)]
     pub description: String,
+    /// Set by a connector that must send the integration's credential before it can tell the
+    /// server is the product (the product answers nothing identifying without one): why. Read by
+    /// security reviews and by `connector conformance`, which then reports a credential sent to an
+    /// impostor without failing on it. Absent: the connector proves the server first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_before_proof: Option<String>,
 }
 
 /// The permissions a connector asks for. Everything not listed is denied.
@@ -194,6 +200,13 @@ impl Manifest {
         }
         if self.connector.description.len() > 1024 {
             return invalid("connector.description is longer than 1024 bytes".into());
+        }
+        match self.connector.credential_before_proof.as_deref().map(str::trim) {
+            Some("") => return invalid("connector.credential-before-proof must say why, or be left out".into()),
+            Some(why) if why.len() > 1024 => {
+                return invalid("connector.credential-before-proof is longer than 1024 bytes".into());
+            }
+            _ => {}
         }
         if self.permissions.hosts.len() > 64 {
             return invalid("permissions.hosts lists more than 64 origins".into());
@@ -337,8 +350,16 @@ mod tests {
         assert!(m.serves(IntegrationType::Registry));
         assert!(!m.serves(IntegrationType::Scm));
         assert!(!m.permissions.reveal_secrets);
+        assert_eq!(m.connector.credential_before_proof, None);
         let again = Manifest::from_toml(&m.to_toml()).unwrap();
         assert_eq!(again, m);
+
+        let declared = Manifest::from_toml(
+            "[connector]\nprovider='ci'\ntypes=['ci']\nversion='1.0.0'\ncredential-before-proof='the API answers nothing without a token'",
+        )
+        .unwrap();
+        assert_eq!(declared.connector.credential_before_proof.as_deref(), Some("the API answers nothing without a token"));
+        assert_eq!(Manifest::from_toml(&declared.to_toml()).unwrap(), declared);
     }
 
     #[test]
@@ -352,6 +373,7 @@ mod tests {
             ("[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\n[permissions]\nhosts=['ftp://x']", "scheme"),
             ("[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\n[permissions]\nhosts=['https://a/b']", "path"),
             ("[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\n[limits]\ndeadline-ms=0", "deadline"),
+            ("[connector]\nprovider='h'\ntypes=['ci']\nversion='1.0.0'\ncredential-before-proof=' '", "say why"),
             ("not toml", ""),
         ] {
             let err = Manifest::from_toml(bad).unwrap_err().to_string();
