@@ -1732,3 +1732,856 @@ mod github_app {
         assert_eq!(stub.seen().len(), requests);
     }
 }
+
+mod bitbucket {
+    use super::*;
+
+    /// The impostors a conformance run puts behind an integration's base URL: a server answering
+    /// everything with one canned response (or never answering), and what each must be classed
+    /// as. Shared by the Bitbucket, Azure DevOps and CircleCI tests.
+    pub mod impostors {
+        use std::sync::Mutex;
+
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        use tokio::net::TcpListener;
+
+        use super::*;
+
+        /// The headers of each request an impostor received.
+        type Seen = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+
+        /// A server on loopback that answers every request alike, or never.
+        pub struct Impostor {
+            pub base_url: String,
+            seen: Seen,
+            task: tokio::task::JoinHandle<()>,
+        }
+
+        impl Drop for Impostor {
+            fn drop(&mut self) {
+                self.task.abort();
+            }
+        }
+
+        impl Impostor {
+            /// Answers every request with `answer`; with `None`, reads requests and never answers.
+            pub async fn start(answer: Option<Canned>) -> Self {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let base_url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+                let seen: Seen = Arc::default();
+                let task = {
+                    let seen = seen.clone();
+                    tokio::spawn(async move {
+                        while let Ok((stream, _)) = listener.accept().await {
+                            let (seen, answer) = (seen.clone(), answer.clone());
+                            tokio::spawn(async move {
+                                let mut stream = BufReader::new(stream);
+                                loop {
+                                    let mut line = String::new();
+                                    if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                        return;
+                                    }
+                                    let (mut headers, mut length) = (Vec::new(), 0);
+                                    loop {
+                                        let mut h = String::new();
+                                        if stream.read_line(&mut h).await.unwrap_or(0) == 0 {
+                                            return;
+                                        }
+                                        let Some((name, value)) = h.trim_end().split_once(':') else { break };
+                                        if name.eq_ignore_ascii_case("content-length") {
+                                            length = value.trim().parse().unwrap_or(0);
+                                        }
+                                        headers.push((name.trim().to_string(), value.trim().to_string()));
+                                    }
+                                    let mut body = vec![0; length];
+                                    if stream.read_exact(&mut body).await.is_err() {
+                                        return;
+                                    }
+                                    seen.lock().unwrap().push(headers);
+                                    let Some(canned) = &answer else {
+                                        tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+                                        return;
+                                    };
+                                    let mut head = format!("HTTP/1.1 {} Impostor\r\n", canned.status);
+                                    for (name, value) in &canned.headers {
+                                        head.push_str(&format!("{name}: {value}\r\n"));
+                                    }
+                                    head.push_str(&format!("Content-Length: {}\r\n\r\n", canned.body.len()));
+                                    let out = stream.get_mut();
+                                    if out.write_all(head.as_bytes()).await.is_err()
+                                        || out.write_all(&canned.body).await.is_err()
+                                    {
+                                        return;
+                                    }
+                                }
+                            });
+                        }
+                    })
+                };
+                Self { base_url, seen, task }
+            }
+
+            /// Whether any request carried a credential: `Authorization`, CircleCI's
+            /// `Circle-Token`, or the secret itself in any header.
+            pub fn got_a_credential(&self) -> bool {
+                self.seen.lock().unwrap().iter().flatten().any(|(name, value)| {
+                    name.eq_ignore_ascii_case("authorization")
+                        || name.eq_ignore_ascii_case("circle-token")
+                        || value.contains(SECRET)
+                })
+            }
+
+            pub fn requests(&self) -> usize {
+                self.seen.lock().unwrap().len()
+            }
+        }
+
+        /// A harness whose requests time out after 1.5 s, for the impostor that never answers.
+        pub fn impatient(provider: &str) -> Harness {
+            let mut secrets = StaticSecretResolver::default();
+            secrets.insert(AuthRef::parse(AUTH_REF).unwrap(), SecretValue::new(SECRET.into()));
+            let mut network = NetworkPolicy::default();
+            network.allow.push("127.0.0.1/32".parse().unwrap());
+            let config = SandboxConfig {
+                network,
+                cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
+                connect_timeout_ms: 1_000,
+                request_timeout_ms: 1_500,
+                ..SandboxConfig::default()
+            };
+            let sandbox = Sandbox::new(config, Arc::new(secrets)).unwrap();
+            let (_, wasm) = stella_builtin_connectors::BUILTINS.iter().find(|(p, _)| *p == provider).unwrap();
+            let connector = sandbox.load(wasm, ConnectorSource::BuiltIn).unwrap();
+            Harness { sandbox, connector, secret: SECRET.to_string() }
+        }
+
+        /// Each impostor, and the failure class a connector must report for it.
+        pub fn cases() -> Vec<(&'static str, Option<Canned>, FailureClass)> {
+            let html = "<!DOCTYPE html><html><head><title>Welcome</title></head><body><h1>It works!</h1></body></html>";
+            vec![
+                ("200 {}", Some(Canned::json(200, json!({}))), FailureClass::ProviderMismatch),
+                (
+                    "200 HTML",
+                    Some(Canned::new(200).header("Content-Type", "text/html").body(html)),
+                    FailureClass::ProviderMismatch,
+                ),
+                (
+                    "intranet Basic prompt",
+                    Some(
+                        Canned::new(401)
+                            .header("WWW-Authenticate", r#"Basic realm="Intranet""#)
+                            .header("Content-Type", "text/html")
+                            .body("<html><body><h1>401 Authorization Required</h1></body></html>"),
+                    ),
+                    FailureClass::ProviderMismatch,
+                ),
+                (
+                    "redirect to a login page",
+                    Some(Canned::new(302).header("Location", "/login").header("Content-Type", "text/html")),
+                    FailureClass::ProviderMismatch,
+                ),
+                (
+                    "500 to everything",
+                    Some(Canned::new(500).header("Content-Type", "text/plain").body("Internal Server Error")),
+                    FailureClass::ProviderDown,
+                ),
+                ("never answers", None, FailureClass::Timeout),
+            ]
+        }
+
+        /// Runs test-connection and check-health against every impostor (and a TLS server whose
+        /// certificate this host does not trust): none succeeds, each is classed as it should be,
+        /// and the credential never reaches one.
+        pub async fn assert_impostors_are_refused(provider: &str, kind: IntegrationType, configuration: Value) {
+            let h = impatient(provider);
+            for (name, answer, class) in cases() {
+                let impostor = Impostor::start(answer).await;
+                let config = h.integration(kind, &impostor.base_url, configuration.clone());
+                let outcome = h.test(&config).await;
+                assert!(!outcome.success, "{provider} vs {name}: {outcome:?}");
+                assert_eq!(outcome.failure, Some(class), "{provider} vs {name}: {outcome:?}");
+                let health = h.health(&config).await;
+                assert_eq!(
+                    (health.status, health.failure),
+                    (HealthStatus::Unhealthy, Some(class)),
+                    "{provider} vs {name}: {health:?}"
+                );
+                assert!(impostor.requests() >= 2, "{provider} vs {name}: nothing was asked");
+                assert!(!impostor.got_a_credential(), "{provider} sent the credential to the impostor `{name}`");
+            }
+            let tls = Stub::start_tls().await;
+            let config = h.integration(kind, &tls.base_url, configuration.clone());
+            assert_failed(&h.test(&config).await, FailureClass::Tls, "reachable");
+            assert_eq!(h.health(&config).await.failure, Some(FailureClass::Tls));
+            assert!(tls.seen().is_empty(), "a request went through an untrusted TLS connection");
+        }
+    }
+
+    const PROPERTIES: &str = "/rest/api/1.0/application-properties";
+    const REPO: &str = "/rest/api/1.0/projects/PLAT/repos/api";
+    const WRITABLE: &str = "/rest/api/1.0/repos?name=api&permission=REPO_WRITE&limit=100";
+
+    fn repository() -> Value {
+        json!({"slug": "api", "id": 11, "name": "api", "scmId": "git", "state": "AVAILABLE",
+               "statusMessage": "Available", "forkable": true, "public": false, "archived": false,
+               "project": {"key": "PLAT", "id": 3, "name": "Platform", "public": false, "type": "NORMAL"}})
+    }
+
+    /// Bitbucket Data Center 8.19 as its REST API documentation shows the answers; its rate
+    /// limiting sends `X-RateLimit-*` on authenticated requests, and every answer to a signed-in
+    /// caller names the user in `X-AUSERNAME`.
+    fn serve_bitbucket(stub: &Stub) {
+        stub.on(
+            "GET",
+            PROPERTIES,
+            Canned::json(
+                200,
+                json!({"version": "8.19.1", "buildNumber": "8019001", "buildDate": "1712345678901", "displayName": "Bitbucket"}),
+            ),
+        )
+        .on(
+            "GET",
+            REPO,
+            Canned::json(200, repository())
+                .header("X-AUSERNAME", "ci-bot")
+                .header("X-AUSERID", "5")
+                .header("X-RateLimit-Limit", "60")
+                .header("X-RateLimit-Remaining", "54")
+                .header("X-RateLimit-Interval-Seconds", "1")
+                .header("X-RateLimit-FillRate", "5"),
+        )
+        .on(
+            "GET",
+            WRITABLE,
+            Canned::json(200, json!({"size": 1, "limit": 100, "isLastPage": true, "start": 0, "values": [repository()]}))
+                .header("X-AUSERNAME", "ci-bot"),
+        );
+    }
+
+    fn dc_error(status: u16, message: &str, exception: &str) -> Canned {
+        Canned::json(status, json!({"errors": [{"context": null, "message": message, "exceptionName": exception}]}))
+    }
+
+    #[tokio::test]
+    async fn a_data_center_user_with_repository_access_passes_with_the_version() {
+        let h = Harness::new("bitbucket");
+        let stub = Stub::start().await;
+        serve_bitbucket(&stub);
+        let config = h.integration(
+            IntegrationType::Scm,
+            &stub.base_url,
+            json!({"repository": "PLAT/api", "username": "ci-bot", "needsWrite": true}),
+        );
+        let outcome = h.test(&config).await;
+        assert!(outcome.success, "{outcome:?}");
+        assert_eq!(step_names(&outcome), ["configuration", "reachable", "is-bitbucket", "credential", "repository"]);
+        assert_eq!(outcome.facts.provider_version.as_deref(), Some("8.19.1"));
+        assert_eq!(outcome.facts.rate_limit_remaining, Some(54));
+        assert!(outcome.steps[3].message.contains("ci-bot") && outcome.steps[4].message.contains("writable"));
+        let seen = stub.seen();
+        assert_eq!(seen.len(), 3);
+        assert_eq!((seen[0].path.as_str(), seen[0].header("authorization")), (PROPERTIES, None), "proven anonymously");
+        let basic = format!("Basic {}", super::http_probe::base64_encode(format!("ci-bot:{SECRET}").as_bytes()));
+        assert!(seen[1..].iter().all(|s| s.header("authorization") == Some(basic.as_str())), "{seen:?}");
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Healthy, None), "{health:?}");
+        assert_eq!(stub.seen().len(), 3 + 2, "the health check is two requests");
+
+        // An HTTP access token without a username goes as a bearer token.
+        let token = h.integration(IntegrationType::Ci, &stub.base_url, json!({"repository": "PLAT/api"}));
+        assert!(h.test(&token).await.success);
+        let last = stub.seen().pop().unwrap();
+        assert_eq!(last.header("authorization"), Some(format!("Bearer {SECRET}").as_str()));
+    }
+
+    #[tokio::test]
+    async fn credential_repository_and_write_failures_are_told_apart() {
+        let h = Harness::new("bitbucket");
+        let stub = Stub::start().await;
+        let config = h.integration(
+            IntegrationType::Scm,
+            &stub.base_url,
+            json!({"repository": "PLAT/api", "username": "ci-bot", "needsWrite": true}),
+        );
+
+        serve_bitbucket(&stub);
+        stub.on(
+            "GET",
+            REPO,
+            dc_error(
+                401,
+                "Authentication failed. Please check your credentials and try again.",
+                "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException",
+            )
+            .header("WWW-Authenticate", r#"Basic realm="Atlassian Bitbucket""#),
+        );
+        let before = stub.seen().len();
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Auth, "credential");
+        assert!(
+            outcome.message.contains("Authentication failed.") && outcome.message.contains("CAPTCHA"),
+            "{outcome:?}"
+        );
+        assert!(outcome.message.contains("IncorrectPasswordAuthenticationException"), "{outcome:?}");
+        assert_eq!(stub.seen().len() - before, 2, "nothing is sent after the first 401");
+        assert_eq!(h.health(&config).await.failure, Some(FailureClass::Auth));
+
+        serve_bitbucket(&stub);
+        stub.on(
+            "GET",
+            REPO,
+            dc_error(
+                404,
+                "Repository PLAT/api does not exist.",
+                "com.atlassian.bitbucket.repository.NoSuchRepositoryException",
+            )
+            .header("X-AUSERNAME", "ci-bot"),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::NotFound, "repository");
+        assert!(outcome.message.contains("does not exist") && outcome.steps[3].passed, "{outcome:?}");
+
+        stub.on(
+            "GET",
+            REPO,
+            dc_error(
+                403,
+                "You are not permitted to access this resource",
+                "com.atlassian.bitbucket.AuthorisationException",
+            )
+            .header("X-AUSERNAME", "ci-bot"),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Permission, "repository");
+        assert!(outcome.message.contains("not permitted"), "{outcome:?}");
+
+        // Readable, but not among the repositories the user may write to.
+        serve_bitbucket(&stub);
+        stub.on(
+            "GET",
+            WRITABLE,
+            Canned::json(200, json!({"size": 0, "limit": 100, "isLastPage": true, "start": 0, "values": []})),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Permission, "repository");
+        assert!(outcome.message.contains("REPO_WRITE"), "{outcome:?}");
+        // The health check does not ask for write access.
+        assert_eq!(h.health(&config).await.status, HealthStatus::Healthy);
+    }
+
+    #[tokio::test]
+    async fn rate_limits_outages_and_other_servers_are_classed() {
+        let h = Harness::new("bitbucket");
+        let stub = Stub::start().await;
+        let config = h.integration(IntegrationType::Scm, &stub.base_url, json!({"repository": "PLAT/api"}));
+        serve_bitbucket(&stub);
+        stub.on(
+            "GET",
+            REPO,
+            Canned::new(429)
+                .header("X-RateLimit-Limit", "60")
+                .header("X-RateLimit-Remaining", "0")
+                .header("Retry-After", "2")
+                .header("X-AUSERNAME", "ci-bot"),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::RateLimited, "repository");
+        assert_eq!(outcome.facts.rate_limit_remaining, Some(0));
+        assert!(outcome.message.contains("retry after 2"), "{outcome:?}");
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+
+        let before = stub.seen().len();
+        stub.on("GET", PROPERTIES, Canned::new(503).body("Bitbucket is starting up"));
+        assert_failed(&h.test(&config).await, FailureClass::ProviderDown, "is-bitbucket");
+        // Something that answers JSON, but not Bitbucket's properties (Jira's, say).
+        stub.on(
+            "GET",
+            PROPERTIES,
+            Canned::json(200, json!({"version": "9.12.0", "buildNumber": "9120000", "displayName": "Jira"})),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-bitbucket");
+        stub.clear();
+        assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-bitbucket");
+        assert!(
+            stub.seen()[before..].iter().all(|s| s.header("authorization").is_none()),
+            "the credential went to a server not proven to be Bitbucket"
+        );
+    }
+
+    #[tokio::test]
+    async fn impostors_get_no_credential() {
+        impostors::assert_impostors_are_refused(
+            "bitbucket",
+            IntegrationType::Scm,
+            json!({"repository": "PLAT/api", "username": "ci-bot"}),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_bad_configuration_is_refused_before_any_request() {
+        let h = Harness::new("bitbucket");
+        let stub = Stub::start().await;
+        for bad in [
+            json!({}),
+            json!({"repository": "just-a-name"}),
+            json!({"repository": "../api"}),
+            json!({"repository": "PLAT/.."}),
+            json!({"repository": "PLAT/api/x"}),
+            json!({"repository": "PLAT/a%2Fb"}),
+            json!({"repository": "PLAT/api", "username": "ci:bot"}),
+            json!({"repository": "PLAT/api", "needsWrite": "yes"}),
+            json!({"repo": "PLAT/api"}),
+        ] {
+            let outcome = h.test(&h.integration(IntegrationType::Scm, &stub.base_url, bad.clone())).await;
+            assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        }
+        // A Bitbucket Cloud host spelled otherwise is not taken for a Data Center.
+        for base in ["http://bitbucket.org", "https://bitbucket.org/acme"] {
+            let outcome = h.test(&h.integration(IntegrationType::Scm, base, json!({"repository": "acme/api"}))).await;
+            assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        }
+        let mut anonymous = h.integration(IntegrationType::Scm, &stub.base_url, json!({"repository": "PLAT/api"}));
+        anonymous.auth_ref = None;
+        assert_failed(&h.test(&anonymous).await, FailureClass::Misconfigured, "configuration");
+        assert!(stub.seen().is_empty(), "a misconfigured integration sent a request");
+    }
+}
+
+mod azure_devops {
+    use super::*;
+
+    const COLLECTION: &str = "/tfs/DefaultCollection";
+    const CONNECTION_DATA: &str = "/tfs/DefaultCollection/_apis/connectionData";
+    const PROJECT: &str = "/tfs/DefaultCollection/_apis/projects/Fabrikam%20Fiber?api-version=7.1";
+
+    /// What Azure DevOps Server answers an anonymous caller: 401 from TFS itself, with its
+    /// process id and its error in headers (an HTML body).
+    fn anonymous_refusal() -> Canned {
+        Canned::new(401)
+            .header("Content-Type", "text/html; charset=utf-8")
+            .header("X-TFS-ProcessId", "96021cb3-66d9-48f2-898f-d5412ff210a6")
+            .header("ActivityId", "c47aad1e-b494-4e03-837f-6ea9576f9c5a")
+            .header("X-TFS-Session", "c47aad1e-b494-4e03-837f-6ea9576f9c5a")
+            .header("X-VSS-E2EID", "c47aad1e-b494-4e03-837f-6ea9576f9c5a")
+            .header(
+                "X-TFS-ServiceError",
+                "TF400813%3a+Resource+not+available+for+anonymous+access.+Client+authentication+required.",
+            )
+            .header("WWW-Authenticate", "Bearer")
+            .header("WWW-Authenticate", r#"Basic realm="tfs.example.com""#)
+            .header("WWW-Authenticate", "Negotiate")
+            .header("WWW-Authenticate", "NTLM")
+            .body("<html><head><title>TF400813: Resource not available for anonymous access.</title></head></html>")
+    }
+
+    fn connection_data(descriptor: &str, name: &str) -> Value {
+        json!({
+            "authenticatedUser": {"id": "8d1c3e5a-2b4f-4c6d-9e8f-0a1b2c3d4e5f", "descriptor": descriptor,
+                "subjectDescriptor": "win.Uy0xLTUtMjEtMTIzNA", "providerDisplayName": name, "isActive": true,
+                "properties": {"Account": {"$type": "System.String", "$value": "CONTOSO\\cibot"}},
+                "resourceVersion": 2, "metaTypeId": 0},
+            "authorizedUser": {"id": "8d1c3e5a-2b4f-4c6d-9e8f-0a1b2c3d4e5f", "descriptor": descriptor,
+                "providerDisplayName": name, "isActive": true},
+            "instanceId": "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
+            "deploymentId": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+            "deploymentType": "onPremises",
+            "locationServiceData": {"serviceOwner": "00025394-6065-48ca-87d9-7f5672854ef7",
+                "defaultAccessMappingMoniker": "PublicAccessMapping", "lastChangeId": 3456, "lastChangeId64": 3456}
+        })
+    }
+
+    fn devops_error(status: u16, message: &str, type_key: &str) -> Canned {
+        Canned::json(
+            status,
+            json!({"$id": "1", "innerException": null, "message": message,
+                   "typeName": format!("Microsoft.TeamFoundation.Framework.Server.{type_key}, Microsoft.TeamFoundation.Framework.Server"),
+                   "typeKey": type_key, "errorCode": 0, "eventId": 3000}),
+        )
+    }
+
+    /// Azure DevOps Server 2022 as its REST API documentation shows the answers.
+    fn serve_devops(stub: &Stub) {
+        stub.on("GET", CONNECTION_DATA, anonymous_refusal())
+            .on_authorized(
+                "GET",
+                CONNECTION_DATA,
+                Canned::json(
+                    200,
+                    connection_data("System.Security.Principal.WindowsIdentity;S-1-5-21-1234-5678-9012-1105", "CI Bot"),
+                )
+                .header("X-TFS-ProcessId", "96021cb3-66d9-48f2-898f-d5412ff210a6")
+                .header("X-RateLimit-Resource", "Core")
+                .header("X-RateLimit-Limit", "200")
+                .header("X-RateLimit-Remaining", "180"),
+            )
+            .on(
+                "GET",
+                PROJECT,
+                Canned::json(
+                    200,
+                    json!({"id": "eb6e4656-77fc-42a1-9181-4c6d8e9da5d1", "name": "Fabrikam Fiber",
+                           "url": "https://tfs.example.com/tfs/DefaultCollection/_apis/projects/eb6e4656-77fc-42a1-9181-4c6d8e9da5d1",
+                           "state": "wellFormed", "revision": 411, "visibility": "private",
+                           "lastUpdateTime": "2026-03-01T10:00:00.000Z"}),
+                ),
+            );
+    }
+
+    fn settings() -> Value {
+        json!({"project": "Fabrikam Fiber"})
+    }
+
+    #[tokio::test]
+    async fn a_pat_with_project_access_passes_on_a_server_proven_anonymously() {
+        let h = Harness::new("azure-devops");
+        let stub = Stub::start().await;
+        serve_devops(&stub);
+        let base = format!("{}{COLLECTION}", stub.base_url);
+        let config = h.integration(IntegrationType::Scm, &base, settings());
+        let outcome = h.test(&config).await;
+        assert!(outcome.success, "{outcome:?}");
+        assert_eq!(step_names(&outcome), ["configuration", "reachable", "is-azure-devops", "credential", "project"]);
+        assert_eq!(outcome.facts.rate_limit_remaining, Some(180));
+        assert!(outcome.steps[3].message.contains("CI Bot"), "{outcome:?}");
+        let seen = stub.seen();
+        assert_eq!(seen.len(), 3);
+        assert_eq!((seen[0].path.as_str(), seen[0].header("authorization")), (CONNECTION_DATA, None));
+        // The PAT goes as HTTP basic with an empty user name.
+        let basic = format!("Basic {}", super::http_probe::base64_encode(format!(":{SECRET}").as_bytes()));
+        assert!(seen[1..].iter().all(|s| s.header("authorization") == Some(basic.as_str())), "{seen:?}");
+        assert!(seen.iter().all(|s| s.header("x-tfs-fedauthredirect") == Some("Suppress")), "{seen:?}");
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Healthy, None), "{health:?}");
+        assert_eq!(stub.seen().len(), 3 + 2, "the health check is two requests");
+
+        // A server with anonymous access answers its connection data: that identifies it too.
+        stub.on(
+            "GET",
+            CONNECTION_DATA,
+            Canned::json(200, connection_data("Microsoft.TeamFoundation.UnauthenticatedIdentity;S-1-0-0", "Anonymous")),
+        );
+        let outcome = h.test(&config).await;
+        assert!(outcome.success, "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn expired_rejected_and_anonymous_tokens_and_missing_projects_are_told_apart() {
+        let h = Harness::new("azure-devops");
+        let stub = Stub::start().await;
+        let base = format!("{}{COLLECTION}", stub.base_url);
+        let config = h.integration(IntegrationType::Scm, &base, settings());
+
+        serve_devops(&stub);
+        let expired = Canned::json(
+            401,
+            json!({"$id": "1", "customProperties": {"Descriptor": null, "IdentityDisplayName": null, "Token": null,
+                   "RequestedPermissions": 0, "NamespaceId": "00000000-0000-0000-0000-000000000000"},
+                   "innerException": null, "message": "Access Denied: The Personal Access Token used has expired.",
+                   "typeName": "Microsoft.VisualStudio.Services.Security.AccessCheckException, Microsoft.VisualStudio.Services.WebApi",
+                   "typeKey": "AccessCheckException", "errorCode": 0, "eventId": 3000}),
+        );
+        stub.on_authorized("GET", CONNECTION_DATA, expired);
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Auth, "credential");
+        assert!(outcome.message.contains("has expired"), "{outcome:?}");
+        assert_eq!(h.health(&config).await.failure, Some(FailureClass::Auth));
+
+        // A token Azure DevOps does not take: 203 and its sign-in page.
+        stub.on_authorized(
+            "GET",
+            CONNECTION_DATA,
+            Canned::new(203)
+                .header("Content-Type", "text/html; charset=utf-8")
+                .body("<!DOCTYPE html><html><head><title>Azure DevOps Services | Sign In</title></head></html>"),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::Auth, "credential");
+        // A 401 with TFS's own message in its header.
+        stub.on_authorized("GET", CONNECTION_DATA, anonymous_refusal());
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Auth, "credential");
+        assert!(outcome.message.contains("TF400813"), "{outcome:?}");
+        // Connection data for the anonymous identity: the token was ignored.
+        stub.on_authorized(
+            "GET",
+            CONNECTION_DATA,
+            Canned::json(200, connection_data("Microsoft.TeamFoundation.UnauthenticatedIdentity;S-1-0-0", "Anonymous")),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::Auth, "credential");
+
+        serve_devops(&stub);
+        stub.on(
+            "GET",
+            PROJECT,
+            devops_error(
+                404,
+                "TF200016: The following project does not exist: Fabrikam Fiber. Verify that the name of the project is correct and that the project exists on the specified Azure DevOps Server.",
+                "ProjectDoesNotExistWithNameException",
+            ),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::NotFound, "project");
+        assert!(outcome.message.contains("TF200016"), "{outcome:?}");
+
+        // A server older than the API version asked for says so; `apiVersion` picks another.
+        stub.on(
+            "GET",
+            PROJECT,
+            devops_error(
+                400,
+                "The requested REST API version of 7.1 is out of range for this server. The latest REST API version this server supports is 6.0.",
+                "VssVersionOutOfRangeException",
+            ),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Misconfigured, "project");
+        assert!(outcome.message.contains("out of range"), "{outcome:?}");
+        stub.on(
+            "GET",
+            "/tfs/DefaultCollection/_apis/projects/Fabrikam%20Fiber?api-version=6.0",
+            Canned::json(
+                200,
+                json!({"id": "eb6e4656-77fc-42a1-9181-4c6d8e9da5d1", "name": "Fabrikam Fiber", "state": "wellFormed"}),
+            ),
+        );
+        let older =
+            h.integration(IntegrationType::Scm, &base, json!({"project": "Fabrikam Fiber", "apiVersion": "6.0"}));
+        let outcome = h.test(&older).await;
+        assert!(outcome.success, "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn rate_limits_outages_and_other_servers_are_classed() {
+        let h = Harness::new("azure-devops");
+        let stub = Stub::start().await;
+        let base = format!("{}{COLLECTION}", stub.base_url);
+        let config = h.integration(IntegrationType::Ci, &base, json!({}));
+        serve_devops(&stub);
+        stub.on_authorized(
+            "GET",
+            CONNECTION_DATA,
+            devops_error(
+                429,
+                "Request was blocked due to exceeding usage of resource 'Core'.",
+                "RequestBlockedException",
+            )
+            .header("Retry-After", "30")
+            .header("X-RateLimit-Resource", "Core")
+            .header("X-RateLimit-Remaining", "0"),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::RateLimited, "credential");
+        assert_eq!(outcome.facts.rate_limit_remaining, Some(0));
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+
+        stub.on(
+            "GET",
+            CONNECTION_DATA,
+            Canned::new(503).header("X-TFS-ProcessId", "96021cb3-66d9-48f2-898f-d5412ff210a6"),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::ProviderDown, "is-azure-devops");
+        // A 401 without TFS's headers is some other server's login.
+        stub.on(
+            "GET",
+            CONNECTION_DATA,
+            Canned::new(401).header("WWW-Authenticate", "Negotiate").header("X-TFS-ProcessId", "not-a-guid"),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-azure-devops");
+        let before = stub.seen().len();
+        stub.clear();
+        assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-azure-devops");
+        assert!(stub.seen()[before - 1..].iter().all(|s| s.header("authorization").is_none()));
+    }
+
+    #[tokio::test]
+    async fn impostors_get_no_credential() {
+        super::bitbucket::impostors::assert_impostors_are_refused("azure-devops", IntegrationType::Scm, settings())
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_bad_configuration_is_refused_before_any_request() {
+        let h = Harness::new("azure-devops");
+        let stub = Stub::start().await;
+        for bad in [
+            json!({"project": "a/b"}),
+            json!({"project": "../x"}),
+            json!({"project": ""}),
+            json!({"project": "x?api-version=1.0"}),
+            json!({"project": 7}),
+            json!({"apiVersion": "7.1&x=y"}),
+            json!({"projects": "Fabrikam"}),
+        ] {
+            let outcome = h.test(&h.integration(IntegrationType::Scm, &stub.base_url, bad.clone())).await;
+            assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        }
+        for base in ["https://dev.azure.com", "http://dev.azure.com/fabrikam", "https://dev.azure.com/fabrikam/Fiber"] {
+            let outcome = h.test(&h.integration(IntegrationType::Scm, base, json!({}))).await;
+            assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        }
+        let mut anonymous = h.integration(IntegrationType::Scm, &stub.base_url, json!({}));
+        anonymous.auth_ref = None;
+        assert_failed(&h.test(&anonymous).await, FailureClass::Misconfigured, "configuration");
+        assert!(stub.seen().is_empty(), "a misconfigured integration sent a request");
+    }
+}
+
+mod circleci {
+    use super::*;
+
+    const OPENAPI: &str = "/api/v2/openapi.json";
+
+    /// A CircleCI server's API v2 as its OpenAPI document and API reference show the answers
+    /// (the document trimmed to what identifies it).
+    fn serve_circleci(stub: &Stub) {
+        stub.on(
+            "GET",
+            OPENAPI,
+            Canned::json(
+                200,
+                json!({"openapi": "3.0.3",
+                       "info": {"version": "v2", "title": "CircleCI API",
+                                "description": "This describes the resources that make up the CircleCI API v2.",
+                                "license": {"name": "MIT"}},
+                       "servers": [{"url": "https://circleci.com/api/v2"}],
+                       "security": [{"api_key_header": []}, {"basic_auth": []}, {"api_key_query": []}],
+                       "paths": {"/me": {"get": {"summary": "User Information", "operationId": "getCurrentUser"}},
+                                 "/project/{project-slug}": {"get": {"summary": "Get a project", "operationId": "getProjectBySlug"}}}}),
+            ),
+        )
+        .on(
+            "GET",
+            "/api/v2/me",
+            Canned::json(200, json!({"id": "5e7c1a2b-3d4e-4f5a-8b9c-0d1e2f3a4b5c", "login": "ci-bot", "name": "CI Bot",
+                                     "avatar_url": "https://avatars.example.com/u/1"})),
+        )
+        .on(
+            "GET",
+            "/api/v2/project/gh/acme/api",
+            Canned::json(
+                200,
+                json!({"slug": "gh/acme/api", "name": "api", "id": "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
+                       "organization_name": "acme", "organization_slug": "gh/acme",
+                       "organization_id": "8e0d5b3c-3f0a-4a4f-9d3e-1f2a3b4c5d6e",
+                       "vcs_info": {"vcs_url": "https://github.com/acme/api", "provider": "GitHub", "default_branch": "main"}}),
+            ),
+        );
+    }
+
+    fn settings() -> Value {
+        json!({"project": "gh/acme/api"})
+    }
+
+    #[tokio::test]
+    async fn a_personal_token_with_project_access_passes_on_a_server_proven_anonymously() {
+        let h = Harness::new("circleci");
+        let stub = Stub::start().await;
+        serve_circleci(&stub);
+        let config = h.integration(IntegrationType::Ci, &stub.base_url, settings());
+        let outcome = h.test(&config).await;
+        assert!(outcome.success, "{outcome:?}");
+        assert_eq!(step_names(&outcome), ["configuration", "reachable", "is-circleci", "credential", "project"]);
+        assert!(outcome.message.contains("ci-bot"), "{outcome:?}");
+        let seen = stub.seen();
+        assert_eq!(seen.len(), 3);
+        assert_eq!((seen[0].path.as_str(), seen[0].header("circle-token")), (OPENAPI, None), "proven anonymously");
+        for s in &seen[1..] {
+            assert_eq!(s.header("circle-token"), Some(SECRET), "{s:?}");
+            assert_eq!(s.header("authorization"), None);
+        }
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Healthy, None), "{health:?}");
+        assert_eq!(stub.seen().len(), 3 + 2, "the health check is two requests");
+        // A base URL given with the API path means the same server.
+        let with_path = h.integration(IntegrationType::Ci, &format!("{}/api/v2/", stub.base_url), settings());
+        assert!(h.test(&with_path).await.success);
+    }
+
+    #[tokio::test]
+    async fn rejected_and_project_tokens_missing_projects_and_rate_limits_are_told_apart() {
+        let h = Harness::new("circleci");
+        let stub = Stub::start().await;
+        let config = h.integration(IntegrationType::Ci, &stub.base_url, settings());
+
+        // A wrong token, and a project API token (API v1.1 only), are refused alike.
+        serve_circleci(&stub);
+        stub.on("GET", "/api/v2/me", Canned::json(401, json!({"message": "You must log in first."})));
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Auth, "credential");
+        assert!(
+            outcome.message.contains("You must log in first.") && outcome.message.contains("personal API tokens"),
+            "{outcome:?}"
+        );
+        assert_eq!(h.health(&config).await.failure, Some(FailureClass::Auth));
+
+        serve_circleci(&stub);
+        stub.on("GET", "/api/v2/project/gh/acme/api", Canned::json(404, json!({"message": "Project not found"})));
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::NotFound, "project");
+        assert!(outcome.message.contains("Project not found"), "{outcome:?}");
+
+        serve_circleci(&stub);
+        stub.on(
+            "GET",
+            "/api/v2/me",
+            Canned::json(429, json!({"message": "Rate limit exceeded"}))
+                .header("Retry-After", "17")
+                .header("X-RateLimit-Remaining", "0"),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::RateLimited, "credential");
+        assert!(outcome.message.contains("retry after 17"), "{outcome:?}");
+        assert_eq!(outcome.facts.rate_limit_remaining, Some(0));
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+
+        stub.on("GET", OPENAPI, Canned::new(502).body("Bad Gateway"));
+        assert_failed(&h.test(&config).await, FailureClass::ProviderDown, "is-circleci");
+        // Another API's OpenAPI document is not CircleCI's.
+        stub.on(
+            "GET",
+            OPENAPI,
+            Canned::json(
+                200,
+                json!({"openapi": "3.0.0", "info": {"title": "Petstore", "version": "1.0"}, "paths": {"/me": {}}}),
+            ),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-circleci");
+        let before = stub.seen().len();
+        stub.clear();
+        assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-circleci");
+        assert!(stub.seen()[before - 1..].iter().all(|s| s.header("circle-token").is_none()));
+    }
+
+    #[tokio::test]
+    async fn impostors_get_no_credential() {
+        super::bitbucket::impostors::assert_impostors_are_refused("circleci", IntegrationType::Ci, settings()).await;
+    }
+
+    #[tokio::test]
+    async fn a_bad_configuration_is_refused_before_any_request() {
+        let h = Harness::new("circleci");
+        let stub = Stub::start().await;
+        for bad in [
+            json!({"project": "acme/api"}),
+            json!({"project": "gh/acme/.."}),
+            json!({"project": "gl/acme/api"}),
+            json!({"project": "circleci/acme/api"}),
+            json!({"project": "gh/acme/api/../x"}),
+            json!({"projectSlug": "gh/acme/api"}),
+        ] {
+            let outcome = h.test(&h.integration(IntegrationType::Ci, &stub.base_url, bad.clone())).await;
+            assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        }
+        for base in ["http://circleci.com", "https://app.circleci.com"] {
+            let outcome = h.test(&h.integration(IntegrationType::Ci, base, json!({}))).await;
+            assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        }
+        let mut anonymous = h.integration(IntegrationType::Ci, &stub.base_url, json!({}));
+        anonymous.auth_ref = None;
+        assert_failed(&h.test(&anonymous).await, FailureClass::Misconfigured, "configuration");
+        assert!(stub.seen().is_empty(), "a misconfigured integration sent a request");
+    }
+}
