@@ -30,6 +30,9 @@ const MAX_ANSWER_CREDENTIALS: usize = 16;
 /// Shorter values are not taken as tokens: they could not be redacted without mangling text.
 const MIN_TOKEN_LEN: usize = 8;
 const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// How long before its deadline a request ends at the latest (at most a fifth of the deadline),
+/// leaving the connector time to report the timeout itself.
+const REPORT_RESERVE: Duration = Duration::from_millis(250);
 
 /// Headers the host owns: the guest may not set them.
 const RESERVED_HEADERS: &[&str] = &[
@@ -349,13 +352,16 @@ impl HostState {
             return Err(HttpError::InvalidRequest(format!("the request body is larger than {MAX_REQUEST_BODY} bytes")));
         }
 
-        let remaining = self.cx.deadline.saturating_duration_since(Instant::now());
+        // A request ends a little before the deadline, so that the connector still has time to
+        // report the timeout itself (which step, which class) rather than being stopped.
+        let reserve = (self.cx.limits.deadline() / 5).min(REPORT_RESERVE);
+        let remaining = self.cx.deadline.saturating_duration_since(Instant::now()).saturating_sub(reserve);
         let mut timeout = self.cx.egress.timeouts().request.min(remaining);
         if let Some(ms) = request.timeout_ms {
             timeout = timeout.min(Duration::from_millis(ms.into()));
         }
         if timeout.is_zero() {
-            return Err(HttpError::Timeout("the invocation's deadline has passed".into()));
+            return Err(HttpError::Timeout("the invocation's deadline is too near for another request".into()));
         }
         let reqwest_method = reqwest::Method::from_bytes(method_name(request.method).as_bytes())
             .expect("every WIT method is a valid HTTP method");
