@@ -21,12 +21,14 @@
 //!   limit left (`X-RateLimit-Remaining`; exhausted is `degraded`).
 //!
 //! `check-health`: the access token and the API call (two requests; one or two more when the
-//! installation is found by account, organization then user, or as the only one): a revoked key,
+//! installation is found by account, organization then user, or as the only one), after `/meta`
+//! on Enterprise Server (GitHub.com's API host is proven by its certificate): a revoked key,
 //! an uninstalled or suspended app, or an exhausted rate limit shows.
 //!
 //! Configuration keys: `appId`, `installationId`, `account`, `requiredPermissions`,
 //! `caCertificates` (read by the host).
 
+use github_api::{api_root, github, prove_github, refusal};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use stella_connector_sdk::crypto::{CryptoError, JwtAlgorithm, sign_jwt};
@@ -65,18 +67,6 @@ struct Settings {
     app_id: Value,
     installation: Installation,
     required: Vec<(String, &'static str)>,
-}
-
-/// The REST API root for a base URL.
-fn api_root(base: &str) -> (String, bool) {
-    let base = base.trim_end_matches('/');
-    match base.to_ascii_lowercase().as_str() {
-        "https://github.com" | "https://www.github.com" | "https://api.github.com" => {
-            ("https://api.github.com".to_string(), false)
-        }
-        lower if lower.ends_with("/api/v3") => (base.to_string(), true),
-        _ => (format!("{base}/api/v3"), true),
-    }
 }
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
@@ -135,65 +125,14 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     Ok(Settings { api, enterprise, app_id, installation, required })
 }
 
-/// GitHub's documented headers: the JSON media type, the API version, and a User-Agent, without
-/// which GitHub refuses a request.
-fn github(request: http::RequestBuilder<'_>) -> http::RequestBuilder<'_> {
-    request
-        .header("Accept", "application/vnd.github+json")
-        .header("X-GitHub-Api-Version", "2022-11-28")
-        .header("User-Agent", "stellaops-integration-catalog")
-}
-
-/// GitHub's refusal: its `message`, and a rate limit told apart from a permission (GitHub answers
-/// an exhausted limit with 403 or 429 and `X-RateLimit-Remaining: 0`, a secondary limit with
-/// `Retry-After`).
-fn refusal(step: &'static str, response: &Response) -> Failed {
-    let message = response.json().ok().and_then(|b| b.get("message")?.as_str().map(str::to_string));
-    // Secondary limits may come as a 403 with neither header, only the message saying so.
-    let limited = response.status == 429
-        || (response.status == 403
-            && (response.header("x-ratelimit-remaining") == Some("0")
-                || response.header("retry-after").is_some()
-                || message.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("rate limit"))));
-    let class = if limited { FailureClass::RateLimited } else { checks::status_failure(response.status) };
-    let detail = message.map(|m| format!(" ({m})")).unwrap_or_default();
-    Failed::new(class, step, format!("{}{detail}", checks::describe_status(response)))
-}
-
 fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<String, Failed> {
     let s = settings(config).map_err(Failed::configuration)?;
     report.pass("configuration", format!("the REST API at {}", s.api));
 
-    if full {
-        let meta = github(http::get(&format!("{}/meta", s.api))).send().step_at("reachable", &s.api)?;
-        report.pass("reachable", format!("{} answered", s.api));
-        if meta.status >= 500 || meta.status == 429 || meta.status == 403 {
-            return Err(refusal("is-github", &meta));
-        }
-        let body = meta.json().ok().filter(|_| meta.status == 200);
-        let is_github = meta.header("x-github-request-id").is_some()
-            && body.as_ref().is_some_and(|b| b.get("verifiable_password_authentication").is_some());
-        if !is_github {
-            return Err(Failed::new(
-                FailureClass::ProviderMismatch,
-                "is-github",
-                format!(
-                    "`/meta` answered {} without GitHub's metadata: this is not GitHub's API",
-                    checks::describe_status(&meta)
-                ),
-            ));
-        }
-        let version = meta
-            .header("x-github-enterprise-version")
-            .map(str::to_string)
-            .or_else(|| body.as_ref().and_then(|b| b.get("installed_version")?.as_str().map(str::to_string)));
-        let product = match (&version, s.enterprise) {
-            (Some(v), _) => format!("GitHub Enterprise Server {v}"),
-            (None, true) => "GitHub Enterprise Server (version not disclosed)".to_string(),
-            (None, false) => "GitHub.com".to_string(),
-        };
-        report.facts.provider_version = version;
-        report.pass("is-github", product);
+    // GitHub.com's API host is proven by its certificate; any other server proves itself GitHub
+    // before the app's JWT goes to it, in the health check too.
+    if full || s.enterprise {
+        prove_github(&s.api, s.enterprise, report)?;
     }
 
     let Some(key) = secrets::step_secret(config, "app")? else { unreachable!("settings() requires an AuthRef") };
@@ -386,16 +325,3 @@ impl Connector for GitHubApp {
 }
 
 register_connector!(GitHubApp);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_api_root_follows_the_product() {
-        assert_eq!(api_root("https://github.com"), ("https://api.github.com".into(), false));
-        assert_eq!(api_root("https://api.github.com/"), ("https://api.github.com".into(), false));
-        assert_eq!(api_root("https://ghe.example.com"), ("https://ghe.example.com/api/v3".into(), true));
-        assert_eq!(api_root("https://ghe.example.com/api/v3/"), ("https://ghe.example.com/api/v3".into(), true));
-    }
-}

@@ -4,14 +4,15 @@
 //! `test-connection` steps:
 //! - `reachable`, `is-jenkins`: `GET /api/json`, first without the credential, answers with the
 //!   `X-Jenkins` header that every Jenkins response carries (its value is the version); only then
-//!   is it asked again with the API token;
+//!   is it asked again with the API token (the health check asks `/me/api/json` instead);
 //! - `credential`: the API token is accepted (401 `auth`) and `GET /me/api/json` names the user,
 //!   not `anonymous`;
 //! - `permission`: `/api/json` answered 200: the user has Overall/Read (403 otherwise);
 //! - `crumb` (when `checkCrumb` is true): `GET /crumbIssuer/api/json` hands out a crumb, which
 //!   anything that triggers builds will need.
 //!
-//! `check-health`: `/api/json` and `/me/api/json` (two requests).
+//! `check-health`: `/api/json` without the credential (the proof) and `/me/api/json` with it
+//! (two requests).
 //!
 //! Configuration keys: `username` (required with an AuthRef), `checkCrumb` (default false),
 //! `caCertificates` (read by the host).
@@ -72,17 +73,24 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         }
     };
 
-    // The test asks anonymously first: every Jenkins answer, even a 403, carries `X-Jenkins`, so
-    // the token goes only to a server that is Jenkins. (The health check, two requests, does not.)
+    // With a credential, the first request is anonymous, in the health check too: every Jenkins
+    // answer, even a 403, carries `X-Jenkins`, so the token goes only to a server that is Jenkins.
     let probe_url = format!("{}/api/json?tree=mode,useSecurity", s.base);
     let mut proven = None;
-    let root = if full && token.is_some() {
+    // Whether `root` is the answer to the credential (else the anonymous proof, in a health check,
+    // where `/me/api/json` judges the credential).
+    let mut credentialed = true;
+    let root = if token.is_some() {
         let anonymous =
             http::get(&probe_url).header("Accept", "application/json").send().step_at("reachable", &s.base)?;
         match anonymous.header("x-jenkins").map(str::to_string) {
-            Some(version) => {
+            Some(version) if full => {
                 proven = Some(version);
                 get("/api/json?tree=mode,useSecurity").step_at("reachable", &s.base)?
+            }
+            Some(_) => {
+                credentialed = false;
+                anonymous
             }
             None => anonymous,
         }
@@ -109,6 +117,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     report.facts.provider_version = Some(version.clone());
     report.pass("is-jenkins", format!("Jenkins {version}"));
     match root.status {
+        _ if !credentialed => {}
         200 => {}
         401 => {
             return Err(Failed::new(
