@@ -634,11 +634,23 @@ async fn a_python_connector_runs_in_the_same_sandbox() {
     assert!(c.imports().iter().any(|i| i.starts_with("wasi:filesystem/")));
     assert!(c.imports().iter().any(|i| i.starts_with("wasi:sockets/")));
 
+    let run = sandbox
+        .test_connection(&c, &integration(Some(&server.url()), Some(AUTH_REF), json!({"path": "/product"})))
+        .await;
+    assert!(run.result.success, "{:?} {:?}", run.result, run.record);
+    assert_eq!(run.result.facts.provider_version.as_deref(), Some("2.4.1"));
+    // First without the credential (the server proves it is the product), then with it.
+    let http_calls: Vec<_> = run.record.host_calls.iter().filter(|c| c.interface == "http").collect();
+    assert_eq!(http_calls.len(), 2);
+    assert_eq!((http_calls[0].auth_ref.is_none(), http_calls[1].auth_ref.as_deref()), (true, Some(AUTH_REF)));
+    assert_eq!(server.seen_authorization(), vec![format!("Bearer {CANARY}")]);
+
+    // A server that does not name itself never gets the credential.
+    let before = server.seen_authorization().len();
     let run =
         sandbox.test_connection(&c, &integration(Some(&server.url()), Some(AUTH_REF), json!({"path": "/ok"}))).await;
-    assert!(run.result.success, "{:?} {:?}", run.result, run.record);
-    assert_eq!(run.record.host_calls.iter().filter(|c| c.interface == "http").count(), 1);
-    assert_eq!(server.seen_authorization(), vec![format!("Bearer {CANARY}")]);
+    assert_eq!(run.result.failure, Some(stella_runtime::FailureClass::ProviderMismatch), "{:?}", run.result);
+    assert_eq!(server.seen_authorization().len(), before);
     assert!(run.record.logs.iter().any(|l| l.message.contains("python connector calling")));
     assert_no_canary(&run);
 

@@ -99,6 +99,14 @@ async fn serve(mut stream: TcpStream, seen: Arc<Seen>) {
         let route = path.split('?').next().unwrap_or("/");
         let response = match route {
             "/ok" | "/collect" => ok("ok"),
+            // A product that names itself in every answer, as the Python example expects.
+            "/product" => {
+                let body = r#"{"status":"ok"}"#;
+                format!(
+                    "HTTP/1.1 200 OK\r\nX-Version: 2.4.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            }
             "/echo" => ok(&echoed.join(" ")),
             "/slow" => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
