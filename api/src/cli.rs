@@ -315,6 +315,12 @@ enum ConnectorCommand {
     },
     /// Run a connector's test (or health check) in the same sandbox the service uses.
     Test(TestArgs),
+    /// Run a connector's test and health check against impostor servers on loopback (an empty
+    /// JSON object, an HTML page, an intranet Basic prompt, a 500, silence, a certificate for
+    /// another host, a redirect to a login page), with a throwaway credential. Exit 1 when it
+    /// claims success against one (a false green) or sends the credential to one (unless its
+    /// manifest declares `credential-before-proof`).
+    Conformance(ConformanceArgs),
     /// Check a component's signature against a public key, offline: a minisign key (`.pub`) with a
     /// `.minisig`, or a PEM ECDSA P-256 key with a `cosign sign-blob --key` signature. Exit 0 when
     /// it verifies, 1 when it does not.
@@ -444,6 +450,29 @@ struct TestArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+struct ConformanceArgs {
+    /// The component file, or `builtin:<provider>` for a built-in connector.
+    file: String,
+    /// The integration type to run as (default: the connector's first type).
+    #[arg(long = "type")]
+    integration_type: Option<String>,
+    /// The integration's configuration (a JSON object), as a real integration would carry it.
+    #[arg(long, default_value = "{}")]
+    config: String,
+    /// A file holding the throwaway credential, for a connector that needs one of a given shape
+    /// (a test private key for one that signs with it). Never a real credential: the impostors
+    /// are where it would go. Default: a random value.
+    #[arg(long, value_name = "FILE")]
+    credential_file: Option<PathBuf>,
+    /// The operator's sandbox configuration (TOML: limits, timeouts), as the service would use it.
+    #[arg(long, value_name = "FILE")]
+    sandbox_config: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Runs a command and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     init_logging(&cli.command);
@@ -456,6 +485,7 @@ pub fn run(cli: Cli) -> ExitCode {
             package(&input, &manifest, &output)
         }
         Command::Connector(ConnectorCommand::Test(args)) => test(args),
+        Command::Connector(ConnectorCommand::Conformance(args)) => conformance(args),
         Command::Connector(ConnectorCommand::Verify { file, key, signature }) => verify(&file, &key, signature),
         Command::Connector(ConnectorCommand::Sign { file, key, output }) => sign(&file, &key, output),
         Command::Connector(ConnectorCommand::Submit(args)) => submit(args),
@@ -1027,6 +1057,113 @@ fn package(input: &Path, manifest_path: &Path, output: &Path) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// The operator's sandbox configuration from a TOML file, or the defaults.
+fn sandbox_config(path: Option<&Path>) -> Result<SandboxConfig, CliError> {
+    let Some(path) = path else { return Ok(SandboxConfig::default()) };
+    let text = std::fs::read_to_string(path).map_err(io(format!("cannot read {}", path.display())))?;
+    Ok(toml::from_str::<SandboxConfig>(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?)
+}
+
+fn conformance(args: ConformanceArgs) -> Result<ExitCode, CliError> {
+    use stella_runtime::conformance::{self, ConformanceError, Options};
+    let (bytes, source) = read_component(&args.file)?;
+    let configuration: serde_json::Value =
+        serde_json::from_str(&args.config).map_err(|e| format!("--config is not valid JSON: {e}"))?;
+    let credential = match &args.credential_file {
+        Some(path) => std::fs::read_to_string(path).map_err(io(format!("cannot read {}", path.display())))?,
+        None => format!("conformance-canary-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let sandbox = sandbox_config(args.sandbox_config.as_deref())?;
+    let integration_type = match &args.integration_type {
+        Some(t) => t.parse::<IntegrationType>()?,
+        None => {
+            stella_runtime::manifest::read_manifest(&bytes).map_err(|e| format!("{}: {e}", args.file))?.connector.types
+                [0]
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(io("cannot start the async runtime"))?;
+    let options = Options { integration_type, configuration, credential, sandbox };
+    let report = runtime.block_on(conformance::run(&bytes, source, options)).map_err(|e| match e {
+        ConformanceError::Load(source) => CliError::Load { file: args.file.clone(), source },
+        ConformanceError::Setup(e) => CliError::Setup(e),
+        other => CliError::Invalid(other.to_string()),
+    })?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report).expect("a report serializes")).ok();
+    } else {
+        print_conformance(&mut out, &report);
+    }
+    Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print_conformance(out: &mut impl Write, r: &stella_runtime::conformance::ConformanceReport) {
+    let sha = r.sha256.get(..12).unwrap_or(&r.sha256);
+    writeln!(out, "conformance of {} {} as {} (sha256 {sha}…)", r.provider, r.version, wire_name(&r.integration_type))
+        .ok();
+    if let Some(why) = &r.credential_before_proof {
+        writeln!(out, "declared credential-before-proof: {why}").ok();
+    }
+    writeln!(
+        out,
+        "{:<18} {:<16} {:<12} {:<60} {:<16} time",
+        "impostor", "operation", "claimed", "failure class", "credential"
+    )
+    .ok();
+    for c in &r.cases {
+        let claimed = if c.claimed_success { "FALSE GREEN" } else { "no" };
+        let class = match (c.failure, c.claimed_success, c.class_fits) {
+            (_, true, _) => "-".to_string(),
+            (Some(f), false, true) => format!("{} (fits)", wire_name(&f)),
+            (f, false, _) => {
+                let expected: Vec<String> = c.fitting.iter().map(wire_name).collect();
+                let chosen = f.map(|f| wire_name(&f)).unwrap_or_else(|| "none".into());
+                format!("{chosen} (expected {})", expected.join(" or "))
+            }
+        };
+        let credential = match (c.credential_sent, r.credential_before_proof.is_some()) {
+            (false, _) => "not sent",
+            (true, true) => "sent (declared)",
+            (true, false) => "SENT",
+        };
+        let time = if c.within_deadline {
+            format!("{} ms", c.duration_ms)
+        } else {
+            format!("{} ms, OVER its {} ms deadline", c.duration_ms, c.deadline_ms)
+        };
+        writeln!(
+            out,
+            "{:<18} {:<16} {claimed:<12} {class:<60} {credential:<16} {time}",
+            wire_name(&c.impostor),
+            c.operation.name()
+        )
+        .ok();
+    }
+    if r.untested {
+        let said = r.cases.first().map(|c| c.message.as_str()).unwrap_or_default();
+        writeln!(
+            out,
+            "UNTESTED: the connector asked for no request in any case (it said: {said}); give --config as a real integration would carry it"
+        )
+        .ok();
+    }
+    let verdict = if r.passed { "passed" } else { "FAILED" };
+    writeln!(
+        out,
+        "{verdict}: {} false green(s), {} credential(s) sent{}, {} class misfit(s), {} overdue, of {} cases",
+        r.false_greens,
+        r.credentials_sent,
+        if r.credential_before_proof.is_some() && r.credentials_sent > 0 { " (declared)" } else { "" },
+        r.misfits,
+        r.overdue,
+        r.cases.len()
+    )
+    .ok();
+}
+
 fn test(args: TestArgs) -> Result<ExitCode, CliError> {
     let (bytes, source) = read_component(&args.file)?;
     let configuration: serde_json::Value =
@@ -1041,13 +1178,7 @@ fn test(args: TestArgs) -> Result<ExitCode, CliError> {
         given.insert(r, SecretValue::new(value.to_string()));
     }
     let resolver = ChainResolver::new(vec![Arc::new(given), Arc::new(EnvSecretResolver::default())]);
-    let mut config = match &args.sandbox_config {
-        None => SandboxConfig::default(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(io(format!("cannot read {}", path.display())))?;
-            toml::from_str::<SandboxConfig>(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?
-        }
-    };
+    let mut config = sandbox_config(args.sandbox_config.as_deref())?;
     config.network.allow.extend(args.allow_networks.iter().copied());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

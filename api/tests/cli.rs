@@ -279,3 +279,128 @@ fn connector_sign_writes_what_openssl_and_connector_verify_accept() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("PKCS#8"), "{}", stderr(&o));
 }
+
+/// How each built-in connector is run by the conformance kit: its integration type and a
+/// configuration a real integration would carry (the kit supplies base URL and credential).
+fn conformance_setup(provider: &str) -> (&'static str, serde_json::Value) {
+    use serde_json::json;
+    match provider {
+        "http-probe" => (
+            "host",
+            json!({"path": "/api/status", "expectedStatus": [200],
+                   "expectedHeader": {"name": "x-stella-agent", "value": "runtime-agent"},
+                   "jsonPointer": "/status", "expectedValue": "ok"}),
+        ),
+        "github-app" => ("scm", json!({"appId": 12345, "installationId": 777})),
+        "harbor" | "oci-registry" => ("registry", json!({"username": "robot$ci"})),
+        "jenkins" => ("ci", json!({"username": "ci-bot"})),
+        "bitbucket" => ("scm", json!({"repository": "PROJ/repo"})),
+        "feed-mirror" => ("feed", json!({})),
+        "circleci" => ("ci", json!({})),
+        _ => ("scm", json!({})),
+    }
+}
+
+/// A throwaway RSA key (PKCS#1 PEM, as GitHub hands apps theirs), for a connector that signs
+/// with its credential.
+fn throwaway_rsa_key(dir: &std::path::Path) -> std::path::PathBuf {
+    let key = dir.join("throwaway-key.pem");
+    let status = Command::new("openssl")
+        .args(["genrsa", "-traditional", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("`openssl` is not installed: `make test` installs it");
+    assert!(status.success());
+    key
+}
+
+#[test]
+fn every_built_in_connector_passes_the_conformance_kit() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = dir.path().join("sandbox.toml");
+    // A short deadline keeps the silent impostor's cases short; the cache spares recompiling.
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("conformance-cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(&sandbox, format!("cache-dir = {:?}\n[limits]\ndeadline-ms = 4000\n", cache.display().to_string()))
+        .unwrap();
+    let key = throwaway_rsa_key(dir.path());
+    let providers: Vec<&str> = stella_builtin_connectors::BUILTINS
+        .iter()
+        .map(|(p, _)| *p)
+        // `in-memory` scripts its outcome without a network (the next test shows the kit catching
+        // it); `artifact` integrations have no server to impersonate.
+        .filter(|p| !["in-memory", "artifact"].contains(p))
+        .collect();
+    assert!(providers.len() >= 8, "{providers:?}");
+    let runs: Vec<(&str, std::process::Child)> = providers
+        .iter()
+        .map(|provider| {
+            let (kind, config) = conformance_setup(provider);
+            let mut command = Command::new(env!("CARGO_BIN_EXE_stella-integrations"));
+            command
+                .args(["connector", "conformance", &format!("builtin:{provider}"), "--json", "--type", kind])
+                .args(["--config", &config.to_string(), "--sandbox-config", sandbox.to_str().unwrap()])
+                .env_remove("STELLA_LOG")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            if *provider == "github-app" {
+                command.args(["--credential-file", key.to_str().unwrap()]);
+            }
+            (*provider, command.spawn().expect("the binary runs"))
+        })
+        .collect();
+    for (provider, child) in runs {
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{provider}: {}{}", stdout(&o), stderr(&o));
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(report["passed"], true, "{provider}: {report:#}");
+        assert_eq!(report["cases"].as_array().unwrap().len(), 14, "{provider}");
+        // Our own connectors meet the whole standard, not only the exit code's part of it.
+        assert_eq!(
+            (report["falseGreens"].as_u64(), report["misfits"].as_u64()),
+            (Some(0), Some(0)),
+            "{provider}: {report:#}"
+        );
+        assert_eq!(report["overdue"], 0, "{provider}: {report:#}");
+        if report.get("credentialBeforeProof").is_none() {
+            assert_eq!(report["credentialsSent"], 0, "{provider}: {report:#}");
+        }
+    }
+}
+
+#[test]
+fn the_conformance_kit_catches_a_false_green_and_says_why_it_cannot_run() {
+    // `in-memory` claims whatever its configuration scripts, without asking any server.
+    let o = cli(&["connector", "conformance", "builtin:in-memory", "--type", "host", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((report["passed"].as_bool(), report["falseGreens"].as_u64()), (Some(false), Some(14)), "{report:#}");
+    assert!(report["cases"].as_array().unwrap().iter().all(|c| c["requests"] == 0 && c["claimedSuccess"] == true));
+    assert_eq!(report["untested"], true, "it asked for no request: {report:#}");
+
+    let o = cli(&["connector", "conformance", "builtin:in-memory", "--type", "host"]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = stdout(&o);
+    assert!(text.contains("FALSE GREEN") && text.contains("FAILED: 14 false green(s)"), "{text}");
+    assert!(text.contains("UNTESTED: the connector asked for no request"), "{text}");
+
+    // A connector that stops at a configuration it refuses tests nothing, and does not pass.
+    let o = cli(&["connector", "conformance", "builtin:jenkins", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((report["untested"].as_bool(), report["falseGreens"].as_u64()), (Some(true), Some(0)), "{report:#}");
+
+    for (args, why) in [
+        (vec!["builtin:artifact", "--type", "artifact"], "nothing to impersonate"),
+        (vec!["builtin:gitea", "--type", "feed"], "does not serve"),
+        (vec!["builtin:gitea", "--config", "[1]"], "JSON object"),
+        (vec!["builtin:gitea", "--config", "{"], "not valid JSON"),
+        (vec!["/nonexistent.wasm"], "cannot read"),
+    ] {
+        let o = cli(&[&["connector", "conformance"][..], &args].concat());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}{}", stdout(&o), stderr(&o));
+        assert!(stderr(&o).contains(why), "{args:?}: {}", stderr(&o));
+    }
+}

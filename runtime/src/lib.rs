@@ -37,6 +37,7 @@
 mod bindings;
 mod cache;
 pub mod catalog;
+pub mod conformance;
 pub mod egress;
 mod host;
 pub mod http_client;

@@ -358,7 +358,10 @@ mod tests {
             "[connector]\nprovider='ci'\ntypes=['ci']\nversion='1.0.0'\ncredential-before-proof='the API answers nothing without a token'",
         )
         .unwrap();
-        assert_eq!(declared.connector.credential_before_proof.as_deref(), Some("the API answers nothing without a token"));
+        assert_eq!(
+            declared.connector.credential_before_proof.as_deref(),
+            Some("the API answers nothing without a token")
+        );
         assert_eq!(Manifest::from_toml(&declared.to_toml()).unwrap(), declared);
     }
 
