@@ -2654,7 +2654,9 @@ mod circleci {
                                  "/project/{project-slug}": {"get": {"summary": "Get a project", "operationId": "getProjectBySlug"}}}}),
             ),
         )
-        .on(
+        // Without a token, CircleCI's own refusal; with one, the token's user.
+        .on("GET", "/api/v2/me", Canned::json(401, json!({"message": "You must log in first."})))
+        .on_authorized(
             "GET",
             "/api/v2/me",
             Canned::json(200, json!({"id": "5e7c1a2b-3d4e-4f5a-8b9c-0d1e2f3a4b5c", "login": "ci-bot", "name": "CI Bot",
@@ -2689,7 +2691,7 @@ mod circleci {
         assert!(outcome.message.contains("ci-bot"), "{outcome:?}");
         let seen = stub.seen();
         assert_eq!(seen.len(), 3);
-        assert_eq!((seen[0].path.as_str(), seen[0].header("circle-token")), (OPENAPI, None), "proven anonymously");
+        assert_eq!((seen[0].path.as_str(), seen[0].header("circle-token")), ("/api/v2/me", None), "proven anonymously");
         for s in &seen[1..] {
             assert_eq!(s.header("circle-token"), Some(SECRET), "{s:?}");
             assert_eq!(s.header("authorization"), None);
@@ -2700,6 +2702,14 @@ mod circleci {
         // A base URL given with the API path means the same server.
         let with_path = h.integration(IntegrationType::Ci, &format!("{}/api/v2/", stub.base_url), settings());
         assert!(h.test(&with_path).await.success);
+
+        // A server that words its anonymous refusal otherwise is proven by its API description.
+        stub.on("GET", "/api/v2/me", Canned::json(401, json!({"message": "Unauthorized"})));
+        let before = stub.seen().len();
+        let outcome = h.test(&config).await;
+        assert!(outcome.success && outcome.steps[2].message.contains("API v2 description"), "{outcome:?}");
+        let seen = stub.seen();
+        assert_eq!((seen[before + 1].path.as_str(), seen[before + 1].header("circle-token")), (OPENAPI, None));
     }
 
     #[tokio::test]
@@ -2710,7 +2720,7 @@ mod circleci {
 
         // A wrong token, and a project API token (API v1.1 only), are refused alike.
         serve_circleci(&stub);
-        stub.on("GET", "/api/v2/me", Canned::json(401, json!({"message": "You must log in first."})));
+        stub.on_authorized("GET", "/api/v2/me", Canned::json(401, json!({"message": "You must log in first."})));
         let outcome = h.test(&config).await;
         assert_failed(&outcome, FailureClass::Auth, "credential");
         assert!(
@@ -2726,7 +2736,7 @@ mod circleci {
         assert!(outcome.message.contains("Project not found"), "{outcome:?}");
 
         serve_circleci(&stub);
-        stub.on(
+        stub.on_authorized(
             "GET",
             "/api/v2/me",
             Canned::json(429, json!({"message": "Rate limit exceeded"}))
@@ -2740,9 +2750,10 @@ mod circleci {
         let health = h.health(&config).await;
         assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
 
-        stub.on("GET", OPENAPI, Canned::new(502).body("Bad Gateway"));
+        stub.on("GET", "/api/v2/me", Canned::new(502).body("Bad Gateway"));
         assert_failed(&h.test(&config).await, FailureClass::ProviderDown, "is-circleci");
-        // Another API's OpenAPI document is not CircleCI's.
+        // Another API: its anonymous refusal is not CircleCI's, nor its OpenAPI document.
+        stub.on("GET", "/api/v2/me", Canned::json(401, json!({"error": "unauthorized"})));
         stub.on(
             "GET",
             OPENAPI,

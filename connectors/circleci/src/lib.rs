@@ -8,15 +8,17 @@
 //!
 //! `test-connection` steps:
 //! - `configuration`: the base URL, `project`;
-//! - `reachable`, `is-circleci`: on a CircleCI server, `GET /api/v2/openapi.json`, asked without
-//!   the token, is CircleCI's API v2 description (`info.title` `CircleCI API`, a `/me` path), so
-//!   the token goes only to a server proven to be CircleCI. CircleCI cloud is a fixed host,
+//! - `reachable`, `is-circleci`: on a CircleCI server, `GET /api/v2/me` asked without the token
+//!   answers CircleCI's own 401 (`{"message": "You must log in first."}`), or else
+//!   `GET /api/v2/openapi.json` is CircleCI's API v2 description (`info.title` `CircleCI API`, a
+//!   `/me` path), so the token goes only to a server proven to be CircleCI. CircleCI cloud is a fixed host,
 //!   `circleci.com` over HTTPS: its certificate proves it, and the first request carries the token;
 //! - `credential`: `GET /api/v2/me` names the token's user (401 `auth` with CircleCI's `message`);
 //! - `project` (when `project` is configured): `GET /api/v2/project/{slug}` is readable (404
 //!   `Project not found` is `not-found`).
 //!
-//! `check-health`: server: the OpenAPI document and the user (two requests); cloud: the user.
+//! `check-health`: server: the anonymous and the authenticated `/api/v2/me` (two requests; a third,
+//! the API description, when the first is not CircleCI's refusal); cloud: the user.
 //! The remaining `X-RateLimit-Remaining` / `RateLimit-Remaining` is reported when sent; 429 is
 //! `rate-limited`.
 //!
@@ -121,6 +123,9 @@ fn note_rate_limit(report: &mut Report, response: &Response) {
     }
 }
 
+/// What CircleCI's API v2 answers a caller without a token (401).
+const LOG_IN_FIRST: &str = "You must log in first.";
+
 /// Whether a document is CircleCI's API v2 description.
 fn is_circleci_openapi(response: &Response) -> bool {
     response.status == 200
@@ -135,26 +140,43 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     report.pass("configuration", "the settings are valid");
 
     if !s.cloud {
-        let document = http::get(&format!("{}/openapi.json", s.api))
+        // CircleCI answers an anonymous caller with its own refusal; a server that phrases it
+        // otherwise still serves its API description without a token.
+        let anonymous = http::get(&format!("{}/me", s.api))
             .header("Accept", "application/json")
             .send()
             .step_at("reachable", &s.api)?;
         report.pass("reachable", format!("{} answered", s.api));
-        note_rate_limit(report, &document);
-        if document.status >= 500 || document.status == 429 {
-            return Err(refusal("is-circleci", &document));
+        note_rate_limit(report, &anonymous);
+        if anonymous.status >= 500 || anonymous.status == 429 {
+            return Err(refusal("is-circleci", &anonymous));
         }
-        if !is_circleci_openapi(&document) {
-            return Err(Failed::new(
-                FailureClass::ProviderMismatch,
+        if anonymous.status == 401 && message_of(&anonymous).as_deref() == Some(LOG_IN_FIRST) {
+            report.pass(
                 "is-circleci",
-                format!(
-                    "`/api/v2/openapi.json` answered {} without CircleCI's API description: this is not CircleCI",
-                    checks::describe_status(&document)
-                ),
-            ));
+                format!("CircleCI server (`/api/v2/me` answers an anonymous caller `{LOG_IN_FIRST}`)"),
+            );
+        } else {
+            let document = http::get(&format!("{}/openapi.json", s.api))
+                .header("Accept", "application/json")
+                .send()
+                .step("is-circleci")?;
+            if document.status >= 500 || document.status == 429 {
+                return Err(refusal("is-circleci", &document));
+            }
+            if !is_circleci_openapi(&document) {
+                return Err(Failed::new(
+                    FailureClass::ProviderMismatch,
+                    "is-circleci",
+                    format!(
+                        "`/api/v2/me` answered an anonymous caller {} and `/api/v2/openapi.json` {}, neither as CircleCI does: this is not CircleCI",
+                        checks::describe_status(&anonymous),
+                        checks::describe_status(&document)
+                    ),
+                ));
+            }
+            report.pass("is-circleci", "CircleCI server (its API v2 description)");
         }
-        report.pass("is-circleci", "CircleCI server (its API v2 description)");
     }
 
     let Some(token) = secrets::step_secret(config, "credential")? else {

@@ -122,6 +122,10 @@ impl PrivateCa {
     }
 }
 
+/// The headers that carry a credential to the providers the stubs stand in for: the standard one,
+/// GitLab's and CircleCI's.
+pub const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "private-token", "circle-token"];
+
 /// A provider stand-in on loopback; stops when dropped.
 #[derive(Debug)]
 pub struct Stub {
@@ -195,8 +199,9 @@ impl Stub {
         self
     }
 
-    /// Answers `METHOD /path` with `canned` when the request carries `Authorization` (taking
-    /// precedence over [`Stub::on`], which then answers the requests without it).
+    /// Answers `METHOD /path` with `canned` when the request carries a credential header
+    /// ([`CREDENTIAL_HEADERS`]; taking precedence over [`Stub::on`], which then answers the
+    /// requests without one).
     pub fn on_authorized(&self, method: &str, path: &str, canned: Canned) -> &Self {
         self.state.routes.lock().unwrap().insert(format!("{method} {path} +auth"), canned);
         self
@@ -245,7 +250,7 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(stream: S, state: &State) {
         if stream.read_exact(&mut body).await.is_err() {
             return;
         }
-        let authorized = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
+        let authorized = headers.iter().any(|(n, _)| CREDENTIAL_HEADERS.iter().any(|c| n.eq_ignore_ascii_case(c)));
         let canned = {
             let routes = state.routes.lock().unwrap();
             let found = authorized.then(|| routes.get(&format!("{method} {path} +auth"))).flatten();
