@@ -6,8 +6,9 @@
 //! any DNS lookup. Then every address its host resolves to must be allowed by the operator's
 //! [`NetworkPolicy`]; the connection goes only to those checked addresses (see `http_client.rs`).
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -148,11 +149,16 @@ pub struct NetworkPolicy {
     pub allow: Vec<IpNet>,
     /// Networks denied.
     pub block: Vec<IpNet>,
+    /// Host names answered with an address instead of DNS (`"api.bitbucket.org" =
+    /// "10.20.0.5:8443"`; a port of 0 keeps the URL's): a split-horizon name, a SaaS API reached
+    /// through a fixed egress address, a provider's stand-in in tests. The address is still judged
+    /// by `allow` and `block`, and TLS still verifies the name.
+    pub pin: BTreeMap<String, SocketAddr>,
 }
 
 impl Default for NetworkPolicy {
     fn default() -> Self {
-        Self { allow: Vec::new(), block: Self::default_blocked() }
+        Self { allow: Vec::new(), block: Self::default_blocked(), pin: BTreeMap::new() }
     }
 }
 

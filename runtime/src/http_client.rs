@@ -62,10 +62,14 @@ impl Resolve for PolicyResolver {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await
-                .map_err(|e| DnsFailure { host: host.clone(), reason: e.to_string() })?
-                .collect();
+            let pinned = policy.pin.iter().find(|(name, _)| name.eq_ignore_ascii_case(&host)).map(|(_, addr)| *addr);
+            let addrs: Vec<SocketAddr> = match pinned {
+                Some(addr) => vec![addr],
+                None => tokio::net::lookup_host((host.as_str(), 0))
+                    .await
+                    .map_err(|e| DnsFailure { host: host.clone(), reason: e.to_string() })?
+                    .collect(),
+            };
             if addrs.is_empty() {
                 return Err(DnsFailure { host, reason: "no addresses".into() }.into());
             }
@@ -181,5 +185,23 @@ mod tests {
             let err = check_answer(&policy, "rebind.example.com", &addrs(mixed)).unwrap_err();
             assert!(err.to_string().starts_with("rebind.example.com: address"), "{err}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_pinned_name_resolves_to_its_address_and_the_policy_still_judges_it() {
+        let pinned: SocketAddr = "127.0.0.1:8443".parse().unwrap();
+        let mut policy = NetworkPolicy::default();
+        policy.pin.insert("API.Bitbucket.org".into(), pinned);
+        let resolve = |policy: NetworkPolicy| async move {
+            PolicyResolver { policy: Arc::new(policy) }
+                .resolve("api.bitbucket.org".parse().unwrap())
+                .await
+                .map(|addrs| addrs.collect::<Vec<_>>())
+        };
+        // Loopback is blocked by default: a pin does not get past the policy.
+        let err = resolve(policy.clone()).await.unwrap_err();
+        assert!(err.to_string().contains("127.0.0.1"), "{err}");
+        policy.allow.push("127.0.0.1/32".parse().unwrap());
+        assert_eq!(resolve(policy).await.unwrap(), vec![pinned]);
     }
 }

@@ -33,10 +33,23 @@ impl Harness {
     }
 
     fn with_secret(provider: &str, secret: &str) -> Self {
+        Self::build(provider, secret, &[])
+    }
+
+    /// A harness whose sandbox sends a provider's fixed public host names (`api.bitbucket.org`)
+    /// to a stub, as the operator's `network.pin` does: a TLS stub whose certificate names them
+    /// (`Stub::start_tls_for`), trusted through the integration's `caCertificates`.
+    fn pinned(provider: &str, hosts: &[&str], stub: &Stub) -> Self {
+        let pins: Vec<(&str, std::net::SocketAddr)> = hosts.iter().map(|h| (*h, stub.addr())).collect();
+        Self::build(provider, SECRET, &pins)
+    }
+
+    fn build(provider: &str, secret: &str, pins: &[(&str, std::net::SocketAddr)]) -> Self {
         let mut secrets = StaticSecretResolver::default();
         secrets.insert(AuthRef::parse(AUTH_REF).unwrap(), SecretValue::new(secret.into()));
         let mut network = NetworkPolicy::default();
         network.allow.push("127.0.0.1/32".parse().unwrap());
+        network.pin.extend(pins.iter().map(|(host, addr)| (host.to_string(), *addr)));
         let config = SandboxConfig {
             network,
             cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
@@ -1591,6 +1604,50 @@ mod github {
         // GitHub down.
         stub.on("GET", "/api/v3/meta", Canned::new(503).header("Retry-After", "30"));
         assert_failed(&h.test(&config).await, FailureClass::ProviderDown, "is-github");
+    }
+
+    #[tokio::test]
+    async fn github_com_is_proven_by_meta_in_the_test_and_by_its_certificate_in_the_health_check() {
+        // api.github.com, pinned to a TLS stub whose certificate names it.
+        let stub = Stub::start_tls_for(&["api.github.com"]).await;
+        let h = Harness::pinned("github", &["api.github.com"], &stub);
+        stub.on(
+            "GET",
+            "/meta",
+            Canned::json(200, json!({"verifiable_password_authentication": false, "hooks": ["192.30.252.0/22"]}))
+                .header("X-GitHub-Request-Id", "CAFE:1F2E:3D4C:5B6A:7E8F9A0B"),
+        )
+        .on(
+            "GET",
+            "/user",
+            Canned::json(200, json!({"login": "octocat", "id": 1}))
+                .header("X-GitHub-Request-Id", "CAFE:1F2E:3D4C:5B6A:7E8F9A0C")
+                .header("X-OAuth-Scopes", "repo, workflow")
+                .header("X-RateLimit-Remaining", "4999"),
+        );
+        let config = h.integration(
+            IntegrationType::Ci,
+            "https://github.com",
+            json!({"requiredScopes": ["workflow"], "caCertificates": stub.ca_pem.clone().unwrap()}),
+        );
+        let outcome = h.test(&config).await;
+        assert!(outcome.success, "{outcome:?}");
+        assert_eq!(step_names(&outcome), ["configuration", "reachable", "is-github", "credential", "token"]);
+        assert_eq!(
+            (outcome.steps[2].message.as_str(), outcome.facts.provider_version.as_deref()),
+            ("GitHub.com", None)
+        );
+        assert_eq!(outcome.facts.rate_limit_remaining, Some(4999));
+
+        let before = stub.seen().len();
+        let health = h.health(&config).await;
+        assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
+        let seen: Vec<_> = stub.seen().into_iter().skip(before).collect();
+        assert_eq!(seen.len(), 1, "one request: {seen:?}");
+        assert_eq!(
+            (seen[0].path.as_str(), seen[0].header("authorization")),
+            ("/user", Some(format!("Bearer {SECRET}").as_str()))
+        );
     }
 
     #[tokio::test]

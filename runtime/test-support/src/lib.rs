@@ -76,7 +76,8 @@ struct State {
     seen: Mutex<Vec<Seen>>,
 }
 
-/// A private CA and a server certificate it signed for `localhost` and `127.0.0.1`.
+/// A private CA and a server certificate it signed (for `localhost` and `127.0.0.1`, or the names
+/// given).
 #[derive(Debug)]
 pub struct PrivateCa {
     /// The CA certificate, as an integration's `caCertificates` carries it.
@@ -98,8 +99,13 @@ impl Default for PrivateCa {
 }
 
 impl PrivateCa {
-    /// A new CA, and a server certificate it signed.
+    /// A new CA, and a server certificate it signed for `localhost` and `127.0.0.1`.
     pub fn new() -> Self {
+        Self::for_names(&["localhost", "127.0.0.1"])
+    }
+
+    /// A new CA, and a server certificate it signed for these names.
+    pub fn for_names(names: &[&str]) -> Self {
         use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
         let _ = rustls::crypto::ring::default_provider().install_default();
         let ca_key = KeyPair::generate().unwrap();
@@ -108,7 +114,7 @@ impl PrivateCa {
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca_params, ca_key);
         let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        let leaf = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
             .unwrap()
             .signed_by(&leaf_key, &issuer)
             .unwrap();
@@ -152,7 +158,14 @@ impl Stub {
 
     /// A TLS stub whose certificate (for `127.0.0.1` and `localhost`) a private CA signed.
     pub async fn start_tls() -> Self {
-        let ca = PrivateCa::new();
+        Self::start_tls_for(&["localhost", "127.0.0.1"]).await
+    }
+
+    /// A TLS stub whose certificate, from a private CA, names `names`: a public provider's fixed
+    /// host (`api.bitbucket.org`), which the sandbox's `network.pin` sends here. Its `base_url`
+    /// is still the loopback address; `addr` is what to pin the name to.
+    pub async fn start_tls_for(names: &[&str]) -> Self {
+        let ca = PrivateCa::for_names(names);
         let config = rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(
@@ -191,6 +204,13 @@ impl Stub {
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         Self { base_url: format!("{scheme}://127.0.0.1:{port}"), ca_pem: None, state, task }
+    }
+
+    /// The stub's socket address (what a pinned host name resolves to).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        let port =
+            self.base_url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("the base URL ends with a port");
+        std::net::SocketAddr::from(([127, 0, 0, 1], port))
     }
 
     /// Answers `METHOD /path` (the path with its query) with `canned` from now on.
