@@ -30,6 +30,10 @@ fn inspect_prints_identity_permissions_and_imports() {
     }
     // Type imports of the world are not capabilities and are not listed.
     assert!(!text.contains("  connection-config\n"), "{text}");
+    assert!(!text.contains("credential before proof"), "{text}");
+    // A connector that must send its credential before it can prove the server says why.
+    let o = cli(&["connector", "inspect", "builtin:gitlab"]);
+    assert!(stdout(&o).contains("credential before proof: GitLab answers nothing"), "{}", stdout(&o));
 
     let o = cli(&["connector", "inspect", "builtin:in-memory", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -1068,3 +1068,60 @@ async fn oversized_random_bytes() {
     let run = oversized_case("random-bytes").await;
     assert_stopped_by(&run, LimitKind::TransferBytes);
 }
+
+/// The conformance kit against two connectors it must fail: `well_behaved`, a naive probe (one
+/// GET with the bearer token, redirects followed, any 2xx a success), and `canary_reveal`, which
+/// reads the secret's value and puts it in a query string, where the host's record cannot see it
+/// but the impostor does.
+#[tokio::test]
+async fn the_conformance_kit_fails_a_naive_probe_and_a_connector_that_leaks_the_value() {
+    use stella_runtime::IntegrationType;
+    use stella_runtime::conformance::{self, Impostor, Operation, Options};
+    let options = |integration_type| Options {
+        integration_type,
+        configuration: json!({}),
+        credential: CANARY.into(),
+        sandbox: SandboxConfig {
+            limits: Limits { deadline_ms: 2_000, ..Limits::default() },
+            ..SandboxConfig::default()
+        },
+    };
+    let naive = std::fs::read(WELL_BEHAVED).unwrap();
+    let report = conformance::run(&naive, ConnectorSource::BuiltIn, options(IntegrationType::Host)).await.unwrap();
+    assert!(!report.passed && !report.untested, "{report:#?}");
+    let case =
+        |impostor, operation| report.cases.iter().find(|c| c.impostor == impostor && c.operation == operation).unwrap();
+    // `{}` and an HTML page are "success".
+    for impostor in [Impostor::EmptyJson, Impostor::HtmlPage] {
+        for operation in [Operation::TestConnection, Operation::CheckHealth] {
+            let c = case(impostor, operation);
+            assert!(c.claimed_success && c.credential_sent, "{c:?}");
+        }
+    }
+    assert_eq!(report.false_greens, 4, "{report:#?}");
+    // The token went to every impostor that let a request through; not past a certificate for
+    // another host, which the host refused before anything was written.
+    let tls = case(Impostor::WrongCertificate, Operation::TestConnection);
+    assert_eq!(
+        (tls.failure, tls.class_fits, tls.credential_sent, tls.requests),
+        (Some(FailureClass::Tls), true, false, 0)
+    );
+    let silent = case(Impostor::Silent, Operation::TestConnection);
+    assert_eq!(
+        (silent.failure, silent.within_deadline, silent.credential_sent),
+        (Some(FailureClass::Timeout), true, true)
+    );
+    assert!(silent.duration_ms < 2_000, "{silent:?}");
+    assert_eq!(report.credentials_sent, 12, "{report:#?}");
+    // A 500 is `provider-down`, which fits; an intranet's 401 is not an outage.
+    assert!(case(Impostor::ServerError, Operation::CheckHealth).class_fits);
+    assert!(!case(Impostor::BasicPrompt, Operation::TestConnection).class_fits);
+
+    // The value itself in a query string: only the impostor sees it.
+    let leaking = std::fs::read(CANARY_REVEAL).unwrap();
+    let report =
+        conformance::run(&leaking, ConnectorSource::BuiltIn, options(IntegrationType::Registry)).await.unwrap();
+    let empty = report.cases.iter().find(|c| c.impostor == Impostor::EmptyJson).unwrap();
+    assert!(empty.claimed_success && empty.credential_sent && empty.requests >= 4, "{empty:?}");
+    assert!(!report.passed);
+}
