@@ -103,7 +103,8 @@ fn project_name(name: &str) -> bool {
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     let c: Keys = config.settings()?;
     let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
-    if !(base.starts_with("https://") || base.starts_with("http://")) {
+    let scheme = base.get(..8).unwrap_or(&base).to_ascii_lowercase();
+    if !(scheme.starts_with("https://") || scheme.starts_with("http://")) {
         return Err("the base URL must be an http(s) URL".into());
     }
     let organization = organization(&base)?;

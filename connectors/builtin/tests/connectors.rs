@@ -2407,6 +2407,322 @@ mod bitbucket {
         assert_failed(&h.test(&anonymous).await, FailureClass::Misconfigured, "configuration");
         assert!(stub.seen().is_empty(), "a misconfigured integration sent a request");
     }
+    // Bitbucket Cloud: `https://bitbucket.org` means the REST API 2.0 on `api.bitbucket.org`, here
+    // pinned to a TLS stub whose certificate names it.
+
+    const CLOUD_HOSTS: [&str; 1] = ["api.bitbucket.org"];
+    const CLOUD_USER: &str = "/2.0/user";
+    const CLOUD_REPO: &str = "/2.0/repositories/acme/api";
+    /// `GET /2.0/user/permissions/repositories?q=repository.full_name="acme/api"`.
+    const CLOUD_PERMISSION: &str = "/2.0/user/permissions/repositories?q=repository.full_name%3D%22acme%2Fapi%22";
+
+    /// Bitbucket Cloud's error body: `{"type": "error", "error": {"message", "detail"}}`.
+    fn cloud_error(status: u16, error: Value) -> Canned {
+        Canned::json(status, json!({"type": "error", "error": error}))
+    }
+
+    /// `GET /2.0/user` for the account behind an API token or app password.
+    fn cloud_account() -> Value {
+        json!({"type": "user", "uuid": "{d301aafa-d676-4ee0-88be-962be7417567}",
+               "account_id": "557058:3f2c8a4e-1b6d-4c8e-9f0a-7b5d2e1c4a9f", "nickname": "ci-bot",
+               "display_name": "CI Bot", "account_status": "active", "created_on": "2021-03-04T10:00:00.000000+00:00",
+               "links": {"self": {"href": "https://api.bitbucket.org/2.0/users/%7Bd301aafa-d676-4ee0-88be-962be7417567%7D"}}})
+    }
+
+    /// `GET /2.0/repositories/acme/api`: a private Git repository of the workspace `acme`.
+    fn cloud_repository() -> Value {
+        json!({"type": "repository", "full_name": "acme/api", "name": "api", "slug": "api",
+               "uuid": "{5137f783-a12b-4958-a614-4a2af63fca20}", "is_private": true, "scm": "git",
+               "fork_policy": "no_public_forks", "mainbranch": {"type": "branch", "name": "main"},
+               "workspace": {"type": "workspace", "slug": "acme", "name": "Acme", "uuid": "{cc445f42-b2f8-4d69-bfd1-4e0047966e87}"},
+               "project": {"type": "project", "key": "PLAT", "name": "Platform", "uuid": "{0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0}"},
+               "links": {"html": {"href": "https://bitbucket.org/acme/api"}}})
+    }
+
+    /// The user's permission on the repository, as `/2.0/user/permissions/repositories` lists it.
+    fn cloud_permission(permission: &str) -> Canned {
+        Canned::json(
+            200,
+            json!({"pagelen": 10, "page": 1, "size": 1, "values": [
+                {"type": "repository_permission", "permission": permission,
+                 "user": {"type": "user", "display_name": "CI Bot", "nickname": "ci-bot"},
+                 "repository": {"type": "repository", "full_name": "acme/api", "name": "api"}}]}),
+        )
+    }
+
+    /// Bitbucket Cloud as its REST API 2.0 reference shows the answers: an anonymous caller gets
+    /// 401 from `/2.0/user` and 404 for a private repository; a signed-in user with write access
+    /// gets the account, the repository and the permission.
+    fn serve_bitbucket_cloud(stub: &Stub) {
+        stub.on("GET", CLOUD_USER, cloud_error(401, json!({"message": "Unauthorized"})))
+            .on_authorized("GET", CLOUD_USER, Canned::json(200, cloud_account()))
+            .on(
+                "GET",
+                CLOUD_REPO,
+                cloud_error(404, json!({"message": "You may not have access to this repository or it no longer exists in this workspace. If you think this repository exists and you have access, make sure you are authenticated."})),
+            )
+            .on_authorized("GET", CLOUD_REPO, Canned::json(200, cloud_repository()))
+            .on_authorized("GET", CLOUD_PERMISSION, cloud_permission("write"));
+    }
+
+    /// A Cloud integration (`https://bitbucket.org`) trusting the stub's private CA.
+    fn cloud_settings(stub: &Stub, settings: Value) -> Value {
+        let mut settings = settings;
+        settings["caCertificates"] = json!(stub.ca_pem.clone().unwrap());
+        settings
+    }
+
+    fn paths_since(stub: &Stub, before: usize) -> Vec<String> {
+        stub.seen().into_iter().skip(before).map(|s| s.path).collect()
+    }
+
+    #[tokio::test]
+    async fn bitbucket_cloud_api_tokens_and_app_passwords_go_as_basic_to_api_bitbucket_org() {
+        let stub = Stub::start_tls_for(&CLOUD_HOSTS).await;
+        let h = Harness::pinned("bitbucket", &CLOUD_HOSTS, &stub);
+        serve_bitbucket_cloud(&stub);
+        // An Atlassian API token with the account's email, an app password with the username.
+        for username in ["ci-bot@acme.example", "ci-bot"] {
+            let settings =
+                cloud_settings(&stub, json!({"repository": "acme/api", "username": username, "needsWrite": true}));
+            let config = h.integration(IntegrationType::Scm, "https://bitbucket.org", settings);
+            let before = stub.seen().len();
+            let outcome = h.test(&config).await;
+            assert!(outcome.success, "{username}: {outcome:?}");
+            assert_eq!(
+                step_names(&outcome),
+                ["configuration", "reachable", "is-bitbucket", "credential", "repository"]
+            );
+            assert!(outcome.steps[2].message.contains("`api.bitbucket.org` over HTTPS"), "{outcome:?}");
+            assert!(outcome.steps[3].message.contains("`CI Bot`"), "{outcome:?}");
+            assert!(outcome.steps[4].message.contains("readable and writable"), "{outcome:?}");
+            assert_eq!((outcome.facts.provider_version.as_deref(), outcome.facts.rate_limit_remaining), (None, None));
+            // Every request, the first included, carries the credential as HTTP basic.
+            let basic =
+                format!("Basic {}", super::http_probe::base64_encode(format!("{username}:{SECRET}").as_bytes()));
+            let seen: Vec<_> = stub.seen().into_iter().skip(before).collect();
+            assert_eq!(
+                seen.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(),
+                [CLOUD_USER, CLOUD_REPO, CLOUD_PERMISSION]
+            );
+            for s in &seen {
+                assert_eq!(
+                    (s.header("authorization"), s.header("host")),
+                    (Some(basic.as_str()), Some("api.bitbucket.org"))
+                );
+            }
+
+            // Health: the user and the repository, never the write permission.
+            let before = stub.seen().len();
+            let health = h.health(&config).await;
+            assert_eq!((health.status, health.failure), (HealthStatus::Healthy, None), "{health:?}");
+            assert_eq!(paths_since(&stub, before), [CLOUD_USER, CLOUD_REPO], "two requests");
+            assert!(stub.seen()[before..].iter().all(|s| s.header("authorization") == Some(basic.as_str())));
+        }
+
+        // A user who may only read the repository.
+        stub.on_authorized("GET", CLOUD_PERMISSION, cloud_permission("read"));
+        let settings =
+            cloud_settings(&stub, json!({"repository": "acme/api", "username": "ci-bot", "needsWrite": true}));
+        let outcome = h.test(&h.integration(IntegrationType::Scm, "https://bitbucket.org", settings)).await;
+        assert_failed(&outcome, FailureClass::Permission, "repository");
+        assert!(outcome.message.contains("may read `acme/api` but not write to it"), "{outcome:?}");
+
+        // The Cloud's other spellings mean the same API host.
+        for base in [
+            "https://api.bitbucket.org/2.0",
+            "https://www.bitbucket.org",
+            "https://Bitbucket.org/",
+            "HTTPS://BITBUCKET.ORG",
+        ] {
+            let settings = cloud_settings(&stub, json!({"repository": "acme/api", "username": "ci-bot"}));
+            let outcome = h.test(&h.integration(IntegrationType::Scm, base, settings)).await;
+            assert!(outcome.success, "{base}: {outcome:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bitbucket_cloud_access_token_goes_as_bearer_and_only_the_repository_proves_it() {
+        let stub = Stub::start_tls_for(&CLOUD_HOSTS).await;
+        let h = Harness::pinned("bitbucket", &CLOUD_HOSTS, &stub);
+        serve_bitbucket_cloud(&stub);
+        // Requests by an access token to `/2.0/repositories/*` carry Bitbucket's scaled rate-limit
+        // headers: the hourly limit, its resource group and whether it is nearly used up (no
+        // remaining count).
+        let repository = || {
+            Canned::json(200, cloud_repository())
+                .header("X-RateLimit-Limit", "1000")
+                .header("X-RateLimit-Resource", "api")
+                .header("X-RateLimit-NearLimit", "false")
+        };
+        stub.on_authorized("GET", CLOUD_REPO, repository());
+        let config = h.integration(
+            IntegrationType::Ci,
+            "https://bitbucket.org",
+            cloud_settings(&stub, json!({"repository": "acme/api"})),
+        );
+        let outcome = h.test(&config).await;
+        assert!(outcome.success, "{outcome:?}");
+        assert_eq!(step_names(&outcome), ["configuration", "reachable", "is-bitbucket", "credential", "repository"]);
+        assert!(outcome.steps[3].message.contains("access token is not refused"), "{outcome:?}");
+        assert_eq!(outcome.facts.rate_limit_remaining, None, "Bitbucket Cloud sends no remaining count");
+        // One request, the repository, with the token as a bearer token: `/2.0/user` is skipped.
+        let seen = stub.seen();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(
+            (seen[0].path.as_str(), seen[0].header("authorization"), seen[0].header("host")),
+            (CLOUD_REPO, Some(format!("Bearer {SECRET}").as_str()), Some("api.bitbucket.org"))
+        );
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Healthy, None), "{health:?}");
+        assert_eq!(paths_since(&stub, 1), [CLOUD_REPO], "the health check is one request");
+
+        // Write access from the scopes Bitbucket names for the token, when it names them.
+        let writable = h.integration(
+            IntegrationType::Ci,
+            "https://bitbucket.org",
+            cloud_settings(&stub, json!({"repository": "acme/api", "needsWrite": true})),
+        );
+        stub.on_authorized("GET", CLOUD_REPO, repository().header("X-OAuth-Scopes", "pullrequest, repository:write"));
+        let outcome = h.test(&writable).await;
+        assert!(outcome.success && outcome.steps[4].message.contains("readable and writable"), "{outcome:?}");
+        stub.on_authorized("GET", CLOUD_REPO, repository().header("X-OAuth-Scopes", "repository, pullrequest"));
+        let outcome = h.test(&writable).await;
+        assert_failed(&outcome, FailureClass::Permission, "repository");
+        assert!(outcome.message.contains("the access token may read `acme/api` but not write to it"), "{outcome:?}");
+        stub.on_authorized("GET", CLOUD_REPO, repository());
+        let outcome = h.test(&writable).await;
+        assert!(outcome.success && outcome.steps[4].message.contains("write access not checked"), "{outcome:?}");
+        assert!(stub.seen().iter().all(|s| s.path == CLOUD_REPO), "{:?}", stub.seen());
+
+        // A token Bitbucket does not take.
+        stub.on_authorized(
+            "GET",
+            CLOUD_REPO,
+            cloud_error(401, json!({"message": "Token is invalid, expired, or not supported for this endpoint."})),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Auth, "credential");
+        assert!(outcome.message.contains("Token is invalid, expired"), "{outcome:?}");
+        assert_eq!(h.health(&config).await.failure, Some(FailureClass::Auth));
+    }
+
+    #[tokio::test]
+    async fn bitbucket_cloud_refusals_map_to_failure_classes() {
+        let stub = Stub::start_tls_for(&CLOUD_HOSTS).await;
+        let h = Harness::pinned("bitbucket", &CLOUD_HOSTS, &stub);
+        let config = h.integration(
+            IntegrationType::Scm,
+            "https://bitbucket.org",
+            cloud_settings(&stub, json!({"repository": "acme/api", "username": "ci-bot@acme.example"})),
+        );
+
+        // A wrong API token or app password: Bitbucket's Basic challenge; the repository is not asked.
+        serve_bitbucket_cloud(&stub);
+        stub.on_authorized(
+            "GET",
+            CLOUD_USER,
+            Canned::new(401).header("WWW-Authenticate", r#"Basic realm="Bitbucket.org HTTP""#),
+        );
+        let before = stub.seen().len();
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Auth, "credential");
+        assert!(outcome.message.contains("status 401"), "{outcome:?}");
+        assert_eq!(paths_since(&stub, before), [CLOUD_USER], "nothing is sent after the 401");
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Unhealthy, Some(FailureClass::Auth)));
+
+        // A scoped API token without `read:user:bitbucket`: the 403 still proves the credential.
+        let lacks_scope = |granted: &str, required: &str| {
+            cloud_error(
+                403,
+                json!({"message": "Your credentials lack one or more required privilege scopes.",
+                       "detail": {"granted": [granted], "required": [required]}}),
+            )
+        };
+        serve_bitbucket_cloud(&stub);
+        stub.on_authorized("GET", CLOUD_USER, lacks_scope("read:repository:bitbucket", "read:user:bitbucket"));
+        let outcome = h.test(&config).await;
+        assert!(outcome.success, "{outcome:?}");
+        assert!(outcome.steps[3].message.contains("lack one or more required privilege scopes"), "{outcome:?}");
+
+        // Without `read:repository:bitbucket`, the repository is a permission.
+        serve_bitbucket_cloud(&stub);
+        stub.on_authorized("GET", CLOUD_REPO, lacks_scope("read:user:bitbucket", "read:repository:bitbucket"));
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Permission, "repository");
+        assert!(outcome.message.contains("required privilege scopes") && outcome.steps[3].passed, "{outcome:?}");
+        assert_eq!(h.health(&config).await.failure, Some(FailureClass::Permission));
+
+        // A repository that does not exist, or that the account may not see.
+        serve_bitbucket_cloud(&stub);
+        stub.on_authorized(
+            "GET",
+            CLOUD_REPO,
+            cloud_error(404, json!({"message": "You may not have access to this repository or it no longer exists in this workspace. If you think this repository exists and you have access, make sure you are authenticated."})),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::NotFound, "repository");
+        assert!(
+            outcome.message.contains("`acme/api` does not exist") && outcome.message.contains("no longer exists"),
+            "{outcome:?}"
+        );
+
+        // The rate limit of the user's requests, then of the repository's.
+        let rate_limited = || {
+            cloud_error(429, json!({"message": "Rate limit for this resource has been exceeded"}))
+                .header("Retry-After", "60")
+                .header("X-RateLimit-Limit", "1000")
+                .header("X-RateLimit-Resource", "api")
+        };
+        serve_bitbucket_cloud(&stub);
+        stub.on_authorized("GET", CLOUD_USER, rate_limited());
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::RateLimited, "credential");
+        assert!(outcome.message.contains("retry after 60") && outcome.message.contains("Rate limit"), "{outcome:?}");
+        serve_bitbucket_cloud(&stub);
+        stub.on_authorized("GET", CLOUD_REPO, rate_limited());
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::RateLimited, "repository");
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+
+        // Bitbucket down, and a 200 that is not a repository.
+        stub.on_authorized(
+            "GET",
+            CLOUD_REPO,
+            Canned::new(503).header("Content-Type", "text/html").body("<html>Service Unavailable</html>"),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::ProviderDown, "repository");
+        stub.on_authorized("GET", CLOUD_REPO, Canned::json(200, json!({})));
+        assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "repository");
+        assert!(stub.seen().iter().all(|s| s.header("authorization").is_some()), "every Cloud request is signed in");
+    }
+
+    #[tokio::test]
+    async fn bitbucket_cloud_spelled_otherwise_is_refused_before_any_request() {
+        let stub = Stub::start_tls_for(&CLOUD_HOSTS).await;
+        let h = Harness::pinned("bitbucket", &CLOUD_HOSTS, &stub);
+        for base in [
+            "http://api.bitbucket.org/2.0",
+            "http://www.bitbucket.org",
+            "https://api.bitbucket.org/1.0",
+            "https://api.bitbucket.org/2.0/repositories",
+            "https://bitbucket.org:8443",
+            "https://www.bitbucket.org/acme/api",
+        ] {
+            let settings = cloud_settings(&stub, json!({"repository": "acme/api", "username": "ci-bot"}));
+            let outcome = h.test(&h.integration(IntegrationType::Scm, base, settings)).await;
+            assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+            assert!(outcome.message.contains("`https://bitbucket.org`"), "{base}: {outcome:?}");
+        }
+        // A Data Center personal project (`~user/repo`) is no Cloud workspace.
+        let settings = cloud_settings(&stub, json!({"repository": "~jdoe/api", "username": "ci-bot"}));
+        let outcome = h.test(&h.integration(IntegrationType::Scm, "https://bitbucket.org", settings)).await;
+        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        assert!(outcome.message.contains("`workspace/repo`"), "{outcome:?}");
+        assert!(stub.seen().is_empty(), "a misconfigured integration sent a request");
+    }
 }
 
 mod azure_devops {
@@ -2686,6 +3002,361 @@ mod azure_devops {
         assert_failed(&h.test(&anonymous).await, FailureClass::Misconfigured, "configuration");
         assert!(stub.seen().is_empty(), "a misconfigured integration sent a request");
     }
+    // Azure DevOps Services: `https://dev.azure.com/{organization}` (or the legacy
+    // `https://{organization}.visualstudio.com`), both pinned to a TLS stub whose certificate
+    // names them.
+
+    const SERVICES_HOSTS: [&str; 2] = ["dev.azure.com", "fabrikam.visualstudio.com"];
+    /// The global resource-area lookup of the organization `fabrikam` (the core area).
+    const LOOKUP: &str =
+        "/_apis/resourceAreas/79134C72-4A58-4B42-976C-04E7115F32BF?accountName=fabrikam&api-version=5.0-preview.1";
+    const ORG_CONNECTION_DATA: &str = "/fabrikam/_apis/connectionData";
+    const ORG_PROJECT: &str = "/fabrikam/_apis/projects/Fabrikam%20Fiber?api-version=7.1";
+
+    /// The resource-area lookup's answer: the core area at the organization's primary URL.
+    fn resource_area(location: Value) -> Canned {
+        Canned::json(
+            200,
+            json!({"id": "79134C72-4A58-4B42-976C-04E7115F32BF", "name": "Core", "locationUrl": location}),
+        )
+    }
+
+    /// Connection data of Azure DevOps Services for a user signed in with a PAT (a Microsoft Entra
+    /// identity).
+    fn hosted_connection_data() -> Value {
+        json!({
+            "authenticatedUser": {"id": "4b6c1d2e-3f4a-4b5c-8d6e-7f8091a2b3c4",
+                "descriptor": "Microsoft.IdentityModel.Claims.ClaimsIdentity;72f988bf-86f1-41af-91ab-2d7cd011db47\\ci-bot@fabrikam.com",
+                "subjectDescriptor": "aad.NGI2YzFkMmUtM2Y0YS03YjVjLThkNmUtN2Y4MDkxYTJiM2M0", "providerDisplayName": "CI Bot",
+                "isActive": true, "properties": {"Account": {"$type": "System.String", "$value": "ci-bot@fabrikam.com"}},
+                "resourceVersion": 2, "metaTypeId": 0},
+            "authorizedUser": {"id": "4b6c1d2e-3f4a-4b5c-8d6e-7f8091a2b3c4", "providerDisplayName": "CI Bot", "isActive": true},
+            "instanceId": "6b1f0e8a-2c3d-4e5f-8a9b-0c1d2e3f4a5b",
+            "deploymentId": "a2b3c4d5-e6f7-4a8b-9c0d-1e2f3a4b5c6d",
+            "deploymentType": "hosted",
+            "locationServiceData": {"serviceOwner": "00025394-6065-48ca-87d9-7f5672854ef7",
+                "defaultAccessMappingMoniker": "PublicAccessMapping", "lastChangeId": 86241, "lastChangeId64": 86241}
+        })
+    }
+
+    /// Azure DevOps Services as its REST API documentation shows the answers, for the organization
+    /// `fabrikam` at `connection_data` (on `dev.azure.com` or its legacy host): the anonymous
+    /// resource-area lookup, TFS's refusal of an anonymous caller, the PAT's user (with the rate
+    /// limit headers Azure DevOps adds as a user nears its limit) and the project.
+    fn serve_services(stub: &Stub, location: &str, connection_data: &str, project: &str) {
+        stub.on("GET", LOOKUP, resource_area(json!(location)))
+            .on("GET", connection_data, anonymous_refusal())
+            .on_authorized(
+                "GET",
+                connection_data,
+                Canned::json(200, hosted_connection_data())
+                    .header("X-TFS-ProcessId", "2f5e8a1c-7b3d-4e6f-9a0b-1c2d3e4f5a6b")
+                    .header("X-VSS-E2EID", "0c4c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e")
+                    .header("X-RateLimit-Resource", "Core")
+                    .header("X-RateLimit-Delay", "0.312")
+                    .header("X-RateLimit-Limit", "200")
+                    .header("X-RateLimit-Remaining", "42")
+                    .header("X-RateLimit-Reset", "1798675200"),
+            )
+            .on_authorized(
+                "GET",
+                project,
+                Canned::json(
+                    200,
+                    json!({"id": "eb6e4656-77fc-42a1-9181-4c6d8e9da5d1", "name": "Fabrikam Fiber",
+                           "url": "https://dev.azure.com/fabrikam/_apis/projects/eb6e4656-77fc-42a1-9181-4c6d8e9da5d1",
+                           "state": "wellFormed", "revision": 411, "visibility": "private",
+                           "lastUpdateTime": "2026-03-01T10:00:00.000Z"}),
+                ),
+            );
+    }
+
+    fn services_settings(stub: &Stub, settings: Value) -> Value {
+        let mut settings = settings;
+        settings["caCertificates"] = json!(stub.ca_pem.clone().unwrap());
+        settings
+    }
+
+    fn pat() -> String {
+        format!("Basic {}", super::http_probe::base64_encode(format!(":{SECRET}").as_bytes()))
+    }
+
+    #[tokio::test]
+    async fn a_services_organization_is_proven_by_the_anonymous_lookup_then_gets_the_pat() {
+        let stub = Stub::start_tls_for(&SERVICES_HOSTS).await;
+        let h = Harness::pinned("azure-devops", &SERVICES_HOSTS, &stub);
+        serve_services(&stub, "https://dev.azure.com/fabrikam/", ORG_CONNECTION_DATA, ORG_PROJECT);
+        let config = h.integration(
+            IntegrationType::Scm,
+            "https://dev.azure.com/fabrikam",
+            services_settings(&stub, json!({"project": "Fabrikam Fiber"})),
+        );
+        let outcome = h.test(&config).await;
+        assert!(outcome.success, "{outcome:?}");
+        assert_eq!(step_names(&outcome), ["configuration", "reachable", "is-azure-devops", "credential", "project"]);
+        assert!(outcome.steps[2].message.contains("organization `fabrikam`"), "{outcome:?}");
+        assert!(
+            outcome.steps[3].message.contains("`CI Bot` (ci-bot@fabrikam.com)")
+                && outcome.steps[3].message.contains("on Azure DevOps Services"),
+            "{outcome:?}"
+        );
+        assert_eq!(outcome.facts.rate_limit_remaining, Some(42));
+        let seen = stub.seen();
+        assert_eq!(
+            seen.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(),
+            [LOOKUP, ORG_CONNECTION_DATA, ORG_PROJECT]
+        );
+        // The lookup carries no credential; the PAT goes as HTTP basic with an empty user name.
+        assert_eq!(seen[0].header("authorization"), None, "the lookup is anonymous");
+        assert!(seen[1..].iter().all(|s| s.header("authorization") == Some(pat().as_str())), "{seen:?}");
+        for s in &seen {
+            assert_eq!(s.header("host"), Some("dev.azure.com"), "{s:?}");
+            assert_eq!(s.header("x-tfs-fedauthredirect"), Some("Suppress"), "{s:?}");
+        }
+
+        // Health: the fixed host's certificate proves it; one request, the signed-in connection data.
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Healthy, None), "{health:?}");
+        let seen: Vec<_> = stub.seen().into_iter().skip(3).collect();
+        assert_eq!(seen.len(), 1, "one request: {seen:?}");
+        assert_eq!(
+            (seen[0].path.as_str(), seen[0].header("authorization")),
+            (ORG_CONNECTION_DATA, Some(pat().as_str()))
+        );
+
+        // An organization whose primary URL is still the legacy one: the lookup answers that.
+        stub.on("GET", LOOKUP, resource_area(json!("https://fabrikam.visualstudio.com/")));
+        let outcome = h.test(&config).await;
+        assert!(outcome.success, "{outcome:?}");
+        assert!(outcome.steps[2].message.contains("https://fabrikam.visualstudio.com"), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn a_legacy_visualstudio_com_organization_is_proven_on_dev_azure_com() {
+        let stub = Stub::start_tls_for(&SERVICES_HOSTS).await;
+        let h = Harness::pinned("azure-devops", &SERVICES_HOSTS, &stub);
+        serve_services(
+            &stub,
+            "https://fabrikam.visualstudio.com/",
+            "/_apis/connectionData",
+            "/_apis/projects/Fabrikam%20Fiber?api-version=7.1",
+        );
+        let config = h.integration(
+            IntegrationType::Ci,
+            "https://fabrikam.visualstudio.com",
+            services_settings(&stub, json!({})),
+        );
+        let outcome = h.test(&config).await;
+        assert!(outcome.success, "{outcome:?}");
+        assert_eq!(step_names(&outcome), ["configuration", "reachable", "is-azure-devops", "credential"]);
+        // The lookup on dev.azure.com without the PAT, then the PAT on the organization's own host.
+        let seen: Vec<_> =
+            stub.seen().iter().map(|s| (s.header("host").unwrap_or_default().to_string(), s.path.clone())).collect();
+        assert_eq!(
+            seen,
+            [
+                ("dev.azure.com".to_string(), LOOKUP.to_string()),
+                ("fabrikam.visualstudio.com".to_string(), "/_apis/connectionData".to_string())
+            ]
+        );
+        let requests = stub.seen();
+        assert_eq!(
+            (requests[0].header("authorization"), requests[1].header("authorization")),
+            (None, Some(pat().as_str()))
+        );
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Healthy, None), "{health:?}");
+        let last: Vec<_> = stub.seen().into_iter().skip(2).collect();
+        assert_eq!(last.len(), 1, "one request: {last:?}");
+        assert_eq!(
+            (last[0].header("host"), last[0].path.as_str()),
+            (Some("fabrikam.visualstudio.com"), "/_apis/connectionData")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_organization_the_lookup_does_not_locate_gets_no_token() {
+        let stub = Stub::start_tls_for(&SERVICES_HOSTS).await;
+        let h = Harness::pinned("azure-devops", &SERVICES_HOSTS, &stub);
+        serve_services(&stub, "https://dev.azure.com/fabrikam/", ORG_CONNECTION_DATA, ORG_PROJECT);
+        let config = h.integration(
+            IntegrationType::Scm,
+            "https://dev.azure.com/fabrikam",
+            services_settings(&stub, json!({"project": "Fabrikam Fiber"})),
+        );
+        // No such organization: the lookup answers 404, or no URL.
+        for unknown in [Canned::new(404), resource_area(Value::Null)] {
+            stub.on("GET", LOOKUP, unknown);
+            let outcome = h.test(&config).await;
+            assert_failed(&outcome, FailureClass::NotFound, "is-azure-devops");
+            assert!(outcome.message.contains("knows no organization `fabrikam`"), "{outcome:?}");
+        }
+        // Another organization's URL.
+        stub.on("GET", LOOKUP, resource_area(json!("https://dev.azure.com/contoso/")));
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::ProviderMismatch, "is-azure-devops");
+        assert!(outcome.message.contains("https://dev.azure.com/contoso"), "{outcome:?}");
+        // The lookup throttled, or down.
+        stub.on(
+            "GET",
+            LOOKUP,
+            devops_error(
+                429,
+                "Request was blocked due to exceeding usage of resource 'Core'.",
+                "RequestBlockedException",
+            )
+            .header("Retry-After", "30"),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::RateLimited, "is-azure-devops");
+        assert!(outcome.message.contains("retry after 30"), "{outcome:?}");
+        stub.on("GET", LOOKUP, Canned::new(503).body("Service Unavailable"));
+        assert_failed(&h.test(&config).await, FailureClass::ProviderDown, "is-azure-devops");
+        let seen = stub.seen();
+        assert_eq!(seen.len(), 5, "{seen:?}");
+        assert!(seen.iter().all(|s| s.path == LOOKUP && s.header("authorization").is_none()), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn services_refusals_and_the_sign_in_page_are_classed() {
+        let stub = Stub::start_tls_for(&SERVICES_HOSTS).await;
+        let h = Harness::pinned("azure-devops", &SERVICES_HOSTS, &stub);
+        let config = h.integration(
+            IntegrationType::Scm,
+            "https://dev.azure.com/fabrikam",
+            services_settings(&stub, json!({"project": "Fabrikam Fiber"})),
+        );
+        let serve = || serve_services(&stub, "https://dev.azure.com/fabrikam/", ORG_CONNECTION_DATA, ORG_PROJECT);
+
+        // A token Azure DevOps did not take: 203 and its sign-in page, though the request asked
+        // for no redirect to it.
+        serve();
+        stub.on_authorized(
+            "GET",
+            ORG_CONNECTION_DATA,
+            Canned::new(203)
+                .header("Content-Type", "text/html; charset=utf-8")
+                .header("X-TFS-ProcessId", "2f5e8a1c-7b3d-4e6f-9a0b-1c2d3e4f5a6b")
+                .body("<!DOCTYPE html><html><head><title>Azure DevOps Services | Sign In</title></head><body></body></html>"),
+        );
+        let before = stub.seen().len();
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Auth, "credential");
+        assert!(outcome.message.contains("with a page, not JSON"), "{outcome:?}");
+        let seen: Vec<_> = stub.seen().into_iter().skip(before).collect();
+        assert_eq!(seen.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(), [LOOKUP, ORG_CONNECTION_DATA]);
+        assert!(seen.iter().all(|s| s.header("x-tfs-fedauthredirect") == Some("Suppress")), "{seen:?}");
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Unhealthy, Some(FailureClass::Auth)));
+
+        // An expired PAT, and one the organization refuses with TFS's error in a header.
+        stub.on_authorized(
+            "GET",
+            ORG_CONNECTION_DATA,
+            Canned::json(
+                401,
+                json!({"$id": "1", "innerException": null, "message": "Access Denied: The Personal Access Token used has expired.",
+                       "typeName": "Microsoft.VisualStudio.Services.Security.AccessCheckException, Microsoft.VisualStudio.Services.WebApi",
+                       "typeKey": "AccessCheckException", "errorCode": 0, "eventId": 3000}),
+            ),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Auth, "credential");
+        assert!(outcome.message.contains("has expired"), "{outcome:?}");
+        stub.on_authorized(
+            "GET",
+            ORG_CONNECTION_DATA,
+            Canned::new(401)
+                .header("X-TFS-ProcessId", "2f5e8a1c-7b3d-4e6f-9a0b-1c2d3e4f5a6b")
+                .header("X-TFS-ServiceError", "TF400813%3a+The+user+%27%27+is+not+authorized+to+access+this+resource.")
+                .header(
+                    "WWW-Authenticate",
+                    "Bearer authorization_uri=https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47",
+                )
+                .header("WWW-Authenticate", r#"Basic realm="https://tfsprodweu5.visualstudio.com/""#)
+                .header("WWW-Authenticate", "TFS-Federated"),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Auth, "credential");
+        assert!(outcome.message.contains("TF400813: The user '' is not authorized"), "{outcome:?}");
+        // Connection data for the anonymous identity: the token was ignored.
+        stub.on_authorized(
+            "GET",
+            ORG_CONNECTION_DATA,
+            Canned::json(200, connection_data("Microsoft.TeamFoundation.UnauthenticatedIdentity;S-1-0-0", "Anonymous")),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::Auth, "credential");
+
+        // Throttled: 429 with Retry-After.
+        serve();
+        stub.on_authorized(
+            "GET",
+            ORG_CONNECTION_DATA,
+            devops_error(
+                429,
+                "Request was blocked due to exceeding usage of resource 'Core'.",
+                "RequestBlockedException",
+            )
+            .header("Retry-After", "30")
+            .header("X-RateLimit-Resource", "Core")
+            .header("X-RateLimit-Remaining", "0"),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::RateLimited, "credential");
+        assert_eq!(outcome.facts.rate_limit_remaining, Some(0));
+        assert!(outcome.message.contains("retry after 30"), "{outcome:?}");
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+
+        // The project: missing permission, and missing altogether.
+        serve();
+        stub.on_authorized(
+            "GET",
+            ORG_PROJECT,
+            devops_error(
+                403,
+                "Access Denied: CI Bot needs the following permission(s) on the resource Fabrikam Fiber to perform this action: View project-level information",
+                "AccessCheckException",
+            ),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Permission, "project");
+        assert!(outcome.message.contains("View project-level information"), "{outcome:?}");
+        stub.on_authorized(
+            "GET",
+            ORG_PROJECT,
+            devops_error(
+                404,
+                "TF200016: The following project does not exist: Fabrikam Fiber. Verify that the name of the project is correct and that the project exists on the specified Azure DevOps Server.",
+                "ProjectDoesNotExistWithNameException",
+            ),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::NotFound, "project");
+        assert!(outcome.message.contains("TF200016") && outcome.steps[3].passed, "{outcome:?}");
+        // The health check does not ask for the project.
+        assert_eq!(h.health(&config).await.status, HealthStatus::Healthy);
+    }
+
+    #[tokio::test]
+    async fn services_urls_spelled_otherwise_are_refused_before_any_request() {
+        let stub = Stub::start_tls_for(&SERVICES_HOSTS).await;
+        let h = Harness::pinned("azure-devops", &SERVICES_HOSTS, &stub);
+        for (base, why) in [
+            ("https://dev.azure.com", "`https://dev.azure.com/{organization}`"),
+            ("http://dev.azure.com/fabrikam", "`https://dev.azure.com/{organization}`"),
+            ("https://dev.azure.com/fabrikam/Fabrikam%20Fiber", "`https://dev.azure.com/{organization}`"),
+            ("https://dev.azure.com/..", "`https://dev.azure.com/{organization}`"),
+            ("http://fabrikam.visualstudio.com", "`https://{organization}.visualstudio.com`"),
+            ("https://fabrikam.visualstudio.com/DefaultCollection", "`https://{organization}.visualstudio.com`"),
+            ("https://fabrikam.eu.visualstudio.com", "`https://{organization}.visualstudio.com`"),
+        ] {
+            let outcome = h.test(&h.integration(IntegrationType::Scm, base, services_settings(&stub, json!({})))).await;
+            assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+            assert!(outcome.message.contains(why), "{base}: {outcome:?}");
+        }
+        assert!(stub.seen().is_empty(), "a misconfigured integration sent a request");
+    }
 }
 
 mod circleci {
@@ -2853,6 +3524,130 @@ mod circleci {
         let mut anonymous = h.integration(IntegrationType::Ci, &stub.base_url, json!({}));
         anonymous.auth_ref = None;
         assert_failed(&h.test(&anonymous).await, FailureClass::Misconfigured, "configuration");
+        assert!(stub.seen().is_empty(), "a misconfigured integration sent a request");
+    }
+
+    // CircleCI cloud: `https://circleci.com`, pinned to a TLS stub whose certificate names it.
+
+    const CLOUD_HOSTS: [&str; 1] = ["circleci.com"];
+    const ME: &str = "/api/v2/me";
+    const PROJECT: &str = "/api/v2/project/gh/acme/api";
+
+    /// A cloud integration trusting the stub's private CA.
+    fn cloud_settings(stub: &Stub) -> Value {
+        json!({"project": "gh/acme/api", "caCertificates": stub.ca_pem.clone().unwrap()})
+    }
+
+    #[tokio::test]
+    async fn circleci_cloud_gets_the_token_as_circle_token_from_the_first_request() {
+        let stub = Stub::start_tls_for(&CLOUD_HOSTS).await;
+        let h = Harness::pinned("circleci", &CLOUD_HOSTS, &stub);
+        serve_circleci(&stub);
+        let config = h.integration(IntegrationType::Ci, "https://circleci.com", cloud_settings(&stub));
+        let outcome = h.test(&config).await;
+        assert!(outcome.success, "{outcome:?}");
+        assert_eq!(step_names(&outcome), ["configuration", "reachable", "is-circleci", "credential", "project"]);
+        assert!(outcome.steps[2].message.contains("`circleci.com` over HTTPS"), "{outcome:?}");
+        assert!(outcome.steps[3].message.contains("`ci-bot`") && outcome.steps[4].message.contains("api of acme"));
+        assert_eq!(outcome.facts.rate_limit_remaining, None);
+        // No anonymous proof and no API description: the user, then the project, both with the token.
+        let seen = stub.seen();
+        assert_eq!(seen.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(), [ME, PROJECT]);
+        for s in &seen {
+            assert_eq!((s.header("circle-token"), s.header("host")), (Some(SECRET), Some("circleci.com")), "{s:?}");
+            assert_eq!(s.header("authorization"), None);
+        }
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Healthy, None), "{health:?}");
+        let seen: Vec<_> = stub.seen().into_iter().skip(2).collect();
+        assert_eq!(seen.len(), 1, "one request: {seen:?}");
+        assert_eq!((seen[0].path.as_str(), seen[0].header("circle-token")), (ME, Some(SECRET)));
+
+        // The cloud's other spellings mean the same host.
+        for base in ["https://circleci.com/", "https://circleci.com/api/v2", "HTTPS://CircleCI.com"] {
+            let outcome = h.test(&h.integration(IntegrationType::Ci, base, cloud_settings(&stub))).await;
+            assert!(outcome.success, "{base}: {outcome:?}");
+        }
+        assert!(stub.seen().iter().all(|s| s.path != OPENAPI), "the cloud's API description is never fetched");
+    }
+
+    #[tokio::test]
+    async fn circleci_cloud_refusals_map_to_failure_classes() {
+        let stub = Stub::start_tls_for(&CLOUD_HOSTS).await;
+        let h = Harness::pinned("circleci", &CLOUD_HOSTS, &stub);
+        let config = h.integration(IntegrationType::Ci, "https://circleci.com", cloud_settings(&stub));
+
+        // A wrong token, or a project API token: CircleCI's 401; the project is not asked.
+        serve_circleci(&stub);
+        stub.on_authorized("GET", ME, Canned::json(401, json!({"message": "You must log in first."})));
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Auth, "credential");
+        assert!(
+            outcome.message.contains("You must log in first.") && outcome.message.contains("personal API tokens"),
+            "{outcome:?}"
+        );
+        assert_eq!(stub.seen().iter().map(|s| s.path.as_str()).collect::<Vec<_>>(), [ME]);
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Unhealthy, Some(FailureClass::Auth)));
+
+        // A project the user may not see, or that does not exist; one the user may not read.
+        serve_circleci(&stub);
+        stub.on("GET", PROJECT, Canned::json(404, json!({"message": "Project not found"})));
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::NotFound, "project");
+        assert!(outcome.message.contains("Project not found") && outcome.message.contains("`ci-bot`"), "{outcome:?}");
+        stub.on("GET", PROJECT, Canned::json(403, json!({"message": "Permission denied"})));
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::Permission, "project");
+        assert!(outcome.message.contains("Permission denied"), "{outcome:?}");
+        // The health check does not ask for the project.
+        assert_eq!(h.health(&config).await.status, HealthStatus::Healthy);
+
+        // Rate limited: 429 with Retry-After.
+        serve_circleci(&stub);
+        stub.on_authorized(
+            "GET",
+            ME,
+            Canned::json(429, json!({"message": "Rate limit exceeded"}))
+                .header("Retry-After", "17")
+                .header("X-RateLimit-Remaining", "0"),
+        );
+        let outcome = h.test(&config).await;
+        assert_failed(&outcome, FailureClass::RateLimited, "credential");
+        assert!(outcome.message.contains("retry after 17"), "{outcome:?}");
+        assert_eq!(outcome.facts.rate_limit_remaining, Some(0));
+        let health = h.health(&config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+
+        // CircleCI down, and a 200 without a user.
+        stub.on_authorized(
+            "GET",
+            ME,
+            Canned::new(502).header("Content-Type", "text/html").body("<html>502 Bad Gateway</html>"),
+        );
+        assert_failed(&h.test(&config).await, FailureClass::ProviderDown, "credential");
+        stub.on_authorized("GET", ME, Canned::json(200, json!({"message": "ok"})));
+        assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "credential");
+        assert!(stub.seen().iter().all(|s| s.path != OPENAPI && s.header("circle-token") == Some(SECRET)));
+    }
+
+    #[tokio::test]
+    async fn circleci_cloud_spelled_otherwise_is_refused_before_any_request() {
+        let stub = Stub::start_tls_for(&CLOUD_HOSTS).await;
+        let h = Harness::pinned("circleci", &CLOUD_HOSTS, &stub);
+        for base in [
+            "http://circleci.com",
+            "http://circleci.com/api/v2",
+            "https://app.circleci.com",
+            "https://www.circleci.com",
+            "https://circleci.com/gh/acme",
+            "https://circleci.com:8443",
+            "https://circleci.com/api/v1.1",
+        ] {
+            let outcome = h.test(&h.integration(IntegrationType::Ci, base, cloud_settings(&stub))).await;
+            assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+            assert!(outcome.message.contains("`https://circleci.com`"), "{base}: {outcome:?}");
+        }
         assert!(stub.seen().is_empty(), "a misconfigured integration sent a request");
     }
 }
