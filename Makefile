@@ -104,6 +104,8 @@ bench: setup
 	$(CARGO) bench -p stella-integrations --bench catalog
 	$(CARGO) bench -p stella-integrations --bench health
 	$(CARGO) bench -p stella-integrations --bench containment
+	$(MAKE) python-connector
+	STELLA_PYTHON_CONNECTOR=$(CURDIR)/target/connectors/python-example.wasm $(CARGO) bench -p stella-integrations --bench startup
 
 clean:
 	$(CARGO) clean

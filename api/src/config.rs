@@ -93,15 +93,33 @@ pub struct StorageConfig {
     pub database_url: Option<String>,
     /// The directory of third-party connectors (`*.wasm`); unset or missing: none.
     pub plugins_dir: Option<PathBuf>,
+    /// Keep compiled connectors in `<data-dir>/compile-cache` (private to this user), so that a
+    /// restart, or another replica with the same data directory, reads them instead of compiling
+    /// them again. `sandbox.cache-dir` names another directory; false: compile at every start.
+    pub compile_cache: bool,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("data"), database_url: None, plugins_dir: Some(PathBuf::from("plugins")) }
+        Self {
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            plugins_dir: Some(PathBuf::from("plugins")),
+            compile_cache: true,
+        }
     }
 }
 
 impl StorageConfig {
+    /// Where compiled connectors are cached, if anywhere: `sandbox.cache-dir` when set, else
+    /// `<data-dir>/compile-cache` unless `compile-cache` is false.
+    pub fn compile_cache_dir(&self, sandbox: &SandboxConfig) -> Option<PathBuf> {
+        match &sandbox.cache_dir {
+            Some(dir) => Some(dir.clone()),
+            None => self.compile_cache.then(|| self.data_dir.join("compile-cache")),
+        }
+    }
+
     /// The database URL in effect.
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("catalog.db").display()))

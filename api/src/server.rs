@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use stella_runtime::secrets::{ChainResolver, EnvSecretResolver, FileSecretResolver, SecretResolver};
-use stella_runtime::{ConnectorCatalog, Sandbox};
+use stella_runtime::{ConnectorCatalog, Sandbox, SandboxConfig};
 
 use crate::auth::{Verifier, local_key};
 use crate::config::Config;
@@ -37,7 +37,9 @@ pub async fn build_state(
         resolvers.push(Arc::new(EnvSecretResolver::default()));
     }
     let secrets = Arc::new(ChainResolver::new(resolvers));
-    let sandbox = Sandbox::new(config.sandbox.clone(), secrets.clone()).map_err(|e| e.to_string())?;
+    let sandbox_config =
+        SandboxConfig { cache_dir: config.storage.compile_cache_dir(&config.sandbox), ..config.sandbox.clone() };
+    let sandbox = Sandbox::new(sandbox_config, secrets.clone()).map_err(|e| e.to_string())?;
     // Logs each built-in it loads (with its compile time).
     let builtins = ConnectorCatalog::load(&sandbox, stella_builtin_connectors::BUILTINS, None);
     let admission = AdmissionPolicy::from_config(&config.plugins, secrets.as_ref())?;

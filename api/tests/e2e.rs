@@ -242,6 +242,41 @@ fn serve_refuses_a_bad_configuration_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `serve` keeps what it compiled in `<data-dir>/compile-cache` (private), so the next start
+/// reads every built-in connector from there instead of compiling it again.
+#[tokio::test]
+async fn a_restart_reads_the_connectors_from_the_compile_cache_in_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let reader = token(dir.path(), "integrations.read");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let mut from_cache = Vec::new();
+    for _ in 0..2 {
+        let server = Server::start(dir.path(), &[]);
+        let list: Value = http
+            .get(format!("{}/api/v1/plugins", server.base))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let items = list["items"].as_array().unwrap();
+        assert!(items.len() >= 10, "{list:#}");
+        from_cache.push(items.iter().map(|p| p["compilation"]["fromCache"].as_bool().unwrap()).collect::<Vec<_>>());
+        assert!(server.terminate());
+    }
+    assert!(from_cache[0].iter().all(|c| !c), "the first start compiles: {from_cache:?}");
+    assert!(from_cache[1].iter().all(|c| *c), "the second reads the cache: {from_cache:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("data/compile-cache")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "private to the service's user");
+    }
+}
+
 /// Two `serve` processes on one PostgreSQL database: every integration is checked once per
 /// interval (never by both replicas), and both replicas take their share.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
