@@ -1,7 +1,8 @@
 //! The commands of `stella-integrations`.
 //!
-//! Exit codes: 0 success, 1 a connector test or health check failed (or `audit verify` found a break,
-//! or an import item was refused), 2 a usage, load or connection error.
+//! Exit codes: 0 success, 1 a connector test or health check failed (or `connector conformance`
+//! found a false green, a credential sent or nothing tested, or `audit verify` found a break, or an
+//! import item was refused), 2 a usage, load or connection error.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

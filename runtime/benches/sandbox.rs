@@ -22,6 +22,10 @@ const SAMPLES: usize = 3000;
 const TARGET_RATIO: f64 = 1.25;
 const TARGET_INSTANTIATE_US: f64 = 20.0;
 
+/// `STELLA_BENCH_PROFILE=<seconds>`: only sandboxed GETs (b), on a current-thread runtime, for
+/// that long, for a profiler (`perf record`) to attach to; nothing is printed but the count.
+const PROFILE_ENV: &str = "STELLA_BENCH_PROFILE";
+
 fn main() {
     if std::env::var_os(SERVER_ENV).is_some() {
         return serve();
@@ -37,6 +41,13 @@ fn main() {
     BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let port: u16 = line.trim().parse().expect("the server prints its port");
     let url = format!("http://127.0.0.1:{port}");
+    if let Some(seconds) = std::env::var(PROFILE_ENV).ok().and_then(|s| s.parse::<u64>().ok()) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let calls = rt.block_on(profile(&url, Duration::from_secs(seconds)));
+        println!("{calls} sandboxed GETs in {seconds} s");
+        server.kill().ok();
+        return;
+    }
 
     // Both runtime flavours: the single-threaded one shows the sandbox's own cost; the
     // multi-threaded one (what the service runs) adds cross-thread wake-ups, which on an idle
@@ -89,6 +100,36 @@ fn process_cpu_time() -> Duration {
 fn median(mut samples: Vec<Duration>) -> f64 {
     samples.sort();
     samples[samples.len() / 2].as_secs_f64() * 1e6
+}
+
+/// Sandboxed GETs only, for `duration` (after a warm-up): what a profile of (b) is taken of.
+async fn profile(url: &str, duration: Duration) -> u64 {
+    let mut network = NetworkPolicy::default();
+    network.allow.push("127.0.0.1/32".parse().unwrap());
+    let sandbox =
+        Sandbox::new(SandboxConfig { network, ..SandboxConfig::default() }, Arc::new(StaticSecretResolver::default()))
+            .unwrap();
+    let fetcher =
+        sandbox.load(&std::fs::read(test_programs_artifacts::WELL_BEHAVED).unwrap(), ConnectorSource::BuiltIn).unwrap();
+    let config = ConnectionConfig {
+        integration_id: "bench".into(),
+        name: "bench".into(),
+        integration_type: IntegrationType::Registry,
+        provider: "bench".into(),
+        base_url: Some(url.to_string()),
+        auth_ref: None,
+        configuration: json!({}),
+        environment: None,
+    };
+    for _ in 0..WARMUP {
+        assert!(sandbox.test_connection(&fetcher, &config).await.result.success);
+    }
+    let (end, mut calls) = (Instant::now() + duration, 0);
+    while Instant::now() < end {
+        assert!(sandbox.test_connection(&fetcher, &config).await.result.success);
+        calls += 1;
+    }
+    calls
 }
 
 async fn measure(url: &str) -> Figures {
