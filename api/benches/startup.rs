@@ -165,6 +165,7 @@ fn main() {
         return;
     }
     let runs = env_number("STELLA_BENCH_RUNS", 5) as usize;
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     println!();
     println!(
