@@ -46,6 +46,7 @@ fn main() {
         let calls = rt.block_on(profile(&url, Duration::from_secs(seconds)));
         println!("{calls} sandboxed GETs in {seconds} s");
         server.kill().ok();
+        server.wait().ok();
         return;
     }
 
