@@ -69,6 +69,7 @@ fmt:
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p stella-integrations --all-targets --features bench-switches -- -D warnings
 
 ## What the tests run beside the code, installed from Debian when missing: the CNCF
 ## distribution registry and htpasswd (the oci-registry tests start a real registry on a free
@@ -101,11 +102,11 @@ test: setup lint python-connector test-tools
 bench: setup
 	$(CARGO) bench -p stella-runtime --bench sandbox
 	@command -v pgbench >/dev/null || apt-get install -y postgresql-client
-	$(CARGO) bench -p stella-integrations --bench catalog
-	$(CARGO) bench -p stella-integrations --bench health
-	$(CARGO) bench -p stella-integrations --bench containment
+	$(CARGO) bench -p stella-integrations --features bench-switches --bench catalog
+	$(CARGO) bench -p stella-integrations --features bench-switches --bench health
+	$(CARGO) bench -p stella-integrations --features bench-switches --bench containment
 	$(MAKE) python-connector
-	STELLA_PYTHON_CONNECTOR=$(CURDIR)/target/connectors/python-example.wasm $(CARGO) bench -p stella-integrations --bench startup
+	STELLA_PYTHON_CONNECTOR=$(CURDIR)/target/connectors/python-example.wasm $(CARGO) bench -p stella-integrations --features bench-switches --bench startup
 
 clean:
 	$(CARGO) clean

@@ -1,24 +1,137 @@
 //! The catalog's read path on PostgreSQL with 100,000 integrations: `GET /{id}` and a 50-row list
 //! page through a cursor, measured with a closed-loop load generator over loopback against the
-//! real binary, beside the same lookups through pgbench against the same database. Two more lines
-//! locate where the time goes: `GET /healthz` (the HTTP hop alone: no database) and the lookup
-//! through sqlx, the service's driver, without HTTP (the driver beside pgbench's libpq).
+//! real binary.
 //!
-//! `cargo bench -p stella-integrations --bench catalog` (or `make bench`). PostgreSQL from
-//! `STELLA_BENCH_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`); a database is
-//! created for the run and dropped after it. `STELLA_BENCH_SECONDS` sets each measurement's length
-//! (default 10), `STELLA_BENCH_CONCURRENCY` the number of concurrent clients (default 8).
+//! Beside the API runs its **floor**: the same lookup through the same store (its SELECT, its
+//! connection pool, its row decoding) and the same JSON encoding of the row, behind a bare axum
+//! router with nothing else (no auth, no metrics, no tracing, no middleware), in a process of its
+//! own like the service, measured by the same load generator in alternating rounds. Then the API
+//! runs once per request-path feature turned off (`bench-switches`: auth, metrics, tracing,
+//! problem handling; and all four), and once at `serve`'s default log level, and the service's
+//! CPU time per request shows what each feature costs. Last, the same lookups through pgbench and
+//! through sqlx without HTTP, and `GET /healthz` (the HTTP hop alone), locate the rest.
+//!
+//! `cargo bench -p stella-integrations --features bench-switches --bench catalog` (or `make
+//! bench`). PostgreSQL from `STELLA_BENCH_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); a database is created for the run and dropped
+//! after it. `STELLA_BENCH_SECONDS` sets each measurement's length (default 10),
+//! `STELLA_BENCH_CONCURRENCY` the number of concurrent clients (default 8),
+//! `STELLA_BENCH_ROUNDS` the alternating rounds of floor and API (default 3).
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use common::{Figures, Rng, env_number, id_of, load, ms, start_server, summarize};
 use sqlx::Connection;
+use stella_integrations::store::{IntegrationStore, PostgresStore};
 
 const ROWS: u32 = 100_000;
 const TENANT: &str = "bench";
+/// Set (to the database URL) in the process that serves the floor.
+const FLOOR_ENV: &str = "STELLA_BENCH_FLOOR";
+const TARGET_THROUGHPUT: f64 = 0.8;
+const TARGET_P99: f64 = 1.25;
+
+/// The floor: the lookup of `GET /{id}` through the service's own store and the same JSON
+/// encoding of the row, behind a bare axum router, on a runtime like `serve`'s. It exits when its
+/// standard input closes, so it never outlives the benchmark.
+fn serve_floor(database_url: &str) {
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = Arc::new(PostgresStore::connect(database_url).await.unwrap());
+        let app =
+            axum::Router::new().route("/api/v1/integrations/{id}", axum::routing::get(floor_get)).with_state(store);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("http://{}", listener.local_addr().unwrap());
+        std::io::stdout().flush().unwrap();
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
+async fn floor_get(State(store): State<Arc<PostgresStore>>, Path(id): Path<uuid::Uuid>) -> Response {
+    match store.get(TENANT, id).await {
+        Ok(Some(integration)) => axum::Json(integration).into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The floor's process, killed when dropped.
+struct Floor(Child);
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_floor(database_url: &str) -> (Floor, String) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(FLOOR_ENV, database_url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the floor server starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().to_string();
+    assert!(base.starts_with("http://"), "the floor printed its address: {line:?}");
+    (Floor(child), base)
+}
+
+/// CPU time (user + system, all threads) a process has used. `/proc/<pid>/stat` counts it in
+/// clock ticks of 1/100 s (USER_HZ is 100 on Linux); over a 10 s measurement that is fine enough.
+fn process_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("Linux /proc");
+    // The fields after the command name (which may hold spaces) in parentheses; utime and stime
+    // are the 14th and 15th fields of the line.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+/// A measured load and the CPU the server process (`pid`) spent per request meanwhile.
+struct Measured {
+    figures: Figures,
+    cpu_us_per_request: f64,
+}
+
+/// `GET /{id}` against `base` from `clients` connections for `seconds` after the 2 s warm-up, with
+/// the server's CPU sampled over the same window.
+async fn lookups(base: &str, token: &str, pid: u32, clients: u64, seconds: u64) -> Measured {
+    let sampler = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let before = process_cpu(pid);
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        process_cpu(pid) - before
+    });
+    let figures = load(clients, seconds, base, token, get_path, 300).await;
+    let cpu = sampler.await.unwrap();
+    let requests = figures.rate * seconds as f64;
+    Measured { cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests.max(1.0), figures }
+}
+
+fn get_path(client: u64, i: u64) -> String {
+    format!("/api/v1/integrations/{}", id_of(Rng(0x9E37_79B9_7F4A_7C15 ^ (client << 32) ^ i).row(ROWS)))
+}
+
+/// Median, min and max.
+fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (values[values.len() / 2], values[0], values[values.len() - 1])
+}
 
 fn name_of(n: u32) -> String {
     format!("integration-{n:06}")
@@ -106,18 +219,29 @@ fn pgbench(database_url: &str, script: &str, clients: u64, seconds: u64, dir: &s
 }
 
 fn main() {
+    if let Ok(url) = std::env::var(FLOOR_ENV) {
+        return serve_floor(&url);
+    }
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    if !cfg!(feature = "bench-switches") {
+        eprintln!(
+            "the catalog benchmark turns request-path features off one at a time: run it with \
+         `cargo bench -p stella-integrations --features bench-switches --bench catalog` (or `make bench`)"
+        );
+        std::process::exit(2);
+    }
     let seconds = env_number("STELLA_BENCH_SECONDS", 10);
     let clients = env_number("STELLA_BENCH_CONCURRENCY", 8);
+    let rounds = env_number("STELLA_BENCH_ROUNDS", 3).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
         let (_database, url) = common::create_database().await;
         let dir = tempfile::tempdir().unwrap();
 
         // Schema by the service's own migrations, then 100,000 rows in one statement.
-        drop(stella_integrations::store::PostgresStore::connect(&url).await.unwrap());
+        drop(PostgresStore::connect(&url).await.unwrap());
         let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
         let started = Instant::now();
         sqlx::query(
@@ -140,19 +264,34 @@ fn main() {
         println!("catalog benchmark: {ROWS} integrations in PostgreSQL (loaded in {:.1} s)", started.elapsed().as_secs_f64());
         println!("{clients} concurrent clients, {seconds} s per measurement after a 2 s warm-up, loopback, 2-core machine\n");
 
+        // The floor and the API, in alternating rounds so that both see the same machine.
+        let (floor, floor_base) = start_floor(&url);
         let (server, base) = start_server(&url, dir.path(), &[]);
         let token = common::token(dir.path(), TENANT, "integrations.read");
-        // The HTTP hop alone (auth, routing, metrics, no database): the floor under every API figure.
+        let header = |what: &str| {
+            println!("{what:<44} {:>9} {:>10} {:>10} {:>16}", "req/s", "p50", "p99", "server CPU/req")
+        };
+        let row = |what: &str, m: &Measured| {
+            println!(
+                "{what:<44} {:>9.0} {:>10} {:>10} {:>13.1} µs",
+                m.figures.rate,
+                ms(m.figures.p50),
+                ms(m.figures.p99),
+                m.cpu_us_per_request
+            )
+        };
+        header("GET /{id}, floor and API in turn");
+        let (mut floors, mut apis) = (Vec::new(), Vec::new());
+        for round in 1..=rounds {
+            let f = lookups(&floor_base, &token, floor.0.id(), clients, seconds).await;
+            row(&format!("  round {round}: floor (axum + the store, nothing else)"), &f);
+            let a = lookups(&base, &token, server.0.id(), clients, seconds).await;
+            row(&format!("  round {round}: API"), &a);
+            floors.push(f);
+            apis.push(a);
+        }
+        drop(floor);
         let hop = load(clients, seconds, &base, &token, |_, _| "/healthz".to_string(), 10).await;
-        let get = load(
-            clients,
-            seconds,
-            &base,
-            &token,
-            |client, i| format!("/api/v1/integrations/{}", id_of(Rng(0x9E37_79B9_7F4A_7C15 ^ (client << 32) ^ i).row(ROWS))),
-            300,
-        )
-        .await;
         let list = load(
             clients,
             seconds,
@@ -166,6 +305,27 @@ fn main() {
         )
         .await;
         drop(server);
+
+        // The API with one request-path feature off at a time (a bench build only), then all four.
+        println!();
+        header("GET /{id}, API with a feature off");
+        let full = spread(apis.iter().map(|m| m.cpu_us_per_request).collect()).0;
+        let variants: [(&str, &[(&str, &str)]); 6] = [
+            ("serve's default log level (info)", &[("STELLA_LOG", "info")]),
+            ("auth off", &[("STELLA_BENCH_OFF", "auth")]),
+            ("metrics off", &[("STELLA_BENCH_OFF", "metrics")]),
+            ("tracing off", &[("STELLA_BENCH_OFF", "tracing")]),
+            ("problem handling off", &[("STELLA_BENCH_OFF", "problems")]),
+            ("all four off", &[("STELLA_BENCH_OFF", "auth,metrics,tracing,problems")]),
+        ];
+        let mut prices = Vec::new();
+        for (what, env) in variants {
+            let env: Vec<(&str, &str)> = env.iter().copied().chain([("STELLA_BENCH_TENANT", TENANT)]).collect();
+            let (server, base) = start_server(&url, dir.path(), &env);
+            let m = lookups(&base, &token, server.0.id(), clients, seconds).await;
+            row(&format!("  {what}"), &m);
+            prices.push((what, m.cpu_us_per_request - full));
+        }
         let driver = sqlx_lookups(&url, clients, seconds).await;
 
         let pg_get = pgbench(
@@ -183,25 +343,46 @@ fn main() {
             dir.path(),
         );
 
-        println!("{:<34} {:>10} {:>10} {:>10}", "", "req/s", "p50", "p99");
-        let row = |what: &str, f: &Figures| println!("{what:<34} {:>10.0} {:>10} {:>10}", f.rate, ms(f.p50), ms(f.p99));
-        row("API GET /healthz (no database)", &hop);
-        row("API GET /{id}", &get);
-        row("sqlx SELECT … WHERE id = … (Rust)", &driver);
-        row("pgbench SELECT … WHERE id = …", &pg_get);
-        row("API list page (50, cursor)", &list);
-        row("pgbench same page (keyset)", &pg_list);
-        let ratio = get.rate / pg_get.rate;
+        println!();
+        println!("{:<44} {:>9} {:>10} {:>10}", "where the rest goes", "req/s", "p50", "p99");
+        let line = |what: &str, f: &Figures| println!("{what:<44} {:>9.0} {:>10} {:>10}", f.rate, ms(f.p50), ms(f.p99));
+        line("API GET /healthz (no database)", &hop);
+        line("sqlx SELECT … WHERE id = … (no HTTP)", &driver);
+        line("pgbench SELECT … WHERE id = …", &pg_get);
+        line("API list page (50, cursor)", &list);
+        line("pgbench same page (keyset)", &pg_list);
+
+        let (floor_rate, floor_rate_min, floor_rate_max) = spread(floors.iter().map(|m| m.figures.rate).collect());
+        let (api_rate, api_rate_min, api_rate_max) = spread(apis.iter().map(|m| m.figures.rate).collect());
+        let p99 = |m: &Measured| m.figures.p99.as_secs_f64() * 1000.0;
+        let (floor_p99, floor_p99_min, floor_p99_max) = spread(floors.iter().map(p99).collect());
+        let (api_p99, api_p99_min, api_p99_max) = spread(apis.iter().map(p99).collect());
+        let (floor_cpu, ..) = spread(floors.iter().map(|m| m.cpu_us_per_request).collect());
+        println!();
+        println!("medians of {rounds} rounds (min–max):");
+        println!(
+            "  floor  {floor_rate:>7.0} req/s ({floor_rate_min:.0}–{floor_rate_max:.0})   p99 {floor_p99:.2} ms ({floor_p99_min:.2}–{floor_p99_max:.2})   {floor_cpu:.1} µs CPU/req"
+        );
+        println!(
+            "  API    {api_rate:>7.0} req/s ({api_rate_min:.0}–{api_rate_max:.0})   p99 {api_p99:.2} ms ({api_p99_min:.2}–{api_p99_max:.2})   {full:.1} µs CPU/req"
+        );
+        println!("price of each feature (server CPU per request beside the full API's {full:.1} µs):");
+        for (what, delta) in &prices {
+            println!("  {what:<40} {:>+7.1} µs", delta);
+        }
+        let (throughput, tail) = (api_rate / floor_rate, api_p99 / floor_p99);
+        let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
         println!();
         println!(
-            "GET /{{id}} throughput API/pgbench = {ratio:.2}   (target >= 0.50: {})",
-            if ratio >= 0.5 { "met" } else { "NOT met" }
+            "GET /{{id}} throughput API/floor = {throughput:.2}   (target >= {TARGET_THROUGHPUT}: {})",
+            verdict(throughput >= TARGET_THROUGHPUT)
         );
+        println!("GET /{{id}} p99 API/floor        = {tail:.2}   (target <= {TARGET_P99}: {})", verdict(tail <= TARGET_P99));
         println!(
-            "list page p99 = {}            (target <= 10 ms: {})",
+            "list page p99 = {}                (target <= 10 ms: {})",
             ms(list.p99),
-            if list.p99 <= Duration::from_millis(10) { "met" } else { "NOT met" }
+            verdict(list.p99 <= Duration::from_millis(10))
         );
-        println!("list page throughput API/pgbench = {:.2}", list.rate / pg_list.rate);
+        println!("GET /{{id}} throughput API/pgbench = {:.2}, list page API/pgbench = {:.2}", api_rate / pg_get.rate, list.rate / pg_list.rate);
     });
 }

@@ -76,6 +76,7 @@ pub async fn build_state(
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
 pub async fn serve(config: Config) -> Result<(), String> {
+    crate::http::switches::announce()?;
     // Background work runs on a thread of its own, at a lower CPU priority than the API's threads:
     // health checks (at most one core of this process, however many are due; one thread sweeps
     // thousands of checks a second, `make bench`) and every connector invocation, so that a sweep,

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -99,37 +100,43 @@ impl fmt::Display for OriginPattern {
     }
 }
 
-/// The origins one invocation may call.
+/// The origins one invocation may call: the integration's base-URL origin and the manifest's.
 #[derive(Clone, Debug, Default)]
 pub struct OriginAllowlist {
-    patterns: Vec<OriginPattern>,
+    base: Option<OriginPattern>,
+    /// Parsed once, when the connector is loaded ([`OriginAllowlist::parse_declared`]), and shared
+    /// by every invocation of it.
+    declared: Arc<[OriginPattern]>,
 }
 
 impl OriginAllowlist {
+    /// A manifest's `permissions.hosts`, parsed.
+    pub fn parse_declared(hosts: &[String]) -> Result<Arc<[OriginPattern]>, String> {
+        hosts.iter().map(|h| OriginPattern::parse(h)).collect()
+    }
+
     /// The integration's base-URL origin (if it has one) plus the manifest's origins.
-    pub fn new(base_url: Option<&Url>, manifest_hosts: &[String]) -> Result<Self, String> {
-        let mut patterns = Vec::new();
-        if let Some(base) = base_url {
-            patterns.push(OriginPattern::from_url(base)?);
-        }
-        for host in manifest_hosts {
-            patterns.push(OriginPattern::parse(host)?);
-        }
-        Ok(Self { patterns })
+    pub fn new(base_url: Option<&Url>, declared: Arc<[OriginPattern]>) -> Result<Self, String> {
+        let base = base_url.map(OriginPattern::from_url).transpose()?;
+        Ok(Self { base, declared })
+    }
+
+    fn patterns(&self) -> impl Iterator<Item = &OriginPattern> {
+        self.base.iter().chain(self.declared.iter())
     }
 
     /// Ok when the URL's origin is allowed; otherwise the reason.
     pub fn check(&self, url: &Url) -> Result<(), String> {
-        if self.patterns.iter().any(|p| p.matches(url)) {
+        if self.patterns().any(|p| p.matches(url)) {
             return Ok(());
         }
         let origin = url.origin().ascii_serialization();
-        if self.patterns.is_empty() {
+        if self.patterns().next().is_none() {
             Err(format!(
                 "origin {origin} is not allowed: the integration has no base URL and the manifest declares no hosts"
             ))
         } else {
-            let allowed: Vec<String> = self.patterns.iter().map(|p| p.to_string()).collect();
+            let allowed: Vec<String> = self.patterns().map(|p| p.to_string()).collect();
             Err(format!("origin {origin} is not allowed (allowed: {})", allowed.join(", ")))
         }
     }
@@ -285,13 +292,16 @@ mod tests {
 
     #[test]
     fn allowlist_names_the_allowed_origins() {
-        let list =
-            OriginAllowlist::new(Some(&url("https://harbor.local/")), &["https://*.example.com".into()]).unwrap();
+        let list = OriginAllowlist::new(
+            Some(&url("https://harbor.local/")),
+            OriginAllowlist::parse_declared(&["https://*.example.com".into()]).unwrap(),
+        )
+        .unwrap();
         assert!(list.check(&url("https://harbor.local/api/v2.0/ping")).is_ok());
         assert!(list.check(&url("https://x.example.com/")).is_ok());
         let err = list.check(&url("https://elsewhere.io/")).unwrap_err();
         assert!(err.contains("https://elsewhere.io") && err.contains("harbor.local"), "{err}");
-        let empty = OriginAllowlist::new(None, &[]).unwrap();
+        let empty = OriginAllowlist::new(None, Arc::from([])).unwrap();
         assert!(empty.check(&url("https://harbor.local/")).unwrap_err().contains("no base URL"));
     }
 

@@ -118,6 +118,19 @@ async fn deep_recursion() {
     assert_host_still_works(&sandbox).await;
 }
 
+/// A fresh instance per call: what one invocation wrote to its memory (a static of the memory
+/// image, a zero-initialized one) is gone at the next, however the pool resets the slot.
+#[tokio::test]
+async fn remembers() {
+    let sandbox = sandbox();
+    let c = load(&sandbox, REMEMBERS);
+    for _ in 0..5 {
+        let run = sandbox.test_connection(&c, &integration(None, None, json!({}))).await;
+        assert!(run.result.success, "{:?}", run.result);
+        assert_eq!(run.result.message, "in-image=41 zeroed=0");
+    }
+}
+
 #[tokio::test]
 async fn panic() {
     let sandbox = sandbox();

@@ -108,8 +108,14 @@ pub fn start_server(database_url: &str, data_dir: &std::path::Path, env: &[(&str
         }
         eprintln!("{line}");
     }
-    // What it logs later (warnings and errors) is shown too, and never fills the pipe.
-    std::thread::spawn(move || stderr.map_while(Result::ok).for_each(|line| eprintln!("service: {line}")));
+    // What it logs later is read (so it never fills the pipe: at the `info` level a line per
+    // request, as a log shipper would read it), and its warnings and errors are shown.
+    std::thread::spawn(move || {
+        stderr
+            .map_while(Result::ok)
+            .filter(|line| !line.contains(" INFO "))
+            .for_each(|line| eprintln!("service: {line}"))
+    });
     (Server(child), address.expect("the service printed its address"))
 }
 

@@ -35,8 +35,10 @@ pub mod invocations;
 pub mod ops;
 pub mod plugins;
 pub mod problem;
+pub mod switches;
 
 use problem::{PROBLEM_JSON, Problem, ProblemKind};
+use switches::{Feature, is_off};
 
 /// The header that carries the request id.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -217,44 +219,58 @@ mod reference;
 pub fn router(state: AppState) -> Router {
     let (router, _) = routes().split_for_parts();
     let max_body = state.max_body_bytes;
-    router
-        .merge(crate::console::routes(&state.console.config))
-        .fallback(ops::not_found)
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_problem))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(DefaultBodyLimit::max(max_body))
-        .with_state(state)
+    let mut router = router.merge(crate::console::routes(&state.console.config)).fallback(ops::not_found);
+    // Every layer is always there, except in a benchmark build told to leave one out (`switches`).
+    if !is_off(Feature::Problems) {
+        router = router.layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_problem));
+    }
+    if [Feature::Problems, Feature::Metrics, Feature::Tracing].iter().any(|f| !is_off(*f)) {
+        router = router.layer(middleware::from_fn_with_state(state.clone(), observe));
+    }
+    router.layer(DefaultBodyLimit::max(max_body)).with_state(state)
 }
 
 /// Gives the request an id, logs and counts it, and turns any error response that is not yet a
 /// problem (axum's own 405, a failed extractor) into one.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(new_request_id);
+    let problems = !is_off(Feature::Problems);
+    let request_id = match problems {
+        false => String::new(),
+        true => request
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .map_or_else(new_request_id, str::to_string),
+    };
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
     let route = route.unwrap_or_else(|| "unmatched".into());
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    let span = match is_off(Feature::Tracing) {
+        false => tracing::info_span!("request", request_id = %request_id, method = %method, route = %route),
+        true => tracing::Span::none(),
+    };
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
-    // The console answers its errors as pages of its own.
-    if (status.is_client_error() || status.is_server_error()) && !is_problem(&response) && !is_html(&response) {
-        response = as_problem(response).await;
-    }
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID, v);
+    if problems {
+        // The console answers its errors as pages of its own.
+        if (status.is_client_error() || status.is_server_error()) && !is_problem(&response) && !is_html(&response) {
+            response = as_problem(response).await;
+        }
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID, v);
+        }
     }
     let elapsed = started.elapsed();
-    state.catalog.metrics().record_request(method.as_str(), &route, status.as_u16(), elapsed);
-    span.in_scope(|| {
-        tracing::info!(status = status.as_u16(), elapsed_ms = elapsed.as_secs_f64() * 1000.0, "answered");
-    });
+    if !is_off(Feature::Metrics) {
+        state.catalog.metrics().record_request(method.as_str(), &route, status.as_u16(), elapsed);
+    }
+    if !is_off(Feature::Tracing) {
+        span.in_scope(|| {
+            tracing::info!(status = status.as_u16(), elapsed_ms = elapsed.as_secs_f64() * 1000.0, "answered");
+        });
+    }
     response
 }
 
