@@ -264,9 +264,10 @@ fn main() {
         println!("catalog benchmark: {ROWS} integrations in PostgreSQL (loaded in {:.1} s)", started.elapsed().as_secs_f64());
         println!("{clients} concurrent clients, {seconds} s per measurement after a 2 s warm-up, loopback, 2-core machine\n");
 
-        // The floor and the API, in alternating rounds so that both see the same machine.
-        let (floor, floor_base) = start_floor(&url);
-        let (server, base) = start_server(&url, dir.path(), &[]);
+        // The floor, the API, and the API with one request-path feature off at a time (a bench
+        // build only), then all four, in rounds: each round runs every one of them in turn, so
+        // that they all see the same machine, and a feature's price is its difference from the
+        // full API of the same round.
         let token = common::token(dir.path(), TENANT, "integrations.read");
         let header = |what: &str| {
             println!("{what:<44} {:>9} {:>10} {:>10} {:>16}", "req/s", "p50", "p99", "server CPU/req")
@@ -280,17 +281,39 @@ fn main() {
                 m.cpu_us_per_request
             )
         };
-        header("GET /{id}, floor and API in turn");
+        let variants: [(&str, &[(&str, &str)]); 6] = [
+            ("serve's default log level (info)", &[("STELLA_LOG", "info")]),
+            ("auth off", &[("STELLA_BENCH_OFF", "auth")]),
+            ("metrics off", &[("STELLA_BENCH_OFF", "metrics")]),
+            ("tracing off", &[("STELLA_BENCH_OFF", "tracing")]),
+            ("problem handling off", &[("STELLA_BENCH_OFF", "problems")]),
+            ("all four off", &[("STELLA_BENCH_OFF", "auth,metrics,tracing,problems")]),
+        ];
         let (mut floors, mut apis) = (Vec::new(), Vec::new());
+        let mut prices: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
         for round in 1..=rounds {
+            header(&format!("GET /{{id}}, round {round} of {rounds}"));
+            let (floor, floor_base) = start_floor(&url);
             let f = lookups(&floor_base, &token, floor.0.id(), clients, seconds).await;
-            row(&format!("  round {round}: floor (axum + the store, nothing else)"), &f);
+            drop(floor);
+            row("  floor (axum + the store, nothing else)", &f);
+            let (server, base) = start_server(&url, dir.path(), &[]);
             let a = lookups(&base, &token, server.0.id(), clients, seconds).await;
-            row(&format!("  round {round}: API"), &a);
+            drop(server);
+            row("  API", &a);
+            for (n, (what, env)) in variants.iter().enumerate() {
+                let env: Vec<(&str, &str)> = env.iter().copied().chain([("STELLA_BENCH_TENANT", TENANT)]).collect();
+                let (server, base) = start_server(&url, dir.path(), &env);
+                let m = lookups(&base, &token, server.0.id(), clients, seconds).await;
+                drop(server);
+                row(&format!("  API, {what}"), &m);
+                prices[n].push(m.cpu_us_per_request - a.cpu_us_per_request);
+            }
             floors.push(f);
             apis.push(a);
         }
-        drop(floor);
+        let full = spread(apis.iter().map(|m| m.cpu_us_per_request).collect()).0;
+        let (server, base) = start_server(&url, dir.path(), &[]);
         let hop = load(clients, seconds, &base, &token, |_, _| "/healthz".to_string(), 10).await;
         let list = load(
             clients,
@@ -305,27 +328,6 @@ fn main() {
         )
         .await;
         drop(server);
-
-        // The API with one request-path feature off at a time (a bench build only), then all four.
-        println!();
-        header("GET /{id}, API with a feature off");
-        let full = spread(apis.iter().map(|m| m.cpu_us_per_request).collect()).0;
-        let variants: [(&str, &[(&str, &str)]); 6] = [
-            ("serve's default log level (info)", &[("STELLA_LOG", "info")]),
-            ("auth off", &[("STELLA_BENCH_OFF", "auth")]),
-            ("metrics off", &[("STELLA_BENCH_OFF", "metrics")]),
-            ("tracing off", &[("STELLA_BENCH_OFF", "tracing")]),
-            ("problem handling off", &[("STELLA_BENCH_OFF", "problems")]),
-            ("all four off", &[("STELLA_BENCH_OFF", "auth,metrics,tracing,problems")]),
-        ];
-        let mut prices = Vec::new();
-        for (what, env) in variants {
-            let env: Vec<(&str, &str)> = env.iter().copied().chain([("STELLA_BENCH_TENANT", TENANT)]).collect();
-            let (server, base) = start_server(&url, dir.path(), &env);
-            let m = lookups(&base, &token, server.0.id(), clients, seconds).await;
-            row(&format!("  {what}"), &m);
-            prices.push((what, m.cpu_us_per_request - full));
-        }
         let driver = sqlx_lookups(&url, clients, seconds).await;
 
         let pg_get = pgbench(
@@ -366,9 +368,13 @@ fn main() {
         println!(
             "  API    {api_rate:>7.0} req/s ({api_rate_min:.0}–{api_rate_max:.0})   p99 {api_p99:.2} ms ({api_p99_min:.2}–{api_p99_max:.2})   {full:.1} µs CPU/req"
         );
-        println!("price of each feature (server CPU per request beside the full API's {full:.1} µs):");
-        for (what, delta) in &prices {
-            println!("  {what:<40} {:>+7.1} µs", delta);
+        println!(
+            "price of each feature: server CPU per request beside the full API of the same round (median of the \
+             full API: {full:.1} µs), median (min–max) of {rounds} rounds:"
+        );
+        for ((what, _), deltas) in variants.iter().zip(prices) {
+            let (median, min, max) = spread(deltas);
+            println!("  {what:<36} {median:>+7.1} µs ({min:+.1} to {max:+.1})");
         }
         let (throughput, tail) = (api_rate / floor_rate, api_p99 / floor_p99);
         let verdict = |ok: bool| if ok { "met" } else { "NOT met" };

@@ -41,6 +41,11 @@ const LEEWAY_SECONDS: i64 = 60;
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// The JWKS URL is fetched again at most once in this many seconds, whatever the configuration.
 const MIN_JWKS_REFRESH_SECONDS: u64 = 1;
+/// How long a verified bearer token is taken on trust before its signature is checked again
+/// (never past its own expiry). A key removed from the JWKS stops working within this long.
+const RECENT_TOKEN_SECONDS: i64 = 60;
+/// How many verified tokens are remembered (a digest and a principal each, ~200 bytes).
+const MAX_RECENT_TOKENS: usize = 4096;
 /// Longest tenant id.
 const MAX_TENANT_LEN: usize = 128;
 
@@ -210,6 +215,47 @@ pub struct Verifier {
     issuer: Option<String>,
     audience: Option<String>,
     tenant_claim: String,
+    /// Bearer tokens verified in the last minute.
+    recent: RecentTokens,
+}
+
+/// Bearer tokens verified recently, by the SHA-256 of the whole token: a client that sends the
+/// same token on every request pays for its signature check (an HMAC, or an RSA or ECDSA
+/// verification of tens of µs) and its claims once a minute, not on every request. Bounded: when
+/// full, the expired entries go, and if that frees nothing, all of them.
+#[derive(Debug, Default)]
+struct RecentTokens {
+    entries: Mutex<std::collections::HashMap<[u8; 32], (Principal, i64)>>,
+}
+
+impl RecentTokens {
+    fn digest(token: &str) -> [u8; 32] {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        digest.as_ref().try_into().expect("SHA-256 is 32 bytes")
+    }
+
+    /// The principal of a token verified before and still within its time, at `now`.
+    fn get(&self, digest: &[u8; 32], now: i64) -> Option<Principal> {
+        let entries = self.entries.lock().expect("the token cache lock is never poisoned");
+        entries.get(digest).filter(|(_, until)| now < *until).map(|(principal, _)| principal.clone())
+    }
+
+    /// Remembers a verified token's principal until `until` (Unix seconds).
+    fn put(&self, digest: [u8; 32], principal: Principal, until: i64, now: i64) {
+        let mut entries = self.entries.lock().expect("the token cache lock is never poisoned");
+        if entries.len() >= MAX_RECENT_TOKENS && !entries.contains_key(&digest) {
+            entries.retain(|_, (_, until)| now < *until);
+            if entries.len() >= MAX_RECENT_TOKENS {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, (principal, until));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.lock().expect("the token cache lock is never poisoned").len()
+    }
 }
 
 impl std::fmt::Debug for Verifier {
@@ -254,17 +300,31 @@ impl Verifier {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             tenant_claim: config.tenant_claim.clone(),
+            recent: RecentTokens::default(),
         })
     }
 
     /// Verifies a token and returns who it names.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::Invalid("the token is too long".into()));
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let digest = RecentTokens::digest(token);
+        if let Some(principal) = self.recent.get(&digest, now) {
+            return Ok(principal);
+        }
         let (claims, local) = self.verified_claims(token).await?;
         // A console sign-in link is spent on the console's sign-in page, never as a bearer token.
         if claims.get("use").and_then(Value::as_str) == Some(SIGN_IN_LINK_USE) {
             return Err(AuthError::Invalid("a console sign-in link is not a bearer token".into()));
         }
-        self.check_claims(&claims, local)
+        let principal = self.check_claims(&claims, local)?;
+        // `check_claims` found `exp`; the token is taken on trust until then at the latest.
+        let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
+        let until = exp.saturating_add(LEEWAY_SECONDS).min(now.saturating_add(RECENT_TOKEN_SECONDS));
+        self.recent.put(digest, principal.clone(), until, now);
+        Ok(principal)
     }
 
     /// Verifies a one-time console sign-in link's token (`stella-integrations console-link`): a
@@ -633,4 +693,46 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
         return Err("a token lives between 1 second and 366 days".into());
     }
     Ok(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(tenant: &str) -> Principal {
+        Principal {
+            caller: Caller { tenant: tenant.into(), subject: "someone".into() },
+            scopes: vec![READ_SCOPE.into()],
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_is_taken_on_trust_only_until_its_time() {
+        let recent = RecentTokens::default();
+        let digest = RecentTokens::digest("header.claims.signature");
+        recent.put(digest, principal("acme"), 1_000, 900);
+        assert_eq!(recent.get(&digest, 999), Some(principal("acme")));
+        assert_eq!(recent.get(&digest, 1_000), None, "at its time it must be verified again");
+        // Another token, even one differing in a single byte, is not the remembered one.
+        assert_eq!(recent.get(&RecentTokens::digest("header.claims.signaturf"), 999), None);
+    }
+
+    #[test]
+    fn the_remembered_tokens_are_bounded_however_many_a_caller_sends() {
+        let recent = RecentTokens::default();
+        // Half of them expire at 100, half stay valid: when full, the expired ones go first.
+        for i in 0..MAX_RECENT_TOKENS {
+            let until = if i % 2 == 0 { 100 } else { 10_000 };
+            recent.put(RecentTokens::digest(&format!("token-{i}")), principal("acme"), until, 50);
+        }
+        assert_eq!(recent.len(), MAX_RECENT_TOKENS);
+        recent.put(RecentTokens::digest("one more"), principal("acme"), 10_000, 200);
+        assert_eq!(recent.len(), MAX_RECENT_TOKENS / 2 + 1);
+        assert!(recent.get(&RecentTokens::digest("token-1"), 200).is_some(), "a valid entry survives");
+        // All still valid: past the bound, everything goes rather than growing.
+        for i in 0..2 * MAX_RECENT_TOKENS {
+            recent.put(RecentTokens::digest(&format!("flood-{i}")), principal("acme"), 10_000, 200);
+            assert!(recent.len() <= MAX_RECENT_TOKENS);
+        }
+    }
 }

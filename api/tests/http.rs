@@ -463,6 +463,9 @@ async fn hostile_and_invalid_tokens_are_refused_with_a_challenge() {
         let r = app.send(Method::GET, "/api/v1/integrations", Some(&token), None).await;
         assert_eq!(r.status, StatusCode::OK, "{what}: {}", r.body);
     }
+    // The good token is now remembered as verified: its signature under other claims still is not.
+    let r = app.send(Method::GET, "/api/v1/integrations", Some(&forged), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a forged token after its original was remembered");
     // An algorithm name with a control character is refused, and the challenge still goes out.
     let nasty = jwt(json!({"alg": "HS256\n\"x"}), claims(json!({})), |i| auth_hs256(KEY.as_bytes(), i));
     let r = app.send(Method::GET, "/api/v1/integrations", Some(&nasty), None).await;

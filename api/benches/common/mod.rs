@@ -93,6 +93,8 @@ pub fn start_server(database_url: &str, data_dir: &std::path::Path, env: &[(&str
         .env("STELLA_LISTEN", "127.0.0.1:0")
         .env("STELLA_PLUGINS_DIR", data_dir.join("no-plugins"))
         .env("STELLA_LOG", "warn")
+        // Plain text, so that the log lines read below can be told apart by their level.
+        .env("NO_COLOR", "1")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
