@@ -108,7 +108,9 @@ pub fn start_server(database_url: &str, data_dir: &std::path::Path, env: &[(&str
             address = Some(rest.split_whitespace().next().unwrap().to_string());
             break;
         }
-        eprintln!("{line}");
+        if !line.contains(" INFO ") {
+            eprintln!("{line}");
+        }
     }
     // What it logs later is read (so it never fills the pipe: at the `info` level a line per
     // request, as a log shipper would read it), and its warnings and errors are shown.
