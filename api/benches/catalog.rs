@@ -21,14 +21,14 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use common::{Figures, Rng, env_number, id_of, load, ms, start_server, summarize};
+use common::{Figures, Rng, Server, env_number, load, lookup_id, ms, spread, start_server, summarize};
 use sqlx::Connection;
 use stella_integrations::store::{IntegrationStore, PostgresStore};
 
@@ -67,17 +67,7 @@ async fn floor_get(State(store): State<Arc<PostgresStore>>, Path(id): Path<uuid:
     }
 }
 
-/// The floor's process, killed when dropped.
-struct Floor(Child);
-
-impl Drop for Floor {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_floor(database_url: &str) -> (Floor, String) {
+fn start_floor(database_url: &str) -> (Server, String) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .env(FLOOR_ENV, database_url)
         .stdin(Stdio::piped())
@@ -88,7 +78,7 @@ fn start_floor(database_url: &str) -> (Floor, String) {
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let base = line.trim().to_string();
     assert!(base.starts_with("http://"), "the floor printed its address: {line:?}");
-    (Floor(child), base)
+    (Server(child), base)
 }
 
 /// CPU time (user + system, all threads) a process has used. `/proc/<pid>/stat` counts it in
@@ -124,13 +114,7 @@ async fn lookups(base: &str, token: &str, pid: u32, clients: u64, seconds: u64) 
 }
 
 fn get_path(client: u64, i: u64) -> String {
-    format!("/api/v1/integrations/{}", id_of(Rng(0x9E37_79B9_7F4A_7C15 ^ (client << 32) ^ i).row(ROWS)))
-}
-
-/// Median, min and max.
-fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
-    values.sort_by(f64::total_cmp);
-    (values[values.len() / 2], values[0], values[values.len() - 1])
+    format!("/api/v1/integrations/{}", lookup_id(client, i, ROWS))
 }
 
 fn name_of(n: u32) -> String {
@@ -158,7 +142,7 @@ async fn sqlx_lookups(url: &str, clients: u64, seconds: u64) -> Figures {
                 if started >= end {
                     break;
                 }
-                let id = id_of(Rng(0x9E37_79B9_7F4A_7C15 ^ (client << 32) ^ i).row(ROWS));
+                let id = lookup_id(client, i, ROWS);
                 let row = sqlx::query("SELECT * FROM integrations WHERE tenant_id = $1 AND integration_id = $2")
                     .bind(TENANT)
                     .bind(id)

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Figures, Pace, Rng, env_number, id_of, load_until, ms, start_server, summarize};
+use common::{Figures, Pace, env_number, load_until, ms, start_server, summarize};
 use sqlx::Connection;
 
 const ROWS: u32 = 10_000;
@@ -151,9 +151,7 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         drop(stella_integrations::store::PostgresStore::connect(&url).await.unwrap());
         let token = common::token(dir.path(), TENANT, "integrations.read");
-        let get_path = |client: u64, i: u64| {
-            format!("/api/v1/integrations/{}", id_of(Rng(0x9E37_79B9_7F4A_7C15 ^ (client << 32) ^ i).row(ROWS)))
-        };
+        let get_path = |client: u64, i: u64| format!("/api/v1/integrations/{}", common::lookup_id(client, i, ROWS));
         let config = dir.path().join("health.toml");
         let config_env = [("STELLA_HEALTH_ENABLED", "true"), ("STELLA_CONFIG", config.to_str().unwrap())];
         println!("health sweep benchmark: {ROWS} active integrations in PostgreSQL, 2-core machine");

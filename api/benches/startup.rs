@@ -16,7 +16,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{env_number, start_server};
+use common::{env_number, spread, start_server};
 use serde_json::{Value, json};
 use stella_runtime::egress::NetworkPolicy;
 use stella_runtime::secrets::StaticSecretResolver;
@@ -65,11 +65,6 @@ fn start(dir: &std::path::Path, runtime: &tokio::runtime::Runtime) -> (Duration,
     });
     drop(server);
     (ready, list["items"].as_array().cloned().unwrap_or_default())
-}
-
-fn spread(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
-    v.sort();
-    (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
 fn ms(d: Duration) -> String {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use stella_runtime::egress::NetworkPolicy;
 use stella_runtime::secrets::StaticSecretResolver;
-use stella_runtime::{ConnectionConfig, ConnectorSource, IntegrationType, Sandbox, SandboxConfig};
+use stella_runtime::{ConnectionConfig, ConnectorSource, IntegrationType, LoadedConnector, Sandbox, SandboxConfig};
 
 const SERVER_ENV: &str = "STELLA_BENCH_SERVER";
 const WARMUP: usize = 200;
@@ -148,25 +148,37 @@ fn median(mut samples: Vec<Duration>) -> f64 {
     samples[samples.len() / 2].as_secs_f64() * 1e6
 }
 
-/// Sandboxed GETs only, for `duration` (after a warm-up): what a profile of (b) is taken of.
-async fn profile(url: &str, duration: Duration) -> u64 {
+/// A sandbox that may reach the bench server on loopback, with every other default.
+fn bench_sandbox() -> Sandbox {
     let mut network = NetworkPolicy::default();
     network.allow.push("127.0.0.1/32".parse().unwrap());
-    let sandbox =
-        Sandbox::new(SandboxConfig { network, ..SandboxConfig::default() }, Arc::new(StaticSecretResolver::default()))
-            .unwrap();
-    let fetcher =
-        sandbox.load(&std::fs::read(test_programs_artifacts::WELL_BEHAVED).unwrap(), ConnectorSource::BuiltIn).unwrap();
-    let config = ConnectionConfig {
+    Sandbox::new(SandboxConfig { network, ..SandboxConfig::default() }, Arc::new(StaticSecretResolver::default()))
+        .unwrap()
+}
+
+fn load(sandbox: &Sandbox, path: &str) -> LoadedConnector {
+    sandbox.load(&std::fs::read(path).unwrap(), ConnectorSource::BuiltIn).unwrap()
+}
+
+/// The integration the connectors are asked to test: the bench server's, or none.
+fn integration(base_url: Option<&str>) -> ConnectionConfig {
+    ConnectionConfig {
         integration_id: "bench".into(),
         name: "bench".into(),
         integration_type: IntegrationType::Registry,
         provider: "bench".into(),
-        base_url: Some(url.to_string()),
+        base_url: base_url.map(str::to_string),
         auth_ref: None,
         configuration: json!({}),
         environment: None,
-    };
+    }
+}
+
+/// Sandboxed GETs only, for `duration` (after a warm-up): what a profile of (b) is taken of.
+async fn profile(url: &str, duration: Duration) -> u64 {
+    let sandbox = bench_sandbox();
+    let fetcher = load(&sandbox, test_programs_artifacts::WELL_BEHAVED);
+    let config = integration(Some(url));
     for _ in 0..WARMUP {
         assert!(sandbox.test_connection(&fetcher, &config).await.result.success);
     }
@@ -183,25 +195,10 @@ async fn measure(url: &str) -> Figures {
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let ok_url = format!("{url}/ok");
 
-    let mut network = NetworkPolicy::default();
-    network.allow.push("127.0.0.1/32".parse().unwrap());
-    let sandbox =
-        Sandbox::new(SandboxConfig { network, ..SandboxConfig::default() }, Arc::new(StaticSecretResolver::default()))
-            .unwrap();
-    let load = |path: &str| sandbox.load(&std::fs::read(path).unwrap(), ConnectorSource::BuiltIn).unwrap();
-    let fetcher = load(test_programs_artifacts::WELL_BEHAVED);
-    let in_memory = load(test_programs_artifacts::IN_MEMORY);
-    let config = |base: Option<&str>| ConnectionConfig {
-        integration_id: "bench".into(),
-        name: "bench".into(),
-        integration_type: IntegrationType::Registry,
-        provider: "bench".into(),
-        base_url: base.map(str::to_string),
-        auth_ref: None,
-        configuration: json!({}),
-        environment: None,
-    };
-    let with_url = config(Some(url));
+    let sandbox = bench_sandbox();
+    let fetcher = load(&sandbox, test_programs_artifacts::WELL_BEHAVED);
+    let in_memory = load(&sandbox, test_programs_artifacts::IN_MEMORY);
+    let with_url = integration(Some(url));
 
     // (a) and (b) alternate, so that both see the same machine state (frequency, other load).
     let mut native = Vec::with_capacity(SAMPLES);
@@ -222,7 +219,7 @@ async fn measure(url: &str) -> Figures {
             sandboxed_cpu.push(process_cpu_time() - cpu);
         }
     }
-    let offline = config(None);
+    let offline = integration(None);
     let mut instantiate = Vec::with_capacity(SAMPLES);
     for i in 0..WARMUP + SAMPLES {
         let t = Instant::now();

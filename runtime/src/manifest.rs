@@ -211,10 +211,8 @@ impl Manifest {
         if self.permissions.hosts.len() > 64 {
             return invalid("permissions.hosts lists more than 64 origins".into());
         }
-        for host in &self.permissions.hosts {
-            crate::egress::OriginPattern::parse(host)
-                .map_err(|e| ManifestError::Invalid(format!("permissions.hosts: {e}")))?;
-        }
+        crate::egress::OriginAllowlist::parse_declared(&self.permissions.hosts)
+            .map_err(|e| ManifestError::Invalid(format!("permissions.hosts: {e}")))?;
         self.limits.validate().map_err(ManifestError::Invalid)?;
         Ok(())
     }

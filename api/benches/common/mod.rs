@@ -36,6 +36,18 @@ impl Rng {
     }
 }
 
+/// The id of the `i`-th lookup of load-generator client `client` among `rows` rows: spread over
+/// the table, the same sequence in every run.
+pub fn lookup_id(client: u64, i: u64, rows: u32) -> String {
+    id_of(Rng(0x9E37_79B9_7F4A_7C15 ^ (client << 32) ^ i).row(rows))
+}
+
+/// Median, min and max of a few measurements.
+pub fn spread<T: Copy + PartialOrd>(mut values: Vec<T>) -> (T, T, T) {
+    values.sort_by(|a, b| a.partial_cmp(b).expect("measurements are comparable"));
+    (values[values.len() / 2], values[0], values[values.len() - 1])
+}
+
 pub struct Figures {
     pub rate: f64,
     pub p50: Duration,
@@ -73,6 +85,7 @@ impl Drop for Database {
     }
 }
 
+/// A process the benchmark started, killed when dropped.
 pub struct Server(pub Child);
 
 impl Drop for Server {
