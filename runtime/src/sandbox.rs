@@ -20,7 +20,7 @@ use crate::egress::{NetworkPolicy, OriginAllowlist};
 use crate::host::{GuestOutput, HostState, InvocationContext, InvocationLimiter, Journal, Output, lock};
 use crate::http_client::{EgressClients, HttpTimeouts};
 use crate::limits::{LimitKind, Limits};
-use crate::manifest::{IntegrationType, Manifest, Permissions};
+use crate::manifest::{IntegrationType, Manifest};
 use crate::outcome::{FailureClass, HealthOutcome, Invocation, TestOutcome};
 use crate::record::{InvocationRecord, TrapInfo, rfc3339};
 use crate::secrets::{AuthRef, SecretResolver};
@@ -552,7 +552,7 @@ impl Sandbox {
         let text = |bytes: &[u8]| j.redactor.redact(&String::from_utf8_lossy(bytes));
         let entry_bytes = j.entry_bytes();
         let mut record = InvocationRecord {
-            invocation_id: uuid::Uuid::new_v4().to_string(),
+            invocation_id: invocation_id(),
             operation: op.name().into(),
             provider: connector.provider().into(),
             connector_version: connector.manifest.connector.version.clone(),
@@ -646,12 +646,8 @@ impl Sandbox {
                 limits: limits.clone(),
                 bound_auth_ref,
                 origins,
-                // What the manifest asks for, as far as the operator allows it.
-                permissions: Permissions {
-                    reveal_secrets: connector.manifest.permissions.reveal_secrets && self.config.allow_reveal_secrets,
-                    sign_jwt: connector.manifest.permissions.sign_jwt && self.config.allow_sign_jwt,
-                    ..connector.manifest.permissions.clone()
-                },
+                may_reveal_secrets: connector.manifest.permissions.reveal_secrets && self.config.allow_reveal_secrets,
+                may_sign_jwt: connector.manifest.permissions.sign_jwt && self.config.allow_sign_jwt,
                 egress: self.egress.clone(),
                 client,
                 resolver: self.resolver.clone(),
@@ -727,6 +723,12 @@ impl Sandbox {
             }
         }
     }
+}
+
+/// A random (version 4) UUID for the record, drawn from the thread's CSPRNG (ChaCha, reseeded from
+/// the OS) rather than from a `getrandom` system call per invocation.
+fn invocation_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string()
 }
 
 /// The (redacted) message of the trap the record holds.
@@ -854,6 +856,17 @@ mod tests {
             "wasi:cli/environment@0.2.0-rc",
         ] {
             assert!(!import_allowed(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn invocation_ids_are_distinct_version_4_uuids() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| invocation_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in ids.iter().take(10) {
+            let parsed = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(parsed.get_version(), Some(uuid::Version::Random), "{id}");
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{id}");
         }
     }
 }

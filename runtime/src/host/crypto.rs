@@ -31,7 +31,7 @@ impl Host for HostState {
             auth_ref: Some(origin.clone()),
             ..HostCall::default()
         };
-        let result = if !self.cx.permissions.sign_jwt {
+        let result = if !self.cx.may_sign_jwt {
             let why = "sign-jwt needs `sign-jwt = true` in the connector's manifest and the operator's permission"
                 .to_string();
             lock(&self.cx.journal).deny(DenialKind::SignJwt, &origin, &why);

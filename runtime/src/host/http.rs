@@ -465,7 +465,8 @@ async fn read_capped(
         call.bytes_received = 0;
         return Err(HttpError::BodyTooLarge(format!("the response declares {len} bytes; the limit is {cap}")));
     }
-    let mut body = Vec::new();
+    // A declared length (within the cap, checked above) sizes the buffer once.
+    let mut body = Vec::with_capacity(response.content_length().map_or(0, |len| len as usize));
     loop {
         // The request's timeout (set on the request builder) covers the body too.
         let chunk = match response.chunk().await {

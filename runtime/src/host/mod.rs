@@ -23,7 +23,6 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::egress::OriginAllowlist;
 use crate::http_client::EgressClients;
 use crate::limits::{LOG_LINE_OVERHEAD, LimitKind, Limits};
-use crate::manifest::Permissions;
 use crate::record::{Denial, DenialKind, Dropped, HostCall, LogLine, MAX_ENTRY_TEXT, MAX_LOG_LINE, bounded_text};
 use crate::secrets::{AuthRef, Redactor, SecretResolver, SecretValue};
 
@@ -288,7 +287,9 @@ pub(crate) struct InvocationContext {
     /// The only AuthRef this invocation may resolve.
     pub bound_auth_ref: Option<AuthRef>,
     pub origins: OriginAllowlist,
-    pub permissions: Permissions,
+    /// What the manifest asks for, as far as the operator allows it (its hosts are in `origins`).
+    pub may_reveal_secrets: bool,
+    pub may_sign_jwt: bool,
     pub egress: Arc<EgressClients>,
     pub client: reqwest::Client,
     pub resolver: Arc<dyn SecretResolver>,

@@ -75,7 +75,7 @@ impl HostSecret for HostState {
         lock(&self.cx.journal).begin_call()?;
         let handle = self.table.get(&secret)?;
         let origin = handle.origin.clone();
-        if !self.cx.permissions.reveal_secrets {
+        if !self.cx.may_reveal_secrets {
             let why = "reveal needs `reveal-secrets = true` in the connector's manifest and the operator's permission"
                 .to_string();
             lock(&self.cx.journal).deny(DenialKind::Reveal, &origin, &why);
