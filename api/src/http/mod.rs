@@ -245,8 +245,9 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
             .map_or_else(new_request_id, str::to_string),
     };
     let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
-    let route = route.unwrap_or_else(|| "unmatched".into());
+    // The matched route is shared (an `Arc<str>` inside), not copied per request.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let span = match is_off(Feature::Tracing) {
         false => tracing::info_span!("request", request_id = %request_id, method = %method, route = %route),
         true => tracing::Span::none(),
@@ -264,7 +265,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     }
     let elapsed = started.elapsed();
     if !is_off(Feature::Metrics) {
-        state.catalog.metrics().record_request(method.as_str(), &route, status.as_u16(), elapsed);
+        state.catalog.metrics().record_request(method.as_str(), route, status.as_u16(), elapsed);
     }
     if !is_off(Feature::Tracing) {
         span.in_scope(|| {
