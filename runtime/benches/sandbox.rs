@@ -30,9 +30,13 @@ const TARGET_EXTRA_CPU_CURRENT_US: f64 = 20.0;
 const TARGET_EXTRA_CPU_MULTI_US: f64 = 30.0;
 const TARGET_INSTANTIATE_US: f64 = 12.0;
 
-/// `STELLA_BENCH_PROFILE=<seconds>`: only sandboxed GETs (b), on a current-thread runtime, for
-/// that long, for a profiler (`perf record`) to attach to; nothing is printed but the count.
+/// `STELLA_BENCH_PROFILE=<seconds>`: only one of (a), (b), (c), on a current-thread runtime, for
+/// that long, for a profiler to attach to (`perf record`) or to count under (`valgrind
+/// --tool=callgrind`: two runs of different lengths give the instructions per call, the set-up
+/// cancelling out); nothing is printed but the count.
 const PROFILE_ENV: &str = "STELLA_BENCH_PROFILE";
+/// Which one the profile runs: `native` (a), `sandboxed` (b, the default) or `instance` (c).
+const PROFILE_OF_ENV: &str = "STELLA_BENCH_PROFILE_OF";
 
 fn main() {
     if std::env::var_os(SERVER_ENV).is_some() {
@@ -51,8 +55,9 @@ fn main() {
     let url = format!("http://127.0.0.1:{port}");
     if let Some(seconds) = std::env::var(PROFILE_ENV).ok().and_then(|s| s.parse::<u64>().ok()) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let calls = rt.block_on(profile(&url, Duration::from_secs(seconds)));
-        println!("{calls} sandboxed GETs in {seconds} s");
+        let of = std::env::var(PROFILE_OF_ENV).unwrap_or_else(|_| "sandboxed".into());
+        let calls = rt.block_on(profile(&of, &url, Duration::from_secs(seconds)));
+        println!("{calls} calls ({of}) in {seconds} s");
         server.kill().ok();
         server.wait().ok();
         return;
@@ -156,12 +161,13 @@ fn median(mut samples: Vec<Duration>) -> f64 {
     samples[samples.len() / 2].as_secs_f64() * 1e6
 }
 
-/// A sandbox that may reach the bench server on loopback, with every other default.
-fn bench_sandbox() -> Sandbox {
+/// A sandbox that may reach the bench server on loopback, with every other default but the
+/// number of invocations at once, which sizes the pooling allocator's reservation of address space.
+fn bench_sandbox(max_concurrent_invocations: u32) -> Sandbox {
     let mut network = NetworkPolicy::default();
     network.allow.push("127.0.0.1/32".parse().unwrap());
-    Sandbox::new(SandboxConfig { network, ..SandboxConfig::default() }, Arc::new(StaticSecretResolver::default()))
-        .unwrap()
+    let config = SandboxConfig { network, max_concurrent_invocations, ..SandboxConfig::default() };
+    Sandbox::new(config, Arc::new(StaticSecretResolver::default())).unwrap()
 }
 
 fn load(sandbox: &Sandbox, path: &str) -> LoadedConnector {
@@ -182,17 +188,34 @@ fn integration(base_url: Option<&str>) -> ConnectionConfig {
     }
 }
 
-/// Sandboxed GETs only, for `duration` (after a warm-up): what a profile of (b) is taken of.
-async fn profile(url: &str, duration: Duration) -> u64 {
-    let sandbox = bench_sandbox();
-    let fetcher = load(&sandbox, test_programs_artifacts::WELL_BEHAVED);
-    let config = integration(Some(url));
+/// Only (a) `native`, (b) `sandboxed` or (c) `instance` calls, for `duration` (after a warm-up):
+/// what a profile is taken of.
+async fn profile(of: &str, url: &str, duration: Duration) -> u64 {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let ok_url = format!("{url}/ok");
+    // One call at a time: a pool for one invocation, whose address space valgrind can reserve
+    // (the default's 256 need terabytes of it); a call costs the same from either pool.
+    let sandbox = bench_sandbox(1);
+    let (connector, config) = match of {
+        "native" | "sandboxed" => (load(&sandbox, test_programs_artifacts::WELL_BEHAVED), integration(Some(url))),
+        "instance" => (load(&sandbox, test_programs_artifacts::IN_MEMORY), integration(None)),
+        other => panic!("{PROFILE_OF_ENV}={other}: expected native, sandboxed or instance"),
+    };
+    let call = || async {
+        if of == "native" {
+            let body = client.get(&ok_url).send().await.unwrap().bytes().await.unwrap();
+            assert_eq!(&body[..], b"ok");
+        } else {
+            assert!(sandbox.test_connection(&connector, &config).await.result.success);
+        }
+    };
     for _ in 0..WARMUP {
-        assert!(sandbox.test_connection(&fetcher, &config).await.result.success);
+        call().await;
     }
     let (end, mut calls) = (Instant::now() + duration, 0);
     while Instant::now() < end {
-        assert!(sandbox.test_connection(&fetcher, &config).await.result.success);
+        call().await;
         calls += 1;
     }
     calls
@@ -203,7 +226,7 @@ async fn measure(url: &str) -> Figures {
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let ok_url = format!("{url}/ok");
 
-    let sandbox = bench_sandbox();
+    let sandbox = bench_sandbox(SandboxConfig::default().max_concurrent_invocations);
     let fetcher = load(&sandbox, test_programs_artifacts::WELL_BEHAVED);
     let in_memory = load(&sandbox, test_programs_artifacts::IN_MEMORY);
     let with_url = integration(Some(url));
