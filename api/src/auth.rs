@@ -44,8 +44,12 @@ const MIN_JWKS_REFRESH_SECONDS: u64 = 1;
 /// How long a verified bearer token is taken on trust before its signature is checked again
 /// (never past its own expiry). A key removed from the JWKS stops working within this long.
 const RECENT_TOKEN_SECONDS: i64 = 60;
-/// How many verified tokens are remembered (a digest and a principal each, ~200 bytes).
+/// How many verified tokens are remembered (the token and its principal, ~200 bytes beside the
+/// token's own).
 const MAX_RECENT_TOKENS: usize = 4096;
+/// How many bytes of token text are remembered in all: a typical JWT is under 1 KiB, so this
+/// holds thousands, and 4,096 long (up to 16 KiB) tokens cannot make the memory 64 MiB.
+const MAX_RECENT_TOKEN_BYTES: usize = 2 << 20;
 /// Longest tenant id.
 const MAX_TENANT_LEN: usize = 128;
 
@@ -219,42 +223,66 @@ pub struct Verifier {
     recent: RecentTokens,
 }
 
-/// Bearer tokens verified recently, by the SHA-256 of the whole token: a client that sends the
-/// same token on every request pays for its signature check (an HMAC, or an RSA or ECDSA
-/// verification of tens of µs) and its claims once a minute, not on every request. Bounded: when
-/// full, the expired entries go, and if that frees nothing, all of them.
+/// Bearer tokens verified recently: a client that sends the same token on every request pays for
+/// its signature check (an HMAC, or an RSA or ECDSA verification of tens of µs) and its claims
+/// once a minute, not on every request.
+///
+/// Keyed by the whole token, compared for equality: a hit is exactly a token that verified. (A
+/// SHA-256 of the token as the key cost more than everything else the check does: ~15,000
+/// instructions per request for a 1 KiB token, against a SipHash and a comparison.) Holding the
+/// token text adds nothing to what the process holds anyway (the request's own buffers, the
+/// local signing key). The map's SipHash has a per-process random key, so a caller cannot aim a
+/// probe at a remembered token's slot, and a miss falls through to the full, constant-time
+/// signature check. Bounded in entries and in bytes: when either is full, the expired entries go,
+/// and if that frees too little, all of them.
 #[derive(Debug, Default)]
 struct RecentTokens {
-    entries: Mutex<std::collections::HashMap<[u8; 32], (Principal, i64)>>,
+    entries: Mutex<Remembered>,
+}
+
+#[derive(Debug, Default)]
+struct Remembered {
+    by_token: std::collections::HashMap<Box<str>, (Principal, i64)>,
+    /// The token text held, in bytes.
+    bytes: usize,
 }
 
 impl RecentTokens {
-    fn digest(token: &str) -> [u8; 32] {
-        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-        digest.as_ref().try_into().expect("SHA-256 is 32 bytes")
-    }
-
     /// The principal of a token verified before and still within its time, at `now`.
-    fn get(&self, digest: &[u8; 32], now: i64) -> Option<Principal> {
+    fn get(&self, token: &str, now: i64) -> Option<Principal> {
         let entries = self.entries.lock().expect("the token cache lock is never poisoned");
-        entries.get(digest).filter(|(_, until)| now < *until).map(|(principal, _)| principal.clone())
+        entries.by_token.get(token).filter(|(_, until)| now < *until).map(|(principal, _)| principal.clone())
     }
 
     /// Remembers a verified token's principal until `until` (Unix seconds).
-    fn put(&self, digest: [u8; 32], principal: Principal, until: i64, now: i64) {
+    fn put(&self, token: &str, principal: Principal, until: i64, now: i64) {
         let mut entries = self.entries.lock().expect("the token cache lock is never poisoned");
-        if entries.len() >= MAX_RECENT_TOKENS && !entries.contains_key(&digest) {
-            entries.retain(|_, (_, until)| now < *until);
-            if entries.len() >= MAX_RECENT_TOKENS {
-                entries.clear();
+        let Remembered { by_token, bytes } = &mut *entries;
+        if let Some(entry) = by_token.get_mut(token) {
+            *entry = (principal, until);
+            return;
+        }
+        let full = |by_token: &std::collections::HashMap<Box<str>, _>, bytes: usize| {
+            by_token.len() >= MAX_RECENT_TOKENS || bytes + token.len() > MAX_RECENT_TOKEN_BYTES
+        };
+        if full(by_token, *bytes) {
+            by_token.retain(|_, (_, until)| now < *until);
+            *bytes = by_token.keys().map(|t| t.len()).sum();
+            if full(by_token, *bytes) {
+                by_token.clear();
+                *bytes = 0;
             }
         }
-        entries.insert(digest, (principal, until));
+        if token.len() <= MAX_RECENT_TOKEN_BYTES {
+            *bytes += token.len();
+            by_token.insert(token.into(), (principal, until));
+        }
     }
 
     #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.lock().expect("the token cache lock is never poisoned").len()
+    fn len_and_bytes(&self) -> (usize, usize) {
+        let entries = self.entries.lock().expect("the token cache lock is never poisoned");
+        (entries.by_token.len(), entries.bytes)
     }
 }
 
@@ -310,8 +338,7 @@ impl Verifier {
             return Err(AuthError::Invalid("the token is too long".into()));
         }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let digest = RecentTokens::digest(token);
-        if let Some(principal) = self.recent.get(&digest, now) {
+        if let Some(principal) = self.recent.get(token, now) {
             return Ok(principal);
         }
         let (claims, local) = self.verified_claims(token).await?;
@@ -323,7 +350,7 @@ impl Verifier {
         // `check_claims` found `exp`; the token is taken on trust until then at the latest.
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
         let until = exp.saturating_add(LEEWAY_SECONDS).min(now.saturating_add(RECENT_TOKEN_SECONDS));
-        self.recent.put(digest, principal.clone(), until, now);
+        self.recent.put(token, principal.clone(), until, now);
         Ok(principal)
     }
 
@@ -709,12 +736,17 @@ mod tests {
     #[test]
     fn a_remembered_token_is_taken_on_trust_only_until_its_time() {
         let recent = RecentTokens::default();
-        let digest = RecentTokens::digest("header.claims.signature");
-        recent.put(digest, principal("acme"), 1_000, 900);
-        assert_eq!(recent.get(&digest, 999), Some(principal("acme")));
-        assert_eq!(recent.get(&digest, 1_000), None, "at its time it must be verified again");
-        // Another token, even one differing in a single byte, is not the remembered one.
-        assert_eq!(recent.get(&RecentTokens::digest("header.claims.signaturf"), 999), None);
+        recent.put("header.claims.signature", principal("acme"), 1_000, 900);
+        assert_eq!(recent.get("header.claims.signature", 999), Some(principal("acme")));
+        assert_eq!(recent.get("header.claims.signature", 1_000), None, "at its time it must be verified again");
+        // Another token, even one differing in a single byte or a prefix of it, is not the
+        // remembered one.
+        assert_eq!(recent.get("header.claims.signaturf", 999), None);
+        assert_eq!(recent.get("header.claims.signatur", 999), None);
+        // Remembered again (verified again at its time): one entry, its bytes counted once.
+        recent.put("header.claims.signature", principal("acme"), 2_000, 1_000);
+        assert_eq!(recent.get("header.claims.signature", 1_999), Some(principal("acme")));
+        assert_eq!(recent.len_and_bytes(), (1, "header.claims.signature".len()));
     }
 
     #[test]
@@ -723,16 +755,43 @@ mod tests {
         // Half of them expire at 100, half stay valid: when full, the expired ones go first.
         for i in 0..MAX_RECENT_TOKENS {
             let until = if i % 2 == 0 { 100 } else { 10_000 };
-            recent.put(RecentTokens::digest(&format!("token-{i}")), principal("acme"), until, 50);
+            recent.put(&format!("token-{i}"), principal("acme"), until, 50);
         }
-        assert_eq!(recent.len(), MAX_RECENT_TOKENS);
-        recent.put(RecentTokens::digest("one more"), principal("acme"), 10_000, 200);
-        assert_eq!(recent.len(), MAX_RECENT_TOKENS / 2 + 1);
-        assert!(recent.get(&RecentTokens::digest("token-1"), 200).is_some(), "a valid entry survives");
+        assert_eq!(recent.len_and_bytes().0, MAX_RECENT_TOKENS);
+        recent.put("one more", principal("acme"), 10_000, 200);
+        assert_eq!(recent.len_and_bytes().0, MAX_RECENT_TOKENS / 2 + 1);
+        assert!(recent.get("token-1", 200).is_some(), "a valid entry survives");
         // All still valid: past the bound, everything goes rather than growing.
         for i in 0..2 * MAX_RECENT_TOKENS {
-            recent.put(RecentTokens::digest(&format!("flood-{i}")), principal("acme"), 10_000, 200);
-            assert!(recent.len() <= MAX_RECENT_TOKENS);
+            recent.put(&format!("flood-{i}"), principal("acme"), 10_000, 200);
+            assert!(recent.len_and_bytes().0 <= MAX_RECENT_TOKENS);
         }
+    }
+
+    #[test]
+    fn the_remembered_token_text_is_bounded_in_bytes_however_long_the_tokens() {
+        let recent = RecentTokens::default();
+        // Tokens of the longest length accepted, all valid for long: far fewer than the entry
+        // bound fit in the byte bound, and the bytes never pass it.
+        let long = |i: usize| format!("{i:08}{}", "x".repeat(MAX_TOKEN_BYTES - 8));
+        for i in 0..MAX_RECENT_TOKENS {
+            recent.put(&long(i), principal("acme"), 10_000, 200);
+            let (entries, bytes) = recent.len_and_bytes();
+            assert!(bytes <= MAX_RECENT_TOKEN_BYTES, "{bytes} bytes held after {i} tokens");
+            assert_eq!(bytes, entries * MAX_TOKEN_BYTES, "the bytes are counted exactly");
+        }
+        // The latest one is remembered; the memory was emptied rather than grown.
+        assert!(recent.get(&long(MAX_RECENT_TOKENS - 1), 300).is_some());
+        assert!(recent.len_and_bytes().0 <= MAX_RECENT_TOKEN_BYTES / MAX_TOKEN_BYTES);
+        // Expired long tokens make room first: the valid short one survives the next eviction.
+        let recent = RecentTokens::default();
+        recent.put("short", principal("acme"), 10_000, 200);
+        for i in 0..MAX_RECENT_TOKEN_BYTES / MAX_TOKEN_BYTES - 1 {
+            recent.put(&long(i), principal("acme"), 250, 200);
+        }
+        assert_eq!(recent.len_and_bytes().0, MAX_RECENT_TOKEN_BYTES / MAX_TOKEN_BYTES, "all of them still fit");
+        recent.put(&long(999_999), principal("acme"), 10_000, 300);
+        assert!(recent.get("short", 300).is_some(), "a valid entry survives when expired ones make room");
+        assert_eq!(recent.len_and_bytes(), (2, "short".len() + MAX_TOKEN_BYTES));
     }
 }
