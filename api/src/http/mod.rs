@@ -8,14 +8,18 @@
 // error path, where one move of ~200 bytes does not matter; boxing it would clutter every handler.
 #![allow(clippy::result_large_err)]
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderValue, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
 use tracing::Instrument;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -225,14 +229,59 @@ pub fn router(state: AppState) -> Router {
         router = router.layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_problem));
     }
     if [Feature::Problems, Feature::Metrics, Feature::Tracing].iter().any(|f| !is_off(*f)) {
-        router = router.layer(middleware::from_fn_with_state(state.clone(), observe));
+        router = router.layer(ObserveLayer(state.clone()));
     }
     router.layer(DefaultBodyLimit::max(max_body)).with_state(state)
 }
 
+/// Puts [`observe`] around every route. A hand-written layer rather than axum's
+/// `middleware::from_fn`, which per request boxes the rest of the stack into a `Next` and splits
+/// and rejoins the request for its extractors: a few allocations and copies on every request.
+#[derive(Clone)]
+struct ObserveLayer(AppState);
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe { inner, state: self.0.clone() }
+    }
+}
+
+/// A route with [`observe`] around it.
+#[derive(Clone)]
+struct Observe<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The service that was polled ready answers; a clone stays for the next request.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        Box::pin(async move { Ok(observe(&state, request, ready).await) })
+    }
+}
+
 /// Gives the request an id, logs and counts it, and turns any error response that is not yet a
 /// problem (axum's own 405, a failed extractor) into one.
-async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn observe<S>(state: &AppState, request: Request, mut inner: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
     let started = Instant::now();
     let problems = !is_off(Feature::Problems);
     let request_id = match problems {
@@ -252,7 +301,10 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         false => tracing::info_span!("request", request_id = %request_id, method = %method, route = %route),
         true => tracing::Span::none(),
     };
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = match inner.call(request).instrument(span.clone()).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
     let status = response.status();
     if problems {
         // The console answers its errors as pages of its own.
