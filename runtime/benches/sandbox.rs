@@ -188,11 +188,22 @@ fn integration(base_url: Option<&str>) -> ConnectionConfig {
     }
 }
 
+/// The client of (a), the native GET.
+fn native_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// (a): one native GET of the bench server's `ok`.
+async fn native_get(client: &reqwest::Client, ok_url: &str) {
+    let body = client.get(ok_url).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(&body[..], b"ok");
+}
+
 /// Only (a) `native`, (b) `sandboxed` or (c) `instance` calls, for `duration` (after a warm-up):
 /// what a profile is taken of.
 async fn profile(of: &str, url: &str, duration: Duration) -> u64 {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = native_client();
     let ok_url = format!("{url}/ok");
     // One call at a time: a pool for one invocation, whose address space valgrind can reserve
     // (the default's 256 need terabytes of it); a call costs the same from either pool.
@@ -204,8 +215,7 @@ async fn profile(of: &str, url: &str, duration: Duration) -> u64 {
     };
     let call = || async {
         if of == "native" {
-            let body = client.get(&ok_url).send().await.unwrap().bytes().await.unwrap();
-            assert_eq!(&body[..], b"ok");
+            native_get(&client, &ok_url).await;
         } else {
             assert!(sandbox.test_connection(&connector, &config).await.result.success);
         }
@@ -222,8 +232,7 @@ async fn profile(of: &str, url: &str, duration: Duration) -> u64 {
 }
 
 async fn measure(url: &str) -> Figures {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = native_client();
     let ok_url = format!("{url}/ok");
 
     let sandbox = bench_sandbox(SandboxConfig::default().max_concurrent_invocations);
@@ -237,8 +246,7 @@ async fn measure(url: &str) -> Figures {
     let (mut native_cpu, mut sandboxed_cpu) = (Vec::with_capacity(SAMPLES), Vec::with_capacity(SAMPLES));
     for i in 0..WARMUP + SAMPLES {
         let (t, cpu) = (Instant::now(), process_cpu_time());
-        let body = client.get(&ok_url).send().await.unwrap().bytes().await.unwrap();
-        assert_eq!(&body[..], b"ok");
+        native_get(&client, &ok_url).await;
         let (native_took, native_cpu_took) = (t.elapsed(), process_cpu_time() - cpu);
         let (t, cpu) = (Instant::now(), process_cpu_time());
         let run = sandbox.test_connection(&fetcher, &with_url).await;
