@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use common::{env_number, spread, start_server};
 use serde_json::{Value, json};
 use stella_runtime::egress::NetworkPolicy;
-use stella_runtime::secrets::StaticSecretResolver;
+use stella_runtime::secrets::{SecretNamespace, StaticSecretResolver};
 use stella_runtime::{ConnectionConfig, ConnectorSource, IntegrationType, Sandbox, SandboxConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -136,6 +136,7 @@ async fn invocation_cost(
         provider: provider.into(),
         base_url: Some(base.into()),
         auth_ref: None,
+        secret_namespace: SecretNamespace::Unscoped,
         configuration,
         environment: None,
     };

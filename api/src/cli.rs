@@ -13,7 +13,9 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 use stella_runtime::inspect::describe;
 use stella_runtime::manifest::{Manifest, embed_manifest};
-use stella_runtime::secrets::{AuthRef, ChainResolver, EnvSecretResolver, SecretValue, StaticSecretResolver};
+use stella_runtime::secrets::{
+    AuthRef, ChainResolver, SecretNamespace, SecretStore, SecretValue, StaticSecretResolver,
+};
 use stella_runtime::{ConnectionConfig, ConnectorSource, IntegrationType, Sandbox, SandboxConfig};
 
 use crate::auth;
@@ -116,6 +118,23 @@ enum Command {
     /// List connector invocations from a running service's ledger, newest first (a token with
     /// `integrations.audit` for its tenant, or `plugins.admin` for every tenant).
     Invocations(InvocationsArgs),
+    /// Print where `serve`, with the same configuration, reads a tenant's secret and its binding
+    /// (the variable and the file), or one of the platform's own secrets.
+    SecretLocation(SecretLocationArgs),
+}
+
+#[derive(Debug, Args)]
+struct SecretLocationArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The tenant whose integrations name the AuthRef.
+    #[arg(long, required_unless_present = "platform", conflicts_with = "platform")]
+    tenant: Option<String>,
+    /// A secret of the platform's own (a registry's `password-ref`), which no integration resolves.
+    #[arg(long)]
+    platform: bool,
+    /// The AuthRef, `ref://<scope>/<provider>/<key>`.
+    auth_ref: String,
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +168,10 @@ struct InvocationsArgs {
     /// Only those that read a secret's value (`true`) or did not (`false`).
     #[arg(long)]
     revealed_secret: Option<bool>,
+    /// Only those that sent a secret's value outside the credential the host wrote (in a URL, a
+    /// header or a body: `true`), or did not (`false`).
+    #[arg(long)]
+    secret_in_request: Option<bool>,
     /// Only those that contacted an origin other than their integration's base URL's (`true`),
     /// or did not (`false`).
     #[arg(long)]
@@ -497,6 +520,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Export(args) => export(args),
         Command::Import(args) => import(args),
         Command::Invocations(args) => invocations(args),
+        Command::SecretLocation(args) => secret_location(args),
     };
     match result {
         Ok(code) => code,
@@ -545,6 +569,41 @@ fn token(args: TokenArgs) -> Result<ExitCode, CliError> {
     let request = local_token_request(&config, args.tenant, &args.scopes, args.subject, &args.ttl)?;
     let key = auth::local_key(&config.auth, &config.storage.data_dir)?;
     println!("{}", auth::issue_local_token(&config.auth, &key, &request));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn secret_location(args: SecretLocationArgs) -> Result<ExitCode, CliError> {
+    let config = args.config.load()?;
+    let auth_ref = AuthRef::parse(&args.auth_ref).map_err(|e| format!("{}: {e}", args.auth_ref))?;
+    let store = config.secrets.store();
+    let (whose, locations) = match &args.tenant {
+        None => ("the platform".to_string(), store.platform_locations(&auth_ref)?),
+        Some(tenant) => {
+            let namespace = config.secrets.namespace_of(tenant);
+            let whose = match namespace {
+                SecretNamespace::Unscoped => {
+                    format!("tenant {tenant} (secrets.legacy-tenant: the layout from before tenants)")
+                }
+                SecretNamespace::Owner(_) => format!("tenant {tenant}"),
+            };
+            (whose, store.locations(&namespace, &auth_ref)?)
+        }
+    };
+    let places = [
+        ("file", locations.file.map(|f| f.display().to_string())),
+        ("binding file", locations.binding_file.map(|f| f.display().to_string())),
+        ("variable", locations.variable),
+        ("binding variable", locations.binding_variable),
+    ];
+    if places.iter().all(|(_, place)| place.is_none()) {
+        return Err("neither secrets.dir nor secrets.env is configured: serve reads no secret".into());
+    }
+    println!("{auth_ref} of {whose}");
+    for (what, place) in places {
+        if let Some(place) = place {
+            println!("  {what:<16} {place}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -693,6 +752,9 @@ fn invocations(args: InvocationsArgs) -> Result<ExitCode, CliError> {
     }
     if let Some(revealed) = args.revealed_secret {
         query.push(("revealedSecret", revealed.to_string()));
+    }
+    if let Some(carried) = args.secret_in_request {
+        query.push(("secretInRequest", carried.to_string()));
     }
     if let Some(outside) = args.outside_base_url {
         query.push(("outsideBaseUrl", outside.to_string()));
@@ -1178,7 +1240,9 @@ fn test(args: TestArgs) -> Result<ExitCode, CliError> {
         let r = AuthRef::parse(r).map_err(|e| format!("--secret {r}: {e}"))?;
         given.insert(r, SecretValue::new(value.to_string()));
     }
-    let resolver = ChainResolver::new(vec![Arc::new(given), Arc::new(EnvSecretResolver::default())]);
+    // The command line runs one connector for its user: secrets given here, else the unscoped
+    // STELLA_SECRET__<SCOPE>__<PROVIDER>__<KEY> variables.
+    let resolver = ChainResolver::new(vec![Arc::new(given), Arc::new(SecretStore::new(None, true))]);
     let mut config = sandbox_config(args.sandbox_config.as_deref())?;
     config.network.allow.extend(args.allow_networks.iter().copied());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -1203,6 +1267,7 @@ fn test(args: TestArgs) -> Result<ExitCode, CliError> {
             provider: connector.provider().to_string(),
             base_url: args.base_url.clone(),
             auth_ref: args.auth_ref.clone(),
+            secret_namespace: SecretNamespace::Unscoped,
             configuration,
             environment: None,
         };

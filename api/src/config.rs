@@ -144,19 +144,56 @@ impl Default for EventsConfig {
     }
 }
 
-/// `[secrets]`.
+/// `[secrets]`: where connector secrets are read from, whose they are, and where they may go (see
+/// the README's "Secrets").
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct SecretsConfig {
-    /// A directory laid out `<scope>/<provider>/<key>` (a Kubernetes secret mount), read first.
+    /// A directory laid out `<tenant>/<scope>/<provider>/<key>` (a Kubernetes secret mount), read
+    /// first; the platform's own secrets under `.platform/<scope>/<provider>/<key>`.
     pub dir: Option<PathBuf>,
-    /// Whether `STELLA_SECRET__<SCOPE>__<PROVIDER>__<KEY>` variables are read (after the directory).
+    /// Whether `STELLA_SECRET__<TENANT>__<SCOPE>__<PROVIDER>__<KEY>` variables are read (after the
+    /// directory), and the platform's `STELLA_PLATFORM_SECRET__<SCOPE>__<PROVIDER>__<KEY>`.
     pub env: bool,
+    /// The one tenant whose secrets keep the layout from before tenants
+    /// (`STELLA_SECRET__<SCOPE>__<PROVIDER>__<KEY>`, `<dir>/<scope>/<provider>/<key>`): a
+    /// single-tenant installation upgrading without moving its secrets.
+    pub legacy_tenant: Option<String>,
+    /// Whether every secret must have a binding (the origins it may be applied to); one without is
+    /// refused. Recommended wherever tenants share the service.
+    pub require_binding: bool,
 }
 
 impl Default for SecretsConfig {
     fn default() -> Self {
-        Self { dir: None, env: true }
+        Self { dir: None, env: true, legacy_tenant: None, require_binding: false }
+    }
+}
+
+impl SecretsConfig {
+    /// Where an integration of `tenant` resolves its AuthRef: the tenant's own namespace (the
+    /// layout from before tenants for `legacy-tenant`), and nowhere else. Another tenant's secrets
+    /// and the platform's are "not found" for it.
+    pub fn namespace_of(&self, tenant: &str) -> stella_runtime::secrets::SecretNamespace {
+        use stella_runtime::secrets::SecretNamespace;
+        match &self.legacy_tenant {
+            Some(legacy) if legacy == tenant => SecretNamespace::Unscoped,
+            _ => SecretNamespace::Owner(tenant.to_string()),
+        }
+    }
+
+    /// The store these settings describe.
+    pub fn store(&self) -> stella_runtime::secrets::SecretStore {
+        stella_runtime::secrets::SecretStore::new(self.dir.clone(), self.env).requiring_bindings(self.require_binding)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        match &self.legacy_tenant {
+            Some(t) if t.is_empty() || t.len() > 128 || t.chars().any(char::is_control) => {
+                Err("secrets.legacy-tenant must be a tenant id: 1 to 128 characters, no control characters".into())
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -246,6 +283,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("STELLA_JWT_AUDIENCE", "auth.audience"),
     ("NATS_URL", "events.nats-url"),
     ("STELLA_SECRETS_DIR", "secrets.dir"),
+    ("STELLA_SECRETS_LEGACY_TENANT", "secrets.legacy-tenant"),
+    ("STELLA_SECRETS_REQUIRE_BINDING", "secrets.require-binding"),
     ("STELLA_HEALTH_ENABLED", "health.enabled"),
     ("STELLA_HEALTH_INTERVAL_SECONDS", "health.interval-seconds"),
     ("STELLA_OFFLINE", "health.offline"),
@@ -272,6 +311,7 @@ impl Config {
             return Err("ledger.retention-days must be between 1 and 3650".into());
         }
         config.console.validate()?;
+        config.secrets.validate()?;
         Ok(config)
     }
 
@@ -298,6 +338,8 @@ impl Config {
             "auth.audience" => self.auth.audience = Some(value),
             "events.nats-url" => self.events.nats_url = Some(value),
             "secrets.dir" => self.secrets.dir = Some(value.into()),
+            "secrets.legacy-tenant" => self.secrets.legacy_tenant = Some(value),
+            "secrets.require-binding" => self.secrets.require_binding = parse_bool(&value)?,
             "health.enabled" => self.health.enabled = parse_bool(&value)?,
             "health.offline" => self.health.offline = parse_bool(&value)?,
             "health.interval-seconds" => {

@@ -86,6 +86,11 @@ pub struct LedgerEntry {
     pub revealed_secret: bool,
     /// Whether it signed a JWT with a secret.
     pub signed_jwt: bool,
+    /// Whether a request of its carried the value of a secret it held outside the credential the
+    /// host wrote (in the URL, a header of its own or the body): refused for a connector that may
+    /// not reveal secrets, allowed for one that may (see the record's `secretInRequest`).
+    #[serde(default)]
+    pub secret_in_request: bool,
     /// The sandbox's record of the invocation; absent in lists (read one invocation for it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -113,6 +118,8 @@ pub struct InvocationFilter {
     pub outside_base_url: Option<bool>,
     /// Read a secret's value (`true`) or not (`false`).
     pub revealed_secret: Option<bool>,
+    /// Sent a secret's value outside the credential the host wrote (`true`) or not (`false`).
+    pub secret_in_request: Option<bool>,
     /// Denied something of this kind.
     pub denial_kind: Option<String>,
     /// That contacted this origin (`scheme://host[:port]`).
@@ -155,6 +162,7 @@ impl LedgerEntry {
         let mut origins = BTreeSet::new();
         let mut auth_refs = BTreeSet::new();
         let (mut revealed_secret, mut signed_jwt) = (false, false);
+        let secret_in_request = record.host_calls.iter().any(|c| !c.secret_in_request.is_empty());
         for call in &record.host_calls {
             let refused = call.error.as_deref() == Some("denied");
             match call.interface.as_str() {
@@ -198,6 +206,7 @@ impl LedgerEntry {
             auth_refs: auth_refs.into_iter().collect(),
             revealed_secret,
             signed_jwt,
+            secret_in_request,
             record: Some(record),
         })
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use stella_runtime::secrets::{ChainResolver, EnvSecretResolver, FileSecretResolver, SecretResolver};
+use stella_runtime::secrets::{AuthRef, SecretLocations, SecretNamespace, SecretResolver, SecretStore};
 use stella_runtime::{ConnectorCatalog, Sandbox, SandboxConfig};
 
 use crate::auth::{Verifier, local_key};
@@ -29,20 +29,14 @@ pub async fn build_state(
         .await
         .map_err(|e| format!("cannot open the database {}: {e}", store::redact_url(&database_url)))?;
 
-    let mut resolvers: Vec<Arc<dyn SecretResolver>> = vec![];
-    if let Some(dir) = &config.secrets.dir {
-        resolvers.push(Arc::new(FileSecretResolver::new(dir)));
-    }
-    if config.secrets.env {
-        resolvers.push(Arc::new(EnvSecretResolver::default()));
-    }
-    let secrets = Arc::new(ChainResolver::new(resolvers));
+    let secrets = config.secrets.store();
+    check_platform_secrets(config, &secrets)?;
     let sandbox_config =
         SandboxConfig { cache_dir: config.storage.compile_cache_dir(&config.sandbox), ..config.sandbox.clone() };
-    let sandbox = Sandbox::new(sandbox_config, secrets.clone()).map_err(|e| e.to_string())?;
+    let sandbox = Sandbox::new(sandbox_config, Arc::new(secrets.clone())).map_err(|e| e.to_string())?;
     // Logs each built-in it loads (with its compile time).
     let builtins = ConnectorCatalog::load(&sandbox, stella_builtin_connectors::BUILTINS, None);
-    let admission = AdmissionPolicy::from_config(&config.plugins, secrets.as_ref())?;
+    let admission = AdmissionPolicy::from_config(&config.plugins, &secrets)?;
     tracing::info!(
         trusted_keys = ?admission.keys.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
         require_signature = admission.require_signature,
@@ -60,7 +54,9 @@ pub async fn build_state(
     let verifier = Verifier::new(&config.auth, key).await?;
     let mut catalog = Catalog::new(store, Arc::new(sandbox), Arc::new(builtins))
         .with_health_policy(HealthPolicy::from_settings(&config.health))
-        .with_admission_policy(admission);
+        .with_admission_policy(admission)
+        .with_secrets(config.secrets.clone());
+    warn_of_secret_layout(config, &secrets, &catalog).await;
     if let Some(runtime) = invocation_runtime {
         catalog = catalog.with_invocation_runtime(runtime);
     }
@@ -72,6 +68,78 @@ pub async fn build_state(
     catalog.refresh_connectors().await.map_err(|e| format!("cannot load the active connectors: {e}"))?;
     let console = crate::console::Console::new(config.console.clone(), &config.auth.tenant_claim);
     Ok(AppState::new(catalog, verifier, config.server.max_body_bytes, console))
+}
+
+/// Where a secret is read from, for a message: its variable and its file.
+fn places(locations: Result<SecretLocations, String>) -> String {
+    let Ok(l) = locations else { return "nowhere".into() };
+    let mut at: Vec<String> = l.variable.into_iter().collect();
+    at.extend(l.file.map(|f| f.display().to_string()));
+    at.join(" or ")
+}
+
+/// The platform's own secrets (registry passwords) live apart from every tenant's. One still in
+/// the layout from before tenants is refused while a tenant is mapped to that layout (it could
+/// resolve it), and otherwise named so that it is moved.
+fn check_platform_secrets(config: &crate::config::Config, secrets: &SecretStore) -> Result<(), String> {
+    for registry in &config.plugins.registries {
+        let Some(reference) = &registry.password_ref else { continue };
+        let Ok(auth_ref) = AuthRef::parse(reference) else { continue };
+        let old = secrets.locations(&SecretNamespace::Unscoped, &auth_ref);
+        if secrets.resolve(&SecretNamespace::Unscoped, &auth_ref).is_err() {
+            continue;
+        }
+        let new = places(secrets.platform_locations(&auth_ref));
+        if let Some(tenant) = &config.secrets.legacy_tenant {
+            return Err(format!(
+                "plugins.registries `{}`: the platform secret {reference} is at {}, where tenant `{tenant}` \
+                 (secrets.legacy-tenant) can resolve it: move it to {new} (the platform's own secrets, which no \
+                 integration resolves)",
+                registry.host,
+                places(old)
+            ));
+        }
+        tracing::warn!(
+            registry = %registry.host,
+            password_ref = %reference,
+            found_at = %places(old),
+            read_from = %new,
+            "a registry password is still where the platform read it before tenants; it is read from the \
+             platform's own secrets now: move it there and remove the old one"
+        );
+    }
+    Ok(())
+}
+
+/// Warns of secret layouts that would not do what an operator meant: secrets that no tenant reads
+/// (the layout from before tenants, with no tenant mapped to it), a tenant mapped to that layout
+/// while other tenants share the service, and shared service without required bindings.
+async fn warn_of_secret_layout(config: &crate::config::Config, secrets: &SecretStore, catalog: &Catalog) {
+    let unscoped = secrets.unscoped_secrets(5);
+    let tenants = catalog.tenants(6).await.unwrap_or_default();
+    match &config.secrets.legacy_tenant {
+        None if !unscoped.is_empty() => tracing::warn!(
+            found = ?unscoped,
+            "secrets are laid out as before tenants (STELLA_SECRET__<SCOPE>__<PROVIDER>__<KEY>, \
+             <dir>/<scope>/<provider>/<key>), which no tenant reads: a single-tenant installation sets \
+             secrets.legacy-tenant = \"<its tenant>\"; otherwise move each under its tenant (README: Secrets)"
+        ),
+        Some(legacy) if tenants.iter().any(|t| t != legacy) => tracing::warn!(
+            legacy_tenant = %legacy,
+            tenants = ?tenants,
+            "secrets.legacy-tenant maps one tenant to the secret layout from before tenants, and other tenants \
+             have integrations: give every tenant its own namespace and remove secrets.legacy-tenant (README: \
+             Secrets)"
+        ),
+        _ => {}
+    }
+    if !config.secrets.require_binding && tenants.len() > 1 {
+        tracing::warn!(
+            tenants = ?tenants,
+            "several tenants share this service and secrets.require-binding is off: a secret without a binding \
+             may be sent to any origin its integration's connector may reach (README: Secrets)"
+        );
+    }
 }
 
 /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
@@ -130,9 +198,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
     } else {
         None
     };
+    let stop = shutdown_signal();
     tracing::info!(%address, database = %store::redact_url(&config.storage.database_url()), "serving");
     eprintln!("stella-integrations listening on http://{address} (API reference: http://{address}/api/v1/docs)");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    axum::serve(listener, router(state)).with_graceful_shutdown(stop).await.map_err(|e| e.to_string())?;
     let _ = stop_scheduler.send(());
     if let Some(Err(e)) = match scheduler {
         Some(s) => Some(s.await),
@@ -186,23 +255,31 @@ fn lower_this_thread_priority() {
     }
 }
 
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT or SIGTERM, listened for from the call on: the service calls this before it says it is
+/// listening, since until a handler is installed a SIGTERM kills the process instead of stopping
+/// it gracefully.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        let (interrupt, terminate) = (signal(SignalKind::interrupt()).ok(), signal(SignalKind::terminate()).ok());
+        let wait = |s: Option<Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        async move {
+            tokio::select! {
+                _ = wait(interrupt) => {},
+                _ = wait(terminate) => {},
+            }
         }
-    };
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

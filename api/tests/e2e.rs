@@ -559,7 +559,7 @@ async fn connectors_travel_through_an_oci_registry_with_their_signatures() {
         &[
             ("STELLA_CONFIG", "stella.toml"),
             ("STELLA_HEALTH_ENABLED", "false"),
-            ("STELLA_SECRET__PLATFORM__REGISTRY__PASSWORD", "registry-password"),
+            ("STELLA_PLATFORM_SECRET__PLATFORM__REGISTRY__PASSWORD", "registry-password"),
         ],
     );
     let reviewer = token(d, "plugins.admin");
@@ -1101,4 +1101,315 @@ async fn create_integration(http: &reqwest::Client, base: &str, token: &str, bod
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap_or_default());
+}
+
+/// A server on loopback that answers every request `200 {"status":"ok"}` and keeps each request's
+/// head: where a connector's requests, and the credentials on them, arrive.
+struct Listener {
+    url: String,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl Listener {
+    fn start() -> Listener {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let mut buf = Vec::new();
+                    let mut byte = [0u8; 1];
+                    loop {
+                        while !buf.ends_with(b"\r\n\r\n") {
+                            match stream.read(&mut byte) {
+                                Ok(1) => buf.push(byte[0]),
+                                _ => return,
+                            }
+                        }
+                        seen.lock().unwrap().push(String::from_utf8_lossy(&buf).into_owned());
+                        buf.clear();
+                        let body = r#"{"status":"ok"}"#;
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if stream.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Listener { url, heads }
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+
+    /// The `Authorization` values it received, in order.
+    fn authorizations(&self) -> Vec<String> {
+        self.heads()
+            .iter()
+            .filter_map(|head| {
+                head.lines()
+                    .find_map(|l| l.strip_prefix("authorization: ").or_else(|| l.strip_prefix("Authorization: ")))
+            })
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// Creates an `http-probe` integration of the token's tenant and activates it: the activation's
+/// test result.
+async fn activate_probe(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &str,
+    base_url: &str,
+    auth_ref: &str,
+) -> Value {
+    let body =
+        json!({"name": name, "type": "host", "provider": "http-probe", "baseUrl": base_url, "authRef": auth_ref});
+    let created = http
+        .post(format!("{base}/api/v1/integrations"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let created: Value = serde_json::from_str(&created.text().await.unwrap()).unwrap();
+    let id = created["integrationId"].as_str().unwrap();
+    let tested =
+        http.post(format!("{base}/api/v1/integrations/{id}/activate")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(tested.status().as_u16(), 200);
+    let mut tested: Value = serde_json::from_str(&tested.text().await.unwrap()).unwrap();
+    tested["testResult"]["integrationId"] = json!(id);
+    tested["testResult"].take()
+}
+
+/// Stops a server, which must exit cleanly (its log says why not).
+#[track_caller]
+fn stop(server: Server) {
+    let logs = server.logs.clone();
+    assert!(server.terminate(), "the server did not stop cleanly: {:?}", logs.lock().unwrap());
+}
+
+/// Writes a secret file below `dir`.
+fn secret_file(dir: &std::path::Path, path: &str, text: &str) {
+    let path = dir.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tenant_can_take_another_tenants_secret_or_the_platforms() {
+    // Issue 29's attack, as a tenant admin would make it: integrations of tenant `evil` whose
+    // AuthRefs name tenant `acme`'s secrets and the platform's registry password, pointed at a
+    // server `evil` controls.
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    secret_file(&secrets, "acme/integrations/harbor/acme-robot", "acme-robot-token-5d1e9c\n");
+    secret_file(&secrets, "evil/integrations/http-probe/mine", "evil-own-token-77aa21");
+    secret_file(&secrets, ".platform/platform/registry/password", "platform-registry-password-0c3b");
+    let config = "[secrets]\ndir = \"secrets\"\n[sandbox.network]\nallow = [\"127.0.0.1/32\"]\n\
+                  [[plugins.registries]]\nhost = \"registry.example:5000\"\nusername = \"ci-bot\"\n\
+                  password-ref = \"ref://platform/registry/password\"\n";
+    std::fs::write(dir.path().join("stella.toml"), config).unwrap();
+    let env = [
+        ("STELLA_CONFIG", "stella.toml"),
+        ("STELLA_HEALTH_ENABLED", "false"),
+        ("STELLA_SECRET__ACME__INTEGRATIONS__GITHUB__TOKEN", "acme-github-token-19f0"),
+    ];
+    let server = Server::start(dir.path(), &env);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let evil = token_for(dir.path(), "evil", "integrations.admin");
+    let acme = token_for(dir.path(), "acme", "integrations.admin");
+    let attacker = Listener::start();
+
+    let stolen = [
+        "ref://integrations/harbor/acme-robot",
+        "ref://integrations/github/token",
+        "ref://platform/registry/password",
+        // One that exists nowhere: what the others must look like.
+        "ref://integrations/harbor/nothing-here",
+    ];
+    let mut answers = vec![];
+    for (i, auth_ref) in stolen.iter().enumerate() {
+        let result = activate_probe(&http, &server.base, &evil, &format!("steal-{i}"), &attacker.url, auth_ref).await;
+        assert_eq!(result["result"]["success"], false, "{result}");
+        assert_eq!(result["result"]["failure"], "misconfigured", "{result}");
+        let message = result["result"].to_string().replace(auth_ref, "<ref>");
+        assert!(message.contains(r#"NotFound(\"<ref>\")"#), "{message}");
+        answers.push(message);
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "another tenant's secret answers otherwise: {answers:#?}");
+    assert!(attacker.heads().is_empty(), "the attacker's server was contacted: {:?}", attacker.heads());
+
+    // Each tenant's own secrets do resolve, each in its own namespace.
+    let own =
+        activate_probe(&http, &server.base, &evil, "own", &attacker.url, "ref://integrations/http-probe/mine").await;
+    assert_eq!(own["result"]["success"], true, "{own}");
+    let acme_server = Listener::start();
+    for (name, auth_ref) in [("robot", stolen[0]), ("github", stolen[1])] {
+        let result = activate_probe(&http, &server.base, &acme, name, &acme_server.url, auth_ref).await;
+        assert_eq!(result["result"]["success"], true, "{result}");
+    }
+    assert_eq!(attacker.authorizations(), ["Bearer evil-own-token-77aa21"]);
+    assert_eq!(acme_server.authorizations(), ["Bearer acme-robot-token-5d1e9c", "Bearer acme-github-token-19f0"]);
+    let logs = server.logs.lock().unwrap().join("\n");
+    for value in ["acme-robot-token", "acme-github-token", "platform-registry-password", "evil-own-token"] {
+        assert!(!logs.contains(value), "{value} is in the service's log");
+    }
+    assert!(server.terminate());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_tenant_installation_upgrades_with_one_line_and_is_warned_when_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    // Secrets laid out as before tenants: a file, and a variable.
+    secret_file(&dir.path().join("secrets"), "integrations/http-probe/agent", "legacy-agent-token-42\n");
+    let config = "[secrets]\ndir = \"secrets\"\n[sandbox.network]\nallow = [\"127.0.0.1/32\"]\n";
+    std::fs::write(dir.path().join("stella.toml"), config).unwrap();
+    let mut env = vec![
+        ("STELLA_CONFIG", "stella.toml"),
+        ("STELLA_HEALTH_ENABLED", "false"),
+        ("STELLA_SECRET__INTEGRATIONS__HTTP_PROBE__AGENT_ENV", "legacy-env-token-43"),
+    ];
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let agent = Listener::start();
+    let demo = token_for(dir.path(), "demo", "integrations.admin");
+
+    // Upgraded without the line: no tenant reads them, and the service says so at start.
+    let server = Server::start(dir.path(), &env);
+    let result =
+        activate_probe(&http, &server.base, &demo, "before", &agent.url, "ref://integrations/http-probe/agent").await;
+    assert_eq!(result["result"]["failure"], "misconfigured", "{result}");
+    let logs = server.logs.lock().unwrap().join("\n");
+    assert!(
+        logs.contains("secrets.legacy-tenant") && logs.contains("STELLA_SECRET__INTEGRATIONS__HTTP_PROBE__AGENT_ENV"),
+        "{logs}"
+    );
+    stop(server);
+    assert!(agent.heads().is_empty());
+
+    // One line: the tenant keeps the old layout.
+    env.push(("STELLA_SECRETS_LEGACY_TENANT", "demo"));
+    let server = Server::start(dir.path(), &env);
+    for (name, auth_ref) in
+        [("file", "ref://integrations/http-probe/agent"), ("variable", "ref://integrations/http-probe/agent-env")]
+    {
+        let result = activate_probe(&http, &server.base, &demo, name, &agent.url, auth_ref).await;
+        assert_eq!(result["result"]["success"], true, "{result}");
+    }
+    assert_eq!(agent.authorizations(), ["Bearer legacy-agent-token-42", "Bearer legacy-env-token-43"]);
+    assert!(!server.logs.lock().unwrap().join("\n").contains("other tenants have integrations"));
+    // Another tenant does not get the mapped tenant's secrets.
+    let other = token_for(dir.path(), "other", "integrations.admin");
+    let result =
+        activate_probe(&http, &server.base, &other, "other", &agent.url, "ref://integrations/http-probe/agent").await;
+    assert_eq!(result["result"]["failure"], "misconfigured", "{result}");
+    assert_eq!(agent.authorizations().len(), 2);
+    stop(server);
+    // With a second tenant in the store, the mapping is named as meant for one tenant only.
+    let server = Server::start(dir.path(), &env);
+    let logs = server.logs.lock().unwrap().join("\n");
+    assert!(logs.contains("other tenants have integrations"), "{logs}");
+    stop(server);
+
+    // A registry password left where it was read before tenants is refused while a tenant is
+    // mapped to that layout: that tenant could resolve it.
+    let config = format!(
+        "{config}[[plugins.registries]]\nhost = \"registry.example:5000\"\nusername = \"ci-bot\"\npassword-ref = \"ref://platform/registry/password\"\n"
+    );
+    std::fs::write(dir.path().join("stella.toml"), config).unwrap();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .envs(env.iter().copied())
+        .env("STELLA_LISTEN", "127.0.0.1:0")
+        .env("STELLA_SECRET__PLATFORM__REGISTRY__PASSWORD", "registry-password-0c3b")
+        .env("STELLA_PLATFORM_SECRET__PLATFORM__REGISTRY__PASSWORD", "registry-password-0c3b")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tenant `demo` (secrets.legacy-tenant) can resolve it"), "{stderr}");
+    assert!(!stderr.contains("registry-password-0c3b"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_credential_does_not_follow_a_changed_base_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let (own, elsewhere) = (Listener::start(), Listener::start());
+    let secrets = dir.path().join("secrets");
+    secret_file(&secrets, "acme/integrations/http-probe/agent", "bound-agent-token-81");
+    secret_file(&secrets, "acme/integrations/http-probe/agent.origins", &format!("# the agent only\n{}\n", own.url));
+    secret_file(&secrets, "acme/integrations/http-probe/loose", "unbound-agent-token-82");
+    let config =
+        "[secrets]\ndir = \"secrets\"\nrequire-binding = true\n[sandbox.network]\nallow = [\"127.0.0.1/32\"]\n";
+    std::fs::write(dir.path().join("stella.toml"), config).unwrap();
+    let server = Server::start(dir.path(), &[("STELLA_CONFIG", "stella.toml"), ("STELLA_HEALTH_ENABLED", "false")]);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let acme = token_for(dir.path(), "acme", "integrations.admin");
+    let auditor = token_for(dir.path(), "acme", "integrations.audit");
+
+    let result =
+        activate_probe(&http, &server.base, &acme, "agent", &own.url, "ref://integrations/http-probe/agent").await;
+    assert_eq!(result["result"]["success"], true, "{result}");
+    assert_eq!(own.authorizations(), ["Bearer bound-agent-token-81"]);
+
+    // The base URL changes to another server: the credential is refused there, and says why.
+    let id = result["integrationId"].as_str().unwrap();
+    let body = json!({"name": "agent", "type": "host", "provider": "http-probe", "baseUrl": elsewhere.url,
+                      "authRef": "ref://integrations/http-probe/agent"});
+    let put = http
+        .put(format!("{}/api/v1/integrations/{id}", server.base))
+        .bearer_auth(&acme)
+        .header("content-type", "application/json")
+        .header("if-match", "*")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let tested =
+        http.post(format!("{}/api/v1/integrations/{id}/test", server.base)).bearer_auth(&acme).send().await.unwrap();
+    let tested: Value = serde_json::from_str(&tested.text().await.unwrap()).unwrap();
+    assert_eq!(tested["testResult"]["result"]["success"], false, "{tested}");
+    assert!(elsewhere.heads().is_empty(), "{:?}", elsewhere.heads());
+    let denials = &tested["testResult"]["record"]["denials"];
+    assert_eq!(denials[0]["kind"], "secret-binding", "{denials}");
+    assert!(denials[0]["reason"].as_str().unwrap().contains(&format!("bound to {}", own.url)), "{denials}");
+    // The security team finds it in the ledger and in the tenant's events.
+    let page = http
+        .get(format!("{}/api/v1/invocations?denialKind=secret-binding", server.base))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap();
+    let page: Value = serde_json::from_str(&page.text().await.unwrap()).unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
+    let events = http.get(format!("{}/api/v1/events?after=0", server.base)).bearer_auth(&acme).send().await.unwrap();
+    let events = events.text().await.unwrap();
+    assert!(events.contains("invocation.denied"), "{events}");
+
+    // With bindings required, a secret without one is applied nowhere.
+    let result =
+        activate_probe(&http, &server.base, &acme, "loose", &own.url, "ref://integrations/http-probe/loose").await;
+    assert_eq!(result["result"]["success"], false, "{result}");
+    assert_eq!(result["record"]["denials"][0]["kind"], "secret-binding", "{result}");
+    assert_eq!(own.authorizations().len(), 1);
+    assert!(server.terminate());
 }

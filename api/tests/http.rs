@@ -935,6 +935,17 @@ async fn plugins_probes_and_documents_are_served() {
     let html = r.body.as_str().unwrap();
     assert!(html.contains("/api/v1/integrations/{id}/pause") && html.contains("precondition-required"));
     assert!(!html.contains("<script"), "the reference page needs no script");
+    // Nothing runs or loads but its own inline style (by hash), and no site may frame it.
+    let csp = r.header("content-security-policy");
+    assert!(csp.starts_with("default-src 'none';") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    let style = html.split("<style>").nth(1).unwrap().split("</style>").next().unwrap();
+    let hash = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(style))
+    };
+    assert!(csp.contains(&format!("style-src 'sha256-{hash}'")), "{csp}");
+    assert_eq!((r.header("x-frame-options"), r.header("x-content-type-options")), ("DENY", "nosniff"));
 
     let r = app.send_with(Method::GET, "/healthz", None, None, &[("x-request-id", "req-123")]).await;
     assert_eq!(r.header("x-request-id"), "req-123");
@@ -1590,7 +1601,10 @@ async fn connector_code_runs_only_once_its_exact_permissions_are_approved() {
     };
     let r = approve("2.0.0", "sha256:0000").await;
     assert_eq!((r.status, r.problem_type()), (StatusCode::CONFLICT, "plugin-conflict"), "{}", r.body);
-    assert!(r.body["detail"].as_str().unwrap().contains(&digest), "{}", r.body);
+    // The refusal does not hand over the digest: a script reading it could approve unreviewed
+    // permissions.
+    assert!(!r.body.to_string().contains(&digest), "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("review its permissions"), "{}", r.body);
     let r = approve("2.0.0", &digest).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!((r.body["status"].as_str(), r.body["active"].as_bool()), (Some("approved"), Some(true)));
@@ -1970,8 +1984,9 @@ async fn a_cosign_image_signature_admits_the_component_it_names_and_no_other() {
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ca.pem"), &registry.ca_pem).unwrap();
-    std::fs::create_dir_all(dir.path().join("secrets/platform/registry")).unwrap();
-    std::fs::write(dir.path().join("secrets/platform/registry/password"), "pw").unwrap();
+    // The platform's own secrets, which no integration resolves.
+    std::fs::create_dir_all(dir.path().join("secrets/.platform/platform/registry")).unwrap();
+    std::fs::write(dir.path().join("secrets/.platform/platform/registry/password"), "pw").unwrap();
     let (_keys, key_path) = signer.trusted();
     let app = app_with(|c| {
         c.plugins.trusted_keys = vec![key_path];
@@ -2104,6 +2119,9 @@ async fn the_ledger_is_read_by_auditors_of_its_tenant_only() {
     assert_eq!(r.body["invocations"], 0);
     let r = app.send(Method::GET, "/api/v1/plugins/in-memory/egress?since=yesterday", Some(&auditor), None).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // A provider that is not loaded and never ran is no provider: not an empty report.
+    let r = app.send(Method::GET, "/api/v1/plugins/no-such-provider/egress", Some(&auditor), None).await;
+    assert_eq!((r.status, r.problem_type()), (StatusCode::NOT_FOUND, "not-found"), "{}", r.body);
 }
 
 /// A local token's request for `<tenant>-user` of `tenant`, valid ten minutes.
@@ -2129,7 +2147,22 @@ impl App {
     }
 
     async fn page(&self, method: Method, uri: &str, cookie: Option<&str>, form: Option<&str>) -> Page {
+        self.page_with(method, uri, cookie, form, &[]).await
+    }
+
+    /// [`App::page`] with more request headers.
+    async fn page_with(
+        &self,
+        method: Method,
+        uri: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+        headers: &[(header::HeaderName, &str)],
+    ) -> Page {
         let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(name, *value);
+        }
         if let Some(c) = cookie {
             request = request.header(header::COOKIE, c);
         }
@@ -2153,6 +2186,43 @@ impl App {
         assert_eq!(page.status, StatusCode::OK, "{}", page.html);
         let cookie = page.headers[header::SET_COOKIE].to_str().unwrap();
         cookie.split(';').next().unwrap().to_string()
+    }
+}
+
+#[tokio::test]
+async fn a_console_form_posted_from_another_origin_is_refused_even_with_its_token() {
+    let app = app().await;
+    let session = app.console_session("acme", "integrations.admin").await;
+    let page = app.page(Method::GET, "/console/", Some(&session), None).await;
+    let csrf = page.html.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
+    let form = format!("csrf={csrf}");
+    let host = (header::HOST, "catalog.example:8080");
+    for (name, value) in [
+        (header::ORIGIN, "https://evil.example"),
+        (header::ORIGIN, "null"),
+        (header::ORIGIN, "http://catalog.example:8081"),
+        (header::REFERER, "https://evil.example/console/"),
+    ] {
+        let headers = [host.clone(), (name.clone(), value)];
+        let page = app.page_with(Method::POST, "/console/sign-out", Some(&session), Some(&form), &headers).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{name}: {value}: {}", page.html);
+    }
+    // Still signed in; from the console's own origin (by Origin, or by Referer), the same form
+    // signs out.
+    let page = app.page(Method::GET, "/console/", Some(&session), None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    for (name, value) in
+        [(header::ORIGIN, "http://catalog.example:8080"), (header::REFERER, "https://catalog.example:8080/console/")]
+    {
+        let session = app.console_session("acme", "integrations.admin").await;
+        let page = app.page(Method::GET, "/console/", Some(&session), None).await;
+        let csrf = page.html.split(r#"name="csrf" value=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
+        let headers = [host.clone(), (name, value)];
+        let form = format!("csrf={csrf}");
+        let page = app.page_with(Method::POST, "/console/sign-out", Some(&session), Some(&form), &headers).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{value}: {}", page.html);
+        let page = app.page(Method::GET, "/console/", Some(&session), None).await;
+        assert_ne!(page.status, StatusCode::OK, "signed out");
     }
 }
 
@@ -2284,7 +2354,11 @@ async fn the_console_shows_a_pending_connector_with_its_diff_and_approves_what_i
     let form = format!("csrf={csrf}&digest=sha256%3A0000");
     let page = app.page(Method::POST, action, Some(&session), Some(&form)).await;
     assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.html);
-    assert!(page.html.contains(&digest), "the digest to approve is named: {}", page.html);
+    // The refusal does not name the digest to approve; the page shows it again beside the
+    // permissions it stands for, to be reviewed.
+    let alert = page.html.split(r#"role="alert">"#).nth(1).unwrap().split("</p>").next().unwrap();
+    assert!(alert.contains("review its permissions") && !alert.contains(&digest), "{alert}");
+    assert!(page.html.contains("may reach <code>https://wider.example</code>"), "{}", page.html);
     // Without the form token, nothing is decided.
     let page = app.page(Method::POST, action, Some(&session), Some(&format!("digest={digest}"))).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);

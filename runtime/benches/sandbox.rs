@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use stella_runtime::egress::NetworkPolicy;
-use stella_runtime::secrets::StaticSecretResolver;
+use stella_runtime::secrets::{SecretNamespace, StaticSecretResolver};
 use stella_runtime::{ConnectionConfig, ConnectorSource, IntegrationType, LoadedConnector, Sandbox, SandboxConfig};
 
 const SERVER_ENV: &str = "STELLA_BENCH_SERVER";
@@ -183,6 +183,7 @@ fn integration(base_url: Option<&str>) -> ConnectionConfig {
         provider: "bench".into(),
         base_url: base_url.map(str::to_string),
         auth_ref: None,
+        secret_namespace: SecretNamespace::Unscoped,
         configuration: json!({}),
         environment: None,
     }

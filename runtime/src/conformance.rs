@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::secrets::{AuthRef, SecretValue, StaticSecretResolver};
+use crate::secrets::{AuthRef, SecretNamespace, SecretValue, StaticSecretResolver};
 use crate::{
     CA_CERTIFICATES_KEY, ConnectionConfig, ConnectorSource, FailureClass, HealthStatus, IntegrationType, LoadError,
     Sandbox, SandboxConfig, SetupError,
@@ -327,6 +327,7 @@ pub async fn run(
                 provider: connector.provider().to_string(),
                 base_url: Some(server.base_url.clone()),
                 auth_ref: Some(AUTH_REF.into()),
+                secret_namespace: SecretNamespace::Unscoped,
                 configuration: if tls.is_some() { configuration_with_ca.clone() } else { configuration_plain.clone() },
                 environment: Some("conformance".into()),
             };

@@ -13,9 +13,10 @@
 //! # async fn demo(wasm: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use stella_runtime::{Sandbox, SandboxConfig, ConnectorSource, ConnectionConfig, IntegrationType};
-//! use stella_runtime::secrets::EnvSecretResolver;
+//! use stella_runtime::secrets::{SecretNamespace, SecretStore};
 //!
-//! let sandbox = Sandbox::new(SandboxConfig::default(), Arc::new(EnvSecretResolver::default()))?;
+//! // Secrets from the STELLA_SECRET__… variables (see `secrets`).
+//! let sandbox = Sandbox::new(SandboxConfig::default(), Arc::new(SecretStore::new(None, true)))?;
 //! let connector = sandbox.load(wasm, ConnectorSource::BuiltIn)?;
 //! let config = ConnectionConfig {
 //!     integration_id: "6f1c…".into(),
@@ -24,6 +25,8 @@
 //!     provider: "harbor".into(),
 //!     base_url: Some("https://harbor.example.com".into()),
 //!     auth_ref: Some("ref://integrations/harbor/robot".into()),
+//!     // Resolved as STELLA_SECRET__ACME__INTEGRATIONS__HARBOR__ROBOT, and nowhere else.
+//!     secret_namespace: SecretNamespace::Owner("acme".into()),
 //!     configuration: serde_json::json!({}),
 //!     environment: Some("prod".into()),
 //! };

@@ -1,8 +1,8 @@
 //! The invocation record: what a connector did during one call, for the audit.
 //!
-//! It lists every host call (never a secret value, never a query string), every denial, the
-//! guest's log lines and stdout/stderr, the effective limits, the memory peak, and the trap or
-//! limit that stopped the guest, if any.
+//! It lists every host call (never a secret value: each is redacted wherever it turns up, the
+//! query string too), every denial, the guest's log lines and stdout/stderr, the effective
+//! limits, the memory peak, and the trap or limit that stopped the guest, if any.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -220,7 +220,8 @@ pub struct HostCall {
     pub interface: String,
     /// The HTTP method, or `resolve`, `reveal`, `sign-jwt`.
     pub operation: String,
-    /// For HTTP, scheme + host + port + path (never the query string); for secrets, the AuthRef.
+    /// For HTTP, the URL the connector asked for without its fragment (scheme, host, port, path
+    /// and query string, every secret value in it redacted); for secrets, the AuthRef.
     pub target: String,
     /// The HTTP status, when a response arrived.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -241,6 +242,25 @@ pub struct HostCall {
     /// credential the host kept from an earlier answer, `token from <that call's target>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_ref: Option<String>,
+    /// The header the host wrote the credential into (`authorization`, `private-token`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_header: Option<String>,
+    /// The names of the headers the connector set itself (lower-case, in its order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_headers: Vec<String>,
+    /// The sha256 of the request body the connector sent, when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
+    /// Where the request carried the value of a secret the invocation holds, outside the
+    /// credential the host wrote: `url`, `header <name>`, `body`. Refused unless the connector may
+    /// reveal secrets (one that may not never holds a value).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_in_request: Vec<String>,
+    /// The answer carried the value of a secret the invocation holds (a server echoing a
+    /// credential, a redirect quoting it): it was replaced by `[REDACTED]` before the connector
+    /// read it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub response_scrubbed: bool,
     /// The answer carried a credential that the host kept as a new secret handle
     /// (`http.send-for-token`); the connector never saw its value.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -266,6 +286,14 @@ pub enum DenialKind {
     Reveal,
     /// `sign-jwt` without the `sign-jwt` permission.
     SignJwt,
+    /// A secret applied to, revealed for or found in a request to an origin outside its binding
+    /// (or a secret without a binding where the operator requires one).
+    SecretBinding,
+    /// A request carrying the value of a secret the invocation holds, from a connector that may
+    /// not reveal secrets (and so should hold none).
+    SecretInRequest,
+    /// A credential placed in a header not meant for credentials (`Referer`, `Cookie`, …).
+    CredentialPlacement,
     /// A WASI socket the guest tried to open.
     WasiSocket,
 }
@@ -277,7 +305,7 @@ pub enum DenialKind {
 pub struct Denial {
     /// What was refused.
     pub kind: DenialKind,
-    /// The URL (without query), address or AuthRef concerned.
+    /// The URL (redacted), address or AuthRef concerned.
     pub target: String,
     /// Why.
     pub reason: String,

@@ -23,7 +23,7 @@ use crate::limits::{LimitKind, Limits};
 use crate::manifest::{IntegrationType, Manifest};
 use crate::outcome::{FailureClass, HealthOutcome, Invocation, TestOutcome};
 use crate::record::{InvocationRecord, TrapInfo, rfc3339};
-use crate::secrets::{AuthRef, SecretResolver};
+use crate::secrets::{AuthRef, SecretNamespace, SecretResolver};
 
 /// How often the epoch advances; also how often a busy guest yields to other tasks.
 const EPOCH_TICK: Duration = Duration::from_millis(2);
@@ -217,8 +217,7 @@ impl LoadedConnector {
 }
 
 /// The integration a connector is asked to test, as the host knows it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug)]
 pub struct ConnectionConfig {
     /// The integration's id.
     pub integration_id: String,
@@ -232,6 +231,9 @@ pub struct ConnectionConfig {
     pub base_url: Option<String>,
     /// Its AuthRef: the only one the connector may resolve.
     pub auth_ref: Option<String>,
+    /// The namespace its AuthRef is resolved in, and no other (the service gives each tenant its
+    /// own; see [`SecretNamespace`]).
+    pub secret_namespace: SecretNamespace,
     /// Its configuration object. The key `caCertificates` (PEM) adds trusted CAs for this
     /// integration's requests.
     pub configuration: serde_json::Value,
@@ -645,6 +647,7 @@ impl Sandbox {
                 deadline: started + limits.deadline(),
                 limits: limits.clone(),
                 bound_auth_ref,
+                secret_namespace: config.secret_namespace.clone(),
                 origins,
                 may_reveal_secrets: connector.manifest.permissions.reveal_secrets && self.config.allow_reveal_secrets,
                 may_sign_jwt: connector.manifest.permissions.sign_jwt && self.config.allow_sign_jwt,
@@ -796,7 +799,11 @@ fn limit_message(limit: LimitKind, limits: &Limits, detail: &str) -> String {
             format!("the connector passed more than {MAX_TRANSFER_BYTES} bytes to the host in one call")
         }
         LimitKind::SecretValues => {
-            format!("the connector made the host hold more than {} secret values", crate::host::MAX_SECRET_VALUES)
+            format!(
+                "the connector made the host hold more than {} secret values, or more than {} KiB of their forms",
+                crate::host::MAX_SECRET_VALUES,
+                crate::secrets::MAX_FORM_BYTES / 1024
+            )
         }
     };
     if detail.is_empty() { what } else { format!("{what} ({detail})") }

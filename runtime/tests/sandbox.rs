@@ -9,7 +9,12 @@ use serde_json::json;
 use stella_runtime::egress::NetworkPolicy;
 use stella_runtime::limits::{LimitKind, Limits};
 use stella_runtime::record::{DenialKind, RECORD_ENVELOPE_BYTES};
-use stella_runtime::{ConnectorSource, FailureClass, Invocation, LoadError, Sandbox, SandboxConfig, TestOutcome};
+use stella_runtime::secrets::{
+    AuthRef, Binding, Secret, SecretNamespace, SecretStore, SecretValue, StaticSecretResolver,
+};
+use stella_runtime::{
+    ConnectionConfig, ConnectorSource, FailureClass, Invocation, LoadError, Sandbox, SandboxConfig, TestOutcome,
+};
 use test_programs_artifacts::*;
 
 mod common;
@@ -72,11 +77,12 @@ async fn well_behaved() {
     assert!(run.record.memory_peak_bytes > 0);
     assert!(run.record.trap.is_none());
 
-    // The query string never reaches the audit.
-    let run =
-        sandbox.test_connection(&c, &integration(Some(&server.url()), None, json!({"path": "/ok?token=abc"}))).await;
+    // The record keeps the query string (a security team filters on it), never the fragment.
+    let run = sandbox
+        .test_connection(&c, &integration(Some(&server.url()), None, json!({"path": "/ok?page=2&q=abc#frag"})))
+        .await;
     assert!(run.result.success);
-    assert!(!serde_json::to_string(&run.record).unwrap().contains("token=abc"));
+    assert_eq!(run.record.host_calls[0].target, format!("{}/ok?page=2&q=abc", server.url()));
 }
 
 #[tokio::test]
@@ -296,11 +302,36 @@ async fn request_flood() {
 }
 
 fn assert_no_canary(run: &impl serde::Serialize) {
+    assert_no_secret(&serde_json::to_string(run).unwrap(), CANARY);
+}
+
+/// `text` holds `secret` in none of the encodings a server could reflect it in.
+#[track_caller]
+fn assert_no_secret(text: &str, secret: &str) {
     use base64::Engine as _;
-    let text = serde_json::to_string(run).unwrap();
-    let b64 = base64::engine::general_purpose::STANDARD;
-    for needle in [CANARY.to_string(), b64.encode(CANARY), b64.encode(format!("robot:{CANARY}"))] {
-        assert!(!text.contains(&needle), "the secret leaked as {needle}: {text}");
+    let (b64, url) =
+        (base64::engine::general_purpose::STANDARD_NO_PAD, base64::engine::general_purpose::URL_SAFE_NO_PAD);
+    let lower = text.to_ascii_lowercase();
+    let mut needles = vec![
+        secret.to_string(),
+        secret.chars().rev().collect(),
+        hex::encode(secret),
+        b64.encode(format!("robot:{secret}")),
+        secret.bytes().map(|b| format!("%{b:02x}")).collect(),
+    ];
+    for prefix in ["", "B", "Be", "Bearer "] {
+        needles.push(b64.encode(format!("{prefix}{secret}")));
+        needles.push(url.encode(format!("{prefix}{secret}")));
+    }
+    for needle in needles {
+        // Base64's last character may hold bits of what follows: compare without it.
+        let needle = &needle[..needle.len() - 1];
+        let found = if needle.bytes().any(|b| b.is_ascii_uppercase()) && !needle.contains('%') {
+            text.contains(needle)
+        } else {
+            lower.contains(&needle.to_ascii_lowercase())
+        };
+        assert!(!found, "the secret leaked as {needle}: {text}");
     }
 }
 
@@ -375,6 +406,198 @@ async fn derived_token() {
     let applied = run.record.host_calls.iter().find(|c| c.target.ends_with("/protected")).unwrap();
     assert_eq!(applied.auth_ref.as_deref(), Some(origin.as_str()));
     assert!(!applied.token_kept);
+}
+
+/// A server that knows where the tests pin `mirror.stella.test` (the thief's declared host).
+fn thief_sandbox(mirror: &StubServer, resolver: Arc<dyn stella_runtime::secrets::SecretResolver>) -> Sandbox {
+    let mut network = NetworkPolicy::default();
+    network.allow.push("127.0.0.1/32".parse().unwrap());
+    network.pin.insert("mirror.stella.test".into(), format!("127.0.0.1:{}", mirror.port()).parse().unwrap());
+    let limits = Limits { max_requests: 64, ..Limits::default() };
+    let config = SandboxConfig { limits, network, cache_dir: Some(cache_dir()), ..SandboxConfig::default() };
+    Sandbox::new(config, resolver).unwrap()
+}
+
+fn bound_resolver(origins: &str) -> Arc<StaticSecretResolver> {
+    let mut r = StaticSecretResolver::default();
+    let binding = Some(Binding::parse(origins).unwrap());
+    let value = SecretValue::new(CANARY.into());
+    r.insert_in(SecretNamespace::Unscoped, AuthRef::parse(AUTH_REF).unwrap(), Secret { value, binding });
+    Arc::new(r)
+}
+
+#[tokio::test]
+async fn credential_thief() {
+    // A connector without `reveal-secrets` has its credential applied to servers that reflect it
+    // every way they can, and guesses at it: it never holds the value, and the record shows
+    // every attempt.
+    let (server, mirror) = (StubServer::start().await, StubServer::start().await);
+    let sandbox = thief_sandbox(&mirror, resolver());
+    let c = load(&sandbox, CREDENTIAL_THIEF);
+    let settings = json!({"wrong": "wrong-guess-8c1d2e3f90", "right": CANARY});
+    let run = sandbox.test_connection(&c, &integration(Some(&server.url()), Some(AUTH_REF), settings.clone())).await;
+    assert!(run.result.success, "{:?}", run.result);
+    let text = serde_json::to_string(&run).unwrap();
+    assert_no_secret(&text, CANARY);
+    let step = |name: &str| {
+        run.result.steps.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no step {name}")).message.clone()
+    };
+    // Every reflection came back scrubbed, in every encoding.
+    for name in ["/echo", "/echo-error", "/echo-json", "redirect"].into_iter().map(String::from).chain(
+        ["hex", "HEX", "base64", "base64url", "percent", "lower", "upper", "reversed"].map(|e| format!("encoded-{e}")),
+    ) {
+        assert!(step(&name).contains("[REDACTED]"), "{name}: {}", step(&name));
+    }
+    assert!(
+        step("/echo-error").starts_with("500 ")
+            && step("/echo-error").contains("x-debug-authorization: Bearer [REDACTED]")
+    );
+    assert!(
+        step("redirect").contains("location: http://mirror.stella.test/landing?auth=Bearer+[REDACTED]"),
+        "{}",
+        step("redirect")
+    );
+    let scrubbed = run.record.host_calls.iter().filter(|c| c.response_scrubbed).count();
+    assert_eq!(scrubbed, 12, "every reflecting answer is marked scrubbed in the record");
+    // The redirect was followed to the declared host, credential and all (the secret is unbound).
+    assert!(step("followed").starts_with("200 "), "{}", step("followed"));
+    assert_eq!(mirror.seen_authorization(), vec![format!("Bearer {CANARY}")]);
+
+    // No error says whether a guess was right: the same words for the right one and a wrong one.
+    for what in ["header-name", "header-value", "placement", "origin", "pointer"] {
+        let (wrong, right) = (step(&format!("{what}-wrong")), step(&format!("{what}-right")));
+        assert_eq!(wrong, right, "{what} tells a right guess from a wrong one");
+        assert!(!wrong.contains("wrong-guess") && !wrong.contains("REDACTED"), "{what}: {wrong}");
+    }
+    // A request carrying the right guess is refused, and says where it carried it; the wrong one
+    // went out.
+    assert!(step("carried-wrong").starts_with("200 "), "{}", step("carried-wrong"));
+    assert!(step("carried-right").contains("Denied") && step("carried-right").contains("reveal-secrets"));
+    let carried: Vec<_> = run.record.host_calls.iter().filter(|c| !c.secret_in_request.is_empty()).collect();
+    assert_eq!(carried.len(), 1, "{carried:?}");
+    assert_eq!(carried[0].secret_in_request, ["url", "header x-leak"]);
+    assert_eq!(carried[0].target, format!("{}/collect?q=[REDACTED]", server.url()));
+    assert_eq!(carried[0].request_headers, ["x-leak"]);
+    // Nothing the server received carried the value outside the Authorization header.
+    for head in server.seen_heads().iter().chain(mirror.seen_heads().iter()) {
+        let outside: Vec<&str> =
+            head.lines().filter(|l| !l.to_ascii_lowercase().starts_with("authorization:")).collect();
+        assert!(!outside.join("\n").contains(CANARY), "{head}");
+    }
+    // Credentials go into headers meant for them only.
+    assert!(step("referer").contains("Denied") && step("cookie").contains("Denied"));
+    let kinds: Vec<DenialKind> = run.record.denials.iter().map(|d| d.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            DenialKind::Origin,
+            DenialKind::Origin,
+            DenialKind::SecretInRequest,
+            DenialKind::CredentialPlacement,
+            DenialKind::CredentialPlacement
+        ],
+        "{:?}",
+        run.record.denials
+    );
+    assert!(run.record.denials[3].target.ends_with("(header referer)"));
+    let applied: Vec<_> = run.record.host_calls.iter().filter_map(|c| c.credential_header.as_deref()).collect();
+    assert!(applied.iter().all(|h| *h == "authorization") && applied.len() >= 13, "{applied:?}");
+
+    // Bound to the integration's own origin, the credential does not follow the redirect to the
+    // declared host: a denial naming the binding, and nothing reaches that server.
+    let (server, mirror) = (StubServer::start().await, StubServer::start().await);
+    let sandbox = thief_sandbox(&mirror, bound_resolver(&server.url()));
+    let c = load(&sandbox, CREDENTIAL_THIEF);
+    let run = sandbox.test_connection(&c, &integration(Some(&server.url()), Some(AUTH_REF), settings)).await;
+    assert!(run.result.steps.iter().any(|s| s.name == "followed" && s.message.contains("Denied")), "{:?}", run.result);
+    assert_eq!(mirror.hits(), 0);
+    let binding = run.record.denials.iter().find(|d| d.kind == DenialKind::SecretBinding).expect("a binding denial");
+    assert!(binding.target.starts_with("http://mirror.stella.test/landing"), "{binding:?}");
+    assert!(binding.reason.contains(&format!("bound to {}", server.url())), "{binding:?}");
+    assert_no_canary(&run);
+}
+
+#[tokio::test]
+async fn a_bound_secret_goes_to_its_origins_only() {
+    let (own, changed) = (StubServer::start().await, StubServer::start().await);
+    let mut network = NetworkPolicy::default();
+    network.allow.push("127.0.0.1/32".parse().unwrap());
+    let config = SandboxConfig { network, cache_dir: Some(cache_dir()), ..SandboxConfig::default() };
+    let sandbox = Sandbox::new(config.clone(), bound_resolver(&own.url())).unwrap();
+    let c = load(&sandbox, WELL_BEHAVED);
+    // Applied to its origin.
+    let run = sandbox.test_connection(&c, &integration(Some(&own.url()), Some(AUTH_REF), json!({}))).await;
+    assert!(run.result.success, "{:?}", run.result);
+    assert_eq!(own.seen_authorization(), vec![format!("Bearer {CANARY}")]);
+    // The integration's base URL changed to another server after the secret was bound: refused.
+    let run = sandbox.test_connection(&c, &integration(Some(&changed.url()), Some(AUTH_REF), json!({}))).await;
+    assert!(!run.result.success);
+    assert_eq!(changed.hits(), 0, "nothing reaches the new base URL");
+    assert_eq!(run.record.denials.iter().map(|d| d.kind).collect::<Vec<_>>(), [DenialKind::SecretBinding]);
+    assert!(run.record.denials[0].reason.contains(AUTH_REF), "{:?}", run.record.denials);
+
+    // Revealing it: only when every origin the connector may reach is inside the binding.
+    let c = load(&sandbox, CANARY_REVEAL);
+    let run = sandbox.test_connection(&c, &integration(Some(&own.url()), Some(AUTH_REF), json!({}))).await;
+    assert!(run.record.host_calls.iter().any(|c| c.operation == "reveal" && c.error.is_none()));
+    // The revealed value went out in a URL to the bound origin: allowed, and the record says so.
+    let collect = run.record.host_calls.iter().find(|c| c.target.contains("/collect")).unwrap();
+    assert!(collect.secret_in_request.contains(&"url".to_string()) && collect.status == Some(200), "{collect:?}");
+    assert_no_canary(&run);
+    let run = sandbox.test_connection(&c, &integration(Some(&changed.url()), Some(AUTH_REF), json!({}))).await;
+    let reveal = run.record.host_calls.iter().find(|c| c.operation == "reveal").unwrap();
+    assert_eq!(reveal.error.as_deref(), Some("denied"));
+    assert!(run.record.denials.iter().any(|d| d.kind == DenialKind::SecretBinding && d.reason.contains("bound to")));
+    assert_eq!(changed.seen_authorization().len(), 0, "{:?}", changed.seen_heads());
+
+    // A token the host keeps from an answer to a bound credential inherits its binding.
+    let c = load(&sandbox, DERIVED_TOKEN);
+    let run = sandbox.test_connection(&c, &integration(Some(&own.url()), Some(AUTH_REF), json!({}))).await;
+    assert!(run.result.success, "{:?}", run.result);
+    assert!(own.seen_authorization().contains(&format!("Bearer {ISSUED_TOKEN}")));
+
+    // An operator who requires bindings: a secret without one resolves to a denial.
+    let store = SecretStore::new(None, true)
+        .with_variables([("STELLA_SECRET__INTEGRATIONS__TEST__TOKEN".to_string(), CANARY.to_string())].into())
+        .requiring_bindings(true);
+    let sandbox = Sandbox::new(config, Arc::new(store)).unwrap();
+    let c = load(&sandbox, WELL_BEHAVED);
+    let run = sandbox.test_connection(&c, &integration(Some(&own.url()), Some(AUTH_REF), json!({}))).await;
+    let denial = run.record.denials.iter().find(|d| d.kind == DenialKind::SecretBinding).expect("a denial");
+    assert!(denial.reason.contains("requires one"), "{denial:?}");
+}
+
+#[tokio::test]
+async fn an_invocation_resolves_its_own_namespace_only() {
+    let server = StubServer::start().await;
+    let store = SecretStore::new(None, true).with_variables(
+        [
+            ("STELLA_SECRET__ACME__INTEGRATIONS__TEST__TOKEN".to_string(), CANARY.to_string()),
+            ("STELLA_PLATFORM_SECRET__INTEGRATIONS__TEST__TOKEN".to_string(), "platform-secret-value".to_string()),
+        ]
+        .into(),
+    );
+    let mut network = NetworkPolicy::default();
+    network.allow.push("127.0.0.1/32".parse().unwrap());
+    let config = SandboxConfig { network, cache_dir: Some(cache_dir()), ..SandboxConfig::default() };
+    let sandbox = Sandbox::new(config, Arc::new(store)).unwrap();
+    let c = load(&sandbox, WELL_BEHAVED);
+    let in_namespace = |name: &str| ConnectionConfig {
+        secret_namespace: SecretNamespace::Owner(name.into()),
+        ..integration(Some(&server.url()), Some(AUTH_REF), json!({}))
+    };
+    let run = sandbox.test_connection(&c, &in_namespace("acme")).await;
+    assert!(run.result.success);
+    assert_eq!(server.seen_authorization(), vec![format!("Bearer {CANARY}")]);
+    // Another namespace: not found, as for a secret that exists nowhere; nothing is sent.
+    for namespace in [SecretNamespace::Owner("evil".into()), SecretNamespace::Unscoped] {
+        let config = ConnectionConfig { secret_namespace: namespace, ..in_namespace("x") };
+        let run = sandbox.test_connection(&c, &config).await;
+        let resolve = run.record.host_calls.iter().find(|c| c.interface == "secrets").unwrap();
+        assert_eq!(resolve.error.as_deref(), Some("not-found"));
+        assert_eq!(resolve.error_message.as_deref(), Some(AUTH_REF));
+    }
+    assert_eq!(server.seen_authorization().len(), 1);
 }
 
 #[tokio::test]

@@ -144,7 +144,9 @@ pub fn routes(config: &ConsoleConfig) -> Router<AppState> {
 }
 
 /// The headers of every console answer: a strict CSP (first-party styles and script only, no
-/// framing, forms only to itself), no sniffing, no referrer, no caching of pages.
+/// framing, forms only to itself), no sniffing, no referrer to other sites, no caching of pages.
+/// (`same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null` with the
+/// console's own forms, and [`posted_from_here`] could not tell them from a forged one.)
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -158,7 +160,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
          frame-ancestors 'none'; base-uri 'none'",
     );
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(headers, header::REFERRER_POLICY, "no-referrer");
+    set(headers, header::REFERRER_POLICY, "same-origin");
     set(headers, header::X_FRAME_OPTIONS, "DENY");
     if !headers.contains_key(header::CACHE_CONTROL) {
         set(headers, header::CACHE_CONTROL, "no-store");
@@ -345,7 +347,7 @@ async fn sign_out(
 ) -> Result<Response, PageError> {
     // Signing out needs no scope, only the session.
     let session = session_of(&state, &headers).await?;
-    if with_token(&session, form, |f| &f.csrf).is_none() {
+    if with_token(&state, &headers, &session, form, |f| &f.csrf).is_none() {
         return Ok(csrf_refused());
     }
     if let Some(secret) = session_secret(&headers) {
@@ -358,18 +360,51 @@ async fn sign_out(
 
 /// A form's fields, if it carries the session's token (CSRF); `None` for a form without it, or
 /// one that does not parse, which the caller answers with [`csrf_refused`].
+/// Also refuses a form posted from another origin (see [`posted_from_here`]), whatever it carries.
 fn with_token<T>(
+    state: &AppState,
+    headers: &HeaderMap,
     session: &ConsoleSession,
     form: Result<axum::Form<T>, axum::extract::rejection::FormRejection>,
     token: impl Fn(&T) -> &str,
 ) -> Option<T> {
+    if !posted_from_here(&state.console.config, headers) {
+        return None;
+    }
     let axum::Form(form) = form.ok()?;
     session::csrf_matches(session, token(&form)).then_some(form)
 }
 
-/// A form without the session's token (a forged cross-site request, or a stale page).
+/// Whether a form was posted from the console's own pages, as far as the browser says: its
+/// `Origin` (or, without one, its `Referer`) must be the console's origin, `console.public-url`'s
+/// or else the request's own host's. A browser sends one of them with every form it posts; a
+/// request with neither is not a browser's and is left to the form token and the SameSite cookie
+/// (this check is defence in depth beside them). An opaque origin (`null`) is refused.
+fn posted_from_here(config: &ConsoleConfig, headers: &HeaderMap) -> bool {
+    let text = |name| headers.get(name).and_then(|v: &header::HeaderValue| v.to_str().ok());
+    let claimed = match (text(header::ORIGIN), text(header::REFERER)) {
+        (Some(origin), _) => origin.to_string(),
+        (None, Some(referer)) => match url::Url::parse(referer) {
+            Ok(url) => url.origin().ascii_serialization(),
+            Err(_) => return false,
+        },
+        (None, None) => return true,
+    };
+    match &config.public_url {
+        Some(public) => url::Url::parse(public).is_ok_and(|u| u.origin().ascii_serialization() == claimed),
+        // Behind a proxy that terminates TLS, the scheme the browser used is not known here.
+        None => text(header::HOST).is_some_and(|host| {
+            claimed.eq_ignore_ascii_case(&format!("http://{host}"))
+                || claimed.eq_ignore_ascii_case(&format!("https://{host}"))
+        }),
+    }
+}
+
+/// A form without the session's token, or posted from another site (a forged cross-site request,
+/// or a stale page).
 fn csrf_refused() -> Response {
-    let text = "This form did not carry this session's token (it may be stale): reload the page and try again.";
+    let text = "This form did not carry this session's token or did not come from this console's pages (it may \
+                be stale): reload the page and try again.";
     (StatusCode::FORBIDDEN, Html(pages::message("Form refused", text))).into_response()
 }
 
@@ -515,7 +550,7 @@ async fn integration_action(
     form: Result<axum::Form<ActionForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     let (session, caller) = signed_in(&state, &headers, Access::Admin).await?;
-    let Some(form) = with_token(&session, form, |f| &f.csrf) else { return Ok(csrf_refused()) };
+    let Some(form) = with_token(&state, &headers, &session, form, |f| &f.csrf) else { return Ok(csrf_refused()) };
     let id = uuid::Uuid::parse_str(&id).map_err(|_| PageError::Service(ServiceError::NotFound))?;
     let catalog = &state.catalog;
     let done = match action.as_str() {
@@ -567,7 +602,7 @@ async fn create_integration(
     form: Result<axum::Form<pages::NewIntegration>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     let (session, caller) = signed_in(&state, &headers, Access::Admin).await?;
-    let Some(form) = with_token(&session, form, |f| &f.csrf) else { return Ok(csrf_refused()) };
+    let Some(form) = with_token(&state, &headers, &session, form, |f| &f.csrf) else { return Ok(csrf_refused()) };
     let refused = |status: StatusCode, text: &str, form: &pages::NewIntegration| {
         (status, Html(pages::new_integration(&session, &providers(&state), form, Some(text)))).into_response()
     };
@@ -740,7 +775,7 @@ async fn decide_version(
     form: Result<axum::Form<DecisionForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
     let (session, caller) = signed_in(&state, &headers, Access::PluginsAdmin).await?;
-    let Some(form) = with_token(&session, form, |f| &f.csrf) else { return Ok(csrf_refused()) };
+    let Some(form) = with_token(&state, &headers, &session, form, |f| &f.csrf) else { return Ok(csrf_refused()) };
     let done = match decision.as_str() {
         "approve" => {
             let digest = form.digest.unwrap_or_default();

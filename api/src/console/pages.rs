@@ -502,7 +502,12 @@ fn record_view(record: &stella_runtime::record::InvocationRecord) -> Markup {
                         tr {
                             td data-label="Call" { (c.interface) " " (c.operation) }
                             td data-label="Target" { code { (c.target) } }
-                            td data-label="Result" { (c.status.map(|s| s.to_string()).or_else(|| c.error.clone()).unwrap_or_default()) }
+                            td data-label="Result" {
+                                (c.status.map(|s| s.to_string()).or_else(|| c.error.clone()).unwrap_or_default())
+                                @if let Some(header) = &c.credential_header { " · credential in " code { (header) } }
+                                @if !c.secret_in_request.is_empty() { " · a secret's value in " (c.secret_in_request.join(", ")) }
+                                @if c.response_scrubbed { " · answer scrubbed of a secret" }
+                            }
                             td data-label="Time" { (c.duration_ms) " ms" }
                         }
                     }
@@ -564,6 +569,7 @@ pub fn invocations(
             (text("denialKind", "Denial kind", "origin, reveal…"))
             (yes_no_any("outsideBaseUrl", "Outside its base URL", "contacted another origin", "its base URL only"))
             (yes_no_any("revealedSecret", "Read a secret", "yes", "no"))
+            (yes_no_any("secretInRequest", "Sent a secret's value", "yes", "no"))
             (text("origin", "Origin contacted", "https://host"))
             (text("authRef", "Credential (AuthRef)", "ref://…"))
             (text("integrationId", "Integration id", ""))
@@ -611,6 +617,7 @@ pub fn invocation(session: &ConsoleSession, e: &crate::ledger::LedgerEntry) -> S
             dt { "Origins contacted" } dd { @if e.origins.is_empty() { "none" } @else { (e.origins.join(", ")) } }
             dt { "Credentials used" } dd { @if e.auth_refs.is_empty() { "none" } @else { (e.auth_refs.join(", ")) } }
             dt { "Revealed a secret" } dd { (if e.revealed_secret { "yes" } else { "no" }) }
+            dt { "Sent a secret's value in a request" } dd { (if e.secret_in_request { "yes" } else { "no" }) }
         }
         @match &e.record {
             Some(record) => { (record_view(record)) }

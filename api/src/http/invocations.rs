@@ -56,6 +56,9 @@ pub struct InvocationParams {
     outside_base_url: Option<bool>,
     /// Read a secret's value (`true`) or not (`false`).
     revealed_secret: Option<bool>,
+    /// Sent a secret's value outside the credential the host wrote, in a URL, a header or a body
+    /// (`true`) or not (`false`).
+    secret_in_request: Option<bool>,
     /// Denied something of this kind (`origin`, `address`, `secret-ref`, `reveal`, …).
     denial_kind: Option<String>,
     /// Contacted this origin (`https://host[:port]`).
@@ -139,6 +142,7 @@ impl InvocationParams {
             denied: self.denied,
             outside_base_url: self.outside_base_url,
             revealed_secret: self.revealed_secret,
+            secret_in_request: self.secret_in_request,
             denial_kind: text("denialKind", self.denial_kind)?,
             origin: text("origin", self.origin)?,
             auth_ref: text("authRef", self.auth_ref)?,

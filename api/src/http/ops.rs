@@ -61,7 +61,14 @@ pub async fn openapi_json(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/api/v1/docs", tag = "operations", operation_id = "apiReference",
     responses((status = 200, description = "The API reference page", body = String, content_type = "text/html")))]
 pub async fn reference_page(State(state): State<AppState>) -> Response {
-    Html(state.documents().1.as_str().to_owned()).into_response()
+    let mut response = Html(state.documents().1.as_str().to_owned()).into_response();
+    let headers = response.headers_mut();
+    headers
+        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(super::reference::content_security_policy()));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
 }
 
 /// Anything no route matches.

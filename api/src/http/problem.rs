@@ -284,6 +284,10 @@ impl From<ServiceError> for Problem {
             }
             ServiceError::PluginRefused(reason) => Problem::new(ProblemKind::PluginRefused, reason),
             ServiceError::PluginNotFound => Problem::new(ProblemKind::NotFound, "no such plugin version"),
+            ServiceError::ProviderNotFound => Problem::new(
+                ProblemKind::NotFound,
+                "no connector of this provider is loaded, and none ran in the ledger you may read",
+            ),
             ServiceError::InvocationNotFound => Problem::new(ProblemKind::NotFound, "no such invocation"),
             ServiceError::PluginConflict(reason) => Problem::new(ProblemKind::PluginConflict, reason),
             ServiceError::Upstream(reason) => Problem::new(ProblemKind::BadGateway, reason),

@@ -44,6 +44,27 @@ fn schema_summary(schema: &Value) -> String {
     rendered.join(" | ")
 }
 
+/// The page's only style, inline (so the page works offline and alone).
+const STYLE: &str = "body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}\
+     code,pre{font-family:ui-monospace,monospace}h2{border-bottom:1px solid #ddd;margin-top:2em}\
+     .op{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;margin:1em 0}\
+     .m{display:inline-block;min-width:4.5em;font-weight:bold}table{border-collapse:collapse}\
+     td,th{border:1px solid #e3e3e3;padding:.2em .5em;text-align:left;vertical-align:top}";
+
+/// The page's Content-Security-Policy: nothing but its own inline style (by its hash), no script,
+/// no form, never in a frame.
+pub fn content_security_policy() -> &'static str {
+    static POLICY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(STYLE));
+        format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        )
+    });
+    &POLICY
+}
+
 /// Renders the page.
 pub fn render(doc: &Value) -> String {
     let mut out = String::new();
@@ -52,12 +73,7 @@ pub fn render(doc: &Value) -> String {
     let _ = write!(
         out,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} — API reference</title>\
-         <style>body{{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}}\
-         code,pre{{font-family:ui-monospace,monospace}}h2{{border-bottom:1px solid #ddd;margin-top:2em}}\
-         .op{{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;margin:1em 0}}\
-         .m{{display:inline-block;min-width:4.5em;font-weight:bold}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #e3e3e3;padding:.2em .5em;text-align:left;vertical-align:top}}</style></head><body>\
-         <h1>{t} <small>{v}</small></h1><p>{d}</p><p>The machine-readable document: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>.</p>",
+         <style>{STYLE}</style></head><body><h1>{t} <small>{v}</small></h1><p>{d}</p><p>The machine-readable document: <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>.</p>",
         t = esc(title),
         v = esc(version),
         d = esc(doc.pointer("/info/description").and_then(Value::as_str).unwrap_or("")),

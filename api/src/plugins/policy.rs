@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use stella_runtime::secrets::{AuthRef, SecretResolver};
+use stella_runtime::secrets::{AuthRef, SecretStore};
 use stella_runtime::signature::{MAX_SIGNATURE_TEXT, TrustedKey};
 
 use super::StoredSignature;
@@ -84,8 +84,9 @@ pub struct RegistryConfig {
     pub host: String,
     /// The user of Basic authentication; unset: anonymous.
     pub username: Option<String>,
-    /// The AuthRef of the password (`ref://<scope>/<provider>/<key>`), read at start like a
-    /// connector's secret (`STELLA_SECRET__…` variables, or the secrets directory).
+    /// The AuthRef of the password (`ref://<scope>/<provider>/<key>`), read at start from the
+    /// platform's own secrets (`STELLA_PLATFORM_SECRET__…` variables, or `.platform/` in the
+    /// secrets directory), which no integration can resolve.
     pub password_ref: Option<String>,
     /// PEM certificates of a private CA to trust for this registry, besides the system's roots.
     pub ca_file: Option<PathBuf>,
@@ -132,9 +133,9 @@ pub struct SignatureCheck {
 }
 
 impl AdmissionPolicy {
-    /// Reads the keys, the registries' CAs and passwords (through `secrets`), and checks the
-    /// settings.
-    pub fn from_config(config: &PluginsConfig, secrets: &dyn SecretResolver) -> Result<Self, String> {
+    /// Reads the keys, the registries' CAs and passwords (the platform's own secrets in `secrets`,
+    /// which no integration can resolve), and checks the settings.
+    pub fn from_config(config: &PluginsConfig, secrets: &SecretStore) -> Result<Self, String> {
         let mut keys = Vec::new();
         for path in &config.trusted_keys {
             let meta = std::fs::metadata(path).map_err(|e| format!("plugins.trusted-keys: {}: {e}", path.display()))?;
@@ -185,9 +186,17 @@ impl AdmissionPolicy {
                 (None, None) => None,
                 (Some(user), Some(reference)) => {
                     let auth_ref = AuthRef::parse(reference).map_err(|e| what(format!("password-ref: {e}")))?;
-                    let password = secrets
-                        .resolve(&auth_ref)
-                        .map_err(|e| what(format!("password-ref {reference} cannot be read: {e}")))?;
+                    let password = secrets.platform_secret(&auth_ref).map_err(|e| {
+                        let at = secrets.platform_locations(&auth_ref).map(|l| {
+                            let mut at: Vec<String> = l.variable.into_iter().collect();
+                            at.extend(l.file.map(|f| f.display().to_string()));
+                            at.join(" or ")
+                        });
+                        what(format!(
+                            "password-ref {reference} cannot be read: {e} (a platform secret is read from {})",
+                            at.unwrap_or_default()
+                        ))
+                    })?;
                     Some((user.clone(), password))
                 }
                 _ => return Err(what("username and password-ref go together".into())),

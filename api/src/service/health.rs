@@ -224,8 +224,11 @@ impl Catalog {
     ) -> (HealthCheck, Option<InvocationRecord>) {
         let invocation = match self.connectors().get(&subject.provider) {
             Some(connector) => {
-                let (sandbox, connector, config) =
-                    (self.sandbox.clone(), connector.clone(), connection_config(subject));
+                let (sandbox, connector, config) = (
+                    self.sandbox.clone(),
+                    connector.clone(),
+                    connection_config(subject, self.secret_namespace(&subject.tenant_id)),
+                );
                 self.in_sandbox(async move { sandbox.check_health(&connector, &config).await })
                     .await
                     .ok_or_else(|| STOPPING.to_string())

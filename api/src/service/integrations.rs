@@ -380,7 +380,7 @@ impl Catalog {
 
     async fn run_test(&self, integration: &Integration) -> TestRun {
         let tested_at = now();
-        let config = connection_config(integration);
+        let config = connection_config(integration, self.secret_namespace(&integration.tenant_id));
         let invocation = match self.connectors().get(&integration.provider) {
             Some(connector) => {
                 let (sandbox, connector) = (self.sandbox.clone(), connector.clone());

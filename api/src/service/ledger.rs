@@ -80,6 +80,11 @@ impl Catalog {
             }
         }
         let connectors = self.connectors();
+        // A provider that is not loaded keeps its history (a connector removed since); one that
+        // has neither is not a provider, and an empty report would say it is.
+        if entries.is_empty() && connectors.get(provider).is_none() {
+            return Err(ServiceError::ProviderNotFound);
+        }
         let permissions = connectors.get(provider).map(|c| &c.manifest().permissions);
         let since = crate::domain::from_unix_ms(since_ms);
         Ok(EgressReport::of(provider, since, permissions, &entries, truncated))

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use stella_runtime::catalog::ConnectorCatalog;
 use stella_runtime::outcome::TestOutcome;
 use stella_runtime::record::InvocationRecord;
+use stella_runtime::secrets::SecretNamespace;
 use stella_runtime::{ConnectionConfig, Sandbox};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -107,6 +108,9 @@ pub enum ServiceError {
     /// No such plugin version (404).
     #[error("no such plugin version")]
     PluginNotFound,
+    /// No connector of this provider is loaded, and none ran in the caller's view (404).
+    #[error("no such provider")]
+    ProviderNotFound,
     /// A plugin version's state forbids the action, or the version is taken (409).
     #[error("{0}")]
     PluginConflict(String),
@@ -206,6 +210,8 @@ pub struct Catalog {
     health: HealthPolicy,
     /// Where connectors run; `None`: on the caller's runtime.
     invocations: Option<tokio::runtime::Handle>,
+    /// Whose secrets each tenant's integrations resolve (`[secrets]`).
+    secrets: Arc<crate::config::SecretsConfig>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -228,7 +234,26 @@ impl Catalog {
             metrics: Arc::new(Metrics::default()),
             health: HealthPolicy::default(),
             invocations: None,
+            secrets: Arc::default(),
         }
+    }
+
+    /// The same catalog resolving each tenant's AuthRefs as `secrets` says (its `legacy-tenant`
+    /// keeps the layout from before tenants; every other tenant has its own namespace).
+    pub fn with_secrets(mut self, secrets: crate::config::SecretsConfig) -> Self {
+        self.secrets = Arc::new(secrets);
+        self
+    }
+
+    /// Where an integration of `tenant` resolves its AuthRef (see
+    /// [`crate::config::SecretsConfig::namespace_of`]).
+    fn secret_namespace(&self, tenant: &str) -> SecretNamespace {
+        self.secrets.namespace_of(tenant)
+    }
+
+    /// Up to `limit` tenants that have integrations (the start-up check of `secrets.legacy-tenant`).
+    pub async fn tenants(&self, limit: u32) -> Result<Vec<String>, ServiceError> {
+        Ok(self.store.tenants(limit).await?)
     }
 
     /// The same catalog, running every connector invocation on `runtime` (`serve` gives it the
@@ -349,9 +374,10 @@ impl Catalog {
     }
 }
 
-/// What a connector is told about an integration.
-fn connection_config(integration: &Integration) -> ConnectionConfig {
+/// What a connector is told about an integration, and the namespace its AuthRef resolves in.
+fn connection_config(integration: &Integration, secret_namespace: SecretNamespace) -> ConnectionConfig {
     ConnectionConfig {
+        secret_namespace,
         integration_id: integration.integration_id.to_string(),
         name: integration.name.clone(),
         integration_type: integration.integration_type,

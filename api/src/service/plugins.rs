@@ -380,11 +380,12 @@ impl Catalog {
             )));
         }
         self.admission.admits(provider, stored.signed_by.as_deref()).map_err(ServiceError::PluginConflict)?;
+        // The refusal does not name the version's digest: a script that read it from here could
+        // approve permissions nobody reviewed. The digest is shown beside the permissions only.
         if digest != stored.permissions_digest {
             return Err(ServiceError::PluginConflict(format!(
-                "the permissions digest given is not this version's ({}): review its permissions and diff again, \
-                 and approve the digest shown",
-                stored.permissions_digest
+                "the permissions digest given is not this version's: read version {version} of `{provider}` again, \
+                 review its permissions and their diff, and approve the digest shown with them"
             )));
         }
         let at = now();

@@ -49,6 +49,10 @@ pub trait IntegrationStore: Send + Sync + 'static {
 
     /// The response kept for an `Idempotency-Key`.
     async fn idempotent_response(&self, tenant_id: &str, key: &str) -> Result<Option<IdempotentResponse>, StoreError>;
+
+    /// Up to `limit` tenants that have integrations, in order (the start-up check of a secret
+    /// layout meant for one tenant).
+    async fn tenants(&self, limit: u32) -> Result<Vec<String>, StoreError>;
 }
 
 /// How many integrations share a status, a paused flag and a health.
@@ -642,6 +646,12 @@ where
         let mut tx = self.begin_write().await?;
         Self::apply_in(&mut tx, change).await?;
         tx.commit().await.map_err(map_error)
+    }
+
+    async fn tenants(&self, limit: u32) -> Result<Vec<String>, StoreError> {
+        let query = sqlx::query("SELECT DISTINCT tenant_id FROM integrations ORDER BY tenant_id LIMIT $1")
+            .bind(i64::from(limit));
+        self.read_all(query).await?.iter().map(|row| row.try_get::<String, _>(0).map_err(map_error)).collect()
     }
 
     async fn latest_test(&self, tenant_id: &str, id: Uuid) -> Result<Option<serde_json::Value>, StoreError> {

@@ -15,13 +15,13 @@ use crate::domain::{from_unix_ms, unix_ms};
 use crate::events::EventDraft;
 use crate::ledger::{InvocationFilter, InvocationPosition, LedgerEntry, Operation};
 
-/// Rows per INSERT statement (18 values each, well under PostgreSQL's 65,535 binds).
+/// Rows per INSERT statement (19 values each, well under PostgreSQL's 65,535 binds).
 const INSERT_BATCH: usize = 256;
 
 const COLUMNS: &str = "invocation_id, tenant_id, integration_id, provider, sha256, operation, at_ms, duration_ms, \
      outcome, failure_class, denied, denial_kinds, origins, auth_refs, outside_base_url, revealed_secret, signed_jwt, \
-     record";
-const COLUMN_COUNT: usize = 18;
+     secret_in_request, record";
+const COLUMN_COUNT: usize = 19;
 
 /// The ledger's reads and writes.
 #[async_trait]
@@ -89,6 +89,9 @@ fn list_query<D: Dialect>(
     }
     if let Some(revealed) = filter.revealed_secret {
         equal("revealed_secret", Bind::Flag(revealed), &mut conditions, &mut binds);
+    }
+    if let Some(carried) = filter.secret_in_request {
+        equal("secret_in_request", Bind::Flag(carried), &mut conditions, &mut binds);
     }
     for (column, value) in [
         ("invocations.denial_kinds", &filter.denial_kind),
@@ -162,6 +165,7 @@ where
         outside_base_url: row.try_get("outside_base_url").map_err(map_error)?,
         revealed_secret: row.try_get("revealed_secret").map_err(map_error)?,
         signed_jwt: row.try_get("signed_jwt").map_err(map_error)?,
+        secret_in_request: row.try_get("secret_in_request").map_err(map_error)?,
         record: match row.try_get::<Option<String>, _>("record") {
             Ok(Some(record)) => Some(
                 serde_json::from_str(&record)
@@ -226,6 +230,7 @@ where
                     .bind(e.outside_base_url)
                     .bind(e.revealed_secret)
                     .bind(e.signed_jwt)
+                    .bind(e.secret_in_request)
                     .bind(serde_json::to_string(&e.record).expect("a record serializes"));
             }
             for row in query.fetch_all(&mut **tx).await.map_err(map_error)? {

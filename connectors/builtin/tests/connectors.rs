@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use stella_runtime::egress::NetworkPolicy;
-use stella_runtime::secrets::{AuthRef, SecretValue, StaticSecretResolver};
+use stella_runtime::secrets::{AuthRef, SecretNamespace, SecretValue, StaticSecretResolver};
 use stella_runtime::{
     ConnectionConfig, ConnectorSource, FailureClass, HealthOutcome, HealthStatus, IntegrationType, LoadedConnector,
     Sandbox, SandboxConfig, TestOutcome,
@@ -81,6 +81,7 @@ impl Harness {
             provider: self.connector.provider().to_string(),
             base_url: Some(base_url.to_string()),
             auth_ref: Some(AUTH_REF.into()),
+            secret_namespace: SecretNamespace::Unscoped,
             configuration,
             environment: Some("test".into()),
         }
@@ -456,7 +457,10 @@ mod harbor {
         assert!(stub.seen().iter().all(|s| s.path != "/api/v2.0/users/current"));
         // The pull token in the token service's answer stays in the host.
         let record = h.sandbox.test_connection(&h.connector, &config).await.record;
-        assert!(record.host_calls.iter().any(|c| c.token_kept && c.target.ends_with("/service/token")), "{record:?}");
+        assert!(
+            record.host_calls.iter().any(|c| c.token_kept && c.target.contains("/service/token?service=")),
+            "{record:?}"
+        );
         assert!(!format!("{record:?}").contains("eyJhbGciOiJSUzI1NiJ9"));
         let token_request = stub.seen().into_iter().find(|s| s.path.starts_with("/service/token")).unwrap();
         let robot_basic = format!("Basic {}", b64(&format!("robot$ci:{SECRET}")));
@@ -1321,7 +1325,9 @@ mod oci_registry {
         assert_eq!(seen[3].header("authorization"), Some(bearer.as_str()));
         // The audit names the call that yielded the token and the calls that applied it.
         let calls = &invocation.record.host_calls;
-        assert!(calls.iter().any(|c| c.token_kept && c.target.ends_with("/token")), "{calls:?}");
+        // The record keeps the whole URL the connector asked for, query string and all.
+        let token_target = format!("{}{token_path}", stub.base_url);
+        assert!(calls.iter().any(|c| c.token_kept && c.target == token_target), "{calls:?}");
         let token_origin = format!("token from {}/token", stub.base_url);
         assert_eq!(calls.iter().filter(|c| c.auth_ref.as_deref() == Some(token_origin.as_str())).count(), 2);
 

@@ -24,6 +24,7 @@ impl Host for HostState {
         let handle = self.table.get(&key)?;
         let origin = handle.origin.clone();
         let key_value = handle.value.clone();
+        let binding = handle.binding.clone();
         let mut call = HostCall {
             interface: "crypto".into(),
             operation: "sign-jwt".into(),
@@ -42,7 +43,7 @@ impl Host for HostState {
         let result = match result {
             Ok(token) => {
                 let token = SecretValue::new(token);
-                lock(&self.cx.journal).add_secret(&token)?;
+                lock(&self.cx.journal).add_jwt(&token, binding.as_ref())?;
                 Ok(token)
             }
             Err(e) => {
@@ -59,7 +60,9 @@ impl Host for HostState {
         lock(&self.cx.journal).record_call(call)?;
         match result {
             Ok(token) => {
-                Ok(Ok(self.push_secret(SecretHandle { origin: format!("jwt signed with {origin}"), value: token })?))
+                // The token goes wherever the key may: it inherits the key's binding.
+                let handle = SecretHandle { origin: format!("jwt signed with {origin}"), value: token, binding };
+                Ok(Ok(self.push_secret(handle)?))
             }
             Err(e) => Ok(Err(e)),
         }

@@ -1,10 +1,21 @@
-//! `http`: outbound requests, checked against the origin allowlist, the network policy and the
-//! request budget, with credentials applied by the host and bodies read under a cap.
+//! `http`: outbound requests, checked against the origin allowlist, the network policy, the
+//! request budget and the bindings of the secrets they carry, with credentials applied by the
+//! host and bodies read under a cap.
+//!
+//! Two rules keep a credential's value out of a connector that may not reveal it:
+//! - what comes back from a request (headers, `Location`, body) is scrubbed of every secret value
+//!   the invocation holds, in every encoding the redactor recognizes, before the connector reads
+//!   it: a server that reflects the request (an echo endpoint, an error page quoting it, a
+//!   redirect carrying it) hands back `[REDACTED]`;
+//! - an error message never repeats text the connector chose (its URL, host or header names): a
+//!   message that did would come back redacted when the connector guessed a secret right and
+//!   verbatim when it guessed wrong, an oracle answering one guess per request.
 
 use std::error::Error as _;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use sha2::Digest as _;
 use url::{Host as UrlHost, Url};
 
 use std::sync::Mutex;
@@ -15,7 +26,7 @@ use crate::bindings::http::{
 };
 use crate::http_client::{AddressDenied, DnsFailure};
 use crate::record::{DenialKind, HostCall};
-use crate::secrets::{REDACTED, SecretValue};
+use crate::secrets::{Binding, REDACTED, SecretValue};
 
 const MAX_URL_LEN: usize = 8192;
 const MAX_HEADERS: usize = 64;
@@ -33,6 +44,8 @@ const MAX_TOKEN_LEN: usize = 16 * 1024;
 /// How long before its deadline a request ends at the latest (at most a fifth of the deadline),
 /// leaving the connector time to report the timeout itself.
 const REPORT_RESERVE: Duration = Duration::from_millis(250);
+/// A header name the record keeps is cut to this.
+const MAX_RECORDED_HEADER_NAME: usize = 128;
 
 /// Headers the host owns: the guest may not set them.
 const RESERVED_HEADERS: &[&str] = &[
@@ -48,13 +61,45 @@ const RESERVED_HEADERS: &[&str] = &[
     "proxy-connection",
 ];
 
-/// The URL as the audit shows it: scheme, host, port and path, never the query or fragment.
-pub(crate) fn audit_target(url: &Url) -> String {
+/// Headers a credential may be written into, besides those [`credential_header_allowed`] accepts
+/// by their last word.
+const CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-jfrog-art-api"];
+/// The last dash-separated word of a header meant for a credential: `PRIVATE-TOKEN`,
+/// `X-Api-Key`, `Circle-Token`, `X-Vault-Token`, `Ocp-Apim-Subscription-Key`, `X-Registry-Auth`.
+const CREDENTIAL_HEADER_WORDS: &[&str] =
+    &["token", "key", "apikey", "auth", "secret", "password", "credential", "credentials", "signature"];
+
+/// Whether a credential may be written into the header `name` (lower-case): `Authorization`, or
+/// a header whose name says it carries a credential. Never a header that servers, proxies and
+/// their logs treat as ordinary request metadata (`Referer`, `Cookie`, `Host`, `Forwarded`,
+/// `X-Forwarded-*`, `User-Agent`, …) nor `Proxy-Authorization` (the host uses no proxy: a proxy
+/// credential would be handed to the origin server).
+pub(crate) fn credential_header_allowed(name: &str) -> bool {
+    if CREDENTIAL_HEADERS.contains(&name) {
+        return true;
+    }
+    let forwarding = name == "forwarded" || name.starts_with("x-forwarded-") || name.starts_with("proxy-");
+    !forwarding && name.rsplit('-').next().is_some_and(|word| CREDENTIAL_HEADER_WORDS.contains(&word))
+}
+
+/// The URL as the handle of a token kept from its answer names it: scheme, host, port and path.
+fn url_without_query(url: &Url) -> String {
     let host = url.host_str().unwrap_or("");
     match url.port() {
         Some(port) => format!("{}://{}:{}{}", url.scheme(), host, port, url.path()),
         None => format!("{}://{}{}", url.scheme(), host, url.path()),
     }
+}
+
+/// The URL as the record shows it (before redaction): everything but the fragment, which never
+/// leaves the client.
+pub(crate) fn audit_target(url: &Url) -> String {
+    let mut target = url_without_query(url);
+    if let Some(query) = url.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    target
 }
 
 fn method_name(m: Method) -> &'static str {
@@ -82,6 +127,19 @@ fn error_kind(e: &HttpError) -> (&'static str, &str) {
     }
 }
 
+fn map_message(e: HttpError, f: impl Fn(String) -> String) -> HttpError {
+    match e {
+        HttpError::Denied(m) => HttpError::Denied(f(m)),
+        HttpError::Dns(m) => HttpError::Dns(f(m)),
+        HttpError::ConnectionRefused(m) => HttpError::ConnectionRefused(f(m)),
+        HttpError::Timeout(m) => HttpError::Timeout(f(m)),
+        HttpError::Tls(m) => HttpError::Tls(f(m)),
+        HttpError::BodyTooLarge(m) => HttpError::BodyTooLarge(f(m)),
+        HttpError::InvalidRequest(m) => HttpError::InvalidRequest(f(m)),
+        HttpError::Other(m) => HttpError::Other(f(m)),
+    }
+}
+
 impl Host for HostState {
     async fn send(
         &mut self,
@@ -102,15 +160,20 @@ impl Host for HostState {
             Err(e) => return Ok(Err(e)),
         };
         let token = match kept {
-            Some((origin, value)) => Some(self.push_secret(SecretHandle { origin, value })?),
+            Some(handle) => Some(self.push_secret(handle)?),
             None => None,
         };
         Ok(Ok(TokenResponse { status: response.status, headers: response.headers, body: response.body, token }))
     }
 }
 
-/// A credential the host kept from an answer: the handle's origin for the audit, and the value.
-type KeptToken = (String, SecretValue);
+/// A request that was sent: the answer, the URL without its query (for a kept token's handle),
+/// and the binding of the credential it carried (a token kept from the answer inherits it).
+struct Sent {
+    response: Response,
+    url: String,
+    binding: Option<Binding>,
+}
 
 impl HostState {
     /// Sends the request and writes its host call to the journal. With `token_pointers`, a 2xx
@@ -121,41 +184,54 @@ impl HostState {
         request: Request,
         credential: Option<Credential>,
         token_pointers: Option<&[String]>,
-    ) -> wasmtime::Result<Result<(Response, Option<KeptToken>), HttpError>> {
+    ) -> wasmtime::Result<Result<(Response, Option<SecretHandle>), HttpError>> {
         lock(&self.cx.journal).begin_call()?;
         let started = Instant::now();
-        let method = method_name(request.method);
         let mut call = HostCall {
             interface: "http".into(),
-            operation: method.into(),
+            operation: method_name(request.method).into(),
             bytes_sent: request.body.as_ref().map_or(0, |b| b.len() as u64),
+            body_sha256: request.body.as_ref().filter(|b| !b.is_empty()).map(|b| hex::encode(sha2::Sha256::digest(b))),
+            request_headers: request
+                .headers
+                .iter()
+                .take(MAX_HEADERS)
+                .map(|h| crate::record::bounded_text(&h.name.to_ascii_lowercase(), MAX_RECORDED_HEADER_NAME))
+                .collect(),
             ..HostCall::default()
         };
+        // What the connector chose of the request, taken out of any message that goes back to it.
+        let chosen = RequestText::of(&request.url);
         let result = self.send_checked(request, credential, token_pointers, &mut call).await;
         call.duration_ms = elapsed_ms(started);
         // Parsed outside the journal's lock: a token answer may be up to MAX_TOKEN_BODY bytes.
-        let result = result.map(|mut response| {
-            call.status = Some(response.status);
-            call.bytes_received = response.body.len() as u64;
-            let taken = token_pointers.and_then(|pointers| take_token(&mut response, pointers));
-            (response, taken)
+        let result = result.map(|mut sent| {
+            call.status = Some(sent.response.status);
+            call.bytes_received = sent.response.body.len() as u64;
+            let taken = token_pointers.and_then(|pointers| take_token(&mut sent.response, pointers));
+            (sent, taken)
         });
         let mut j = lock(&self.cx.journal);
         let result = match result {
-            Ok((response, taken)) => {
+            Ok((mut sent, taken)) => {
                 let kept = match taken {
                     None => None,
                     Some(taken) => {
                         // Every value is registered before the guest can see anything of the
                         // answer; a guest that made the host hold too many is stopped here.
-                        let registered = taken.scrubbed.iter().chain([&taken.token]).try_for_each(|v| j.add_secret(v));
+                        let binding = sent.binding.as_ref();
+                        let registered =
+                            taken.scrubbed.iter().chain([&taken.token]).try_for_each(|v| j.add_secret(v, binding));
                         if registered.is_ok() {
                             call.token_kept = true;
                         }
-                        Some((format!("token from {}", j.redactor.redact(&call.target)), taken.token))
+                        let origin = format!("token from {}", j.redactor.redact(&sent.url));
+                        Some(SecretHandle { origin, value: taken.token, binding: sent.binding.clone() })
                     }
                 };
-                Ok((response, kept))
+                // Whatever the request applied or the server reflected, the guest reads none of it.
+                call.response_scrubbed = scrub_response(&j.redactor, &mut sent.response);
+                Ok((sent.response, kept))
             }
             Err(e) => {
                 let (kind, message) = error_kind(&e);
@@ -165,10 +241,78 @@ impl HostState {
             }
         };
         call.target = j.redactor.redact(&call.target);
+        for name in &mut call.request_headers {
+            *name = j.redactor.redact(name);
+        }
         j.record_call(call)?;
-        drop(j);
-        // Messages go back to the guest redacted too: an error can echo a URL or header.
-        Ok(result.map_err(|e| self.redact_error(e)))
+        // An error's message goes back without the connector's own text, then redacted (a TLS or
+        // server message may quote what the server saw).
+        Ok(result.map_err(|e| map_message(e, |m| j.redactor.redact(&chosen.removed_from(&m)))))
+    }
+}
+
+/// Scrubs every secret value the invocation holds out of an answer's headers and body; whether
+/// there was one.
+fn scrub_response(redactor: &crate::secrets::Redactor, response: &mut Response) -> bool {
+    if redactor.is_empty() {
+        return false;
+    }
+    let mut found = redactor.scrub(&mut response.body);
+    for header in &mut response.headers {
+        for text in [&mut header.name, &mut header.value] {
+            let scrubbed = redactor.redact(text);
+            if scrubbed != *text {
+                *text = scrubbed;
+                found = true;
+            }
+        }
+    }
+    found
+}
+
+/// Text of a request the connector chose, which a message going back to it must not repeat: the
+/// URL as given and as parsed, and its host.
+struct RequestText {
+    needles: Vec<String>,
+}
+
+impl RequestText {
+    fn of(url: &str) -> Self {
+        let mut needles = vec![url.to_string()];
+        if let Ok(parsed) = Url::parse(url) {
+            needles.push(parsed.to_string());
+            if let Some(host) = parsed.host_str() {
+                needles.push(host.to_string());
+            }
+        }
+        needles.retain(|n| !n.is_empty());
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        Self { needles }
+    }
+
+    /// `message` with every piece of the request replaced by a placeholder (ASCII case ignored).
+    fn removed_from(&self, message: &str) -> String {
+        let mut out = message.to_string();
+        for needle in &self.needles {
+            let lower = out.to_ascii_lowercase();
+            let needle_lower = needle.to_ascii_lowercase();
+            if !lower.contains(&needle_lower) {
+                continue;
+            }
+            let mut rebuilt = String::with_capacity(out.len());
+            let mut at = 0;
+            for (start, _) in lower.match_indices(&needle_lower) {
+                if start < at {
+                    continue;
+                }
+                rebuilt.push_str(&out[at..start]);
+                rebuilt.push_str("<the request's host or URL>");
+                at = start + needle.len();
+            }
+            rebuilt.push_str(&out[at..]);
+            out = rebuilt;
+        }
+        out
     }
 }
 
@@ -177,11 +321,13 @@ fn check_token_pointers(pointers: &[String]) -> Result<(), String> {
     if pointers.is_empty() || pointers.len() > MAX_TOKEN_POINTERS {
         return Err(format!("give between 1 and {MAX_TOKEN_POINTERS} token pointers"));
     }
-    for p in pointers {
+    for (i, p) in pointers.iter().enumerate() {
         if !p.starts_with('/') || p.len() > MAX_TOKEN_POINTER_LEN {
+            // By position: the pointer is the connector's own text (see the module's documentation).
             return Err(format!(
-                "`{}` is not a JSON pointer to a field (it must start with `/` and be at most {MAX_TOKEN_POINTER_LEN} bytes)",
-                p.chars().take(64).collect::<String>()
+                "token pointer {} (counting from 1) is not a JSON pointer to a field (it must start with `/` and be at \
+                 most {MAX_TOKEN_POINTER_LEN} bytes)",
+                i + 1
             ));
         }
     }
@@ -275,21 +421,6 @@ fn scrub_json(value: serde_json::Value, scrub: &impl Fn(&str) -> String) -> serd
 }
 
 impl HostState {
-    fn redact_error(&self, e: HttpError) -> HttpError {
-        let j = lock(&self.cx.journal);
-        let r = |m: String| j.redactor.redact(&m);
-        match e {
-            HttpError::Denied(m) => HttpError::Denied(r(m)),
-            HttpError::Dns(m) => HttpError::Dns(r(m)),
-            HttpError::ConnectionRefused(m) => HttpError::ConnectionRefused(r(m)),
-            HttpError::Timeout(m) => HttpError::Timeout(r(m)),
-            HttpError::Tls(m) => HttpError::Tls(r(m)),
-            HttpError::BodyTooLarge(m) => HttpError::BodyTooLarge(r(m)),
-            HttpError::InvalidRequest(m) => HttpError::InvalidRequest(r(m)),
-            HttpError::Other(m) => HttpError::Other(r(m)),
-        }
-    }
-
     fn deny(&self, kind: DenialKind, target: &str, reason: String) -> HttpError {
         lock(&self.cx.journal).deny(kind, target, &reason);
         HttpError::Denied(reason)
@@ -301,7 +432,7 @@ impl HostState {
         credential: Option<Credential>,
         token_pointers: Option<&[String]>,
         call: &mut HostCall,
-    ) -> Result<Response, HttpError> {
+    ) -> Result<Sent, HttpError> {
         // Every request spends the request budget, refused or not (and every call the host-call
         // budget): a guest looping on denied requests is stopped just the same.
         self.cx.requests_made += 1;
@@ -322,7 +453,7 @@ impl HostState {
             check_token_pointers(pointers).map_err(HttpError::InvalidRequest)?;
         }
         if url.scheme() != "http" && url.scheme() != "https" {
-            let why = format!("scheme `{}` is not allowed; use http or https", url.scheme());
+            let why = "the scheme is not allowed; use http or https".to_string();
             return Err(self.deny(DenialKind::InvalidRequest, &call.target, why));
         }
         if !url.username().is_empty() || url.password().is_some() {
@@ -344,8 +475,14 @@ impl HostState {
         {
             return Err(self.deny(DenialKind::Address, &call.target, why));
         }
-
-        let headers = self.build_headers(&request.headers, credential, call)?;
+        // Malformed headers are refused first, the same way whatever they hold: what is looked for
+        // next is only what would leave.
+        let mut headers = guest_headers(&request.headers)?;
+        if let Some(cred) = &credential {
+            credential_header_name(&cred.placement)?;
+        }
+        self.check_carried_secrets(&url, &request, credential.as_ref(), call)?;
+        let binding = self.apply_credential(&mut headers, credential, &url, call)?;
         if let Some(body) = &request.body
             && body.len() > MAX_REQUEST_BODY
         {
@@ -384,73 +521,173 @@ impl HostState {
             })
             .collect();
         let body = read_capped(&journal, self.cx.limits.max_response_bytes, response, call).await?;
-        Ok(Response { status, headers, body })
+        Ok(Sent { response: Response { status, headers, body }, url: url_without_query(&url), binding })
     }
 
-    fn build_headers(
-        &mut self,
-        headers: &[Header],
-        credential: Option<Credential>,
+    /// Looks for the value of every secret the invocation holds in what the connector wrote
+    /// itself: the URL, its headers and its body. A connector that may not reveal secrets should
+    /// hold none, so one found is a denial; for one that may, a value sent to an origin outside
+    /// its binding is.
+    fn check_carried_secrets(
+        &self,
+        url: &Url,
+        request: &Request,
+        credential: Option<&Credential>,
         call: &mut HostCall,
-    ) -> Result<reqwest::header::HeaderMap, HttpError> {
-        use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-        if headers.len() > MAX_HEADERS {
-            return Err(HttpError::InvalidRequest(format!("more than {MAX_HEADERS} headers")));
+    ) -> Result<(), HttpError> {
+        let j = lock(&self.cx.journal);
+        if j.redactor.is_empty() {
+            return Ok(());
         }
-        let total: usize = headers.iter().map(|h| h.name.len() + h.value.len()).sum();
-        if total > MAX_HEADER_BYTES {
-            return Err(HttpError::InvalidRequest(format!("headers larger than {MAX_HEADER_BYTES} bytes")));
-        }
-        let mut map = HeaderMap::new();
-        for h in headers {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| HttpError::InvalidRequest(format!("`{}` is not a valid header name", h.name)))?;
-            if RESERVED_HEADERS.contains(&name.as_str()) {
-                return Err(HttpError::InvalidRequest(format!("the header `{name}` is set by the host")));
+        let mut found = Vec::new();
+        let mut places = Vec::new();
+        let mut look = |place: String, bytes: &[u8]| {
+            let here = j.redactor.found(bytes);
+            if !here.is_empty() {
+                places.push(place);
+                found.extend(here);
             }
-            let value = HeaderValue::from_str(&h.value)
-                .map_err(|_| HttpError::InvalidRequest(format!("the value of header `{name}` is not valid")))?;
-            map.append(name, value);
+        };
+        look("url".into(), url.as_str().as_bytes());
+        for h in &request.headers {
+            look(format!("header {}", j.redactor.redact(&h.name.to_ascii_lowercase())), h.name.as_bytes());
+            look(format!("header {}", j.redactor.redact(&h.name.to_ascii_lowercase())), h.value.as_bytes());
         }
-        if let Some(cred) = credential {
-            let handle = self
-                .table
-                .get(&cred.secret)
-                .map_err(|_| HttpError::InvalidRequest("the secret handle is not valid".into()))?;
-            call.auth_ref = Some(handle.origin.clone());
-            let secret = handle.value.clone();
-            let (name, value) = match cred.placement {
-                CredentialPlacement::Bearer => (reqwest::header::AUTHORIZATION, format!("Bearer {}", secret.expose())),
-                CredentialPlacement::Basic(username) => {
-                    if username.contains(':') {
-                        return Err(HttpError::InvalidRequest("a basic-auth username may not contain `:`".into()));
-                    }
-                    if lock(&self.cx.journal).add_basic_secret(&username, &secret).is_err() {
-                        return Err(HttpError::Denied("the invocation holds too many secret values".into()));
-                    }
-                    let pair = format!("{username}:{}", secret.expose());
-                    (
-                        reqwest::header::AUTHORIZATION,
-                        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)),
-                    )
-                }
-                CredentialPlacement::Header(placement) => {
-                    let name = HeaderName::from_bytes(placement.name.as_bytes()).map_err(|_| {
-                        HttpError::InvalidRequest(format!("`{}` is not a valid header name", placement.name))
-                    })?;
-                    if RESERVED_HEADERS.contains(&name.as_str()) {
-                        return Err(HttpError::InvalidRequest(format!("the header `{name}` is set by the host")));
-                    }
-                    (name, format!("{}{}", placement.prefix.unwrap_or_default(), secret.expose()))
-                }
-            };
-            let mut value = HeaderValue::from_str(&value)
-                .map_err(|_| HttpError::InvalidRequest("the secret cannot be written into a header".into()))?;
-            value.set_sensitive(true);
-            map.insert(name, value);
+        if let Some(body) = &request.body {
+            look("body".into(), body);
         }
-        Ok(map)
+        match credential.map(|c| &c.placement) {
+            Some(CredentialPlacement::Basic(username)) => look("basic-auth username".into(), username.as_bytes()),
+            Some(CredentialPlacement::Header(p)) => {
+                look("credential header".into(), p.name.as_bytes());
+                look("credential prefix".into(), p.prefix.as_deref().unwrap_or_default().as_bytes());
+            }
+            _ => {}
+        }
+        places.dedup();
+        if places.is_empty() {
+            return Ok(());
+        }
+        call.secret_in_request =
+            places.iter().map(|p| crate::record::bounded_text(p, MAX_RECORDED_HEADER_NAME + 8)).collect();
+        if !self.cx.may_reveal_secrets {
+            drop(j);
+            let why = "the request carries the value of a secret the invocation holds, which a connector without \
+                       `reveal-secrets` never reads: apply the secret handle instead"
+                .to_string();
+            return Err(self.deny(DenialKind::SecretInRequest, &call.target, why));
+        }
+        found.sort_unstable();
+        found.dedup();
+        let outside = found.iter().find_map(|&i| j.redactor.binding(i).filter(|b| !b.permits(url)).cloned());
+        drop(j);
+        match outside {
+            None => Ok(()),
+            Some(binding) => {
+                let why = format!(
+                    "the request carries the value of a secret bound to {binding}; the request's origin is not one of them"
+                );
+                Err(self.deny(DenialKind::SecretBinding, &call.target, why))
+            }
+        }
     }
+
+    /// Writes the credential into its header, and returns its binding.
+    fn apply_credential(
+        &mut self,
+        map: &mut reqwest::header::HeaderMap,
+        credential: Option<Credential>,
+        url: &Url,
+        call: &mut HostCall,
+    ) -> Result<Option<Binding>, HttpError> {
+        use reqwest::header::HeaderValue;
+        let Some(cred) = credential else { return Ok(None) };
+        let handle = self
+            .table
+            .get(&cred.secret)
+            .map_err(|_| HttpError::InvalidRequest("the secret handle is not valid".into()))?;
+        call.auth_ref = Some(handle.origin.clone());
+        let secret = handle.value.clone();
+        let binding = handle.binding.clone();
+        let name = credential_header_name(&cred.placement)?;
+        if !credential_header_allowed(name.as_str()) {
+            let why = "a credential goes only into `Authorization` or a header named for one (such as \
+                       `PRIVATE-TOKEN` or `X-Api-Key`), never into a header servers log as request metadata"
+                .to_string();
+            let target = format!("{} (header {})", call.target, name.as_str());
+            return Err(self.deny(DenialKind::CredentialPlacement, &target, why));
+        }
+        call.credential_header = Some(name.as_str().to_string());
+        if let Some(binding) = &binding
+            && !binding.permits(url)
+        {
+            let why = format!(
+                "the credential {} is bound to {binding}; the request's origin is not one of them",
+                handle.origin
+            );
+            return Err(self.deny(DenialKind::SecretBinding, &call.target, why));
+        }
+        let value = match cred.placement {
+            CredentialPlacement::Bearer => format!("Bearer {}", secret.expose()),
+            CredentialPlacement::Basic(username) => {
+                if username.contains(':') {
+                    return Err(HttpError::InvalidRequest("a basic-auth username may not contain `:`".into()));
+                }
+                if lock(&self.cx.journal).add_basic_secret(&username, &secret, binding.as_ref()).is_err() {
+                    return Err(HttpError::Denied("the invocation holds too many secret values".into()));
+                }
+                let pair = format!("{username}:{}", secret.expose());
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+            }
+            CredentialPlacement::Header(placement) => {
+                format!("{}{}", placement.prefix.unwrap_or_default(), secret.expose())
+            }
+        };
+        let mut value = HeaderValue::from_str(&value)
+            .map_err(|_| HttpError::InvalidRequest("the secret cannot be written into a header".into()))?;
+        value.set_sensitive(true);
+        map.insert(name, value);
+        Ok(binding)
+    }
+}
+
+/// The header a credential placement names.
+fn credential_header_name(placement: &CredentialPlacement) -> Result<reqwest::header::HeaderName, HttpError> {
+    match placement {
+        CredentialPlacement::Bearer | CredentialPlacement::Basic(_) => Ok(reqwest::header::AUTHORIZATION),
+        CredentialPlacement::Header(p) => reqwest::header::HeaderName::from_bytes(p.name.as_bytes())
+            .map_err(|_| HttpError::InvalidRequest("the credential's header name is not a valid HTTP token".into())),
+    }
+}
+
+/// The connector's own headers, checked. Messages name a header by its position, never by its
+/// name: the name is the connector's own text (see the module's documentation).
+fn guest_headers(headers: &[Header]) -> Result<reqwest::header::HeaderMap, HttpError> {
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    if headers.len() > MAX_HEADERS {
+        return Err(HttpError::InvalidRequest(format!("more than {MAX_HEADERS} headers")));
+    }
+    let total: usize = headers.iter().map(|h| h.name.len() + h.value.len()).sum();
+    if total > MAX_HEADER_BYTES {
+        return Err(HttpError::InvalidRequest(format!("headers larger than {MAX_HEADER_BYTES} bytes")));
+    }
+    let mut map = HeaderMap::new();
+    for (i, h) in headers.iter().enumerate() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| {
+            HttpError::InvalidRequest(format!(
+                "the name of header {} (counting from 1) is not a valid HTTP token",
+                i + 1
+            ))
+        })?;
+        if let Some(reserved) = RESERVED_HEADERS.iter().find(|r| **r == name.as_str()) {
+            return Err(HttpError::InvalidRequest(format!("the header `{reserved}` is set by the host")));
+        }
+        let value = HeaderValue::from_str(&h.value).map_err(|_| {
+            HttpError::InvalidRequest(format!("the value of header {} (counting from 1) is not valid", i + 1))
+        })?;
+        map.append(name, value);
+    }
+    Ok(map)
 }
 
 async fn read_capped(

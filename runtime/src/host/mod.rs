@@ -24,14 +24,18 @@ use crate::egress::OriginAllowlist;
 use crate::http_client::EgressClients;
 use crate::limits::{LOG_LINE_OVERHEAD, LimitKind, Limits};
 use crate::record::{Denial, DenialKind, Dropped, HostCall, LogLine, MAX_ENTRY_TEXT, MAX_LOG_LINE, bounded_text};
-use crate::secrets::{AuthRef, Redactor, SecretResolver, SecretValue};
+use crate::secrets::{AuthRef, Binding, Redactor, SecretNamespace, SecretResolver, SecretValue};
 
 /// A credential held by the host on behalf of a guest (the WIT `secret` resource).
 #[derive(Debug)]
 pub struct SecretHandle {
-    /// What the handle came from, for the audit: an AuthRef, or a JWT signed with one.
+    /// What the handle came from, for the audit: an AuthRef, a JWT signed with one, or the URL
+    /// whose answer carried it.
     pub(crate) origin: String,
     pub(crate) value: SecretValue,
+    /// The origins it may be applied to: the secret's own binding, inherited by what is derived
+    /// from it (a JWT it signed, a token an answer to it carried).
+    pub(crate) binding: Option<Binding>,
 }
 
 /// How many denials of one invocation go to the service's own log; the rest are counted there
@@ -227,19 +231,29 @@ impl Journal {
         Ok(())
     }
 
-    /// Registers a secret value for redaction; a guest that makes the host hold more than
-    /// [`MAX_SECRET_VALUES`] is stopped before it gets the value (or a handle to it).
-    pub fn add_secret(&mut self, value: &SecretValue) -> Result<(), LimitExceeded> {
-        if self.redactor.try_add(value, MAX_SECRET_VALUES) { Ok(()) } else { Err(self.stop(LimitKind::SecretValues)) }
+    /// Registers a secret value (and its binding) for redaction; a guest that makes the host hold
+    /// more than [`MAX_SECRET_VALUES`] values, or more forms of them than the redactor may hold, is
+    /// stopped before it gets the value (or a handle to it).
+    pub fn add_secret(&mut self, value: &SecretValue, binding: Option<&Binding>) -> Result<(), LimitExceeded> {
+        let added = self.redactor.try_add(value, binding, MAX_SECRET_VALUES);
+        added.map_err(|_| self.stop(LimitKind::SecretValues))
     }
 
     /// Registers the base64 `user:secret` pair that basic auth puts on the wire.
-    pub fn add_basic_secret(&mut self, username: &str, value: &SecretValue) -> Result<(), LimitExceeded> {
-        if self.redactor.try_add_basic(username, value, MAX_SECRET_VALUES) {
-            Ok(())
-        } else {
-            Err(self.stop(LimitKind::SecretValues))
-        }
+    pub fn add_basic_secret(
+        &mut self,
+        username: &str,
+        value: &SecretValue,
+        binding: Option<&Binding>,
+    ) -> Result<(), LimitExceeded> {
+        let added = self.redactor.try_add_basic(username, value, binding, MAX_SECRET_VALUES);
+        added.map_err(|_| self.stop(LimitKind::SecretValues))
+    }
+
+    /// Registers a JWT the host signed.
+    pub fn add_jwt(&mut self, token: &SecretValue, binding: Option<&Binding>) -> Result<(), LimitExceeded> {
+        let added = self.redactor.try_add_jwt(token, binding, MAX_SECRET_VALUES);
+        added.map_err(|_| self.stop(LimitKind::SecretValues))
     }
 }
 
@@ -286,6 +300,8 @@ pub(crate) struct InvocationContext {
     pub limits: Limits,
     /// The only AuthRef this invocation may resolve.
     pub bound_auth_ref: Option<AuthRef>,
+    /// Where it is resolved: the integration's namespace, and nowhere else.
+    pub secret_namespace: SecretNamespace,
     pub origins: OriginAllowlist,
     /// What the manifest asks for, as far as the operator allows it (its hosts are in `origins`).
     pub may_reveal_secrets: bool,

@@ -1,4 +1,6 @@
-//! `secrets`: resolve only the integration's own AuthRef; reveal only with the permission.
+//! `secrets`: resolve only the integration's own AuthRef, in its own namespace; reveal only with
+//! the permission, and only when the secret's binding holds every origin the connector could send
+//! the value to.
 
 use wasmtime::component::Resource;
 
@@ -46,12 +48,19 @@ impl Host for HostState {
             self.record_secret_call("resolve", &target, Some(("denied", why.clone())))?;
             return Ok(Err(SecretError::Denied(why)));
         }
-        match self.cx.resolver.resolve(&parsed) {
-            Ok(value) => {
-                lock(&self.cx.journal).add_secret(&value)?;
+        match self.cx.resolver.resolve(&self.cx.secret_namespace, &parsed) {
+            Ok(secret) => {
+                lock(&self.cx.journal).add_secret(&secret.value, secret.binding.as_ref())?;
                 self.record_secret_call("resolve", &target, None)?;
-                let handle = self.push_secret(SecretHandle { origin: target, value })?;
+                let handle =
+                    self.push_secret(SecretHandle { origin: target, value: secret.value, binding: secret.binding })?;
                 Ok(Ok(handle))
+            }
+            Err(e @ ResolveError::Unbound(_)) => {
+                let why = e.to_string();
+                lock(&self.cx.journal).deny(DenialKind::SecretBinding, &target, &why);
+                self.record_secret_call("resolve", &target, Some(("denied", why.clone())))?;
+                Ok(Err(SecretError::Denied(why)))
             }
             Err(ResolveError::NotFound(m)) => {
                 self.record_secret_call("resolve", &target, Some(("not-found", m.clone())))?;
@@ -79,6 +88,21 @@ impl HostSecret for HostState {
             let why = "reveal needs `reveal-secrets = true` in the connector's manifest and the operator's permission"
                 .to_string();
             lock(&self.cx.journal).deny(DenialKind::Reveal, &origin, &why);
+            self.record_secret_call("reveal", &origin, Some(("denied", why.clone())))?;
+            return Ok(Err(SecretError::Denied(why)));
+        }
+        // The connector could send a value it holds to any origin it may reach: a bound secret is
+        // revealed only when its binding holds all of them.
+        if let Some(binding) = &handle.binding
+            && !binding.covers(&self.cx.origins)
+        {
+            let reachable: Vec<String> = self.cx.origins.patterns().map(|p| p.to_string()).collect();
+            let why = format!(
+                "the secret is bound to {binding}; the connector may send requests to {}, which the binding does not \
+                 all hold",
+                reachable.join(", ")
+            );
+            lock(&self.cx.journal).deny(DenialKind::SecretBinding, &origin, &why);
             self.record_secret_call("reveal", &origin, Some(("denied", why.clone())))?;
             return Ok(Err(SecretError::Denied(why)));
         }

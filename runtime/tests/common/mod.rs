@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use stella_runtime::egress::NetworkPolicy;
-use stella_runtime::secrets::{AuthRef, SecretValue, StaticSecretResolver};
+use stella_runtime::secrets::{AuthRef, SecretNamespace, SecretValue, StaticSecretResolver};
 use stella_runtime::{ConnectionConfig, ConnectorSource, IntegrationType, LoadedConnector, Sandbox, SandboxConfig};
 
 pub const CANARY: &str = "canary-5ecr3t-value-9f8e7d";
@@ -52,6 +52,7 @@ pub fn integration(
         provider: "test-program".into(),
         base_url: base_url.map(str::to_string),
         auth_ref: auth_ref.map(str::to_string),
+        secret_namespace: SecretNamespace::Unscoped,
         configuration,
         environment: None,
     }

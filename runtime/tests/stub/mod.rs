@@ -18,6 +18,8 @@ const MULTI_BODY: &str = r#"{"token":"derived-token-7f3a91c2e5d4","access_token"
 struct Seen {
     hits: AtomicUsize,
     authorization: Mutex<Vec<String>>,
+    /// Every request's head (request line and headers), as it arrived.
+    heads: Mutex<Vec<String>>,
 }
 
 pub struct StubServer {
@@ -66,6 +68,11 @@ impl StubServer {
     pub fn seen_authorization(&self) -> Vec<String> {
         self.seen.authorization.lock().unwrap().clone()
     }
+
+    /// Every request's head, as it arrived.
+    pub fn seen_heads(&self) -> Vec<String> {
+        self.seen.heads.lock().unwrap().clone()
+    }
 }
 
 async fn serve(mut stream: TcpStream, seen: Arc<Seen>) {
@@ -83,6 +90,7 @@ async fn serve(mut stream: TcpStream, seen: Arc<Seen>) {
         }
         seen.hits.fetch_add(1, Ordering::SeqCst);
         let head = String::from_utf8_lossy(&buf).into_owned();
+        seen.heads.lock().unwrap().push(head.clone());
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
         let header = |name: &str| {
             head.lines().find_map(|l| {
@@ -108,6 +116,25 @@ async fn serve(mut stream: TcpStream, seen: Arc<Seen>) {
                 )
             }
             "/echo" => ok(&echoed.join(" ")),
+            // Servers that reflect the request: an error page quoting it, a JSON echo, the value
+            // re-encoded, a redirect whose Location carries it (to a host the tests pin).
+            "/echo-error" => {
+                let quoted = echoed.join(" ");
+                let body = format!("<h1>Bad request</h1><pre>Authorization: {quoted}</pre>");
+                format!(
+                    "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/html\r\nX-Debug-Authorization: {quoted}\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+            }
+            "/echo-json" => {
+                json("200 OK", &serde_json::json!({"headers": {"authorization": echoed.join(" ")}}).to_string())
+            }
+            "/echo-encoded" => ok(&encoded(&echoed.join(" "), path.split_once("as=").map_or("", |(_, e)| e))),
+            "/echo-redirect" => {
+                let value: String = url::form_urlencoded::byte_serialize(echoed.join(" ").as_bytes()).collect();
+                redirect(&format!("http://mirror.stella.test/landing?auth={value}"))
+            }
+            "/landing" => ok("landed"),
             "/slow" => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 ok("slow ok")
@@ -158,6 +185,22 @@ fn ok(body: &str) -> String {
 
 fn json(status: &str, body: &str) -> String {
     format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+}
+
+/// `text` re-encoded the way `/echo-encoded?as=<encoding>` asks.
+fn encoded(text: &str, encoding: &str) -> String {
+    use base64::Engine as _;
+    match encoding {
+        "hex" => hex::encode(text),
+        "HEX" => hex::encode_upper(text),
+        "base64" => base64::engine::general_purpose::STANDARD.encode(text),
+        "base64url" => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text),
+        "percent" => text.bytes().map(|b| format!("%{b:02x}")).collect(),
+        "lower" => text.to_lowercase(),
+        "upper" => text.to_uppercase(),
+        "reversed" => text.chars().rev().collect(),
+        _ => text.to_string(),
+    }
 }
 
 fn redirect(to: &str) -> String {

@@ -1,0 +1,418 @@
+//! The secret values one invocation holds, found and removed wherever they turn up, in every
+//! encoding the host can recognize.
+//!
+//! A value is looked for raw, reversed, in hex, in standard and URL-safe base64 (whole, and at
+//! each of the three alignments it can take inside a longer base64 text), percent-encoded (as a
+//! URL component, every byte, and as a form field) and JSON-escaped, all without regard to ASCII
+//! case. What is found is replaced by `[REDACTED]` in what operators read (results, logs, the
+//! record) and in what a server sends back before the connector reads it; found in a request the
+//! connector builds, it says the connector holds a value it should not (see `host/http.rs`).
+//!
+//! One Aho-Corasick automaton over every form (lower-cased, and searched for in the lower-cased
+//! text) finds them all in one pass, in time linear in the text whatever the values and the text
+//! are. It is built when a text is first searched after a value was added, so a connector that
+//! makes the host hold many values pays for the builds itself, at most one per value. The forms'
+//! total size is bounded (a long value, such as a PEM key, is looked for raw and in base64 only),
+//! and so are the automaton's memory (~12 bytes per byte of form) and the time to build it.
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+
+use super::{Binding, SecretValue};
+
+/// What a redacted value is replaced with.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Shorter values are not looked for: they would redact ordinary text (a real credential is
+/// longer).
+const MIN_VALUE_LEN: usize = 4;
+/// An encoded form shorter than this is not looked for (too likely to occur by chance).
+const MIN_FORM_LEN: usize = 8;
+/// Values up to this long are looked for in every encoding; longer ones raw and in base64.
+const MAX_FULLY_ENCODED_LEN: usize = 1024;
+/// The most bytes of forms one invocation's redactor holds: about 2.5 MiB of automaton, built in
+/// tens of milliseconds. A connector needs a few KiB (its secret, a token or two).
+pub const MAX_FORM_BYTES: usize = 192 * 1024;
+
+/// One value the redactor knows.
+#[derive(Clone, Debug)]
+struct Known {
+    /// What it was registered as (the value, or the form a basic-auth pair or JWT goes by), to
+    /// recognize it when it is added again.
+    key: String,
+    binding: Option<Binding>,
+}
+
+/// The secret values an invocation holds and the forms they are looked for in.
+#[derive(Clone, Debug, Default)]
+pub struct Redactor {
+    known: Vec<Known>,
+    /// Every form, lower-cased.
+    forms: Vec<String>,
+    /// For each form, the index in `known` of its value.
+    owners: Vec<usize>,
+    form_bytes: usize,
+    /// Built from `forms` when first needed after a change.
+    matcher: OnceLock<AhoCorasick>,
+}
+
+/// Why a value was not added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The redactor holds as many values as it may.
+    TooManyValues,
+    /// The values' forms would take more than the redactor may hold.
+    TooLarge,
+}
+
+impl Redactor {
+    /// Adds a secret value (without a binding), however many are held already.
+    pub fn add(&mut self, value: &SecretValue) {
+        let _ = self.try_add(value, None, usize::MAX);
+    }
+
+    /// Adds a secret value and its binding, unless that would make more than `max_values` values
+    /// or more than [`MAX_FORM_BYTES`] of forms. A value already known is never refused (its
+    /// binding is kept, or taken when it had none).
+    pub fn try_add(
+        &mut self,
+        value: &SecretValue,
+        binding: Option<&Binding>,
+        max_values: usize,
+    ) -> Result<(), Refused> {
+        let v = value.expose();
+        if v.len() < MIN_VALUE_LEN {
+            return Ok(());
+        }
+        self.push(v.to_string(), binding, forms(v), max_values)
+    }
+
+    /// Adds a basic-auth pair, whose base64 form is what goes on the wire (the secret itself is
+    /// added on its own).
+    pub fn add_basic(&mut self, username: &str, value: &SecretValue) {
+        let _ = self.try_add_basic(username, value, None, usize::MAX);
+    }
+
+    /// [`Redactor::add_basic`], bounded like [`Redactor::try_add`].
+    pub fn try_add_basic(
+        &mut self,
+        username: &str,
+        value: &SecretValue,
+        binding: Option<&Binding>,
+        max_values: usize,
+    ) -> Result<(), Refused> {
+        let pair = format!("{username}:{}", value.expose());
+        let mut forms = base64_forms(pair.as_bytes());
+        forms.retain(|f| f.len() >= MIN_FORM_LEN);
+        self.push(format!("basic {pair}"), binding, forms, max_values)
+    }
+
+    /// Adds a JWT the host signed: its signature is what only the key could make (the header and
+    /// claims are the connector's own text), so that is what is looked for.
+    pub fn try_add_jwt(
+        &mut self,
+        token: &SecretValue,
+        binding: Option<&Binding>,
+        max_values: usize,
+    ) -> Result<(), Refused> {
+        let signature = token.expose().rsplit('.').next().unwrap_or_default();
+        if signature.len() < MIN_VALUE_LEN {
+            return self.try_add(token, binding, max_values);
+        }
+        self.push(signature.to_string(), binding, forms(signature), max_values)
+    }
+
+    fn push(
+        &mut self,
+        key: String,
+        binding: Option<&Binding>,
+        mut forms: Vec<String>,
+        max_values: usize,
+    ) -> Result<(), Refused> {
+        if let Some(known) = self.known.iter_mut().find(|k| k.key == key) {
+            if known.binding.is_none() {
+                known.binding = binding.cloned();
+            }
+            return Ok(());
+        }
+        if self.known.len() >= max_values {
+            return Err(Refused::TooManyValues);
+        }
+        for form in &mut forms {
+            form.make_ascii_lowercase();
+        }
+        forms.sort();
+        forms.dedup();
+        let bytes: usize = forms.iter().map(String::len).sum();
+        if self.form_bytes + bytes > MAX_FORM_BYTES {
+            return Err(Refused::TooLarge);
+        }
+        let owner = self.known.len();
+        self.known.push(Known { key, binding: binding.cloned() });
+        self.owners.extend(std::iter::repeat_n(owner, forms.len()));
+        self.forms.extend(forms);
+        self.form_bytes += bytes;
+        self.matcher = OnceLock::new();
+        Ok(())
+    }
+
+    /// The automaton, and the text as it searches it (lower-cased); `None` when no value is held.
+    fn matcher<'t>(&self, text: &'t [u8]) -> Option<(&AhoCorasick, Cow<'t, [u8]>)> {
+        if self.forms.is_empty() {
+            return None;
+        }
+        let matcher = self.matcher.get_or_init(|| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
+                .build(&self.forms)
+                .expect("the forms are bounded far below the automaton's limits")
+        });
+        // Lower-casing ASCII keeps every byte where it was, so matches are positions in `text`.
+        let text = if text.iter().any(u8::is_ascii_uppercase) {
+            Cow::Owned(text.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(text)
+        };
+        Some((matcher, text))
+    }
+
+    /// Whether it holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.known.is_empty()
+    }
+
+    /// The text with every value replaced by `[REDACTED]`.
+    pub fn redact(&self, text: &str) -> String {
+        match self.replaced(text.as_bytes()) {
+            None => text.to_string(),
+            // Forms are whole UTF-8 strings and UTF-8 is self-synchronizing, so a match never
+            // splits a character: this is still UTF-8.
+            Some(bytes) => {
+                String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+            }
+        }
+    }
+
+    /// Replaces every value in `bytes` by `[REDACTED]`; whether there was one.
+    pub fn scrub(&self, bytes: &mut Vec<u8>) -> bool {
+        match self.replaced(bytes) {
+            None => false,
+            Some(scrubbed) => {
+                *bytes = scrubbed;
+                true
+            }
+        }
+    }
+
+    /// The values found in `bytes` (their indexes, each once, in the order added).
+    pub fn found(&self, bytes: &[u8]) -> Vec<usize> {
+        let Some((matcher, text)) = self.matcher(bytes) else { return vec![] };
+        let mut found: Vec<usize> = matcher.find_iter(&*text).map(|m| self.owners[m.pattern().as_usize()]).collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
+    /// The binding of the value at `index` (see [`Redactor::found`]).
+    pub fn binding(&self, index: usize) -> Option<&Binding> {
+        self.known.get(index).and_then(|k| k.binding.as_ref())
+    }
+
+    fn replaced(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let (matcher, text) = self.matcher(bytes)?;
+        let mut matches = matcher.find_iter(&*text).peekable();
+        matches.peek()?;
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut at = 0;
+        for m in matches {
+            out.extend_from_slice(&bytes[at..m.start()]);
+            out.extend_from_slice(REDACTED.as_bytes());
+            at = m.end();
+        }
+        out.extend_from_slice(&bytes[at..]);
+        Some(out)
+    }
+}
+
+/// Every form a value is looked for in (see the module's documentation).
+fn forms(value: &str) -> Vec<String> {
+    let bytes = value.as_bytes();
+    let mut out = vec![value.to_string()];
+    if bytes.len() > MAX_FULLY_ENCODED_LEN {
+        out.push(STANDARD_NO_PAD.encode(bytes));
+        out.push(URL_SAFE_NO_PAD.encode(bytes));
+        return out;
+    }
+    let mut derived = vec![value.chars().rev().collect::<String>(), hex::encode(bytes)];
+    derived.extend(base64_forms(bytes));
+    derived.push(percent_encoded(bytes, |b| b.is_ascii_alphanumeric() || b"-._~".contains(&b), false));
+    derived.push(percent_encoded(bytes, |_| false, false));
+    derived.push(percent_encoded(bytes, |b| b.is_ascii_alphanumeric() || b"-._*".contains(&b), true));
+    let json = serde_json::to_string(value).expect("a string serializes");
+    let json = json[1..json.len() - 1].to_string();
+    if json.contains('/') {
+        derived.push(json.replace('/', "\\/"));
+    }
+    derived.push(json);
+    out.extend(derived.into_iter().filter(|f| f.len() >= MIN_FORM_LEN && f != value));
+    out
+}
+
+/// Standard and URL-safe base64, whole and at each alignment inside a longer text: the
+/// characters that depend on the value's bytes only, when they start 0, 1 or 2 bytes into a
+/// group of three.
+fn base64_forms(bytes: &[u8]) -> Vec<String> {
+    let mut out = vec![];
+    for engine in [STANDARD_NO_PAD, URL_SAFE_NO_PAD] {
+        out.push(engine.encode(bytes));
+        for offset in 0..3usize {
+            let mut shifted = vec![0u8; offset];
+            shifted.extend_from_slice(bytes);
+            let text = engine.encode(&shifted);
+            // Character i covers bits [6i, 6i + 6); it is the value's alone when those bits lie
+            // in bytes offset..offset + len.
+            let first = (8 * offset).div_ceil(6);
+            let end = 8 * (offset + bytes.len()) / 6;
+            if end > first {
+                out.push(text[first..end].to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Percent-encoding: bytes `keep` accepts stay, others are `%XX`; `plus_for_space` writes a
+/// space as `+` (a form field).
+fn percent_encoded(bytes: &[u8], keep: impl Fn(u8) -> bool, plus_for_space: bool) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for &b in bytes {
+        if plus_for_space && b == b' ' {
+            out.push('+');
+        } else if keep(b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redactor(values: &[&str]) -> Redactor {
+        let mut r = Redactor::default();
+        for v in values {
+            r.add(&SecretValue::new(v.to_string()));
+        }
+        r
+    }
+
+    #[test]
+    fn every_encoding_of_a_value_is_redacted() {
+        let secret = "Canary/5ecr3t+value 9f8e=&x";
+        let r = redactor(&[secret]);
+        let b = secret.as_bytes();
+        let mut encodings = vec![
+            secret.to_string(),
+            secret.to_ascii_lowercase(),
+            secret.to_ascii_uppercase(),
+            secret.chars().rev().collect(),
+            hex::encode(b),
+            hex::encode_upper(b),
+            base64::engine::general_purpose::STANDARD.encode(b),
+            base64::engine::general_purpose::URL_SAFE.encode(b),
+            STANDARD_NO_PAD.encode(b),
+            URL_SAFE_NO_PAD.encode(b),
+            url::form_urlencoded::byte_serialize(b).collect(),
+            percent_encoded(b, |b| b.is_ascii_alphanumeric(), false),
+            percent_encoded(b, |b| b.is_ascii_alphanumeric(), false).to_ascii_lowercase(),
+            serde_json::to_string(secret).unwrap(),
+        ];
+        // Inside a longer base64 text, at each alignment.
+        for prefix in ["", "a", "ab", "abc"] {
+            let text = format!("{{\"echo\":\"{prefix}{secret}\",\"more\":1}}");
+            encodings.push(STANDARD_NO_PAD.encode(text.as_bytes()));
+            encodings.push(URL_SAFE_NO_PAD.encode(text.as_bytes()));
+        }
+        for encoded in &encodings {
+            let text = format!("before {encoded} after");
+            let out = r.redact(&text);
+            assert!(out.contains(REDACTED), "{encoded} was not recognized: {out}");
+            assert!(!out.to_ascii_lowercase().contains(&secret.to_ascii_lowercase()), "{out}");
+            assert_eq!(r.found(text.as_bytes()), vec![0], "{encoded}");
+        }
+        assert!(r.found(b"nothing of it here, 9f8e=&x only").is_empty());
+    }
+
+    #[test]
+    fn basic_pairs_and_jwts_are_recognized_by_what_only_the_host_knows() {
+        let v = SecretValue::new("canary-123456".into());
+        let mut r = Redactor::default();
+        r.add(&v);
+        r.add_basic("robot", &v);
+        let basic = base64::engine::general_purpose::STANDARD.encode("robot:canary-123456");
+        let out = r.redact(&format!("a canary-123456 c Basic {basic}"));
+        assert_eq!(out, format!("a {REDACTED} c Basic {REDACTED}=="), "{out}");
+        let jwt = SecretValue::new("eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiIxMjMifQ.c2lnbmF0dXJlLW9mLXRoZS1rZXk".into());
+        r.try_add_jwt(&jwt, None, 64).unwrap();
+        let out = r.redact(&format!("Bearer {}", jwt.expose()));
+        assert_eq!(out, format!("Bearer eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiIxMjMifQ.{REDACTED}"));
+    }
+
+    #[test]
+    fn values_are_bounded_in_number_and_in_bytes() {
+        let mut r = Redactor::default();
+        for i in 0..3 {
+            r.try_add(&SecretValue::new(format!("value-number-{i}")), None, 3).unwrap();
+        }
+        assert_eq!(r.try_add(&SecretValue::new("one-too-many".into()), None, 3), Err(Refused::TooManyValues));
+        // A value already known is not a new one.
+        r.try_add(&SecretValue::new("value-number-1".into()), None, 3).unwrap();
+        let mut r = Redactor::default();
+        let long = |i: usize| SecretValue::new(format!("{i:04}{}", "k".repeat(24 * 1024)));
+        let mut added = 0;
+        while r.try_add(&long(added), None, 64).is_ok() {
+            added += 1;
+        }
+        assert_eq!(r.try_add(&long(added), None, 64), Err(Refused::TooLarge));
+        assert!(r.form_bytes <= MAX_FORM_BYTES && added >= 2, "{added}");
+        // A long value is still found raw and in base64.
+        let text = format!("x {} y", STANDARD_NO_PAD.encode(long(0).expose()));
+        assert_eq!(r.redact(&text), format!("x {REDACTED} y"));
+    }
+
+    #[test]
+    fn short_values_and_ordinary_text_are_left_alone() {
+        let r = redactor(&["abc", "canary-123456"]);
+        assert_eq!(r.redact("abc abcdef"), "abc abcdef");
+        assert_eq!(r.redact("status 200, all good"), "status 200, all good");
+        let mut body = b"binary \xff\x00 canary-123456 \xfe".to_vec();
+        assert!(r.scrub(&mut body));
+        assert_eq!(body, b"binary \xff\x00 [REDACTED] \xfe");
+        let mut clean = b"nothing".to_vec();
+        assert!(!r.scrub(&mut clean));
+        assert!(Redactor::default().found(b"anything").is_empty());
+    }
+
+    #[test]
+    fn the_automaton_of_the_most_a_redactor_holds_is_bounded() {
+        let mut r = Redactor::default();
+        let mut i = 0;
+        // Each added value searched for at once, so that every one costs a build.
+        while r.try_add(&SecretValue::new(format!("{i:08}-{}", "x".repeat(1000))), None, usize::MAX).is_ok() {
+            assert!(r.found(b"no value here").is_empty());
+            i += 1;
+        }
+        assert!(r.found(b"build it").is_empty());
+        let memory = r.matcher.get().unwrap().memory_usage();
+        assert!(memory < 4 << 20, "{memory} bytes for {} bytes of forms", r.form_bytes);
+    }
+}
