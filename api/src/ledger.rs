@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use stella_runtime::FailureClass;
-use stella_runtime::record::InvocationRecord;
+use stella_runtime::record::{InvocationRecord, origin_of};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -159,10 +159,13 @@ impl LedgerEntry {
             .ok_or_else(|| format!("the record's operation `{}` is not one the ledger knows", record.operation))?;
         let at = OffsetDateTime::parse(&record.started_at, &time::format_description::well_known::Rfc3339)
             .map_err(|e| format!("the record's start time: {e}"))?;
-        let mut origins = BTreeSet::new();
         let mut auth_refs = BTreeSet::new();
         let (mut revealed_secret, mut signed_jwt) = (false, false);
-        let secret_in_request = record.host_calls.iter().any(|c| !c.secret_in_request.is_empty());
+        let secret_in_request =
+            record.secret_in_request || record.host_calls.iter().any(|c| !c.secret_in_request.is_empty());
+        // The record's summary lists every origin contacted, whatever its budget dropped and
+        // whatever a string the connector had the host hold redacted from its targets.
+        let mut origins: BTreeSet<String> = record.origins.iter().cloned().collect();
         for call in &record.host_calls {
             let refused = call.error.as_deref() == Some("denied");
             match call.interface.as_str() {
@@ -334,13 +337,6 @@ impl EgressReport {
             denials: denials.into_iter().map(|(kind, invocations)| DenialCount { kind, invocations }).collect(),
         }
     }
-}
-
-/// `scheme://host[:port]` of a URL (the port when it is not the scheme's default).
-fn origin_of(target: &str) -> Option<String> {
-    let url = url::Url::parse(target).ok()?;
-    let origin = url.origin();
-    origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
 #[cfg(test)]

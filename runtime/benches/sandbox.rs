@@ -3,7 +3,9 @@
 //! (a) a native reqwest GET to a minimal HTTP/1.1 keep-alive server running in a separate
 //!     process; (b) the same GET done by the well-behaved test connector through the sandbox
 //!     (fresh instance + call + host http, every limit and policy check on); (c) instantiate +
-//!     call of the in-memory connector, no network. (a) and (b) alternate, and the CPU time this
+//!     call of the in-memory connector, no network; (d) the GET of (b) with the integration's
+//!     credential applied (resolved, registered with the redactor, the request scanned for its
+//!     value and the answer scrubbed of it). (a), (b) and (d) alternate, and the CPU time this
 //!     process spends in each is measured beside the wall time: (b) minus (a) is the sandbox's
 //!     own CPU per sandboxed GET, which is what the targets judge (wall-clock ratios on a 2-core
 //!     machine mostly measure how the processes share the cores). Several rounds on each tokio
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use stella_runtime::egress::NetworkPolicy;
-use stella_runtime::secrets::{SecretNamespace, StaticSecretResolver};
+use stella_runtime::secrets::{AuthRef, SecretNamespace, SecretValue, StaticSecretResolver};
 use stella_runtime::{ConnectionConfig, ConnectorSource, IntegrationType, LoadedConnector, Sandbox, SandboxConfig};
 
 const SERVER_ENV: &str = "STELLA_BENCH_SERVER";
@@ -29,6 +31,8 @@ const TARGET_EXTRA_CPU_CURRENT_US: f64 = 20.0;
 /// The same on the multi-thread runtime (cross-thread wake-ups cost more there).
 const TARGET_EXTRA_CPU_MULTI_US: f64 = 30.0;
 const TARGET_INSTANTIATE_US: f64 = 12.0;
+/// The credential (d) applies: a token of a typical length.
+const AUTH_REF: &str = "ref://integrations/bench/token";
 
 /// `STELLA_BENCH_PROFILE=<seconds>`: only one of (a), (b), (c), on a current-thread runtime, for
 /// that long, for a profiler to attach to (`perf record`) or to count under (`valgrind
@@ -84,18 +88,22 @@ fn main() {
         ),
     ] {
         println!("tokio {flavour} runtime (µs; wall, and this process's CPU):");
-        println!("  round   (a) native GET      (b) sandboxed GET    (c) no network      CPU (b)-(a)");
+        println!(
+            "  round   (a) native GET      (b) sandboxed GET    (c) no network      (d) with credential   CPU (b)-(a)"
+        );
         let mut rounds = Vec::new();
         for round in 1..=ROUNDS {
             let f = rt.block_on(measure(&url));
             println!(
-                "  {round:>5}   {:>7.1} ({:>6.1})   {:>7.1} ({:>6.1})    {:>7.1} ({:>6.1})    {:>7.1}",
+                "  {round:>5}   {:>7.1} ({:>6.1})   {:>7.1} ({:>6.1})    {:>7.1} ({:>6.1})    {:>7.1} ({:>6.1})     {:>7.1}",
                 f.a,
                 f.a_cpu,
                 f.b,
                 f.b_cpu,
                 f.c,
                 f.c_cpu,
+                f.d,
+                f.d_cpu,
                 f.b_cpu - f.a_cpu
             );
             rounds.push(f);
@@ -107,6 +115,7 @@ fn main() {
         let (c_cpu, c_cpu_min, c_cpu_max) = spread(rounds.iter().map(|f| f.c_cpu).collect());
         let (http, http_min, http_max) = spread(rounds.iter().map(|f| f.b_cpu - f.a_cpu - f.c_cpu).collect());
         let (ratio, ratio_min, ratio_max) = spread(rounds.iter().map(|f| f.b / f.a).collect());
+        let (credential, credential_min, credential_max) = spread(rounds.iter().map(|f| f.d_cpu - f.b_cpu).collect());
         let ok = |met: bool| if met { "met" } else { "NOT met" };
         println!(
             "  sandbox's own CPU per GET, (b)-(a): {extra:.1} µs ({extra_min:.1}–{extra_max:.1})   target <= {target} µs: {}",
@@ -118,6 +127,10 @@ fn main() {
         );
         println!("    of which a fresh instance + call, (c)'s CPU:  {c_cpu:.1} µs ({c_cpu_min:.1}–{c_cpu_max:.1})");
         println!("    and the request through the host, (b)-(a)-(c): {http:.1} µs ({http_min:.1}–{http_max:.1})");
+        println!(
+            "  a credential's CPU per GET, (d)-(b): {credential:.1} µs ({credential_min:.1}–{credential_max:.1})   \
+             (resolve, the redactor, the request's scan, the answer's scrub; no target)"
+        );
         println!(
             "  wall-clock ratio b/a:               {ratio:.2} ({ratio_min:.2}–{ratio_max:.2})   (not a target here)"
         );
@@ -141,9 +154,11 @@ struct Figures {
     a: f64,
     b: f64,
     c: f64,
+    d: f64,
     c_cpu: f64,
     a_cpu: f64,
     b_cpu: f64,
+    d_cpu: f64,
 }
 
 /// CPU time of this whole process (all threads). std has no CPU clock, hence the one FFI call.
@@ -167,7 +182,12 @@ fn bench_sandbox(max_concurrent_invocations: u32) -> Sandbox {
     let mut network = NetworkPolicy::default();
     network.allow.push("127.0.0.1/32".parse().unwrap());
     let config = SandboxConfig { network, max_concurrent_invocations, ..SandboxConfig::default() };
-    Sandbox::new(config, Arc::new(StaticSecretResolver::default())).unwrap()
+    let mut secrets = StaticSecretResolver::default();
+    secrets.insert(
+        AuthRef::parse(AUTH_REF).unwrap(),
+        SecretValue::new("ghp_4fQ1bench0Token0Of0Forty0Characters0x".into()),
+    );
+    Sandbox::new(config, Arc::new(secrets)).unwrap()
 }
 
 fn load(sandbox: &Sandbox, path: &str) -> LoadedConnector {
@@ -240,11 +260,13 @@ async fn measure(url: &str) -> Figures {
     let fetcher = load(&sandbox, test_programs_artifacts::WELL_BEHAVED);
     let in_memory = load(&sandbox, test_programs_artifacts::IN_MEMORY);
     let with_url = integration(Some(url));
+    let with_credential = ConnectionConfig { auth_ref: Some(AUTH_REF.into()), ..integration(Some(url)) };
 
-    // (a) and (b) alternate, so that both see the same machine state (frequency, other load).
+    // (a), (b) and (d) alternate, so that all see the same machine state (frequency, other load).
     let mut native = Vec::with_capacity(SAMPLES);
     let mut sandboxed = Vec::with_capacity(SAMPLES);
     let (mut native_cpu, mut sandboxed_cpu) = (Vec::with_capacity(SAMPLES), Vec::with_capacity(SAMPLES));
+    let (mut credentialed, mut credentialed_cpu) = (Vec::with_capacity(SAMPLES), Vec::with_capacity(SAMPLES));
     for i in 0..WARMUP + SAMPLES {
         let (t, cpu) = (Instant::now(), process_cpu_time());
         native_get(&client, &ok_url).await;
@@ -252,11 +274,17 @@ async fn measure(url: &str) -> Figures {
         let (t, cpu) = (Instant::now(), process_cpu_time());
         let run = sandbox.test_connection(&fetcher, &with_url).await;
         assert!(run.result.success, "{:?}", run.result);
+        let (sandboxed_took, sandboxed_cpu_took) = (t.elapsed(), process_cpu_time() - cpu);
+        let (t, cpu) = (Instant::now(), process_cpu_time());
+        let run = sandbox.test_connection(&fetcher, &with_credential).await;
+        assert!(run.result.success && run.record.host_calls.iter().any(|c| c.credential_header.is_some()));
         if i >= WARMUP {
             native.push(native_took);
-            sandboxed.push(t.elapsed());
+            sandboxed.push(sandboxed_took);
             native_cpu.push(native_cpu_took);
-            sandboxed_cpu.push(process_cpu_time() - cpu);
+            sandboxed_cpu.push(sandboxed_cpu_took);
+            credentialed.push(t.elapsed());
+            credentialed_cpu.push(process_cpu_time() - cpu);
         }
     }
     let offline = integration(None);
@@ -275,9 +303,11 @@ async fn measure(url: &str) -> Figures {
         a: median(native),
         b: median(sandboxed),
         c: median(instantiate),
+        d: median(credentialed),
         c_cpu: median(instantiate_cpu),
         a_cpu: median(native_cpu),
         b_cpu: median(sandboxed_cpu),
+        d_cpu: median(credentialed_cpu),
     }
 }
 

@@ -52,11 +52,23 @@ pub struct InvocationRecord {
     /// dropped. The record keeps the first entries of each kind.
     #[serde(skip_serializing_if = "Dropped::is_empty", default)]
     pub dropped: Dropped,
+    /// Every origin (`scheme://host:port`) a request went out to, an answer or a network error
+    /// coming back, sorted: kept whatever the record's budget dropped (at most 16; `moreOrigins`
+    /// says there were more), and never redacted by a string the connector had the host hold.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub origins: Vec<String>,
+    /// The invocation contacted more origins than `origins` lists.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub more_origins: bool,
+    /// A request carried the value of a secret the invocation held outside the credential the
+    /// host wrote (kept whatever the record's budget dropped; the host calls say where).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub secret_in_request: bool,
 }
 
 /// The most a record takes beyond `max-record-bytes`: its fixed fields (ids, times, limits, the
-/// trap) and the `dropped` counts.
-pub const RECORD_ENVELOPE_BYTES: u64 = 4096;
+/// trap), the `dropped` counts and the summary kept outside the budget (its origins).
+pub const RECORD_ENVELOPE_BYTES: u64 = 10 * 1024;
 
 /// A string of a host call or denial (a URL, a reason, an error message) is cut to this.
 pub const MAX_ENTRY_TEXT: usize = 2048;
@@ -261,6 +273,11 @@ pub struct HostCall {
     /// read it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub response_scrubbed: bool,
+    /// The answer's body could not be searched for the secrets the invocation holds (a content
+    /// coding, UTF-16 or UTF-32 text; or a text made to match everywhere) or grew past the response
+    /// limit when scrubbed: the connector got it empty.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub response_withheld: bool,
     /// The answer carried a credential that the host kept as a new secret handle
     /// (`http.send-for-token`); the connector never saw its value.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -334,6 +351,13 @@ pub struct TrapInfo {
     pub limit: Option<LimitKind>,
     /// What happened.
     pub message: String,
+}
+
+/// The origin (`scheme://host:port`) of a recorded request target, if it is a URL.
+pub fn origin_of(target: &str) -> Option<String> {
+    let url = url::Url::parse(target).ok()?;
+    let origin = url.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
 /// Formats a time as UTC RFC 3339 with millisecond precision (`2026-11-27T10:52:23.123Z`).
@@ -471,6 +495,14 @@ mod tests {
                 stdout_bytes: u64::MAX,
                 stderr_bytes: u64::MAX,
             },
+            // The summary at its largest: as many origins as are kept, each as long as kept, and
+            // each character one JSON escapes.
+            origins: (0..crate::host::MAX_ORIGINS)
+                .map(|i| format!("{i:02}{}", "\u{1}".repeat(298 / 3)))
+                .map(|o| bounded_text(&o, 300))
+                .collect(),
+            more_origins: true,
+            secret_in_request: true,
             ..full_record()
         };
         // The trap's message is the one fixed field a connector can lengthen; `fit` cuts it.

@@ -570,6 +570,9 @@ impl Sandbox {
             stderr: text(&j.stderr),
             trap,
             dropped: j.dropped,
+            origins: j.origins.into_iter().collect(),
+            more_origins: j.more_origins,
+            secret_in_request: j.secret_in_request,
         };
         record.fit_measured(limits.max_record_bytes, entry_bytes);
         (end, record, j.redactor)

@@ -26,7 +26,7 @@ use crate::bindings::http::{
 };
 use crate::http_client::{AddressDenied, DnsFailure};
 use crate::record::{DenialKind, HostCall};
-use crate::secrets::{Binding, REDACTED, SecretValue};
+use crate::secrets::{Binding, REDACTED, SecretValue, Source};
 
 const MAX_URL_LEN: usize = 8192;
 const MAX_HEADERS: usize = 64;
@@ -47,7 +47,7 @@ const REPORT_RESERVE: Duration = Duration::from_millis(250);
 /// A header name the record keeps is cut to this.
 const MAX_RECORDED_HEADER_NAME: usize = 128;
 
-/// Headers the host owns: the guest may not set them.
+/// Headers the host owns: the guest may not set them. `accept-encoding` is always `identity`.
 const RESERVED_HEADERS: &[&str] = &[
     "host",
     "content-length",
@@ -59,6 +59,32 @@ const RESERVED_HEADERS: &[&str] = &[
     "trailer",
     "proxy-authorization",
     "proxy-connection",
+    "accept-encoding",
+];
+
+/// Headers that ask for part of an answer or another encoding of it: the host reads answers
+/// whole and as they are, so that it can search them for the secrets it scrubs.
+const WHOLE_ANSWER_HEADERS: &[&str] = &["range", "if-range", "accept-charset"];
+
+/// Query parameters whose values the record never shows, whether or not the host knows them as
+/// secrets: credentials a connector could have put there itself.
+const CREDENTIAL_PARAMETERS: &[&str] = &[
+    "access_token",
+    "id_token",
+    "refresh_token",
+    "token",
+    "api_key",
+    "apikey",
+    "key",
+    "password",
+    "passwd",
+    "secret",
+    "client_secret",
+    "sig",
+    "signature",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
 ];
 
 /// Headers a credential may be written into, besides those [`credential_header_allowed`] accepts
@@ -69,17 +95,34 @@ const CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-jfrog-art-api"];
 const CREDENTIAL_HEADER_WORDS: &[&str] =
     &["token", "key", "apikey", "auth", "secret", "password", "credential", "credentials", "signature"];
 
+/// Headers whose names end like a credential's but that servers log, echo or store as ordinary
+/// request data.
+const NOT_CREDENTIAL_HEADERS: &[&str] = &[
+    "idempotency-key",
+    "x-idempotency-key",
+    "x-csrf-token",
+    "x-xsrf-token",
+    "csrf-token",
+    "xsrf-token",
+    "x-cache-key",
+    "cache-key",
+    "x-request-key",
+];
+
 /// Whether a credential may be written into the header `name` (lower-case): `Authorization`, or
 /// a header whose name says it carries a credential. Never a header that servers, proxies and
 /// their logs treat as ordinary request metadata (`Referer`, `Cookie`, `Host`, `Forwarded`,
-/// `X-Forwarded-*`, `User-Agent`, …) nor `Proxy-Authorization` (the host uses no proxy: a proxy
-/// credential would be handed to the origin server).
+/// `X-Forwarded-*`, `User-Agent`, the browser's `Sec-*`, idempotency and CSRF tokens, …) nor
+/// `Proxy-Authorization` (the host uses no proxy: a proxy credential would be handed to the
+/// origin server).
 pub(crate) fn credential_header_allowed(name: &str) -> bool {
     if CREDENTIAL_HEADERS.contains(&name) {
         return true;
     }
-    let forwarding = name == "forwarded" || name.starts_with("x-forwarded-") || name.starts_with("proxy-");
-    !forwarding && name.rsplit('-').next().is_some_and(|word| CREDENTIAL_HEADER_WORDS.contains(&word))
+    let metadata = name == "forwarded"
+        || ["x-forwarded-", "proxy-", "sec-"].iter().any(|prefix| name.starts_with(prefix))
+        || NOT_CREDENTIAL_HEADERS.contains(&name);
+    !metadata && name.rsplit('-').next().is_some_and(|word| CREDENTIAL_HEADER_WORDS.contains(&word))
 }
 
 /// The URL as the handle of a token kept from its answer names it: scheme, host, port and path.
@@ -92,12 +135,27 @@ fn url_without_query(url: &Url) -> String {
 }
 
 /// The URL as the record shows it (before redaction): everything but the fragment, which never
-/// leaves the client.
+/// leaves the client, and with the values of credential-named query parameters
+/// ([`CREDENTIAL_PARAMETERS`]) replaced by `[REDACTED]`.
 pub(crate) fn audit_target(url: &Url) -> String {
     let mut target = url_without_query(url);
     if let Some(query) = url.query() {
         target.push('?');
-        target.push_str(query);
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                target.push('&');
+            }
+            let name = pair.split('=').next().unwrap_or_default();
+            let decoded: String = url::form_urlencoded::parse(name.as_bytes()).map(|(k, _)| k.into_owned()).collect();
+            match pair.split_once('=') {
+                Some((name, _)) if CREDENTIAL_PARAMETERS.contains(&decoded.to_ascii_lowercase().as_str()) => {
+                    target.push_str(name);
+                    target.push('=');
+                    target.push_str(REDACTED);
+                }
+                _ => target.push_str(pair),
+            }
+        }
     }
     target
 }
@@ -201,7 +259,7 @@ impl HostState {
             ..HostCall::default()
         };
         // What the connector chose of the request, taken out of any message that goes back to it.
-        let chosen = RequestText::of(&request.url);
+        let url_text = request.url.clone();
         let result = self.send_checked(request, credential, token_pointers, &mut call).await;
         call.duration_ms = elapsed_ms(started);
         // Parsed outside the journal's lock: a token answer may be up to MAX_TOKEN_BODY bytes.
@@ -220,8 +278,11 @@ impl HostState {
                         // Every value is registered before the guest can see anything of the
                         // answer; a guest that made the host hold too many is stopped here.
                         let binding = sent.binding.as_ref();
-                        let registered =
-                            taken.scrubbed.iter().chain([&taken.token]).try_for_each(|v| j.add_secret(v, binding));
+                        let registered = taken
+                            .scrubbed
+                            .iter()
+                            .chain([&taken.token])
+                            .try_for_each(|v| j.add_secret(v, binding, Source::Answer));
                         if registered.is_ok() {
                             call.token_kept = true;
                         }
@@ -230,7 +291,11 @@ impl HostState {
                     }
                 };
                 // Whatever the request applied or the server reflected, the guest reads none of it.
-                call.response_scrubbed = scrub_response(&j.redactor, &mut sent.response);
+                match scrub_response(&j.redactor, &mut sent.response, self.cx.limits.max_response_bytes) {
+                    Scrubbed::Nothing => {}
+                    Scrubbed::Replaced => call.response_scrubbed = true,
+                    Scrubbed::Withheld => call.response_withheld = true,
+                }
                 Ok((sent.response, kept))
             }
             Err(e) => {
@@ -240,6 +305,12 @@ impl HostState {
                 Err(e)
             }
         };
+        // The origin went into the summary before the target is redacted: a string the connector
+        // had the host hold must not hide where it sent a request.
+        let reached = !matches!(call.error.as_deref(), Some("denied" | "invalid-request"));
+        if reached && let Some(origin) = crate::record::origin_of(&call.target) {
+            j.contacted(&origin);
+        }
         call.target = j.redactor.redact(&call.target);
         for name in &mut call.request_headers {
             *name = j.redactor.redact(name);
@@ -247,27 +318,61 @@ impl HostState {
         j.record_call(call)?;
         // An error's message goes back without the connector's own text, then redacted (a TLS or
         // server message may quote what the server saw).
-        Ok(result.map_err(|e| map_message(e, |m| j.redactor.redact(&chosen.removed_from(&m)))))
+        Ok(result.map_err(|e| {
+            let chosen = RequestText::of(&url_text);
+            map_message(e, |m| j.redactor.redact(&chosen.removed_from(&m)))
+        }))
     }
 }
 
-/// Scrubs every secret value the invocation holds out of an answer's headers and body; whether
-/// there was one.
-fn scrub_response(redactor: &crate::secrets::Redactor, response: &mut Response) -> bool {
+/// What scrubbing did to an answer.
+enum Scrubbed {
+    Nothing,
+    /// A held secret's value was replaced.
+    Replaced,
+    /// The body could not be searched (compressed, in a wide character set) or scrubbing made it
+    /// larger than the response limit: it was withheld whole.
+    Withheld,
+}
+
+/// Scrubs every secret value the invocation holds out of an answer's headers and body. A body
+/// the host cannot search as it is (a content coding the server applied though it was asked for
+/// `identity`, UTF-16 or UTF-32 text) is withheld, since what it holds is unknown.
+fn scrub_response(redactor: &crate::secrets::Redactor, response: &mut Response, max_body: u64) -> Scrubbed {
     if redactor.is_empty() {
-        return false;
+        return Scrubbed::Nothing;
     }
-    let mut found = redactor.scrub(&mut response.body);
+    let header = |name: &str| {
+        response.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.to_ascii_lowercase())
+    };
+    let encoded = header("content-encoding").is_some_and(|c| !c.trim().is_empty() && c.trim() != "identity");
+    let wide = header("content-type").is_some_and(|t| t.contains("utf-16") || t.contains("utf-32"));
+    let mut outcome = Scrubbed::Nothing;
+    if (encoded || wide) && !response.body.is_empty() {
+        response.body.clear();
+        outcome = Scrubbed::Withheld;
+    } else if redactor.scrub(&mut response.body) {
+        // Emptied: it matched too often to be searched.
+        outcome = if response.body.is_empty() { Scrubbed::Withheld } else { Scrubbed::Replaced };
+        // `[REDACTED]` may be longer than what it replaced: the guest never gets more than its
+        // limit.
+        if response.body.len() as u64 > max_body {
+            response.body.clear();
+            outcome = Scrubbed::Withheld;
+        }
+    }
     for header in &mut response.headers {
         for text in [&mut header.name, &mut header.value] {
             let scrubbed = redactor.redact(text);
             if scrubbed != *text {
                 *text = scrubbed;
-                found = true;
+                if matches!(outcome, Scrubbed::Nothing) {
+                    outcome = Scrubbed::Replaced;
+                }
             }
         }
     }
-    found
+    outcome
 }
 
 /// Text of a request the connector chose, which a message going back to it must not repeat: the
@@ -478,6 +583,7 @@ impl HostState {
         // Malformed headers are refused first, the same way whatever they hold: what is looked for
         // next is only what would leave.
         let mut headers = guest_headers(&request.headers)?;
+        headers.insert(reqwest::header::ACCEPT_ENCODING, reqwest::header::HeaderValue::from_static("identity"));
         if let Some(cred) = &credential {
             credential_header_name(&cred.placement)?;
         }
@@ -535,38 +641,46 @@ impl HostState {
         credential: Option<&Credential>,
         call: &mut HostCall,
     ) -> Result<(), HttpError> {
-        let j = lock(&self.cx.journal);
+        let mut j = lock(&self.cx.journal);
         if j.redactor.is_empty() {
             return Ok(());
         }
         let mut found = Vec::new();
         let mut places = Vec::new();
-        let mut look = |place: String, bytes: &[u8]| {
-            let here = j.redactor.found(bytes);
+        let redactor = &j.redactor;
+        let mut look = |place: &dyn Fn() -> String, bytes: &[u8]| {
+            let here = redactor.found(bytes);
             if !here.is_empty() {
-                places.push(place);
+                places.push(place());
                 found.extend(here);
             }
         };
-        look("url".into(), url.as_str().as_bytes());
+        look(&|| "url".into(), url.as_str().as_bytes());
         for h in &request.headers {
-            look(format!("header {}", j.redactor.redact(&h.name.to_ascii_lowercase())), h.name.as_bytes());
-            look(format!("header {}", j.redactor.redact(&h.name.to_ascii_lowercase())), h.value.as_bytes());
+            let place = || format!("header {}", redactor.redact(&h.name.to_ascii_lowercase()));
+            look(&place, h.name.as_bytes());
+            look(&place, h.value.as_bytes());
         }
         if let Some(body) = &request.body {
-            look("body".into(), body);
+            look(&|| "body".into(), body);
         }
         match credential.map(|c| &c.placement) {
-            Some(CredentialPlacement::Basic(username)) => look("basic-auth username".into(), username.as_bytes()),
+            Some(CredentialPlacement::Basic(username)) => look(&|| "basic-auth username".into(), username.as_bytes()),
             Some(CredentialPlacement::Header(p)) => {
-                look("credential header".into(), p.name.as_bytes());
-                look("credential prefix".into(), p.prefix.as_deref().unwrap_or_default().as_bytes());
+                look(&|| "credential header".into(), p.name.as_bytes());
+                look(&|| "credential prefix".into(), p.prefix.as_deref().unwrap_or_default().as_bytes());
             }
             _ => {}
         }
         places.dedup();
         if places.is_empty() {
             return Ok(());
+        }
+        j.secret_in_request = true;
+        // A digest of a body holding a secret would let whoever reads the record test guesses
+        // of it.
+        if places.iter().any(|p| p == "body") {
+            call.body_sha256 = None;
         }
         call.secret_in_request =
             places.iter().map(|p| crate::record::bounded_text(p, MAX_RECORDED_HEADER_NAME + 8)).collect();
@@ -681,6 +795,12 @@ fn guest_headers(headers: &[Header]) -> Result<reqwest::header::HeaderMap, HttpE
         })?;
         if let Some(reserved) = RESERVED_HEADERS.iter().find(|r| **r == name.as_str()) {
             return Err(HttpError::InvalidRequest(format!("the header `{reserved}` is set by the host")));
+        }
+        if let Some(part) = WHOLE_ANSWER_HEADERS.iter().find(|r| **r == name.as_str()) {
+            return Err(HttpError::InvalidRequest(format!(
+                "the header `{part}` may not be set: the host reads every answer whole and as it is, to scrub it of \
+                 secrets"
+            )));
         }
         let value = HeaderValue::from_str(&h.value).map_err(|_| {
             HttpError::InvalidRequest(format!("the value of header {} (counting from 1) is not valid", i + 1))

@@ -24,7 +24,7 @@ use crate::egress::OriginAllowlist;
 use crate::http_client::EgressClients;
 use crate::limits::{LOG_LINE_OVERHEAD, LimitKind, Limits};
 use crate::record::{Denial, DenialKind, Dropped, HostCall, LogLine, MAX_ENTRY_TEXT, MAX_LOG_LINE, bounded_text};
-use crate::secrets::{AuthRef, Binding, Redactor, SecretNamespace, SecretResolver, SecretValue};
+use crate::secrets::{AuthRef, Binding, Redactor, SecretNamespace, SecretResolver, SecretValue, Source};
 
 /// A credential held by the host on behalf of a guest (the WIT `secret` resource).
 #[derive(Debug)]
@@ -85,7 +85,20 @@ pub(crate) struct Journal {
     pub stopped_by: Option<LimitKind>,
     pub memory_peak: u64,
     pub redactor: Redactor,
+    /// The origins requests went out to (an answer or a network error came back), redacted of
+    /// the values the host holds itself only: kept outside the record's budget, so that neither a
+    /// full record nor a string the connector had the host hold can hide where it sent anything.
+    pub origins: std::collections::BTreeSet<String>,
+    /// Origins beyond [`MAX_ORIGINS`], not kept.
+    pub more_origins: bool,
+    /// Whether a request carried a held secret's value outside the credential (kept outside the
+    /// record's budget too).
+    pub secret_in_request: bool,
 }
+
+/// Distinct origins an invocation's summary keeps (each at most [`MAX_ORIGIN_TEXT`] bytes).
+pub(crate) const MAX_ORIGINS: usize = 16;
+const MAX_ORIGIN_TEXT: usize = 300;
 
 /// Locks the journal; a poisoned lock means a host bug already panicked, so keep what is there.
 pub(crate) fn lock(journal: &Mutex<Journal>) -> std::sync::MutexGuard<'_, Journal> {
@@ -231,12 +244,29 @@ impl Journal {
         Ok(())
     }
 
-    /// Registers a secret value (and its binding) for redaction; a guest that makes the host hold
-    /// more than [`MAX_SECRET_VALUES`] values, or more forms of them than the redactor may hold, is
-    /// stopped before it gets the value (or a handle to it).
-    pub fn add_secret(&mut self, value: &SecretValue, binding: Option<&Binding>) -> Result<(), LimitExceeded> {
-        let added = self.redactor.try_add(value, binding, MAX_SECRET_VALUES);
+    /// Registers a secret value (and its binding, and whether the host made it or an answer
+    /// carried it) for redaction; a guest that makes the host hold more than [`MAX_SECRET_VALUES`]
+    /// values, or more forms of them than the redactor may hold, is stopped before it gets the
+    /// value (or a handle to it).
+    pub fn add_secret(
+        &mut self,
+        value: &SecretValue,
+        binding: Option<&Binding>,
+        source: Source,
+    ) -> Result<(), LimitExceeded> {
+        let added = self.redactor.try_add(value, binding, source, MAX_SECRET_VALUES);
         added.map_err(|_| self.stop(LimitKind::SecretValues))
+    }
+
+    /// Notes that a request went out to `origin` (its origin as the URL names it, before any
+    /// redaction).
+    pub fn contacted(&mut self, origin: &str) {
+        let origin = bounded_text(&self.redactor.redact_host_values(origin), MAX_ORIGIN_TEXT);
+        if self.origins.len() < MAX_ORIGINS || self.origins.contains(&origin) {
+            self.origins.insert(origin);
+        } else {
+            self.more_origins = true;
+        }
     }
 
     /// Registers the base64 `user:secret` pair that basic auth puts on the wire.

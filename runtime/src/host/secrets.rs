@@ -7,7 +7,7 @@ use wasmtime::component::Resource;
 use super::{HostState, SecretHandle, lock};
 use crate::bindings::secrets::{Host, HostSecret, SecretError};
 use crate::record::{DenialKind, HostCall};
-use crate::secrets::{AuthRef, ResolveError};
+use crate::secrets::{AuthRef, ResolveError, Source};
 
 impl HostState {
     /// Writes the call's entry; traps when a budget ran out.
@@ -50,7 +50,7 @@ impl Host for HostState {
         }
         match self.cx.resolver.resolve(&self.cx.secret_namespace, &parsed) {
             Ok(secret) => {
-                lock(&self.cx.journal).add_secret(&secret.value, secret.binding.as_ref())?;
+                lock(&self.cx.journal).add_secret(&secret.value, secret.binding.as_ref(), Source::Host)?;
                 self.record_secret_call("resolve", &target, None)?;
                 let handle =
                     self.push_secret(SecretHandle { origin: target, value: secret.value, binding: secret.binding })?;

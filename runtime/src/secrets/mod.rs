@@ -16,7 +16,7 @@
 mod redact;
 mod store;
 
-pub use redact::{MAX_FORM_BYTES, REDACTED, Redactor, Refused};
+pub use redact::{MAX_FORM_BYTES, REDACTED, Redactor, Refused, Source};
 pub use store::{SecretLocations, SecretStore};
 
 use std::collections::HashMap;
@@ -69,7 +69,8 @@ impl AuthRef {
                 return Err("AuthRef segments may contain only ASCII letters, digits, `-`, `_` and `.`".into());
             }
         }
-        if segments[2].ends_with(BINDING_FILE_SUFFIX) {
+        // Without regard to case: on a case-insensitive file system `robot.ORIGINS` is the binding.
+        if segments[2].to_ascii_lowercase().ends_with(BINDING_FILE_SUFFIX) {
             return Err(format!(
                 "an AuthRef key may not end in `{BINDING_FILE_SUFFIX}`: that name holds a secret's binding"
             ));
@@ -337,6 +338,7 @@ mod tests {
             "REF://a/b/c",
             "ref://a\\b/c/d",
             "ref://a/b/robot.origins",
+            "ref://a/b/robot.ORIGINS",
         ] {
             assert!(AuthRef::parse(bad).is_err(), "{bad:?} must be refused");
         }

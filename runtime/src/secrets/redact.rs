@@ -4,16 +4,22 @@
 //! A value is looked for raw, reversed, in hex, in standard and URL-safe base64 (whole, and at
 //! each of the three alignments it can take inside a longer base64 text), percent-encoded (as a
 //! URL component, every byte, and as a form field) and JSON-escaped, all without regard to ASCII
-//! case. What is found is replaced by `[REDACTED]` in what operators read (results, logs, the
-//! record) and in what a server sends back before the connector reads it; found in a request the
-//! connector builds, it says the connector holds a value it should not (see `host/http.rs`).
+//! case. (A value longer than 1 KiB, such as a PEM key, is looked for raw, JSON-escaped,
+//! percent-encoded as a URL component and in base64 at every alignment; one longer than 16 KiB raw
+//! and in base64.) What is found is replaced by `[REDACTED]` in what operators read (results, logs,
+//! the record) and in what a server sends back before the connector reads it; found in a request
+//! the connector builds, it says the connector holds a value it should not (see `host/http.rs`).
 //!
+//! Every occurrence of every form is found, overlapping ones included, and the union of what they
+//! cover is replaced: a value the connector made the host hold (a string of a token answer it
+//! chose, say) that overlaps the start of a real secret cannot leave the rest of it in the clear.
 //! One Aho-Corasick automaton over every form (lower-cased, and searched for in the lower-cased
-//! text) finds them all in one pass, in time linear in the text whatever the values and the text
-//! are. It is built when a text is first searched after a value was added, so a connector that
-//! makes the host hold many values pays for the builds itself, at most one per value. The forms'
-//! total size is bounded (a long value, such as a PEM key, is looked for raw and in base64 only),
-//! and so are the automaton's memory (~12 bytes per byte of form) and the time to build it.
+//! text) finds them in one pass, in time linear in the text and the matches; a text matching more
+//! than a few times per byte is not one to read (it is withheld, or redacted whole). The automaton
+//! is built when a text is first searched after a value was added, so a connector that makes the
+//! host hold many values pays for the builds itself, at most one per value. The forms' total size
+//! is bounded, and so are the automaton's memory (~12 bytes per byte of form) and the time to
+//! build it.
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -32,11 +38,27 @@ pub const REDACTED: &str = "[REDACTED]";
 const MIN_VALUE_LEN: usize = 4;
 /// An encoded form shorter than this is not looked for (too likely to occur by chance).
 const MIN_FORM_LEN: usize = 8;
-/// Values up to this long are looked for in every encoding; longer ones raw and in base64.
+/// Values up to this long are looked for in every encoding.
 const MAX_FULLY_ENCODED_LEN: usize = 1024;
+/// Values up to this long are looked for raw, JSON-escaped, percent-encoded as a URL component
+/// and in base64 at every alignment; longer ones raw and in base64.
+const MAX_ENCODED_LEN: usize = 16 * 1024;
 /// The most bytes of forms one invocation's redactor holds: about 2.5 MiB of automaton, built in
 /// tens of milliseconds. A connector needs a few KiB (its secret, a token or two).
 pub const MAX_FORM_BYTES: usize = 192 * 1024;
+/// Matches a text may have per byte (plus a constant) before it is not read at all: real text
+/// holds a secret a few times; one that matches at every byte was made to be slow.
+const MATCHES_PER_BYTE: usize = 4;
+
+/// Where a value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The host made or read it: a resolved secret, a basic-auth pair, a JWT it signed.
+    Host,
+    /// An answer carried it (`send-for-token`): a server's, which the connector may have chosen
+    /// by having the server reflect it.
+    Answer,
+}
 
 /// One value the redactor knows.
 #[derive(Clone, Debug)]
@@ -45,6 +67,7 @@ struct Known {
     /// recognize it when it is added again.
     key: String,
     binding: Option<Binding>,
+    source: Source,
 }
 
 /// The secret values an invocation holds and the forms they are looked for in.
@@ -69,26 +92,35 @@ pub enum Refused {
     TooLarge,
 }
 
+/// What a search of a text found.
+enum Spans {
+    /// The byte ranges that hold a value (disjoint, in order), and the values found.
+    Found(Vec<(usize, usize)>, Vec<usize>),
+    /// The text matched more often than [`MATCHES_PER_BYTE`] allows: not searched to the end.
+    TooMany,
+}
+
 impl Redactor {
     /// Adds a secret value (without a binding), however many are held already.
     pub fn add(&mut self, value: &SecretValue) {
-        let _ = self.try_add(value, None, usize::MAX);
+        let _ = self.try_add(value, None, Source::Host, usize::MAX);
     }
 
-    /// Adds a secret value and its binding, unless that would make more than `max_values` values
-    /// or more than [`MAX_FORM_BYTES`] of forms. A value already known is never refused (its
-    /// binding is kept, or taken when it had none).
+    /// Adds a secret value, its binding and where it came from, unless that would make more than
+    /// `max_values` values or more than [`MAX_FORM_BYTES`] of forms. A value already known is
+    /// never refused (its binding is kept, or taken when it had none).
     pub fn try_add(
         &mut self,
         value: &SecretValue,
         binding: Option<&Binding>,
+        source: Source,
         max_values: usize,
     ) -> Result<(), Refused> {
         let v = value.expose();
         if v.len() < MIN_VALUE_LEN {
             return Ok(());
         }
-        self.push(v.to_string(), binding, forms(v), max_values)
+        self.push(v.to_string(), binding, source, forms(v), max_values)
     }
 
     /// Adds a basic-auth pair, whose base64 form is what goes on the wire (the secret itself is
@@ -108,7 +140,7 @@ impl Redactor {
         let pair = format!("{username}:{}", value.expose());
         let mut forms = base64_forms(pair.as_bytes());
         forms.retain(|f| f.len() >= MIN_FORM_LEN);
-        self.push(format!("basic {pair}"), binding, forms, max_values)
+        self.push(format!("basic {pair}"), binding, Source::Host, forms, max_values)
     }
 
     /// Adds a JWT the host signed: its signature is what only the key could make (the header and
@@ -121,21 +153,25 @@ impl Redactor {
     ) -> Result<(), Refused> {
         let signature = token.expose().rsplit('.').next().unwrap_or_default();
         if signature.len() < MIN_VALUE_LEN {
-            return self.try_add(token, binding, max_values);
+            return self.try_add(token, binding, Source::Host, max_values);
         }
-        self.push(signature.to_string(), binding, forms(signature), max_values)
+        self.push(signature.to_string(), binding, Source::Host, forms(signature), max_values)
     }
 
     fn push(
         &mut self,
         key: String,
         binding: Option<&Binding>,
+        source: Source,
         mut forms: Vec<String>,
         max_values: usize,
     ) -> Result<(), Refused> {
         if let Some(known) = self.known.iter_mut().find(|k| k.key == key) {
             if known.binding.is_none() {
                 known.binding = binding.cloned();
+            }
+            if source == Source::Host {
+                known.source = Source::Host;
             }
             return Ok(());
         }
@@ -152,7 +188,7 @@ impl Redactor {
             return Err(Refused::TooLarge);
         }
         let owner = self.known.len();
-        self.known.push(Known { key, binding: binding.cloned() });
+        self.known.push(Known { key, binding: binding.cloned(), source });
         self.owners.extend(std::iter::repeat_n(owner, forms.len()));
         self.forms.extend(forms);
         self.form_bytes += bytes;
@@ -160,62 +196,58 @@ impl Redactor {
         Ok(())
     }
 
-    /// The automaton, and the text as it searches it (lower-cased); `None` when no value is held.
-    fn matcher<'t>(&self, text: &'t [u8]) -> Option<(&AhoCorasick, Cow<'t, [u8]>)> {
-        if self.forms.is_empty() {
-            return None;
-        }
-        let matcher = self.matcher.get_or_init(|| {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .kind(Some(AhoCorasickKind::ContiguousNFA))
-                .build(&self.forms)
-                .expect("the forms are bounded far below the automaton's limits")
-        });
-        // Lower-casing ASCII keeps every byte where it was, so matches are positions in `text`.
-        let text = if text.iter().any(u8::is_ascii_uppercase) {
-            Cow::Owned(text.to_ascii_lowercase())
-        } else {
-            Cow::Borrowed(text)
-        };
-        Some((matcher, text))
-    }
-
     /// Whether it holds no value.
     pub fn is_empty(&self) -> bool {
         self.known.is_empty()
     }
 
-    /// The text with every value replaced by `[REDACTED]`.
+    /// The text with every value replaced by `[REDACTED]` (a text that matches too often to be
+    /// searched, whole).
     pub fn redact(&self, text: &str) -> String {
-        match self.replaced(text.as_bytes()) {
-            None => text.to_string(),
-            // Forms are whole UTF-8 strings and UTF-8 is self-synchronizing, so a match never
+        self.redact_from(text, None)
+    }
+
+    /// The text with every value the host made or read itself replaced (never one an answer
+    /// carried, which the connector may have chosen): where a connector's own choice must not hide
+    /// anything, such as the origins it contacted.
+    pub fn redact_host_values(&self, text: &str) -> String {
+        self.redact_from(text, Some(Source::Host))
+    }
+
+    fn redact_from(&self, text: &str, only: Option<Source>) -> String {
+        match self.spans(text.as_bytes(), only) {
+            Spans::TooMany => REDACTED.to_string(),
+            Spans::Found(spans, _) if spans.is_empty() => text.to_string(),
+            // Forms are whole UTF-8 strings and UTF-8 is self-synchronizing, so a span never
             // splits a character: this is still UTF-8.
-            Some(bytes) => {
-                String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-            }
+            Spans::Found(spans, _) => String::from_utf8(replaced(text.as_bytes(), &spans))
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         }
     }
 
-    /// Replaces every value in `bytes` by `[REDACTED]`; whether there was one.
+    /// Replaces every value in `bytes` by `[REDACTED]`, or, when they match too often to be
+    /// searched, empties them; whether anything was found.
     pub fn scrub(&self, bytes: &mut Vec<u8>) -> bool {
-        match self.replaced(bytes) {
-            None => false,
-            Some(scrubbed) => {
-                *bytes = scrubbed;
+        match self.spans(bytes, None) {
+            Spans::TooMany => {
+                bytes.clear();
+                true
+            }
+            Spans::Found(spans, _) if spans.is_empty() => false,
+            Spans::Found(spans, _) => {
+                *bytes = replaced(bytes, &spans);
                 true
             }
         }
     }
 
-    /// The values found in `bytes` (their indexes, each once, in the order added).
+    /// The values found in `bytes` (their indexes, each once, in the order added); every value,
+    /// when they match too often to be searched.
     pub fn found(&self, bytes: &[u8]) -> Vec<usize> {
-        let Some((matcher, text)) = self.matcher(bytes) else { return vec![] };
-        let mut found: Vec<usize> = matcher.find_iter(&*text).map(|m| self.owners[m.pattern().as_usize()]).collect();
-        found.sort_unstable();
-        found.dedup();
-        found
+        match self.spans(bytes, None) {
+            Spans::TooMany => (0..self.known.len()).collect(),
+            Spans::Found(_, values) => values,
+        }
     }
 
     /// The binding of the value at `index` (see [`Redactor::found`]).
@@ -223,42 +255,89 @@ impl Redactor {
         self.known.get(index).and_then(|k| k.binding.as_ref())
     }
 
-    fn replaced(&self, bytes: &[u8]) -> Option<Vec<u8>> {
-        let (matcher, text) = self.matcher(bytes)?;
-        let mut matches = matcher.find_iter(&*text).peekable();
-        matches.peek()?;
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut at = 0;
-        for m in matches {
-            out.extend_from_slice(&bytes[at..m.start()]);
-            out.extend_from_slice(REDACTED.as_bytes());
-            at = m.end();
+    /// Every occurrence of every form (of values from `only`, when given), overlapping ones
+    /// included, as the union of the ranges they cover.
+    fn spans(&self, bytes: &[u8], only: Option<Source>) -> Spans {
+        if self.forms.is_empty() {
+            return Spans::Found(vec![], vec![]);
         }
-        out.extend_from_slice(&bytes[at..]);
-        Some(out)
+        let matcher = self.matcher.get_or_init(|| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
+                .build(&self.forms)
+                .expect("the forms are bounded far below the automaton's limits")
+        });
+        // Lower-casing ASCII keeps every byte where it was, so matches are positions in `bytes`.
+        let text: Cow<'_, [u8]> = if bytes.iter().any(u8::is_ascii_uppercase) {
+            Cow::Owned(bytes.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(bytes)
+        };
+        let budget = 64 + MATCHES_PER_BYTE * bytes.len();
+        let (mut spans, mut values): (Vec<(usize, usize)>, Vec<usize>) = (vec![], vec![]);
+        for (n, m) in matcher.find_overlapping_iter(&*text).enumerate() {
+            if n >= budget {
+                return Spans::TooMany;
+            }
+            let owner = self.owners[m.pattern().as_usize()];
+            if only.is_some_and(|source| self.known[owner].source != source) {
+                continue;
+            }
+            values.push(owner);
+            // Matches come in the order they end: a new one may reach back over earlier spans.
+            let (mut start, end) = (m.start(), m.end());
+            while let Some(&(s, e)) = spans.last() {
+                if e < start {
+                    break;
+                }
+                start = start.min(s);
+                spans.pop();
+            }
+            spans.push((start, end));
+        }
+        values.sort_unstable();
+        values.dedup();
+        Spans::Found(spans, values)
     }
+}
+
+/// `bytes` with each span replaced by `[REDACTED]`.
+fn replaced(bytes: &[u8], spans: &[(usize, usize)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    for &(start, end) in spans {
+        out.extend_from_slice(&bytes[at..start]);
+        out.extend_from_slice(REDACTED.as_bytes());
+        at = end;
+    }
+    out.extend_from_slice(&bytes[at..]);
+    out
 }
 
 /// Every form a value is looked for in (see the module's documentation).
 fn forms(value: &str) -> Vec<String> {
     let bytes = value.as_bytes();
     let mut out = vec![value.to_string()];
-    if bytes.len() > MAX_FULLY_ENCODED_LEN {
+    if bytes.len() > MAX_ENCODED_LEN {
         out.push(STANDARD_NO_PAD.encode(bytes));
         out.push(URL_SAFE_NO_PAD.encode(bytes));
         return out;
     }
-    let mut derived = vec![value.chars().rev().collect::<String>(), hex::encode(bytes)];
-    derived.extend(base64_forms(bytes));
+    let mut derived = base64_forms(bytes);
     derived.push(percent_encoded(bytes, |b| b.is_ascii_alphanumeric() || b"-._~".contains(&b), false));
-    derived.push(percent_encoded(bytes, |_| false, false));
-    derived.push(percent_encoded(bytes, |b| b.is_ascii_alphanumeric() || b"-._*".contains(&b), true));
     let json = serde_json::to_string(value).expect("a string serializes");
     let json = json[1..json.len() - 1].to_string();
     if json.contains('/') {
         derived.push(json.replace('/', "\\/"));
     }
     derived.push(json);
+    if bytes.len() <= MAX_FULLY_ENCODED_LEN {
+        derived.push(value.chars().rev().collect::<String>());
+        derived.push(hex::encode(bytes));
+        derived.push(percent_encoded(bytes, |_| false, false));
+        derived.push(percent_encoded(bytes, |b| b.is_ascii_alphanumeric() || b"-._*".contains(&b), true));
+    }
     out.extend(derived.into_iter().filter(|f| f.len() >= MIN_FORM_LEN && f != value));
     out
 }
@@ -371,22 +450,62 @@ mod tests {
     fn values_are_bounded_in_number_and_in_bytes() {
         let mut r = Redactor::default();
         for i in 0..3 {
-            r.try_add(&SecretValue::new(format!("value-number-{i}")), None, 3).unwrap();
+            r.try_add(&SecretValue::new(format!("value-number-{i}")), None, Source::Host, 3).unwrap();
         }
-        assert_eq!(r.try_add(&SecretValue::new("one-too-many".into()), None, 3), Err(Refused::TooManyValues));
+        assert_eq!(
+            r.try_add(&SecretValue::new("one-too-many".into()), None, Source::Host, 3),
+            Err(Refused::TooManyValues)
+        );
         // A value already known is not a new one.
-        r.try_add(&SecretValue::new("value-number-1".into()), None, 3).unwrap();
+        r.try_add(&SecretValue::new("value-number-1".into()), None, Source::Host, 3).unwrap();
         let mut r = Redactor::default();
         let long = |i: usize| SecretValue::new(format!("{i:04}{}", "k".repeat(24 * 1024)));
         let mut added = 0;
-        while r.try_add(&long(added), None, 64).is_ok() {
+        while r.try_add(&long(added), None, Source::Host, 64).is_ok() {
             added += 1;
         }
-        assert_eq!(r.try_add(&long(added), None, 64), Err(Refused::TooLarge));
+        assert_eq!(r.try_add(&long(added), None, Source::Host, 64), Err(Refused::TooLarge));
         assert!(r.form_bytes <= MAX_FORM_BYTES && added >= 2, "{added}");
         // A long value is still found raw and in base64.
         let text = format!("x {} y", STANDARD_NO_PAD.encode(long(0).expose()));
         assert_eq!(r.redact(&text), format!("x {REDACTED} y"));
+    }
+
+    #[test]
+    fn values_a_connector_chose_cannot_cut_a_secret_in_half() {
+        // The connector had an echo endpoint's answer register strings of its choice that end
+        // where the secret begins; every occurrence counts, so the secret is still covered whole.
+        let secret = SecretValue::new("s3cr3t-token-value-1f2e".into());
+        let mut r = Redactor::default();
+        r.try_add(&secret, None, Source::Host, 64).unwrap();
+        for first in ["er s", "r s3", "Bearer s3cr"] {
+            r.try_add(&SecretValue::new(first.into()), None, Source::Answer, 64).unwrap();
+        }
+        let echoed = r#"{"headers":{"Authorization":"Bearer s3cr3t-token-value-1f2e"}}"#;
+        let out = r.redact(echoed);
+        assert_eq!(out, r#"{"headers":{"Authorization":"[REDACTED]"}}"#);
+        // Only what the host made or read redacts an origin: the connector's own strings do not.
+        let mut r = Redactor::default();
+        r.try_add(&SecretValue::new("exfil.example".into()), None, Source::Answer, 64).unwrap();
+        r.try_add(&secret, None, Source::Host, 64).unwrap();
+        assert_eq!(r.redact_host_values("https://exfil.example:443"), "https://exfil.example:443");
+        assert_eq!(r.redact("https://exfil.example:443"), "https://[REDACTED]:443");
+        assert_eq!(r.redact_host_values("https://s3cr3t-token-value-1f2e.example"), "https://[REDACTED].example");
+    }
+
+    #[test]
+    fn a_text_made_to_match_everywhere_is_not_searched_to_its_end() {
+        let mut r = Redactor::default();
+        for n in 4..40 {
+            r.try_add(&SecretValue::new("a".repeat(n)), None, Source::Answer, 64).unwrap();
+        }
+        let mut body = vec![b'a'; 1 << 20];
+        assert!(r.scrub(&mut body));
+        assert!(body.is_empty(), "withheld whole");
+        assert_eq!(r.redact(&"a".repeat(4096)), REDACTED);
+        assert_eq!(r.found(&vec![b'a'; 4096]).len(), 36, "every value, when it cannot tell which");
+        // A few occurrences are searched as usual.
+        assert_eq!(r.redact("x aaaa y"), format!("x {REDACTED} y"));
     }
 
     #[test]
@@ -407,7 +526,10 @@ mod tests {
         let mut r = Redactor::default();
         let mut i = 0;
         // Each added value searched for at once, so that every one costs a build.
-        while r.try_add(&SecretValue::new(format!("{i:08}-{}", "x".repeat(1000))), None, usize::MAX).is_ok() {
+        while r
+            .try_add(&SecretValue::new(format!("{i:08}-{}", "x".repeat(1000))), None, Source::Host, usize::MAX)
+            .is_ok()
+        {
             assert!(r.found(b"no value here").is_empty());
             i += 1;
         }

@@ -193,41 +193,62 @@ impl SecretStore {
         found
     }
 
-    /// The value in the directory, else in the variables, with the binding found beside it.
+    /// The value in the directory, else in the variables, with its binding (for a namespace).
     fn find(&self, layout: Layout<'_>, auth_ref: &AuthRef) -> Result<Option<Found>, ResolveError> {
+        let mut value = None;
         if let Some(dir) = &self.dir {
             let (root, path) = file_path(dir, layout, auth_ref).map_err(ResolveError::Unavailable)?;
-            if let Some(value) = read_file(&root, &path)? {
-                let binding = match layout {
-                    Layout::Platform => None,
-                    Layout::Namespace(_) => read_file(&root, &binding_path(&path))?.map(|text| Binding::parse(&text)),
-                };
-                return Ok(Some(Found { value, binding }));
+            if let FileText::Text(text) = read_file(&root, &path)?
+                && !text.is_empty()
+            {
+                value = Some(text);
             }
         }
-        let name = match &self.env {
-            Environment::Off => return Ok(None),
-            _ => variable(layout, SECRET_VARIABLE, auth_ref).map_err(ResolveError::Unavailable)?,
+        if value.is_none() && !matches!(self.env, Environment::Off) {
+            let name = variable(layout, SECRET_VARIABLE, auth_ref).map_err(ResolveError::Unavailable)?;
+            match self.env.get(&name) {
+                None => {}
+                Some(Ok(text)) => value = Some(text).filter(|t| !t.is_empty()),
+                Some(Err(_)) => {
+                    return Err(ResolveError::Unavailable(format!("the variable for {auth_ref} is not UTF-8")));
+                }
+            }
+        }
+        let Some(value) = value else { return Ok(None) };
+        let binding = match layout {
+            Layout::Platform => None,
+            Layout::Namespace(_) => self.binding(layout, auth_ref)?,
         };
-        match self.env.get(&name) {
-            None => Ok(None),
-            Some(Ok(value)) if value.is_empty() => Ok(None),
-            Some(Err(_)) => Err(ResolveError::Unavailable(format!("the variable for {auth_ref} is not UTF-8"))),
-            Some(Ok(value)) => {
-                let binding = match layout {
-                    Layout::Platform => None,
-                    Layout::Namespace(_) => {
-                        let name = variable(layout, BINDING_VARIABLE, auth_ref).map_err(ResolveError::Unavailable)?;
-                        match self.env.get(&name) {
-                            None => None,
-                            Some(Ok(text)) => Some(Binding::parse(&text)),
-                            Some(Err(_)) => Some(Err("the binding variable is not UTF-8".to_string())),
-                        }
-                    }
-                };
-                Ok(Some(Found { value, binding }))
+        Ok(Some(Found { value, binding }))
+    }
+
+    /// A secret's binding, from either store (whichever holds the value): a file or variable that
+    /// is there but empty, or not a regular file, is a binding that does not parse (the secret is
+    /// unavailable, never unbound), and so are two bindings, a file and a variable.
+    fn binding(&self, layout: Layout<'_>, auth_ref: &AuthRef) -> Result<Option<Result<Binding, String>>, ResolveError> {
+        let in_dir = match &self.dir {
+            None => None,
+            Some(dir) => {
+                let (root, path) = file_path(dir, layout, auth_ref).map_err(ResolveError::Unavailable)?;
+                match read_file(&root, &binding_path(&path))? {
+                    FileText::Missing => None,
+                    FileText::NotAFile => Some(Err("the binding file is not a regular file".to_string())),
+                    FileText::Text(text) => Some(Ok(text)),
+                }
             }
-        }
+        };
+        let in_env = match &self.env {
+            Environment::Off => None,
+            env => {
+                let name = variable(layout, BINDING_VARIABLE, auth_ref).map_err(ResolveError::Unavailable)?;
+                env.get(&name).map(|text| text.map_err(|_| "the binding variable is not UTF-8".to_string()))
+            }
+        };
+        Ok(match (in_dir, in_env) {
+            (None, None) => None,
+            (Some(_), Some(_)) => Some(Err("the secret has two bindings, a file and a variable: keep one".into())),
+            (Some(text), None) | (None, Some(text)) => Some(text.and_then(|t| Binding::parse(&t))),
+        })
     }
 }
 
@@ -356,21 +377,29 @@ fn binding_path(secret: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// A secret file's text (one trailing newline removed), `None` when there is none: missing, not
-/// a regular file, or empty. Symbolic links are followed only when they stay inside `root`
-/// (Kubernetes' `..data` links do).
-fn read_file(root: &Path, path: &Path) -> Result<Option<String>, ResolveError> {
+/// What a path of the store holds.
+enum FileText {
+    /// Nothing (a link to nothing included).
+    Missing,
+    /// Something that is not a regular file (a directory, a device).
+    NotAFile,
+    /// A file's text, one trailing newline removed.
+    Text(String),
+}
+
+/// Reads a file of the store. Symbolic links are followed only when they stay inside `root` (the
+/// namespace's directory; Kubernetes' `..data` links do).
+fn read_file(root: &Path, path: &Path) -> Result<FileText, ResolveError> {
     use std::io::ErrorKind;
     let unavailable = |e: std::io::Error| ResolveError::Unavailable(e.kind().to_string());
     match std::fs::symlink_metadata(path) {
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(None),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(FileText::Missing),
         Err(e) => return Err(unavailable(e)),
         Ok(_) => {}
     }
     let root = root.canonicalize().map_err(unavailable)?;
     let real = match path.canonicalize() {
-        // A link to nothing holds nothing.
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(FileText::Missing),
         other => other.map_err(unavailable)?,
     };
     if !real.starts_with(&root) {
@@ -378,7 +407,7 @@ fn read_file(root: &Path, path: &Path) -> Result<Option<String>, ResolveError> {
     }
     let meta = std::fs::metadata(&real).map_err(unavailable)?;
     if !meta.is_file() {
-        return Ok(None);
+        return Ok(FileText::NotAFile);
     }
     if meta.len() > MAX_SECRET_BYTES {
         return Err(ResolveError::Unavailable(format!("the secret file is larger than {MAX_SECRET_BYTES} bytes")));
@@ -391,7 +420,7 @@ fn read_file(root: &Path, path: &Path) -> Result<Option<String>, ResolveError> {
             text.pop();
         }
     }
-    Ok((!text.is_empty()).then_some(text))
+    Ok(FileText::Text(text))
 }
 
 #[cfg(test)]
@@ -605,6 +634,28 @@ mod tests {
         assert!(matches!(strict.resolve(&acme, &r("ref://integrations/harbor/loose")), Err(ResolveError::Unbound(_))));
         // A binding file is never a secret.
         assert!(AuthRef::parse("ref://integrations/harbor/robot.origins").is_err());
+        // A binding that is there but empty, not a file, or twice (a file and a variable) leaves
+        // its secret unavailable, never unbound; one in the other store than the value counts.
+        std::fs::write(dir.path().join("acme/integrations/harbor/empty"), "acme-empty-bound").unwrap();
+        std::fs::write(dir.path().join("acme/integrations/harbor/empty.origins"), "\n").unwrap();
+        std::fs::write(dir.path().join("acme/integrations/harbor/twice"), "acme-twice-bound").unwrap();
+        std::fs::write(dir.path().join("acme/integrations/harbor/twice.origins"), "https://a.example").unwrap();
+        std::fs::write(dir.path().join("acme/integrations/harbor/crossed"), "acme-crossed-bound").unwrap();
+        std::fs::create_dir(dir.path().join("acme/integrations/harbor/folder.origins")).unwrap();
+        std::fs::write(dir.path().join("acme/integrations/harbor/folder"), "acme-folder-bound").unwrap();
+        let store = store_with(
+            dir.path(),
+            &[
+                ("STELLA_SECRET_ORIGINS__ACME__INTEGRATIONS__HARBOR__TWICE", "https://b.example"),
+                ("STELLA_SECRET_ORIGINS__ACME__INTEGRATIONS__HARBOR__CROSSED", "https://crossed.example"),
+            ],
+        );
+        for key in ["empty", "twice", "folder"] {
+            let err = store.resolve(&acme, &r(&format!("ref://integrations/harbor/{key}"))).unwrap_err();
+            assert!(matches!(err, ResolveError::Unavailable(_)) && err.to_string().contains("binding"), "{key}: {err}");
+        }
+        let crossed = store.resolve(&acme, &r("ref://integrations/harbor/crossed")).unwrap();
+        assert_eq!(crossed.binding.unwrap().to_string(), "https://crossed.example:443");
     }
 
     #[test]

@@ -67,11 +67,27 @@ impl Connector for Thief {
             let carried = http::get(&format!("{base}/collect?q={guess}")).header("x-leak", &guess).send();
             report.pass(&format!("carried-{label}"), answer(carried));
         }
+        // Answers it cannot be searched in, or only in part: asked for, refused; sent unasked,
+        // withheld.
+        let gzip = http::get(&format!("{base}/echo")).header("Accept-Encoding", "gzip").bearer(&secret).send();
+        report.pass("accept-encoding", answer(gzip));
+        let range = http::get(&format!("{base}/echo")).header("Range", "bytes=7-10").bearer(&secret).send();
+        report.pass("range", answer(range));
+        report.pass("gzip", answer(http::get(&format!("{base}/echo-gzip")).bearer(&secret).send()));
+        // A string of its choosing made a held value (a token answer's other fields): the start of
+        // the secret, to cut it in half in the next echo.
+        let _ = http::get(&format!("{base}/token-overlap")).send_for_token(&["/token"]);
+        report.pass("overlap", answer(http::get(&format!("{base}/echo")).bearer(&secret).send()));
         // Credentials go only into headers meant for them.
         let referer = http::get(&format!("{base}/echo")).secret_header("Referer", None, &secret).send();
         report.pass("referer", answer(referer));
         let cookie = http::get(&format!("{base}/echo")).secret_header("Cookie", Some("session="), &secret).send();
         report.pass("cookie", answer(cookie));
+        // Last, the server's address made a held value: a request that names it now carries that
+        // value (refused), and the address is redacted from what follows but not from the origins
+        // the record says were contacted.
+        let _ = http::get(&format!("{base}/token-host")).send_for_token(&["/token"]);
+        report.pass("hidden", answer(http::get(&format!("{base}/collect?after=hiding")).send()));
         report.success("done")
     }
 }

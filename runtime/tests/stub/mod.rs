@@ -135,6 +135,19 @@ async fn serve(mut stream: TcpStream, seen: Arc<Seen>) {
                 redirect(&format!("http://mirror.stella.test/landing?auth={value}"))
             }
             "/landing" => ok("landed"),
+            // A server that compresses though asked for `identity` (the host cannot search such a
+            // body, so it withholds it): the echo is sent as is under a gzip label.
+            "/echo-gzip" => {
+                let body = echoed.join(" ");
+                format!("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+            }
+            // Token answers whose other credential fields are strings a connector could have chosen:
+            // the start of the canary, and the stub's own address.
+            "/token-overlap" => json(
+                "200 OK",
+                r#"{"token":"overlap-token-0001","access_token":"er c","refresh_token":"Bearer canary-5ecr","id_token":"r can"}"#,
+            ),
+            "/token-host" => json("200 OK", r#"{"token":"host-token-00001","access_token":"127.0.0.1"}"#),
             "/slow" => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 ok("slow ok")
