@@ -13,20 +13,23 @@
 //! Every occurrence of every form is found, overlapping ones included, and the union of what they
 //! cover is replaced: a value the connector made the host hold (a string of a token answer it
 //! chose, say) that overlaps the start of a real secret cannot leave the rest of it in the clear.
-//! One Aho-Corasick automaton over every form (lower-cased, and searched for in the lower-cased
-//! text) finds them in one pass, in time linear in the text and the matches; a text matching more
-//! than a few times per byte is not one to read (it is withheld, or redacted whole). The automaton
-//! is built when a text is first searched after a value was added, so a connector that makes the
-//! host hold many values pays for the builds itself, at most one per value. The forms' total size
-//! is bounded, and so are the automaton's memory (~12 bytes per byte of form) and the time to
-//! build it.
+//! Forms are lower-cased and searched for in the lower-cased text. A few (one secret's, a token's)
+//! are searched for one by one with memchr's `memmem`, which costs nothing to set up; more, with
+//! one Aho-Corasick automaton, in time linear in the text and the matches (building it costs tens
+//! of microseconds, which a connector holding many values pays, once per value at most). A text
+//! matching more than once per byte, or in more separate places than [`MAX_SPANS`], is not one to
+//! read: it is withheld, or redacted whole. The forms' total size is bounded, and so are the
+//! automaton's memory (~12 bytes per byte of form) and the time to build it.
 
 use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use memchr::memmem;
 
 use super::{Binding, SecretValue};
 
@@ -46,9 +49,11 @@ const MAX_ENCODED_LEN: usize = 16 * 1024;
 /// The most bytes of forms one invocation's redactor holds: about 2.5 MiB of automaton, built in
 /// tens of milliseconds. A connector needs a few KiB (its secret, a token or two).
 pub const MAX_FORM_BYTES: usize = 192 * 1024;
-/// Matches a text may have per byte (plus a constant) before it is not read at all: real text
-/// holds a secret a few times; one that matches at every byte was made to be slow.
-const MATCHES_PER_BYTE: usize = 4;
+/// Up to this many forms are searched for one by one; more, with an automaton.
+const MAX_FORMS_ONE_BY_ONE: usize = 48;
+/// The separate places a text may hold values in before it is not read at all (real text holds
+/// a secret a few times; one that holds it everywhere was made to be slow, or large).
+pub(crate) const MAX_SPANS: usize = 64 * 1024;
 
 /// Where a value came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +85,16 @@ pub struct Redactor {
     owners: Vec<usize>,
     form_bytes: usize,
     /// Built from `forms` when first needed after a change.
-    matcher: OnceLock<AhoCorasick>,
+    matcher: OnceLock<Matcher>,
+}
+
+/// How the forms are searched for.
+#[derive(Clone, Debug)]
+enum Matcher {
+    /// Each with its own `memmem` finder.
+    OneByOne(Vec<memmem::Finder<'static>>),
+    /// All at once.
+    Automaton(AhoCorasick),
 }
 
 /// Why a value was not added.
@@ -262,11 +276,18 @@ impl Redactor {
             return Spans::Found(vec![], vec![]);
         }
         let matcher = self.matcher.get_or_init(|| {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
-                .kind(Some(AhoCorasickKind::ContiguousNFA))
-                .build(&self.forms)
-                .expect("the forms are bounded far below the automaton's limits")
+            if self.forms.len() <= MAX_FORMS_ONE_BY_ONE {
+                return Matcher::OneByOne(
+                    self.forms.iter().map(|f| memmem::Finder::new(f.as_bytes()).into_owned()).collect(),
+                );
+            }
+            Matcher::Automaton(
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::ContiguousNFA))
+                    .build(&self.forms)
+                    .expect("the forms are bounded far below the automaton's limits"),
+            )
         });
         // Lower-casing ASCII keeps every byte where it was, so matches are positions in `bytes`.
         let text: Cow<'_, [u8]> = if bytes.iter().any(u8::is_ascii_uppercase) {
@@ -274,31 +295,87 @@ impl Redactor {
         } else {
             Cow::Borrowed(bytes)
         };
-        let budget = 64 + MATCHES_PER_BYTE * bytes.len();
-        let (mut spans, mut values): (Vec<(usize, usize)>, Vec<usize>) = (vec![], vec![]);
-        for (n, m) in matcher.find_overlapping_iter(&*text).enumerate() {
-            if n >= budget {
-                return Spans::TooMany;
+        let mut union = Union::new(self.known.len(), 64 + bytes.len());
+        let wanted = |form: usize| {
+            let owner = self.owners[form];
+            only.is_none_or(|source| self.known[owner].source == source).then_some(owner)
+        };
+        let complete = match matcher {
+            Matcher::Automaton(automaton) => {
+                automaton.find_overlapping_iter(&*text).all(|m| match wanted(m.pattern().as_usize()) {
+                    Some(owner) => union.add(m.start(), m.end(), owner),
+                    None => union.count(),
+                })
             }
-            let owner = self.owners[m.pattern().as_usize()];
-            if only.is_some_and(|source| self.known[owner].source != source) {
-                continue;
-            }
-            values.push(owner);
-            // Matches come in the order they end: a new one may reach back over earlier spans.
-            let (mut start, end) = (m.start(), m.end());
-            while let Some(&(s, e)) = spans.last() {
-                if e < start {
-                    break;
+            Matcher::OneByOne(finders) => {
+                // Each form's occurrences in order of their start (the next one searched from one
+                // byte after the last, so overlapping occurrences count), merged across forms.
+                let next = |form: usize, from: usize| {
+                    finders[form].find(text.get(from..)?).map(|at| Reverse((from + at, form)))
+                };
+                let mut heads: BinaryHeap<Reverse<(usize, usize)>> =
+                    (0..finders.len()).filter_map(|form| next(form, 0)).collect();
+                let mut complete = true;
+                while let Some(Reverse((start, form))) = heads.pop() {
+                    let kept = match wanted(form) {
+                        Some(owner) => union.add(start, start + self.forms[form].len(), owner),
+                        None => union.count(),
+                    };
+                    if !kept {
+                        complete = false;
+                        break;
+                    }
+                    heads.extend(next(form, start + 1));
                 }
-                start = start.min(s);
-                spans.pop();
+                complete
             }
-            spans.push((start, end));
+        };
+        if !complete {
+            return Spans::TooMany;
         }
-        values.sort_unstable();
-        values.dedup();
-        Spans::Found(spans, values)
+        Spans::Found(
+            union.spans,
+            union.values.iter().enumerate().filter(|(_, found)| **found).map(|(i, _)| i).collect(),
+        )
+    }
+}
+
+/// The union of the ranges matches cover, built as they come (in the order they end, or start),
+/// within a budget of matches and of separate spans.
+struct Union {
+    spans: Vec<(usize, usize)>,
+    values: Vec<bool>,
+    matches_left: usize,
+}
+
+impl Union {
+    fn new(values: usize, max_matches: usize) -> Self {
+        Self { spans: Vec::new(), values: vec![false; values], matches_left: max_matches }
+    }
+
+    /// Counts a match that is not kept; false when the budget is spent.
+    fn count(&mut self) -> bool {
+        self.matches_left = self.matches_left.saturating_sub(1);
+        self.matches_left > 0
+    }
+
+    /// Adds the match `start..end` of value `owner`; false when a budget is spent.
+    fn add(&mut self, mut start: usize, mut end: usize, owner: usize) -> bool {
+        if !self.count() {
+            return false;
+        }
+        self.values[owner] = true;
+        // A match may reach back over spans before it, or end before the last one does.
+        while let Some(&(s, e)) = self.spans.last() {
+            if e < start || s > end {
+                break;
+            }
+            start = start.min(s);
+            end = end.max(e);
+            self.spans.pop();
+        }
+        self.spans.push((start, end));
+        self.spans.len() <= MAX_SPANS
     }
 }
 
@@ -482,8 +559,15 @@ mod tests {
             r.try_add(&SecretValue::new(first.into()), None, Source::Answer, 64).unwrap();
         }
         let echoed = r#"{"headers":{"Authorization":"Bearer s3cr3t-token-value-1f2e"}}"#;
-        let out = r.redact(echoed);
-        assert_eq!(out, r#"{"headers":{"Authorization":"[REDACTED]"}}"#);
+        assert_eq!(r.redact(echoed), r#"{"headers":{"Authorization":"[REDACTED]"}}"#);
+        assert!(matches!(r.matcher.get(), Some(Matcher::OneByOne(_))));
+        // The same with enough values held to search with the automaton.
+        for i in 0..8 {
+            r.try_add(&SecretValue::new(format!("unrelated-value-{i:04}")), None, Source::Host, 64).unwrap();
+        }
+        assert!(r.forms.len() > MAX_FORMS_ONE_BY_ONE);
+        assert_eq!(r.redact(echoed), r#"{"headers":{"Authorization":"[REDACTED]"}}"#);
+        assert!(matches!(r.matcher.get(), Some(Matcher::Automaton(_))));
         // Only what the host made or read redacts an origin: the connector's own strings do not.
         let mut r = Redactor::default();
         r.try_add(&SecretValue::new("exfil.example".into()), None, Source::Answer, 64).unwrap();
@@ -534,7 +618,8 @@ mod tests {
             i += 1;
         }
         assert!(r.found(b"build it").is_empty());
-        let memory = r.matcher.get().unwrap().memory_usage();
+        let Some(Matcher::Automaton(automaton)) = r.matcher.get() else { panic!("many forms are searched at once") };
+        let memory = automaton.memory_usage();
         assert!(memory < 4 << 20, "{memory} bytes for {} bytes of forms", r.form_bytes);
     }
 }
