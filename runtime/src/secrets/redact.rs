@@ -14,9 +14,9 @@
 //! cover is replaced: a value the connector made the host hold (a string of a token answer it
 //! chose, say) that overlaps the start of a real secret cannot leave the rest of it in the clear.
 //! Forms are lower-cased and searched for in the lower-cased text. A few (one secret's, a token's)
-//! are searched for one by one with memchr's `memmem`, which costs nothing to set up; more, with
-//! one Aho-Corasick automaton, in time linear in the text and the matches (building it costs tens
-//! of microseconds, which a connector holding many values pays, once per value at most). A text
+//! in a short text are searched for one by one with memchr's `memmem`, which costs nothing to set
+//! up; more, or in a long text (a whole answer), with one Aho-Corasick automaton, in time linear in
+//! the text and the matches (building it costs tens of microseconds, once per value held at most). A text
 //! matching more than once per byte, or in more separate places than [`MAX_SPANS`], is not one to
 //! read: it is withheld, or redacted whole. The forms' total size is bounded, and so are the
 //! automaton's memory (~12 bytes per byte of form) and the time to build it.
@@ -49,8 +49,10 @@ const MAX_ENCODED_LEN: usize = 16 * 1024;
 /// The most bytes of forms one invocation's redactor holds: about 2.5 MiB of automaton, built in
 /// tens of milliseconds. A connector needs a few KiB (its secret, a token or two).
 pub const MAX_FORM_BYTES: usize = 192 * 1024;
-/// Up to this many forms are searched for one by one; more, with an automaton.
+/// Up to this many forms are searched for one by one in a text up to [`MAX_TEXT_ONE_BY_ONE`]
+/// long; more, or in a longer text, with an automaton.
 const MAX_FORMS_ONE_BY_ONE: usize = 48;
+const MAX_TEXT_ONE_BY_ONE: usize = 64 * 1024;
 /// The separate places a text may hold values in before it is not read at all (real text holds
 /// a secret a few times; one that holds it everywhere was made to be slow, or large).
 pub(crate) const MAX_SPANS: usize = 64 * 1024;
@@ -84,17 +86,10 @@ pub struct Redactor {
     /// For each form, the index in `known` of its value.
     owners: Vec<usize>,
     form_bytes: usize,
-    /// Built from `forms` when first needed after a change.
-    matcher: OnceLock<Matcher>,
-}
-
-/// How the forms are searched for.
-#[derive(Clone, Debug)]
-enum Matcher {
-    /// Each with its own `memmem` finder.
-    OneByOne(Vec<memmem::Finder<'static>>),
-    /// All at once.
-    Automaton(AhoCorasick),
+    /// One `memmem` finder per form, built when first needed after a change.
+    finders: OnceLock<Vec<memmem::Finder<'static>>>,
+    /// An automaton of every form, built when first needed after a change.
+    automaton: OnceLock<AhoCorasick>,
 }
 
 /// Why a value was not added.
@@ -206,7 +201,8 @@ impl Redactor {
         self.owners.extend(std::iter::repeat_n(owner, forms.len()));
         self.forms.extend(forms);
         self.form_bytes += bytes;
-        self.matcher = OnceLock::new();
+        self.finders = OnceLock::new();
+        self.automaton = OnceLock::new();
         Ok(())
     }
 
@@ -275,20 +271,9 @@ impl Redactor {
         if self.forms.is_empty() {
             return Spans::Found(vec![], vec![]);
         }
-        let matcher = self.matcher.get_or_init(|| {
-            if self.forms.len() <= MAX_FORMS_ONE_BY_ONE {
-                return Matcher::OneByOne(
-                    self.forms.iter().map(|f| memmem::Finder::new(f.as_bytes()).into_owned()).collect(),
-                );
-            }
-            Matcher::Automaton(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::ContiguousNFA))
-                    .build(&self.forms)
-                    .expect("the forms are bounded far below the automaton's limits"),
-            )
-        });
+        // Few forms in a short text: each on its own, at no cost to set up. Many forms, or a long
+        // text (a whole answer), would cost a pass per form: one automaton pass instead.
+        let one_by_one = self.forms.len() <= MAX_FORMS_ONE_BY_ONE && bytes.len() <= MAX_TEXT_ONE_BY_ONE;
         // Lower-casing ASCII keeps every byte where it was, so matches are positions in `bytes`.
         let text: Cow<'_, [u8]> = if bytes.iter().any(u8::is_ascii_uppercase) {
             Cow::Owned(bytes.to_ascii_lowercase())
@@ -300,35 +285,41 @@ impl Redactor {
             let owner = self.owners[form];
             only.is_none_or(|source| self.known[owner].source == source).then_some(owner)
         };
-        let complete = match matcher {
-            Matcher::Automaton(automaton) => {
-                automaton.find_overlapping_iter(&*text).all(|m| match wanted(m.pattern().as_usize()) {
-                    Some(owner) => union.add(m.start(), m.end(), owner),
+        let complete = if !one_by_one {
+            let automaton = self.automaton.get_or_init(|| {
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::ContiguousNFA))
+                    .build(&self.forms)
+                    .expect("the forms are bounded far below the automaton's limits")
+            });
+            automaton.find_overlapping_iter(&*text).all(|m| match wanted(m.pattern().as_usize()) {
+                Some(owner) => union.add(m.start(), m.end(), owner),
+                None => union.count(),
+            })
+        } else {
+            let finders = self
+                .finders
+                .get_or_init(|| self.forms.iter().map(|f| memmem::Finder::new(f.as_bytes()).into_owned()).collect());
+            // Each form's occurrences in order of their start (the next one searched from one
+            // byte after the last, so overlapping occurrences count), merged across forms.
+            let next =
+                |form: usize, from: usize| finders[form].find(text.get(from..)?).map(|at| Reverse((from + at, form)));
+            let mut heads: BinaryHeap<Reverse<(usize, usize)>> =
+                (0..finders.len()).filter_map(|form| next(form, 0)).collect();
+            let mut complete = true;
+            while let Some(Reverse((start, form))) = heads.pop() {
+                let kept = match wanted(form) {
+                    Some(owner) => union.add(start, start + self.forms[form].len(), owner),
                     None => union.count(),
-                })
-            }
-            Matcher::OneByOne(finders) => {
-                // Each form's occurrences in order of their start (the next one searched from one
-                // byte after the last, so overlapping occurrences count), merged across forms.
-                let next = |form: usize, from: usize| {
-                    finders[form].find(text.get(from..)?).map(|at| Reverse((from + at, form)))
                 };
-                let mut heads: BinaryHeap<Reverse<(usize, usize)>> =
-                    (0..finders.len()).filter_map(|form| next(form, 0)).collect();
-                let mut complete = true;
-                while let Some(Reverse((start, form))) = heads.pop() {
-                    let kept = match wanted(form) {
-                        Some(owner) => union.add(start, start + self.forms[form].len(), owner),
-                        None => union.count(),
-                    };
-                    if !kept {
-                        complete = false;
-                        break;
-                    }
-                    heads.extend(next(form, start + 1));
+                if !kept {
+                    complete = false;
+                    break;
                 }
-                complete
+                heads.extend(next(form, start + 1));
             }
+            complete
         };
         if !complete {
             return Spans::TooMany;
@@ -560,14 +551,14 @@ mod tests {
         }
         let echoed = r#"{"headers":{"Authorization":"Bearer s3cr3t-token-value-1f2e"}}"#;
         assert_eq!(r.redact(echoed), r#"{"headers":{"Authorization":"[REDACTED]"}}"#);
-        assert!(matches!(r.matcher.get(), Some(Matcher::OneByOne(_))));
+        assert!(r.finders.get().is_some() && r.automaton.get().is_none());
         // The same with enough values held to search with the automaton.
         for i in 0..8 {
             r.try_add(&SecretValue::new(format!("unrelated-value-{i:04}")), None, Source::Host, 64).unwrap();
         }
         assert!(r.forms.len() > MAX_FORMS_ONE_BY_ONE);
         assert_eq!(r.redact(echoed), r#"{"headers":{"Authorization":"[REDACTED]"}}"#);
-        assert!(matches!(r.matcher.get(), Some(Matcher::Automaton(_))));
+        assert!(r.automaton.get().is_some());
         // Only what the host made or read redacts an origin: the connector's own strings do not.
         let mut r = Redactor::default();
         r.try_add(&SecretValue::new("exfil.example".into()), None, Source::Answer, 64).unwrap();
@@ -589,6 +580,15 @@ mod tests {
         assert_eq!(r.redact(&"a".repeat(4096)), REDACTED);
         assert_eq!(r.found(&vec![b'a'; 4096]).len(), 36, "every value, when it cannot tell which");
         // A few occurrences are searched as usual.
+        assert_eq!(r.redact("x aaaa y"), format!("x {REDACTED} y"));
+        // The same with few enough forms to search them one by one.
+        let mut r = Redactor::default();
+        for n in 4..10 {
+            r.try_add(&SecretValue::new("a".repeat(n)), None, Source::Answer, 64).unwrap();
+        }
+        assert!(r.forms.len() <= MAX_FORMS_ONE_BY_ONE, "{}", r.forms.len());
+        assert_eq!(r.redact(&"a".repeat(4096)), REDACTED);
+        assert!(r.finders.get().is_some() && r.automaton.get().is_none());
         assert_eq!(r.redact("x aaaa y"), format!("x {REDACTED} y"));
     }
 
@@ -618,7 +618,7 @@ mod tests {
             i += 1;
         }
         assert!(r.found(b"build it").is_empty());
-        let Some(Matcher::Automaton(automaton)) = r.matcher.get() else { panic!("many forms are searched at once") };
+        let automaton = r.automaton.get().expect("many forms are searched at once");
         let memory = automaton.memory_usage();
         assert!(memory < 4 << 20, "{memory} bytes for {} bytes of forms", r.form_bytes);
     }
