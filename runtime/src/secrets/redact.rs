@@ -15,7 +15,7 @@
 //! chose, say) that overlaps the start of a real secret cannot leave the rest of it in the clear.
 //! Forms are lower-cased and searched for in the lower-cased text. A few (one secret's, a token's)
 //! in a short text are searched for one by one with memchr's `memmem`, which costs nothing to set
-//! up; more, or in a long text (a whole answer), with one Aho-Corasick automaton, in time linear in
+//! up; more, or in a text over 64 KiB (a large answer), with one Aho-Corasick automaton, in time linear in
 //! the text and the matches (building it costs tens of microseconds, once per value held at most). A text
 //! matching more than once per byte, or in more separate places than [`MAX_SPANS`], is not one to
 //! read: it is withheld, or redacted whole. The forms' total size is bounded, and so are the
