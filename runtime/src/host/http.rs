@@ -145,10 +145,13 @@ pub(crate) fn audit_target(url: &Url) -> String {
             if i > 0 {
                 target.push('&');
             }
-            let name = pair.split('=').next().unwrap_or_default();
-            let decoded: String = url::form_urlencoded::parse(name.as_bytes()).map(|(k, _)| k.into_owned()).collect();
+            let credential = |name: &str| {
+                let decoded: String =
+                    url::form_urlencoded::parse(name.as_bytes()).map(|(k, _)| k.to_ascii_lowercase()).collect();
+                CREDENTIAL_PARAMETERS.contains(&decoded.as_str())
+            };
             match pair.split_once('=') {
-                Some((name, _)) if CREDENTIAL_PARAMETERS.contains(&decoded.to_ascii_lowercase().as_str()) => {
+                Some((name, _)) if credential(name) => {
                     target.push_str(name);
                     target.push('=');
                     target.push_str(REDACTED);
@@ -260,7 +263,8 @@ impl HostState {
         };
         // What the connector chose of the request, taken out of any message that goes back to it.
         let url_text = request.url.clone();
-        let result = self.send_checked(request, credential, token_pointers, &mut call).await;
+        let mut sent_to = None;
+        let result = self.send_checked(request, credential, token_pointers, &mut call, &mut sent_to).await;
         call.duration_ms = elapsed_ms(started);
         // Parsed outside the journal's lock: a token answer may be up to MAX_TOKEN_BODY bytes.
         let result = result.map(|mut sent| {
@@ -305,10 +309,12 @@ impl HostState {
                 Err(e)
             }
         };
-        // The origin went into the summary before the target is redacted: a string the connector
-        // had the host hold must not hide where it sent a request.
-        let reached = !matches!(call.error.as_deref(), Some("denied" | "invalid-request"));
-        if reached && let Some(origin) = crate::record::origin_of(&call.target) {
+        // The origin goes into the summary as the URL named it, not as the redacted target: a
+        // string the connector had the host hold must not hide where it sent a request. (A request
+        // whose resolved address the policy refused never left.)
+        if let Some(origin) = sent_to
+            && call.error.as_deref() != Some("denied")
+        {
             j.contacted(&origin);
         }
         call.target = j.redactor.redact(&call.target);
@@ -537,6 +543,7 @@ impl HostState {
         credential: Option<Credential>,
         token_pointers: Option<&[String]>,
         call: &mut HostCall,
+        sent_to: &mut Option<String>,
     ) -> Result<Sent, HttpError> {
         // Every request spends the request budget, refused or not (and every call the host-call
         // budget): a guest looping on denied requests is stopped just the same.
@@ -613,6 +620,7 @@ impl HostState {
             builder = builder.body(body);
         }
         let journal = self.cx.journal.clone();
+        *sent_to = Some(url.origin().ascii_serialization());
         let response = match builder.send().await {
             Ok(r) => r,
             Err(e) => return Err(classify(&journal, &e, &call.target, Phase::Sending)),
@@ -972,6 +980,19 @@ mod tests {
         let mut denied = answer(401, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#);
         assert!(take_token(&mut denied, &pointers(&["/token"])).is_none());
         assert!(String::from_utf8(denied.body).unwrap().contains("UNAUTHORIZED"));
+    }
+
+    #[test]
+    fn the_record_hides_credential_named_query_parameters() {
+        let url = Url::parse(
+            "https://h.example:8443/p?page=2&access_token=abc&API_KEY=x&acc%65ss_token=y&x-amz-signature=s&q=key&flag#f",
+        )
+        .unwrap();
+        assert_eq!(
+            audit_target(&url),
+            "https://h.example:8443/p?page=2&access_token=[REDACTED]&API_KEY=[REDACTED]&acc%65ss_token=[REDACTED]\
+             &x-amz-signature=[REDACTED]&q=key&flag"
+        );
     }
 
     #[test]
