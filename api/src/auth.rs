@@ -53,6 +53,12 @@ const MAX_RECENT_TOKEN_BYTES: usize = 2 << 20;
 /// Longest tenant id.
 const MAX_TENANT_LEN: usize = 128;
 
+/// Whether `tenant` can be a tenant id: 1 to 128 bytes without control characters (what a token's
+/// tenant claim, `token --tenant` and `secrets.legacy-tenant` accept).
+pub fn is_tenant_id(tenant: &str) -> bool {
+    !tenant.is_empty() && tenant.len() <= MAX_TENANT_LEN && !tenant.chars().any(char::is_control)
+}
+
 /// The `use` claim of a one-time console sign-in link's token.
 pub const SIGN_IN_LINK_USE: &str = "console-sign-in";
 /// The longest a console sign-in link may be valid.
@@ -525,7 +531,7 @@ impl Verifier {
             .get(&self.tenant_claim)
             .and_then(Value::as_str)
             .ok_or_else(|| invalid(format!("the token has no `{}` claim", self.tenant_claim)))?;
-        if tenant.is_empty() || tenant.len() > MAX_TENANT_LEN || tenant.chars().any(char::is_control) {
+        if !is_tenant_id(tenant) {
             return Err(invalid("the tenant claim is empty, too long or has control characters".into()));
         }
         let subject = claims.get("sub").and_then(Value::as_str).unwrap_or("");

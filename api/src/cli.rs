@@ -579,6 +579,9 @@ fn secret_location(args: SecretLocationArgs) -> Result<ExitCode, CliError> {
     let (whose, locations) = match &args.tenant {
         None => ("the platform".to_string(), store.platform_locations(&auth_ref)?),
         Some(tenant) => {
+            if !auth::is_tenant_id(tenant) {
+                return Err("--tenant must be 1 to 128 characters without control characters".into());
+            }
             let namespace = config.secrets.namespace_of(tenant);
             let whose = match namespace {
                 SecretNamespace::Unscoped => {
@@ -646,7 +649,7 @@ fn local_token_request(
             return Err(format!("unknown scope `{s}`: use any of {}", auth::SCOPES.join(", ")).into());
         }
     }
-    if tenant.is_empty() || tenant.len() > 128 || tenant.chars().any(char::is_control) {
+    if !auth::is_tenant_id(&tenant) {
         return Err("--tenant must be 1 to 128 characters without control characters".into());
     }
     Ok(auth::TokenRequest { tenant, scopes, subject, ttl: auth::parse_ttl(ttl)? })

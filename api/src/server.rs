@@ -70,12 +70,9 @@ pub async fn build_state(
     Ok(AppState::new(catalog, verifier, config.server.max_body_bytes, console))
 }
 
-/// Where a secret is read from, for a message: its variable and its file.
+/// Where a secret is read from, for a message.
 fn places(locations: Result<SecretLocations, String>) -> String {
-    let Ok(l) = locations else { return "nowhere".into() };
-    let mut at: Vec<String> = l.variable.into_iter().collect();
-    at.extend(l.file.map(|f| f.display().to_string()));
-    at.join(" or ")
+    locations.map_or_else(|_| "nowhere".into(), |l| l.of_value())
 }
 
 /// The platform's own secrets (registry passwords) live apart from every tenant's. One still in

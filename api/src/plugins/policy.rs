@@ -187,14 +187,9 @@ impl AdmissionPolicy {
                 (Some(user), Some(reference)) => {
                     let auth_ref = AuthRef::parse(reference).map_err(|e| what(format!("password-ref: {e}")))?;
                     let password = secrets.platform_secret(&auth_ref).map_err(|e| {
-                        let at = secrets.platform_locations(&auth_ref).map(|l| {
-                            let mut at: Vec<String> = l.variable.into_iter().collect();
-                            at.extend(l.file.map(|f| f.display().to_string()));
-                            at.join(" or ")
-                        });
+                        let at = secrets.platform_locations(&auth_ref).map(|l| l.of_value()).unwrap_or_default();
                         what(format!(
-                            "password-ref {reference} cannot be read: {e} (a platform secret is read from {})",
-                            at.unwrap_or_default()
+                            "password-ref {reference} cannot be read: {e} (a platform secret is read from {at})"
                         ))
                     })?;
                     Some((user.clone(), password))

@@ -7,7 +7,7 @@ use stella_runtime::record::InvocationRecord;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Caller, Catalog, MAX_APPLY_ATTEMPTS, STOPPING, ServiceError, connection_config};
+use super::{Caller, Catalog, MAX_APPLY_ATTEMPTS, STOPPING, ServiceError};
 use crate::domain::{Integration, now, unix_ms};
 use crate::health::check::{change_of_check, moves_state};
 use crate::health::summary::{DAY_MS, MAX_SUMMARY_CHECKS, summarize};
@@ -224,11 +224,8 @@ impl Catalog {
     ) -> (HealthCheck, Option<InvocationRecord>) {
         let invocation = match self.connectors().get(&subject.provider) {
             Some(connector) => {
-                let (sandbox, connector, config) = (
-                    self.sandbox.clone(),
-                    connector.clone(),
-                    connection_config(subject, self.secret_namespace(&subject.tenant_id)),
-                );
+                let (sandbox, connector, config) =
+                    (self.sandbox.clone(), connector.clone(), self.connection_config(subject));
                 self.in_sandbox(async move { sandbox.check_health(&connector, &config).await })
                     .await
                     .ok_or_else(|| STOPPING.to_string())

@@ -7,7 +7,7 @@ use stella_runtime::outcome::TestOutcome;
 use stella_runtime::{Facts, FailureClass};
 use uuid::Uuid;
 
-use super::{Caller, Catalog, Created, IfMatch, STOPPING, ServiceError, TestRun, Tested, connection_config};
+use super::{Caller, Catalog, Created, IfMatch, STOPPING, ServiceError, TestRun, Tested};
 use crate::audit::{AuditAction, AuditDraft};
 use crate::domain::{FieldError, Integration, IntegrationSpec, now};
 use crate::events::{EventDraft, EventType};
@@ -380,7 +380,7 @@ impl Catalog {
 
     async fn run_test(&self, integration: &Integration) -> TestRun {
         let tested_at = now();
-        let config = connection_config(integration, self.secret_namespace(&integration.tenant_id));
+        let config = self.connection_config(integration);
         let invocation = match self.connectors().get(&integration.provider) {
             Some(connector) => {
                 let (sandbox, connector) = (self.sandbox.clone(), connector.clone());

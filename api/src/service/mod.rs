@@ -30,7 +30,6 @@ use serde::{Deserialize, Serialize};
 use stella_runtime::catalog::ConnectorCatalog;
 use stella_runtime::outcome::TestOutcome;
 use stella_runtime::record::InvocationRecord;
-use stella_runtime::secrets::SecretNamespace;
 use stella_runtime::{ConnectionConfig, Sandbox};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -245,10 +244,20 @@ impl Catalog {
         self
     }
 
-    /// Where an integration of `tenant` resolves its AuthRef (see
-    /// [`crate::config::SecretsConfig::namespace_of`]).
-    fn secret_namespace(&self, tenant: &str) -> SecretNamespace {
-        self.secrets.namespace_of(tenant)
+    /// What a connector is told about an integration, and the namespace its AuthRef resolves in
+    /// (its tenant's: see [`crate::config::SecretsConfig::namespace_of`]).
+    fn connection_config(&self, integration: &Integration) -> ConnectionConfig {
+        ConnectionConfig {
+            secret_namespace: self.secrets.namespace_of(&integration.tenant_id),
+            integration_id: integration.integration_id.to_string(),
+            name: integration.name.clone(),
+            integration_type: integration.integration_type,
+            provider: integration.provider.clone(),
+            base_url: integration.base_url.clone(),
+            auth_ref: integration.auth_ref.clone(),
+            configuration: integration.configuration.clone(),
+            environment: integration.environment.clone(),
+        }
     }
 
     /// Up to `limit` tenants that have integrations (the start-up check of `secrets.legacy-tenant`).
@@ -371,20 +380,5 @@ impl Catalog {
             }
         }
         Err(ServiceError::KeptChanging(what))
-    }
-}
-
-/// What a connector is told about an integration, and the namespace its AuthRef resolves in.
-fn connection_config(integration: &Integration, secret_namespace: SecretNamespace) -> ConnectionConfig {
-    ConnectionConfig {
-        secret_namespace,
-        integration_id: integration.integration_id.to_string(),
-        name: integration.name.clone(),
-        integration_type: integration.integration_type,
-        provider: integration.provider.clone(),
-        base_url: integration.base_url.clone(),
-        auth_ref: integration.auth_ref.clone(),
-        configuration: integration.configuration.clone(),
-        environment: integration.environment.clone(),
     }
 }

@@ -90,6 +90,15 @@ pub struct SecretLocations {
     pub binding_file: Option<PathBuf>,
 }
 
+impl SecretLocations {
+    /// Where the value is read from, for a message: `VARIABLE or /path/to/file` (or `nowhere`).
+    pub fn of_value(&self) -> String {
+        let places: Vec<String> =
+            self.variable.iter().cloned().chain(self.file.iter().map(|f| f.display().to_string())).collect();
+        if places.is_empty() { "nowhere".into() } else { places.join(" or ") }
+    }
+}
+
 /// Which layout: a namespace's, or the platform's own.
 #[derive(Clone, Copy)]
 enum Layout<'a> {
@@ -526,6 +535,13 @@ mod tests {
         }
     }
 
+    /// Writes a file of the store, with the directories above it.
+    fn put(dir: &Path, path: &str, text: &str) {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
     fn store_with(dir: &Path, variables: &[(&str, &str)]) -> SecretStore {
         SecretStore::new(Some(dir.to_path_buf()), true)
             .with_variables(variables.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
@@ -534,12 +550,9 @@ mod tests {
     #[test]
     fn a_namespace_reads_its_own_secrets_only() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("acme/integrations/harbor")).unwrap();
-        std::fs::write(dir.path().join("acme/integrations/harbor/robot"), "acme-robot-secret\n").unwrap();
-        std::fs::create_dir_all(dir.path().join(".platform/platform/registry")).unwrap();
-        std::fs::write(dir.path().join(".platform/platform/registry/password"), "platform-password").unwrap();
-        std::fs::create_dir_all(dir.path().join("integrations/harbor")).unwrap();
-        std::fs::write(dir.path().join("integrations/harbor/robot"), "unscoped-robot").unwrap();
+        put(dir.path(), "acme/integrations/harbor/robot", "acme-robot-secret\n");
+        put(dir.path(), ".platform/platform/registry/password", "platform-password");
+        put(dir.path(), "integrations/harbor/robot", "unscoped-robot");
         let store = store_with(
             dir.path(),
             &[
@@ -582,10 +595,8 @@ mod tests {
     #[test]
     fn links_stay_inside_their_namespace() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("acme/integrations/harbor")).unwrap();
-        std::fs::write(dir.path().join("acme/integrations/harbor/robot"), "acme-robot-secret").unwrap();
-        std::fs::create_dir_all(dir.path().join("evil/integrations/harbor/..data")).unwrap();
-        std::fs::write(dir.path().join("evil/integrations/harbor/..data/own"), "evil-own").unwrap();
+        put(dir.path(), "acme/integrations/harbor/robot", "acme-robot-secret");
+        put(dir.path(), "evil/integrations/harbor/..data/own", "evil-own");
         let link = |target: &Path, at: &str| std::os::unix::fs::symlink(target, dir.path().join(at)).unwrap();
         link(&dir.path().join("acme/integrations/harbor/robot"), "evil/integrations/harbor/stolen");
         link(Path::new("..data/own"), "evil/integrations/harbor/own");
@@ -604,13 +615,11 @@ mod tests {
     #[test]
     fn bindings_are_read_beside_the_secret_and_can_be_required() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("acme/integrations/harbor")).unwrap();
-        std::fs::write(dir.path().join("acme/integrations/harbor/robot"), "acme-robot-secret").unwrap();
-        std::fs::write(dir.path().join("acme/integrations/harbor/robot.origins"), "https://harbor.acme.example\n")
-            .unwrap();
-        std::fs::write(dir.path().join("acme/integrations/harbor/loose"), "acme-loose-secret").unwrap();
-        std::fs::write(dir.path().join("acme/integrations/harbor/broken"), "acme-broken-secret").unwrap();
-        std::fs::write(dir.path().join("acme/integrations/harbor/broken.origins"), "harbor.acme.example").unwrap();
+        put(dir.path(), "acme/integrations/harbor/robot", "acme-robot-secret");
+        put(dir.path(), "acme/integrations/harbor/robot.origins", "https://harbor.acme.example\n");
+        put(dir.path(), "acme/integrations/harbor/loose", "acme-loose-secret");
+        put(dir.path(), "acme/integrations/harbor/broken", "acme-broken-secret");
+        put(dir.path(), "acme/integrations/harbor/broken.origins", "harbor.acme.example");
         let store = store_with(
             dir.path(),
             &[
@@ -636,13 +645,13 @@ mod tests {
         assert!(AuthRef::parse("ref://integrations/harbor/robot.origins").is_err());
         // A binding that is there but empty, not a file, or twice (a file and a variable) leaves
         // its secret unavailable, never unbound; one in the other store than the value counts.
-        std::fs::write(dir.path().join("acme/integrations/harbor/empty"), "acme-empty-bound").unwrap();
-        std::fs::write(dir.path().join("acme/integrations/harbor/empty.origins"), "\n").unwrap();
-        std::fs::write(dir.path().join("acme/integrations/harbor/twice"), "acme-twice-bound").unwrap();
-        std::fs::write(dir.path().join("acme/integrations/harbor/twice.origins"), "https://a.example").unwrap();
-        std::fs::write(dir.path().join("acme/integrations/harbor/crossed"), "acme-crossed-bound").unwrap();
+        put(dir.path(), "acme/integrations/harbor/empty", "acme-empty-bound");
+        put(dir.path(), "acme/integrations/harbor/empty.origins", "\n");
+        put(dir.path(), "acme/integrations/harbor/twice", "acme-twice-bound");
+        put(dir.path(), "acme/integrations/harbor/twice.origins", "https://a.example");
+        put(dir.path(), "acme/integrations/harbor/crossed", "acme-crossed-bound");
         std::fs::create_dir(dir.path().join("acme/integrations/harbor/folder.origins")).unwrap();
-        std::fs::write(dir.path().join("acme/integrations/harbor/folder"), "acme-folder-bound").unwrap();
+        put(dir.path(), "acme/integrations/harbor/folder", "acme-folder-bound");
         let store = store_with(
             dir.path(),
             &[
