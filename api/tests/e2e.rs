@@ -1090,8 +1090,9 @@ fn token_for(dir: &std::path::Path, tenant: &str, scopes: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// Creates an integration through the API of the service at `base`, which must answer 201.
-async fn create_integration(http: &reqwest::Client, base: &str, token: &str, body: &Value) {
+/// Creates an integration through the API of the service at `base`, which must answer 201; the
+/// integration created.
+async fn create_integration(http: &reqwest::Client, base: &str, token: &str, body: &Value) -> Value {
     let response = http
         .post(format!("{base}/api/v1/integrations"))
         .bearer_auth(token)
@@ -1100,7 +1101,10 @@ async fn create_integration(http: &reqwest::Client, base: &str, token: &str, bod
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap_or_default());
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(status, 201, "{text}");
+    serde_json::from_str(&text).unwrap()
 }
 
 /// A server on loopback that answers every request `200 {"status":"ok"}` and keeps each request's
@@ -1177,16 +1181,7 @@ async fn activate_probe(
 ) -> Value {
     let body =
         json!({"name": name, "type": "host", "provider": "http-probe", "baseUrl": base_url, "authRef": auth_ref});
-    let created = http
-        .post(format!("{base}/api/v1/integrations"))
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status().as_u16(), 201);
-    let created: Value = serde_json::from_str(&created.text().await.unwrap()).unwrap();
+    let created = create_integration(http, base, token, &body).await;
     let id = created["integrationId"].as_str().unwrap();
     let tested =
         http.post(format!("{base}/api/v1/integrations/{id}/activate")).bearer_auth(token).send().await.unwrap();
