@@ -77,6 +77,47 @@ fn test_exit_codes_say_what_happened() {
     }
 }
 
+#[test]
+fn secret_location_prints_where_serve_reads_a_tenants_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stella.toml");
+    std::fs::write(&config, "[secrets]\ndir = \"/run/secrets/stella\"\nlegacy-tenant = \"demo\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    let where_ = |args: &[&str]| {
+        let mut all = vec!["secret-location", "--config", config];
+        all.extend(args);
+        cli(&all)
+    };
+    let o = where_(&["--tenant", "acme", "ref://integrations/harbor/acme.robot"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for expected in [
+        "ref://integrations/harbor/acme.robot of tenant acme",
+        "file             /run/secrets/stella/acme/integrations/harbor/acme.robot\n",
+        "binding file     /run/secrets/stella/acme/integrations/harbor/acme.robot.origins\n",
+        "variable         STELLA_SECRET__ACME__INTEGRATIONS__HARBOR___61636D652E726F626F74\n",
+        "binding variable STELLA_SECRET_ORIGINS__ACME__INTEGRATIONS__HARBOR___61636D652E726F626F74\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    // The legacy tenant reads the layout from before tenants; the platform's secrets live apart.
+    let o = where_(&["--tenant", "demo", "ref://integrations/harbor/robot"]);
+    assert!(stdout(&o).contains("variable         STELLA_SECRET__INTEGRATIONS__HARBOR__ROBOT\n"), "{}", stdout(&o));
+    let o = where_(&["--platform", "ref://platform/registry/password"]);
+    let text = stdout(&o);
+    assert!(text.contains("/run/secrets/stella/.platform/platform/registry/password") && !text.contains("binding"));
+    for bad in [
+        vec!["--tenant", "", "ref://a/b/c"],
+        vec!["--tenant", "acme", "ref://a/b"],
+        vec!["--tenant", "acme", "ref://a/b/c.origins"],
+        vec!["ref://a/b/c"],
+    ] {
+        let o = where_(&bad);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stdout(&o));
+        assert!(!stderr(&o).is_empty(), "{bad:?} must say why");
+    }
+}
+
 fn package(input: &std::path::Path, manifest: &std::path::Path, output: &std::path::Path) -> Output {
     let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
     cli(&["connector", "package", &path(input), "--manifest", &path(manifest), "-o", &path(output)])
