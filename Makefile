@@ -12,15 +12,17 @@ SCHEMATHESIS_VERSION := 4.32.5
 GUEST_TARGET_DIR := target/guests
 BIN := target/debug/stella-integrations
 
-.PHONY: run test lint fmt build connectors setup python-toolchain python-connector contract bench clean test-tools debian-test-tools
+.PHONY: run test lint fmt build connectors setup python-toolchain python-connector contract contract-venv bench clean test-tools debian-test-tools
 
 ## Install the wasm target the connectors are built for.
 setup:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-## Build the service binary (which builds and embeds the built-in connectors).
+## Build the service binary (which builds and embeds the built-in connectors). `--workspace`, not
+## `-p stella-integrations`: cargo then resolves the dependencies' features as the tests' build does
+## (with `-p`, wasmtime and much of the tree would compile again with other features).
 build: setup
-	$(CARGO) build -p stella-integrations
+	$(CARGO) build --workspace --bins
 
 ## Build the connectors as components into target/connectors/<provider>.wasm: the built-ins'
 ## build script builds every connector under connectors/ (see connectors/guest-build) and lists
@@ -48,6 +50,8 @@ $(CONTRACT_VENV)/bin/schemathesis:
 	$(PYTHON) -m venv $(CONTRACT_VENV)
 	$(CONTRACT_VENV)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
 
+contract-venv: $(CONTRACT_VENV)/bin/schemathesis
+
 ## schemathesis (default checks) against the OpenAPI document the real binary serves.
 contract: build $(CONTRACT_VENV)/bin/schemathesis
 	api/contract/run.sh $(BIN) $(CONTRACT_VENV)/bin/schemathesis
@@ -66,10 +70,14 @@ python-connector: python-toolchain build
 fmt:
 	$(CARGO) fmt --all
 
+## Formatting, then clippy (`-D warnings`) on every target of the workspace, with and without the
+## benchmarks' `bench-switches` feature. Clippy runs as the compiler of the workspace's own crates
+## (`RUSTC_WORKSPACE_WRAPPER`) in the same build `make test` makes, so linting compiles nothing twice.
+LINTED := RUSTC_WORKSPACE_WRAPPER=clippy-driver CLIPPY_ARGS=-Dwarnings
 lint: setup
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p stella-integrations --all-targets --features bench-switches -- -D warnings
+	$(LINTED) $(CARGO) test --workspace --features stella-integrations/bench-switches --bench '*' --no-run
+	$(LINTED) $(CARGO) test --workspace --no-run
 
 ## What the tests run beside the code, installed from Debian when missing: the CNCF
 ## distribution registry and htpasswd (the oci-registry tests start a real registry on a free
@@ -91,22 +99,25 @@ $(OIDC_PROVIDER)/node_modules/.package-lock.json: $(OIDC_PROVIDER)/package-lock.
 
 ## Every test: formatting, lints, unit and integration tests (the sandbox runs real components,
 ## the stores run on SQLite and on the local PostgreSQL, events go to the local NATS, the
-## oci-registry connector against a real registry), then the
-## schemathesis contract run against the real binary.
-test: setup lint python-connector test-tools
-	STELLA_PYTHON_CONNECTOR=$(CURDIR)/target/connectors/python-example.wasm $(CARGO) test --workspace
-	$(MAKE) contract
+## oci-registry connector against a real registry), the schemathesis contract run against the real
+## binary, and a smoke run of every benchmark; it ends with a table of each phase's time
+## (`.ci/test.sh`, which says how the work is shared).
+test:
+	MAKE="$(MAKE)" CARGO="$(CARGO)" bash .ci/test.sh
 
 ## Benchmarks: print their figures and targets (the sandbox's cost per call, the catalog API, the
 ## health sweep, and the service under fire from 32 hostile connectors).
+## (`--workspace` everywhere, so the benchmarks share one build.) `make test` runs each of them as
+## a smoke run: a few seconds, tiny sizes, figures not judged.
+BENCH := $(CARGO) bench --workspace --features stella-integrations/bench-switches
 bench: setup
-	$(CARGO) bench -p stella-runtime --bench sandbox
+	$(BENCH) --bench sandbox
 	@command -v pgbench >/dev/null || apt-get install -y postgresql-client
-	$(CARGO) bench -p stella-integrations --features bench-switches --bench catalog
-	$(CARGO) bench -p stella-integrations --features bench-switches --bench health
-	$(CARGO) bench -p stella-integrations --features bench-switches --bench containment
+	$(BENCH) --bench catalog
+	$(BENCH) --bench health
+	$(BENCH) --bench containment
 	$(MAKE) python-connector
-	STELLA_PYTHON_CONNECTOR=$(CURDIR)/target/connectors/python-example.wasm $(CARGO) bench -p stella-integrations --features bench-switches --bench startup
+	STELLA_PYTHON_CONNECTOR=$(CURDIR)/target/connectors/python-example.wasm $(BENCH) --bench startup
 
 clean:
 	$(CARGO) clean

@@ -38,7 +38,7 @@
 //!   [`audit`] and [`events`] (the README lists them; a test holds the list to the enums).
 //! - A health rule: [`health`] (policy, check, summary); its store side in `store/health.rs`.
 //! - A schema change: a new migration for each database in `migrations/`, listed in
-//!   `store/sql.rs`, and the conformance suite (`api/tests/store.rs`) on both databases.
+//!   `store/sql.rs`, and the conformance suite (`api/tests/api/store.rs`) on both databases.
 //! - A difference between SQLite and PostgreSQL: the [`store::Dialect`] trait.
 //! - A setting: [`config`], and the README's configuration section.
 //! - Connectors are not here: `connectors/` (guests), `runtime/` (the sandbox).

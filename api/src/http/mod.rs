@@ -2,7 +2,7 @@
 //!
 //! Every route is registered through [`routes`] with its `#[utoipa::path]` annotation, so the
 //! served OpenAPI document lists exactly the routes the router serves; the route × scope × tenant
-//! test (`api/tests/http.rs`) walks that document, so a route added without a rule fails it.
+//! test (`api/tests/api/http.rs`) walks that document, so a route added without a rule fails it.
 
 // A `Problem` is large (it carries the problem's extension members), and it is built only on the
 // error path, where one move of ~200 bytes does not matter; boxing it would clutter every handler.

@@ -1,6 +1,6 @@
 //! Where integrations live: the [`Store`] traits, one per concern, and one SQL implementation
 //! ([`SqlStore`]) over two databases, SQLite (the embedded default) and PostgreSQL (production,
-//! several replicas), which pass the same conformance suite (`api/tests/store.rs`).
+//! several replicas), which pass the same conformance suite (`api/tests/api/store.rs`).
 //!
 //! Every mutation is one [`Change`]: the entity row, its audit entry and its outbox events are
 //! written in one transaction, so the three are all present or all absent. Each tenant has a head

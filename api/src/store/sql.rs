@@ -180,7 +180,7 @@ impl SqlStore<Postgres> {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             // No ping before each use: it doubles the round trips of every query. A connection the
             // server dropped fails its next query once (503 to that client, which may retry) and
-            // is then replaced; the fault test (`api/tests/http.rs`) holds the service to that.
+            // is then replaced; the fault test (`api/tests/api/http.rs`) holds the service to that.
             .test_before_acquire(false)
             .connect_with(options.clone())
             .await

@@ -3,7 +3,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). Without a reachable PostgreSQL the PostgreSQL
 //! half is skipped with a message, except under `CI=true`, where it fails.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -1416,7 +1416,7 @@ async fn a_postgres_database_of_the_first_release_is_upgraded_in_place() {
         1,
         "catalog".into(),
         sqlx::migrate::MigrationType::Simple,
-        sqlx::SqlSafeStr::into_sql_str(include_str!("../../migrations/postgres/0001_catalog.sql")),
+        sqlx::SqlSafeStr::into_sql_str(include_str!("../../../migrations/postgres/0001_catalog.sql")),
         false,
     )]);
     let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();

@@ -1,8 +1,9 @@
 //! The host's own memory under every hostile program: what the service keeps on a guest's behalf
 //! (record entries, handles, copies of what it passes, queued output) must stay small whatever the
-//! guest does, not only the guest's linear memory. Each case runs in this process while its peak
-//! resident memory is watched (Linux `VmHWM`, reset before each case); the growth beyond the
-//! guest's own linear memory must stay under [`HOST_GROWTH_BOUND`].
+//! guest does, not only the guest's linear memory. The cases run one after another in a process of
+//! their own (nothing else runs there) while its peak resident memory is watched (Linux `VmHWM`,
+//! reset before each case); the growth beyond the guest's own linear memory must stay under
+//! [`HOST_GROWTH_BOUND`].
 //!
 //! Before the limits of the host-side structures, the refused-request loop alone took a service
 //! from 59 MB to 4.3 GB; here every case is a few MiB.
@@ -11,10 +12,8 @@ use serde_json::json;
 use stella_runtime::SandboxConfig;
 use test_programs_artifacts::*;
 
-mod common;
-#[allow(dead_code)]
-mod stub;
-use common::*;
+use crate::common::*;
+use crate::stub;
 
 /// What one hostile invocation may add to the host's resident memory beyond the guest's linear
 /// memory, under the default limits: its record (256 KiB), its handles, one call's copy of what
@@ -78,8 +77,31 @@ fn cases() -> Vec<Case> {
     cases
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn host_memory_stays_bounded_under_every_hostile_program() {
+/// Set in the child process that measures: the peak resident memory is the whole process's, so
+/// the measurement runs alone, in this test binary started again with only this test selected.
+const ALONE_ENV: &str = "STELLA_HOST_MEMORY_ALONE";
+
+#[test]
+fn host_memory_stays_bounded_under_every_hostile_program() {
+    if std::env::var_os(ALONE_ENV).is_none() {
+        // The test's name as libtest knows it: its module path without the crate's name.
+        let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+        let name = format!("{module}::host_memory_stays_bounded_under_every_hostile_program");
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+            .env(ALONE_ENV, "1")
+            .output()
+            .expect("the test binary starts again");
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("1 passed"), "the measurement did not run: {stdout}");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        return;
+    }
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(measure());
+}
+
+async fn measure() {
     let server = stub::StubServer::start().await;
     let mut failures = Vec::new();
     println!("{:<16} {:>12} {:>12} {:>12}  stopped by", "case", "rss growth", "guest peak", "host growth");

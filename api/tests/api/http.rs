@@ -2,7 +2,7 @@
 //! sandbox with the built-in connectors): routes × scopes × tenants, tokens, the conventions of
 //! the API (problem+json, ETags, idempotency, paging), and each endpoint's behaviour.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

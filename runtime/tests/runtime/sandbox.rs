@@ -17,10 +17,8 @@ use stella_runtime::{
 };
 use test_programs_artifacts::*;
 
-mod common;
-mod stub;
-use common::*;
-use stub::{ISSUED_TOKEN, OTHER_CREDENTIALS, StubServer};
+use crate::common::*;
+use crate::stub::{ISSUED_TOKEN, OTHER_CREDENTIALS, StubServer};
 
 // A program without a test below fails the build.
 macro_rules! assert_test_exists {
