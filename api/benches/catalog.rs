@@ -11,12 +11,17 @@
 //! CPU time per request shows what each feature costs. Last, the same lookups through pgbench and
 //! through sqlx without HTTP, and `GET /healthz` (the HTTP hop alone), locate the rest.
 //!
-//! `cargo bench -p stella-integrations --features bench-switches --bench catalog` (or `make
-//! bench`). PostgreSQL from `STELLA_BENCH_POSTGRES` (default
+//! `cargo bench --workspace --features stella-integrations/bench-switches --bench catalog` (or
+//! `make bench`). PostgreSQL from `STELLA_BENCH_POSTGRES` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); a database is created for the run and dropped
 //! after it. `STELLA_BENCH_SECONDS` sets each measurement's length (default 10),
-//! `STELLA_BENCH_CONCURRENCY` the number of concurrent clients (default 8),
-//! `STELLA_BENCH_ROUNDS` the alternating rounds of floor and API (default 3).
+//! `STELLA_BENCH_CONCURRENCY` the number of concurrent clients (default 8), `STELLA_BENCH_ROUNDS`
+//! the alternating rounds of floor and API (default 3).
+//!
+//! Without `--bench` (`cargo test` of the same, as `make test` runs it), a smoke run: every phase
+//! on 300 rows, two clients, 0.3 s windows after a 0.1 s warm-up, one round (the same variables
+//! override them); every request must answer 200 with a whole body, each `auth off` variant must
+//! serve a request the full API refuses, and no target is judged.
 
 mod common;
 
@@ -28,11 +33,16 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use common::{Figures, Rng, Server, env_number, load, lookup_id, ms, spread, start_server, summarize};
+use common::{
+    Figures, Rng, SMOKE_NOTE, Server, env_number, env_seconds, load, lookup_id, ms, seconds, spread, start_server,
+    summarize, verdict,
+};
 use sqlx::Connection;
 use stella_integrations::store::{IntegrationStore, PostgresStore};
 
+/// Rows in the table: 100,000, or a few hundred in a smoke run.
 const ROWS: u32 = 100_000;
+const SMOKE_ROWS: u32 = 300;
 const TENANT: &str = "bench";
 /// Set (to the database URL) in the process that serves the floor.
 const FLOOR_ENV: &str = "STELLA_BENCH_FLOOR";
@@ -98,23 +108,39 @@ struct Measured {
     cpu_us_per_request: f64,
 }
 
-/// `GET /{id}` against `base` from `clients` connections for `seconds` after the 2 s warm-up, with
-/// the server's CPU sampled over the same window.
-async fn lookups(base: &str, token: &str, pid: u32, clients: u64, seconds: u64) -> Measured {
+/// How much is measured: the rows, the connections, and each measurement's window after its
+/// warm-up.
+#[derive(Clone, Copy)]
+struct Size {
+    rows: u32,
+    clients: u64,
+    warm_up: Duration,
+    measured: Duration,
+}
+
+/// `GET /{id}` against `base` from `size.clients` connections for `size.measured` after the
+/// warm-up, with the server's CPU sampled over the same window.
+async fn lookups(base: &str, token: &str, pid: u32, size: Size) -> Measured {
     let sampler = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(size.warm_up).await;
         let before = process_cpu(pid);
-        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        tokio::time::sleep(size.measured).await;
         process_cpu(pid) - before
     });
-    let figures = load(clients, seconds, base, token, get_path, 300).await;
+    let rows = size.rows;
+    let get_path = move |client: u64, i: u64| format!("/api/v1/integrations/{}", lookup_id(client, i, rows));
+    let figures = load(size.clients, size.warm_up, size.measured, base, token, get_path, 300).await;
     let cpu = sampler.await.unwrap();
-    let requests = figures.rate * seconds as f64;
+    let requests = figures.rate * size.measured.as_secs_f64();
     Measured { cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests.max(1.0), figures }
 }
 
-fn get_path(client: u64, i: u64) -> String {
-    format!("/api/v1/integrations/{}", lookup_id(client, i, ROWS))
+/// Asserts that the service at `base` refuses a request with a token it did not sign (401), or,
+/// when `authenticates` is false (the `auth off` variants), serves it.
+async fn assert_authenticates(base: &str, authenticates: bool) {
+    let path = format!("/api/v1/integrations/{}", common::id_of(1));
+    let (status, _) = common::RawClient::connect(base, "not-a-token").await.get(&path).await;
+    assert_eq!(status, if authenticates { 401 } else { 200 }, "GET {path} with a token the service did not sign");
 }
 
 fn name_of(n: u32) -> String {
@@ -128,9 +154,10 @@ fn cursor_after(n: u32) -> String {
 
 /// The lookup of `GET /{id}` through sqlx, the service's driver, from `clients` tasks with a
 /// connection each and no HTTP in between: what the driver alone costs beside pgbench's libpq.
-async fn sqlx_lookups(url: &str, clients: u64, seconds: u64) -> Figures {
-    let warm_up = Instant::now() + Duration::from_secs(2);
-    let end = warm_up + Duration::from_secs(seconds);
+async fn sqlx_lookups(url: &str, size: Size) -> Figures {
+    let Size { rows, clients, .. } = size;
+    let warm_up = Instant::now() + size.warm_up;
+    let end = warm_up + size.measured;
     let mut tasks = Vec::new();
     for client in 0..clients {
         let mut c = sqlx::PgConnection::connect(url).await.unwrap();
@@ -142,7 +169,7 @@ async fn sqlx_lookups(url: &str, clients: u64, seconds: u64) -> Figures {
                 if started >= end {
                     break;
                 }
-                let id = lookup_id(client, i, ROWS);
+                let id = lookup_id(client, i, rows);
                 let row = sqlx::query("SELECT * FROM integrations WHERE tenant_id = $1 AND integration_id = $2")
                     .bind(TENANT)
                     .bind(id)
@@ -162,16 +189,20 @@ async fn sqlx_lookups(url: &str, clients: u64, seconds: u64) -> Figures {
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    summarize(all, Duration::from_secs(seconds))
+    summarize(all, size.measured)
 }
 
-/// pgbench with a custom script; latencies from its per-transaction log.
-fn pgbench(database_url: &str, script: &str, clients: u64, seconds: u64, dir: &std::path::Path) -> Figures {
+/// pgbench with a custom script for the warm-up and the window of `size` (whole seconds: pgbench
+/// runs for at least one); latencies from its per-transaction log.
+fn pgbench(database_url: &str, script: &str, size: Size, dir: &std::path::Path) -> Figures {
+    let clients = size.clients;
+    let total = (size.warm_up + size.measured).as_secs_f64().ceil().max(1.0) as u64;
+    let warm_up_us = size.warm_up.as_micros() as u64;
     let script_path = dir.join(format!("script-{}.sql", uuid::Uuid::new_v4().simple()));
     std::fs::write(&script_path, script).unwrap();
     let prefix = dir.join(format!("pgbench-{}", uuid::Uuid::new_v4().simple()));
     let status = Command::new("pgbench")
-        .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", "2", "-T", &(seconds + 2).to_string()])
+        .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", "2", "-T", &total.to_string()])
         .arg("-f")
         .arg(&script_path)
         .arg("-l")
@@ -181,7 +212,7 @@ fn pgbench(database_url: &str, script: &str, clients: u64, seconds: u64, dir: &s
         .status()
         .expect("pgbench runs (it comes with the PostgreSQL client: apt-get install postgresql-client)");
     assert!(status.success(), "pgbench failed");
-    // Each line: client transaction latency_us script epoch_s epoch_us. Skip the warm-up seconds.
+    // Each line: client transaction latency_us script epoch_s epoch_us. Skip the warm-up.
     let mut rows: Vec<(u64, Duration)> = Vec::new();
     let stem = prefix.file_name().unwrap().to_string_lossy().to_string();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -197,9 +228,9 @@ fn pgbench(database_url: &str, script: &str, clients: u64, seconds: u64, dir: &s
             }
         }
     }
-    let first = rows.iter().map(|r| r.0).min().unwrap();
-    let measured: Vec<Duration> = rows.iter().filter(|r| r.0 >= first + 2_000_000).map(|r| r.1).collect();
-    summarize(measured, Duration::from_secs(seconds))
+    let first = rows.iter().map(|r| r.0).min().expect("pgbench logged its transactions");
+    let measured: Vec<Duration> = rows.iter().filter(|r| r.0 >= first + warm_up_us).map(|r| r.1).collect();
+    summarize(measured, Duration::from_secs(total) - size.warm_up)
 }
 
 fn main() {
@@ -212,19 +243,35 @@ fn main() {
     if !cfg!(feature = "bench-switches") {
         eprintln!(
             "the catalog benchmark turns request-path features off one at a time: run it with \
-         `cargo bench -p stella-integrations --features bench-switches --bench catalog` (or `make bench`)"
+         `cargo bench --workspace --features stella-integrations/bench-switches --bench catalog` (or `make \
+         bench`), or its smoke run with `cargo test` in place of `cargo bench`"
         );
         std::process::exit(2);
     }
-    let seconds = env_number("STELLA_BENCH_SECONDS", 10);
-    let clients = env_number("STELLA_BENCH_CONCURRENCY", 8);
-    let rounds = env_number("STELLA_BENCH_ROUNDS", 3).max(1);
+    let smoke = common::smoke();
+    let size = if smoke {
+        Size {
+            rows: SMOKE_ROWS,
+            clients: env_number("STELLA_BENCH_CONCURRENCY", 2),
+            warm_up: Duration::from_millis(100),
+            measured: env_seconds("STELLA_BENCH_SECONDS", Duration::from_millis(300)),
+        }
+    } else {
+        Size {
+            rows: ROWS,
+            clients: env_number("STELLA_BENCH_CONCURRENCY", 8),
+            warm_up: Duration::from_secs(2),
+            measured: env_seconds("STELLA_BENCH_SECONDS", Duration::from_secs(10)),
+        }
+    };
+    let Size { rows, clients, .. } = size;
+    let rounds = env_number("STELLA_BENCH_ROUNDS", if smoke { 1 } else { 3 }).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
         let (_database, url) = common::create_database().await;
         let dir = tempfile::tempdir().unwrap();
 
-        // Schema by the service's own migrations, then 100,000 rows in one statement.
+        // Schema by the service's own migrations, then the rows (100,000) in one statement.
         drop(PostgresStore::connect(&url).await.unwrap());
         let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
         let started = Instant::now();
@@ -239,14 +286,23 @@ fn main() {
              FROM generate_series(1, $2) AS n",
         )
         .bind(TENANT)
-        .bind(ROWS as i32)
+        .bind(rows as i32)
         .execute(&mut c)
         .await
         .unwrap();
         sqlx::query("ANALYZE integrations").execute(&mut c).await.unwrap();
+        let (loaded,): (i64,) = sqlx::query_as("SELECT count(*) FROM integrations").fetch_one(&mut c).await.unwrap();
+        assert_eq!(loaded, i64::from(rows), "the rows were loaded");
         drop(c);
-        println!("catalog benchmark: {ROWS} integrations in PostgreSQL (loaded in {:.1} s)", started.elapsed().as_secs_f64());
-        println!("{clients} concurrent clients, {seconds} s per measurement after a 2 s warm-up, loopback, 2-core machine\n");
+        if smoke {
+            println!("{SMOKE_NOTE}");
+        }
+        println!("catalog benchmark: {rows} integrations in PostgreSQL (loaded in {:.1} s)", started.elapsed().as_secs_f64());
+        println!(
+            "{clients} concurrent clients, {} per measurement after a {} warm-up, loopback, 2-core machine\n",
+            seconds(size.measured),
+            seconds(size.warm_up)
+        );
 
         // The floor, the API, and the API with one request-path feature off at a time (a bench
         // build only), then all four, in rounds: each round runs every one of them in turn, so
@@ -278,17 +334,26 @@ fn main() {
         for round in 1..=rounds {
             header(&format!("GET /{{id}}, round {round} of {rounds}"));
             let (floor, floor_base) = start_floor(&url);
-            let f = lookups(&floor_base, &token, floor.0.id(), clients, seconds).await;
+            let f = lookups(&floor_base, &token, floor.0.id(), size).await;
             drop(floor);
             row("  floor (axum + the store, nothing else)", &f);
             let (server, base) = start_server(&url, dir.path(), &[]);
-            let a = lookups(&base, &token, server.0.id(), clients, seconds).await;
+            if smoke {
+                assert_authenticates(&base, true).await;
+            }
+            let a = lookups(&base, &token, server.0.id(), size).await;
             drop(server);
             row("  API", &a);
             for (n, (what, env)) in variants.iter().enumerate() {
                 let env: Vec<(&str, &str)> = env.iter().copied().chain([("STELLA_BENCH_TENANT", TENANT)]).collect();
                 let (server, base) = start_server(&url, dir.path(), &env);
-                let m = lookups(&base, &token, server.0.id(), clients, seconds).await;
+                if smoke {
+                    // The variant is the one it says: with auth off, a request without a valid
+                    // token is served; otherwise it is refused.
+                    let auth_off = env.iter().any(|&(k, v)| k == "STELLA_BENCH_OFF" && v.split(',').any(|f| f == "auth"));
+                    assert_authenticates(&base, !auth_off).await;
+                }
+                let m = lookups(&base, &token, server.0.id(), size).await;
                 drop(server);
                 row(&format!("  API, {what}"), &m);
                 prices[n].push(m.cpu_us_per_request - a.cpu_us_per_request);
@@ -298,34 +363,33 @@ fn main() {
         }
         let full = spread(apis.iter().map(|m| m.cpu_us_per_request).collect()).0;
         let (server, base) = start_server(&url, dir.path(), &[]);
-        let hop = load(clients, seconds, &base, &token, |_, _| "/healthz".to_string(), 10).await;
+        let hop = load(clients, size.warm_up, size.measured, &base, &token, |_, _| "/healthz".to_string(), 10).await;
         let list = load(
             clients,
-            seconds,
+            size.warm_up,
+            size.measured,
             &base,
             &token,
-            |client, i| {
-                let start = Rng(0xD1B5_4A32_D192_ED03 ^ (client << 32) ^ i).row(ROWS).min(ROWS - 50);
+            move |client, i| {
+                let start = Rng(0xD1B5_4A32_D192_ED03 ^ (client << 32) ^ i).row(rows).min(rows - 50);
                 format!("/api/v1/integrations?limit=50&cursor={}", cursor_after(start))
             },
             50 * 300,
         )
         .await;
         drop(server);
-        let driver = sqlx_lookups(&url, clients, seconds).await;
+        let driver = sqlx_lookups(&url, size).await;
 
         let pg_get = pgbench(
             &url,
-            "\\set n random(1, 100000)\nSELECT * FROM integrations WHERE tenant_id = 'bench' AND integration_id = lpad(to_hex(:n::bigint), 32, '0')::uuid::text;\n",
-            clients,
-            seconds,
+            &format!("\\set n random(1, {rows})\nSELECT * FROM integrations WHERE tenant_id = 'bench' AND integration_id = lpad(to_hex(:n::bigint), 32, '0')::uuid::text;\n"),
+            size,
             dir.path(),
         );
         let pg_list = pgbench(
             &url,
-            "\\set n random(1, 99950)\nSELECT * FROM integrations WHERE tenant_id = 'bench' AND (name, integration_id) > ('integration-' || lpad(:n::text, 6, '0'), lpad(to_hex(:n::bigint), 32, '0')::uuid::text) ORDER BY name, integration_id LIMIT 50;\n",
-            clients,
-            seconds,
+            &format!("\\set n random(1, {})\nSELECT * FROM integrations WHERE tenant_id = 'bench' AND (name, integration_id) > ('integration-' || lpad(:n::text, 6, '0'), lpad(to_hex(:n::bigint), 32, '0')::uuid::text) ORDER BY name, integration_id LIMIT 50;\n", rows - 50),
+            size,
             dir.path(),
         );
 
@@ -361,7 +425,7 @@ fn main() {
             println!("  {what:<36} {median:>+7.1} µs ({min:+.1} to {max:+.1})");
         }
         let (throughput, tail) = (api_rate / floor_rate, api_p99 / floor_p99);
-        let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+        let verdict = |ok: bool| verdict(smoke, ok);
         println!();
         println!(
             "GET /{{id}} throughput API/floor = {throughput:.2}   (target >= {TARGET_THROUGHPUT}: {})",

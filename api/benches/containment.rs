@@ -11,10 +11,21 @@
 //! made of: the 32 tested again as fast as they answer (a stream), and the same stream of tests of
 //! a benign connector (what recording tests that fast costs the API by itself).
 //!
-//! `cargo bench -p stella-integrations --bench containment` (or `make bench`). PostgreSQL from
-//! `STELLA_BENCH_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`);
-//! `STELLA_BENCH_RATE` sets the rate of the API load (default 500 requests/s), `STELLA_BENCH_ROUNDS`
-//! the rounds (default 3).
+//! `cargo bench --workspace --features stella-integrations/bench-switches --bench containment` (or
+//! `make bench`). PostgreSQL from `STELLA_BENCH_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); `STELLA_BENCH_RATE` sets the rate of the API
+//! load (default 500 requests/s), `STELLA_BENCH_ROUNDS` the rounds (default 3).
+//!
+//! The plugins directory's files are submitted as pending versions at start; the benchmark
+//! approves each through the API, as a `plugins.admin` reviewer does, before it creates the
+//! integrations. Their secrets are the tenant `bench`'s (`STELLA_SECRET__BENCH__…`).
+//!
+//! Without `--bench` (`cargo test` of the same, as `make test` runs it), a smoke run: every phase,
+//! one round (`STELLA_BENCH_ROUNDS` still applies), 0.3 s windows (1 s for the waves) after a
+//! 0.2 s warm-up, 40 readable integrations, and a 1 s invocation deadline in the service (10 s by
+//! default) so that a wave ends within about a second. It asserts that every phase made its tests,
+//! that each hostile integration's last test ran its connector (a record of its provider, its own
+//! secret resolved where it asks for it) and that the ledger kept every test; it judges no target.
 
 mod common;
 
@@ -22,30 +33,80 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Figures, Pace, RawClient, Rng, env_number, load_until, ms, start_server, summarize};
-use serde_json::json;
+use common::{
+    Figures, Pace, RawClient, Rng, SMOKE_NOTE, env_number, load_until, ms, seconds, start_server, summarize, verdict,
+};
+use serde_json::{Value, json};
+use sqlx::Connection;
 use stella_runtime::Manifest;
 use stella_runtime::manifest::embed_manifest;
 use test_programs_artifacts::*;
 
 const TENANT: &str = "bench";
-/// Integrations the API load reads (in-memory connector, never tested during the run).
-const READABLE: u32 = 100;
 /// Hostile invocations in flight at any time.
 const HOSTILE: usize = 32;
-const WARM_UP: Duration = Duration::from_secs(2);
-const MEASURED: Duration = Duration::from_secs(10);
-/// A wave lasts as long as its slowest connector: up to the 10 s deadline.
-const WAVES_MEASURED: Duration = Duration::from_secs(20);
 const AUTH_REF: &str = "ref://integrations/bench/token";
 const KEY_REF: &str = "ref://integrations/bench/es256-key";
+/// The tenant `bench`'s secrets of `AUTH_REF` and `KEY_REF` (`STELLA_SECRET__<TENANT>__<SCOPE>__
+/// <PROVIDER>__<KEY>`, as `stella-integrations secret-location --tenant bench REF` prints them).
+const AUTH_REF_VARIABLE: &str = "STELLA_SECRET__BENCH__INTEGRATIONS__BENCH__TOKEN";
+const KEY_REF_VARIABLE: &str = "STELLA_SECRET__BENCH__INTEGRATIONS__BENCH__ES256_KEY";
+/// The provider `flood`'s own manifest names.
+const FLOOD_PROVIDER: &str = "test-program-flood";
+/// The other hostile programs, each under a provider of its own.
+const PROGRAMS: &[(&str, &str)] = &[
+    ("bench-oversized", OVERSIZED),
+    ("bench-infinite-loop", INFINITE_LOOP),
+    ("bench-memory-growth", MEMORY_GROWTH),
+    ("bench-deep-recursion", DEEP_RECURSION),
+    ("bench-panic", PANIC),
+    ("bench-body-flood", BODY_FLOOD),
+    ("bench-slow", SLOW),
+];
+/// The floods that resolve the integration's own secret (every other one never asks for it).
+const FLOODS_WITH_SECRET: &[&str] =
+    &["send-for-token", "resolve-keep", "resolve-drop", "reveal", "sign-jwt", "sign-jwt-keep", "secret-method"];
+
+/// How much a run measures.
+#[derive(Clone, Copy)]
+struct Size {
+    /// Integrations the API load reads (in-memory connector, never tested during the run).
+    readable: u32,
+    warm_up: Duration,
+    measured: Duration,
+    /// A wave lasts as long as its slowest connector: up to the invocation deadline.
+    waves_measured: Duration,
+    /// The service's invocation deadline (`sandbox.limits.deadline-ms`): its default, or short in
+    /// a smoke run.
+    deadline_ms: Option<u64>,
+    /// How long the stub's `/slow` takes to answer.
+    slow: Duration,
+}
+
+const REAL: Size = Size {
+    readable: 100,
+    warm_up: Duration::from_secs(2),
+    measured: Duration::from_secs(10),
+    waves_measured: Duration::from_secs(20),
+    deadline_ms: None,
+    slow: Duration::from_secs(1),
+};
+
+const SMOKE: Size = Size {
+    readable: 40,
+    warm_up: Duration::from_millis(200),
+    measured: Duration::from_millis(300),
+    waves_measured: Duration::from_millis(1000),
+    deadline_ms: Some(1000),
+    slow: Duration::from_millis(200),
+};
 
 /// The 32 hostile integrations: (provider, configuration, AuthRef).
 fn hostile_integrations() -> Vec<(&'static str, serde_json::Value, &'static str)> {
     let mut all = Vec::new();
     for &flood in FLOODS {
         let auth_ref = if flood.starts_with("sign-jwt") { KEY_REF } else { AUTH_REF };
-        all.push(("test-program-flood", json!({ "flood": flood }), auth_ref));
+        all.push((FLOOD_PROVIDER, json!({ "flood": flood }), auth_ref));
     }
     for &case in OVERSIZED_CASES {
         all.push(("bench-oversized", json!({ "oversized": case }), AUTH_REF));
@@ -68,15 +129,7 @@ fn hostile_integrations() -> Vec<(&'static str, serde_json::Value, &'static str)
 fn write_plugins(dir: &std::path::Path) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::copy(FLOOD, dir.join("flood.wasm")).unwrap();
-    for (provider, path) in [
-        ("bench-oversized", OVERSIZED),
-        ("bench-infinite-loop", INFINITE_LOOP),
-        ("bench-memory-growth", MEMORY_GROWTH),
-        ("bench-deep-recursion", DEEP_RECURSION),
-        ("bench-panic", PANIC),
-        ("bench-body-flood", BODY_FLOOD),
-        ("bench-slow", SLOW),
-    ] {
+    for &(provider, path) in PROGRAMS {
         let manifest = Manifest::from_toml(&format!(
             "[connector]\nprovider = '{provider}'\ntypes = ['registry']\nversion = '0.0.1'\n\
              description = 'A hostile program of the containment benchmark.'"
@@ -87,8 +140,9 @@ fn write_plugins(dir: &std::path::Path) {
     }
 }
 
-/// What the hostile programs call: `/ok`, a token endpoint, an endless body, a slow answer.
-async fn stub_server() -> String {
+/// What the hostile programs call: `/ok`, a token endpoint, an endless body, a slow answer (after
+/// `slow`).
+async fn stub_server(slow: Duration) -> String {
     use axum::routing::get;
     let endless = || async {
         let chunk = axum::body::Bytes::from(vec![b'f'; 16 << 10]);
@@ -105,8 +159,8 @@ async fn stub_server() -> String {
         .route("/flood", get(endless))
         .route(
             "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            get(move || async move {
+                tokio::time::sleep(slow).await;
                 "slow ok"
             }),
         );
@@ -142,6 +196,80 @@ async fn create(base: &str, token: &str, body: serde_json::Value) -> String {
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     let json: serde_json::Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
     json["integrationId"].as_str().unwrap().to_string()
+}
+
+/// A request to the API with a bearer token and an optional JSON body: the status and the JSON
+/// answer (`Null` when it is not JSON).
+async fn call(method: reqwest::Method, url: String, token: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = reqwest::Client::new().request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.header("content-type", "application/json").body(body.to_string());
+    }
+    let response = request.send().await.expect("the service answers");
+    let status = response.status().as_u16();
+    (status, serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null))
+}
+
+/// Approves, through the API as a `plugins.admin` reviewer does, the version of each provider
+/// that the plugins directory submitted at start (pending until then: a pending version never
+/// runs), and checks that the service then serves it.
+async fn approve_plugins(base: &str, reviewer: &str, reader: &str) {
+    let providers = std::iter::once(FLOOD_PROVIDER).chain(PROGRAMS.iter().map(|(provider, _)| *provider));
+    for provider in providers {
+        let (status, versions) =
+            call(reqwest::Method::GET, format!("{base}/api/v1/plugins/{provider}/versions"), reviewer, None).await;
+        assert_eq!(status, 200, "the versions of `{provider}`: {versions}");
+        let pending = versions["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|v| v["status"] == "pending"))
+            .unwrap_or_else(|| panic!("the plugins directory submitted `{provider}`, pending review: {versions}"));
+        let version = pending["version"].as_str().unwrap();
+        let (status, approved) = call(
+            reqwest::Method::POST,
+            format!("{base}/api/v1/plugins/{provider}/versions/{version}/approve"),
+            reviewer,
+            Some(json!({"permissionsDigest": pending["permissionsDigest"]})),
+        )
+        .await;
+        assert_eq!(status, 200, "approving `{provider}` {version}: {approved}");
+        assert_eq!(approved["active"], true, "`{provider}` {version} is active once approved: {approved}");
+        let (status, plugin) =
+            call(reqwest::Method::GET, format!("{base}/api/v1/plugins/{provider}"), reader, None).await;
+        assert_eq!(
+            (status, plugin["source"].as_str()),
+            (200, Some("stored")),
+            "the service serves `{provider}`: {plugin}"
+        );
+    }
+}
+
+/// A smoke run's check that the hostile tests really ran: each hostile integration's last test
+/// has a record of its own provider (its connector ran; a test of a provider not loaded has none),
+/// the floods that ask for the integration's secret got it, and no secret was missing.
+async fn assert_hostile_tests_ran(base: &str, token: &str, hostile: &[String]) {
+    for (id, (provider, configuration, _)) in hostile.iter().zip(hostile_integrations()) {
+        let (status, latest) =
+            call(reqwest::Method::GET, format!("{base}/api/v1/integrations/{id}/tests/latest"), token, None).await;
+        assert_eq!(status, 200, "the last test of `{provider}` {configuration} was kept: {latest}");
+        let record = &latest["record"];
+        assert_eq!(record["provider"], provider, "the last test of `{provider}` {configuration} ran it: {latest}");
+        let resolves: Vec<&Value> = record["hostCalls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["interface"] == "secrets" && c["operation"] == "resolve")
+            .collect();
+        assert!(
+            resolves.iter().all(|c| c["error"] != "not-found"),
+            "`{provider}` {configuration}: a secret of the tenant `{TENANT}` was not found: {resolves:?}"
+        );
+        if configuration["flood"].as_str().is_some_and(|f| FLOODS_WITH_SECRET.contains(&f)) {
+            assert!(
+                resolves.iter().any(|c| c.get("error").is_none()),
+                "`{provider}` {configuration} resolved its own secret: {record}"
+            );
+        }
+    }
 }
 
 /// `VmHWM` and `VmRSS` of a process, in bytes.
@@ -226,9 +354,13 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let smoke = common::smoke();
+    let size = if smoke { SMOKE } else { REAL };
+    let Size { warm_up, measured, waves_measured, .. } = size;
     let rate = env_number("STELLA_BENCH_RATE", 500);
-    let rounds = env_number("STELLA_BENCH_ROUNDS", 3);
-    let pace = Pace { clients: 4, rate: Some(rate), warm_up: WARM_UP };
+    let rounds = env_number("STELLA_BENCH_ROUNDS", if smoke { 1 } else { 3 }).max(1);
+    let pace = Pace { clients: 4, rate: Some(rate), warm_up };
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
         let (_database, url) = common::create_database().await;
@@ -236,7 +368,11 @@ fn main() {
         let plugins = dir.path().join("plugins");
         write_plugins(&plugins);
         let config = dir.path().join("containment.toml");
-        std::fs::write(&config, "[sandbox.network]\nallow = [\"127.0.0.1/32\"]\n").unwrap();
+        let mut config_text = "[sandbox.network]\nallow = [\"127.0.0.1/32\"]\n".to_string();
+        if let Some(deadline_ms) = size.deadline_ms {
+            config_text += &format!("\n[sandbox.limits]\ndeadline-ms = {deadline_ms}\n");
+        }
+        std::fs::write(&config, config_text).unwrap();
         let key = es256_key_pem();
         let (server, base) = start_server(
             &url,
@@ -244,16 +380,18 @@ fn main() {
             &[
                 ("STELLA_CONFIG", config.to_str().unwrap()),
                 ("STELLA_PLUGINS_DIR", plugins.to_str().unwrap()),
-                ("STELLA_SECRET__INTEGRATIONS__BENCH__TOKEN", "bench-secret-value-0123456789"),
-                ("STELLA_SECRET__INTEGRATIONS__BENCH__ES256_KEY", &key),
+                (AUTH_REF_VARIABLE, "bench-secret-value-0123456789"),
+                (KEY_REF_VARIABLE, &key),
             ],
         );
         let pid = server.0.id();
         let admin = common::token(dir.path(), TENANT, "integrations.admin");
-        let stub = stub_server().await;
+        let reviewer = common::token(dir.path(), TENANT, "plugins.admin");
+        approve_plugins(&base, &reviewer, &admin).await;
+        let stub = stub_server(size.slow).await;
 
         let mut readable = Vec::new();
-        for n in 0..READABLE {
+        for n in 0..size.readable {
             let body = json!({"name": format!("readable-{n:03}"), "type": "registry", "provider": "in-memory"});
             readable.push(create(&base, &admin, body).await);
         }
@@ -265,55 +403,89 @@ fn main() {
         }
         let benign: Vec<String> = readable.iter().take(HOSTILE).cloned().collect();
         let readable = Arc::new(readable);
+        let readable_count = size.readable;
         let get_path = move |client: u64, i: u64| {
-            let row = Rng(0x9E37_79B9_7F4A_7C15 ^ (client << 32) ^ i).row(READABLE) as usize;
+            let row = Rng(0x9E37_79B9_7F4A_7C15 ^ (client << 32) ^ i).row(readable_count) as usize;
             format!("/api/v1/integrations/{}", readable[row - 1])
         };
         let (_, rss_at_start) = memory_of(pid);
 
+        if smoke {
+            println!("{SMOKE_NOTE}");
+            println!("(and an invocation deadline of {} ms, so that a wave ends within about a second)", size.deadline_ms.unwrap_or(0));
+        }
         println!("containment benchmark: {HOSTILE} hostile connectors tested through the API, 2-core machine");
         println!(
             "API: GET /{{id}} at {rate} req/s over 4 connections, latency from when each request was due, \
-             after a {} s warm-up; {rounds} rounds of:\n\
-             - idle: nothing else ({} s)\n\
-             - waves: the {HOSTILE} hostile integrations tested at once, the next {HOSTILE} when all have answered ({} s)\n\
-             - stream: each hostile integration tested again as soon as its test answers, {HOSTILE} always running ({} s)\n\
-             - benign stream: the same with {HOSTILE} in-memory integrations, the cost of recording tests this fast ({} s)\n",
-            WARM_UP.as_secs(),
-            MEASURED.as_secs(),
-            WAVES_MEASURED.as_secs(),
-            MEASURED.as_secs(),
-            MEASURED.as_secs()
+             after a {} warm-up; {rounds} rounds of:\n\
+             - idle: nothing else ({})\n\
+             - waves: the {HOSTILE} hostile integrations tested at once, the next {HOSTILE} when all have answered ({})\n\
+             - stream: each hostile integration tested again as soon as its test answers, {HOSTILE} always running ({})\n\
+             - benign stream: the same with {HOSTILE} in-memory integrations, the cost of recording tests this fast ({})\n",
+            seconds(warm_up),
+            seconds(measured),
+            seconds(waves_measured),
+            seconds(measured),
+            seconds(measured)
         );
+        // Every phase tests each of its integrations at least once (a wave is tested whole, a
+        // stream's connections each test once before they look whether to stop).
+        let made = |what: &str, tests: u64, integrations: usize| {
+            if smoke {
+                assert!(tests >= integrations as u64, "{what}: {tests} tests of {integrations} integrations");
+            }
+            tests
+        };
         // Not counted: the service and the database settle after the set-up.
         let settle = Fire::start(&base, &admin, &hostile, Mode::Stream).await;
-        tokio::time::sleep(MEASURED).await;
-        settle.stop().await;
+        tokio::time::sleep(measured).await;
+        let mut hostile_tests = made("the settling stream", settle.stop().await, hostile.len());
+        let mut benign_tests = 0;
         let mut results = Vec::new();
         for _ in 0..rounds {
             let read = |measured: Duration| {
                 let stop = Arc::new(AtomicBool::new(false));
                 let timer = stop.clone();
                 tokio::spawn(async move {
-                    tokio::time::sleep(WARM_UP + measured).await;
+                    tokio::time::sleep(warm_up + measured).await;
                     timer.store(true, Ordering::Relaxed);
                 });
                 load_until(pace, stop, &base, &admin, get_path.clone(), 100)
             };
-            let (latencies, elapsed) = read(MEASURED).await;
+            let (latencies, elapsed) = read(measured).await;
             let idle = summarize(latencies, elapsed);
             let fire = Fire::start(&base, &admin, &hostile, Mode::Waves).await;
-            let (latencies, elapsed) = read(WAVES_MEASURED).await;
-            let waves = (summarize(latencies, elapsed), fire.stop().await);
+            let (latencies, elapsed) = read(waves_measured).await;
+            let waves = (summarize(latencies, elapsed), made("the waves", fire.stop().await, hostile.len()));
             let fire = Fire::start(&base, &admin, &hostile, Mode::Stream).await;
-            let (latencies, elapsed) = read(MEASURED).await;
-            let stream = (summarize(latencies, elapsed), fire.stop().await);
+            let (latencies, elapsed) = read(measured).await;
+            let stream = (summarize(latencies, elapsed), made("the hostile stream", fire.stop().await, hostile.len()));
             let fire = Fire::start(&base, &admin, &benign, Mode::Stream).await;
-            let (latencies, elapsed) = read(MEASURED).await;
-            let benign_stream = (summarize(latencies, elapsed), fire.stop().await);
+            let (latencies, elapsed) = read(measured).await;
+            let benign_stream = (summarize(latencies, elapsed), made("the benign stream", fire.stop().await, benign.len()));
+            hostile_tests += waves.1 + stream.1;
+            benign_tests += benign_stream.1;
             results.push(Round { idle, waves, stream, benign_stream });
         }
         let (peak, rss_at_end) = memory_of(pid);
+        if smoke {
+            assert_hostile_tests_ran(&base, &admin, &hostile).await;
+            // The ledger kept every test (health checks are off: nothing else invokes a connector).
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            let (kept_hostile, kept_benign): (i64, i64) = sqlx::query_as(
+                "SELECT count(*) FILTER (WHERE provider <> 'in-memory'), count(*) FILTER (WHERE provider = 'in-memory') \
+                 FROM invocations WHERE tenant_id = $1",
+            )
+            .bind(TENANT)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+            assert_eq!(
+                (kept_hostile, kept_benign),
+                (hostile_tests as i64, benign_tests as i64),
+                "the ledger holds every hostile and every benign test"
+            );
+        }
         drop(server);
 
         println!(
@@ -354,12 +526,12 @@ fn main() {
         println!(
             "peak resident memory = {}                      (target < 1024 MiB: {})",
             mib(peak),
-            if peak < 1 << 30 { "met" } else { "NOT met" }
+            verdict(smoke, peak < 1 << 30)
         );
         let (best, worst) = spread(|r| &r.waves);
         println!(
             "GET /{{id}} p99, {HOSTILE} hostile at once / median idle = {best:.2}-{worst:.2}  (target <= 2.00: {})",
-            if worst <= 2.0 { "met" } else { "NOT met" }
+            verdict(smoke, worst <= 2.0)
         );
         let (best, worst) = spread(|r| &r.stream);
         let (benign_best, benign_worst) = spread(|r| &r.benign_stream);

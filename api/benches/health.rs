@@ -8,11 +8,17 @@
 //! set side by side. (A closed loop that saturates the two cores would measure how the cores are
 //! shared, not how long a request waits.)
 //!
-//! `cargo bench -p stella-integrations --bench health` (or `make bench`). PostgreSQL from
-//! `STELLA_BENCH_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`); a database is
-//! created for the run and dropped after it. `STELLA_BENCH_RATE` sets the
-//! rate of the API load (default 500 requests/s), `STELLA_BENCH_HEALTH_CONCURRENCY` the
-//! scheduler's `health.concurrency` (default 32, the service's default).
+//! `cargo bench --workspace --features stella-integrations/bench-switches --bench health` (or `make
+//! bench`). PostgreSQL from `STELLA_BENCH_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); a database is created for the run and dropped
+//! after it. `STELLA_BENCH_RATE` sets the rate of the API load (default 500 requests/s),
+//! `STELLA_BENCH_HEALTH_CONCURRENCY` the scheduler's `health.concurrency` (default 32, the
+//! service's default).
+//!
+//! Without `--bench` (`cargo test` of the same, as `make test` runs it), a smoke run: every phase
+//! on 200 integrations, one sweep under load, 0.5 s API windows after a 0.2 s warm-up; it asserts
+//! that every sweep checked every integration healthy and kept each check in the ledger, and that
+//! the API answered, and judges no target.
 
 mod common;
 
@@ -20,14 +26,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Figures, Pace, env_number, load_until, ms, start_server, summarize};
+use common::{Figures, Pace, SMOKE_NOTE, env_number, load_until, ms, start_server, summarize, verdict};
 use sqlx::Connection;
 
+/// Integrations swept: 10,000, or a few hundred in a smoke run.
 const ROWS: u32 = 10_000;
+const SMOKE_ROWS: u32 = 200;
 const TENANT: &str = "bench";
 
-/// Replaces every integration with `ROWS` active ones served by `provider` at `base_url`.
-async fn load_integrations(url: &str, provider: &str, base_url: &str) {
+/// How much a run measures.
+#[derive(Clone, Copy)]
+struct Size {
+    /// Integrations swept.
+    rows: u32,
+    /// In-memory sweeps made while the API is measured.
+    sweeps_under_load: usize,
+    /// How long the API load runs before it is measured (connection pools fill, caches warm).
+    warm_up: Duration,
+    /// How long the API is measured with the scheduler off.
+    idle: Duration,
+}
+
+/// Replaces every integration with `rows` active ones served by `provider` at `base_url`.
+async fn load_integrations(url: &str, rows: u32, provider: &str, base_url: &str) {
     let mut c = sqlx::PgConnection::connect(url).await.unwrap();
     sqlx::query("DELETE FROM integrations").execute(&mut c).await.unwrap();
     sqlx::query(
@@ -42,7 +63,7 @@ async fn load_integrations(url: &str, provider: &str, base_url: &str) {
     .bind(TENANT)
     .bind(provider)
     .bind(base_url)
-    .bind(ROWS as i32)
+    .bind(rows as i32)
     .execute(&mut c)
     .await
     .unwrap();
@@ -67,17 +88,18 @@ impl Sweep {
     }
 }
 
-/// Waits until every integration has a history row (at most `limit`), then reads the sweep.
-async fn wait_for_sweep(url: &str, limit: Duration) -> Sweep {
+/// Waits until each of the `rows` integrations has a history row (at most `limit`), then reads
+/// the sweep.
+async fn wait_for_sweep(url: &str, rows: u32, limit: Duration) -> Sweep {
     let mut c = sqlx::PgConnection::connect(url).await.unwrap();
     let deadline = Instant::now() + limit;
     loop {
         let (done,): (i64,) =
             sqlx::query_as("SELECT count(DISTINCT integration_id) FROM health_checks").fetch_one(&mut c).await.unwrap();
-        if done >= i64::from(ROWS) {
+        if done >= i64::from(rows) {
             break;
         }
-        assert!(Instant::now() < deadline, "the sweep did not finish in {limit:?}: {done} of {ROWS} checked");
+        assert!(Instant::now() < deadline, "the sweep did not finish in {limit:?}: {done} of {rows} checked");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (checks, first, last): (i64, i64, i64) =
@@ -132,18 +154,38 @@ async fn reset_checks(url: &str) {
     .unwrap();
 }
 
-/// In-memory sweeps made while the API is measured.
-const SWEEPS_UNDER_LOAD: usize = 4;
-
-/// How long the API load runs before it is measured (connection pools fill, caches warm).
-const WARM_UP: Duration = Duration::from_secs(2);
+/// A smoke run's assertions on a sweep: every integration checked, every check `healthy` and kept
+/// in the ledger.
+fn assert_sweep(what: &str, s: &Sweep, rows: u32) {
+    assert!(s.checks >= i64::from(rows), "{what}: {} checks of {rows} integrations", s.checks);
+    assert!(
+        s.outcomes.iter().all(|(outcome, _)| outcome == "healthy"),
+        "{what}: every check healthy, but: {:?}",
+        s.outcomes
+    );
+    assert_eq!(s.ledger_entries, s.checks, "{what}: every check kept in the ledger");
+}
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let smoke = common::smoke();
+    let size = if smoke {
+        Size {
+            rows: SMOKE_ROWS,
+            sweeps_under_load: 1,
+            warm_up: Duration::from_millis(200),
+            idle: Duration::from_millis(500),
+        }
+    } else {
+        Size { rows: ROWS, sweeps_under_load: 4, warm_up: Duration::from_secs(2), idle: Duration::from_secs(8) }
+    };
+    let Size { rows, sweeps_under_load, warm_up, .. } = size;
+    // A sweep that takes longer has stopped: in a smoke run, fail fast.
+    let sweep_limit = |seconds: u64| Duration::from_secs(if smoke { 60 } else { seconds });
     let rate = env_number("STELLA_BENCH_RATE", 500);
-    let pace = Pace { clients: 4, rate: Some(rate), warm_up: WARM_UP };
+    let pace = Pace { clients: 4, rate: Some(rate), warm_up };
     let concurrency = env_number("STELLA_BENCH_HEALTH_CONCURRENCY", 32).to_string();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
@@ -151,21 +193,28 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         drop(stella_integrations::store::PostgresStore::connect(&url).await.unwrap());
         let token = common::token(dir.path(), TENANT, "integrations.read");
-        let get_path = |client: u64, i: u64| format!("/api/v1/integrations/{}", common::lookup_id(client, i, ROWS));
+        let get_path =
+            move |client: u64, i: u64| format!("/api/v1/integrations/{}", common::lookup_id(client, i, rows));
         let config = dir.path().join("health.toml");
         let config_env = [("STELLA_HEALTH_ENABLED", "true"), ("STELLA_CONFIG", config.to_str().unwrap())];
-        println!("health sweep benchmark: {ROWS} active integrations in PostgreSQL, 2-core machine");
+        if smoke {
+            println!("{SMOKE_NOTE}");
+        }
+        println!("health sweep benchmark: {rows} active integrations in PostgreSQL, 2-core machine");
         println!(
             "scheduler: health.concurrency = {concurrency}; API: GET /{{id}} at {rate} req/s over 4 connections, \
              latency from when each request was due\n"
         );
 
         // The in-memory sweep alone: the scheduler, sandbox and store, nothing else running.
-        load_integrations(&url, "in-memory", "https://registry.example.com").await;
+        load_integrations(&url, rows, "in-memory", "https://registry.example.com").await;
         std::fs::write(&config, format!("[health]\nconcurrency = {concurrency}\n")).unwrap();
         let (server, _) = start_server(&url, dir.path(), &config_env);
-        let memory = wait_for_sweep(&url, Duration::from_secs(600)).await;
+        let memory = wait_for_sweep(&url, rows, sweep_limit(600)).await;
         drop(server);
+        if smoke {
+            assert_sweep("the in-memory sweep", &memory, rows);
+        }
 
         // GET /{id} at a steady rate: with the scheduler off, then through a second sweep, which
         // starts when the warm-up ends (every check was just made, so nothing is due before).
@@ -173,7 +222,7 @@ fn main() {
         let stop = Arc::new(AtomicBool::new(false));
         let timer = stop.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(WARM_UP + Duration::from_secs(8)).await;
+            tokio::time::sleep(warm_up + size.idle).await;
             timer.store(true, Ordering::Relaxed);
         });
         let (latencies, elapsed) = load_until(pace, stop, &base, &token, get_path, 300).await;
@@ -185,12 +234,15 @@ fn main() {
             let (stop, base, token) = (stop.clone(), base.clone(), token.clone());
             tokio::spawn(async move { load_until(pace, stop, &base, &token, get_path, 300).await })
         };
-        tokio::time::sleep(WARM_UP).await;
+        tokio::time::sleep(warm_up).await;
         // Sweeps back to back, so the latency is measured over a few seconds of them.
         let mut loaded = Vec::new();
-        for _ in 0..SWEEPS_UNDER_LOAD {
+        for _ in 0..sweeps_under_load {
             reset_checks(&url).await;
-            loaded.push(wait_for_sweep(&url, Duration::from_secs(600)).await);
+            loaded.push(wait_for_sweep(&url, rows, sweep_limit(600)).await);
+            if smoke {
+                assert_sweep("an in-memory sweep under load", loaded.last().unwrap(), rows);
+            }
         }
         let loaded_rates: Vec<String> = loaded.iter().map(|s| format!("{:.0}", s.rate())).collect();
         let loaded = Sweep {
@@ -209,7 +261,7 @@ fn main() {
         // The oci-registry sweep alone: one anonymous `GET /v2/` per check, to a stub on loopback
         // (which the sandbox's network policy is told to allow).
         let registry = registry_stub().await;
-        load_integrations(&url, "oci-registry", &registry).await;
+        load_integrations(&url, rows, "oci-registry", &registry).await;
         reset_checks(&url).await;
         std::fs::write(
             &config,
@@ -217,8 +269,11 @@ fn main() {
         )
         .unwrap();
         let (server, _) = start_server(&url, dir.path(), &config_env);
-        let oci = wait_for_sweep(&url, Duration::from_secs(900)).await;
+        let oci = wait_for_sweep(&url, rows, sweep_limit(900)).await;
         drop(server);
+        if smoke {
+            assert_sweep("the oci-registry sweep", &oci, rows);
+        }
 
         println!(
             "{:<44} {:>8} {:>8} {:>9} {:>14} {:>13} {:>11}",
@@ -236,7 +291,7 @@ fn main() {
             );
         };
         sweep("in-memory connector", &memory);
-        sweep(&format!("{SWEEPS_UNDER_LOAD} in-memory, GET /{{id}} at {rate} req/s"), &loaded);
+        sweep(&format!("{sweeps_under_load} in-memory, GET /{{id}} at {rate} req/s"), &loaded);
         println!("{:<44} {}", "  each of them, checks/s", loaded_rates.join(", "));
         sweep("oci-registry connector (stub on loopback)", &oci);
         let outcomes = |s: &Sweep| s.outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect::<Vec<_>>().join(", ");
@@ -259,12 +314,12 @@ fn main() {
             memory.rate(),
             memory.ledger_entries,
             memory.checks,
-            if memory.rate() >= 2000.0 && memory.ledger_entries == memory.checks { "met" } else { "NOT met" }
+            verdict(smoke, memory.rate() >= 2000.0 && memory.ledger_entries == memory.checks)
         );
         let ratio = during.p99.as_secs_f64() / idle.p99.as_secs_f64();
         println!(
             "GET /{{id}} p99 during the sweep / idle = {ratio:.2}    (target <= 2.00: {})",
-            if ratio <= 2.0 { "met" } else { "NOT met" }
+            verdict(smoke, ratio <= 2.0)
         );
     });
 }

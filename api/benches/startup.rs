@@ -6,8 +6,15 @@
 //! second sandbox on the same cache (another replica on this machine), and its invocation cost
 //! beside a Rust connector's. Target: a warm start answers `/readyz` within 1 s.
 //!
-//! `cargo bench -p stella-integrations --bench startup` (or `make bench`). `STELLA_BENCH_RUNS`
-//! sets the number of starts of each kind (default 5).
+//! `cargo bench --workspace --features stella-integrations/bench-switches --bench startup` (or
+//! `make bench`). `STELLA_BENCH_RUNS` sets the number of starts of each kind (default 5).
+//!
+//! Without `--bench` (`cargo test` of the same, as `make test` runs it), a smoke run: one start of
+//! each kind and 5 invocations of each connector; it asserts that both starts served every built-in
+//! connector (compiled, then read from the cache) and that the invocations succeeded, and judges no
+//! target. The Python example is measured when `STELLA_PYTHON_CONNECTOR` names a file; when it
+//! names none, a smoke run under `CI=true` fails (CI must build it: `make python-connector`), and
+//! any other run says it was not measured.
 
 mod common;
 
@@ -16,7 +23,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{env_number, spread, start_server};
+use common::{SMOKE_NOTE, env_number, spread, start_server, verdict};
 use serde_json::{Value, json};
 use stella_runtime::egress::NetworkPolicy;
 use stella_runtime::secrets::{SecretNamespace, StaticSecretResolver};
@@ -24,7 +31,9 @@ use stella_runtime::{ConnectionConfig, ConnectorSource, IntegrationType, Sandbox
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TARGET_WARM: Duration = Duration::from_secs(1);
+/// Invocations measured per connector, after a tenth as many uncounted.
 const INVOCATIONS: usize = 200;
+const SMOKE_INVOCATIONS: usize = 5;
 
 /// Polls `GET /readyz` until it answers 200.
 fn wait_ready(base: &str) {
@@ -120,13 +129,15 @@ fn sandbox(cache: &std::path::Path) -> Sandbox {
     Sandbox::new(config, Arc::new(StaticSecretResolver::default())).unwrap()
 }
 
-/// Median wall time and CPU time per `test-connection` of `wasm` against the product server.
+/// Median wall time and CPU time per `test-connection` of `wasm` against the product server, over
+/// `invocations` calls.
 async fn invocation_cost(
     sandbox: &Sandbox,
     wasm: &[u8],
     provider: &str,
     base: &str,
     configuration: Value,
+    invocations: usize,
 ) -> (f64, f64) {
     let connector = sandbox.load(wasm, ConnectorSource::BuiltIn).unwrap();
     let config = ConnectionConfig {
@@ -140,18 +151,18 @@ async fn invocation_cost(
         configuration,
         environment: None,
     };
-    for _ in 0..20 {
+    for _ in 0..invocations.div_ceil(10) {
         assert!(sandbox.test_connection(&connector, &config).await.result.success);
     }
-    let mut walls = Vec::with_capacity(INVOCATIONS);
+    let mut walls = Vec::with_capacity(invocations);
     let cpu_before = cpu_time();
-    for _ in 0..INVOCATIONS {
+    for _ in 0..invocations {
         let started = Instant::now();
         let run = sandbox.test_connection(&connector, &config).await;
         walls.push(started.elapsed());
         assert!(run.result.success, "{:?}", run.result);
     }
-    let cpu = (cpu_time() - cpu_before).as_secs_f64() * 1e6 / INVOCATIONS as f64;
+    let cpu = (cpu_time() - cpu_before).as_secs_f64() * 1e6 / invocations as f64;
     let (median, _, _) = spread(walls);
     (median.as_secs_f64() * 1e6, cpu)
 }
@@ -160,10 +171,15 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let runs = env_number("STELLA_BENCH_RUNS", 5) as usize;
+    let smoke = common::smoke();
+    let runs = (env_number("STELLA_BENCH_RUNS", if smoke { 1 } else { 5 }) as usize).max(1);
+    let invocations = if smoke { SMOKE_INVOCATIONS } else { INVOCATIONS };
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     println!();
+    if smoke {
+        println!("{SMOKE_NOTE}");
+    }
     println!(
         "start-up benchmark: `serve` with every built-in connector, SQLite, launch to /readyz 200, {runs} runs each"
     );
@@ -174,6 +190,20 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let (cold_time, cold_list) = start(dir.path(), &runtime);
         let (warm_time, warm_list) = start(dir.path(), &runtime);
+        if smoke {
+            let builtins = stella_builtin_connectors::BUILTINS.len();
+            for (kind, list) in [("cold", &cold_list), ("warm", &warm_list)] {
+                assert_eq!(list.len(), builtins, "the {kind} start serves every built-in connector: {list:?}");
+                assert!(
+                    list.iter().all(|c| c["source"] == "built-in" && c["compilation"]["compileMs"].is_u64()),
+                    "the {kind} start loaded every built-in connector: {list:?}"
+                );
+            }
+            assert!(
+                cold_list.iter().all(|c| c["compilation"]["fromCache"] == false),
+                "the cold start compiled every connector: {cold_list:?}"
+            );
+        }
         assert!(
             warm_list.iter().all(|c| c["compilation"]["fromCache"] == true),
             "the warm start read every connector from the cache"
@@ -215,7 +245,9 @@ fn main() {
     println!(
         "warm start to /readyz <= {}: {} (median {}, worst {})",
         ms(TARGET_WARM),
-        if warm_max <= TARGET_WARM {
+        if smoke {
+            verdict(smoke, true)
+        } else if warm_max <= TARGET_WARM {
             "met"
         } else if warm_median <= TARGET_WARM {
             "met at the median, NOT in every run"
@@ -235,11 +267,21 @@ fn main() {
 
     // The Python example: an interpreter in a component, compiled once per machine.
     println!();
-    let Ok(path) = std::env::var("STELLA_PYTHON_CONNECTOR") else {
-        println!("the Python example: not measured (set STELLA_PYTHON_CONNECTOR; `make bench` builds it)");
-        return;
+    let python = match std::env::var("STELLA_PYTHON_CONNECTOR") {
+        Err(_) => Err("set STELLA_PYTHON_CONNECTOR".to_string()),
+        Ok(path) => std::fs::read(&path).map_err(|e| format!("STELLA_PYTHON_CONNECTOR={path}: {e}")),
     };
-    let python = std::fs::read(&path).unwrap();
+    let python = match python {
+        Ok(python) => python,
+        Err(why) if smoke && std::env::var("CI").as_deref() == Ok("true") => panic!(
+            "the Python example cannot be measured ({why}): a smoke run in CI (CI=true) measures it; build it first \
+             with `make python-connector` (it writes target/connectors/python-example.wasm)"
+        ),
+        Err(why) => {
+            println!("the Python example: not measured ({why}; `make bench` builds it)");
+            return;
+        }
+    };
     let cache = tempfile::tempdir().unwrap();
     runtime.block_on(async {
         let started = Instant::now();
@@ -267,11 +309,12 @@ fn main() {
             "http-probe",
             &base,
             json!({"path": "/health", "expectedHeader": {"name": "x-version"}}),
+            invocations,
         )
         .await;
         let (py_wall, py_cpu) =
-            invocation_cost(&second, &python, "python-example", &base, json!({"path": "/health"})).await;
-        println!("{:<44} {:>12} {:>12}", format!("test-connection, {INVOCATIONS} calls"), "wall (p50)", "CPU / call");
+            invocation_cost(&second, &python, "python-example", &base, json!({"path": "/health"}), invocations).await;
+        println!("{:<44} {:>12} {:>12}", format!("test-connection, {invocations} calls"), "wall (p50)", "CPU / call");
         println!("{:<44} {:>9.0} µs {:>9.0} µs", "http-probe (Rust, 1 request)", rust_wall, rust_cpu);
         println!("{:<44} {:>9.0} µs {:>9.0} µs", "python-example (componentize-py, 1 request)", py_wall, py_cpu);
     });

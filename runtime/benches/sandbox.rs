@@ -10,6 +10,12 @@
 //!     own CPU per sandboxed GET, which is what the targets judge (wall-clock ratios on a 2-core
 //!     machine mostly measure how the processes share the cores). Several rounds on each tokio
 //!     runtime flavour; the medians, their spread and the targets are printed.
+//!
+//! `cargo bench --workspace --features stella-integrations/bench-switches --bench sandbox` (or
+//! `make bench`). Without `--bench` (`cargo test` of the same, as `make test` runs it), a smoke
+//! run: one round on each runtime of a handful of calls (3 uncounted, 10 measured) of every kind,
+//! each asserted to succeed (the sandboxed GET answered 200, the credential applied); the figures
+//! are printed, no target judged.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -22,10 +28,18 @@ use stella_runtime::secrets::{AuthRef, SecretNamespace, SecretValue, StaticSecre
 use stella_runtime::{ConnectionConfig, ConnectorSource, IntegrationType, LoadedConnector, Sandbox, SandboxConfig};
 
 const SERVER_ENV: &str = "STELLA_BENCH_SERVER";
-const WARMUP: usize = 200;
-const SAMPLES: usize = 3000;
-/// Rounds of (a)/(b)/(c) per runtime flavour, for the spread.
-const ROUNDS: usize = 5;
+
+/// How many calls a run makes: uncounted, then measured, in each of its rounds per runtime.
+#[derive(Clone, Copy)]
+struct Size {
+    warmup: usize,
+    samples: usize,
+    /// Rounds of (a)/(b)/(c) per runtime flavour, for the spread.
+    rounds: usize,
+}
+
+const REAL: Size = Size { warmup: 200, samples: 3000, rounds: 5 };
+const SMOKE: Size = Size { warmup: 3, samples: 10, rounds: 1 };
 /// The sandbox's own CPU per sandboxed GET, (b) minus (a), on the current-thread runtime.
 const TARGET_EXTRA_CPU_CURRENT_US: f64 = 20.0;
 /// The same on the multi-thread runtime (cross-thread wake-ups cost more there).
@@ -42,10 +56,24 @@ const PROFILE_ENV: &str = "STELLA_BENCH_PROFILE";
 /// Which one the profile runs: `native` (a), `sandboxed` (b, the default) or `instance` (c).
 const PROFILE_OF_ENV: &str = "STELLA_BENCH_PROFILE_OF";
 
+/// Whether this is a smoke run: the arguments do not hold `--bench`, which `cargo bench` passes
+/// to a `harness = false` benchmark and `cargo test --benches` does not (criterion tells its test
+/// mode the same way). A smoke run makes every kind of call a few times and asserts that each
+/// worked, so that a broken benchmark fails CI; its figures mean nothing and no target is judged.
+/// (The catalog's benchmarks have the same function in `api/benches/common`, another crate.)
+fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
 fn main() {
     if std::env::var_os(SERVER_ENV).is_some() {
         return serve();
     }
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let smoke = smoke();
+    let size = if smoke { SMOKE } else { REAL };
     // The server runs in its own process so that its work does not share our runtime.
     let mut server = Command::new(std::env::current_exe().unwrap())
         .env(SERVER_ENV, "1")
@@ -60,7 +88,7 @@ fn main() {
     if let Some(seconds) = std::env::var(PROFILE_ENV).ok().and_then(|s| s.parse::<u64>().ok()) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let of = std::env::var(PROFILE_OF_ENV).unwrap_or_else(|_| "sandboxed".into());
-        let calls = rt.block_on(profile(&of, &url, Duration::from_secs(seconds)));
+        let calls = rt.block_on(profile(&of, &url, Duration::from_secs(seconds), size));
         println!("{calls} calls ({of}) in {seconds} s");
         server.kill().ok();
         server.wait().ok();
@@ -72,8 +100,15 @@ fn main() {
     // 2-core machine vary a lot from run to run.
     let mut met = true;
     println!();
+    if smoke {
+        println!(
+            "smoke run (no `--bench`: `cargo test --benches`): every kind of call a few times; the figures are not \
+             meaningful and the targets are not judged"
+        );
+    }
+    let Size { warmup, samples, rounds } = size;
     println!(
-        "sandbox benchmark: {ROUNDS} rounds per runtime, each the median of {SAMPLES} calls after {WARMUP} warm-up calls"
+        "sandbox benchmark: {rounds} rounds per runtime, each the median of {samples} calls after {warmup} warm-up calls"
     );
     for (flavour, rt, target) in [
         (
@@ -92,8 +127,8 @@ fn main() {
             "  round   (a) native GET      (b) sandboxed GET    (c) no network      (d) with credential   CPU (b)-(a)"
         );
         let mut rounds = Vec::new();
-        for round in 1..=ROUNDS {
-            let f = rt.block_on(measure(&url));
+        for round in 1..=size.rounds {
+            let f = rt.block_on(measure(&url, size, smoke));
             println!(
                 "  {round:>5}   {:>7.1} ({:>6.1})   {:>7.1} ({:>6.1})    {:>7.1} ({:>6.1})    {:>7.1} ({:>6.1})     {:>7.1}",
                 f.a,
@@ -116,7 +151,11 @@ fn main() {
         let (http, http_min, http_max) = spread(rounds.iter().map(|f| f.b_cpu - f.a_cpu - f.c_cpu).collect());
         let (ratio, ratio_min, ratio_max) = spread(rounds.iter().map(|f| f.b / f.a).collect());
         let (credential, credential_min, credential_max) = spread(rounds.iter().map(|f| f.d_cpu - f.b_cpu).collect());
-        let ok = |met: bool| if met { "met" } else { "NOT met" };
+        let ok = |met: bool| match (smoke, met) {
+            (true, _) => "not judged: smoke run",
+            (false, true) => "met",
+            (false, false) => "NOT met",
+        };
         println!(
             "  sandbox's own CPU per GET, (b)-(a): {extra:.1} µs ({extra_min:.1}–{extra_max:.1})   target <= {target} µs: {}",
             ok(extra <= target)
@@ -138,7 +177,16 @@ fn main() {
     }
     server.kill().ok();
     server.wait().ok();
-    println!("targets on both runtimes: {}", if met { "met" } else { "NOT met" });
+    println!(
+        "targets on both runtimes: {}",
+        if smoke {
+            "not judged: smoke run"
+        } else if met {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
 }
 
 /// Median, min and max.
@@ -223,7 +271,7 @@ async fn native_get(client: &reqwest::Client, ok_url: &str) {
 
 /// Only (a) `native`, (b) `sandboxed` or (c) `instance` calls, for `duration` (after a warm-up):
 /// what a profile is taken of.
-async fn profile(of: &str, url: &str, duration: Duration) -> u64 {
+async fn profile(of: &str, url: &str, duration: Duration, size: Size) -> u64 {
     let client = native_client();
     let ok_url = format!("{url}/ok");
     // One call at a time: a pool for one invocation, whose address space valgrind can reserve
@@ -241,7 +289,7 @@ async fn profile(of: &str, url: &str, duration: Duration) -> u64 {
             assert!(sandbox.test_connection(&connector, &config).await.result.success);
         }
     };
-    for _ in 0..WARMUP {
+    for _ in 0..size.warmup {
         call().await;
     }
     let (end, mut calls) = (Instant::now() + duration, 0);
@@ -252,7 +300,10 @@ async fn profile(of: &str, url: &str, duration: Duration) -> u64 {
     calls
 }
 
-async fn measure(url: &str) -> Figures {
+/// One round: `size.warmup` uncounted calls of each kind, then `size.samples` measured. In a smoke
+/// run, each call is also checked for what it should have done (after its time was taken).
+async fn measure(url: &str, size: Size, smoke: bool) -> Figures {
+    let Size { warmup, samples, .. } = size;
     let client = native_client();
     let ok_url = format!("{url}/ok");
 
@@ -263,22 +314,22 @@ async fn measure(url: &str) -> Figures {
     let with_credential = ConnectionConfig { auth_ref: Some(AUTH_REF.into()), ..integration(Some(url)) };
 
     // (a), (b) and (d) alternate, so that all see the same machine state (frequency, other load).
-    let mut native = Vec::with_capacity(SAMPLES);
-    let mut sandboxed = Vec::with_capacity(SAMPLES);
-    let (mut native_cpu, mut sandboxed_cpu) = (Vec::with_capacity(SAMPLES), Vec::with_capacity(SAMPLES));
-    let (mut credentialed, mut credentialed_cpu) = (Vec::with_capacity(SAMPLES), Vec::with_capacity(SAMPLES));
-    for i in 0..WARMUP + SAMPLES {
+    let mut native = Vec::with_capacity(samples);
+    let mut sandboxed = Vec::with_capacity(samples);
+    let (mut native_cpu, mut sandboxed_cpu) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
+    let (mut credentialed, mut credentialed_cpu) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
+    for i in 0..warmup + samples {
         let (t, cpu) = (Instant::now(), process_cpu_time());
         native_get(&client, &ok_url).await;
         let (native_took, native_cpu_took) = (t.elapsed(), process_cpu_time() - cpu);
         let (t, cpu) = (Instant::now(), process_cpu_time());
-        let run = sandbox.test_connection(&fetcher, &with_url).await;
-        assert!(run.result.success, "{:?}", run.result);
+        let sandboxed_run = sandbox.test_connection(&fetcher, &with_url).await;
+        assert!(sandboxed_run.result.success, "{:?}", sandboxed_run.result);
         let (sandboxed_took, sandboxed_cpu_took) = (t.elapsed(), process_cpu_time() - cpu);
         let (t, cpu) = (Instant::now(), process_cpu_time());
         let run = sandbox.test_connection(&fetcher, &with_credential).await;
         assert!(run.result.success && run.record.host_calls.iter().any(|c| c.credential_header.is_some()));
-        if i >= WARMUP {
+        if i >= warmup {
             native.push(native_took);
             sandboxed.push(sandboxed_took);
             native_cpu.push(native_cpu_took);
@@ -286,17 +337,30 @@ async fn measure(url: &str) -> Figures {
             credentialed.push(t.elapsed());
             credentialed_cpu.push(process_cpu_time() - cpu);
         }
+        // After the times were taken.
+        if smoke {
+            assert_got_ok(&sandboxed_run.record, url);
+            assert_got_ok(&run.record, url);
+            assert!(
+                run.record.host_calls.iter().any(|c| c.auth_ref.as_deref() == Some(AUTH_REF)),
+                "(d) applied the credential of {AUTH_REF}: {:?}",
+                run.record.host_calls
+            );
+        }
     }
     let offline = integration(None);
-    let mut instantiate = Vec::with_capacity(SAMPLES);
-    let mut instantiate_cpu = Vec::with_capacity(SAMPLES);
-    for i in 0..WARMUP + SAMPLES {
+    let mut instantiate = Vec::with_capacity(samples);
+    let mut instantiate_cpu = Vec::with_capacity(samples);
+    for i in 0..warmup + samples {
         let (t, cpu) = (Instant::now(), process_cpu_time());
         let run = sandbox.test_connection(&in_memory, &offline).await;
         assert!(run.result.success);
-        if i >= WARMUP {
+        if i >= warmup {
             instantiate.push(t.elapsed());
             instantiate_cpu.push(process_cpu_time() - cpu);
+        }
+        if smoke {
+            assert!(run.record.host_calls.is_empty(), "(c) made no host call: {:?}", run.record.host_calls);
         }
     }
     Figures {
@@ -309,6 +373,16 @@ async fn measure(url: &str) -> Figures {
         b_cpu: median(sandboxed_cpu),
         d_cpu: median(credentialed_cpu),
     }
+}
+
+/// A smoke run's check of a sandboxed GET: the connector's one request reached the bench server and
+/// was answered 200.
+fn assert_got_ok(record: &stella_runtime::record::InvocationRecord, url: &str) {
+    assert!(
+        record.host_calls.iter().any(|c| c.interface == "http" && c.target.starts_with(url) && c.status == Some(200)),
+        "the sandboxed GET reached {url} and was answered 200: {:?}",
+        record.host_calls
+    );
 }
 
 /// A minimal HTTP/1.1 keep-alive server answering `ok` to every request. It exits when its

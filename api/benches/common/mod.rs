@@ -13,6 +13,32 @@ use sqlx::Connection;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_stella-integrations");
 
+/// Whether this is a smoke run: the arguments do not hold `--bench`. `cargo bench` passes
+/// `--bench` to a `harness = false` benchmark, while `cargo test --benches` runs the same binary
+/// without it (which is how criterion tells its test mode too). A smoke run goes through every
+/// phase of the benchmark with tiny sizes and short windows and asserts that each did what it
+/// should (answers with the expected status, counts above zero, the work recorded), so that a
+/// benchmark that no longer runs fails CI instead of waiting for someone's `make bench`; its
+/// figures mean nothing and no target is judged.
+pub fn smoke() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
+/// What a smoke run prints before its figures.
+pub const SMOKE_NOTE: &str = concat!(
+    "smoke run (no `--bench`: `cargo test --benches`): every phase at a tiny size; ",
+    "the figures mean nothing, no target is judged"
+);
+
+/// A target's verdict: `met`, `NOT met`, or in a smoke run, not judged.
+pub fn verdict(smoke: bool, met: bool) -> &'static str {
+    match (smoke, met) {
+        (true, _) => "not judged: smoke run",
+        (false, true) => "met",
+        (false, false) => "NOT met",
+    }
+}
+
 /// The id of row `n` (1-based): a UUID made of its number, so SQL (and pgbench) can compute it too.
 pub fn id_of(n: u32) -> String {
     let hex = format!("{n:032x}");
@@ -55,6 +81,7 @@ pub struct Figures {
 }
 
 pub fn summarize(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
+    assert!(!latencies.is_empty(), "no request was measured in {elapsed:?}");
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     Figures { rate: latencies.len() as f64 / elapsed.as_secs_f64(), p50: at(0.50), p99: at(0.99) }
@@ -62,6 +89,20 @@ pub fn summarize(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
 
 pub fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A length in seconds (`10`, `0.5`) from the variable `name`, or `default`.
+pub fn env_seconds(name: &str, default: Duration) -> Duration {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(default, Duration::from_secs_f64)
+}
+
+/// A length as it is printed beside the figures: `10 s`, `0.3 s`.
+pub fn seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
 }
 
 /// Drops the benchmark's database however the run ends.
@@ -194,11 +235,12 @@ impl RawClient {
     }
 }
 
-/// Runs `GET path(client, i)` from `clients` concurrent loops for `seconds` (after a 2 s warm-up)
+/// Runs `GET path(client, i)` from `clients` concurrent loops for `measured` (after `warm_up`)
 /// and collects each request's latency.
 pub async fn load(
     clients: u64,
-    seconds: u64,
+    warm_up: Duration,
+    measured: Duration,
     base: &str,
     token: &str,
     path: impl Fn(u64, u64) -> String + Send + Sync + 'static,
@@ -207,10 +249,10 @@ pub async fn load(
     let stop = Arc::new(AtomicBool::new(false));
     let timer = stop.clone();
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(2 + seconds)).await;
+        tokio::time::sleep(warm_up + measured).await;
         timer.store(true, Ordering::Relaxed);
     });
-    let pace = Pace { clients, rate: None, warm_up: Duration::from_secs(2) };
+    let pace = Pace { clients, rate: None, warm_up };
     let (latencies, elapsed) = load_until(pace, stop, base, token, path, min_body).await;
     summarize(latencies, elapsed)
 }
