@@ -26,7 +26,7 @@ pub fn smoke() -> bool {
 
 /// What a smoke run prints before its figures.
 pub const SMOKE_NOTE: &str = concat!(
-    "smoke run (no `--bench`: `cargo test --benches`): every phase at a tiny size; ",
+    "smoke run (no `--bench`: run by `cargo test`, as `make test` does): every phase at a tiny size; ",
     "the figures mean nothing, no target is judged"
 );
 
