@@ -12,7 +12,7 @@ SCHEMATHESIS_VERSION := 4.32.5
 GUEST_TARGET_DIR := target/guests
 BIN := target/debug/stella-integrations
 
-.PHONY: run test lint fmt build connectors setup python-toolchain python-connector contract contract-venv bench clean test-tools debian-test-tools
+.PHONY: run test lint build-benches build-tests fmt build connectors setup python-toolchain python-connector contract contract-venv bench clean test-tools debian-test-tools
 
 ## Install the wasm target the connectors are built for.
 setup:
@@ -70,14 +70,26 @@ python-connector: python-toolchain build
 fmt:
 	$(CARGO) fmt --all
 
-## Formatting, then clippy (`-D warnings`) on every target of the workspace, with and without the
-## benchmarks' `bench-switches` feature. Clippy runs as the compiler of the workspace's own crates
-## (`RUSTC_WORKSPACE_WRAPPER`) in the same build `make test` makes, so linting compiles nothing twice.
+## The linted build: clippy (`-D warnings`) is the compiler of the workspace's own crates
+## (`RUSTC_WORKSPACE_WRAPPER`), so linting and building are one compilation. `make test` runs every
+## cargo command under it, so the tests reuse the build instead of compiling our crates again.
 LINTED := RUSTC_WORKSPACE_WRAPPER=clippy-driver CLIPPY_ARGS=-Dwarnings
+
+## Every benchmark with its `bench-switches` feature (and so the binary with it). `--bench '*'`, not
+## `--benches`, which would also build every library's unit tests a second time, in bench mode.
+build-benches: setup
+	$(LINTED) $(CARGO) test --workspace --features stella-integrations/bench-switches --bench '*' --no-run
+
+## Every other target: libraries, the binary, tests and examples. After build-benches, so that
+## target/debug/stella-integrations is the binary without `bench-switches`.
+build-tests: setup
+	$(LINTED) $(CARGO) test --workspace --no-run
+
+## Formatting, then clippy on every target of the workspace, with and without `bench-switches`.
 lint: setup
 	$(CARGO) fmt --all -- --check
-	$(LINTED) $(CARGO) test --workspace --features stella-integrations/bench-switches --bench '*' --no-run
-	$(LINTED) $(CARGO) test --workspace --no-run
+	$(MAKE) --no-print-directory build-benches
+	$(MAKE) --no-print-directory build-tests
 
 ## What the tests run beside the code, installed from Debian when missing: the CNCF
 ## distribution registry and htpasswd (the oci-registry tests start a real registry on a free
@@ -103,7 +115,7 @@ $(OIDC_PROVIDER)/node_modules/.package-lock.json: $(OIDC_PROVIDER)/package-lock.
 ## binary, and a smoke run of every benchmark; it ends with a table of each phase's time
 ## (`.ci/test.sh`, which says how the work is shared).
 test:
-	MAKE="$(MAKE)" CARGO="$(CARGO)" bash .ci/test.sh
+	$(LINTED) MAKE="$(MAKE)" CARGO="$(CARGO)" bash .ci/test.sh
 
 ## Benchmarks: print their figures and targets (the sandbox's cost per call, the catalog API, the
 ## health sweep, and the service under fire from 32 hostile connectors).

@@ -19,9 +19,9 @@ PYTHON_CONNECTOR=target/connectors/python-example.wasm
 LOGS=target/test-logs
 mkdir -p "$LOGS"
 
-# The linted build: clippy on the workspace's crates, as `cargo clippy -- -D warnings` would run it.
-export RUSTC_WORKSPACE_WRAPPER=clippy-driver
-export CLIPPY_ARGS=-Dwarnings
+# Every cargo command runs under the Makefile's linted build (`LINTED`): the same compiler for our
+# crates in every command, so none of them compiles them again.
+: "${RUSTC_WORKSPACE_WRAPPER:?run this through make test}"
 export STELLA_PYTHON_CONNECTOR=$PWD/$PYTHON_CONNECTOR
 
 started=$SECONDS
@@ -92,13 +92,10 @@ wait_for_tools() {
 }
 
 phase "fmt" "$CARGO" fmt --all -- --check
-# The benchmarks' build first: it also builds the binary (with the `bench-switches` feature, for
-# the benchmarks only), and the plain build after it leaves target/debug/stella-integrations
-# without it for the tests and the contract run. `--bench '*'` is every benchmark (`--benches` would
-# also build every library's unit tests a second time, in bench mode).
-phase "build + clippy: benchmarks (bench-switches)" \
-  "$CARGO" test --workspace --features stella-integrations/bench-switches --bench '*' --no-run
-phase "build + clippy: workspace, tests, examples" "$CARGO" test --workspace --no-run
+# The benchmarks' build first: the plain build after it leaves target/debug/stella-integrations
+# without `bench-switches` for the tests and the contract run.
+phase "build + clippy: benchmarks (bench-switches)" "$MAKE" --no-print-directory build-benches
+phase "build + clippy: workspace, tests, examples" "$MAKE" --no-print-directory build-tests
 wait_for_tools
 phase "python connector" \
   bash connectors/python-example/build.sh .venv/bin/componentize-py "$BIN" "$PYTHON_CONNECTOR"

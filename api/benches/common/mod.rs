@@ -14,8 +14,8 @@ use sqlx::Connection;
 pub const BIN: &str = env!("CARGO_BIN_EXE_stella-integrations");
 
 /// Whether this is a smoke run: the arguments do not hold `--bench`. `cargo bench` passes
-/// `--bench` to a `harness = false` benchmark, while `cargo test --benches` runs the same binary
-/// without it (which is how criterion tells its test mode too). A smoke run goes through every
+/// `--bench` to a `harness = false` benchmark, while `cargo test` runs the same binary without
+/// it (which is how criterion tells its test mode too). A smoke run goes through every
 /// phase of the benchmark with tiny sizes and short windows and asserts that each did what it
 /// should (answers with the expected status, counts above zero, the work recorded), so that a
 /// benchmark that no longer runs fails CI instead of waiting for someone's `make bench`; its

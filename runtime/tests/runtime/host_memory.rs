@@ -92,8 +92,8 @@ fn host_memory_stays_bounded_under_every_hostile_program() {
             .env(ALONE_ENV, "1")
             .output()
             .expect("the test binary starts again");
-        print!("{}", String::from_utf8_lossy(&out.stdout));
         let stdout = String::from_utf8_lossy(&out.stdout);
+        print!("{stdout}");
         assert!(stdout.contains("1 passed"), "the measurement did not run: {stdout}");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         return;
