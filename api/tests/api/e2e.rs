@@ -1076,6 +1076,12 @@ async fn the_console_signs_in_through_openid_connect_in_a_real_browser() {
     assert!(browser.source().await.contains("Not Found") && !browser.source().await.contains("console-made"));
     browser.screenshot(&shots.join("other-tenant.png")).await;
     assert!(server.terminate());
+
+    // The browser quits with the test (no Chromium left running after `make test`).
+    let profile = browser.profile().to_string();
+    assert!(common::webdriver::running(&profile), "the browser is found by its profile {profile}");
+    drop(browser);
+    assert!(!common::webdriver::running(&profile), "the browser with profile {profile} still runs");
 }
 
 /// A local bearer token for `tenant`, minted as an operator would.

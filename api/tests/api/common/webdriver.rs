@@ -22,6 +22,8 @@ pub struct Browser {
     driver: Child,
     base: String,
     session: String,
+    /// The browser's profile folder, which names its processes (`--user-data-dir=`).
+    profile: String,
     http: reqwest::Client,
 }
 
@@ -77,10 +79,36 @@ impl Browser {
                          format!("--window-size={width},{height}"), "--lang=en-US"],
             },
         }}});
-        let mut browser = Self { driver, base, session: String::new(), http };
+        let mut browser = Self { driver, base, session: String::new(), profile: String::new(), http };
         let created = browser.call(reqwest::Method::POST, "/session", Some(capabilities)).await;
         browser.session = created["sessionId"].as_str().expect("a session id").to_string();
+        browser.profile = created["capabilities"]["chrome"]["userDataDir"]
+            .as_str()
+            .expect("chromedriver names the profile")
+            .to_string();
         Some(browser)
+    }
+
+    /// The browser's profile folder, for [`running`].
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
+
+    /// Ends the session, which makes chromedriver quit the browser; blocking, because `drop`
+    /// cannot await (and runs on a panic too). Its answer comes once the browser has quit.
+    fn end_session(&self) {
+        use std::io::{Read, Write};
+        let Some(address) = self.base.strip_prefix("http://") else { return };
+        let Ok(mut stream) = std::net::TcpStream::connect(address) else { return };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+        let request = format!(
+            "DELETE /session/{} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            self.session
+        );
+        // The first bytes of the answer are enough (chromedriver may keep the connection open).
+        if stream.write_all(request.as_bytes()).is_ok() {
+            let _ = stream.read(&mut [0; 512]);
+        }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -224,8 +252,22 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The session ends with its driver.
+        // Killing chromedriver alone leaves its Chromium running, orphaned, after the tests end:
+        // end the session first.
+        if !self.session.is_empty() {
+            self.end_session();
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// Whether a process of the browser with this profile folder still runs (Linux: `/proc`).
+pub fn running(profile: &str) -> bool {
+    let flag = format!("--user-data-dir={profile}");
+    let Ok(processes) = std::fs::read_dir("/proc") else { return false };
+    processes.flatten().any(|p| {
+        std::fs::read(p.path().join("cmdline"))
+            .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).any(|arg| arg == flag.as_bytes()))
+    })
 }
