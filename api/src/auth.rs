@@ -20,19 +20,8 @@ use ring::{hmac, signature};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::service::Caller;
+use crate::identity::{AuthError, Caller, Principal, is_tenant_id};
 
-/// The scope that lets a caller read.
-pub const READ_SCOPE: &str = "integrations.read";
-/// The scope that lets a caller change integrations (and read).
-pub const ADMIN_SCOPE: &str = "integrations.admin";
-/// The platform-wide scope that lets a caller submit, review and activate connector code. It
-/// implies no tenant scope, and no tenant scope implies it.
-pub const PLUGINS_ADMIN_SCOPE: &str = "plugins.admin";
-/// The read-only scope of a tenant's auditors: the invocation ledger of the tenant.
-pub const AUDIT_SCOPE: &str = "integrations.audit";
-/// Every scope a token may carry for this service.
-pub const SCOPES: [&str; 4] = [READ_SCOPE, ADMIN_SCOPE, AUDIT_SCOPE, PLUGINS_ADMIN_SCOPE];
 /// The file, in the data directory, that holds the generated local key.
 pub const LOCAL_KEY_FILE: &str = "jwt-hs256.key";
 /// Clock skew tolerated on `exp` and `nbf`.
@@ -50,15 +39,6 @@ const MAX_RECENT_TOKENS: usize = 4096;
 /// How many bytes of token text are remembered in all: a typical JWT is under 1 KiB, so this
 /// holds thousands, and 4,096 long (up to 16 KiB) tokens cannot make the memory 64 MiB.
 const MAX_RECENT_TOKEN_BYTES: usize = 2 << 20;
-/// Longest tenant id.
-const MAX_TENANT_LEN: usize = 128;
-
-/// Whether `tenant` can be a tenant id: 1 to 128 bytes without control characters (what a token's
-/// tenant claim, `token --tenant` and `secrets.legacy-tenant` accept).
-pub fn is_tenant_id(tenant: &str) -> bool {
-    !tenant.is_empty() && tenant.len() <= MAX_TENANT_LEN && !tenant.chars().any(char::is_control)
-}
-
 /// The `use` claim of a one-time console sign-in link's token.
 pub const SIGN_IN_LINK_USE: &str = "console-sign-in";
 /// The longest a console sign-in link may be valid.
@@ -73,81 +53,6 @@ pub struct SignInLink {
     pub link_id: String,
     /// When it expires (Unix seconds).
     pub expires_at: i64,
-}
-
-/// What a route requires.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Access {
-    /// `integrations.read` (or `integrations.admin`, which implies it).
-    Read,
-    /// `integrations.admin`.
-    Admin,
-    /// `plugins.admin` (platform-wide).
-    PluginsAdmin,
-}
-
-impl Access {
-    /// The scope named in documents and `WWW-Authenticate`.
-    pub fn scope(self) -> &'static str {
-        match self {
-            Access::Read => READ_SCOPE,
-            Access::Admin => ADMIN_SCOPE,
-            Access::PluginsAdmin => PLUGINS_ADMIN_SCOPE,
-        }
-    }
-}
-
-/// Why a request is not authenticated or not allowed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    /// No bearer token.
-    #[error("a bearer token is required")]
-    Missing,
-    /// The token is not a valid, trusted, current token (401).
-    #[error("the token is not valid: {0}")]
-    Invalid(String),
-    /// The token is valid but lacks the scope (403).
-    #[error("the token lacks the `{0}` scope")]
-    MissingScope(&'static str),
-}
-
-/// A verified token.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Principal {
-    /// The caller's tenant and subject.
-    pub caller: Caller,
-    /// The scopes the token carries.
-    pub scopes: Vec<String>,
-}
-
-impl Principal {
-    /// Whether the token grants `access`; `integrations.admin` implies read.
-    pub fn allows(&self, access: Access) -> bool {
-        let has = |s: &str| self.scopes.iter().any(|x| x == s);
-        match access {
-            Access::Read => has(READ_SCOPE) || has(ADMIN_SCOPE),
-            Access::Admin => has(ADMIN_SCOPE),
-            Access::PluginsAdmin => has(PLUGINS_ADMIN_SCOPE),
-        }
-    }
-
-    /// Whose invocations the token may read: every tenant's with `plugins.admin`, its tenant's
-    /// with `integrations.audit` (or `integrations.admin`).
-    pub fn ledger_scope(&self) -> Result<crate::service::LedgerScope, AuthError> {
-        let has = |s: &str| self.scopes.iter().any(|x| x == s);
-        if has(PLUGINS_ADMIN_SCOPE) {
-            Ok(crate::service::LedgerScope::Platform)
-        } else if has(AUDIT_SCOPE) || has(ADMIN_SCOPE) {
-            Ok(crate::service::LedgerScope::Tenant(self.caller.tenant.clone()))
-        } else {
-            Err(AuthError::MissingScope(AUDIT_SCOPE))
-        }
-    }
-
-    /// The caller, if the token grants `access`.
-    pub fn require(&self, access: Access) -> Result<Caller, AuthError> {
-        if self.allows(access) { Ok(self.caller.clone()) } else { Err(AuthError::MissingScope(access.scope())) }
-    }
 }
 
 /// How tokens are verified (the `[auth]` section of the configuration).
@@ -735,7 +640,7 @@ mod tests {
     fn principal(tenant: &str) -> Principal {
         Principal {
             caller: Caller { tenant: tenant.into(), subject: "someone".into() },
-            scopes: vec![READ_SCOPE.into()],
+            scopes: vec![crate::identity::READ_SCOPE.into()],
         }
     }
 

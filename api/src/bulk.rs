@@ -16,7 +16,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::{FieldError, Integration, IntegrationSpec, now};
-use crate::service::{Caller, Catalog, IfMatch, ServiceError, changed_fields};
+use crate::identity::{Admin, Reader};
+use crate::service::{Catalog, IfMatch, ServiceError, changed_fields};
 use crate::store::{ListFilter, ListPosition};
 
 /// The `format` of an export document.
@@ -146,12 +147,12 @@ pub struct ImportReport {
 /// Every integration of the caller's tenant, in name order, a page at a time.
 async fn for_each_integration(
     catalog: &Catalog,
-    caller: &Caller,
+    reader: &Reader,
     mut each: impl FnMut(Integration),
 ) -> Result<(), ServiceError> {
     let mut after: Option<ListPosition> = None;
     loop {
-        let page = catalog.list(caller, &ListFilter::default(), after.as_ref(), PAGE).await?;
+        let page = catalog.list(reader, &ListFilter::default(), after.as_ref(), PAGE).await?;
         let full = page.len() == PAGE as usize;
         after = page.last().map(|i| ListPosition { name: i.name.clone(), id: i.integration_id });
         page.into_iter().for_each(&mut each);
@@ -163,14 +164,14 @@ async fn for_each_integration(
 
 /// The caller's export, as the JSON text of an [`ExportDocument`] or, with `ndjson`, one
 /// integration per line. Built a page of rows at a time: only the text is held whole.
-pub async fn export(catalog: &Catalog, caller: &Caller, ndjson: bool) -> Result<String, ServiceError> {
+pub async fn export(catalog: &Catalog, reader: &Reader, ndjson: bool) -> Result<String, ServiceError> {
     let mut out = String::new();
     if !ndjson {
         let at = now().format(&time::format_description::well_known::Rfc3339).expect("a time formats");
         out = format!("{{\"format\":\"{EXPORT_FORMAT}\",\"exportedAt\":\"{at}\",\"integrations\":[");
     }
     let mut first = true;
-    for_each_integration(catalog, caller, |row| {
+    for_each_integration(catalog, reader, |row| {
         if !ndjson && !first {
             out.push(',');
         }
@@ -194,12 +195,12 @@ pub async fn export(catalog: &Catalog, caller: &Caller, ndjson: bool) -> Result<
 /// importing the file again finishes the work (what was imported is then `unchanged`).
 pub async fn import(
     catalog: &Catalog,
-    caller: &Caller,
+    admin: &Admin,
     items: Vec<Result<&str, String>>,
     dry_run: bool,
 ) -> Result<ImportReport, ServiceError> {
     let mut existing = HashMap::new();
-    for_each_integration(catalog, caller, |i| {
+    for_each_integration(catalog, &admin.reader(), |i| {
         existing.insert(i.name.clone(), i);
     })
     .await?;
@@ -224,7 +225,7 @@ pub async fn import(
             continue;
         }
         let outcome = match text {
-            Ok(text) => import_one(catalog, caller, text, dry_run, &mut existing, &mut seen).await,
+            Ok(text) => import_one(catalog, admin, text, dry_run, &mut existing, &mut seen).await,
             Err(unreadable) => {
                 Err(ServiceError::Invalid(vec![FieldError { field: "body".into(), message: unreadable }]))
             }
@@ -274,7 +275,7 @@ fn item_name(text: &str) -> Option<String> {
 /// Decides (and unless `dry_run`, applies) one item.
 async fn import_one(
     catalog: &Catalog,
-    caller: &Caller,
+    admin: &Admin,
     text: &str,
     dry_run: bool,
     existing: &mut HashMap<String, Integration>,
@@ -302,7 +303,7 @@ async fn import_one(
         if dry_run {
             return Ok((ImportResult::Created, None, vec![]));
         }
-        let row = catalog.create(caller, spec).await?;
+        let row = catalog.create(admin, spec).await?;
         let id = row.integration_id;
         existing.insert(row.name.clone(), row);
         return Ok((ImportResult::Created, Some(id), vec![]));
@@ -316,7 +317,7 @@ async fn import_one(
     }
     if !dry_run {
         // The version read at the start: a concurrent change is reported, not overwritten.
-        catalog.update(caller, id, IfMatch::Version(current.version), spec).await?;
+        catalog.update(admin, id, IfMatch::Version(current.version), spec).await?;
     }
     Ok((ImportResult::Updated, Some(id), changed))
 }

@@ -579,7 +579,7 @@ fn secret_location(args: SecretLocationArgs) -> Result<ExitCode, CliError> {
     let (whose, locations) = match &args.tenant {
         None => ("the platform".to_string(), store.platform_locations(&auth_ref)?),
         Some(tenant) => {
-            if !auth::is_tenant_id(tenant) {
+            if !crate::identity::is_tenant_id(tenant) {
                 return Err("--tenant must be 1 to 128 characters without control characters".into());
             }
             let namespace = config.secrets.namespace_of(tenant);
@@ -645,11 +645,11 @@ fn local_token_request(
     }
     let scopes: Vec<String> = scopes.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect();
     for s in &scopes {
-        if !auth::SCOPES.contains(&s.as_str()) {
-            return Err(format!("unknown scope `{s}`: use any of {}", auth::SCOPES.join(", ")).into());
+        if !crate::identity::SCOPES.contains(&s.as_str()) {
+            return Err(format!("unknown scope `{s}`: use any of {}", crate::identity::SCOPES.join(", ")).into());
         }
     }
-    if !auth::is_tenant_id(&tenant) {
+    if !crate::identity::is_tenant_id(&tenant) {
         return Err("--tenant must be 1 to 128 characters without control characters".into());
     }
     Ok(auth::TokenRequest { tenant, scopes, subject, ttl: auth::parse_ttl(ttl)? })

@@ -189,7 +189,7 @@ impl SecretsConfig {
 
     fn validate(&self) -> Result<(), String> {
         match &self.legacy_tenant {
-            Some(t) if !crate::auth::is_tenant_id(t) => {
+            Some(t) if !crate::identity::is_tenant_id(t) => {
                 Err("secrets.legacy-tenant must be a tenant id: 1 to 128 characters, no control characters".into())
             }
             _ => Ok(()),

@@ -53,6 +53,7 @@ pub mod domain;
 pub mod events;
 pub mod health;
 pub mod http;
+pub mod identity;
 pub mod ledger;
 pub mod lifecycle;
 pub mod metrics;

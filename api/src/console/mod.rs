@@ -6,13 +6,12 @@
 //! first-party script shows times in the viewer's time zone), nothing is loaded from elsewhere,
 //! and every answer carries a strict Content-Security-Policy.
 //!
-//! - `session.rs`: what a sign-in is (its secret, its CSRF token);
+//! - [`crate::identity::session`]: what a sign-in is (its secret, its CSRF token);
 //! - `pages.rs`: the HTML of each page;
 //! - this file: the routes, the session cookie, and the security headers.
 
 pub mod oidc;
 mod pages;
-pub mod session;
 
 use std::time::Duration;
 
@@ -24,11 +23,11 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Access;
 use crate::http::AppState;
-use crate::service::{Caller, ServiceError};
+use crate::identity::session::{self, ConsoleSession};
+use crate::identity::{Admin, Auditor, ConnectorsReader, Grant, PluginsAdmin, Reader};
+use crate::service::ServiceError;
 use crate::store::ListFilter;
-use session::ConsoleSession;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "stella_console";
@@ -251,15 +250,12 @@ async fn session_of(state: &AppState, headers: &HeaderMap) -> Result<ConsoleSess
     state.catalog.console_session(&secret).await?.ok_or(PageError::SignIn)
 }
 
-/// The signed-in session of a request, with the access a page needs.
-async fn signed_in(
-    state: &AppState,
-    headers: &HeaderMap,
-    access: Access,
-) -> Result<(ConsoleSession, Caller), PageError> {
+/// The signed-in session of a request, with the grant a page needs (the same grant the API's
+/// route for the same operation takes).
+async fn signed_in<G: Grant>(state: &AppState, headers: &HeaderMap) -> Result<(ConsoleSession, G), PageError> {
     let session = session_of(state, headers).await?;
-    let caller = session.principal.require(access).map_err(|_| PageError::Forbidden(access.scope()))?;
-    Ok((session, caller))
+    let grant = session.principal.grant::<G>().map_err(|_| PageError::Forbidden(G::SCOPE))?;
+    Ok((session, grant))
 }
 
 async fn integrations_page(
@@ -267,7 +263,7 @@ async fn integrations_page(
     headers: HeaderMap,
     Query(filters): Query<pages::Filters>,
 ) -> Result<Response, PageError> {
-    let (session, caller) = signed_in(&state, &headers, Access::Read).await?;
+    let (session, reader) = signed_in::<Reader>(&state, &headers).await?;
     let blank = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
     use crate::health::HealthState;
     let filter = ListFilter {
@@ -281,16 +277,16 @@ async fn integrations_page(
     };
     let after = blank(&filters.after).and_then(|c| crate::store::ListPosition::from_cursor(&c));
     // One more than the page, to know whether another follows.
-    let mut rows = state.catalog.list(&caller, &filter, after.as_ref(), pages::PAGE_ROWS + 1).await?;
+    let mut rows = state.catalog.list(&reader, &filter, after.as_ref(), pages::PAGE_ROWS + 1).await?;
     let next = if rows.len() > pages::PAGE_ROWS as usize {
         rows.truncate(pages::PAGE_ROWS as usize);
         rows.last().map(|i| crate::store::ListPosition { name: i.name.clone(), id: i.integration_id }.cursor())
     } else {
         None
     };
-    let counts = state.catalog.state_counts(&caller).await?;
+    let counts = state.catalog.state_counts(&reader).await?;
     let ids: Vec<uuid::Uuid> = rows.iter().map(|i| i.integration_id).collect();
-    let uptime = state.catalog.uptime_24h(&caller, &ids).await?;
+    let uptime = state.catalog.uptime_24h(&reader, &ids).await?;
     let html = pages::integrations(&session, &filters, &counts, &rows, &uptime, next.as_deref());
     Ok(Html(html).into_response())
 }
@@ -511,12 +507,12 @@ fn problem_of(e: ServiceError) -> (StatusCode, String) {
 /// What one integration's page shows (read anew for every answer).
 async fn integration_view(
     state: &AppState,
-    caller: &Caller,
+    reader: &Reader,
     id: uuid::Uuid,
 ) -> Result<pages::IntegrationView, PageError> {
-    let integration = state.catalog.get(caller, id).await?;
-    let report = state.catalog.health_report(caller, id, None, pages::HISTORY_ROWS).await?;
-    let audit = state.catalog.audit(caller, id, 0, pages::AUDIT_ROWS).await?;
+    let integration = state.catalog.get(reader, id).await?;
+    let report = state.catalog.health_report(reader, id, None, pages::HISTORY_ROWS).await?;
+    let audit = state.catalog.audit(reader, id, 0, pages::AUDIT_ROWS).await?;
     Ok(pages::IntegrationView { integration, report, audit })
 }
 
@@ -525,10 +521,10 @@ async fn integration_page(
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Response, PageError> {
-    let (session, caller) = signed_in(&state, &headers, Access::Read).await?;
+    let (session, reader) = signed_in::<Reader>(&state, &headers).await?;
     // Not an id, or another tenant's: the same 404 as the API's.
     let id = uuid::Uuid::parse_str(&id).map_err(|_| PageError::Service(ServiceError::NotFound))?;
-    let view = integration_view(&state, &caller, id).await?;
+    let view = integration_view(&state, &reader, id).await?;
     Ok(Html(pages::integration(&session, &view, None)).into_response())
 }
 
@@ -549,19 +545,19 @@ async fn integration_action(
     axum::extract::Path((id, action)): axum::extract::Path<(String, String)>,
     form: Result<axum::Form<ActionForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let (session, caller) = signed_in(&state, &headers, Access::Admin).await?;
+    let (session, admin) = signed_in::<Admin>(&state, &headers).await?;
     let Some(form) = with_token(&state, &headers, &session, form, |f| &f.csrf) else { return Ok(csrf_refused()) };
     let id = uuid::Uuid::parse_str(&id).map_err(|_| PageError::Service(ServiceError::NotFound))?;
     let catalog = &state.catalog;
     let done = match action.as_str() {
-        "activate" => catalog.activate(&caller, id).await.map(|_| ()),
-        "test" => catalog.test(&caller, id).await.map(|_| ()),
+        "activate" => catalog.activate(&admin, id).await.map(|_| ()),
+        "test" => catalog.test(&admin, id).await.map(|_| ()),
         "pause" => {
             let reason = form.reason.unwrap_or_default();
             let ticket = form.ticket.filter(|t| !t.trim().is_empty());
-            catalog.pause(&caller, id, reason, ticket).await.map(|_| ())
+            catalog.pause(&admin, id, reason, ticket).await.map(|_| ())
         }
-        "resume" => catalog.resume(&caller, id).await.map(|_| ()),
+        "resume" => catalog.resume(&admin, id).await.map(|_| ()),
         _ => Err(ServiceError::NotFound),
     };
     match done {
@@ -570,14 +566,14 @@ async fn integration_action(
         Err(ServiceError::NotFound) => Err(PageError::Service(ServiceError::NotFound)),
         Err(e) => {
             let (status, text) = problem_of(e);
-            let view = integration_view(&state, &caller, id).await?;
+            let view = integration_view(&state, &admin.reader(), id).await?;
             Ok((status, Html(pages::integration(&session, &view, Some(&text)))).into_response())
         }
     }
 }
 
 async fn new_integration_page(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    let (session, _) = signed_in(&state, &headers, Access::Admin).await?;
+    let (session, _) = signed_in::<Admin>(&state, &headers).await?;
     let providers = providers(&state);
     Ok(Html(pages::new_integration(&session, &providers, &pages::NewIntegration::default(), None)).into_response())
 }
@@ -601,7 +597,7 @@ async fn create_integration(
     headers: HeaderMap,
     form: Result<axum::Form<pages::NewIntegration>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let (session, caller) = signed_in(&state, &headers, Access::Admin).await?;
+    let (session, admin) = signed_in::<Admin>(&state, &headers).await?;
     let Some(form) = with_token(&state, &headers, &session, form, |f| &f.csrf) else { return Ok(csrf_refused()) };
     let refused = |status: StatusCode, text: &str, form: &pages::NewIntegration| {
         (status, Html(pages::new_integration(&session, &providers(&state), form, Some(text)))).into_response()
@@ -632,7 +628,7 @@ async fn create_integration(
         Ok(spec) => spec,
         Err(e) => return Ok(refused(StatusCode::UNPROCESSABLE_ENTITY, &format!("{}: {}", e.field, e.message), &form)),
     };
-    match state.catalog.create(&caller, spec).await {
+    match state.catalog.create(&admin, spec).await {
         Ok(created) => Ok(Redirect::to(&format!("/console/integrations/{}", created.integration_id)).into_response()),
         Err(e) => {
             let (status, text) = problem_of(e);
@@ -641,18 +637,12 @@ async fn create_integration(
     }
 }
 
-/// The session's view of the ledger: its tenant's, or every tenant's for `plugins.admin`.
-fn ledger_scope(session: &ConsoleSession) -> Result<crate::service::LedgerScope, PageError> {
-    session.principal.ledger_scope().map_err(|_| PageError::Forbidden(crate::auth::AUDIT_SCOPE))
-}
-
 async fn invocations_page(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let session = session_of(&state, &headers).await?;
-    let scope = ledger_scope(&session)?;
+    let (session, auditor) = signed_in::<Auditor>(&state, &headers).await?;
     // The API's own filters, read by the API's own code; a form sends its blank fields too.
     let values: std::collections::BTreeMap<String, String> =
         pairs.into_iter().map(|(k, v)| (k, v.trim().to_string())).filter(|(_, v)| !v.is_empty()).collect();
@@ -665,7 +655,7 @@ async fn invocations_page(
         .and_then(|Query(params)| params.into_query().map_err(|p| p.detail));
     let (entries, next, error) = match parsed {
         Ok((filter, after, limit)) => {
-            let entries = state.catalog.invocations(&scope, &filter, after.as_ref(), limit).await?;
+            let entries = state.catalog.invocations(&auditor, &filter, after.as_ref(), limit).await?;
             let next = (entries.len() == limit as usize).then(|| {
                 entries.last().map(|e| {
                     crate::http::invocations::cursor(&crate::ledger::InvocationPosition {
@@ -688,25 +678,22 @@ async fn invocation_page(
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Response, PageError> {
-    let session = session_of(&state, &headers).await?;
-    let scope = ledger_scope(&session)?;
+    let (session, auditor) = signed_in::<Auditor>(&state, &headers).await?;
     let id = uuid::Uuid::parse_str(&id).map_err(|_| PageError::Service(ServiceError::InvocationNotFound))?;
-    let entry = state.catalog.invocation(&scope, id).await?;
+    let entry = state.catalog.invocation(&auditor, id).await?;
     Ok(Html(pages::invocation(&session, &entry)).into_response())
 }
 
 /// Every loaded connector, and (for `plugins.admin`) every version waiting for a decision.
 async fn connectors_page(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    let session = session_of(&state, &headers).await?;
-    let principal = &session.principal;
-    if !principal.allows(Access::Read) && !principal.allows(Access::PluginsAdmin) {
-        return Err(PageError::Forbidden(Access::Read.scope()));
-    }
-    let connectors = state.catalog.connectors();
+    let (session, reader) = signed_in::<ConnectorsReader>(&state, &headers).await?;
+    let connectors = state.catalog.loaded_connectors(&reader);
     let loaded: Vec<_> = connectors.iter().map(|c| crate::http::plugins::describe(&state, c)).collect();
-    let pending =
-        if principal.allows(Access::PluginsAdmin) { Some(state.catalog.pending_plugins().await?) } else { None };
-    let signers = state.catalog.active_signers().await?;
+    let pending = match session.principal.grant::<PluginsAdmin>() {
+        Ok(admin) => Some(state.catalog.pending_plugins(&admin).await?),
+        Err(_) => None,
+    };
+    let signers = state.catalog.active_signers(&reader).await?;
     Ok(Html(pages::connectors(&session, &loaded, &signers, connectors.failures(), pending.as_deref())).into_response())
 }
 
@@ -728,23 +715,20 @@ async fn render_connector(
     error: Option<(StatusCode, String)>,
 ) -> Result<Response, PageError> {
     let principal = &session.principal;
-    if !principal.allows(Access::Read) && !principal.allows(Access::PluginsAdmin) {
-        return Err(PageError::Forbidden(Access::Read.scope()));
-    }
-    let connectors = state.catalog.connectors();
+    let reader = principal.grant::<ConnectorsReader>().map_err(|_| PageError::Forbidden(ConnectorsReader::SCOPE))?;
+    let connectors = state.catalog.loaded_connectors(&reader);
     let loaded = connectors.get(provider).map(|c| crate::http::plugins::describe(state, c));
-    let versions = if principal.allows(Access::PluginsAdmin) {
-        Some(state.catalog.plugin_versions(provider).await?)
-    } else {
-        None
+    let versions = match principal.grant::<PluginsAdmin>() {
+        Ok(admin) => Some(state.catalog.plugin_versions(&admin, provider).await?),
+        Err(_) => None,
     };
     if loaded.is_none() && versions.as_ref().is_none_or(|v| v.is_empty()) {
         return Err(PageError::Service(ServiceError::NotFound));
     }
-    let report = match principal.ledger_scope() {
-        Ok(scope) => {
+    let report = match principal.grant::<Auditor>() {
+        Ok(auditor) => {
             let since = crate::domain::unix_ms(crate::domain::now()) - 7 * 24 * 3600 * 1000;
-            Some(state.catalog.egress_report(&scope, provider, since).await?)
+            Some(state.catalog.egress_report(&auditor, provider, since).await?)
         }
         Err(_) => None,
     };
@@ -774,16 +758,16 @@ async fn decide_version(
     axum::extract::Path((provider, version, decision)): axum::extract::Path<(String, String, String)>,
     form: Result<axum::Form<DecisionForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
-    let (session, caller) = signed_in(&state, &headers, Access::PluginsAdmin).await?;
+    let (session, admin) = signed_in::<PluginsAdmin>(&state, &headers).await?;
     let Some(form) = with_token(&state, &headers, &session, form, |f| &f.csrf) else { return Ok(csrf_refused()) };
     let done = match decision.as_str() {
         "approve" => {
             let digest = form.digest.unwrap_or_default();
-            state.catalog.approve_plugin(&caller, &provider, &version, &digest).await.map(|_| ())
+            state.catalog.approve_plugin(&admin, &provider, &version, &digest).await.map(|_| ())
         }
         "reject" => {
             let reason = form.reason.unwrap_or_default();
-            state.catalog.reject_plugin(&caller, &provider, &version, &reason).await.map(|_| ())
+            state.catalog.reject_plugin(&admin, &provider, &version, &reason).await.map(|_| ())
         }
         _ => Err(ServiceError::NotFound),
     };

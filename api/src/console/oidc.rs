@@ -14,8 +14,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::session::new_secret;
-use crate::auth::{AuthConfig, Principal, Verifier};
+use crate::auth::{AuthConfig, Verifier};
+use crate::identity::Principal;
+use crate::identity::session::new_secret;
 
 /// The longest answer read from the provider (discovery, token).
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
@@ -108,7 +109,7 @@ impl PendingSignIn {
         else {
             return None;
         };
-        let ok = |s: &str| super::session::plausible_secret(s);
+        let ok = |s: &str| crate::identity::session::plausible_secret(s);
         (ok(state) && ok(nonce) && ok(verifier)).then(|| Self {
             state: state.into(),
             nonce: nonce.into(),

@@ -3,10 +3,10 @@
 use maud::{DOCTYPE, Markup, html};
 use time::OffsetDateTime;
 
-use super::session::ConsoleSession;
 use crate::audit::AuditEntry;
 use crate::domain::{Integration, rfc3339};
 use crate::health::{CheckOutcome, HealthCheck, HealthReport, HealthState};
+use crate::identity::ConsoleSession;
 
 /// Rows on one page of the integrations list.
 pub const PAGE_ROWS: u32 = 200;
@@ -144,7 +144,7 @@ pub fn integrations(
         counts.iter().filter(|c| f(c)).map(|c| c.count).sum()
     };
     let statuses = ["draft", "pending-verification", "active", "degraded", "failed"];
-    let can_create = session.principal.allows(crate::auth::Access::Admin);
+    let can_create = session.principal.may::<crate::identity::Admin>();
     let body = html! {
         h1 { "Integrations" }
         @if can_create { p { a.button href="/console/integrations/new" { "New integration" } } }
@@ -305,7 +305,7 @@ pub fn integration(session: &ConsoleSession, view: &IntegrationView, error: Opti
     let i = &view.integration;
     let r = &view.report;
     let health = r.health.as_str();
-    let can_change = session.principal.allows(crate::auth::Access::Admin);
+    let can_change = session.principal.may::<crate::identity::Admin>();
     let allowed = i.status.allowed();
     let action = |name: &str, label: &str| {
         html! {

@@ -7,11 +7,12 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::AppState;
-use super::extract::{Admin, Reader, media_type, parse_json};
+use super::extract::{media_type, parse_json};
 use super::integrations::query_problem;
 use super::problem::{Problem, ProblemKind, ProblemResponses};
 use crate::bulk::{EXPORT_FORMAT, ExportDocument, ImportDocument, ImportReport, MAX_IMPORT_BYTES, MAX_IMPORT_ITEMS};
 use crate::domain::IntegrationSpec;
+use crate::identity::{Admin, Reader};
 
 /// NDJSON: one JSON document per line.
 const NDJSON: &str = "application/x-ndjson";
@@ -36,12 +37,12 @@ fn media_types(headers: &HeaderMap, name: header::HeaderName) -> Vec<String> {
         ProblemResponses,
     ))]
 pub async fn export_integrations(
-    Reader(caller): Reader,
+    reader: Reader,
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let ndjson = media_types(&headers, header::ACCEPT).iter().any(|t| t == NDJSON);
-    let body = crate::bulk::export(&state.catalog, &caller, ndjson).await?;
+    let body = crate::bulk::export(&state.catalog, &reader, ndjson).await?;
     let content_type = if ndjson { NDJSON } else { "application/json" };
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response())
 }
@@ -78,7 +79,7 @@ pub struct ImportParams {
         ProblemResponses,
     ))]
 pub async fn import_integrations(
-    Admin(caller): Admin,
+    admin: Admin,
     State(state): State<AppState>,
     params: Result<Query<ImportParams>, axum::extract::rejection::QueryRejection>,
     request: Request,
@@ -129,6 +130,6 @@ pub async fn import_integrations(
         }
         document.integrations.into_iter().map(|raw| Ok(raw.get())).collect()
     };
-    let report = crate::bulk::import(&state.catalog, &caller, items, params.dry_run.unwrap_or(false)).await?;
+    let report = crate::bulk::import(&state.catalog, &admin, items, params.dry_run.unwrap_or(false)).await?;
     Ok(axum::Json(report).into_response())
 }

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::extract::Reader;
 use super::integrations::{page_limit, parse_seq_cursor, query_problem};
 use super::problem::{Problem, ProblemResponses};
+use crate::identity::Reader;
 
 /// A page of events.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -46,14 +46,14 @@ pub struct EventParams {
         ProblemResponses,
     ))]
 pub async fn list_events(
-    Reader(caller): Reader,
+    reader: Reader,
     State(state): State<AppState>,
     params: Result<Query<EventParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(params) = params.map_err(query_problem)?;
     let after = parse_seq_cursor(params.after.as_deref(), "after")?;
     let limit = page_limit(params.limit)?;
-    let events = state.catalog.events(&caller, after, limit).await?;
+    let events = state.catalog.events(&reader, after, limit).await?;
     let next_cursor = events.last().map(|e| e.seq).unwrap_or(after).to_string();
     let items = events.into_iter().map(|e| e.cloud_event).collect();
     Ok(axum::Json(EventPage { items, next_cursor }).into_response())

@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::problem::{Problem, ProblemKind};
-use crate::auth::{Access, AuthError};
-use crate::service::{Caller, IfMatch};
+use crate::identity::{Admin, Auditor, AuthError, ConnectorsReader, PluginsAdmin, Principal, Reader};
+use crate::service::IfMatch;
 
-async fn principal(parts: &Parts, state: &AppState) -> Result<crate::auth::Principal, Problem> {
+async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, Problem> {
     if super::switches::is_off(super::switches::Feature::Auth) {
         return Ok(super::switches::bench_principal());
     }
@@ -26,54 +26,20 @@ async fn principal(parts: &Parts, state: &AppState) -> Result<crate::auth::Princ
     Ok(state.verifier.verify(token).await?)
 }
 
-async fn authorize(parts: &Parts, state: &AppState, access: Access) -> Result<Caller, Problem> {
-    Ok(principal(parts, state).await?.require(access)?)
+/// The grants a handler takes: the principal of the request's bearer token, checked for the
+/// grant (401 without a valid token, 403 without the scope).
+macro_rules! grant_from_token {
+    ($($grant:ty),*) => {$(
+        impl FromRequestParts<AppState> for $grant {
+            type Rejection = Problem;
+            async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+                Ok(principal(parts, state).await?.grant::<$grant>()?)
+            }
+        }
+    )*};
 }
 
-/// A reader of the invocation ledger: its tenant's with `integrations.audit` (or
-/// `integrations.admin`), every tenant's with `plugins.admin`.
-#[derive(Debug)]
-pub struct Auditor(pub crate::service::LedgerScope);
-
-impl FromRequestParts<AppState> for Auditor {
-    type Rejection = Problem;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        Ok(Auditor(principal(parts, state).await?.ledger_scope()?))
-    }
-}
-
-/// A caller whose token carries `integrations.read` (or admin).
-#[derive(Debug)]
-pub struct Reader(pub Caller);
-
-/// A caller whose token carries `integrations.admin`.
-#[derive(Debug)]
-pub struct Admin(pub Caller);
-
-/// A caller whose token carries `plugins.admin` (platform-wide; its tenant is only recorded).
-#[derive(Debug)]
-pub struct PluginsAdmin(pub Caller);
-
-impl FromRequestParts<AppState> for PluginsAdmin {
-    type Rejection = Problem;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        authorize(parts, state, Access::PluginsAdmin).await.map(PluginsAdmin)
-    }
-}
-
-impl FromRequestParts<AppState> for Reader {
-    type Rejection = Problem;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        authorize(parts, state, Access::Read).await.map(Reader)
-    }
-}
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = Problem;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        authorize(parts, state, Access::Admin).await.map(Admin)
-    }
-}
+grant_from_token!(Reader, Admin, PluginsAdmin, ConnectorsReader, Auditor);
 
 /// A JSON request body: `Content-Type: application/json` (415 otherwise), within the size limit
 /// (413), well-formed (400), of the expected shape with no unknown field (422, naming the field).

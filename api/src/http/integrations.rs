@@ -8,13 +8,14 @@ use stella_runtime::IntegrationType;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::extract::{Admin, JsonBody, Reader, etag, if_match, integration_id};
+use super::extract::{JsonBody, etag, if_match, integration_id};
 use super::problem::{Problem, ProblemResponses};
 use crate::audit::AuditEntry;
 use crate::domain::{Integration, IntegrationSpec, MAX_SHORT_LEN};
 use crate::health::{HealthReport, HistoryCursor};
+use crate::identity::{Admin, Reader};
 use crate::lifecycle::Status;
-use crate::service::{Caller, Created, TestRun, Tested};
+use crate::service::{Created, TestRun, Tested};
 use crate::store::{ListFilter, ListPosition};
 
 /// Default page size of lists.
@@ -161,13 +162,13 @@ fn location(id: &str) -> HeaderValue {
         ProblemResponses,
     ))]
 pub async fn list_integrations(
-    Reader(caller): Reader,
+    reader: Reader,
     State(state): State<AppState>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(params) = params.map_err(query_problem)?;
     let (filter, after, limit) = params.into_query()?;
-    let mut items = state.catalog.list(&caller, &filter, after.as_ref(), limit + 1).await?;
+    let mut items = state.catalog.list(&reader, &filter, after.as_ref(), limit + 1).await?;
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);
         items.last().map(|i| ListPosition { name: i.name.clone(), id: i.integration_id }.cursor())
@@ -191,7 +192,7 @@ pub async fn list_integrations(
         ProblemResponses,
     ))]
 pub async fn create_integration(
-    Admin(caller): Admin,
+    admin: Admin,
     State(state): State<AppState>,
     headers: HeaderMap,
     JsonBody(spec): JsonBody<IntegrationSpec>,
@@ -206,8 +207,8 @@ pub async fn create_integration(
         }
     };
     let created = match key {
-        None => Created::New(Box::new(state.catalog.create(&caller, spec).await?)),
-        Some(key) => state.catalog.create_once(&caller, spec, key).await?,
+        None => Created::New(Box::new(state.catalog.create(&admin, spec).await?)),
+        Some(key) => state.catalog.create_once(&admin, spec, key).await?,
     };
     let (status, row, replayed) = match created {
         Created::New(row) => (StatusCode::CREATED, *row, false),
@@ -236,11 +237,11 @@ pub async fn create_integration(
         ProblemResponses,
     ))]
 pub async fn get_integration(
-    Reader(caller): Reader,
+    reader: Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let row = state.catalog.get(&caller, integration_id(&id)?).await?;
+    let row = state.catalog.get(&reader, integration_id(&id)?).await?;
     Ok(with_etag(StatusCode::OK, &row, &row))
 }
 
@@ -256,15 +257,15 @@ pub async fn get_integration(
         ProblemResponses,
     ))]
 pub async fn update_integration(
-    Admin(caller): Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     JsonBody(spec): JsonBody<IntegrationSpec>,
 ) -> Result<Response, Problem> {
     let id = integration_id(&id)?;
-    let if_match = found_first(&state, &caller, id, if_match(&headers)).await?;
-    let row = state.catalog.update(&caller, id, if_match, spec).await?;
+    let if_match = found_first(&state, &admin.reader(), id, if_match(&headers)).await?;
+    let row = state.catalog.update(&admin, id, if_match, spec).await?;
     Ok(with_etag(StatusCode::OK, &row, &row))
 }
 
@@ -280,14 +281,14 @@ pub async fn update_integration(
         ProblemResponses,
     ))]
 pub async fn delete_integration(
-    Admin(caller): Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let id = integration_id(&id)?;
-    let if_match = found_first(&state, &caller, id, if_match(&headers)).await?;
-    state.catalog.delete(&caller, id, if_match).await?;
+    let if_match = found_first(&state, &admin.reader(), id, if_match(&headers)).await?;
+    state.catalog.delete(&admin, id, if_match).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -297,13 +298,13 @@ pub async fn delete_integration(
 /// decides which it is; a request that reads well costs no lookup here.
 async fn found_first<T>(
     state: &AppState,
-    caller: &Caller,
+    reader: &Reader,
     id: uuid::Uuid,
     parsed: Result<T, Problem>,
 ) -> Result<T, Problem> {
     match parsed {
         Ok(value) => Ok(value),
-        Err(problem) => match state.catalog.get(caller, id).await {
+        Err(problem) => match state.catalog.get(reader, id).await {
             Ok(_) => Err(problem),
             Err(e) => Err(e.into()),
         },
@@ -319,11 +320,11 @@ async fn found_first<T>(
         ProblemResponses,
     ))]
 pub async fn test_integration(
-    Admin(caller): Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let tested = state.catalog.test(&caller, integration_id(&id)?).await?;
+    let tested = state.catalog.test(&admin, integration_id(&id)?).await?;
     Ok(with_etag(StatusCode::OK, &tested.integration, &tested))
 }
 
@@ -336,11 +337,11 @@ pub async fn test_integration(
         ProblemResponses,
     ))]
 pub async fn activate_integration(
-    Admin(caller): Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let tested = state.catalog.activate(&caller, integration_id(&id)?).await?;
+    let tested = state.catalog.activate(&admin, integration_id(&id)?).await?;
     Ok(with_etag(StatusCode::OK, &tested.integration, &tested))
 }
 
@@ -370,13 +371,13 @@ pub struct PauseRequest {
         ProblemResponses,
     ))]
 pub async fn pause_integration(
-    Admin(caller): Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<PauseRequest>,
 ) -> Result<Response, Problem> {
     let id = integration_id(&id)?;
-    let row = state.catalog.pause(&caller, id, body.reason, body.ticket).await?;
+    let row = state.catalog.pause(&admin, id, body.reason, body.ticket).await?;
     Ok(with_etag(StatusCode::OK, &row, &row))
 }
 
@@ -389,11 +390,11 @@ pub async fn pause_integration(
         ProblemResponses,
     ))]
 pub async fn resume_integration(
-    Admin(caller): Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let row = state.catalog.resume(&caller, integration_id(&id)?).await?;
+    let row = state.catalog.resume(&admin, integration_id(&id)?).await?;
     Ok(with_etag(StatusCode::OK, &row, &row))
 }
 
@@ -428,7 +429,7 @@ fn parse_health_cursor(cursor: Option<&str>) -> Result<Option<HistoryCursor>, Pr
         ProblemResponses,
     ))]
 pub async fn get_health(
-    Reader(caller): Reader,
+    reader: Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
     params: Result<Query<HealthParams>, axum::extract::rejection::QueryRejection>,
@@ -437,8 +438,8 @@ pub async fn get_health(
     let page = params
         .map_err(query_problem)
         .and_then(|Query(p)| Ok((parse_health_cursor(p.before.as_deref())?, page_limit(p.limit)?)));
-    let (before, limit) = found_first(&state, &caller, id, page).await?;
-    Ok(axum::Json(state.catalog.health_report(&caller, id, before, limit).await?).into_response())
+    let (before, limit) = found_first(&state, &reader, id, page).await?;
+    Ok(axum::Json(state.catalog.health_report(&reader, id, before, limit).await?).into_response())
 }
 
 /// The last connection test of an integration, with the sandbox's invocation record.
@@ -451,11 +452,11 @@ pub async fn get_health(
         ProblemResponses,
     ))]
 pub async fn get_latest_test(
-    Reader(caller): Reader,
+    reader: Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    match state.catalog.latest_test(&caller, integration_id(&id)?).await? {
+    match state.catalog.latest_test(&reader, integration_id(&id)?).await? {
         Some(run) => Ok(axum::Json(run).into_response()),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
@@ -493,7 +494,7 @@ pub struct AuditParams {
         ProblemResponses,
     ))]
 pub async fn get_audit(
-    Reader(caller): Reader,
+    reader: Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
     params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
@@ -502,8 +503,8 @@ pub async fn get_audit(
     let page = params
         .map_err(query_problem)
         .and_then(|Query(p)| Ok((parse_seq_cursor(p.after.as_deref(), "after")?, page_limit(p.limit)?)));
-    let (after, limit) = found_first(&state, &caller, id, page).await?;
-    let mut items = state.catalog.audit(&caller, id, after, limit + 1).await?;
+    let (after, limit) = found_first(&state, &reader, id, page).await?;
+    let mut items = state.catalog.audit(&reader, id, after, limit + 1).await?;
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);
         items.last().map(|e| e.seq.to_string())

@@ -11,10 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
-use super::extract::Auditor;
 use super::integrations::{page_limit, query_problem};
 use super::problem::{Problem, ProblemResponses};
 use crate::domain::unix_ms;
+use crate::identity::Auditor;
 use crate::ledger::{InvocationFilter, InvocationPosition, LedgerEntry, Operation};
 
 /// Longest value of a text filter.
@@ -165,13 +165,13 @@ impl InvocationParams {
         ProblemResponses,
     ))]
 pub async fn list_invocations(
-    Auditor(scope): Auditor,
+    auditor: Auditor,
     State(state): State<AppState>,
     params: Result<Query<InvocationParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(params) = params.map_err(query_problem)?;
     let (filter, after, limit) = params.into_query()?;
-    let items = state.catalog.invocations(&scope, &filter, after.as_ref(), limit).await?;
+    let items = state.catalog.invocations(&auditor, &filter, after.as_ref(), limit).await?;
     let next_cursor = (items.len() == limit as usize)
         .then(|| items.last().map(|e| cursor(&InvocationPosition { at_ms: unix_ms(e.at), id: e.invocation_id })))
         .flatten();
@@ -187,13 +187,13 @@ pub async fn list_invocations(
         ProblemResponses,
     ))]
 pub async fn get_invocation(
-    Auditor(scope): Auditor,
+    auditor: Auditor,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     // An id that is not a UUID names no invocation.
     let id = Uuid::parse_str(&id).map_err(|_| Problem::from(crate::service::ServiceError::InvocationNotFound))?;
-    Ok(axum::Json(state.catalog.invocation(&scope, id).await?).into_response())
+    Ok(axum::Json(state.catalog.invocation(&auditor, id).await?).into_response())
 }
 
 #[cfg(test)]
@@ -232,7 +232,7 @@ pub struct EgressParams {
         ProblemResponses,
     ))]
 pub async fn get_egress_report(
-    Auditor(scope): Auditor,
+    auditor: Auditor,
     State(state): State<AppState>,
     Path(provider): Path<String>,
     params: Result<Query<EgressParams>, axum::extract::rejection::QueryRejection>,
@@ -243,13 +243,13 @@ pub async fn get_egress_report(
         None => unix_ms(crate::domain::now()) - 7 * 86_400_000,
     };
     let provider = text("provider", Some(provider))?.unwrap_or_default();
-    Ok(axum::Json(state.catalog.egress_report(&scope, &provider, since).await?).into_response())
+    Ok(axum::Json(state.catalog.egress_report(&auditor, &provider, since).await?).into_response())
 }
 
 /// The paging of an export, as the stream carries it between pages.
 struct ExportState {
     state: AppState,
-    scope: crate::service::LedgerScope,
+    auditor: Auditor,
     filter: InvocationFilter,
     after: Option<InvocationPosition>,
     done: bool,
@@ -268,18 +268,18 @@ const EXPORT_PAGE: u32 = 500;
         ProblemResponses,
     ))]
 pub async fn export_invocations(
-    Auditor(scope): Auditor,
+    auditor: Auditor,
     State(state): State<AppState>,
     params: Result<Query<InvocationParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(params) = params.map_err(query_problem)?;
     let (filter, after, _) = params.into_query()?;
-    let start = ExportState { state, scope, filter, after, done: false };
+    let start = ExportState { state, auditor, filter, after, done: false };
     let pages = futures_util::stream::unfold(start, |mut s| async move {
         if s.done {
             return None;
         }
-        match s.state.catalog.invocations(&s.scope, &s.filter, s.after.as_ref(), EXPORT_PAGE).await {
+        match s.state.catalog.invocations(&s.auditor, &s.filter, s.after.as_ref(), EXPORT_PAGE).await {
             Ok(page) => {
                 s.done = page.len() < EXPORT_PAGE as usize;
                 s.after = page.last().map(|e| InvocationPosition { at_ms: unix_ms(e.at), id: e.invocation_id });

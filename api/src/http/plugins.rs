@@ -13,10 +13,11 @@ use stella_runtime::{Compilation, ConnectorSource, IntegrationType, LoadFailure,
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::extract::{JsonBody, PluginsAdmin, Reader, media_type};
+use super::extract::{JsonBody, media_type};
 use super::integrations::{page_limit, parse_seq_cursor, query_problem};
 use super::problem::{Problem, ProblemKind, ProblemResponses};
 use crate::audit::PluginAuditEntry;
+use crate::identity::{ConnectorsReader, PluginsAdmin};
 use crate::plugins::AutoApprove;
 use crate::plugins::policy::MAX_SIGNATURES;
 use crate::service::PluginVersionView;
@@ -90,13 +91,13 @@ pub(crate) fn describe(state: &AppState, c: &LoadedConnector) -> Plugin {
 
 /// List the loaded connectors and the load errors.
 #[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", operation_id = "listPlugins",
-    security(("bearer" = ["integrations.read"])),
+    security(("bearer" = ["integrations.read"]), ("bearer" = ["plugins.admin"])),
     responses(
         (status = 200, description = "Loaded connectors and refused files", body = PluginList),
         ProblemResponses,
     ))]
-pub async fn list_plugins(Reader(_): Reader, State(state): State<AppState>) -> Response {
-    let connectors = state.catalog.connectors();
+pub async fn list_plugins(reader: ConnectorsReader, State(state): State<AppState>) -> Response {
+    let connectors = state.catalog.loaded_connectors(&reader);
     let items = connectors.iter().map(|c| describe(&state, c)).collect();
     axum::Json(PluginList { items, failures: connectors.failures().to_vec() }).into_response()
 }
@@ -104,17 +105,17 @@ pub async fn list_plugins(Reader(_): Reader, State(state): State<AppState>) -> R
 /// Get one loaded connector.
 #[utoipa::path(get, path = "/api/v1/plugins/{provider}", tag = "plugins", operation_id = "getPlugin",
     params(("provider" = String, Path, description = "The provider id")),
-    security(("bearer" = ["integrations.read"])),
+    security(("bearer" = ["integrations.read"]), ("bearer" = ["plugins.admin"])),
     responses(
         (status = 200, description = "The connector", body = Plugin),
         ProblemResponses,
     ))]
 pub async fn get_plugin(
-    Reader(_): Reader,
+    reader: ConnectorsReader,
     State(state): State<AppState>,
     Path(provider): Path<String>,
 ) -> Result<Response, Problem> {
-    let connectors = state.catalog.connectors();
+    let connectors = state.catalog.loaded_connectors(&reader);
     let connector = connectors
         .get(&provider)
         .ok_or_else(|| Problem::new(ProblemKind::NotFound, "no connector with this provider id is loaded"))?;
@@ -149,7 +150,7 @@ pub struct WasmComponent(pub Vec<u8>);
         ProblemResponses,
     ))]
 pub async fn submit_plugin(
-    PluginsAdmin(caller): PluginsAdmin,
+    admin: PluginsAdmin,
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, Problem> {
@@ -178,8 +179,7 @@ pub async fn submit_plugin(
     let submitted = state
         .catalog
         .submit_plugin(
-            &caller.subject,
-            Some(&caller.tenant),
+            &admin,
             bytes.to_vec(),
             crate::plugins::Signatures { files: signatures, images: Vec::new() },
             "api".into(),
@@ -213,11 +213,11 @@ pub struct PullRequest {
         ProblemResponses,
     ))]
 pub async fn pull_plugin(
-    PluginsAdmin(caller): PluginsAdmin,
+    admin: PluginsAdmin,
     State(state): State<AppState>,
     JsonBody(request): JsonBody<PullRequest>,
 ) -> Result<Response, Problem> {
-    let submitted = state.catalog.pull_plugin(&caller, &request.reference).await?;
+    let submitted = state.catalog.pull_plugin(&admin, &request.reference).await?;
     let status = if submitted.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, axum::Json(submitted.view)).into_response())
 }
@@ -264,11 +264,11 @@ pub struct PluginVersionList {
         ProblemResponses,
     ))]
 pub async fn list_plugin_versions(
-    PluginsAdmin(_): PluginsAdmin,
+    admin: PluginsAdmin,
     State(state): State<AppState>,
     Path(provider): Path<String>,
 ) -> Result<Response, Problem> {
-    let items = state.catalog.plugin_versions(&provider).await?;
+    let items = state.catalog.plugin_versions(&admin, &provider).await?;
     Ok(axum::Json(PluginVersionList { items }).into_response())
 }
 
@@ -283,11 +283,11 @@ pub async fn list_plugin_versions(
         ProblemResponses,
     ))]
 pub async fn get_plugin_version(
-    PluginsAdmin(_): PluginsAdmin,
+    admin: PluginsAdmin,
     State(state): State<AppState>,
     Path((provider, version)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    Ok(axum::Json(state.catalog.plugin_version(&provider, &version).await?).into_response())
+    Ok(axum::Json(state.catalog.plugin_version(&admin, &provider, &version).await?).into_response())
 }
 
 /// An approval: the permissions digest the reviewer saw.
@@ -313,12 +313,12 @@ pub struct Approval {
         ProblemResponses,
     ))]
 pub async fn approve_plugin_version(
-    PluginsAdmin(caller): PluginsAdmin,
+    admin: PluginsAdmin,
     State(state): State<AppState>,
     Path((provider, version)): Path<(String, String)>,
     JsonBody(approval): JsonBody<Approval>,
 ) -> Result<Response, Problem> {
-    let view = state.catalog.approve_plugin(&caller, &provider, &version, &approval.permissions_digest).await?;
+    let view = state.catalog.approve_plugin(&admin, &provider, &version, &approval.permissions_digest).await?;
     Ok(axum::Json(view).into_response())
 }
 
@@ -347,12 +347,12 @@ pub struct Rejection {
         ProblemResponses,
     ))]
 pub async fn reject_plugin_version(
-    PluginsAdmin(caller): PluginsAdmin,
+    admin: PluginsAdmin,
     State(state): State<AppState>,
     Path((provider, version)): Path<(String, String)>,
     JsonBody(rejection): JsonBody<Rejection>,
 ) -> Result<Response, Problem> {
-    let view = state.catalog.reject_plugin(&caller, &provider, &version, &rejection.reason).await?;
+    let view = state.catalog.reject_plugin(&admin, &provider, &version, &rejection.reason).await?;
     Ok(axum::Json(view).into_response())
 }
 
@@ -367,11 +367,11 @@ pub async fn reject_plugin_version(
         ProblemResponses,
     ))]
 pub async fn activate_plugin_version(
-    PluginsAdmin(caller): PluginsAdmin,
+    admin: PluginsAdmin,
     State(state): State<AppState>,
     Path((provider, version)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
-    Ok(axum::Json(state.catalog.activate_plugin(&caller, &provider, &version).await?).into_response())
+    Ok(axum::Json(state.catalog.activate_plugin(&admin, &provider, &version).await?).into_response())
 }
 
 /// The admission policy in effect.
@@ -395,8 +395,8 @@ pub struct PluginPolicy {
         (status = 200, description = "The policy", body = PluginPolicy),
         ProblemResponses,
     ))]
-pub async fn get_plugin_policy(PluginsAdmin(_): PluginsAdmin, State(state): State<AppState>) -> Response {
-    let policy = state.catalog.admission();
+pub async fn get_plugin_policy(admin: PluginsAdmin, State(state): State<AppState>) -> Response {
+    let policy = state.catalog.admission_policy(&admin);
     axum::Json(PluginPolicy {
         trusted_keys: policy.keys.iter().map(|k| k.id.clone()).collect(),
         require_signature: policy.require_signature,
@@ -439,14 +439,14 @@ pub struct PluginAuditParams {
         ProblemResponses,
     ))]
 pub async fn list_plugin_audit(
-    PluginsAdmin(_): PluginsAdmin,
+    admin: PluginsAdmin,
     State(state): State<AppState>,
     params: Result<Query<PluginAuditParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(params) = params.map_err(query_problem)?;
     let after = parse_seq_cursor(params.after.as_deref(), "after")?;
     let limit = page_limit(params.limit)?;
-    let items = state.catalog.plugin_audit(after, limit).await?;
+    let items = state.catalog.plugin_audit(&admin, after, limit).await?;
     let next_cursor = items.last().map(|e| e.seq).unwrap_or(after).to_string();
     Ok(axum::Json(PluginAuditPage { items, next_cursor }).into_response())
 }

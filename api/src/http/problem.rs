@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::AuthError;
 use crate::domain::FieldError;
+use crate::identity::AuthError;
 use crate::lifecycle::Action;
 use crate::service::ServiceError;
 

@@ -98,14 +98,14 @@ pub fn announce() -> Result<(), String> {
 
 /// The principal every request acts as when `auth` is off: the bench tenant, every scope. Read
 /// from the environment once, so that the switch costs no more than the feature it replaces.
-pub fn bench_principal() -> crate::auth::Principal {
-    static PRINCIPAL: std::sync::LazyLock<crate::auth::Principal> =
-        std::sync::LazyLock::new(|| crate::auth::Principal {
-            caller: crate::service::Caller {
+pub fn bench_principal() -> crate::identity::Principal {
+    static PRINCIPAL: std::sync::LazyLock<crate::identity::Principal> =
+        std::sync::LazyLock::new(|| crate::identity::Principal {
+            caller: crate::identity::Caller {
                 tenant: std::env::var(TENANT_ENV).unwrap_or_default(),
                 subject: "bench".into(),
             },
-            scopes: crate::auth::SCOPES.iter().map(|s| s.to_string()).collect(),
+            scopes: crate::identity::SCOPES.iter().map(|s| s.to_string()).collect(),
         });
     PRINCIPAL.clone()
 }

@@ -7,13 +7,14 @@ use stella_runtime::record::InvocationRecord;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Caller, Catalog, MAX_APPLY_ATTEMPTS, STOPPING, ServiceError};
+use super::{Catalog, MAX_APPLY_ATTEMPTS, STOPPING, ServiceError};
 use crate::domain::{Integration, now, unix_ms};
 use crate::health::check::{change_of_check, moves_state};
 use crate::health::summary::{DAY_MS, MAX_SUMMARY_CHECKS, summarize};
 use crate::health::{
     CheckOutcome, FinishedCheck, HealthCheck, HealthReport, HealthState, HealthSummary, HistoryCursor, MadeCheck,
 };
+use crate::identity::{Caller, Reader};
 use crate::ledger::LedgerEntry;
 use crate::store::StoreError;
 
@@ -119,9 +120,10 @@ impl Catalog {
     /// those of `ids` in the caller's tenant that had checks.
     pub async fn uptime_24h(
         &self,
-        caller: &Caller,
+        reader: &Reader,
         ids: &[Uuid],
     ) -> Result<std::collections::HashMap<Uuid, f64>, ServiceError> {
+        let caller = reader.caller();
         let since = unix_ms(now()) - DAY_MS;
         let counts = self.store.uptime_counts(&caller.tenant, ids, since).await?;
         Ok(counts
@@ -145,12 +147,13 @@ impl Catalog {
     /// history (`limit` checks, older than `before` when given).
     pub async fn health_report(
         &self,
-        caller: &Caller,
+        reader: &Reader,
         id: Uuid,
         before: Option<HistoryCursor>,
         limit: u32,
     ) -> Result<HealthReport, ServiceError> {
-        let row = self.get(caller, id).await?;
+        let caller = reader.caller();
+        let row = self.find(caller, id).await?;
         let last_test = self.kept_test(caller, id).await?;
         let (summary, newest) = self.health_summary(caller, id).await?;
         // One more than the page, to know whether another follows.

@@ -7,10 +7,11 @@ use stella_runtime::outcome::TestOutcome;
 use stella_runtime::{Facts, FailureClass};
 use uuid::Uuid;
 
-use super::{Caller, Catalog, Created, IfMatch, STOPPING, ServiceError, TestRun, Tested};
+use super::{Catalog, Created, IfMatch, STOPPING, ServiceError, TestRun, Tested};
 use crate::audit::{AuditAction, AuditDraft};
 use crate::domain::{FieldError, Integration, IntegrationSpec, now};
 use crate::events::{EventDraft, EventType};
+use crate::identity::{Admin, Caller, Reader};
 use crate::ledger::LedgerEntry;
 use crate::lifecycle::{self, Event, Lifecycle};
 use crate::store::{Change, IdempotentResponse, ListFilter, ListPosition, RowWrite};
@@ -49,18 +50,15 @@ impl Catalog {
     }
 
     /// Creates an integration in `draft`.
-    pub async fn create(&self, caller: &Caller, spec: IntegrationSpec) -> Result<Integration, ServiceError> {
+    pub async fn create(&self, admin: &Admin, spec: IntegrationSpec) -> Result<Integration, ServiceError> {
+        let caller = admin.caller();
         self.insert(caller, spec, None).await
     }
 
     /// Creates an integration at most once per `Idempotency-Key`: a repeat of the same request
     /// returns the first response; the same key with a different request is refused.
-    pub async fn create_once(
-        &self,
-        caller: &Caller,
-        spec: IntegrationSpec,
-        key: &str,
-    ) -> Result<Created, ServiceError> {
+    pub async fn create_once(&self, admin: &Admin, spec: IntegrationSpec, key: &str) -> Result<Created, ServiceError> {
+        let caller = admin.caller();
         // The hash is over the parsed request, so whitespace and key order do not matter.
         let canonical = serde_json::to_vec(&spec).map_err(|e| ServiceError::Internal(e.to_string()))?;
         let request_hash = hex::encode(Sha256::digest(&canonical));
@@ -152,24 +150,31 @@ impl Catalog {
         Ok(row)
     }
 
-    /// One integration of the caller's tenant; another tenant's is [`ServiceError::NotFound`].
-    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Integration, ServiceError> {
+    /// One integration of the reader's tenant; another tenant's is [`ServiceError::NotFound`].
+    pub async fn get(&self, reader: &Reader, id: Uuid) -> Result<Integration, ServiceError> {
+        self.find(reader.caller(), id).await
+    }
+
+    /// One integration of the caller's tenant (whatever the caller may do with it).
+    pub(super) async fn find(&self, caller: &Caller, id: Uuid) -> Result<Integration, ServiceError> {
         self.store.get(&caller.tenant, id).await?.ok_or(ServiceError::NotFound)
     }
 
     /// A page of the caller's integrations.
     pub async fn list(
         &self,
-        caller: &Caller,
+        reader: &Reader,
         filter: &ListFilter,
         after: Option<&ListPosition>,
         limit: u32,
     ) -> Result<Vec<Integration>, ServiceError> {
+        let caller = reader.caller();
         Ok(self.store.list(&caller.tenant, filter, after, limit).await?)
     }
 
     /// How many of the caller's integrations are in each status, paused or not, of each health.
-    pub async fn state_counts(&self, caller: &Caller) -> Result<Vec<crate::store::StateCount>, ServiceError> {
+    pub async fn state_counts(&self, reader: &Reader) -> Result<Vec<crate::store::StateCount>, ServiceError> {
+        let caller = reader.caller();
         Ok(self.store.state_counts(&caller.tenant).await?)
     }
 
@@ -177,14 +182,15 @@ impl Catalog {
     /// names (required: a change must say what it is based on).
     pub async fn update(
         &self,
-        caller: &Caller,
+        admin: &Admin,
         id: Uuid,
         if_match: IfMatch,
         spec: IntegrationSpec,
     ) -> Result<Integration, ServiceError> {
+        let caller = admin.caller();
         // Another tenant's (or no) integration is a 404 before any precondition or body is
         // looked at.
-        let mut current = self.get(caller, id).await?;
+        let mut current = self.find(caller, id).await?;
         match if_match {
             IfMatch::Absent => Err(ServiceError::PreconditionRequired),
             IfMatch::Version(version) => {
@@ -196,7 +202,7 @@ impl Catalog {
                 for _ in 0..super::MAX_APPLY_ATTEMPTS {
                     let version = current.version;
                     match self.update_at(caller, current, version, spec.clone()).await {
-                        Err(ServiceError::Stale { .. }) => current = self.get(caller, id).await?,
+                        Err(ServiceError::Stale { .. }) => current = self.find(caller, id).await?,
                         other => return other,
                     }
                 }
@@ -244,8 +250,9 @@ impl Catalog {
     }
 
     /// Deletes an integration (only at the version `if_match` names, when it names one).
-    pub async fn delete(&self, caller: &Caller, id: Uuid, if_match: IfMatch) -> Result<(), ServiceError> {
-        let current = self.get(caller, id).await?;
+    pub async fn delete(&self, admin: &Admin, id: Uuid, if_match: IfMatch) -> Result<(), ServiceError> {
+        let caller = admin.caller();
+        let current = self.find(caller, id).await?;
         let expected_version = match if_match {
             IfMatch::Version(version) => version,
             IfMatch::Absent | IfMatch::Any => current.version,
@@ -272,22 +279,24 @@ impl Catalog {
     }
 
     /// Submits a draft for verification (the caller is the approver), then tests it.
-    pub async fn activate(&self, caller: &Caller, id: Uuid) -> Result<Tested, ServiceError> {
+    pub async fn activate(&self, admin: &Admin, id: Uuid) -> Result<Tested, ServiceError> {
+        let caller = admin.caller();
         let details = |_: &Integration| json!({"approver": caller.subject});
         self.transition(caller, id, &Event::Activate, AuditAction::Activated, details, None).await?;
-        self.test(caller, id).await
+        self.test(admin, id).await
     }
 
     /// Pauses an integration in service.
     pub async fn pause(
         &self,
-        caller: &Caller,
+        admin: &Admin,
         id: Uuid,
         reason: String,
         ticket: Option<String>,
     ) -> Result<Integration, ServiceError> {
+        let caller = admin.caller();
         // Another tenant's (or no) integration is a 404 before its body is looked at.
-        self.get(caller, id).await?;
+        self.find(caller, id).await?;
         crate::domain::validate_pause(&reason, ticket.as_deref()).map_err(ServiceError::Invalid)?;
         let details = json!({"reason": reason, "ticket": ticket});
         let event = Event::Pause { reason, ticket };
@@ -296,15 +305,17 @@ impl Catalog {
     }
 
     /// Resumes a paused integration.
-    pub async fn resume(&self, caller: &Caller, id: Uuid) -> Result<Integration, ServiceError> {
+    pub async fn resume(&self, admin: &Admin, id: Uuid) -> Result<Integration, ServiceError> {
+        let caller = admin.caller();
         let details =
             |current: &Integration| json!({"pauseReason": current.pause_reason, "pauseTicket": current.pause_ticket});
         self.transition(caller, id, &Event::Resume, AuditAction::Resumed, details, Some(EventType::Resumed)).await
     }
 
     /// Runs the connection test in the sandbox and applies its result.
-    pub async fn test(&self, caller: &Caller, id: Uuid) -> Result<Tested, ServiceError> {
-        let subject = self.get(caller, id).await?;
+    pub async fn test(&self, admin: &Admin, id: Uuid) -> Result<Tested, ServiceError> {
+        let caller = admin.caller();
+        let subject = self.find(caller, id).await?;
         let run = self.run_test(&subject).await;
         let passed = run.result.success;
         // Serialized once: a test's record can be a few hundred KiB, and a retry must not redo it.
@@ -363,8 +374,9 @@ impl Catalog {
     }
 
     /// The last test's result and invocation record.
-    pub async fn latest_test(&self, caller: &Caller, id: Uuid) -> Result<Option<TestRun>, ServiceError> {
-        self.get(caller, id).await?;
+    pub async fn latest_test(&self, reader: &Reader, id: Uuid) -> Result<Option<TestRun>, ServiceError> {
+        let caller = reader.caller();
+        self.find(caller, id).await?;
         self.kept_test(caller, id).await
     }
 

@@ -4,7 +4,8 @@
 
 use uuid::Uuid;
 
-use super::{Caller, Catalog, ServiceError};
+use super::{Catalog, ServiceError};
+use crate::identity::Auditor;
 use crate::ledger::{EgressReport, InvocationFilter, InvocationPosition, LedgerEntry};
 
 /// Entries read per page by the egress report.
@@ -12,51 +13,28 @@ const REPORT_PAGE: u32 = 500;
 /// The most entries one egress report reads (the newest first); beyond, it says it is truncated.
 pub const MAX_REPORT_INVOCATIONS: usize = 50_000;
 
-/// Whose invocations a caller may read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LedgerScope {
-    /// This tenant's only (another tenant's invocation does not exist).
-    Tenant(String),
-    /// Every tenant's (a `plugins.admin` caller).
-    Platform,
-}
-
-impl LedgerScope {
-    /// The scope of a caller's own tenant.
-    pub fn of(caller: &Caller) -> Self {
-        Self::Tenant(caller.tenant.clone())
-    }
-
-    fn tenant(&self) -> Option<&str> {
-        match self {
-            Self::Tenant(t) => Some(t),
-            Self::Platform => None,
-        }
-    }
-}
-
 impl Catalog {
-    /// One invocation's entry, with its record, within `scope`.
-    pub async fn invocation(&self, scope: &LedgerScope, id: Uuid) -> Result<LedgerEntry, ServiceError> {
-        self.store.invocation(scope.tenant(), id).await?.ok_or(ServiceError::InvocationNotFound)
+    /// One invocation's entry, with its record, within the auditor's scope.
+    pub async fn invocation(&self, auditor: &Auditor, id: Uuid) -> Result<LedgerEntry, ServiceError> {
+        self.store.invocation(auditor.scope().tenant(), id).await?.ok_or(ServiceError::InvocationNotFound)
     }
 
-    /// A newest-first page of entries (without their records) within `scope`.
+    /// A newest-first page of entries (without their records) within the auditor's scope.
     pub async fn invocations(
         &self,
-        scope: &LedgerScope,
+        auditor: &Auditor,
         filter: &InvocationFilter,
         after: Option<&InvocationPosition>,
         limit: u32,
     ) -> Result<Vec<LedgerEntry>, ServiceError> {
-        Ok(self.store.invocations(scope.tenant(), filter, after, limit).await?)
+        Ok(self.store.invocations(auditor.scope().tenant(), filter, after, limit).await?)
     }
 
-    /// How `provider`'s invocations within `scope` since `since_ms` used the network and their
+    /// How `provider`'s invocations within the auditor's scope since `since_ms` used the network and their
     /// permissions, against what its loaded manifest declares.
     pub async fn egress_report(
         &self,
-        scope: &LedgerScope,
+        auditor: &Auditor,
         provider: &str,
         since_ms: i64,
     ) -> Result<EgressReport, ServiceError> {
@@ -66,7 +44,7 @@ impl Catalog {
         let mut after: Option<InvocationPosition> = None;
         let mut truncated = false;
         loop {
-            let page = self.invocations(scope, &filter, after.as_ref(), REPORT_PAGE).await?;
+            let page = self.invocations(auditor, &filter, after.as_ref(), REPORT_PAGE).await?;
             let full = page.len() == REPORT_PAGE as usize;
             after =
                 page.last().map(|e| InvocationPosition { at_ms: crate::domain::unix_ms(e.at), id: e.invocation_id });

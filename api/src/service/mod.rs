@@ -38,28 +38,19 @@ use crate::audit::AuditEntry;
 use crate::domain::{FieldError, Integration};
 use crate::events::StoredEvent;
 use crate::health::HealthPolicy;
+use crate::identity::{Caller, Reader};
 use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::plugins::AdmissionPolicy;
 use crate::store::{Change, Store, StoreError};
 
 pub use integrations::changed_fields;
-pub use ledger::LedgerScope;
 pub use plugins::{PluginVersionView, RESERVED_PROVIDERS, Submitted};
 
 /// How often a result is re-applied when the integration keeps changing under it.
 const MAX_APPLY_ATTEMPTS: usize = 8;
 /// Why an invocation did not run: the service is stopping.
 const STOPPING: &str = "the service is stopping; the connector did not run";
-
-/// Who is calling: the tenant and subject of a verified token.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
-    /// The tenant the caller acts in.
-    pub tenant: String,
-    /// The token's subject, recorded as the actor.
-    pub subject: String,
-}
 
 /// Why an operation failed; each maps to one HTTP status and problem type.
 #[derive(Debug, thiserror::Error)]
@@ -320,17 +311,19 @@ impl Catalog {
     /// A page of an integration's audit trail, oldest first, after `after_seq`.
     pub async fn audit(
         &self,
-        caller: &Caller,
+        reader: &Reader,
         id: Uuid,
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, ServiceError> {
-        self.get(caller, id).await?;
+        let caller = reader.caller();
+        self.find(caller, id).await?;
         Ok(self.store.audit(&caller.tenant, id, after_seq, limit).await?)
     }
 
     /// A page of the caller's events, oldest first, after `after_seq`.
-    pub async fn events(&self, caller: &Caller, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, ServiceError> {
+    pub async fn events(&self, reader: &Reader, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, ServiceError> {
+        let caller = reader.caller();
         Ok(self.store.events(&caller.tenant, after_seq, limit).await?)
     }
 
@@ -371,7 +364,7 @@ impl Catalog {
         mut make: impl FnMut(Integration) -> Result<(Change, T), ServiceError>,
     ) -> Result<T, ServiceError> {
         for _ in 0..MAX_APPLY_ATTEMPTS {
-            let current = self.get(caller, id).await?;
+            let current = self.find(caller, id).await?;
             let (change, answer) = make(current)?;
             match self.store.apply(change).await {
                 Ok(()) => return Ok(answer),

@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 use stella_runtime::catalog::{ConnectorCatalog, LoadFailure};
 use stella_runtime::{ConnectorSource, LoadedConnector};
 
-use super::{Caller, Catalog, ServiceError};
+use super::{Catalog, ServiceError};
 use crate::audit::{PluginAction, PluginAuditDraft, PluginAuditEntry};
 use crate::domain::now;
 use crate::events::{EventDraft, EventType};
+use crate::identity::{ConnectorsReader, PluginsAdmin};
 use crate::plugins::policy::MAX_SIGNATURES;
 use crate::plugins::{
     AUTO_APPROVE_ACTOR, DIRECTORY_ACTOR, MAX_VERSIONS_PER_PROVIDER, PermissionDiff, PermissionSet, PluginStatus,
@@ -97,6 +98,18 @@ impl Catalog {
     /// the signature policy; it is approved at once only under `narrower-signed`. The same bytes
     /// submitted again answer the version stored (`created: false`).
     pub async fn submit_plugin(
+        &self,
+        admin: &PluginsAdmin,
+        bytes: Vec<u8>,
+        signatures: Signatures,
+        origin: String,
+    ) -> Result<Submitted, ServiceError> {
+        let caller = admin.caller();
+        self.admit(&caller.subject, Some(&caller.tenant), bytes, signatures, origin).await
+    }
+
+    /// [`Catalog::submit_plugin`] for `actor` (a reviewer of `tenant`, or the plugins directory).
+    async fn admit(
         &self,
         actor: &str,
         tenant: Option<&str>,
@@ -238,7 +251,8 @@ impl Catalog {
 
     /// Pulls a connector from a registry named in `plugins.registries`, pinned by its manifest
     /// digest, with the signatures beside it, and submits it (origin `oci:<registry>/<repo>@<digest>`).
-    pub async fn pull_plugin(&self, caller: &Caller, reference: &str) -> Result<Submitted, ServiceError> {
+    pub async fn pull_plugin(&self, admin: &PluginsAdmin, reference: &str) -> Result<Submitted, ServiceError> {
+        let caller = admin.caller();
         use crate::plugins::oci;
         let invalid = |message: String| {
             ServiceError::Invalid(vec![crate::domain::FieldError { field: "reference".into(), message }])
@@ -264,7 +278,7 @@ impl Catalog {
             image_signatures = pulled.signatures.images.len(),
             "connector pulled"
         );
-        self.submit_plugin(
+        self.admit(
             &caller.subject,
             Some(&caller.tenant),
             pulled.component,
@@ -298,7 +312,7 @@ impl Catalog {
             let submitted = match read_with_signatures(&path, self.sandbox.config().max_component_bytes) {
                 Ok((bytes, files)) => {
                     let signatures = Signatures { files, images: Vec::new() };
-                    self.submit_plugin(DIRECTORY_ACTOR, None, bytes, signatures, format!("directory:{name}")).await
+                    self.admit(DIRECTORY_ACTOR, None, bytes, signatures, format!("directory:{name}")).await
                 }
                 Err(e) => Err(ServiceError::PluginRefused(e)),
             };
@@ -321,7 +335,11 @@ impl Catalog {
     }
 
     /// A provider's versions, newest first.
-    pub async fn plugin_versions(&self, provider: &str) -> Result<Vec<PluginVersionView>, ServiceError> {
+    pub async fn plugin_versions(
+        &self,
+        _: &PluginsAdmin,
+        provider: &str,
+    ) -> Result<Vec<PluginVersionView>, ServiceError> {
         let mut views = Vec::new();
         for v in self.store.plugin_versions(provider, MAX_VERSIONS_PER_PROVIDER as u32).await? {
             views.push(self.view(v).await?);
@@ -332,7 +350,10 @@ impl Catalog {
     /// Who signed each provider's active stored version, by provider (`unsigned`, or `unsigned
     /// (allowed by exception)`, when nobody did): what a reader of the loaded connectors is
     /// shown of their signatures.
-    pub async fn active_signers(&self) -> Result<std::collections::HashMap<String, String>, ServiceError> {
+    pub async fn active_signers(
+        &self,
+        _: &ConnectorsReader,
+    ) -> Result<std::collections::HashMap<String, String>, ServiceError> {
         let (_, active) = self.store.active_plugins().await?;
         Ok(active
             .into_iter()
@@ -349,7 +370,7 @@ impl Catalog {
 
     /// The versions waiting for a decision, of every provider, newest first (at most
     /// [`MAX_PENDING_SHOWN`]), each with its permission diff.
-    pub async fn pending_plugins(&self) -> Result<Vec<PluginVersionView>, ServiceError> {
+    pub async fn pending_plugins(&self, _: &PluginsAdmin) -> Result<Vec<PluginVersionView>, ServiceError> {
         let mut views = Vec::new();
         for v in self.store.pending_plugin_versions(MAX_PENDING_SHOWN).await? {
             views.push(self.view(v).await?);
@@ -358,7 +379,16 @@ impl Catalog {
     }
 
     /// One version.
-    pub async fn plugin_version(&self, provider: &str, version: &str) -> Result<PluginVersionView, ServiceError> {
+    pub async fn plugin_version(
+        &self,
+        _: &PluginsAdmin,
+        provider: &str,
+        version: &str,
+    ) -> Result<PluginVersionView, ServiceError> {
+        self.version_view(provider, version).await
+    }
+
+    async fn version_view(&self, provider: &str, version: &str) -> Result<PluginVersionView, ServiceError> {
         let stored = self.store.plugin_version(provider, version).await?.ok_or_else(not_found)?;
         self.view(stored).await
     }
@@ -367,11 +397,12 @@ impl Catalog {
     /// and makes it active.
     pub async fn approve_plugin(
         &self,
-        caller: &Caller,
+        admin: &PluginsAdmin,
         provider: &str,
         version: &str,
         digest: &str,
     ) -> Result<PluginVersionView, ServiceError> {
+        let caller = admin.caller();
         let stored = self.store.plugin_version(provider, version).await?.ok_or_else(not_found)?;
         if stored.status != PluginStatus::Pending {
             return Err(ServiceError::PluginConflict(format!(
@@ -409,17 +440,18 @@ impl Catalog {
             events: vec![event(EventType::PluginApproved, &stored), event(EventType::PluginActivated, &stored)],
         };
         self.decide(change).await?;
-        self.plugin_version(provider, version).await
+        self.version_view(provider, version).await
     }
 
     /// Rejects a pending version, with a reason.
     pub async fn reject_plugin(
         &self,
-        caller: &Caller,
+        admin: &PluginsAdmin,
         provider: &str,
         version: &str,
         reason: &str,
     ) -> Result<PluginVersionView, ServiceError> {
+        let caller = admin.caller();
         let stored = self.store.plugin_version(provider, version).await?.ok_or_else(not_found)?;
         let reason = reason.trim();
         if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS || reason.chars().any(char::is_control) {
@@ -455,17 +487,18 @@ impl Catalog {
             events: vec![event(EventType::PluginRejected, &stored)],
         };
         self.decide(change).await?;
-        self.plugin_version(provider, version).await
+        self.version_view(provider, version).await
     }
 
     /// Makes an approved version the active one (a rollback, or forward again). Activating the
     /// active version changes nothing.
     pub async fn activate_plugin(
         &self,
-        caller: &Caller,
+        admin: &PluginsAdmin,
         provider: &str,
         version: &str,
     ) -> Result<PluginVersionView, ServiceError> {
+        let caller = admin.caller();
         let stored = self.store.plugin_version(provider, version).await?.ok_or_else(not_found)?;
         if stored.status != PluginStatus::Approved {
             return Err(ServiceError::PluginConflict(format!(
@@ -492,17 +525,27 @@ impl Catalog {
             events: vec![event(EventType::PluginActivated, &stored)],
         };
         self.decide(change).await?;
-        self.plugin_version(provider, version).await
+        self.version_view(provider, version).await
     }
 
     /// A page of the platform's audit trail, oldest first, after `after_seq`.
-    pub async fn plugin_audit(&self, after_seq: i64, limit: u32) -> Result<Vec<PluginAuditEntry>, ServiceError> {
+    pub async fn plugin_audit(
+        &self,
+        _: &PluginsAdmin,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<PluginAuditEntry>, ServiceError> {
         Ok(self.store.plugin_audit(after_seq, limit).await?)
     }
 
     /// The admission policy in effect.
-    pub fn admission(&self) -> &crate::plugins::AdmissionPolicy {
+    pub fn admission_policy(&self, _: &PluginsAdmin) -> &crate::plugins::AdmissionPolicy {
         &self.admission
+    }
+
+    /// The connectors this replica serves now, as a reader sees them.
+    pub fn loaded_connectors(&self, _: &ConnectorsReader) -> Arc<ConnectorCatalog> {
+        self.connectors()
     }
 
     /// Loads the store's active set when it changed since this replica last loaded it; `true`

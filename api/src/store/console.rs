@@ -6,10 +6,8 @@ use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use super::StoreError;
 use super::sql::{Dialect, SqlStore, map_error};
-use crate::auth::Principal;
-use crate::console::session::ConsoleSession;
 use crate::domain::{from_unix_ms, unix_ms};
-use crate::service::Caller;
+use crate::identity::{Caller, ConsoleSession, Principal};
 
 /// The console's sessions and spent links.
 #[async_trait]

@@ -201,6 +201,37 @@ enum Rule {
     PluginsAdmin,
     /// The ledger: `integrations.audit` (or admin) for a tenant, `plugins.admin` across tenants.
     Audit,
+    /// The loaded connectors: a tenant's reader (or admin) or a platform reviewer.
+    Connectors,
+    /// The console's own session, whatever its scopes (signing out).
+    Session,
+}
+
+impl Rule {
+    /// Whether a token or session carrying exactly `scopes` is let through.
+    fn allows(self, scopes: &str) -> bool {
+        let has = |s: &str| scopes.split_whitespace().any(|x| x == s);
+        let read = has("integrations.read") || has("integrations.admin");
+        match self {
+            Rule::Public | Rule::Session => true,
+            Rule::Read => read,
+            Rule::Admin => has("integrations.admin"),
+            Rule::PluginsAdmin => has("plugins.admin"),
+            Rule::Audit => has("integrations.audit") || has("integrations.admin") || has("plugins.admin"),
+            Rule::Connectors => read || has("plugins.admin"),
+        }
+    }
+
+    /// The scope a refusal names.
+    fn scope(self) -> &'static str {
+        match self {
+            Rule::Public | Rule::Session => "",
+            Rule::Read | Rule::Connectors => "integrations.read",
+            Rule::Admin => "integrations.admin",
+            Rule::PluginsAdmin => "plugins.admin",
+            Rule::Audit => "integrations.audit",
+        }
+    }
 }
 
 /// Every route and who may call it. A route the router serves but this table lacks fails
@@ -220,10 +251,10 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/integrations/{id}/health", Rule::Read),
     ("GET", "/api/v1/integrations/{id}/audit", Rule::Read),
     ("GET", "/api/v1/integrations/{id}/tests/latest", Rule::Read),
-    ("GET", "/api/v1/plugins", Rule::Read),
+    ("GET", "/api/v1/plugins", Rule::Connectors),
     ("POST", "/api/v1/plugins", Rule::PluginsAdmin),
     ("POST", "/api/v1/plugins/pull", Rule::PluginsAdmin),
-    ("GET", "/api/v1/plugins/{provider}", Rule::Read),
+    ("GET", "/api/v1/plugins/{provider}", Rule::Connectors),
     ("GET", "/api/v1/plugins/{provider}/versions", Rule::PluginsAdmin),
     ("GET", "/api/v1/plugins/{provider}/versions/{version}", Rule::PluginsAdmin),
     ("POST", "/api/v1/plugins/{provider}/versions/{version}/approve", Rule::PluginsAdmin),
@@ -269,14 +300,12 @@ async fn every_route_enforces_its_scope_and_tenant() {
                 .2;
             // The document declares the same scope the route enforces.
             let declared = op["security"][0]["bearer"][0].as_str();
-            let expected = match rule {
-                Rule::Public => None,
-                Rule::Read => Some("integrations.read"),
-                Rule::Admin => Some("integrations.admin"),
-                Rule::PluginsAdmin => Some("plugins.admin"),
-                Rule::Audit => Some("integrations.audit"),
-            };
+            let expected = Some(rule.scope()).filter(|s| !s.is_empty());
             assert_eq!(declared, expected, "{method} {path}");
+            // A route a platform reviewer reaches too says so, as the alternative requirement.
+            let alternative = op["security"][1]["bearer"][0].as_str();
+            let reviewer = rule == Rule::Connectors;
+            assert_eq!(alternative, reviewer.then_some("plugins.admin"), "{method} {path}");
             documented.insert((method, path.clone()));
         }
     }
@@ -333,6 +362,12 @@ async fn every_route_enforces_its_scope_and_tenant() {
                 );
             }
             continue;
+        }
+
+        if *rule == Rule::Connectors {
+            // A platform reviewer reads the connectors it decides on, with no tenant scope.
+            let r = call(Some(plugins_admin.clone()), String::new()).await;
+            assert_eq!(r.status, StatusCode::OK, "{method} {path} with plugins.admin: {}", r.body);
         }
 
         if *rule == Rule::PluginsAdmin {
@@ -2186,6 +2221,88 @@ impl App {
         assert_eq!(page.status, StatusCode::OK, "{}", page.html);
         let cookie = page.headers[header::SET_COOKIE].to_str().unwrap();
         cookie.split(';').next().unwrap().to_string()
+    }
+}
+
+/// Every console route and who may open it: the grant its handler takes, which is the API's
+/// rule for the same operation. A route `console/mod.rs` serves but this table lacks fails
+/// `every_console_route_enforces_the_apis_rule`.
+const CONSOLE_MATRIX: &[(&str, &str, Rule)] = &[
+    ("GET", "/console", Rule::Public),
+    ("GET", "/console/", Rule::Read),
+    ("GET", "/console/integrations/new", Rule::Admin),
+    ("POST", "/console/integrations", Rule::Admin),
+    ("GET", "/console/integrations/{id}", Rule::Read),
+    ("POST", "/console/integrations/{id}/{action}", Rule::Admin),
+    ("GET", "/console/connectors", Rule::Connectors),
+    ("GET", "/console/connectors/{provider}", Rule::Connectors),
+    ("POST", "/console/connectors/{provider}/versions/{version}/{decision}", Rule::PluginsAdmin),
+    ("GET", "/console/invocations", Rule::Audit),
+    ("GET", "/console/invocations/{id}", Rule::Audit),
+    ("GET", "/console/sign-in", Rule::Public),
+    ("GET", "/console/sign-in/link", Rule::Public),
+    ("GET", "/console/auth/start", Rule::Public),
+    ("GET", "CALLBACK_PATH", Rule::Public),
+    ("POST", "/console/sign-out", Rule::Session),
+    ("GET", "/console/assets/console.css", Rule::Public),
+    ("GET", "/console/assets/console.js", Rule::Public),
+];
+
+/// The console's routes as `console/mod.rs` declares them: `(method, path)`.
+fn console_routes() -> BTreeSet<(String, String)> {
+    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/console/mod.rs")).unwrap();
+    let mut routes = BTreeSet::new();
+    for line in source.lines().map(str::trim).filter(|l| l.starts_with(".route(")) {
+        let rest = &line[".route(".len()..];
+        let (path, handler) = rest.split_once(", ").unwrap_or_else(|| panic!("cannot read the route `{line}`"));
+        let method = handler.split('(').next().unwrap().to_uppercase();
+        routes.insert((method, path.trim_matches('"').to_string()));
+    }
+    routes
+}
+
+#[tokio::test]
+async fn every_console_route_enforces_the_apis_rule() {
+    let ruled: BTreeSet<_> = CONSOLE_MATRIX.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(console_routes(), ruled, "CONSOLE_MATRIX and the console's routes differ");
+
+    let app = app().await;
+    let id = app.create_tested("matrix").await;
+    let uri = |path: &str| {
+        path.replace("{id}", &id)
+            .replace("{action}", "test")
+            .replace("{provider}", "in-memory")
+            .replace("{version}", "9.9.9")
+            .replace("{decision}", "approve")
+            .replace("CALLBACK_PATH", "/console/auth/callback")
+    };
+    let scopes = ["", "integrations.read", "integrations.admin", "integrations.audit", "plugins.admin"];
+    let mut sessions = Vec::new();
+    for scope in scopes {
+        sessions.push((scope, app.console_session("acme", scope).await));
+    }
+    for (method, path, rule) in CONSOLE_MATRIX {
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let to_sign_in =
+            |page: &Page| page.status == StatusCode::SEE_OTHER && page.headers[header::LOCATION] == "/console/sign-in";
+        let page = app.page(m.clone(), &uri(path), None, None).await;
+        if *rule == Rule::Public {
+            assert!(!to_sign_in(&page) && page.status != StatusCode::FORBIDDEN, "{method} {path}: {}", page.status);
+            continue;
+        }
+        assert!(to_sign_in(&page), "{method} {path} without a session: {}", page.status);
+        for (scopes, cookie) in &sessions {
+            // A form without its token: refused as a form once the grant passed, as a scope before.
+            let page = app.page(m.clone(), &uri(path), Some(cookie), None).await;
+            let lacks = page.html.contains("lacks the");
+            if rule.allows(scopes) {
+                assert!(!lacks && !to_sign_in(&page), "{method} {path} with `{scopes}`: {} {}", page.status, page.html);
+            } else {
+                assert_eq!(page.status, StatusCode::FORBIDDEN, "{method} {path} with `{scopes}`");
+                let named = format!("lacks the `{}` scope", rule.scope());
+                assert!(page.html.contains(&named), "{method} {path} with `{scopes}`: {}", page.html);
+            }
+        }
     }
 }
 

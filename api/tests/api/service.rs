@@ -6,8 +6,9 @@ use std::sync::Arc;
 use serde_json::json;
 use stella_integrations::audit::AuditAction;
 use stella_integrations::domain::IntegrationSpec;
+use stella_integrations::identity::{Auditor, Caller, Grant, Principal};
 use stella_integrations::lifecycle::Status;
-use stella_integrations::service::{Caller, Catalog, IfMatch, ServiceError};
+use stella_integrations::service::{Catalog, IfMatch, ServiceError};
 use stella_integrations::store::{SqliteStore, Store};
 use stella_runtime::secrets::StaticSecretResolver;
 use stella_runtime::{ConnectorCatalog, Sandbox, SandboxConfig};
@@ -29,8 +30,15 @@ async fn fixture() -> Fixture {
     Fixture { catalog: Catalog::new(store.clone(), Arc::new(sandbox), Arc::new(connectors)), store, _dir: dir }
 }
 
-fn alice() -> Caller {
-    Caller { tenant: "acme".into(), subject: "alice".into() }
+/// A grant of `subject` in `tenant` with `scopes`: what a door holds after checking a token.
+fn grant<G: Grant>(tenant: &str, subject: &str, scopes: &str) -> G {
+    let caller = Caller { tenant: tenant.into(), subject: subject.into() };
+    Principal { caller, scopes: scopes.split_whitespace().map(str::to_string).collect() }.grant().unwrap()
+}
+
+/// Alice, acme's admin: whichever grant an operation takes.
+fn alice<G: Grant>() -> G {
+    grant("acme", "alice", "integrations.admin")
 }
 
 fn spec(name: &str, configuration: serde_json::Value) -> IntegrationSpec {
@@ -165,15 +173,17 @@ async fn another_tenant_sees_nothing_and_stale_versions_are_refused() {
     let f = fixture().await;
     let created = f.catalog.create(&alice(), spec("mine", json!({}))).await.unwrap();
     let id = created.integration_id;
-    let mallory = Caller { tenant: "evil".into(), subject: "mallory".into() };
-    assert!(matches!(f.catalog.get(&mallory, id).await, Err(ServiceError::NotFound)));
-    assert!(matches!(f.catalog.test(&mallory, id).await, Err(ServiceError::NotFound)));
-    assert!(matches!(f.catalog.delete(&mallory, id, IfMatch::Absent).await, Err(ServiceError::NotFound)));
+    fn mallory<G: Grant>() -> G {
+        grant("evil", "mallory", "integrations.admin")
+    }
+    assert!(matches!(f.catalog.get(&mallory(), id).await, Err(ServiceError::NotFound)));
+    assert!(matches!(f.catalog.test(&mallory(), id).await, Err(ServiceError::NotFound)));
+    assert!(matches!(f.catalog.delete(&mallory(), id, IfMatch::Absent).await, Err(ServiceError::NotFound)));
     assert!(matches!(
-        f.catalog.update(&mallory, id, IfMatch::Version(1), spec("mine", json!({}))).await,
+        f.catalog.update(&mallory(), id, IfMatch::Version(1), spec("mine", json!({}))).await,
         Err(ServiceError::NotFound)
     ));
-    assert!(matches!(f.catalog.pause(&mallory, id, "x".into(), None).await, Err(ServiceError::NotFound)));
+    assert!(matches!(f.catalog.pause(&mallory(), id, "x".into(), None).await, Err(ServiceError::NotFound)));
 
     f.catalog.update(&alice(), id, IfMatch::Version(1), spec("mine-renamed", json!({}))).await.unwrap();
     assert!(matches!(
@@ -196,23 +206,22 @@ async fn another_tenant_sees_nothing_and_stale_versions_are_refused() {
 
 #[tokio::test]
 async fn every_test_is_kept_in_the_ledger_for_its_tenant_only() {
-    use stella_integrations::service::LedgerScope;
     let f = fixture().await;
     let id = f.catalog.create(&alice(), spec("ledgered", json!({}))).await.unwrap().integration_id;
     let first = f.catalog.test(&alice(), id).await.unwrap().test_result.record.unwrap();
     let second = f.catalog.test(&alice(), id).await.unwrap().test_result.record.unwrap();
     for record in [&first, &second] {
         let invocation = uuid::Uuid::parse_str(&record.invocation_id).unwrap();
-        let entry = f.catalog.invocation(&LedgerScope::of(&alice()), invocation).await.unwrap();
+        let entry = f.catalog.invocation(&alice::<Auditor>(), invocation).await.unwrap();
         assert_eq!(
             (entry.integration_id, entry.outcome.as_str(), entry.provider.as_str()),
             (id, "success", "in-memory")
         );
         assert_eq!(entry.record.unwrap().invocation_id, record.invocation_id);
-        let other = Caller { tenant: "globex".into(), subject: "mallory".into() };
-        let hidden = f.catalog.invocation(&LedgerScope::of(&other), invocation).await;
+        let other: Auditor = grant("globex", "mallory", "integrations.audit");
+        let hidden = f.catalog.invocation(&other, invocation).await;
         assert!(matches!(hidden, Err(ServiceError::InvocationNotFound)), "{hidden:?}");
-        assert!(f.catalog.invocation(&LedgerScope::Platform, invocation).await.is_ok());
+        assert!(f.catalog.invocation(&grant::<Auditor>("platform", "root", "plugins.admin"), invocation).await.is_ok());
     }
 }
 

@@ -1261,9 +1261,7 @@ async fn concurrent_platform_writes_keep_one_unbroken_chain(b: &Backend) {
 }
 
 async fn console_sessions_are_found_by_their_secret_bounded_per_subject_and_pruned(b: &Backend) {
-    use stella_integrations::auth::Principal;
-    use stella_integrations::console::session::ConsoleSession;
-    use stella_integrations::service::Caller;
+    use stella_integrations::identity::{Caller, ConsoleSession, Principal};
     let s = &*b.store;
     // Times are kept to the millisecond.
     let t0 = from_unix_ms(stella_integrations::domain::unix_ms(now()));

@@ -10,7 +10,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::auth::Principal;
+use super::Principal;
 
 /// A signed-in session.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,7 +61,7 @@ pub fn plausible_secret(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::Caller;
+    use crate::identity::Caller;
 
     #[test]
     fn secrets_are_random_hashed_and_compared_whole() {
