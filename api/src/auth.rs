@@ -1,4 +1,5 @@
-//! Who is calling: bearer JWTs, their scopes and their tenant.
+//! Verifying who is calling: bearer JWTs, one-time sign-in links and ID tokens, read into the
+//! [`crate::identity::Principal`] whose scopes decide what it may do.
 //!
 //! Two kinds of keys verify tokens:
 //! - a local HS256 key, for a single installation: configured, or generated on first use into the
@@ -10,17 +11,18 @@
 //! tokens (`alg: none`) and every other algorithm are refused. `exp` is required; `nbf`, `iss` and
 //! `aud` are checked when present or configured.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::{hmac, signature};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::identity::{AuthError, Caller, Principal, is_tenant_id};
+use crate::config::{AuthConfig, LOCAL_ISSUER};
+use crate::identity::{AuthError, Caller, Principal, SignInLink, is_tenant_id};
 
 /// The file, in the data directory, that holds the generated local key.
 pub const LOCAL_KEY_FILE: &str = "jwt-hs256.key";
@@ -43,66 +45,6 @@ const MAX_RECENT_TOKEN_BYTES: usize = 2 << 20;
 pub const SIGN_IN_LINK_USE: &str = "console-sign-in";
 /// The longest a console sign-in link may be valid.
 pub const MAX_SIGN_IN_LINK_TTL: Duration = Duration::from_secs(3600);
-
-/// A verified one-time console sign-in link.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SignInLink {
-    /// Who it signs in, with which scopes.
-    pub principal: Principal,
-    /// Its id (`jti`), spent on first use.
-    pub link_id: String,
-    /// When it expires (Unix seconds).
-    pub expires_at: i64,
-}
-
-/// How tokens are verified (the `[auth]` section of the configuration).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-pub struct AuthConfig {
-    /// The local HS256 key (at least 32 bytes). Unset: generated into the data directory.
-    pub hs256_key: Option<String>,
-    /// Whether HS256 tokens signed with the local key are accepted at all. Unset: yes, unless a
-    /// JWKS is configured (a production deployment then trusts only its identity provider).
-    pub local_tokens: Option<bool>,
-    /// A JWKS file with the identity provider's public keys.
-    pub jwks_file: Option<PathBuf>,
-    /// A JWKS URL, fetched at start and again for an unknown `kid`.
-    pub jwks_url: Option<String>,
-    /// The JWKS URL is fetched again at most this often (seconds), however many unknown `kid`s
-    /// arrive.
-    pub jwks_refresh_seconds: u64,
-    /// Required `iss`; unset: not checked.
-    pub issuer: Option<String>,
-    /// Required `aud` (string or one of an array); unset: not checked.
-    pub audience: Option<String>,
-    /// The claim that names the tenant.
-    pub tenant_claim: String,
-}
-
-/// The issuer of local tokens when `issuer` is unset.
-pub const LOCAL_ISSUER: &str = "stella-integrations-local";
-
-impl AuthConfig {
-    /// Whether local HS256 tokens are accepted.
-    pub fn local_tokens_enabled(&self) -> bool {
-        self.local_tokens.unwrap_or(self.jwks_file.is_none() && self.jwks_url.is_none())
-    }
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self {
-            hs256_key: None,
-            local_tokens: None,
-            jwks_file: None,
-            jwks_url: None,
-            jwks_refresh_seconds: 60,
-            issuer: None,
-            audience: Some("stella-integrations".into()),
-            tenant_claim: "tenant".into(),
-        }
-    }
-}
 
 /// One public key of a JWKS.
 #[derive(Clone, Debug)]

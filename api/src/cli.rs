@@ -665,7 +665,7 @@ fn block_on<T>(work: impl std::future::Future<Output = T>) -> Result<T, CliError
 
 fn migrate(database: &DatabaseArgs) -> Result<ExitCode, CliError> {
     block_on(crate::store::open(&database.database_url))??;
-    println!("the database at {} is migrated", crate::store::redact_url(&database.database_url));
+    println!("the database at {} is migrated", crate::config::redact_url(&database.database_url));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1026,7 +1026,7 @@ fn submit(args: SubmitArgs) -> Result<ExitCode, CliError> {
         let mut request =
             c.post(format!("{base}/api/v1/plugins")).header("content-type", "application/wasm").body(bytes);
         for s in &signatures {
-            request = request.header(crate::http::plugins::SIGNATURE_HEADER, s.as_str());
+            request = request.header(crate::plugins::SIGNATURE_HEADER, s.as_str());
         }
         request
     }))??;

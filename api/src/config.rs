@@ -5,11 +5,10 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use stella_runtime::SandboxConfig;
-
-use crate::auth::AuthConfig;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -30,11 +29,11 @@ pub struct Config {
     /// The health scheduler.
     pub health: HealthConfig,
     /// Which connector code is admitted: trusted keys, signatures, auto-approval.
-    pub plugins: crate::plugins::PluginsConfig,
+    pub plugins: PluginsConfig,
     /// The invocation ledger.
     pub ledger: LedgerConfig,
     /// The web console.
-    pub console: crate::console::ConsoleConfig,
+    pub console: ConsoleConfig,
 }
 
 /// `[ledger]`: the record of every connector invocation.
@@ -269,6 +268,202 @@ impl HealthConfig {
     }
 }
 
+/// How tokens are verified (the `[auth]` section of the configuration).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct AuthConfig {
+    /// The local HS256 key (at least 32 bytes). Unset: generated into the data directory.
+    pub hs256_key: Option<String>,
+    /// Whether HS256 tokens signed with the local key are accepted at all. Unset: yes, unless a
+    /// JWKS is configured (a production deployment then trusts only its identity provider).
+    pub local_tokens: Option<bool>,
+    /// A JWKS file with the identity provider's public keys.
+    pub jwks_file: Option<PathBuf>,
+    /// A JWKS URL, fetched at start and again for an unknown `kid`.
+    pub jwks_url: Option<String>,
+    /// The JWKS URL is fetched again at most this often (seconds), however many unknown `kid`s
+    /// arrive.
+    pub jwks_refresh_seconds: u64,
+    /// Required `iss`; unset: not checked.
+    pub issuer: Option<String>,
+    /// Required `aud` (string or one of an array); unset: not checked.
+    pub audience: Option<String>,
+    /// The claim that names the tenant.
+    pub tenant_claim: String,
+}
+
+/// The issuer of local tokens when `issuer` is unset.
+pub const LOCAL_ISSUER: &str = "stella-integrations-local";
+
+impl AuthConfig {
+    /// Whether local HS256 tokens are accepted.
+    pub fn local_tokens_enabled(&self) -> bool {
+        self.local_tokens.unwrap_or(self.jwks_file.is_none() && self.jwks_url.is_none())
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            hs256_key: None,
+            local_tokens: None,
+            jwks_file: None,
+            jwks_url: None,
+            jwks_refresh_seconds: 60,
+            issuer: None,
+            audience: Some("stella-integrations".into()),
+            tenant_claim: "tenant".into(),
+        }
+    }
+}
+
+/// `[console]`: the web console.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ConsoleConfig {
+    /// Serve the console under `/console/`.
+    pub enabled: bool,
+    /// The URL browsers reach the service at (`https://catalog.example.com`): with `https`, the
+    /// session cookie is `Secure`. Unset: the cookie is not `Secure` (plain HTTP on loopback).
+    pub public_url: Option<String>,
+    /// How long a sign-in lasts, in hours (1–168).
+    pub session_hours: u32,
+    /// The OpenID provider users sign in through (needs `public-url`, which its redirect URI is
+    /// built from); none: one-time links only.
+    pub oidc: Option<OidcConfig>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self { enabled: true, public_url: None, session_hours: 8, oidc: None }
+    }
+}
+
+impl ConsoleConfig {
+    /// Refuses what cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=168).contains(&self.session_hours) {
+            return Err("console.session-hours must be between 1 and 168".into());
+        }
+        if let Some(url) = &self.public_url {
+            let parsed = url::Url::parse(url).map_err(|e| format!("console.public-url is not a URL: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err("console.public-url must be an http or https URL with a host".into());
+            }
+        }
+        if let Some(oidc) = &self.oidc {
+            oidc.validate()?;
+            if self.public_url.is_none() {
+                return Err("console.oidc needs console.public-url: the provider sends browsers back to it".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// How long a sign-in lasts.
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(u64::from(self.session_hours) * 3600)
+    }
+
+    /// Whether the session cookie is `Secure` (browsers reach the console over https).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// `[console.oidc]`: the identity provider the console signs in through.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OidcConfig {
+    /// The provider's issuer URL (its discovery document is under it).
+    pub issuer: String,
+    /// This console's client id at the provider.
+    pub client_id: String,
+    /// Its client secret (`STELLA_CONSOLE_CLIENT_SECRET`); none for a public client.
+    #[serde(default, skip_serializing)]
+    pub client_secret: Option<String>,
+    /// The scopes asked for (`openid` is always asked for).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+impl OidcConfig {
+    /// Refuses what cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        let issuer = url::Url::parse(&self.issuer).map_err(|e| format!("console.oidc.issuer is not a URL: {e}"))?;
+        if !matches!(issuer.scheme(), "http" | "https") {
+            return Err("console.oidc.issuer must be an http or https URL".into());
+        }
+        if self.client_id.is_empty() {
+            return Err("console.oidc.client-id is required".into());
+        }
+        Ok(())
+    }
+}
+
+/// When a version is approved without a reviewer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AutoApprove {
+    /// Never: every version waits for a reviewer.
+    #[default]
+    Never,
+    /// A version signed by the key that signed the active version, whose permissions are equal or
+    /// narrower, is approved and activated at once.
+    NarrowerSigned,
+}
+
+/// `[plugins]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct PluginsConfig {
+    /// Files holding the public keys whose signatures are trusted: `minisign.pub` files (or a
+    /// minisign key's base64 line), or PEM ECDSA P-256 public keys (cosign's `cosign.pub`).
+    pub trusted_keys: Vec<PathBuf>,
+    /// Whether a component must be signed by a trusted key. Unset: yes when keys are configured;
+    /// it cannot be turned off while they are (name exceptions instead). `true` without keys
+    /// admits only the named exceptions.
+    pub require_signature: Option<bool>,
+    /// Providers whose components are admitted unsigned even though signatures are required;
+    /// each admission is logged and shown in the API.
+    pub unsigned_exceptions: Vec<String>,
+    /// `never` (default) or `narrower-signed`.
+    pub auto_approve: AutoApprove,
+    /// The registries `POST /api/v1/plugins/pull` may pull from (none: pulls are refused).
+    pub registries: Vec<RegistryConfig>,
+}
+
+/// `[[plugins.registries]]`: a registry the service may pull connectors from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RegistryConfig {
+    /// `host[:port]`, as references name it.
+    pub host: String,
+    /// The user of Basic authentication; unset: anonymous.
+    pub username: Option<String>,
+    /// The AuthRef of the password (`ref://<scope>/<provider>/<key>`), read at start from the
+    /// platform's own secrets (`STELLA_PLATFORM_SECRET__…` variables, or `.platform/` in the
+    /// secrets directory), which no integration can resolve.
+    pub password_ref: Option<String>,
+    /// PEM certificates of a private CA to trust for this registry, besides the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Plain HTTP (a development registry on loopback); never for production.
+    #[serde(default)]
+    pub plain_http: bool,
+}
+
+/// A database URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(_) => url.to_string(),
+        Err(_) => "(unparsable URL)".to_string(),
+    }
+}
+
 /// The environment variables that override the file, and the key each sets.
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("STELLA_LISTEN", "server.listen"),
@@ -362,8 +557,8 @@ impl Config {
         if shown.auth.hs256_key.is_some() {
             shown.auth.hs256_key = Some("***".into());
         }
-        shown.storage.database_url = shown.storage.database_url.as_deref().map(crate::store::redact_url);
-        shown.events.nats_url = shown.events.nats_url.as_deref().map(crate::store::redact_url);
+        shown.storage.database_url = shown.storage.database_url.as_deref().map(redact_url);
+        shown.events.nats_url = shown.events.nats_url.as_deref().map(redact_url);
         if let Some(oidc) = &mut shown.console.oidc {
             oidc.client_secret = oidc.client_secret.as_ref().map(|_| "***".into());
         }

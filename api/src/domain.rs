@@ -445,6 +445,19 @@ fn walk_configuration(errors: &mut Vec<FieldError>, path: &str, key: &str, value
     }
 }
 
+/// A connection test: its result and what the connector did.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestRun {
+    /// When it ran.
+    #[serde(with = "time::serde::rfc3339")]
+    pub tested_at: OffsetDateTime,
+    /// The connector's answer.
+    pub result: stella_runtime::outcome::TestOutcome,
+    /// The sandbox's record of the invocation; absent when no connector could run.
+    pub record: Option<stella_runtime::record::InvocationRecord>,
+}
+
 /// The name an enum value has in JSON (`provider-down`, `degraded`), for logs, metrics and text.
 pub fn wire_name(value: &impl Serialize) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()

@@ -3,30 +3,39 @@
 //!
 //! # Map: which module owns what
 //!
-//! Requests flow one way: [`http`] (and [`console`], [`cli`], [`relay`], the [`health`] scheduler) →
-//! [`service`] → [`store`]. The service is the only door to the data: it alone holds the store,
-//! and tenancy and the 404 rule are decided there, once.
+//! Requests flow one way: the doors ([`http`], [`console`], [`cli`], [`relay`], the [`health`]
+//! scheduler) → [`service`] → [`store`]. The service is the only door to the data: it alone holds
+//! the store, and tenancy and the 404 rule are decided there, once; who may do what is decided in
+//! [`identity`], once, and every service operation takes the grant it needs.
 //!
-//! - [`domain`]: the `Integration` entity, the validation of client input, time helpers;
+//! The modules in layers, lowest first: a module uses only the modules listed before it (the test
+//! `layers` in `api/tests/api/` reads every source file and holds them to this order).
+//!
+//! - [`identity`]: who is calling and what they may do: the caller, the principal, the scopes,
+//!   the grants (`Reader`, `Admin`, `PluginsAdmin`, `Auditor`, `ConnectorsReader`) that only the
+//!   scope check makes, the ledger scope, the console session; it imports nothing of the crate;
 //! - [`lifecycle`]: the one state machine that moves an integration's status;
+//! - [`domain`]: the `Integration` entity, the validation of client input, a test's run, time
+//!   helpers;
+//! - [`config`]: every setting (TOML file and environment), read and validated;
+//! - [`metrics`]: the Prometheus counters;
 //! - [`ledger`]: the invocation ledger: every connector invocation's record, and the facts drawn
-//!   from it (origins contacted, AuthRefs used, denials);
-//! - [`audit`]: audit actions, entries and the hash chain; [`events`]: event types and their
-//!   CloudEvents form;
+//!   from it (origins contacted, AuthRefs used, denials); [`events`]: event types and their
+//!   CloudEvents form; [`audit`]: audit actions, entries and the hash chain;
 //! - [`plugins`]: which connector code may run: stored versions, the admission policy (trusted
 //!   keys, signatures, auto-approval), the permission set a reviewer approves and its diff;
-//! - [`health`]: health policy (intervals, offline sites), one check and what it changes, the
-//!   health report (uptime, latency, history), and the scheduler;
-//! - [`service`]: the catalog's operations (what each API call does), over store and sandbox;
+//! - [`health`]: health policy (intervals, offline sites), one check, the health report (uptime,
+//!   latency, history); its `scheduler` is a door, above the service;
 //! - [`store`]: the store traits, one per concern, and their SQL over SQLite and PostgreSQL;
+//! - [`service`]: the catalog's operations (what each API call does), over store and sandbox;
+//! - [`bulk`]: export and import of a tenant's integrations by name, over the service;
+//! - [`auth`]: verifying who is calling (bearer JWTs, sign-in links, ID tokens) into a principal;
 //! - [`http`]: the axum routes, problem+json errors, extractors and the OpenAPI document;
 //! - [`console`]: the web console (server-rendered HTML over the same service operations), its
-//!   sessions and pages;
-//! - [`auth`]: bearer JWT verification, scopes and tenants, the local token key;
-//! - [`bulk`]: export and import of a tenant's integrations by name;
-//! - [`metrics`]: the Prometheus counters; [`relay`]: outbox → NATS;
-//! - [`config`]: the service configuration (TOML file and environment);
-//! - [`server`]: wiring from configuration to a running service; [`cli`]: the command line.
+//!   pages and sign-in, served by the API's router with the API's state;
+//! - [`relay`]: outbox → NATS; then the health scheduler;
+//! - [`server`]: wiring from configuration to a running service; [`cli`]: the command line
+//!   (and `main.rs`, which runs it).
 //!
 //! # Where a change goes
 //!
@@ -41,6 +50,8 @@
 //!   `store/sql.rs`, and the conformance suite (`api/tests/api/store.rs`) on both databases.
 //! - A difference between SQLite and PostgreSQL: the [`store::Dialect`] trait.
 //! - A setting: [`config`], and the README's configuration section.
+//! - Who may call an operation: the grant its service function takes ([`identity`]); a new kind of
+//!   access is a new grant there, with its row in the `identity` test's table.
 //! - Connectors are not here: `connectors/` (guests), `runtime/` (the sandbox).
 
 pub mod audit;

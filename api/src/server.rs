@@ -8,8 +8,9 @@ use stella_runtime::{ConnectorCatalog, Sandbox, SandboxConfig};
 
 use crate::auth::{Verifier, local_key};
 use crate::config::Config;
+use crate::console::Console;
 use crate::health::{HealthPolicy, Scheduler, SchedulerConfig};
-use crate::http::{AppState, router};
+use crate::http::AppState;
 use crate::plugins::AdmissionPolicy;
 use crate::service::Catalog;
 use crate::store;
@@ -17,17 +18,32 @@ use crate::store;
 /// How often a replica looks for a change of the active connectors made by another.
 const PLUGIN_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// What one replica serves: the API's state and the console.
+#[derive(Debug)]
+pub struct Served {
+    /// The API's state (the catalog its handlers and the console's share).
+    pub api: AppState,
+    /// The console.
+    pub console: Console,
+}
+
+/// The router of everything a replica serves: the API, with the console's pages beside it.
+pub fn router(served: Served) -> axum::Router {
+    let pages = crate::console::routes(served.console, served.api.clone());
+    crate::http::router(served.api, pages)
+}
+
 /// Builds the service's state: opens (and migrates) the database, loads the built-in connectors
 /// and the plugins directory, and sets up token verification. Connectors run on
 /// `invocation_runtime` when one is given, else on the caller's runtime.
 pub async fn build_state(
     config: &Config,
     invocation_runtime: Option<tokio::runtime::Handle>,
-) -> Result<AppState, String> {
+) -> Result<Served, String> {
     let database_url = config.storage.database_url();
     let store = store::open(&database_url)
         .await
-        .map_err(|e| format!("cannot open the database {}: {e}", store::redact_url(&database_url)))?;
+        .map_err(|e| format!("cannot open the database {}: {e}", crate::config::redact_url(&database_url)))?;
 
     let secrets = config.secrets.store();
     check_platform_secrets(config, &secrets)?;
@@ -66,8 +82,8 @@ pub async fn build_state(
         catalog.submit_directory(dir).await;
     }
     catalog.refresh_connectors().await.map_err(|e| format!("cannot load the active connectors: {e}"))?;
-    let console = crate::console::Console::new(config.console.clone(), &config.auth.tenant_claim);
-    Ok(AppState::new(catalog, verifier, config.server.max_body_bytes, console))
+    let console = Console::new(config.console.clone(), &config.auth.tenant_claim);
+    Ok(Served { api: AppState::new(catalog, verifier, config.server.max_body_bytes), console })
 }
 
 /// Where a secret is read from, for a message.
@@ -155,7 +171,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
             .build()
             .map_err(|e| format!("cannot start the background threads: {e}"))?,
     ));
-    let state = build_state(&config, Some(background.handle().clone())).await?;
+    let served = build_state(&config, Some(background.handle().clone())).await?;
+    let state = served.api.clone();
     let relay = config
         .events
         .nats_url
@@ -196,9 +213,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
         None
     };
     let stop = shutdown_signal();
-    tracing::info!(%address, database = %store::redact_url(&config.storage.database_url()), "serving");
+    tracing::info!(%address, database = %crate::config::redact_url(&config.storage.database_url()), "serving");
     eprintln!("stella-integrations listening on http://{address} (API reference: http://{address}/api/v1/docs)");
-    axum::serve(listener, router(state)).with_graceful_shutdown(stop).await.map_err(|e| e.to_string())?;
+    axum::serve(listener, router(served)).with_graceful_shutdown(stop).await.map_err(|e| e.to_string())?;
     let _ = stop_scheduler.send(());
     if let Some(Err(e)) = match scheduler {
         Some(s) => Some(s.await),

@@ -13,6 +13,7 @@
 pub mod oidc;
 mod pages;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -21,8 +22,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+use crate::config::ConsoleConfig;
 use crate::http::AppState;
 use crate::identity::session::{self, ConsoleSession};
 use crate::identity::{Admin, Auditor, ConnectorsReader, Grant, PluginsAdmin, Reader};
@@ -31,58 +33,6 @@ use crate::store::ListFilter;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "stella_console";
-
-/// `[console]`: the web console.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-pub struct ConsoleConfig {
-    /// Serve the console under `/console/`.
-    pub enabled: bool,
-    /// The URL browsers reach the service at (`https://catalog.example.com`): with `https`, the
-    /// session cookie is `Secure`. Unset: the cookie is not `Secure` (plain HTTP on loopback).
-    pub public_url: Option<String>,
-    /// How long a sign-in lasts, in hours (1–168).
-    pub session_hours: u32,
-    /// The OpenID provider users sign in through (needs `public-url`, which its redirect URI is
-    /// built from); none: one-time links only.
-    pub oidc: Option<oidc::OidcConfig>,
-}
-
-impl Default for ConsoleConfig {
-    fn default() -> Self {
-        Self { enabled: true, public_url: None, session_hours: 8, oidc: None }
-    }
-}
-
-impl ConsoleConfig {
-    /// Refuses what cannot work.
-    pub fn validate(&self) -> Result<(), String> {
-        if !(1..=168).contains(&self.session_hours) {
-            return Err("console.session-hours must be between 1 and 168".into());
-        }
-        if let Some(url) = &self.public_url {
-            let parsed = url::Url::parse(url).map_err(|e| format!("console.public-url is not a URL: {e}"))?;
-            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-                return Err("console.public-url must be an http or https URL with a host".into());
-            }
-        }
-        if let Some(oidc) = &self.oidc {
-            oidc.validate()?;
-            if self.public_url.is_none() {
-                return Err("console.oidc needs console.public-url: the provider sends browsers back to it".into());
-            }
-        }
-        Ok(())
-    }
-
-    fn session_ttl(&self) -> Duration {
-        Duration::from_secs(u64::from(self.session_hours) * 3600)
-    }
-
-    fn secure_cookies(&self) -> bool {
-        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
-    }
-}
 
 /// The console as the service runs it: its settings and its identity provider.
 #[derive(Debug)]
@@ -115,11 +65,28 @@ pub const CALLBACK_PATH: &str = "/console/auth/callback";
 /// The cookie of a sign-in under way (state, nonce, PKCE verifier).
 const PENDING_COOKIE: &str = "stella_console_signin";
 
-/// The console's routes (none when it is disabled).
-pub fn routes(config: &ConsoleConfig) -> Router<AppState> {
-    if !config.enabled {
+/// What the console's pages share: the API's state (the same catalog, the same verifier) and the
+/// console's own settings and identity provider.
+#[derive(Clone, Debug)]
+struct ConsoleState {
+    api: AppState,
+    console: Arc<Console>,
+}
+
+impl std::ops::Deref for ConsoleState {
+    type Target = AppState;
+    fn deref(&self) -> &AppState {
+        &self.api
+    }
+}
+
+/// The console's routes over the API's state (none when it is disabled), to be served by the
+/// API's router.
+pub fn routes(console: Console, api: AppState) -> Router<AppState> {
+    if !console.config.enabled {
         return Router::new();
     }
+    let state = ConsoleState { api, console: Arc::new(console) };
     Router::new()
         .route("/console", get(|| async { Redirect::permanent("/console/") }))
         .route("/console/", get(integrations_page))
@@ -140,6 +107,7 @@ pub fn routes(config: &ConsoleConfig) -> Router<AppState> {
         .route("/console/assets/console.css", get(stylesheet))
         .route("/console/assets/console.js", get(script))
         .layer(middleware::from_fn(security_headers))
+        .with_state(state)
 }
 
 /// The headers of every console answer: a strict CSP (first-party styles and script only, no
@@ -245,21 +213,21 @@ impl IntoResponse for PageError {
 }
 
 /// The signed-in session of a request.
-async fn session_of(state: &AppState, headers: &HeaderMap) -> Result<ConsoleSession, PageError> {
+async fn session_of(state: &ConsoleState, headers: &HeaderMap) -> Result<ConsoleSession, PageError> {
     let secret = session_secret(headers).ok_or(PageError::SignIn)?;
     state.catalog.console_session(&secret).await?.ok_or(PageError::SignIn)
 }
 
 /// The signed-in session of a request, with the grant a page needs (the same grant the API's
 /// route for the same operation takes).
-async fn signed_in<G: Grant>(state: &AppState, headers: &HeaderMap) -> Result<(ConsoleSession, G), PageError> {
+async fn signed_in<G: Grant>(state: &ConsoleState, headers: &HeaderMap) -> Result<(ConsoleSession, G), PageError> {
     let session = session_of(state, headers).await?;
     let grant = session.principal.grant::<G>().map_err(|_| PageError::Forbidden(G::SCOPE))?;
     Ok((session, grant))
 }
 
 async fn integrations_page(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     Query(filters): Query<pages::Filters>,
 ) -> Result<Response, PageError> {
@@ -291,7 +259,7 @@ async fn integrations_page(
     Ok(Html(html).into_response())
 }
 
-async fn sign_in_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn sign_in_page(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
     // Signed in already: straight to the console.
     if let Some(secret) = session_secret(&headers)
         && let Ok(Some(_)) = state.catalog.console_session(&secret).await
@@ -307,7 +275,7 @@ struct LinkParams {
 }
 
 /// A one-time link (`stella-integrations console-link`): spent, then a session.
-async fn sign_in_with_link(State(state): State<AppState>, Query(params): Query<LinkParams>) -> Response {
+async fn sign_in_with_link(State(state): State<ConsoleState>, Query(params): Query<LinkParams>) -> Response {
     let refused =
         |why: &str| (StatusCode::UNAUTHORIZED, Html(pages::sign_in(&state.console, Some(why)))).into_response();
     let link = match state.verifier.verify_sign_in_link(&params.token).await {
@@ -337,7 +305,7 @@ struct CsrfForm {
 }
 
 async fn sign_out(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     form: Result<axum::Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
@@ -358,7 +326,7 @@ async fn sign_out(
 /// one that does not parse, which the caller answers with [`csrf_refused`].
 /// Also refuses a form posted from another origin (see [`posted_from_here`]), whatever it carries.
 fn with_token<T>(
-    state: &AppState,
+    state: &ConsoleState,
     headers: &HeaderMap,
     session: &ConsoleSession,
     form: Result<axum::Form<T>, axum::extract::rejection::FormRejection>,
@@ -406,7 +374,7 @@ fn csrf_refused() -> Response {
 
 /// Begins a sign-in at the identity provider: a pending sign-in in a short-lived cookie (Lax, so
 /// it comes back with the provider's redirect), and the browser sent to the provider.
-async fn start_sign_in(State(state): State<AppState>) -> Response {
+async fn start_sign_in(State(state): State<ConsoleState>) -> Response {
     let Some(idp) = &state.console.idp else {
         return (
             StatusCode::NOT_FOUND,
@@ -440,7 +408,7 @@ struct CallbackParams {
 /// The provider's answer: the state checked against this browser's pending sign-in, the code
 /// redeemed, the ID token verified, and a session opened.
 async fn finish_sign_in(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     Query(params): Query<CallbackParams>,
 ) -> Response {
@@ -506,7 +474,7 @@ fn problem_of(e: ServiceError) -> (StatusCode, String) {
 
 /// What one integration's page shows (read anew for every answer).
 async fn integration_view(
-    state: &AppState,
+    state: &ConsoleState,
     reader: &Reader,
     id: uuid::Uuid,
 ) -> Result<pages::IntegrationView, PageError> {
@@ -517,7 +485,7 @@ async fn integration_view(
 }
 
 async fn integration_page(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Response, PageError> {
@@ -540,7 +508,7 @@ struct ActionForm {
 /// `activate`, `test`, `pause` or `resume`, as the API does them; then the page again (with the
 /// API's error when the action was refused).
 async fn integration_action(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     axum::extract::Path((id, action)): axum::extract::Path<(String, String)>,
     form: Result<axum::Form<ActionForm>, axum::extract::rejection::FormRejection>,
@@ -572,14 +540,14 @@ async fn integration_action(
     }
 }
 
-async fn new_integration_page(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+async fn new_integration_page(State(state): State<ConsoleState>, headers: HeaderMap) -> Result<Response, PageError> {
     let (session, _) = signed_in::<Admin>(&state, &headers).await?;
     let providers = providers(&state);
     Ok(Html(pages::new_integration(&session, &providers, &pages::NewIntegration::default(), None)).into_response())
 }
 
 /// The providers of the connectors loaded now, with their types.
-fn providers(state: &AppState) -> Vec<(String, Vec<String>)> {
+fn providers(state: &ConsoleState) -> Vec<(String, Vec<String>)> {
     state
         .catalog
         .connectors()
@@ -593,7 +561,7 @@ fn providers(state: &AppState) -> Vec<(String, Vec<String>)> {
 
 /// Creates an integration from the form, as `POST /api/v1/integrations` does from JSON.
 async fn create_integration(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     form: Result<axum::Form<pages::NewIntegration>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, PageError> {
@@ -638,7 +606,7 @@ async fn create_integration(
 }
 
 async fn invocations_page(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
@@ -674,7 +642,7 @@ async fn invocations_page(
 }
 
 async fn invocation_page(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Response, PageError> {
@@ -685,7 +653,7 @@ async fn invocation_page(
 }
 
 /// Every loaded connector, and (for `plugins.admin`) every version waiting for a decision.
-async fn connectors_page(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+async fn connectors_page(State(state): State<ConsoleState>, headers: HeaderMap) -> Result<Response, PageError> {
     let (session, reader) = signed_in::<ConnectorsReader>(&state, &headers).await?;
     let connectors = state.catalog.loaded_connectors(&reader);
     let loaded: Vec<_> = connectors.iter().map(|c| crate::http::plugins::describe(&state, c)).collect();
@@ -700,7 +668,7 @@ async fn connectors_page(State(state): State<AppState>, headers: HeaderMap) -> R
 /// One connector: what it may do, its stored versions (for `plugins.admin`, with the decisions
 /// to take), and its egress report (for whoever reads the ledger).
 async fn connector_page(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     axum::extract::Path(provider): axum::extract::Path<String>,
 ) -> Result<Response, PageError> {
@@ -709,7 +677,7 @@ async fn connector_page(
 }
 
 async fn render_connector(
-    state: &AppState,
+    state: &ConsoleState,
     session: &ConsoleSession,
     provider: &str,
     error: Option<(StatusCode, String)>,
@@ -753,7 +721,7 @@ struct DecisionForm {
 /// Approves (of exactly the permissions shown: their digest) or rejects (with a reason) a
 /// version, as the API does; then the connector's page again.
 async fn decide_version(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     axum::extract::Path((provider, version, decision)): axum::extract::Path<(String, String, String)>,
     form: Result<axum::Form<DecisionForm>, axum::extract::rejection::FormRejection>,

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::auth::{AuthConfig, Verifier};
+use crate::auth::Verifier;
+use crate::config::{AuthConfig, OidcConfig};
 use crate::identity::Principal;
 use crate::identity::session::new_secret;
 
@@ -22,36 +23,6 @@ use crate::identity::session::new_secret;
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
 /// How long the provider has to answer.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// `[console.oidc]`: the identity provider the console signs in through.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct OidcConfig {
-    /// The provider's issuer URL (its discovery document is under it).
-    pub issuer: String,
-    /// This console's client id at the provider.
-    pub client_id: String,
-    /// Its client secret (`STELLA_CONSOLE_CLIENT_SECRET`); none for a public client.
-    #[serde(default, skip_serializing)]
-    pub client_secret: Option<String>,
-    /// The scopes asked for (`openid` is always asked for).
-    #[serde(default)]
-    pub scopes: Vec<String>,
-}
-
-impl OidcConfig {
-    /// Refuses what cannot work.
-    pub fn validate(&self) -> Result<(), String> {
-        let issuer = url::Url::parse(&self.issuer).map_err(|e| format!("console.oidc.issuer is not a URL: {e}"))?;
-        if !matches!(issuer.scheme(), "http" | "https") {
-            return Err("console.oidc.issuer must be an http or https URL".into());
-        }
-        if self.client_id.is_empty() {
-            return Err("console.oidc.client-id is required".into());
-        }
-        Ok(())
-    }
-}
 
 /// What the provider's discovery document says.
 #[derive(Debug, Deserialize)]

@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::check::{CheckOutcome, HealthCheck};
+use crate::domain::TestRun;
 use crate::domain::unix_ms;
 use crate::lifecycle::Status;
-use crate::service::TestRun;
 
 pub(crate) const DAY_MS: i64 = 86_400_000;
 /// The history a summary reads at most: 30 days at the shortest interval would be 86,400.

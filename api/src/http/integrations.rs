@@ -11,11 +11,11 @@ use super::AppState;
 use super::extract::{JsonBody, etag, if_match, integration_id};
 use super::problem::{Problem, ProblemResponses};
 use crate::audit::AuditEntry;
-use crate::domain::{Integration, IntegrationSpec, MAX_SHORT_LEN};
+use crate::domain::{Integration, IntegrationSpec, MAX_SHORT_LEN, TestRun};
 use crate::health::{HealthReport, HistoryCursor};
 use crate::identity::{Admin, Reader};
 use crate::lifecycle::Status;
-use crate::service::{Created, TestRun, Tested};
+use crate::service::{Created, Tested};
 use crate::store::{ListFilter, ListPosition};
 
 /// Default page size of lists.

@@ -60,8 +60,6 @@ pub struct AppParts {
     pub verifier: Verifier,
     /// Largest request body.
     pub max_body_bytes: usize,
-    /// The web console (its settings, its identity provider).
-    pub console: crate::console::Console,
     /// The served documents, for the connectors they were rendered from.
     documents: std::sync::RwLock<Documents>,
 }
@@ -93,9 +91,9 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// State over these parts.
-    pub fn new(catalog: Catalog, verifier: Verifier, max_body_bytes: usize, console: crate::console::Console) -> Self {
+    pub fn new(catalog: Catalog, verifier: Verifier, max_body_bytes: usize) -> Self {
         let documents = std::sync::RwLock::new(Documents::render(catalog.connectors()));
-        Self(Arc::new(AppParts { catalog, verifier, max_body_bytes, console, documents }))
+        Self(Arc::new(AppParts { catalog, verifier, max_body_bytes, documents }))
     }
 
     /// The served OpenAPI document (JSON) and reference page, for the connectors served now.
@@ -219,11 +217,12 @@ pub fn served_openapi(connectors: &ConnectorCatalog) -> serde_json::Value {
 
 mod reference;
 
-/// The service: every route, behind the request middleware.
-pub fn router(state: AppState) -> Router {
+/// The service: every route of the API and the `pages` served beside it (the console's), behind
+/// the request middleware.
+pub fn router(state: AppState, pages: Router<AppState>) -> Router {
     let (router, _) = routes().split_for_parts();
     let max_body = state.max_body_bytes;
-    let mut router = router.merge(crate::console::routes(&state.console.config)).fallback(ops::not_found);
+    let mut router = router.merge(pages).fallback(ops::not_found);
     // Every layer is always there, except in a benchmark build told to leave one out (`switches`).
     if !is_off(Feature::Problems) {
         router = router.layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_problem));

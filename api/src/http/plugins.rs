@@ -17,8 +17,8 @@ use super::extract::{JsonBody, media_type};
 use super::integrations::{page_limit, parse_seq_cursor, query_problem};
 use super::problem::{Problem, ProblemKind, ProblemResponses};
 use crate::audit::PluginAuditEntry;
+use crate::config::AutoApprove;
 use crate::identity::{ConnectorsReader, PluginsAdmin};
-use crate::plugins::AutoApprove;
 use crate::plugins::policy::MAX_SIGNATURES;
 use crate::service::PluginVersionView;
 use stella_runtime::signature::MAX_SIGNATURE_TEXT;
@@ -122,10 +122,6 @@ pub async fn get_plugin(
     Ok(axum::Json(describe(&state, connector)).into_response())
 }
 
-/// The header that carries a signature beside an uploaded component: the base64 of the signature
-/// file (a `.minisig`, or the `.sig` `cosign sign-blob` writes). Repeat it for several.
-pub const SIGNATURE_HEADER: &str = "stella-signature";
-
 /// A component upload: the `.wasm` bytes.
 #[derive(Debug, ToSchema)]
 #[schema(value_type = String, format = Binary)]
@@ -225,7 +221,7 @@ pub async fn pull_plugin(
 /// The signatures of an upload, each decoded from base64 and within its limit. A header that is
 /// not one refuses the submission (422 `plugin-refused`), like a signature that does not verify.
 fn signature_headers(headers: &HeaderMap) -> Result<Vec<String>, Problem> {
-    let values: Vec<_> = headers.get_all(SIGNATURE_HEADER).iter().collect();
+    let values: Vec<_> = headers.get_all(crate::plugins::SIGNATURE_HEADER).iter().collect();
     if values.len() > MAX_SIGNATURES {
         return Err(Problem::new(
             ProblemKind::PluginRefused,

@@ -68,6 +68,17 @@ impl Principal {
     }
 }
 
+/// A verified one-time console sign-in link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignInLink {
+    /// Who it signs in, with which scopes.
+    pub principal: Principal,
+    /// Its id (`jti`), spent on first use.
+    pub link_id: String,
+    /// When it expires (Unix seconds).
+    pub expires_at: i64,
+}
+
 /// Why a request is not authenticated or not allowed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {

@@ -23,8 +23,12 @@ use serde::{Deserialize, Serialize};
 use stella_runtime::Manifest;
 use time::OffsetDateTime;
 
+/// The header that carries a signature beside an uploaded component: the base64 of the signature
+/// file (a `.minisig`, or the `.sig` `cosign sign-blob` writes). Repeat it for several.
+pub const SIGNATURE_HEADER: &str = "stella-signature";
+
 pub use permissions::{PermissionDiff, PermissionSet};
-pub use policy::{AdmissionPolicy, AutoApprove, ImageSignature, PluginsConfig, SignatureCheck, Signatures};
+pub use policy::{AdmissionPolicy, ImageSignature, SignatureCheck, Signatures};
 
 /// Where a version stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]

@@ -6,13 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
 use stella_runtime::secrets::{AuthRef, SecretStore};
 use stella_runtime::signature::{MAX_SIGNATURE_TEXT, TrustedKey};
 
 use super::StoredSignature;
 use super::oci::RegistryAccess;
 use super::permissions::PermissionDiff;
+use crate::config::{AutoApprove, PluginsConfig};
 
 /// Most signatures read with one submission (files and image signatures together).
 pub const MAX_SIGNATURES: usize = 4;
@@ -42,57 +42,6 @@ pub struct Signatures {
     pub files: Vec<String>,
     /// cosign signatures of the image it was pulled from.
     pub images: Vec<ImageSignature>,
-}
-
-/// When a version is approved without a reviewer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum AutoApprove {
-    /// Never: every version waits for a reviewer.
-    #[default]
-    Never,
-    /// A version signed by the key that signed the active version, whose permissions are equal or
-    /// narrower, is approved and activated at once.
-    NarrowerSigned,
-}
-
-/// `[plugins]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-pub struct PluginsConfig {
-    /// Files holding the public keys whose signatures are trusted: `minisign.pub` files (or a
-    /// minisign key's base64 line), or PEM ECDSA P-256 public keys (cosign's `cosign.pub`).
-    pub trusted_keys: Vec<PathBuf>,
-    /// Whether a component must be signed by a trusted key. Unset: yes when keys are configured;
-    /// it cannot be turned off while they are (name exceptions instead). `true` without keys
-    /// admits only the named exceptions.
-    pub require_signature: Option<bool>,
-    /// Providers whose components are admitted unsigned even though signatures are required;
-    /// each admission is logged and shown in the API.
-    pub unsigned_exceptions: Vec<String>,
-    /// `never` (default) or `narrower-signed`.
-    pub auto_approve: AutoApprove,
-    /// The registries `POST /api/v1/plugins/pull` may pull from (none: pulls are refused).
-    pub registries: Vec<RegistryConfig>,
-}
-
-/// `[[plugins.registries]]`: a registry the service may pull connectors from.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RegistryConfig {
-    /// `host[:port]`, as references name it.
-    pub host: String,
-    /// The user of Basic authentication; unset: anonymous.
-    pub username: Option<String>,
-    /// The AuthRef of the password (`ref://<scope>/<provider>/<key>`), read at start from the
-    /// platform's own secrets (`STELLA_PLATFORM_SECRET__…` variables, or `.platform/` in the
-    /// secrets directory), which no integration can resolve.
-    pub password_ref: Option<String>,
-    /// PEM certificates of a private CA to trust for this registry, besides the system's roots.
-    pub ca_file: Option<PathBuf>,
-    /// Plain HTTP (a development registry on loopback); never for production.
-    #[serde(default)]
-    pub plain_http: bool,
 }
 
 /// A trusted key and its name.

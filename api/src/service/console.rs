@@ -6,10 +6,9 @@
 use std::time::Duration;
 
 use super::{Catalog, ServiceError};
-use crate::auth::SignInLink;
 use crate::domain::{from_unix_ms, now, unix_ms};
-use crate::identity::Principal;
 use crate::identity::session::{self, ConsoleSession, MAX_SESSIONS_PER_SUBJECT};
+use crate::identity::{Principal, SignInLink};
 
 /// A link is remembered as spent this long past its `exp` (beyond the leeway tokens are given).
 const SPENT_LINK_MARGIN_MS: i64 = 5 * 60 * 1000;

@@ -2,21 +2,25 @@
 //! health report of one integration. What a check is and what it changes is in
 //! [`crate::health`]; this is where it meets the sandbox and the store.
 
+use serde_json::json;
 use stella_runtime::FailureClass;
 use stella_runtime::record::InvocationRecord;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Catalog, MAX_APPLY_ATTEMPTS, STOPPING, ServiceError};
+use crate::audit::{AuditAction, AuditDraft, SCHEDULER};
 use crate::domain::{Integration, now, unix_ms};
-use crate::health::check::{change_of_check, moves_state};
+use crate::events::{EventDraft, EventType};
+use crate::health::check::{lifecycle_after_check, moves_state};
 use crate::health::summary::{DAY_MS, MAX_SUMMARY_CHECKS, summarize};
 use crate::health::{
     CheckOutcome, FinishedCheck, HealthCheck, HealthReport, HealthState, HealthSummary, HistoryCursor, MadeCheck,
 };
 use crate::identity::{Caller, Reader};
 use crate::ledger::LedgerEntry;
-use crate::store::StoreError;
+use crate::lifecycle;
+use crate::store::{Change, RowWrite, StoreError};
 
 /// History read per page by the summary.
 const SUMMARY_PAGE: u32 = 1000;
@@ -249,5 +253,85 @@ impl Catalog {
                 (HealthCheck::new(checked_at, CheckOutcome::Unhealthy, Some(FailureClass::Misconfigured), 0, why), None)
             }
         }
+    }
+}
+
+/// What a check changes of the integration as it is now: its lifecycle and health, with an audit
+/// entry by [`SCHEDULER`] and `integration.healthy` / `.unhealthy` when the health changes; `None`
+/// when it moves nothing.
+pub fn change_of_check(current: &Integration, check: &HealthCheck) -> Result<Option<Change>, lifecycle::Conflict> {
+    let Some(passed) = check.outcome.passed() else { return Ok(None) };
+    let Some(next) = lifecycle_after_check(current, passed)? else { return Ok(None) };
+    let health_changed = current.last_test_success != Some(passed);
+    let mut row = current.clone();
+    row.set_lifecycle(next);
+    row.last_test_success = Some(passed);
+    row.version = current.version + 1;
+    let events = if health_changed { vec![EventDraft::of(EventType::health(passed), &row)] } else { vec![] };
+    Ok(Some(Change {
+        tenant_id: current.tenant_id.clone(),
+        integration_id: current.integration_id,
+        write: RowWrite::Update { row: Box::new(row), expected_version: current.version },
+        audit: AuditDraft {
+            action: AuditAction::HealthChecked,
+            actor: SCHEDULER.into(),
+            at: check.checked_at,
+            details: json!({
+                "checkId": check.check_id,
+                "outcome": check.outcome,
+                "failureClass": check.failure_class,
+                "message": check.message,
+                "status": current.status,
+            }),
+        },
+        events,
+        test_result: None,
+        idempotency: None,
+        reschedule_health: false,
+        invocations: vec![],
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::Status;
+
+    fn failing() -> Integration {
+        serde_json::from_value(json!({
+            "integrationId": Uuid::new_v4(), "tenantId": "acme", "name": "n", "description": null,
+            "type": "registry", "provider": "in-memory", "baseUrl": null, "authRef": null, "configuration": {},
+            "environment": null, "tags": [], "ownerId": null, "status": "failed", "paused": false,
+            "pauseReason": null, "pauseTicket": null, "lastTestedAt": null, "lastTestSuccess": false,
+            "consecutiveFailures": 6, "createdAt": "2026-11-27T10:00:00Z", "createdBy": "alice",
+            "modifiedAt": null, "modifiedBy": null, "version": 7
+        }))
+        .unwrap()
+    }
+
+    fn check(outcome: CheckOutcome) -> HealthCheck {
+        HealthCheck::new(crate::domain::now(), outcome, None, 5, String::new())
+    }
+
+    #[test]
+    fn a_skipped_check_changes_nothing_however_it_is_recorded() {
+        let subject = failing();
+        assert!(!moves_state(&subject, CheckOutcome::Skipped));
+        // Recorded on its own (say its batch left it out), it still does not count as a pass.
+        assert!(change_of_check(&subject, &check(CheckOutcome::Skipped)).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_passing_check_of_a_failed_integration_makes_it_active_with_an_audit_entry_and_an_event() {
+        let subject = failing();
+        assert!(moves_state(&subject, CheckOutcome::Degraded));
+        let change = change_of_check(&subject, &check(CheckOutcome::Healthy)).unwrap().unwrap();
+        let RowWrite::Update { row, expected_version } = &change.write else { panic!("{:?}", change.write) };
+        assert_eq!((row.status, row.consecutive_failures, row.version, *expected_version), (Status::Active, 0, 8, 7));
+        assert_eq!((change.audit.action, change.audit.actor.as_str()), (AuditAction::HealthChecked, SCHEDULER));
+        assert_eq!(change.events.iter().map(|e| e.event_type).collect::<Vec<_>>(), [EventType::Healthy]);
+        // Failing again changes its failure count, not its health: no event.
+        let change = change_of_check(&subject, &check(CheckOutcome::Unhealthy)).unwrap().unwrap();
+        assert!(change.events.is_empty());
     }
 }

@@ -7,9 +7,9 @@ use stella_runtime::outcome::TestOutcome;
 use stella_runtime::{Facts, FailureClass};
 use uuid::Uuid;
 
-use super::{Catalog, Created, IfMatch, STOPPING, ServiceError, TestRun, Tested};
+use super::{Catalog, Created, IfMatch, STOPPING, ServiceError, Tested};
 use crate::audit::{AuditAction, AuditDraft};
-use crate::domain::{FieldError, Integration, IntegrationSpec, now};
+use crate::domain::{FieldError, Integration, IntegrationSpec, TestRun, now};
 use crate::events::{EventDraft, EventType};
 use crate::identity::{Admin, Caller, Reader};
 use crate::ledger::LedgerEntry;

@@ -28,14 +28,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use stella_runtime::catalog::ConnectorCatalog;
-use stella_runtime::outcome::TestOutcome;
-use stella_runtime::record::InvocationRecord;
 use stella_runtime::{ConnectionConfig, Sandbox};
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::audit::AuditEntry;
-use crate::domain::{FieldError, Integration};
+use crate::domain::{FieldError, Integration, TestRun};
 use crate::events::StoredEvent;
 use crate::health::HealthPolicy;
 use crate::identity::{Caller, Reader};
@@ -136,19 +133,6 @@ impl From<StoreError> for ServiceError {
             StoreError::Other(m) => Self::Internal(m),
         }
     }
-}
-
-/// A connection test: its result and what the connector did.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TestRun {
-    /// When it ran.
-    #[serde(with = "time::serde::rfc3339")]
-    pub tested_at: OffsetDateTime,
-    /// The connector's answer.
-    pub result: TestOutcome,
-    /// The sandbox's record of the invocation; absent when no connector could run.
-    pub record: Option<InvocationRecord>,
 }
 
 /// The version a change is based on (HTTP's `If-Match`).

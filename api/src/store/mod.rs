@@ -107,19 +107,7 @@ pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     } else {
         Err(StoreError::Other(format!(
             "unsupported database URL `{}`: use sqlite://<path> or postgres://…",
-            redact_url(url)
+            crate::config::redact_url(url)
         )))
-    }
-}
-
-/// A database URL without its password, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(_) => url.to_string(),
-        Err(_) => "(unparsable URL)".to_string(),
     }
 }

@@ -19,9 +19,9 @@ use serde_json::{Value, json};
 use stella_integrations::auth::{self, TokenRequest};
 use stella_integrations::config::Config;
 use stella_integrations::health::{CheckOutcome, FinishedCheck, HealthCheck};
+use stella_integrations::http::openapi;
 use stella_integrations::http::problem::PROBLEM_BASE;
-use stella_integrations::http::{openapi, router};
-use stella_integrations::server::build_state;
+use stella_integrations::server::{build_state, router};
 use tower::ServiceExt;
 
 const KEY: &str = "a-local-test-key-of-at-least-32-bytes!!";
@@ -991,7 +991,7 @@ async fn plugins_probes_and_documents_are_served() {
 #[tokio::test]
 async fn a_local_key_is_generated_once_and_shared_by_serve_and_token() {
     let dir = tempfile::tempdir().unwrap();
-    let config = stella_integrations::auth::AuthConfig::default();
+    let config = stella_integrations::config::AuthConfig::default();
     let first = auth::local_key(&config, dir.path()).unwrap();
     let again = auth::local_key(&config, dir.path()).unwrap();
     assert_eq!(first, again);
@@ -1154,7 +1154,7 @@ async fn a_jwks_url_is_fetched_at_start_and_again_for_an_unknown_key_id() {
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, idp).await.unwrap() });
 
-    let mut config = auth::AuthConfig { local_tokens: Some(false), ..Default::default() };
+    let mut config = stella_integrations::config::AuthConfig { local_tokens: Some(false), ..Default::default() };
     config.jwks_url = Some(format!("http://{address}/jwks.json"));
     let verifier = auth::Verifier::new(&config, None).await.unwrap();
     assert_eq!(fetches.load(Ordering::SeqCst), 1, "fetched at start");
@@ -1170,8 +1170,12 @@ async fn a_jwks_url_is_fetched_at_start_and_again_for_an_unknown_key_id() {
     let refused = verifier.verify(&token("new-key")).await;
     assert!(refused.is_err(), "the last fetch was less than a minute ago");
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
-    let eager =
-        auth::Verifier::new(&auth::AuthConfig { jwks_refresh_seconds: 0, ..config.clone() }, None).await.unwrap();
+    let eager = auth::Verifier::new(
+        &stella_integrations::config::AuthConfig { jwks_refresh_seconds: 0, ..config.clone() },
+        None,
+    )
+    .await
+    .unwrap();
     *served.lock().unwrap() = json!({"keys": [rsa["keys"][0].clone()]});
     // The interval has a floor of one second, whatever the configuration says.
     assert!(eager.verify(&token("test-rsa")).await.is_err());
@@ -1183,18 +1187,19 @@ async fn a_jwks_url_is_fetched_at_start_and_again_for_an_unknown_key_id() {
     let hs = auth::sign_hs256(KEY.as_bytes(), &json!({"alg": "HS256"}), &claims(json!({})));
     assert!(eager.verify(&hs).await.is_err());
 
-    let unreachable = auth::AuthConfig { jwks_url: Some("http://127.0.0.1:9/jwks.json".into()), ..config };
+    let unreachable =
+        stella_integrations::config::AuthConfig { jwks_url: Some("http://127.0.0.1:9/jwks.json".into()), ..config };
     let e = auth::Verifier::new(&unreachable, None).await.unwrap_err();
     assert!(e.contains("127.0.0.1:9"), "{e}");
 }
 
 #[tokio::test]
 async fn a_local_token_must_carry_the_local_issuer_when_none_is_configured() {
-    let config = auth::AuthConfig::default();
+    let config = stella_integrations::config::AuthConfig::default();
     let verifier = auth::Verifier::new(&config, Some(KEY.as_bytes().to_vec())).await.unwrap();
     let with_iss =
         |iss: Value| auth::sign_hs256(KEY.as_bytes(), &json!({"alg": "HS256"}), &claims(json!({"iss": iss})));
-    assert!(verifier.verify(&with_iss(json!(auth::LOCAL_ISSUER))).await.is_ok());
+    assert!(verifier.verify(&with_iss(json!(stella_integrations::config::LOCAL_ISSUER))).await.is_ok());
     assert!(verifier.verify(&with_iss(Value::Null)).await.is_err(), "no iss");
     assert!(verifier.verify(&with_iss(json!(ISSUER))).await.is_err(), "another issuer");
     let minted = auth::issue_local_token(
@@ -1212,13 +1217,13 @@ async fn a_local_token_must_carry_the_local_issuer_when_none_is_configured() {
     let far = auth::sign_hs256(
         KEY.as_bytes(),
         &json!({"alg": "HS256"}),
-        &claims(json!({"iss": auth::LOCAL_ISSUER, "exp": i64::MIN, "nbf": i64::MAX})),
+        &claims(json!({"iss": stella_integrations::config::LOCAL_ISSUER, "exp": i64::MIN, "nbf": i64::MAX})),
     );
     assert!(verifier.verify(&far).await.is_err());
     // With a JWKS configured, local tokens are off unless asked for.
-    let jwks_only = auth::AuthConfig { jwks_file: Some("x".into()), ..Default::default() };
+    let jwks_only = stella_integrations::config::AuthConfig { jwks_file: Some("x".into()), ..Default::default() };
     assert!(!jwks_only.local_tokens_enabled());
-    assert!(auth::AuthConfig { local_tokens: Some(true), ..jwks_only }.local_tokens_enabled());
+    assert!(stella_integrations::config::AuthConfig { local_tokens: Some(true), ..jwks_only }.local_tokens_enabled());
 }
 
 /// Sends a raw import body with this content type.
@@ -1599,7 +1604,7 @@ async fn connector_code_runs_only_once_its_exact_permissions_are_approved() {
     let (_keys, key_path) = signer.trusted();
     let app = app_with(|c| {
         c.plugins.trusted_keys = vec![key_path];
-        c.plugins.auto_approve = stella_integrations::plugins::AutoApprove::NarrowerSigned;
+        c.plugins.auto_approve = stella_integrations::config::AutoApprove::NarrowerSigned;
     })
     .await;
     let reviewer = app.token("platform", "plugins.admin");
@@ -2026,7 +2031,7 @@ async fn a_cosign_image_signature_admits_the_component_it_names_and_no_other() {
     let app = app_with(|c| {
         c.plugins.trusted_keys = vec![key_path];
         c.secrets.dir = Some(dir.path().join("secrets"));
-        c.plugins.registries = vec![stella_integrations::plugins::policy::RegistryConfig {
+        c.plugins.registries = vec![stella_integrations::config::RegistryConfig {
             host: host.clone(),
             username: Some("ci-bot".into()),
             password_ref: Some("ref://platform/registry/password".into()),
@@ -2511,7 +2516,7 @@ async fn behind_https_the_console_cookie_is_secure() {
     config.console.public_url = Some("catalog.example.com".into());
     assert!(config.console.validate().unwrap_err().contains("console.public-url"));
     config.console.public_url = None;
-    config.console.oidc = Some(stella_integrations::console::oidc::OidcConfig {
+    config.console.oidc = Some(stella_integrations::config::OidcConfig {
         issuer: "https://idp.example.com".into(),
         client_id: "stella-console".into(),
         client_secret: None,

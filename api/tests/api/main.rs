@@ -5,6 +5,7 @@
 //! - `e2e`: the real binary started as the README starts it, over loopback HTTP, with NATS, and
 //!   the console in a real browser;
 //! - `http`: the HTTP API in process (the real router over SQLite and the real sandbox);
+//! - `layers`: the modules of `api/src` import only from modules below them;
 //! - `service`: the catalog's operations over the real sandbox and a real SQLite store;
 //! - `store`: the store conformance suite, on SQLite and PostgreSQL.
 //!
@@ -14,5 +15,6 @@ mod cli;
 mod common;
 mod e2e;
 mod http;
+mod layers;
 mod service;
 mod store;
