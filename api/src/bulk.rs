@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::domain::{FieldError, Integration, IntegrationSpec, now};
 use crate::identity::{Admin, Reader};
+use crate::query::{IntegrationQuery, ListFilter, PageRequest};
 use crate::service::{Catalog, IfMatch, ServiceError, changed_fields};
-use crate::store::{ListFilter, ListPosition};
 
 /// The `format` of an export document.
 pub const EXPORT_FORMAT: &str = "stellaops.integrations/v1";
@@ -150,13 +150,12 @@ async fn for_each_integration(
     reader: &Reader,
     mut each: impl FnMut(Integration),
 ) -> Result<(), ServiceError> {
-    let mut after: Option<ListPosition> = None;
+    let mut query = IntegrationQuery { filter: ListFilter::default(), page: PageRequest::first(PAGE) };
     loop {
-        let page = catalog.list(reader, &ListFilter::default(), after.as_ref(), PAGE).await?;
-        let full = page.len() == PAGE as usize;
-        after = page.last().map(|i| ListPosition { name: i.name.clone(), id: i.integration_id });
-        page.into_iter().for_each(&mut each);
-        if !full {
+        let page = catalog.list(reader, &query).await?;
+        query.page.after = page.next();
+        page.items.into_iter().for_each(&mut each);
+        if query.page.after.is_none() {
             return Ok(());
         }
     }

@@ -21,6 +21,8 @@ use stella_runtime::{ConnectionConfig, ConnectorSource, IntegrationType, Sandbox
 use crate::auth;
 use crate::config::{Config, LogFormat};
 use crate::domain::wire_name;
+use crate::ledger::LedgerEntry;
+use crate::query::{InvocationParams, Page};
 
 /// Why a command failed: printed as one line (`error: …`), exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,12 @@ pub enum CliError {
 impl From<String> for CliError {
     fn from(message: String) -> Self {
         Self::Invalid(message)
+    }
+}
+
+impl From<crate::query::QueryError> for CliError {
+    fn from(e: crate::query::QueryError) -> Self {
+        Self::Invalid(format!("the filters are not valid: {e}"))
     }
 }
 
@@ -731,70 +739,56 @@ async fn call_service(
 }
 
 fn invocations(args: InvocationsArgs) -> Result<ExitCode, CliError> {
-    let mut query: Vec<(&str, String)> = Vec::new();
-    let filters = [
-        ("provider", &args.provider),
-        ("sha256", &args.sha256),
-        ("integrationId", &args.integration),
-        ("operation", &args.operation),
-        ("outcome", &args.outcome),
-        ("failureClass", &args.failure_class),
-        ("denialKind", &args.denial_kind),
-        ("origin", &args.origin),
-        ("authRef", &args.auth_ref),
-        ("since", &args.since),
-        ("until", &args.until),
-    ];
-    for (name, value) in filters {
-        if let Some(v) = value {
-            query.push((name, v.clone()));
-        }
-    }
-    if let Some(denied) = args.denied {
-        query.push(("denied", denied.to_string()));
-    }
-    if let Some(revealed) = args.revealed_secret {
-        query.push(("revealedSecret", revealed.to_string()));
-    }
-    if let Some(carried) = args.secret_in_request {
-        query.push(("secretInRequest", carried.to_string()));
-    }
-    if let Some(outside) = args.outside_base_url {
-        query.push(("outsideBaseUrl", outside.to_string()));
-    }
+    // The API's own parameters, named once (`crate::query`): what is sent is what it reads.
+    let mut params = InvocationParams {
+        provider: args.provider,
+        sha256: args.sha256,
+        integration_id: args.integration,
+        operation: args.operation,
+        outcome: args.outcome,
+        failure_class: args.failure_class,
+        denied: args.denied,
+        outside_base_url: args.outside_base_url,
+        revealed_secret: args.revealed_secret,
+        secret_in_request: args.secret_in_request,
+        denial_kind: args.denial_kind,
+        origin: args.origin,
+        auth_ref: args.auth_ref,
+        since: args.since,
+        until: args.until,
+        after: None,
+        limit: None,
+    };
+    // Refused here, as the service would refuse it, before anything is sent.
+    crate::query::read::<InvocationParams>(&serde_urlencoded::to_string(&params).expect("parameters encode"))?
+        .parse()?;
     // Printed page by page, so that a long window (`--limit 100000`) is never held whole.
     let mut out = std::io::stdout().lock();
     let mut write = |text: &str| writeln!(out, "{text}").map_err(io("cannot write the invocations"));
     let mut printed = 0;
-    let mut after: Option<String> = None;
     if args.json {
         write("[")?;
     }
     while printed < args.limit {
-        let page_size = (args.limit - printed).min(500).to_string();
-        let mut page_query = query.clone();
-        page_query.push(("limit", page_size));
-        if let Some(a) = &after {
-            page_query.push(("after", a.clone()));
-        }
-        let (_, body) = block_on(call_service(&args.service, |c, base| {
-            c.get(format!("{base}/api/v1/invocations")).query(&page_query)
-        }))??;
-        let page: serde_json::Value =
-            serde_json::from_str(&body).map_err(|e| format!("the service's answer is not a page: {e}"))?;
-        for item in page["items"].as_array().into_iter().flatten() {
+        params.limit = Some((args.limit - printed).min(crate::query::MAX_LIMIT as usize) as u32);
+        let query = serde_urlencoded::to_string(&params).expect("parameters encode");
+        let (_, body) =
+            block_on(call_service(&args.service, |c, base| c.get(format!("{base}/api/v1/invocations?{query}"))))??;
+        let page: Page<LedgerEntry> = serde_json::from_str(&body)
+            .map_err(|e| format!("the service's answer is not a page of the ledger: {e}"))?;
+        for item in &page.items {
             if args.json {
                 let item = serde_json::to_string_pretty(item).expect("an invocation serializes");
                 write(&format!("{}{}", if printed > 0 { "," } else { "" }, item))?;
             } else if args.ndjson {
-                write(&item.to_string())?;
+                write(&serde_json::to_string(item).expect("an invocation serializes"))?;
             } else {
                 write(&invocation_line(item))?;
             }
             printed += 1;
         }
-        match page["nextCursor"].as_str() {
-            Some(next) => after = Some(next.to_string()),
+        match page.next_cursor {
+            Some(next) => params.after = Some(next),
             None => break,
         }
     }
@@ -806,21 +800,19 @@ fn invocations(args: InvocationsArgs) -> Result<ExitCode, CliError> {
 
 /// One invocation as a line: when, tenant, provider (the third column, for `awk`), operation,
 /// outcome, denial kinds, origins contacted, id.
-fn invocation_line(i: &serde_json::Value) -> String {
-    let list = |k: &str| {
-        let v: Vec<&str> = i[k].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect();
-        if v.is_empty() { "-".to_string() } else { v.join(",") }
-    };
+fn invocation_line(i: &LedgerEntry) -> String {
+    let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(",") };
+    let at = i.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     format!(
         "{}  {}  {:<16} {:<15} {:<12} denied:{:<14} origins:{}  {}",
-        i["at"].as_str().unwrap_or("-"),
-        i["tenantId"].as_str().unwrap_or("-"),
-        i["provider"].as_str().unwrap_or("-"),
-        i["operation"].as_str().unwrap_or("-"),
-        i["outcome"].as_str().unwrap_or("-"),
-        list("denialKinds"),
-        list("origins"),
-        i["invocationId"].as_str().unwrap_or("-"),
+        at,
+        i.tenant_id,
+        i.provider,
+        i.operation.as_str(),
+        i.outcome,
+        list(&i.denial_kinds),
+        list(&i.origins),
+        i.invocation_id,
     )
 }
 

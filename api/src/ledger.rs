@@ -141,6 +141,13 @@ pub struct InvocationPosition {
     pub id: Uuid,
 }
 
+impl InvocationPosition {
+    /// The position of a listed entry.
+    pub fn of(entry: &LedgerEntry) -> Self {
+        Self { at_ms: crate::domain::unix_ms(entry.at), id: entry.invocation_id }
+    }
+}
+
 impl LedgerEntry {
     /// The entry of `record`, an invocation for the integration `integration_id` of `tenant_id`
     /// (whose base URL is `base_url`, if it has one) that ended with `outcome` and, when it

@@ -26,6 +26,8 @@
 //!   keys, signatures, auto-approval), the permission set a reviewer approves and its diff;
 //! - [`health`]: health policy (intervals, offline sites), one check, the health report (uptime,
 //!   latency, history); its `scheduler` is a door, above the service;
+//! - [`query`]: the one reading of a request's query for every door: filters, paging, the page
+//!   of a list and the one cursor codec;
 //! - [`store`]: the store traits, one per concern, and their SQL over SQLite and PostgreSQL;
 //! - [`service`]: the catalog's operations (what each API call does), over store and sandbox;
 //! - [`bulk`]: export and import of a tenant's integrations by name, over the service;
@@ -69,6 +71,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod metrics;
 pub mod plugins;
+pub mod query;
 pub mod relay;
 pub mod server;
 pub mod service;

@@ -28,8 +28,8 @@ use crate::config::ConsoleConfig;
 use crate::http::AppState;
 use crate::identity::session::{self, ConsoleSession};
 use crate::identity::{Admin, Auditor, ConnectorsReader, Grant, PluginsAdmin, Reader};
+use crate::query::{InvocationParams, ListParams, Page, PageRequest, QueryError};
 use crate::service::ServiceError;
-use crate::store::ListFilter;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "stella_console";
@@ -229,34 +229,39 @@ async fn signed_in<G: Grant>(state: &ConsoleState, headers: &HeaderMap) -> Resul
 async fn integrations_page(
     State(state): State<ConsoleState>,
     headers: HeaderMap,
-    Query(filters): Query<pages::Filters>,
+    Query(fields): Query<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let (session, reader) = signed_in::<Reader>(&state, &headers).await?;
-    let blank = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
-    use crate::health::HealthState;
-    let filter = ListFilter {
-        integration_type: blank(&filters.integration_type).and_then(|t| t.parse().ok()),
-        provider: blank(&filters.provider),
-        status: blank(&filters.status).and_then(|s| crate::lifecycle::Status::parse(&s)),
-        environment: blank(&filters.environment),
-        tag: blank(&filters.tag),
-        health: blank(&filters.health).and_then(|h| HealthState::parse(&h)),
-        ..ListFilter::default()
-    };
-    let after = blank(&filters.after).and_then(|c| crate::store::ListPosition::from_cursor(&c));
-    // One more than the page, to know whether another follows.
-    let mut rows = state.catalog.list(&reader, &filter, after.as_ref(), pages::PAGE_ROWS + 1).await?;
-    let next = if rows.len() > pages::PAGE_ROWS as usize {
-        rows.truncate(pages::PAGE_ROWS as usize);
-        rows.last().map(|i| crate::store::ListPosition { name: i.name.clone(), id: i.integration_id }.cursor())
-    } else {
-        None
-    };
+    // The API's own reading of the same parameters: what it refuses, the page refuses (and says).
+    let (values, query) = read_form::<ListParams>(&fields);
+    let query = query.and_then(|mut params| {
+        params.limit.get_or_insert(pages::PAGE_ROWS);
+        params.parse()
+    });
     let counts = state.catalog.state_counts(&reader).await?;
-    let ids: Vec<uuid::Uuid> = rows.iter().map(|i| i.integration_id).collect();
+    let (page, error) = match query {
+        Ok(query) => (state.catalog.list(&reader, &query).await?, None),
+        Err(e) => (Page { items: Vec::new(), next_cursor: None }, Some(e.message)),
+    };
+    let ids: Vec<uuid::Uuid> = page.items.iter().map(|i| i.integration_id).collect();
     let uptime = state.catalog.uptime_24h(&reader, &ids).await?;
-    let html = pages::integrations(&session, &filters, &counts, &rows, &uptime, next.as_deref());
-    Ok(Html(html).into_response())
+    let next = page.next_cursor.as_deref();
+    let html = pages::integrations(&session, &values, &counts, &page.items, &uptime, next, error.as_deref());
+    Ok((status_of(&error), Html(html)).into_response())
+}
+
+/// A form's fields (blank ones left out, to show again), and the parameters they are: read by
+/// the one reading the API uses ([`crate::query`]).
+fn read_form<T: serde::de::DeserializeOwned>(
+    fields: &[(String, String)],
+) -> (pages::FormValues, Result<T, QueryError>) {
+    let values = fields.iter().map(|(k, v)| (k.clone(), v.trim().to_string())).filter(|(_, v)| !v.is_empty());
+    (values.collect(), crate::query::read(&crate::query::without_blanks(fields)))
+}
+
+/// A page that shows a refused query is a 400, as the API's answer would be.
+fn status_of(error: &Option<String>) -> StatusCode {
+    if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK }
 }
 
 async fn sign_in_page(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
@@ -479,8 +484,8 @@ async fn integration_view(
     id: uuid::Uuid,
 ) -> Result<pages::IntegrationView, PageError> {
     let integration = state.catalog.get(reader, id).await?;
-    let report = state.catalog.health_report(reader, id, None, pages::HISTORY_ROWS).await?;
-    let audit = state.catalog.audit(reader, id, 0, pages::AUDIT_ROWS).await?;
+    let report = state.catalog.health_report(reader, id, &PageRequest::first(pages::HISTORY_ROWS)).await?;
+    let audit = state.catalog.audit(reader, id, 0, pages::AUDIT_ROWS).await?.items;
     Ok(pages::IntegrationView { integration, report, audit })
 }
 
@@ -608,37 +613,16 @@ async fn create_integration(
 async fn invocations_page(
     State(state): State<ConsoleState>,
     headers: HeaderMap,
-    Query(pairs): Query<Vec<(String, String)>>,
+    Query(fields): Query<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let (session, auditor) = signed_in::<Auditor>(&state, &headers).await?;
-    // The API's own filters, read by the API's own code; a form sends its blank fields too.
-    let values: std::collections::BTreeMap<String, String> =
-        pairs.into_iter().map(|(k, v)| (k, v.trim().to_string())).filter(|(_, v)| !v.is_empty()).collect();
-    let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&values).finish();
-    let parsed = format!("/?{query}")
-        .parse::<axum::http::Uri>()
-        .ok()
-        .and_then(|uri| Query::<crate::http::invocations::InvocationParams>::try_from_uri(&uri).ok())
-        .ok_or_else(|| "a filter is not one the ledger knows".to_string())
-        .and_then(|Query(params)| params.into_query().map_err(|p| p.detail));
-    let (entries, next, error) = match parsed {
-        Ok((filter, after, limit)) => {
-            let entries = state.catalog.invocations(&auditor, &filter, after.as_ref(), limit).await?;
-            let next = (entries.len() == limit as usize).then(|| {
-                entries.last().map(|e| {
-                    crate::http::invocations::cursor(&crate::ledger::InvocationPosition {
-                        at_ms: crate::domain::unix_ms(e.at),
-                        id: e.invocation_id,
-                    })
-                })
-            });
-            (entries, next.flatten(), None)
-        }
-        Err(why) => (Vec::new(), None, Some(why)),
+    let (values, query) = read_form::<InvocationParams>(&fields);
+    let (page, error) = match query.and_then(InvocationParams::parse) {
+        Ok(query) => (state.catalog.invocations(&auditor, &query).await?, None),
+        Err(e) => (Page { items: Vec::new(), next_cursor: None }, Some(e.message)),
     };
-    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    Ok((status, Html(pages::invocations(&session, &values, &entries, next.as_deref(), error.as_deref())))
-        .into_response())
+    let html = pages::invocations(&session, &values, &page.items, page.next_cursor.as_deref(), error.as_deref());
+    Ok((status_of(&error), Html(html)).into_response())
 }
 
 async fn invocation_page(

@@ -15,20 +15,17 @@ pub const HISTORY_ROWS: u32 = 100;
 /// Audit entries an integration's page shows (the oldest first).
 pub const AUDIT_ROWS: u32 = 200;
 
-/// The integrations page's filters (the list's, and health), as the form sends and shows them
-/// (a blank field is no filter).
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-pub struct Filters {
-    pub status: String,
-    #[serde(rename = "type")]
-    pub integration_type: String,
-    pub provider: String,
-    pub tag: String,
-    pub environment: String,
-    pub health: String,
-    /// Where this page starts (the list's cursor).
-    pub after: String,
+/// A form's fields as it sent them (blank ones left out), to show them again.
+pub type FormValues = std::collections::BTreeMap<String, String>;
+
+/// The link to the next page of a list at `path`: the same fields, and the cursor as `cursor_name`.
+fn next_link(path: &str, values: &FormValues, cursor_name: &str, cursor: &str) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in values.iter().filter(|(n, _)| n.as_str() != cursor_name) {
+        query.append_pair(name, value);
+    }
+    query.append_pair(cursor_name, cursor);
+    format!("{path}?{}", query.finish())
 }
 
 /// A time: UTC in the page, the viewer's zone once the script runs (UTC then on hover).
@@ -134,12 +131,14 @@ pub fn continue_to(to: &str) -> String {
 /// each one's uptime over 24 hours.
 pub fn integrations(
     session: &ConsoleSession,
-    filters: &Filters,
+    values: &FormValues,
     counts: &[crate::store::StateCount],
     rows: &[Integration],
     uptime: &std::collections::HashMap<uuid::Uuid, f64>,
     next: Option<&str>,
+    error: Option<&str>,
 ) -> String {
+    let v = |name: &str| values.get(name).map(String::as_str).unwrap_or("");
     let count = |f: &dyn Fn(&crate::store::StateCount) -> bool| -> u64 {
         counts.iter().filter(|c| f(c)).map(|c| c.count).sum()
     };
@@ -148,6 +147,7 @@ pub fn integrations(
     let body = html! {
         h1 { "Integrations" }
         @if can_create { p { a.button href="/console/integrations/new" { "New integration" } } }
+        @if let Some(why) = error { p.error role="alert" { (why) } }
         section.cards aria-label="Counts" {
             @for status in statuses {
                 div.card { div.n { (count(&|c| c.status.as_str() == status)) } div { (status) } }
@@ -163,15 +163,15 @@ pub fn integrations(
         form.filters method="get" action="/console/" {
             label { "Status" select name="status" {
                 option value="" { "any" }
-                @for s in statuses { option value=(s) selected[filters.status == s] { (s) } }
+                @for s in statuses { option value=(s) selected[v("status") == s] { (s) } }
             } }
-            label { "Type" input name="type" value=(filters.integration_type); }
-            label { "Provider" input name="provider" value=(filters.provider); }
-            label { "Tag" input name="tag" value=(filters.tag); }
-            label { "Environment" input name="environment" value=(filters.environment); }
+            label { "Type" input name="type" value=(v("type")); }
+            label { "Provider" input name="provider" value=(v("provider")); }
+            label { "Tag" input name="tag" value=(v("tag")); }
+            label { "Environment" input name="environment" value=(v("environment")); }
             label { "Health" select name="health" {
                 option value="" { "any" }
-                @for h in ["healthy", "unhealthy", "unknown"] { option value=(h) selected[filters.health == h] { (h) } }
+                @for h in ["healthy", "unhealthy", "unknown"] { option value=(h) selected[v("health") == h] { (h) } }
             } }
             button type="submit" { "Filter" }
         }
@@ -200,7 +200,7 @@ pub fn integrations(
             }
         }
         @if let Some(cursor) = next {
-            p { a href=(next_page(filters, cursor)) { "Next page →" } }
+            p { a href=(next_link("/console/", values, "cursor", cursor)) { "Next page →" } }
         }
     };
     layout(Some(session), "Integrations", "Integrations", body)
@@ -528,7 +528,7 @@ fn record_view(record: &stella_runtime::record::InvocationRecord) -> Markup {
 /// The ledger: the newest invocations the session may read, filtered by the API's filters.
 pub fn invocations(
     session: &ConsoleSession,
-    values: &std::collections::BTreeMap<String, String>,
+    values: &FormValues,
     entries: &[crate::ledger::LedgerEntry],
     next: Option<&str>,
     error: Option<&str>,
@@ -546,14 +546,7 @@ pub fn invocations(
     let text = |name: &'static str, label: &'static str, hint: &'static str| {
         html! { label { (label) input name=(name) value=(v(name)) placeholder=(hint); } }
     };
-    let next_link = next.map(|cursor| {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in values.iter().filter(|(n, _)| n.as_str() != "after") {
-            query.append_pair(name, value);
-        }
-        query.append_pair("after", cursor);
-        format!("/console/invocations?{}", query.finish())
-    });
+    let next_link = next.map(|cursor| next_link("/console/invocations", values, "after", cursor));
     let body = html! {
         h1 { "Invocations" }
         @if let Some(why) = error { p.error role="alert" { (why) } }
@@ -806,23 +799,4 @@ pub fn connector(
         }
     };
     layout(Some(session), provider, "Connectors", body)
-}
-
-/// The next page of the integrations list, with the same filters.
-fn next_page(f: &Filters, cursor: &str) -> String {
-    let mut query = url::form_urlencoded::Serializer::new(String::new());
-    for (name, value) in [
-        ("status", &f.status),
-        ("type", &f.integration_type),
-        ("provider", &f.provider),
-        ("tag", &f.tag),
-        ("environment", &f.environment),
-        ("health", &f.health),
-    ] {
-        if !value.is_empty() {
-            query.append_pair(name, value);
-        }
-    }
-    query.append_pair("after", cursor);
-    format!("/console/?{}", query.finish())
 }

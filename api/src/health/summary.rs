@@ -107,21 +107,6 @@ impl HistoryCursor {
     pub fn after(check: &HealthCheck) -> Self {
         Self { checked_ms: unix_ms(check.checked_at), check_id: check.check_id }
     }
-
-    /// Parses `<checked ms>.<check id>`, as [`HistoryCursor::to_string`] writes it; `None` when it
-    /// is not one.
-    pub fn parse(cursor: &str) -> Option<Self> {
-        let (ms, id) = cursor.split_once('.')?;
-        let checked_ms = ms.parse::<i64>().ok().filter(|n| *n >= 0 && ms.len() <= 18)?;
-        let check_id = Uuid::parse_str(id).ok().filter(|u| u.hyphenated().to_string() == id)?;
-        Some(Self { checked_ms, check_id })
-    }
-}
-
-impl std::fmt::Display for HistoryCursor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.checked_ms, self.check_id)
-    }
 }
 
 /// Uptime and latency of an integration, from its health history.
@@ -195,14 +180,5 @@ mod tests {
         assert_eq!(s.uptime_30d, Some(3.0 / 5.0));
         assert_eq!((s.latency_p50_ms, s.latency_p95_ms), (Some(20), Some(30)));
         assert_eq!(summarize(&[], now), HealthSummary::default());
-    }
-
-    #[test]
-    fn a_cursor_reads_back_what_it_wrote_and_nothing_else() {
-        let c = HistoryCursor { checked_ms: 1_800_000_000_123, check_id: Uuid::new_v4() };
-        assert_eq!(HistoryCursor::parse(&c.to_string()), Some(c));
-        for bad in ["", "1", "-1.x", "1.not-a-uuid", &format!("1.{}", c.check_id.simple()), "1234567890123456789.x"] {
-            assert_eq!(HistoryCursor::parse(bad), None, "{bad}");
-        }
     }
 }

@@ -1,14 +1,14 @@
 //! `GET /api/v1/integrations/export` and `POST /api/v1/integrations/import`: see [`crate::bulk`].
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::AppState;
+use super::extract::QueryOf;
 use super::extract::{media_type, parse_json};
-use super::integrations::query_problem;
 use super::problem::{Problem, ProblemKind, ProblemResponses};
 use crate::bulk::{EXPORT_FORMAT, ExportDocument, ImportDocument, ImportReport, MAX_IMPORT_BYTES, MAX_IMPORT_ITEMS};
 use crate::domain::IntegrationSpec;
@@ -81,10 +81,9 @@ pub struct ImportParams {
 pub async fn import_integrations(
     admin: Admin,
     State(state): State<AppState>,
-    params: Result<Query<ImportParams>, axum::extract::rejection::QueryRejection>,
+    QueryOf(params): QueryOf<ImportParams>,
     request: Request,
 ) -> Result<Response, Problem> {
-    let Query(params) = params.map_err(query_problem)?;
     let content_type = media_types(request.headers(), header::CONTENT_TYPE);
     let ndjson = match content_type.first().map(String::as_str) {
         Some("application/json") => false,

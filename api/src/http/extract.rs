@@ -41,6 +41,18 @@ macro_rules! grant_from_token {
 
 grant_from_token!(Reader, Admin, PluginsAdmin, ConnectorsReader, Auditor);
 
+/// The request's query read into `T` by the one reading every door shares ([`crate::query`]):
+/// an unknown, repeated or malformed parameter is a 400 naming it.
+#[derive(Debug)]
+pub struct QueryOf<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryOf<T> {
+    type Rejection = Problem;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        Ok(QueryOf(crate::query::read(parts.uri.query().unwrap_or(""))?))
+    }
+}
+
 /// A JSON request body: `Content-Type: application/json` (415 otherwise), within the size limit
 /// (413), well-formed (400), of the expected shape with no unknown field (422, naming the field).
 #[derive(Debug)]

@@ -1,27 +1,21 @@
 //! `/api/v1/integrations`: the spec's ten endpoints, the audit trail and the latest test.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use stella_runtime::IntegrationType;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::extract::{JsonBody, etag, if_match, integration_id};
+use super::extract::{JsonBody, QueryOf, etag, if_match, integration_id};
 use super::problem::{Problem, ProblemResponses};
 use crate::audit::AuditEntry;
-use crate::domain::{Integration, IntegrationSpec, MAX_SHORT_LEN, TestRun};
-use crate::health::{HealthReport, HistoryCursor};
+use crate::domain::{Integration, IntegrationSpec, TestRun};
+use crate::health::HealthReport;
 use crate::identity::{Admin, Reader};
-use crate::lifecycle::Status;
+use crate::query::{HistoryParams, ListParams, Page, SeqParams};
 use crate::service::{Created, Tested};
-use crate::store::{ListFilter, ListPosition};
 
-/// Default page size of lists.
-pub const DEFAULT_LIMIT: u32 = 50;
-/// Largest page size of lists.
-pub const MAX_LIMIT: u32 = 500;
 /// Longest `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
@@ -33,111 +27,6 @@ pub struct IntegrationPage {
     pub items: Vec<Integration>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
-}
-
-/// Filters and paging of `GET /api/v1/integrations`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Only this integration type.
-    #[serde(rename = "type")]
-    #[param(value_type = Option<IntegrationType>)]
-    pub integration_type: Option<String>,
-    /// Only this provider.
-    #[param(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
-    pub provider: Option<String>,
-    /// Only this status.
-    #[param(value_type = Option<Status>)]
-    pub status: Option<String>,
-    /// Only this environment.
-    #[param(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
-    pub environment: Option<String>,
-    /// Only integrations carrying this tag.
-    #[param(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
-    pub tag: Option<String>,
-    /// Only paused (`true`) or unpaused (`false`) integrations.
-    pub paused: Option<bool>,
-    /// Only integrations whose last test or check passed (`healthy`), failed (`unhealthy`), or
-    /// that were never tested (`unknown`).
-    #[param(value_type = Option<crate::health::HealthState>)]
-    pub health: Option<String>,
-    /// Only this owner.
-    #[param(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
-    pub owner: Option<String>,
-    /// Only names containing this text (case-insensitive).
-    #[param(max_length = 256, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
-    pub q: Option<String>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
-    /// The `nextCursor` of the previous page.
-    #[param(pattern = r"^([0-9a-f]{2})*\.[0-9a-f]{32}$")]
-    pub cursor: Option<String>,
-}
-
-fn decode_cursor(cursor: &str) -> Result<ListPosition, Problem> {
-    ListPosition::from_cursor(cursor).ok_or_else(|| Problem::bad_request("`cursor` is not a cursor this API returned"))
-}
-
-fn short_filter(name: &str, value: Option<String>) -> Result<Option<String>, Problem> {
-    match value {
-        Some(v) if v.chars().count() > MAX_SHORT_LEN || v.chars().any(char::is_control) => Err(Problem::bad_request(
-            format!("`{name}` is longer than {MAX_SHORT_LEN} characters or has control characters"),
-        )),
-        other => Ok(other),
-    }
-}
-
-impl ListParams {
-    fn into_query(self) -> Result<(ListFilter, Option<ListPosition>, u32), Problem> {
-        let integration_type = self
-            .integration_type
-            .map(|t| {
-                t.parse::<IntegrationType>().map_err(|_| {
-                    Problem::bad_request(format!(
-                        "`type` must be one of registry, scm, ci, host, feed, artifact (got `{t}`)"
-                    ))
-                })
-            })
-            .transpose()?;
-        let status = self
-            .status
-            .map(|s| {
-                Status::parse(&s).ok_or_else(|| {
-                    let names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
-                    Problem::bad_request(format!("`status` must be one of {} (got `{s}`)", names.join(", ")))
-                })
-            })
-            .transpose()?;
-        let health = self
-            .health
-            .map(|h| {
-                crate::health::HealthState::parse(&h).ok_or_else(|| {
-                    Problem::bad_request(format!("`health` must be one of healthy, unhealthy, unknown (got `{h}`)"))
-                })
-            })
-            .transpose()?;
-        let limit = page_limit(self.limit)?;
-        let after = self.cursor.as_deref().map(decode_cursor).transpose()?;
-        let filter = ListFilter {
-            integration_type,
-            provider: short_filter("provider", self.provider)?,
-            status,
-            environment: short_filter("environment", self.environment)?,
-            tag: short_filter("tag", self.tag)?,
-            paused: self.paused,
-            owner: short_filter("owner", self.owner)?,
-            name_contains: short_filter("q", self.q)?,
-            health,
-        };
-        Ok((filter, after, limit))
-    }
-}
-
-/// Maps a rejected query string to a 400 naming the parameter.
-pub fn query_problem(e: axum::extract::rejection::QueryRejection) -> Problem {
-    Problem::bad_request(e.body_text())
 }
 
 /// An integration with its ETag.
@@ -164,17 +53,9 @@ fn location(id: &str) -> HeaderValue {
 pub async fn list_integrations(
     reader: Reader,
     State(state): State<AppState>,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    QueryOf(params): QueryOf<ListParams>,
 ) -> Result<Response, Problem> {
-    let Query(params) = params.map_err(query_problem)?;
-    let (filter, after, limit) = params.into_query()?;
-    let mut items = state.catalog.list(&reader, &filter, after.as_ref(), limit + 1).await?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|i| ListPosition { name: i.name.clone(), id: i.integration_id }.cursor())
-    } else {
-        None
-    };
+    let Page { items, next_cursor } = state.catalog.list(&reader, &params.parse()?).await?;
     Ok(axum::Json(IntegrationPage { items, next_cursor }).into_response())
 }
 
@@ -398,31 +279,9 @@ pub async fn resume_integration(
     Ok(with_etag(StatusCode::OK, &row, &row))
 }
 
-/// Paging of the health history.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct HealthParams {
-    /// The `nextCursor` of the previous page.
-    #[param(pattern = r"^[0-9]{1,18}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
-    pub before: Option<String>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
-}
-
-/// A health-history cursor: `<checked ms>.<check id>`.
-fn parse_health_cursor(cursor: Option<&str>) -> Result<Option<HistoryCursor>, Problem> {
-    cursor
-        .map(|c| {
-            HistoryCursor::parse(c).ok_or_else(|| Problem::bad_request("`before` is not a cursor this API returned"))
-        })
-        .transpose()
-}
-
 /// Get the health of an integration.
 #[utoipa::path(get, path = "/api/v1/integrations/{id}/health", tag = "integrations", operation_id = "getIntegrationHealth",
-    params(("id" = uuid::Uuid, Path, description = "The integration's id"), HealthParams),
+    params(("id" = uuid::Uuid, Path, description = "The integration's id"), HistoryParams),
     security(("bearer" = ["integrations.read"])),
     responses(
         (status = 200, description = "Its health", body = HealthReport),
@@ -432,14 +291,12 @@ pub async fn get_health(
     reader: Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    params: Result<Query<HealthParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<QueryOf<HistoryParams>, Problem>,
 ) -> Result<Response, Problem> {
     let id = integration_id(&id)?;
-    let page = params
-        .map_err(query_problem)
-        .and_then(|Query(p)| Ok((parse_health_cursor(p.before.as_deref())?, page_limit(p.limit)?)));
-    let (before, limit) = found_first(&state, &reader, id, page).await?;
-    Ok(axum::Json(state.catalog.health_report(&reader, id, before, limit).await?).into_response())
+    let page = params.and_then(|QueryOf(p)| Ok(p.parse()?));
+    let page = found_first(&state, &reader, id, page).await?;
+    Ok(axum::Json(state.catalog.health_report(&reader, id, &page).await?).into_response())
 }
 
 /// The last connection test of an integration, with the sandbox's invocation record.
@@ -472,22 +329,9 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
-/// Paging of the audit trail.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AuditParams {
-    /// The `nextCursor` of the previous page.
-    #[param(pattern = r"^[0-9]{1,18}$")]
-    pub after: Option<String>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
-}
-
 /// The audit trail of an integration: who did what, when, with the spec's details.
 #[utoipa::path(get, path = "/api/v1/integrations/{id}/audit", tag = "integrations", operation_id = "getIntegrationAudit",
-    params(("id" = uuid::Uuid, Path, description = "The integration's id"), AuditParams),
+    params(("id" = uuid::Uuid, Path, description = "The integration's id"), SeqParams),
     security(("bearer" = ["integrations.read"])),
     responses(
         (status = 200, description = "Its audit entries, oldest first", body = AuditPage),
@@ -497,41 +341,11 @@ pub async fn get_audit(
     reader: Reader,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<QueryOf<SeqParams>, Problem>,
 ) -> Result<Response, Problem> {
     let id = integration_id(&id)?;
-    let page = params
-        .map_err(query_problem)
-        .and_then(|Query(p)| Ok((parse_seq_cursor(p.after.as_deref(), "after")?, page_limit(p.limit)?)));
+    let page = params.and_then(|QueryOf(p)| Ok(p.parse()?));
     let (after, limit) = found_first(&state, &reader, id, page).await?;
-    let mut items = state.catalog.audit(&reader, id, after, limit + 1).await?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|e| e.seq.to_string())
-    } else {
-        None
-    };
+    let Page { items, next_cursor } = state.catalog.audit(&reader, id, after, limit).await?;
     Ok(axum::Json(AuditPage { items, next_cursor }).into_response())
-}
-
-/// A page size from a query (default 50, at most 500).
-pub fn page_limit(limit: Option<u32>) -> Result<u32, Problem> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    if (1..=MAX_LIMIT).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(Problem::bad_request(format!("`limit` must be between 1 and {MAX_LIMIT}")))
-    }
-}
-
-/// A sequence cursor (the `nextCursor` of audit and event pages): a non-negative number.
-pub fn parse_seq_cursor(cursor: Option<&str>, name: &str) -> Result<i64, Problem> {
-    match cursor {
-        None => Ok(0),
-        Some(c) => c
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| Problem::bad_request(format!("`{name}` is not a cursor this API returned"))),
-    }
 }

@@ -3,7 +3,7 @@
 //! submitting components, reviewing their versions (approve, reject, activate), the admission
 //! policy and the platform's audit trail, all under the platform-wide `plugins.admin` scope.
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -13,16 +13,16 @@ use stella_runtime::{Compilation, ConnectorSource, IntegrationType, LoadFailure,
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::extract::QueryOf;
 use super::extract::{JsonBody, media_type};
-use super::integrations::{page_limit, parse_seq_cursor, query_problem};
 use super::problem::{Problem, ProblemKind, ProblemResponses};
 use crate::audit::PluginAuditEntry;
 use crate::config::AutoApprove;
 use crate::identity::{ConnectorsReader, PluginsAdmin};
 use crate::plugins::policy::MAX_SIGNATURES;
+use crate::query::SeqParams;
 use crate::service::PluginVersionView;
 use stella_runtime::signature::MAX_SIGNATURE_TEXT;
-use utoipa::IntoParams;
 
 /// A loaded connector.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -412,23 +412,10 @@ pub struct PluginAuditPage {
     pub next_cursor: String,
 }
 
-/// Paging of the platform's audit trail.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PluginAuditParams {
-    /// The `nextCursor` of the previous page; absent: from the first entry.
-    #[param(pattern = r"^[0-9]{1,18}$")]
-    pub after: Option<String>,
-    /// Page size, 1 to 500 (default 50).
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<u32>,
-}
-
 /// Read the platform's audit trail: every submission, approval, rejection and activation,
 /// hash-chained (`stella-integrations audit verify` checks it).
 #[utoipa::path(get, path = "/api/v1/plugin-audit", tag = "plugins", operation_id = "listPluginAudit",
-    params(PluginAuditParams),
+    params(SeqParams),
     security(("bearer" = ["plugins.admin"])),
     responses(
         (status = 200, description = "Entries, oldest first", body = PluginAuditPage),
@@ -437,11 +424,9 @@ pub struct PluginAuditParams {
 pub async fn list_plugin_audit(
     admin: PluginsAdmin,
     State(state): State<AppState>,
-    params: Result<Query<PluginAuditParams>, axum::extract::rejection::QueryRejection>,
+    QueryOf(params): QueryOf<SeqParams>,
 ) -> Result<Response, Problem> {
-    let Query(params) = params.map_err(query_problem)?;
-    let after = parse_seq_cursor(params.after.as_deref(), "after")?;
-    let limit = page_limit(params.limit)?;
+    let (after, limit) = params.parse()?;
     let items = state.catalog.plugin_audit(&admin, after, limit).await?;
     let next_cursor = items.last().map(|e| e.seq).unwrap_or(after).to_string();
     Ok(axum::Json(PluginAuditPage { items, next_cursor }).into_response())

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::domain::FieldError;
 use crate::identity::AuthError;
 use crate::lifecycle::Action;
+use crate::query::QueryError;
 use crate::service::ServiceError;
 
 /// The media type of every error body.
@@ -302,6 +303,13 @@ impl From<ServiceError> for Problem {
 impl From<crate::store::StoreError> for Problem {
     fn from(e: crate::store::StoreError) -> Self {
         ServiceError::from(e).into()
+    }
+}
+
+impl From<QueryError> for Problem {
+    /// A query the API does not read: 400, saying which parameter and why.
+    fn from(e: QueryError) -> Self {
+        Problem::bad_request(e.message)
     }
 }
 

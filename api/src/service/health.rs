@@ -20,6 +20,7 @@ use crate::health::{
 use crate::identity::{Caller, Reader};
 use crate::ledger::LedgerEntry;
 use crate::lifecycle;
+use crate::query::{Page, PageRequest};
 use crate::store::{Change, RowWrite, StoreError};
 
 /// History read per page by the summary.
@@ -148,21 +149,21 @@ impl Catalog {
     }
 
     /// The health of an integration: its state, its last test, its summary, and a page of its
-    /// history (`limit` checks, older than `before` when given).
+    /// history (`page.limit` checks, older than `page.after` when given).
     pub async fn health_report(
         &self,
         reader: &Reader,
         id: Uuid,
-        before: Option<HistoryCursor>,
-        limit: u32,
+        page: &PageRequest<HistoryCursor>,
     ) -> Result<HealthReport, ServiceError> {
+        let (before, limit) = (page.after, page.limit);
         let caller = reader.caller();
         let row = self.find(caller, id).await?;
         let last_test = self.kept_test(caller, id).await?;
         let (summary, newest) = self.health_summary(caller, id).await?;
         // One more than the page, to know whether another follows.
         let wanted = limit.saturating_add(1);
-        let mut history = match before {
+        let history = match before {
             // The summary read the first page already (when it holds as many as are wanted).
             None if wanted <= SUMMARY_PAGE || newest.len() < SUMMARY_PAGE as usize => {
                 newest.iter().take(wanted as usize).cloned().collect()
@@ -170,12 +171,7 @@ impl Catalog {
             _ => self.store.health_history(&caller.tenant, id, before, wanted).await?,
         };
         let last_check = newest.first().cloned();
-        let next_cursor = if history.len() > limit as usize {
-            history.truncate(limit as usize);
-            history.last().map(|c| HistoryCursor::after(c).to_string())
-        } else {
-            None
-        };
+        let Page { items: history, next_cursor } = Page::of(history, limit, HistoryCursor::after);
         Ok(HealthReport {
             integration_id: id,
             health: HealthState::of(row.last_test_success),

@@ -14,7 +14,8 @@ use crate::events::{EventDraft, EventType};
 use crate::identity::{Admin, Caller, Reader};
 use crate::ledger::LedgerEntry;
 use crate::lifecycle::{self, Event, Lifecycle};
-use crate::store::{Change, IdempotentResponse, ListFilter, ListPosition, RowWrite};
+use crate::query::{IntegrationQuery, ListPosition, Page};
+use crate::store::{Change, IdempotentResponse, RowWrite};
 
 impl Catalog {
     /// Validates a spec, including that its provider is loaded and serves its type.
@@ -160,16 +161,12 @@ impl Catalog {
         self.store.get(&caller.tenant, id).await?.ok_or(ServiceError::NotFound)
     }
 
-    /// A page of the caller's integrations.
-    pub async fn list(
-        &self,
-        reader: &Reader,
-        filter: &ListFilter,
-        after: Option<&ListPosition>,
-        limit: u32,
-    ) -> Result<Vec<Integration>, ServiceError> {
-        let caller = reader.caller();
-        Ok(self.store.list(&caller.tenant, filter, after, limit).await?)
+    /// A page of the reader's integrations, as the query asks.
+    pub async fn list(&self, reader: &Reader, query: &IntegrationQuery) -> Result<Page<Integration>, ServiceError> {
+        let (filter, page) = (&query.filter, &query.page);
+        // One more than the page, to know whether another follows.
+        let rows = self.store.list(&reader.caller().tenant, filter, page.after.as_ref(), page.limit + 1).await?;
+        Ok(Page::of(rows, page.limit, ListPosition::of))
     }
 
     /// How many of the caller's integrations are in each status, paused or not, of each health.

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{Catalog, ServiceError};
 use crate::identity::Auditor;
 use crate::ledger::{EgressReport, InvocationFilter, InvocationPosition, LedgerEntry};
+use crate::query::{InvocationQuery, Page, PageRequest};
 
 /// Entries read per page by the egress report.
 const REPORT_PAGE: u32 = 500;
@@ -23,11 +24,13 @@ impl Catalog {
     pub async fn invocations(
         &self,
         auditor: &Auditor,
-        filter: &InvocationFilter,
-        after: Option<&InvocationPosition>,
-        limit: u32,
-    ) -> Result<Vec<LedgerEntry>, ServiceError> {
-        Ok(self.store.invocations(auditor.scope().tenant(), filter, after, limit).await?)
+        query: &InvocationQuery,
+    ) -> Result<Page<LedgerEntry>, ServiceError> {
+        let (filter, page) = (&query.filter, &query.page);
+        // One more than the page, to know whether another follows.
+        let rows =
+            self.store.invocations(auditor.scope().tenant(), filter, page.after.as_ref(), page.limit + 1).await?;
+        Ok(Page::of(rows, page.limit, InvocationPosition::of))
     }
 
     /// How `provider`'s invocations within the auditor's scope since `since_ms` used the network and their
@@ -40,20 +43,18 @@ impl Catalog {
     ) -> Result<EgressReport, ServiceError> {
         let filter =
             InvocationFilter { provider: Some(provider.to_string()), since_ms: Some(since_ms), ..Default::default() };
+        let mut query = InvocationQuery { filter, page: PageRequest::first(REPORT_PAGE) };
         let mut entries: Vec<LedgerEntry> = Vec::new();
-        let mut after: Option<InvocationPosition> = None;
         let mut truncated = false;
         loop {
-            let page = self.invocations(auditor, &filter, after.as_ref(), REPORT_PAGE).await?;
-            let full = page.len() == REPORT_PAGE as usize;
-            after =
-                page.last().map(|e| InvocationPosition { at_ms: crate::domain::unix_ms(e.at), id: e.invocation_id });
-            entries.extend(page);
+            let page = self.invocations(auditor, &query).await?;
+            query.page.after = page.next();
+            entries.extend(page.items);
             if entries.len() >= MAX_REPORT_INVOCATIONS {
-                truncated = full;
+                truncated = query.page.after.is_some();
                 break;
             }
-            if !full {
+            if query.page.after.is_none() {
                 break;
             }
         }

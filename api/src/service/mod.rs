@@ -39,6 +39,7 @@ use crate::identity::{Caller, Reader};
 use crate::lifecycle;
 use crate::metrics::Metrics;
 use crate::plugins::AdmissionPolicy;
+use crate::query::Page;
 use crate::store::{Change, Store, StoreError};
 
 pub use integrations::changed_fields;
@@ -299,10 +300,11 @@ impl Catalog {
         id: Uuid,
         after_seq: i64,
         limit: u32,
-    ) -> Result<Vec<AuditEntry>, ServiceError> {
+    ) -> Result<Page<AuditEntry>, ServiceError> {
         let caller = reader.caller();
         self.find(caller, id).await?;
-        Ok(self.store.audit(&caller.tenant, id, after_seq, limit).await?)
+        let rows = self.store.audit(&caller.tenant, id, after_seq, limit + 1).await?;
+        Ok(Page::of_seq(rows, limit, |e| e.seq))
     }
 
     /// A page of the caller's events, oldest first, after `after_seq`.

@@ -2,7 +2,6 @@
 //! entry, its events, the test result kept, the idempotency key, in one transaction).
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 use stella_runtime::IntegrationType;
@@ -18,6 +17,7 @@ use crate::domain::{Integration, unix_ms};
 use crate::events::EventDraft;
 use crate::ledger::LedgerEntry;
 use crate::lifecycle::Status;
+use crate::query::{ListFilter, ListPosition};
 
 /// Integrations and the writes that change them.
 #[async_trait]
@@ -66,58 +66,6 @@ pub struct StateCount {
     pub last_test_success: Option<bool>,
     /// How many.
     pub count: u64,
-}
-
-/// Filters of a list query; every one that is set must match.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ListFilter {
-    /// `type`.
-    pub integration_type: Option<IntegrationType>,
-    /// `provider`.
-    pub provider: Option<String>,
-    /// `status`.
-    pub status: Option<Status>,
-    /// `environment`.
-    pub environment: Option<String>,
-    /// One of the tags.
-    pub tag: Option<String>,
-    /// `paused`.
-    pub paused: Option<bool>,
-    /// `ownerId`.
-    pub owner: Option<String>,
-    /// Case-insensitive substring of the name.
-    pub name_contains: Option<String>,
-    /// The health: the last test or check passed, failed, or never ran.
-    pub health: Option<crate::health::HealthState>,
-}
-
-/// Where a list page starts: after this (name, id), in the list's order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListPosition {
-    /// The last name of the previous page.
-    pub name: String,
-    /// The last id of the previous page.
-    pub id: Uuid,
-}
-
-impl ListPosition {
-    /// The position as a cursor: the hex of the name, a dot, the id. Clients treat it as
-    /// opaque; a forged cursor only starts the tenant's own list elsewhere.
-    pub fn cursor(&self) -> String {
-        format!("{}.{}", hex::encode(self.name.as_bytes()), self.id.simple())
-    }
-
-    /// The position a cursor names; `None` when it is not one [`Self::cursor`] makes.
-    pub fn from_cursor(cursor: &str) -> Option<Self> {
-        let (name, id) = cursor.split_once('.')?;
-        let name = hex::decode(name).ok()?;
-        // Any byte string is a position, but PostgreSQL refuses NUL (and invalid UTF-8) in a
-        // text parameter. Names never hold control characters, so dropping them moves no real
-        // cursor.
-        let name: String = String::from_utf8_lossy(&name).chars().filter(|c| !c.is_control()).collect();
-        let id = Uuid::try_parse(id).ok().filter(|_| id.len() == 32)?;
-        Some(Self { name, id })
-    }
 }
 
 /// A mutation of one integration, with what it must write beside the row.
@@ -678,25 +626,5 @@ where
             status: u16::try_from(status).unwrap_or(500),
             body: row.try_get(3).map_err(map_error)?,
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_cursor_names_its_position_and_nothing_else_is_one() {
-        let position = ListPosition { name: "registry ü.%".into(), id: Uuid::new_v4() };
-        assert_eq!(ListPosition::from_cursor(&position.cursor()), Some(position.clone()));
-        let id = position.id.simple().to_string();
-        for bad in
-            ["", "nodot", "zz.00", &format!("00.{}", &id[..31]), &format!("00.{}-", id), &position.id.to_string()]
-        {
-            assert_eq!(ListPosition::from_cursor(bad), None, "{bad}");
-        }
-        // A name with a control character (never stored) moves to the same place without it.
-        let nul = format!("{}.{id}", hex::encode("a\u{0}b"));
-        assert_eq!(ListPosition::from_cursor(&nul).map(|p| p.name), Some("ab".to_string()));
     }
 }

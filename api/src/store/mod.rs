@@ -35,7 +35,7 @@ mod sql;
 pub use audit::AuditStore;
 pub use console::ConsoleStore;
 pub use health::HealthStore;
-pub use integrations::{Change, IdempotentResponse, IntegrationStore, ListFilter, ListPosition, RowWrite, StateCount};
+pub use integrations::{Change, IdempotentResponse, IntegrationStore, RowWrite, StateCount};
 pub use ledger::LedgerStore;
 pub use outbox::OutboxStore;
 pub use plugins::{Activation, PluginChange, PluginStore, PluginWrite};

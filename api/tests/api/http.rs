@@ -670,23 +670,22 @@ async fn bad_input_gets_a_4xx_problem_never_a_5xx() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.body["configuration"], nul["configuration"]);
     // A forged cursor is only a position: bytes that are no name still answer a page.
-    for cursor in ["00.00000000000000000000000000000001", "ff.00000000000000000000000000000001"] {
+    let position = |text: &str| URL_SAFE_NO_PAD.encode(text);
+    for text in ["00000000-0000-0000-0000-000000000001.\u{0}", "00000000-0000-0000-0000-000000000001.\u{ff}"] {
+        let cursor = position(text);
         let r = app.send(Method::GET, &format!("/api/v1/integrations?cursor={cursor}"), Some(&admin), None).await;
         assert_eq!(r.status, StatusCode::OK, "{cursor}: {}", r.body);
     }
 
-    for query in [
-        "cursor=0.00000000000000000000000000000001",
-        "cursor=00.0000000000000000000000000000001",
-        "limit=0",
-        "limit=501",
-        "limit=x",
-        "status=broken",
-        "type=teapot",
-        "cursor=%%%",
-        "paused=maybe",
-        "stauts=active",
-    ] {
+    let mut queries = ["limit=0", "limit=501", "limit=x", "status=broken", "type=teapot", "cursor=%%%", "paused=maybe"]
+        .map(String::from)
+        .to_vec();
+    queries.push("stauts=active".into());
+    for text in ["0.name", "00000000000000000000000000000001.name"] {
+        queries.push(format!("cursor={}", position(text)));
+    }
+    queries.push(format!("cursor={}", URL_SAFE_NO_PAD.encode([0xff, 0xfe])));
+    for query in queries {
         let r = app.send(Method::GET, &format!("/api/v1/integrations?{query}"), Some(&admin), None).await;
         assert_eq!((r.status, r.problem_type()), (StatusCode::BAD_REQUEST, "bad-request"), "{query}");
     }
@@ -2396,6 +2395,25 @@ async fn the_console_signs_in_with_a_one_time_link_and_shows_the_tenants_integra
     assert!(filtered.html.contains("No integration matches."), "{}", filtered.html);
     let healthy = app.page(Method::GET, "/console/?health=healthy", Some(&cookie), None).await;
     assert!(healthy.html.contains("registry-&lt;b&gt;bold&lt;/b&gt;"), "{}", healthy.html);
+    // What the API refuses, the console refuses the same way, and says why (it used to drop a
+    // filter it could not read, and list everything).
+    for (query, why) in [
+        ("status=typo", "`status` must be one of"),
+        ("health=sick", "`health` must be one of"),
+        ("cursor=zz", "`cursor` is not a cursor this API returned"),
+        ("unknown=1", "unknown field `unknown`"),
+    ] {
+        let page = app.page(Method::GET, &format!("/console/?{query}"), Some(&cookie), None).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(page.html.contains(why) && !page.html.contains("registry-&lt;b&gt;"), "{query}: {}", page.html);
+        let r = app.send(Method::GET, &format!("/api/v1/integrations?{query}"), Some(&app.admin()), None).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(r.body["detail"].as_str().unwrap().contains(why), "{query}: {}", r.body);
+    }
+    // A blank field of the form is no filter.
+    let blank = app.page(Method::GET, "/console/?status=&type=&health=", Some(&cookie), None).await;
+    assert_eq!(blank.status, StatusCode::OK);
+    assert!(blank.html.contains("registry-&lt;b&gt;bold&lt;/b&gt;"), "{}", blank.html);
     let r = app.send(Method::GET, "/api/v1/integrations?health=unhealthy", Some(&app.admin()), None).await;
     assert_eq!((r.status, r.body["items"].clone()), (StatusCode::OK, json!([])), "{}", r.body);
     let r = app.send(Method::GET, "/api/v1/integrations?health=healthy", Some(&app.admin()), None).await;

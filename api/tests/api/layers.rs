@@ -20,6 +20,7 @@ const LAYERS: &[&str] = &[
     "audit",
     "plugins",
     "health",
+    "query",
     "store",
     "service",
     "bulk",

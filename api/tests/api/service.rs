@@ -8,6 +8,7 @@ use stella_integrations::audit::AuditAction;
 use stella_integrations::domain::IntegrationSpec;
 use stella_integrations::identity::{Auditor, Caller, Grant, Principal};
 use stella_integrations::lifecycle::Status;
+use stella_integrations::query::PageRequest;
 use stella_integrations::service::{Catalog, IfMatch, ServiceError};
 use stella_integrations::store::{SqliteStore, Store};
 use stella_runtime::secrets::StaticSecretResolver;
@@ -72,7 +73,7 @@ async fn activation_runs_the_test_and_a_pass_makes_it_active() {
     assert_eq!(f.catalog.get(&alice(), i.integration_id).await.unwrap(), i);
 
     assert_eq!(audit_actions(&f, i.integration_id).await, ["created", "activated", "tested"]);
-    let entries = f.catalog.audit(&alice(), i.integration_id, 0, 100).await.unwrap();
+    let entries = f.catalog.audit(&alice(), i.integration_id, 0, 100).await.unwrap().items;
     assert_eq!(entries[1].details["approver"], "alice");
     assert_eq!(entries[2].details["success"], true);
     assert_eq!(event_types(&f).await, ["integration.created", "integration.healthy"]);
@@ -90,7 +91,7 @@ async fn a_failed_activation_stays_pending_and_a_later_pass_activates() {
     let tested = f.catalog.activate(&alice(), created.integration_id).await.unwrap();
     assert_eq!(tested.integration.status, Status::PendingVerification);
     assert_eq!(tested.integration.last_test_success, Some(false));
-    let entries = f.catalog.audit(&alice(), created.integration_id, 0, 100).await.unwrap();
+    let entries = f.catalog.audit(&alice(), created.integration_id, 0, 100).await.unwrap().items;
     assert_eq!(entries[2].details["failureClass"], "auth");
 
     // Activating twice is a conflict that names the state.
@@ -145,7 +146,7 @@ async fn repeated_failures_degrade_then_fail_and_pause_resume_work_from_there() 
     assert_eq!((resumed.status, resumed.paused, resumed.consecutive_failures), (Active, false, 0));
     assert_eq!(resumed.pause_reason, None);
 
-    let entries = f.catalog.audit(&alice(), id, 0, 100).await.unwrap();
+    let entries = f.catalog.audit(&alice(), id, 0, 100).await.unwrap().items;
     let paused_entry = entries.iter().find(|e| e.action == AuditAction::Paused).unwrap();
     assert_eq!(paused_entry.details, json!({"reason": "vendor outage", "ticket": "OPS-42"}));
     let resumed_entry = entries.iter().find(|e| e.action == AuditAction::Resumed).unwrap();
@@ -254,7 +255,7 @@ mod scheduler {
     }
 
     async fn outcomes(f: &Fixture, id: Uuid) -> Vec<CheckOutcome> {
-        let history = f.catalog.health_report(&alice(), id, None, 100).await.unwrap().history;
+        let history = f.catalog.health_report(&alice(), id, &PageRequest::first(100)).await.unwrap().history;
         history.into_iter().rev().map(|c| c.outcome).collect()
     }
 
@@ -278,7 +279,7 @@ mod scheduler {
         assert_eq!(outcomes(&f, ok).await, [CheckOutcome::Healthy; 5]);
         assert_eq!(outcomes(&f, flaky).await, [CheckOutcome::Unhealthy; 5]);
         assert!(outcomes(&f, draft).await.is_empty());
-        let history = f.catalog.health_report(&alice(), flaky, None, 1).await.unwrap().history;
+        let history = f.catalog.health_report(&alice(), flaky, &PageRequest::first(1)).await.unwrap().history;
         assert_eq!(
             (history[0].failure_class.map(|c| c.as_str()), history[0].message.as_str()),
             (Some("internal"), "registry\u{FFFD} down")
@@ -288,7 +289,7 @@ mod scheduler {
         let new_events = event_types(&f).await.split_off(events_before);
         assert_eq!(new_events, ["integration.unhealthy"]);
         assert_eq!(audit_actions(&f, flaky).await.iter().filter(|a| *a == "health-checked").count(), 5);
-        let entries = f.catalog.audit(&alice(), flaky, 0, 100).await.unwrap();
+        let entries = f.catalog.audit(&alice(), flaky, 0, 100).await.unwrap().items;
         assert_eq!(entries.last().unwrap().actor, "scheduler");
         // A passing check of a healthy integration writes no row, audit entry or event.
         assert_eq!(f.catalog.get(&alice(), ok).await.unwrap().version, ok_version);
@@ -371,7 +372,7 @@ mod scheduler {
         f.catalog.update(&alice(), slow, IfMatch::Version(row.version), changed).await.unwrap();
         assert_eq!(hourly.run_due().await.unwrap(), 1);
         assert_eq!(outcomes(&f, slow).await.len(), 2);
-        let entries = f.catalog.audit(&alice(), slow, 0, 100).await.unwrap();
+        let entries = f.catalog.audit(&alice(), slow, 0, 100).await.unwrap().items;
         assert_eq!(entries.last().unwrap().details, json!({"changed": ["healthCheckInterval"]}));
     }
 
@@ -396,7 +397,7 @@ mod scheduler {
         let hourly = scheduler(&f, Duration::from_secs(3600), false);
         // The deadline ended it: a `timeout`, not the scripted healthy answer 20 s later.
         assert_eq!(hourly.run_due().await.unwrap(), 1);
-        let history = f.catalog.health_report(&alice(), id, None, 10).await.unwrap().history;
+        let history = f.catalog.health_report(&alice(), id, &PageRequest::first(10)).await.unwrap().history;
         assert_eq!(
             (history.len(), history[0].outcome, history[0].failure_class.map(|c| c.as_str())),
             (1, CheckOutcome::Unhealthy, Some("timeout")),

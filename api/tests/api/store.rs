@@ -18,9 +18,10 @@ use stella_integrations::health::{CheckOutcome, FinishedCheck, HealthCheck};
 use stella_integrations::ledger::LedgerEntry;
 use stella_integrations::lifecycle::{Lifecycle, Status};
 use stella_integrations::plugins::{PermissionSet, PluginStatus, PluginVersion, StoredSignature};
+use stella_integrations::query::{ListFilter, ListPosition};
 use stella_integrations::store::{
-    Activation, Change, IdempotentResponse, IntegrationStore, ListFilter, ListPosition, PluginChange, PluginWrite,
-    PostgresStore, RowWrite, SqliteStore, Store, StoreError,
+    Activation, Change, IdempotentResponse, IntegrationStore, PluginChange, PluginWrite, PostgresStore, RowWrite,
+    SqliteStore, Store, StoreError,
 };
 use stella_runtime::FailureClass;
 use stella_runtime::IntegrationType;
