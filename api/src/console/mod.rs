@@ -391,7 +391,7 @@ async fn start_sign_in(State(state): State<ConsoleState>) -> Response {
     let url = match idp.authorization_url(&pending).await {
         Ok(url) => url,
         Err(e) => {
-            tracing::warn!(error = %e, "a console sign-in could not begin");
+            tracing::warn!(error = e.logged(), "a console sign-in could not begin");
             let why = "the identity provider cannot be reached; try again later";
             return (StatusCode::BAD_GATEWAY, Html(pages::sign_in(&state.console, Some(why)))).into_response();
         }
@@ -424,8 +424,17 @@ async fn finish_sign_in(
     };
     let Some(idp) = &state.console.idp else { return refused("no identity provider is configured") };
     if let Some(error) = &params.error {
-        let detail = params.error_description.as_deref().unwrap_or("");
-        return refused(&format!("the identity provider answered `{error}` {detail}"));
+        // Anyone can send a browser here with any text: the description is logged, and only an
+        // error code of OAuth's form (RFC 6749 §4.1.2.1) is shown.
+        let description = params.error_description.as_deref().unwrap_or("");
+        tracing::warn!(error, description, "the identity provider refused a console sign-in");
+        let code = error.len() <= 64 && !error.is_empty() && error.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        let shown = if code {
+            format!("the identity provider refused the sign-in (`{error}`)")
+        } else {
+            "the identity provider refused the sign-in".to_string()
+        };
+        return refused(&shown);
     }
     let pending = cookie_value(&headers, PENDING_COOKIE).and_then(|v| oidc::PendingSignIn::from_cookie(&v));
     let (Some(pending), Some(code), Some(returned)) = (pending, params.code, params.state) else {
@@ -437,8 +446,8 @@ async fn finish_sign_in(
     let principal = match idp.finish(&pending, &code).await {
         Ok(principal) => principal,
         Err(e) => {
-            tracing::warn!(error = %e, "a console sign-in was refused");
-            return refused(&e);
+            tracing::warn!(error = e.logged(), "a console sign-in was refused");
+            return refused(e.shown());
         }
     };
     let ttl = state.console.config.session_ttl();

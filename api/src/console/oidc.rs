@@ -24,6 +24,36 @@ const MAX_ANSWER_BYTES: usize = 256 * 1024;
 /// How long the provider has to answer.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why a sign-in through the provider failed: what the browser is told, in this service's own
+/// words, and what the log keeps. The provider's answers (an error body, a discovery document
+/// that is not one) are logged, never shown: a signed-out browser is nobody this service knows,
+/// and the provider's words may name its internals.
+#[derive(Debug)]
+pub struct SignInError {
+    shown: String,
+    logged: String,
+}
+
+impl SignInError {
+    /// The provider failed or answered what cannot be used: the browser is told only that.
+    fn provider(logged: impl Into<String>) -> Self {
+        Self {
+            shown: "the identity provider could not complete the sign-in; try again later".into(),
+            logged: logged.into(),
+        }
+    }
+
+    /// What the browser is shown.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// What the log keeps.
+    pub fn logged(&self) -> &str {
+        &self.logged
+    }
+}
+
 /// What the provider's discovery document says.
 #[derive(Debug, Deserialize)]
 struct Discovery {
@@ -113,13 +143,14 @@ impl IdentityProvider {
         &self.config.issuer
     }
 
-    async fn discovered(&self) -> Result<&Discovered, String> {
+    async fn discovered(&self) -> Result<&Discovered, SignInError> {
         self.discovered
             .get_or_try_init(|| async {
                 let url = format!("{}/.well-known/openid-configuration", self.config.issuer.trim_end_matches('/'));
                 let document: Discovery = self.get_json(self.http.get(&url)).await?;
                 if document.issuer.trim_end_matches('/') != self.config.issuer.trim_end_matches('/') {
-                    return Err(format!("the provider at {url} names another issuer, `{}`", document.issuer));
+                    let why = format!("the provider at {url} names another issuer, `{}`", document.issuer);
+                    return Err(SignInError::provider(why));
                 }
                 let auth = AuthConfig {
                     local_tokens: Some(false),
@@ -129,7 +160,7 @@ impl IdentityProvider {
                     tenant_claim: self.tenant_claim.clone(),
                     ..AuthConfig::default()
                 };
-                let verifier = Verifier::new(&auth, None).await?;
+                let verifier = Verifier::new(&auth, None).await.map_err(SignInError::provider)?;
                 Ok(Discovered {
                     authorization_endpoint: document.authorization_endpoint,
                     token_endpoint: document.token_endpoint,
@@ -139,32 +170,39 @@ impl IdentityProvider {
             .await
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, String> {
-        let mut response = request.send().await.map_err(|e| format!("the identity provider cannot be reached: {e}"))?;
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, SignInError> {
+        let failed = |why: String| SignInError::provider(why);
+        let mut response =
+            request.send().await.map_err(|e| failed(format!("the identity provider cannot be reached: {e}")))?;
         let status = response.status();
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| format!("the identity provider's answer: {e}"))? {
+        while let Some(chunk) =
+            response.chunk().await.map_err(|e| failed(format!("the identity provider's answer: {e}")))?
+        {
             if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err("the identity provider's answer is too large".into());
+                return Err(failed("the identity provider's answer is too large".into()));
             }
             body.extend_from_slice(&chunk);
         }
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
-            return Err(format!("the identity provider answered {status}: {text}"));
+            return Err(failed(format!("the identity provider answered {status}: {text}")));
         }
         serde_json::from_slice(&body)
-            .map_err(|e| format!("the identity provider's answer is not what was expected: {e}"))
+            .map_err(|e| failed(format!("the identity provider's answer is not what was expected: {e}")))
     }
 
     /// Where to send the browser to sign in, for `pending`.
-    pub async fn authorization_url(&self, pending: &PendingSignIn) -> Result<String, String> {
+    pub async fn authorization_url(&self, pending: &PendingSignIn) -> Result<String, SignInError> {
         let discovered = self.discovered().await?;
         let mut scopes = vec!["openid".to_string()];
         scopes.extend(self.config.scopes.iter().filter(|s| *s != "openid").cloned());
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(pending.verifier.as_bytes()));
         let mut url = url::Url::parse(&discovered.authorization_endpoint)
-            .map_err(|e| format!("the provider's authorization endpoint is not a URL: {e}"))?;
+            .map_err(|e| SignInError::provider(format!("the provider's authorization endpoint is not a URL: {e}")))?;
         url.query_pairs_mut()
             .append_pair("response_type", "code")
             .append_pair("client_id", &self.config.client_id)
@@ -178,7 +216,7 @@ impl IdentityProvider {
     }
 
     /// Redeems the provider's `code` for `pending`, and answers who signed in.
-    pub async fn finish(&self, pending: &PendingSignIn, code: &str) -> Result<Principal, String> {
+    pub async fn finish(&self, pending: &PendingSignIn, code: &str) -> Result<Principal, SignInError> {
         #[derive(Deserialize)]
         struct TokenAnswer {
             id_token: String,
@@ -205,7 +243,11 @@ impl IdentityProvider {
             .verifier
             .verify_id_token(&answer.id_token, &pending.nonce)
             .await
-            .map_err(|e| format!("the ID token is refused: {e}"))
+            // This service's own words about the token (which claim, which audience): shown.
+            .map_err(|e| {
+                let why = format!("the ID token is refused: {e}");
+                SignInError { shown: why.clone(), logged: why }
+            })
     }
 }
 

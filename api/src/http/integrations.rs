@@ -95,7 +95,7 @@ pub async fn create_integration(
         Created::New(row) => (StatusCode::CREATED, *row, false),
         Created::Replayed { status, body } => {
             let row: Integration = serde_json::from_str(&body).map_err(|e| {
-                Problem::from(crate::service::ServiceError::Internal(format!("a kept response does not parse: {e}")))
+                Problem::from(crate::service::ServiceError::internal(format!("a kept response does not parse: {e}")))
             })?;
             (StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED), row, true)
         }

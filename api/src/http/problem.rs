@@ -11,7 +11,7 @@ use crate::domain::FieldError;
 use crate::identity::AuthError;
 use crate::lifecycle::Action;
 use crate::query::QueryError;
-use crate::service::ServiceError;
+use crate::service::{ServiceError, Shown};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -283,15 +283,18 @@ impl From<ServiceError> for Problem {
                 p.headers.push((header::RETRY_AFTER, HeaderValue::from_static("1")));
                 p
             }
-            ServiceError::PluginRefused(reason) => Problem::new(ProblemKind::PluginRefused, reason),
+            ServiceError::PluginRefused(Shown(reason)) => Problem::new(ProblemKind::PluginRefused, reason),
             ServiceError::PluginNotFound => Problem::new(ProblemKind::NotFound, "no such plugin version"),
             ServiceError::ProviderNotFound => Problem::new(
                 ProblemKind::NotFound,
                 "no connector of this provider is loaded, and none ran in the ledger you may read",
             ),
             ServiceError::InvocationNotFound => Problem::new(ProblemKind::NotFound, "no such invocation"),
-            ServiceError::PluginConflict(reason) => Problem::new(ProblemKind::PluginConflict, reason),
-            ServiceError::Upstream(reason) => Problem::new(ProblemKind::BadGateway, reason),
+            ServiceError::PluginConflict(Shown(reason)) => Problem::new(ProblemKind::PluginConflict, reason),
+            ServiceError::Upstream { shown: Shown(reason), logged } => {
+                tracing::warn!(%reason, answer = %logged, "a server the operation depends on failed");
+                Problem::new(ProblemKind::BadGateway, reason)
+            }
             ServiceError::Internal(reason) => {
                 tracing::error!(%reason, "internal error");
                 Problem::new(ProblemKind::Internal, "an internal error occurred; it has been logged")

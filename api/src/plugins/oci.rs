@@ -56,9 +56,15 @@ pub enum OciError {
     /// The reference cannot be read, or names no registry.
     #[error("`{0}` is not a reference REGISTRY/REPOSITORY[:TAG|@DIGEST] that names its registry")]
     BadReference(String),
-    /// The registry answered with an error, or could not be reached.
-    #[error("the registry refused or failed: {0}")]
-    Registry(String),
+    /// The registry answered with an error, or could not be reached: in this service's words (its
+    /// status, the error codes of the distribution spec), and the registry's own answer.
+    #[error("the registry refused or failed: {summary} ({answer})")]
+    Registry {
+        /// What happened, in this service's words.
+        summary: String,
+        /// The registry's answer (or the client's error), for the log and the operator's terminal.
+        answer: String,
+    },
     /// What the reference names is not a connector artifact.
     #[error("not a Wasm connector artifact: {0}")]
     NotAConnector(String),
@@ -113,7 +119,24 @@ fn auth(access: &RegistryAccess) -> RegistryAuth {
 }
 
 fn registry_error(e: OciDistributionError) -> OciError {
-    OciError::Registry(e.to_string())
+    let summary = match &e {
+        OciDistributionError::AuthenticationFailure(_) | OciDistributionError::UnauthorizedError { .. } => {
+            "the registry refused the credentials".to_string()
+        }
+        OciDistributionError::ImageManifestNotFoundError(_) => "the registry has no such manifest".to_string(),
+        OciDistributionError::RegistryError { envelope, .. } => {
+            // The codes of the distribution spec (`MANIFEST_UNKNOWN`, `DENIED`, …), not its messages.
+            let code = |e: &oci_client::errors::OciError| {
+                serde_json::to_value(&e.code).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+            };
+            let codes: Vec<String> = envelope.errors.iter().map(code).collect();
+            format!("the registry answered with the errors {}", codes.join(", "))
+        }
+        OciDistributionError::ServerError { code, .. } => format!("the registry answered HTTP {code}"),
+        OciDistributionError::RequestError(_) => "the registry cannot be reached".to_string(),
+        _ => "the registry's answer cannot be used".to_string(),
+    };
+    OciError::Registry { summary, answer: e.to_string() }
 }
 
 /// The tag cosign's convention gives the signatures of the manifest `digest`.
@@ -187,9 +210,10 @@ pub const PULL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30
 /// beside it; refuses a component larger than `max_bytes` before reading it, and gives up after
 /// [`PULL_DEADLINE`].
 pub async fn pull(reference: &Reference, access: &RegistryAccess, max_bytes: u64) -> Result<Pulled, OciError> {
-    tokio::time::timeout(PULL_DEADLINE, pull_within(reference, access, max_bytes))
-        .await
-        .map_err(|_| OciError::Registry(format!("the pull did not finish within {} s", PULL_DEADLINE.as_secs())))?
+    tokio::time::timeout(PULL_DEADLINE, pull_within(reference, access, max_bytes)).await.map_err(|_| {
+        let summary = format!("the pull did not finish within {} s", PULL_DEADLINE.as_secs());
+        OciError::Registry { answer: "no answer in time".into(), summary }
+    })?
 }
 
 async fn pull_within(reference: &Reference, access: &RegistryAccess, max_bytes: u64) -> Result<Pulled, OciError> {

@@ -61,7 +61,7 @@ impl Catalog {
     pub async fn create_once(&self, admin: &Admin, spec: IntegrationSpec, key: &str) -> Result<Created, ServiceError> {
         let caller = admin.caller();
         // The hash is over the parsed request, so whitespace and key order do not matter.
-        let canonical = serde_json::to_vec(&spec).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let canonical = serde_json::to_vec(&spec).map_err(|e| ServiceError::internal(e.to_string()))?;
         let request_hash = hex::encode(Sha256::digest(&canonical));
         let replay = |kept: IdempotentResponse| {
             if kept.request_hash == request_hash {
@@ -316,7 +316,7 @@ impl Catalog {
         let run = self.run_test(&subject).await;
         let passed = run.result.success;
         // Serialized once: a test's record can be a few hundred KiB, and a retry must not redo it.
-        let stored = serde_json::to_string(&run).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let stored = serde_json::to_string(&run).map_err(|e| ServiceError::internal(e.to_string()))?;
         let details = json!({
             "success": passed,
             "failureClass": run.result.failure,
@@ -331,7 +331,7 @@ impl Catalog {
         });
         let invocations = match entry {
             Some(Ok(entry)) => vec![entry],
-            Some(Err(e)) => return Err(ServiceError::Internal(format!("the test's record cannot be kept: {e}"))),
+            Some(Err(e)) => return Err(ServiceError::internal(format!("the test's record cannot be kept: {e}"))),
             None => vec![],
         };
         let integration = self
@@ -383,7 +383,7 @@ impl Catalog {
             None => Ok(None),
             Some(kept) => serde_json::from_value(kept)
                 .map(Some)
-                .map_err(|e| ServiceError::Internal(format!("a kept test result does not parse: {e}"))),
+                .map_err(|e| ServiceError::internal(format!("a kept test result does not parse: {e}"))),
         }
     }
 

@@ -50,7 +50,30 @@ const MAX_APPLY_ATTEMPTS: usize = 8;
 /// Why an invocation did not run: the service is stopping.
 const STOPPING: &str = "the service is stopping; the connector did not run";
 
-/// Why an operation failed; each maps to one HTTP status and problem type.
+/// Words this service wrote for the caller: they quote nothing but the caller's own request, this
+/// service's settings and fixed vocabularies (status codes, error codes of a standard), so a door
+/// may show them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shown(pub String);
+
+/// Words for the log only: a dependency's answer, an internal state. No door shows them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Logged(pub String);
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for Logged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why an operation failed; each maps to one HTTP status and problem type. Its text is either
+/// [`Shown`] (a door may show it) or [`Logged`] (a door logs it and shows its own words).
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// The request's fields are invalid (422).
@@ -89,7 +112,7 @@ pub enum ServiceError {
     /// A component was refused at submission: it fails the load-time checks or the signature
     /// policy (422). Nothing was stored.
     #[error("the component is refused: {0}")]
-    PluginRefused(String),
+    PluginRefused(Shown),
     /// No such invocation in the caller's scope (404).
     #[error("invocation not found")]
     InvocationNotFound,
@@ -101,13 +124,36 @@ pub enum ServiceError {
     ProviderNotFound,
     /// A plugin version's state forbids the action, or the version is taken (409).
     #[error("{0}")]
-    PluginConflict(String),
-    /// A server the operation depends on (a registry) failed or refused (502).
-    #[error("{0}")]
-    Upstream(String),
-    /// Anything else (500).
+    PluginConflict(Shown),
+    /// A server the operation depends on (a registry) failed or refused (502): what the caller is
+    /// told, and the server's own answer for the log.
+    #[error("{shown}: {logged}")]
+    Upstream {
+        /// What the caller is told.
+        shown: Shown,
+        /// What the server answered.
+        logged: Logged,
+    },
+    /// Anything else (500): logged, never shown.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(Logged),
+}
+
+impl ServiceError {
+    /// [`ServiceError::PluginRefused`], in this service's words.
+    pub fn refused(why: impl Into<String>) -> Self {
+        Self::PluginRefused(Shown(why.into()))
+    }
+
+    /// [`ServiceError::PluginConflict`], in this service's words.
+    pub fn plugin_conflict(why: impl Into<String>) -> Self {
+        Self::PluginConflict(Shown(why.into()))
+    }
+
+    /// [`ServiceError::Internal`]: for the log.
+    pub fn internal(why: impl Into<String>) -> Self {
+        Self::Internal(Logged(why.into()))
+    }
 }
 
 impl From<StoreError> for ServiceError {
@@ -123,15 +169,13 @@ impl From<StoreError> for ServiceError {
                 message: format!("a value cannot be stored: {m}"),
             }]),
             StoreError::VersionTaken => {
-                Self::PluginConflict("this version of the provider is already stored with other bytes".into())
+                Self::plugin_conflict("this version of the provider is already stored with other bytes")
             }
             StoreError::StatusChanged => {
-                Self::PluginConflict("the version's status changed concurrently; read it again".into())
+                Self::plugin_conflict("the version's status changed concurrently; read it again")
             }
-            StoreError::TooManyVersions => {
-                Self::PluginRefused("the provider has as many versions stored as are kept".into())
-            }
-            StoreError::Other(m) => Self::Internal(m),
+            StoreError::TooManyVersions => Self::refused("the provider has as many versions stored as are kept"),
+            StoreError::Other(m) => Self::internal(m),
         }
     }
 }

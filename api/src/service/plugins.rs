@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use stella_runtime::catalog::{ConnectorCatalog, LoadFailure};
 use stella_runtime::{ConnectorSource, LoadedConnector};
 
-use super::{Catalog, ServiceError};
+use super::{Catalog, Logged, ServiceError, Shown};
 use crate::audit::{PluginAction, PluginAuditDraft, PluginAuditEntry};
 use crate::domain::now;
 use crate::events::{EventDraft, EventType};
@@ -118,7 +118,7 @@ impl Catalog {
         origin: String,
     ) -> Result<Submitted, ServiceError> {
         if signatures.files.len() + signatures.images.len() > MAX_SIGNATURES {
-            return Err(ServiceError::PluginRefused(format!(
+            return Err(ServiceError::refused(format!(
                 "at most {MAX_SIGNATURES} signatures are read with one component"
             )));
         }
@@ -126,33 +126,29 @@ impl Catalog {
         // nothing unsigned reaches the compiler when signatures are required.
         let limit = self.sandbox.config().max_component_bytes;
         if bytes.len() as u64 > limit {
-            return Err(ServiceError::PluginRefused(format!(
-                "the component is {} bytes; the limit is {limit}",
-                bytes.len()
-            )));
+            return Err(ServiceError::refused(format!("the component is {} bytes; the limit is {limit}", bytes.len())));
         }
         let description =
-            stella_runtime::inspect::describe(&bytes).map_err(|e| ServiceError::PluginRefused(e.to_string()))?;
+            stella_runtime::inspect::describe(&bytes).map_err(|e| ServiceError::refused(e.to_string()))?;
         let provider = description.manifest.connector.provider.clone();
         if RESERVED_PROVIDERS.contains(&provider.as_str()) {
-            return Err(ServiceError::PluginRefused(format!("the provider id `{provider}` is reserved")));
+            return Err(ServiceError::refused(format!("the provider id `{provider}` is reserved")));
         }
         if let Some(stored) = self.store.plugin_version_by_sha256(&description.sha256).await? {
             return Ok(Submitted { view: self.view(stored).await?, created: false });
         }
-        let check =
-            self.admission.check_signatures(&provider, &bytes, &signatures).map_err(ServiceError::PluginRefused)?;
+        let check = self.admission.check_signatures(&provider, &bytes, &signatures).map_err(ServiceError::refused)?;
         // Then every load-time check, compilation included: off the async threads, and one
         // component at a time per replica (compiling a large one takes seconds and hundreds of MiB).
         let loaded = {
             let _one_at_a_time =
-                self.active.compiling.acquire().await.map_err(|e| ServiceError::Internal(e.to_string()))?;
+                self.active.compiling.acquire().await.map_err(|e| ServiceError::internal(e.to_string()))?;
             let sandbox = self.sandbox.clone();
             let (loaded, returned) =
                 tokio::task::spawn_blocking(move || (sandbox.load(&bytes, ConnectorSource::Stored), bytes))
                     .await
-                    .map_err(|e| ServiceError::Internal(format!("the load-time checks did not finish: {e}")))?;
-            (loaded.map_err(|e| ServiceError::PluginRefused(e.to_string()))?, returned)
+                    .map_err(|e| ServiceError::internal(format!("the load-time checks did not finish: {e}")))?;
+            (loaded.map_err(|e| ServiceError::refused(e.to_string()))?, returned)
         };
         let (loaded, bytes) = loaded;
         let manifest = loaded.manifest().clone();
@@ -222,7 +218,7 @@ impl Catalog {
                 Ok(()) => {}
                 Err(StoreError::StatusChanged) => continue,
                 Err(StoreError::TooManyVersions) => {
-                    return Err(ServiceError::PluginRefused(format!(
+                    return Err(ServiceError::refused(format!(
                         "provider `{provider}` already has {MAX_VERSIONS_PER_PROVIDER} versions stored, the most kept"
                     )));
                 }
@@ -259,7 +255,7 @@ impl Catalog {
         };
         let parsed = oci::parse_reference(reference).map_err(|e| invalid(e.to_string()))?;
         let Some(access) = self.admission.registries.get(parsed.registry()) else {
-            return Err(ServiceError::PluginRefused(format!(
+            return Err(ServiceError::refused(format!(
                 "the registry `{}` is not one of plugins.registries; an operator must name it before connectors \
                  are pulled from it",
                 parsed.registry()
@@ -268,8 +264,11 @@ impl Catalog {
         let pulled =
             oci::pull(&parsed, access, self.sandbox.config().max_component_bytes).await.map_err(|e| match e {
                 oci::OciError::BadReference(_) => invalid(e.to_string()),
-                oci::OciError::Registry(_) => ServiceError::Upstream(e.to_string()),
-                oci::OciError::NotAConnector(_) => ServiceError::PluginRefused(e.to_string()),
+                oci::OciError::Registry { summary, answer } => {
+                    let summary = format!("the registry `{}`: {summary}", parsed.registry());
+                    ServiceError::Upstream { shown: Shown(summary), logged: Logged(answer) }
+                }
+                oci::OciError::NotAConnector(_) => ServiceError::refused(e.to_string()),
             })?;
         tracing::info!(
             reference,
@@ -314,7 +313,7 @@ impl Catalog {
                     let signatures = Signatures { files, images: Vec::new() };
                     self.admit(DIRECTORY_ACTOR, None, bytes, signatures, format!("directory:{name}")).await
                 }
-                Err(e) => Err(ServiceError::PluginRefused(e)),
+                Err(e) => Err(ServiceError::refused(e)),
             };
             match submitted {
                 Ok(s) => tracing::info!(
@@ -405,16 +404,16 @@ impl Catalog {
         let caller = admin.caller();
         let stored = self.store.plugin_version(provider, version).await?.ok_or_else(not_found)?;
         if stored.status != PluginStatus::Pending {
-            return Err(ServiceError::PluginConflict(format!(
+            return Err(ServiceError::plugin_conflict(format!(
                 "version {version} of `{provider}` is {}, not pending",
                 stored.status.as_str()
             )));
         }
-        self.admission.admits(provider, stored.signed_by.as_deref()).map_err(ServiceError::PluginConflict)?;
+        self.admission.admits(provider, stored.signed_by.as_deref()).map_err(ServiceError::plugin_conflict)?;
         // The refusal does not name the version's digest: a script that read it from here could
         // approve permissions nobody reviewed. The digest is shown beside the permissions only.
         if digest != stored.permissions_digest {
-            return Err(ServiceError::PluginConflict(format!(
+            return Err(ServiceError::plugin_conflict(format!(
                 "the permissions digest given is not this version's: read version {version} of `{provider}` again, \
                  review its permissions and their diff, and approve the digest shown with them"
             )));
@@ -461,7 +460,7 @@ impl Catalog {
             }]));
         }
         if stored.status != PluginStatus::Pending {
-            return Err(ServiceError::PluginConflict(format!(
+            return Err(ServiceError::plugin_conflict(format!(
                 "version {version} of `{provider}` is {}, not pending",
                 stored.status.as_str()
             )));
@@ -501,7 +500,7 @@ impl Catalog {
         let caller = admin.caller();
         let stored = self.store.plugin_version(provider, version).await?.ok_or_else(not_found)?;
         if stored.status != PluginStatus::Approved {
-            return Err(ServiceError::PluginConflict(format!(
+            return Err(ServiceError::plugin_conflict(format!(
                 "version {version} of `{provider}` is {}; only an approved version can be activated",
                 stored.status.as_str()
             )));
@@ -509,7 +508,7 @@ impl Catalog {
         if stored.active {
             return self.view(stored).await;
         }
-        self.admission.admits(provider, stored.signed_by.as_deref()).map_err(ServiceError::PluginConflict)?;
+        self.admission.admits(provider, stored.signed_by.as_deref()).map_err(ServiceError::plugin_conflict)?;
         let change = PluginChange {
             provider: provider.into(),
             version: version.into(),
@@ -581,7 +580,7 @@ impl Catalog {
             let sandbox = self.sandbox.clone();
             let result = tokio::task::spawn_blocking(move || sandbox.load(&bytes, ConnectorSource::Stored))
                 .await
-                .map_err(|e| ServiceError::Internal(format!("loading an active connector did not finish: {e}")))?;
+                .map_err(|e| ServiceError::internal(format!("loading an active connector did not finish: {e}")))?;
             let error = match result {
                 Ok(c) if c.sha256() == plugin.sha256 && c.provider() == plugin.provider => {
                     tracing::info!(provider = %plugin.provider, version = %plugin.version, sha256 = %plugin.sha256,
@@ -626,8 +625,8 @@ impl Catalog {
         match self.store.apply_plugin(change).await {
             Ok(()) => {}
             Err(StoreError::StatusChanged) => {
-                return Err(ServiceError::PluginConflict(
-                    "the version's status changed while this decision was made; read it again".into(),
+                return Err(ServiceError::plugin_conflict(
+                    "the version's status changed while this decision was made; read it again",
                 ));
             }
             Err(e) => return Err(e.into()),
@@ -688,7 +687,7 @@ struct ActivePermissions {
 }
 
 fn version_taken(provider: &str, version: &str, sha256: &str) -> ServiceError {
-    ServiceError::PluginConflict(format!(
+    ServiceError::plugin_conflict(format!(
         "version {version} of `{provider}` is already stored with other bytes (sha256 {sha256}); versions are \
          immutable: give the new build a new version"
     ))

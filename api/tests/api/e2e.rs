@@ -531,6 +531,10 @@ async fn connectors_travel_through_an_oci_registry_with_their_signatures() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let pinned = text(&out.stdout).trim().to_string();
     assert!(pinned.starts_with(&format!("{host}/connectors/test-program@sha256:")), "{pinned}");
+    // Standard output is the reference and nothing else, on a line of its own (for `$(…)`), and
+    // the message for a person is on standard error.
+    assert_eq!(text(&out.stdout), format!("{pinned}\n"));
+    assert!(text(&out.stderr).starts_with("pushed connector.wasm with"), "{}", text(&out.stderr));
 
     // Without the private CA the registry is not trusted.
     let out = cli(&["connector", "pull", &reference, "-o", "pulled.wasm", "--username", "ci-bot"], "registry-password");
@@ -594,6 +598,11 @@ async fn connectors_travel_through_an_oci_registry_with_their_signatures() {
     let (status, problem) = pull(format!("{host}/connectors/missing:1")).await;
     assert_eq!(status, 502, "{problem}");
     assert!(!problem.to_string().contains("registry-password"), "{problem}");
+    // In this service's words (the registry, and the spec's error code or what happened), never
+    // the registry's own message, which the log keeps.
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.starts_with(&format!("the registry `{host}`")), "{problem}");
+    assert!(!detail.to_lowercase().contains("manifest unknown"), "{problem}");
     assert!(server.terminate());
 }
 

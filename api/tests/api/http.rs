@@ -2544,3 +2544,58 @@ async fn behind_https_the_console_cookie_is_secure() {
     config.console.session_hours = 0;
     assert!(config.console.validate().is_err());
 }
+
+/// An identity provider's error answers are its own business: a browser is told that the sign-in
+/// failed, in this service's words, and never what the provider's body or a crafted callback
+/// link says (the log keeps it).
+#[tokio::test]
+async fn an_identity_providers_error_body_is_logged_never_shown() {
+    use stella_test_support::{Canned, Stub};
+    let idp = Stub::start().await;
+    let issuer = format!("http://{}", idp.addr());
+    // The provider's documented answers (OpenID Connect Discovery 1.0 §4, RFC 6749 §5.2).
+    idp.on(
+        "GET",
+        "/.well-known/openid-configuration",
+        Canned::json(
+            200,
+            json!({"issuer": issuer, "authorization_endpoint": format!("{issuer}/authorize"),
+                   "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks")}),
+        ),
+    );
+    idp.on("GET", "/jwks", Canned::json(200, json!({"keys": [{"kty": "RSA", "kid": "k", "n": "AQAB", "e": "AQAB"}]})));
+    let internal = "shard-7 of the user database is down at 10.3.4.5";
+    idp.on("POST", "/token", Canned::json(400, json!({"error": "invalid_grant", "error_description": internal})));
+    let app = app_with(|c| {
+        c.console.public_url = Some("http://catalog.example".into());
+        c.console.oidc = Some(stella_integrations::config::OidcConfig {
+            issuer: issuer.clone(),
+            client_id: "stella-console".into(),
+            client_secret: None,
+            scopes: vec![],
+        });
+    })
+    .await;
+
+    let start = app.page(Method::GET, "/console/auth/start", None, None).await;
+    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.html);
+    let to = url::Url::parse(start.headers[header::LOCATION].to_str().unwrap()).unwrap();
+    let state = to.query_pairs().find(|(k, _)| k == "state").unwrap().1.to_string();
+    let pending = start.headers[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_string();
+
+    // The token endpoint refuses the code: the page says the sign-in failed, not why the
+    // provider says it did.
+    let callback = format!("/console/auth/callback?code=some-code&state={state}");
+    let page = app.page(Method::GET, &callback, Some(&pending), None).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.html);
+    assert!(page.html.contains("could not complete the sign-in"), "{}", page.html);
+    assert!(!page.html.contains("shard-7") && !page.html.contains("invalid_grant"), "{}", page.html);
+    assert!(idp.seen().iter().any(|r| r.path == "/token"), "the code was redeemed at the provider");
+
+    // A callback link anyone can craft: an OAuth error code is shown, a description is not.
+    let crafted = "/console/auth/callback?error=access_denied&error_description=Call%20+1-555-0100%20to%20unlock";
+    let page = app.page(Method::GET, crafted, None, None).await;
+    assert!(page.html.contains("(`access_denied`)") && !page.html.contains("555-0100"), "{}", page.html);
+    let page = app.page(Method::GET, "/console/auth/callback?error=Your%20account%20is%20locked", None, None).await;
+    assert!(page.html.contains("refused the sign-in") && !page.html.contains("locked"), "{}", page.html);
+}
