@@ -297,7 +297,7 @@ async fn import_one(
             message: format!("`{}` is named by an earlier item of this import; only the first is imported", spec.name),
         }]));
     }
-    catalog.validate(&spec)?;
+    let valid = catalog.validate(spec.clone())?;
     let Some(current) = existing.get(&spec.name) else {
         if dry_run {
             return Ok((ImportResult::Created, None, vec![]));
@@ -309,7 +309,7 @@ async fn import_one(
     };
     let id = current.integration_id;
     let mut proposed = current.clone();
-    proposed.set_spec(spec.clone());
+    proposed.set_spec(valid);
     let changed: Vec<String> = changed_fields(current, &proposed).into_iter().map(str::to_string).collect();
     if changed.is_empty() {
         return Ok((ImportResult::Unchanged, Some(id), vec![]));

@@ -1196,7 +1196,7 @@ fn print_conformance(out: &mut impl Write, r: &stella_runtime::conformance::Conf
             out,
             "{:<18} {:<16} {claimed:<12} {class:<60} {credential:<16} {time}",
             wire_name(&c.impostor),
-            c.operation.name()
+            c.operation.as_str()
         )
         .ok();
     }

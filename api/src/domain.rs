@@ -46,9 +46,12 @@ pub struct Integration {
     pub provider: String,
     // Configuration
     /// The provider's base URL.
-    pub base_url: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub base_url: Option<BaseUrl>,
     /// Where its credential lives: `ref://<scope>/<provider>/<key>`; never the secret itself.
-    pub auth_ref: Option<String>,
+    #[serde(with = "auth_ref_text")]
+    #[schema(value_type = Option<String>)]
+    pub auth_ref: Option<AuthRef>,
     /// Provider-specific settings (a JSON object, never a credential).
     #[schema(value_type = Object)]
     pub configuration: serde_json::Value,
@@ -96,6 +99,41 @@ pub struct Integration {
 }
 
 impl Integration {
+    /// A new integration of `tenant` in `draft`, created by `subject` at `at`, as `valid` says.
+    pub fn draft(id: Uuid, tenant: &str, subject: &str, at: OffsetDateTime, valid: ValidSpec) -> Self {
+        let ValidSpec { spec, .. } = &valid;
+        let mut row = Self {
+            integration_id: id,
+            tenant_id: tenant.to_string(),
+            name: String::new(),
+            description: None,
+            integration_type: spec.integration_type,
+            provider: String::new(),
+            base_url: None,
+            auth_ref: None,
+            configuration: serde_json::Value::Null,
+            environment: None,
+            tags: Vec::new(),
+            owner_id: None,
+            health_check_interval: None,
+            status: Status::Draft,
+            paused: false,
+            pause_reason: None,
+            pause_ticket: None,
+            last_tested_at: None,
+            last_test_success: None,
+            consecutive_failures: 0,
+            created_at: at,
+            created_by: subject.to_string(),
+            modified_at: None,
+            modified_by: None,
+            version: 1,
+        };
+        row.set_spec(valid);
+        row.set_lifecycle(Lifecycle::new());
+        row
+    }
+
     /// Its lifecycle fields.
     pub fn lifecycle(&self) -> Lifecycle {
         Lifecycle {
@@ -107,16 +145,17 @@ impl Integration {
         }
     }
 
-    /// Replaces every field a client sets. The destructuring names each field of the spec, so a
-    /// field added to it later cannot be forgotten here.
-    pub fn set_spec(&mut self, spec: IntegrationSpec) {
+    /// Replaces every field a client sets, from a spec that passed its checks. The destructuring
+    /// names each field of the spec, so a field added to it later cannot be forgotten here.
+    pub fn set_spec(&mut self, valid: ValidSpec) {
+        let ValidSpec { spec, base_url, auth_ref } = valid;
         let IntegrationSpec {
             name,
             description,
             integration_type,
             provider,
-            base_url,
-            auth_ref,
+            base_url: _,
+            auth_ref: _,
             configuration,
             environment,
             tags,
@@ -143,8 +182,8 @@ impl Integration {
             description: self.description,
             integration_type: self.integration_type,
             provider: self.provider,
-            base_url: self.base_url,
-            auth_ref: self.auth_ref,
+            base_url: self.base_url.map(|u| u.0),
+            auth_ref: self.auth_ref.map(|r| r.to_string()),
             configuration: self.configuration,
             environment: self.environment,
             tags: self.tags,
@@ -160,6 +199,71 @@ impl Integration {
         self.pause_reason = l.pause_reason;
         self.pause_ticket = l.pause_ticket;
         self.consecutive_failures = l.consecutive_failures;
+    }
+}
+
+/// An integration's base URL, as checked: http or https, a host that is a DNS name or an IP
+/// address, no credentials, query or fragment, at most 2 KiB. Kept as the client wrote it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct BaseUrl(String);
+
+impl BaseUrl {
+    /// The base URL `text` is, or why it is not one.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        check_base_url(text).map(|()| Self(text.to_string()))
+    }
+
+    /// As the client wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Its host, lower-case.
+    pub fn host(&self) -> String {
+        url::Url::parse(&self.0).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase)).unwrap_or_default()
+    }
+}
+
+impl<'de> Deserialize<'de> for BaseUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(|e| serde::de::Error::custom(format!("`{text}` {e}")))
+    }
+}
+
+/// An AuthRef as JSON text (`ref://<scope>/<provider>/<key>`), read by its own checks.
+mod auth_ref_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use stella_runtime::secrets::AuthRef;
+
+    pub fn serialize<S: Serializer>(value: &Option<AuthRef>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(r) => serializer.collect_str(r),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<AuthRef>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| AuthRef::parse(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// A spec that passed its checks ([`IntegrationSpec::validate`]), with what they parsed kept
+/// typed; the only way to set an integration's fields ([`Integration::set_spec`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidSpec {
+    spec: IntegrationSpec,
+    base_url: Option<BaseUrl>,
+    auth_ref: Option<AuthRef>,
+}
+
+impl ValidSpec {
+    /// The spec as the client sent it.
+    pub fn spec(&self) -> &IntegrationSpec {
+        &self.spec
     }
 }
 
@@ -324,8 +428,21 @@ pub fn is_credential_key(key: &str) -> bool {
 }
 
 impl IntegrationSpec {
-    /// Checks every field, collecting every problem rather than the first.
-    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+    /// The spec with its checked values typed, or every problem of every field (not only the
+    /// first).
+    pub fn validate(self) -> Result<ValidSpec, Vec<FieldError>> {
+        let errors = self.field_errors();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let field = |name: &str, e: String| vec![FieldError::new(name, e)];
+        let base_url = self.base_url.as_deref().map(BaseUrl::parse).transpose().map_err(|e| field("baseUrl", e))?;
+        let auth_ref = self.auth_ref.as_deref().map(AuthRef::parse).transpose().map_err(|e| field("authRef", e))?;
+        Ok(ValidSpec { spec: self, base_url, auth_ref })
+    }
+
+    /// Every problem of every field.
+    pub fn field_errors(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         check_text(&mut errors, "name", Some(&self.name), MAX_NAME_LEN, true);
         if self.name.trim() != self.name {
@@ -363,7 +480,7 @@ impl IntegrationSpec {
         {
             errors.push(FieldError::new("healthCheckInterval", format!("must be between {lo} and {hi} seconds")));
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        errors
     }
 }
 

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use stella_runtime::egress::NetworkPolicy;
+use stella_runtime::record::Interface;
 use stella_runtime::secrets::{AuthRef, SecretNamespace, SecretValue, StaticSecretResolver};
 use stella_runtime::{ConnectionConfig, ConnectorSource, IntegrationType, LoadedConnector, Sandbox, SandboxConfig};
 
@@ -375,7 +376,10 @@ async fn measure(url: &str, size: Size, smoke: bool) -> Figures {
 /// was answered 200.
 fn assert_got_ok(record: &stella_runtime::record::InvocationRecord, url: &str) {
     assert!(
-        record.host_calls.iter().any(|c| c.interface == "http" && c.target.starts_with(url) && c.status == Some(200)),
+        record
+            .host_calls
+            .iter()
+            .any(|c| c.interface == Interface::Http && c.target.starts_with(url) && c.status == Some(200)),
         "the sandboxed GET reached {url} and was answered 200: {:?}",
         record.host_calls
     );

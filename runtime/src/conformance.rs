@@ -21,6 +21,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use crate::record::Interface;
+pub use crate::record::Operation;
 use crate::secrets::{AuthRef, SecretNamespace, SecretValue, StaticSecretResolver};
 use crate::{
     CA_CERTIFICATES_KEY, ConnectionConfig, ConnectorSource, FailureClass, HealthStatus, IntegrationType, LoadError,
@@ -142,26 +144,6 @@ const PROMPT_PAGE: &str = "<!DOCTYPE html><html><head><title>401 Unauthorized</t
 const LOGIN_PAGE: &str = "<!DOCTYPE html><html><head><title>Sign in</title></head><body><form method=\"post\" \
      action=\"/login\"><input name=\"username\"><input name=\"password\" type=\"password\"><button>Sign in</button>\
      </form></body></html>";
-
-/// Which export a case ran.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Operation {
-    /// `test-connection`.
-    TestConnection,
-    /// `check-health`.
-    CheckHealth,
-}
-
-impl Operation {
-    /// The export's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::TestConnection => "test-connection",
-            Self::CheckHealth => "check-health",
-        }
-    }
-}
 
 /// One export run against one impostor.
 #[derive(Clone, Debug, Serialize)]
@@ -348,12 +330,12 @@ pub async fn run(
                 // A request that failed before it was written (no connection, no TLS session) sent
                 // nothing; one that timed out may have been written, and counts.
                 let applied = record.host_calls.iter().any(|call| {
-                    call.interface == "http"
+                    call.interface == Interface::Http
                         && call.auth_ref.is_some()
                         && call.target.starts_with(&origin)
                         && !matches!(call.error.as_deref(), Some("denied" | "dns" | "connection-refused" | "tls"))
                 });
-                let requested = record.host_calls.iter().any(|call| call.interface == "http");
+                let requested = record.host_calls.iter().any(|call| call.interface == Interface::Http);
                 let stopped = record.trap.as_ref().is_some_and(|t| t.limit == Some(crate::limits::LimitKind::Deadline));
                 let case = CaseReport {
                     impostor,

@@ -4,29 +4,94 @@
 //! query string too), every denial, the guest's log lines and stdout/stderr, the effective
 //! limits, the memory peak, and the trap or limit that stopped the guest, if any.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{LimitKind, Limits};
 
+/// Which export of a connector ran.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operation {
+    /// `test-connection`.
+    #[default]
+    TestConnection,
+    /// `check-health`.
+    CheckHealth,
+}
+
+impl Operation {
+    /// Every operation.
+    pub const ALL: [Operation; 2] = [Self::TestConnection, Self::CheckHealth];
+
+    /// The export's name: in the record, the ledger and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TestConnection => "test-connection",
+            Self::CheckHealth => "check-health",
+        }
+    }
+
+    /// The operation an export's name names.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// The host capability a call went to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Interface {
+    /// An outbound HTTP request.
+    #[default]
+    Http,
+    /// A secret resolved, or revealed.
+    Secrets,
+    /// A JWT signed with a secret.
+    Crypto,
+    /// A WASI socket the guest tried to open (always refused).
+    #[serde(rename = "wasi:sockets")]
+    WasiSockets,
+}
+
+impl Interface {
+    /// The name in the record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Secrets => "secrets",
+            Self::Crypto => "crypto",
+            Self::WasiSockets => "wasi:sockets",
+        }
+    }
+}
+
+impl std::fmt::Display for Interface {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a connector did during one invocation.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InvocationRecord {
     /// A unique id for this invocation.
-    pub invocation_id: String,
+    pub invocation_id: uuid::Uuid,
     /// `test-connection` or `check-health`.
-    pub operation: String,
+    pub operation: Operation,
     /// The connector's provider id.
     pub provider: String,
     /// The connector's version.
     pub connector_version: String,
     /// The sha256 of the component that ran.
     pub sha256: String,
-    /// When the invocation started (UTC, RFC 3339).
-    pub started_at: String,
+    /// When the invocation started (UTC, RFC 3339 to the millisecond).
+    #[serde(with = "millisecond_rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub started_at: time::OffsetDateTime,
     /// Wall-clock duration in milliseconds.
     pub duration_ms: u64,
     /// The largest linear memory the guest reached, in bytes.
@@ -98,6 +163,33 @@ impl Dropped {
     /// Whether nothing was dropped.
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
+    }
+}
+
+impl Default for InvocationRecord {
+    /// An empty record of a test that started at the Unix epoch.
+    fn default() -> Self {
+        Self {
+            invocation_id: uuid::Uuid::nil(),
+            operation: Operation::default(),
+            provider: String::new(),
+            connector_version: String::new(),
+            sha256: String::new(),
+            started_at: time::OffsetDateTime::UNIX_EPOCH,
+            duration_ms: 0,
+            memory_peak_bytes: 0,
+            limits: EffectiveLimits::default(),
+            host_calls: Vec::new(),
+            denials: Vec::new(),
+            logs: Vec::new(),
+            stdout: String::new(),
+            stderr: String::new(),
+            trap: None,
+            dropped: Dropped::default(),
+            origins: Vec::new(),
+            more_origins: false,
+            secret_in_request: false,
+        }
     }
 }
 
@@ -223,13 +315,20 @@ impl From<&Limits> for EffectiveLimits {
     }
 }
 
+impl HostCall {
+    /// Whether the sandbox refused the call (its policy, not the network or the server).
+    pub fn denied(&self) -> bool {
+        self.error.as_deref() == Some("denied")
+    }
+}
+
 /// One call into a host capability.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HostCall {
-    /// `http`, `secrets` or `crypto`.
-    pub interface: String,
+    /// `http`, `secrets`, `crypto` or `wasi:sockets`.
+    pub interface: Interface,
     /// The HTTP method, or `resolve`, `reveal`, `sign-jwt`.
     pub operation: String,
     /// For HTTP, the URL the connector asked for without its fragment (scheme, host, port, path
@@ -360,28 +459,25 @@ pub fn origin_of(target: &str) -> Option<String> {
     origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
-/// Formats a time as UTC RFC 3339 with millisecond precision (`2026-11-27T10:52:23.123Z`).
-pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+/// A time as the record writes it: UTC, RFC 3339, to the millisecond (`2026-11-27T10:52:23.123Z`);
+/// read in any RFC 3339 form.
+mod millisecond_rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+    pub fn serialize<S: Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = at.to_offset(time::UtcOffset::UTC).format(FORMAT).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OffsetDateTime, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        OffsetDateTime::parse(&text, &Rfc3339).map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]
@@ -397,9 +493,9 @@ mod tests {
     }
 
     fn full_record() -> InvocationRecord {
-        let call = HostCall { interface: "http".into(), target: "x".repeat(500), ..HostCall::default() };
+        let call = HostCall { interface: Interface::Http, target: "x".repeat(500), ..HostCall::default() };
         InvocationRecord {
-            invocation_id: uuid::Uuid::new_v4().to_string(),
+            invocation_id: uuid::Uuid::new_v4(),
             provider: "p".repeat(64),
             connector_version: "1.0.0".into(),
             sha256: "0".repeat(64),
@@ -471,9 +567,9 @@ mod tests {
             logs: vec![],
             stdout: String::new(),
             stderr: String::new(),
-            operation: "test-connection".into(),
+            operation: Operation::TestConnection,
             connector_version: "9".repeat(64),
-            started_at: rfc3339(SystemTime::now()),
+            started_at: time::OffsetDateTime::now_utc(),
             duration_ms: u64::MAX,
             memory_peak_bytes: u64::MAX,
             limits: EffectiveLimits {
@@ -512,11 +608,30 @@ mod tests {
     }
 
     #[test]
-    fn formats_rfc3339_utc() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let t = UNIX_EPOCH + Duration::from_millis(1_795_776_743_123);
-        assert_eq!(rfc3339(t), "2026-11-27T10:52:23.123Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    fn interfaces_and_operations_are_written_by_their_names() {
+        for i in [Interface::Http, Interface::Secrets, Interface::Crypto, Interface::WasiSockets] {
+            assert_eq!(serde_json::to_value(i).unwrap(), i.as_str());
+            assert_eq!(serde_json::from_value::<Interface>(i.as_str().into()).unwrap(), i);
+        }
+        for o in Operation::ALL {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+            assert_eq!(Operation::parse(o.as_str()), Some(o));
+        }
+    }
+
+    #[test]
+    fn the_start_time_is_written_to_the_millisecond_in_utc_and_read_back() {
+        let at = |ms: i128| time::OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).unwrap();
+        let record = |t| InvocationRecord { started_at: t, ..InvocationRecord::default() };
+        for (t, text) in [
+            (at(0), "1970-01-01T00:00:00.000Z"),
+            (at(1_795_776_743_123), "2026-11-27T10:52:23.123Z"),
+            (at(951_782_400_000), "2000-02-29T00:00:00.000Z"),
+        ] {
+            let json = serde_json::to_value(record(t)).unwrap();
+            assert_eq!(json["startedAt"], text);
+            let back: InvocationRecord = serde_json::from_value(json).unwrap();
+            assert_eq!(back.started_at, t);
+        }
     }
 }

@@ -22,7 +22,7 @@ use crate::http_client::{EgressClients, HttpTimeouts};
 use crate::limits::{LimitKind, Limits};
 use crate::manifest::{IntegrationType, Manifest};
 use crate::outcome::{FailureClass, HealthOutcome, Invocation, TestOutcome};
-use crate::record::{InvocationRecord, TrapInfo, rfc3339};
+use crate::record::{InvocationRecord, Operation, TrapInfo};
 use crate::secrets::{AuthRef, SecretNamespace, SecretResolver};
 
 /// How often the epoch advances; also how often a busy guest yields to other tasks.
@@ -274,22 +274,6 @@ impl std::fmt::Debug for Sandbox {
     }
 }
 
-/// Which export to call.
-#[derive(Clone, Copy, Debug)]
-enum Operation {
-    Test,
-    Health,
-}
-
-impl Operation {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Test => "test-connection",
-            Self::Health => "check-health",
-        }
-    }
-}
-
 enum GuestAnswer {
     Test(wit::TestResult),
     Health(wit::HealthResult),
@@ -467,7 +451,7 @@ impl Sandbox {
         connector: &LoadedConnector,
         config: &ConnectionConfig,
     ) -> Invocation<TestOutcome> {
-        let (end, record, redactor) = self.run(connector, config, Operation::Test).await;
+        let (end, record, redactor) = self.run(connector, config, Operation::TestConnection).await;
         let result = match end {
             RunEnd::Answered(GuestAnswer::Test(r)) => TestOutcome::from_wit(r, &redactor),
             RunEnd::Answered(GuestAnswer::Health(_)) => {
@@ -484,7 +468,7 @@ impl Sandbox {
         connector: &LoadedConnector,
         config: &ConnectionConfig,
     ) -> Invocation<HealthOutcome> {
-        let (end, record, redactor) = self.run(connector, config, Operation::Health).await;
+        let (end, record, redactor) = self.run(connector, config, Operation::CheckHealth).await;
         let latency = record.duration_ms;
         let result = match end {
             RunEnd::Answered(GuestAnswer::Health(r)) => HealthOutcome::from_wit(r, &redactor, latency),
@@ -555,11 +539,11 @@ impl Sandbox {
         let entry_bytes = j.entry_bytes();
         let mut record = InvocationRecord {
             invocation_id: invocation_id(),
-            operation: op.name().into(),
+            operation: op,
             provider: connector.provider().into(),
             connector_version: connector.manifest.connector.version.clone(),
             sha256: connector.sha256.clone(),
-            started_at: rfc3339(started_at),
+            started_at: time::OffsetDateTime::from(started_at),
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             memory_peak_bytes: j.memory_peak,
             limits: (&limits).into(),
@@ -694,8 +678,12 @@ impl Sandbox {
         let result = async {
             let instance = connector.pre.instantiate_async(&mut store).await?;
             match op {
-                Operation::Test => instance.call_test_connection(&mut store, &wit_config).await.map(GuestAnswer::Test),
-                Operation::Health => instance.call_check_health(&mut store, &wit_config).await.map(GuestAnswer::Health),
+                Operation::TestConnection => {
+                    instance.call_test_connection(&mut store, &wit_config).await.map(GuestAnswer::Test)
+                }
+                Operation::CheckHealth => {
+                    instance.call_check_health(&mut store, &wit_config).await.map(GuestAnswer::Health)
+                }
             }
         }
         .await;
@@ -733,8 +721,8 @@ impl Sandbox {
 
 /// A random (version 4) UUID for the record, drawn from the thread's CSPRNG (ChaCha, reseeded from
 /// the OS) rather than from a `getrandom` system call per invocation.
-fn invocation_id() -> String {
-    uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string()
+fn invocation_id() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
 }
 
 /// The (redacted) message of the trap the record holds.
@@ -871,10 +859,10 @@ mod tests {
 
     #[test]
     fn invocation_ids_are_distinct_version_4_uuids() {
-        let ids: std::collections::HashSet<String> = (0..1000).map(|_| invocation_id()).collect();
+        let ids: std::collections::HashSet<uuid::Uuid> = (0..1000).map(|_| invocation_id()).collect();
         assert_eq!(ids.len(), 1000);
-        for id in ids.iter().take(10) {
-            let parsed = uuid::Uuid::parse_str(id).unwrap();
+        for parsed in ids.iter().take(10) {
+            let id = parsed;
             assert_eq!(parsed.get_version(), Some(uuid::Version::Random), "{id}");
             assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{id}");
         }

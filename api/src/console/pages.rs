@@ -335,7 +335,7 @@ pub fn integration(session: &ConsoleSession, view: &IntegrationView, error: Opti
         dl.facts {
             dt { "Type" } dd { (i.integration_type.as_str()) }
             dt { "Provider" } dd { (i.provider) }
-            dt { "Base URL" } dd { (i.base_url.as_deref().unwrap_or("–")) }
+            dt { "Base URL" } dd { (i.base_url.as_ref().map_or("–", |u| u.as_str())) }
             dt { "Environment" } dd { (i.environment.as_deref().unwrap_or("–")) }
             dt { "Last test or check" } dd { (when(i.last_tested_at)) }
             dt { "Failures in a row" } dd { (i.consecutive_failures) }

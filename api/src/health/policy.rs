@@ -56,12 +56,7 @@ impl HealthPolicy {
         if integration.integration_type != IntegrationType::Feed {
             return false;
         }
-        let host = integration
-            .base_url
-            .as_deref()
-            .and_then(|u| url::Url::parse(u).ok())
-            .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
-        let Some(host) = host else { return false };
+        let Some(host) = integration.base_url.as_ref().map(|u| u.host()) else { return false };
         let own = integration.configuration.get("mirrorHosts").and_then(|m| m.as_array());
         let listed = own.is_some_and(|m| m.iter().filter_map(|m| m.as_str()).any(|m| m.eq_ignore_ascii_case(&host)));
         listed && self.offline_mirror_hosts.iter().any(|m| m.eq_ignore_ascii_case(&host))

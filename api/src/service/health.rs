@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{Catalog, MAX_APPLY_ATTEMPTS, STOPPING, ServiceError};
 use crate::audit::{AuditAction, AuditDraft, SCHEDULER};
-use crate::domain::{Integration, now, unix_ms};
+use crate::domain::{BaseUrl, Integration, now, unix_ms};
 use crate::events::{EventDraft, EventType};
 use crate::health::check::{lifecycle_after_check, moves_state};
 use crate::health::summary::{DAY_MS, MAX_SUMMARY_CHECKS, summarize};
@@ -46,18 +46,15 @@ impl Catalog {
             let message = "offline mode: no network check was made".to_string();
             (HealthCheck::new(checked_at, CheckOutcome::Skipped, None, 0, message), None)
         };
-        let invocation = record.and_then(|record| {
-            LedgerEntry::of(
+        let invocation = record.map(|record| {
+            Box::new(LedgerEntry::of(
                 &subject.tenant_id,
                 subject.integration_id,
-                subject.base_url.as_deref(),
+                subject.base_url.as_ref().map(BaseUrl::as_str),
                 record,
                 check.outcome.as_str(),
                 check.failure_class,
-            )
-            .map_err(|e| tracing::error!(error = %e, "a health check's record cannot be kept in the ledger"))
-            .ok()
-            .map(Box::new)
+            ))
         });
         let moves_state = moves_state(subject, check.outcome);
         let finished = FinishedCheck {

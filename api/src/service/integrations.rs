@@ -9,18 +9,18 @@ use uuid::Uuid;
 
 use super::{Catalog, Created, IfMatch, STOPPING, ServiceError, Tested};
 use crate::audit::{AuditAction, AuditDraft};
-use crate::domain::{FieldError, Integration, IntegrationSpec, TestRun, now};
+use crate::domain::{BaseUrl, FieldError, Integration, IntegrationSpec, TestRun, ValidSpec, now};
 use crate::events::{EventDraft, EventType};
 use crate::identity::{Admin, Caller, Reader};
 use crate::ledger::LedgerEntry;
-use crate::lifecycle::{self, Event, Lifecycle};
+use crate::lifecycle::{self, Event};
 use crate::query::{IntegrationQuery, ListPosition, Page};
 use crate::store::{Change, IdempotentResponse, RowWrite};
 
 impl Catalog {
     /// Validates a spec, including that its provider is loaded and serves its type.
-    pub fn validate(&self, spec: &IntegrationSpec) -> Result<(), ServiceError> {
-        let mut errors = spec.validate().err().unwrap_or_default();
+    pub fn validate(&self, spec: IntegrationSpec) -> Result<ValidSpec, ServiceError> {
+        let mut errors = spec.field_errors();
         if !errors.iter().any(|e| e.field == "provider") {
             let types = |c: &stella_runtime::LoadedConnector| {
                 let names: Vec<&str> = c.manifest().connector.types.iter().map(|t| t.as_str()).collect();
@@ -47,7 +47,10 @@ impl Catalog {
                 Some(_) => {}
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(ServiceError::Invalid(errors)) }
+        if !errors.is_empty() {
+            return Err(ServiceError::Invalid(errors));
+        }
+        spec.validate().map_err(ServiceError::Invalid)
     }
 
     /// Creates an integration in `draft`.
@@ -100,36 +103,9 @@ impl Catalog {
         spec: IntegrationSpec,
         idempotency: Option<IdempotentResponse>,
     ) -> Result<Integration, ServiceError> {
-        self.validate(&spec)?;
+        let valid = self.validate(spec)?;
         let at = now();
-        let mut row = Integration {
-            integration_id: Uuid::new_v4(),
-            tenant_id: caller.tenant.clone(),
-            name: spec.name,
-            description: spec.description,
-            integration_type: spec.integration_type,
-            provider: spec.provider,
-            base_url: spec.base_url,
-            auth_ref: spec.auth_ref,
-            configuration: spec.configuration,
-            environment: spec.environment,
-            tags: spec.tags,
-            owner_id: spec.owner_id,
-            health_check_interval: spec.health_check_interval,
-            status: lifecycle::Status::Draft,
-            paused: false,
-            pause_reason: None,
-            pause_ticket: None,
-            last_tested_at: None,
-            last_test_success: None,
-            consecutive_failures: 0,
-            created_at: at,
-            created_by: caller.subject.clone(),
-            modified_at: None,
-            modified_by: None,
-            version: 1,
-        };
-        row.set_lifecycle(Lifecycle::new());
+        let row = Integration::draft(Uuid::new_v4(), &caller.tenant, &caller.subject, at, valid);
         let idempotency = idempotency.map(|kept| IdempotentResponse {
             body: serde_json::to_string(&row).expect("an integration serializes"),
             ..kept
@@ -191,14 +167,14 @@ impl Catalog {
         match if_match {
             IfMatch::Absent => Err(ServiceError::PreconditionRequired),
             IfMatch::Version(version) => {
-                self.validate(&spec)?;
-                self.update_at(caller, current, version, spec).await
+                let valid = self.validate(spec)?;
+                self.update_at(caller, current, version, valid).await
             }
             IfMatch::Any => {
-                self.validate(&spec)?;
+                let valid = self.validate(spec)?;
                 for _ in 0..super::MAX_APPLY_ATTEMPTS {
                     let version = current.version;
-                    match self.update_at(caller, current, version, spec.clone()).await {
+                    match self.update_at(caller, current, version, valid.clone()).await {
                         Err(ServiceError::Stale { .. }) => current = self.find(caller, id).await?,
                         other => return other,
                     }
@@ -214,7 +190,7 @@ impl Catalog {
         caller: &Caller,
         current: Integration,
         if_match: i64,
-        spec: IntegrationSpec,
+        spec: ValidSpec,
     ) -> Result<Integration, ServiceError> {
         if current.version != if_match {
             return Err(ServiceError::Stale { current: current.version });
@@ -321,19 +297,22 @@ impl Catalog {
             "success": passed,
             "failureClass": run.result.failure,
             "message": run.result.message,
-            "invocationId": run.record.as_ref().map(|r| r.invocation_id.clone()),
+            "invocationId": run.record.as_ref().map(|r| r.invocation_id),
         });
         // The ledger keeps the record too (the latest test's is also kept with the integration).
         let outcome = if passed { "success" } else { run.result.failure.map_or("failure", FailureClass::as_str) };
         let entry = run.record.clone().map(|record| {
             let failure = if passed { None } else { run.result.failure };
-            LedgerEntry::of(&caller.tenant, id, subject.base_url.as_deref(), record, outcome, failure)
+            LedgerEntry::of(
+                &caller.tenant,
+                id,
+                subject.base_url.as_ref().map(BaseUrl::as_str),
+                record,
+                outcome,
+                failure,
+            )
         });
-        let invocations = match entry {
-            Some(Ok(entry)) => vec![entry],
-            Some(Err(e)) => return Err(ServiceError::internal(format!("the test's record cannot be kept: {e}"))),
-            None => vec![],
-        };
+        let invocations: Vec<LedgerEntry> = entry.into_iter().collect();
         let integration = self
             .apply_to_current(caller, id, "its test result was recorded", |current| {
                 let next = lifecycle::apply(&current.lifecycle(), &Event::Checked { passed })?;

@@ -273,8 +273,8 @@ impl Catalog {
             name: integration.name.clone(),
             integration_type: integration.integration_type,
             provider: integration.provider.clone(),
-            base_url: integration.base_url.clone(),
-            auth_ref: integration.auth_ref.clone(),
+            base_url: integration.base_url.as_ref().map(|u| u.as_str().to_string()),
+            auth_ref: integration.auth_ref.as_ref().map(|r| r.to_string()),
             configuration: integration.configuration.clone(),
             environment: integration.environment.clone(),
         }

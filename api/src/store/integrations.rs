@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
 use stella_runtime::IntegrationType;
+use stella_runtime::secrets::AuthRef;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -13,7 +14,7 @@ use super::sql::{
     Bind, Dialect, Query, SqlStore, bind_all, is_unique_violation, map_error, parse_json, parse_uuid, placeholders,
 };
 use crate::audit::{AuditDraft, AuditEntry, GENESIS_HASH};
-use crate::domain::{Integration, unix_ms};
+use crate::domain::{BaseUrl, Integration, unix_ms};
 use crate::events::EventDraft;
 use crate::ledger::LedgerEntry;
 use crate::lifecycle::Status;
@@ -66,6 +67,18 @@ pub struct StateCount {
     pub last_test_success: Option<bool>,
     /// How many.
     pub count: u64,
+}
+
+/// A stored value read back through the checks it was written after; one that no longer passes
+/// them names its row and column.
+fn checked<T>(
+    id: &str,
+    column: &str,
+    text: Option<String>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, StoreError> {
+    text.map(|t| parse(&t).map_err(|e| StoreError::Other(format!("integration {id}: the stored {column} `{t}`: {e}"))))
+        .transpose()
 }
 
 /// A mutation of one integration, with what it must write beside the row.
@@ -312,8 +325,8 @@ where
                 .parse::<IntegrationType>()
                 .map_err(|_| StoreError::Other(format!("unknown stored type `{kind}`")))?,
             provider: row.try_get("provider").map_err(get_err)?,
-            base_url: row.try_get("base_url").map_err(get_err)?,
-            auth_ref: row.try_get("auth_ref").map_err(get_err)?,
+            base_url: checked(&id, "base_url", row.try_get("base_url").map_err(get_err)?, BaseUrl::parse)?,
+            auth_ref: checked(&id, "auth_ref", row.try_get("auth_ref").map_err(get_err)?, AuthRef::parse)?,
             configuration: parse_json(&configuration)?,
             environment: row.try_get("environment").map_err(get_err)?,
             tags,
@@ -347,8 +360,8 @@ where
             .bind(row.description.clone())
             .bind(row.integration_type.as_str())
             .bind(row.provider.clone())
-            .bind(row.base_url.clone())
-            .bind(row.auth_ref.clone())
+            .bind(row.base_url.as_ref().map(|u| u.as_str().to_string()))
+            .bind(row.auth_ref.as_ref().map(|r| r.to_string()))
             .bind(row.configuration.to_string())
             .bind(row.environment.clone())
             .bind(Json(row.tags.clone()))

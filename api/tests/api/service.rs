@@ -212,7 +212,7 @@ async fn every_test_is_kept_in_the_ledger_for_its_tenant_only() {
     let first = f.catalog.test(&alice(), id).await.unwrap().test_result.record.unwrap();
     let second = f.catalog.test(&alice(), id).await.unwrap().test_result.record.unwrap();
     for record in [&first, &second] {
-        let invocation = uuid::Uuid::parse_str(&record.invocation_id).unwrap();
+        let invocation = record.invocation_id;
         let entry = f.catalog.invocation(&alice::<Auditor>(), invocation).await.unwrap();
         assert_eq!(
             (entry.integration_id, entry.outcome.as_str(), entry.provider.as_str()),

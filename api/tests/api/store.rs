@@ -12,7 +12,7 @@ use serde_json::json;
 use sqlx::Connection;
 use stella_integrations::audit::{AuditAction, AuditDraft, PluginAction, PluginAuditDraft};
 use stella_integrations::domain::from_unix_ms;
-use stella_integrations::domain::{Integration, now};
+use stella_integrations::domain::{BaseUrl, Integration, now};
 use stella_integrations::events::{EventDraft, EventType};
 use stella_integrations::health::{CheckOutcome, FinishedCheck, HealthCheck};
 use stella_integrations::ledger::LedgerEntry;
@@ -25,6 +25,7 @@ use stella_integrations::store::{
 };
 use stella_runtime::FailureClass;
 use stella_runtime::IntegrationType;
+use stella_runtime::secrets::AuthRef;
 use uuid::Uuid;
 
 /// A store under test and a way to run raw SQL against its database (to play the attacker).
@@ -79,8 +80,8 @@ fn integration(tenant: &str, name: &str) -> Integration {
         description: Some("Harbor in the prod cluster — «ünïcödé»".into()),
         integration_type: IntegrationType::Registry,
         provider: "harbor".into(),
-        base_url: Some("https://harbor.example.com".into()),
-        auth_ref: Some("ref://integrations/harbor/robot".into()),
+        base_url: Some(BaseUrl::parse("https://harbor.example.com").unwrap()),
+        auth_ref: Some(AuthRef::parse("ref://integrations/harbor/robot").unwrap()),
         configuration: json!({"project": "library", "nested": {"n": 1, "list": [true, null, 2.5], "nul\u{0}": "a\u{0}b"}}),
         environment: Some("prod".into()),
         tags: vec!["eu".into(), "critical".into()],
@@ -971,7 +972,7 @@ fn ledger_entry(tenant: &str, integration: Uuid, at_ms: i64) -> LedgerEntry {
         "logs": [],
     }))
     .unwrap();
-    LedgerEntry::of(tenant, integration, Some("https://a.example.com"), record, "healthy", None).unwrap()
+    LedgerEntry::of(tenant, integration, Some("https://a.example.com"), record, "healthy", None)
 }
 
 async fn the_ledger_keeps_every_invocation_with_what_it_recorded(b: &Backend) {

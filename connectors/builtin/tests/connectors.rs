@@ -1028,7 +1028,7 @@ mod artifact {
         assert!(invocation.result.success, "{:?}", invocation.result);
         assert_eq!(step_names(&invocation.result), ["formats", "size-limit"]);
         assert!(
-            invocation.record.host_calls.iter().all(|c| !c.interface.contains("http")),
+            invocation.record.host_calls.iter().all(|c| c.interface != stella_runtime::record::Interface::Http),
             "{:?}",
             invocation.record.host_calls
         );

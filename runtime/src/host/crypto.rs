@@ -26,7 +26,7 @@ impl Host for HostState {
         let key_value = handle.value.clone();
         let binding = handle.binding.clone();
         let mut call = HostCall {
-            interface: "crypto".into(),
+            interface: crate::record::Interface::Crypto,
             operation: "sign-jwt".into(),
             target: origin.clone(),
             auth_ref: Some(origin.clone()),

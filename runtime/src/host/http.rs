@@ -249,7 +249,7 @@ impl HostState {
         lock(&self.cx.journal).begin_call()?;
         let started = Instant::now();
         let mut call = HostCall {
-            interface: "http".into(),
+            interface: crate::record::Interface::Http,
             operation: method_name(request.method).into(),
             bytes_sent: request.body.as_ref().map_or(0, |b| b.len() as u64),
             body_sha256: request.body.as_ref().filter(|b| !b.is_empty()).map(|b| hex::encode(sha2::Sha256::digest(b))),

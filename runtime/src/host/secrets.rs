@@ -15,7 +15,7 @@ impl HostState {
         let mut j = lock(&self.cx.journal);
         let error_message = error.as_ref().map(|(_, m)| j.redactor.redact(m));
         j.record_call(HostCall {
-            interface: "secrets".into(),
+            interface: crate::record::Interface::Secrets,
             operation: operation.into(),
             target: target.into(),
             error: error.map(|(kind, _)| kind.to_string()),

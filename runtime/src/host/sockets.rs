@@ -26,7 +26,7 @@ impl HostState {
         let why = "WASI sockets are not available to connectors; use the http import".to_string();
         j.deny(DenialKind::WasiSocket, &target, &why);
         let call = HostCall {
-            interface: "wasi:sockets".into(),
+            interface: crate::record::Interface::WasiSockets,
             operation: format!("create-{protocol}-socket"),
             target,
             error: Some("denied".into()),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use stella_runtime::egress::NetworkPolicy;
 use stella_runtime::limits::{LimitKind, Limits};
-use stella_runtime::record::{DenialKind, RECORD_ENVELOPE_BYTES};
+use stella_runtime::record::{DenialKind, Interface, RECORD_ENVELOPE_BYTES};
 use stella_runtime::secrets::{
     AuthRef, Binding, Secret, SecretNamespace, SecretStore, SecretValue, StaticSecretResolver,
 };
@@ -65,7 +65,7 @@ async fn well_behaved() {
     let run = sandbox.test_connection(&c, &integration(Some(&server.url()), Some(AUTH_REF), json!({}))).await;
     assert!(run.result.success, "{:?}", run.result);
     assert_eq!(run.result.failure, None);
-    let call = &run.record.host_calls.iter().find(|c| c.interface == "http").unwrap();
+    let call = &run.record.host_calls.iter().find(|c| c.interface == Interface::Http).unwrap();
     assert_eq!(call.status, Some(200));
     assert_eq!(call.operation, "GET");
     assert_eq!(call.target, format!("{}/ok", server.url()));
@@ -168,7 +168,7 @@ async fn body_flood() {
     let c = load(&sandbox, BODY_FLOOD);
     let run = sandbox.test_connection(&c, &integration(Some(&server.url()), None, json!({}))).await;
     assert!(!run.result.success);
-    let call = run.record.host_calls.iter().find(|c| c.interface == "http").unwrap();
+    let call = run.record.host_calls.iter().find(|c| c.interface == Interface::Http).unwrap();
     assert_eq!(call.error.as_deref(), Some("body-too-large"), "{call:?}");
 
     // A body that declares itself too large is refused before it is read.
@@ -176,7 +176,7 @@ async fn body_flood() {
     let run = sandbox
         .test_connection(&declared, &integration(Some(&server.url()), None, json!({"path": "/big-declared"})))
         .await;
-    let call = run.record.host_calls.iter().find(|c| c.interface == "http").unwrap();
+    let call = run.record.host_calls.iter().find(|c| c.interface == Interface::Http).unwrap();
     assert_eq!(call.error.as_deref(), Some("body-too-large"));
     assert_host_still_works(&sandbox).await;
 }
@@ -607,7 +607,7 @@ async fn an_invocation_resolves_its_own_namespace_only() {
     for namespace in [SecretNamespace::Owner("evil".into()), SecretNamespace::Unscoped] {
         let config = ConnectionConfig { secret_namespace: namespace, ..in_namespace("x") };
         let run = sandbox.test_connection(&c, &config).await;
-        let resolve = run.record.host_calls.iter().find(|c| c.interface == "secrets").unwrap();
+        let resolve = run.record.host_calls.iter().find(|c| c.interface == Interface::Secrets).unwrap();
         assert_eq!(resolve.error.as_deref(), Some("not-found"));
         assert_eq!(resolve.error_message.as_deref(), Some(AUTH_REF));
     }
@@ -890,7 +890,7 @@ async fn a_python_connector_runs_in_the_same_sandbox() {
     assert!(run.result.success, "{:?} {:?}", run.result, run.record);
     assert_eq!(run.result.facts.provider_version.as_deref(), Some("2.4.1"));
     // First without the credential (the server proves it is the product), then with it.
-    let http_calls: Vec<_> = run.record.host_calls.iter().filter(|c| c.interface == "http").collect();
+    let http_calls: Vec<_> = run.record.host_calls.iter().filter(|c| c.interface == Interface::Http).collect();
     assert_eq!(http_calls.len(), 2);
     assert_eq!((http_calls[0].auth_ref.is_none(), http_calls[1].auth_ref.as_deref()), (true, Some(AUTH_REF)));
     assert_eq!(server.seen_authorization(), vec![format!("Bearer {CANARY}")]);
@@ -1278,7 +1278,7 @@ async fn oversized_result_huge() {
 #[track_caller]
 fn assert_refused_request(run: &Invocation<TestOutcome>, says: &str) {
     assert!(!run.result.success);
-    let call = run.record.host_calls.iter().find(|c| c.interface == "http").expect("the call is recorded");
+    let call = run.record.host_calls.iter().find(|c| c.interface == Interface::Http).expect("the call is recorded");
     assert_eq!(call.error.as_deref(), Some("invalid-request"), "{call:?}");
     assert!(call.error_message.as_deref().unwrap().contains(says), "{call:?}");
     assert!(call.target.len() <= stella_runtime::record::MAX_ENTRY_TEXT + 3);
