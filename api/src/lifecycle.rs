@@ -96,6 +96,14 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action.
+    pub const ALL: [Action; 4] = [Self::Activate, Self::Test, Self::Pause, Self::Resume];
+
+    /// The action a path segment names.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
     /// The action's name as it appears in the API path.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -28,6 +28,7 @@ use crate::config::ConsoleConfig;
 use crate::http::AppState;
 use crate::identity::session::{self, ConsoleSession};
 use crate::identity::{Admin, Auditor, ConnectorsReader, Grant, PluginsAdmin, Reader};
+use crate::lifecycle::Action;
 use crate::query::{InvocationParams, ListParams, Page, PageRequest, QueryError};
 use crate::service::ServiceError;
 
@@ -531,16 +532,16 @@ async fn integration_action(
     let Some(form) = with_token(&state, &headers, &session, form, |f| &f.csrf) else { return Ok(csrf_refused()) };
     let id = uuid::Uuid::parse_str(&id).map_err(|_| PageError::Service(ServiceError::NotFound))?;
     let catalog = &state.catalog;
-    let done = match action.as_str() {
-        "activate" => catalog.activate(&admin, id).await.map(|_| ()),
-        "test" => catalog.test(&admin, id).await.map(|_| ()),
-        "pause" => {
+    let Some(action) = Action::parse(&action) else { return Err(PageError::Service(ServiceError::NotFound)) };
+    let done = match action {
+        Action::Activate => catalog.activate(&admin, id).await.map(|_| ()),
+        Action::Test => catalog.test(&admin, id).await.map(|_| ()),
+        Action::Pause => {
             let reason = form.reason.unwrap_or_default();
             let ticket = form.ticket.filter(|t| !t.trim().is_empty());
             catalog.pause(&admin, id, reason, ticket).await.map(|_| ())
         }
-        "resume" => catalog.resume(&admin, id).await.map(|_| ()),
-        _ => Err(ServiceError::NotFound),
+        Action::Resume => catalog.resume(&admin, id).await.map(|_| ()),
     };
     match done {
         // After a change, the page is read again (a reload does not repeat the action).

@@ -7,6 +7,7 @@ use crate::audit::AuditEntry;
 use crate::domain::{Integration, rfc3339};
 use crate::health::{CheckOutcome, HealthCheck, HealthReport, HealthState};
 use crate::identity::ConsoleSession;
+use crate::lifecycle::Action;
 
 /// Rows on one page of the integrations list.
 pub const PAGE_ROWS: u32 = 200;
@@ -307,9 +308,9 @@ pub fn integration(session: &ConsoleSession, view: &IntegrationView, error: Opti
     let health = r.health.as_str();
     let can_change = session.principal.may::<crate::identity::Admin>();
     let allowed = i.status.allowed();
-    let action = |name: &str, label: &str| {
+    let action = |action: Action, label: &str| {
         html! {
-            form.inline method="post" action={"/console/integrations/" (i.integration_id) "/" (name)} {
+            form.inline method="post" action={"/console/integrations/" (i.integration_id) "/" (action.as_str())} {
                 input type="hidden" name="csrf" value=(session.csrf_token);
                 button type="submit" { (label) }
             }
@@ -349,8 +350,8 @@ pub fn integration(session: &ConsoleSession, view: &IntegrationView, error: Opti
             @if can_change {
                 div.actions {
                     @for a in allowed {
-                        @match a.as_str() {
-                            "pause" => {
+                        @match a {
+                            Action::Pause => {
                                 form.pause method="post" action={"/console/integrations/" (i.integration_id) "/pause"} {
                                     input type="hidden" name="csrf" value=(session.csrf_token);
                                     label { "Reason" input name="reason" required maxlength="256"; }
@@ -358,10 +359,9 @@ pub fn integration(session: &ConsoleSession, view: &IntegrationView, error: Opti
                                     button type="submit" { "Pause" }
                                 }
                             }
-                            "activate" => { (action("activate", "Activate")) }
-                            "test" => { (action("test", "Test now")) }
-                            "resume" => { (action("resume", "Resume")) }
-                            _ => {}
+                            Action::Activate => { (action(*a, "Activate")) }
+                            Action::Test => { (action(*a, "Test now")) }
+                            Action::Resume => { (action(*a, "Resume")) }
                         }
                     }
                 }
