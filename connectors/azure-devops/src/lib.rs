@@ -53,6 +53,8 @@ struct Keys {
 const CORE_AREA: &str = "79134C72-4A58-4B42-976C-04E7115F32BF";
 
 struct Settings {
+    /// The credential it cannot work without.
+    credential: Credential,
     /// The organization (Services) or collection (Server) URL.
     base: String,
     /// The organization, on Azure DevOps Services.
@@ -102,15 +104,9 @@ fn project_name(name: &str) -> bool {
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     let c: Keys = config.settings()?;
-    let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
-    let scheme = base.get(..8).unwrap_or(&base).to_ascii_lowercase();
-    if !(scheme.starts_with("https://") || scheme.starts_with("http://")) {
-        return Err("the base URL must be an http(s) URL".into());
-    }
+    let base = config.base()?.as_str().to_string();
     let organization = organization(&base)?;
-    if config.auth_ref.is_none() {
-        return Err("Azure DevOps needs a personal access token: set the integration's authRef".into());
-    }
+    let credential = config.credential("Azure DevOps needs a personal access token")?;
     let project = match &c.project {
         None => None,
         Some(Value::String(p)) if project_name(p) => Some(p.clone()),
@@ -121,7 +117,7 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
         Some(Value::String(v)) if valid_api_version(v) => v.clone(),
         Some(_) => return Err("`apiVersion` must be an API version such as `7.1` or `6.0`".into()),
     };
-    Ok(Settings { base, organization, project, api_version })
+    Ok(Settings { credential, base, organization, project, api_version })
 }
 
 /// `7.1`, `6.0`, `7.1-preview.1`.
@@ -312,9 +308,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         }
     }
 
-    let Some(token) = secrets::step_secret(config, "credential")? else {
-        unreachable!("settings() requires an AuthRef")
-    };
+    let token = s.credential.resolve("credential")?;
     let get = |url: &str| request(url).basic("", &token).send();
     let me = if proven {
         get(&format!("{}/_apis/connectionData", s.base)).step("credential")?

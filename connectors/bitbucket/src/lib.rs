@@ -57,6 +57,8 @@ struct Keys {
 const CLOUD_API: &str = "https://api.bitbucket.org/2.0";
 
 struct Settings {
+    /// The credential it cannot work without.
+    credential: Credential,
     /// Cloud: [`CLOUD_API`]; Data Center: the base URL.
     api: String,
     cloud: bool,
@@ -74,42 +76,31 @@ impl Settings {
     }
 }
 
-/// Whether the base URL names Bitbucket Cloud, and an error for a Cloud host spelled any other
-/// way (`http://`, a path), which must not fall through to a Data Center at that address.
-fn is_cloud(base: &str) -> Result<bool, String> {
-    let lower = base.trim_end_matches('/').to_ascii_lowercase();
-    match lower.as_str() {
-        "https://bitbucket.org" | "https://www.bitbucket.org" | "https://api.bitbucket.org" | CLOUD_API => Ok(true),
-        _ => match url::host(&lower).as_deref() {
-            Some("bitbucket.org" | "www.bitbucket.org" | "api.bitbucket.org") => {
-                Err("Bitbucket Cloud's base URL is `https://bitbucket.org`".into())
-            }
-            _ => Ok(false),
-        },
-    }
+/// Bitbucket Cloud: one base URL (its API root is accepted too); its hosts spelled any other way
+/// (`http://`, a path) are refused rather than read as a Data Center at that address.
+const CLOUD: Cloud = Cloud {
+    name: "Bitbucket Cloud",
+    url: "https://bitbucket.org",
+    also: &["https://www.bitbucket.org", "https://api.bitbucket.org", CLOUD_API],
+    hosts: &["bitbucket.org", "www.bitbucket.org", "api.bitbucket.org"],
+};
+
+/// Whether the base URL names Bitbucket Cloud (see [`CLOUD`]).
+fn is_cloud(base: &BaseUrl) -> Result<bool, String> {
+    Ok(base.deployment(&CLOUD)? == Deployment::Cloud)
 }
 
-/// A path segment of a repository: letters, digits, `.`, `_`, `-` (and a leading `~` for a Data
-/// Center personal project), never `.` or `..`, so it needs no escaping.
+/// A path segment of a repository ([`path_segment`]), with a leading `~` for a Data Center
+/// personal project.
 fn segment(part: &str, personal: bool) -> bool {
-    let name = if personal { part.strip_prefix('~').unwrap_or(part) } else { part };
-    !name.is_empty()
-        && part != "."
-        && part != ".."
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    path_segment(if personal { part.strip_prefix('~').unwrap_or(part) } else { part })
 }
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     let c: Keys = config.settings()?;
-    let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/');
-    let scheme = base.get(..8).unwrap_or(base).to_ascii_lowercase();
-    if !(scheme.starts_with("https://") || scheme.starts_with("http://")) || url::host(base).is_none() {
-        return Err("the base URL must be an http(s) URL".into());
-    }
-    let cloud = is_cloud(base)?;
-    if config.auth_ref.is_none() {
-        return Err("Bitbucket needs a credential: set the integration's authRef".into());
-    }
+    let base = config.base()?;
+    let cloud = is_cloud(&base)?;
+    let credential = config.credential("Bitbucket needs a credential")?;
     let (owner, slug) = match &c.repository {
         Some(Value::String(r)) => match r.split_once('/') {
             Some((owner, slug)) if segment(owner, !cloud) && segment(slug, false) => {
@@ -144,8 +135,8 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err("`needsWrite` must be true or false".into()),
     };
-    let api = if cloud { CLOUD_API.to_string() } else { base.to_string() };
-    Ok(Settings { api, cloud, owner, slug, username, needs_write })
+    let api = if cloud { CLOUD_API.to_string() } else { base.as_str().to_string() };
+    Ok(Settings { credential, api, cloud, owner, slug, username, needs_write })
 }
 
 /// Bitbucket's own error text: Cloud's `{"type": "error", "error": {"message", "detail"}}`, Data
@@ -198,7 +189,7 @@ fn not_bitbucket(what: &str, response: &Response) -> Failed {
 fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<String, Failed> {
     let s = settings(config).map_err(Failed::configuration)?;
     report.pass("configuration", "the settings are valid");
-    if s.cloud { cloud(config, &s, report, full) } else { data_center(config, &s, report, full) }
+    if s.cloud { cloud(&s, report, full) } else { data_center(&s, report, full) }
 }
 
 /// A request with the credential: the password of `username`, or a bearer token.
@@ -216,10 +207,8 @@ fn note_rate_limit(report: &mut Report, response: &Response) {
     }
 }
 
-fn cloud(config: &ConnectionConfig, s: &Settings, report: &mut Report, full: bool) -> Result<String, Failed> {
-    let Some(token) = secrets::step_secret(config, "credential")? else {
-        unreachable!("settings() requires an AuthRef")
-    };
+fn cloud(s: &Settings, report: &mut Report, full: bool) -> Result<String, Failed> {
+    let token = s.credential.resolve("credential")?;
     let repository = s.repository();
     let repo_path = format!("/repositories/{repository}");
     let tls = "Bitbucket Cloud: `api.bitbucket.org` over HTTPS, proven by its certificate";
@@ -339,7 +328,7 @@ fn cloud(config: &ConnectionConfig, s: &Settings, report: &mut Report, full: boo
     Ok(user)
 }
 
-fn data_center(config: &ConnectionConfig, s: &Settings, report: &mut Report, full: bool) -> Result<String, Failed> {
+fn data_center(s: &Settings, report: &mut Report, full: bool) -> Result<String, Failed> {
     let properties = http::get(&format!("{}/rest/api/1.0/application-properties", s.api))
         .header("Accept", "application/json")
         .send()
@@ -358,9 +347,7 @@ fn data_center(config: &ConnectionConfig, s: &Settings, report: &mut Report, ful
     report.facts.provider_version = Some(version.to_string());
     report.pass("is-bitbucket", format!("Bitbucket Data Center {version} (build {build})"));
 
-    let Some(token) = secrets::step_secret(config, "credential")? else {
-        unreachable!("settings() requires an AuthRef")
-    };
+    let token = s.credential.resolve("credential")?;
     let repository = s.repository();
     let repo_path = format!("/rest/api/1.0/projects/{}/repos/{}", s.owner, s.slug);
     let repo = authorized(s, &token, &repo_path).send().step("credential")?;
@@ -451,6 +438,20 @@ register_connector!(Bitbucket);
 mod tests {
     use super::*;
 
+    fn base(url: &str) -> BaseUrl {
+        let config = ConnectionConfig {
+            integration_id: String::new(),
+            name: String::new(),
+            integration_type: IntegrationType::Scm,
+            provider: "bitbucket".into(),
+            base_url: Some(url.into()),
+            auth_ref: None,
+            configuration: "{}".into(),
+            environment: None,
+        };
+        config.base().unwrap_or_else(|e| panic!("{url}: {e}"))
+    }
+
     #[test]
     fn cloud_is_only_its_https_hosts() {
         for cloud in [
@@ -459,13 +460,13 @@ mod tests {
             "https://api.bitbucket.org/2.0",
             "HTTPS://Bitbucket.org",
         ] {
-            assert_eq!(is_cloud(cloud), Ok(true), "{cloud}");
+            assert_eq!(is_cloud(&base(cloud)), Ok(true), "{cloud}");
         }
         for other in ["https://bitbucket.example.com", "http://127.0.0.1:7990", "https://bitbucket.org.evil.example"] {
-            assert_eq!(is_cloud(other), Ok(false), "{other}");
+            assert_eq!(is_cloud(&base(other)), Ok(false), "{other}");
         }
         for wrong in ["http://bitbucket.org", "https://bitbucket.org/acme", "https://api.bitbucket.org/1.0"] {
-            assert!(is_cloud(wrong).is_err(), "{wrong}");
+            assert!(is_cloud(&base(wrong)).is_err(), "{wrong}");
         }
     }
 

@@ -29,7 +29,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use stella_connector_sdk::http::{Response, ResponseExt};
 use stella_connector_sdk::prelude::*;
-use stella_connector_sdk::url;
 
 struct CircleCi;
 
@@ -41,28 +40,30 @@ struct Keys {
 }
 
 struct Settings {
+    /// The credential it cannot work without.
+    credential: Credential,
     /// `{base}/api/v2`.
     api: String,
     cloud: bool,
     project: Option<String>,
 }
 
-/// The API v2 root of a base URL, whether it is CircleCI cloud, and an error for the cloud's
-/// hosts spelled any other way.
-fn api_root(base: &str) -> Result<(String, bool), String> {
-    let base = base.trim_end_matches('/');
-    let base = base.strip_suffix("/api/v2").unwrap_or(base);
-    let lower = base.to_ascii_lowercase();
-    match url::host(&lower).as_deref() {
-        None => Err("the base URL must be an http(s) URL".into()),
-        Some("circleci.com") if lower == "https://circleci.com" => Ok(("https://circleci.com/api/v2".into(), true)),
-        Some("circleci.com" | "app.circleci.com" | "www.circleci.com") => {
-            Err("CircleCI cloud's base URL is `https://circleci.com`".into())
-        }
-        Some(_) if lower.starts_with("https://") || lower.starts_with("http://") => {
-            Ok((format!("{base}/api/v2"), false))
-        }
-        Some(_) => Err("the base URL must be an http(s) URL".into()),
+/// CircleCI cloud: one base URL; its hosts spelled any other way are refused rather than read as
+/// a server of the user's own at that address.
+const CLOUD: Cloud = Cloud {
+    name: "CircleCI cloud",
+    url: "https://circleci.com",
+    also: &["https://circleci.com/api/v2"],
+    hosts: &["circleci.com", "app.circleci.com", "www.circleci.com"],
+};
+
+/// The API v2 root of a base URL (given with or without `/api/v2`), and whether it is CircleCI
+/// cloud.
+fn api_root(base: &BaseUrl) -> Result<(String, bool), String> {
+    let root = base.as_str().strip_suffix("/api/v2").unwrap_or(base.as_str());
+    match base.deployment(&CLOUD)? {
+        Deployment::Cloud => Ok(("https://circleci.com/api/v2".into(), true)),
+        Deployment::SelfHosted => Ok((format!("{root}/api/v2"), false)),
     }
 }
 
@@ -70,9 +71,7 @@ fn api_root(base: &str) -> Result<(String, bool), String> {
 /// or `circleci/{organization id}/{project id}` for projects of a CircleCI (standalone)
 /// organization. No segment is `.` or `..`, and none needs escaping.
 fn valid_slug(slug: &str) -> bool {
-    let name = |s: &str| {
-        !s.is_empty() && s != "." && s != ".." && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-    };
+    let name = path_segment;
     let id = |s: &str| {
         s.len() == 36
             && s.bytes()
@@ -88,12 +87,9 @@ fn valid_slug(slug: &str) -> bool {
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     let c: Keys = config.settings()?;
-    let base =
-        config.base_url.as_deref().ok_or("the integration has no base URL (https://circleci.com, or your server)")?;
-    let (api, cloud) = api_root(base)?;
-    if config.auth_ref.is_none() {
-        return Err("CircleCI needs a personal API token: set the integration's authRef".into());
-    }
+    let base = config.base().map_err(|e| format!("{e} (https://circleci.com, or your server)"))?;
+    let (api, cloud) = api_root(&base)?;
+    let credential = config.credential("CircleCI needs a personal API token")?;
     let project = match &c.project {
         None => None,
         Some(Value::String(p)) if valid_slug(p) => Some(p.clone()),
@@ -104,7 +100,7 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
             );
         }
     };
-    Ok(Settings { api, cloud, project })
+    Ok(Settings { credential, api, cloud, project })
 }
 
 /// CircleCI's error body: `{"message": "…"}`.
@@ -179,9 +175,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         }
     }
 
-    let Some(token) = secrets::step_secret(config, "credential")? else {
-        unreachable!("settings() requires an AuthRef")
-    };
+    let token = s.credential.resolve("credential")?;
     let get = |path: &str| {
         http::get(&format!("{}{path}", s.api))
             .header("Accept", "application/json")
@@ -271,13 +265,29 @@ register_connector!(CircleCi);
 mod tests {
     use super::*;
 
+    fn api_root_of(url: &str) -> Result<(String, bool), String> {
+        let config = ConnectionConfig {
+            integration_id: String::new(),
+            name: String::new(),
+            integration_type: IntegrationType::Ci,
+            provider: "circleci".into(),
+            base_url: Some(url.into()),
+            auth_ref: None,
+            configuration: "{}".into(),
+            environment: None,
+        };
+        api_root(&config.base()?)
+    }
+
     #[test]
     fn cloud_and_server_api_roots() {
-        assert_eq!(api_root("https://circleci.com/"), Ok(("https://circleci.com/api/v2".into(), true)));
-        assert_eq!(api_root("https://circleci.com/api/v2"), Ok(("https://circleci.com/api/v2".into(), true)));
-        assert_eq!(api_root("https://circleci.example.com"), Ok(("https://circleci.example.com/api/v2".into(), false)));
+        assert_eq!(api_root_of("https://circleci.com/"), Ok(("https://circleci.com/api/v2".into(), true)));
+        assert_eq!(api_root_of("https://circleci.com/api/v2"), Ok(("https://circleci.com/api/v2".into(), true)));
+        let server = ("https://circleci.example.com/api/v2".to_string(), false);
+        assert_eq!(api_root_of("https://circleci.example.com"), Ok(server.clone()));
+        assert_eq!(api_root_of("https://circleci.example.com/api/v2"), Ok(server));
         for wrong in ["http://circleci.com", "https://app.circleci.com", "https://circleci.com/gh", "ftp://x"] {
-            assert!(api_root(wrong).is_err(), "{wrong}");
+            assert!(api_root_of(wrong).is_err(), "{wrong}");
         }
     }
 

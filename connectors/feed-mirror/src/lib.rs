@@ -54,7 +54,8 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
             Some(_) => Err(format!("`{key}` must be a non-empty string")),
         }
     };
-    let base = config.base_url.as_deref().ok_or("the integration has no base URL (the mirror)")?.trim_end_matches('/');
+    let base = config.base().map_err(|e| format!("{e} (the mirror)"))?;
+    let base = base.as_str();
     let host = stella_connector_sdk::url::host(base).ok_or("the base URL has no host")?;
     if let Some(list) = &c.mirror_hosts {
         let hosts = list

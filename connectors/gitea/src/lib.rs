@@ -34,6 +34,8 @@ struct Keys {
 }
 
 struct Settings {
+    /// The credential it cannot work without.
+    credential: Credential,
     base: String,
     repository: Option<String>,
     needs_push: bool,
@@ -41,24 +43,11 @@ struct Settings {
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     let c: Keys = config.settings()?;
-    let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
-    if config.auth_ref.is_none() {
-        return Err("Gitea needs an access token: set the integration's authRef".into());
-    }
+    let base = config.base()?.as_str().to_string();
+    let credential = config.credential("Gitea needs an access token")?;
     let repository = match &c.repository {
         None => None,
-        Some(Value::String(r))
-            if r.split('/').count() == 2
-                && r.split('/').all(|part| {
-                    // `.` and `..` would be path segments, not names.
-                    !part.is_empty()
-                        && part != "."
-                        && part != ".."
-                        && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-                }) =>
-        {
-            Some(r.clone())
-        }
+        Some(Value::String(r)) if r.split('/').count() == 2 && path_of_segments(r, 2) => Some(r.clone()),
         Some(_) => return Err("`repository` must be `owner/name`".into()),
     };
     let needs_push = match &c.needs_push {
@@ -69,7 +58,7 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     if needs_push && repository.is_none() {
         return Err("`needsPush` needs a `repository`".into());
     }
-    Ok(Settings { base, repository, needs_push })
+    Ok(Settings { credential, base, repository, needs_push })
 }
 
 /// What Gitea answers every anonymous API call, `/version` included, when `REQUIRE_SIGNIN_VIEW`
@@ -102,9 +91,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     if version.status >= 500 || version.status == 429 {
         return Err(refusal("is-gitea", &version));
     }
-    let Some(token) = secrets::step_secret(config, "credential")? else {
-        unreachable!("settings() requires an AuthRef")
-    };
+    let token = s.credential.resolve("credential")?;
     let get = |path: &str| {
         http::get(&format!("{}{path}", s.base))
             .header("Accept", "application/json")

@@ -9,17 +9,25 @@ use stella_connector_sdk::prelude::*;
 /// GitHub.com's REST API.
 pub const GITHUB_COM_API: &str = "https://api.github.com";
 
+/// GitHub.com: one base URL (its API host is accepted too); its hosts spelled any other way
+/// (`http://`, a path) are refused rather than read as an Enterprise Server at that address.
+pub const GITHUB_COM: Cloud = Cloud {
+    name: "GitHub.com",
+    url: "https://github.com",
+    also: &["https://www.github.com", "https://api.github.com"],
+    hosts: &["github.com", "www.github.com", "api.github.com"],
+};
+
 /// Where the REST API of a base URL is: GitHub.com's for `https://github.com` (or its API host),
 /// `<base URL>/api/v3` for Enterprise Server. The flag says Enterprise Server.
-pub fn api_root(base: &str) -> (String, bool) {
-    let base = base.trim_end_matches('/');
-    match base.to_ascii_lowercase().as_str() {
-        "https://github.com" | "https://www.github.com" | "https://api.github.com" => {
-            (GITHUB_COM_API.to_string(), false)
+pub fn api_root(base: &BaseUrl) -> Result<(String, bool), String> {
+    Ok(match base.deployment(&GITHUB_COM)? {
+        Deployment::Cloud => (GITHUB_COM_API.to_string(), false),
+        Deployment::SelfHosted if base.as_str().to_ascii_lowercase().ends_with("/api/v3") => {
+            (base.as_str().to_string(), true)
         }
-        lower if lower.ends_with("/api/v3") => (base.to_string(), true),
-        _ => (format!("{base}/api/v3"), true),
-    }
+        Deployment::SelfHosted => (base.join("/api/v3"), true),
+    })
 }
 
 /// GitHub's documented headers: the JSON media type, the API version, and a User-Agent, without
@@ -106,14 +114,7 @@ pub fn prove_github(api: &str, enterprise: bool, report: &mut Report) -> Result<
 /// or `..` (path segments, not names).
 pub fn repository(value: &Value) -> Option<String> {
     let r = value.as_str()?;
-    let valid = r.split('/').count() == 2
-        && r.split('/').all(|part| {
-            !part.is_empty()
-                && part.len() <= 100
-                && part != "."
-                && part != ".."
-                && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        });
+    let valid = r.split('/').count() == 2 && path_of_segments(r, 2) && r.split('/').all(|part| part.len() <= 100);
     valid.then(|| r.to_string())
 }
 
@@ -123,10 +124,28 @@ mod tests {
 
     #[test]
     fn the_api_root_follows_the_product() {
-        assert_eq!(api_root("https://github.com"), ("https://api.github.com".into(), false));
-        assert_eq!(api_root("https://api.github.com/"), ("https://api.github.com".into(), false));
-        assert_eq!(api_root("https://ghe.example.com"), ("https://ghe.example.com/api/v3".into(), true));
-        assert_eq!(api_root("https://ghe.example.com/api/v3/"), ("https://ghe.example.com/api/v3".into(), true));
+        let api_root = |url: &str| {
+            let config = ConnectionConfig {
+                integration_id: String::new(),
+                name: String::new(),
+                integration_type: IntegrationType::Scm,
+                provider: "github".into(),
+                base_url: Some(url.into()),
+                auth_ref: None,
+                configuration: "{}".into(),
+                environment: None,
+            };
+            api_root(&config.base()?)
+        };
+        assert_eq!(api_root("https://github.com"), Ok(("https://api.github.com".into(), false)));
+        assert_eq!(api_root("https://api.github.com/"), Ok(("https://api.github.com".into(), false)));
+        assert_eq!(api_root("https://ghe.example.com"), Ok(("https://ghe.example.com/api/v3".into(), true)));
+        assert_eq!(api_root("https://ghe.example.com/api/v3/"), Ok(("https://ghe.example.com/api/v3".into(), true)));
+        // GitHub.com spelled any other way is not an Enterprise Server at that address: a token
+        // must never go to `http://github.com`.
+        for wrong in ["http://github.com", "https://github.com/acme", "http://api.github.com"] {
+            assert!(api_root(wrong).unwrap_err().contains("https://github.com"), "{wrong}");
+        }
     }
 
     #[test]

@@ -61,6 +61,8 @@ enum Installation {
 }
 
 struct Settings {
+    /// The credential it cannot work without.
+    credential: Credential,
     api: String,
     enterprise: bool,
     /// The JWT's `iss`: the numeric app id or the app's client id, as configured.
@@ -71,14 +73,9 @@ struct Settings {
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     let c: Keys = config.settings()?;
-    let base = config
-        .base_url
-        .as_deref()
-        .ok_or("the integration has no base URL (https://github.com, or your Enterprise Server)")?;
-    if config.auth_ref.is_none() {
-        return Err("a GitHub App needs its private key: set the integration's authRef".into());
-    }
-    let (api, enterprise) = api_root(base);
+    let base = config.base().map_err(|e| format!("{e} (https://github.com, or your Enterprise Server)"))?;
+    let credential = config.credential("a GitHub App needs its private key")?;
+    let (api, enterprise) = api_root(&base)?;
     let app_id = match &c.app_id {
         Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => Value::Number(n.clone()),
         // A client id (`Iv23li…`) is accepted as the JWT issuer too.
@@ -122,7 +119,7 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
         }
         Some(_) => return Err("`requiredPermissions` must be an object such as {\"contents\": \"read\"}".into()),
     };
-    Ok(Settings { api, enterprise, app_id, installation, required })
+    Ok(Settings { credential, api, enterprise, app_id, installation, required })
 }
 
 fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<String, Failed> {
@@ -135,7 +132,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
         prove_github(&s.api, s.enterprise, report)?;
     }
 
-    let Some(key) = secrets::step_secret(config, "app")? else { unreachable!("settings() requires an AuthRef") };
+    let key = s.credential.resolve("app")?;
     let now = checks::now();
     let claims = json!({"iat": now - 60, "exp": now + 540, "iss": s.app_id});
     let jwt = sign_jwt(&key, JwtAlgorithm::Rs256, &claims.to_string()).map_err(|e| match e {

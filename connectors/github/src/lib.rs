@@ -43,6 +43,8 @@ struct Keys {
 }
 
 struct Settings {
+    /// The credential it cannot work without.
+    credential: Credential,
     api: String,
     enterprise: bool,
     required_scopes: Vec<String>,
@@ -52,14 +54,9 @@ struct Settings {
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     let c: Keys = config.settings()?;
-    let base = config
-        .base_url
-        .as_deref()
-        .ok_or("the integration has no base URL (https://github.com, or your Enterprise Server)")?;
-    if config.auth_ref.is_none() {
-        return Err("GitHub needs a personal access token: set the integration's authRef".into());
-    }
-    let (api, enterprise) = api_root(base);
+    let base = config.base().map_err(|e| format!("{e} (https://github.com, or your Enterprise Server)"))?;
+    let credential = config.credential("GitHub needs a personal access token")?;
+    let (api, enterprise) = api_root(&base)?;
     let required_scopes = match &c.required_scopes {
         None => Vec::new(),
         Some(Value::Array(list)) if list.len() <= 32 => {
@@ -92,7 +89,7 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     if needs_push && repository.is_none() {
         return Err("`needsPush` needs a `repository`".into());
     }
-    Ok(Settings { api, enterprise, required_scopes, repository, needs_push })
+    Ok(Settings { credential, api, enterprise, required_scopes, repository, needs_push })
 }
 
 /// The scopes a classic token's scope grants besides itself, as GitHub documents them.
@@ -146,9 +143,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
     if full || s.enterprise {
         prove_github(&s.api, s.enterprise, report)?;
     }
-    let Some(token) = secrets::step_secret(config, "credential")? else {
-        unreachable!("settings() requires an AuthRef")
-    };
+    let token = s.credential.resolve("credential")?;
     let get = |path: &str| github(http::get(&format!("{}{path}", s.api))).bearer(&token).send();
 
     let me = get("/user").step_at("credential", &s.api)?;

@@ -31,6 +31,8 @@ struct Keys {
 }
 
 struct Settings {
+    /// The credential it cannot work without.
+    credential: Credential,
     base: String,
     scopes: Vec<String>,
     project: Option<String>,
@@ -38,10 +40,8 @@ struct Settings {
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     let c: Keys = config.settings()?;
-    let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
-    if config.auth_ref.is_none() {
-        return Err("GitLab needs an access token: set the integration's authRef".into());
-    }
+    let base = config.base()?.as_str().to_string();
+    let credential = config.credential("GitLab needs an access token")?;
     let scopes = match &c.required_scopes {
         None => vec!["read_api".to_string()],
         Some(Value::Array(list)) => list
@@ -54,17 +54,10 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     };
     let project = match &c.project {
         None => None,
-        Some(Value::String(p))
-            if p.split('/').count() >= 2
-                && p.split('/').all(|part| {
-                    !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-                }) =>
-        {
-            Some(p.clone())
-        }
+        Some(Value::String(p)) if path_of_segments(p, 2) => Some(p.clone()),
         Some(_) => return Err("`project` must be a project path such as `group/name`".into()),
     };
-    Ok(Settings { base, scopes, project })
+    Ok(Settings { credential, base, scopes, project })
 }
 
 /// GitLab's error bodies: `{"message": "401 Unauthorized"}` or, for a token it parsed,
@@ -96,9 +89,7 @@ fn refusal(step: &'static str, response: &Response) -> Failed {
 fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<String, Failed> {
     let s = settings(config).map_err(Failed::configuration)?;
     report.pass("configuration", "the settings are valid");
-    let Some(token) = secrets::step_secret(config, "credential")? else {
-        unreachable!("settings() requires an AuthRef")
-    };
+    let token = s.credential.resolve("credential")?;
     let get = |path: &str| -> Result<Response, http::HttpError> {
         let response = http::get(&format!("{}{path}", s.base))
             .header("Accept", "application/json")

@@ -49,7 +49,7 @@ fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
             Some(_) => Err(format!("`{key}` must be a non-empty string")),
         }
     };
-    let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
+    let base = config.base()?.as_str().to_string();
     let username = text(&c.username, "username")?;
     if config.auth_ref.is_some() && username.is_none() {
         return Err("`username` is required with an AuthRef (the secret is its password or robot secret)".into());

@@ -40,7 +40,7 @@ struct Settings {
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     let c: Keys = config.settings()?;
-    let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
+    let base = config.base()?.as_str().to_string();
     let username = match &c.username {
         None => None,
         Some(Value::String(u)) if !u.trim().is_empty() && !u.contains(':') => Some(u.trim().to_string()),

@@ -143,7 +143,7 @@ struct Settings {
 
 fn settings(config: &ConnectionConfig) -> Result<Settings, String> {
     let c: Keys = config.settings()?;
-    let base = config.base_url.as_deref().ok_or("the integration has no base URL")?.trim_end_matches('/').to_string();
+    let base = config.base()?.as_str().to_string();
     let text = |value: &Option<Value>, key: &str| -> Result<Option<String>, String> {
         match value {
             None => Ok(None),

@@ -45,12 +45,14 @@ pub mod wit {
     });
 }
 
+mod base;
 pub mod checks;
 pub mod http;
 mod report;
 mod settings;
 pub mod url;
 
+pub use base::{BaseUrl, Cloud, Credential, Deployment, path_of_segments, path_segment};
 pub use report::{Failed, HostError, Report, StepResult};
 pub use settings::{CA_CERTIFICATES, keep_null};
 pub use wit::stellaops::integrations::types::{
@@ -117,8 +119,9 @@ pub mod log {
 /// What most connectors need, in one `use`.
 pub mod prelude {
     pub use crate::{
-        CheckStep, ConnectionConfig, Connector, Facts, Failed, FailureClass, HealthResult, HealthStatus, HostError,
-        IntegrationType, Report, StepResult, TestResult, checks, configuration, http, log, register_connector, secrets,
+        BaseUrl, CheckStep, Cloud, ConnectionConfig, Connector, Credential, Deployment, Facts, Failed, FailureClass,
+        HealthResult, HealthStatus, HostError, IntegrationType, Report, StepResult, TestResult, checks, configuration,
+        http, log, path_of_segments, path_segment, register_connector, secrets,
     };
 }
 
