@@ -67,8 +67,13 @@ python-toolchain: $(VENV)/bin/componentize-py
 python-connector: python-toolchain build
 	bash connectors/python-example/build.sh $(VENV)/bin/componentize-py $(BIN) target/connectors/python-example.wasm
 
+# Each connector's tests (`connectors/<name>/tests.rs`) are modules the connector test binary
+# includes through its build script, out of `cargo fmt`'s reach: formatted by name.
+CONNECTOR_TESTS = $(wildcard connectors/*/tests.rs)
+
 fmt:
 	$(CARGO) fmt --all
+	rustfmt --edition 2024 $(CONNECTOR_TESTS)
 
 ## The linted build: clippy (`-D warnings`) is the compiler of the workspace's own crates
 ## (`RUSTC_WORKSPACE_WRAPPER`), so linting and building are one compilation. `make test` runs every
@@ -88,6 +93,7 @@ build-tests: setup
 ## Formatting, then clippy on every target of the workspace, with and without `bench-switches`.
 lint: setup
 	$(CARGO) fmt --all -- --check
+	rustfmt --edition 2024 --check $(CONNECTOR_TESTS)
 	$(MAKE) --no-print-directory build-benches
 	$(MAKE) --no-print-directory build-tests
 

@@ -23,6 +23,17 @@ fn main() {
         list.push_str(&format!("{}\t{wasm}\n", c.provider));
     }
     code.push_str("];\n");
+    // Each connector's tests live in its folder (`tests.rs`, beside `Cargo.toml`, where cargo does
+    // not take it for a test of the guest crate); the connector test binary includes them all.
+    let mut tests = String::new();
+    for c in &connectors {
+        let file = c.dir.join("tests.rs");
+        if file.is_file() {
+            let module = c.dir.file_name().unwrap().to_string_lossy().replace('-', "_");
+            tests.push_str(&format!("#[path = {:?}]\nmod {module};\n", file.display().to_string()));
+        }
+    }
+    std::fs::write(PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("connector_tests.rs"), tests).unwrap();
     std::fs::write(PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("builtins.rs"), code).unwrap();
     std::fs::write(guests.out_dir().join("connectors.tsv"), list).unwrap();
 
