@@ -52,6 +52,7 @@
 //!   `store/sql.rs`, and the conformance suite (`api/tests/api/store.rs`) on both databases.
 //! - A difference between SQLite and PostgreSQL: the [`store::Dialect`] trait.
 //! - A setting: [`config`], and the README's configuration section.
+//! - A filter or page parameter: its field and parsing in [`query`], which every door reads.
 //! - Who may call an operation: the grant its service function takes ([`identity`]); a new kind of
 //!   access is a new grant there, with its row in the `identity` test's table.
 //! - Connectors are not here: `connectors/` (guests), `runtime/` (the sandbox).

@@ -248,9 +248,12 @@ impl Connector for Harbor {
 
     fn check_health(config: &ConnectionConfig) -> HealthResult {
         let mut report = Report::new();
-        let base = config.base_url.as_deref().unwrap_or_default().trim_end_matches('/');
-        let health = http::get(&format!("{base}/api/v2.0/health")).header("Accept", "application/json").send();
-        let health = match health.step_at("health", base) {
+        let base = match config.base() {
+            Ok(base) => base,
+            Err(e) => return checks::health_from_test(report.failed(Failed::configuration(e))),
+        };
+        let health = http::get(&base.join("/api/v2.0/health")).header("Accept", "application/json").send();
+        let health = match health.step_at("health", base.as_str()) {
             Ok(r) => r,
             Err(failed) => return checks::health_from_test(report.failed(failed)),
         };

@@ -158,12 +158,10 @@ fn short(value: &Value) -> String {
 
 fn run(config: &ConnectionConfig, report: &mut Report) -> Result<String, Failed> {
     let probe = probe(config).map_err(Failed::configuration)?;
-    let Some(base) = config.base_url.as_deref() else {
-        return Err(Failed::configuration("the integration has no base URL"));
-    };
+    let base = config.base().map_err(Failed::configuration)?;
     report.pass("configuration", "the probe is valid");
     let secret = secrets::step_secret(config, "credential")?;
-    let url = format!("{}{}", base.trim_end_matches('/'), probe.path);
+    let url = base.join(&probe.path);
     let response = send(&probe, &url, secret.as_ref()).step_at("reachable", &url)?;
     report.pass("reachable", format!("{url} answered"));
     report.facts.rate_limit_remaining = checks::rate_limit_remaining(&response);

@@ -11,10 +11,11 @@
 //! impl Connector for Ping {
 //!     fn test_connection(config: &ConnectionConfig) -> TestResult {
 //!         let mut report = Report::new();
-//!         let Some(base) = config.base_url.as_deref() else {
-//!             return report.fail(FailureClass::Misconfigured, "base-url", "the integration has no base URL");
+//!         let base = match config.base() {
+//!             Ok(base) => base,
+//!             Err(why) => return report.fail(FailureClass::Misconfigured, "base-url", why),
 //!         };
-//!         match http::get(&format!("{base}/ping")).send() {
+//!         match http::get(&base.join("/ping")).send() {
 //!             Ok(r) if r.status == 200 => report.pass("reachable", "the server answered 200"),
 //!             Ok(r) => return report.fail(FailureClass::ProviderDown, "reachable", format!("status {}", r.status)),
 //!             Err(e) => return report.fail(e.failure_class(), "reachable", e.to_string()),
