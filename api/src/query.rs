@@ -7,11 +7,9 @@
 //! - [`ListParams`] → [`IntegrationQuery`] (the integrations list), [`InvocationParams`] →
 //!   [`InvocationQuery`] (the ledger), [`SeqParams`] (audit trails and event feeds);
 //! - [`Page`]: a page of a list and the cursor of the next, built in one place ([`Page::of`]);
-//! - [`Position`] and [`Cursor`]: the one cursor codec (base64url of a position's fields), for
-//!   every keyset list: integrations, the ledger, health history.
+//! - [`Position`] and [`Cursor`]: the one cursor codec (a position's fields joined by `.`, free
+//!   text in hex), for every keyset list: integrations, the ledger, health history.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use stella_runtime::{FailureClass, IntegrationType};
@@ -29,7 +27,7 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 /// Longest value of a ledger text filter.
 const MAX_FILTER_LEN: usize = 2048;
-/// Longest cursor read (the longest position, an integration's name, base64url).
+/// Longest cursor read (the longest position: an integration's name in hex, and an id).
 const MAX_CURSOR_LEN: usize = 4096;
 
 /// Why a query is refused: the parameter, and what is wrong with it (a sentence naming it).
@@ -129,8 +127,9 @@ impl<T> Page<T> {
     }
 }
 
-/// A place in a keyset list, written into a cursor as its fields joined by dots; only the last
-/// field may hold a dot.
+/// A place in a keyset list, written into a cursor as its fields joined by dots: numbers in
+/// decimal, ids as UUIDs, free text in hex, so that every string of a cursor's documented pattern
+/// is a position (a forged cursor only starts the caller's own list at another place).
 pub trait Position: Sized {
     /// Its fields as text.
     fn to_text(&self) -> String;
@@ -138,15 +137,14 @@ pub trait Position: Sized {
     fn from_text(text: &str) -> Option<Self>;
 }
 
-/// The one cursor codec: base64url (no padding) of a [`Position`]'s text. Clients treat a cursor
-/// as opaque; a forged one only starts the caller's own list at another place.
+/// The one cursor codec: a [`Position`]'s text. Clients treat a cursor as opaque.
 #[derive(Debug)]
 pub struct Cursor;
 
 impl Cursor {
     /// The cursor of `position`.
     pub fn encode(position: &impl Position) -> String {
-        URL_SAFE_NO_PAD.encode(position.to_text())
+        position.to_text()
     }
 
     /// The position a cursor names; refused, naming `parameter`, when it is not a cursor.
@@ -155,9 +153,7 @@ impl Cursor {
         if cursor.len() > MAX_CURSOR_LEN {
             return Err(bad());
         }
-        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-        let text = String::from_utf8(bytes).map_err(|_| bad())?;
-        P::from_text(&text).ok_or_else(bad)
+        P::from_text(cursor).ok_or_else(bad)
     }
 }
 
@@ -172,20 +168,24 @@ fn exact_ms(text: &str) -> Option<i64> {
 }
 
 impl Position for ListPosition {
+    /// `<the name in hex>.<the id, 32 hex digits>`.
     fn to_text(&self) -> String {
-        format!("{}.{}", self.id, self.name)
+        format!("{}.{}", hex::encode(self.name.as_bytes()), self.id.simple())
     }
 
     fn from_text(text: &str) -> Option<Self> {
-        let (id, name) = text.split_once('.')?;
-        // PostgreSQL refuses NUL in a text parameter; names never hold control characters, so
-        // dropping them moves no real cursor.
-        let name = name.chars().filter(|c| !c.is_control()).collect();
-        Some(Self { id: exact_uuid(id)?, name })
+        let (name, id) = text.split_once('.')?;
+        let name = hex::decode(name).ok()?;
+        // Any byte string is a position, but PostgreSQL refuses NUL (and invalid UTF-8) in a text
+        // parameter. Names never hold control characters, so dropping them moves no real cursor.
+        let name = String::from_utf8_lossy(&name).chars().filter(|c| !c.is_control()).collect();
+        let id = Uuid::try_parse(id).ok().filter(|_| id.len() == 32)?;
+        Some(Self { name, id })
     }
 }
 
 impl Position for InvocationPosition {
+    /// `<start, Unix ms>.<id>`.
     fn to_text(&self) -> String {
         format!("{}.{}", self.at_ms, self.id)
     }
@@ -197,6 +197,7 @@ impl Position for InvocationPosition {
 }
 
 impl Position for HistoryCursor {
+    /// `<checked, Unix ms>.<check id>`.
     fn to_text(&self) -> String {
         format!("{}.{}", self.checked_ms, self.check_id)
     }
@@ -302,7 +303,7 @@ pub struct ListParams {
     pub limit: Option<u32>,
     /// The `nextCursor` of the previous page.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[param(pattern = r"^[A-Za-z0-9_-]{1,4096}$")]
+    #[param(pattern = r"^([0-9a-f]{2}){0,1024}\.[0-9a-f]{32}$")]
     pub cursor: Option<String>,
 }
 
@@ -435,7 +436,7 @@ pub struct InvocationParams {
     pub until: Option<String>,
     /// The `nextCursor` of the previous page.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[param(pattern = r"^[A-Za-z0-9_-]{1,4096}$")]
+    #[param(pattern = r"^[0-9]{1,18}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     pub after: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -564,7 +565,7 @@ impl SeqParams {
 pub struct HistoryParams {
     /// The `nextCursor` of the previous page.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[param(pattern = r"^[A-Za-z0-9_-]{1,4096}$")]
+    #[param(pattern = r"^[0-9]{1,18}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     pub before: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -588,36 +589,31 @@ mod tests {
     fn a_cursor_names_its_position_and_nothing_else_is_one() {
         let position = ListPosition { name: "registry ü.%".into(), id: Uuid::new_v4() };
         let cursor = Cursor::encode(&position);
-        assert!(cursor.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{cursor}");
+        assert_eq!(cursor, format!("{}.{}", hex::encode("registry ü.%"), position.id.simple()));
         assert_eq!(Cursor::decode::<ListPosition>(&cursor, "cursor"), Ok(position.clone()));
         let invocation = InvocationPosition { at_ms: 1_800_000_000_123, id: Uuid::new_v4() };
         assert_eq!(Cursor::decode(&Cursor::encode(&invocation), "after"), Ok(invocation.clone()));
         let check = HistoryCursor { checked_ms: 1_800_000_000_123, check_id: Uuid::new_v4() };
         assert_eq!(Cursor::decode(&Cursor::encode(&check), "before"), Ok(check));
-        // Not base64url, not UTF-8, not a position of the kind asked for, or too long.
-        let b64 = |t: &str| URL_SAFE_NO_PAD.encode(t);
-        let id = position.id.to_string();
-        for bad in [
-            String::new(),
-            "!!".into(),
-            URL_SAFE_NO_PAD.encode([0xff, 0xfe]),
-            b64("nodot"),
-            b64(&format!("{}.name", &id[..35])),
-            b64(&format!("{}.name", position.id.simple())),
-            "A".repeat(MAX_CURSOR_LEN + 1),
-        ] {
-            assert!(Cursor::decode::<ListPosition>(&bad, "cursor").is_err(), "{bad}");
+        let id = position.id.simple().to_string();
+        for bad in ["", "nodot", "zz.00", &format!("00.{}", &id[..31]), &format!("00.{id}-"), &position.id.to_string()]
+        {
+            assert!(Cursor::decode::<ListPosition>(bad, "cursor").is_err(), "{bad}");
         }
-        for bad in [b64(&format!("-1.{id}")), b64(&format!("+1.{id}")), b64("1.x"), Cursor::encode(&position)] {
+        assert!(Cursor::decode::<ListPosition>(&format!("{}.{id}", "00".repeat(2048)), "cursor").is_err(), "too long");
+        let uuid = invocation.id.to_string();
+        for bad in [format!("-1.{uuid}"), format!("+1.{uuid}"), "1.x".into(), format!("1.{}", invocation.id.simple())] {
             let refused = Cursor::decode::<InvocationPosition>(&bad, "after").unwrap_err();
             assert_eq!(refused.message, "`after` is not a cursor this API returned");
         }
         for bad in ["1", "-1.x", "1.not-a-uuid", &format!("1.{}", check.check_id.simple()), "1234567890123456789.x"] {
-            assert!(Cursor::decode::<HistoryCursor>(&b64(bad), "before").is_err(), "{bad}");
+            assert!(Cursor::decode::<HistoryCursor>(bad, "before").is_err(), "{bad}");
         }
-        // A name with a control character (never stored) moves to the same place without it.
-        let nul = Cursor::decode::<ListPosition>(&b64(&format!("{id}.a\u{0}b")), "cursor").unwrap();
+        // A forged cursor is only a position: a name with a control character (never stored) or
+        // bytes that are no UTF-8 move to a place without them.
+        let nul = Cursor::decode::<ListPosition>(&format!("{}.{id}", hex::encode("a\u{0}b")), "cursor").unwrap();
         assert_eq!(nul.name, "ab");
+        assert!(Cursor::decode::<ListPosition>(&format!("ff.{id}"), "cursor").is_ok());
     }
 
     #[test]
@@ -640,6 +636,7 @@ mod tests {
             ("type=nope", "type"),
             ("limit=0", "limit"),
             ("cursor=zz", "cursor"),
+            ("cursor=0", "cursor"),
             ("paused=maybe", "query"),
             ("unknown=1", "query"),
         ] {

@@ -670,9 +670,7 @@ async fn bad_input_gets_a_4xx_problem_never_a_5xx() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.body["configuration"], nul["configuration"]);
     // A forged cursor is only a position: bytes that are no name still answer a page.
-    let position = |text: &str| URL_SAFE_NO_PAD.encode(text);
-    for text in ["00000000-0000-0000-0000-000000000001.\u{0}", "00000000-0000-0000-0000-000000000001.\u{ff}"] {
-        let cursor = position(text);
+    for cursor in ["00.00000000000000000000000000000001", "ff.00000000000000000000000000000001"] {
         let r = app.send(Method::GET, &format!("/api/v1/integrations?cursor={cursor}"), Some(&admin), None).await;
         assert_eq!(r.status, StatusCode::OK, "{cursor}: {}", r.body);
     }
@@ -681,10 +679,9 @@ async fn bad_input_gets_a_4xx_problem_never_a_5xx() {
         .map(String::from)
         .to_vec();
     queries.push("stauts=active".into());
-    for text in ["0.name", "00000000000000000000000000000001.name"] {
-        queries.push(format!("cursor={}", position(text)));
+    for cursor in ["0.00000000000000000000000000000001", "00.0000000000000000000000000000001", "0"] {
+        queries.push(format!("cursor={cursor}"));
     }
-    queries.push(format!("cursor={}", URL_SAFE_NO_PAD.encode([0xff, 0xfe])));
     for query in queries {
         let r = app.send(Method::GET, &format!("/api/v1/integrations?{query}"), Some(&admin), None).await;
         assert_eq!((r.status, r.problem_type()), (StatusCode::BAD_REQUEST, "bad-request"), "{query}");

@@ -400,16 +400,14 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
 
 impl Connector for AzureDevOps {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
-        let mut report = Report::new();
-        let outcome = run(config, &mut report, true);
-        report.conclude(outcome.map(|user| format!("Azure DevOps is reachable and the token of `{user}` works")))
+        Report::test(
+            |report| run(config, report, true),
+            |user| format!("Azure DevOps is reachable and the token of `{user}` works"),
+        )
     }
 
     fn check_health(config: &ConnectionConfig) -> HealthResult {
-        let mut report = Report::new();
-        let outcome = run(config, &mut report, false);
-        let test = report.conclude(outcome.map(|_| "Azure DevOps is reachable and the token works"));
-        checks::health_from_test(test)
+        Report::health_of(|report| run(config, report, false), |_| "Azure DevOps is reachable and the token works")
     }
 }
 

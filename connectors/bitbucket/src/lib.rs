@@ -419,16 +419,17 @@ fn data_center(s: &Settings, report: &mut Report, full: bool) -> Result<String, 
 
 impl Connector for Bitbucket {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
-        let mut report = Report::new();
-        let outcome = run(config, &mut report, true);
-        report.conclude(outcome.map(|user| format!("Bitbucket is reachable and {user} may read the repository")))
+        Report::test(
+            |report| run(config, report, true),
+            |user| format!("Bitbucket is reachable and {user} may read the repository"),
+        )
     }
 
     fn check_health(config: &ConnectionConfig) -> HealthResult {
-        let mut report = Report::new();
-        let outcome = run(config, &mut report, false);
-        let test = report.conclude(outcome.map(|_| "Bitbucket is reachable and the credential reads the repository"));
-        checks::health_from_test(test)
+        Report::health_of(
+            |report| run(config, report, false),
+            |_| "Bitbucket is reachable and the credential reads the repository",
+        )
     }
 }
 

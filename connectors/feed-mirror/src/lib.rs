@@ -172,9 +172,7 @@ fn run(config: &ConnectionConfig, report: &mut Report) -> Result<(), Failed> {
 
 impl Connector for FeedMirror {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
-        let mut report = Report::new();
-        let outcome = run(config, &mut report);
-        report.conclude(outcome.map(|_| "the feed mirror is reachable and fresh"))
+        Report::test(|report| run(config, report), |_| "the feed mirror is reachable and fresh")
     }
 
     fn check_health(config: &ConnectionConfig) -> HealthResult {

@@ -230,15 +230,14 @@ fn check_repository(
 
 impl Connector for GitHub {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
-        let mut report = Report::new();
-        let outcome = run(config, &mut report, true);
-        report.conclude(outcome.map(|user| format!("GitHub is reachable and the token of `{user}` works")))
+        Report::test(
+            |report| run(config, report, true),
+            |user| format!("GitHub is reachable and the token of `{user}` works"),
+        )
     }
 
     fn check_health(config: &ConnectionConfig) -> HealthResult {
-        let mut report = Report::new();
-        let outcome = run(config, &mut report, false);
-        checks::health_from_test(report.conclude(outcome.map(|user| format!("the token of `{user}` works"))))
+        Report::health_of(|report| run(config, report, false), |user| format!("the token of `{user}` works"))
     }
 }
 

@@ -195,16 +195,14 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
 
 impl Connector for GitLab {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
-        let mut report = Report::new();
-        let outcome = run(config, &mut report, true);
-        report.conclude(outcome.map(|user| format!("GitLab is reachable and the token of {user} works")))
+        Report::test(
+            |report| run(config, report, true),
+            |user| format!("GitLab is reachable and the token of {user} works"),
+        )
     }
 
     fn check_health(config: &ConnectionConfig) -> HealthResult {
-        let mut report = Report::new();
-        let outcome = run(config, &mut report, false);
-        let test = report.conclude(outcome.map(|_| "GitLab is reachable and the token works"));
-        checks::health_from_test(test)
+        Report::health_of(|report| run(config, report, false), |_| "GitLab is reachable and the token works")
     }
 }
 

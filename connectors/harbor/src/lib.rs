@@ -241,9 +241,7 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<(),
 
 impl Connector for Harbor {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
-        let mut report = Report::new();
-        let outcome = run(config, &mut report, true);
-        report.conclude(outcome.map(|_| "Harbor is reachable and the credential works"))
+        Report::test(|report| run(config, report, true), |_| "Harbor is reachable and the credential works")
     }
 
     fn check_health(config: &ConnectionConfig) -> HealthResult {

@@ -241,9 +241,7 @@ fn run(config: &ConnectionConfig, report: &mut Report) -> Result<String, Failed>
 
 impl Connector for HttpProbe {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
-        let mut report = Report::new();
-        let outcome = run(config, &mut report);
-        report.conclude(outcome)
+        Report::test(|report| run(config, report), |message| message)
     }
 }
 

@@ -177,16 +177,14 @@ fn run(config: &ConnectionConfig, report: &mut Report, full: bool) -> Result<Str
 
 impl Connector for Jenkins {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
-        let mut report = Report::new();
-        let outcome = run(config, &mut report, true);
-        report.conclude(outcome.map(|user| format!("Jenkins is reachable and `{user}` may read it")))
+        Report::test(
+            |report| run(config, report, true),
+            |user| format!("Jenkins is reachable and `{user}` may read it"),
+        )
     }
 
     fn check_health(config: &ConnectionConfig) -> HealthResult {
-        let mut report = Report::new();
-        let outcome = run(config, &mut report, false);
-        let test = report.conclude(outcome.map(|_| "Jenkins is reachable and the token works"));
-        checks::health_from_test(test)
+        Report::health_of(|report| run(config, report, false), |_| "Jenkins is reachable and the token works")
     }
 }
 

@@ -552,15 +552,11 @@ fn bearer_token(
 
 impl Connector for OciRegistry {
     fn test_connection(config: &ConnectionConfig) -> TestResult {
-        let mut report = Report::new();
-        let outcome = run(config, &mut report, true);
-        report.conclude(outcome)
+        Report::test(|report| run(config, report, true), |message| message)
     }
 
     fn check_health(config: &ConnectionConfig) -> HealthResult {
-        let mut report = Report::new();
-        let outcome = run(config, &mut report, false);
-        checks::health_from_test(report.conclude(outcome))
+        Report::health_of(|report| run(config, report, false), |message| message)
     }
 }
 

@@ -109,6 +109,27 @@ impl Report {
         TestResult { success: false, message, failure: Some(class), steps: self.steps, facts: self.facts }
     }
 
+    /// A connection test that is one run of steps (`run` fills the report and ends at the first
+    /// failed step), concluded with `tested`'s message when every step passed.
+    pub fn test<T, M: Into<String>>(
+        run: impl FnOnce(&mut Report) -> Result<T, Failed>,
+        tested: impl FnOnce(T) -> M,
+    ) -> TestResult {
+        let mut report = Report::new();
+        let outcome = run(&mut report);
+        report.conclude(outcome.map(tested))
+    }
+
+    /// A health check that is one run of steps (usually the test's, without what only the test
+    /// needs), judged by [`crate::checks::health_from_test`], with `healthy`'s message when every
+    /// step passed.
+    pub fn health_of<T, M: Into<String>>(
+        run: impl FnOnce(&mut Report) -> Result<T, Failed>,
+        healthy: impl FnOnce(T) -> M,
+    ) -> HealthResult {
+        crate::checks::health_from_test(Self::test(run, healthy))
+    }
+
     /// The test result of a run of steps: success with its message, or the failed step.
     pub fn conclude(self, outcome: Result<impl Into<String>, Failed>) -> TestResult {
         match outcome {
