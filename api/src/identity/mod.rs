@@ -147,52 +147,50 @@ impl LedgerScope {
     }
 }
 
+/// The grant `make` builds if `allowed`, else the refusal that names `G`'s scope.
+fn grant_if<G: Grant>(allowed: bool, make: impl FnOnce() -> G) -> Result<G, AuthError> {
+    if allowed { Ok(make()) } else { Err(AuthError::MissingScope(G::SCOPE)) }
+}
+
 impl Grant for Reader {
     const SCOPE: &'static str = READ_SCOPE;
     fn grant(p: &Principal) -> Result<Self, AuthError> {
-        if p.has(READ_SCOPE) || p.has(ADMIN_SCOPE) {
-            Ok(Self(p.caller.clone()))
-        } else {
-            Err(AuthError::MissingScope(Self::SCOPE))
-        }
+        grant_if(p.has(READ_SCOPE) || p.has(ADMIN_SCOPE), || Self(p.caller.clone()))
     }
 }
 
 impl Grant for Admin {
     const SCOPE: &'static str = ADMIN_SCOPE;
     fn grant(p: &Principal) -> Result<Self, AuthError> {
-        if p.has(ADMIN_SCOPE) { Ok(Self(p.caller.clone())) } else { Err(AuthError::MissingScope(Self::SCOPE)) }
+        grant_if(p.has(ADMIN_SCOPE), || Self(p.caller.clone()))
     }
 }
 
 impl Grant for PluginsAdmin {
     const SCOPE: &'static str = PLUGINS_ADMIN_SCOPE;
     fn grant(p: &Principal) -> Result<Self, AuthError> {
-        if p.has(PLUGINS_ADMIN_SCOPE) { Ok(Self(p.caller.clone())) } else { Err(AuthError::MissingScope(Self::SCOPE)) }
+        grant_if(p.has(PLUGINS_ADMIN_SCOPE), || Self(p.caller.clone()))
     }
 }
 
 impl Grant for ConnectorsReader {
     const SCOPE: &'static str = READ_SCOPE;
     fn grant(p: &Principal) -> Result<Self, AuthError> {
-        if p.may::<Reader>() || p.may::<PluginsAdmin>() {
-            Ok(Self(p.caller.clone()))
-        } else {
-            Err(AuthError::MissingScope(Self::SCOPE))
-        }
+        grant_if(p.may::<Reader>() || p.may::<PluginsAdmin>(), || Self(p.caller.clone()))
     }
 }
 
 impl Grant for Auditor {
     const SCOPE: &'static str = AUDIT_SCOPE;
     fn grant(p: &Principal) -> Result<Self, AuthError> {
-        if p.has(PLUGINS_ADMIN_SCOPE) {
-            Ok(Self(LedgerScope::Platform))
+        let scope = if p.has(PLUGINS_ADMIN_SCOPE) {
+            Some(LedgerScope::Platform)
         } else if p.has(AUDIT_SCOPE) || p.has(ADMIN_SCOPE) {
-            Ok(Self(LedgerScope::Tenant(p.caller.tenant.clone())))
+            Some(LedgerScope::Tenant(p.caller.tenant.clone()))
         } else {
-            Err(AuthError::MissingScope(Self::SCOPE))
-        }
+            None
+        };
+        scope.map(Self).ok_or(AuthError::MissingScope(Self::SCOPE))
     }
 }
 

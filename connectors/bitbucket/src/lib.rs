@@ -440,17 +440,7 @@ mod tests {
     use super::*;
 
     fn base(url: &str) -> BaseUrl {
-        let config = ConnectionConfig {
-            integration_id: String::new(),
-            name: String::new(),
-            integration_type: IntegrationType::Scm,
-            provider: "bitbucket".into(),
-            base_url: Some(url.into()),
-            auth_ref: None,
-            configuration: "{}".into(),
-            environment: None,
-        };
-        config.base().unwrap_or_else(|e| panic!("{url}: {e}"))
+        BaseUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"))
     }
 
     #[test]

@@ -264,17 +264,7 @@ mod tests {
     use super::*;
 
     fn api_root_of(url: &str) -> Result<(String, bool), String> {
-        let config = ConnectionConfig {
-            integration_id: String::new(),
-            name: String::new(),
-            integration_type: IntegrationType::Ci,
-            provider: "circleci".into(),
-            base_url: Some(url.into()),
-            auth_ref: None,
-            configuration: "{}".into(),
-            environment: None,
-        };
-        api_root(&config.base()?)
+        api_root(&BaseUrl::parse(url)?)
     }
 
     #[test]

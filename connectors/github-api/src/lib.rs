@@ -124,19 +124,7 @@ mod tests {
 
     #[test]
     fn the_api_root_follows_the_product() {
-        let api_root = |url: &str| {
-            let config = ConnectionConfig {
-                integration_id: String::new(),
-                name: String::new(),
-                integration_type: IntegrationType::Scm,
-                provider: "github".into(),
-                base_url: Some(url.into()),
-                auth_ref: None,
-                configuration: "{}".into(),
-                environment: None,
-            };
-            api_root(&config.base()?)
-        };
+        let api_root = |url: &str| api_root(&BaseUrl::parse(url)?);
         assert_eq!(api_root("https://github.com"), Ok(("https://api.github.com".into(), false)));
         assert_eq!(api_root("https://api.github.com/"), Ok(("https://api.github.com".into(), false)));
         assert_eq!(api_root("https://ghe.example.com"), Ok(("https://ghe.example.com/api/v3".into(), true)));

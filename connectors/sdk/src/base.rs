@@ -37,6 +37,16 @@ pub enum Deployment {
 }
 
 impl BaseUrl {
+    /// The base URL `text` is (its trailing slashes dropped), or why it is not one: it must be an
+    /// `http(s)` URL with a plain host.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let root = text.trim_end_matches('/');
+        let scheme = root.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        let host = host(root).filter(|_| matches!(scheme.as_deref(), Some("http" | "https")));
+        let host = host.ok_or("the base URL must be an http(s) URL")?;
+        Ok(BaseUrl { root: root.to_string(), host })
+    }
+
     /// The base URL without trailing slashes.
     pub fn as_str(&self) -> &str {
         &self.root
@@ -87,12 +97,7 @@ impl Credential {
 impl ConnectionConfig {
     /// The integration's base URL; refused when it has none, or it is not an `http(s)` URL.
     pub fn base(&self) -> Result<BaseUrl, String> {
-        let text = self.base_url.as_deref().ok_or("the integration has no base URL")?;
-        let root = text.trim_end_matches('/');
-        let scheme = root.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-        let host = host(root).filter(|_| matches!(scheme.as_deref(), Some("http" | "https")));
-        let host = host.ok_or("the base URL must be an http(s) URL")?;
-        Ok(BaseUrl { root: root.to_string(), host })
+        BaseUrl::parse(self.base_url.as_deref().ok_or("the integration has no base URL")?)
     }
 
     /// The credential the connector needs; refused without an AuthRef, with `needed` (what the

@@ -5,7 +5,7 @@ use crate::audit::PluginAction;
 use crate::domain::now;
 use crate::events::EventType;
 use crate::identity::PluginsAdmin;
-use crate::plugins::PluginStatus;
+use crate::plugins::{PluginStatus, PluginVersion};
 use crate::service::{Catalog, ServiceError};
 use crate::store::{Activation, PluginChange, PluginWrite, StoreError};
 
@@ -22,13 +22,7 @@ impl Catalog {
         digest: &str,
     ) -> Result<PluginVersionView, ServiceError> {
         let caller = admin.caller();
-        let stored = self.store.plugin_version(provider, version).await?.ok_or_else(not_found)?;
-        if stored.status != PluginStatus::Pending {
-            return Err(ServiceError::plugin_conflict(format!(
-                "version {version} of `{provider}` is {}, not pending",
-                stored.status.as_str()
-            )));
-        }
+        let stored = pending(self.store.plugin_version(provider, version).await?.ok_or_else(not_found)?)?;
         self.admission.admits(provider, stored.signed_by.as_deref()).map_err(ServiceError::plugin_conflict)?;
         // The refusal does not name the version's digest: a script that read it from here could
         // approve permissions nobody reviewed. The digest is shown beside the permissions only.
@@ -79,12 +73,7 @@ impl Catalog {
                 message: format!("must be 1 to {MAX_REASON_CHARS} characters, not blank, without control characters"),
             }]));
         }
-        if stored.status != PluginStatus::Pending {
-            return Err(ServiceError::plugin_conflict(format!(
-                "version {version} of `{provider}` is {}, not pending",
-                stored.status.as_str()
-            )));
-        }
+        let stored = pending(stored)?;
         let change = PluginChange {
             provider: provider.into(),
             version: version.into(),
@@ -163,4 +152,17 @@ impl Catalog {
         }
         Ok(())
     }
+}
+
+/// The version, if it is pending: a decision on any other is a conflict.
+fn pending(stored: PluginVersion) -> Result<PluginVersion, ServiceError> {
+    if stored.status == PluginStatus::Pending {
+        return Ok(stored);
+    }
+    Err(ServiceError::plugin_conflict(format!(
+        "version {} of `{}` is {}, not pending",
+        stored.version,
+        stored.provider,
+        stored.status.as_str()
+    )))
 }
