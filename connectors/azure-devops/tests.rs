@@ -216,11 +216,7 @@ async fn rate_limits_outages_and_other_servers_are_classed() {
             .header("X-RateLimit-Resource", "Core")
             .header("X-RateLimit-Remaining", "0"),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::RateLimited, "credential");
-    assert_eq!(outcome.facts.rate_limit_remaining, Some(0));
-    let health = h.health(&config).await;
-    assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+    h.assert_rate_limited(&config, "credential", None, true).await;
 
     stub.on("GET", CONNECTION_DATA, Canned::new(503).header("X-TFS-ProcessId", "96021cb3-66d9-48f2-898f-d5412ff210a6"));
     assert_failed(&h.test(&config).await, FailureClass::ProviderDown, "is-azure-devops");
@@ -548,12 +544,7 @@ async fn services_refusals_and_the_sign_in_page_are_classed() {
             .header("X-RateLimit-Resource", "Core")
             .header("X-RateLimit-Remaining", "0"),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::RateLimited, "credential");
-    assert_eq!(outcome.facts.rate_limit_remaining, Some(0));
-    assert!(outcome.message.contains("retry after 30"), "{outcome:?}");
-    let health = h.health(&config).await;
-    assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+    let outcome = h.assert_rate_limited(&config, "credential", Some("retry after 30"), true).await;
 
     // The project: missing permission, and missing altogether.
     serve();

@@ -213,12 +213,7 @@ async fn rate_limits_outages_and_other_servers_are_classed() {
             .header("Retry-After", "2")
             .header("X-AUSERNAME", "ci-bot"),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::RateLimited, "repository");
-    assert_eq!(outcome.facts.rate_limit_remaining, Some(0));
-    assert!(outcome.message.contains("retry after 2"), "{outcome:?}");
-    let health = h.health(&config).await;
-    assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+    h.assert_rate_limited(&config, "repository", Some("retry after 2"), true).await;
 
     let before = stub.seen().len();
     stub.on("GET", PROPERTIES, Canned::new(503).body("Bitbucket is starting up"));
@@ -546,10 +541,7 @@ async fn bitbucket_cloud_refusals_map_to_failure_classes() {
     assert!(outcome.message.contains("retry after 60") && outcome.message.contains("Rate limit"), "{outcome:?}");
     serve_bitbucket_cloud(&stub);
     stub.on_authorized("GET", CLOUD_REPO, rate_limited());
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::RateLimited, "repository");
-    let health = h.health(&config).await;
-    assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+    h.assert_rate_limited(&config, "repository", None, false).await;
 
     // Bitbucket down, and a 200 that is not a repository.
     stub.on_authorized(

@@ -112,12 +112,7 @@ async fn rejected_and_project_tokens_missing_projects_and_rate_limits_are_told_a
             .header("Retry-After", "17")
             .header("X-RateLimit-Remaining", "0"),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::RateLimited, "credential");
-    assert!(outcome.message.contains("retry after 17"), "{outcome:?}");
-    assert_eq!(outcome.facts.rate_limit_remaining, Some(0));
-    let health = h.health(&config).await;
-    assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+    h.assert_rate_limited(&config, "credential", Some("retry after 17"), true).await;
 
     stub.on("GET", "/api/v2/me", Canned::new(502).body("Bad Gateway"));
     assert_failed(&h.test(&config).await, FailureClass::ProviderDown, "is-circleci");
@@ -253,12 +248,7 @@ async fn circleci_cloud_refusals_map_to_failure_classes() {
             .header("Retry-After", "17")
             .header("X-RateLimit-Remaining", "0"),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::RateLimited, "credential");
-    assert!(outcome.message.contains("retry after 17"), "{outcome:?}");
-    assert_eq!(outcome.facts.rate_limit_remaining, Some(0));
-    let health = h.health(&config).await;
-    assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+    h.assert_rate_limited(&config, "credential", Some("retry after 17"), true).await;
 
     // CircleCI down, and a 200 without a user.
     stub.on_authorized(

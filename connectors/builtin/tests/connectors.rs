@@ -97,6 +97,28 @@ impl Harness {
         invocation.result
     }
 
+    /// The test fails `step` as rate-limited (its message saying `retry`, when given; no request
+    /// left, when `none_left`), and the health check calls that degraded, not unhealthy.
+    async fn assert_rate_limited(
+        &self,
+        config: &ConnectionConfig,
+        step: &str,
+        retry: Option<&str>,
+        none_left: bool,
+    ) -> TestOutcome {
+        let outcome = self.test(config).await;
+        assert_failed(&outcome, FailureClass::RateLimited, step);
+        if let Some(retry) = retry {
+            assert!(outcome.message.contains(retry), "{outcome:?}");
+        }
+        if none_left {
+            assert_eq!(outcome.facts.rate_limit_remaining, Some(0));
+        }
+        let health = self.health(config).await;
+        assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::RateLimited)));
+        outcome
+    }
+
     async fn health(&self, config: &ConnectionConfig) -> HealthOutcome {
         let invocation = self.sandbox.check_health(&self.connector, config).await;
         self.assert_no_secret(&format!("{:?} {:?}", invocation.result, invocation.record));
