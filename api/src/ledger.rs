@@ -151,9 +151,9 @@ impl LedgerEntry {
                 }
                 Interface::Secrets if !refused => {
                     auth_refs.insert(call.target.clone());
-                    revealed_secret |= call.operation == "reveal";
+                    revealed_secret |= call.revealed_a_secret();
                 }
-                Interface::Crypto if !refused => signed_jwt |= call.operation == "sign-jwt",
+                Interface::Crypto => signed_jwt |= call.signed_a_jwt(),
                 _ => {}
             }
             if let Some(auth_ref) = call.auth_ref.as_ref().filter(|r| r.starts_with("ref://")) {

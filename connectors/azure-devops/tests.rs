@@ -544,7 +544,7 @@ async fn services_refusals_and_the_sign_in_page_are_classed() {
             .header("X-RateLimit-Resource", "Core")
             .header("X-RateLimit-Remaining", "0"),
     );
-    let outcome = h.assert_rate_limited(&config, "credential", Some("retry after 30"), true).await;
+    h.assert_rate_limited(&config, "credential", Some("retry after 30"), true).await;
 
     // The project: missing permission, and missing altogether.
     serve();

@@ -315,10 +315,25 @@ impl From<&Limits> for EffectiveLimits {
     }
 }
 
+/// The operation of a `secrets` call that read a secret's value.
+pub const REVEAL: &str = "reveal";
+/// The operation of a `crypto` call that signed a JWT.
+pub const SIGN_JWT: &str = "sign-jwt";
+
 impl HostCall {
     /// Whether the sandbox refused the call (its policy, not the network or the server).
     pub fn denied(&self) -> bool {
         self.error.as_deref() == Some("denied")
+    }
+
+    /// Whether the call read a secret's value (and was not refused).
+    pub fn revealed_a_secret(&self) -> bool {
+        self.interface == Interface::Secrets && self.operation == REVEAL && !self.denied()
+    }
+
+    /// Whether the call signed a JWT with a secret (and was not refused).
+    pub fn signed_a_jwt(&self) -> bool {
+        self.interface == Interface::Crypto && self.operation == SIGN_JWT && !self.denied()
     }
 }
 

@@ -27,7 +27,7 @@ impl Host for HostState {
         let binding = handle.binding.clone();
         let mut call = HostCall {
             interface: crate::record::Interface::Crypto,
-            operation: "sign-jwt".into(),
+            operation: crate::record::SIGN_JWT.into(),
             target: origin.clone(),
             auth_ref: Some(origin.clone()),
             ..HostCall::default()

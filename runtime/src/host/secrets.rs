@@ -88,7 +88,7 @@ impl HostSecret for HostState {
             let why = "reveal needs `reveal-secrets = true` in the connector's manifest and the operator's permission"
                 .to_string();
             lock(&self.cx.journal).deny(DenialKind::Reveal, &origin, &why);
-            self.record_secret_call("reveal", &origin, Some(("denied", why.clone())))?;
+            self.record_secret_call(crate::record::REVEAL, &origin, Some(("denied", why.clone())))?;
             return Ok(Err(SecretError::Denied(why)));
         }
         // The connector could send a value it holds to any origin it may reach: a bound secret is
@@ -103,11 +103,11 @@ impl HostSecret for HostState {
                 reachable.join(", ")
             );
             lock(&self.cx.journal).deny(DenialKind::SecretBinding, &origin, &why);
-            self.record_secret_call("reveal", &origin, Some(("denied", why.clone())))?;
+            self.record_secret_call(crate::record::REVEAL, &origin, Some(("denied", why.clone())))?;
             return Ok(Err(SecretError::Denied(why)));
         }
         let value = handle.value.expose().to_string();
-        self.record_secret_call("reveal", &origin, None)?;
+        self.record_secret_call(crate::record::REVEAL, &origin, None)?;
         Ok(Ok(value))
     }
 
