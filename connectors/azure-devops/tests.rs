@@ -86,8 +86,7 @@ fn settings() -> Value {
 
 #[tokio::test]
 async fn a_pat_with_project_access_passes_on_a_server_proven_anonymously() {
-    let h = Harness::new("azure-devops");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("azure-devops").await;
     serve_devops(&stub);
     let base = format!("{}{COLLECTION}", stub.base_url);
     let config = h.integration(IntegrationType::Scm, &base, settings());
@@ -119,8 +118,7 @@ async fn a_pat_with_project_access_passes_on_a_server_proven_anonymously() {
 
 #[tokio::test]
 async fn expired_rejected_and_anonymous_tokens_and_missing_projects_are_told_apart() {
-    let h = Harness::new("azure-devops");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("azure-devops").await;
     let base = format!("{}{COLLECTION}", stub.base_url);
     let config = h.integration(IntegrationType::Scm, &base, settings());
 
@@ -134,9 +132,7 @@ async fn expired_rejected_and_anonymous_tokens_and_missing_projects_are_told_apa
                "typeKey": "AccessCheckException", "errorCode": 0, "eventId": 3000}),
     );
     stub.on_authorized("GET", CONNECTION_DATA, expired);
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Auth, "credential");
-    assert!(outcome.message.contains("has expired"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Auth, "credential", "has expired").await;
     assert_eq!(h.health(&config).await.failure, Some(FailureClass::Auth));
 
     // A token Azure DevOps does not take: 203 and its sign-in page.
@@ -150,9 +146,7 @@ async fn expired_rejected_and_anonymous_tokens_and_missing_projects_are_told_apa
     assert_failed(&h.test(&config).await, FailureClass::Auth, "credential");
     // A 401 with TFS's own message in its header.
     stub.on_authorized("GET", CONNECTION_DATA, anonymous_refusal());
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Auth, "credential");
-    assert!(outcome.message.contains("TF400813"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Auth, "credential", "TF400813").await;
     // Connection data for the anonymous identity: the token was ignored.
     stub.on_authorized(
         "GET",
@@ -171,9 +165,7 @@ async fn expired_rejected_and_anonymous_tokens_and_missing_projects_are_told_apa
             "ProjectDoesNotExistWithNameException",
         ),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::NotFound, "project");
-    assert!(outcome.message.contains("TF200016"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::NotFound, "project", "TF200016").await;
 
     // A server older than the API version asked for says so; `apiVersion` picks another.
     stub.on(
@@ -185,9 +177,7 @@ async fn expired_rejected_and_anonymous_tokens_and_missing_projects_are_told_apa
             "VssVersionOutOfRangeException",
         ),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Misconfigured, "project");
-    assert!(outcome.message.contains("out of range"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Misconfigured, "project", "out of range").await;
     stub.on(
         "GET",
         "/tfs/DefaultCollection/_apis/projects/Fabrikam%20Fiber?api-version=6.0",
@@ -203,8 +193,7 @@ async fn expired_rejected_and_anonymous_tokens_and_missing_projects_are_told_apa
 
 #[tokio::test]
 async fn rate_limits_outages_and_other_servers_are_classed() {
-    let h = Harness::new("azure-devops");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("azure-devops").await;
     let base = format!("{}{COLLECTION}", stub.base_url);
     let config = h.integration(IntegrationType::Ci, &base, json!({}));
     serve_devops(&stub);
@@ -226,11 +215,7 @@ async fn rate_limits_outages_and_other_servers_are_classed() {
         CONNECTION_DATA,
         Canned::new(401).header("WWW-Authenticate", "Negotiate").header("X-TFS-ProcessId", "not-a-guid"),
     );
-    assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-azure-devops");
-    let before = stub.seen().len();
-    stub.clear();
-    assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-azure-devops");
-    assert!(stub.seen()[before - 1..].iter().all(|s| s.header("authorization").is_none()));
+    h.assert_mismatch_gets_no_credential(&config, &stub, "is-azure-devops", "authorization").await;
 }
 
 #[tokio::test]
@@ -240,8 +225,7 @@ async fn impostors_get_no_credential() {
 
 #[tokio::test]
 async fn a_bad_configuration_is_refused_before_any_request() {
-    let h = Harness::new("azure-devops");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("azure-devops").await;
     for bad in [
         json!({"project": "a/b"}),
         json!({"project": "../x"}),
@@ -251,17 +235,12 @@ async fn a_bad_configuration_is_refused_before_any_request() {
         json!({"apiVersion": "7.1&x=y"}),
         json!({"projects": "Fabrikam"}),
     ] {
-        let outcome = h.test(&h.integration(IntegrationType::Scm, &stub.base_url, bad.clone())).await;
-        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        h.assert_misconfigured(&h.integration(IntegrationType::Scm, &stub.base_url, bad.clone())).await;
     }
     for base in ["https://dev.azure.com", "http://dev.azure.com/fabrikam", "https://dev.azure.com/fabrikam/Fiber"] {
-        let outcome = h.test(&h.integration(IntegrationType::Scm, base, json!({}))).await;
-        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        h.assert_misconfigured(&h.integration(IntegrationType::Scm, base, json!({}))).await;
     }
-    let mut anonymous = h.integration(IntegrationType::Scm, &stub.base_url, json!({}));
-    anonymous.auth_ref = None;
-    assert_failed(&h.test(&anonymous).await, FailureClass::Misconfigured, "configuration");
-    assert!(stub.seen().is_empty(), "a misconfigured integration sent a request");
+    h.assert_needs_a_credential(h.integration(IntegrationType::Scm, &stub.base_url, json!({})), &stub).await;
 }
 // Azure DevOps Services: `https://dev.azure.com/{organization}` (or the legacy
 // `https://{organization}.visualstudio.com`), both pinned to a TLS stub whose certificate
@@ -341,8 +320,7 @@ fn pat() -> String {
 
 #[tokio::test]
 async fn a_services_organization_is_proven_by_the_anonymous_lookup_then_gets_the_pat() {
-    let stub = Stub::start_tls_for(&SERVICES_HOSTS).await;
-    let h = Harness::pinned("azure-devops", &SERVICES_HOSTS, &stub);
+    let (h, stub) = Harness::pinned_with_stub("azure-devops", &SERVICES_HOSTS).await;
     serve_services(&stub, "https://dev.azure.com/fabrikam/", ORG_CONNECTION_DATA, ORG_PROJECT);
     let config = h.integration(
         IntegrationType::Scm,
@@ -385,8 +363,7 @@ async fn a_services_organization_is_proven_by_the_anonymous_lookup_then_gets_the
 
 #[tokio::test]
 async fn a_legacy_visualstudio_com_organization_is_proven_on_dev_azure_com() {
-    let stub = Stub::start_tls_for(&SERVICES_HOSTS).await;
-    let h = Harness::pinned("azure-devops", &SERVICES_HOSTS, &stub);
+    let (h, stub) = Harness::pinned_with_stub("azure-devops", &SERVICES_HOSTS).await;
     serve_services(
         &stub,
         "https://fabrikam.visualstudio.com/",
@@ -425,8 +402,7 @@ async fn a_legacy_visualstudio_com_organization_is_proven_on_dev_azure_com() {
 
 #[tokio::test]
 async fn an_organization_the_lookup_does_not_locate_gets_no_token() {
-    let stub = Stub::start_tls_for(&SERVICES_HOSTS).await;
-    let h = Harness::pinned("azure-devops", &SERVICES_HOSTS, &stub);
+    let (h, stub) = Harness::pinned_with_stub("azure-devops", &SERVICES_HOSTS).await;
     serve_services(&stub, "https://dev.azure.com/fabrikam/", ORG_CONNECTION_DATA, ORG_PROJECT);
     let config = h.integration(
         IntegrationType::Scm,
@@ -442,9 +418,7 @@ async fn an_organization_the_lookup_does_not_locate_gets_no_token() {
     }
     // Another organization's URL.
     stub.on("GET", LOOKUP, resource_area(json!("https://dev.azure.com/contoso/")));
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::ProviderMismatch, "is-azure-devops");
-    assert!(outcome.message.contains("https://dev.azure.com/contoso"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::ProviderMismatch, "is-azure-devops", "https://dev.azure.com/contoso").await;
     // The lookup throttled, or down.
     stub.on(
         "GET",
@@ -452,9 +426,7 @@ async fn an_organization_the_lookup_does_not_locate_gets_no_token() {
         devops_error(429, "Request was blocked due to exceeding usage of resource 'Core'.", "RequestBlockedException")
             .header("Retry-After", "30"),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::RateLimited, "is-azure-devops");
-    assert!(outcome.message.contains("retry after 30"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::RateLimited, "is-azure-devops", "retry after 30").await;
     stub.on("GET", LOOKUP, Canned::new(503).body("Service Unavailable"));
     assert_failed(&h.test(&config).await, FailureClass::ProviderDown, "is-azure-devops");
     let seen = stub.seen();
@@ -464,8 +436,7 @@ async fn an_organization_the_lookup_does_not_locate_gets_no_token() {
 
 #[tokio::test]
 async fn services_refusals_and_the_sign_in_page_are_classed() {
-    let stub = Stub::start_tls_for(&SERVICES_HOSTS).await;
-    let h = Harness::pinned("azure-devops", &SERVICES_HOSTS, &stub);
+    let (h, stub) = Harness::pinned_with_stub("azure-devops", &SERVICES_HOSTS).await;
     let config = h.integration(
         IntegrationType::Scm,
         "https://dev.azure.com/fabrikam",
@@ -487,9 +458,7 @@ async fn services_refusals_and_the_sign_in_page_are_classed() {
             ),
     );
     let before = stub.seen().len();
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Auth, "credential");
-    assert!(outcome.message.contains("with a page, not JSON"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Auth, "credential", "with a page, not JSON").await;
     let seen: Vec<_> = stub.seen().into_iter().skip(before).collect();
     assert_eq!(seen.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(), [LOOKUP, ORG_CONNECTION_DATA]);
     assert!(seen.iter().all(|s| s.header("x-tfs-fedauthredirect") == Some("Suppress")), "{seen:?}");
@@ -507,9 +476,7 @@ async fn services_refusals_and_the_sign_in_page_are_classed() {
                    "typeKey": "AccessCheckException", "errorCode": 0, "eventId": 3000}),
         ),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Auth, "credential");
-    assert!(outcome.message.contains("has expired"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Auth, "credential", "has expired").await;
     stub.on_authorized(
         "GET",
         ORG_CONNECTION_DATA,
@@ -523,9 +490,7 @@ async fn services_refusals_and_the_sign_in_page_are_classed() {
             .header("WWW-Authenticate", r#"Basic realm="https://tfsprodweu5.visualstudio.com/""#)
             .header("WWW-Authenticate", "TFS-Federated"),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Auth, "credential");
-    assert!(outcome.message.contains("TF400813: The user '' is not authorized"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Auth, "credential", "TF400813: The user '' is not authorized").await;
     // Connection data for the anonymous identity: the token was ignored.
     stub.on_authorized(
         "GET",
@@ -557,9 +522,7 @@ async fn services_refusals_and_the_sign_in_page_are_classed() {
             "AccessCheckException",
         ),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Permission, "project");
-    assert!(outcome.message.contains("View project-level information"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Permission, "project", "View project-level information").await;
     stub.on_authorized(
         "GET",
         ORG_PROJECT,
@@ -578,8 +541,7 @@ async fn services_refusals_and_the_sign_in_page_are_classed() {
 
 #[tokio::test]
 async fn services_urls_spelled_otherwise_are_refused_before_any_request() {
-    let stub = Stub::start_tls_for(&SERVICES_HOSTS).await;
-    let h = Harness::pinned("azure-devops", &SERVICES_HOSTS, &stub);
+    let (h, stub) = Harness::pinned_with_stub("azure-devops", &SERVICES_HOSTS).await;
     for (base, why) in [
         ("https://dev.azure.com", "`https://dev.azure.com/{organization}`"),
         ("http://dev.azure.com/fabrikam", "`https://dev.azure.com/{organization}`"),
@@ -589,8 +551,9 @@ async fn services_urls_spelled_otherwise_are_refused_before_any_request() {
         ("https://fabrikam.visualstudio.com/DefaultCollection", "`https://{organization}.visualstudio.com`"),
         ("https://fabrikam.eu.visualstudio.com", "`https://{organization}.visualstudio.com`"),
     ] {
-        let outcome = h.test(&h.integration(IntegrationType::Scm, base, services_settings(&stub, json!({})))).await;
-        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        let outcome = h
+            .assert_misconfigured(&h.integration(IntegrationType::Scm, base, services_settings(&stub, json!({}))))
+            .await;
         assert!(outcome.message.contains(why), "{base}: {outcome:?}");
     }
     assert!(stub.seen().is_empty(), "a misconfigured integration sent a request");

@@ -96,8 +96,7 @@ fn dc_error(status: u16, message: &str, exception: &str) -> Canned {
 
 #[tokio::test]
 async fn a_data_center_user_with_repository_access_passes_with_the_version() {
-    let h = Harness::new("bitbucket");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("bitbucket").await;
     serve_bitbucket(&stub);
     let config = h.integration(
         IntegrationType::Scm,
@@ -128,8 +127,7 @@ async fn a_data_center_user_with_repository_access_passes_with_the_version() {
 
 #[tokio::test]
 async fn credential_repository_and_write_failures_are_told_apart() {
-    let h = Harness::new("bitbucket");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("bitbucket").await;
     let config = h.integration(
         IntegrationType::Scm,
         &stub.base_url,
@@ -180,9 +178,7 @@ async fn credential_repository_and_write_failures_are_told_apart() {
         )
         .header("X-AUSERNAME", "ci-bot"),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Permission, "repository");
-    assert!(outcome.message.contains("not permitted"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Permission, "repository", "not permitted").await;
 
     // Readable, but not among the repositories the user may write to.
     serve_bitbucket(&stub);
@@ -191,17 +187,14 @@ async fn credential_repository_and_write_failures_are_told_apart() {
         WRITABLE,
         Canned::json(200, json!({"size": 0, "limit": 100, "isLastPage": true, "start": 0, "values": []})),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Permission, "repository");
-    assert!(outcome.message.contains("REPO_WRITE"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Permission, "repository", "REPO_WRITE").await;
     // The health check does not ask for write access.
     assert_eq!(h.health(&config).await.status, HealthStatus::Healthy);
 }
 
 #[tokio::test]
 async fn rate_limits_outages_and_other_servers_are_classed() {
-    let h = Harness::new("bitbucket");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("bitbucket").await;
     let config = h.integration(IntegrationType::Scm, &stub.base_url, json!({"repository": "PLAT/api"}));
     serve_bitbucket(&stub);
     stub.on(
@@ -245,8 +238,7 @@ async fn impostors_get_no_credential() {
 
 #[tokio::test]
 async fn a_bad_configuration_is_refused_before_any_request() {
-    let h = Harness::new("bitbucket");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("bitbucket").await;
     for bad in [
         json!({}),
         json!({"repository": "just-a-name"}),
@@ -258,18 +250,17 @@ async fn a_bad_configuration_is_refused_before_any_request() {
         json!({"repository": "PLAT/api", "needsWrite": "yes"}),
         json!({"repo": "PLAT/api"}),
     ] {
-        let outcome = h.test(&h.integration(IntegrationType::Scm, &stub.base_url, bad.clone())).await;
-        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        h.assert_misconfigured(&h.integration(IntegrationType::Scm, &stub.base_url, bad.clone())).await;
     }
     // A Bitbucket Cloud host spelled otherwise is not taken for a Data Center.
     for base in ["http://bitbucket.org", "https://bitbucket.org/acme"] {
-        let outcome = h.test(&h.integration(IntegrationType::Scm, base, json!({"repository": "acme/api"}))).await;
-        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        h.assert_misconfigured(&h.integration(IntegrationType::Scm, base, json!({"repository": "acme/api"}))).await;
     }
-    let mut anonymous = h.integration(IntegrationType::Scm, &stub.base_url, json!({"repository": "PLAT/api"}));
-    anonymous.auth_ref = None;
-    assert_failed(&h.test(&anonymous).await, FailureClass::Misconfigured, "configuration");
-    assert!(stub.seen().is_empty(), "a misconfigured integration sent a request");
+    h.assert_needs_a_credential(
+        h.integration(IntegrationType::Scm, &stub.base_url, json!({"repository": "PLAT/api"})),
+        &stub,
+    )
+    .await;
 }
 // Bitbucket Cloud: `https://bitbucket.org` means the REST API 2.0 on `api.bitbucket.org`, here
 // pinned to a TLS stub whose certificate names it.
@@ -342,8 +333,7 @@ fn paths_since(stub: &Stub, before: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn bitbucket_cloud_api_tokens_and_app_passwords_go_as_basic_to_api_bitbucket_org() {
-    let stub = Stub::start_tls_for(&CLOUD_HOSTS).await;
-    let h = Harness::pinned("bitbucket", &CLOUD_HOSTS, &stub);
+    let (h, stub) = Harness::pinned_with_stub("bitbucket", &CLOUD_HOSTS).await;
     serve_bitbucket_cloud(&stub);
     // An Atlassian API token with the account's email, an app password with the username.
     for username in ["ci-bot@acme.example", "ci-bot"] {
@@ -402,8 +392,7 @@ async fn bitbucket_cloud_api_tokens_and_app_passwords_go_as_basic_to_api_bitbuck
 
 #[tokio::test]
 async fn a_bitbucket_cloud_access_token_goes_as_bearer_and_only_the_repository_proves_it() {
-    let stub = Stub::start_tls_for(&CLOUD_HOSTS).await;
-    let h = Harness::pinned("bitbucket", &CLOUD_HOSTS, &stub);
+    let (h, stub) = Harness::pinned_with_stub("bitbucket", &CLOUD_HOSTS).await;
     serve_bitbucket_cloud(&stub);
     // Requests by an access token to `/2.0/repositories/*` carry Bitbucket's scaled rate-limit
     // headers: the hourly limit, its resource group and whether it is nearly used up (no
@@ -446,9 +435,13 @@ async fn a_bitbucket_cloud_access_token_goes_as_bearer_and_only_the_repository_p
     let outcome = h.test(&writable).await;
     assert!(outcome.success && outcome.steps[4].message.contains("readable and writable"), "{outcome:?}");
     stub.on_authorized("GET", CLOUD_REPO, repository().header("X-OAuth-Scopes", "repository, pullrequest"));
-    let outcome = h.test(&writable).await;
-    assert_failed(&outcome, FailureClass::Permission, "repository");
-    assert!(outcome.message.contains("the access token may read `acme/api` but not write to it"), "{outcome:?}");
+    h.assert_fails(
+        &writable,
+        FailureClass::Permission,
+        "repository",
+        "the access token may read `acme/api` but not write to it",
+    )
+    .await;
     stub.on_authorized("GET", CLOUD_REPO, repository());
     let outcome = h.test(&writable).await;
     assert!(outcome.success && outcome.steps[4].message.contains("write access not checked"), "{outcome:?}");
@@ -460,16 +453,13 @@ async fn a_bitbucket_cloud_access_token_goes_as_bearer_and_only_the_repository_p
         CLOUD_REPO,
         cloud_error(401, json!({"message": "Token is invalid, expired, or not supported for this endpoint."})),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Auth, "credential");
-    assert!(outcome.message.contains("Token is invalid, expired"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Auth, "credential", "Token is invalid, expired").await;
     assert_eq!(h.health(&config).await.failure, Some(FailureClass::Auth));
 }
 
 #[tokio::test]
 async fn bitbucket_cloud_refusals_map_to_failure_classes() {
-    let stub = Stub::start_tls_for(&CLOUD_HOSTS).await;
-    let h = Harness::pinned("bitbucket", &CLOUD_HOSTS, &stub);
+    let (h, stub) = Harness::pinned_with_stub("bitbucket", &CLOUD_HOSTS).await;
     let config = h.integration(
         IntegrationType::Scm,
         "https://bitbucket.org",
@@ -484,9 +474,7 @@ async fn bitbucket_cloud_refusals_map_to_failure_classes() {
         Canned::new(401).header("WWW-Authenticate", r#"Basic realm="Bitbucket.org HTTP""#),
     );
     let before = stub.seen().len();
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Auth, "credential");
-    assert!(outcome.message.contains("status 401"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Auth, "credential", "status 401").await;
     assert_eq!(paths_since(&stub, before), [CLOUD_USER], "nothing is sent after the 401");
     let health = h.health(&config).await;
     assert_eq!((health.status, health.failure), (HealthStatus::Unhealthy, Some(FailureClass::Auth)));
@@ -557,8 +545,7 @@ async fn bitbucket_cloud_refusals_map_to_failure_classes() {
 
 #[tokio::test]
 async fn bitbucket_cloud_spelled_otherwise_is_refused_before_any_request() {
-    let stub = Stub::start_tls_for(&CLOUD_HOSTS).await;
-    let h = Harness::pinned("bitbucket", &CLOUD_HOSTS, &stub);
+    let (h, stub) = Harness::pinned_with_stub("bitbucket", &CLOUD_HOSTS).await;
     for base in [
         "http://api.bitbucket.org/2.0",
         "http://www.bitbucket.org",
@@ -568,8 +555,7 @@ async fn bitbucket_cloud_spelled_otherwise_is_refused_before_any_request() {
         "https://www.bitbucket.org/acme/api",
     ] {
         let settings = cloud_settings(&stub, json!({"repository": "acme/api", "username": "ci-bot"}));
-        let outcome = h.test(&h.integration(IntegrationType::Scm, base, settings)).await;
-        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        let outcome = h.assert_misconfigured(&h.integration(IntegrationType::Scm, base, settings)).await;
         assert!(outcome.message.contains("`https://bitbucket.org`"), "{base}: {outcome:?}");
     }
     // A Data Center personal project (`~user/repo`) is no Cloud workspace.

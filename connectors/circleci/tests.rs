@@ -50,8 +50,7 @@ fn settings() -> Value {
 
 #[tokio::test]
 async fn a_personal_token_with_project_access_passes_on_a_server_proven_anonymously() {
-    let h = Harness::new("circleci");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("circleci").await;
     serve_circleci(&stub);
     let config = h.integration(IntegrationType::Ci, &stub.base_url, settings());
     let outcome = h.test(&config).await;
@@ -83,8 +82,7 @@ async fn a_personal_token_with_project_access_passes_on_a_server_proven_anonymou
 
 #[tokio::test]
 async fn rejected_and_project_tokens_missing_projects_and_rate_limits_are_told_apart() {
-    let h = Harness::new("circleci");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("circleci").await;
     let config = h.integration(IntegrationType::Ci, &stub.base_url, settings());
 
     // A wrong token, and a project API token (API v1.1 only), are refused alike.
@@ -100,9 +98,7 @@ async fn rejected_and_project_tokens_missing_projects_and_rate_limits_are_told_a
 
     serve_circleci(&stub);
     stub.on("GET", "/api/v2/project/gh/acme/api", Canned::json(404, json!({"message": "Project not found"})));
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::NotFound, "project");
-    assert!(outcome.message.contains("Project not found"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::NotFound, "project", "Project not found").await;
 
     serve_circleci(&stub);
     stub.on_authorized(
@@ -126,11 +122,7 @@ async fn rejected_and_project_tokens_missing_projects_and_rate_limits_are_told_a
             json!({"openapi": "3.0.0", "info": {"title": "Petstore", "version": "1.0"}, "paths": {"/me": {}}}),
         ),
     );
-    assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-circleci");
-    let before = stub.seen().len();
-    stub.clear();
-    assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-circleci");
-    assert!(stub.seen()[before - 1..].iter().all(|s| s.header("circle-token").is_none()));
+    h.assert_mismatch_gets_no_credential(&config, &stub, "is-circleci", "circle-token").await;
 }
 
 #[tokio::test]
@@ -140,8 +132,7 @@ async fn impostors_get_no_credential() {
 
 #[tokio::test]
 async fn a_bad_configuration_is_refused_before_any_request() {
-    let h = Harness::new("circleci");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("circleci").await;
     for bad in [
         json!({"project": "acme/api"}),
         json!({"project": "gh/acme/.."}),
@@ -150,17 +141,12 @@ async fn a_bad_configuration_is_refused_before_any_request() {
         json!({"project": "gh/acme/api/../x"}),
         json!({"projectSlug": "gh/acme/api"}),
     ] {
-        let outcome = h.test(&h.integration(IntegrationType::Ci, &stub.base_url, bad.clone())).await;
-        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        h.assert_misconfigured(&h.integration(IntegrationType::Ci, &stub.base_url, bad.clone())).await;
     }
     for base in ["http://circleci.com", "https://app.circleci.com"] {
-        let outcome = h.test(&h.integration(IntegrationType::Ci, base, json!({}))).await;
-        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        h.assert_misconfigured(&h.integration(IntegrationType::Ci, base, json!({}))).await;
     }
-    let mut anonymous = h.integration(IntegrationType::Ci, &stub.base_url, json!({}));
-    anonymous.auth_ref = None;
-    assert_failed(&h.test(&anonymous).await, FailureClass::Misconfigured, "configuration");
-    assert!(stub.seen().is_empty(), "a misconfigured integration sent a request");
+    h.assert_needs_a_credential(h.integration(IntegrationType::Ci, &stub.base_url, json!({})), &stub).await;
 }
 
 // CircleCI cloud: `https://circleci.com`, pinned to a TLS stub whose certificate names it.
@@ -176,8 +162,7 @@ fn cloud_settings(stub: &Stub) -> Value {
 
 #[tokio::test]
 async fn circleci_cloud_gets_the_token_as_circle_token_from_the_first_request() {
-    let stub = Stub::start_tls_for(&CLOUD_HOSTS).await;
-    let h = Harness::pinned("circleci", &CLOUD_HOSTS, &stub);
+    let (h, stub) = Harness::pinned_with_stub("circleci", &CLOUD_HOSTS).await;
     serve_circleci(&stub);
     let config = h.integration(IntegrationType::Ci, "https://circleci.com", cloud_settings(&stub));
     let outcome = h.test(&config).await;
@@ -209,8 +194,7 @@ async fn circleci_cloud_gets_the_token_as_circle_token_from_the_first_request() 
 
 #[tokio::test]
 async fn circleci_cloud_refusals_map_to_failure_classes() {
-    let stub = Stub::start_tls_for(&CLOUD_HOSTS).await;
-    let h = Harness::pinned("circleci", &CLOUD_HOSTS, &stub);
+    let (h, stub) = Harness::pinned_with_stub("circleci", &CLOUD_HOSTS).await;
     let config = h.integration(IntegrationType::Ci, "https://circleci.com", cloud_settings(&stub));
 
     // A wrong token, or a project API token: CircleCI's 401; the project is not asked.
@@ -233,9 +217,7 @@ async fn circleci_cloud_refusals_map_to_failure_classes() {
     assert_failed(&outcome, FailureClass::NotFound, "project");
     assert!(outcome.message.contains("Project not found") && outcome.message.contains("`ci-bot`"), "{outcome:?}");
     stub.on("GET", PROJECT, Canned::json(403, json!({"message": "Permission denied"})));
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Permission, "project");
-    assert!(outcome.message.contains("Permission denied"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Permission, "project", "Permission denied").await;
     // The health check does not ask for the project.
     assert_eq!(h.health(&config).await.status, HealthStatus::Healthy);
 
@@ -264,8 +246,7 @@ async fn circleci_cloud_refusals_map_to_failure_classes() {
 
 #[tokio::test]
 async fn circleci_cloud_spelled_otherwise_is_refused_before_any_request() {
-    let stub = Stub::start_tls_for(&CLOUD_HOSTS).await;
-    let h = Harness::pinned("circleci", &CLOUD_HOSTS, &stub);
+    let (h, stub) = Harness::pinned_with_stub("circleci", &CLOUD_HOSTS).await;
     for base in [
         "http://circleci.com",
         "http://circleci.com/api/v2",
@@ -275,8 +256,7 @@ async fn circleci_cloud_spelled_otherwise_is_refused_before_any_request() {
         "https://circleci.com:8443",
         "https://circleci.com/api/v1.1",
     ] {
-        let outcome = h.test(&h.integration(IntegrationType::Ci, base, cloud_settings(&stub))).await;
-        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        let outcome = h.assert_misconfigured(&h.integration(IntegrationType::Ci, base, cloud_settings(&stub))).await;
         assert!(outcome.message.contains("`https://circleci.com`"), "{base}: {outcome:?}");
     }
     assert!(stub.seen().is_empty(), "a misconfigured integration sent a request");

@@ -20,8 +20,7 @@ fn index(generated: &str) -> Canned {
 
 #[tokio::test]
 async fn a_fresh_index_passes_and_a_stale_one_degrades() {
-    let h = Harness::new("feed-mirror");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("feed-mirror").await;
     let config =
         h.integration(IntegrationType::Feed, &stub.base_url, json!({"mirrorHosts": ["127.0.0.1"], "maxAgeHours": 48}));
     stub.on("GET", "/index.json", index(&format!("{}T00:00:00Z", date_in(0))));
@@ -32,17 +31,13 @@ async fn a_fresh_index_passes_and_a_stale_one_degrades() {
     assert_eq!(h.health(&config).await.status, HealthStatus::Healthy);
 
     stub.on("GET", "/index.json", index(&format!("{}T00:00:00Z", date_in(-5))));
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::ProviderDown, "fresh");
-    assert!(outcome.message.contains("not syncing"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::ProviderDown, "fresh", "not syncing").await;
     let health = h.health(&config).await;
     assert_eq!((health.status, health.failure), (HealthStatus::Degraded, Some(FailureClass::ProviderDown)));
 
     // An index dated days ahead says a clock is wrong: its age is not trusted.
     stub.on("GET", "/index.json", index(&format!("{}T00:00:00Z", date_in(3))));
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::ProviderMismatch, "fresh");
-    assert!(outcome.message.contains("future"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::ProviderMismatch, "fresh", "future").await;
     // A number where the timestamp belongs is an error, not a fall back on Last-Modified.
     stub.on(
         "GET",
@@ -62,13 +57,10 @@ async fn a_fresh_index_passes_and_a_stale_one_degrades() {
 
 #[tokio::test]
 async fn only_allowed_mirrors_are_contacted_and_failures_are_classed() {
-    let h = Harness::new("feed-mirror");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("feed-mirror").await;
     // An air-gapped site that lists its mirrors: any other host is refused before any request.
     let elsewhere = h.integration(IntegrationType::Feed, &stub.base_url, json!({"mirrorHosts": ["mirror.internal"]}));
-    let outcome = h.test(&elsewhere).await;
-    assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
-    assert!(outcome.message.contains("mirror.internal"), "{outcome:?}");
+    h.assert_fails(&elsewhere, FailureClass::Misconfigured, "configuration", "mirror.internal").await;
     assert!(stub.seen().is_empty());
 
     let config = h.integration(

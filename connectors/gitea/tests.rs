@@ -29,8 +29,7 @@ fn serve_gitea(stub: &Stub, version: &str) {
 
 #[tokio::test]
 async fn gitea_and_forgejo_pass_with_the_token_user() {
-    let h = Harness::new("gitea");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("gitea").await;
     serve_gitea(&stub, "1.22.3");
     let config = h.integration(IntegrationType::Scm, &stub.base_url, json!({"repository": "platform/api"}));
     let outcome = h.test(&config).await;
@@ -66,14 +65,11 @@ async fn gitea_and_forgejo_pass_with_the_token_user() {
 
 #[tokio::test]
 async fn token_and_repository_failures_are_told_apart() {
-    let h = Harness::new("gitea");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("gitea").await;
     serve_gitea(&stub, "1.22.3");
     let config =
         h.integration(IntegrationType::Ci, &stub.base_url, json!({"repository": "platform/api", "needsPush": true}));
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Permission, "repository");
-    assert!(outcome.message.contains("push"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Permission, "repository", "push").await;
 
     stub.on(
         "GET",
@@ -90,9 +86,7 @@ async fn token_and_repository_failures_are_told_apart() {
         "/api/v1/user",
         Canned::json(403, json!({"message": "token does not have at least one of required scope(s): [read:user]", "url": "https://gitea.example.com/api/swagger"})),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Permission, "credential");
-    assert!(outcome.message.contains("read:user"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Permission, "credential", "read:user").await;
 
     serve_gitea(&stub, "1.22.3");
     stub.on("GET", "/api/v1/repos/platform/api", Canned::json(404, json!({"errors": null, "message": "The target couldn't be found.", "url": "https://gitea.example.com/api/swagger"})));
@@ -101,8 +95,7 @@ async fn token_and_repository_failures_are_told_apart() {
 
 #[tokio::test]
 async fn other_servers_outages_and_rate_limits_are_classed() {
-    let h = Harness::new("gitea");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("gitea").await;
     let config = h.integration(IntegrationType::Scm, &stub.base_url, json!({}));
     assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-gitea");
     // Something with a `version` but not Gitea's API settings.
@@ -125,7 +118,6 @@ async fn other_servers_outages_and_rate_limits_are_classed() {
         json!({"needsPush": true}),
         json!({"repo": "a/b"}),
     ] {
-        let outcome = h.test(&h.integration(IntegrationType::Scm, &stub.base_url, bad)).await;
-        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        h.assert_misconfigured(&h.integration(IntegrationType::Scm, &stub.base_url, bad)).await;
     }
 }

@@ -187,9 +187,7 @@ async fn missing_permissions_suspension_a_wrong_key_and_rate_limits_are_told_apa
     let integration = |c: Value| h.integration(IntegrationType::Scm, &stub.base_url, c);
 
     let write = integration(json!({"appId": 12345, "requiredPermissions": {"contents": "write"}}));
-    let outcome = h.test(&write).await;
-    assert_failed(&outcome, FailureClass::Permission, "access-token");
-    assert!(outcome.message.contains("contents: write (granted: read)"), "{outcome:?}");
+    h.assert_fails(&write, FailureClass::Permission, "access-token", "contents: write (granted: read)").await;
 
     let config = integration(json!({"appId": 12345, "installationId": 9}));
     stub.on_authorized("GET", "/api/v3/app/installations/9", Canned::json(404, json!({"message": "Not Found"})));
@@ -201,9 +199,7 @@ async fn missing_permissions_suspension_a_wrong_key_and_rate_limits_are_told_apa
         "/api/v3/app/installations?per_page=2",
         Canned::json(200, json!([installation(json!("2026-11-01T00:00:00Z"))])),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Permission, "installation");
-    assert!(outcome.message.contains("suspended"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Permission, "installation", "suspended").await;
     serve_github(&stub);
 
     // GitHub's primary rate limit: 403 with X-RateLimit-Remaining: 0.
@@ -274,8 +270,7 @@ async fn another_server_gets_no_jwt_and_configuration_is_checked_first() {
         json!({"appId": 12345, "requiredPermissions": {"contents": "owner"}}),
         json!({"appId": 12345, "privateKey": "x"}),
     ] {
-        let outcome = h.test(&h.integration(IntegrationType::Scm, &stub.base_url, bad)).await;
-        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        h.assert_misconfigured(&h.integration(IntegrationType::Scm, &stub.base_url, bad)).await;
     }
     assert_eq!(stub.seen().len(), requests);
 }

@@ -46,8 +46,7 @@ fn bad_credentials() -> Canned {
 
 #[tokio::test]
 async fn a_classic_token_passes_with_its_user_scopes_expiry_and_rate_limit() {
-    let h = Harness::new("github");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("github").await;
     serve_github(&stub, Some("repo, read:org"), &format!("{} 09:00:00 UTC", date_in(30)));
     let config = h.integration(
         IntegrationType::Scm,
@@ -82,8 +81,7 @@ async fn a_classic_token_passes_with_its_user_scopes_expiry_and_rate_limit() {
 
 #[tokio::test]
 async fn a_fine_grained_token_has_no_scopes_and_missing_classic_scopes_are_a_permission() {
-    let h = Harness::new("github");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("github").await;
     // Fine-grained tokens carry no `X-OAuth-Scopes`; this one never expires.
     stub.on("GET", "/api/v3/meta", github_answer(200, json!({"verifiable_password_authentication": false}))).on(
         "GET",
@@ -98,15 +96,13 @@ async fn a_fine_grained_token_has_no_scopes_and_missing_classic_scopes_are_a_per
 
     serve_github(&stub, Some("public_repo, workflow"), "2027-01-01 00:00:00 UTC");
     let config = h.integration(IntegrationType::Ci, &stub.base_url, json!({"requiredScopes": ["repo", "workflow"]}));
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Permission, "token");
-    assert!(outcome.message.contains("lacks the scopes repo (it has: public_repo, workflow)"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Permission, "token", "lacks the scopes repo (it has: public_repo, workflow)")
+        .await;
 }
 
 #[tokio::test]
 async fn github_refusals_map_to_failure_classes() {
-    let h = Harness::new("github");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("github").await;
     serve_github(&stub, Some("repo"), "2027-01-01 00:00:00 UTC");
     let config =
         h.integration(IntegrationType::Scm, &stub.base_url, json!({"repository": "acme/api", "needsPush": true}));
@@ -115,9 +111,7 @@ async fn github_refusals_map_to_failure_classes() {
     // A bad or expired token: nothing is tried after the 401.
     stub.on("GET", "/api/v3/user", bad_credentials());
     let before = stub.seen().len();
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Auth, "credential");
-    assert!(outcome.message.contains("Bad credentials"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Auth, "credential", "Bad credentials").await;
     assert_eq!(stub.seen().len() - before, 2, "meta and user only");
 
     // The primary rate limit exhausted: 403 with `X-RateLimit-Remaining: 0`.
@@ -188,8 +182,7 @@ async fn github_com_is_proven_by_meta_in_the_test_and_by_its_certificate_in_the_
 
 #[tokio::test]
 async fn another_server_never_gets_the_token_and_private_mode_identifies_github() {
-    let h = Harness::new("github");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("github").await;
     // Another product: its `/meta` is JSON, but not GitHub's.
     stub.on("GET", "/api/v3/meta", Canned::json(200, json!({}))).on(
         "GET",
@@ -220,8 +213,7 @@ async fn another_server_never_gets_the_token_and_private_mode_identifies_github(
         (json!({"needsPush": true}), "needs a `repository`"),
         (json!({"scopes": ["repo"]}), "unknown configuration key"),
     ] {
-        let outcome = h.test(&h.integration(IntegrationType::Scm, &stub.base_url, bad.clone())).await;
-        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        let outcome = h.assert_misconfigured(&h.integration(IntegrationType::Scm, &stub.base_url, bad.clone())).await;
         assert!(outcome.message.contains(why), "{bad}: {outcome:?}");
     }
 }

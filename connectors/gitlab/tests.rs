@@ -35,8 +35,7 @@ fn settings() -> Value {
 
 #[tokio::test]
 async fn a_token_with_its_scopes_passes_and_reports_version_and_expiry() {
-    let h = Harness::new("gitlab");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("gitlab").await;
     serve_gitlab(&stub, "2027-03-31", json!(["read_api", "read_repository"]));
     let config = h.integration(IntegrationType::Scm, &stub.base_url, settings());
     let outcome = h.test(&config).await;
@@ -57,8 +56,7 @@ async fn a_token_with_its_scopes_passes_and_reports_version_and_expiry() {
 
 #[tokio::test]
 async fn a_token_that_expires_within_a_week_is_degraded() {
-    let h = Harness::new("gitlab");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("gitlab").await;
     serve_gitlab(&stub, &date_in(3), json!(["api"]));
     let config = h.integration(IntegrationType::Ci, &stub.base_url, json!({}));
     assert!(h.test(&config).await.success);
@@ -75,8 +73,7 @@ async fn a_token_that_expires_within_a_week_is_degraded() {
 
 #[tokio::test]
 async fn rejected_expired_and_under_scoped_tokens_are_told_apart() {
-    let h = Harness::new("gitlab");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("gitlab").await;
     let config = h.integration(IntegrationType::Scm, &stub.base_url, settings());
 
     serve_gitlab(&stub, "2027-03-31", json!(["read_api"]));
@@ -94,15 +91,11 @@ async fn rejected_expired_and_under_scoped_tokens_are_told_apart() {
             r#"Bearer realm="", error="invalid_token", error_description="Token has expired.""#,
         ),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Auth, "credential");
-    assert!(outcome.message.contains("Token has expired."), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Auth, "credential", "Token has expired.").await;
 
     // A token GitLab accepts but whose scopes do not reach the API.
     serve_gitlab(&stub, "2027-03-31", json!(["read_repository"]));
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Permission, "token");
-    assert!(outcome.message.contains("read_api"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Permission, "token", "read_api").await;
     stub.on(
         "GET",
         "/api/v4/user",
@@ -117,8 +110,7 @@ async fn rejected_expired_and_under_scoped_tokens_are_told_apart() {
 
 #[tokio::test]
 async fn rate_limits_outages_and_other_servers_are_classed() {
-    let h = Harness::new("gitlab");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("gitlab").await;
     let config = h.integration(IntegrationType::Scm, &stub.base_url, json!({}));
     assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-gitlab");
     stub.on("GET", "/api/v4/version", Canned::json(200, json!({"version": "1.0"})));

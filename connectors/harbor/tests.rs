@@ -58,8 +58,7 @@ fn settings() -> Value {
 
 #[tokio::test]
 async fn a_harbor_user_with_project_access_passes_and_reports_the_version() {
-    let h = Harness::new("harbor");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("harbor").await;
     serve_harbor(&stub);
     let config = h.integration(IntegrationType::Registry, &stub.base_url, settings());
     let outcome = h.test(&config).await;
@@ -82,8 +81,7 @@ async fn a_harbor_user_with_project_access_passes_and_reports_the_version() {
 
 #[tokio::test]
 async fn a_robot_account_is_checked_without_reading_a_user() {
-    let h = Harness::new("harbor");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("harbor").await;
     serve_harbor(&stub);
     stub.on("GET", "/api/v2.0/users/current", UNAUTHORIZED());
     let config =
@@ -103,17 +101,14 @@ async fn a_robot_account_is_checked_without_reading_a_user() {
     assert_eq!(token_request.header("authorization"), Some(robot_basic.as_str()));
     // A revoked robot: the token service answers 401, though the API's listing still says 200.
     stub.on("GET", "/service/token?service=harbor-registry", UNAUTHORIZED());
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Auth, "credential");
-    assert!(outcome.message.contains("UNAUTHORIZED"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Auth, "credential", "UNAUTHORIZED").await;
     let health = h.health(&config).await;
     assert_eq!((health.status, health.failure), (HealthStatus::Unhealthy, Some(FailureClass::Auth)));
 }
 
 #[tokio::test]
 async fn credential_and_project_failures_are_told_apart() {
-    let h = Harness::new("harbor");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("harbor").await;
     serve_harbor(&stub);
     let config = h.integration(IntegrationType::Registry, &stub.base_url, settings());
 
@@ -149,8 +144,7 @@ async fn credential_and_project_failures_are_told_apart() {
 
 #[tokio::test]
 async fn something_else_at_the_url_is_not_harbor() {
-    let h = Harness::new("harbor");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("harbor").await;
     let config = h.integration(IntegrationType::Registry, &stub.base_url, settings());
     // A generic web server: 404 pages everywhere.
     assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "is-harbor");
@@ -167,8 +161,7 @@ async fn something_else_at_the_url_is_not_harbor() {
 
 #[tokio::test]
 async fn outages_and_failing_components_are_down_or_degraded() {
-    let h = Harness::new("harbor");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("harbor").await;
     serve_harbor(&stub);
     let config = h.integration(IntegrationType::Registry, &stub.base_url, settings());
     stub.on(
@@ -208,8 +201,7 @@ async fn a_harbor_behind_a_private_ca_needs_its_ca() {
 
 #[tokio::test]
 async fn a_bad_configuration_is_refused_before_any_request() {
-    let h = Harness::new("harbor");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("harbor").await;
     serve_harbor(&stub);
     for bad in [
         json!({}),
@@ -219,8 +211,7 @@ async fn a_bad_configuration_is_refused_before_any_request() {
         json!({"username": "ci-bot", "projekt": "x"}),
         json!({"username": 7}),
     ] {
-        let outcome = h.test(&h.integration(IntegrationType::Registry, &stub.base_url, bad.clone())).await;
-        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        h.assert_misconfigured(&h.integration(IntegrationType::Registry, &stub.base_url, bad.clone())).await;
     }
     assert!(stub.seen().is_empty());
 }

@@ -22,8 +22,7 @@ fn expectations() -> Value {
 
 #[tokio::test]
 async fn a_product_that_meets_every_expectation_passes_with_its_version() {
-    let h = Harness::new("http-probe");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("http-probe").await;
     stub.on("GET", "/api/status?verbose=1", agent_status());
     let config = h.integration(IntegrationType::Host, &stub.base_url, expectations());
     let outcome = h.test(&config).await;
@@ -41,8 +40,7 @@ async fn a_product_that_meets_every_expectation_passes_with_its_version() {
 
 #[tokio::test]
 async fn another_product_at_the_same_url_is_a_provider_mismatch() {
-    let h = Harness::new("http-probe");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("http-probe").await;
     // A generic web server: 200 with HTML, no agent header.
     stub.on(
         "GET",
@@ -70,16 +68,13 @@ async fn another_product_at_the_same_url_is_a_provider_mismatch() {
     stub.on("GET", "/api/status?verbose=1", Canned::new(204));
     assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "status");
     stub.on("GET", "/api/status?verbose=1", Canned::new(302).header("Location", "/login"));
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::ProviderMismatch, "status");
-    assert!(outcome.message.contains("/login"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::ProviderMismatch, "status", "/login").await;
     assert_eq!(h.health(&config).await.status, HealthStatus::Unhealthy);
 }
 
 #[tokio::test]
 async fn provider_answers_map_to_failure_classes_and_health() {
-    let h = Harness::new("http-probe");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("http-probe").await;
     let config = h.integration(IntegrationType::Host, &stub.base_url, expectations());
     let path = "/api/status?verbose=1";
     let cases = [
@@ -146,8 +141,7 @@ async fn unreachable_servers_and_private_cas_are_classed_as_network_and_tls() {
 
 #[tokio::test]
 async fn the_credential_goes_where_the_configuration_says() {
-    let h = Harness::new("http-probe");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("http-probe").await;
     stub.on("GET", "/", Canned::new(200)).on("HEAD", "/", Canned::new(200));
     let basic = h.integration(IntegrationType::Ci, &stub.base_url, json!({"credential": {"basic": "probe"}}));
     assert!(h.test(&basic).await.success);
@@ -180,8 +174,7 @@ async fn the_credential_goes_where_the_configuration_says() {
 
 #[tokio::test]
 async fn a_bad_configuration_is_refused_before_any_request() {
-    let h = Harness::new("http-probe");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("http-probe").await;
     for bad in [
         json!({"path": "status"}),
         json!({"path": "//evil.example/x"}),

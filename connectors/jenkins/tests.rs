@@ -24,8 +24,7 @@ fn serve_jenkins(stub: &Stub) {
 
 #[tokio::test]
 async fn a_user_with_an_api_token_passes_with_the_version_and_crumb() {
-    let h = Harness::new("jenkins");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("jenkins").await;
     serve_jenkins(&stub);
     let config = h.integration(IntegrationType::Ci, &stub.base_url, json!({"username": "ci-bot", "checkCrumb": true}));
     let outcome = h.test(&config).await;
@@ -41,8 +40,7 @@ async fn a_user_with_an_api_token_passes_with_the_version_and_crumb() {
 
 #[tokio::test]
 async fn rejected_tokens_missing_read_and_missing_crumbs_are_told_apart() {
-    let h = Harness::new("jenkins");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("jenkins").await;
     let config = h.integration(IntegrationType::Ci, &stub.base_url, json!({"username": "ci-bot", "checkCrumb": true}));
 
     serve_jenkins(&stub);
@@ -88,8 +86,7 @@ async fn rejected_tokens_missing_read_and_missing_crumbs_are_told_apart() {
 
 #[tokio::test]
 async fn other_servers_and_outages_are_classed() {
-    let h = Harness::new("jenkins");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("jenkins").await;
     let config = h.integration(IntegrationType::Ci, &stub.base_url, json!({"username": "ci-bot"}));
     // A web server that answers JSON but is not Jenkins.
     stub.on("GET", "/api/json?tree=mode,useSecurity", Canned::json(200, json!({"mode": "NORMAL"})));
@@ -100,7 +97,6 @@ async fn other_servers_and_outages_are_classed() {
     assert_eq!(h.health(&config).await.failure, Some(FailureClass::ProviderDown));
 
     for bad in [json!({}), json!({"username": "a:b"}), json!({"username": "ci", "checkCrumb": "yes"})] {
-        let outcome = h.test(&h.integration(IntegrationType::Ci, &stub.base_url, bad)).await;
-        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        h.assert_misconfigured(&h.integration(IntegrationType::Ci, &stub.base_url, bad)).await;
     }
 }

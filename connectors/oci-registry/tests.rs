@@ -35,17 +35,13 @@ async fn the_real_registry_accepts_the_right_password_and_finds_the_repository()
 
     // The wrong password (the AuthRef's secret is not `someone`'s).
     let wrong = with(json!({"username": "someone", "repository": "team/app"}));
-    let outcome = h.test(&wrong).await;
-    assert_failed(&outcome, FailureClass::Auth, "credential");
-    assert!(outcome.message.contains("UNAUTHORIZED"), "{outcome:?}");
+    h.assert_fails(&wrong, FailureClass::Auth, "credential", "UNAUTHORIZED").await;
     let health = h.health(&wrong).await;
     assert_eq!((health.status, health.failure), (HealthStatus::Unhealthy, Some(FailureClass::Auth)));
 
     // A repository that does not exist.
     let missing = with(json!({"username": "ci-bot", "repository": "team/nothing-here"}));
-    let outcome = h.test(&missing).await;
-    assert_failed(&outcome, FailureClass::NotFound, "repository");
-    assert!(outcome.message.contains("NAME_UNKNOWN"), "{outcome:?}");
+    h.assert_fails(&missing, FailureClass::NotFound, "repository", "NAME_UNKNOWN").await;
 
     // No credential at all: the registry requires one.
     let mut anonymous = with(json!({}));
@@ -116,8 +112,7 @@ const ISSUED: &str = "issued-registry-token-5d1e0c";
 
 #[tokio::test]
 async fn a_bearer_challenge_is_answered_through_the_token_service_and_the_token_stays_in_the_host() {
-    let h = Harness::new("oci-registry");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("oci-registry").await;
     let token_path = bearer_registry(&stub, "&scope=repository%3Ateam%2Fapp%3Apull");
     stub.on_authorized(
         "GET",
@@ -160,9 +155,7 @@ async fn a_bearer_challenge_is_answered_through_the_token_service_and_the_token_
         &token_path,
         Canned::json(401, json!({"errors": [{"code": "UNAUTHORIZED", "message": "incorrect username or password"}]})),
     );
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Auth, "credential");
-    assert!(outcome.message.contains("incorrect username or password"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Auth, "credential", "incorrect username or password").await;
     // ...or answers without a token.
     stub.on_authorized("GET", &token_path, Canned::json(200, json!({"details": "none"})));
     assert_failed(&h.test(&config).await, FailureClass::ProviderMismatch, "credential");
@@ -170,8 +163,7 @@ async fn a_bearer_challenge_is_answered_through_the_token_service_and_the_token_
 
 #[tokio::test]
 async fn the_credential_never_goes_to_a_token_service_on_another_origin() {
-    let h = Harness::new("oci-registry");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("oci-registry").await;
     let elsewhere = Stub::start().await;
     stub.on(
         "GET",
@@ -181,17 +173,14 @@ async fn the_credential_never_goes_to_a_token_service_on_another_origin() {
             .header("WWW-Authenticate", &format!(r#"Bearer realm="{}/token",service="x""#, elsewhere.base_url)),
     );
     let config = h.integration(IntegrationType::Registry, &stub.base_url, json!({"username": "octo"}));
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Misconfigured, "credential");
-    assert!(outcome.message.contains("the credential was not sent"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Misconfigured, "credential", "the credential was not sent").await;
     assert!(elsewhere.seen().is_empty());
     assert!(stub.seen().iter().all(|s| s.header("authorization").is_none()));
 }
 
 #[tokio::test]
 async fn other_servers_rate_limits_and_outages_are_told_apart() {
-    let h = Harness::new("oci-registry");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("oci-registry").await;
     let config = h.integration(IntegrationType::Registry, &stub.base_url, json!({"username": "octo"}));
     // A generic web server, and a web server behind Basic auth (no Distribution header, an HTML body).
     stub.on("GET", "/v2/", Canned::new(200).header("Content-Type", "text/html").body("<html>it works</html>"));
@@ -236,8 +225,7 @@ async fn other_servers_rate_limits_and_outages_are_told_apart() {
 
 #[tokio::test]
 async fn configuration_is_checked_before_any_request() {
-    let h = Harness::new("oci-registry");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("oci-registry").await;
     for bad in [
         json!({"preset": "docker-hub", "username": "u"}),
         json!({"preset": "acr", "username": "u"}),
@@ -248,8 +236,7 @@ async fn configuration_is_checked_before_any_request() {
         json!({"username": "u", "repository": "team/../app"}),
         json!({"username": "u", "registry": "x"}),
     ] {
-        let outcome = h.test(&h.integration(IntegrationType::Registry, &stub.base_url, bad.clone())).await;
-        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        h.assert_misconfigured(&h.integration(IntegrationType::Registry, &stub.base_url, bad.clone())).await;
     }
     assert!(stub.seen().is_empty());
     // A preset names the hosts it expects.
@@ -260,8 +247,7 @@ async fn configuration_is_checked_before_any_request() {
 #[tokio::test]
 async fn a_refusal_at_v2_is_about_the_credential() {
     // ECR's Basic challenge, then its documented refusal of an expired password: 403 DENIED.
-    let h = Harness::new("oci-registry");
-    let stub = Stub::start().await;
+    let (h, stub) = Harness::with_stub("oci-registry").await;
     stub.on(
         "GET",
         "/v2/",
@@ -275,9 +261,7 @@ async fn a_refusal_at_v2_is_about_the_credential() {
         Canned::json(403, json!({"errors": [{"code": "DENIED", "message": "Your authorization token has expired. Reauthenticate and try again."}]})),
     );
     let config = h.integration(IntegrationType::Registry, &stub.base_url, json!({"username": "AWS"}));
-    let outcome = h.test(&config).await;
-    assert_failed(&outcome, FailureClass::Auth, "credential");
-    assert!(outcome.message.contains("has expired"), "{outcome:?}");
+    h.assert_fails(&config, FailureClass::Auth, "credential", "has expired").await;
     let health = h.health(&config).await;
     assert_eq!((health.status, health.failure), (HealthStatus::Unhealthy, Some(FailureClass::Auth)));
 }

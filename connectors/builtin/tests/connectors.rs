@@ -36,6 +36,17 @@ impl Harness {
         Self::with_secret(provider, SECRET)
     }
 
+    /// A harness for `provider` and a stand-in server for it to talk to.
+    async fn with_stub(provider: &str) -> (Self, Stub) {
+        (Self::new(provider), Stub::start().await)
+    }
+
+    /// [`Harness::pinned`] to a TLS stand-in whose certificate names `hosts`, and the stand-in.
+    async fn pinned_with_stub(provider: &str, hosts: &[&str]) -> (Self, Stub) {
+        let stub = Stub::start_tls_for(hosts).await;
+        (Self::pinned(provider, hosts, &stub), stub)
+    }
+
     fn with_secret(provider: &str, secret: &str) -> Self {
         Self::build(provider, secret, &[])
     }
@@ -95,6 +106,50 @@ impl Harness {
         let invocation = self.sandbox.test_connection(&self.connector, config).await;
         self.assert_no_secret(&format!("{:?} {:?}", invocation.result, invocation.record));
         invocation.result
+    }
+
+    /// Without an AuthRef, `config` is refused as misconfigured before any request reaches `stub`.
+    async fn assert_needs_a_credential(&self, mut config: ConnectionConfig, stub: &Stub) {
+        config.auth_ref = None;
+        assert_failed(&self.test(&config).await, FailureClass::Misconfigured, "configuration");
+        assert!(stub.seen().is_empty(), "a misconfigured integration sent a request");
+    }
+
+    /// Against `stub` (not the product), the test fails `step` as a provider mismatch, every time,
+    /// and the last run's requests never carried the credential `header`.
+    async fn assert_mismatch_gets_no_credential(
+        &self,
+        config: &ConnectionConfig,
+        stub: &Stub,
+        step: &str,
+        header: &str,
+    ) {
+        assert_failed(&self.test(config).await, FailureClass::ProviderMismatch, step);
+        let before = stub.seen().len();
+        stub.clear();
+        assert_failed(&self.test(config).await, FailureClass::ProviderMismatch, step);
+        assert!(stub.seen()[before - 1..].iter().all(|s| s.header(header).is_none()));
+    }
+
+    /// The test refuses `config` as misconfigured, at its `configuration` step.
+    async fn assert_misconfigured(&self, config: &ConnectionConfig) -> TestOutcome {
+        let outcome = self.test(config).await;
+        assert_failed(&outcome, FailureClass::Misconfigured, "configuration");
+        outcome
+    }
+
+    /// The test fails `step` with `class`, and its message says `saying`.
+    async fn assert_fails(
+        &self,
+        config: &ConnectionConfig,
+        class: FailureClass,
+        step: &str,
+        saying: &str,
+    ) -> TestOutcome {
+        let outcome = self.test(config).await;
+        assert_failed(&outcome, class, step);
+        assert!(outcome.message.contains(saying), "{outcome:?}");
+        outcome
     }
 
     /// The test fails `step` as rate-limited (its message saying `retry`, when given; no request
