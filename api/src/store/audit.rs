@@ -2,14 +2,13 @@
 //! chain. (Entries are written by [`super::IntegrationStore::apply`], with the change they record.)
 
 use async_trait::async_trait;
-use sqlx::types::Json;
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::StoreError;
 use super::plugins::decode_plugin_audit;
-use super::sql::{Dialect, SqlStore, map_error, parse_json, parse_uuid};
+use super::sql::{map_error, parse_json, parse_uuid, sql_impl};
 use crate::audit::{AuditAction, AuditEntry, AuditReport, ChainBreak, ChainCheck, PLATFORM};
 
 /// Reads of the audit trail.
@@ -48,134 +47,111 @@ where
     })
 }
 
-// The bounds sqlx needs to run our queries on `D` (see `Dialect`).
-#[async_trait]
-impl<D: Dialect> AuditStore for SqlStore<D>
-where
-    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
-    D::Arguments: IntoArguments<D>,
-    for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> &'q str: Encode<'q, D> + Type<D>,
-    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> bool: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> OffsetDateTime: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> Json<Vec<String>>: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> Option<String>: Encode<'q, D>,
-    for<'q> Option<&'q str>: Encode<'q, D>,
-    for<'q> Option<i64>: Encode<'q, D>,
-    for<'q> Option<bool>: Encode<'q, D>,
-    for<'q> Option<OffsetDateTime>: Encode<'q, D>,
-    usize: ColumnIndex<D::Row>,
-    for<'n> &'n str: ColumnIndex<D::Row>,
-{
-    async fn audit(
-        &self,
-        tenant_id: &str,
-        id: Uuid,
-        after_seq: i64,
-        limit: u32,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        let query = sqlx::query(
-            "SELECT * FROM audit_entries WHERE tenant_id = $1 AND integration_id = $2 AND seq > $3 \
-             ORDER BY seq LIMIT $4",
-        )
-        .bind(tenant_id)
-        .bind(id.to_string())
-        .bind(after_seq)
-        .bind(i64::from(limit));
-        self.read_all(query).await?.iter().map(decode_audit).collect()
-    }
+sql_impl! {
+    #[async_trait]
+    impl AuditStore for SqlStore<D> {
+        async fn audit(
+            &self,
+            tenant_id: &str,
+            id: Uuid,
+            after_seq: i64,
+            limit: u32,
+        ) -> Result<Vec<AuditEntry>, StoreError> {
+            let query = sqlx::query(
+                "SELECT * FROM audit_entries WHERE tenant_id = $1 AND integration_id = $2 AND seq > $3 \
+                 ORDER BY seq LIMIT $4",
+            )
+            .bind(tenant_id)
+            .bind(id.to_string())
+            .bind(after_seq)
+            .bind(i64::from(limit));
+            self.read_all(query).await?.iter().map(decode_audit).collect()
+        }
 
-    async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
-        let heads = self
-            .read_all(sqlx::query("SELECT tenant_id, audit_seq, audit_hash FROM tenant_heads ORDER BY tenant_id"))
-            .await?;
-        let mut report = AuditReport::default();
-        for head in heads {
-            let tenant: String = head.try_get(0).map_err(map_error)?;
-            let head_seq: i64 = head.try_get(1).map_err(map_error)?;
-            let head_hash: String = head.try_get(2).map_err(map_error)?;
-            report.tenants += 1;
+        async fn verify_audit(&self) -> Result<AuditReport, StoreError> {
+            let heads = self
+                .read_all(sqlx::query("SELECT tenant_id, audit_seq, audit_hash FROM tenant_heads ORDER BY tenant_id"))
+                .await?;
+            let mut report = AuditReport::default();
+            for head in heads {
+                let tenant: String = head.try_get(0).map_err(map_error)?;
+                let head_seq: i64 = head.try_get(1).map_err(map_error)?;
+                let head_hash: String = head.try_get(2).map_err(map_error)?;
+                report.tenants += 1;
+                let mut chain = ChainCheck::default();
+                'pages: loop {
+                    let query = sqlx::query(
+                        "SELECT * FROM audit_entries WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT 1000",
+                    )
+                    .bind(tenant.clone())
+                    .bind(chain.last_seq());
+                    let rows = self.read_all(query).await?;
+                    if rows.is_empty() {
+                        break;
+                    }
+                    for row in &rows {
+                        report.entries += 1;
+                        // An action this service never writes was written behind its back: a break
+                        // of the chain to report, not an error that ends the verification.
+                        let action: String = row.try_get("action").map_err(map_error)?;
+                        let checked = match AuditAction::parse(&action) {
+                            Some(_) => chain.next(&decode_audit(row)?),
+                            None => chain.refuse(
+                                row.try_get("seq").map_err(map_error)?,
+                                "its action is not one this service writes".into(),
+                            ),
+                        };
+                        if !checked {
+                            break 'pages;
+                        }
+                    }
+                }
+                report.breaks.extend(chain.finish(tenant, head_seq, &head_hash));
+            }
+            self.verify_platform_audit(&mut report).await?;
+            Ok(report)
+        }
+    }
+}
+
+sql_impl! {
+    impl SqlStore<D> {
+        /// Walks the platform's chain of connector admissions into `report`.
+        async fn verify_platform_audit(&self, report: &mut AuditReport) -> Result<(), StoreError> {
+            let head =
+                self.read_optional(sqlx::query("SELECT audit_seq, audit_hash FROM platform_head WHERE id = 1")).await?;
+            let Some(head) = head else {
+                report.breaks.push(ChainBreak {
+                    tenant_id: PLATFORM.into(),
+                    seq: 0,
+                    problem: "the platform head row is missing".into(),
+                });
+                return Ok(());
+            };
+            let head_seq: i64 = head.try_get(0).map_err(map_error)?;
+            let head_hash: String = head.try_get(1).map_err(map_error)?;
             let mut chain = ChainCheck::default();
             'pages: loop {
-                let query = sqlx::query(
-                    "SELECT * FROM audit_entries WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT 1000",
-                )
-                .bind(tenant.clone())
-                .bind(chain.last_seq());
+                let query = sqlx::query("SELECT * FROM platform_audit WHERE seq > $1 ORDER BY seq LIMIT 1000")
+                    .bind(chain.last_seq());
                 let rows = self.read_all(query).await?;
                 if rows.is_empty() {
                     break;
                 }
                 for row in &rows {
                     report.entries += 1;
-                    // An action this service never writes was written behind its back: a break
-                    // of the chain to report, not an error that ends the verification.
-                    let action: String = row.try_get("action").map_err(map_error)?;
-                    let checked = match AuditAction::parse(&action) {
-                        Some(_) => chain.next(&decode_audit(row)?),
-                        None => chain.refuse(
-                            row.try_get("seq").map_err(map_error)?,
-                            "its action is not one this service writes".into(),
-                        ),
+                    let checked = match decode_plugin_audit(row) {
+                        Ok(entry) => chain.next(&entry),
+                        // An action this service never writes was written behind its back.
+                        Err(e) => chain.refuse(row.try_get("seq").map_err(map_error)?, format!("it cannot be read: {e}")),
                     };
                     if !checked {
                         break 'pages;
                     }
                 }
             }
-            report.breaks.extend(chain.finish(tenant, head_seq, &head_hash));
+            report.breaks.extend(chain.finish(PLATFORM.into(), head_seq, &head_hash));
+            Ok(())
         }
-        self.verify_platform_audit(&mut report).await?;
-        Ok(report)
-    }
-}
-
-impl<D: Dialect> SqlStore<D>
-where
-    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
-    D::Arguments: IntoArguments<D>,
-    for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> OffsetDateTime: Decode<'q, D> + Type<D>,
-    usize: ColumnIndex<D::Row>,
-    for<'n> &'n str: ColumnIndex<D::Row>,
-{
-    /// Walks the platform's chain of connector admissions into `report`.
-    async fn verify_platform_audit(&self, report: &mut AuditReport) -> Result<(), StoreError> {
-        let head =
-            self.read_optional(sqlx::query("SELECT audit_seq, audit_hash FROM platform_head WHERE id = 1")).await?;
-        let Some(head) = head else {
-            report.breaks.push(ChainBreak {
-                tenant_id: PLATFORM.into(),
-                seq: 0,
-                problem: "the platform head row is missing".into(),
-            });
-            return Ok(());
-        };
-        let head_seq: i64 = head.try_get(0).map_err(map_error)?;
-        let head_hash: String = head.try_get(1).map_err(map_error)?;
-        let mut chain = ChainCheck::default();
-        'pages: loop {
-            let query = sqlx::query("SELECT * FROM platform_audit WHERE seq > $1 ORDER BY seq LIMIT 1000")
-                .bind(chain.last_seq());
-            let rows = self.read_all(query).await?;
-            if rows.is_empty() {
-                break;
-            }
-            for row in &rows {
-                report.entries += 1;
-                let checked = match decode_plugin_audit(row) {
-                    Ok(entry) => chain.next(&entry),
-                    // An action this service never writes was written behind its back.
-                    Err(e) => chain.refuse(row.try_get("seq").map_err(map_error)?, format!("it cannot be read: {e}")),
-                };
-                if !checked {
-                    break 'pages;
-                }
-            }
-        }
-        report.breaks.extend(chain.finish(PLATFORM.into(), head_seq, &head_hash));
-        Ok(())
     }
 }

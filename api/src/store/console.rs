@@ -2,10 +2,10 @@
 //! when they expire (and a subject's oldest sessions when it signs in once too often).
 
 use async_trait::async_trait;
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::StoreError;
-use super::sql::{Dialect, SqlStore, map_error};
+use super::sql::{map_error, sql_impl};
 use crate::domain::{from_unix_ms, unix_ms};
 use crate::identity::{Caller, ConsoleSession, Principal};
 
@@ -53,101 +53,93 @@ where
     })
 }
 
-// The bounds sqlx needs to run our queries on `D` (see `Dialect`).
-#[async_trait]
-impl<D: Dialect> ConsoleStore for SqlStore<D>
-where
-    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
-    D::Arguments: IntoArguments<D>,
-    for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> &'q str: Encode<'q, D> + Type<D>,
-    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    usize: ColumnIndex<D::Row>,
-    for<'n> &'n str: ColumnIndex<D::Row>,
-{
-    async fn create_session(
-        &self,
-        secret_hash: &str,
-        session: &ConsoleSession,
-        keep_per_subject: u32,
-    ) -> Result<(), StoreError> {
-        let caller = &session.principal.caller;
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO console_sessions (session_hash, tenant_id, subject, scopes, csrf_token, created_ms, \
-             expires_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(secret_hash)
-        .bind(caller.tenant.as_str())
-        .bind(caller.subject.as_str())
-        .bind(session.principal.scopes.join(" "))
-        .bind(session.csrf_token.as_str())
-        .bind(unix_ms(session.created_at))
-        .bind(unix_ms(session.expires_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        // The subject's newest sessions stay; a session signed in more often than that ends the
-        // oldest, so no one can make the host keep sessions without end.
-        sqlx::query(
-            "DELETE FROM console_sessions WHERE tenant_id = $1 AND subject = $2 AND session_hash NOT IN \
-             (SELECT session_hash FROM console_sessions WHERE tenant_id = $1 AND subject = $2 \
-              ORDER BY created_ms DESC, session_hash LIMIT $3)",
-        )
-        .bind(caller.tenant.as_str())
-        .bind(caller.subject.as_str())
-        .bind(i64::from(keep_per_subject))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)
-    }
-
-    async fn session(&self, secret_hash: &str, now_ms: i64) -> Result<Option<ConsoleSession>, StoreError> {
-        let query = sqlx::query("SELECT * FROM console_sessions WHERE session_hash = $1 AND expires_ms > $2")
+sql_impl! {
+    #[async_trait]
+    impl ConsoleStore for SqlStore<D> {
+        async fn create_session(
+            &self,
+            secret_hash: &str,
+            session: &ConsoleSession,
+            keep_per_subject: u32,
+        ) -> Result<(), StoreError> {
+            let caller = &session.principal.caller;
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO console_sessions (session_hash, tenant_id, subject, scopes, csrf_token, created_ms, \
+                 expires_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
             .bind(secret_hash)
-            .bind(now_ms);
-        self.read_optional(query).await?.as_ref().map(decode_session).transpose()
-    }
-
-    async fn delete_session(&self, secret_hash: &str) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM console_sessions WHERE session_hash = $1")
-            .bind(secret_hash)
+            .bind(caller.tenant.as_str())
+            .bind(caller.subject.as_str())
+            .bind(session.principal.scopes.join(" "))
+            .bind(session.csrf_token.as_str())
+            .bind(unix_ms(session.created_at))
+            .bind(unix_ms(session.expires_at))
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)
-    }
-
-    async fn spend_link(&self, link_id: &str, expires_ms: i64) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "INSERT INTO console_used_links (link_id, expires_ms) VALUES ($1, $2) ON CONFLICT (link_id) DO NOTHING",
-        )
-        .bind(link_id)
-        .bind(expires_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(D::rows_affected(&done) == 1)
-    }
-
-    async fn prune_console(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let sessions = sqlx::query("DELETE FROM console_sessions WHERE expires_ms <= $1")
-            .bind(now_ms)
+            // The subject's newest sessions stay; a session signed in more often than that ends the
+            // oldest, so no one can make the host keep sessions without end.
+            sqlx::query(
+                "DELETE FROM console_sessions WHERE tenant_id = $1 AND subject = $2 AND session_hash NOT IN \
+                 (SELECT session_hash FROM console_sessions WHERE tenant_id = $1 AND subject = $2 \
+                  ORDER BY created_ms DESC, session_hash LIMIT $3)",
+            )
+            .bind(caller.tenant.as_str())
+            .bind(caller.subject.as_str())
+            .bind(i64::from(keep_per_subject))
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;
-        // A link is refused by its own `exp` once it expires, so its row is no longer needed.
-        let links = sqlx::query("DELETE FROM console_used_links WHERE expires_ms <= $1")
-            .bind(now_ms)
+            tx.commit().await.map_err(map_error)
+        }
+
+        async fn session(&self, secret_hash: &str, now_ms: i64) -> Result<Option<ConsoleSession>, StoreError> {
+            let query = sqlx::query("SELECT * FROM console_sessions WHERE session_hash = $1 AND expires_ms > $2")
+                .bind(secret_hash)
+                .bind(now_ms);
+            self.read_optional(query).await?.as_ref().map(decode_session).transpose()
+        }
+
+        async fn delete_session(&self, secret_hash: &str) -> Result<(), StoreError> {
+            let mut tx = self.begin_write().await?;
+            sqlx::query("DELETE FROM console_sessions WHERE session_hash = $1")
+                .bind(secret_hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+            tx.commit().await.map_err(map_error)
+        }
+
+        async fn spend_link(&self, link_id: &str, expires_ms: i64) -> Result<bool, StoreError> {
+            let mut tx = self.begin_write().await?;
+            let done = sqlx::query(
+                "INSERT INTO console_used_links (link_id, expires_ms) VALUES ($1, $2) ON CONFLICT (link_id) DO NOTHING",
+            )
+            .bind(link_id)
+            .bind(expires_ms)
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(D::rows_affected(&sessions) + D::rows_affected(&links))
+            tx.commit().await.map_err(map_error)?;
+            Ok(D::rows_affected(&done) == 1)
+        }
+
+        async fn prune_console(&self, now_ms: i64) -> Result<u64, StoreError> {
+            let mut tx = self.begin_write().await?;
+            let sessions = sqlx::query("DELETE FROM console_sessions WHERE expires_ms <= $1")
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+            // A link is refused by its own `exp` once it expires, so its row is no longer needed.
+            let links = sqlx::query("DELETE FROM console_used_links WHERE expires_ms <= $1")
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+            tx.commit().await.map_err(map_error)?;
+            Ok(D::rows_affected(&sessions) + D::rows_affected(&links))
+        }
     }
 }

@@ -2,14 +2,12 @@
 //! holds its lease) and the history.
 
 use async_trait::async_trait;
-use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Row, Type};
 use stella_runtime::FailureClass;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::integrations::COLUMNS;
-use super::sql::{Dialect, Query, SqlStore, map_error, parse_uuid, placeholders};
+use super::sql::{Dialect, Query, map_error, parse_uuid, placeholders, sql_impl};
 use super::{Change, StoreError};
 use crate::domain::{Integration, from_unix_ms, unix_ms};
 use crate::health::{CheckOutcome, FinishedCheck, HealthCheck, HistoryCursor};
@@ -145,278 +143,262 @@ where
         .bind(owner.to_string())
 }
 
-// The bounds sqlx needs to run our queries on `D` (see `Dialect`).
-#[async_trait]
-impl<D: Dialect> HealthStore for SqlStore<D>
-where
-    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
-    D::Arguments: IntoArguments<D>,
-    for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> &'q str: Encode<'q, D> + Type<D>,
-    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> bool: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> OffsetDateTime: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> Json<Vec<String>>: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> Option<String>: Encode<'q, D>,
-    for<'q> Option<&'q str>: Encode<'q, D>,
-    for<'q> Option<i64>: Encode<'q, D>,
-    for<'q> Option<bool>: Encode<'q, D>,
-    for<'q> Option<OffsetDateTime>: Encode<'q, D>,
-    usize: ColumnIndex<D::Row>,
-    for<'n> &'n str: ColumnIndex<D::Row>,
-{
-    async fn schedule_health_checks(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.begin_write().await?;
-        // Out of service (paused, a draft again, deleted): no schedule, so the lease query never
-        // walks past them; back in service, they are due at once.
-        let unschedule = format!(
-            "DELETE FROM health_schedule WHERE NOT EXISTS (SELECT 1 FROM integrations i \
-             WHERE i.integration_id = health_schedule.integration_id AND {IN_SERVICE})"
-        );
-        sqlx::query(AssertSqlSafe(unschedule)).execute(&mut *tx).await.map_err(map_error)?;
-        let schedule_new = format!(
-            "INSERT INTO health_schedule (integration_id, tenant_id, due_ms) \
-             SELECT integration_id, tenant_id, $1 FROM integrations i WHERE {IN_SERVICE} \
-             AND NOT EXISTS (SELECT 1 FROM health_schedule s WHERE s.integration_id = i.integration_id) \
-             ON CONFLICT (integration_id) DO NOTHING"
-        );
-        let done = sqlx::query(AssertSqlSafe(schedule_new)).bind(now_ms).execute(&mut *tx).await.map_err(map_error)?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(D::rows_affected(&done))
-    }
+sql_impl! {
+    #[async_trait]
+    impl HealthStore for SqlStore<D> {
+        async fn schedule_health_checks(&self, now_ms: i64) -> Result<u64, StoreError> {
+            let mut tx = self.begin_write().await?;
+            // Out of service (paused, a draft again, deleted): no schedule, so the lease query never
+            // walks past them; back in service, they are due at once.
+            let unschedule = format!(
+                "DELETE FROM health_schedule WHERE NOT EXISTS (SELECT 1 FROM integrations i \
+                 WHERE i.integration_id = health_schedule.integration_id AND {IN_SERVICE})"
+            );
+            sqlx::query(AssertSqlSafe(unschedule)).execute(&mut *tx).await.map_err(map_error)?;
+            let schedule_new = format!(
+                "INSERT INTO health_schedule (integration_id, tenant_id, due_ms) \
+                 SELECT integration_id, tenant_id, $1 FROM integrations i WHERE {IN_SERVICE} \
+                 AND NOT EXISTS (SELECT 1 FROM health_schedule s WHERE s.integration_id = i.integration_id) \
+                 ON CONFLICT (integration_id) DO NOTHING"
+            );
+            let done = sqlx::query(AssertSqlSafe(schedule_new)).bind(now_ms).execute(&mut *tx).await.map_err(map_error)?;
+            tx.commit().await.map_err(map_error)?;
+            Ok(D::rows_affected(&done))
+        }
 
-    async fn lease_health_checks(
-        &self,
-        owner: &str,
-        now_ms: i64,
-        lease_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<Integration>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        // The schedule holds only integrations in service (`schedule_health_checks`), and the
-        // check itself looks again, so the due-time index alone finds the next ones.
-        let lease = format!(
-            "UPDATE health_schedule SET lease_owner = $1, lease_until_ms = $2 WHERE integration_id IN ( \
-             SELECT s.integration_id FROM health_schedule s \
-             WHERE s.due_ms <= $3 AND (s.lease_until_ms IS NULL OR s.lease_until_ms <= $3) \
-             ORDER BY s.due_ms LIMIT $4{}) RETURNING integration_id",
-            D::SKIP_LOCKED
-        );
-        let leased = sqlx::query(AssertSqlSafe(lease))
+        async fn lease_health_checks(
+            &self,
+            owner: &str,
+            now_ms: i64,
+            lease_ms: i64,
+            limit: u32,
+        ) -> Result<Vec<Integration>, StoreError> {
+            let mut tx = self.begin_write().await?;
+            // The schedule holds only integrations in service (`schedule_health_checks`), and the
+            // check itself looks again, so the due-time index alone finds the next ones.
+            let lease = format!(
+                "UPDATE health_schedule SET lease_owner = $1, lease_until_ms = $2 WHERE integration_id IN ( \
+                 SELECT s.integration_id FROM health_schedule s \
+                 WHERE s.due_ms <= $3 AND (s.lease_until_ms IS NULL OR s.lease_until_ms <= $3) \
+                 ORDER BY s.due_ms LIMIT $4{}) RETURNING integration_id",
+                D::SKIP_LOCKED
+            );
+            let leased = sqlx::query(AssertSqlSafe(lease))
+                .bind(owner)
+                .bind(now_ms.saturating_add(lease_ms))
+                .bind(now_ms)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_error)?;
+            let leased = first_column(&leased)?;
+            if leased.is_empty() {
+                tx.commit().await.map_err(map_error)?;
+                return Ok(vec![]);
+            }
+            // The rows just leased, read in the same transaction, so the checker needs no read of its
+            // own per check.
+            let read =
+                format!("SELECT {COLUMNS} FROM integrations WHERE integration_id IN ({})", placeholders(1, leased.len()));
+            let mut query = sqlx::query(AssertSqlSafe(read));
+            for id in &leased {
+                query = query.bind(id.clone());
+            }
+            let rows = query.fetch_all(&mut *tx).await.map_err(map_error)?;
+            tx.commit().await.map_err(map_error)?;
+            rows.iter().map(Self::decode).collect()
+        }
+
+        async fn finish_health_checks(&self, owner: &str, finished: &[FinishedCheck]) -> Result<Vec<Uuid>, StoreError> {
+            if finished.is_empty() {
+                return Ok(vec![]);
+            }
+            let mut tx = self.begin_write().await?;
+            let alerts = finished.iter().filter_map(|f| f.invocation.as_deref()).filter(|e| e.denied);
+            // History and ledger rows alone may be lost in a crash (the checks' leases then expire and
+            // they run again): their commit does not wait for the disk. Events may not: a consumer
+            // may have read one, and its number would be given to another.
+            match D::RELAXED_COMMIT {
+                Some(relaxed) if alerts.clone().next().is_none() => {
+                    sqlx::query(relaxed).execute(&mut *tx).await.map_err(map_error)?;
+                }
+                _ => {}
+            }
+            // The heads of the tenants whose checks were denied something, before any integration:
+            // their `invocation.denied` events are numbered under them.
+            Self::lock_denied_heads_in(&mut tx, alerts).await?;
+            let mut recorded = Vec::new();
+            for part in finished.chunks(BATCH) {
+                // The integrations first, in id order, as every change locks them before their
+                // schedule (a delete cascading to it would otherwise deadlock with us); shared, so
+                // that none changes between the version check below and the commit.
+                if !D::SHARE_ROWS.is_empty() {
+                    let lock = format!(
+                        "SELECT integration_id FROM integrations WHERE integration_id IN ({}) \
+                         ORDER BY integration_id{}",
+                        placeholders(1, part.len()),
+                        D::SHARE_ROWS
+                    );
+                    let mut query = sqlx::query(AssertSqlSafe(lock));
+                    for f in part {
+                        query = query.bind(f.integration_id.to_string());
+                    }
+                    query.fetch_all(&mut *tx).await.map_err(map_error)?;
+                }
+                let rows: Vec<String> = (0..part.len()).map(|n| format!("({})", placeholders(5 * n + 2, 5))).collect();
+                // VALUES columns are column1.. in both dialects: id, tenant, next due, checked at,
+                // version.
+                let release = format!(
+                    "UPDATE health_schedule SET \
+                     due_ms = CASE WHEN reschedule THEN d.column4 ELSE d.column3 END, \
+                     reschedule = FALSE, lease_owner = NULL, lease_until_ms = NULL \
+                     FROM (VALUES {}) AS d \
+                     WHERE health_schedule.integration_id = d.column1 AND health_schedule.tenant_id = d.column2 \
+                     AND health_schedule.lease_owner = $1 \
+                     AND EXISTS (SELECT 1 FROM integrations i \
+                                 WHERE i.integration_id = d.column1 AND i.version = d.column5) \
+                     RETURNING health_schedule.integration_id",
+                    rows.join(", ")
+                );
+                let mut query = sqlx::query(AssertSqlSafe(release)).bind(owner);
+                for f in part {
+                    query = query
+                        .bind(f.integration_id.to_string())
+                        .bind(f.tenant_id.clone())
+                        .bind(f.next_due_ms)
+                        .bind(unix_ms(f.check.checked_at))
+                        .bind(f.version);
+                }
+                let released = first_column(&query.fetch_all(&mut *tx).await.map_err(map_error)?)?;
+                let kept: Vec<&FinishedCheck> =
+                    part.iter().filter(|f| released.contains(&f.integration_id.to_string())).collect();
+                if kept.is_empty() {
+                    continue;
+                }
+                let values: Vec<String> = (0..kept.len()).map(|n| format!("({})", placeholders(9 * n + 1, 9))).collect();
+                let mut query = sqlx::query(AssertSqlSafe(format!("{INSERT_CHECK}{}", values.join(", "))));
+                for f in &kept {
+                    query = bind_check(query, f, owner);
+                }
+                query.execute(&mut *tx).await.map_err(map_error)?;
+                // Their records, in the ledger, with them.
+                let entries: Vec<LedgerEntry> = kept.iter().filter_map(|f| f.invocation.as_deref().cloned()).collect();
+                Self::insert_invocations_in(&mut tx, &entries).await?;
+                recorded.extend(kept.iter().map(|f| f.integration_id));
+            }
+            tx.commit().await.map_err(map_error)?;
+            Ok(recorded)
+        }
+
+        async fn finish_health_check(
+            &self,
+            owner: &str,
+            finished: &FinishedCheck,
+            change: Option<Change>,
+        ) -> Result<bool, StoreError> {
+            let mut tx = self.begin_write().await?;
+            // The change first: it locks the tenant's head before the schedule row, in the order
+            // every other change takes them.
+            let alert = finished.invocation.as_ref().is_some_and(|e| e.denied);
+            match (change, D::RELAXED_COMMIT) {
+                (Some(change), _) => Self::apply_in(&mut tx, change).await?,
+                // A history row alone may be lost in a crash (the check's lease then expires and it
+                // runs again): its commit does not wait for the disk. An event may not (see
+                // `finish_health_checks`).
+                (None, Some(relaxed)) if !alert => {
+                    sqlx::query(relaxed).execute(&mut *tx).await.map_err(map_error)?;
+                }
+                (None, _) => {}
+            }
+            // The record before the schedule row: an `invocation.denied` event locks the tenant's
+            // head, which every change takes before its rows. (A lease lost below rolls it back.)
+            if let Some(entry) = &finished.invocation {
+                Self::insert_invocations_in(&mut tx, std::slice::from_ref(entry)).await?;
+            }
+            let released = sqlx::query(
+                "UPDATE health_schedule SET due_ms = CASE WHEN reschedule THEN $1 ELSE $2 END, \
+                 reschedule = FALSE, lease_owner = NULL, lease_until_ms = NULL \
+                 WHERE integration_id = $3 AND tenant_id = $4 AND lease_owner = $5",
+            )
+            .bind(unix_ms(finished.check.checked_at))
+            .bind(finished.next_due_ms)
+            .bind(finished.integration_id.to_string())
+            .bind(finished.tenant_id.as_str())
             .bind(owner)
-            .bind(now_ms.saturating_add(lease_ms))
-            .bind(now_ms)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
+            .execute(&mut *tx)
             .await
             .map_err(map_error)?;
-        let leased = first_column(&leased)?;
-        if leased.is_empty() {
+            if D::rows_affected(&released) != 1 {
+                return Ok(false);
+            }
+            let insert = format!("{INSERT_CHECK}({})", placeholders(1, 9));
+            bind_check(sqlx::query(AssertSqlSafe(insert)), finished, owner).execute(&mut *tx).await.map_err(map_error)?;
             tx.commit().await.map_err(map_error)?;
-            return Ok(vec![]);
+            Ok(true)
         }
-        // The rows just leased, read in the same transaction, so the checker needs no read of its
-        // own per check.
-        let read =
-            format!("SELECT {COLUMNS} FROM integrations WHERE integration_id IN ({})", placeholders(1, leased.len()));
-        let mut query = sqlx::query(AssertSqlSafe(read));
-        for id in &leased {
-            query = query.bind(id.clone());
-        }
-        let rows = query.fetch_all(&mut *tx).await.map_err(map_error)?;
-        tx.commit().await.map_err(map_error)?;
-        rows.iter().map(Self::decode).collect()
-    }
 
-    async fn finish_health_checks(&self, owner: &str, finished: &[FinishedCheck]) -> Result<Vec<Uuid>, StoreError> {
-        if finished.is_empty() {
-            return Ok(vec![]);
+        async fn health_history(
+            &self,
+            tenant_id: &str,
+            id: Uuid,
+            before: Option<HistoryCursor>,
+            limit: u32,
+        ) -> Result<Vec<HealthCheck>, StoreError> {
+            let (before_ms, before_id) = match before {
+                Some(c) => (c.checked_ms, c.check_id.to_string()),
+                // Past any stored time; the id then never decides.
+                None => (i64::MAX, String::new()),
+            };
+            let query = sqlx::query(
+                "SELECT * FROM health_checks WHERE tenant_id = $1 AND integration_id = $2 \
+                 AND (checked_ms < $3 OR (checked_ms = $3 AND check_id < $4)) \
+                 ORDER BY checked_ms DESC, check_id DESC LIMIT $5",
+            )
+            .bind(tenant_id)
+            .bind(id.to_string())
+            .bind(before_ms)
+            .bind(before_id)
+            .bind(i64::from(limit));
+            self.read_all(query).await?.iter().map(decode_check).collect()
         }
-        let mut tx = self.begin_write().await?;
-        let alerts = finished.iter().filter_map(|f| f.invocation.as_deref()).filter(|e| e.denied);
-        // History and ledger rows alone may be lost in a crash (the checks' leases then expire and
-        // they run again): their commit does not wait for the disk. Events may not: a consumer
-        // may have read one, and its number would be given to another.
-        match D::RELAXED_COMMIT {
-            Some(relaxed) if alerts.clone().next().is_none() => {
-                sqlx::query(relaxed).execute(&mut *tx).await.map_err(map_error)?;
-            }
-            _ => {}
-        }
-        // The heads of the tenants whose checks were denied something, before any integration:
-        // their `invocation.denied` events are numbered under them.
-        Self::lock_denied_heads_in(&mut tx, alerts).await?;
-        let mut recorded = Vec::new();
-        for part in finished.chunks(BATCH) {
-            // The integrations first, in id order, as every change locks them before their
-            // schedule (a delete cascading to it would otherwise deadlock with us); shared, so
-            // that none changes between the version check below and the commit.
-            if !D::SHARE_ROWS.is_empty() {
-                let lock = format!(
-                    "SELECT integration_id FROM integrations WHERE integration_id IN ({}) \
-                     ORDER BY integration_id{}",
-                    placeholders(1, part.len()),
-                    D::SHARE_ROWS
+
+        async fn uptime_counts(
+            &self,
+            tenant_id: &str,
+            ids: &[Uuid],
+            since_ms: i64,
+        ) -> Result<Vec<(Uuid, u64, u64)>, StoreError> {
+            let mut counts = Vec::new();
+            for part in ids.chunks(BATCH) {
+                let sql = format!(
+                    "SELECT integration_id, \
+                     SUM(CASE WHEN outcome IN ('healthy', 'degraded') THEN 1 ELSE 0 END) AS up, \
+                     SUM(CASE WHEN outcome <> 'skipped' THEN 1 ELSE 0 END) AS made \
+                     FROM health_checks WHERE tenant_id = $1 AND checked_ms >= $2 AND integration_id IN ({}) \
+                     GROUP BY integration_id",
+                    placeholders(3, part.len())
                 );
-                let mut query = sqlx::query(AssertSqlSafe(lock));
-                for f in part {
-                    query = query.bind(f.integration_id.to_string());
+                let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant_id).bind(since_ms);
+                for id in part {
+                    query = query.bind(id.to_string());
                 }
-                query.fetch_all(&mut *tx).await.map_err(map_error)?;
+                for row in self.read_all(query).await? {
+                    let id: String = row.try_get("integration_id").map_err(map_error)?;
+                    let number = |name: &str| {
+                        row.try_get::<Option<i64>, _>(name)
+                            .map(|n| u64::try_from(n.unwrap_or(0)).unwrap_or(0))
+                            .map_err(map_error)
+                    };
+                    counts.push((parse_uuid(&id)?, number("up")?, number("made")?));
+                }
             }
-            let rows: Vec<String> = (0..part.len()).map(|n| format!("({})", placeholders(5 * n + 2, 5))).collect();
-            // VALUES columns are column1.. in both dialects: id, tenant, next due, checked at,
-            // version.
-            let release = format!(
-                "UPDATE health_schedule SET \
-                 due_ms = CASE WHEN reschedule THEN d.column4 ELSE d.column3 END, \
-                 reschedule = FALSE, lease_owner = NULL, lease_until_ms = NULL \
-                 FROM (VALUES {}) AS d \
-                 WHERE health_schedule.integration_id = d.column1 AND health_schedule.tenant_id = d.column2 \
-                 AND health_schedule.lease_owner = $1 \
-                 AND EXISTS (SELECT 1 FROM integrations i \
-                             WHERE i.integration_id = d.column1 AND i.version = d.column5) \
-                 RETURNING health_schedule.integration_id",
-                rows.join(", ")
-            );
-            let mut query = sqlx::query(AssertSqlSafe(release)).bind(owner);
-            for f in part {
-                query = query
-                    .bind(f.integration_id.to_string())
-                    .bind(f.tenant_id.clone())
-                    .bind(f.next_due_ms)
-                    .bind(unix_ms(f.check.checked_at))
-                    .bind(f.version);
-            }
-            let released = first_column(&query.fetch_all(&mut *tx).await.map_err(map_error)?)?;
-            let kept: Vec<&FinishedCheck> =
-                part.iter().filter(|f| released.contains(&f.integration_id.to_string())).collect();
-            if kept.is_empty() {
-                continue;
-            }
-            let values: Vec<String> = (0..kept.len()).map(|n| format!("({})", placeholders(9 * n + 1, 9))).collect();
-            let mut query = sqlx::query(AssertSqlSafe(format!("{INSERT_CHECK}{}", values.join(", "))));
-            for f in &kept {
-                query = bind_check(query, f, owner);
-            }
-            query.execute(&mut *tx).await.map_err(map_error)?;
-            // Their records, in the ledger, with them.
-            let entries: Vec<LedgerEntry> = kept.iter().filter_map(|f| f.invocation.as_deref().cloned()).collect();
-            Self::insert_invocations_in(&mut tx, &entries).await?;
-            recorded.extend(kept.iter().map(|f| f.integration_id));
+            Ok(counts)
         }
-        tx.commit().await.map_err(map_error)?;
-        Ok(recorded)
-    }
 
-    async fn finish_health_check(
-        &self,
-        owner: &str,
-        finished: &FinishedCheck,
-        change: Option<Change>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        // The change first: it locks the tenant's head before the schedule row, in the order
-        // every other change takes them.
-        let alert = finished.invocation.as_ref().is_some_and(|e| e.denied);
-        match (change, D::RELAXED_COMMIT) {
-            (Some(change), _) => Self::apply_in(&mut tx, change).await?,
-            // A history row alone may be lost in a crash (the check's lease then expires and it
-            // runs again): its commit does not wait for the disk. An event may not (see
-            // `finish_health_checks`).
-            (None, Some(relaxed)) if !alert => {
-                sqlx::query(relaxed).execute(&mut *tx).await.map_err(map_error)?;
-            }
-            (None, _) => {}
+        async fn prune_health_checks(&self, before_ms: i64) -> Result<u64, StoreError> {
+            let delete = "DELETE FROM health_checks WHERE check_id IN \
+                          (SELECT check_id FROM health_checks WHERE checked_ms < $1 LIMIT $2)";
+            self.prune_in_batches(delete, before_ms).await
         }
-        // The record before the schedule row: an `invocation.denied` event locks the tenant's
-        // head, which every change takes before its rows. (A lease lost below rolls it back.)
-        if let Some(entry) = &finished.invocation {
-            Self::insert_invocations_in(&mut tx, std::slice::from_ref(entry)).await?;
-        }
-        let released = sqlx::query(
-            "UPDATE health_schedule SET due_ms = CASE WHEN reschedule THEN $1 ELSE $2 END, \
-             reschedule = FALSE, lease_owner = NULL, lease_until_ms = NULL \
-             WHERE integration_id = $3 AND tenant_id = $4 AND lease_owner = $5",
-        )
-        .bind(unix_ms(finished.check.checked_at))
-        .bind(finished.next_due_ms)
-        .bind(finished.integration_id.to_string())
-        .bind(finished.tenant_id.as_str())
-        .bind(owner)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        if D::rows_affected(&released) != 1 {
-            return Ok(false);
-        }
-        let insert = format!("{INSERT_CHECK}({})", placeholders(1, 9));
-        bind_check(sqlx::query(AssertSqlSafe(insert)), finished, owner).execute(&mut *tx).await.map_err(map_error)?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(true)
-    }
-
-    async fn health_history(
-        &self,
-        tenant_id: &str,
-        id: Uuid,
-        before: Option<HistoryCursor>,
-        limit: u32,
-    ) -> Result<Vec<HealthCheck>, StoreError> {
-        let (before_ms, before_id) = match before {
-            Some(c) => (c.checked_ms, c.check_id.to_string()),
-            // Past any stored time; the id then never decides.
-            None => (i64::MAX, String::new()),
-        };
-        let query = sqlx::query(
-            "SELECT * FROM health_checks WHERE tenant_id = $1 AND integration_id = $2 \
-             AND (checked_ms < $3 OR (checked_ms = $3 AND check_id < $4)) \
-             ORDER BY checked_ms DESC, check_id DESC LIMIT $5",
-        )
-        .bind(tenant_id)
-        .bind(id.to_string())
-        .bind(before_ms)
-        .bind(before_id)
-        .bind(i64::from(limit));
-        self.read_all(query).await?.iter().map(decode_check).collect()
-    }
-
-    async fn uptime_counts(
-        &self,
-        tenant_id: &str,
-        ids: &[Uuid],
-        since_ms: i64,
-    ) -> Result<Vec<(Uuid, u64, u64)>, StoreError> {
-        let mut counts = Vec::new();
-        for part in ids.chunks(BATCH) {
-            let sql = format!(
-                "SELECT integration_id, \
-                 SUM(CASE WHEN outcome IN ('healthy', 'degraded') THEN 1 ELSE 0 END) AS up, \
-                 SUM(CASE WHEN outcome <> 'skipped' THEN 1 ELSE 0 END) AS made \
-                 FROM health_checks WHERE tenant_id = $1 AND checked_ms >= $2 AND integration_id IN ({}) \
-                 GROUP BY integration_id",
-                placeholders(3, part.len())
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant_id).bind(since_ms);
-            for id in part {
-                query = query.bind(id.to_string());
-            }
-            for row in self.read_all(query).await? {
-                let id: String = row.try_get("integration_id").map_err(map_error)?;
-                let number = |name: &str| {
-                    row.try_get::<Option<i64>, _>(name)
-                        .map(|n| u64::try_from(n.unwrap_or(0)).unwrap_or(0))
-                        .map_err(map_error)
-                };
-                counts.push((parse_uuid(&id)?, number("up")?, number("made")?));
-            }
-        }
-        Ok(counts)
-    }
-
-    async fn prune_health_checks(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let delete = "DELETE FROM health_checks WHERE check_id IN \
-                      (SELECT check_id FROM health_checks WHERE checked_ms < $1 LIMIT $2)";
-        self.prune_in_batches(delete, before_ms).await
     }
 }

@@ -4,13 +4,11 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
-use time::OffsetDateTime;
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, Row, Type};
 use uuid::Uuid;
 
 use super::StoreError;
-use super::sql::{Bind, Dialect, SqlStore, bind_all, map_error, placeholders};
+use super::sql::{Bind, Dialect, bind_all, map_error, placeholders, sql_impl};
 use crate::domain::{from_unix_ms, unix_ms};
 use crate::events::EventDraft;
 use crate::ledger::{InvocationFilter, InvocationPosition, LedgerEntry, Operation};
@@ -178,158 +176,137 @@ where
     })
 }
 
-// The bounds sqlx needs to run our queries on `D` (see `Dialect`).
-impl<D: Dialect> SqlStore<D>
-where
-    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
-    D::Arguments: IntoArguments<D>,
-    for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> &'q str: Encode<'q, D> + Type<D>,
-    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> bool: Encode<'q, D> + Type<D>,
-    for<'q> OffsetDateTime: Encode<'q, D> + Type<D>,
-    for<'q> Option<String>: Encode<'q, D>,
-    usize: ColumnIndex<D::Row>,
-{
-    /// Writes `entries` in the transaction `tx` (so an invocation's entry is kept with what it
-    /// changed, or not at all), and an `invocation.denied` event for each new one that was
-    /// denied something ([`Self::lock_denied_heads_in`] tells the lock this takes).
-    pub(super) async fn insert_invocations_in(
-        tx: &mut sqlx::Transaction<'static, D>,
-        entries: &[LedgerEntry],
-    ) -> Result<(), StoreError> {
-        let mut inserted = BTreeSet::new();
-        for part in entries.chunks(INSERT_BATCH) {
-            let rows: Vec<String> =
-                (0..part.len()).map(|n| format!("({})", placeholders(COLUMN_COUNT * n + 1, COLUMN_COUNT))).collect();
-            // An entry kept already (the same invocation recorded twice) is neither written nor
-            // announced again.
-            let sql = format!(
-                "INSERT INTO invocations ({COLUMNS}) VALUES {} ON CONFLICT (invocation_id) DO NOTHING \
-                 RETURNING invocation_id",
-                rows.join(", ")
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for e in part {
-                let list = |v: &Vec<String>| serde_json::to_string(v).expect("a list serializes");
-                query = query
-                    .bind(e.invocation_id.to_string())
-                    .bind(e.tenant_id.clone())
-                    .bind(e.integration_id.to_string())
-                    .bind(e.provider.clone())
-                    .bind(e.sha256.clone())
-                    .bind(e.operation.as_str().to_string())
-                    .bind(unix_ms(e.at))
-                    .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
-                    .bind(e.outcome.clone())
-                    .bind(e.failure_class.clone())
-                    .bind(e.denied)
-                    .bind(list(&e.denial_kinds))
-                    .bind(list(&e.origins))
-                    .bind(list(&e.auth_refs))
-                    .bind(e.outside_base_url)
-                    .bind(e.revealed_secret)
-                    .bind(e.signed_jwt)
-                    .bind(e.secret_in_request)
-                    .bind(serde_json::to_string(&e.record).expect("a record serializes"));
+sql_impl! {
+    impl SqlStore<D> {
+        /// Writes `entries` in the transaction `tx` (so an invocation's entry is kept with what it
+        /// changed, or not at all), and an `invocation.denied` event for each new one that was
+        /// denied something ([`Self::lock_denied_heads_in`] tells the lock this takes).
+        pub(super) async fn insert_invocations_in(
+            tx: &mut sqlx::Transaction<'static, D>,
+            entries: &[LedgerEntry],
+        ) -> Result<(), StoreError> {
+            let mut inserted = BTreeSet::new();
+            for part in entries.chunks(INSERT_BATCH) {
+                let rows: Vec<String> =
+                    (0..part.len()).map(|n| format!("({})", placeholders(COLUMN_COUNT * n + 1, COLUMN_COUNT))).collect();
+                // An entry kept already (the same invocation recorded twice) is neither written nor
+                // announced again.
+                let sql = format!(
+                    "INSERT INTO invocations ({COLUMNS}) VALUES {} ON CONFLICT (invocation_id) DO NOTHING \
+                     RETURNING invocation_id",
+                    rows.join(", ")
+                );
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for e in part {
+                    let list = |v: &Vec<String>| serde_json::to_string(v).expect("a list serializes");
+                    query = query
+                        .bind(e.invocation_id.to_string())
+                        .bind(e.tenant_id.clone())
+                        .bind(e.integration_id.to_string())
+                        .bind(e.provider.clone())
+                        .bind(e.sha256.clone())
+                        .bind(e.operation.as_str().to_string())
+                        .bind(unix_ms(e.at))
+                        .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
+                        .bind(e.outcome.clone())
+                        .bind(e.failure_class.clone())
+                        .bind(e.denied)
+                        .bind(list(&e.denial_kinds))
+                        .bind(list(&e.origins))
+                        .bind(list(&e.auth_refs))
+                        .bind(e.outside_base_url)
+                        .bind(e.revealed_secret)
+                        .bind(e.signed_jwt)
+                        .bind(e.secret_in_request)
+                        .bind(serde_json::to_string(&e.record).expect("a record serializes"));
+                }
+                for row in query.fetch_all(&mut **tx).await.map_err(map_error)? {
+                    inserted.insert(row.try_get::<String, _>(0).map_err(map_error)?);
+                }
             }
-            for row in query.fetch_all(&mut **tx).await.map_err(map_error)? {
-                inserted.insert(row.try_get::<String, _>(0).map_err(map_error)?);
+            let denied: Vec<&LedgerEntry> =
+                entries.iter().filter(|e| e.denied && inserted.contains(&e.invocation_id.to_string())).collect();
+            // Tenant by tenant, in tenant order (the order `lock_denied_heads_in` takes them in).
+            let tenants: BTreeSet<&str> = denied.iter().map(|e| e.tenant_id.as_str()).collect();
+            for tenant in tenants {
+                let mut seq = Self::lock_head_in(tx, tenant).await?.event_seq;
+                for e in denied.iter().filter(|e| e.tenant_id == tenant) {
+                    seq += 1;
+                    let (draft, id) = (EventDraft::invocation_denied(e), e.integration_id);
+                    let document = |event_id| draft.cloud_event(tenant, id, event_id, e.at);
+                    Self::insert_event_in(tx, tenant, seq, &id.to_string(), &draft, e.at, document).await?;
+                }
+                sqlx::query("UPDATE tenant_heads SET event_seq = $1 WHERE tenant_id = $2")
+                    .bind(seq)
+                    .bind(tenant)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_error)?;
             }
+            Ok(())
         }
-        let denied: Vec<&LedgerEntry> =
-            entries.iter().filter(|e| e.denied && inserted.contains(&e.invocation_id.to_string())).collect();
-        // Tenant by tenant, in tenant order (the order `lock_denied_heads_in` takes them in).
-        let tenants: BTreeSet<&str> = denied.iter().map(|e| e.tenant_id.as_str()).collect();
-        for tenant in tenants {
-            let mut seq = Self::lock_head_in(tx, tenant).await?.event_seq;
-            for e in denied.iter().filter(|e| e.tenant_id == tenant) {
-                seq += 1;
-                let (draft, id) = (EventDraft::invocation_denied(e), e.integration_id);
-                let document = |event_id| draft.cloud_event(tenant, id, event_id, e.at);
-                Self::insert_event_in(tx, tenant, seq, &id.to_string(), &draft, e.at, document).await?;
-            }
-            sqlx::query("UPDATE tenant_heads SET event_seq = $1 WHERE tenant_id = $2")
-                .bind(seq)
-                .bind(tenant)
-                .execute(&mut **tx)
-                .await
-                .map_err(map_error)?;
-        }
-        Ok(())
-    }
 
-    /// Locks, in tenant order, the heads of the tenants whose `entries` were denied something:
-    /// what [`Self::insert_invocations_in`] will lock to number their `invocation.denied` events.
-    /// A transaction that locks other rows first (the health sweep's batch) takes these first, as
-    /// every change takes its tenant's head before its rows.
-    pub(super) async fn lock_denied_heads_in<'e>(
-        tx: &mut sqlx::Transaction<'static, D>,
-        entries: impl IntoIterator<Item = &'e LedgerEntry>,
-    ) -> Result<(), StoreError> {
-        let tenants: BTreeSet<&str> = entries.into_iter().filter(|e| e.denied).map(|e| e.tenant_id.as_str()).collect();
-        for tenant in tenants {
-            Self::lock_head_in(tx, tenant).await?;
+        /// Locks, in tenant order, the heads of the tenants whose `entries` were denied something:
+        /// what [`Self::insert_invocations_in`] will lock to number their `invocation.denied` events.
+        /// A transaction that locks other rows first (the health sweep's batch) takes these first, as
+        /// every change takes its tenant's head before its rows.
+        pub(super) async fn lock_denied_heads_in<'e>(
+            tx: &mut sqlx::Transaction<'static, D>,
+            entries: impl IntoIterator<Item = &'e LedgerEntry>,
+        ) -> Result<(), StoreError> {
+            let tenants: BTreeSet<&str> = entries.into_iter().filter(|e| e.denied).map(|e| e.tenant_id.as_str()).collect();
+            for tenant in tenants {
+                Self::lock_head_in(tx, tenant).await?;
+            }
+            Ok(())
         }
-        Ok(())
     }
 }
 
-#[async_trait]
-impl<D: Dialect> LedgerStore for SqlStore<D>
-where
-    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
-    D::Arguments: IntoArguments<D>,
-    for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> &'q str: Encode<'q, D> + Type<D>,
-    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> bool: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> OffsetDateTime: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> Json<Vec<String>>: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> Option<String>: Encode<'q, D> + Decode<'q, D>,
-    usize: ColumnIndex<D::Row>,
-    for<'n> &'n str: ColumnIndex<D::Row>,
-{
-    async fn record_invocations(&self, entries: &[LedgerEntry]) -> Result<(), StoreError> {
-        if entries.is_empty() {
-            return Ok(());
+sql_impl! {
+    #[async_trait]
+    impl LedgerStore for SqlStore<D> {
+        async fn record_invocations(&self, entries: &[LedgerEntry]) -> Result<(), StoreError> {
+            if entries.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.begin_write().await?;
+            Self::insert_invocations_in(&mut tx, entries).await?;
+            tx.commit().await.map_err(map_error)
         }
-        let mut tx = self.begin_write().await?;
-        Self::insert_invocations_in(&mut tx, entries).await?;
-        tx.commit().await.map_err(map_error)
-    }
 
-    async fn invocation(&self, tenant_id: Option<&str>, id: Uuid) -> Result<Option<LedgerEntry>, StoreError> {
-        let row = match tenant_id {
-            Some(tenant) => {
-                let query = sqlx::query("SELECT * FROM invocations WHERE invocation_id = $1 AND tenant_id = $2")
-                    .bind(id.to_string())
-                    .bind(tenant);
-                self.read_optional(query).await?
-            }
-            None => {
-                let query = sqlx::query("SELECT * FROM invocations WHERE invocation_id = $1").bind(id.to_string());
-                self.read_optional(query).await?
-            }
-        };
-        row.as_ref().map(decode_entry).transpose()
-    }
+        async fn invocation(&self, tenant_id: Option<&str>, id: Uuid) -> Result<Option<LedgerEntry>, StoreError> {
+            let row = match tenant_id {
+                Some(tenant) => {
+                    let query = sqlx::query("SELECT * FROM invocations WHERE invocation_id = $1 AND tenant_id = $2")
+                        .bind(id.to_string())
+                        .bind(tenant);
+                    self.read_optional(query).await?
+                }
+                None => {
+                    let query = sqlx::query("SELECT * FROM invocations WHERE invocation_id = $1").bind(id.to_string());
+                    self.read_optional(query).await?
+                }
+            };
+            row.as_ref().map(decode_entry).transpose()
+        }
 
-    async fn invocations(
-        &self,
-        tenant_id: Option<&str>,
-        filter: &InvocationFilter,
-        after: Option<&InvocationPosition>,
-        limit: u32,
-    ) -> Result<Vec<LedgerEntry>, StoreError> {
-        let (sql, binds) = list_query::<D>(tenant_id, filter, after, limit);
-        let query = bind_all(sqlx::query(AssertSqlSafe(sql)), binds);
-        self.read_all(query).await?.iter().map(decode_entry).collect()
-    }
+        async fn invocations(
+            &self,
+            tenant_id: Option<&str>,
+            filter: &InvocationFilter,
+            after: Option<&InvocationPosition>,
+            limit: u32,
+        ) -> Result<Vec<LedgerEntry>, StoreError> {
+            let (sql, binds) = list_query::<D>(tenant_id, filter, after, limit);
+            let query = bind_all(sqlx::query(AssertSqlSafe(sql)), binds);
+            self.read_all(query).await?.iter().map(decode_entry).collect()
+        }
 
-    async fn prune_invocations(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let delete = "DELETE FROM invocations WHERE invocation_id IN \
-                      (SELECT invocation_id FROM invocations WHERE at_ms < $1 LIMIT $2)";
-        self.prune_in_batches(delete, before_ms).await
+        async fn prune_invocations(&self, before_ms: i64) -> Result<u64, StoreError> {
+            let delete = "DELETE FROM invocations WHERE invocation_id IN \
+                          (SELECT invocation_id FROM invocations WHERE at_ms < $1 LIMIT $2)";
+            self.prune_in_batches(delete, before_ms).await
+        }
     }
 }

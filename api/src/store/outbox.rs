@@ -2,12 +2,10 @@
 //! ([`super::IntegrationStore::apply`]) and read here, by `GET /events` and by the relay.
 
 use async_trait::async_trait;
-use sqlx::types::Json;
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
-use time::OffsetDateTime;
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::StoreError;
-use super::sql::{Dialect, SqlStore, map_error, parse_json};
+use super::sql::{map_error, parse_json, sql_impl};
 use crate::events::StoredEvent;
 
 /// Reads and delivery marks of the outbox.
@@ -37,57 +35,41 @@ where
     })
 }
 
-// The bounds sqlx needs to run our queries on `D` (see `Dialect`).
-#[async_trait]
-impl<D: Dialect> OutboxStore for SqlStore<D>
-where
-    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
-    D::Arguments: IntoArguments<D>,
-    for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> &'q str: Encode<'q, D> + Type<D>,
-    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> bool: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> OffsetDateTime: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> Json<Vec<String>>: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> Option<String>: Encode<'q, D>,
-    for<'q> Option<&'q str>: Encode<'q, D>,
-    for<'q> Option<i64>: Encode<'q, D>,
-    for<'q> Option<bool>: Encode<'q, D>,
-    for<'q> Option<OffsetDateTime>: Encode<'q, D>,
-    usize: ColumnIndex<D::Row>,
-    for<'n> &'n str: ColumnIndex<D::Row>,
-{
-    async fn events(&self, tenant_id: &str, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        let query = sqlx::query(
-            "SELECT tenant_id, seq, cloud_event FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(tenant_id)
-        .bind(after_seq)
-        .bind(i64::from(limit));
-        self.read_all(query).await?.iter().map(decode_event).collect()
-    }
-
-    async fn undelivered_events(&self, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
-        let query = sqlx::query(
-            "SELECT tenant_id, seq, cloud_event FROM events WHERE delivered_at IS NULL \
-             ORDER BY at, tenant_id, seq LIMIT $1",
-        )
-        .bind(i64::from(limit));
-        self.read_all(query).await?.iter().map(decode_event).collect()
-    }
-
-    async fn mark_delivered(&self, events: &[(String, i64)]) -> Result<(), StoreError> {
-        let now = crate::domain::now();
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        for (tenant, seq) in events {
-            sqlx::query("UPDATE events SET delivered_at = $1 WHERE tenant_id = $2 AND seq = $3")
-                .bind(now)
-                .bind(tenant.clone())
-                .bind(*seq)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_error)?;
+sql_impl! {
+    #[async_trait]
+    impl OutboxStore for SqlStore<D> {
+        async fn events(&self, tenant_id: &str, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+            let query = sqlx::query(
+                "SELECT tenant_id, seq, cloud_event FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(tenant_id)
+            .bind(after_seq)
+            .bind(i64::from(limit));
+            self.read_all(query).await?.iter().map(decode_event).collect()
         }
-        tx.commit().await.map_err(map_error)
+
+        async fn undelivered_events(&self, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+            let query = sqlx::query(
+                "SELECT tenant_id, seq, cloud_event FROM events WHERE delivered_at IS NULL \
+                 ORDER BY at, tenant_id, seq LIMIT $1",
+            )
+            .bind(i64::from(limit));
+            self.read_all(query).await?.iter().map(decode_event).collect()
+        }
+
+        async fn mark_delivered(&self, events: &[(String, i64)]) -> Result<(), StoreError> {
+            let now = crate::domain::now();
+            let mut tx = self.pool.begin().await.map_err(map_error)?;
+            for (tenant, seq) in events {
+                sqlx::query("UPDATE events SET delivered_at = $1 WHERE tenant_id = $2 AND seq = $3")
+                    .bind(now)
+                    .bind(tenant.clone())
+                    .bind(*seq)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_error)?;
+            }
+            tx.commit().await.map_err(map_error)
+        }
     }
 }

@@ -4,12 +4,11 @@
 //! no fork, and the active set's generation moves with the change that moved it).
 
 use async_trait::async_trait;
-use sqlx::types::Json;
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, Type};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 use time::OffsetDateTime;
 
 use super::StoreError;
-use super::sql::{Dialect, SqlStore, is_unique_violation, map_error, parse_json};
+use super::sql::{is_unique_violation, map_error, parse_json, sql_impl};
 use crate::audit::{PLATFORM, PluginAction, PluginAuditDraft, PluginAuditEntry};
 use crate::events::EventDraft;
 use crate::plugins::{
@@ -175,277 +174,260 @@ where
     })
 }
 
-// The bounds sqlx needs to run our queries on `D` (see `Dialect`), and bytes for the components.
-#[async_trait]
-impl<D: Dialect> PluginStore for SqlStore<D>
-where
-    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
-    D::Arguments: IntoArguments<D>,
-    for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> &'q str: Encode<'q, D> + Type<D>,
-    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> bool: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> OffsetDateTime: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> Json<Vec<String>>: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> Vec<u8>: Encode<'q, D> + Decode<'q, D> + Type<D>,
-    for<'q> Option<String>: Encode<'q, D> + Decode<'q, D>,
-    for<'q> Option<&'q str>: Encode<'q, D>,
-    for<'q> Option<i64>: Encode<'q, D>,
-    for<'q> Option<bool>: Encode<'q, D>,
-    for<'q> Option<OffsetDateTime>: Encode<'q, D> + Decode<'q, D>,
-    usize: ColumnIndex<D::Row>,
-    for<'n> &'n str: ColumnIndex<D::Row>,
-{
-    async fn plugin_version(&self, provider: &str, version: &str) -> Result<Option<PluginVersion>, StoreError> {
-        let sql = format!("SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.provider = $1 AND v.version = $2");
-        let row = self.read_optional(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(provider).bind(version)).await?;
-        row.as_ref().map(decode_version).transpose()
-    }
-
-    async fn plugin_version_by_sha256(&self, sha256: &str) -> Result<Option<PluginVersion>, StoreError> {
-        let sql = format!("SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.sha256 = $1");
-        let row = self.read_optional(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(sha256)).await?;
-        row.as_ref().map(decode_version).transpose()
-    }
-
-    async fn plugin_versions(&self, provider: &str, limit: u32) -> Result<Vec<PluginVersion>, StoreError> {
-        let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.provider = $1 \
-             ORDER BY v.submitted_at DESC, v.version DESC LIMIT $2"
-        );
-        let rows = self.read_all(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(provider).bind(i64::from(limit))).await?;
-        rows.iter().map(decode_version).collect()
-    }
-
-    async fn pending_plugin_versions(&self, limit: u32) -> Result<Vec<PluginVersion>, StoreError> {
-        let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.status = 'pending' \
-             ORDER BY v.submitted_at DESC, v.provider, v.version DESC LIMIT $1"
-        );
-        let rows = self.read_all(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(i64::from(limit))).await?;
-        rows.iter().map(decode_version).collect()
-    }
-
-    async fn active_plugin(&self, provider: &str) -> Result<Option<PluginVersion>, StoreError> {
-        let sql = format!("SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE a.provider = $1");
-        let row = self.read_optional(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(provider)).await?;
-        row.as_ref().map(decode_version).transpose()
-    }
-
-    async fn plugin_generation(&self) -> Result<i64, StoreError> {
-        let row = self.read_optional(sqlx::query("SELECT generation FROM platform_head WHERE id = 1")).await?;
-        match row {
-            Some(row) => row.try_get(0).map_err(map_error),
-            None => Err(StoreError::Other("the platform head row is missing".into())),
+sql_impl! {
+    #[async_trait]
+    impl PluginStore for SqlStore<D> {
+        async fn plugin_version(&self, provider: &str, version: &str) -> Result<Option<PluginVersion>, StoreError> {
+            let sql = format!("SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.provider = $1 AND v.version = $2");
+            let row = self.read_optional(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(provider).bind(version)).await?;
+            row.as_ref().map(decode_version).transpose()
         }
-    }
 
-    async fn active_plugins(&self) -> Result<(i64, Vec<ActivePlugin>), StoreError> {
-        // One statement, so the generation and the set are of the same moment.
-        let rows = self
-            .read_all(sqlx::query(
-                "SELECT h.generation, a.provider, a.version, v.sha256, v.unsigned_exception, v.signed_by \
-                 FROM platform_head h \
-                 LEFT JOIN plugin_active a ON TRUE \
-                 LEFT JOIN plugin_versions v ON v.provider = a.provider AND v.version = a.version \
-                 WHERE h.id = 1 ORDER BY a.provider",
-            ))
-            .await?;
-        let mut generation = 0;
-        let mut active = Vec::new();
-        for row in &rows {
-            generation = row.try_get(0).map_err(map_error)?;
-            let provider: Option<String> = row.try_get(1).map_err(map_error)?;
-            if let Some(provider) = provider {
-                active.push(ActivePlugin {
-                    provider,
-                    version: row.try_get(2).map_err(map_error)?,
-                    sha256: row.try_get(3).map_err(map_error)?,
-                    unsigned_exception: row.try_get(4).map_err(map_error)?,
-                    signed_by: row.try_get(5).map_err(map_error)?,
-                });
-            }
+        async fn plugin_version_by_sha256(&self, sha256: &str) -> Result<Option<PluginVersion>, StoreError> {
+            let sql = format!("SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.sha256 = $1");
+            let row = self.read_optional(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(sha256)).await?;
+            row.as_ref().map(decode_version).transpose()
         }
-        Ok((generation, active))
-    }
 
-    async fn component(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let row = self
-            .read_optional(sqlx::query("SELECT bytes FROM plugin_components WHERE sha256 = $1").bind(sha256))
-            .await?;
-        row.map(|r| r.try_get(0).map_err(map_error)).transpose()
-    }
+        async fn plugin_versions(&self, provider: &str, limit: u32) -> Result<Vec<PluginVersion>, StoreError> {
+            let sql = format!(
+                "SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.provider = $1 \
+                 ORDER BY v.submitted_at DESC, v.version DESC LIMIT $2"
+            );
+            let rows = self.read_all(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(provider).bind(i64::from(limit))).await?;
+            rows.iter().map(decode_version).collect()
+        }
 
-    async fn apply_plugin(&self, change: PluginChange) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        let lock = format!(
-            "SELECT audit_seq, audit_hash, event_seq, generation FROM platform_head WHERE id = 1{}",
-            D::LOCK_HEAD
-        );
-        let head = sqlx::query(sqlx::AssertSqlSafe(lock)).fetch_one(&mut *tx).await.map_err(map_error)?;
-        let mut audit_seq: i64 = head.try_get(0).map_err(map_error)?;
-        let mut prev_hash: String = head.try_get(1).map_err(map_error)?;
-        let mut event_seq: i64 = head.try_get(2).map_err(map_error)?;
-        let mut generation: i64 = head.try_get(3).map_err(map_error)?;
-        let (provider, version) = (change.provider.as_str(), change.version.as_str());
-        if let Some(expected) = &change.expect_active {
-            let row = sqlx::query("SELECT version FROM plugin_active WHERE provider = $1")
-                .bind(provider)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_error)?;
-            let active: Option<String> = row.map(|r| r.try_get(0)).transpose().map_err(map_error)?;
-            if &active != expected {
-                return Err(StoreError::StatusChanged);
+        async fn pending_plugin_versions(&self, limit: u32) -> Result<Vec<PluginVersion>, StoreError> {
+            let sql = format!(
+                "SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE v.status = 'pending' \
+                 ORDER BY v.submitted_at DESC, v.provider, v.version DESC LIMIT $1"
+            );
+            let rows = self.read_all(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(i64::from(limit))).await?;
+            rows.iter().map(decode_version).collect()
+        }
+
+        async fn active_plugin(&self, provider: &str) -> Result<Option<PluginVersion>, StoreError> {
+            let sql = format!("SELECT {VERSION_COLUMNS} FROM {VERSION_FROM} WHERE a.provider = $1");
+            let row = self.read_optional(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(provider)).await?;
+            row.as_ref().map(decode_version).transpose()
+        }
+
+        async fn plugin_generation(&self) -> Result<i64, StoreError> {
+            let row = self.read_optional(sqlx::query("SELECT generation FROM platform_head WHERE id = 1")).await?;
+            match row {
+                Some(row) => row.try_get(0).map_err(map_error),
+                None => Err(StoreError::Other("the platform head row is missing".into())),
             }
         }
 
-        match change.write {
-            PluginWrite::Submit { version: row, bytes } => {
-                // Counted under the head lock, so concurrent submissions cannot pass the limit.
-                let count = sqlx::query("SELECT COUNT(*) FROM plugin_versions WHERE provider = $1")
+        async fn active_plugins(&self) -> Result<(i64, Vec<ActivePlugin>), StoreError> {
+            // One statement, so the generation and the set are of the same moment.
+            let rows = self
+                .read_all(sqlx::query(
+                    "SELECT h.generation, a.provider, a.version, v.sha256, v.unsigned_exception, v.signed_by \
+                     FROM platform_head h \
+                     LEFT JOIN plugin_active a ON TRUE \
+                     LEFT JOIN plugin_versions v ON v.provider = a.provider AND v.version = a.version \
+                     WHERE h.id = 1 ORDER BY a.provider",
+                ))
+                .await?;
+            let mut generation = 0;
+            let mut active = Vec::new();
+            for row in &rows {
+                generation = row.try_get(0).map_err(map_error)?;
+                let provider: Option<String> = row.try_get(1).map_err(map_error)?;
+                if let Some(provider) = provider {
+                    active.push(ActivePlugin {
+                        provider,
+                        version: row.try_get(2).map_err(map_error)?,
+                        sha256: row.try_get(3).map_err(map_error)?,
+                        unsigned_exception: row.try_get(4).map_err(map_error)?,
+                        signed_by: row.try_get(5).map_err(map_error)?,
+                    });
+                }
+            }
+            Ok((generation, active))
+        }
+
+        async fn component(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            let row = self
+                .read_optional(sqlx::query("SELECT bytes FROM plugin_components WHERE sha256 = $1").bind(sha256))
+                .await?;
+            row.map(|r| r.try_get(0).map_err(map_error)).transpose()
+        }
+
+        async fn apply_plugin(&self, change: PluginChange) -> Result<(), StoreError> {
+            let mut tx = self.begin_write().await?;
+            let lock = format!(
+                "SELECT audit_seq, audit_hash, event_seq, generation FROM platform_head WHERE id = 1{}",
+                D::LOCK_HEAD
+            );
+            let head = sqlx::query(sqlx::AssertSqlSafe(lock)).fetch_one(&mut *tx).await.map_err(map_error)?;
+            let mut audit_seq: i64 = head.try_get(0).map_err(map_error)?;
+            let mut prev_hash: String = head.try_get(1).map_err(map_error)?;
+            let mut event_seq: i64 = head.try_get(2).map_err(map_error)?;
+            let mut generation: i64 = head.try_get(3).map_err(map_error)?;
+            let (provider, version) = (change.provider.as_str(), change.version.as_str());
+            if let Some(expected) = &change.expect_active {
+                let row = sqlx::query("SELECT version FROM plugin_active WHERE provider = $1")
                     .bind(provider)
-                    .fetch_one(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(map_error)?;
-                if count.try_get::<i64, _>(0).map_err(map_error)? >= MAX_VERSIONS_PER_PROVIDER as i64 {
-                    return Err(StoreError::TooManyVersions);
-                }
-                sqlx::query(
-                    "INSERT INTO plugin_components (sha256, bytes, size, stored_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (sha256) DO NOTHING",
-                )
-                .bind(row.sha256.clone())
-                .bind(bytes)
-                .bind(i64::try_from(row.size).unwrap_or(i64::MAX))
-                .bind(row.submitted_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_error)?;
-                let inserted = sqlx::query(
-                    "INSERT INTO plugin_versions (provider, version, sha256, status, manifest, permissions, \
-                     permissions_digest, signatures, signed_by, unsigned_exception, origin, submitted_by, submitted_at, \
-                     decided_by, decided_at, decision_reason) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                )
-                .bind(row.provider.clone())
-                .bind(row.version.clone())
-                .bind(row.sha256.clone())
-                .bind(row.status.as_str())
-                .bind(document(&row.manifest))
-                .bind(document(&row.permissions))
-                .bind(row.permissions_digest.clone())
-                .bind(document(&row.signatures))
-                .bind(row.signed_by.clone())
-                .bind(row.unsigned_exception)
-                .bind(row.origin.clone())
-                .bind(row.submitted_by.clone())
-                .bind(row.submitted_at)
-                .bind(row.decided_by.clone())
-                .bind(row.decided_at)
-                .bind(row.decision_reason.clone())
-                .execute(&mut *tx)
-                .await;
-                match inserted {
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => return Err(StoreError::VersionTaken),
-                    Err(e) => return Err(map_error(e)),
+                let active: Option<String> = row.map(|r| r.try_get(0)).transpose().map_err(map_error)?;
+                if &active != expected {
+                    return Err(StoreError::StatusChanged);
                 }
             }
-            PluginWrite::Decide { from, to, by, at, reason } => {
+
+            match change.write {
+                PluginWrite::Submit { version: row, bytes } => {
+                    // Counted under the head lock, so concurrent submissions cannot pass the limit.
+                    let count = sqlx::query("SELECT COUNT(*) FROM plugin_versions WHERE provider = $1")
+                        .bind(provider)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(map_error)?;
+                    if count.try_get::<i64, _>(0).map_err(map_error)? >= MAX_VERSIONS_PER_PROVIDER as i64 {
+                        return Err(StoreError::TooManyVersions);
+                    }
+                    sqlx::query(
+                        "INSERT INTO plugin_components (sha256, bytes, size, stored_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (sha256) DO NOTHING",
+                    )
+                    .bind(row.sha256.clone())
+                    .bind(bytes)
+                    .bind(i64::try_from(row.size).unwrap_or(i64::MAX))
+                    .bind(row.submitted_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_error)?;
+                    let inserted = sqlx::query(
+                        "INSERT INTO plugin_versions (provider, version, sha256, status, manifest, permissions, \
+                         permissions_digest, signatures, signed_by, unsigned_exception, origin, submitted_by, submitted_at, \
+                         decided_by, decided_at, decision_reason) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                    )
+                    .bind(row.provider.clone())
+                    .bind(row.version.clone())
+                    .bind(row.sha256.clone())
+                    .bind(row.status.as_str())
+                    .bind(document(&row.manifest))
+                    .bind(document(&row.permissions))
+                    .bind(row.permissions_digest.clone())
+                    .bind(document(&row.signatures))
+                    .bind(row.signed_by.clone())
+                    .bind(row.unsigned_exception)
+                    .bind(row.origin.clone())
+                    .bind(row.submitted_by.clone())
+                    .bind(row.submitted_at)
+                    .bind(row.decided_by.clone())
+                    .bind(row.decided_at)
+                    .bind(row.decision_reason.clone())
+                    .execute(&mut *tx)
+                    .await;
+                    match inserted {
+                        Ok(_) => {}
+                        Err(e) if is_unique_violation(&e) => return Err(StoreError::VersionTaken),
+                        Err(e) => return Err(map_error(e)),
+                    }
+                }
+                PluginWrite::Decide { from, to, by, at, reason } => {
+                    let done = sqlx::query(
+                        "UPDATE plugin_versions SET status = $1, decided_by = $2, decided_at = $3, decision_reason = $4 \
+                         WHERE provider = $5 AND version = $6 AND status = $7",
+                    )
+                    .bind(to.as_str())
+                    .bind(by)
+                    .bind(at)
+                    .bind(reason)
+                    .bind(provider)
+                    .bind(version)
+                    .bind(from.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_error)?;
+                    if D::rows_affected(&done) != 1 {
+                        return Err(StoreError::StatusChanged);
+                    }
+                }
+                PluginWrite::None => {}
+            }
+
+            if let Some(activation) = change.activate {
+                // Only an approved version becomes active; the status is read in this transaction,
+                // which holds the platform head, so no decision can slip in between.
                 let done = sqlx::query(
-                    "UPDATE plugin_versions SET status = $1, decided_by = $2, decided_at = $3, decision_reason = $4 \
-                     WHERE provider = $5 AND version = $6 AND status = $7",
+                    "INSERT INTO plugin_active (provider, version, activated_by, activated_at) \
+                     SELECT provider, version, $3, $4 FROM plugin_versions \
+                     WHERE provider = $1 AND version = $2 AND status = 'approved' \
+                     ON CONFLICT (provider) DO UPDATE SET version = excluded.version, \
+                     activated_by = excluded.activated_by, activated_at = excluded.activated_at",
                 )
-                .bind(to.as_str())
-                .bind(by)
-                .bind(at)
-                .bind(reason)
                 .bind(provider)
                 .bind(version)
-                .bind(from.as_str())
+                .bind(activation.by)
+                .bind(activation.at)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_error)?;
                 if D::rows_affected(&done) != 1 {
                     return Err(StoreError::StatusChanged);
                 }
+                generation += 1;
             }
-            PluginWrite::None => {}
-        }
 
-        if let Some(activation) = change.activate {
-            // Only an approved version becomes active; the status is read in this transaction,
-            // which holds the platform head, so no decision can slip in between.
-            let done = sqlx::query(
-                "INSERT INTO plugin_active (provider, version, activated_by, activated_at) \
-                 SELECT provider, version, $3, $4 FROM plugin_versions \
-                 WHERE provider = $1 AND version = $2 AND status = 'approved' \
-                 ON CONFLICT (provider) DO UPDATE SET version = excluded.version, \
-                 activated_by = excluded.activated_by, activated_at = excluded.activated_at",
-            )
-            .bind(provider)
-            .bind(version)
-            .bind(activation.by)
-            .bind(activation.at)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
-            if D::rows_affected(&done) != 1 {
-                return Err(StoreError::StatusChanged);
+            for draft in &change.audit {
+                let entry = PluginAuditEntry::chained(audit_seq + 1, draft, prev_hash);
+                sqlx::query(
+                    "INSERT INTO platform_audit (seq, action, provider, version, sha256, actor, at, details, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(entry.seq)
+                .bind(entry.action.as_str())
+                .bind(entry.provider.clone())
+                .bind(entry.version.clone())
+                .bind(entry.sha256.clone())
+                .bind(entry.actor.clone())
+                .bind(entry.at)
+                .bind(entry.details.to_string())
+                .bind(entry.prev_hash.clone())
+                .bind(entry.hash.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+                audit_seq = entry.seq;
+                prev_hash = entry.hash;
             }
-            generation += 1;
-        }
 
-        for draft in &change.audit {
-            let entry = PluginAuditEntry::chained(audit_seq + 1, draft, prev_hash);
+            let at = change.audit.first().map_or_else(crate::domain::now, |a| a.at);
+            let subject = format!("plugins/{provider}/{version}");
+            for draft in &change.events {
+                event_seq += 1;
+                let document = |event_id| draft.platform_cloud_event(provider, version, event_id, at);
+                Self::insert_event_in(&mut tx, PLATFORM, event_seq, &subject, draft, at, document).await?;
+            }
+
             sqlx::query(
-                "INSERT INTO platform_audit (seq, action, provider, version, sha256, actor, at, details, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                "UPDATE platform_head SET audit_seq = $1, audit_hash = $2, event_seq = $3, generation = $4 WHERE id = 1",
             )
-            .bind(entry.seq)
-            .bind(entry.action.as_str())
-            .bind(entry.provider.clone())
-            .bind(entry.version.clone())
-            .bind(entry.sha256.clone())
-            .bind(entry.actor.clone())
-            .bind(entry.at)
-            .bind(entry.details.to_string())
-            .bind(entry.prev_hash.clone())
-            .bind(entry.hash.clone())
+            .bind(audit_seq)
+            .bind(prev_hash)
+            .bind(event_seq)
+            .bind(generation)
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;
-            audit_seq = entry.seq;
-            prev_hash = entry.hash;
+            tx.commit().await.map_err(map_error)
         }
 
-        let at = change.audit.first().map_or_else(crate::domain::now, |a| a.at);
-        let subject = format!("plugins/{provider}/{version}");
-        for draft in &change.events {
-            event_seq += 1;
-            let document = |event_id| draft.platform_cloud_event(provider, version, event_id, at);
-            Self::insert_event_in(&mut tx, PLATFORM, event_seq, &subject, draft, at, document).await?;
+        async fn plugin_audit(&self, after_seq: i64, limit: u32) -> Result<Vec<PluginAuditEntry>, StoreError> {
+            let query = sqlx::query("SELECT * FROM platform_audit WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .bind(after_seq)
+                .bind(i64::from(limit));
+            self.read_all(query).await?.iter().map(decode_plugin_audit).collect()
         }
-
-        sqlx::query(
-            "UPDATE platform_head SET audit_seq = $1, audit_hash = $2, event_seq = $3, generation = $4 WHERE id = 1",
-        )
-        .bind(audit_seq)
-        .bind(prev_hash)
-        .bind(event_seq)
-        .bind(generation)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)
-    }
-
-    async fn plugin_audit(&self, after_seq: i64, limit: u32) -> Result<Vec<PluginAuditEntry>, StoreError> {
-        let query = sqlx::query("SELECT * FROM platform_audit WHERE seq > $1 ORDER BY seq LIMIT $2")
-            .bind(after_seq)
-            .bind(i64::from(limit));
-        self.read_all(query).await?.iter().map(decode_plugin_audit).collect()
     }
 }
 
