@@ -26,31 +26,14 @@ use super::read_pool::ReadPool;
 /// `sql_impl! { impl SqlStore<D> { … } }` or `sql_impl! { #[async_trait] impl AStore for SqlStore<D> { … } }`.
 macro_rules! sql_impl {
     (#[async_trait] impl $store:ident for SqlStore<D> { $($body:tt)* }) => {
-        #[async_trait::async_trait]
-        impl<D: $crate::store::sql::Dialect> $store for $crate::store::sql::SqlStore<D>
-        where
-        for<'c> &'c mut D::Connection: sqlx::Executor<'c, Database = D>,
-        D::Arguments: sqlx::IntoArguments<D>,
-        for<'q> String: sqlx::Encode<'q, D> + sqlx::Decode<'q, D> + sqlx::Type<D>,
-        for<'q> &'q str: sqlx::Encode<'q, D> + sqlx::Type<D>,
-        for<'q> i64: sqlx::Encode<'q, D> + sqlx::Decode<'q, D> + sqlx::Type<D>,
-        for<'q> bool: sqlx::Encode<'q, D> + sqlx::Decode<'q, D> + sqlx::Type<D>,
-        for<'q> Vec<u8>: sqlx::Encode<'q, D> + sqlx::Decode<'q, D> + sqlx::Type<D>,
-        for<'q> time::OffsetDateTime: sqlx::Encode<'q, D> + sqlx::Decode<'q, D> + sqlx::Type<D>,
-        for<'q> sqlx::types::Json<Vec<String>>: sqlx::Encode<'q, D> + sqlx::Decode<'q, D> + sqlx::Type<D>,
-        for<'q> Option<String>: sqlx::Encode<'q, D> + sqlx::Decode<'q, D>,
-        for<'q> Option<&'q str>: sqlx::Encode<'q, D>,
-        for<'q> Option<i64>: sqlx::Encode<'q, D>,
-        for<'q> Option<bool>: sqlx::Encode<'q, D>,
-        for<'q> Option<time::OffsetDateTime>: sqlx::Encode<'q, D> + sqlx::Decode<'q, D>,
-        usize: sqlx::ColumnIndex<D::Row>,
-        for<'n> &'n str: sqlx::ColumnIndex<D::Row>,
-        {
-            $($body)*
-        }
+        sql_impl!(@bounded [#[async_trait::async_trait]] [$store for] { $($body)* });
     };
     (impl SqlStore<D> { $($body:tt)* }) => {
-        impl<D: $crate::store::sql::Dialect> $crate::store::sql::SqlStore<D>
+        sql_impl!(@bounded [] [] { $($body)* });
+    };
+    (@bounded [$($attribute:tt)*] [$($trait_for:tt)*] { $($body:tt)* }) => {
+        $($attribute)*
+        impl<D: $crate::store::sql::Dialect> $($trait_for)* $crate::store::sql::SqlStore<D>
         where
         for<'c> &'c mut D::Connection: sqlx::Executor<'c, Database = D>,
         D::Arguments: sqlx::IntoArguments<D>,
