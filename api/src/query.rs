@@ -56,11 +56,16 @@ pub fn read<T: DeserializeOwned>(query: &str) -> Result<T, QueryError> {
     serde_urlencoded::from_str(query).map_err(|e| QueryError::new("query", format!("the query is not valid: {e}")))
 }
 
-/// A form's fields as a query string, without the blank ones (a form sends every field; a blank
-/// one is no filter), for [`read`].
-pub fn without_blanks(fields: &[(String, String)]) -> String {
-    let kept = fields.iter().map(|(k, v)| (k.as_str(), v.trim())).filter(|(_, v)| !v.is_empty());
-    serde_urlencoded::to_string(kept.collect::<Vec<_>>()).expect("text pairs encode")
+/// A form's fields without the blank ones (a form sends every field; a blank one is no filter),
+/// trimmed, in their order (a repeated one stays repeated, and [`read_pairs`] refuses it as the
+/// API does).
+pub fn filled(fields: &[(String, String)]) -> Vec<(String, String)> {
+    fields.iter().map(|(k, v)| (k.clone(), v.trim().to_string())).filter(|(_, v)| !v.is_empty()).collect()
+}
+
+/// [`read`] of name-value pairs (a form's [`filled`] fields).
+pub fn read_pairs<T: DeserializeOwned>(pairs: &[(String, String)]) -> Result<T, QueryError> {
+    read(&serde_urlencoded::to_string(pairs).expect("text pairs encode"))
 }
 
 /// A page size from a query: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
@@ -162,8 +167,8 @@ fn exact_uuid(text: &str) -> Option<Uuid> {
     Uuid::parse_str(text).ok().filter(|u| u.hyphenated().to_string() == text)
 }
 
-/// A Unix time in milliseconds: a non-negative decimal of at most 18 digits.
-fn exact_ms(text: &str) -> Option<i64> {
+/// A non-negative decimal of at most 18 digits (a Unix time in ms, a sequence number).
+fn exact_count(text: &str) -> Option<i64> {
     text.parse::<i64>().ok().filter(|n| *n >= 0 && text.len() <= 18 && !text.starts_with('+'))
 }
 
@@ -192,7 +197,7 @@ impl Position for InvocationPosition {
 
     fn from_text(text: &str) -> Option<Self> {
         let (at, id) = text.split_once('.')?;
-        Some(Self { at_ms: exact_ms(at)?, id: exact_uuid(id)? })
+        Some(Self { at_ms: exact_count(at)?, id: exact_uuid(id)? })
     }
 }
 
@@ -204,7 +209,7 @@ impl Position for HistoryCursor {
 
     fn from_text(text: &str) -> Option<Self> {
         let (ms, id) = text.split_once('.')?;
-        Some(Self { checked_ms: exact_ms(ms)?, check_id: exact_uuid(id)? })
+        Some(Self { checked_ms: exact_count(ms)?, check_id: exact_uuid(id)? })
     }
 }
 
@@ -552,7 +557,7 @@ impl SeqParams {
     pub fn parse(self) -> Result<(i64, u32), QueryError> {
         let after = match self.after.as_deref() {
             None => 0,
-            Some(c) => exact_ms(c).ok_or_else(|| QueryError::not_a_cursor("after"))?,
+            Some(c) => exact_count(c).ok_or_else(|| QueryError::not_a_cursor("after"))?,
         };
         Ok((after, page_limit(self.limit)?))
     }
@@ -651,6 +656,11 @@ mod tests {
         assert_eq!((q.filter.denied, q.filter.failure_class.as_deref()), (Some(true), Some("auth")));
         // A form's blank fields are no filters.
         let form = [("status".to_string(), " ".to_string()), ("tag".to_string(), "a b".to_string())];
-        assert_eq!(without_blanks(&form), "tag=a+b");
+        assert_eq!(filled(&form), [("tag".to_string(), "a b".to_string())]);
+        let params: ListParams = read_pairs(&filled(&form)).unwrap();
+        assert_eq!((params.tag.as_deref(), params.status), (Some("a b"), None));
+        // A repeated field is refused, as in the API's query string.
+        let twice = [("tag".to_string(), "a".to_string()), ("tag".to_string(), "b".to_string())];
+        assert!(read_pairs::<ListParams>(&filled(&twice)).is_err());
     }
 }

@@ -235,8 +235,8 @@ async fn signed_in<G: Grant>(state: &ConsoleState, headers: &HeaderMap) -> Resul
 fn read_form<T: serde::de::DeserializeOwned>(
     fields: &[(String, String)],
 ) -> (layout::FormValues, Result<T, QueryError>) {
-    let values = fields.iter().map(|(k, v)| (k.clone(), v.trim().to_string())).filter(|(_, v)| !v.is_empty());
-    (values.collect(), crate::query::read(&crate::query::without_blanks(fields)))
+    let filled = crate::query::filled(fields);
+    (filled.iter().cloned().collect(), crate::query::read_pairs(&filled))
 }
 
 /// A page that shows a refused query is a 400, as the API's answer would be.
