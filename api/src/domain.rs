@@ -431,18 +431,15 @@ impl IntegrationSpec {
     /// The spec with its checked values typed, or every problem of every field (not only the
     /// first).
     pub fn validate(self) -> Result<ValidSpec, Vec<FieldError>> {
-        let errors = self.field_errors();
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        let field = |name: &str, e: String| vec![FieldError::new(name, e)];
-        let base_url = self.base_url.as_deref().map(BaseUrl::parse).transpose().map_err(|e| field("baseUrl", e))?;
-        let auth_ref = self.auth_ref.as_deref().map(AuthRef::parse).transpose().map_err(|e| field("authRef", e))?;
-        Ok(ValidSpec { spec: self, base_url, auth_ref })
+        self.validate_with(|_| Vec::new())
     }
 
-    /// Every problem of every field.
-    pub fn field_errors(&self) -> Vec<FieldError> {
+    /// [`IntegrationSpec::validate`], with `more`: the caller's own findings about a spec whose
+    /// provider id is well formed (whether such a connector is loaded), after the spec's own.
+    pub fn validate_with(
+        self,
+        more: impl FnOnce(&IntegrationSpec) -> Vec<FieldError>,
+    ) -> Result<ValidSpec, Vec<FieldError>> {
         let mut errors = Vec::new();
         check_text(&mut errors, "name", Some(&self.name), MAX_NAME_LEN, true);
         if self.name.trim() != self.name {
@@ -451,10 +448,10 @@ impl IntegrationSpec {
         check_text(&mut errors, "description", self.description.as_deref(), MAX_DESCRIPTION_LEN, false);
         check_text(&mut errors, "environment", self.environment.as_deref(), MAX_SHORT_LEN, false);
         check_text(&mut errors, "ownerId", self.owner_id.as_deref(), MAX_SHORT_LEN, false);
-        if self.provider.is_empty()
-            || self.provider.len() > 64
-            || !self.provider.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
+        let provider_id = !self.provider.is_empty()
+            && self.provider.len() <= 64
+            && self.provider.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !provider_id {
             errors.push(FieldError::new("provider", "must be a provider id: 1 to 64 of a-z, 0-9 and `-`"));
         }
         if self.tags.len() > MAX_TAGS {
@@ -463,16 +460,9 @@ impl IntegrationSpec {
         for (i, tag) in self.tags.iter().enumerate() {
             check_text(&mut errors, &format!("tags[{i}]"), Some(tag), MAX_SHORT_LEN, true);
         }
-        if let Some(url) = &self.base_url
-            && let Err(message) = check_base_url(url)
-        {
-            errors.push(FieldError::new("baseUrl", message));
-        }
-        if let Some(r) = &self.auth_ref
-            && let Err(message) = AuthRef::parse(r)
-        {
-            errors.push(FieldError::new("authRef", message));
-        }
+        // Each parsed once, and kept typed.
+        let base_url = kept(&mut errors, "baseUrl", self.base_url.as_deref().map(BaseUrl::parse).transpose());
+        let auth_ref = kept(&mut errors, "authRef", self.auth_ref.as_deref().map(AuthRef::parse).transpose());
         check_configuration(&mut errors, &self.configuration);
         let (lo, hi) = HEALTH_CHECK_INTERVAL_RANGE;
         if let Some(seconds) = self.health_check_interval
@@ -480,7 +470,10 @@ impl IntegrationSpec {
         {
             errors.push(FieldError::new("healthCheckInterval", format!("must be between {lo} and {hi} seconds")));
         }
-        errors
+        if provider_id {
+            errors.extend(more(&self));
+        }
+        if errors.is_empty() { Ok(ValidSpec { spec: self, base_url, auth_ref }) } else { Err(errors) }
     }
 }
 
@@ -495,6 +488,14 @@ fn check_text(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>, ma
     if value.chars().any(char::is_control) {
         errors.push(FieldError::new(field, "must not contain control characters"));
     }
+}
+
+/// The value `parsed` holds, or `None` with its error among `errors` under `field`.
+fn kept<T>(errors: &mut Vec<FieldError>, field: &str, parsed: Result<Option<T>, String>) -> Option<T> {
+    parsed.unwrap_or_else(|message| {
+        errors.push(FieldError::new(field, message));
+        None
+    })
 }
 
 fn check_base_url(url: &str) -> Result<(), String> {

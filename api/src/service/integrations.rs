@@ -20,37 +20,37 @@ use crate::store::{Change, IdempotentResponse, RowWrite};
 impl Catalog {
     /// Validates a spec, including that its provider is loaded and serves its type.
     pub fn validate(&self, spec: IntegrationSpec) -> Result<ValidSpec, ServiceError> {
-        let mut errors = spec.field_errors();
-        if !errors.iter().any(|e| e.field == "provider") {
-            let types = |c: &stella_runtime::LoadedConnector| {
-                let names: Vec<&str> = c.manifest().connector.types.iter().map(|t| t.as_str()).collect();
-                names.join(", ")
-            };
-            let mut available: Vec<String> =
-                self.connectors().iter().map(|c| format!("{} ({})", c.provider(), types(c))).collect();
-            available.sort();
-            match self.connectors().get(&spec.provider) {
-                None => errors.push(FieldError {
-                    field: "provider".into(),
-                    message: format!("no connector `{}` is loaded; available: {}", spec.provider, available.join(", ")),
-                }),
-                Some(c) if !c.manifest().connector.types.contains(&spec.integration_type) => errors.push(FieldError {
-                    field: "type".into(),
-                    message: format!(
-                        "connector `{}` serves {}, not `{}`; available: {}",
-                        spec.provider,
-                        types(c),
-                        spec.integration_type,
-                        available.join(", ")
-                    ),
-                }),
-                Some(_) => {}
-            }
+        spec.validate_with(|spec| self.provider_errors(spec)).map_err(ServiceError::Invalid)
+    }
+
+    /// Why a spec's (well-formed) provider cannot serve it: no such connector is loaded, or it
+    /// does not serve the spec's type.
+    fn provider_errors(&self, spec: &IntegrationSpec) -> Vec<FieldError> {
+        let types = |c: &stella_runtime::LoadedConnector| {
+            let names: Vec<&str> = c.manifest().connector.types.iter().map(|t| t.as_str()).collect();
+            names.join(", ")
+        };
+        let connectors = self.connectors();
+        let mut available: Vec<String> =
+            connectors.iter().map(|c| format!("{} ({})", c.provider(), types(c))).collect();
+        available.sort();
+        match connectors.get(&spec.provider) {
+            None => vec![FieldError {
+                field: "provider".into(),
+                message: format!("no connector `{}` is loaded; available: {}", spec.provider, available.join(", ")),
+            }],
+            Some(c) if !c.manifest().connector.types.contains(&spec.integration_type) => vec![FieldError {
+                field: "type".into(),
+                message: format!(
+                    "connector `{}` serves {}, not `{}`; available: {}",
+                    spec.provider,
+                    types(c),
+                    spec.integration_type,
+                    available.join(", ")
+                ),
+            }],
+            Some(_) => Vec::new(),
         }
-        if !errors.is_empty() {
-            return Err(ServiceError::Invalid(errors));
-        }
-        spec.validate().map_err(ServiceError::Invalid)
     }
 
     /// Creates an integration in `draft`.
