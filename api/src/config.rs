@@ -40,7 +40,7 @@ pub struct Config {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct LedgerConfig {
-    /// Days an invocation's record is kept, 1 to 3650 (pruned hourly by the health scheduler).
+    /// Days an invocation's record is kept, 1 to 3650 (pruned hourly by the maintenance task).
     pub retention_days: u32,
 }
 
@@ -135,11 +135,35 @@ pub struct EventsConfig {
     pub stream: String,
     /// Subjects are `<subject-prefix>.<tenant>.<event type>`.
     pub subject_prefix: String,
+    /// Days an event stays in the outbox once the broker acknowledged it, 0 to 3650 (0: removed
+    /// at the next maintenance run), for `GET /api/v1/events` pollers beside the broker.
+    pub delivered_retention_days: u32,
+    /// Without a broker (`nats-url` unset): days an event stays for `GET /api/v1/events` pollers,
+    /// 1 to 3650. A poller whose cursor is older is answered `410 Gone`.
+    pub retention_days: u32,
 }
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        Self { nats_url: None, stream: "STELLA_INTEGRATIONS".into(), subject_prefix: "stellaops.integrations".into() }
+        Self {
+            nats_url: None,
+            stream: "STELLA_INTEGRATIONS".into(),
+            subject_prefix: "stellaops.integrations".into(),
+            delivered_retention_days: 7,
+            retention_days: 30,
+        }
+    }
+}
+
+impl EventsConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.delivered_retention_days > 3650 {
+            return Err("events.delivered-retention-days must be between 0 and 3650".into());
+        }
+        if !(1..=3650).contains(&self.retention_days) {
+            return Err("events.retention-days must be between 1 and 3650".into());
+        }
+        Ok(())
     }
 }
 
@@ -505,6 +529,7 @@ impl Config {
         if !(1..=3650).contains(&config.ledger.retention_days) {
             return Err("ledger.retention-days must be between 1 and 3650".into());
         }
+        config.events.validate()?;
         config.console.validate()?;
         config.secrets.validate()?;
         Ok(config)

@@ -4,7 +4,7 @@
 //! # Map: which module owns what
 //!
 //! Requests flow one way: the doors ([`http`], [`console`], [`cli`], [`relay`], the [`health`]
-//! scheduler) → [`service`] → [`store`]. The service is the only door to the data: it alone holds
+//! scheduler, [`maintenance`]) → [`service`] → [`store`]. The service is the only door to the data: it alone holds
 //! the store, and tenancy and the 404 rule are decided there, once; who may do what is decided in
 //! [`identity`], once, and every service operation takes the grant it needs.
 //!
@@ -35,7 +35,8 @@
 //! - [`http`]: the axum routes, problem+json errors, extractors and the OpenAPI document;
 //! - [`console`]: the web console (server-rendered HTML over the same service operations), its
 //!   pages and sign-in, served by the API's router with the API's state;
-//! - [`relay`]: outbox → NATS; then the health scheduler;
+//! - [`relay`]: outbox → NATS; then the health scheduler; then [`maintenance`], the one task that
+//!   prunes every table that grows with time, leased across replicas;
 //! - [`server`]: wiring from configuration to a running service; [`cli`]: the command line
 //!   (and `main.rs`, which runs it).
 //!
@@ -70,6 +71,7 @@ pub mod http;
 pub mod identity;
 pub mod ledger;
 pub mod lifecycle;
+pub mod maintenance;
 pub mod metrics;
 pub mod plugins;
 pub mod query;

@@ -36,6 +36,18 @@ pub struct Metrics {
     routes: Mutex<BTreeMap<String, RouteSeries>>,
     invocations: Mutex<BTreeMap<(String, String, String), u64>>,
     denials: Mutex<BTreeMap<(String, String), u64>>,
+    maintenance: Mutex<MaintenanceSeries>,
+}
+
+/// The maintenance runs this replica made.
+#[derive(Default)]
+struct MaintenanceSeries {
+    done: u64,
+    failed: u64,
+    /// When the last run finished (Unix seconds), if one did.
+    last_finished: Option<f64>,
+    /// Per table: rows removed by the last run, and by every run.
+    removed: BTreeMap<&'static str, (u64, u64)>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -93,6 +105,23 @@ impl Metrics {
         }
     }
 
+    /// Records a maintenance run this replica made: what it removed from each table, and when it
+    /// finished.
+    pub fn record_maintenance(&self, removed: &[(&'static str, u64)], finished: time::OffsetDateTime) {
+        let mut m = lock(&self.maintenance);
+        m.done += 1;
+        m.last_finished = Some(finished.unix_timestamp_nanos() as f64 / 1e9);
+        for (table, n) in removed {
+            let entry = m.removed.entry(table).or_default();
+            *entry = (*n, entry.1 + n);
+        }
+    }
+
+    /// Records a maintenance run that failed.
+    pub fn record_maintenance_failure(&self) {
+        lock(&self.maintenance).failed += 1;
+    }
+
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -139,7 +168,35 @@ impl Metrics {
             let _ =
                 writeln!(out, "stella_sandbox_denials_total{{provider=\"{}\",kind=\"{kind}\"}} {n}", escape(provider));
         }
+        self.render_maintenance(&mut out);
         out
+    }
+
+    fn render_maintenance(&self, out: &mut String) {
+        let m = lock(&self.maintenance);
+        let _ = writeln!(out, "# HELP stella_maintenance_runs_total Maintenance runs this replica made, by result.");
+        let _ = writeln!(out, "# TYPE stella_maintenance_runs_total counter");
+        let _ = writeln!(out, "stella_maintenance_runs_total{{result=\"done\"}} {}", m.done);
+        let _ = writeln!(out, "stella_maintenance_runs_total{{result=\"failed\"}} {}", m.failed);
+        if let Some(at) = m.last_finished {
+            let _ = writeln!(
+                out,
+                "# HELP stella_maintenance_last_run_timestamp_seconds When this replica's last maintenance run finished."
+            );
+            let _ = writeln!(out, "# TYPE stella_maintenance_last_run_timestamp_seconds gauge");
+            let _ = writeln!(out, "stella_maintenance_last_run_timestamp_seconds {at:.3}");
+        }
+        let _ =
+            writeln!(out, "# HELP stella_maintenance_last_removed Rows the last maintenance run removed, by table.");
+        let _ = writeln!(out, "# TYPE stella_maintenance_last_removed gauge");
+        for (table, (last, _)) in &m.removed {
+            let _ = writeln!(out, "stella_maintenance_last_removed{{table=\"{table}\"}} {last}");
+        }
+        let _ = writeln!(out, "# HELP stella_maintenance_removed_total Rows maintenance runs removed, by table.");
+        let _ = writeln!(out, "# TYPE stella_maintenance_removed_total counter");
+        for (table, (_, total)) in &m.removed {
+            let _ = writeln!(out, "stella_maintenance_removed_total{{table=\"{table}\"}} {total}");
+        }
     }
 }
 

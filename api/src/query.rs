@@ -555,9 +555,15 @@ pub struct SeqParams {
 impl SeqParams {
     /// After which sequence number (0: from the first), and how many.
     pub fn parse(self) -> Result<(i64, u32), QueryError> {
+        let (after, limit) = self.parse_optional()?;
+        Ok((after.unwrap_or(0), limit))
+    }
+
+    /// After which sequence number (`None`: none was given), and how many.
+    pub fn parse_optional(self) -> Result<(Option<i64>, u32), QueryError> {
         let after = match self.after.as_deref() {
-            None => 0,
-            Some(c) => exact_count(c).ok_or_else(|| QueryError::not_a_cursor("after"))?,
+            None => None,
+            Some(c) => Some(exact_count(c).ok_or_else(|| QueryError::not_a_cursor("after"))?),
         };
         Ok((after, page_limit(self.limit)?))
     }

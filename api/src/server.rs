@@ -12,7 +12,7 @@ use crate::console::Console;
 use crate::health::{HealthPolicy, Scheduler, SchedulerConfig};
 use crate::http::AppState;
 use crate::plugins::AdmissionPolicy;
-use crate::service::Catalog;
+use crate::service::{Catalog, Retention};
 use crate::store;
 
 /// How often a replica looks for a change of the active connectors made by another.
@@ -184,21 +184,33 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
-    let (stop_scheduler, scheduler_stopped) = tokio::sync::oneshot::channel::<()>();
+    // The background work's own pool, opened on its runtime: its connections' I/O is driven by
+    // the background thread, and the API's pool is not shared with (or slowed by) a sweep or a
+    // prune.
+    let database_url = config.storage.database_url();
+    let store = background
+        .handle()
+        .spawn(async move { store::open(&database_url).await })
+        .await
+        .map_err(|e| format!("the background work did not start: {e}"))?
+        .map_err(|e| format!("the background work cannot open the database: {e}"))?;
+    let background_catalog = Arc::new(state.catalog.clone().with_store(store));
+    let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut stopped = background_stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    // Every replica takes part in maintenance, whether or not it runs health checks.
+    let maintenance = background.handle().spawn(crate::maintenance::run(
+        background_catalog.clone(),
+        crate::maintenance::MaintenanceConfig::hourly(Retention::of(&config)),
+        stopped(),
+    ));
     let scheduler = if config.health.enabled {
-        // Its own pool, opened on its runtime: its connections' I/O is driven by the scheduler's
-        // thread, and the API's pool is not shared with (or slowed by) a sweep.
-        let database_url = config.storage.database_url();
-        let store = background
-            .handle()
-            .spawn(async move { store::open(&database_url).await })
-            .await
-            .map_err(|e| format!("the health scheduler did not start: {e}"))?
-            .map_err(|e| format!("the health scheduler cannot open the database: {e}"))?;
-        let catalog = Arc::new(state.catalog.clone().with_store(store));
-        let mut settings = SchedulerConfig::from_settings(&config.health, config.sandbox.limits.deadline_ms);
-        settings.ledger_retention = std::time::Duration::from_secs(u64::from(config.ledger.retention_days) * 86_400);
-        let scheduler = Scheduler::new(catalog, settings);
+        let settings = SchedulerConfig::from_settings(&config.health, config.sandbox.limits.deadline_ms);
+        let scheduler = Scheduler::new(background_catalog, settings);
         tracing::info!(
             replica = scheduler.replica(),
             interval_seconds = config.health.interval_seconds,
@@ -206,9 +218,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
             offline = config.health.offline,
             "health scheduler started"
         );
-        Some(background.handle().spawn(scheduler.run(async move {
-            let _ = scheduler_stopped.await;
-        })))
+        Some(background.handle().spawn(scheduler.run(stopped())))
     } else {
         None
     };
@@ -216,7 +226,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
     tracing::info!(%address, database = %crate::config::redact_url(&config.storage.database_url()), "serving");
     eprintln!("stella-integrations listening on http://{address} (API reference: http://{address}/api/v1/docs)");
     axum::serve(listener, router(served)).with_graceful_shutdown(stop).await.map_err(|e| e.to_string())?;
-    let _ = stop_scheduler.send(());
+    let _ = stop_background.send(true);
+    let _ = maintenance.await;
     if let Some(Err(e)) = match scheduler {
         Some(s) => Some(s.await),
         None => None,

@@ -26,10 +26,6 @@ pub struct SchedulerConfig {
     pub concurrency: usize,
     /// How long a leased check is this replica's; must outlast the sandbox's deadline.
     pub lease: Duration,
-    /// How long the history is kept.
-    pub retention: Duration,
-    /// How long the invocation ledger is kept (`ledger.retention-days`).
-    pub ledger_retention: Duration,
     /// How often due checks are looked for.
     pub poll: Duration,
     /// How long running checks may finish at shutdown (the sandbox deadline and a margin).
@@ -60,8 +56,6 @@ impl SchedulerConfig {
         Self {
             concurrency: settings.concurrency as usize,
             lease: Duration::from_secs(settings.lease_seconds),
-            retention: Duration::from_secs(u64::from(settings.retention_days) * 86_400),
-            ledger_retention: Duration::from_secs(30 * 86_400),
             poll: Duration::from_secs(1),
             drain: Duration::from_millis(deadline_ms) + Duration::from_secs(5),
         }
@@ -139,30 +133,18 @@ impl Scheduler {
         Ok(started)
     }
 
-    /// Deletes history older than the retention.
-    pub async fn prune(&self) -> Result<u64, ServiceError> {
-        let before = unix_ms(now()) - duration_ms(self.config.retention);
-        self.catalog.prune_health_history(before).await
-    }
-
-    /// Deletes ledger entries older than the ledger's retention.
-    pub async fn prune_ledger(&self) -> Result<u64, ServiceError> {
-        let before = unix_ms(now()) - duration_ms(self.config.ledger_retention);
-        self.catalog.prune_invocations(before).await
-    }
-
     /// Runs until `shutdown` resolves, then stops leasing and lets the checks in flight finish
     /// (the sandbox deadline bounds them; after the lease time they are dropped unrecorded, and
     /// another replica takes them over when their leases expire).
     ///
     /// While every free worker found a due check, more may be due: the loop leases again as soon
     /// as half the workers are free (one query per batch, not per check). Otherwise it looks again
-    /// after the poll interval. History is pruned hourly.
+    /// after the poll interval. (What the checks leave behind is pruned by [`crate::maintenance`],
+    /// which runs whether or not a replica checks.)
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut running = JoinSet::new();
         let mut finished = Vec::new();
-        let mut prune = tokio::time::interval(Duration::from_secs(3600));
         let refill = self.config.concurrency.max(1).div_ceil(2);
         let mut scheduled_at: Option<tokio::time::Instant> = None;
         loop {
@@ -205,23 +187,6 @@ impl Scheduler {
             };
             tokio::select! {
                 () = &mut shutdown => break,
-                _ = prune.tick() => {
-                    match self.prune().await {
-                        Ok(n) if n > 0 => tracing::info!(deleted = n, "health history pruned"),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "health history could not be pruned"),
-                    }
-                    match self.prune_ledger().await {
-                        Ok(n) if n > 0 => tracing::info!(deleted = n, "invocation ledger pruned"),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "the invocation ledger could not be pruned"),
-                    }
-                    match self.catalog.prune_console().await {
-                        Ok(n) if n > 0 => tracing::info!(deleted = n, "ended console sessions pruned"),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "ended console sessions could not be pruned"),
-                    }
-                }
                 () = next_turn => {}
             }
         }

@@ -1,6 +1,9 @@
 //! `GET /api/v1/events`: the tenant's events (lifecycle, and `invocation.denied` alerts) from the
-//! outbox, for consumers without a broker. Events are numbered per tenant without gaps in commit order, so polling with the last
-//! `nextCursor` never misses one; each carries a unique CloudEvents `id` to deduplicate by.
+//! outbox, for consumers without a broker. Events are numbered per tenant without gaps in commit
+//! order, so polling with the last `nextCursor` never misses one; each carries a unique CloudEvents
+//! `id` to deduplicate by. The outbox keeps events for a retention (`[events]`): a cursor older
+//! than the oldest kept answers `410 Gone` naming the oldest cursor still available, never a page
+//! with a silent gap.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -25,7 +28,9 @@ pub struct EventPage {
     pub next_cursor: String,
 }
 
-/// The tenant's events (lifecycle changes and `invocation.denied` alerts) after a cursor.
+/// The tenant's events (lifecycle changes and `invocation.denied` alerts) after a cursor, or from
+/// the oldest kept without one. A cursor older than the oldest kept answers 410 (`cursor-gone`,
+/// with `oldestCursor`).
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", operation_id = "listEvents",
     params(SeqParams),
     security(("bearer" = ["integrations.read"])),
@@ -38,9 +43,8 @@ pub async fn list_events(
     State(state): State<AppState>,
     QueryOf(params): QueryOf<SeqParams>,
 ) -> Result<Response, Problem> {
-    let (after, limit) = params.parse()?;
-    let events = state.catalog.events(&reader, after, limit).await?;
-    let next_cursor = events.last().map(|e| e.seq).unwrap_or(after).to_string();
+    let (after, limit) = params.parse_optional()?;
+    let (events, next_cursor) = state.catalog.events(&reader, after, limit).await?;
     let items = events.into_iter().map(|e| e.cloud_event).collect();
-    Ok(axum::Json(EventPage { items, next_cursor }).into_response())
+    Ok(axum::Json(EventPage { items, next_cursor: next_cursor.to_string() }).into_response())
 }

@@ -32,6 +32,8 @@ pub enum ProblemKind {
     NotFound,
     /// 405: the route does not support the method.
     MethodNotAllowed,
+    /// 410: a feed's cursor is older than what is kept; `oldestCursor` is where it is complete.
+    CursorGone,
     /// 409: the name is taken in the tenant.
     NameConflict,
     /// 409: the lifecycle does not allow the action now.
@@ -63,12 +65,13 @@ pub enum ProblemKind {
 
 impl ProblemKind {
     /// Every kind, for documentation and tests.
-    pub const ALL: [ProblemKind; 18] = [
+    pub const ALL: [ProblemKind; 19] = [
         Self::BadRequest,
         Self::Unauthenticated,
         Self::Forbidden,
         Self::NotFound,
         Self::MethodNotAllowed,
+        Self::CursorGone,
         Self::NameConflict,
         Self::LifecycleConflict,
         Self::PluginConflict,
@@ -94,6 +97,7 @@ impl ProblemKind {
             Self::MethodNotAllowed => {
                 ("method-not-allowed", StatusCode::METHOD_NOT_ALLOWED, "The method is not allowed on this resource")
             }
+            Self::CursorGone => ("cursor-gone", StatusCode::GONE, "The cursor is older than the oldest entry kept"),
             Self::NameConflict => ("name-conflict", StatusCode::CONFLICT, "The name is already taken"),
             Self::LifecycleConflict => {
                 ("lifecycle-conflict", StatusCode::CONFLICT, "The action is not allowed in the current state")
@@ -159,6 +163,10 @@ pub struct Problem {
     /// For `precondition-failed`: the current version (its ETag is `"<version>"`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub current_version: Option<i64>,
+    /// For `cursor-gone`: the oldest cursor from which the feed is complete (pass it as `after`;
+    /// the events before it are no longer kept).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub oldest_cursor: Option<String>,
     /// Headers to send with it (`WWW-Authenticate`, `Allow`).
     #[serde(skip)]
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
@@ -204,6 +212,7 @@ impl Problem {
             current_status: None,
             allowed_actions: None,
             current_version: None,
+            oldest_cursor: None,
             headers: vec![],
         }
     }
@@ -294,6 +303,17 @@ impl From<ServiceError> for Problem {
             ServiceError::Upstream { shown: Shown(reason), logged } => {
                 tracing::warn!(%reason, answer = %logged, "a server the operation depends on failed");
                 Problem::new(ProblemKind::BadGateway, reason)
+            }
+            ServiceError::CursorGone { oldest } => {
+                let mut p = Problem::new(
+                    ProblemKind::CursorGone,
+                    format!(
+                        "the events after this cursor up to {oldest} are no longer kept (see [events] retention); \
+                         continue from `after={oldest}`, knowing the events before it were missed"
+                    ),
+                );
+                p.oldest_cursor = Some(oldest.to_string());
+                p
             }
             ServiceError::Internal(reason) => {
                 tracing::error!(%reason, "internal error");

@@ -58,9 +58,4 @@ impl Catalog {
         }
         Ok(())
     }
-
-    /// Drops the sessions and spent links that have ended; returns how many.
-    pub async fn prune_console(&self) -> Result<u64, ServiceError> {
-        Ok(self.store.prune_console(unix_ms(now())).await?)
-    }
 }

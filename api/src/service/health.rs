@@ -135,16 +135,6 @@ impl Catalog {
             .collect())
     }
 
-    /// Deletes the invocation ledger's entries older than `before_ms`; returns how many.
-    pub async fn prune_invocations(&self, before_ms: i64) -> Result<u64, ServiceError> {
-        Ok(self.store.prune_invocations(before_ms).await?)
-    }
-
-    /// Deletes the health history older than `before_ms`; returns how many checks.
-    pub async fn prune_health_history(&self, before_ms: i64) -> Result<u64, ServiceError> {
-        Ok(self.store.prune_health_checks(before_ms).await?)
-    }
-
     /// The health of an integration: its state, its last test, its summary, and a page of its
     /// history (`page.limit` checks, older than `page.after` when given).
     pub async fn health_report(

@@ -8,6 +8,7 @@
 //! - `integrations.rs`: create, read, list, update, delete, the lifecycle actions and tests;
 //! - `health.rs`: the health checks the scheduler runs and records, and the health report;
 //! - `ledger.rs`: the invocation ledger's reads;
+//! - `maintenance.rs`: the prune of every table that grows with time, under a shared lease;
 //! - `console.rs`: the console's sessions (opened for a verified principal, found by cookie);
 //! - `plugins.rs`: connector code: submission, review (approve, reject, activate), and the
 //!   loaded connectors kept equal to the store's active set;
@@ -22,6 +23,7 @@ mod console;
 mod health;
 mod integrations;
 mod ledger;
+mod maintenance;
 mod plugins;
 
 use std::sync::Arc;
@@ -43,6 +45,7 @@ use crate::query::Page;
 use crate::store::{Change, Store, StoreError};
 
 pub use integrations::changed_fields;
+pub use maintenance::{Pruned, Retention};
 pub use plugins::{PluginVersionView, RESERVED_PROVIDERS, Submitted};
 
 /// How often a result is re-applied when the integration keeps changing under it.
@@ -133,6 +136,13 @@ pub enum ServiceError {
         shown: Shown,
         /// What the server answered.
         logged: Logged,
+    },
+    /// A feed's cursor is older than what is kept: the entries after it were pruned (410). The
+    /// oldest cursor still available.
+    #[error("the cursor is older than the oldest kept (cursor {oldest})")]
+    CursorGone {
+        /// The oldest cursor from which the feed is complete.
+        oldest: i64,
     },
     /// Anything else (500): logged, never shown.
     #[error("internal error: {0}")]
@@ -351,10 +361,39 @@ impl Catalog {
         Ok(Page::of_seq(rows, limit, |e| e.seq))
     }
 
-    /// A page of the caller's events, oldest first, after `after_seq`.
-    pub async fn events(&self, reader: &Reader, after_seq: i64, limit: u32) -> Result<Vec<StoredEvent>, ServiceError> {
-        let caller = reader.caller();
-        Ok(self.store.events(&caller.tenant, after_seq, limit).await?)
+    /// A page of the caller's events, oldest first, and the cursor of the next: after `after` (the
+    /// previous page's cursor), or from the oldest kept when `None`. The outbox is pruned from the
+    /// start of each tenant's stream, so a cursor older than the oldest kept event is refused
+    /// ([`ServiceError::CursorGone`]): the events after it are gone, and a poller must know it
+    /// missed them rather than skip them silently.
+    pub async fn events(
+        &self,
+        reader: &Reader,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<StoredEvent>, i64), ServiceError> {
+        let tenant = &reader.caller().tenant;
+        let from = after.unwrap_or(0);
+        // Read first, then compare: a prune between a check and the read could not hide a gap.
+        let events = self.store.events(tenant, from, limit).await?;
+        match (events.first(), events.last()) {
+            // Sequence numbers have no gaps: a first event further on means pruned ones between.
+            (Some(first), _) if after.is_some() && first.seq > from + 1 => {
+                Err(ServiceError::CursorGone { oldest: first.seq - 1 })
+            }
+            (_, Some(last)) => {
+                let next = last.seq;
+                Ok((events, next))
+            }
+            (None, None) | (Some(_), None) => {
+                let oldest = self.store.oldest_event_cursor(tenant).await?;
+                match after {
+                    Some(after) if after < oldest => Err(ServiceError::CursorGone { oldest }),
+                    Some(after) => Ok((events, after)),
+                    None => Ok((events, oldest)),
+                }
+            }
+        }
     }
 
     /// Events of every tenant not yet delivered to the broker, oldest first (the relay's).

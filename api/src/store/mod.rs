@@ -17,6 +17,7 @@
 //! - `health.rs`: the health schedule (leases) and history;
 //! - `ledger.rs`: the invocation ledger (every invocation's record, pruned by age);
 //! - `console.rs`: the console's sessions and spent sign-in links;
+//! - `maintenance.rs`: the lease of the maintenance task that prunes all of the above;
 //! - `plugins.rs`: the plugin store (components, versions, the active set, the platform's audit
 //!   chain and events);
 //! - `sql.rs`: the [`Dialect`] differences, connecting, migrations, errors;
@@ -27,6 +28,7 @@ mod console;
 mod health;
 mod integrations;
 mod ledger;
+mod maintenance;
 mod outbox;
 mod plugins;
 mod read_pool;
@@ -37,6 +39,7 @@ pub use console::ConsoleStore;
 pub use health::HealthStore;
 pub use integrations::{Change, IdempotentResponse, IntegrationStore, RowWrite, StateCount};
 pub use ledger::LedgerStore;
+pub use maintenance::MaintenanceStore;
 pub use outbox::OutboxStore;
 pub use plugins::{Activation, PluginChange, PluginStore, PluginWrite};
 pub use sql::{Dialect, PostgresStore, SqlStore, SqliteStore};
@@ -82,12 +85,20 @@ pub enum StoreError {
 
 /// The persistence the service needs: every concern's store (see the module documentation).
 pub trait Store:
-    IntegrationStore + AuditStore + OutboxStore + HealthStore + PluginStore + LedgerStore + ConsoleStore
+    IntegrationStore + AuditStore + OutboxStore + HealthStore + PluginStore + LedgerStore + ConsoleStore + MaintenanceStore
 {
 }
 
-impl<S: IntegrationStore + AuditStore + OutboxStore + HealthStore + PluginStore + LedgerStore + ConsoleStore> Store
-    for S
+impl<
+    S: IntegrationStore
+        + AuditStore
+        + OutboxStore
+        + HealthStore
+        + PluginStore
+        + LedgerStore
+        + ConsoleStore
+        + MaintenanceStore,
+> Store for S
 {
 }
 

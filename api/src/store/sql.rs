@@ -157,6 +157,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "ledger_filters", include_str!("../../../migrations/sqlite/0006_ledger_filters.sql")),
     (7, "console", include_str!("../../../migrations/sqlite/0007_console.sql")),
     (8, "ledger_secret_in_request", include_str!("../../../migrations/sqlite/0008_ledger_secret_in_request.sql")),
+    (9, "maintenance", include_str!("../../../migrations/sqlite/0009_maintenance.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "catalog", include_str!("../../../migrations/postgres/0001_catalog.sql")),
@@ -168,6 +169,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "ledger_filters", include_str!("../../../migrations/postgres/0007_ledger_filters.sql")),
     (8, "console", include_str!("../../../migrations/postgres/0008_console.sql")),
     (9, "ledger_secret_in_request", include_str!("../../../migrations/postgres/0009_ledger_secret_in_request.sql")),
+    (10, "maintenance", include_str!("../../../migrations/postgres/0010_maintenance.sql")),
 ];
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

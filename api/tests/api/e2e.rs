@@ -621,6 +621,19 @@ async fn the_cli_exports_and_imports_against_a_running_service() {
     let server = Server::start(dir.path(), &[("STELLA_HEALTH_ENABLED", "false")]);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
+    // A replica that runs no health checks still runs the maintenance task: at once on a fresh
+    // database (it is due), then hourly.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = http.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+        if metrics.contains("stella_maintenance_runs_total{result=\"done\"} 1") {
+            assert!(metrics.contains("stella_maintenance_last_removed{table=\"events\"} 0"), "{metrics}");
+            assert!(metrics.contains("stella_maintenance_last_run_timestamp_seconds "), "{metrics}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no maintenance run within 20 s: {metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     for name in ["zeta-registry", "alpha-ci"] {
         let body = json!({"name": name, "type": "registry", "provider": "in-memory", "tags": ["cli"]});
         create_integration(&http, &server.base, &demo, &body).await;

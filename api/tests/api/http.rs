@@ -7,6 +7,7 @@ use crate::common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -22,6 +23,7 @@ use stella_integrations::health::{CheckOutcome, FinishedCheck, HealthCheck};
 use stella_integrations::http::openapi;
 use stella_integrations::http::problem::PROBLEM_BASE;
 use stella_integrations::server::{build_state, router};
+use stella_integrations::service::Retention;
 use tower::ServiceExt;
 
 const KEY: &str = "a-local-test-key-of-at-least-32-bytes!!";
@@ -29,6 +31,8 @@ const ISSUER: &str = "https://idp.example.test";
 
 struct App {
     router: Router,
+    /// The state the router serves (to act beneath the API: the maintenance task).
+    state: stella_integrations::http::AppState,
     config: Config,
     ec_key: EcdsaKeyPair,
     _dir: tempfile::TempDir,
@@ -85,7 +89,7 @@ async fn app_with(configure: impl FnOnce(&mut Config)) -> App {
     config.server.max_body_bytes = 64 * 1024;
     configure(&mut config);
     let state = build_state(&config, None).await.unwrap();
-    App { router: router(state), config, ec_key, _dir: dir }
+    App { state: state.api.clone(), router: router(state), config, ec_key, _dir: dir }
 }
 
 impl App {
@@ -816,6 +820,34 @@ async fn the_lifecycle_runs_through_the_api_with_its_audit_and_events() {
     assert_eq!((r.body["items"].as_array().unwrap().len(), r.body["nextCursor"].as_str()), (0, Some(cursor.as_str())));
     let r = app.send(Method::GET, "/api/v1/events?after=-1", Some(&admin), None).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // Once the retention passed, the events are pruned: a poller behind them is told, with the
+    // cursor from which the feed is whole again, instead of getting a page with a silent gap.
+    let drop_all = Retention {
+        ledger: Duration::from_secs(86_400),
+        health_history: Duration::from_secs(86_400),
+        delivered_events: Duration::ZERO,
+        undelivered_events: Some(Duration::ZERO),
+    };
+    let later = stella_integrations::domain::now() + time::Duration::seconds(1);
+    assert_eq!(app.state.catalog.prune_all(&drop_all, later).await.unwrap().events, 4);
+    for behind in ["0", "3"] {
+        let r = app.send(Method::GET, &format!("/api/v1/events?after={behind}"), Some(&admin), None).await;
+        assert_eq!((r.status, r.problem_type()), (StatusCode::GONE, "cursor-gone"), "{}", r.body);
+        assert_eq!(r.header("content-type"), "application/problem+json");
+        assert_eq!(r.body["oldestCursor"], "4", "{}", r.body);
+        assert!(r.body["detail"].as_str().unwrap().contains("after=4"), "{}", r.body);
+    }
+    for start in ["/api/v1/events", "/api/v1/events?after=4"] {
+        let r = app.send(Method::GET, start, Some(&admin), None).await;
+        assert_eq!((r.status, &r.body), (StatusCode::OK, &json!({"items": [], "nextCursor": "4"})), "{start}");
+    }
+    let r = app.send(Method::POST, &format!("{uri}/pause"), Some(&admin), Some(json!({"reason": "again"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = app.send(Method::GET, "/api/v1/events?after=4", Some(&admin), None).await;
+    assert_eq!(r.body["items"][0]["type"], "integration.paused", "{}", r.body);
+    let r = app.send(Method::GET, "/api/v1/events?after=2", Some(&admin), None).await;
+    assert_eq!((r.status, &r.body["oldestCursor"]), (StatusCode::GONE, &json!("4")), "{}", r.body);
 
     let r = app.send(Method::GET, "/metrics", None, None).await;
     let text = r.body.as_str().unwrap();
@@ -1854,8 +1886,10 @@ async fn the_policy_in_effect_decides_what_may_be_approved_and_what_runs() {
     config.plugins.trusted_keys = vec![key_path];
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let served = build_state(&config, None).await.unwrap();
     let after = App {
-        router: router(build_state(&config, None).await.unwrap()),
+        state: served.api.clone(),
+        router: router(served),
         config,
         ec_key: EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap(),
         _dir: tempfile::tempdir().unwrap(),

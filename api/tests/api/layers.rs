@@ -29,6 +29,7 @@ const LAYERS: &[&str] = &[
     "console",
     "relay",
     "health::scheduler",
+    "maintenance",
     "server",
     "cli",
     "main",

@@ -55,7 +55,7 @@ async fn audit_actions(f: &Fixture, id: Uuid) -> Vec<String> {
 }
 
 async fn event_types(f: &Fixture) -> Vec<String> {
-    let events = f.catalog.events(&alice(), 0, 100).await.unwrap();
+    let (events, _) = f.catalog.events(&alice(), Some(0), 100).await.unwrap();
     events.into_iter().map(|e| e.cloud_event["type"].as_str().unwrap().to_string()).collect()
 }
 
@@ -166,7 +166,7 @@ async fn bad_input_is_refused_with_every_reason() {
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(fields, ["configuration.auth.password", "provider"]);
     assert!(errors[1].message.contains("in-memory"), "lists the available providers: {}", errors[1].message);
-    assert_eq!(f.catalog.events(&alice(), 0, 10).await.unwrap(), []);
+    assert_eq!(f.catalog.events(&alice(), Some(0), 10).await.unwrap(), (vec![], 0));
 }
 
 #[tokio::test]
@@ -313,6 +313,33 @@ mod scheduler {
         // The ledger kept every invocation: the two activation tests and the eleven checks that
         // ran a connector (not the skipped one, which ran none).
         assert_eq!(f.store.prune_invocations(i64::MAX).await.unwrap(), 13);
+    }
+
+    /// One task prunes every table that grows, once per interval across replicas: what the
+    /// retentions no longer keep goes, and what they keep stays.
+    #[tokio::test]
+    async fn maintenance_prunes_every_table_once_per_interval_across_replicas() {
+        use stella_integrations::service::{Pruned, Retention};
+        let f = fixture().await;
+        let id = active(&f, "pruned", json!({})).await;
+        assert_eq!(scheduler(&f, Duration::ZERO, false).run_due().await.unwrap(), 1);
+        let day = Duration::from_secs(86_400);
+        let keep = Retention { ledger: day, health_history: day, delivered_events: day, undelivered_events: Some(day) };
+        let (lease, hour) = (Duration::from_secs(60), Duration::from_secs(3600));
+        assert_eq!(f.catalog.maintain("r1", &keep, lease, hour).await.unwrap(), Some(Pruned::default()));
+        assert_eq!(f.catalog.maintain("r2", &keep, lease, hour).await.unwrap(), None, "done for the hour");
+        assert_eq!(f.catalog.maintain("r1", &keep, lease, hour).await.unwrap(), None);
+
+        // A day later, everything written now is older than kept.
+        let tomorrow = stella_integrations::domain::now() + time::Duration::days(1) + time::Duration::seconds(1);
+        let pruned = f.catalog.prune_all(&keep, tomorrow).await.unwrap();
+        assert_eq!(pruned.invocations, 2, "the activation's test and the check: {pruned:?}");
+        assert_eq!((pruned.health_checks, pruned.events, pruned.console), (1, 2, 0), "{pruned:?}");
+        assert_eq!(f.store.prune_invocations(i64::MAX).await.unwrap(), 0);
+        assert_eq!(f.catalog.events(&alice(), None, 10).await.unwrap(), (vec![], 2));
+        assert!(outcomes(&f, id).await.is_empty());
+        // What is kept is not pruned: the integration itself, its audit trail.
+        assert_eq!(audit_actions(&f, id).await, ["created", "activated", "tested"]);
     }
 
     #[tokio::test]

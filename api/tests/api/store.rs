@@ -387,6 +387,70 @@ async fn events_are_numbered_per_tenant_and_shaped_as_cloudevents(b: &Backend) {
     assert_eq!(pending, [("t1".to_string(), 2), ("t1".to_string(), 3)]);
 }
 
+async fn the_outbox_is_pruned_from_the_start_of_each_stream(b: &Backend) {
+    let s = &*b.store;
+    let epoch = time::OffsetDateTime::UNIX_EPOCH;
+    let later = now() + time::Duration::seconds(5);
+    assert_eq!(s.oldest_event_cursor("t1").await.unwrap(), 0, "no stream yet");
+    let i = insert(s, "t1", "ev").await;
+    for version in 1..=3 {
+        s.apply(updated(&i, version)).await.unwrap();
+    }
+    insert(s, "t2", "ev").await;
+    assert_eq!(s.oldest_event_cursor("t1").await.unwrap(), 0, "nothing pruned yet");
+
+    // Delivered: t1's 1, 2 and 4, t2's 1. Event 3 of t1 is not, so 4 stays behind it: a stream
+    // is pruned only from its start, never with a hole a cursor could fall into.
+    s.mark_delivered(&[("t1".into(), 1), ("t1".into(), 2), ("t1".into(), 4), ("t2".into(), 1)]).await.unwrap();
+    assert_eq!(s.prune_events(epoch, epoch).await.unwrap(), 0, "nothing delivered before the epoch");
+    assert_eq!(s.prune_events(later, epoch).await.unwrap(), 3);
+    let seqs = |tenant: &'static str| async move {
+        s.events(tenant, 0, 100).await.unwrap().into_iter().map(|e| e.seq).collect::<Vec<_>>()
+    };
+    assert_eq!(seqs("t1").await, [3, 4]);
+    assert_eq!(seqs("t2").await, Vec::<i64>::new());
+    assert_eq!(s.oldest_event_cursor("t1").await.unwrap(), 2, "from 2 on, t1's stream is whole");
+    assert_eq!(s.oldest_event_cursor("t2").await.unwrap(), 1, "all pruned: its last event");
+    assert_eq!(s.events("t1", 2, 100).await.unwrap().len(), 2);
+
+    // Without a broker, age alone decides; events written since stay.
+    assert_eq!(s.prune_events(epoch, later).await.unwrap(), 2);
+    assert_eq!(s.oldest_event_cursor("t1").await.unwrap(), 4);
+    s.apply(updated(&i, 4)).await.unwrap();
+    assert_eq!(seqs("t1").await, [5], "numbering goes on after a prune");
+    assert_eq!(s.oldest_event_cursor("t1").await.unwrap(), 4);
+    assert_eq!(s.prune_events(later, now() - time::Duration::hours(1)).await.unwrap(), 0, "younger than kept");
+}
+
+async fn the_maintenance_lease_is_held_by_one_replica_at_a_time(b: &Backend) {
+    let s = b.store.clone();
+    // Due from the start: of replicas racing for it, exactly one takes it.
+    let racers: Vec<_> = (0..8)
+        .map(|n| {
+            let s = s.clone();
+            tokio::spawn(async move { s.take_maintenance("prune", &format!("r{n}"), 1_000, 2_000).await.unwrap() })
+        })
+        .collect();
+    let mut taken = 0;
+    for r in racers {
+        taken += usize::from(r.await.unwrap());
+    }
+    assert_eq!(taken, 1);
+    assert!(!s.take_maintenance("prune", "late", 1_999, 3_000).await.unwrap(), "held until its lease ends");
+    // A lease that expired (its replica died) is taken over; the old owner's finish then changes
+    // nothing.
+    assert!(s.take_maintenance("prune", "b", 2_000, 3_000).await.unwrap());
+    for n in 0..8 {
+        assert!(!s.finish_maintenance("prune", &format!("r{n}"), 2_500, 9_000).await.unwrap());
+    }
+    assert!(s.finish_maintenance("prune", "b", 2_500, 6_000).await.unwrap());
+    // Not due again until the interval after the run has passed, whoever asks.
+    assert!(!s.take_maintenance("prune", "b", 5_999, 7_000).await.unwrap());
+    assert!(!s.take_maintenance("prune", "c", 5_999, 7_000).await.unwrap());
+    assert!(s.take_maintenance("prune", "c", 6_000, 7_000).await.unwrap());
+    assert!(!s.take_maintenance("no-such-task", "c", 6_000, 7_000).await.unwrap());
+}
+
 async fn the_latest_test_result_is_kept_and_goes_with_the_row(b: &Backend) {
     let s = &*b.store;
     let i = insert(s, "t1", "tested").await;
@@ -1390,6 +1454,8 @@ conformance!(
     paging_under_concurrent_writes_never_repeats_or_skips_a_stable_row,
     the_audit_chain_verifies_and_detects_tampering,
     events_are_numbered_per_tenant_and_shaped_as_cloudevents,
+    the_outbox_is_pruned_from_the_start_of_each_stream,
+    the_maintenance_lease_is_held_by_one_replica_at_a_time,
     the_latest_test_result_is_kept_and_goes_with_the_row,
     an_idempotency_key_is_kept_with_its_change_or_not_at_all,
     concurrent_writers_keep_one_unbroken_chain,

@@ -1,0 +1,104 @@
+//! The maintenance task's work: every table that grows with time, pruned by its retention, under
+//! a lease that replicas share ([`crate::store::MaintenanceStore`]). The loop that runs it, and
+//! its metrics, are [`crate::maintenance`].
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::{Catalog, ServiceError};
+use crate::config::Config;
+use crate::domain::{duration_ms, now, unix_ms};
+
+/// The task's name in the store.
+const TASK: &str = "prune";
+
+/// How long each table keeps its rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// The invocation ledger (`ledger.retention-days`).
+    pub ledger: Duration,
+    /// The health history (`health.retention-days`).
+    pub health_history: Duration,
+    /// An event the broker acknowledged (`events.delivered-retention-days`).
+    pub delivered_events: Duration,
+    /// Any event, delivered or not, when there is no broker (`events.retention-days`); `None`
+    /// with a broker: an undelivered event then stays until the broker has it.
+    pub undelivered_events: Option<Duration>,
+}
+
+impl Retention {
+    /// The retentions the configuration sets.
+    pub fn of(config: &Config) -> Self {
+        let days = |d: u32| Duration::from_secs(u64::from(d) * 86_400);
+        Self {
+            ledger: days(config.ledger.retention_days),
+            health_history: days(config.health.retention_days),
+            delivered_events: days(config.events.delivered_retention_days),
+            undelivered_events: config.events.nats_url.is_none().then(|| days(config.events.retention_days)),
+        }
+    }
+}
+
+/// What one run removed, by table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Invocation ledger entries.
+    pub invocations: u64,
+    /// Health checks of the history.
+    pub health_checks: u64,
+    /// Events of the outbox.
+    pub events: u64,
+    /// Ended console sessions and expired spent sign-in links.
+    pub console: u64,
+}
+
+impl Pruned {
+    /// (table, rows removed), as the metrics and the log name them.
+    pub fn by_table(&self) -> [(&'static str, u64); 4] {
+        [
+            ("invocations", self.invocations),
+            ("health_checks", self.health_checks),
+            ("events", self.events),
+            ("console", self.console),
+        ]
+    }
+}
+
+impl Catalog {
+    /// Runs the maintenance task if it is due and no other replica runs it: takes the lease for
+    /// `owner` (held for `lease`), prunes every table, and makes the task due again `every` later.
+    /// `None`: not due, or another replica has it.
+    pub async fn maintain(
+        &self,
+        owner: &str,
+        retention: &Retention,
+        lease: Duration,
+        every: Duration,
+    ) -> Result<Option<Pruned>, ServiceError> {
+        let started = unix_ms(now());
+        if !self.store.take_maintenance(TASK, owner, started, started + duration_ms(lease)).await? {
+            return Ok(None);
+        }
+        let pruned = self.prune_all(retention, now()).await?;
+        let finished = unix_ms(now());
+        if !self.store.finish_maintenance(TASK, owner, finished, finished + duration_ms(every)).await? {
+            tracing::warn!(owner, "the maintenance lease expired while the task ran; another replica took it over");
+        }
+        Ok(Some(pruned))
+    }
+
+    /// Prunes every table as of `at` by `retention`, without the lease (the task's work).
+    pub async fn prune_all(&self, retention: &Retention, at: OffsetDateTime) -> Result<Pruned, ServiceError> {
+        let at_ms = unix_ms(at);
+        let invocations = self.store.prune_invocations(at_ms - duration_ms(retention.ledger)).await?;
+        let health_checks = self.store.prune_health_checks(at_ms - duration_ms(retention.health_history)).await?;
+        let written_before = match retention.undelivered_events {
+            Some(kept) => at - kept,
+            None => OffsetDateTime::UNIX_EPOCH,
+        };
+        let events = self.store.prune_events(at - retention.delivered_events, written_before).await?;
+        let console = self.store.prune_console(at_ms).await?;
+        Ok(Pruned { invocations, health_checks, events, console })
+    }
+}
