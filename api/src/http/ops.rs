@@ -24,11 +24,12 @@ pub async fn healthz() -> Response {
     axum::Json(Probe { status: "ok".into() }).into_response()
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers, and has not failed to write for its storage (a full disk, an
+/// I/O error) in the last 10 seconds.
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
     responses(
         (status = 200, description = "Ready to serve", body = Probe),
-        (status = 503, description = "The database is unreachable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable, or cannot write (its storage is full or failing)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Response, Problem> {
     state.catalog.ready().await?;

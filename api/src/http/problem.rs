@@ -285,6 +285,16 @@ impl From<ServiceError> for Problem {
                 ProblemKind::IdempotencyKeyReused,
                 "this Idempotency-Key was first used with a different request body; use a new key",
             ),
+            // The database's disk is full or failing: nothing was kept, and it will not pass in a
+            // moment; the operator is told by the log and /readyz.
+            ServiceError::Unavailable(crate::store::StoreError::Storage(_)) => {
+                let mut p = Problem::new(
+                    ProblemKind::Unavailable,
+                    "the database cannot write now (its storage is full or failing); nothing was changed; retry later",
+                );
+                p.headers.push((header::RETRY_AFTER, HeaderValue::from_static("10")));
+                p
+            }
             // Each is a moment's contention or outage: the client may retry at once.
             e @ (ServiceError::Unavailable(_) | ServiceError::KeyInFlight | ServiceError::KeptChanging(_)) => {
                 tracing::warn!(reason = %e, "database unavailable");

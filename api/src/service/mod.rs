@@ -173,7 +173,7 @@ impl From<StoreError> for ServiceError {
             StoreError::NameTaken(n) => Self::NameTaken(n),
             StoreError::Stale { current } => Self::Stale { current },
             StoreError::KeyInFlight => Self::KeyInFlight,
-            e @ StoreError::Unavailable(_) => Self::Unavailable(e),
+            e @ (StoreError::Unavailable(_) | StoreError::Storage(_)) => Self::Unavailable(e),
             StoreError::InvalidValue(m) => Self::Invalid(vec![FieldError {
                 field: "body".into(),
                 message: format!("a value cannot be stored: {m}"),

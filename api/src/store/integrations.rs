@@ -23,7 +23,7 @@ use crate::query::{ListFilter, ListPosition};
 /// Integrations and the writes that change them.
 #[async_trait]
 pub trait IntegrationStore: Send + Sync + 'static {
-    /// Whether the database answers (`/readyz`).
+    /// Whether the database answers, and wrote without a storage fault lately (`/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// One integration of the tenant.
@@ -521,7 +521,11 @@ sql_impl! {
     impl IntegrationStore for SqlStore<D> {
         async fn ping(&self) -> Result<(), StoreError> {
             sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_error)?;
-            Ok(())
+            // A database that answers but cannot write (a full disk) is not ready either.
+            match super::recent_storage_fault() {
+                Some(why) => Err(StoreError::Storage(why)),
+                None => Ok(()),
+            }
         }
 
         async fn get(&self, tenant_id: &str, id: Uuid) -> Result<Option<Integration>, StoreError> {

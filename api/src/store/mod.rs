@@ -42,7 +42,7 @@ pub use ledger::LedgerStore;
 pub use maintenance::MaintenanceStore;
 pub use outbox::OutboxStore;
 pub use plugins::{Activation, PluginChange, PluginStore, PluginWrite};
-pub use sql::{Dialect, PostgresStore, SqlStore, SqliteStore};
+pub use sql::{Dialect, PostgresStore, STORAGE_FAULT_REPORTED, SqlStore, SqliteStore, recent_storage_fault};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +75,11 @@ pub enum StoreError {
     /// The database cannot be reached or refused the operation for a reason that may pass.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The database could not write for its storage: a full disk or an I/O error (SQLite's
+    /// `SQLITE_FULL` and `SQLITE_IOERR`, PostgreSQL's `disk_full` and `io_error`). Nothing of the
+    /// operation was kept; writes resume once the storage is back.
+    #[error("the database cannot write: {0}")]
+    Storage(String),
     /// The database refused a value (PostgreSQL data exception, class 22): the request's fault.
     #[error("the database refused a value: {0}")]
     InvalidValue(String),

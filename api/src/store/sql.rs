@@ -200,8 +200,12 @@ impl SqlStore<Sqlite> {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool =
-            SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await.map_err(map_error)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .before_acquire(|c, _| Box::pin(async move { Ok(clean(c)) }))
+            .connect_with(options.clone())
+            .await
+            .map_err(map_error)?;
         migrator(SQLITE_MIGRATIONS)
             .run(&pool)
             .await
@@ -221,6 +225,7 @@ impl SqlStore<Postgres> {
             // server dropped fails its next query once (503 to that client, which may retry) and
             // is then replaced; the fault test (`api/tests/api/http.rs`) holds the service to that.
             .test_before_acquire(false)
+            .before_acquire(|c, _| Box::pin(async move { Ok(clean(c)) }))
             .connect_with(options.clone())
             .await
             .map_err(map_error)?;
@@ -230,6 +235,20 @@ impl SqlStore<Postgres> {
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
         Ok(Self { pool, reads: Arc::new(ReadPool::new(options, 16, ACQUIRE_TIMEOUT)) })
     }
+}
+
+/// Whether an idle connection may be used again: not when it still counts itself inside a
+/// transaction. sqlx lowers its transaction depth only when COMMIT or ROLLBACK succeeds; after a
+/// full disk (`SQLITE_FULL`) SQLite has already rolled the transaction back itself, the ROLLBACK
+/// that follows fails, and the connection would refuse every later BEGIN ("attempted to call
+/// begin_with at non-zero transaction depth") until the service restarted. Such a connection is
+/// closed instead, and the pool opens a fresh one.
+fn clean<C: sqlx::Connection>(connection: &C) -> bool {
+    let clean = !connection.is_in_transaction();
+    if !clean {
+        tracing::warn!("a database connection whose commit or rollback failed is closed, not reused");
+    }
+    clean
 }
 
 /// A query on `D` with its binds.
@@ -311,6 +330,28 @@ where
     }
 }
 
+/// How long `/readyz` reports a write that failed for the database's storage.
+pub const STORAGE_FAULT_REPORTED: Duration = Duration::from_secs(10);
+
+/// The last write of this process that failed for the database's storage (a full disk, an I/O
+/// error), and why. One per process: a process serves one database (its pools all reach the same
+/// disk), and every error passes through [`map_error`], the one place that can tell.
+static STORAGE_FAULT: std::sync::Mutex<Option<(std::time::Instant, String)>> = std::sync::Mutex::new(None);
+
+/// Why the database could not write, if it failed for its storage within
+/// [`STORAGE_FAULT_REPORTED`] (`/readyz`).
+pub fn recent_storage_fault() -> Option<String> {
+    let fault = STORAGE_FAULT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    fault.as_ref().filter(|(at, _)| at.elapsed() < STORAGE_FAULT_REPORTED).map(|(_, why)| why.clone())
+}
+
+fn storage_fault(why: String) -> StoreError {
+    tracing::warn!(reason = %why, "the database cannot write: its storage is full or failing");
+    *STORAGE_FAULT.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+        Some((std::time::Instant::now(), why.clone()));
+    StoreError::Storage(why)
+}
+
 /// Maps a database error to what the service can do about it.
 pub(super) fn map_error(e: sqlx::Error) -> StoreError {
     match &e {
@@ -320,13 +361,30 @@ pub(super) fn map_error(e: sqlx::Error) -> StoreError {
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_)
         | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+        sqlx::Error::Database(db) if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() => {
+            // SQLite reports extended result codes; the primary code is the low byte.
+            let primary = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0) & 0xff;
+            match primary {
+                // SQLITE_BUSY, SQLITE_LOCKED: another writer; retry.
+                5 | 6 => StoreError::Unavailable(db.message().to_string()),
+                // SQLITE_IOERR, SQLITE_FULL: the disk.
+                10 | 13 => storage_fault(format!("{} (SQLite result code {primary})", db.message())),
+                _ => StoreError::Other(db.message().to_string()),
+            }
+        }
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
-            // PostgreSQL: connection exceptions (08…), operator intervention such as
-            // pg_terminate_backend (57P…), serialization failures and deadlocks (40…).
-            // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6).
-            if code.starts_with("08") || code.starts_with("57P") || code.starts_with("40") || code == "5" || code == "6"
+            if code == "53100" || code == "58030" {
+                // disk_full, io_error: the server's storage.
+                storage_fault(format!("{} (SQLSTATE {code})", db.message()))
+            } else if code.starts_with("08")
+                || code.starts_with("57P")
+                || code.starts_with("40")
+                || code.starts_with("53")
             {
+                // Connection exceptions (08…), operator intervention such as pg_terminate_backend
+                // (57P…), serialization failures and deadlocks (40…), insufficient resources
+                // (53…: out of memory, too many connections).
                 StoreError::Unavailable(db.message().to_string())
             } else if code.starts_with("22") {
                 // A data exception (a value the server cannot store): validation should have caught

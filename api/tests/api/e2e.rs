@@ -2,6 +2,7 @@
 //! (`token` then `serve` in one directory, no other set-up), called over loopback HTTP, with its
 //! event relay publishing to the NATS JetStream server of this machine.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -1434,5 +1435,276 @@ async fn a_bound_credential_does_not_follow_a_changed_base_url() {
     assert_eq!(result["result"]["success"], false, "{result}");
     assert_eq!(result["record"]["denials"][0]["kind"], "secret-binding", "{result}");
     assert_eq!(own.authorizations().len(), 1);
+    assert!(server.terminate());
+}
+
+/// A small tmpfs mounted for one test (root only), unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts `size` (`4m`) owned by `owner` (a user name; root when `None`). `None` where this
+    /// process may not mount (not root, no CAP_SYS_ADMIN), except under `CI=true` (root there),
+    /// where the test fails.
+    fn mount(size: &str, owner: Option<&str>) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = format!("size={size},mode=0700");
+        if let Some(user) = owner {
+            let id = |flag: &str| {
+                let out = Command::new("id").args([flag, user]).output().unwrap();
+                String::from_utf8(out.stdout).unwrap().trim().to_string()
+            };
+            options.push_str(&format!(",uid={},gid={}", id("-u"), id("-g")));
+        }
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &options, "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::piped())
+            .output()
+            .map_or_else(
+                |e| Err(e.to_string()),
+                |o| if o.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&o.stderr).to_string()) },
+            );
+        match mounted {
+            Ok(()) => Some(Self { dir }),
+            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+                eprintln!("cannot mount a tmpfs ({e}); skipping the full-disk test (it runs as root)");
+                None
+            }
+            Err(e) => panic!("CI=true runs as root and must mount a tmpfs: {e}"),
+        }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Takes every byte left with a file of its own; [`SmallDisk::free`] gives them back.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(self.path().join("filler")).unwrap();
+        let chunk = vec![0u8; 16 * 1024];
+        while filler.write_all(&chunk).is_ok() {}
+        // The last bytes a chunk did not fit in.
+        while filler.write_all(&[0u8; 512]).is_ok() {}
+        while filler.write_all(&[0u8]).is_ok() {}
+        let _ = filler.sync_all();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// What the service answered while its database's disk filled up and was freed again: the names
+/// of the integrations it acknowledged (201).
+async fn fill_and_free(server: &Server, admin: &str, disk: &SmallDisk) -> BTreeSet<String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let create = |n: usize| {
+        let body = json!({"name": format!("i-{n:05}"), "type": "registry", "provider": "in-memory",
+                          "description": "x".repeat(2000), "tags": ["disk"]});
+        http.post(format!("{}/api/v1/integrations", server.base))
+            .bearer_auth(admin)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let ready = || async { http.get(format!("{}/readyz", server.base)).send().await.unwrap().status().as_u16() };
+    let mut acknowledged = BTreeSet::new();
+    let mut n = 0;
+    for _ in 0..3 {
+        n += 1;
+        assert_eq!(create(n).await.unwrap().status().as_u16(), 201);
+        acknowledged.insert(format!("i-{n:05}"));
+    }
+
+    disk.fill();
+    let refused = loop {
+        n += 1;
+        assert!(n < 2000, "the database kept writing on a full disk");
+        let response = create(n).await.unwrap();
+        match response.status().as_u16() {
+            201 => {
+                acknowledged.insert(format!("i-{n:05}"));
+            }
+            _ => break response,
+        }
+    };
+    // A full disk is an outage, said as one: 503, retry later; never 500.
+    assert_eq!(refused.status().as_u16(), 503);
+    assert_eq!(refused.headers()["retry-after"], "10");
+    let problem: Value = refused.json().await.unwrap();
+    assert!(problem["type"].as_str().unwrap().ends_with("/unavailable"), "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("storage is full"), "{problem}");
+    assert_eq!(ready().await, 503, "/readyz reports a database that cannot write");
+    for _ in 0..3 {
+        n += 1;
+        assert_eq!(create(n).await.unwrap().status().as_u16(), 503, "still full: still 503");
+    }
+    let listed = http.get(format!("{}/api/v1/integrations?limit=5", server.base)).bearer_auth(admin).send().await;
+    assert_eq!(listed.unwrap().status().as_u16(), 200, "reads go on while the disk is full");
+
+    // Space is back: writes resume on their own, without a restart.
+    disk.free();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        n += 1;
+        let status = create(n).await.unwrap().status().as_u16();
+        if status == 201 {
+            acknowledged.insert(format!("i-{n:05}"));
+            break;
+        }
+        assert_eq!(status, 503, "a write after the disk was freed");
+        assert!(Instant::now() < deadline, "writes did not resume within 30 s of the disk being freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..5 {
+        n += 1;
+        assert_eq!(create(n).await.unwrap().status().as_u16(), 201, "every connection writes again");
+        acknowledged.insert(format!("i-{n:05}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ready().await != 200 {
+        assert!(Instant::now() < deadline, "/readyz did not recover within 30 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    acknowledged
+}
+
+/// Every integration's name, as the API lists them.
+async fn names(base: &str, token: &str) -> BTreeSet<String> {
+    let http = reqwest::Client::new();
+    let page: Value = http
+        .get(format!("{base}/api/v1/integrations?limit=500&tag=disk"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(page["nextCursor"].is_null(), "one page holds them all");
+    page["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect()
+}
+
+/// On SQLite: a full disk answers 503 (not 500 until a restart, as it did while a connection whose
+/// rollback failed stayed in the pool), `/readyz` says so, writes resume by themselves once space
+/// is back, and exactly what was acknowledged is kept, across a restart too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_sqlite_is_an_outage_that_ends_by_itself() {
+    let Some(disk) = SmallDisk::mount("4m", None) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let admin = token(dir.path(), "integrations.admin");
+    let database = format!("sqlite://{}/catalog.db", disk.path().display());
+    let env = [("DATABASE_URL", database.as_str()), ("STELLA_HEALTH_ENABLED", "false")];
+    let server = Server::start(dir.path(), &env);
+    let acknowledged = fill_and_free(&server, &admin, &disk).await;
+    assert_eq!(names(&server.base, &admin).await, acknowledged, "exactly what was acknowledged is kept");
+    assert!(server.terminate());
+    let server = Server::start(dir.path(), &env);
+    assert_eq!(names(&server.base, &admin).await, acknowledged, "and still after a restart");
+    let out = Command::new(BIN).args(["audit", "verify", "--database-url", &database]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(server.terminate());
+}
+
+/// A PostgreSQL database in a tablespace of its own on a small tmpfs. Dropped in this order,
+/// however the test ends: the filler, the database, the tablespace, and only then the tmpfs. A
+/// tablespace unmounted under a running server would leave its checkpointer failing on every
+/// checkpoint (and with it every later `CREATE DATABASE` of this machine), so should the drop
+/// fail, the tmpfs stays mounted.
+struct DatabaseOnSmallDisk {
+    disk: Option<SmallDisk>,
+    name: String,
+    url: String,
+}
+
+impl DatabaseOnSmallDisk {
+    /// `None` where no tmpfs can be mounted or no server reached, except under `CI=true`.
+    async fn create(size: &str) -> Option<Self> {
+        use sqlx::Connection;
+        let disk = SmallDisk::mount(size, Some("postgres"))?;
+        let mut admin = match sqlx::PgConnection::connect(&common::postgres_admin_url()).await {
+            Ok(c) => c,
+            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+                eprintln!("PostgreSQL is not reachable ({e}); skipping");
+                return None;
+            }
+            Err(e) => panic!("CI=true requires PostgreSQL: {e}"),
+        };
+        let name = format!("stella_disk_{}", uuid::Uuid::new_v4().simple());
+        let url = match common::postgres_admin_url().rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("STELLA_TEST_POSTGRES must end with a database name"),
+        };
+        let this = Self { disk: Some(disk), name, url };
+        let location = this.disk().path().display().to_string();
+        for sql in [
+            format!("CREATE TABLESPACE {} LOCATION '{location}'", this.name),
+            format!("CREATE DATABASE {0} TABLESPACE {0}", this.name),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.unwrap();
+        }
+        Some(this)
+    }
+
+    fn disk(&self) -> &SmallDisk {
+        self.disk.as_ref().expect("mounted until dropped")
+    }
+
+    /// Drops the database and the tablespace (on a thread of its own: this runs in `Drop`, maybe
+    /// inside the test's runtime).
+    fn drop_database(&self) -> Result<(), String> {
+        let name = self.name.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                use sqlx::Connection;
+                let mut admin =
+                    sqlx::PgConnection::connect(&common::postgres_admin_url()).await.map_err(|e| e.to_string())?;
+                for sql in [
+                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    format!("DROP TABLESPACE IF EXISTS {name}"),
+                ] {
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            })
+        })
+        .join()
+        .map_err(|_| "the drop panicked".to_string())?
+    }
+}
+
+impl Drop for DatabaseOnSmallDisk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.disk().path().join("filler"));
+        if let Err(e) = self.drop_database() {
+            eprintln!("the database {} could not be dropped ({e}): its tmpfs stays mounted", self.name);
+            std::mem::forget(self.disk.take());
+        }
+    }
+}
+
+/// On PostgreSQL, with the test database in a tablespace on a small tmpfs: a full disk
+/// (`disk_full`, SQLSTATE 53100) answers 503, `/readyz` says so, and writes resume by themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_postgres_is_an_outage_that_ends_by_itself() {
+    // The database is a copy of template1 (about 8 MB): room for it, and some.
+    let Some(database) = DatabaseOnSmallDisk::create("32m").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let admin = token(dir.path(), "integrations.admin");
+    let env = [("DATABASE_URL", database.url.as_str()), ("STELLA_HEALTH_ENABLED", "false")];
+    let server = Server::start(dir.path(), &env);
+    let acknowledged = fill_and_free(&server, &admin, database.disk()).await;
+    assert_eq!(names(&server.base, &admin).await, acknowledged, "exactly what was acknowledged is kept");
     assert!(server.terminate());
 }
