@@ -124,7 +124,8 @@ test:
 	$(LINTED) MAKE="$(MAKE)" CARGO="$(CARGO)" bash .ci/test.sh
 
 ## Benchmarks: print their figures and targets (the sandbox's cost per call, the catalog API, the
-## health sweep, and the service under fire from 32 hostile connectors).
+## health sweep, the service under fire from 32 hostile connectors, and the bytes on disk per
+## check with the cost of retention).
 ## (`--workspace` everywhere, so the benchmarks share one build.) `make test` runs each of them as
 ## a smoke run: a few seconds, tiny sizes, figures not judged.
 BENCH := $(CARGO) bench --workspace --features stella-integrations/bench-switches
@@ -134,6 +135,7 @@ bench: setup
 	$(BENCH) --bench catalog
 	$(BENCH) --bench health
 	$(BENCH) --bench containment
+	$(BENCH) --bench storage
 	$(MAKE) python-connector
 	STELLA_PYTHON_CONNECTOR=$(CURDIR)/target/connectors/python-example.wasm $(BENCH) --bench startup
 
