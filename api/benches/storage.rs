@@ -319,8 +319,13 @@ async fn run(database_url: &str, plan: Plan) -> Figures {
 
     // One day's retention: everything written in the first day goes.
     let day = Duration::from_secs(86_400);
-    let keep_a_day =
-        Retention { ledger: day, health_history: day, delivered_events: day, undelivered_events: Some(day) };
+    let keep_a_day = Retention {
+        ledger: day,
+        health_checks: day,
+        health_hours: day,
+        delivered_events: day,
+        undelivered_events: Some(day),
+    };
     let started = Instant::now();
     let pruned = catalog.prune_all(&keep_a_day, from_unix_ms(start_ms + 2 * DAY_MS)).await.unwrap();
     let retention_time = started.elapsed();

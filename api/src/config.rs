@@ -42,11 +42,46 @@ pub struct Config {
 pub struct LedgerConfig {
     /// Days an invocation's record is kept, 1 to 3650 (pruned hourly by the maintenance task).
     pub retention_days: u32,
+    /// What the ledger keeps of a healthy check that repeats its integration's previous check:
+    /// `summary` (folded per hour into one entry) or `full` (its whole record, like every other).
+    pub healthy_repeats: HealthyRepeats,
+    /// The share of such checks kept in full anyway, 0 to 1 (a sample; 0: none).
+    pub sample_rate: f64,
+}
+
+/// What the ledger keeps of a healthy check that repeats the previous one (`ledger.healthy-repeats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthyRepeats {
+    /// Folded per integration and hour into one summary entry.
+    #[default]
+    Summary,
+    /// The whole record, like every other check.
+    Full,
 }
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        Self { retention_days: 30 }
+        Self { retention_days: 30, healthy_repeats: HealthyRepeats::Summary, sample_rate: 0.0 }
+    }
+}
+
+impl LedgerConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=3650).contains(&self.retention_days) {
+            return Err("ledger.retention-days must be between 1 and 3650".into());
+        }
+        if !(0.0..=1.0).contains(&self.sample_rate) {
+            return Err("ledger.sample-rate must be between 0 and 1".into());
+        }
+        Ok(())
+    }
+
+    /// Whether a healthy check that repeated the previous one may be folded into a summary: never
+    /// with `healthy-repeats = "full"`; with a sample rate, all but that share of them (`draw`, a
+    /// number from 0 to 1 drawn for the check, decides).
+    pub fn folds(&self, draw: f64) -> bool {
+        self.healthy_repeats == HealthyRepeats::Summary && draw >= self.sample_rate
     }
 }
 
@@ -234,8 +269,11 @@ pub struct HealthConfig {
     /// How long a replica holds a due check before another may take it over; at least the
     /// sandbox's deadline plus 30 seconds, so a check still running is never taken over.
     pub lease_seconds: u64,
-    /// Days of health history kept, 1 to 3650.
+    /// Days the hourly rollups of the health history are kept (uptime and latency over 24 h, 7 d,
+    /// 30 d are computed from them), 1 to 3650.
     pub retention_days: u32,
+    /// Hours each check itself is kept (the history `GET /{id}/health` pages), 1 to 8760.
+    pub history_hours: u32,
     /// No network check is made, except of feed mirrors inside the site; checks are recorded as
     /// skipped.
     pub offline: bool,
@@ -252,6 +290,7 @@ impl Default for HealthConfig {
             concurrency: 32,
             lease_seconds: 120,
             retention_days: 30,
+            history_hours: 48,
             offline: false,
             offline_mirror_hosts: vec![],
         }
@@ -276,6 +315,9 @@ impl HealthConfig {
         }
         if !(1..=3650).contains(&self.retention_days) {
             return Err("health.retention-days must be between 1 and 3650".into());
+        }
+        if !(1..=8760).contains(&self.history_hours) {
+            return Err("health.history-hours must be between 1 and 8760".into());
         }
         for host in &self.offline_mirror_hosts {
             // Compared with the host of a base URL, which has no port.
@@ -526,9 +568,7 @@ impl Config {
             config.set(key, value).map_err(|e| format!("{var}: {e}"))?;
         }
         config.health.validate(config.sandbox.limits.deadline_ms)?;
-        if !(1..=3650).contains(&config.ledger.retention_days) {
-            return Err("ledger.retention-days must be between 1 and 3650".into());
-        }
+        config.ledger.validate()?;
         config.events.validate()?;
         config.console.validate()?;
         config.secrets.validate()?;

@@ -5,6 +5,17 @@
 //!
 //! A record is bounded by the sandbox (`max-record-bytes` plus its envelope), so an entry is too:
 //! its lists come from the record's own, deduplicated.
+//!
+//! # Levels
+//!
+//! An entry is kept at one of two [`Level`]s, chosen by what happened. `full`: the whole record,
+//! every host call; every connection test, every check that failed, was refused anything,
+//! revealed a secret, signed a JWT, changed its integration's health, or did anything other than
+//! what the integration's previous check did (another component, other origins or AuthRefs,
+//! another outcome). `summary`: the healthy checks that repeat the previous one exactly (the same
+//! [`LedgerEntry::digest`]) are folded, per integration and hour, into one entry: how many, the
+//! first and last, their latencies, and the full entry whose record they repeat (`repeats`). The
+//! operator can keep every check in full, or a sample (`[ledger]`).
 
 use std::collections::BTreeSet;
 
@@ -16,12 +27,78 @@ use uuid::Uuid;
 
 pub use stella_runtime::record::Operation;
 
+/// How much of an invocation the ledger keeps (see the module's documentation).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// The whole record.
+    #[default]
+    Full,
+    /// Healthy checks that repeated their integration's previous check, folded per hour.
+    Summary,
+}
+
+impl Level {
+    /// Its name in the API and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Summary => "summary",
+        }
+    }
+
+    /// The level named `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Full, Self::Summary].into_iter().find(|l| l.as_str() == s)
+    }
+}
+
+/// Healthy checks of one integration in one hour that repeated its previous check: what a
+/// `summary` entry keeps of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerSummary {
+    /// How many checks were folded.
+    pub checks: u64,
+    /// When the first and the last of them started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_at: OffsetDateTime,
+    /// How long they took.
+    pub latency: crate::metrics::LatencyHistogram,
+    /// The digest they share with the entry they repeat ([`LedgerEntry::digest`]).
+    pub digest: String,
+    /// The full entry whose record they repeat: the same component, origins, AuthRefs and outcome.
+    pub repeats: Uuid,
+}
+
+impl LedgerSummary {
+    /// Adds `other`'s checks (of the same integration, hour and digest) to these.
+    pub fn merge(&mut self, other: &LedgerSummary) {
+        self.checks += other.checks;
+        self.first_at = self.first_at.min(other.first_at);
+        self.last_at = self.last_at.max(other.last_at);
+        self.latency.merge(&other.latency);
+    }
+}
+
+/// Milliseconds in an hour: a summary entry's span.
+const HOUR_MS: i64 = 3_600_000;
+
 /// One invocation in the ledger.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerEntry {
-    /// The invocation's id (the record's).
+    /// The invocation's id (the record's); a summary's own id, the same for every check folded
+    /// into it.
     pub invocation_id: Uuid,
+    /// `full`, or `summary` (healthy checks that repeated the previous one, folded per hour:
+    /// `at` is the hour's start, and `summary` says how many and when).
+    #[serde(default)]
+    pub level: Level,
     /// The tenant of the integration.
     pub tenant_id: String,
     /// The integration (it may since have been deleted: the ledger keeps what happened).
@@ -65,10 +142,14 @@ pub struct LedgerEntry {
     /// not reveal secrets, allowed for one that may (see the record's `secretInRequest`).
     #[serde(default)]
     pub secret_in_request: bool,
-    /// The sandbox's record of the invocation; absent in lists (read one invocation for it).
+    /// The sandbox's record of the invocation; absent in lists (read one invocation for it) and
+    /// in summaries (read the entry they repeat).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub record: Option<InvocationRecord>,
+    /// A summary's checks: how many, when, how long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<LedgerSummary>,
 }
 
 /// Which invocations a list shows: each field set narrows it.
@@ -104,6 +185,8 @@ pub struct InvocationFilter {
     pub since_ms: Option<i64>,
     /// Started before this (Unix ms).
     pub until_ms: Option<i64>,
+    /// Kept at this level.
+    pub level: Option<Level>,
 }
 
 /// Where a newest-first page starts: after this (start, id).
@@ -186,6 +269,50 @@ impl LedgerEntry {
             signed_jwt,
             secret_in_request,
             record: Some(record),
+            level: Level::Full,
+            summary: None,
+        }
+    }
+
+    /// What this invocation did, in 32 hex digits: a hash of its component, operation, outcome,
+    /// failure class, origins, AuthRefs, denials and uses of secrets. Two checks with the same
+    /// digest did the same thing; only the times and the latency differ.
+    pub fn digest(&self) -> String {
+        use sha2::Digest as _;
+        let shape = serde_json::json!([
+            self.sha256,
+            self.operation.as_str(),
+            self.outcome,
+            self.failure_class,
+            self.origins,
+            self.auth_refs,
+            self.denial_kinds,
+            [self.denied, self.outside_base_url, self.revealed_secret, self.signed_jwt, self.secret_in_request],
+        ]);
+        let hash = sha2::Sha256::digest(shape.to_string().as_bytes());
+        hash[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// This check folded into the summary of its integration's hour, as a repeat of the full entry
+    /// `repeats`. The summary's id is the same for every check of that integration, hour and
+    /// digest (a UUID made of their hash), so folding is a write by id.
+    pub fn folded(&self, repeats: Uuid) -> LedgerEntry {
+        use sha2::Digest as _;
+        let digest = self.digest();
+        let hour_ms = crate::domain::unix_ms(self.at).div_euclid(HOUR_MS) * HOUR_MS;
+        let key = format!("{}.{hour_ms}.{digest}", self.integration_id);
+        let hash = sha2::Sha256::digest(key.as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&hash[..16]);
+        let mut latency = crate::metrics::LatencyHistogram::default();
+        latency.record(self.duration_ms);
+        LedgerEntry {
+            invocation_id: uuid::Builder::from_custom_bytes(bytes).into_uuid(),
+            level: Level::Summary,
+            at: crate::domain::from_unix_ms(hour_ms),
+            record: None,
+            summary: Some(LedgerSummary { checks: 1, first_at: self.at, last_at: self.at, latency, digest, repeats }),
+            ..self.clone()
         }
     }
 }
@@ -260,16 +387,18 @@ impl EgressReport {
         let mut denials: BTreeMap<String, u64> = BTreeMap::new();
         let (mut invocations, mut revealed, mut signed) = (0, false, false);
         for e in entries {
-            invocations += 1;
+            // A summary stands for its checks, the last of which was seen last.
+            let (count, last) = e.summary.as_ref().map_or((1, e.at), |s| (s.checks, s.last_at));
+            invocations += count;
             revealed |= e.revealed_secret;
             signed |= e.signed_jwt;
             for origin in &e.origins {
-                let seen = contacted.entry(origin.clone()).or_insert((0, e.at));
-                seen.0 += 1;
-                seen.1 = seen.1.max(e.at);
+                let seen = contacted.entry(origin.clone()).or_insert((0, last));
+                seen.0 += count;
+                seen.1 = seen.1.max(last);
             }
             for kind in &e.denial_kinds {
-                *denials.entry(kind.clone()).or_default() += 1;
+                *denials.entry(kind.clone()).or_default() += count;
             }
         }
         let matches = |pattern: &Option<stella_runtime::egress::OriginPattern>, origin: &str| match (
@@ -436,6 +565,20 @@ mod tests {
         assert_eq!(report.declared_unused, ["https://*.githubusercontent.com"]);
         assert_eq!(report.permissions_unused, ["sign-jwt"]);
         assert_eq!(report.denials, [DenialCount { kind: "origin".into(), invocations: 1 }]);
+
+        // A summary stands for the checks folded into it, seen last at the last of them.
+        let mut repeats = second.folded(second.invocation_id);
+        let mut more = second.folded(second.invocation_id);
+        more.summary.as_mut().unwrap().last_at = second.at + time::Duration::minutes(20);
+        repeats.summary.as_mut().unwrap().merge(more.summary.as_ref().unwrap());
+        assert_eq!((repeats.level, repeats.summary.as_ref().unwrap().checks), (Level::Summary, 2));
+        assert_eq!(repeats.invocation_id, more.invocation_id, "one summary per integration, hour and digest");
+        let report = EgressReport::of("github-app", first.at, Some(&permissions), [&first, &second, &repeats], false);
+        assert_eq!((report.invocations, report.contacted[0].invocations), (4, 4));
+        assert_eq!(report.contacted[0].last_seen, second.at + time::Duration::minutes(20));
+        let other = LedgerEntry { origins: vec!["https://other.example.com".into()], ..second.clone() };
+        assert_ne!(other.digest(), second.digest(), "another origin, another digest");
+        assert_ne!(other.folded(second.invocation_id).invocation_id, repeats.invocation_id);
     }
 
     #[test]

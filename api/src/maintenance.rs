@@ -1,6 +1,6 @@
 //! The maintenance task: one loop per replica, whether or not the replica runs health checks,
-//! that prunes every table that grows with time (the invocation ledger, the health history, the
-//! event outbox, the console's sessions and spent sign-in links) by the configured retentions
+//! that prunes every table that grows with time (the invocation ledger, the health history and its
+//! hourly rollups, the event outbox, the console's sessions and spent sign-in links) by the configured retentions
 //! ([`crate::service::Retention`]).
 //!
 //! Replicas share the task through a lease in the store: every replica asks every minute, the one
@@ -66,6 +66,7 @@ pub async fn run_once(catalog: &Catalog, owner: &str, config: &MaintenanceConfig
             tracing::info!(
                 invocations = pruned.invocations,
                 health_checks = pruned.health_checks,
+                health_hours = pruned.health_hours,
                 events = pruned.events,
                 console = pruned.console,
                 total,

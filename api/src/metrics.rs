@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use stella_runtime::record::InvocationRecord;
 
 use crate::domain::wire_name;
@@ -200,6 +202,93 @@ impl Metrics {
     }
 }
 
+/// Upper bounds (milliseconds) of a [`LatencyHistogram`]'s buckets: each about twice the last,
+/// from 5 ms to a minute; the last bucket holds everything slower.
+pub const LATENCY_BOUNDS_MS: [u64; 14] =
+    [5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 60_000];
+
+/// Latencies in buckets, mergeable: hours of checks summed into a day, a week, a month, at the
+/// cost of a fixed number of counters. A quantile read from it is the upper bound of the bucket
+/// it falls in (clamped to the largest latency seen), so it is at most one bucket high: never
+/// below the true value, and at most about twice it.
+#[derive(Clone, Debug, Default, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyHistogram {
+    /// Latencies counted.
+    pub count: u64,
+    /// Their sum, in milliseconds.
+    pub sum_ms: u64,
+    /// The smallest and largest.
+    pub min_ms: u64,
+    pub max_ms: u64,
+    /// Counts per bucket: `buckets[i]` counts latencies up to `LATENCY_BOUNDS_MS[i]` (and above
+    /// the bound before it); one more, last, for those above every bound. Trailing empty
+    /// buckets may be left out.
+    pub buckets: Vec<u64>,
+}
+
+impl PartialEq for LatencyHistogram {
+    /// The same latencies, whatever empty buckets either lists at its end.
+    fn eq(&self, other: &Self) -> bool {
+        let counted = |h: &Self| {
+            let end = h.buckets.iter().rposition(|n| *n > 0).map_or(0, |i| i + 1);
+            h.buckets[..end].to_vec()
+        };
+        (self.count, self.sum_ms, self.min_ms, self.max_ms) == (other.count, other.sum_ms, other.min_ms, other.max_ms)
+            && counted(self) == counted(other)
+    }
+}
+
+impl LatencyHistogram {
+    /// Counts one latency.
+    pub fn record(&mut self, ms: u64) {
+        let bucket = LATENCY_BOUNDS_MS.iter().position(|b| ms <= *b).unwrap_or(LATENCY_BOUNDS_MS.len());
+        if self.buckets.len() <= bucket {
+            self.buckets.resize(bucket + 1, 0);
+        }
+        self.buckets[bucket] += 1;
+        self.min_ms = if self.count == 0 { ms } else { self.min_ms.min(ms) };
+        self.max_ms = self.max_ms.max(ms);
+        self.count += 1;
+        self.sum_ms = self.sum_ms.saturating_add(ms);
+    }
+
+    /// Adds `other`'s latencies to these.
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        if other.count == 0 {
+            return;
+        }
+        if self.buckets.len() < other.buckets.len() {
+            self.buckets.resize(other.buckets.len(), 0);
+        }
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            *mine += theirs;
+        }
+        self.min_ms = if self.count == 0 { other.min_ms } else { self.min_ms.min(other.min_ms) };
+        self.max_ms = self.max_ms.max(other.max_ms);
+        self.count += other.count;
+        self.sum_ms = self.sum_ms.saturating_add(other.sum_ms);
+    }
+
+    /// The `q` quantile (0.5: the median), as the upper bound of its bucket, no more than the
+    /// largest latency counted; `None` when none was.
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                let bound = LATENCY_BOUNDS_MS.get(i).copied().unwrap_or(self.max_ms);
+                return Some(bound.min(self.max_ms).max(self.min_ms));
+            }
+        }
+        Some(self.max_ms)
+    }
+}
+
 /// Escapes a label value (backslash, quote, newline).
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -210,6 +299,38 @@ mod tests {
     use stella_runtime::record::{Denial, DenialKind};
 
     use super::*;
+
+    #[test]
+    fn a_latency_histogram_merges_and_reads_quantiles_at_most_one_bucket_high() {
+        let mut hour = LatencyHistogram::default();
+        assert_eq!(hour.quantile(0.5), None);
+        for ms in [3, 7, 8, 9, 40, 41, 45, 180, 900, 70_000] {
+            hour.record(ms);
+        }
+        let mut other = LatencyHistogram::default();
+        for ms in [12, 13] {
+            other.record(ms);
+        }
+        hour.merge(&other);
+        hour.merge(&LatencyHistogram::default());
+        assert_eq!((hour.count, hour.min_ms, hour.max_ms, hour.sum_ms), (12, 3, 70_000, 71_258));
+        // Sorted: 3 7 8 9 12 13 40 41 45 180 900 70000; the median (6th) is 13, in the 20 ms bucket.
+        assert_eq!(hour.quantile(0.5), Some(20));
+        // The 95th percentile (12th) is the slowest, above every bound: its own value.
+        assert_eq!(hour.quantile(0.95), Some(70_000));
+        assert_eq!(hour.quantile(0.0), Some(5), "the first bucket's bound");
+        let mut one = LatencyHistogram::default();
+        one.record(42);
+        assert_eq!(one.quantile(0.99), Some(42), "never above the largest seen");
+        // What is stored reads back; empty buckets at the end change nothing.
+        let json = serde_json::to_string(&hour).unwrap();
+        assert_eq!(serde_json::from_str::<LatencyHistogram>(&json).unwrap(), hour);
+        let mut padded = one.clone();
+        padded.buckets.extend([0, 0, 0]);
+        assert_eq!(padded, one);
+        padded.buckets.push(1);
+        assert_ne!(padded, one);
+    }
 
     #[test]
     fn invocations_and_denials_are_counted_by_label() {

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::domain::{MAX_SHORT_LEN, unix_ms};
 use crate::health::{HealthState, HistoryCursor};
-use crate::ledger::{InvocationFilter, InvocationPosition, Operation};
+use crate::ledger::{InvocationFilter, InvocationPosition, Level, Operation};
 use crate::lifecycle::Status;
 
 /// Default page size of lists.
@@ -439,6 +439,11 @@ pub struct InvocationParams {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[param(format = DateTime)]
     pub until: Option<String>,
+    /// Entries kept at this level: `full` (the whole record) or `summary` (healthy checks that
+    /// repeated the previous one, folded per integration and hour).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[param(pattern = "^(full|summary)$")]
+    pub level: Option<String>,
     /// The `nextCursor` of the previous page.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[param(pattern = r"^[0-9]{1,18}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
@@ -509,6 +514,13 @@ impl InvocationParams {
             auth_ref: text("authRef", self.auth_ref)?,
             since_ms: time_ms("since", self.since)?,
             until_ms: time_ms("until", self.until)?,
+            level: match self.level.as_deref() {
+                None => None,
+                Some(level) => Some(
+                    Level::parse(level)
+                        .ok_or_else(|| QueryError::new("level", "`level` must be `full` or `summary`"))?,
+                ),
+            },
         };
         Ok(InvocationQuery { filter, page: PageRequest { after, limit } })
     }

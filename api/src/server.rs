@@ -70,6 +70,7 @@ pub async fn build_state(
     let verifier = Verifier::new(&config.auth, key).await?;
     let mut catalog = Catalog::new(store, Arc::new(sandbox), Arc::new(builtins))
         .with_health_policy(HealthPolicy::from_settings(&config.health))
+        .with_ledger_policy(config.ledger.clone())
         .with_admission_policy(admission)
         .with_secrets(config.secrets.clone());
     warn_of_secret_layout(config, &secrets, &catalog).await;

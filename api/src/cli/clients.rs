@@ -63,6 +63,9 @@ pub(super) struct InvocationsArgs {
     /// Started before this time (RFC 3339).
     #[arg(long)]
     until: Option<String>,
+    /// Only entries kept at this level: `full` or `summary` (healthy checks folded per hour).
+    #[arg(long)]
+    level: Option<String>,
     /// At most this many, following the pages.
     #[arg(long, default_value_t = 50)]
     limit: usize,
@@ -163,6 +166,7 @@ pub(super) fn invocations(args: InvocationsArgs) -> Result<ExitCode, CliError> {
         auth_ref: args.auth_ref,
         since: args.since,
         until: args.until,
+        level: args.level,
         after: None,
         limit: None,
     };
@@ -210,13 +214,19 @@ pub(super) fn invocations(args: InvocationsArgs) -> Result<ExitCode, CliError> {
 pub(super) fn invocation_line(i: &LedgerEntry) -> String {
     let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(",") };
     let at = i.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    // A summary says how many checks it holds.
+    let level = match &i.summary {
+        Some(s) => format!("summary×{}", s.checks),
+        None => i.level.as_str().to_string(),
+    };
     format!(
-        "{}  {}  {:<16} {:<15} {:<12} denied:{:<14} origins:{}  {}",
+        "{}  {}  {:<16} {:<15} {:<12} {:<12} denied:{:<14} origins:{}  {}",
         at,
         i.tenant_id,
         i.provider,
         i.operation.as_str(),
         i.outcome,
+        level,
         list(&i.denial_kinds),
         list(&i.origins),
         i.invocation_id,

@@ -116,6 +116,10 @@ pub struct FinishedCheck {
     pub version: i64,
     /// The check's ledger entry (none when no connector ran), kept with the check.
     pub invocation: Option<Box<crate::ledger::LedgerEntry>>,
+    /// Whether its entry may be folded into its hour's summary, should it repeat the integration's
+    /// previous check (the store compares the digests): a healthy check that was refused nothing,
+    /// used no secret's value, signed nothing and moves nothing, where `[ledger]` allows it.
+    pub foldable: bool,
 }
 
 /// A scheduled health check, made and not yet recorded.

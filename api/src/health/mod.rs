@@ -15,7 +15,8 @@
 //! | [`stella_runtime::HealthOutcome`] | the connector's whole answer (status, failure class, latency, message) |
 //! | [`CheckOutcome`] | what a scheduled check found: a connector's status, or `skipped` (offline) |
 //! | [`HealthCheck`] | one check as the history keeps it |
-//! | [`HealthSummary`] | uptime and latency computed from the history |
+//! | [`HealthHour`] | one integration's checks in one hour: the rollup uptime and latency are computed from |
+//! | [`HealthSummary`] | uptime and latency computed from the hourly rollups |
 //! | [`HealthState`] | whether an integration works, as its last test or check found |
 //! | [`HealthReport`] | the answer of `GET /{id}/health`: all of the above for one integration |
 //!
@@ -31,4 +32,4 @@ pub mod summary;
 pub use check::{CheckOutcome, FinishedCheck, HealthCheck, MadeCheck};
 pub use policy::HealthPolicy;
 pub use scheduler::{Scheduler, SchedulerConfig};
-pub use summary::{HealthReport, HealthState, HealthSummary, HistoryCursor};
+pub use summary::{HealthHour, HealthReport, HealthState, HealthSummary, HistoryCursor};

@@ -1,5 +1,6 @@
 //! What `GET /api/v1/integrations/{id}/health` answers: the integration's health as its last test
-//! or check left it, uptime and latency from its history, and a page of that history.
+//! or check left it, uptime and latency from its hourly rollups ([`HealthHour`]), and a page of
+//! its history (the checks of the last `health.history-hours`).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -10,8 +11,47 @@ use crate::domain::unix_ms;
 use crate::lifecycle::Status;
 
 pub(crate) const DAY_MS: i64 = 86_400_000;
-/// The history a summary reads at most: 30 days at the shortest interval would be 86,400.
-pub(crate) const MAX_SUMMARY_CHECKS: usize = 100_000;
+/// Milliseconds in an hour: the span of a [`HealthHour`].
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// One integration's checks in one hour, as uptime and latency are computed from them: kept for
+/// `health.retention-days`, when the checks themselves are kept only `health.history-hours`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HealthHour {
+    /// The hour's start (Unix ms).
+    pub hour_ms: i64,
+    /// Checks made (not `skipped`).
+    pub made: u64,
+    /// Of those, how many found it working (`healthy` or `degraded`).
+    pub working: u64,
+    /// Checks skipped (offline mode).
+    pub skipped: u64,
+    /// The latencies of the checks made.
+    pub latency: crate::metrics::LatencyHistogram,
+}
+
+impl HealthHour {
+    /// The hour of one check, counting it.
+    pub fn of(check: &HealthCheck) -> Self {
+        let mut hour = Self { hour_ms: unix_ms(check.checked_at).div_euclid(HOUR_MS) * HOUR_MS, ..Self::default() };
+        if check.outcome == CheckOutcome::Skipped {
+            hour.skipped = 1;
+        } else {
+            hour.made = 1;
+            hour.working = u64::from(check.outcome != CheckOutcome::Unhealthy);
+            hour.latency.record(check.latency_ms);
+        }
+        hour
+    }
+
+    /// Adds `other`'s checks (of the same integration and hour) to these.
+    pub fn merge(&mut self, other: &HealthHour) {
+        self.made += other.made;
+        self.working += other.working;
+        self.skipped += other.skipped;
+        self.latency.merge(&other.latency);
+    }
+}
 
 /// Whether an integration works, as its last test or check found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -114,42 +154,39 @@ impl HistoryCursor {
 #[serde(rename_all = "camelCase")]
 pub struct HealthSummary {
     /// Share of the checks of the last 24 hours that found it working (`healthy` or `degraded`),
-    /// 0 to 1; skipped checks do not count; null without checks.
+    /// 0 to 1; skipped checks do not count; null without checks. Counted by the hour: the window
+    /// is every hour that overlaps the last 24 hours (so up to 25 hours of checks).
     pub uptime_24h: Option<f64>,
     /// The same over 7 days.
     pub uptime_7d: Option<f64>,
     /// The same over 30 days.
     pub uptime_30d: Option<f64>,
-    /// Median latency of the checks of the last 24 hours, in milliseconds.
+    /// Median latency of the checks of the last 24 hours, in milliseconds: the upper bound of the
+    /// histogram bucket it falls in (buckets about twice the last, from 5 ms), so never below the
+    /// true value and at most about twice it.
     pub latency_p50_ms: Option<u64>,
-    /// 95th percentile latency of the checks of the last 24 hours, in milliseconds.
+    /// 95th percentile latency of the checks of the last 24 hours, in milliseconds (as the median).
     pub latency_p95_ms: Option<u64>,
 }
 
-/// Uptime over 24 h, 7 d and 30 d before `now_ms`, latency percentiles over 24 h (nearest rank).
-pub fn summarize(checks: &[HealthCheck], now_ms: i64) -> HealthSummary {
-    let made = |days: i64| {
-        checks
-            .iter()
-            .filter(move |c| c.outcome != CheckOutcome::Skipped && unix_ms(c.checked_at) >= now_ms - days * DAY_MS)
-    };
+/// Uptime over 24 h, 7 d and 30 d before `now_ms`, latency percentiles over 24 h, from the
+/// integration's hours (each counted whole when it overlaps the window).
+pub fn summarize(hours: &[HealthHour], now_ms: i64) -> HealthSummary {
+    let within = |days: i64| hours.iter().filter(move |h| h.hour_ms > now_ms - days * DAY_MS - HOUR_MS);
     let uptime = |days: i64| {
-        let (up, all) = made(days)
-            .fold((0_u64, 0_u64), |(up, all), c| (up + u64::from(c.outcome != CheckOutcome::Unhealthy), all + 1));
-        (all > 0).then(|| up as f64 / all as f64)
+        let (up, made) = within(days).fold((0, 0), |(up, made), h| (up + h.working, made + h.made));
+        (made > 0).then(|| up as f64 / made as f64)
     };
-    let mut latencies: Vec<u64> = made(1).map(|c| c.latency_ms).collect();
-    latencies.sort_unstable();
-    let rank = |p: f64| {
-        (!latencies.is_empty())
-            .then(|| latencies[((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1])
-    };
+    let mut day = crate::metrics::LatencyHistogram::default();
+    for h in within(1) {
+        day.merge(&h.latency);
+    }
     HealthSummary {
         uptime_24h: uptime(1),
         uptime_7d: uptime(7),
         uptime_30d: uptime(30),
-        latency_p50_ms: rank(0.50),
-        latency_p95_ms: rank(0.95),
+        latency_p50_ms: day.quantile(0.50),
+        latency_p95_ms: day.quantile(0.95),
     }
 }
 
@@ -174,11 +211,24 @@ mod tests {
             check(24 * 20, CheckOutcome::Healthy, 700, now),
             check(24 * 40, CheckOutcome::Unhealthy, 900, now),
         ];
-        let s = summarize(&checks, now);
+        // Rolled up by the hour, as the store keeps them.
+        let mut hours: Vec<HealthHour> = Vec::new();
+        for c in &checks {
+            let hour = HealthHour::of(c);
+            match hours.iter_mut().find(|h| h.hour_ms == hour.hour_ms) {
+                Some(h) => h.merge(&hour),
+                None => hours.push(hour),
+            }
+        }
+        let s = summarize(&hours, now);
         assert_eq!(s.uptime_24h, Some(2.0 / 3.0));
         assert_eq!(s.uptime_7d, Some(2.0 / 4.0));
         assert_eq!(s.uptime_30d, Some(3.0 / 5.0));
+        // 10, 20 and 30 ms: the median in the 20 ms bucket, the 95th percentile in the 50 ms one,
+        // clamped to the slowest seen.
         assert_eq!((s.latency_p50_ms, s.latency_p95_ms), (Some(20), Some(30)));
         assert_eq!(summarize(&[], now), HealthSummary::default());
+        let skipped = HealthHour::of(&checks[3]);
+        assert_eq!((skipped.made, skipped.skipped, skipped.latency.count), (0, 1, 0));
     }
 }

@@ -13,7 +13,7 @@ use crate::audit::{AuditAction, AuditDraft, SCHEDULER};
 use crate::domain::{BaseUrl, Integration, now, unix_ms};
 use crate::events::{EventDraft, EventType};
 use crate::health::check::{lifecycle_after_check, moves_state};
-use crate::health::summary::{DAY_MS, MAX_SUMMARY_CHECKS, summarize};
+use crate::health::summary::{DAY_MS, HOUR_MS, summarize};
 use crate::health::{
     CheckOutcome, FinishedCheck, HealthCheck, HealthReport, HealthState, HealthSummary, HistoryCursor, MadeCheck,
 };
@@ -57,6 +57,14 @@ impl Catalog {
             ))
         });
         let moves_state = moves_state(subject, check.outcome);
+        // A sample of what could fold is kept in full anyway (`ledger.sample-rate`).
+        let draw = f64::from(Uuid::new_v4().as_u128() as u32) / f64::from(u32::MAX);
+        let foldable = !moves_state
+            && check.outcome == CheckOutcome::Healthy
+            && invocation
+                .as_deref()
+                .is_some_and(|e| !e.denied && !e.revealed_secret && !e.signed_jwt && !e.secret_in_request)
+            && self.ledger.folds(draw);
         let finished = FinishedCheck {
             tenant_id: subject.tenant_id.clone(),
             integration_id: subject.integration_id,
@@ -64,6 +72,7 @@ impl Catalog {
             next_due_ms,
             version: subject.version,
             invocation,
+            foldable,
         };
         Some(MadeCheck { finished, moves_state })
     }
@@ -176,34 +185,17 @@ impl Catalog {
         })
     }
 
-    /// Uptime and latency from the last 30 days of the integration's health history, and the
-    /// newest page of that history (up to [`SUMMARY_PAGE`] checks, of any age).
+    /// Uptime and latency from the last 30 days of the integration's hourly rollups, and the
+    /// newest page of its history (up to [`SUMMARY_PAGE`] checks).
     async fn health_summary(
         &self,
         caller: &Caller,
         id: Uuid,
     ) -> Result<(HealthSummary, Vec<HealthCheck>), ServiceError> {
         let now_ms = unix_ms(now());
-        let since = now_ms - 30 * DAY_MS;
-        let mut checks = Vec::new();
-        let mut newest = None;
-        let mut before = None;
-        // At the default interval 30 days are 8,640 checks; stop at the window or the cap.
-        while checks.len() < MAX_SUMMARY_CHECKS {
-            let page = self.store.health_history(&caller.tenant, id, before, SUMMARY_PAGE).await?;
-            let Some(last) = page.last() else { break };
-            before = Some(HistoryCursor::after(last));
-            let full = page.len() == SUMMARY_PAGE as usize;
-            let old = unix_ms(last.checked_at) < since;
-            if newest.is_none() {
-                newest = Some(page.clone());
-            }
-            checks.extend(page.into_iter().filter(|c| unix_ms(c.checked_at) >= since));
-            if !full || old {
-                break;
-            }
-        }
-        Ok((summarize(&checks, now_ms), newest.unwrap_or_default()))
+        let hours = self.store.health_hours(&caller.tenant, id, now_ms - 30 * DAY_MS - HOUR_MS).await?;
+        let newest = self.store.health_history(&caller.tenant, id, None, SUMMARY_PAGE).await?;
+        Ok((summarize(&hours, now_ms), newest))
     }
 
     /// `check-health` in the sandbox, as a history entry, and its record when a connector ran.

@@ -18,8 +18,10 @@ const TASK: &str = "prune";
 pub struct Retention {
     /// The invocation ledger (`ledger.retention-days`).
     pub ledger: Duration,
-    /// The health history (`health.retention-days`).
-    pub health_history: Duration,
+    /// Each health check (`health.history-hours`).
+    pub health_checks: Duration,
+    /// The health history's hourly rollups (`health.retention-days`).
+    pub health_hours: Duration,
     /// An event the broker acknowledged (`events.delivered-retention-days`).
     pub delivered_events: Duration,
     /// Any event, delivered or not, when there is no broker (`events.retention-days`); `None`
@@ -33,7 +35,8 @@ impl Retention {
         let days = |d: u32| Duration::from_secs(u64::from(d) * 86_400);
         Self {
             ledger: days(config.ledger.retention_days),
-            health_history: days(config.health.retention_days),
+            health_checks: Duration::from_secs(u64::from(config.health.history_hours) * 3600),
+            health_hours: days(config.health.retention_days),
             delivered_events: days(config.events.delivered_retention_days),
             undelivered_events: config.events.nats_url.is_none().then(|| days(config.events.retention_days)),
         }
@@ -47,6 +50,8 @@ pub struct Pruned {
     pub invocations: u64,
     /// Health checks of the history.
     pub health_checks: u64,
+    /// Hourly rollups of the health history.
+    pub health_hours: u64,
     /// Events of the outbox.
     pub events: u64,
     /// Ended console sessions and expired spent sign-in links.
@@ -55,10 +60,11 @@ pub struct Pruned {
 
 impl Pruned {
     /// (table, rows removed), as the metrics and the log name them.
-    pub fn by_table(&self) -> [(&'static str, u64); 4] {
+    pub fn by_table(&self) -> [(&'static str, u64); 5] {
         [
             ("invocations", self.invocations),
             ("health_checks", self.health_checks),
+            ("health_hours", self.health_hours),
             ("events", self.events),
             ("console", self.console),
         ]
@@ -92,13 +98,14 @@ impl Catalog {
     pub async fn prune_all(&self, retention: &Retention, at: OffsetDateTime) -> Result<Pruned, ServiceError> {
         let at_ms = unix_ms(at);
         let invocations = self.store.prune_invocations(at_ms - duration_ms(retention.ledger)).await?;
-        let health_checks = self.store.prune_health_checks(at_ms - duration_ms(retention.health_history)).await?;
+        let health_checks = self.store.prune_health_checks(at_ms - duration_ms(retention.health_checks)).await?;
+        let health_hours = self.store.prune_health_hours(at_ms - duration_ms(retention.health_hours)).await?;
         let written_before = match retention.undelivered_events {
             Some(kept) => at - kept,
             None => OffsetDateTime::UNIX_EPOCH,
         };
         let events = self.store.prune_events(at - retention.delivered_events, written_before).await?;
         let console = self.store.prune_console(at_ms).await?;
-        Ok(Pruned { invocations, health_checks, events, console })
+        Ok(Pruned { invocations, health_checks, health_hours, events, console })
     }
 }

@@ -237,6 +237,8 @@ pub struct Catalog {
     admission: Arc<AdmissionPolicy>,
     metrics: Arc<Metrics>,
     health: HealthPolicy,
+    /// What the ledger keeps of each check (`[ledger]`).
+    ledger: Arc<crate::config::LedgerConfig>,
     /// Where connectors run; `None`: on the caller's runtime.
     invocations: Option<tokio::runtime::Handle>,
     /// Whose secrets each tenant's integrations resolve (`[secrets]`).
@@ -262,6 +264,7 @@ impl Catalog {
             admission: Arc::new(AdmissionPolicy::default()),
             metrics: Arc::new(Metrics::default()),
             health: HealthPolicy::default(),
+            ledger: Arc::default(),
             invocations: None,
             secrets: Arc::default(),
         }
@@ -319,6 +322,12 @@ impl Catalog {
     /// The same catalog under this health policy.
     pub fn with_health_policy(mut self, policy: HealthPolicy) -> Self {
         self.health = policy;
+        self
+    }
+
+    /// The same catalog keeping what `ledger` says of each check (levels, sample).
+    pub fn with_ledger_policy(mut self, ledger: crate::config::LedgerConfig) -> Self {
+        self.ledger = Arc::new(ledger);
         self
     }
 

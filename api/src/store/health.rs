@@ -10,8 +10,16 @@ use super::integrations::COLUMNS;
 use super::sql::{Dialect, Query, map_error, parse_uuid, placeholders, sql_impl};
 use super::{Change, StoreError};
 use crate::domain::{Integration, from_unix_ms, unix_ms};
-use crate::health::{CheckOutcome, FinishedCheck, HealthCheck, HistoryCursor};
-use crate::ledger::LedgerEntry;
+use crate::health::{CheckOutcome, FinishedCheck, HealthCheck, HealthHour, HistoryCursor};
+use crate::ledger::{LedgerEntry, Level};
+
+/// A recorded check's ledger entry as it is kept (in full, or folded), with what the schedule
+/// remembers of it for the next check: its digest, and its id when it is kept in full.
+struct Kept {
+    entry: LedgerEntry,
+    digest: String,
+    full: Option<String>,
+}
 
 /// The health schedule and history.
 #[async_trait]
@@ -67,8 +75,16 @@ pub trait HealthStore: Send + Sync + 'static {
     /// Deletes the checks older than `before_ms`, a few thousand per statement; returns how many.
     async fn prune_health_checks(&self, before_ms: i64) -> Result<u64, StoreError>;
 
-    /// For each of these integrations of the tenant with checks since `since_ms`: how many of
-    /// them found it working (`healthy` or `degraded`), and how many were made (not `skipped`).
+    /// The integration's hourly rollups of the hours that began at or after `since_ms`, oldest
+    /// first.
+    async fn health_hours(&self, tenant_id: &str, id: Uuid, since_ms: i64) -> Result<Vec<HealthHour>, StoreError>;
+
+    /// Deletes the hourly rollups of hours that began before `before_ms`; returns how many.
+    async fn prune_health_hours(&self, before_ms: i64) -> Result<u64, StoreError>;
+
+    /// For each of these integrations of the tenant with checks in the hours that began at or
+    /// after `since_ms`: how many of them found it working (`healthy` or `degraded`), and how many
+    /// were made (not `skipped`).
     async fn uptime_counts(
         &self,
         tenant_id: &str,
@@ -113,6 +129,24 @@ where
     })
 }
 
+fn decode_hour<R: Row>(row: &R) -> Result<HealthHour, StoreError>
+where
+    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
+    for<'q> i64: Decode<'q, R::Database> + Type<R::Database>,
+    for<'n> &'n str: ColumnIndex<R>,
+{
+    let count = |name: &str| row.try_get::<i64, _>(name).map(|n| u64::try_from(n).unwrap_or(0)).map_err(map_error);
+    let latency: String = row.try_get("latency").map_err(map_error)?;
+    Ok(HealthHour {
+        hour_ms: row.try_get("hour_ms").map_err(map_error)?,
+        made: count("made")?,
+        working: count("working")?,
+        skipped: count("skipped")?,
+        latency: serde_json::from_str(&latency)
+            .map_err(|e| StoreError::Other(format!("a stored latency histogram does not parse: {e}")))?,
+    })
+}
+
 /// The first column of each row, as text (the ids a `RETURNING` answers).
 fn first_column<R: Row>(rows: &[R]) -> Result<Vec<String>, StoreError>
 where
@@ -141,6 +175,72 @@ where
         .bind(i64::try_from(c.latency_ms).unwrap_or(i64::MAX))
         .bind(c.message.clone())
         .bind(owner.to_string())
+}
+
+sql_impl! {
+    impl SqlStore<D> {
+        /// Counts `checks` into their integrations' hourly rollups, in `tx`. (No other writer
+        /// touches an integration's hour meanwhile: one lease at a time records its checks.)
+        async fn count_hours_in(
+            tx: &mut sqlx::Transaction<'static, D>,
+            checks: &[&FinishedCheck],
+        ) -> Result<(), StoreError> {
+            let mut hours: std::collections::BTreeMap<(String, i64), (String, HealthHour)> =
+                std::collections::BTreeMap::new();
+            for f in checks {
+                let hour = HealthHour::of(&f.check);
+                match hours.get_mut(&(f.integration_id.to_string(), hour.hour_ms)) {
+                    Some((_, kept)) => kept.merge(&hour),
+                    None => {
+                        hours.insert((f.integration_id.to_string(), hour.hour_ms), (f.tenant_id.clone(), hour));
+                    }
+                }
+            }
+            let hours: Vec<((String, i64), (String, HealthHour))> = hours.into_iter().collect();
+            for part in hours.chunks(BATCH) {
+                let keys: Vec<String> = (0..part.len()).map(|n| format!("({})", placeholders(2 * n + 1, 2))).collect();
+                let read = format!(
+                    "SELECT integration_id, hour_ms, made, working, skipped, latency FROM health_hours \
+                     WHERE (integration_id, hour_ms) IN ({})",
+                    keys.join(", ")
+                );
+                let mut query = sqlx::query(AssertSqlSafe(read));
+                for ((id, hour_ms), _) in part {
+                    query = query.bind(id.clone()).bind(*hour_ms);
+                }
+                let mut kept = std::collections::HashMap::new();
+                for row in query.fetch_all(&mut **tx).await.map_err(map_error)? {
+                    let id: String = row.try_get("integration_id").map_err(map_error)?;
+                    kept.insert((id, row.try_get::<i64, _>("hour_ms").map_err(map_error)?), decode_hour(&row)?);
+                }
+                let values: Vec<String> = (0..part.len()).map(|n| format!("({})", placeholders(7 * n + 1, 7))).collect();
+                let upsert = format!(
+                    "INSERT INTO health_hours (integration_id, hour_ms, tenant_id, made, working, skipped, latency) \
+                     VALUES {} ON CONFLICT (integration_id, hour_ms) DO UPDATE SET made = excluded.made, \
+                     working = excluded.working, skipped = excluded.skipped, latency = excluded.latency",
+                    values.join(", ")
+                );
+                let mut query = sqlx::query(AssertSqlSafe(upsert));
+                for ((id, hour_ms), (tenant, hour)) in part {
+                    let mut hour = hour.clone();
+                    if let Some(earlier) = kept.get(&(id.clone(), *hour_ms)) {
+                        hour.merge(earlier);
+                    }
+                    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                    query = query
+                        .bind(id.clone())
+                        .bind(*hour_ms)
+                        .bind(tenant.clone())
+                        .bind(count(hour.made))
+                        .bind(count(hour.working))
+                        .bind(count(hour.skipped))
+                        .bind(serde_json::to_string(&hour.latency).expect("a histogram serializes"));
+                }
+                query.execute(&mut **tx).await.map_err(map_error)?;
+            }
+            Ok(())
+        }
+    }
 }
 
 sql_impl! {
@@ -245,13 +345,49 @@ sql_impl! {
                     }
                     query.fetch_all(&mut *tx).await.map_err(map_error)?;
                 }
-                let rows: Vec<String> = (0..part.len()).map(|n| format!("({})", placeholders(5 * n + 2, 5))).collect();
+                // What each integration's previous check did: a foldable check that did the same is
+                // folded into its hour's summary, as a repeat of the last full entry.
+                let read = format!(
+                    "SELECT integration_id, last_digest, last_full FROM health_schedule WHERE integration_id IN ({})",
+                    placeholders(1, part.len())
+                );
+                let mut query = sqlx::query(AssertSqlSafe(read));
+                for f in part {
+                    query = query.bind(f.integration_id.to_string());
+                }
+                let mut previous = std::collections::HashMap::new();
+                for row in query.fetch_all(&mut *tx).await.map_err(map_error)? {
+                    let id: String = row.try_get("integration_id").map_err(map_error)?;
+                    let digest: Option<String> = row.try_get("last_digest").map_err(map_error)?;
+                    let full: Option<String> = row.try_get("last_full").map_err(map_error)?;
+                    if let (Some(digest), Some(full)) = (digest, full.and_then(|f| Uuid::parse_str(&f).ok())) {
+                        previous.insert(id, (digest, full));
+                    }
+                }
+                let entries: Vec<Option<Kept>> = part
+                    .iter()
+                    .map(|f| {
+                        let entry = f.invocation.as_deref()?;
+                        let digest = entry.digest();
+                        let repeats = previous
+                            .get(&f.integration_id.to_string())
+                            .filter(|(last, _)| f.foldable && *last == digest)
+                            .map(|(_, full)| *full);
+                        Some(match repeats {
+                            Some(full) => Kept { entry: entry.folded(full), digest, full: None },
+                            None => Kept { entry: entry.clone(), digest, full: Some(entry.invocation_id.to_string()) },
+                        })
+                    })
+                    .collect();
+                let rows: Vec<String> = (0..part.len()).map(|n| format!("({})", placeholders(7 * n + 2, 7))).collect();
                 // VALUES columns are column1.. in both dialects: id, tenant, next due, checked at,
-                // version.
+                // version, digest, full entry.
                 let release = format!(
                     "UPDATE health_schedule SET \
                      due_ms = CASE WHEN reschedule THEN d.column4 ELSE d.column3 END, \
-                     reschedule = FALSE, lease_owner = NULL, lease_until_ms = NULL \
+                     reschedule = FALSE, lease_owner = NULL, lease_until_ms = NULL, \
+                     last_digest = COALESCE(d.column6, health_schedule.last_digest), \
+                     last_full = COALESCE(d.column7, health_schedule.last_full) \
                      FROM (VALUES {}) AS d \
                      WHERE health_schedule.integration_id = d.column1 AND health_schedule.tenant_id = d.column2 \
                      AND health_schedule.lease_owner = $1 \
@@ -261,13 +397,15 @@ sql_impl! {
                     rows.join(", ")
                 );
                 let mut query = sqlx::query(AssertSqlSafe(release)).bind(owner);
-                for f in part {
+                for (f, kept) in part.iter().zip(&entries) {
                     query = query
                         .bind(f.integration_id.to_string())
                         .bind(f.tenant_id.clone())
                         .bind(f.next_due_ms)
                         .bind(unix_ms(f.check.checked_at))
-                        .bind(f.version);
+                        .bind(f.version)
+                        .bind(kept.as_ref().map(|k| k.digest.clone()))
+                        .bind(kept.as_ref().and_then(|k| k.full.clone()));
                 }
                 let released = first_column(&query.fetch_all(&mut *tx).await.map_err(map_error)?)?;
                 let kept: Vec<&FinishedCheck> =
@@ -281,9 +419,16 @@ sql_impl! {
                     query = bind_check(query, f, owner);
                 }
                 query.execute(&mut *tx).await.map_err(map_error)?;
-                // Their records, in the ledger, with them.
-                let entries: Vec<LedgerEntry> = kept.iter().filter_map(|f| f.invocation.as_deref().cloned()).collect();
-                Self::insert_invocations_in(&mut tx, &entries).await?;
+                Self::count_hours_in(&mut tx, &kept).await?;
+                // Their records, in the ledger, with them: in full, or folded into their summaries.
+                let (folded, full): (Vec<LedgerEntry>, Vec<LedgerEntry>) = part
+                    .iter()
+                    .zip(entries)
+                    .filter(|(f, _)| released.contains(&f.integration_id.to_string()))
+                    .filter_map(|(_, k)| k.map(|k| k.entry))
+                    .partition(|e| e.level == Level::Summary);
+                Self::insert_invocations_in(&mut tx, &full).await?;
+                Self::fold_invocations_in(&mut tx, &folded).await?;
                 recorded.extend(kept.iter().map(|f| f.integration_id));
             }
             tx.commit().await.map_err(map_error)?;
@@ -315,9 +460,12 @@ sql_impl! {
             if let Some(entry) = &finished.invocation {
                 Self::insert_invocations_in(&mut tx, std::slice::from_ref(entry)).await?;
             }
+            // Kept in full: the next check is compared with this one.
+            let entry = finished.invocation.as_deref();
             let released = sqlx::query(
                 "UPDATE health_schedule SET due_ms = CASE WHEN reschedule THEN $1 ELSE $2 END, \
-                 reschedule = FALSE, lease_owner = NULL, lease_until_ms = NULL \
+                 reschedule = FALSE, lease_owner = NULL, lease_until_ms = NULL, \
+                 last_digest = COALESCE($6, last_digest), last_full = COALESCE($7, last_full) \
                  WHERE integration_id = $3 AND tenant_id = $4 AND lease_owner = $5",
             )
             .bind(unix_ms(finished.check.checked_at))
@@ -325,6 +473,8 @@ sql_impl! {
             .bind(finished.integration_id.to_string())
             .bind(finished.tenant_id.as_str())
             .bind(owner)
+            .bind(entry.map(LedgerEntry::digest))
+            .bind(entry.map(|e| e.invocation_id.to_string()))
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;
@@ -333,6 +483,7 @@ sql_impl! {
             }
             let insert = format!("{INSERT_CHECK}({})", placeholders(1, 9));
             bind_check(sqlx::query(AssertSqlSafe(insert)), finished, owner).execute(&mut *tx).await.map_err(map_error)?;
+            Self::count_hours_in(&mut tx, &[finished]).await?;
             tx.commit().await.map_err(map_error)?;
             Ok(true)
         }
@@ -371,10 +522,8 @@ sql_impl! {
             let mut counts = Vec::new();
             for part in ids.chunks(BATCH) {
                 let sql = format!(
-                    "SELECT integration_id, \
-                     SUM(CASE WHEN outcome IN ('healthy', 'degraded') THEN 1 ELSE 0 END) AS up, \
-                     SUM(CASE WHEN outcome <> 'skipped' THEN 1 ELSE 0 END) AS made \
-                     FROM health_checks WHERE tenant_id = $1 AND checked_ms >= $2 AND integration_id IN ({}) \
+                    "SELECT integration_id, CAST(SUM(working) AS BIGINT) AS up, CAST(SUM(made) AS BIGINT) AS made \
+                     FROM health_hours WHERE tenant_id = $1 AND hour_ms >= $2 AND integration_id IN ({}) \
                      GROUP BY integration_id",
                     placeholders(3, part.len())
                 );
@@ -393,6 +542,23 @@ sql_impl! {
                 }
             }
             Ok(counts)
+        }
+
+        async fn health_hours(&self, tenant_id: &str, id: Uuid, since_ms: i64) -> Result<Vec<HealthHour>, StoreError> {
+            let query = sqlx::query(
+                "SELECT hour_ms, made, working, skipped, latency FROM health_hours \
+                 WHERE tenant_id = $1 AND integration_id = $2 AND hour_ms >= $3 ORDER BY hour_ms",
+            )
+            .bind(tenant_id)
+            .bind(id.to_string())
+            .bind(since_ms);
+            self.read_all(query).await?.iter().map(decode_hour).collect()
+        }
+
+        async fn prune_health_hours(&self, before_ms: i64) -> Result<u64, StoreError> {
+            let delete = "DELETE FROM health_hours WHERE (integration_id, hour_ms) IN \
+                          (SELECT integration_id, hour_ms FROM health_hours WHERE hour_ms < $1 LIMIT $2)";
+            self.prune_in_batches(delete, before_ms).await
         }
 
         async fn prune_health_checks(&self, before_ms: i64) -> Result<u64, StoreError> {

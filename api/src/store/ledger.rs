@@ -11,15 +11,15 @@ use super::StoreError;
 use super::sql::{Bind, Dialect, bind_all, map_error, placeholders, sql_impl};
 use crate::domain::{from_unix_ms, unix_ms};
 use crate::events::EventDraft;
-use crate::ledger::{InvocationFilter, InvocationPosition, LedgerEntry, Operation};
+use crate::ledger::{InvocationFilter, InvocationPosition, LedgerEntry, LedgerSummary, Level, Operation};
 
-/// Rows per INSERT statement (19 values each, well under PostgreSQL's 65,535 binds).
+/// Rows per INSERT statement (20 values each, well under PostgreSQL's 65,535 binds).
 const INSERT_BATCH: usize = 256;
 
 const COLUMNS: &str = "invocation_id, tenant_id, integration_id, provider, sha256, operation, at_ms, duration_ms, \
      outcome, failure_class, denied, denial_kinds, origins, auth_refs, outside_base_url, revealed_secret, signed_jwt, \
-     secret_in_request, record";
-const COLUMN_COUNT: usize = 19;
+     secret_in_request, level, record";
+const COLUMN_COUNT: usize = 20;
 
 /// The ledger's reads and writes.
 #[async_trait]
@@ -91,6 +91,9 @@ fn list_query<D: Dialect>(
     if let Some(carried) = filter.secret_in_request {
         equal("secret_in_request", Bind::Flag(carried), &mut conditions, &mut binds);
     }
+    if let Some(level) = filter.level {
+        equal("level", Bind::Text(level.as_str().to_string()), &mut conditions, &mut binds);
+    }
     for (column, value) in [
         ("invocations.denial_kinds", &filter.denial_kind),
         ("invocations.origins", &filter.origin),
@@ -117,7 +120,8 @@ fn list_query<D: Dialect>(
     }
     binds.push(Bind::Int(i64::from(limit)));
     let filter_sql = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
-    let columns = COLUMNS.replace(", record", "");
+    // A list reads no full record (read one invocation for it), but a summary's few counts.
+    let columns = COLUMNS.replace(", record", ", CASE WHEN level = 'summary' THEN record END AS record");
     (
         format!(
             "SELECT {columns} FROM invocations{filter_sql} ORDER BY at_ms DESC, invocation_id DESC LIMIT ${}",
@@ -144,6 +148,13 @@ where
         text(name).and_then(|s| Uuid::parse_str(&s).map_err(|e| StoreError::Other(format!("a stored id: {e}"))))
     };
     let operation = text("operation")?;
+    let level = text("level")?;
+    let level = Level::parse(&level).ok_or_else(|| StoreError::Other(format!("unknown stored level `{level}`")))?;
+    let stored = match row.try_get::<Option<String>, _>("record") {
+        Ok(stored) => stored,
+        Err(sqlx::Error::ColumnNotFound(_)) => None,
+        Err(e) => return Err(map_error(e)),
+    };
     Ok(LedgerEntry {
         invocation_id: uuid("invocation_id")?,
         tenant_id: text("tenant_id")?,
@@ -164,16 +175,72 @@ where
         revealed_secret: row.try_get("revealed_secret").map_err(map_error)?,
         signed_jwt: row.try_get("signed_jwt").map_err(map_error)?,
         secret_in_request: row.try_get("secret_in_request").map_err(map_error)?,
-        record: match row.try_get::<Option<String>, _>("record") {
-            Ok(Some(record)) => Some(
-                serde_json::from_str(&record)
+        level,
+        record: match (level, &stored) {
+            (Level::Full, Some(record)) => Some(
+                serde_json::from_str(record)
                     .map_err(|e| StoreError::Other(format!("a stored invocation record does not parse: {e}")))?,
             ),
-            // A list reads no record column.
-            Ok(None) | Err(sqlx::Error::ColumnNotFound(_)) => None,
-            Err(e) => return Err(map_error(e)),
+            _ => None,
+        },
+        summary: match (level, &stored) {
+            (Level::Summary, Some(summary)) => Some(
+                serde_json::from_str(summary)
+                    .map_err(|e| StoreError::Other(format!("a stored ledger summary does not parse: {e}")))?,
+            ),
+            _ => None,
         },
     })
+}
+
+/// Binds an entry's row: the values of [`COLUMNS`], in order.
+fn bind_entry<'q, D: super::sql::Dialect>(query: super::sql::Query<'q, D>, e: &LedgerEntry) -> super::sql::Query<'q, D>
+where
+    for<'b> String: sqlx::Encode<'b, D> + Type<D>,
+    for<'b> i64: sqlx::Encode<'b, D> + Type<D>,
+    for<'b> bool: sqlx::Encode<'b, D> + Type<D>,
+    for<'b> &'b str: sqlx::Encode<'b, D> + Type<D>,
+    for<'b> Option<String>: sqlx::Encode<'b, D>,
+{
+    let list = |v: &Vec<String>| serde_json::to_string(v).expect("a list serializes");
+    query
+        .bind(e.invocation_id.to_string())
+        .bind(e.tenant_id.clone())
+        .bind(e.integration_id.to_string())
+        .bind(e.provider.clone())
+        .bind(e.sha256.clone())
+        .bind(e.operation.as_str().to_string())
+        .bind(unix_ms(e.at))
+        .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
+        .bind(e.outcome.clone())
+        .bind(e.failure_class.clone())
+        .bind(e.denied)
+        .bind(list(&e.denial_kinds))
+        .bind(list(&e.origins))
+        .bind(list(&e.auth_refs))
+        .bind(e.outside_base_url)
+        .bind(e.revealed_secret)
+        .bind(e.signed_jwt)
+        .bind(e.secret_in_request)
+        .bind(e.level.as_str().to_string())
+        .bind(stored_record(e))
+}
+
+/// Adds the checks of `other` (a summary of the same id) to `kept`'s.
+fn merge_summary(kept: &mut LedgerEntry, other: &LedgerEntry) {
+    if let (Some(mine), Some(theirs)) = (kept.summary.as_mut(), other.summary.as_ref()) {
+        mine.merge(theirs);
+        kept.duration_ms = mine.latency.sum_ms / mine.latency.count.max(1);
+    }
+}
+
+/// What the `record` column holds: an entry's record, or a summary's counts.
+fn stored_record(e: &LedgerEntry) -> String {
+    match e.level {
+        Level::Full => serde_json::to_string(&e.record),
+        Level::Summary => serde_json::to_string(&e.summary),
+    }
+    .expect("a record serializes")
 }
 
 sql_impl! {
@@ -198,27 +265,7 @@ sql_impl! {
                 );
                 let mut query = sqlx::query(AssertSqlSafe(sql));
                 for e in part {
-                    let list = |v: &Vec<String>| serde_json::to_string(v).expect("a list serializes");
-                    query = query
-                        .bind(e.invocation_id.to_string())
-                        .bind(e.tenant_id.clone())
-                        .bind(e.integration_id.to_string())
-                        .bind(e.provider.clone())
-                        .bind(e.sha256.clone())
-                        .bind(e.operation.as_str().to_string())
-                        .bind(unix_ms(e.at))
-                        .bind(i64::try_from(e.duration_ms).unwrap_or(i64::MAX))
-                        .bind(e.outcome.clone())
-                        .bind(e.failure_class.clone())
-                        .bind(e.denied)
-                        .bind(list(&e.denial_kinds))
-                        .bind(list(&e.origins))
-                        .bind(list(&e.auth_refs))
-                        .bind(e.outside_base_url)
-                        .bind(e.revealed_secret)
-                        .bind(e.signed_jwt)
-                        .bind(e.secret_in_request)
-                        .bind(serde_json::to_string(&e.record).expect("a record serializes"));
+                    query = bind_entry(query, e);
                 }
                 for row in query.fetch_all(&mut **tx).await.map_err(map_error)? {
                     inserted.insert(row.try_get::<String, _>(0).map_err(map_error)?);
@@ -242,6 +289,67 @@ sql_impl! {
                     .execute(&mut **tx)
                     .await
                     .map_err(map_error)?;
+            }
+            Ok(())
+        }
+
+        /// Folds `folded` (each one check's summary entry, [`LedgerEntry::folded`]) into the
+        /// summaries kept in `tx`: by id, the checks of an integration's hour with one digest go
+        /// into one entry, created by the first and counted on by the others. (No other writer
+        /// touches a summary meanwhile: it is of one integration, whose checks one lease at a time
+        /// records.)
+        pub(super) async fn fold_invocations_in(
+            tx: &mut sqlx::Transaction<'static, D>,
+            folded: &[LedgerEntry],
+        ) -> Result<(), StoreError> {
+            let mut merged: std::collections::BTreeMap<Uuid, LedgerEntry> = std::collections::BTreeMap::new();
+            for e in folded {
+                match merged.get_mut(&e.invocation_id) {
+                    Some(kept) => merge_summary(kept, e),
+                    None => {
+                        merged.insert(e.invocation_id, e.clone());
+                    }
+                }
+            }
+            let entries: Vec<LedgerEntry> = merged.into_values().collect();
+            for part in entries.chunks(INSERT_BATCH) {
+                let read = format!(
+                    "SELECT invocation_id, record FROM invocations WHERE level = 'summary' AND invocation_id IN ({})",
+                    placeholders(1, part.len())
+                );
+                let mut query = sqlx::query(AssertSqlSafe(read));
+                for e in part {
+                    query = query.bind(e.invocation_id.to_string());
+                }
+                let mut kept = std::collections::BTreeMap::new();
+                for row in query.fetch_all(&mut **tx).await.map_err(map_error)? {
+                    let id: String = row.try_get("invocation_id").map_err(map_error)?;
+                    let record: String = row.try_get("record").map_err(map_error)?;
+                    let summary: LedgerSummary = serde_json::from_str(&record)
+                        .map_err(|e| StoreError::Other(format!("a stored ledger summary does not parse: {e}")))?;
+                    kept.insert(id, summary);
+                }
+                let mut part: Vec<LedgerEntry> = part.to_vec();
+                for e in &mut part {
+                    if let Some(earlier) = kept.get(&e.invocation_id.to_string()) {
+                        let mut summary = earlier.clone();
+                        summary.merge(e.summary.as_ref().expect("a folded entry has its summary"));
+                        e.duration_ms = summary.latency.sum_ms / summary.latency.count.max(1);
+                        e.summary = Some(summary);
+                    }
+                }
+                let rows: Vec<String> =
+                    (0..part.len()).map(|n| format!("({})", placeholders(COLUMN_COUNT * n + 1, COLUMN_COUNT))).collect();
+                let sql = format!(
+                    "INSERT INTO invocations ({COLUMNS}) VALUES {} ON CONFLICT (invocation_id) DO UPDATE \
+                     SET record = excluded.record, duration_ms = excluded.duration_ms",
+                    rows.join(", ")
+                );
+                let mut query = sqlx::query(AssertSqlSafe(sql));
+                for e in &part {
+                    query = bind_entry(query, e);
+                }
+                query.execute(&mut **tx).await.map_err(map_error)?;
             }
             Ok(())
         }

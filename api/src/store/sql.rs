@@ -158,6 +158,8 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "console", include_str!("../../../migrations/sqlite/0007_console.sql")),
     (8, "ledger_secret_in_request", include_str!("../../../migrations/sqlite/0008_ledger_secret_in_request.sql")),
     (9, "maintenance", include_str!("../../../migrations/sqlite/0009_maintenance.sql")),
+    (10, "ledger_levels", include_str!("../../../migrations/sqlite/0010_ledger_levels.sql")),
+    (11, "health_hours", include_str!("../../../migrations/sqlite/0011_health_hours.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "catalog", include_str!("../../../migrations/postgres/0001_catalog.sql")),
@@ -170,6 +172,8 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "console", include_str!("../../../migrations/postgres/0008_console.sql")),
     (9, "ledger_secret_in_request", include_str!("../../../migrations/postgres/0009_ledger_secret_in_request.sql")),
     (10, "maintenance", include_str!("../../../migrations/postgres/0010_maintenance.sql")),
+    (11, "ledger_levels", include_str!("../../../migrations/postgres/0011_ledger_levels.sql")),
+    (12, "health_hours", include_str!("../../../migrations/postgres/0012_health_hours.sql")),
 ];
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

@@ -773,6 +773,7 @@ async fn the_lifecycle_runs_through_the_api_with_its_audit_and_events() {
             next_due_ms: at,
             version: 1,
             invocation: None,
+            foldable: false,
         };
         assert!(store.finish_health_check("test-replica", &finished, None).await.unwrap());
     }
@@ -825,7 +826,8 @@ async fn the_lifecycle_runs_through_the_api_with_its_audit_and_events() {
     // cursor from which the feed is whole again, instead of getting a page with a silent gap.
     let drop_all = Retention {
         ledger: Duration::from_secs(86_400),
-        health_history: Duration::from_secs(86_400),
+        health_checks: Duration::from_secs(86_400),
+        health_hours: Duration::from_secs(86_400),
         delivered_events: Duration::ZERO,
         undelivered_events: Some(Duration::ZERO),
     };

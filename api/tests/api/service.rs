@@ -311,8 +311,23 @@ mod scheduler {
         assert_eq!(every_time.run_due().await.unwrap(), 0);
 
         // The ledger kept every invocation: the two activation tests and the eleven checks that
-        // ran a connector (not the skipped one, which ran none).
-        assert_eq!(f.store.prune_invocations(i64::MAX).await.unwrap(), 13);
+        // ran a connector (not the skipped one, which ran none). In full: the tests, every failed
+        // check, and the first healthy one; the four healthy checks that repeated it are folded
+        // into a summary of their hour (two, should the hour have turned meanwhile).
+        use stella_integrations::ledger::{InvocationFilter, Level, Operation};
+        let entries = f.store.invocations(Some("acme"), &InvocationFilter::default(), None, 100).await.unwrap();
+        let full: Vec<_> = entries.iter().filter(|e| e.level == Level::Full).collect();
+        let summaries: Vec<_> = entries.iter().filter_map(|e| e.summary.as_ref().map(|s| (e, s))).collect();
+        assert_eq!(full.len(), 2 + 6 + 1, "{entries:#?}");
+        assert_eq!(summaries.iter().map(|(_, s)| s.checks).sum::<u64>(), 4);
+        assert!(summaries.iter().all(|(e, _)| e.integration_id == ok && e.outcome == "healthy"));
+        let first_of_ok = full
+            .iter()
+            .filter(|e| e.integration_id == ok && e.operation == Operation::CheckHealth)
+            .min_by_key(|e| e.at)
+            .unwrap();
+        assert!(summaries.iter().all(|(_, s)| s.repeats == first_of_ok.invocation_id), "{summaries:#?}");
+        assert_eq!(f.store.prune_invocations(i64::MAX).await.unwrap(), entries.len() as u64);
     }
 
     /// One task prunes every table that grows, once per interval across replicas: what the
@@ -324,7 +339,13 @@ mod scheduler {
         let id = active(&f, "pruned", json!({})).await;
         assert_eq!(scheduler(&f, Duration::ZERO, false).run_due().await.unwrap(), 1);
         let day = Duration::from_secs(86_400);
-        let keep = Retention { ledger: day, health_history: day, delivered_events: day, undelivered_events: Some(day) };
+        let keep = Retention {
+            ledger: day,
+            health_checks: day,
+            health_hours: day,
+            delivered_events: day,
+            undelivered_events: Some(day),
+        };
         let (lease, hour) = (Duration::from_secs(60), Duration::from_secs(3600));
         assert_eq!(f.catalog.maintain("r1", &keep, lease, hour).await.unwrap(), Some(Pruned::default()));
         assert_eq!(f.catalog.maintain("r2", &keep, lease, hour).await.unwrap(), None, "done for the hour");
@@ -334,7 +355,11 @@ mod scheduler {
         let tomorrow = stella_integrations::domain::now() + time::Duration::days(1) + time::Duration::seconds(1);
         let pruned = f.catalog.prune_all(&keep, tomorrow).await.unwrap();
         assert_eq!(pruned.invocations, 2, "the activation's test and the check: {pruned:?}");
-        assert_eq!((pruned.health_checks, pruned.events, pruned.console), (1, 2, 0), "{pruned:?}");
+        assert_eq!(
+            (pruned.health_checks, pruned.health_hours, pruned.events, pruned.console),
+            (1, 1, 2, 0),
+            "{pruned:?}"
+        );
         assert_eq!(f.store.prune_invocations(i64::MAX).await.unwrap(), 0);
         assert_eq!(f.catalog.events(&alice(), None, 10).await.unwrap(), (vec![], 2));
         assert!(outcomes(&f, id).await.is_empty());

@@ -607,6 +607,7 @@ async fn finish(
         next_due_ms,
         version: 0,
         invocation: None,
+        foldable: false,
     };
     s.finish_health_check(owner, &finished, change).await
 }
@@ -772,6 +773,7 @@ async fn health_checks_are_leased_when_due_and_recorded_once(b: &Backend) {
         next_due_ms: at + 300_000,
         version: i.version,
         invocation: None,
+        foldable: false,
     };
     let current = s.get("t1", id).await.unwrap().unwrap();
     let batch = [finished(&both[0], t2 + 150), finished(&both[1], t2 + 151), finished(&current, t2 + 152)];
@@ -848,6 +850,94 @@ async fn pruning_deletes_old_history_in_batches(b: &Backend) {
     assert_eq!(b.store.prune_health_checks(10_001).await.unwrap(), 0);
     assert_eq!(b.raw("DELETE FROM health_checks WHERE checked_ms <= 10000").await.unwrap(), 0);
     assert_eq!(b.raw("DELETE FROM health_checks WHERE checked_ms > 10000").await.unwrap(), 2_345);
+}
+
+async fn checks_roll_up_into_the_hours_uptime_and_latency_are_read_from(b: &Backend) {
+    use stella_integrations::health::HealthHour;
+    let s = &*b.store;
+    let i = insert_in(s, "t1", "rolled-up", Status::Active, false).await;
+    let hour = (now().unix_timestamp() * 1000 / 3_600_000 - 3) * 3_600_000;
+    s.schedule_health_checks(hour).await.unwrap();
+    let mut expected: Vec<HealthHour> = Vec::new();
+    // Two hours of checks, in batches and on their own, of every outcome.
+    let plan = [
+        (hour + 1, CheckOutcome::Healthy, 12, true),
+        (hour + 2, CheckOutcome::Degraded, 300, true),
+        (hour + 3, CheckOutcome::Unhealthy, 45, false),
+        (hour + 4, CheckOutcome::Skipped, 0, true),
+        (hour + 3_600_000, CheckOutcome::Healthy, 7, false),
+        (hour + 3_600_001, CheckOutcome::Healthy, 9, true),
+    ];
+    for (at, outcome, latency, batched) in plan {
+        let leased = s.lease_health_checks("r", at, 60_000, 10).await.unwrap();
+        assert_eq!(leased.len(), 1);
+        let mut c = check(at, outcome);
+        c.latency_ms = latency;
+        let finished = FinishedCheck {
+            tenant_id: "t1".into(),
+            integration_id: i.integration_id,
+            check: c.clone(),
+            next_due_ms: at + 1,
+            version: leased[0].version,
+            invocation: None,
+            foldable: false,
+        };
+        if batched {
+            assert_eq!(s.finish_health_checks("r", &[finished]).await.unwrap().len(), 1);
+        } else {
+            assert!(s.finish_health_check("r", &finished, None).await.unwrap());
+        }
+        let counted = HealthHour::of(&c);
+        match expected.iter_mut().find(|h| h.hour_ms == counted.hour_ms) {
+            Some(h) => h.merge(&counted),
+            None => expected.push(counted),
+        }
+    }
+    let hours = s.health_hours("t1", i.integration_id, 0).await.unwrap();
+    assert_eq!(hours, expected);
+    assert_eq!((hours[0].made, hours[0].working, hours[0].skipped, hours[0].latency.max_ms), (3, 2, 1, 300));
+    assert!(s.health_hours("t2", i.integration_id, 0).await.unwrap().is_empty(), "another tenant's are not read");
+    assert_eq!(s.health_hours("t1", i.integration_id, hour + 1).await.unwrap().len(), 1, "hours since");
+    assert_eq!(s.uptime_counts("t1", &[i.integration_id], hour).await.unwrap(), [(i.integration_id, 4, 5)]);
+    assert_eq!(s.uptime_counts("t1", &[i.integration_id], hour + 1).await.unwrap(), [(i.integration_id, 2, 2)]);
+    // Pruned by the hour's start.
+    assert_eq!(s.prune_health_hours(hour + 3_600_000).await.unwrap(), 1);
+    assert_eq!(s.health_hours("t1", i.integration_id, 0).await.unwrap(), expected[1..]);
+}
+
+/// A database upgraded from the release before the hourly rollups: they are made from the history
+/// it kept, so uptime and latency read the same after the upgrade.
+async fn the_upgrade_rolls_up_the_history_kept_before_it(b: &Backend) {
+    use stella_integrations::health::HealthHour;
+    let i = insert_in(&*b.store, "t1", "upgraded", Status::Active, false).await;
+    let rows = [
+        (1_000, "healthy", 3),
+        (2_000, "degraded", 70_000),
+        (3_000, "unhealthy", 12),
+        (4_000, "skipped", 0),
+        (3_600_000, "healthy", 640),
+    ];
+    let mut expected: Vec<HealthHour> = Vec::new();
+    for (n, (at, outcome, latency)) in rows.into_iter().enumerate() {
+        let sql = format!(
+            "INSERT INTO health_checks (check_id, integration_id, tenant_id, checked_ms, outcome, latency_ms, message) \
+             VALUES ('old-{n}', '{}', 't1', {at}, '{outcome}', {latency}, 'kept')",
+            i.integration_id
+        );
+        b.raw(&sql).await.unwrap();
+        let counted =
+            HealthHour::of(&HealthCheck { latency_ms: latency, ..check(at, CheckOutcome::parse(outcome).unwrap()) });
+        match expected.iter_mut().find(|h| h.hour_ms == counted.hour_ms) {
+            Some(h) => h.merge(&counted),
+            None => expected.push(counted),
+        }
+    }
+    // The schema as the release before left it: no rollups, the migration not yet applied.
+    b.raw("DROP TABLE health_hours").await.unwrap();
+    b.raw("DELETE FROM _sqlx_migrations WHERE description = 'health_hours'").await.unwrap();
+    let upgraded = stella_integrations::store::open(&b.url).await.unwrap();
+    assert_eq!(upgraded.health_hours("t1", i.integration_id, 0).await.unwrap(), expected);
+    assert_eq!(upgraded.uptime_counts("t1", &[i.integration_id], 0).await.unwrap(), [(i.integration_id, 3, 4)]);
 }
 
 fn plugin_version(provider: &str, version: &str, bytes: &[u8]) -> PluginVersion {
@@ -1039,6 +1129,101 @@ fn ledger_entry(tenant: &str, integration: Uuid, at_ms: i64) -> LedgerEntry {
     LedgerEntry::of(tenant, integration, Some("https://a.example.com"), record, "healthy", None)
 }
 
+/// A healthy check's entry (no denial) of `integration` at `at_ms` that contacted `origin`.
+fn healthy_entry(integration: Uuid, at_ms: i64, origin: &str, duration_ms: u64) -> LedgerEntry {
+    let mut e = ledger_entry("t1", integration, at_ms);
+    e.invocation_id = Uuid::new_v4();
+    (e.denied, e.denial_kinds, e.origins, e.duration_ms) = (false, vec![], vec![origin.to_string()], duration_ms);
+    if let Some(r) = e.record.as_mut() {
+        r.denials.clear();
+    }
+    e
+}
+
+async fn healthy_repeats_are_folded_into_one_summary_per_hour(b: &Backend) {
+    use stella_integrations::ledger::{InvocationFilter, Level};
+    let s = &*b.store;
+    let i = insert_in(s, "t1", "folded", Status::Active, false).await;
+    // At the start of an hour, so that the first checks share it.
+    let hour = (now().unix_timestamp() * 1000 / 3_600_000 - 1) * 3_600_000;
+    s.schedule_health_checks(hour).await.unwrap();
+    let check_at = |at: i64, entry: LedgerEntry, foldable: bool| async move {
+        let leased = s.lease_health_checks("r", at, 60_000, 10).await.unwrap();
+        assert_eq!(leased.len(), 1, "due at {at}");
+        let finished = FinishedCheck {
+            tenant_id: "t1".into(),
+            integration_id: i.integration_id,
+            check: check(at, CheckOutcome::Healthy),
+            next_due_ms: at + 1,
+            version: leased[0].version,
+            invocation: Some(Box::new(entry)),
+            foldable,
+        };
+        assert_eq!(s.finish_health_checks("r", &[finished]).await.unwrap().len(), 1);
+    };
+    let a = "https://a.example.com";
+    let first = healthy_entry(i.integration_id, hour + 1_000, a, 10);
+    // The first check: nothing to repeat, kept in full.
+    check_at(hour + 1_000, first.clone(), true).await;
+    // Three that repeat it: folded into one summary of the hour.
+    for (n, ms) in [(2, 30), (3, 20), (4, 900)] {
+        check_at(hour + n * 1_000, healthy_entry(i.integration_id, hour + n * 1_000, a, ms), true).await;
+    }
+    // One that may not fold (a sample kept, say) is kept in full, though it repeats.
+    let sampled = healthy_entry(i.integration_id, hour + 5_000, a, 10);
+    check_at(hour + 5_000, sampled.clone(), false).await;
+    // One that did something else (another origin): in full; the next that repeats it folds into
+    // another summary, which repeats it.
+    let other = healthy_entry(i.integration_id, hour + 6_000, "https://c.example.com", 10);
+    check_at(hour + 6_000, other.clone(), true).await;
+    check_at(hour + 7_000, healthy_entry(i.integration_id, hour + 7_000, "https://c.example.com", 10), true).await;
+    // The next hour has a summary of its own.
+    let next_hour = hour + 3_600_000;
+    check_at(next_hour + 1, healthy_entry(i.integration_id, next_hour + 1, "https://c.example.com", 10), true).await;
+
+    let everything = s.invocations(Some("t1"), &InvocationFilter::default(), None, 100).await.unwrap();
+    let mut levels: Vec<(Level, Option<u64>)> =
+        everything.iter().map(|e| (e.level, e.summary.as_ref().map(|s| s.checks))).collect();
+    // Newest first; a summary sits at its hour's start (the two of the first hour, in id order).
+    levels[4..].sort();
+    assert_eq!(
+        levels,
+        [
+            (Level::Summary, Some(1)),
+            (Level::Full, None),
+            (Level::Full, None),
+            (Level::Full, None),
+            (Level::Summary, Some(1)),
+            (Level::Summary, Some(3)),
+        ],
+        "{everything:#?}"
+    );
+    assert!(everything.iter().all(|e| e.record.is_none()), "a list carries no record");
+    let summaries = s
+        .invocations(Some("t1"), &InvocationFilter { level: Some(Level::Summary), ..Default::default() }, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(summaries.len(), 3);
+    let three = summaries.iter().find(|e| e.summary.as_ref().unwrap().checks == 3).unwrap();
+    let read = s.invocation(Some("t1"), three.invocation_id).await.unwrap().unwrap();
+    let summary = read.summary.clone().unwrap();
+    assert_eq!((read.level, read.at, read.record.is_none()), (Level::Summary, from_unix_ms(hour), true));
+    assert_eq!(summary.repeats, first.invocation_id, "the full entry whose record they repeat");
+    assert_eq!(summary.digest, first.digest());
+    assert_eq!((summary.first_at, summary.last_at), (from_unix_ms(hour + 2_000), from_unix_ms(hour + 4_000)));
+    assert_eq!((summary.latency.count, summary.latency.max_ms, read.duration_ms), (3, 900, 316));
+    assert_eq!((read.origins.as_slice(), read.outcome.as_str()), (&[a.to_string()][..], "healthy"));
+    let other_summary = summaries.iter().find(|e| e.origins == ["https://c.example.com"] && e.at == from_unix_ms(hour));
+    assert_eq!(other_summary.unwrap().summary.as_ref().unwrap().repeats, other.invocation_id);
+    let full = s
+        .invocations(Some("t1"), &InvocationFilter { level: Some(Level::Full), ..Default::default() }, None, 100)
+        .await
+        .unwrap();
+    let ids: BTreeSet<Uuid> = full.iter().map(|e| e.invocation_id).collect();
+    assert_eq!(ids, BTreeSet::from([first.invocation_id, sampled.invocation_id, other.invocation_id]));
+    assert!(s.invocation(Some("t2"), three.invocation_id).await.unwrap().is_none(), "tenancy holds for summaries");
+}
+
 async fn the_ledger_keeps_every_invocation_with_what_it_recorded(b: &Backend) {
     let s = &*b.store;
     let i = insert(s, "t1", "ledgered").await;
@@ -1114,6 +1299,7 @@ async fn the_ledger_keeps_every_invocation_with_what_it_recorded(b: &Backend) {
             next_due_ms: t0 + 300_000,
             version: l.version,
             invocation: Some(Box::new(ledger_entry("t1", l.integration_id, t0))),
+            foldable: false,
         })
         .collect();
     // One of them not under this replica's lease: its check and its entry are not kept.
@@ -1141,6 +1327,7 @@ async fn the_ledger_keeps_every_invocation_with_what_it_recorded(b: &Backend) {
         next_due_ms: t0 + 600_000,
         version: leased[0].version,
         invocation: Some(Box::new(ledger_entry("t1", leased[0].integration_id, t0))),
+        foldable: false,
     };
     assert!(!s.finish_health_check("replica-2", &lone, None).await.unwrap());
     assert!(alerts(seen).await.0.is_empty(), "a lost lease keeps no alert");
@@ -1403,6 +1590,7 @@ async fn the_console_counts_states_and_uptime_within_the_tenant(b: &Backend) {
             next_due_ms: at,
             version: mine.version,
             invocation: None,
+            foldable: false,
         };
         assert!(s.finish_health_check("r", &finished, None).await.unwrap());
         for other in leased.iter().filter(|l| l.integration_id != a.integration_id) {
@@ -1413,6 +1601,7 @@ async fn the_console_counts_states_and_uptime_within_the_tenant(b: &Backend) {
                 next_due_ms: t0 + 9_999_999,
                 check: check(0, CheckOutcome::Healthy),
                 invocation: None,
+                foldable: false,
             };
             s.finish_health_check("r", &f, None).await.unwrap();
         }
@@ -1463,11 +1652,14 @@ conformance!(
     health_checks_are_leased_when_due_and_recorded_once,
     replicas_never_lease_the_same_check,
     pruning_deletes_old_history_in_batches,
+    checks_roll_up_into_the_hours_uptime_and_latency_are_read_from,
+    the_upgrade_rolls_up_the_history_kept_before_it,
     plugin_versions_are_stored_by_content_and_run_only_once_approved,
     the_platform_audit_chain_and_events_verify_and_detect_tampering,
     concurrent_platform_writes_keep_one_unbroken_chain,
     a_provider_keeps_at_most_its_versions,
     the_ledger_keeps_every_invocation_with_what_it_recorded,
+    healthy_repeats_are_folded_into_one_summary_per_hour,
     the_ledger_answers_what_security_teams_ask,
     console_sessions_are_found_by_their_secret_bounded_per_subject_and_pruned,
     the_console_counts_states_and_uptime_within_the_tenant,
