@@ -56,6 +56,8 @@ pub struct Pruned {
     pub events: u64,
     /// Ended console sessions and expired spent sign-in links.
     pub console: u64,
+    /// Day partitions made ahead (PostgreSQL).
+    pub partitions_made: u64,
 }
 
 impl Pruned {
@@ -94,9 +96,19 @@ impl Catalog {
         Ok(Some(pruned))
     }
 
+    /// Makes the day partitions of the tables that grow with time from the day of `at_ms` to
+    /// [`crate::store::PARTITION_DAYS_AHEAD`] days later (PostgreSQL); returns how many it made.
+    pub async fn make_partitions(&self, at_ms: i64) -> Result<u64, ServiceError> {
+        Ok(self.store.make_partitions(at_ms).await?)
+    }
+
     /// Prunes every table as of `at` by `retention`, without the lease (the task's work).
     pub async fn prune_all(&self, retention: &Retention, at: OffsetDateTime) -> Result<Pruned, ServiceError> {
         let at_ms = unix_ms(at);
+        // Tomorrow's partitions before anything else: a write never waits for them (a row
+        // without its day's partition goes to the default one), but retention is free only for
+        // rows in one.
+        let partitions_made = self.make_partitions(at_ms).await?;
         let invocations = self.store.prune_invocations(at_ms - duration_ms(retention.ledger)).await?;
         let health_checks = self.store.prune_health_checks(at_ms - duration_ms(retention.health_checks)).await?;
         let health_hours = self.store.prune_health_hours(at_ms - duration_ms(retention.health_hours)).await?;
@@ -106,6 +118,6 @@ impl Catalog {
         };
         let events = self.store.prune_events(at - retention.delivered_events, written_before).await?;
         let console = self.store.prune_console(at_ms).await?;
-        Ok(Pruned { invocations, health_checks, health_hours, events, console })
+        Ok(Pruned { invocations, health_checks, health_hours, events, console, partitions_made })
     }
 }

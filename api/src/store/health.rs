@@ -558,13 +558,13 @@ sql_impl! {
         async fn prune_health_hours(&self, before_ms: i64) -> Result<u64, StoreError> {
             let delete = "DELETE FROM health_hours WHERE (integration_id, hour_ms) IN \
                           (SELECT integration_id, hour_ms FROM health_hours WHERE hour_ms < $1 LIMIT $2)";
-            self.prune_in_batches(delete, before_ms).await
+            self.prune_partitioned(super::partitions::PARTITIONED[2], before_ms, delete).await
         }
 
         async fn prune_health_checks(&self, before_ms: i64) -> Result<u64, StoreError> {
             let delete = "DELETE FROM health_checks WHERE check_id IN \
                           (SELECT check_id FROM health_checks WHERE checked_ms < $1 LIMIT $2)";
-            self.prune_in_batches(delete, before_ms).await
+            self.prune_partitioned(super::partitions::PARTITIONED[1], before_ms, delete).await
         }
     }
 }

@@ -259,7 +259,7 @@ sql_impl! {
                 // An entry kept already (the same invocation recorded twice) is neither written nor
                 // announced again.
                 let sql = format!(
-                    "INSERT INTO invocations ({COLUMNS}) VALUES {} ON CONFLICT (invocation_id) DO NOTHING \
+                    "INSERT INTO invocations ({COLUMNS}) VALUES {} ON CONFLICT (invocation_id, at_ms) DO NOTHING \
                      RETURNING invocation_id",
                     rows.join(", ")
                 );
@@ -341,7 +341,7 @@ sql_impl! {
                 let rows: Vec<String> =
                     (0..part.len()).map(|n| format!("({})", placeholders(COLUMN_COUNT * n + 1, COLUMN_COUNT))).collect();
                 let sql = format!(
-                    "INSERT INTO invocations ({COLUMNS}) VALUES {} ON CONFLICT (invocation_id) DO UPDATE \
+                    "INSERT INTO invocations ({COLUMNS}) VALUES {} ON CONFLICT (invocation_id, at_ms) DO UPDATE \
                      SET record = excluded.record, duration_ms = excluded.duration_ms",
                     rows.join(", ")
                 );
@@ -414,7 +414,7 @@ sql_impl! {
         async fn prune_invocations(&self, before_ms: i64) -> Result<u64, StoreError> {
             let delete = "DELETE FROM invocations WHERE invocation_id IN \
                           (SELECT invocation_id FROM invocations WHERE at_ms < $1 LIMIT $2)";
-            self.prune_in_batches(delete, before_ms).await
+            self.prune_partitioned(super::partitions::PARTITIONED[0], before_ms, delete).await
         }
     }
 }

@@ -21,6 +21,11 @@ pub trait MaintenanceStore: Send + Sync + 'static {
         lease_until_ms: i64,
     ) -> Result<bool, StoreError>;
 
+    /// Makes the day partitions of the tables that grow with time, from the day of `now_ms` to
+    /// [`super::PARTITION_DAYS_AHEAD`] days later (PostgreSQL; nothing on SQLite); returns how
+    /// many it made.
+    async fn make_partitions(&self, now_ms: i64) -> Result<u64, StoreError>;
+
     /// Ends `owner`'s run of `task` at `now_ms`: next due at `next_due_ms`. Returns false when the
     /// lease had passed to another replica meanwhile (its run stands).
     async fn finish_maintenance(
@@ -55,6 +60,10 @@ sql_impl! {
             .await
             .map_err(map_error)?;
             Ok(D::rows_affected(&taken) == 1)
+        }
+
+        async fn make_partitions(&self, now_ms: i64) -> Result<u64, StoreError> {
+            self.make_day_partitions(now_ms).await
         }
 
         async fn finish_maintenance(

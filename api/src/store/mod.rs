@@ -18,6 +18,8 @@
 //! - `ledger.rs`: the invocation ledger (every invocation's record, pruned by age);
 //! - `console.rs`: the console's sessions and spent sign-in links;
 //! - `maintenance.rs`: the lease of the maintenance task that prunes all of the above;
+//! - `partitions.rs`: the day partitions of the ledger and the health history (PostgreSQL), and
+//!   giving freed pages back (SQLite);
 //! - `plugins.rs`: the plugin store (components, versions, the active set, the platform's audit
 //!   chain and events);
 //! - `sql.rs`: the [`Dialect`] differences, connecting, migrations, errors;
@@ -30,6 +32,7 @@ mod integrations;
 mod ledger;
 mod maintenance;
 mod outbox;
+mod partitions;
 mod plugins;
 mod read_pool;
 mod sql;
@@ -41,6 +44,7 @@ pub use integrations::{Change, IdempotentResponse, IntegrationStore, RowWrite, S
 pub use ledger::LedgerStore;
 pub use maintenance::MaintenanceStore;
 pub use outbox::OutboxStore;
+pub use partitions::PARTITION_DAYS_AHEAD;
 pub use plugins::{Activation, PluginChange, PluginStore, PluginWrite};
 pub use sql::{Dialect, PostgresStore, STORAGE_FAULT_REPORTED, SqlStore, SqliteStore, recent_storage_fault};
 

@@ -76,6 +76,8 @@ pub trait Dialect: Database {
     /// A statement that lets a transaction that only records history commit without waiting for
     /// the disk (it may be lost in a crash, and is then redone); `None` when there is none.
     const RELAXED_COMMIT: Option<&'static str>;
+    /// Whether the tables that grow with time are partitioned by day (`store/partitions.rs`).
+    const PARTITIONED: bool;
 
     /// The condition "the tag bound as `$n` is in the row's JSON tag list".
     fn tag_filter(n: usize) -> String;
@@ -96,6 +98,7 @@ impl Dialect for Sqlite {
     const SKIP_LOCKED: &'static str = "";
     const SHARE_ROWS: &'static str = "";
     const RELAXED_COMMIT: Option<&'static str> = None;
+    const PARTITIONED: bool = false;
 
     fn tag_filter(n: usize) -> String {
         format!("EXISTS (SELECT 1 FROM json_each(integrations.tags) WHERE json_each.value = ${n})")
@@ -118,6 +121,7 @@ impl Dialect for Postgres {
     const SKIP_LOCKED: &'static str = " FOR UPDATE OF s SKIP LOCKED";
     const SHARE_ROWS: &'static str = " FOR SHARE";
     const RELAXED_COMMIT: Option<&'static str> = Some("SET LOCAL synchronous_commit = off");
+    const PARTITIONED: bool = true;
 
     fn tag_filter(n: usize) -> String {
         format!("tags @> jsonb_build_array(${n}::text)")
@@ -160,6 +164,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "maintenance", include_str!("../../../migrations/sqlite/0009_maintenance.sql")),
     (10, "ledger_levels", include_str!("../../../migrations/sqlite/0010_ledger_levels.sql")),
     (11, "health_hours", include_str!("../../../migrations/sqlite/0011_health_hours.sql")),
+    (12, "entry_time_key", include_str!("../../../migrations/sqlite/0012_entry_time_key.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "catalog", include_str!("../../../migrations/postgres/0001_catalog.sql")),
@@ -174,6 +179,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "maintenance", include_str!("../../../migrations/postgres/0010_maintenance.sql")),
     (11, "ledger_levels", include_str!("../../../migrations/postgres/0011_ledger_levels.sql")),
     (12, "health_hours", include_str!("../../../migrations/postgres/0012_health_hours.sql")),
+    (13, "day_partitions", include_str!("../../../migrations/postgres/0013_day_partitions.sql")),
 ];
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {
@@ -214,6 +220,17 @@ impl SqlStore<Sqlite> {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        // Pages freed by retention go back to the file system (`incremental_vacuum` after each
+        // prune), so the file shrinks. A file made before this release is converted once, by a
+        // VACUUM (which rewrites it: it needs as much free space again, and takes a while on a
+        // large file).
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&pool).await.map_err(map_error)?;
+        if mode != 2 {
+            tracing::info!(file = %path.display(), "converting the SQLite file to incremental vacuum (once)");
+            let mut c = pool.acquire().await.map_err(map_error)?;
+            sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&mut *c).await.map_err(map_error)?;
+            sqlx::query("VACUUM").execute(&mut *c).await.map_err(map_error)?;
+        }
         Ok(Self { pool, reads: Arc::new(ReadPool::new(options, 8, ACQUIRE_TIMEOUT)) })
     }
 }
@@ -310,7 +327,7 @@ where
 }
 
 /// Rows deleted per statement when history is pruned.
-const PRUNE_BATCH: i64 = 5_000;
+pub(super) const PRUNE_BATCH: i64 = 5_000;
 
 impl<D: Dialect> SqlStore<D>
 where
@@ -318,6 +335,15 @@ where
     D::Arguments: IntoArguments<D>,
     for<'a> i64: sqlx::Encode<'a, D> + sqlx::Type<D>,
 {
+    /// Gives the pages that deletes freed back to the file system (SQLite, whose file otherwise
+    /// keeps its size; nothing elsewhere).
+    pub(super) async fn give_back_free_pages(&self) -> Result<(), StoreError> {
+        if !D::PARTITIONED {
+            sqlx::query("PRAGMA incremental_vacuum").execute(&self.pool).await.map_err(map_error)?;
+        }
+        Ok(())
+    }
+
     /// Runs `delete` (`$1`: the time before which rows go, `$2`: at most how many) until it
     /// deletes fewer than a batch; returns how many rows went. Each batch is its own short
     /// statement: a month of history is never one long delete holding the writers back.

@@ -12,7 +12,7 @@ use serde_json::json;
 use sqlx::Connection;
 use stella_integrations::audit::{AuditAction, AuditDraft, PluginAction, PluginAuditDraft};
 use stella_integrations::domain::from_unix_ms;
-use stella_integrations::domain::{BaseUrl, Integration, now};
+use stella_integrations::domain::{BaseUrl, Integration, now, unix_ms};
 use stella_integrations::events::{EventDraft, EventType};
 use stella_integrations::health::{CheckOutcome, FinishedCheck, HealthCheck};
 use stella_integrations::ledger::LedgerEntry;
@@ -940,6 +940,92 @@ async fn the_upgrade_rolls_up_the_history_kept_before_it(b: &Backend) {
     assert_eq!(upgraded.uptime_counts("t1", &[i.integration_id], 0).await.unwrap(), [(i.integration_id, 3, 4)]);
 }
 
+/// The size of the database file in pages (SQLite), or the number of day partitions of the
+/// tables that grow with time (PostgreSQL).
+async fn shape(b: &Backend) -> i64 {
+    if b.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&b.url).await.unwrap();
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut c).await.unwrap();
+        sqlx::query_scalar("PRAGMA page_count").fetch_one(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::PgConnection::connect(&b.url).await.unwrap();
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE c.relname ~ '^(invocations|health_checks|health_hours)_d[0-9]{8}$'",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+    }
+}
+
+/// Retention on PostgreSQL drops whole days (no row is deleted, so none is left dead), and day
+/// partitions are made ahead, taking in the rows that strayed before them; on SQLite it deletes,
+/// and the file shrinks.
+async fn retention_drops_whole_days_and_the_file_shrinks(b: &Backend) {
+    let s = &*b.store;
+    let postgres = !b.url.starts_with("sqlite:");
+    let day = 86_400_000;
+    let today = now().unix_timestamp() * 1000 / day * day;
+    let i = insert_in(s, "t1", "kept-by-day", Status::Active, false).await;
+    // A row far ahead of every partition strays into the default one.
+    let stray_at = today + 10 * day + 5;
+    let insert_checks = |from: i64, count: i64| {
+        format!(
+            "WITH RECURSIVE n(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM n WHERE k < {}) \
+             INSERT INTO health_checks (check_id, integration_id, tenant_id, checked_ms, outcome, latency_ms, message) \
+             SELECT '{:08x}-0000-4000-8000-' || (100000000000 + k), '{}', 't1', {from} + k, 'healthy', 1, '{}' FROM n",
+            count - 1,
+            (from / 1000) as u32,
+            i.integration_id,
+            "x".repeat(400)
+        )
+    };
+    assert_eq!(b.raw(&insert_checks(stray_at, 1)).await.unwrap(), 1);
+
+    // Today and the next three days; again, nothing more.
+    let made = s.make_partitions(today + 1).await.unwrap();
+    assert_eq!(made, if postgres { 9 } else { 0 }, "tomorrow to three days on: today's is the upgrade's");
+    assert_eq!(s.make_partitions(today + 2).await.unwrap(), 0);
+    // Ten days on (nothing ran meanwhile): that day and three more are made (the days missed
+    // are past; a row of theirs stays in the default partition), the stray moves into its own,
+    // and reads the same.
+    let made = s.make_partitions(today + 10 * day).await.unwrap();
+    assert_eq!(made, if postgres { 3 * 4 } else { 0 });
+    assert!(shape(b).await > 0);
+    let history = s.health_history("t1", i.integration_id, None, 10).await.unwrap();
+    assert_eq!(history.iter().map(|c| unix_ms(c.checked_at)).collect::<Vec<_>>(), [stray_at]);
+    if postgres {
+        assert_eq!(b.raw("DELETE FROM health_checks_default").await.unwrap(), 0, "the stray moved");
+    }
+
+    // Two days of checks, tomorrow and the day after.
+    let tomorrow = today + day;
+    assert_eq!(b.raw(&insert_checks(tomorrow, 3_000)).await.unwrap(), 3_000);
+    assert_eq!(b.raw(&insert_checks(tomorrow + day, 3_000)).await.unwrap(), 3_000);
+    let before = shape(b).await;
+    // Retention at the end of tomorrow: its day goes, whole; the day after stays whole.
+    assert_eq!(s.prune_health_checks(tomorrow + day).await.unwrap(), 3_000);
+    let left = s.health_history("t1", i.integration_id, None, 10).await.unwrap();
+    assert!(left.iter().all(|c| unix_ms(c.checked_at) >= tomorrow + day), "{left:?}");
+    assert_eq!(s.prune_health_checks(tomorrow + day).await.unwrap(), 0);
+    // Halfway through a day, that day stays whole (kept until all of it is past the retention).
+    assert_eq!(s.prune_health_checks(tomorrow + day + day / 2).await.unwrap(), if postgres { 0 } else { 3_000 });
+    if postgres {
+        assert_eq!(shape(b).await, before - 1, "tomorrow's partition was dropped");
+        let mut c = sqlx::PgConnection::connect(&b.url).await.unwrap();
+        let dead: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(n_dead_tup), 0)::bigint FROM pg_stat_user_tables WHERE relname LIKE 'health_checks_d%'",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        assert_eq!(dead, 0, "nothing was deleted, so nothing is dead");
+    } else {
+        assert!(shape(b).await < before, "the file gave its freed pages back: {} of {before}", shape(b).await);
+    }
+}
+
 fn plugin_version(provider: &str, version: &str, bytes: &[u8]) -> PluginVersion {
     use sha2::Digest as _;
     let manifest = stella_runtime::Manifest::from_toml(&format!(
@@ -1654,6 +1740,7 @@ conformance!(
     pruning_deletes_old_history_in_batches,
     checks_roll_up_into_the_hours_uptime_and_latency_are_read_from,
     the_upgrade_rolls_up_the_history_kept_before_it,
+    retention_drops_whole_days_and_the_file_shrinks,
     plugin_versions_are_stored_by_content_and_run_only_once_approved,
     the_platform_audit_chain_and_events_verify_and_detect_tampering,
     concurrent_platform_writes_keep_one_unbroken_chain,
@@ -1695,5 +1782,138 @@ async fn a_postgres_database_of_the_first_release_is_upgraded_in_place() {
     assert_eq!(row.configuration, json!({"project": "library", "n": [1, 2]}));
     assert_eq!(row.tags, vec!["eu".to_string()]);
     drop(store);
+    db.drop_now().await;
+}
+
+/// A PostgreSQL database of the release before day partitions (migrations 1 to 12), with rows in
+/// the ledger, the history and its rollups, is converted in place: every row reads back, they sit
+/// in the `_before` partitions, new rows go to the day partitions once made, and retention drops
+/// what is old enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_database_of_the_release_before_partitions_is_converted_without_losing_a_row() {
+    let Some(db) = common::postgres_database().await else { return };
+    let sources: [(i64, &str, &str); 12] = [
+        (1, "catalog", include_str!("../../../migrations/postgres/0001_catalog.sql")),
+        (2, "configuration_text", include_str!("../../../migrations/postgres/0002_configuration_text.sql")),
+        (3, "health", include_str!("../../../migrations/postgres/0003_health.sql")),
+        (4, "health_interval_replica", include_str!("../../../migrations/postgres/0004_health_interval_replica.sql")),
+        (5, "plugins", include_str!("../../../migrations/postgres/0005_plugins.sql")),
+        (6, "ledger", include_str!("../../../migrations/postgres/0006_ledger.sql")),
+        (7, "ledger_filters", include_str!("../../../migrations/postgres/0007_ledger_filters.sql")),
+        (8, "console", include_str!("../../../migrations/postgres/0008_console.sql")),
+        (9, "ledger_secret_in_request", include_str!("../../../migrations/postgres/0009_ledger_secret_in_request.sql")),
+        (10, "maintenance", include_str!("../../../migrations/postgres/0010_maintenance.sql")),
+        (11, "ledger_levels", include_str!("../../../migrations/postgres/0011_ledger_levels.sql")),
+        (12, "health_hours", include_str!("../../../migrations/postgres/0012_health_hours.sql")),
+    ];
+    let before = sqlx::migrate::Migrator::with_migrations(
+        sources
+            .iter()
+            .map(|(version, name, sql)| {
+                sqlx::migrate::Migration::new(
+                    *version,
+                    (*name).into(),
+                    sqlx::migrate::MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(*sql),
+                    false,
+                )
+            })
+            .collect(),
+    );
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    before.run(&mut c).await.unwrap();
+    drop(c);
+    // Rows as that release wrote them.
+    let id = Uuid::new_v4();
+    let t0 = now().unix_timestamp() * 1000;
+    let raw = |sql: String| {
+        let url = db.url.clone();
+        async move {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
+        }
+    };
+    raw(format!(
+        "INSERT INTO integrations (integration_id, tenant_id, name, integration_type, provider, configuration, tags, \
+         status, paused, consecutive_failures, created_at, created_by, version) VALUES \
+         ('{id}', 't1', 'old', 'registry', 'in-memory', '{{}}', '[]'::jsonb, 'active', false, 0, now(), 'a', 1)"
+    ))
+    .await;
+    let entries: Vec<LedgerEntry> = (0..50).map(|n| ledger_entry("t1", id, t0 - n * 3_600_000)).collect();
+    for e in &entries {
+        let record = serde_json::to_string(&e.record).unwrap().replace('\'', "''");
+        raw(format!(
+            "INSERT INTO invocations (invocation_id, tenant_id, integration_id, provider, sha256, operation, at_ms, \
+             duration_ms, outcome, denied, denial_kinds, origins, auth_refs, revealed_secret, signed_jwt, record) \
+             VALUES ('{}', 't1', '{id}', 'in-memory', 'ab', 'check-health', {}, 3, 'healthy', true, '[\"origin\"]', \
+             '[]', '[]', false, false, '{record}')",
+            e.invocation_id,
+            unix_ms(e.at)
+        ))
+        .await;
+    }
+    for n in 0..3 {
+        let at = t0 - (3 - n) * 86_400_000;
+        let hour = at / 3_600_000 * 3_600_000;
+        raw(format!(
+            "INSERT INTO health_checks (check_id, integration_id, tenant_id, checked_ms, outcome, latency_ms, message) \
+             VALUES ('{}', '{id}', 't1', {at}, 'healthy', 12, 'ok')",
+            Uuid::new_v4()
+        ))
+        .await;
+        raw(format!(
+            "INSERT INTO health_hours (integration_id, hour_ms, tenant_id, made, working, skipped, latency) VALUES \
+             ('{id}', {hour}, 't1', 1, 1, 0, '{{\"count\":1,\"sumMs\":12,\"minMs\":12,\"maxMs\":12,\"buckets\":[0,0,1]}}')"
+        ))
+        .await;
+    }
+
+    // The upgrade.
+    let s: Arc<dyn Store> = Arc::new(PostgresStore::connect(&db.url).await.unwrap());
+    for e in &entries {
+        let read = s.invocation(Some("t1"), e.invocation_id).await.unwrap().unwrap();
+        assert_eq!((read.at, read.record.is_some()), (e.at, true));
+    }
+    assert_eq!(s.health_history("t1", id, None, 10).await.unwrap().len(), 3);
+    let hours = s.health_hours("t1", id, 0).await.unwrap();
+    assert_eq!(hours.iter().map(|h| (h.made, h.latency.max_ms)).collect::<Vec<_>>(), [(1, 12); 3]);
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    for table in ["invocations", "health_checks", "health_hours"] {
+        let kind: String = sqlx::query_scalar("SELECT relkind::text FROM pg_class WHERE relname = $1")
+            .bind(table)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(kind, "p", "{table} is partitioned");
+        let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}_before")))
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert!(rows > 0, "{table}'s rows are in its _before partition");
+    }
+    // New days get their partitions; a new row lands in its own.
+    let tomorrow = (t0 / 86_400_000 + 1) * 86_400_000;
+    assert_eq!(s.make_partitions(t0).await.unwrap(), 9);
+    let late = ledger_entry("t1", id, tomorrow + 5);
+    s.record_invocations(std::slice::from_ref(&late)).await.unwrap();
+    let name = format!("invocations_d{}", from_unix_ms(tomorrow).date().to_string().replace('-', ""));
+    let in_its_day: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {name}")))
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(in_its_day, 1, "{name}");
+    // Retention: rows of before the upgrade older than the cut-off are deleted from `_before`;
+    // once the cut-off passes its end, it goes whole, and so does tomorrow's day.
+    assert_eq!(s.prune_invocations(t0 - 24 * 3_600_000 + 1).await.unwrap(), 26);
+    assert!(s.prune_invocations(tomorrow + 86_400_000).await.unwrap() > 0);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM invocations").fetch_one(&mut c).await.unwrap();
+    assert_eq!(rows, 0);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_class WHERE relname = 'invocations_before'")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the _before partition was dropped once past the retention");
+    drop(c);
+    drop(s);
     db.drop_now().await;
 }
