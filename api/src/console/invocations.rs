@@ -55,13 +55,18 @@ pub(super) fn invocations_html(
             (text("authRef", "Credential (AuthRef)", "ref://…"))
             (text("integrationId", "Integration id", ""))
             (text("sha256", "Component sha256", ""))
+            label { "Level" select name="level" {
+                option value="" { "any" }
+                option value="full" selected[v("level") == "full"] { "full record" }
+                option value="summary" selected[v("level") == "summary"] { "hourly summary" }
+            } }
             (text("since", "Since (RFC 3339)", "2026-11-01T00:00:00Z"))
             (text("until", "Until (RFC 3339)", ""))
             button type="submit" { "Filter" }
         }
         @if entries.is_empty() { p.muted { "No invocation matches." } } @else {
             table {
-                thead { tr { th { "When" } th { "Provider" } th { "Operation" } th { "Outcome" } th { "Denied" } th { "Origins" } } }
+                thead { tr { th { "When" } th { "Provider" } th { "Operation" } th { "Outcome" } th { "Kept" } th { "Denied" } th { "Origins" } } }
                 tbody {
                     @for e in entries {
                         tr {
@@ -69,6 +74,7 @@ pub(super) fn invocations_html(
                             td data-label="Provider" { (e.provider) }
                             td data-label="Operation" { (e.operation.as_str()) }
                             td data-label="Outcome" { (e.outcome) }
+                            td data-label="Kept" { (kept(e)) }
                             td data-label="Denied" { @if e.denied { span.badge.unhealthy { (e.denial_kinds.join(", ")) } } @else { "–" } }
                             td data-label="Origins" { (e.origins.join(", ")) }
                         }
@@ -81,6 +87,14 @@ pub(super) fn invocations_html(
         }
     };
     layout(Some(session), "Invocations", "Invocations", body)
+}
+
+/// How much of an entry the ledger keeps: `full`, or how many checks a summary stands for.
+fn kept(e: &crate::ledger::LedgerEntry) -> String {
+    match &e.summary {
+        Some(s) => format!("summary of {}", s.checks),
+        None => "full".to_string(),
+    }
 }
 
 /// One invocation, with its whole record.
@@ -100,9 +114,26 @@ pub(super) fn invocation_html(session: &ConsoleSession, e: &crate::ledger::Ledge
             dt { "Revealed a secret" } dd { (if e.revealed_secret { "yes" } else { "no" }) }
             dt { "Sent a secret's value in a request" } dd { (if e.secret_in_request { "yes" } else { "no" }) }
         }
-        @match &e.record {
-            Some(record) => { (record_view(record)) }
-            None => { p.muted { "No record is kept of it." } }
+        @match (&e.record, &e.summary) {
+            (Some(record), _) => { (record_view(record)) }
+            (None, Some(s)) => {
+                h2 { "Summary of " (s.checks) " healthy checks" }
+                p {
+                    "Each repeated exactly what the check before it did, so the ledger keeps their count and "
+                    "timing here, and the record once: "
+                    a href={"/console/invocations/" (s.repeats)} { "the full entry they repeat" } "."
+                }
+                dl.facts {
+                    dt { "First" } dd { (when(Some(s.first_at))) }
+                    dt { "Last" } dd { (when(Some(s.last_at))) }
+                    dt { "Latency" } dd {
+                        "median ≤ " (s.latency.quantile(0.5).unwrap_or(0)) " ms, 95th percentile ≤ "
+                        (s.latency.quantile(0.95).unwrap_or(0)) " ms, slowest " (s.latency.max_ms) " ms"
+                    }
+                    dt { "Digest" } dd { code { (s.digest) } }
+                }
+            }
+            (None, None) => { p.muted { "No record is kept of it." } }
         }
     };
     layout(Some(session), "Invocation", "Invocations", body)
@@ -132,4 +163,41 @@ pub(super) async fn invocation_page(
     let id = uuid::Uuid::parse_str(&id).map_err(|_| PageError::Service(ServiceError::InvocationNotFound))?;
     let entry = state.catalog.invocation(&auditor, id).await?;
     Ok(Html(invocation_html(&session, &entry)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{Caller, Principal};
+
+    #[test]
+    fn a_summary_shows_its_checks_and_links_the_entry_it_repeats() {
+        let session = ConsoleSession {
+            principal: Principal {
+                caller: Caller { tenant: "acme".into(), subject: "alice".into() },
+                scopes: vec!["integrations.audit".into()],
+            },
+            csrf_token: "csrf".into(),
+            created_at: crate::domain::now(),
+            expires_at: crate::domain::now() + time::Duration::hours(1),
+        };
+        let full: crate::ledger::LedgerEntry = serde_json::from_value(serde_json::json!({
+            "invocationId": "6f1c7a34-2d8e-4b1a-9c3e-0d5f8a7b6c21", "tenantId": "acme",
+            "integrationId": "0b8e1d2a-3c4f-4a5b-8c6d-7e8f9a0b1c2d", "provider": "http-probe", "sha256": "ab",
+            "operation": "check-health", "at": "2026-12-07T10:05:00Z", "durationMs": 40, "outcome": "healthy",
+            "denied": false, "denialKinds": [], "origins": ["https://agent.internal"], "authRefs": [],
+            "outsideBaseUrl": false, "revealedSecret": false, "signedJwt": false,
+        }))
+        .unwrap();
+        let mut summary = full.folded(full.invocation_id);
+        let mut next = full.clone();
+        next.duration_ms = 900;
+        summary.summary.as_mut().unwrap().merge(next.folded(full.invocation_id).summary.as_ref().unwrap());
+        let page = invocation_html(&session, &summary);
+        assert!(page.contains("Summary of 2 healthy checks"), "{page}");
+        assert!(page.contains("href=\"/console/invocations/6f1c7a34-2d8e-4b1a-9c3e-0d5f8a7b6c21\""), "{page}");
+        assert!(page.contains("slowest 900 ms"), "{page}");
+        assert_eq!(kept(&summary), "summary of 2");
+        assert_eq!(kept(&full), "full");
+    }
 }
