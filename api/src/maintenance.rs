@@ -69,6 +69,7 @@ pub async fn run_once(catalog: &Catalog, owner: &str, config: &MaintenanceConfig
                 health_hours = pruned.health_hours,
                 events = pruned.events,
                 console = pruned.console,
+                idempotency_keys = pruned.idempotency_keys,
                 partitions_made = pruned.partitions_made,
                 total,
                 "maintenance: pruned what the retentions no longer keep"

@@ -29,6 +29,10 @@ pub struct Retention {
     pub undelivered_events: Option<Duration>,
 }
 
+/// How long an `Idempotency-Key` is remembered: a client retrying a request after a day makes a
+/// new one (as Stripe's keys, which expire after 24 hours).
+pub const IDEMPOTENCY_KEYS_KEPT: Duration = Duration::from_secs(24 * 3600);
+
 impl Retention {
     /// The retentions the configuration sets.
     pub fn of(config: &Config) -> Self {
@@ -56,19 +60,22 @@ pub struct Pruned {
     pub events: u64,
     /// Ended console sessions and expired spent sign-in links.
     pub console: u64,
+    /// `Idempotency-Key`s older than [`IDEMPOTENCY_KEYS_KEPT`].
+    pub idempotency_keys: u64,
     /// Day partitions made ahead (PostgreSQL).
     pub partitions_made: u64,
 }
 
 impl Pruned {
     /// (table, rows removed), as the metrics and the log name them.
-    pub fn by_table(&self) -> [(&'static str, u64); 5] {
+    pub fn by_table(&self) -> [(&'static str, u64); 6] {
         [
             ("invocations", self.invocations),
             ("health_checks", self.health_checks),
             ("health_hours", self.health_hours),
             ("events", self.events),
             ("console", self.console),
+            ("idempotency_keys", self.idempotency_keys),
         ]
     }
 }
@@ -118,6 +125,7 @@ impl Catalog {
         };
         let events = self.store.prune_events(at - retention.delivered_events, written_before).await?;
         let console = self.store.prune_console(at_ms).await?;
-        Ok(Pruned { invocations, health_checks, health_hours, events, console, partitions_made })
+        let idempotency_keys = self.store.prune_idempotency_keys(at - IDEMPOTENCY_KEYS_KEPT).await?;
+        Ok(Pruned { invocations, health_checks, health_hours, events, console, idempotency_keys, partitions_made })
     }
 }

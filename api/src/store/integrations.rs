@@ -51,6 +51,10 @@ pub trait IntegrationStore: Send + Sync + 'static {
     /// The response kept for an `Idempotency-Key`.
     async fn idempotent_response(&self, tenant_id: &str, key: &str) -> Result<Option<IdempotentResponse>, StoreError>;
 
+    /// Forgets the `Idempotency-Key`s stored before `before`, a few thousand per statement;
+    /// returns how many.
+    async fn prune_idempotency_keys(&self, before: time::OffsetDateTime) -> Result<u64, StoreError>;
+
     /// Up to `limit` tenants that have integrations, in order (the start-up check of a secret
     /// layout meant for one tenant).
     async fn tenants(&self, limit: u32) -> Result<Vec<String>, StoreError>;
@@ -586,6 +590,25 @@ sql_impl! {
             match self.read_optional(query).await? {
                 None => Ok(None),
                 Some(row) => Ok(Some(parse_json(&row.try_get::<String, _>(0).map_err(map_error)?)?)),
+            }
+        }
+
+        async fn prune_idempotency_keys(&self, before: time::OffsetDateTime) -> Result<u64, StoreError> {
+            let mut deleted = 0;
+            loop {
+                let done = sqlx::query(
+                    "DELETE FROM idempotency_keys WHERE (tenant_id, key) IN \
+                     (SELECT tenant_id, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
+                )
+                .bind(before)
+                .bind(super::sql::PRUNE_BATCH)
+                .execute(&self.pool)
+                .await
+                .map_err(map_error)?;
+                deleted += D::rows_affected(&done);
+                if D::rows_affected(&done) < super::sql::PRUNE_BATCH as u64 {
+                    return Ok(deleted);
+                }
             }
         }
 

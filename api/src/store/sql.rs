@@ -165,6 +165,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "ledger_levels", include_str!("../../../migrations/sqlite/0010_ledger_levels.sql")),
     (11, "health_hours", include_str!("../../../migrations/sqlite/0011_health_hours.sql")),
     (12, "entry_time_key", include_str!("../../../migrations/sqlite/0012_entry_time_key.sql")),
+    (13, "idempotency_retention", include_str!("../../../migrations/sqlite/0013_idempotency_retention.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "catalog", include_str!("../../../migrations/postgres/0001_catalog.sql")),
@@ -180,6 +181,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "ledger_levels", include_str!("../../../migrations/postgres/0011_ledger_levels.sql")),
     (12, "health_hours", include_str!("../../../migrations/postgres/0012_health_hours.sql")),
     (13, "day_partitions", include_str!("../../../migrations/postgres/0013_day_partitions.sql")),
+    (14, "idempotency_retention", include_str!("../../../migrations/postgres/0014_idempotency_retention.sql")),
 ];
 
 fn migrator(migrations: &'static [(i64, &'static str, &'static str)]) -> Migrator {

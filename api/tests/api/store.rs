@@ -483,6 +483,10 @@ async fn an_idempotency_key_is_kept_with_its_change_or_not_at_all(b: &Backend) {
     assert_eq!(s.get("t1", second.integration_id).await.unwrap(), None);
     assert_eq!(s.events("t1", 0, 10).await.unwrap().len(), 1);
     assert_eq!(s.verify_audit().await.unwrap().entries, 1);
+    // Keys are remembered for a while, then forgotten.
+    assert_eq!(s.prune_idempotency_keys(now() - time::Duration::hours(1)).await.unwrap(), 0);
+    assert_eq!(s.prune_idempotency_keys(now() + time::Duration::seconds(1)).await.unwrap(), 1);
+    assert_eq!(s.idempotent_response("t1", "k1").await.unwrap(), None);
 }
 
 async fn concurrent_writers_keep_one_unbroken_chain(b: &Backend) {
