@@ -15,7 +15,9 @@
 //! another outcome). `summary`: the healthy checks that repeat the previous one exactly (the same
 //! [`LedgerEntry::digest`]) are folded, per integration and hour, into one entry: how many, the
 //! first and last, their latencies, and the full entry whose record they repeat (`repeats`). The
-//! operator can keep every check in full, or a sample (`[ledger]`).
+//! first check of each day (UTC) is kept in full, so a summary and the entry it repeats are of one
+//! day: retention keeps and drops them together. The operator can keep every check in full, or a
+//! sample (`[ledger]`).
 
 use std::collections::BTreeSet;
 

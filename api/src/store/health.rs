@@ -14,12 +14,14 @@ use crate::health::{CheckOutcome, FinishedCheck, HealthCheck, HealthHour, Histor
 use crate::ledger::{LedgerEntry, Level};
 
 /// A recorded check's ledger entry as it is kept (in full, or folded), with what the schedule
-/// remembers of it for the next check: its digest, and its id when it is kept in full.
+/// remembers of it for the next check: its digest, and its id and start when it is kept in full.
 struct Kept {
     entry: LedgerEntry,
     digest: String,
-    full: Option<String>,
+    full: Option<(String, i64)>,
 }
+
+const DAY_MS: i64 = 86_400_000;
 
 /// The health schedule and history.
 #[async_trait]
@@ -348,7 +350,8 @@ sql_impl! {
                 // What each integration's previous check did: a foldable check that did the same is
                 // folded into its hour's summary, as a repeat of the last full entry.
                 let read = format!(
-                    "SELECT integration_id, last_digest, last_full FROM health_schedule WHERE integration_id IN ({})",
+                    "SELECT integration_id, last_digest, last_full, last_full_ms FROM health_schedule \
+                     WHERE integration_id IN ({})",
                     placeholders(1, part.len())
                 );
                 let mut query = sqlx::query(AssertSqlSafe(read));
@@ -360,8 +363,11 @@ sql_impl! {
                     let id: String = row.try_get("integration_id").map_err(map_error)?;
                     let digest: Option<String> = row.try_get("last_digest").map_err(map_error)?;
                     let full: Option<String> = row.try_get("last_full").map_err(map_error)?;
-                    if let (Some(digest), Some(full)) = (digest, full.and_then(|f| Uuid::parse_str(&f).ok())) {
-                        previous.insert(id, (digest, full));
+                    let full_ms: Option<i64> = row.try_get("last_full_ms").map_err(map_error)?;
+                    if let (Some(digest), Some(full), Some(full_ms)) =
+                        (digest, full.and_then(|f| Uuid::parse_str(&f).ok()), full_ms)
+                    {
+                        previous.insert(id, (digest, full, full_ms.div_euclid(DAY_MS)));
                     }
                 }
                 let entries: Vec<Option<Kept>> = part
@@ -369,25 +375,32 @@ sql_impl! {
                     .map(|f| {
                         let entry = f.invocation.as_deref()?;
                         let digest = entry.digest();
+                        // The same as the last check, and on the day of the full entry it repeats.
+                        let day = unix_ms(entry.at).div_euclid(DAY_MS);
                         let repeats = previous
                             .get(&f.integration_id.to_string())
-                            .filter(|(last, _)| f.foldable && *last == digest)
-                            .map(|(_, full)| *full);
+                            .filter(|(last, _, full_day)| f.foldable && *last == digest && *full_day == day)
+                            .map(|(_, full, _)| *full);
                         Some(match repeats {
                             Some(full) => Kept { entry: entry.folded(full), digest, full: None },
-                            None => Kept { entry: entry.clone(), digest, full: Some(entry.invocation_id.to_string()) },
+                            None => Kept {
+                                entry: entry.clone(),
+                                digest,
+                                full: Some((entry.invocation_id.to_string(), unix_ms(entry.at))),
+                            },
                         })
                     })
                     .collect();
-                let rows: Vec<String> = (0..part.len()).map(|n| format!("({})", placeholders(7 * n + 2, 7))).collect();
+                let rows: Vec<String> = (0..part.len()).map(|n| format!("({})", placeholders(8 * n + 2, 8))).collect();
                 // VALUES columns are column1.. in both dialects: id, tenant, next due, checked at,
-                // version, digest, full entry.
+                // version, digest, full entry and its start.
                 let release = format!(
                     "UPDATE health_schedule SET \
                      due_ms = CASE WHEN reschedule THEN d.column4 ELSE d.column3 END, \
                      reschedule = FALSE, lease_owner = NULL, lease_until_ms = NULL, \
                      last_digest = COALESCE(d.column6, health_schedule.last_digest), \
-                     last_full = COALESCE(d.column7, health_schedule.last_full) \
+                     last_full = COALESCE(d.column7, health_schedule.last_full), \
+                     last_full_ms = COALESCE(d.column8, health_schedule.last_full_ms) \
                      FROM (VALUES {}) AS d \
                      WHERE health_schedule.integration_id = d.column1 AND health_schedule.tenant_id = d.column2 \
                      AND health_schedule.lease_owner = $1 \
@@ -405,7 +418,8 @@ sql_impl! {
                         .bind(unix_ms(f.check.checked_at))
                         .bind(f.version)
                         .bind(kept.as_ref().map(|k| k.digest.clone()))
-                        .bind(kept.as_ref().and_then(|k| k.full.clone()));
+                        .bind(kept.as_ref().and_then(|k| k.full.as_ref().map(|(id, _)| id.clone())))
+                        .bind(kept.as_ref().and_then(|k| k.full.as_ref().map(|(_, at)| *at)));
                 }
                 let released = first_column(&query.fetch_all(&mut *tx).await.map_err(map_error)?)?;
                 let kept: Vec<&FinishedCheck> =
@@ -465,7 +479,8 @@ sql_impl! {
             let released = sqlx::query(
                 "UPDATE health_schedule SET due_ms = CASE WHEN reschedule THEN $1 ELSE $2 END, \
                  reschedule = FALSE, lease_owner = NULL, lease_until_ms = NULL, \
-                 last_digest = COALESCE($6, last_digest), last_full = COALESCE($7, last_full) \
+                 last_digest = COALESCE($6, last_digest), last_full = COALESCE($7, last_full), \
+                 last_full_ms = COALESCE($8, last_full_ms) \
                  WHERE integration_id = $3 AND tenant_id = $4 AND lease_owner = $5",
             )
             .bind(unix_ms(finished.check.checked_at))
@@ -475,6 +490,7 @@ sql_impl! {
             .bind(owner)
             .bind(entry.map(LedgerEntry::digest))
             .bind(entry.map(|e| e.invocation_id.to_string()))
+            .bind(entry.map(|e| unix_ms(e.at)))
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;

@@ -1234,8 +1234,9 @@ async fn healthy_repeats_are_folded_into_one_summary_per_hour(b: &Backend) {
     use stella_integrations::ledger::{InvocationFilter, Level};
     let s = &*b.store;
     let i = insert_in(s, "t1", "folded", Status::Active, false).await;
-    // At the start of an hour, so that the first checks share it.
-    let hour = (now().unix_timestamp() * 1000 / 3_600_000 - 1) * 3_600_000;
+    // At 10:00 yesterday (UTC), so that the first checks share an hour and the next hour is on
+    // the same day.
+    let hour = (now().unix_timestamp() * 1000 / 86_400_000 - 1) * 86_400_000 + 10 * 3_600_000;
     s.schedule_health_checks(hour).await.unwrap();
     let check_at = |at: i64, entry: LedgerEntry, foldable: bool| async move {
         let leased = s.lease_health_checks("r", at, 60_000, 10).await.unwrap();
@@ -1271,7 +1272,34 @@ async fn healthy_repeats_are_folded_into_one_summary_per_hour(b: &Backend) {
     let next_hour = hour + 3_600_000;
     check_at(next_hour + 1, healthy_entry(i.integration_id, next_hour + 1, "https://c.example.com", 10), true).await;
 
-    let everything = s.invocations(Some("t1"), &InvocationFilter::default(), None, 100).await.unwrap();
+    // The next day, the first check is kept in full, though it repeats: a summary and the entry it
+    // repeats are of one day, kept and dropped together.
+    let next_day = hour + 86_400_000;
+    let new_day = healthy_entry(i.integration_id, next_day, "https://c.example.com", 10);
+    check_at(next_day, new_day.clone(), true).await;
+    check_at(next_day + 1_000, healthy_entry(i.integration_id, next_day + 1_000, "https://c.example.com", 10), true)
+        .await;
+    let next_day_entries = s
+        .invocations(
+            Some("t1"),
+            &InvocationFilter { since_ms: Some(next_day - 10 * 3_600_000), ..Default::default() },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    let kept: Vec<(Level, Option<Uuid>)> =
+        next_day_entries.iter().map(|e| (e.level, e.summary.as_ref().map(|s| s.repeats))).collect();
+    assert_eq!(kept, [(Level::Full, None), (Level::Summary, Some(new_day.invocation_id))]);
+    let everything = s
+        .invocations(
+            Some("t1"),
+            &InvocationFilter { until_ms: Some(next_day - 10 * 3_600_000), ..Default::default() },
+            None,
+            100,
+        )
+        .await
+        .unwrap();
     let mut levels: Vec<(Level, Option<u64>)> =
         everything.iter().map(|e| (e.level, e.summary.as_ref().map(|s| s.checks))).collect();
     // Newest first; a summary sits at its hour's start (the two of the first hour, in id order).
@@ -1290,7 +1318,16 @@ async fn healthy_repeats_are_folded_into_one_summary_per_hour(b: &Backend) {
     );
     assert!(everything.iter().all(|e| e.record.is_none()), "a list carries no record");
     let summaries = s
-        .invocations(Some("t1"), &InvocationFilter { level: Some(Level::Summary), ..Default::default() }, None, 100)
+        .invocations(
+            Some("t1"),
+            &InvocationFilter {
+                level: Some(Level::Summary),
+                until_ms: Some(next_day - 10 * 3_600_000),
+                ..Default::default()
+            },
+            None,
+            100,
+        )
         .await
         .unwrap();
     assert_eq!(summaries.len(), 3);
@@ -1306,7 +1343,16 @@ async fn healthy_repeats_are_folded_into_one_summary_per_hour(b: &Backend) {
     let other_summary = summaries.iter().find(|e| e.origins == ["https://c.example.com"] && e.at == from_unix_ms(hour));
     assert_eq!(other_summary.unwrap().summary.as_ref().unwrap().repeats, other.invocation_id);
     let full = s
-        .invocations(Some("t1"), &InvocationFilter { level: Some(Level::Full), ..Default::default() }, None, 100)
+        .invocations(
+            Some("t1"),
+            &InvocationFilter {
+                level: Some(Level::Full),
+                until_ms: Some(next_day - 10 * 3_600_000),
+                ..Default::default()
+            },
+            None,
+            100,
+        )
         .await
         .unwrap();
     let ids: BTreeSet<Uuid> = full.iter().map(|e| e.invocation_id).collect();
