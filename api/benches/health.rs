@@ -71,8 +71,9 @@ async fn load_integrations(url: &str, rows: u32, provider: &str, base_url: &str)
 }
 
 /// What one sweep wrote: checks, the span from the first to the last, the outcomes, and the
-/// ledger entries kept with them (with their records' mean size, and the ledger's size on disk
-/// per entry, table and indexes, in bytes).
+/// checks the ledger keeps (a full entry each, or counted in an hourly summary), with the mean
+/// size of what the entries hold and the ledger's size on disk per entry (every partition, table
+/// and indexes, in bytes).
 struct Sweep {
     checks: i64,
     span: Duration,
@@ -111,9 +112,13 @@ async fn wait_for_sweep(url: &str, rows: u32, limit: Duration) -> Sweep {
         .fetch_all(&mut c)
         .await
         .unwrap();
+    // The checks the ledger keeps: a full entry is one, a summary as many as it folded. On disk:
+    // every day partition of the ledger.
     let (ledger_entries, record_bytes, disk_bytes): (i64, f64, f64) = sqlx::query_as(
-        "SELECT count(*), coalesce(avg(octet_length(record)), 0)::float8, \
-         pg_total_relation_size('invocations')::float8 / greatest(count(*), 1) FROM invocations",
+        "SELECT coalesce(sum(CASE WHEN level = 'summary' THEN (record::jsonb->>'checks')::bigint ELSE 1 END), 0)::bigint, \
+         coalesce(avg(octet_length(record)), 0)::float8, \
+         (SELECT sum(pg_total_relation_size(p.relid)) FROM pg_partition_tree('invocations') p)::float8 \
+           / greatest(count(*), 1) FROM invocations",
     )
     .fetch_one(&mut c)
     .await
@@ -277,7 +282,7 @@ fn main() {
 
         println!(
             "{:<44} {:>8} {:>8} {:>9} {:>14} {:>13} {:>11}",
-            "sweep", "checks", "seconds", "checks/s", "ledger entries", "record bytes", "disk/entry"
+            "sweep", "checks", "seconds", "checks/s", "ledger checks", "record bytes", "disk/entry"
         );
         let sweep = |what: &str, s: &Sweep| {
             println!(
