@@ -594,6 +594,11 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .expect("a UTC time formats")
 }
 
+/// Milliseconds in an hour: the span of a health rollup and of a ledger summary.
+pub const HOUR_MS: i64 = 3_600_000;
+/// Milliseconds in a day: the span of a day partition, and of the health summary's windows.
+pub const DAY_MS: i64 = 86_400_000;
+
 /// Unix milliseconds of a time (the unit of the health tables).
 pub fn unix_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)

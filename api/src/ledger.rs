@@ -87,9 +87,6 @@ impl LedgerSummary {
     }
 }
 
-/// Milliseconds in an hour: a summary entry's span.
-const HOUR_MS: i64 = 3_600_000;
-
 /// One invocation in the ledger.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -296,12 +293,12 @@ impl LedgerEntry {
     }
 
     /// This check folded into the summary of its integration's hour, as a repeat of the full entry
-    /// `repeats`. The summary's id is the same for every check of that integration, hour and
-    /// digest (a UUID made of their hash), so folding is a write by id.
-    pub fn folded(&self, repeats: Uuid) -> LedgerEntry {
+    /// `repeats`; `digest` is this entry's ([`LedgerEntry::digest`], which the caller compared
+    /// already). The summary's id is the same for every check of that integration, hour and digest
+    /// (a UUID made of their hash), so folding is a write by id.
+    pub fn folded(&self, repeats: Uuid, digest: String) -> LedgerEntry {
         use sha2::Digest as _;
-        let digest = self.digest();
-        let hour_ms = crate::domain::unix_ms(self.at).div_euclid(HOUR_MS) * HOUR_MS;
+        let hour_ms = crate::domain::unix_ms(self.at).div_euclid(crate::domain::HOUR_MS) * crate::domain::HOUR_MS;
         let key = format!("{}.{hour_ms}.{digest}", self.integration_id);
         let hash = sha2::Sha256::digest(key.as_bytes());
         let mut bytes = [0u8; 16];
@@ -569,8 +566,8 @@ mod tests {
         assert_eq!(report.denials, [DenialCount { kind: "origin".into(), invocations: 1 }]);
 
         // A summary stands for the checks folded into it, seen last at the last of them.
-        let mut repeats = second.folded(second.invocation_id);
-        let mut more = second.folded(second.invocation_id);
+        let mut repeats = second.folded(second.invocation_id, second.digest());
+        let mut more = second.folded(second.invocation_id, second.digest());
         more.summary.as_mut().unwrap().last_at = second.at + time::Duration::minutes(20);
         repeats.summary.as_mut().unwrap().merge(more.summary.as_ref().unwrap());
         assert_eq!((repeats.level, repeats.summary.as_ref().unwrap().checks), (Level::Summary, 2));
@@ -580,7 +577,7 @@ mod tests {
         assert_eq!(report.contacted[0].last_seen, second.at + time::Duration::minutes(20));
         let other = LedgerEntry { origins: vec!["https://other.example.com".into()], ..second.clone() };
         assert_ne!(other.digest(), second.digest(), "another origin, another digest");
-        assert_ne!(other.folded(second.invocation_id).invocation_id, repeats.invocation_id);
+        assert_ne!(other.folded(second.invocation_id, other.digest()).invocation_id, repeats.invocation_id);
     }
 
     #[test]

@@ -189,10 +189,14 @@ mod tests {
             "outsideBaseUrl": false, "revealedSecret": false, "signedJwt": false,
         }))
         .unwrap();
-        let mut summary = full.folded(full.invocation_id);
+        let mut summary = full.folded(full.invocation_id, full.digest());
         let mut next = full.clone();
         next.duration_ms = 900;
-        summary.summary.as_mut().unwrap().merge(next.folded(full.invocation_id).summary.as_ref().unwrap());
+        summary
+            .summary
+            .as_mut()
+            .unwrap()
+            .merge(next.folded(full.invocation_id, next.digest()).summary.as_ref().unwrap());
         let page = invocation_html(&session, &summary);
         assert!(page.contains("Summary of 2 healthy checks"), "{page}");
         assert!(page.contains("href=\"/console/invocations/6f1c7a34-2d8e-4b1a-9c3e-0d5f8a7b6c21\""), "{page}");

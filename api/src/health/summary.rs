@@ -7,12 +7,8 @@ use uuid::Uuid;
 
 use super::check::{CheckOutcome, HealthCheck};
 use crate::domain::TestRun;
-use crate::domain::unix_ms;
+use crate::domain::{DAY_MS, HOUR_MS, unix_ms};
 use crate::lifecycle::Status;
-
-pub(crate) const DAY_MS: i64 = 86_400_000;
-/// Milliseconds in an hour: the span of a [`HealthHour`].
-pub const HOUR_MS: i64 = 3_600_000;
 
 /// One integration's checks in one hour, as uptime and latency are computed from them: kept for
 /// `health.retention-days`, when the checks themselves are kept only `health.history-hours`.

@@ -11,9 +11,10 @@ use uuid::Uuid;
 use super::{Catalog, MAX_APPLY_ATTEMPTS, STOPPING, ServiceError};
 use crate::audit::{AuditAction, AuditDraft, SCHEDULER};
 use crate::domain::{BaseUrl, Integration, now, unix_ms};
+use crate::domain::{DAY_MS, HOUR_MS};
 use crate::events::{EventDraft, EventType};
 use crate::health::check::{lifecycle_after_check, moves_state};
-use crate::health::summary::{DAY_MS, HOUR_MS, summarize};
+use crate::health::summary::summarize;
 use crate::health::{
     CheckOutcome, FinishedCheck, HealthCheck, HealthReport, HealthState, HealthSummary, HistoryCursor, MadeCheck,
 };

@@ -385,16 +385,13 @@ impl Catalog {
         let from = after.unwrap_or(0);
         // Read first, then compare: a prune between a check and the read could not hide a gap.
         let events = self.store.events(tenant, from, limit).await?;
-        match (events.first(), events.last()) {
+        match (events.first().map(|e| e.seq), events.last().map(|e| e.seq)) {
             // Sequence numbers have no gaps: a first event further on means pruned ones between.
-            (Some(first), _) if after.is_some() && first.seq > from + 1 => {
-                Err(ServiceError::CursorGone { oldest: first.seq - 1 })
+            (Some(first), _) if after.is_some() && first > from + 1 => {
+                Err(ServiceError::CursorGone { oldest: first - 1 })
             }
-            (_, Some(last)) => {
-                let next = last.seq;
-                Ok((events, next))
-            }
-            (None, None) | (Some(_), None) => {
+            (_, Some(last)) => Ok((events, last)),
+            _ => {
                 let oldest = self.store.oldest_event_cursor(tenant).await?;
                 match after {
                     Some(after) if after < oldest => Err(ServiceError::CursorGone { oldest }),

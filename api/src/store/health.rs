@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::integrations::COLUMNS;
 use super::sql::{Dialect, Query, map_error, parse_uuid, placeholders, sql_impl};
 use super::{Change, StoreError};
-use crate::domain::{Integration, from_unix_ms, unix_ms};
+use crate::domain::{DAY_MS, Integration, from_unix_ms, unix_ms};
 use crate::health::{CheckOutcome, FinishedCheck, HealthCheck, HealthHour, HistoryCursor};
 use crate::ledger::{LedgerEntry, Level};
 
@@ -20,8 +20,6 @@ struct Kept {
     digest: String,
     full: Option<(String, i64)>,
 }
-
-const DAY_MS: i64 = 86_400_000;
 
 /// The health schedule and history.
 #[async_trait]
@@ -382,7 +380,7 @@ sql_impl! {
                             .filter(|(last, _, full_day)| f.foldable && *last == digest && *full_day == day)
                             .map(|(_, full, _)| *full);
                         Some(match repeats {
-                            Some(full) => Kept { entry: entry.folded(full), digest, full: None },
+                            Some(full) => Kept { entry: entry.folded(full, digest.clone()), digest, full: None },
                             None => Kept {
                                 entry: entry.clone(),
                                 digest,

@@ -594,22 +594,9 @@ sql_impl! {
         }
 
         async fn prune_idempotency_keys(&self, before: time::OffsetDateTime) -> Result<u64, StoreError> {
-            let mut deleted = 0;
-            loop {
-                let done = sqlx::query(
-                    "DELETE FROM idempotency_keys WHERE (tenant_id, key) IN \
-                     (SELECT tenant_id, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
-                )
-                .bind(before)
-                .bind(super::sql::PRUNE_BATCH)
-                .execute(&self.pool)
-                .await
-                .map_err(map_error)?;
-                deleted += D::rows_affected(&done);
-                if D::rows_affected(&done) < super::sql::PRUNE_BATCH as u64 {
-                    return Ok(deleted);
-                }
-            }
+            let delete = "DELETE FROM idempotency_keys WHERE (tenant_id, key) IN \
+                          (SELECT tenant_id, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)";
+            self.prune_in_batches(delete, before).await
         }
 
         async fn idempotent_response(&self, tenant_id: &str, key: &str) -> Result<Option<IdempotentResponse>, StoreError> {

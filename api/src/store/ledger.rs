@@ -226,10 +226,11 @@ where
         .bind(stored_record(e))
 }
 
-/// Adds the checks of `other` (a summary of the same id) to `kept`'s.
-fn merge_summary(kept: &mut LedgerEntry, other: &LedgerEntry) {
-    if let (Some(mine), Some(theirs)) = (kept.summary.as_mut(), other.summary.as_ref()) {
-        mine.merge(theirs);
+/// Adds the checks of `other` (of a summary of the same id) to `kept`'s, whose duration is then
+/// their mean.
+fn merge_summary(kept: &mut LedgerEntry, other: &LedgerSummary) {
+    if let Some(mine) = kept.summary.as_mut() {
+        mine.merge(other);
         kept.duration_ms = mine.latency.sum_ms / mine.latency.count.max(1);
     }
 }
@@ -305,7 +306,11 @@ sql_impl! {
             let mut merged: std::collections::BTreeMap<Uuid, LedgerEntry> = std::collections::BTreeMap::new();
             for e in folded {
                 match merged.get_mut(&e.invocation_id) {
-                    Some(kept) => merge_summary(kept, e),
+                    Some(kept) => {
+                        if let Some(summary) = &e.summary {
+                            merge_summary(kept, summary);
+                        }
+                    }
                     None => {
                         merged.insert(e.invocation_id, e.clone());
                     }
@@ -332,10 +337,7 @@ sql_impl! {
                 let mut part: Vec<LedgerEntry> = part.to_vec();
                 for e in &mut part {
                     if let Some(earlier) = kept.get(&e.invocation_id.to_string()) {
-                        let mut summary = earlier.clone();
-                        summary.merge(e.summary.as_ref().expect("a folded entry has its summary"));
-                        e.duration_ms = summary.latency.sum_ms / summary.latency.count.max(1);
-                        e.summary = Some(summary);
+                        merge_summary(e, earlier);
                     }
                 }
                 let rows: Vec<String> =

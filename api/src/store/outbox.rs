@@ -12,7 +12,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use time::OffsetDateTime;
 
 use super::StoreError;
-use super::sql::{map_error, parse_json, sql_impl};
+use super::sql::{PRUNE_BATCH, map_error, parse_json, sql_impl};
 use crate::events::StoredEvent;
 
 /// Reads and delivery marks of the outbox.
@@ -41,9 +41,6 @@ pub trait OutboxStore: Send + Sync + 'static {
         written_before: OffsetDateTime,
     ) -> Result<u64, StoreError>;
 }
-
-/// Events deleted per statement.
-const PRUNE_BATCH: i64 = 5_000;
 
 fn decode_event<R: Row>(row: &R) -> Result<StoredEvent, StoreError>
 where

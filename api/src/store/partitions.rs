@@ -19,11 +19,10 @@ use sqlx::Row;
 
 use super::StoreError;
 use super::sql::{map_error, sql_impl};
+use crate::domain::DAY_MS;
 
 /// Days of partitions made ahead of today.
 pub const PARTITION_DAYS_AHEAD: i64 = 3;
-
-const DAY_MS: i64 = 86_400_000;
 
 /// A partitioned table, the column it is partitioned on, and the storage parameters of its day
 /// partitions.
@@ -178,21 +177,11 @@ sql_impl! {
                         removed += rows;
                     }
                     // The rows of before the upgrade, and strays: deleted.
-                    _ if partition.end_ms.is_none() || name.ends_with("_before") => loop {
-                        let sql = format!(
-                            "DELETE FROM {name} WHERE ctid IN (SELECT ctid FROM {name} WHERE {key} < $1 LIMIT $2)"
-                        );
-                        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-                            .bind(before_ms)
-                            .bind(super::sql::PRUNE_BATCH)
-                            .execute(&self.pool)
-                            .await
-                            .map_err(map_error)?;
-                        removed += D::rows_affected(&done);
-                        if D::rows_affected(&done) < super::sql::PRUNE_BATCH as u64 {
-                            break;
-                        }
-                    },
+                    _ if partition.end_ms.is_none() || name.ends_with("_before") => {
+                        let delete =
+                            format!("DELETE FROM {name} WHERE ctid IN (SELECT ctid FROM {name} WHERE {key} < $1 LIMIT $2)");
+                        removed += self.prune_in_batches(&delete, before_ms).await?;
+                    }
                     _ => {}
                 }
             }

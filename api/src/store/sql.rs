@@ -15,7 +15,7 @@ use std::time::Duration;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Database, Executor, IntoArguments, Pool, Postgres, SqlSafeStr, Sqlite};
+use sqlx::{AssertSqlSafe, Database, Executor, IntoArguments, Pool, Postgres, SqlSafeStr, Sqlite};
 use uuid::Uuid;
 
 use super::StoreError;
@@ -349,11 +349,19 @@ where
     /// Runs `delete` (`$1`: the time before which rows go, `$2`: at most how many) until it
     /// deletes fewer than a batch; returns how many rows went. Each batch is its own short
     /// statement: a month of history is never one long delete holding the writers back.
-    pub(super) async fn prune_in_batches(&self, delete: &'static str, before_ms: i64) -> Result<u64, StoreError> {
+    pub(super) async fn prune_in_batches<T>(&self, delete: &str, before: T) -> Result<u64, StoreError>
+    where
+        T: Copy + Send + 'static,
+        for<'a> T: sqlx::Encode<'a, D> + sqlx::Type<D>,
+    {
         let mut deleted = 0;
         loop {
-            let done =
-                sqlx::query(delete).bind(before_ms).bind(PRUNE_BATCH).execute(&self.pool).await.map_err(map_error)?;
+            let done = sqlx::query(AssertSqlSafe(delete.to_string()))
+                .bind(before)
+                .bind(PRUNE_BATCH)
+                .execute(&self.pool)
+                .await
+                .map_err(map_error)?;
             deleted += D::rows_affected(&done);
             if D::rows_affected(&done) < PRUNE_BATCH as u64 {
                 return Ok(deleted);
