@@ -1704,7 +1704,10 @@ async fn a_full_disk_under_postgres_is_an_outage_that_ends_by_itself() {
     let admin = token(dir.path(), "integrations.admin");
     let env = [("DATABASE_URL", database.url.as_str()), ("STELLA_HEALTH_ENABLED", "false")];
     let server = Server::start(dir.path(), &env);
+    // Alone while the tablespace fills: no other test creates or drops a database meanwhile.
+    let ddl = common::DATABASE_DDL.write().await;
     let acknowledged = fill_and_free(&server, &admin, database.disk()).await;
+    drop(ddl);
     assert_eq!(names(&server.base, &admin).await, acknowledged, "exactly what was acknowledged is kept");
     assert!(server.terminate());
 }

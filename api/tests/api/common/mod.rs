@@ -21,6 +21,12 @@ pub struct TestDatabase {
     pub name: String,
 }
 
+/// Held (shared) by every `CREATE DATABASE` and `DROP DATABASE` of the tests, and held alone by the
+/// full-disk test while its tablespace is full: PostgreSQL asks for an immediate checkpoint to
+/// create or drop a database, and a checkpoint fails while a tablespace's disk is full, so a test
+/// creating or dropping a database then would fail for a reason not its own.
+pub static DATABASE_DDL: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// Creates a fresh database. Without a reachable server: `None` (with a message), except under
 /// `CI=true`, where the test fails.
 pub async fn postgres_database() -> Option<TestDatabase> {
@@ -34,7 +40,9 @@ pub async fn postgres_database() -> Option<TestDatabase> {
         Err(e) => panic!("CI=true requires PostgreSQL at {admin_url}: {e}"),
     };
     let name = format!("stella_test_{}", uuid::Uuid::new_v4().simple());
+    let ddl = DATABASE_DDL.read().await;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+    drop(ddl);
     let url = match admin_url.rsplit_once('/') {
         // The server part, with our database instead of the administrative one.
         Some((server, _)) => format!("{server}/{name}"),
@@ -48,6 +56,7 @@ impl TestDatabase {
     pub async fn drop_now(self) {
         let mut admin = sqlx::PgConnection::connect(&postgres_admin_url()).await.unwrap();
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ddl = DATABASE_DDL.read().await;
         sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.unwrap();
     }
 }
